@@ -1,0 +1,8 @@
+module github.com/ismgw/ism
+
+go 1.26.8
+
+require (
+	golang.org/x/crypto v0.59.0
+	golang.org/x/sys v0.50.0
+)

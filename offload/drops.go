@@ -1,0 +1,135 @@
+package offload
+
+import (
+	"fmt"
+	"sync/atomic"
+)
+
+// DropReason says why the data path dropped a packet. The zero value means
+// the packet was not dropped.
+type DropReason uint8
+
+// Drop reasons. Each has a counter per SA and a global one.
+const (
+	NotDropped        DropReason = iota
+	DropNoSA                     // no SA for (SPI, protocol, destination), or none on the tunnel
+	DropMalformed                // truncated or inconsistent headers
+	DropICV                      // the ICV did not verify
+	DropReplay                   // sequence number already seen
+	DropOutsideWindow            // sequence number left of the replay window
+	DropBadPadding               // ESP padding or pad length wrong
+	DropSeqOverflow              // outbound sequence number would wrap
+	DropLifetime                 // the SA's hard lifetime has passed
+	DropDriverFault              // the driver failed the op
+	DropQueueFull                // no driver could take the op
+	DropSelector                 // inner addresses outside the tunnel's selectors
+	DropTooBig                   // too large for the buffer or path MTU
+	DropUnsupported              // valid but not handled (e.g. IPv4 options under AH)
+	DropDummy                    // ESP dummy packet, next header 59 (RFC 4303 §2.6)
+	DropTunnelDown               // the tunnel is down
+	DropNoRoute                  // no secure interface for the destination
+	numDropReasons
+)
+
+// NumDropReasons is the number of drop reasons, NotDropped included.
+const NumDropReasons = int(numDropReasons)
+
+var dropNames = [...]string{
+	NotDropped:        "none",
+	DropNoSA:          "no-sa",
+	DropMalformed:     "malformed",
+	DropICV:           "icv-failure",
+	DropReplay:        "replay",
+	DropOutsideWindow: "outside-window",
+	DropBadPadding:    "bad-padding",
+	DropSeqOverflow:   "sequence-overflow",
+	DropLifetime:      "lifetime-expired",
+	DropDriverFault:   "driver-fault",
+	DropQueueFull:     "queue-full",
+	DropSelector:      "selector-mismatch",
+	DropTooBig:        "too-big",
+	DropUnsupported:   "unsupported",
+	DropDummy:         "dummy-packet",
+	DropTunnelDown:    "tunnel-down",
+	DropNoRoute:       "no-route",
+}
+
+func (r DropReason) String() string {
+	if int(r) < len(dropNames) {
+		return dropNames[r]
+	}
+	return fmt.Sprintf("drop-%d", uint8(r))
+}
+
+// DropReasons returns every reason but NotDropped, in order.
+func DropReasons() []DropReason {
+	out := make([]DropReason, 0, NumDropReasons-1)
+	for r := DropReason(1); r < numDropReasons; r++ {
+		out = append(out, r)
+	}
+	return out
+}
+
+// Counters counts traffic and drops. The zero value is ready; it is safe for
+// concurrent use.
+type Counters struct {
+	Packets atomic.Uint64
+	Bytes   atomic.Uint64
+	Drops   [NumDropReasons]atomic.Uint64
+}
+
+// Drop counts one drop.
+func (c *Counters) Drop(r DropReason) { c.Drops[r].Add(1) }
+
+// Snapshot returns the counters' values.
+func (c *Counters) Snapshot() CounterValues {
+	v := CounterValues{Packets: c.Packets.Load(), Bytes: c.Bytes.Load()}
+	for i := range c.Drops {
+		v.Drops[i] = c.Drops[i].Load()
+	}
+	return v
+}
+
+// Reset zeroes the counters.
+func (c *Counters) Reset() {
+	c.Packets.Store(0)
+	c.Bytes.Store(0)
+	for i := range c.Drops {
+		c.Drops[i].Store(0)
+	}
+}
+
+// CounterValues is a snapshot of Counters.
+type CounterValues struct {
+	Packets, Bytes uint64
+	Drops          [NumDropReasons]uint64
+}
+
+// Dropped returns the total of all drops.
+func (v *CounterValues) Dropped() uint64 {
+	var n uint64
+	for _, d := range v.Drops {
+		n += d
+	}
+	return n
+}
+
+// Add adds w to v.
+func (v *CounterValues) Add(w CounterValues) {
+	v.Packets += w.Packets
+	v.Bytes += w.Bytes
+	for i := range v.Drops {
+		v.Drops[i] += w.Drops[i]
+	}
+}
+
+// DropMap returns the nonzero drops by reason name.
+func (v *CounterValues) DropMap() map[string]uint64 {
+	m := map[string]uint64{}
+	for i, d := range v.Drops {
+		if d != 0 {
+			m[DropReason(i).String()] = d
+		}
+	}
+	return m
+}

@@ -1,0 +1,539 @@
+package offload
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/offload/header"
+	"github.com/ismgw/ism/transform"
+)
+
+// framing is what prepare leaves for finish. Offsets are relative to the
+// packet start (Buf.Off) as it is after prepare.
+type framing struct {
+	ipLen  int  // IP header bytes in front (outer, or kept in transport mode)
+	hdr    int  // offset of the ESP or AH header
+	pay    int  // offset of the ESP payload (after the IV)
+	payLen int  // ESP payload with padding and trailer
+	nhPos  int  // transport mode: offset of the next-header field to rewrite
+	inner  int  // outbound: bytes accounted against the lifetime
+	esn    bool // the ESN high bits sit before the ICV and must go
+	v6     bool
+	mut4   header.IPv4Mutable
+	mut6   header.IPv6Mutable
+}
+
+// prepareOutbound frames an inner packet around its payload in place and
+// fills the op (RFC 4303 §3.3, RFC 4302 §3.3).
+func (p *Processor) prepareOutbound(pk *Packet) DropReason {
+	sa := pk.SA
+	if sa == nil || sa.cfg.Direction != driver.Outbound {
+		return DropNoSA
+	}
+	if r := sa.admit(p.now); r != NotDropped {
+		return r
+	}
+	b := pk.Buf
+	if b == nil || b.Len <= 0 || b.Off < 0 || b.Off+b.Len > len(b.Mem) {
+		return DropMalformed
+	}
+	f := &pk.f
+	*f = framing{v6: sa.ipv6}
+	pkt := b.Bytes()
+	var n int // the IP packet's length
+	var nh uint8
+	keep := 0 // transport mode: IP header bytes kept in front
+	switch pkt[0] >> 4 {
+	case 4:
+		ip := header.IPv4(pkt)
+		if !ip.IsValid() {
+			return DropMalformed
+		}
+		n, nh = int(ip.TotalLength()), header.ProtoIPv4
+		if sa.cfg.Mode == Transport {
+			if sa.ipv6 || ip.IsFragment() {
+				return DropUnsupported
+			}
+			keep, nh, f.nhPos = ip.HeaderLength(), ip.Protocol(), 9
+		}
+	case 6:
+		ip := header.IPv6(pkt)
+		if !ip.IsValid() {
+			return DropMalformed
+		}
+		n, nh = header.IPv6MinimumSize+int(ip.PayloadLength()), header.ProtoIPv6
+		if sa.cfg.Mode == Transport {
+			if !sa.ipv6 {
+				return DropUnsupported
+			}
+			var r DropReason
+			if keep, nh, f.nhPos, r = walkIPv6(pkt[:n], false); r != NotDropped {
+				return r
+			}
+		}
+	default:
+		return DropMalformed
+	}
+	b.Len = n
+	if sa.t.Protocol == transform.AH {
+		return p.ahOut(pk, keep, nh)
+	}
+	return p.espOut(pk, keep, nh)
+}
+
+// walkIPv6 finds where ESP or AH goes in (or is found in) an IPv6 packet:
+// after hop-by-hop, routing and destination options headers (RFC 4303
+// §3.1.1). It returns the header bytes before that point, the protocol that
+// follows and the offset of the next-header field that names it.
+func walkIPv6(pkt []byte, inbound bool) (n int, proto uint8, nhPos int, r DropReason) {
+	proto, n, nhPos = header.IPv6(pkt).NextHeader(), header.IPv6MinimumSize, 6
+	for i := 0; header.IsExtension(proto); i++ {
+		if proto == header.ProtoFragment || i == 8 {
+			if inbound {
+				return 0, 0, 0, DropMalformed
+			}
+			return 0, 0, 0, DropUnsupported
+		}
+		l, next, ok := header.ExtensionLength(pkt[n:], proto)
+		if !ok {
+			return 0, 0, 0, DropMalformed
+		}
+		nhPos, n, proto = n, n+l, next
+	}
+	return n, proto, nhPos, NotDropped
+}
+
+// grow moves the packet start back by insert bytes, carrying the first keep
+// bytes (a transport-mode IP header) along, and checks the tailroom.
+func grow(b *driver.Buffer, keep, insert, tail int) bool {
+	if b.Off < insert || b.Tailroom() < tail {
+		return false
+	}
+	if keep > 0 {
+		copy(b.Mem[b.Off-insert:b.Off-insert+keep], b.Mem[b.Off:b.Off+keep])
+	}
+	b.Off -= insert
+	b.Len += insert
+	return true
+}
+
+func (p *Processor) espOut(pk *Packet, keep int, nh uint8) DropReason {
+	sa, b, f, op := pk.SA, pk.Buf, &pk.f, &pk.op
+	t := sa.t
+	ivLen, icv := t.IVLen(), t.ICVLen()
+	plain := b.Len - keep
+	padLen := (t.BlockSize() - (plain+header.ESPTrailerSize)%t.BlockSize()) % t.BlockSize()
+	f.payLen = plain + padLen + header.ESPTrailerSize
+	f.esn = sa.cfg.ESN && !t.Cipher.AEAD() && t.Authenticates()
+	f.ipLen = keep
+	if sa.cfg.Mode == Tunnel {
+		f.ipLen = header.IPv4MinimumSize
+		if sa.ipv6 {
+			f.ipLen = header.IPv6MinimumSize
+		}
+	}
+	udp := 0
+	if sa.cfg.UDPEncap {
+		udp = header.UDPMinimumSize
+	}
+	insert := f.ipLen - keep + udp + header.ESPHeaderSize + ivLen
+	tail := padLen + header.ESPTrailerSize + icv + 4 + p.e.disp.tailroom
+	if !grow(b, keep, insert, tail) {
+		return DropTooBig
+	}
+	seq, r := sa.nextSeq()
+	if r != NotDropped {
+		return r
+	}
+	pk.seq = seq
+	pkt := b.Mem[b.Off:]
+	f.hdr = f.ipLen + udp
+	f.pay = f.hdr + header.ESPHeaderSize + ivLen
+	f.inner = plain
+	header.EncodeTrailer(pkt[b.Len:], padLen, nh)
+	b.Len += padLen + header.ESPTrailerSize + icv
+	header.ESP(pkt[f.hdr:]).Encode(&header.ESPFields{SPI: sa.cfg.SPI, Seq: uint32(seq)})
+	iv := pkt[f.hdr+header.ESPHeaderSize : f.pay]
+	*op = driver.Op{CipherOff: f.pay, IVLen: uint8(ivLen)}
+	if t.Encrypts() {
+		op.CipherLen = f.payLen
+	}
+	if t.Cipher.AEAD() {
+		// The sequence number never repeats under a key, so it is the IV
+		// (RFC 4106 §3.1, RFC 7634 §2).
+		binary.BigEndian.PutUint64(iv, seq)
+		op.AADLen = setAAD(&op.AAD, sa.cfg.SPI, seq, sa.cfg.ESN)
+		op.DigestOff = f.pay + f.payLen
+	} else {
+		copy(iv, p.nextIV(ivLen))
+		if t.Authenticates() {
+			op.AuthOff, op.AuthLen = f.hdr, header.ESPHeaderSize+ivLen+f.payLen
+			if f.esn {
+				// The ICV covers the high 32 bits after the payload
+				// (RFC 4303 §2.2.1); they are overwritten in finish.
+				binary.BigEndian.PutUint32(pkt[f.hdr+op.AuthLen:], uint32(seq>>32))
+				op.AuthLen += 4
+			}
+			op.DigestOff = op.AuthOff + op.AuthLen
+		}
+	}
+	copy(op.IV[:], iv)
+	proto := uint8(header.ProtoESP)
+	if udp > 0 {
+		proto = header.ProtoUDP
+		sp, dp := sa.cfg.ports()
+		header.UDP(pkt[f.ipLen:]).Encode(&header.UDPFields{SrcPort: sp, DstPort: dp, Length: uint16(b.Len - f.ipLen)})
+	}
+	p.writeIP(pk, keep, proto, pkt[insert:])
+	return NotDropped
+}
+
+// setAAD writes the ESP AAD: SPI and the 32-bit sequence number, or SPI and
+// the 64-bit extended sequence number (RFC 4106 §5).
+func setAAD(aad *[12]byte, spi uint32, seq uint64, esn bool) uint8 {
+	binary.BigEndian.PutUint32(aad[0:], spi)
+	if esn {
+		binary.BigEndian.PutUint64(aad[4:], seq)
+		return 12
+	}
+	binary.BigEndian.PutUint32(aad[4:], uint32(seq))
+	return 8
+}
+
+// writeIP writes the outer IP header in tunnel mode, or fixes the kept one
+// in transport mode, for a packet whose next protocol is proto. inner is the
+// original packet (tunnel mode), read for the TOS and DF bits.
+func (p *Processor) writeIP(pk *Packet, keep int, proto uint8, inner []byte) {
+	sa, b, f := pk.SA, pk.Buf, &pk.f
+	pkt := b.Bytes()
+	if keep > 0 {
+		pkt[f.nhPos] = proto
+		if f.v6 {
+			header.IPv6(pkt).SetPayloadLength(uint16(b.Len - header.IPv6MinimumSize))
+			return
+		}
+		ip := header.IPv4(pkt)
+		ip.SetTotalLength(uint16(b.Len))
+		ip.UpdateChecksum()
+		return
+	}
+	// RFC 4301 §5.1.2.1: copy DSCP and ECN from the inner header; copy DF
+	// from an IPv4 inner header.
+	var tos uint8
+	var flags uint16
+	if inner[0]>>4 == 4 {
+		ih := header.IPv4(inner)
+		tos, flags = ih.TOS(), ih.FlagsFragment()&header.IPv4FlagDF
+	} else {
+		tos = header.IPv6(inner).TrafficClass()
+	}
+	if f.v6 {
+		header.IPv6(pkt).Encode(&header.IPv6Fields{
+			TrafficClass: tos, PayloadLength: uint16(b.Len - header.IPv6MinimumSize),
+			NextHeader: proto, HopLimit: header.DefaultTTL, Src: sa.cfg.Src, Dst: sa.cfg.Dst,
+		})
+		return
+	}
+	header.IPv4(pkt).Encode(&header.IPv4Fields{
+		TOS: tos, TotalLength: uint16(b.Len), ID: uint16(sa.ipID.Add(1)), Flags: flags,
+		TTL: header.DefaultTTL, Protocol: proto, Src: sa.cfg.Src, Dst: sa.cfg.Dst,
+	})
+}
+
+func (p *Processor) ahOut(pk *Packet, keep int, nh uint8) DropReason {
+	sa, b, f, op := pk.SA, pk.Buf, &pk.f, &pk.op
+	icv := sa.t.ICVLen()
+	ahLen := header.AHLength(icv, sa.ipv6)
+	// Mutable IPv4 options and IPv6 extension headers would need their own
+	// zeroing rules (RFC 4302 §3.3.3.1); ISM's transport mode does without.
+	if keep > header.IPv4MinimumSize && !f.v6 || keep > header.IPv6MinimumSize {
+		return DropUnsupported
+	}
+	f.ipLen = keep
+	if sa.cfg.Mode == Tunnel {
+		f.ipLen = header.IPv4MinimumSize
+		if sa.ipv6 {
+			f.ipLen = header.IPv6MinimumSize
+		}
+	}
+	f.inner = b.Len - keep
+	insert := f.ipLen - keep + ahLen
+	if !grow(b, keep, insert, icv+4+p.e.disp.tailroom) {
+		return DropTooBig
+	}
+	seq, r := sa.nextSeq()
+	if r != NotDropped {
+		return r
+	}
+	pk.seq = seq
+	pkt := b.Mem[b.Off:]
+	f.hdr = f.ipLen
+	header.AH(pkt[f.hdr:]).Encode(&header.AHFields{NextHeader: nh, Length: ahLen, SPI: sa.cfg.SPI, Seq: uint32(seq)})
+	p.writeIP(pk, keep, header.ProtoAH, pkt[insert:])
+	f.esn = sa.cfg.ESN
+	*op = driver.Op{AuthOff: 0, AuthLen: b.Len}
+	if f.esn {
+		binary.BigEndian.PutUint32(pkt[b.Len:], uint32(seq>>32))
+		op.AuthLen += 4
+	}
+	op.DigestOff = op.AuthLen
+	zeroMutable(pkt, f)
+	return NotDropped
+}
+
+func zeroMutable(pkt []byte, f *framing) {
+	if f.v6 {
+		header.IPv6(pkt).ZeroMutable(&f.mut6)
+	} else {
+		header.IPv4(pkt).ZeroMutable(&f.mut4)
+	}
+}
+
+func restoreMutable(pkt []byte, f *framing) {
+	if f.v6 {
+		header.IPv6(pkt).RestoreMutable(&f.mut6)
+	} else {
+		header.IPv4(pkt).RestoreMutable(&f.mut4)
+	}
+}
+
+// finishOutbound puts the ICV in its place and accounts the packet.
+func (p *Processor) finishOutbound(pk *Packet) DropReason {
+	sa, b, f, op := pk.SA, pk.Buf, &pk.f, &pk.op
+	pkt := b.Mem[b.Off:]
+	icv := sa.t.ICVLen()
+	if sa.t.Protocol == transform.AH {
+		copy(pkt[f.hdr+header.AHMinimumSize:], pkt[op.DigestOff:op.DigestOff+icv])
+		restoreMutable(pkt, f)
+	} else if f.esn {
+		copy(pkt[op.DigestOff-4:], pkt[op.DigestOff:op.DigestOff+icv])
+	}
+	sa.account(f.inner, p.now)
+	return NotDropped
+}
+
+// prepareInbound parses the outer packet, finds the SA, pre-checks the
+// replay window and fills the op (RFC 4303 §3.4, RFC 4302 §3.4).
+func (p *Processor) prepareInbound(pk *Packet) DropReason {
+	pk.SA = nil
+	b := pk.Buf
+	if b == nil || b.Len <= 0 || b.Off < 0 || b.Off+b.Len > len(b.Mem) {
+		return DropMalformed
+	}
+	f := &pk.f
+	*f = framing{}
+	pkt := b.Bytes()
+	var proto uint8
+	var dst netip.Addr
+	switch pkt[0] >> 4 {
+	case 4:
+		ip := header.IPv4(pkt)
+		if !ip.IsValid() || ip.IsFragment() {
+			return DropMalformed
+		}
+		b.Len = int(ip.TotalLength())
+		f.ipLen, proto, f.nhPos, dst = ip.HeaderLength(), ip.Protocol(), 9, ip.Dst()
+	case 6:
+		ip := header.IPv6(pkt)
+		if !ip.IsValid() {
+			return DropMalformed
+		}
+		b.Len = header.IPv6MinimumSize + int(ip.PayloadLength())
+		var r DropReason
+		if f.ipLen, proto, f.nhPos, r = walkIPv6(pkt[:b.Len], true); r != NotDropped {
+			return r
+		}
+		f.v6, dst = true, ip.Dst()
+	default:
+		return DropMalformed
+	}
+	switch proto {
+	case header.ProtoESP:
+		return p.espIn(pk, 0, dst)
+	case header.ProtoUDP:
+		payload := b.Bytes()[min(f.ipLen+header.UDPMinimumSize, b.Len):]
+		if header.IsNonESP(payload) || header.IsNATKeepalive(payload) {
+			return DropMalformed // IKE and keepalives are not for the data path
+		}
+		return p.espIn(pk, header.UDPMinimumSize, dst)
+	case header.ProtoAH:
+		return p.ahIn(pk, dst)
+	}
+	return DropMalformed
+}
+
+// lookupInbound finds the inbound SA and checks it may take a packet now.
+func (p *Processor) lookupInbound(pk *Packet, spi uint32, proto transform.Protocol, dst netip.Addr) DropReason {
+	sa := p.e.lookup(spi, proto, dst)
+	if sa == nil || sa.cfg.Direction != driver.Inbound {
+		return DropNoSA
+	}
+	pk.SA = sa
+	return sa.admit(p.now)
+}
+
+// precheck infers the full sequence number and checks it against the replay
+// window without recording it.
+func (p *Processor) precheck(pk *Packet, lo uint32) DropReason {
+	sa := pk.SA
+	sa.mu.Lock()
+	seq, ok := sa.replay.infer(lo, sa.cfg.ESN)
+	r := DropOutsideWindow
+	if ok {
+		r = sa.replay.check(seq)
+	}
+	sa.mu.Unlock()
+	pk.seq = seq
+	return r
+}
+
+func (p *Processor) espIn(pk *Packet, udp int, dst netip.Addr) DropReason {
+	b, f, op := pk.Buf, &pk.f, &pk.op
+	pkt := b.Bytes()
+	f.hdr = f.ipLen + udp
+	if len(pkt) < f.hdr+header.ESPHeaderSize {
+		return DropMalformed
+	}
+	esp := header.ESP(pkt[f.hdr:])
+	if r := p.lookupInbound(pk, esp.SPI(), transform.ESP, dst); r != NotDropped {
+		return r
+	}
+	sa := pk.SA
+	t := sa.t
+	ivLen, icv := t.IVLen(), t.ICVLen()
+	f.pay = f.hdr + header.ESPHeaderSize + ivLen
+	f.payLen = len(pkt) - f.pay - icv
+	if f.payLen < header.ESPTrailerSize || t.Encrypts() && !t.Cipher.AEAD() && f.payLen%t.BlockSize() != 0 {
+		return DropMalformed
+	}
+	if r := p.precheck(pk, esp.Seq()); r != NotDropped {
+		return r
+	}
+	iv := pkt[f.hdr+header.ESPHeaderSize : f.pay]
+	*op = driver.Op{CipherOff: f.pay, IVLen: uint8(ivLen)}
+	copy(op.IV[:], iv)
+	if t.Encrypts() {
+		op.CipherLen = f.payLen
+	}
+	digest := f.pay + f.payLen
+	switch {
+	case t.Cipher.AEAD():
+		op.AADLen = setAAD(&op.AAD, sa.cfg.SPI, pk.seq, sa.cfg.ESN)
+		op.DigestOff = digest
+	case t.Authenticates():
+		op.AuthOff, op.AuthLen, op.DigestOff = f.hdr, digest-f.hdr, digest
+		if sa.cfg.ESN {
+			// Make room for the high bits before the ICV (RFC 4303
+			// §2.2.1): move the ICV 4 bytes into the tailroom.
+			if b.Tailroom() < 4 {
+				return DropTooBig
+			}
+			m := b.Mem[b.Off:]
+			copy(m[digest+4:digest+4+icv], m[digest:digest+icv])
+			binary.BigEndian.PutUint32(m[digest:], uint32(pk.seq>>32))
+			op.AuthLen += 4
+			op.DigestOff += 4
+		}
+	}
+	return NotDropped
+}
+
+func (p *Processor) ahIn(pk *Packet, dst netip.Addr) DropReason {
+	b, f, op := pk.Buf, &pk.f, &pk.op
+	pkt := b.Bytes()
+	f.hdr = f.ipLen
+	ah := header.AH(pkt[f.hdr:])
+	if !ah.IsValid() {
+		return DropMalformed
+	}
+	if r := p.lookupInbound(pk, ah.SPI(), transform.AH, dst); r != NotDropped {
+		return r
+	}
+	sa := pk.SA
+	icv := sa.t.ICVLen()
+	if ah.Length() != header.AHLength(icv, f.v6) {
+		return DropMalformed
+	}
+	if f.ipLen != header.IPv4MinimumSize && !f.v6 || f.v6 && f.ipLen != header.IPv6MinimumSize {
+		return DropUnsupported // see ahOut
+	}
+	if b.Tailroom() < icv+4 {
+		return DropTooBig
+	}
+	if r := p.precheck(pk, ah.Seq()); r != NotDropped {
+		return r
+	}
+	m := b.Mem[b.Off:]
+	*op = driver.Op{AuthLen: b.Len}
+	if sa.cfg.ESN {
+		binary.BigEndian.PutUint32(m[b.Len:], uint32(pk.seq>>32))
+		op.AuthLen += 4
+	}
+	op.DigestOff = op.AuthLen
+	copy(m[op.DigestOff:op.DigestOff+icv], ah.ICV())
+	clear(ah.ICV())
+	zeroMutable(pkt, f)
+	return NotDropped
+}
+
+// finishInbound records the sequence number now that the ICV verified,
+// checks the padding and strips the framing, leaving the inner packet
+// (tunnel mode) or the rebuilt original packet (transport mode).
+func (p *Processor) finishInbound(pk *Packet) DropReason {
+	sa, b, f := pk.SA, pk.Buf, &pk.f
+	sa.mu.Lock()
+	r := sa.replay.update(pk.seq)
+	sa.mu.Unlock()
+	if r != NotDropped {
+		return r
+	}
+	pkt := b.Bytes()
+	var nh uint8
+	var start, n int // the payload after the IPsec framing
+	if sa.t.Protocol == transform.AH {
+		restoreMutable(pkt, f)
+		ah := header.AH(pkt[f.hdr:])
+		nh, start = ah.NextHeader(), f.hdr+ah.Length()
+		n = b.Len - start
+	} else {
+		tr := header.ESPTrailer(pkt[f.pay : f.pay+f.payLen])
+		if tr.PadLen()+header.ESPTrailerSize > f.payLen || !tr.PaddingOK() {
+			return DropBadPadding
+		}
+		nh, start, n = tr.NextHeader(), f.pay, f.payLen-tr.PadLen()-header.ESPTrailerSize
+		if nh == header.ProtoNoNext {
+			return DropDummy
+		}
+	}
+	if sa.cfg.Mode == Tunnel {
+		inner := pkt[start : start+n]
+		switch {
+		case nh == header.ProtoIPv4 && len(inner) > 0 && inner[0]>>4 == 4 && header.IPv4(inner).IsValid():
+			n = int(header.IPv4(inner).TotalLength()) // drop TFC padding (RFC 4303 §2.7)
+		case nh == header.ProtoIPv6 && len(inner) > 0 && inner[0]>>4 == 6 && header.IPv6(inner).IsValid():
+			n = header.IPv6MinimumSize + int(header.IPv6(inner).PayloadLength())
+		default:
+			return DropMalformed
+		}
+		b.Off += start
+		b.Len = n
+	} else {
+		// Move the IP header up to the payload, over the framing.
+		off := b.Off + start - f.ipLen
+		copy(b.Mem[off:off+f.ipLen], b.Mem[b.Off:b.Off+f.ipLen])
+		b.Off, b.Len = off, f.ipLen+n
+		pkt = b.Bytes()
+		pkt[f.nhPos] = nh
+		if f.v6 {
+			header.IPv6(pkt).SetPayloadLength(uint16(b.Len - header.IPv6MinimumSize))
+		} else {
+			ip := header.IPv4(pkt)
+			ip.SetTotalLength(uint16(b.Len))
+			ip.UpdateChecksum()
+		}
+	}
+	pk.NextHeader = nh
+	sa.account(b.Len, p.now)
+	return NotDropped
+}

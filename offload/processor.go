@@ -1,0 +1,263 @@
+package offload
+
+import (
+	"crypto/rand"
+	"time"
+
+	"github.com/ismgw/ism/driver"
+)
+
+// BurstSize is the most packets a Processor takes in one call; it sizes
+// every per-burst slice of the data path.
+const BurstSize = 128
+
+// Headroom and Tailroom are what a Buffer needs around a packet for the
+// engine to encapsulate in place: outer IPv6 and UDP headers, ESP header and
+// IV before; padding, trailer, ICV and the ESN high bits after.
+const (
+	Headroom = 128
+	Tailroom = 128
+)
+
+// BufferSize is the size of a packet buffer: headroom, the largest packet
+// and tailroom.
+const BufferSize = Headroom + driver.MaxPacket + Tailroom
+
+// stuckAfter is how long a Processor waits for an accelerator's completions
+// before it declares the queue stuck and the driver faulty.
+const stuckAfter = 100 * time.Millisecond
+
+// Packet is one packet going through a Processor. The caller owns it and
+// its Buf between calls.
+type Packet struct {
+	// Buf holds the packet: the inner IP packet for Encap, the outer IP
+	// packet for Decap. On return it holds the result.
+	Buf *driver.Buffer
+	// SA is set by the caller for Encap and found by Decap.
+	SA *SA
+	// Drop is set when the packet was dropped.
+	Drop DropReason
+	// NextHeader is, after Decap, the protocol of the result: 4 or 41 in
+	// tunnel mode, the transport protocol in transport mode.
+	NextHeader uint8
+
+	op   driver.Op
+	bnd  *binding
+	seq  uint64
+	f    framing
+	proc *Processor
+}
+
+// NewPacket returns a packet with a Go-memory buffer of BufferSize bytes,
+// its offset at Headroom.
+func NewPacket() *Packet {
+	return &Packet{Buf: &driver.Buffer{Mem: make([]byte, BufferSize), Off: Headroom}}
+}
+
+// Reset makes the packet ready for a new payload of n bytes at Headroom.
+func (p *Packet) Reset(n int) {
+	p.Buf.Off, p.Buf.Len = Headroom, n
+	p.SA, p.Drop, p.NextHeader, p.bnd = nil, NotDropped, 0, nil
+}
+
+// Processor runs bursts of packets through the engine. It is owned by one
+// goroutine and is not safe for concurrent use.
+type Processor struct {
+	e     *Engine
+	qps   []driver.QueuePair // by driver index; nil for inline drivers
+	stats Counters
+	now   int64
+	byDrv [][]*driver.Op
+	deq   [BurstSize]*driver.Op
+	ivs   [BurstSize * 16]byte
+	ivPos int
+}
+
+func newProcessor(e *Engine) *Processor {
+	p := &Processor{e: e}
+	e.mu.Lock()
+	n := len(e.procs)
+	e.mu.Unlock()
+	d := e.disp
+	p.qps = make([]driver.QueuePair, len(d.all))
+	p.byDrv = make([][]*driver.Op, len(d.all))
+	for i, drv := range d.all {
+		p.byDrv[i] = make([]*driver.Op, 0, BurstSize)
+		if d.sync[i] == nil {
+			p.qps[i] = drv.QueuePair(n % d.infos[i].QueuePairs)
+		}
+	}
+	p.ivPos = len(p.ivs)
+	return p
+}
+
+// Encap encapsulates each packet with its SA (set by the caller) and returns
+// when every packet is done or dropped. len(pkts) must be at most BurstSize.
+func (p *Processor) Encap(pkts []*Packet) {
+	p.run(pkts, driver.Outbound)
+}
+
+// Decap finds each packet's inbound SA, verifies and decapsulates it, and
+// returns when every packet is done or dropped. len(pkts) must be at most
+// BurstSize.
+func (p *Processor) Decap(pkts []*Packet) {
+	p.run(pkts, driver.Inbound)
+}
+
+func (p *Processor) run(pkts []*Packet, dir driver.Direction) {
+	p.now = nanotime()
+	// 1. prepare
+	for i, pk := range pkts {
+		pk.proc = p
+		var r DropReason
+		if dir == driver.Outbound {
+			r = p.prepareOutbound(pk)
+		} else {
+			r = p.prepareInbound(pk)
+		}
+		if r != NotDropped {
+			p.drop(pk, r)
+			continue
+		}
+		pk.bnd = pk.SA.bind.Load()
+		pk.op.Session = pk.bnd.sess
+		pk.op.Buf = pk.Buf
+		pk.op.Status = driver.NotProcessed
+		pk.op.Tag = uint64(i)
+		p.byDrv[pk.bnd.idx] = append(p.byDrv[pk.bnd.idx], &pk.op)
+	}
+	// 2. crypto
+	for idx, ops := range p.byDrv {
+		if len(ops) == 0 {
+			continue
+		}
+		if s := p.e.disp.sync[idx]; s != nil {
+			s.Process(ops)
+		} else {
+			p.submit(idx, ops, pkts)
+		}
+		clear(ops)
+		p.byDrv[idx] = ops[:0]
+	}
+	// 3. finish
+	for _, pk := range pkts {
+		if pk.Drop != NotDropped {
+			continue
+		}
+		r := p.status(pk)
+		if r == NotDropped {
+			if dir == driver.Outbound {
+				r = p.finishOutbound(pk)
+			} else {
+				r = p.finishInbound(pk)
+			}
+		}
+		if r != NotDropped {
+			p.drop(pk, r)
+			continue
+		}
+		p.stats.Packets.Add(1)
+		p.stats.Bytes.Add(uint64(pk.Buf.Len))
+	}
+}
+
+// status maps the op's outcome to a drop reason; a driver fault moves the
+// SA to the fallback engine.
+func (p *Processor) status(pk *Packet) DropReason {
+	switch pk.op.Status {
+	case driver.OK:
+		return NotDropped
+	case driver.AuthFailed:
+		return DropICV
+	case driver.InvalidSession:
+		return DropNoSA
+	case driver.InvalidArgs:
+		return DropMalformed
+	}
+	if pk.bnd.idx != 0 {
+		p.e.disp.moveToFallback(pk.SA, pk.bnd.drv.Name()+" failed an op: "+pk.op.Status.String())
+	}
+	return DropDriverFault
+}
+
+func (p *Processor) drop(pk *Packet, r DropReason) {
+	pk.Drop = r
+	p.stats.Drop(r)
+	if pk.SA != nil {
+		pk.SA.stats.Drop(r)
+	}
+}
+
+// submit runs ops on an asynchronous driver's queue pair and waits for them.
+// What the queue will not take within a bound goes to the fallback engine;
+// a queue that does not complete within stuckAfter faults the driver.
+func (p *Processor) submit(idx int, ops []*driver.Op, pkts []*Packet) {
+	qp := p.qps[idx]
+	sent, inflight, idle := 0, 0, 0
+	for sent < len(ops) && idle < 64 {
+		n := qp.Enqueue(ops[sent:])
+		sent += n
+		inflight += n
+		if n == 0 {
+			idle++
+		}
+		inflight -= qp.Dequeue(p.deq[:])
+	}
+	if sent < len(ops) {
+		rest := ops[sent:]
+		for _, op := range rest {
+			pk := pkts[op.Tag]
+			if fb := p.e.disp.spill(pk.SA); fb != nil {
+				op.Session = fb.sess
+			}
+		}
+		p.e.disp.counts[fbQueueFull].Add(uint64(len(rest)))
+		p.e.disp.sync[0].Process(rest)
+	}
+	var deadline time.Time
+	for inflight > 0 {
+		n := qp.Dequeue(p.deq[:])
+		inflight -= n
+		if n > 0 {
+			deadline = time.Time{}
+			continue
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(stuckAfter)
+		} else if time.Now().After(deadline) {
+			p.stuck(idx, ops[:sent], pkts)
+			return
+		}
+	}
+}
+
+// stuck gives up on ops a driver never completed: their packets are dropped
+// and come back with Buf nil, the buffer abandoned to the driver; the
+// driver's SAs move to the fallback engine.
+func (p *Processor) stuck(idx int, ops []*driver.Op, pkts []*Packet) {
+	drv := p.e.disp.all[idx]
+	for _, op := range ops {
+		if op.Status == driver.NotProcessed {
+			op.Status = driver.Fault
+			pkts[op.Tag].Buf = nil
+		}
+	}
+	for _, sa := range p.e.SAs() {
+		if b := sa.bind.Load(); b != nil && b.idx == idx {
+			p.e.disp.moveToFallback(sa, drv.Name()+" queue stuck")
+		}
+	}
+}
+
+// nextIV returns n fresh random bytes for a CBC IV (RFC 3602 §2.4: IVs must
+// be unpredictable), drawn from a per-burst block to keep the system call
+// off the per-packet path.
+func (p *Processor) nextIV(n int) []byte {
+	if p.ivPos+n > len(p.ivs) {
+		_, _ = rand.Read(p.ivs[:]) // never fails; crashes the program if the OS does
+		p.ivPos = 0
+	}
+	iv := p.ivs[p.ivPos : p.ivPos+n]
+	p.ivPos += n
+	return iv
+}

@@ -1,0 +1,317 @@
+package offload
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/offload/header"
+	"github.com/ismgw/ism/transform"
+)
+
+// Mode is the IPsec encapsulation mode.
+type Mode uint8
+
+// Modes.
+const (
+	Tunnel Mode = iota
+	Transport
+)
+
+func (m Mode) String() string {
+	if m == Transport {
+		return "transport"
+	}
+	return "tunnel"
+}
+
+// Lifetime holds an SA's soft and hard limits; a zero limit is no limit.
+// Crossing a soft limit asks for a rekey; crossing a hard limit makes the SA
+// unusable once the packet that crossed it is done.
+type Lifetime struct {
+	SoftBytes, HardBytes     uint64
+	SoftPackets, HardPackets uint64
+	SoftAge, HardAge         time.Duration
+}
+
+// SAID names an SA: an SPI is unique per destination and protocol (RFC 4301
+// §4.1). For an outbound SA the destination is the peer; for an inbound SA
+// it is the local endpoint.
+type SAID struct {
+	SPI      uint32
+	Protocol transform.Protocol
+	Dst      netip.Addr
+}
+
+func (id SAID) String() string {
+	return fmt.Sprintf("0x%08x/%s/%s", id.SPI, id.Protocol, id.Dst)
+}
+
+// SAConfig is what an SA is made from.
+type SAConfig struct {
+	SPI       uint32
+	Transform transform.Transform
+	Direction driver.Direction
+	Mode      Mode
+	// Src and Dst are the outer addresses: local and peer for an outbound
+	// SA, peer and local for an inbound one.
+	Src, Dst netip.Addr
+	// UDPEncap puts ESP in UDP (RFC 3948); the ports default to 4500.
+	UDPEncap         bool
+	SrcPort, DstPort uint16
+	CipherKey        driver.Key
+	AuthKey          driver.Key
+	ESN              bool
+	// ReplayWindow is the inbound anti-replay window in packets; 0 turns
+	// the check off. Use DefaultReplayWindow unless configured.
+	ReplayWindow int
+	Lifetime     Lifetime
+	// Driver names the driver wanted ("" or "auto": the best available).
+	Driver string
+	// Cookie is the owner's reference (its tunnel); offload never reads it.
+	Cookie uint64
+}
+
+// ID returns the SA's identity.
+func (c *SAConfig) ID() SAID {
+	return SAID{SPI: c.SPI, Protocol: c.Transform.Protocol, Dst: c.Dst}
+}
+
+// SA state bits.
+const (
+	stateSoft     = 1 << iota // soft limit crossed, rekey wanted
+	stateHard                 // hard limit crossed: unusable
+	stateOverflow             // outbound sequence number exhausted: unusable
+	stateDeleted
+)
+
+// SA is one security association in one direction. It is safe for concurrent
+// use. Its keys are held until Delete zeroes them; no method prints them.
+type SA struct {
+	id  SAID
+	cfg SAConfig
+	t   transform.Transform
+
+	seq    atomic.Uint64 // outbound: last sequence number used
+	ipID   atomic.Uint32 // outbound IPv4 identification
+	state  atomic.Uint32
+	bind   atomic.Pointer[binding]
+	stats  Counters
+	used   atomic.Int64 // last packet, nanotime
+	outer  int          // outer IP (+UDP) header bytes in tunnel mode
+	ipv6   bool         // outer addresses are IPv6
+	softAt int64        // nanotime of soft/hard age expiry, 0: none
+	hardAt int64
+	born   time.Time
+
+	mu       sync.Mutex // guards replay and fallback
+	replay   replayWindow
+	fallback *binding // lazily made software session for spill-over
+
+	e *Engine
+}
+
+// ID returns the SA's identity.
+func (sa *SA) ID() SAID { return sa.id }
+
+// Config returns the SA's configuration without its keys.
+func (sa *SA) Config() SAConfig {
+	c := sa.cfg
+	c.CipherKey, c.AuthKey = nil, nil
+	return c
+}
+
+// Transform returns the SA's transform.
+func (sa *SA) Transform() transform.Transform { return sa.t }
+
+// Direction returns the SA's direction.
+func (sa *SA) Direction() driver.Direction { return sa.cfg.Direction }
+
+// Cookie returns the owner's reference given in the config.
+func (sa *SA) Cookie() uint64 { return sa.cfg.Cookie }
+
+// Counters returns the SA's traffic and drop counters.
+func (sa *SA) Counters() *Counters { return &sa.stats }
+
+// Seq returns the last outbound sequence number used, or for an inbound SA
+// the highest one verified.
+func (sa *SA) Seq() uint64 {
+	if sa.cfg.Direction == driver.Outbound {
+		return sa.seq.Load()
+	}
+	sa.mu.Lock()
+	defer sa.mu.Unlock()
+	return sa.replay.top
+}
+
+// LastUsed returns when the SA last carried a packet (zero if never).
+func (sa *SA) LastUsed() time.Time {
+	n := sa.used.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return epoch.Add(time.Duration(n))
+}
+
+// Created returns when the SA was added.
+func (sa *SA) Created() time.Time { return sa.born }
+
+// Usable reports whether the SA can still carry packets.
+func (sa *SA) Usable() bool {
+	return sa.state.Load()&(stateHard|stateOverflow|stateDeleted) == 0
+}
+
+// State describes the SA's lifetime state: "active", "rekey-wanted",
+// "expired", "sequence-exhausted" or "deleted".
+func (sa *SA) State() string {
+	s := sa.state.Load()
+	switch {
+	case s&stateDeleted != 0:
+		return "deleted"
+	case s&stateOverflow != 0:
+		return "sequence-exhausted"
+	case s&stateHard != 0:
+		return "expired"
+	case s&stateSoft != 0:
+		return "rekey-wanted"
+	}
+	return "active"
+}
+
+// Driver returns the name of the driver the SA is bound to and why it was
+// chosen.
+func (sa *SA) Driver() (name, reason string) {
+	b := sa.bind.Load()
+	if b == nil {
+		return "", ""
+	}
+	return b.drv.Name(), b.reason
+}
+
+// String describes the SA without its keys.
+func (sa *SA) String() string {
+	return fmt.Sprintf("SA %s %s %s %s %s->%s", sa.id, sa.cfg.Direction, sa.t, sa.cfg.Mode, sa.cfg.Src, sa.cfg.Dst)
+}
+
+// Format prints String for every verb, so that %v and %+v of an SA can
+// never reach the keys.
+func (sa *SA) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(sa.String())) }
+
+// nextSeq assigns the next outbound sequence number (RFC 4303 §3.3.3). When
+// the counter would wrap the SA becomes unusable and says so.
+func (sa *SA) nextSeq() (uint64, DropReason) {
+	s := sa.seq.Add(1)
+	limit := uint64(1<<32 - 1)
+	if sa.cfg.ESN {
+		limit = 1<<64 - 1
+	}
+	if s > limit || s == 0 {
+		sa.seq.Store(limit)
+		if sa.setState(stateOverflow) {
+			sa.e.notify(Event{Kind: EventHardExpire, Cause: CauseSequence, SA: sa})
+		}
+		return 0, DropSeqOverflow
+	}
+	if s == limit && sa.setState(stateOverflow) {
+		// The last number is used; the SA says so before the next one.
+		sa.e.notify(Event{Kind: EventHardExpire, Cause: CauseSequence, SA: sa})
+	}
+	return s, NotDropped
+}
+
+// setState sets bit and reports whether this call set it.
+func (sa *SA) setState(bit uint32) bool {
+	for {
+		old := sa.state.Load()
+		if old&bit != 0 {
+			return false
+		}
+		if sa.state.CompareAndSwap(old, old|bit) {
+			return true
+		}
+	}
+}
+
+// admit checks that the SA may carry a packet now.
+func (sa *SA) admit(now int64) DropReason {
+	if s := sa.state.Load(); s&(stateHard|stateOverflow|stateDeleted) != 0 {
+		if s&stateOverflow != 0 {
+			return DropSeqOverflow
+		}
+		if s&stateDeleted != 0 {
+			return DropNoSA
+		}
+		return DropLifetime
+	}
+	if sa.hardAt != 0 && now >= sa.hardAt {
+		sa.expire(true, CauseAge)
+		return DropLifetime
+	}
+	if sa.softAt != 0 && now >= sa.softAt {
+		sa.expire(false, CauseAge)
+	}
+	return NotDropped
+}
+
+// account counts a packet of n bytes that the SA carried and fires the
+// lifetime events it crosses. The packet that crosses a hard limit is still
+// delivered; the ones after it are not.
+func (sa *SA) account(n int, now int64) {
+	pk := sa.stats.Packets.Add(1)
+	by := sa.stats.Bytes.Add(uint64(n))
+	sa.used.Store(now)
+	l := &sa.cfg.Lifetime
+	if l.SoftBytes|l.SoftPackets|l.HardBytes|l.HardPackets == 0 {
+		return
+	}
+	switch {
+	case l.HardBytes != 0 && by >= l.HardBytes:
+		sa.expire(true, CauseBytes)
+	case l.HardPackets != 0 && pk >= l.HardPackets:
+		sa.expire(true, CausePackets)
+	}
+	switch {
+	case l.SoftBytes != 0 && by >= l.SoftBytes:
+		sa.expire(false, CauseBytes)
+	case l.SoftPackets != 0 && pk >= l.SoftPackets:
+		sa.expire(false, CausePackets)
+	}
+}
+
+// expire sets the soft or hard state once and posts the event.
+func (sa *SA) expire(hard bool, cause Cause) {
+	bit, kind := uint32(stateSoft), EventSoftExpire
+	if hard {
+		bit, kind = stateHard, EventHardExpire
+	}
+	if sa.setState(bit) {
+		sa.e.notify(Event{Kind: kind, Cause: cause, SA: sa})
+	}
+}
+
+// outerHeaderLen returns the bytes of outer IP and UDP header the SA adds in
+// tunnel mode.
+func outerHeaderLen(c *SAConfig) int {
+	n := header.IPv4MinimumSize
+	if c.Dst.Is6() {
+		n = header.IPv6MinimumSize
+	}
+	if c.UDPEncap {
+		n += header.UDPMinimumSize
+	}
+	return n
+}
+
+func (c *SAConfig) ports() (src, dst uint16) {
+	src, dst = c.SrcPort, c.DstPort
+	if src == 0 {
+		src = header.NATTPort
+	}
+	if dst == 0 {
+		dst = header.NATTPort
+	}
+	return src, dst
+}
