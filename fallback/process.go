@@ -13,7 +13,6 @@ import (
 type worker struct {
 	nonce   [12]byte
 	sum     [64]byte
-	tag     [16]byte
 	scratch []byte // for truncated-tag GCM verification
 }
 

@@ -17,14 +17,14 @@ type batch struct {
 // queue pair's owner only; the worker runs ops in the order given, so
 // completions come back in submission order.
 type queuePair struct {
-	free    chan *batch // empty batches
-	submit  chan *batch
-	done    chan *batch
-	cur     *batch // partly dequeued
-	curPos  int
+	free   chan *batch // empty batches
+	submit chan *batch
+	done   chan *batch
+	cur    *batch // partly dequeued
+	curPos int
 	// counters are atomic so that Stats may be called from any goroutine
 	enqueued, dequeued, short atomic.Uint64
-	stopped chan struct{}
+	stopped                   chan struct{}
 }
 
 func newQueuePair() *queuePair {

@@ -159,24 +159,28 @@ func (p *Processor) espOut(pk *Packet, keep int, nh uint8) DropReason {
 	if t.Encrypts() {
 		op.CipherLen = f.payLen
 	}
-	if t.Cipher.AEAD() {
+	switch {
+	case p.ivHook != nil:
+		p.ivHook(iv, seq)
+	case t.Cipher.AEAD():
 		// The sequence number never repeats under a key, so it is the IV
 		// (RFC 4106 §3.1, RFC 7634 §2).
 		binary.BigEndian.PutUint64(iv, seq)
+	default:
+		copy(iv, p.nextIV(ivLen))
+	}
+	if t.Cipher.AEAD() {
 		op.AADLen = setAAD(&op.AAD, sa.cfg.SPI, seq, sa.cfg.ESN)
 		op.DigestOff = f.pay + f.payLen
-	} else {
-		copy(iv, p.nextIV(ivLen))
-		if t.Authenticates() {
-			op.AuthOff, op.AuthLen = f.hdr, header.ESPHeaderSize+ivLen+f.payLen
-			if f.esn {
-				// The ICV covers the high 32 bits after the payload
-				// (RFC 4303 §2.2.1); they are overwritten in finish.
-				binary.BigEndian.PutUint32(pkt[f.hdr+op.AuthLen:], uint32(seq>>32))
-				op.AuthLen += 4
-			}
-			op.DigestOff = op.AuthOff + op.AuthLen
+	} else if t.Authenticates() {
+		op.AuthOff, op.AuthLen = f.hdr, header.ESPHeaderSize+ivLen+f.payLen
+		if f.esn {
+			// The ICV covers the high 32 bits after the payload
+			// (RFC 4303 §2.2.1); they are overwritten in finish.
+			binary.BigEndian.PutUint32(pkt[f.hdr+op.AuthLen:], uint32(seq>>32))
+			op.AuthLen += 4
 		}
+		op.DigestOff = op.AuthOff + op.AuthLen
 	}
 	copy(op.IV[:], iv)
 	proto := uint8(header.ProtoESP)

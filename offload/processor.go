@@ -71,6 +71,9 @@ type Processor struct {
 	deq   [BurstSize]*driver.Op
 	ivs   [BurstSize * 16]byte
 	ivPos int
+	// ivHook, set only by tests, writes the IV of each outbound ESP packet
+	// instead of the sequence number or random bytes (known-answer tests).
+	ivHook func(iv []byte, seq uint64)
 }
 
 func newProcessor(e *Engine) *Processor {
