@@ -42,11 +42,12 @@ type dispatcher struct {
 	// tailroom is the most any driver needs after a packet.
 	tailroom int
 	log      *slog.Logger
+	stop     chan struct{}
 	wg       sync.WaitGroup
 }
 
 func newDispatcher(e *Engine, fb driver.Driver, accel []driver.Driver, log *slog.Logger) *dispatcher {
-	d := &dispatcher{e: e, log: log}
+	d := &dispatcher{e: e, log: log, stop: make(chan struct{})}
 	for _, drv := range append([]driver.Driver{fb}, accel...) {
 		info := drv.Info()
 		d.all = append(d.all, drv)
@@ -68,7 +69,18 @@ func newDispatcher(e *Engine, fb driver.Driver, accel []driver.Driver, log *slog
 // watch moves every SA off a driver that reports a fault.
 func (d *dispatcher) watch(idx int, drv driver.Driver) {
 	defer d.wg.Done()
-	for ev := range drv.Events() {
+	events := drv.Events()
+	for {
+		var ev driver.Event
+		var ok bool
+		select {
+		case ev, ok = <-events:
+		case <-d.stop:
+			return
+		}
+		if !ok {
+			return
+		}
 		if ev.Kind != driver.EventFault {
 			d.log.Info("driver recovered; new SAs may use it again", "driver", drv.Name())
 			continue
@@ -82,7 +94,10 @@ func (d *dispatcher) watch(idx int, drv driver.Driver) {
 	}
 }
 
-func (d *dispatcher) close() { d.wg.Wait() }
+func (d *dispatcher) close() {
+	close(d.stop)
+	d.wg.Wait()
+}
 
 func (d *dispatcher) sessionConfig(sa *SA, a driver.Action) driver.SessionConfig {
 	c := &sa.cfg

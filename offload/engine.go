@@ -46,8 +46,9 @@ type Engine struct {
 	notify func(Event)
 	log    *slog.Logger
 
-	mu    sync.Mutex
-	procs []*Processor
+	mu     sync.Mutex
+	procs  []*Processor
+	closed sync.Once
 }
 
 const sadShards = 64
@@ -262,8 +263,10 @@ func (e *Engine) Fallbacks() map[string]uint64 { return e.disp.fallbacks() }
 // Close deletes every SA and stops watching the drivers. It does not close
 // the drivers, which the caller owns.
 func (e *Engine) Close() {
-	for _, sa := range e.SAs() {
-		_ = e.DeleteSA(sa.id)
-	}
-	e.disp.close()
+	e.closed.Do(func() {
+		for _, sa := range e.SAs() {
+			_ = e.DeleteSA(sa.id)
+		}
+		e.disp.close()
+	})
 }

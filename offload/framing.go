@@ -475,8 +475,10 @@ func (p *Processor) ahIn(pk *Packet, dst netip.Addr) DropReason {
 		op.AuthLen += 4
 	}
 	op.DigestOff = op.AuthLen
-	copy(m[op.DigestOff:op.DigestOff+icv], ah.ICV())
-	clear(ah.ICV())
+	// Only the ICV is zeroed: the padding after it, under IPv6, is part of
+	// the computation (RFC 4302 §3.3.3.2.1; Linux ah6_input does the same).
+	copy(m[op.DigestOff:op.DigestOff+icv], ah.ICV()[:icv])
+	clear(ah.ICV()[:icv])
 	zeroMutable(pkt, f)
 	return NotDropped
 }

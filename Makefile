@@ -1,0 +1,70 @@
+# ISM — make targets. `make demo` runs the main job, `make test` the tests;
+# both install what they need first (Debian packages, as root).
+
+GO        ?= go
+export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
+STATICCHECK_VERSION := v0.8.2
+# Debian packages the tests and the demo use.
+DEB_PACKAGES := strongswan-charon strongswan-swanctl libcharon-extra-plugins \
+	libstrongswan-standard-plugins libstrongswan-extra-plugins tshark iperf3 \
+	iproute2 iputils-ping python3-scapy snmptrapd snmp dpdk dpdk-dev libdpdk-dev \
+	libipsec-mb1 pkg-config tcpdump
+# Packages whose tests take long run on their own, in parallel with the rest.
+TEST_FLAGS ?= -count=1 -timeout 15m
+
+.PHONY: all build test bench lint demo deps fuzz clean
+
+all: build
+
+## deps: install the Debian packages the tests need (idempotent; root)
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		[ "$$(id -u)" = 0 ] || { echo "make deps: run as root to install $$missing" >&2; exit 1; }; \
+		printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+## build: bin/ismd (pure Go), bin/ismd-dpdk (with DPDK, when libdpdk is present), bin/ismctl, bin/ismbench
+build:
+	$(GO) build -o bin/ ./cmd/...
+	@if pkg-config --exists libdpdk 2>/dev/null; then \
+		echo "$(GO) build -tags dpdk -o bin/ismd-dpdk ./cmd/ismd"; \
+		$(GO) build -tags dpdk -o bin/ismd-dpdk ./cmd/ismd; \
+	fi
+
+## test: every test, DPDK-tagged ones included
+test: deps
+	$(GO) vet ./...
+	$(GO) test $(TEST_FLAGS) ./...
+	$(GO) test $(TEST_FLAGS) -tags dpdk ./driver/dpdk/...
+
+## bench: the Go benchmarks of the engine and the ismbench engine table
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1s ./offload/
+	$(GO) run ./cmd/ismbench engine
+
+## lint: gofmt, go vet, staticcheck
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags dpdk ./driver/dpdk/...
+	@command -v staticcheck >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	staticcheck ./...
+	staticcheck -tags dpdk ./driver/dpdk/...
+
+## demo: the main job (until the gateway lands: the engine benchmark)
+demo: deps
+	$(GO) run ./cmd/ismbench engine -transform esp-aes128-gcm16,esp-3des-hmac-sha -size 1420
+
+## fuzz: run each fuzz target for FUZZTIME (default 30s)
+FUZZTIME ?= 30s
+fuzz:
+	@for t in $$(grep -rho 'func Fuzz[A-Za-z0-9]*' --include='*_test.go' . | sed 's/func //' | sort -u); do \
+		pkg=$$(grep -rl "func $$t(" --include='*_test.go' . | head -1 | xargs dirname); \
+		echo "fuzz $$t in $$pkg"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
+
+clean:
+	rm -rf bin

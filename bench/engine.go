@@ -1,0 +1,173 @@
+package bench
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/fallback"
+	"github.com/ismgw/ism/internal/testpkt"
+	"github.com/ismgw/ism/offload"
+	"github.com/ismgw/ism/transform"
+)
+
+// Direction is what an engine workload measures.
+type Direction string
+
+// Directions.
+const (
+	Encap Direction = "encap"
+	Decap Direction = "decap"
+)
+
+// Pool is how many packets a workload cycles through: 256 packets of
+// 1420 bytes are about 400 KiB, inside the L2 or L3 cache of a server core,
+// for the engine and the baseline alike.
+const Pool = 256
+
+// EngineWork is one engine workload: a sender and a receiver engine with one
+// SA pair for a transform, bound to a driver, and Pool packets of Size bytes
+// in bursts of offload.BurstSize. It is used by one goroutine.
+type EngineWork struct {
+	Transform transform.Transform
+	Size      int
+	Driver    string // the driver the SAs are bound to
+
+	tx, rx *offload.Engine
+	ptx    *offload.Processor
+	prx    *offload.Processor
+	sa     *offload.SA
+	inner  []byte
+	pkts   []*offload.Packet
+	burst  []*offload.Packet
+	raw    *raw
+	fb     *fallback.Driver
+}
+
+// NewEngineWork sets up a workload for t at size bytes of inner packet. With
+// accel nil the SAs use the software engine; otherwise they must bind to
+// accel, or NewEngineWork fails.
+func NewEngineWork(t transform.Transform, size int, accel driver.Driver) (*EngineWork, error) {
+	w := &EngineWork{Transform: t, Size: size, fb: fallback.New(1)}
+	var accels []driver.Driver
+	if accel != nil {
+		accels = []driver.Driver{accel}
+	}
+	var err error
+	if w.tx, err = offload.New(offload.Config{Fallback: w.fb, Drivers: accels}); err != nil {
+		return nil, err
+	}
+	if w.rx, err = offload.New(offload.Config{Fallback: w.fb, Drivers: accels}); err != nil {
+		return nil, err
+	}
+	w.ptx, w.prx = w.tx.NewProcessor(), w.rx.NewProcessor()
+	src, dst := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+	c := offload.SAConfig{SPI: 0x1000, Transform: t, Src: src, Dst: dst,
+		CipherKey: make(driver.Key, t.CipherKeyLen()), AuthKey: make(driver.Key, t.AuthKeyLen()),
+		ReplayWindow: offload.DefaultReplayWindow}
+	c.Direction = driver.Outbound
+	if w.sa, err = w.tx.AddSA(c); err != nil {
+		return nil, err
+	}
+	c.Direction = driver.Inbound
+	in, err := w.rx.AddSA(c)
+	if err != nil {
+		return nil, err
+	}
+	w.Driver, _ = w.sa.Driver()
+	if name, _ := in.Driver(); accel != nil && (w.Driver != accel.Name() || name != accel.Name()) {
+		return nil, fmt.Errorf("bench: %s is not supported by %s", t, accel.Name())
+	}
+	if size < 28 {
+		return nil, fmt.Errorf("bench: size %d is smaller than an IPv4 UDP header", size)
+	}
+	w.inner = testpkt.UDP(netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("203.0.113.1"), 1, 2, size-28, 0)
+	for range Pool {
+		pk := offload.NewPacket()
+		pk.Reset(size)
+		copy(pk.Buf.Bytes(), w.inner)
+		w.pkts = append(w.pkts, pk)
+	}
+	w.burst = make([]*offload.Packet, 0, offload.BurstSize)
+	w.raw = newRaw(t, size, Pool)
+	return w, nil
+}
+
+// Close releases the engines.
+func (w *EngineWork) Close() {
+	w.tx.Close()
+	w.rx.Close()
+	w.fb.Close()
+}
+
+// reset makes packet i an inner packet again. Only the IPv4 header is
+// restored: the payload's bytes do not change the work done.
+func (w *EngineWork) reset(i int) {
+	pk := w.pkts[i]
+	pk.Reset(w.Size)
+	copy(pk.Buf.Bytes()[:20], w.inner[:20])
+	pk.SA = w.sa
+}
+
+// Encap encapsulates all Pool packets in bursts and returns the packets
+// sent.
+func (w *EngineWork) Encap() int {
+	for i := 0; i < Pool; i += offload.BurstSize {
+		w.burst = w.burst[:0]
+		for j := i; j < min(i+offload.BurstSize, Pool); j++ {
+			w.reset(j)
+			w.burst = append(w.burst, w.pkts[j])
+		}
+		w.ptx.Encap(w.burst)
+	}
+	return w.count()
+}
+
+// PrepareDecap encapsulates all Pool packets so that Decap has fresh ones
+// (with new sequence numbers) to take apart. It is not part of the
+// measurement.
+func (w *EngineWork) PrepareDecap() { w.Encap() }
+
+// Decap decapsulates the Pool packets PrepareDecap made and returns the
+// packets delivered.
+func (w *EngineWork) Decap() int {
+	for i := 0; i < Pool; i += offload.BurstSize {
+		w.burst = append(w.burst[:0], w.pkts[i:min(i+offload.BurstSize, Pool)]...)
+		w.prx.Decap(w.burst)
+	}
+	return w.count()
+}
+
+func (w *EngineWork) count() int {
+	n := 0
+	for _, pk := range w.pkts {
+		if pk.Drop == offload.NotDropped {
+			n++
+		}
+	}
+	return n
+}
+
+// RawSeal runs the baseline's outbound crypto over Pool buffers.
+func (w *EngineWork) RawSeal() int {
+	for i := range Pool {
+		w.raw.seal(i)
+	}
+	return Pool
+}
+
+// PrepareRawOpen seals the baseline's buffers so that RawOpen can verify
+// them; not part of the measurement.
+func (w *EngineWork) PrepareRawOpen() { w.RawSeal() }
+
+// RawOpen runs the baseline's inbound crypto over Pool buffers and returns
+// how many verified.
+func (w *EngineWork) RawOpen() int {
+	n := 0
+	for i := range Pool {
+		if w.raw.open(i) {
+			n++
+		}
+	}
+	return n
+}
