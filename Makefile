@@ -8,7 +8,7 @@ STATICCHECK_VERSION := v0.8.2
 DEB_PACKAGES := strongswan-charon strongswan-swanctl libcharon-extra-plugins \
 	libstrongswan-standard-plugins libstrongswan-extra-plugins tshark iperf3 \
 	iproute2 iputils-ping python3-scapy snmptrapd snmp dpdk dpdk-dev libdpdk-dev \
-	libipsec-mb1 pkg-config tcpdump
+	libipsec-mb1 pkg-config tcpdump python3-cryptography
 # Packages whose tests take long run on their own, in parallel with the rest.
 TEST_FLAGS ?= -count=1 -timeout 15m
 

@@ -356,7 +356,10 @@ func (p *Processor) prepareInbound(pk *Packet) DropReason {
 	case header.ProtoESP:
 		return p.espIn(pk, 0, dst)
 	case header.ProtoUDP:
-		payload := b.Bytes()[min(f.ipLen+header.UDPMinimumSize, b.Len):]
+		if b.Len < f.ipLen+header.UDPMinimumSize || int(header.UDP(b.Bytes()[f.ipLen:]).Length()) != b.Len-f.ipLen {
+			return DropMalformed
+		}
+		payload := b.Bytes()[f.ipLen+header.UDPMinimumSize:]
 		if header.IsNonESP(payload) || header.IsNATKeepalive(payload) {
 			return DropMalformed // IKE and keepalives are not for the data path
 		}

@@ -81,3 +81,30 @@ func checkWire(t *testing.T, tr transform.Transform, o pairOpts, wire []byte, in
 		t.Fatalf("wire %d bytes shorter than inner %d", len(wire), innerLen)
 	}
 }
+
+// TestOverhead checks Overhead and MaxInner against what the engine does.
+func TestOverhead(t *testing.T) {
+	for _, tr := range transform.All() {
+		for _, mode := range []offload.Mode{offload.Tunnel, offload.Transport} {
+			for _, udp := range []bool{false, true} {
+				if udp && tr.Protocol == transform.AH {
+					continue
+				}
+				o := pairOpts{mode: mode, udp: udp}
+				a, b := newSide(t), newSide(t)
+				pair(t, tr, o, a, b)
+				for _, n := range []int{100, 1000, 1001, 1002, 1003} {
+					in := inner(o, n, 1)
+					wire := encap(t, a, in)
+					if got, want := len(wire)-len(in), offload.Overhead(tr, mode, false, udp, len(in)); got != want {
+						t.Fatalf("%s %s udp=%v: overhead %d, Overhead says %d", tr, mode, udp, got, want)
+					}
+				}
+				m := offload.MaxInner(tr, mode, false, udp, 1500)
+				if m+offload.Overhead(tr, mode, false, udp, m) > 1500 || m+1+offload.Overhead(tr, mode, false, udp, m+1) <= 1500 {
+					t.Fatalf("%s: MaxInner(1500) = %d is not the largest fit", tr, m)
+				}
+			}
+		}
+	}
+}

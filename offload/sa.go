@@ -315,3 +315,45 @@ func (c *SAConfig) ports() (src, dst uint16) {
 	}
 	return src, dst
 }
+
+// Overhead returns how many bytes encapsulating an inner packet of n bytes
+// adds with transform t: the outer IP header in tunnel mode (ipv6 says which
+// family), the UDP header with udp, the ESP header, IV, padding, trailer and
+// ICV, or the AH header.
+func Overhead(t transform.Transform, mode Mode, ipv6, udp bool, n int) int {
+	o := 0
+	if mode == Tunnel {
+		o = header.IPv4MinimumSize
+		if ipv6 {
+			o = header.IPv6MinimumSize
+		}
+	}
+	if t.Protocol == transform.AH {
+		return o + header.AHLength(t.ICVLen(), ipv6)
+	}
+	if udp {
+		o += header.UDPMinimumSize
+	}
+	ipLen := 0
+	if mode == Transport {
+		ipLen = header.IPv4MinimumSize
+		if ipv6 {
+			ipLen = header.IPv6MinimumSize
+		}
+	}
+	payload := n - ipLen
+	bs := t.BlockSize()
+	pad := (bs - (payload+header.ESPTrailerSize)%bs) % bs
+	return o + header.ESPHeaderSize + t.IVLen() + pad + header.ESPTrailerSize + t.ICVLen()
+}
+
+// MaxInner returns the largest inner packet that fits a path MTU once
+// encapsulated, or 0 if none does.
+func MaxInner(t transform.Transform, mode Mode, ipv6, udp bool, pathMTU int) int {
+	for n := pathMTU; n > 0; n-- {
+		if n+Overhead(t, mode, ipv6, udp, n) <= pathMTU {
+			return n
+		}
+	}
+	return 0
+}
