@@ -21,18 +21,17 @@ import (
 // transform, run over the same bytes the engine encrypts and authenticates,
 // with no framing, SA lookup, sequence numbers or dispatch.
 type raw struct {
-	t      transform.Transform
-	aead   cipher.AEAD
-	enc    cipher.BlockMode
-	dec    cipher.BlockMode
-	mac    hash.Hash
-	nonce  [12]byte
-	aad    [8]byte
-	sum    [64]byte
-	hdr    int // ESP header and IV bytes before the encrypted part
-	n      int // bytes encrypted (payload, padding, trailer) or authenticated (AH)
-	bufs   [][]byte
-	sealed int // how many bufs hold valid ciphertext for open
+	t     transform.Transform
+	aead  cipher.AEAD
+	enc   cipher.BlockMode
+	dec   cipher.BlockMode
+	mac   hash.Hash
+	nonce [12]byte
+	aad   [8]byte
+	sum   [64]byte
+	hdr   int // ESP header and IV bytes before the encrypted part
+	n     int // bytes encrypted (payload, padding, trailer) or authenticated (AH)
+	bufs  [][]byte
 }
 
 func newRaw(t transform.Transform, size, count int) *raw {
