@@ -28,6 +28,8 @@ const (
 	DropDummy                    // ESP dummy packet, next header 59 (RFC 4303 §2.6)
 	DropTunnelDown               // the tunnel is down
 	DropNoRoute                  // no secure interface for the destination
+	DropSendError                // the transport socket refused the packet
+	DropDeliverError             // the secure-interface device refused the packet
 	numDropReasons
 )
 
@@ -52,6 +54,8 @@ var dropNames = [...]string{
 	DropDummy:         "dummy-packet",
 	DropTunnelDown:    "tunnel-down",
 	DropNoRoute:       "no-route",
+	DropSendError:     "send-error",
+	DropDeliverError:  "deliver-error",
 }
 
 func (r DropReason) String() string {
