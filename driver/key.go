@@ -23,6 +23,10 @@ func (Key) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(redacted)) }
 // LogValue logs "[redacted]".
 func (Key) LogValue() slog.Value { return slog.StringValue(redacted) }
 
+// MarshalText returns "[redacted]", so that encoding/json and other text
+// encoders never see the key.
+func (Key) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
 // Zero overwrites the key with zeros.
 func (k Key) Zero() { clear(k) }
 

@@ -1,0 +1,188 @@
+package config
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/selector"
+	"github.com/ismgw/ism/transform"
+)
+
+// opt is a setting as the file gives it: a value and the line it is on, 0
+// when the file does not set it.
+type opt[T any] struct {
+	v    T
+	line int
+}
+
+func (o opt[T]) ok() bool { return o.line != 0 }
+
+func (o *opt[T]) put(v T, line int) { o.v, o.line = v, line }
+
+// or returns the value, or def when unset.
+func (o opt[T]) or(def T) T {
+	if o.ok() {
+		return o.v
+	}
+	return def
+}
+
+// drafts is everything the commands collect, before resolve checks the
+// cross-references and builds the Config.
+type drafts struct {
+	g      globalDraft
+	vrs    []vrDraft
+	tsets  []*tsetDraft
+	rules  []*policyDraft
+	psks   []pskDraft
+	ifaces []*ifaceDraft
+	routes []routeDraft
+	// proutes are the policy routes.
+	proutes []routeDraft
+}
+
+// zero overwrites the keys the drafts hold, including those of lines that
+// did not make it into the Config.
+func (d *drafts) zero() {
+	for _, k := range d.psks {
+		k.Key.Zero()
+	}
+	for _, h := range d.g.hosts {
+		h.Community.Zero()
+		h.AuthPassword.Zero()
+		h.PrivPassword.Zero()
+	}
+	for _, t := range d.ifaces {
+		for _, sa := range t.sa {
+			sa.v.cipher.Zero()
+			sa.v.auth.Zero()
+		}
+	}
+}
+
+type globalDraft struct {
+	lifetime lifetimeDraft
+	dpd      dpdDraft
+	holdDown opt[time.Duration]
+	replay   opt[int]
+	driver   opt[Driver]
+	dpdk     DPDK
+	certs    Certificates
+	certLine int // line of "ipsec local-certificate"
+	caLine   int // line of the first "ipsec ca-certificate"
+	hosts    []hostDraft
+	engineID []byte
+	traps    opt[[]Trap]
+	metrics  netip.AddrPort
+	control  opt[string]
+}
+
+type lifetimeDraft struct {
+	seconds   opt[time.Duration]
+	kilobytes opt[uint64]
+}
+
+type dpdDraft struct {
+	on                         opt[bool]
+	sent, silent, idle, retryI opt[time.Duration]
+	retries                    opt[int]
+}
+
+// resolve returns base with the settings of d applied.
+func (d dpdDraft) resolve(base DPD) DPD {
+	return DPD{
+		Enabled:       d.on.or(base.Enabled),
+		Sent:          d.sent.or(base.Sent),
+		Silent:        d.silent.or(base.Silent),
+		Idle:          d.idle.or(base.Idle),
+		RetryInterval: d.retryI.or(base.RetryInterval),
+		Retries:       d.retries.or(base.Retries),
+	}
+}
+
+type vrDraft struct {
+	VR
+	line int
+}
+
+type tsetDraft struct {
+	name  string
+	line  int
+	items []tsetItem
+}
+
+type tsetItem struct {
+	num  int
+	t    transform.Transform
+	line int
+}
+
+type policyDraft struct {
+	prio, line int
+	enc        opt[IKEEncryption]
+	hash       opt[IKEHash]
+	group      opt[DHGroup]
+	auth       opt[AuthMethod]
+	life       opt[time.Duration]
+}
+
+type pskDraft struct {
+	PreSharedKey
+	line int
+}
+
+type hostDraft struct {
+	TrapHost
+	line int
+}
+
+type routeDraft struct {
+	prefix netip.Prefix
+	tunnel string
+	line   int
+}
+
+// saDraft is a "tunnel sa" line.
+type saDraft struct {
+	proto  transform.Protocol
+	spi    uint32
+	cipher driver.Key
+	auth   driver.Key
+}
+
+// ifaceDraft is an "interface tunnel" block.
+type ifaceDraft struct {
+	name string
+	line int
+	// failed holds the commands that had errors, so that their absence
+	// is not reported again.
+	failed map[string]bool
+
+	description opt[string]
+	vr, tvr     opt[string]
+	addr, addr6 opt[netip.Prefix]
+	mtu         opt[int]
+
+	typ          opt[TunnelType]
+	mode         opt[Mode]
+	source       opt[netip.Addr]
+	dest, backup opt[Endpoint]
+	tset         opt[string]
+	local        opt[selector.Selector]
+	remote       opt[selector.Selector]
+	sa           [2]opt[saDraft] // by Direction
+
+	lifetime     lifetimeDraft
+	pfs          opt[DHGroup]
+	localID      opt[Identity]
+	remoteID     opt[Identity]
+	ikeMode      opt[IKEMode]
+	ikeVersion   opt[int]
+	dpd          dpdDraft
+	holdDown     opt[time.Duration]
+	driver       opt[Driver]
+	replay       opt[int]
+	esn          opt[bool]
+	udpEncapPort opt[uint16]
+}

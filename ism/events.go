@@ -1,0 +1,121 @@
+package ism
+
+import (
+	"sync"
+	"time"
+
+	"github.com/ismgw/ism/ism/config"
+	"github.com/ismgw/ism/offload"
+)
+
+// saEvents queues the data path's SA lifetime events for the control
+// goroutine. post never blocks; each event fires once per SA, so the queue
+// is bounded by the number of SAs. The zero value is ready.
+type saEvents struct {
+	mu     sync.Mutex
+	q      []offload.Event
+	signal chan struct{}
+	once   sync.Once
+	closed bool
+}
+
+func (e *saEvents) init() { e.once.Do(func() { e.signal = make(chan struct{}, 1) }) }
+
+func (e *saEvents) post(ev offload.Event) {
+	e.init()
+	e.mu.Lock()
+	if !e.closed {
+		e.q = append(e.q, ev)
+	}
+	e.mu.Unlock()
+	select {
+	case e.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (e *saEvents) take() []offload.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	q := e.q
+	e.q = nil
+	return q
+}
+
+func (e *saEvents) close() {
+	e.init()
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
+}
+
+// control is the gateway's control goroutine: SA events, lifetime sweeps and
+// path checks.
+func (g *Gateway) control() {
+	defer g.wg.Done()
+	g.events.init()
+	sweep := time.NewTicker(time.Second)
+	defer sweep.Stop()
+	paths := time.NewTicker(pathCheckInterval)
+	defer paths.Stop()
+	for {
+		select {
+		case <-g.ctx.Done():
+			return
+		case <-g.events.signal:
+			for _, ev := range g.events.take() {
+				g.saEvent(ev)
+			}
+		case <-sweep.C:
+			g.eng.Sweep()
+		case <-paths.C:
+			g.recheckPaths()
+		}
+	}
+}
+
+// saEvent handles a lifetime event. Manual SAs have no lifetimes; the event
+// that reaches them is sequence exhaustion, which takes the tunnel down.
+func (g *Gateway) saEvent(ev offload.Event) {
+	t := g.tunnelByID(ev.SA.Cookie())
+	if t == nil {
+		return
+	}
+	g.log.Info("SA event", "tunnel", t.String(), "sa", ev.SA.ID().String(), "event", ev.Kind.String(), "cause", ev.Cause.String())
+	if ev.Kind != offload.EventHardExpire || t.cfg.Type != config.Manual {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if t.setState(false, "SA "+ev.SA.ID().String()+" expired: "+ev.Cause.String()) {
+		g.log.Warn("tunnel down", "tunnel", t.String(), "reason", t.Reason())
+		g.syncRoutes()
+	}
+}
+
+// recheckPaths looks each tunnel's destination up again; a manual tunnel
+// whose destination becomes routable (or stops being) changes state.
+func (g *Gateway) recheckPaths() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	changed := false
+	for _, t := range g.tunnels {
+		if t.cfg.Type != config.Manual || !t.dest.IsValid() {
+			continue
+		}
+		g.checkPath(t)
+		t.mu.Lock()
+		routable, hasSAs, reason := t.routable, len(t.in) > 0 && t.out.Load() != nil, t.reason
+		t.mu.Unlock()
+		switch {
+		case routable && hasSAs && !t.Up():
+			changed = t.setState(true, "") || changed
+		case !routable && t.Up():
+			changed = t.setState(false, reason) || changed
+		}
+		t.computeMTU()
+	}
+	if changed {
+		g.syncRoutes()
+	}
+}

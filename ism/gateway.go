@@ -1,0 +1,353 @@
+package ism
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/fallback"
+	"github.com/ismgw/ism/ism/config"
+	"github.com/ismgw/ism/offload"
+	"github.com/ismgw/ism/selector"
+	"github.com/ismgw/ism/transform"
+)
+
+// pathCheckInterval is how often each tunnel's destination is looked up
+// again in its transport VR.
+const pathCheckInterval = 5 * time.Second
+
+// Options configure a Gateway beyond its configuration file.
+type Options struct {
+	Logger *slog.Logger
+	// Drivers are the accelerators to offer the dispatcher, in order of
+	// preference; nil means probe the registered drivers as the
+	// configuration's "ipsec driver" says.
+	Drivers []driver.Driver
+}
+
+// Gateway is the ISM line card: it owns the virtual routers, the secure
+// tunnels and their interfaces, the SA database and the data path. Its
+// methods are safe for concurrent use.
+type Gateway struct {
+	log     *slog.Logger
+	fb      *fallback.Driver
+	drivers []driver.Driver
+	eng     *offload.Engine
+	started time.Time
+
+	// counters count what no tunnel can be charged with.
+	counters offload.Counters
+
+	mu      sync.Mutex // the control plane: configuration and tunnels
+	cfg     *config.Config
+	vrs     map[string]*vr
+	tunnels map[string]*Tunnel
+	nextID  uint64
+	byID    atomic.Pointer[map[uint64]*Tunnel]
+
+	events  saEvents
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	closing atomic.Bool
+}
+
+// New builds a gateway from a validated configuration and starts it: VRs,
+// secure interfaces, sockets, manual SAs, routes and the data path.
+func New(cfg *config.Config, o Options) (*Gateway, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	g := &Gateway{log: log, fb: fallback.New(0), vrs: map[string]*vr{}, tunnels: map[string]*Tunnel{}, started: time.Now()}
+	g.byID.Store(&map[uint64]*Tunnel{})
+	g.drivers = o.Drivers
+	if g.drivers == nil {
+		g.drivers = probeDrivers(cfg, log)
+	}
+	var err error
+	g.eng, err = offload.New(offload.Config{Fallback: g.fb, Drivers: g.drivers, Notify: g.events.post, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	g.mu.Lock()
+	err = g.apply(cfg)
+	g.mu.Unlock()
+	if err != nil {
+		g.Close()
+		return nil, err
+	}
+	g.wg.Add(1)
+	go g.control()
+	return g, nil
+}
+
+// probeDrivers opens the accelerators the configuration allows.
+func probeDrivers(cfg *config.Config, log *slog.Logger) []driver.Driver {
+	if cfg.Driver == config.DriverSoftware {
+		return nil
+	}
+	params := map[string]string{}
+	if len(cfg.DPDK.EALArgs) > 0 {
+		params["eal"] = strings.Join(cfg.DPDK.EALArgs, " ")
+	}
+	if len(cfg.DPDK.VDevs) > 0 {
+		params["vdev"] = strings.Join(cfg.DPDK.VDevs, ",")
+	}
+	var out []driver.Driver
+	// Protocol offload first, then lookaside devices (DESIGN.md).
+	for _, name := range []string{string(config.DriverKernel), string(config.DriverDPDK)} {
+		if cfg.Driver != config.DriverAuto && string(cfg.Driver) != name {
+			continue
+		}
+		d, err := driver.Open(name, driver.Config{Params: params, Logger: log})
+		if err != nil {
+			log.Info("driver not used", "driver", name, "reason", err)
+			continue
+		}
+		log.Info("driver available", "driver", name, "info", d.Info().Features.String())
+		out = append(out, d)
+	}
+	return out
+}
+
+// Close stops the data path, deletes every SA (zeroing its keys) and
+// removes the devices, routes and sockets the gateway made.
+func (g *Gateway) Close() {
+	if g.closing.Swap(true) {
+		return
+	}
+	g.cancel()
+	g.mu.Lock()
+	for _, t := range g.tunnels {
+		g.teardown(t)
+	}
+	for name, v := range g.vrs {
+		v.close()
+		delete(g.vrs, name)
+	}
+	g.mu.Unlock()
+	g.events.close()
+	g.wg.Wait()
+	g.eng.Close()
+	for _, d := range g.drivers {
+		d.Close()
+	}
+	g.fb.Close()
+}
+
+// Reload applies a new configuration: changed tunnels are rebuilt,
+// untouched ones keep their SAs and counters (a changed transform set
+// affects only future negotiations, as the seed says).
+func (g *Gateway) Reload(cfg *config.Config) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.apply(cfg)
+}
+
+// apply makes the running state match cfg. Problems with one tunnel leave
+// that tunnel down with the reason; apply fails only when nothing can work.
+func (g *Gateway) apply(cfg *config.Config) error {
+	for _, tc := range cfg.Tunnels {
+		old := g.tunnels[tc.Name]
+		if old != nil && old.cfg.Equal(tc) {
+			old.cfg = tc
+			continue
+		}
+		if old != nil {
+			g.log.Info("tunnel changed: rebuilding", "tunnel", old.String())
+			g.teardown(old)
+		}
+		t, err := g.setup(tc)
+		if err != nil {
+			return err
+		}
+		g.tunnels[tc.Name] = t
+	}
+	for name, t := range g.tunnels {
+		if cfg.Tunnel(name) == nil {
+			g.log.Info("tunnel removed", "tunnel", t.String())
+			g.teardown(t)
+			delete(g.tunnels, name)
+		}
+	}
+	g.cfg = cfg
+	g.publishIDs()
+	g.syncRoutes()
+	for name, v := range g.vrs {
+		if !g.vrUsed(name) {
+			v.close()
+			delete(g.vrs, name)
+		}
+	}
+	return nil
+}
+
+func (g *Gateway) vrUsed(name string) bool {
+	for _, t := range g.tunnels {
+		if t.op.name == name || t.tr.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// vr returns the open VR, opening it on first use.
+func (g *Gateway) vr(c config.VR) (*vr, error) {
+	if v, ok := g.vrs[c.Name]; ok {
+		return v, nil
+	}
+	v, err := openVR(c.Name, c.Netns)
+	if err != nil {
+		return nil, err
+	}
+	g.vrs[c.Name] = v
+	return v, nil
+}
+
+func (g *Gateway) publishIDs() {
+	m := make(map[uint64]*Tunnel, len(g.tunnels))
+	for _, t := range g.tunnels {
+		m[t.id] = t
+	}
+	g.byID.Store(&m)
+}
+
+// tunnelByID returns the tunnel an SA's cookie names, for the data path.
+func (g *Gateway) tunnelByID(id uint64) *Tunnel { return (*g.byID.Load())[id] }
+
+// setup builds a tunnel: its VRs, interface addresses, sockets and, for a
+// manual tunnel, its SAs. Only a failure to open a VR is an error; anything
+// else leaves the tunnel down with the reason.
+func (g *Gateway) setup(tc *config.Tunnel) (*Tunnel, error) {
+	g.nextID++
+	t := &Tunnel{Name: tc.Name, id: g.nextID, cfg: tc, dest: tc.TunnelDestination.Addr,
+		local: tc.LocalSelector, remote: tc.RemoteSelector, udp: tc.UDPEncapPort != 0}
+	if tc.Mode == config.TransportMode {
+		t.mode = offload.Transport
+	}
+	if !t.local.Valid() {
+		t.local = selector.AnyOf(tc.TunnelSource)
+	}
+	if !t.remote.Valid() {
+		t.remote = selector.AnyOf(tc.TunnelSource)
+	}
+	var err error
+	if t.op, err = g.vr(tc.OperationalVR); err != nil {
+		return nil, err
+	}
+	if t.tr, err = g.vr(tc.TransportVR); err != nil {
+		return nil, err
+	}
+	t.ep = t.tr.endpoint(tc.TunnelSource)
+	t.setState(false, "starting")
+	if reason := g.build(t); reason != "" {
+		t.setState(false, reason)
+		g.log.Warn("tunnel down", "tunnel", t.String(), "reason", reason)
+	}
+	t.computeMTU()
+	return t, nil
+}
+
+// build does the part of setup that can fail; it returns why the tunnel
+// cannot come up, or "".
+func (g *Gateway) build(t *Tunnel) string {
+	tc := t.cfg
+	if t.mode == offload.Transport && t.op == t.tr {
+		return "transport mode needs an operational VR other than the transport VR"
+	}
+	dev, created, err := t.op.device()
+	if err != nil {
+		return err.Error()
+	}
+	if created {
+		g.wg.Add(1)
+		go g.outbound(t.op, dev)
+	}
+	for _, p := range []netip.Prefix{tc.Address, tc.Address6} {
+		if p.IsValid() {
+			if err := t.op.rt.addAddr(t.op.devIndex, p); err != nil {
+				return fmt.Sprintf("interface address %s: %v", p, err)
+			}
+		}
+	}
+	if tc.Type != config.Manual {
+		return "signaled tunnels need IKE, which this build does not run yet"
+	}
+	kind := sockESP
+	if tc.Outbound.Protocol == transform.AH {
+		kind = sockAH
+	} else if t.udp {
+		kind = sockUDP
+	}
+	s, err := t.ep.socket(kind, tc.UDPEncapPort, func(s *sock) { g.startInbound(s, t.ep) })
+	if err != nil {
+		return err.Error()
+	}
+	t.txSock.Store(s)
+	g.checkPath(t)
+	for _, c := range []*config.SA{tc.Inbound, tc.Outbound} {
+		sa, err := g.eng.AddSA(t.saConfig(c))
+		if err != nil {
+			return fmt.Sprintf("%s SA 0x%08x: %v", c.Direction, c.SPI, err)
+		}
+		t.mu.Lock()
+		if c.Direction == config.Outbound {
+			t.outs = append(t.outs, sa)
+			t.out.Store(sa)
+		} else {
+			t.in = append(t.in, sa)
+		}
+		t.mu.Unlock()
+	}
+	if !t.routable {
+		return t.reason
+	}
+	t.setState(true, "")
+	g.log.Info("tunnel up", "tunnel", t.String(), "transform", t.transform().Name())
+	return ""
+}
+
+// checkPath looks the destination up in the transport VR: a tunnel whose
+// destination is not routable is down, and the route's MTU sets the
+// tunnel's.
+func (g *Gateway) checkPath(t *Tunnel) {
+	rt, err := t.tr.rt.lookup(t.dest)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err != nil {
+		t.routable = false
+		t.reason = fmt.Sprintf("destination %s is not routable in transport VR %s: %v", t.dest, t.tr.name, err)
+		return
+	}
+	t.routable, t.pathMTU = true, rt.mtu
+}
+
+// teardown deletes the tunnel's SAs, routes and sockets.
+func (g *Gateway) teardown(t *Tunnel) {
+	t.setState(false, "removed")
+	t.out.Store(nil)
+	t.mu.Lock()
+	sas := append(t.in, t.outs...)
+	t.in, t.outs = nil, nil
+	t.mu.Unlock()
+	for _, sa := range sas {
+		if err := g.eng.DeleteSA(sa.ID()); err != nil && !errors.Is(err, offload.ErrNoSA) {
+			g.log.Warn("delete SA", "tunnel", t.String(), "err", err)
+		}
+	}
+	for _, p := range []netip.Prefix{t.cfg.Address, t.cfg.Address6} {
+		if p.IsValid() && t.op.dev != nil {
+			_ = t.op.rt.delAddr(t.op.devIndex, p)
+		}
+	}
+	t.tr.release(t.ep)
+}
