@@ -54,9 +54,9 @@ lint:
 	staticcheck ./...
 	staticcheck -tags dpdk ./driver/dpdk/...
 
-## demo: the main job (until the gateway lands: the engine benchmark)
-demo: deps
-	$(GO) run ./cmd/ismbench engine -transform esp-aes128-gcm16,esp-3des-hmac-sha -size 1420
+## demo: two gateways in two namespaces, two manual tunnels, pings, show output (root)
+demo: deps build
+	./scripts/demo.sh
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s

@@ -61,6 +61,7 @@ func (g *Gateway) outbound(v *vr, dev tun.Device) {
 	sizes := make([]int, n)
 	work := make([]*offload.Packet, 0, n)
 	tuns := make([]*Tunnel, 0, n)
+	lens := make([]int, 0, n) // inner lengths, for the counters
 	var tx sender
 	for {
 		k, err := dev.Read(bufs, sizes, tunOffset)
@@ -79,14 +80,14 @@ func (g *Gateway) outbound(v *vr, dev tun.Device) {
 			}
 		}
 		f := v.fib.Load()
-		work, tuns = work[:0], tuns[:0]
+		work, tuns, lens = work[:0], tuns[:0], lens[:0]
 		for i := range k {
 			pk := pkts[i]
 			pk.Reset(sizes[i])
 			t, r := classify(f, pk.Buf.Bytes())
 			if r != offload.NotDropped {
 				if t != nil {
-					t.counters.Drop(r)
+					t.tx.Drop(r)
 				} else {
 					g.counters.Drop(r)
 				}
@@ -95,6 +96,7 @@ func (g *Gateway) outbound(v *vr, dev tun.Device) {
 			pk.SA = t.out.Load()
 			work = append(work, pk)
 			tuns = append(tuns, t)
+			lens = append(lens, sizes[i])
 		}
 		if len(work) == 0 {
 			continue
@@ -103,11 +105,11 @@ func (g *Gateway) outbound(v *vr, dev tun.Device) {
 		for i, pk := range work {
 			t := tuns[i]
 			if pk.Drop != offload.NotDropped {
-				t.counters.Drop(pk.Drop)
+				t.tx.Drop(pk.Drop)
 				continue
 			}
-			t.counters.Packets.Add(1)
-			t.counters.Bytes.Add(uint64(pk.Buf.Len))
+			t.tx.Packets.Add(1)
+			t.tx.Bytes.Add(uint64(lens[i]))
 			tx.add(t.txSock.Load(), pk)
 		}
 		tx.flush(g)
@@ -282,7 +284,7 @@ func (g *Gateway) inbound(s *sock, ep *endpoint) {
 			if pk.Drop != offload.NotDropped {
 				if pk.SA != nil {
 					if t := g.tunnelByID(pk.SA.Cookie()); t != nil {
-						t.counters.Drop(pk.Drop)
+						t.rx.Drop(pk.Drop)
 					}
 				}
 				continue
@@ -294,11 +296,11 @@ func (g *Gateway) inbound(s *sock, ep *endpoint) {
 			}
 			src, dst, _ := addrs(pk.Buf.Bytes())
 			if !t.remote.Contains(src) || !t.local.Contains(dst) {
-				t.counters.Drop(offload.DropSelector)
+				t.rx.Drop(offload.DropSelector)
 				continue
 			}
-			t.counters.Packets.Add(1)
-			t.counters.Bytes.Add(uint64(pk.Buf.Len))
+			t.rx.Packets.Add(1)
+			t.rx.Bytes.Add(uint64(pk.Buf.Len))
 			rx.add(t, pk)
 		}
 		rx.flush(g)

@@ -35,8 +35,9 @@ type Tunnel struct {
 	up  atomic.Bool
 	// mtu is the largest inner packet the tunnel carries.
 	mtu atomic.Int32
-	// counters count the tunnel's traffic and drops, across SAs and rekeys.
-	counters offload.Counters
+	// tx and rx count the tunnel's traffic and drops by direction, across
+	// SAs and rekeys.
+	tx, rx offload.Counters
 	since    atomic.Int64 // when the state last changed (unix nano)
 
 	mu       sync.Mutex

@@ -1,0 +1,75 @@
+package ism
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/ismgw/ism/ism/config"
+)
+
+// TestReloadKeepsUntouchedTunnels: a reload that changes one tunnel rebuilds
+// that one only; the other keeps its SAs (the same objects, sequence numbers
+// and counters) and its traffic keeps flowing.
+func TestReloadKeepsUntouchedTunnels(t *testing.T) {
+	x := newLab2(t, e2eCase{transform: "esp-aes128-gcm16", mode: config.TunnelMode})
+	if err := x.ping(t, 3); err != nil {
+		t.Fatal(err)
+	}
+	keepOut, keepIn := sas(x.ga, "t1")
+	seq := keepOut.Seq()
+	before := x.ga.tunnels["t1"].tx.Packets.Load()
+
+	// A second tunnel appears; t1 is untouched.
+	text := x.config(t, "a", x.kb, x.ka, "") + `interface tunnel ipsec:t2
+  virtual-router tr
+  ip address 198.51.100.5 255.255.255.252
+  tunnel source 192.0.2.1
+  tunnel destination 192.0.2.2
+  tunnel transform-set ts
+  tunnel sa inbound esp spi 0x3001 cipher-key ` + strings.Repeat("11", 20) + `
+  tunnel sa outbound esp spi 0x4001 cipher-key ` + strings.Repeat("22", 20) + "\n"
+	reload := func(text string) {
+		t.Helper()
+		cfg, err := config.Parse("test.conf", strings.NewReader(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := x.ga.Reload(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reload(text)
+	out, in := sas(x.ga, "t1")
+	if out != keepOut || in != keepIn || out.Seq() != seq || x.ga.tunnels["t1"].tx.Packets.Load() != before {
+		t.Fatal("reload rebuilt an untouched tunnel")
+	}
+	if x.ga.tunnels["t2"] == nil || !x.ga.tunnels["t2"].Up() {
+		t.Fatal("the new tunnel is not up")
+	}
+	if err := x.ping(t, 2); err != nil {
+		t.Fatalf("traffic after the reload: %v", err)
+	}
+	if out.Seq() != seq+2 {
+		t.Errorf("sequence %d after 2 more pings, want %d", out.Seq(), seq+2)
+	}
+
+	// Now t2 changes keys and t1 is still untouched; then t2 goes away.
+	t2 := x.ga.tunnels["t2"]
+	reload(strings.Replace(text, strings.Repeat("22", 20), strings.Repeat("33", 20), 1))
+	if x.ga.tunnels["t2"] == t2 {
+		t.Error("a changed tunnel was not rebuilt")
+	}
+	if o, _ := sas(x.ga, "t1"); o != keepOut {
+		t.Error("t1 rebuilt when t2 changed")
+	}
+	reload(x.config(t, "a", x.kb, x.ka, ""))
+	if x.ga.tunnels["t2"] != nil {
+		t.Error("a removed tunnel is still there")
+	}
+	if o, _ := sas(x.ga, "t1"); o != keepOut {
+		t.Error("t1 rebuilt when t2 was removed")
+	}
+	if keepOut.State() != "active" {
+		t.Errorf("t1's SA is %s", keepOut.State())
+	}
+}

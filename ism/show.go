@@ -1,0 +1,299 @@
+package ism
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/offload"
+)
+
+// TunnelStatus is what `show ipsec tunnel` shows of a tunnel.
+type TunnelStatus struct {
+	Name          string        `json:"name"`
+	Type          string        `json:"type"`
+	Mode          string        `json:"mode"`
+	State         string        `json:"state"`
+	Reason        string        `json:"reason,omitempty"`
+	Since         time.Time     `json:"since"`
+	OperationalVR string        `json:"operational_vr"`
+	TransportVR   string        `json:"transport_vr"`
+	Interface     string        `json:"interface"`
+	Addresses     []string      `json:"addresses,omitempty"`
+	MTU           int           `json:"mtu"`
+	Source        string        `json:"source"`
+	Destination   string        `json:"destination"`
+	Backup        string        `json:"backup,omitempty"`
+	Encapsulation string        `json:"encapsulation"`
+	LocalSel      string        `json:"local_selector"`
+	RemoteSel     string        `json:"remote_selector"`
+	TransformSet  string        `json:"transform_set"`
+	Transforms    []string      `json:"transforms"`
+	Transform     string        `json:"transform"`
+	Driver        string        `json:"driver"`
+	DriverReason  string        `json:"driver_reason,omitempty"`
+	SAs           []SAStatus    `json:"sas"`
+	Inbound       TrafficStatus `json:"inbound"`
+	Outbound      TrafficStatus `json:"outbound"`
+}
+
+// TrafficStatus counts one direction of a tunnel.
+type TrafficStatus struct {
+	Packets uint64            `json:"packets"`
+	Bytes   uint64            `json:"bytes"`
+	Drops   map[string]uint64 `json:"drops"`
+}
+
+func traffic(c *offload.Counters) TrafficStatus {
+	v := c.Snapshot()
+	return TrafficStatus{Packets: v.Packets, Bytes: v.Bytes, Drops: v.DropMap()}
+}
+
+// SAStatus is what `show ipsec sa` shows of an SA: never its keys.
+type SAStatus struct {
+	Tunnel       string            `json:"tunnel"`
+	Direction    string            `json:"direction"`
+	SPI          string            `json:"spi"`
+	Protocol     string            `json:"protocol"`
+	Transform    string            `json:"transform"`
+	Mode         string            `json:"mode"`
+	Source       string            `json:"source"`
+	Destination  string            `json:"destination"`
+	UDPEncap     bool              `json:"udp_encapsulation"`
+	State        string            `json:"state"`
+	Driver       string            `json:"driver"`
+	DriverReason string            `json:"driver_reason,omitempty"`
+	Seq          uint64            `json:"sequence"`
+	ESN          bool              `json:"esn"`
+	ReplayWindow int               `json:"replay_window"`
+	Packets      uint64            `json:"packets"`
+	Bytes        uint64            `json:"bytes"`
+	Drops        map[string]uint64 `json:"drops"`
+	Created      time.Time         `json:"created"`
+	LastUsed     time.Time         `json:"last_used,omitzero"`
+	Lifetime     string            `json:"lifetime"`
+}
+
+func saStatus(tunnel string, sa *offload.SA) SAStatus {
+	c := sa.Config()
+	name, reason := sa.Driver()
+	v := sa.Counters().Snapshot()
+	s := SAStatus{
+		Tunnel: tunnel, Direction: c.Direction.String(), SPI: fmt.Sprintf("0x%08x", c.SPI),
+		Protocol: c.Transform.Protocol.String(), Transform: c.Transform.Name(), Mode: c.Mode.String(),
+		Source: c.Src.String(), Destination: c.Dst.String(), UDPEncap: c.UDPEncap, State: sa.State(),
+		Driver: name, DriverReason: reason, Seq: sa.Seq(), ESN: c.ESN, Packets: v.Packets, Bytes: v.Bytes,
+		Drops: v.DropMap(), Created: sa.Created(), LastUsed: sa.LastUsed(), Lifetime: lifetimeText(c.Lifetime, sa, v),
+	}
+	if c.Direction == driver.Inbound {
+		s.ReplayWindow = c.ReplayWindow
+	}
+	return s
+}
+
+// lifetimeText describes what is left of an SA's lifetime.
+func lifetimeText(l offload.Lifetime, sa *offload.SA, v offload.CounterValues) string {
+	var parts []string
+	if l.HardAge > 0 {
+		left := l.HardAge - time.Since(sa.Created())
+		parts = append(parts, fmt.Sprintf("%ds left", max(0, int(left.Seconds()))))
+	}
+	if l.HardBytes > 0 {
+		parts = append(parts, fmt.Sprintf("%d KB left", (l.HardBytes-min(l.HardBytes, v.Bytes))/1024))
+	}
+	if len(parts) == 0 {
+		return "none (manual SA)"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Tunnels returns the status of every tunnel, by name.
+func (g *Gateway) Tunnels() []TunnelStatus {
+	g.mu.Lock()
+	ts := make([]*Tunnel, 0, len(g.tunnels))
+	for _, t := range g.tunnels {
+		ts = append(ts, t)
+	}
+	g.mu.Unlock()
+	sort.Slice(ts, func(i, j int) bool { return ts[i].Name < ts[j].Name })
+	out := make([]TunnelStatus, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, t.status())
+	}
+	return out
+}
+
+func (t *Tunnel) status() TunnelStatus {
+	c := t.cfg
+	s := TunnelStatus{
+		Name: t.String(), Type: c.Type.String(), Mode: c.Mode.String(), State: "down", Reason: t.Reason(),
+		Since: time.Unix(0, t.since.Load()), OperationalVR: vrText(c.OperationalVR.Name, c.OperationalVR.Netns),
+		TransportVR: vrText(c.TransportVR.Name, c.TransportVR.Netns), Interface: TUNName, MTU: int(t.mtu.Load()),
+		Source: c.TunnelSource.String(), Destination: c.TunnelDestination.String(), Backup: c.BackupDestination.String(),
+		LocalSel: t.local.String(), RemoteSel: t.remote.String(), TransformSet: c.TransformSet.Name,
+		Inbound: traffic(&t.rx), Outbound: traffic(&t.tx),
+	}
+	if t.Up() {
+		s.State = "up"
+	}
+	for _, p := range []netip.Prefix{c.Address, c.Address6} {
+		if p.IsValid() {
+			s.Addresses = append(s.Addresses, p.String())
+		}
+	}
+	s.Encapsulation = "ESP"
+	if c.TransformSet.Protocol() == 51 {
+		s.Encapsulation = "AH"
+	}
+	if t.udp {
+		s.Encapsulation += fmt.Sprintf(" in UDP %d", c.UDPEncapPort)
+	}
+	for _, tr := range c.TransformSet.Transforms {
+		s.Transforms = append(s.Transforms, tr.Name())
+	}
+	if tr := t.transform(); tr.Valid() {
+		s.Transform = tr.Name()
+	}
+	t.mu.Lock()
+	sas := append(append([]*offload.SA(nil), t.in...), t.outs...)
+	t.mu.Unlock()
+	for _, sa := range sas {
+		s.SAs = append(s.SAs, saStatus(t.String(), sa))
+	}
+	if sa := t.out.Load(); sa != nil {
+		s.Driver, s.DriverReason = sa.Driver()
+	}
+	return s
+}
+
+func vrText(name, netns string) string {
+	if netns == "" {
+		return name
+	}
+	return fmt.Sprintf("%s (netns %s)", name, netns)
+}
+
+// writeTunnels prints `show ipsec tunnel`: a line a tunnel.
+func writeTunnels(w io.Writer, ts []TunnelStatus) {
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "Interface\tType\tState\tSource\tDestination\tTransform\tIn packets\tOut packets\tDrops")
+	for _, s := range ts {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", s.Name, s.Type, s.State, s.Source, s.Destination,
+			orDash(s.Transform), s.Inbound.Packets, s.Outbound.Packets, sum(s.Inbound.Drops)+sum(s.Outbound.Drops))
+	}
+	tw.Flush()
+}
+
+// writeTunnelDetail prints `show ipsec tunnel detail`.
+func writeTunnelDetail(w io.Writer, ts []TunnelStatus) {
+	for i, s := range ts {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "Secure IP interface %s is %s", s.Name, s.State)
+		if !s.Since.IsZero() && s.Since.Unix() > 0 {
+			fmt.Fprintf(w, " (since %s, %s)", s.Since.Format(time.DateTime), time.Since(s.Since).Round(time.Second))
+		}
+		fmt.Fprintln(w)
+		if s.Reason != "" {
+			fmt.Fprintf(w, "  Down because: %s\n", s.Reason)
+		}
+		fmt.Fprintf(w, "  Type %s, %s mode, encapsulation %s\n", s.Type, s.Mode, s.Encapsulation)
+		fmt.Fprintf(w, "  Operational virtual router: %s\n", s.OperationalVR)
+		fmt.Fprintf(w, "  Transport virtual router: %s\n", s.TransportVR)
+		fmt.Fprintf(w, "  Interface %s, address %s, MTU %d\n", s.Interface, orDash(strings.Join(s.Addresses, ", ")), s.MTU)
+		fmt.Fprintf(w, "  Tunnel source %s, destination %s", s.Source, s.Destination)
+		if s.Backup != "" {
+			fmt.Fprintf(w, ", backup destination %s", s.Backup)
+		}
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "  Local selector %s, remote selector %s\n", s.LocalSel, s.RemoteSel)
+		fmt.Fprintf(w, "  Transform set %s: %s\n", s.TransformSet, strings.Join(s.Transforms, ", "))
+		if s.Driver != "" {
+			fmt.Fprintf(w, "  Driver %s", s.Driver)
+			if s.DriverReason != "" {
+				fmt.Fprintf(w, " (%s)", s.DriverReason)
+			}
+			fmt.Fprintln(w)
+		}
+		for _, sa := range s.SAs {
+			fmt.Fprintf(w, "  %s SA spi %s %s, %s, sequence %d", titleCase(sa.Direction), sa.SPI, sa.Transform, sa.State, sa.Seq)
+			if sa.Direction == "inbound" {
+				fmt.Fprintf(w, ", replay window %d", sa.ReplayWindow)
+			}
+			fmt.Fprintf(w, ", lifetime %s\n", sa.Lifetime)
+		}
+		for _, d := range []struct {
+			name string
+			t    TrafficStatus
+		}{{"Inbound", s.Inbound}, {"Outbound", s.Outbound}} {
+			fmt.Fprintf(w, "  %s: %d packets, %d bytes, %d dropped%s\n", d.name, d.t.Packets, d.t.Bytes, sum(d.t.Drops), dropText(d.t.Drops))
+		}
+	}
+}
+
+// writeSAs prints `show ipsec sa`.
+func writeSAs(w io.Writer, ts []TunnelStatus) {
+	for _, s := range ts {
+		for _, sa := range s.SAs {
+			fmt.Fprintf(w, "%s %s SA spi %s (%s) %s, %s mode, %s -> %s", sa.Tunnel, sa.Direction, sa.SPI, sa.Protocol, sa.Transform, sa.Mode, sa.Source, sa.Destination)
+			if sa.UDPEncap {
+				fmt.Fprint(w, ", UDP encapsulated")
+			}
+			fmt.Fprintf(w, "\n  state %s, driver %s", sa.State, sa.Driver)
+			if sa.DriverReason != "" {
+				fmt.Fprintf(w, " (%s)", sa.DriverReason)
+			}
+			fmt.Fprintf(w, "\n  sequence %d, esn %v", sa.Seq, sa.ESN)
+			if sa.Direction == "inbound" {
+				fmt.Fprintf(w, ", replay window %d", sa.ReplayWindow)
+			}
+			fmt.Fprintf(w, "\n  %d packets, %d bytes, %d dropped%s\n", sa.Packets, sa.Bytes, sum(sa.Drops), dropText(sa.Drops))
+			fmt.Fprintf(w, "  created %s, lifetime %s\n", sa.Created.Format(time.DateTime), sa.Lifetime)
+		}
+	}
+}
+
+func sum(m map[string]uint64) uint64 {
+	var n uint64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// dropText lists nonzero drops as " (reason n, ...)", sorted by reason.
+func dropText(m map[string]uint64) string {
+	if len(m) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func titleCase(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
