@@ -32,13 +32,13 @@ type Tunnel struct {
 	out atomic.Pointer[offload.SA]
 	// txSock is the transport socket outbound packets leave by.
 	txSock atomic.Pointer[sock]
-	up  atomic.Bool
+	up     atomic.Bool
 	// mtu is the largest inner packet the tunnel carries.
 	mtu atomic.Int32
 	// tx and rx count the tunnel's traffic and drops by direction, across
 	// SAs and rekeys.
 	tx, rx offload.Counters
-	since    atomic.Int64 // when the state last changed (unix nano)
+	since  atomic.Int64 // when the state last changed (unix nano)
 
 	mu       sync.Mutex
 	in       []*offload.SA // inbound SAs (two during a rekey)

@@ -13,15 +13,24 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 )
 
 var seq atomic.Uint32
 
+// TB is what a Lab reports to: a *testing.T, or a benchmark harness that
+// implements the same few methods.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Logf(format string, args ...any)
+	Skip(args ...any)
+	Cleanup(func())
+}
+
 // Lab is one test's set of namespaces.
 type Lab struct {
-	t      testing.TB
+	t      TB
 	prefix string
 	mu     sync.Mutex
 	ns     []string
@@ -30,13 +39,13 @@ type Lab struct {
 
 // New returns a lab for t. It skips the test when not run as root, since
 // namespaces need it.
-func New(t testing.TB) *Lab {
+func New(t TB) *Lab {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates network namespaces and veth pairs")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Fatal("iproute2 (ip) is required: ", err)
+		t.Fatalf("iproute2 (ip) is required: %v", err)
 	}
 	l := &Lab{t: t, prefix: fmt.Sprintf("ism%d-%d", os.Getpid()%100000, seq.Add(1))}
 	t.Cleanup(l.cleanup)

@@ -1,0 +1,142 @@
+package bench
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/ismgw/ism/internal/netlab"
+	"github.com/ismgw/ism/ism"
+	"github.com/ismgw/ism/ism/config"
+	"github.com/ismgw/ism/transform"
+)
+
+// TunnelResult is one row of `ismbench tunnel`: iperf3 TCP through an ISM
+// manual tunnel between two namespaces, and over the bare veth between the
+// same namespaces, in the same run.
+type TunnelResult struct {
+	Transform string  `json:"transform"`
+	Seconds   int     `json:"seconds"`
+	Gbps      float64 `json:"gbps"`
+	BareGbps  float64 `json:"bare_gbps"`
+	Ratio     float64 `json:"ratio"`
+}
+
+// MeasureTunnel sets up namespaces a and b joined by a veth pair, two
+// in-process gateways with a manual tunnel using transform t, and runs
+// iperf3 for d over the bare veth and then through the tunnel.
+func MeasureTunnel(t transform.Transform, d time.Duration) (TunnelResult, error) {
+	r := TunnelResult{Transform: t.Name(), Seconds: int(d.Seconds())}
+	if _, err := exec.LookPath("iperf3"); err != nil {
+		return r, fmt.Errorf("bench: iperf3 is required: %w", err)
+	}
+	var h harness
+	err := h.run(func() {
+		l := netlab.New(&h)
+		a, b := l.NS("a"), l.NS("b")
+		l.Link(a, "eth0", netip.MustParsePrefix("192.0.2.1/24"), b, "eth0", netip.MustParsePrefix("192.0.2.2/24"))
+		l.MustRun(b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
+		keys := map[string]string{}
+		startGateway(&h, manualPair(t, keys, "a", a))
+		startGateway(&h, manualPair(t, keys, "b", b))
+		r.BareGbps = iperf(&h, l, a, b, "192.0.2.1", "192.0.2.2", d)
+		r.Gbps = iperf(&h, l, a, b, "198.51.100.1", "203.0.113.1", d)
+		if r.BareGbps > 0 {
+			r.Ratio = r.Gbps / r.BareGbps
+		}
+	})
+	return r, err
+}
+
+// manualPair returns one side's configuration of a manual tunnel between
+// 192.0.2.1 (a) and 192.0.2.2 (b); keys holds the keys the two sides share.
+func manualPair(t transform.Transform, keys map[string]string, side, netns string) string {
+	key := func(name string, n int) string {
+		if n == 0 {
+			return ""
+		}
+		if k, ok := keys[name]; ok {
+			return k
+		}
+		b := make([]byte, n)
+		rand.Read(b)
+		keys[name] = hex.EncodeToString(b)
+		return keys[name]
+	}
+	sa := func(spi uint32, dir string) string {
+		s := fmt.Sprintf("%s spi 0x%x", t.Protocol, spi)
+		if k := key(dir+"c", t.CipherKeyLen()); k != "" {
+			s += " cipher-key " + k
+		}
+		if k := key(dir+"a", t.AuthKeyLen()); k != "" {
+			s += " auth-key " + k
+		}
+		return s
+	}
+	ab, ba := sa(0x1001, "ab"), sa(0x2001, "ba")
+	src, dst, addr, in, out, route := "192.0.2.1", "192.0.2.2", "198.51.100.1", ba, ab, "ip route 203.0.113.0 255.255.255.0 ipsec:bench\n"
+	if side == "b" {
+		src, dst, addr, in, out, route = "192.0.2.2", "192.0.2.1", "198.51.100.2", ab, ba, ""
+	}
+	return fmt.Sprintf(`virtual-router v netns %s
+ipsec transform-set ts
+  transform 1 %s
+interface tunnel ipsec:bench
+  virtual-router v
+  ip address %s 255.255.255.252
+  tunnel source %s
+  tunnel destination %s
+  tunnel transform-set ts
+  tunnel sa inbound %s
+  tunnel sa outbound %s
+%s`, netns, t.Name(), addr, src, dst, in, out, route)
+}
+
+func startGateway(h *harness, text string) *ism.Gateway {
+	cfg, err := config.Parse("bench.conf", strings.NewReader(text))
+	if err != nil {
+		h.Fatalf("bench config: %v", err)
+	}
+	g, err := ism.New(cfg, ism.Options{})
+	if err != nil {
+		h.Fatalf("gateway: %v", err)
+	}
+	h.Cleanup(g.Close)
+	return g
+}
+
+// iperf runs an iperf3 server in b bound to dst and a client in a bound to
+// src for d, and returns the TCP goodput the server received, in Gbit/s.
+func iperf(h *harness, l *netlab.Lab, a, b, src, dst string, d time.Duration) float64 {
+	srv := l.Command(b, "iperf3", "-s", "-1", "-B", dst)
+	l.Start(srv)
+	var out string
+	var err error
+	for range 50 { // the server takes a moment to listen
+		out, err = l.Run(a, "iperf3", "-c", dst, "-B", src, "-t", fmt.Sprint(int(d.Seconds())), "-J")
+		if err == nil || !strings.Contains(out, "connect") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		h.Fatalf("iperf3 %s -> %s: %v\n%s", src, dst, err, out)
+	}
+	var res struct {
+		End struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		h.Fatalf("iperf3 output: %v", err)
+	}
+	_ = srv.Wait()
+	return res.End.SumReceived.BitsPerSecond / 1e9
+}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"github.com/ismgw/ism/bench"
+	"github.com/ismgw/ism/transform"
+)
+
+func tunnel(args []string) error {
+	fs := newFlags("tunnel")
+	tname := fs.String("transform", "esp-aes128-gcm16", "transforms, comma-separated")
+	dur := fs.Duration("duration", 10*time.Second, "iperf3 time per path")
+	asJSON := fs.Bool("json", false, "print one JSON object per line")
+	prof := fs.String("cpuprofile", "", "write a CPU profile of the gateways to this file")
+	fs.Parse(args)
+	if *prof != "" {
+		f, err := os.Create(*prof)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	var rows []bench.TunnelResult
+	for _, n := range strings.Split(*tname, ",") {
+		t, ok := transform.Lookup(strings.TrimSpace(n))
+		if !ok {
+			return fmt.Errorf("unknown transform %q", n)
+		}
+		r, err := bench.MeasureTunnel(t, *dur)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			bench.PrintJSON(os.Stdout, r)
+		}
+		rows = append(rows, r)
+	}
+	if !*asJSON {
+		fmt.Printf("%-24s %8s %10s %10s %7s\n", "transform", "seconds", "Gbps", "bare Gbps", "ratio")
+		for _, r := range rows {
+			fmt.Printf("%-24s %8d %10.3f %10.3f %7.3f\n", r.Transform, r.Seconds, r.Gbps, r.BareGbps, r.Ratio)
+		}
+	}
+	return nil
+}

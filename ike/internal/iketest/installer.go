@@ -1,0 +1,145 @@
+package iketest
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/transform"
+)
+
+// Call is one recorded Installer call.
+type Call struct {
+	Op string // "add" or "delete"
+	ID ike.SAID
+	SA ike.UserSA // for "add"; keys are copies
+}
+
+func (c Call) String() string {
+	dir := "out"
+	if c.SA.Inbound {
+		dir = "in"
+	}
+	if c.Op == "delete" {
+		return fmt.Sprintf("delete %s/%08x", c.ID.Dst, c.ID.SPI)
+	}
+	return fmt.Sprintf("add-%s %s/%08x", dir, c.ID.Dst, c.ID.SPI)
+}
+
+// Installer records the SAs IKE installs. It is safe for concurrent use.
+type Installer struct {
+	mu      sync.Mutex
+	next    uint32
+	calls   []Call
+	sas     map[ike.SAID]ike.UserSA
+	usage   map[ike.SAID]ike.SAUsage
+	changed chan struct{}
+}
+
+// NewInstaller returns an empty recording installer whose SPIs start at
+// base (distinct per daemon in one test makes the logs readable).
+func NewInstaller(base uint32) *Installer {
+	return &Installer{next: base, sas: map[ike.SAID]ike.UserSA{}, usage: map[ike.SAID]ike.SAUsage{}, changed: make(chan struct{}, 1)}
+}
+
+var _ ike.Installer = (*Installer)(nil)
+
+// AllocateSPI returns the next SPI.
+func (in *Installer) AllocateSPI(tunnel string, p transform.Protocol, local netip.Addr) (uint32, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.next++
+	return in.next, nil
+}
+
+// AddSA records an SA.
+func (in *Installer) AddSA(id ike.SAID, sa ike.UserSA) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if _, dup := in.sas[id]; dup {
+		return fmt.Errorf("iketest: duplicate SA %v", id)
+	}
+	sa.CipherKey = sa.CipherKey.Clone()
+	sa.AuthKey = sa.AuthKey.Clone()
+	in.sas[id] = sa
+	in.calls = append(in.calls, Call{Op: "add", ID: id, SA: sa})
+	in.signal()
+	return nil
+}
+
+// DeleteSA records a delete.
+func (in *Installer) DeleteSA(id ike.SAID) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if _, ok := in.sas[id]; !ok {
+		return fmt.Errorf("iketest: no SA %v", id)
+	}
+	delete(in.sas, id)
+	in.calls = append(in.calls, Call{Op: "delete", ID: id})
+	in.signal()
+	return nil
+}
+
+// QuerySA returns the usage set with SetUsage.
+func (in *Installer) QuerySA(id ike.SAID) (ike.SAUsage, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if _, ok := in.sas[id]; !ok {
+		return ike.SAUsage{}, fmt.Errorf("iketest: no SA %v", id)
+	}
+	return in.usage[id], nil
+}
+
+// SetUsage sets what QuerySA reports.
+func (in *Installer) SetUsage(id ike.SAID, u ike.SAUsage) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.usage[id] = u
+}
+
+func (in *Installer) signal() {
+	select {
+	case in.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Calls returns the calls so far.
+func (in *Installer) Calls() []Call {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return append([]Call(nil), in.calls...)
+}
+
+// SAs returns the installed SAs.
+func (in *Installer) SAs() map[ike.SAID]ike.UserSA {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	out := make(map[ike.SAID]ike.UserSA, len(in.sas))
+	for k, v := range in.sas {
+		out[k] = v
+	}
+	return out
+}
+
+// Tunnel returns the installed inbound and outbound SAs of a tunnel.
+func (in *Installer) Tunnel(name string) (inbound, outbound []ike.UserSA, ids []ike.SAID) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for id, sa := range in.sas {
+		if sa.Tunnel != name {
+			continue
+		}
+		ids = append(ids, id)
+		if sa.Inbound {
+			inbound = append(inbound, sa)
+		} else {
+			outbound = append(outbound, sa)
+		}
+	}
+	return inbound, outbound, ids
+}
+
+// Changed is signalled after each call.
+func (in *Installer) Changed() <-chan struct{} { return in.changed }

@@ -1,0 +1,97 @@
+package ike
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/selector"
+	"github.com/ismgw/ism/transform"
+)
+
+// This file is the seam between IKE and the ISM line card, after
+// strongSwan's kernel_ipsec_t: IKE negotiates, the ISM installs. Package ism
+// implements Installer and Transport and consumes Listener events; package
+// ike never touches packets.
+
+// SAID names an IPsec SA: an SPI is unique per destination and protocol. The
+// destination is the peer for an outbound SA and the local endpoint for an
+// inbound SA.
+type SAID struct {
+	Dst      netip.Addr
+	SPI      uint32
+	Protocol transform.Protocol
+}
+
+// Lifetime is a limit by time and by volume; zero means none.
+type Lifetime struct {
+	Time  time.Duration
+	Bytes uint64
+}
+
+// UserSA is an IPsec SA negotiated by IKE, in one direction.
+type UserSA struct {
+	Tunnel    string // the secure tunnel it belongs to
+	Inbound   bool
+	Transform transform.Transform
+	// Src and Dst are the outer addresses of the packets the SA carries.
+	Src, Dst netip.Addr
+	// UDPEncap is set when NAT traversal floated to UDP (RFC 3948); the
+	// ports are those of the packets the SA carries.
+	UDPEncap         bool
+	SrcPort, DstPort uint16
+	CipherKey        driver.Key // AEAD keys include the salt
+	AuthKey          driver.Key
+	// Soft asks for a rekey when crossed; Hard makes the SA unusable.
+	Soft, Hard Lifetime
+	// Local and Remote are the negotiated selectors (IDci/IDcr).
+	Local, Remote selector.Selector
+	PFSGroup      int // 0 when no PFS
+}
+
+// SAUsage is what the data path counted for an SA.
+type SAUsage struct {
+	Bytes, Packets uint64
+	LastUsed       time.Time // zero if never used
+}
+
+// Installer installs and removes the SAs IKE negotiates. Package ism
+// implements it; its methods are safe for concurrent use.
+type Installer interface {
+	// AllocateSPI returns an SPI for a new inbound SA on the tunnel, unique
+	// for (SPI, protocol, local) and never in 0..255.
+	AllocateSPI(tunnel string, p transform.Protocol, local netip.Addr) (uint32, error)
+	// AddSA installs an SA. On a rekey the new inbound SA is added before
+	// the old one is deleted (make before break). The Installer takes
+	// ownership of the key slices in sa.
+	AddSA(id SAID, sa UserSA) error
+	// DeleteSA removes an SA and zeroes its keys.
+	DeleteSA(id SAID) error
+	// QuerySA returns the SA's usage counters.
+	QuerySA(id SAID) (SAUsage, error)
+}
+
+// Transport sends IKE messages from the tunnel endpoints' sockets, which the
+// ISM owns in the transport virtual router. When local's port is 4500 the
+// transport adds the non-ESP marker (RFC 3948 §2.2).
+type Transport interface {
+	Send(local, remote netip.AddrPort, msg []byte) error
+}
+
+// KeepaliveSender is implemented by a Transport that can send NAT-T
+// keepalives: a single 0xFF byte on UDP 4500 with no non-ESP marker
+// (RFC 3948 §2.3). IKE sends them while this end is behind a NAT.
+type KeepaliveSender interface {
+	SendKeepalive(local, remote netip.AddrPort) error
+}
+
+// Listener receives tunnel state changes from IKE. Calls come from IKE's
+// goroutines and must not block.
+type Listener interface {
+	// TunnelUp: the tunnel has SAs with the peer at the given address.
+	TunnelUp(tunnel string, peer netip.AddrPort)
+	// TunnelDown: the tunnel lost its SAs (delete, expiry, DPD).
+	TunnelDown(tunnel, reason string)
+	// NegotiationFailed: an IKE or quick-mode negotiation failed.
+	NegotiationFailed(tunnel, reason string)
+}

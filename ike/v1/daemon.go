@@ -1,0 +1,297 @@
+package v1
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ismgw/ism/ike"
+)
+
+// Daemon is the IKEv1 daemon. It runs no goroutine while idle: an exchange
+// in progress has one goroutine that is discarded when the exchange ends,
+// and lifetimes run on time.AfterFunc timers.
+//
+// Locking: mu guards every map and every field of the IKE SAs, tunnels and
+// child SAs that more than one goroutine touches. It is never held across a
+// call to the Installer, the Transport or the Listener, nor across DH or
+// signature computations.
+type Daemon struct {
+	inst ike.Installer
+	tr   ike.Transport
+	lis  ike.Listener
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	rand io.Reader // safe for concurrent use
+	now  func() time.Time
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	cfg      *config
+	sas      map[saKey]*ikeSA   // by both cookies
+	halfOpen map[Cookie]*ikeSA  // initiators waiting for the responder cookie
+	inits    map[respKey]*ikeSA // responders, by initiator cookie and peer
+	tunnels  map[string]*tunnel
+	children map[ike.SAID]*childSA // by inbound and outbound SAID
+	counters ike.Counters
+	closed   bool
+}
+
+var _ ike.Daemon = (*Daemon)(nil)
+
+// saKey names an IKE SA by its cookies.
+type saKey struct{ i, r Cookie }
+
+// respKey names a phase 1 a peer initiated before the responder cookie is
+// known to it.
+type respKey struct {
+	i    Cookie
+	peer netip.Addr
+}
+
+// config is a validated, compiled ike.Config.
+type config struct {
+	ike.Config
+	psk     *ike.PSKTable
+	roots   *x509.CertPool
+	rand    io.Reader
+	now     func() time.Time
+	log     *slog.Logger
+	retrans ike.Retransmit
+}
+
+func compile(c ike.Config) (*config, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	cc := &config{Config: c, psk: ike.NewPSKTable(c.PreSharedKeys), rand: c.Rand, now: c.Now, log: c.Logger, retrans: c.Retransmit}
+	cc.PreSharedKeys = nil // the table holds copies
+	if cc.rand == nil {
+		cc.rand = rand.Reader
+	}
+	if cc.now == nil {
+		cc.now = time.Now
+	}
+	if cc.log == nil {
+		cc.log = slog.New(slog.DiscardHandler)
+	}
+	if cc.retrans.Timeout <= 0 {
+		cc.retrans.Timeout = 2 * time.Second
+	}
+	if cc.retrans.Base < 1 {
+		cc.retrans.Base = 1.8
+	}
+	if cc.retrans.Tries <= 0 {
+		cc.retrans.Tries = 5
+	}
+	if cc.Keepalive <= 0 {
+		cc.Keepalive = 20 * time.Second
+	}
+	if cc.Lifetime == (ike.Lifetime{}) {
+		cc.Lifetime = ike.DefaultLifetime
+	}
+	if c.Certificates != nil {
+		cc.roots = x509.NewCertPool()
+		for _, ca := range c.Certificates.CAs {
+			cc.roots.AddCert(ca)
+		}
+	}
+	return cc, nil
+}
+
+// New starts an IKEv1 daemon. It returns an error if the configuration is
+// invalid.
+func New(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Listener) (*Daemon, error) {
+	c, err := compile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{
+		inst: inst, tr: tr, lis: lis, cfg: c,
+		sas: map[saKey]*ikeSA{}, halfOpen: map[Cookie]*ikeSA{}, inits: map[respKey]*ikeSA{},
+		tunnels: map[string]*tunnel{}, children: map[ike.SAID]*childSA{},
+	}
+	d.rand, d.now, d.log = &lockedReader{r: c.rand}, c.now, c.log
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	for _, t := range c.Tunnels {
+		d.tunnels[t.Name] = &tunnel{cfg: t, state: stateDown}
+	}
+	return d, nil
+}
+
+// Reconfigure replaces the configuration. Established SAs stay; tunnels
+// that disappeared lose their SAs; a changed transform set applies to
+// later negotiations only (the seed). Rand, Now and Logger keep the values
+// the daemon was started with.
+func (d *Daemon) Reconfigure(cfg ike.Config) error {
+	c, err := compile(cfg)
+	if err != nil {
+		return err
+	}
+	var gone []*tunnel
+	d.mu.Lock()
+	old := d.cfg
+	d.cfg = c
+	keep := map[string]bool{}
+	for _, t := range c.Tunnels {
+		keep[t.Name] = true
+		if tu, ok := d.tunnels[t.Name]; ok {
+			tu.cfg = t
+		} else {
+			d.tunnels[t.Name] = &tunnel{cfg: t, state: stateDown}
+		}
+	}
+	for name, tu := range d.tunnels {
+		if !keep[name] {
+			gone = append(gone, tu)
+			delete(d.tunnels, name)
+		}
+	}
+	d.mu.Unlock()
+	old.psk.Zero()
+	for _, tu := range gone {
+		d.tunnelDown(tu, "tunnel removed from the configuration")
+	}
+	return nil
+}
+
+// Status returns a snapshot of the IKE SAs, the tunnels and the counters.
+func (d *Daemon) Status() ike.Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.now()
+	var st ike.Status
+	seen := map[*ikeSA]bool{}
+	for _, sa := range d.sas {
+		seen[sa] = true
+		st.IKESAs = append(st.IKESAs, sa.status(now))
+	}
+	for _, sa := range d.halfOpen {
+		if !seen[sa] {
+			st.IKESAs = append(st.IKESAs, sa.status(now))
+		}
+	}
+	for _, tu := range d.tunnels {
+		st.Tunnels = append(st.Tunnels, tu.status(now))
+	}
+	sort.Slice(st.Tunnels, func(i, j int) bool { return st.Tunnels[i].Name < st.Tunnels[j].Name })
+	sort.Slice(st.IKESAs, func(i, j int) bool { return st.IKESAs[i].ICookie < st.IKESAs[j].ICookie })
+	st.Counters = d.counters
+	return st
+}
+
+// Close deletes every SA, tells the peers, and waits for the exchanges in
+// progress to end.
+func (d *Daemon) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return errors.New("v1: daemon already closed")
+	}
+	d.closed = true
+	var tus []*tunnel
+	for _, tu := range d.tunnels {
+		tus = append(tus, tu)
+	}
+	d.mu.Unlock()
+	d.cancel()
+	d.wg.Wait()
+	for _, tu := range tus {
+		d.tunnelDown(tu, "daemon closed")
+	}
+	d.mu.Lock()
+	var sas []*ikeSA
+	for _, sa := range d.sas {
+		sas = append(sas, sa)
+	}
+	d.mu.Unlock()
+	for _, sa := range sas {
+		if d.isEstablished(sa) {
+			d.sendDeleteIKESA(sa)
+		}
+		d.removeIKESA(sa)
+	}
+	d.cfg.psk.Zero()
+	return nil
+}
+
+// count increments a counter.
+func (d *Daemon) count(f func(c *ike.Counters)) {
+	d.mu.Lock()
+	f(&d.counters)
+	d.mu.Unlock()
+}
+
+// spawn runs f as an exchange goroutine unless the daemon is closed.
+func (d *Daemon) spawn(f func()) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.spawnLocked(f)
+}
+
+// spawnLocked is spawn with Daemon.mu held.
+func (d *Daemon) spawnLocked(f func()) bool {
+	if d.closed {
+		return false
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// random fills b from the configured source. A source that fails is a
+// broken configuration, like an exhausted test reader: it panics.
+func (d *Daemon) random(b []byte) {
+	if _, err := io.ReadFull(d.rand, b); err != nil {
+		panic(fmt.Sprintf("v1: random source failed: %v", err))
+	}
+}
+
+// lockedReader serializes reads of a source that may not be safe for
+// concurrent use (a deterministic test source).
+type lockedReader struct {
+	mu sync.Mutex
+	r  io.Reader
+}
+
+func (l *lockedReader) Read(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return io.ReadFull(l.r, b)
+}
+
+func (d *Daemon) nonce() []byte {
+	n := make([]byte, 32)
+	d.random(n)
+	return n
+}
+
+// msgID returns a random non-zero message ID unused on sa.
+func (d *Daemon) msgID(sa *ikeSA) uint32 {
+	var b [4]byte
+	for {
+		d.random(b[:])
+		id := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+		d.mu.Lock()
+		_, busy := sa.exchanges[id]
+		used := sa.replied(id)
+		d.mu.Unlock()
+		if id != 0 && !busy && !used {
+			return id
+		}
+	}
+}

@@ -1,0 +1,18 @@
+// Package v1 is IKEv1 as RFC 2409 defines it over ISAKMP (RFC 2408) in the
+// IPsec DOI (RFC 2407), with NAT traversal (RFC 3947, RFC 3948): main and
+// aggressive mode with pre-shared keys or RSA signatures, quick mode with
+// PFS, informational exchanges, and the daemon that runs them for the
+// signaled tunnels of the ISM line card.
+//
+// Files follow the exchanges: isakmp.go and messages.go are the wire
+// format, keymat.go the key derivation (RFC 2409 §5 and Appendix B),
+// mainmode_*.go, aggressive_*.go and quickmode_*.go one exchange and role
+// each, informational.go notifications and deletes. dispatch.go routes
+// datagrams to exchanges; daemon.go, ikesa.go and tunnel.go hold the
+// state that outlives an exchange.
+//
+// The daemon keeps no goroutine for an idle tunnel or IKE SA: an exchange
+// in progress has one, discarded when it ends, and lifetimes run on
+// time.AfterFunc timers. DPD (RFC 3706) is meant to join informational.go
+// and ikesa.go: an R-U-THERE is an informational exchange on the IKE SA.
+package v1

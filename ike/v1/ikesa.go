@@ -1,0 +1,288 @@
+package v1
+
+import (
+	"crypto"
+	"crypto/cipher"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/ismgw/ism/ike"
+)
+
+// ikeSA is an ISAKMP SA: one per pair of local and remote IKE endpoints,
+// shared by every tunnel between them (the seed). Its fields are guarded
+// by Daemon.mu, except the keys, which are written once before the SA is
+// marked established and only read afterwards.
+type ikeSA struct {
+	icookie, rcookie Cookie
+	initiator        bool
+	mode             ike.Phase1Mode
+	local, remote    netip.AddrPort // current endpoints; ports float to 4500
+	natt             bool           // using UDP 4500
+	localNAT         bool           // this end is behind a NAT (keepalives)
+	remoteNAT        bool
+	peerNATT         bool // the peer announced RFC 3947
+	state            string
+	established      bool
+	dead             bool
+	failure          string
+
+	policy   ike.Policy // negotiated; Lifetime is the one in force
+	hash     crypto.Hash
+	block    cipher.Block
+	skeyidD  []byte
+	skeyidA  []byte
+	p1IV     []byte // last CBC block of phase 1, for quick mode IVs
+	remoteID ike.Identity
+
+	exchanges map[uint32]*exchange
+	replies   [4]reply // recently answered messages, for retransmits
+	nextReply int
+	pending   []packet // arrived before phase 1 completed
+	waiting   []string // tunnels to start quick mode for once established
+
+	created, expires  time.Time
+	soft, hard, alive *time.Timer
+	rekeys            int
+}
+
+// reply remembers the answer to a message so that a retransmission of
+// that message gets the same answer (RFC 2408 §5: retransmission).
+type reply struct {
+	msgID uint32
+	sum   [32]byte
+	resp  []byte
+}
+
+type peerKey struct{ local, remote netip.Addr }
+
+func (sa *ikeSA) key() saKey { return saKey{sa.icookie, sa.rcookie} }
+
+func (sa *ikeSA) peer() peerKey { return peerKey{sa.local.Addr(), sa.remote.Addr()} }
+
+// remember records resp as the answer to msg. Daemon.mu must be held.
+func (sa *ikeSA) remember(msgID uint32, msg, resp []byte) {
+	sa.replies[sa.nextReply] = reply{msgID: msgID, sum: sha256.Sum256(msg), resp: resp}
+	sa.nextReply = (sa.nextReply + 1) % len(sa.replies)
+}
+
+// answer returns the remembered answer to msg. Daemon.mu must be held.
+func (sa *ikeSA) answer(msg []byte) ([]byte, bool) {
+	sum := sha256.Sum256(msg)
+	for _, r := range sa.replies {
+		if r.sum == sum && r.resp != nil {
+			return r.resp, true
+		}
+	}
+	return nil, false
+}
+
+// replied reports whether msgID was used by a finished exchange. Daemon.mu
+// must be held.
+func (sa *ikeSA) replied(msgID uint32) bool {
+	for _, r := range sa.replies {
+		if r.msgID == msgID && r.resp != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *Daemon) isEstablished(sa *ikeSA) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return sa.established && !sa.dead
+}
+
+func (sa *ikeSA) status(now time.Time) ike.IKESAStatus {
+	st := ike.IKESAStatus{
+		Local: sa.local, Remote: sa.remote, ICookie: sa.icookie.String(), RCookie: sa.rcookie.String(),
+		Initiator: sa.initiator, Mode: sa.mode, State: sa.state, Established: sa.established,
+		Policy: sa.policy, RemoteID: sa.remoteID.String(), NATT: sa.natt, Rekeys: sa.rekeys,
+	}
+	if sa.established && sa.expires.After(now) {
+		st.LifetimeLeft = sa.expires.Sub(now)
+	}
+	if sa.remoteID.IsZero() {
+		st.RemoteID = ""
+	}
+	return st
+}
+
+// newIKESA makes an IKE SA in negotiation and indexes it. Daemon.mu must
+// be held.
+func (d *Daemon) newIKESA(initiator bool, mode ike.Phase1Mode, local, remote netip.AddrPort) *ikeSA {
+	sa := &ikeSA{initiator: initiator, mode: mode, local: local, remote: remote, exchanges: map[uint32]*exchange{}, created: d.now()}
+	if initiator {
+		d.random(sa.icookie[:])
+		sa.state = "MM_SA_I"
+		if mode == ike.AggressiveMode {
+			sa.state = "AM_SA_I"
+		}
+		d.halfOpen[sa.icookie] = sa
+	} else {
+		d.random(sa.rcookie[:])
+		sa.state = "MM_SA_R"
+		if mode == ike.AggressiveMode {
+			sa.state = "AM_SA_R"
+		}
+	}
+	return sa
+}
+
+// findIKESA returns the usable IKE SA between two endpoints, established
+// or being negotiated, preferring the newest established one. Daemon.mu
+// must be held.
+func (d *Daemon) findIKESA(local, remote netip.Addr) *ikeSA {
+	var best *ikeSA
+	consider := func(sa *ikeSA) {
+		if sa.dead || sa.local.Addr() != local || sa.remote.Addr() != remote {
+			return
+		}
+		if best == nil || (sa.established && !best.established) || (sa.established == best.established && sa.created.After(best.created)) {
+			best = sa
+		}
+	}
+	for _, sa := range d.sas {
+		consider(sa)
+	}
+	for _, sa := range d.halfOpen {
+		consider(sa)
+	}
+	return best
+}
+
+// established marks phase 1 complete and arms the lifetime timers; it
+// returns the messages that waited for it and the tunnels to negotiate.
+func (d *Daemon) establish(sa *ikeSA, lifetime time.Duration) ([]packet, []string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.now()
+	sa.established = true
+	sa.state = "established"
+	sa.policy.Lifetime = lifetime
+	sa.expires = now.Add(lifetime)
+	d.counters.Phase1Established++
+	// Rekey before expiry, jittered (the seed: "the actual lifetime may
+	// differ from the configured one"): at 80–90 % of the lifetime.
+	soft := d.jitter(lifetime)
+	sa.soft = time.AfterFunc(soft, func() { d.ikeSASoftExpire(sa) })
+	sa.hard = time.AfterFunc(lifetime, func() { d.ikeSAHardExpire(sa) })
+	if sa.localNAT {
+		d.armKeepalive(sa)
+	}
+	pending, waiting := sa.pending, sa.waiting
+	sa.pending, sa.waiting = nil, nil
+	return pending, waiting
+}
+
+// jitter returns the soft lifetime for a hard one: 80 % to 90 % of it.
+// Daemon.mu must be held (for the random source).
+func (d *Daemon) jitter(hard time.Duration) time.Duration {
+	var b [2]byte
+	d.random(b[:])
+	frac := 0.80 + 0.10*float64(uint16(b[0])<<8|uint16(b[1]))/65535
+	return time.Duration(float64(hard) * frac)
+}
+
+func (d *Daemon) armKeepalive(sa *ikeSA) {
+	ks, ok := d.tr.(ike.KeepaliveSender)
+	if !ok {
+		return
+	}
+	var tick func()
+	tick = func() {
+		d.mu.Lock()
+		if sa.dead {
+			d.mu.Unlock()
+			return
+		}
+		local, remote := sa.local, sa.remote
+		sa.alive = time.AfterFunc(d.cfg.Keepalive, tick)
+		d.mu.Unlock()
+		_ = ks.SendKeepalive(local, remote)
+	}
+	sa.alive = time.AfterFunc(d.cfg.Keepalive, tick)
+}
+
+// ikeSASoftExpire renegotiates phase 1 if tunnels still use the SA.
+func (d *Daemon) ikeSASoftExpire(sa *ikeSA) {
+	d.mu.Lock()
+	if sa.dead || d.closed {
+		d.mu.Unlock()
+		return
+	}
+	var users []*tunnel
+	for _, tu := range d.tunnels {
+		if tu.sa == sa && tu.cur() != nil {
+			users = append(users, tu)
+		}
+	}
+	mode := sa.mode
+	local, remote := sa.local.Addr(), sa.remote.Addr()
+	d.mu.Unlock()
+	if len(users) == 0 {
+		return
+	}
+	d.logger().Info("renegotiating phase 1", "local", local, "remote", remote)
+	d.startPhase1(mode, users[0], local, remote, nil)
+}
+
+// ikeSAHardExpire deletes the SA at the end of its lifetime.
+func (d *Daemon) ikeSAHardExpire(sa *ikeSA) {
+	if d.isEstablished(sa) {
+		d.sendDeleteIKESA(sa)
+	}
+	d.removeIKESA(sa)
+}
+
+// removeIKESA forgets an IKE SA, stops its exchanges and timers and zeroes
+// its keys. The child SAs negotiated on it stay (RFC 2409: they are
+// independent of it).
+func (d *Daemon) removeIKESA(sa *ikeSA) {
+	d.mu.Lock()
+	if sa.dead {
+		d.mu.Unlock()
+		return
+	}
+	sa.dead = true
+	sa.state = "deleted"
+	delete(d.sas, sa.key())
+	if d.halfOpen[sa.icookie] == sa {
+		delete(d.halfOpen, sa.icookie)
+	}
+	if k := (respKey{sa.icookie, sa.remote.Addr()}); d.inits[k] == sa {
+		delete(d.inits, k)
+	}
+	for _, t := range []*time.Timer{sa.soft, sa.hard, sa.alive} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	exs := make([]*exchange, 0, len(sa.exchanges))
+	for _, ex := range sa.exchanges {
+		exs = append(exs, ex)
+	}
+	for _, tu := range d.tunnels {
+		if tu.sa == sa {
+			tu.sa = nil
+		}
+	}
+	clear(sa.skeyidD)
+	clear(sa.skeyidA)
+	sa.block = nil
+	sa.pending = nil
+	d.mu.Unlock()
+	for _, ex := range exs {
+		ex.cancel()
+	}
+}
+
+func (d *Daemon) logger() *slog.Logger { return d.log }
+
+func (sa *ikeSA) String() string {
+	return fmt.Sprintf("%s/%s %s->%s", sa.icookie, sa.rcookie, sa.local, sa.remote)
+}

@@ -1,0 +1,77 @@
+package v1
+
+import (
+	"net/netip"
+
+	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ike"
+)
+
+// matchTunnel returns the tunnel a phase 1 peer at remote with identity id
+// belongs to: one whose destination is that address, or, for a tunnel
+// known only by its identity, one whose remote identity is id (no DNS: the
+// seed). Tunnels naming the identity exactly come first. Daemon.mu must be
+// held; id may be zero when it is not known yet.
+func (d *Daemon) matchTunnel(local, remote netip.Addr, id ike.Identity) *ike.Tunnel {
+	var byAddr *ike.Tunnel
+	for _, tu := range d.tunnels {
+		t := &tu.cfg
+		if t.Source != local {
+			continue
+		}
+		if t.Destination.IsValid() {
+			if t.Destination != remote {
+				continue
+			}
+			if !t.RemoteID.IsZero() && !id.IsZero() && !t.RemoteID.Equal(id) {
+				continue
+			}
+			if !t.RemoteID.IsZero() && t.RemoteID.Equal(id) {
+				return t
+			}
+			if byAddr == nil {
+				byAddr = t
+			}
+			continue
+		}
+		if !id.IsZero() && t.RemoteID.Equal(id) {
+			return t
+		}
+	}
+	return byAddr
+}
+
+// wantsEncap reports whether a tunnel to remote forces UDP encapsulation.
+// Daemon.mu must be held.
+func (d *Daemon) wantsEncap(local, remote netip.Addr) bool {
+	for _, tu := range d.tunnels {
+		if tu.cfg.Source == local && tu.cfg.Destination == remote && tu.cfg.UDPEncap {
+			return true
+		}
+	}
+	return false
+}
+
+// pskFor finds the pre-shared key for a peer: by its identity (whole, then
+// with user@ stripped), then by its address. Daemon.mu must be held.
+func (d *Daemon) pskFor(id ike.Identity, remote netip.Addr) driver.Key {
+	if !id.IsZero() {
+		if k, ok := d.cfg.psk.ForIdentity(id); ok {
+			return k
+		}
+	}
+	if remote.IsValid() {
+		if k, ok := d.cfg.psk.ForAddress(remote); ok {
+			return k
+		}
+	}
+	return nil
+}
+
+// localIdentity returns the identity this end presents to a peer.
+func localIdentity(t *ike.Tunnel, local netip.Addr) ike.Identity {
+	if t != nil {
+		return t.LocalIdentity()
+	}
+	return ike.AddressIdentity(local)
+}

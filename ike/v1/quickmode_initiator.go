@@ -1,0 +1,208 @@
+package v1
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/transform"
+)
+
+// startQuickMode starts a quick mode for the named tunnel on an
+// established IKE SA.
+func (d *Daemon) startQuickMode(name string, sa *ikeSA) {
+	d.mu.Lock()
+	tu := d.tunnels[name]
+	if tu == nil {
+		d.mu.Unlock()
+		return
+	}
+	tu.qmBusy = true
+	tu.qm = "QM_I1"
+	var replaces *childSA
+	if c := tu.cur(); c != nil && c.rekeying {
+		replaces = c
+	}
+	d.mu.Unlock()
+	msgID := d.msgID(sa)
+	ex := d.newExchange(sa, msgID)
+	d.mu.Lock()
+	initIV(ex)
+	d.mu.Unlock()
+	q := &quickMode{d: d, ex: ex, sa: sa, tu: tu, initiator: true, replaces: replaces}
+	if !d.spawn(func() {
+		err := q.runInitiator()
+		q.zero()
+		ex.done(nil)
+		if err != nil {
+			if errors.Is(err, errNoProposal) || isNotify(err, NotifyNoProposalChosen) {
+				d.count(func(c *ike.Counters) { c.NoProposalChosen++ })
+			}
+			d.log.Warn("quick mode failed", "tunnel", name, "err", err)
+			d.negotiationFailed(name, "quick mode: "+errString(err))
+		}
+	}) {
+		ex.done(nil)
+		d.negotiationFailed(name, "daemon closed")
+	}
+}
+
+func isNotify(err error, t NotifyType) bool {
+	var n notifyError
+	return errors.As(err, &n) && n.t == t
+}
+
+// runInitiator runs quick mode as initiator: the tunnel's transform set as
+// proposals in priority order, PFS with the tunnel's group when enabled.
+func (q *quickMode) runInitiator() error {
+	props, err := q.proposals()
+	if err != nil {
+		return err
+	}
+	if err := q.sendQM1(props); err != nil {
+		return err
+	}
+	pk, err := q.ex.read(true)
+	if err != nil {
+		return err
+	}
+	m, err := q.open(pk, q.hash2)
+	if err != nil {
+		return err
+	}
+	if err := q.readQM2(m, props); err != nil {
+		return err
+	}
+	in, out := q.userSAs()
+	c := q.child()
+	if err := q.d.inst.AddSA(c.in, in); err != nil {
+		return fmt.Errorf("v1: installing the inbound SA: %w", err)
+	}
+	q.ex.send(q.ex.sealed(ExchangeQuick, []outPayload{{PayloadHash, q.hash3()}}))
+	q.d.mu.Lock()
+	q.tu.qmBusy = false
+	q.tu.peer = q.sa.remote
+	q.tu.sa = q.sa
+	q.d.mu.Unlock()
+	// The answer to QM2 is QM3: remember it for retransmitted QM2s.
+	q.d.mu.Lock()
+	q.sa.remember(q.ex.msgID, pk.data, q.ex.last)
+	q.d.mu.Unlock()
+	if err := q.d.installOutbound(c, out, q.replaces); err != nil {
+		return fmt.Errorf("v1: installing the outbound SA: %w", err)
+	}
+	return nil
+}
+
+// proposals builds one proposal per transform of the set, numbered in
+// priority order, each with this end's SPI for its protocol.
+func (q *quickMode) proposals() ([]Proposal, error) {
+	d := q.d
+	d.mu.Lock()
+	t := q.tu.cfg
+	lt := d.tunnelLifetime(&t)
+	encap := encapMode(q.sa)
+	local := q.sa.local.Addr()
+	d.mu.Unlock()
+	q.lifetime = lt
+	q.localSel, q.peerSel = t.LocalSelector, t.RemoteSelector
+	attrs := childAttrs{Encap: encap, Group: t.PFSGroup, Lifetime: lt}
+	spis := map[transform.Protocol]uint32{}
+	var props []Proposal
+	for i, tr := range t.TransformSet {
+		spi, ok := spis[tr.Protocol]
+		if !ok {
+			var err error
+			if spi, err = d.inst.AllocateSPI(t.Name, tr.Protocol, local); err != nil {
+				return nil, fmt.Errorf("v1: allocating an SPI: %w", err)
+			}
+			spis[tr.Protocol] = spi
+		}
+		props = append(props, Proposal{Number: uint8(i + 1), Protocol: protocolID(tr),
+			SPI: binary.BigEndian.AppendUint32(nil, spi), Transforms: []Transform{ipsecTransform(1, tr, attrs)}})
+	}
+	q.ex.spi = spis[transform.ESP]
+	if q.ex.spi == 0 {
+		q.ex.spi = spis[transform.AH]
+	}
+	if t.PFSGroup != 0 {
+		g, _ := ike.LookupGroup(t.PFSGroup)
+		k, err := g.GenerateKey(d.rand)
+		if err != nil {
+			return nil, err
+		}
+		q.dh = k
+	}
+	return props, nil
+}
+
+func (q *quickMode) sendQM1(props []Proposal) error {
+	q.ni = q.d.nonce()
+	sa := SA{DOI: DOIIPsec, Situation: SituationIdentityOnly, Proposals: props}
+	ps := []outPayload{{PayloadSA, sa.marshal()}, {PayloadNonce, q.ni}}
+	if q.dh != nil {
+		ps = append(ps, outPayload{PayloadKE, q.dh.Public})
+	}
+	q.idci = selectorID(q.localSel).marshal()
+	q.idcr = selectorID(q.peerSel).marshal()
+	ps = append(ps, outPayload{PayloadID, q.idci}, outPayload{PayloadID, q.idcr})
+	q.ex.send(q.seal(q.hash1, ps))
+	q.d.mu.Lock()
+	q.tu.qm = "QM_I2"
+	q.d.mu.Unlock()
+	return nil
+}
+
+// readQM2 checks the responder's choice against the proposals and takes
+// its SPI, nonce, KE and lifetime.
+func (q *quickMode) readQM2(m *Message, props []Proposal) error {
+	if err := peerError(m); err != nil {
+		return err
+	}
+	sp, np := m.First(PayloadSA), m.First(PayloadNonce)
+	if sp == nil {
+		return unexpectedError(PayloadSA, m)
+	}
+	if np == nil {
+		return unexpectedError(PayloadNonce, m)
+	}
+	q.nr = append([]byte(nil), np.Body...)
+	sa, err := ParseSA(sp.Body)
+	if err != nil {
+		return err
+	}
+	if len(sa.Proposals) != 1 || len(sa.Proposals[0].Transforms) != 1 || len(sa.Proposals[0].SPI) != 4 {
+		return fmt.Errorf("%w: the responder must choose one proposal with one transform", errNoProposal)
+	}
+	got := sa.Proposals[0]
+	var mine *Proposal
+	for i := range props {
+		if props[i].Number == got.Number && props[i].Protocol == got.Protocol {
+			mine = &props[i]
+		}
+	}
+	if mine == nil {
+		return fmt.Errorf("%w: the responder chose proposal %d, which was not offered", errNoProposal, got.Number)
+	}
+	tr, attrs, err := parseIPsecTransform(got.Protocol, &got.Transforms[0])
+	if err != nil {
+		return fmt.Errorf("%w: %v", errNoProposal, err)
+	}
+	wantTr, wantAttrs, _ := parseIPsecTransform(mine.Protocol, &mine.Transforms[0])
+	if tr != wantTr || attrs.Group != wantAttrs.Group || !encapOK(q.sa, attrs.Encap) {
+		return fmt.Errorf("%w: the responder changed the proposal", errNoProposal)
+	}
+	q.tr, q.attrs = tr, attrs
+	q.lifetime = ike.LesserLifetime(q.lifetime, attrs.Lifetime)
+	q.peerSPI = binary.BigEndian.Uint32(got.SPI)
+	q.ourSPI = binary.BigEndian.Uint32(mine.SPI)
+	for _, np := range m.All(PayloadNotify) {
+		if n, err := ParseNotify(np.Body); err == nil && n.Type == NotifyResponderLifetime {
+			if lt, err := parseResponderLifetime(n); err == nil {
+				q.lifetime = ike.LesserLifetime(q.lifetime, lt)
+			}
+		}
+	}
+	return q.dhShared(m)
+}
