@@ -10,7 +10,7 @@ DEB_PACKAGES := strongswan-charon strongswan-swanctl libcharon-extra-plugins \
 	iproute2 iputils-ping python3-scapy snmptrapd snmp dpdk dpdk-dev libdpdk-dev \
 	libipsec-mb1 pkg-config tcpdump python3-cryptography
 # Packages whose tests take long run on their own, in parallel with the rest.
-TEST_FLAGS ?= -count=1 -timeout 15m
+TEST_FLAGS ?= -count=1 -race -timeout 15m
 
 .PHONY: all build test bench lint demo deps fuzz clean
 

@@ -34,7 +34,7 @@ func (w *worker) run(op *driver.Op) {
 // runAEAD seals or opens an AES-GCM or ChaCha20-Poly1305 op in place. The ICV
 // must follow the ciphertext, as it does in ESP (RFC 4106 §3, RFC 7634 §3).
 func (w *worker) runAEAD(s *session, op *driver.Op) driver.Status {
-	if op.IVLen != 8 || op.AADLen > 12 || op.DigestOff != op.CipherOff+op.CipherLen {
+	if op.IVLen != 8 || op.AADLen > 12 || op.CipherLen < 0 || op.DigestOff != op.CipherOff+op.CipherLen {
 		return driver.InvalidArgs
 	}
 	tagLen := s.aead.Overhead()

@@ -120,23 +120,33 @@ func probeDrivers(cfg *config.Config, log *slog.Logger) []driver.Driver {
 }
 
 // Close stops the data path, deletes every SA (zeroing its keys) and
-// removes the devices, routes and sockets the gateway made.
+// removes the devices, routes, rules and sockets the gateway made.
 func (g *Gateway) Close() {
 	if g.closing.Swap(true) {
 		return
 	}
 	g.cancel()
+	// 1. Stop the data path: close the devices and sockets the loops read,
+	// and wait for the loops to end.
 	g.mu.Lock()
-	for _, t := range g.tunnels {
-		g.teardown(t)
+	for _, v := range g.vrs {
+		v.stopIO()
 	}
+	g.mu.Unlock()
+	g.events.close()
+	g.wg.Wait()
+	// 2. Then take the tunnels apart, with nothing in flight.
+	g.mu.Lock()
+	for name, t := range g.tunnels {
+		g.teardown(t)
+		delete(g.tunnels, name)
+	}
+	g.syncRoutes()
 	for name, v := range g.vrs {
 		v.close()
 		delete(g.vrs, name)
 	}
 	g.mu.Unlock()
-	g.events.close()
-	g.wg.Wait()
 	g.eng.Close()
 	for _, d := range g.drivers {
 		d.Close()

@@ -57,6 +57,13 @@ func (g *Gateway) syncRoutes() {
 // syncKernel installs the VR's routes for up tunnels and removes the rest,
 // including those of tunnels no longer configured.
 func (g *Gateway) syncKernel(v *vr, routes, policy []routeEntry) {
+	v.mu.Lock()
+	if v.installed == nil {
+		v.installed = map[netip.Prefix]bool{}
+		v.rules = map[netip.Prefix]uint32{}
+	}
+	v.mu.Unlock()
+	defer g.syncRules(v, policy)
 	if v.dev == nil {
 		return
 	}
@@ -66,12 +73,6 @@ func (g *Gateway) syncKernel(v *vr, routes, policy []routeEntry) {
 			want[e.prefix] = e.tunnel
 		}
 	}
-	v.mu.Lock()
-	if v.installed == nil {
-		v.installed = map[netip.Prefix]bool{}
-		v.rules = map[netip.Prefix]uint32{}
-	}
-	v.mu.Unlock()
 	for p, t := range want {
 		if t.Up() {
 			if err := v.rt.replaceRoute(v.devIndex, p, int(t.mtu.Load()), 0); err != nil {
@@ -90,13 +91,12 @@ func (g *Gateway) syncKernel(v *vr, routes, policy []routeEntry) {
 			}
 		}
 	}
-	g.syncRules(v, policy)
 }
 
 // syncRules points the source-based policy routes of up tunnels at the
 // policy table, whose default routes lead to the secure-interface device.
 func (g *Gateway) syncRules(v *vr, policy []routeEntry) {
-	if len(policy) > 0 {
+	if len(policy) > 0 && v.dev != nil {
 		for _, any := range []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")} {
 			if err := v.rt.replaceRoute(v.devIndex, any, 0, policyTable); err != nil {
 				g.log.Warn("policy table", "vr", v.name, "err", err)

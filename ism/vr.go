@@ -93,13 +93,14 @@ func (v *vr) device() (dev tun.Device, created bool, err error) {
 	return v.dev, true, nil
 }
 
-// close shuts the VR's device and sockets.
-func (v *vr) close() {
+// stopIO closes the VR's device and sockets, which ends the data-path
+// loops that read them.
+func (v *vr) stopIO() {
 	v.mu.Lock()
 	v.closed = true
 	dev := v.dev
 	eps := v.endpoints
-	v.endpoints = nil
+	v.endpoints = map[netip.Addr]*endpoint{}
 	v.mu.Unlock()
 	for _, ep := range eps {
 		ep.close()
@@ -107,6 +108,11 @@ func (v *vr) close() {
 	if dev != nil {
 		dev.Close()
 	}
+}
+
+// close shuts the VR: device, sockets and its netlink connection.
+func (v *vr) close() {
+	v.stopIO()
 	v.rt.close()
 	v.ns.close()
 }

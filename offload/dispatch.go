@@ -11,12 +11,49 @@ import (
 )
 
 // binding is an SA's driver and session. It never changes once made; an SA
-// moves to another driver by swapping in a new binding.
+// moves to another driver by swapping in a new binding and retiring the old
+// one. A retired binding closes its session when the last Processor using
+// it lets go, so a session is never closed under a packet in flight.
 type binding struct {
 	drv    driver.Driver
 	idx    int // index in dispatcher.all; 0 is the fallback engine
 	sess   driver.Session
 	reason string
+
+	refs    atomic.Int64
+	retired atomic.Bool
+	closed  atomic.Bool
+}
+
+// acquire takes a reference for a burst; it fails once the binding is
+// retired, and the caller looks at the SA's binding again.
+func (b *binding) acquire() bool {
+	b.refs.Add(1)
+	if b.retired.Load() {
+		b.release()
+		return false
+	}
+	return true
+}
+
+func (b *binding) release() {
+	if b.refs.Add(-1) == 0 && b.retired.Load() {
+		b.close()
+	}
+}
+
+// retire closes the session now, or when the last reference goes.
+func (b *binding) retire() {
+	b.retired.Store(true)
+	if b.refs.Load() == 0 {
+		b.close()
+	}
+}
+
+func (b *binding) close() {
+	if !b.closed.Swap(true) {
+		_ = b.sess.Close()
+	}
 }
 
 // Reasons for work moving to the fallback engine.
@@ -193,18 +230,21 @@ func (d *dispatcher) spill(sa *SA) *binding {
 
 // moveToFallback rebinds the SA to the fallback engine for good.
 func (d *dispatcher) moveToFallback(sa *SA, why string) {
-	fb := d.spill(sa)
-	if fb == nil {
-		return
-	}
 	old := sa.bind.Load()
-	nb := *fb
-	nb.reason = "fallback: " + why
-	if old == nil || old.idx == 0 || !sa.bind.CompareAndSwap(old, &nb) {
+	if old == nil || old.idx == 0 || sa.state.Load()&stateDeleted != 0 {
 		return
 	}
+	nb, err := d.fallbackBinding(sa)
+	if err != nil {
+		return
+	}
+	nb.reason = "fallback: " + why
+	if !sa.bind.CompareAndSwap(old, nb) {
+		nb.close()
+		return
+	}
+	old.retire()
 	d.counts[fbFault].Add(1)
-	_ = old.sess.Close()
 	d.log.Warn("SA moved to the software engine", "sa", sa.id.String(), "driver", old.drv.Name(), "reason", why)
 }
 

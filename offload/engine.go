@@ -193,11 +193,11 @@ func (e *Engine) DeleteSA(id SAID) error {
 func (sa *SA) destroy() {
 	sa.setState(stateDeleted)
 	if b := sa.bind.Load(); b != nil {
-		_ = b.sess.Close()
+		b.retire()
 	}
 	sa.mu.Lock()
 	if sa.fallback != nil {
-		_ = sa.fallback.sess.Close()
+		sa.fallback.retire()
 	}
 	sa.cfg.CipherKey.Zero()
 	sa.cfg.AuthKey.Zero()

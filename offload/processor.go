@@ -69,6 +69,7 @@ type Processor struct {
 	now   int64
 	byDrv [][]*driver.Op
 	deq   [BurstSize]*driver.Op
+	held  []*binding // bindings referenced by the burst in flight
 	ivs   [BurstSize * 16]byte
 	ivPos int
 	// ivHook, set only by tests, writes the IV of each outbound ESP packet
@@ -91,7 +92,45 @@ func newProcessor(e *Engine) *Processor {
 		}
 	}
 	p.ivPos = len(p.ivs)
+	p.held = make([]*binding, 0, 2*BurstSize)
 	return p
+}
+
+// hold returns the SA's binding with a reference taken for this burst, or
+// nil once the SA is deleted.
+func (p *Processor) hold(sa *SA) *binding {
+	for {
+		b := sa.bind.Load()
+		if b == nil {
+			return nil
+		}
+		if n := len(p.held); n > 0 && p.held[n-1] == b {
+			return b
+		}
+		if p.holdBinding(b) {
+			return b
+		}
+		if sa.state.Load()&stateDeleted != 0 {
+			return nil
+		}
+	}
+}
+
+// holdBinding takes a reference on b until the end of the burst.
+func (p *Processor) holdBinding(b *binding) bool {
+	if !b.acquire() {
+		return false
+	}
+	p.held = append(p.held, b)
+	return true
+}
+
+func (p *Processor) releaseAll() {
+	for _, b := range p.held {
+		b.release()
+	}
+	clear(p.held)
+	p.held = p.held[:0]
 }
 
 // Encap encapsulates each packet with its SA (set by the caller) and returns
@@ -122,7 +161,10 @@ func (p *Processor) run(pkts []*Packet, dir driver.Direction) {
 			p.drop(pk, r)
 			continue
 		}
-		pk.bnd = pk.SA.bind.Load()
+		if pk.bnd = p.hold(pk.SA); pk.bnd == nil {
+			p.drop(pk, DropNoSA) // deleted meanwhile
+			continue
+		}
 		pk.op.Session = pk.bnd.sess
 		pk.op.Buf = pk.Buf
 		pk.op.Status = driver.NotProcessed
@@ -143,6 +185,7 @@ func (p *Processor) run(pkts []*Packet, dir driver.Direction) {
 		p.byDrv[idx] = ops[:0]
 	}
 	// 3. finish
+	defer p.releaseAll()
 	for _, pk := range pkts {
 		if pk.Drop != NotDropped {
 			continue
@@ -210,7 +253,7 @@ func (p *Processor) submit(idx int, ops []*driver.Op, pkts []*Packet) {
 		rest := ops[sent:]
 		for _, op := range rest {
 			pk := pkts[op.Tag]
-			if fb := p.e.disp.spill(pk.SA); fb != nil {
+			if fb := p.e.disp.spill(pk.SA); fb != nil && p.holdBinding(fb) {
 				op.Session = fb.sess
 			}
 		}
