@@ -11,7 +11,7 @@ import (
 
 	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ike"
-	"github.com/ismgw/ism/ike/internal/swantest"
+	"github.com/ismgw/ism/internal/swantest"
 )
 
 // interopCase is one negotiation run against charon in both roles.

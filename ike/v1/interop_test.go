@@ -10,7 +10,7 @@ import (
 	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ike/internal/iketest"
-	"github.com/ismgw/ism/ike/internal/swantest"
+	"github.com/ismgw/ism/internal/swantest"
 )
 
 // interop is ISM's daemon in one namespace and strongSwan's charon in
