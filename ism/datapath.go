@@ -88,6 +88,9 @@ func (g *Gateway) outbound(v *vr, dev tun.Device) {
 			if r != offload.NotDropped {
 				if t != nil {
 					t.tx.Drop(r)
+					if r == offload.DropNoSA && t.signaled() {
+						g.acquire(t)
+					}
 				} else {
 					g.counters.Drop(r)
 				}
@@ -133,7 +136,7 @@ func classify(f *fib, pkt []byte) (*Tunnel, offload.DropReason) {
 	switch {
 	case t == nil:
 		return nil, offload.DropNoRoute
-	case !t.Up():
+	case !t.routed():
 		return t, offload.DropTunnelDown
 	case !t.local.Contains(src) || !t.remote.Contains(dst):
 		return t, offload.DropSelector
@@ -264,12 +267,19 @@ func (g *Gateway) inbound(s *sock, ep *endpoint) {
 			pk := pkts[i]
 			pk.Reset(msgs[i].N)
 			if s.kind == sockUDP {
-				payload := pk.Buf.Bytes()
-				if header.IsNATKeepalive(payload) || header.IsNonESP(payload) {
-					continue // IKE is not run by this build yet
-				}
 				from, ok := msgs[i].Addr.(*net.UDPAddr)
 				if !ok {
+					continue
+				}
+				payload := pk.Buf.Bytes()
+				switch {
+				case header.IsNATKeepalive(payload):
+					continue
+				case s.local.Port() == IKEPort:
+					g.ikeInput(s.local, from.AddrPort(), payload)
+					continue
+				case header.IsNonESP(payload):
+					g.ikeInput(s.local, from.AddrPort(), payload[header.NonESPMarkerSize:])
 					continue
 				}
 				prependUDP(pk.Buf, from.AddrPort(), s.local)
@@ -376,5 +386,12 @@ func (rx *deliverer) flush(g *Gateway) {
 		}
 		clear(b.bufs)
 		b.bufs, b.ts = b.bufs[:0], b.ts[:0]
+	}
+}
+
+// ikeInput hands an IKE datagram to the IKE daemon, which copies it.
+func (g *Gateway) ikeInput(local, remote netip.AddrPort, msg []byte) {
+	if d := g.ike.Load(); d != nil {
+		d.Receive(local, netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port()), msg)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -156,11 +157,18 @@ func (x *lab2) ping(t *testing.T, n int) error {
 // and checks that they arrive intact.
 func (x *lab2) transfer(t *testing.T, size int) {
 	t.Helper()
-	bns, baddr := x.to()
 	ans, aaddr := x.from()
+	bns, baddr := x.to()
+	transferBetween(t, ans, aaddr, bns, baddr, size)
+}
+
+// transferBetween sends size random bytes over TCP from src in namespace
+// fromNS to dst in toNS and checks that they arrive intact.
+func transferBetween(t *testing.T, fromNS, src, toNS, dst string, size int) {
+	t.Helper()
 	var ln net.Listener
-	inNS(t, bns, func() (err error) {
-		ln, err = net.Listen("tcp", net.JoinHostPort(baddr, "5001"))
+	inNS(t, toNS, func() (err error) {
+		ln, err = net.Listen("tcp", net.JoinHostPort(dst, "5001"))
 		return err
 	})
 	defer ln.Close()
@@ -178,9 +186,9 @@ func (x *lab2) transfer(t *testing.T, size int) {
 		got <- [32]byte(h.Sum(nil))
 	}()
 	var c net.Conn
-	inNS(t, ans, func() (err error) {
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(aaddr)}, Timeout: 5 * time.Second}
-		c, err = d.Dial("tcp", net.JoinHostPort(baddr, "5001"))
+	inNS(t, fromNS, func() (err error) {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+		c, err = d.Dial("tcp", net.JoinHostPort(dst, "5001"))
 		return err
 	})
 	data := make([]byte, size)
@@ -198,6 +206,12 @@ func (x *lab2) transfer(t *testing.T, size int) {
 	case <-time.After(40 * time.Second):
 		t.Fatal("TCP transfer through the tunnel timed out")
 	}
+}
+
+// runIn runs a command in a namespace and returns its combined output.
+func runIn(ns string, args ...string) (string, error) {
+	out, err := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
+	return string(out), err
 }
 
 // inNS runs fn inside the named namespace.

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ism/config"
 	"github.com/ismgw/ism/offload"
 )
@@ -66,6 +67,8 @@ func (g *Gateway) control() {
 			for _, ev := range g.events.take() {
 				g.saEvent(ev)
 			}
+		case f := <-g.jobs:
+			f()
 		case <-sweep.C:
 			g.eng.Sweep()
 		case <-paths.C:
@@ -82,7 +85,14 @@ func (g *Gateway) saEvent(ev offload.Event) {
 		return
 	}
 	g.log.Info("SA event", "tunnel", t.String(), "sa", ev.SA.ID().String(), "event", ev.Kind.String(), "cause", ev.Cause.String())
-	if ev.Kind != offload.EventHardExpire || t.cfg.Type != config.Manual {
+	if t.signaled() {
+		if d := g.ike.Load(); d != nil {
+			id := ev.SA.ID()
+			d.Expire(ike.SAID{Dst: id.Dst, SPI: id.SPI, Protocol: id.Protocol}, ev.Kind == offload.EventHardExpire)
+		}
+		return
+	}
+	if ev.Kind != offload.EventHardExpire {
 		return
 	}
 	g.mu.Lock()

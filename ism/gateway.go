@@ -13,6 +13,8 @@ import (
 
 	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/fallback"
+	"github.com/ismgw/ism/ike"
+	v1 "github.com/ismgw/ism/ike/v1"
 	"github.com/ismgw/ism/ism/config"
 	"github.com/ismgw/ism/offload"
 	"github.com/ismgw/ism/selector"
@@ -51,6 +53,13 @@ type Gateway struct {
 	tunnels map[string]*Tunnel
 	nextID  uint64
 	byID    atomic.Pointer[map[uint64]*Tunnel]
+	byName  atomic.Pointer[map[string]*Tunnel]
+
+	// ike negotiates the signaled tunnels' SAs; nil until one is
+	// configured. seam is how it reaches the gateway.
+	ike  atomic.Pointer[v1.Daemon]
+	seam *seam
+	jobs chan func() // control-plane work posted by other goroutines
 
 	events  saEvents
 	ctx     context.Context
@@ -66,8 +75,11 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	g := &Gateway{log: log, fb: fallback.New(0), vrs: map[string]*vr{}, tunnels: map[string]*Tunnel{}, started: time.Now()}
+	g := &Gateway{log: log, fb: fallback.New(0), vrs: map[string]*vr{}, tunnels: map[string]*Tunnel{}, started: time.Now(),
+		jobs: make(chan func(), 256)}
+	g.seam = &seam{g: g, reserved: map[ike.SAID]time.Time{}, socks: map[netip.AddrPort]*sock{}}
 	g.byID.Store(&map[uint64]*Tunnel{})
+	g.byName.Store(&map[string]*Tunnel{})
 	g.drivers = o.Drivers
 	if g.drivers == nil {
 		g.drivers = probeDrivers(cfg, log)
@@ -124,6 +136,10 @@ func probeDrivers(cfg *config.Config, log *slog.Logger) []driver.Driver {
 func (g *Gateway) Close() {
 	if g.closing.Swap(true) {
 		return
+	}
+	// IKE goes first: it tells the peers, over sockets still open.
+	if d := g.ike.Load(); d != nil {
+		d.Close()
 	}
 	g.cancel()
 	// 1. Stop the data path: close the devices and sockets the loops read,
@@ -191,6 +207,9 @@ func (g *Gateway) apply(cfg *config.Config) error {
 	}
 	g.cfg = cfg
 	g.publishIDs()
+	if err := g.configureIKE(cfg); err != nil {
+		return err
+	}
 	g.syncRoutes()
 	for name, v := range g.vrs {
 		if !g.vrUsed(name) {
@@ -225,14 +244,55 @@ func (g *Gateway) vr(c config.VR) (*vr, error) {
 
 func (g *Gateway) publishIDs() {
 	m := make(map[uint64]*Tunnel, len(g.tunnels))
+	n := make(map[string]*Tunnel, len(g.tunnels))
 	for _, t := range g.tunnels {
 		m[t.id] = t
+		n[t.Name] = t
 	}
 	g.byID.Store(&m)
+	g.byName.Store(&n)
 }
 
 // tunnelByID returns the tunnel an SA's cookie names, for the data path.
 func (g *Gateway) tunnelByID(id uint64) *Tunnel { return (*g.byID.Load())[id] }
+
+// tunnelByName returns a tunnel without taking g.mu, for IKE's calls.
+func (g *Gateway) tunnelByName(name string) *Tunnel { return (*g.byName.Load())[name] }
+
+// configureIKE starts the IKE daemon for the signaled tunnels, or gives it
+// the new configuration. Called with g.mu held.
+func (g *Gateway) configureIKE(cfg *config.Config) error {
+	signaled := false
+	for _, t := range cfg.Tunnels {
+		signaled = signaled || t.Type == config.Signaled
+	}
+	d := g.ike.Load()
+	if !signaled && d == nil {
+		return nil
+	}
+	ic, err := ikeConfig(cfg, g)
+	if err != nil {
+		return err
+	}
+	if d != nil {
+		return d.Reconfigure(ic)
+	}
+	if d, err = v1.New(ic, g.seam, g.seam, g.seam); err != nil {
+		return err
+	}
+	g.ike.Store(d)
+	return nil
+}
+
+// post hands work to the control goroutine; it drops the work rather than
+// block when the queue is full (the work is idempotent and periodic checks
+// redo it).
+func (g *Gateway) post(f func()) {
+	select {
+	case g.jobs <- f:
+	default:
+	}
+}
 
 // setup builds a tunnel: its VRs, interface addresses, sockets and, for a
 // manual tunnel, its SAs. Only a failure to open a VR is an error; anything
@@ -289,8 +349,18 @@ func (g *Gateway) build(t *Tunnel) string {
 			}
 		}
 	}
-	if tc.Type != config.Manual {
-		return "signaled tunnels need IKE, which this build does not run yet"
+	if tc.Type == config.Signaled {
+		if err := g.openIKE(t); err != nil {
+			return err.Error()
+		}
+		if t.dest.IsValid() {
+			if g.checkPath(t); !t.routable {
+				return t.reason
+			}
+		}
+		t.ready.Store(true)
+		t.setState(false, "no SAs yet: negotiated on the first packet")
+		return ""
 	}
 	kind := sockESP
 	if tc.Outbound.Protocol == transform.AH {
@@ -361,3 +431,5 @@ func (g *Gateway) teardown(t *Tunnel) {
 	}
 	t.tr.release(t.ep)
 }
+
+func anySelector(a netip.Addr) selector.Selector { return selector.AnyOf(a) }

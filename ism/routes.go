@@ -74,7 +74,7 @@ func (g *Gateway) syncKernel(v *vr, routes, policy []routeEntry) {
 		}
 	}
 	for p, t := range want {
-		if t.Up() {
+		if t.routed() {
 			if err := v.rt.replaceRoute(v.devIndex, p, int(t.mtu.Load()), 0); err != nil {
 				g.log.Warn("route", "vr", v.name, "prefix", p.String(), "tunnel", t.String(), "err", err)
 				continue
@@ -106,7 +106,7 @@ func (g *Gateway) syncRules(v *vr, policy []routeEntry) {
 	want := map[netip.Prefix]bool{}
 	for i, e := range policy {
 		prio := uint32(1000 + i)
-		if e.tunnel.Up() {
+		if e.tunnel.routed() {
 			want[e.prefix] = true
 			if err := v.rt.addRule(e.prefix, policyTable, prio); err != nil {
 				g.log.Warn("policy route", "vr", v.name, "source", e.prefix.String(), "err", err)

@@ -113,3 +113,6 @@ func (s *sock) writeBatch(ms []ipv4.Message) (int, error) {
 	}
 	return sent, nil
 }
+
+// udpAddr converts for the net API.
+func udpAddr(a netip.AddrPort) *net.UDPAddr { return net.UDPAddrFromAddrPort(a) }

@@ -33,6 +33,12 @@ type Tunnel struct {
 	// txSock is the transport socket outbound packets leave by.
 	txSock atomic.Pointer[sock]
 	up     atomic.Bool
+	// ready says the tunnel's routes belong in its operational VR: a
+	// manual tunnel when it is up, a signaled one once its endpoint works,
+	// so that traffic reaches it and starts IKE.
+	ready atomic.Bool
+	// acquired is when the data path last asked IKE for SAs (unix nano).
+	acquired atomic.Int64
 	// mtu is the largest inner packet the tunnel carries.
 	mtu atomic.Int32
 	// tx and rx count the tunnel's traffic and drops by direction, across
@@ -47,6 +53,20 @@ type Tunnel struct {
 	pathMTU  int
 	dest     netip.Addr // the current destination
 	routable bool
+	// negotiated and pfs are what IKE agreed for the current SAs.
+	negotiated transform.Transform
+	pfs        int
+}
+
+// signaled reports whether IKE negotiates the tunnel's SAs.
+func (t *Tunnel) signaled() bool { return t.cfg.Type == config.Signaled }
+
+// routed reports whether the tunnel's routes should be installed.
+func (t *Tunnel) routed() bool {
+	if t.signaled() {
+		return t.ready.Load()
+	}
+	return t.Up()
 }
 
 // Up reports whether the tunnel carries traffic.

@@ -36,10 +36,13 @@ func (p *phase1) runMainResponder(first packet) error {
 	if err != nil {
 		return err
 	}
+	// The peer may have floated to 4500 with this message (RFC 3947 §4):
+	// answer from where it arrived, or the peer follows us back to 500
+	// and sends its ESP there.
+	p.adoptEndpoints(pk)
 	if err := p.sendIDr(); err != nil {
 		return err
 	}
-	p.adoptEndpoints(pk)
 	p.ex.done(pk.data)
 	if p.sawInitialContact(m) {
 		defer p.d.initialContact(p.sa)

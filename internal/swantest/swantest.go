@@ -106,6 +106,9 @@ type Conf struct {
 	Files map[string][]byte
 	// Charon is extra text inside the charon { } section.
 	Charon string
+	// InstallRoutes lets charon route the CHILD_SAs' traffic through its
+	// userspace ESP device (ipsec0, table 220), for tests that send data.
+	InstallRoutes bool
 }
 
 // StartCharon writes the configuration, starts charon in its namespace
@@ -136,12 +139,16 @@ func (e *Env) StartCharon(c Conf) {
 	if c.AggressivePSK {
 		aggr = "yes"
 	}
+	routes := "no"
+	if c.InstallRoutes {
+		routes = "yes"
+	}
 	conf := fmt.Sprintf(`charon {
   load_modular = no
   load = %s
   port = 500
   port_nat_t = 4500
-  install_routes = no
+  install_routes = %s
   retransmit_tries = 3
   retransmit_timeout = 2.0
   retransmit_base = 1.4
@@ -168,7 +175,7 @@ func (e *Env) StartCharon(c Conf) {
   }
   %s
 }
-`, plugins, aggr, e.vici, e.logPath, c.Charon)
+`, plugins, routes, aggr, e.vici, e.logPath, c.Charon)
 	confPath := filepath.Join(e.Dir, "strongswan.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		e.t.Fatal(err)

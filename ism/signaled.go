@@ -1,0 +1,419 @@
+package ism
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/binary"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ism/config"
+	"github.com/ismgw/ism/offload"
+	"github.com/ismgw/ism/offload/header"
+	"github.com/ismgw/ism/transform"
+)
+
+// IKEPort is the IKE port (RFC 2408 §3.1); NAT-T uses the tunnel's UDP
+// encapsulation port, 4500 by default.
+const IKEPort = 500
+
+// acquireEvery limits how often the data path asks IKE to negotiate for a
+// tunnel that has no SA.
+const acquireEvery = 250 * time.Millisecond
+
+// This file is ism's side of the seam with IKE (ike/seam.go): the Gateway
+// installs the SAs IKE negotiates (ike.Installer), sends IKE's messages
+// from the tunnel endpoints' sockets (ike.Transport) and hears about tunnel
+// state (ike.Listener). None of these take g.mu, so IKE may call them while
+// the control plane calls IKE.
+
+var (
+	_ ike.Installer       = (*seam)(nil)
+	_ ike.Transport       = (*seam)(nil)
+	_ ike.KeepaliveSender = (*seam)(nil)
+	_ ike.Listener        = (*seam)(nil)
+)
+
+// seam is the Gateway as IKE sees it.
+type seam struct {
+	g *Gateway
+
+	mu       sync.Mutex
+	reserved map[ike.SAID]time.Time // SPIs handed out, not yet installed
+	socks    map[netip.AddrPort]*sock
+}
+
+// ikeConfig translates the configuration for the IKE daemon.
+func ikeConfig(cfg *config.Config, g *Gateway) (ike.Config, error) {
+	c := ike.Config{Logger: g.log.With("component", "ike"),
+		Lifetime: ike.Lifetime{Time: cfg.Lifetime.Duration, Bytes: cfg.Lifetime.Kilobytes * 1024}}
+	for _, p := range cfg.IKEPolicies {
+		ip := ike.Policy{Group: int(p.Group), Lifetime: p.Lifetime}
+		ip.Encryption = map[config.IKEEncryption]ike.Encryption{config.IKEDES: ike.EncDES, config.IKE3DES: ike.Enc3DES,
+			config.IKEAES128: ike.EncAES128, config.IKEAES192: ike.EncAES192, config.IKEAES256: ike.EncAES256}[p.Encryption]
+		ip.Hash = map[config.IKEHash]ike.Hash{config.IKEMD5: ike.HashMD5, config.IKESHA1: ike.HashSHA1, config.IKESHA256: ike.HashSHA256}[p.Hash]
+		ip.Auth = ike.AuthPSK
+		if p.Authentication == config.RSASignatureAuth {
+			ip.Auth = ike.AuthRSASig
+		}
+		c.Policies = append(c.Policies, ip)
+	}
+	for _, k := range cfg.PreSharedKeys {
+		peer := k.Identity.Value
+		if k.Addr.IsValid() {
+			peer = k.Addr.String()
+		}
+		c.PreSharedKeys = append(c.PreSharedKeys, ike.PreSharedKey{Peer: peer, Key: k.Key.Clone()})
+	}
+	if cfg.Certificates.Local != "" {
+		certs, err := loadCertificates(cfg.Certificates)
+		if err != nil {
+			return c, err
+		}
+		c.Certificates = certs
+	}
+	for _, t := range cfg.Tunnels {
+		if t.Type != config.Signaled {
+			continue
+		}
+		it := ike.Tunnel{
+			Name: t.Name, Source: t.TunnelSource, Destination: t.TunnelDestination.Addr,
+			Mode: ike.MainMode, TransformSet: t.TransformSet.Transforms, PFSGroup: int(t.PFSGroup),
+			Lifetime:      ike.Lifetime{Time: t.Lifetime.Duration, Bytes: t.Lifetime.Kilobytes * 1024},
+			LocalSelector: t.LocalSelector, RemoteSelector: t.RemoteSelector,
+			UDPEncap: t.UDPEncapPort != 0, BackupDestination: t.BackupDestination.Addr,
+		}
+		if t.IKEMode == config.AggressiveMode {
+			it.Mode = ike.AggressiveMode
+		}
+		var err error
+		if it.LocalID, err = ikeIdentity(t.LocalIdentity); err == nil {
+			it.RemoteID, err = ikeIdentity(t.RemoteIdentity)
+		}
+		if err != nil {
+			return c, fmt.Errorf("%s: %w", t, err)
+		}
+		if !it.LocalSelector.Valid() || !it.RemoteSelector.Valid() {
+			any := anySelector(t.TunnelSource)
+			if !it.LocalSelector.Valid() {
+				it.LocalSelector = any
+			}
+			if !it.RemoteSelector.Valid() {
+				it.RemoteSelector = any
+			}
+		}
+		c.Tunnels = append(c.Tunnels, it)
+	}
+	return c, nil
+}
+
+func ikeIdentity(id config.Identity) (ike.Identity, error) {
+	switch id.Kind {
+	case config.IdentityNone:
+		return ike.Identity{}, nil
+	case config.IdentityAddress:
+		return ike.AddressIdentity(id.Addr), nil
+	}
+	return ike.ParseIdentity(id.Value)
+}
+
+// loadCertificates reads the PEM files of rsa-signature authentication.
+func loadCertificates(c config.Certificates) (*ike.Certificates, error) {
+	out := &ike.Certificates{}
+	read := func(path string) ([]*pem.Block, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		var blocks []*pem.Block
+		for {
+			var blk *pem.Block
+			blk, b = pem.Decode(b)
+			if blk == nil {
+				break
+			}
+			blocks = append(blocks, blk)
+		}
+		if len(blocks) == 0 {
+			return nil, fmt.Errorf("%s: no PEM data", path)
+		}
+		return blocks, nil
+	}
+	certs := func(path string) ([]*x509.Certificate, error) {
+		blocks, err := read(path)
+		if err != nil {
+			return nil, err
+		}
+		var out []*x509.Certificate
+		for _, b := range blocks {
+			c, err := x509.ParseCertificate(b.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			out = append(out, c)
+		}
+		return out, nil
+	}
+	var err error
+	if out.Chain, err = certs(c.Local); err != nil {
+		return nil, fmt.Errorf("ism: local certificate: %w", err)
+	}
+	for _, ca := range c.CAs {
+		cs, err := certs(ca)
+		if err != nil {
+			return nil, fmt.Errorf("ism: CA certificate: %w", err)
+		}
+		out.CAs = append(out.CAs, cs...)
+	}
+	blocks, err := read(c.Key)
+	if err != nil {
+		return nil, fmt.Errorf("ism: private key: %w", err)
+	}
+	key, err := x509.ParsePKCS8PrivateKey(blocks[0].Bytes)
+	if err != nil {
+		key, err = x509.ParsePKCS1PrivateKey(blocks[0].Bytes)
+	}
+	clear(blocks[0].Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("ism: private key %s: %w", c.Key, err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("ism: private key %s cannot sign", c.Key)
+	}
+	out.Key = signer
+	return out, nil
+}
+
+// AllocateSPI returns a random SPI above 255, unused for (SPI, protocol,
+// local) in the SA database and not handed out before.
+func (s *seam) AllocateSPI(tunnel string, p transform.Protocol, local netip.Addr) (uint32, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	for id, at := range s.reserved {
+		if now.Sub(at) > 5*time.Minute {
+			delete(s.reserved, id)
+		}
+	}
+	var b [4]byte
+	for range 1000 {
+		rand.Read(b[:])
+		spi := binary.BigEndian.Uint32(b[:])
+		id := ike.SAID{Dst: local, SPI: spi, Protocol: p}
+		if spi < 256 || s.reserved[id] != (time.Time{}) || s.g.eng.LookupSA(offload.SAID{SPI: spi, Protocol: p, Dst: local}) != nil {
+			continue
+		}
+		s.reserved[id] = now
+		return spi, nil
+	}
+	return 0, errors.New("ism: no free SPI")
+}
+
+// AddSA installs an SA IKE negotiated. It takes the keys and zeroes them
+// once the SA holds its own copy.
+func (s *seam) AddSA(id ike.SAID, u ike.UserSA) error {
+	defer u.CipherKey.Zero()
+	defer u.AuthKey.Zero()
+	g := s.g
+	t := g.tunnelByName(u.Tunnel)
+	if t == nil {
+		return fmt.Errorf("ism: no tunnel %s", u.Tunnel)
+	}
+	c := offload.SAConfig{
+		SPI: id.SPI, Transform: u.Transform, Mode: t.mode, Src: u.Src, Dst: u.Dst,
+		UDPEncap: u.UDPEncap, SrcPort: u.SrcPort, DstPort: u.DstPort, CipherKey: u.CipherKey, AuthKey: u.AuthKey,
+		ReplayWindow: t.cfg.ReplayWindow, Driver: string(t.cfg.Driver), Cookie: t.id,
+		Lifetime: offload.Lifetime{SoftAge: u.Soft.Time, HardAge: u.Hard.Time, SoftBytes: u.Soft.Bytes, HardBytes: u.Hard.Bytes},
+	}
+	if u.Inbound {
+		c.Direction = driver.Inbound
+	}
+	if id.Dst != c.Dst {
+		return fmt.Errorf("ism: SA %08x destination %s is not %s", id.SPI, id.Dst, c.Dst)
+	}
+	var tx *sock
+	if !u.Inbound {
+		kind := sockESP
+		if u.Transform.Protocol == transform.AH {
+			kind = sockAH
+		} else if u.UDPEncap {
+			kind = sockUDP
+		}
+		var err error
+		if tx, err = t.ep.socket(kind, u.SrcPort, func(sk *sock) { g.startInbound(sk, t.ep) }); err != nil {
+			return err
+		}
+	} else if !u.UDPEncap {
+		// Raw ESP or AH arrives on its own socket.
+		kind := sockESP
+		if u.Transform.Protocol == transform.AH {
+			kind = sockAH
+		}
+		if _, err := t.ep.socket(kind, 0, func(sk *sock) { g.startInbound(sk, t.ep) }); err != nil {
+			return err
+		}
+	}
+	sa, err := g.eng.AddSA(c)
+	s.mu.Lock()
+	delete(s.reserved, id)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	if u.Inbound {
+		t.in = append(t.in, sa)
+	} else {
+		t.outs = append(t.outs, sa)
+		t.dest = u.Dst
+		t.txSock.Store(tx)
+		t.out.Store(sa)
+	}
+	t.pfs, t.negotiated = u.PFSGroup, u.Transform
+	complete := len(t.in) > 0 && len(t.outs) > 0
+	t.mu.Unlock()
+	if complete && t.setState(true, "") {
+		g.log.Info("tunnel up", "tunnel", t.String(), "peer", u.Dst.String(), "transform", u.Transform.Name())
+		g.post(func() { t.computeMTU(); g.mu.Lock(); g.syncRoutes(); g.mu.Unlock() })
+	}
+	return nil
+}
+
+// DeleteSA removes an SA and zeroes its keys; when the tunnel has no SA left
+// in a direction it is down.
+func (s *seam) DeleteSA(id ike.SAID) error {
+	g := s.g
+	sa := g.eng.LookupSA(offload.SAID{SPI: id.SPI, Protocol: id.Protocol, Dst: id.Dst})
+	if sa == nil {
+		return fmt.Errorf("%w %s", offload.ErrNoSA, id.Dst)
+	}
+	if t := g.tunnelByID(sa.Cookie()); t != nil {
+		t.mu.Lock()
+		t.in = without(t.in, sa)
+		t.outs = without(t.outs, sa)
+		if t.out.Load() == sa {
+			var next *offload.SA
+			if n := len(t.outs); n > 0 {
+				next = t.outs[n-1]
+			}
+			t.out.Store(next)
+		}
+		empty := len(t.in) == 0 || len(t.outs) == 0
+		t.mu.Unlock()
+		if empty {
+			t.setState(false, "no SAs: negotiating")
+		}
+	}
+	return g.eng.DeleteSA(sa.ID())
+}
+
+func without(l []*offload.SA, sa *offload.SA) []*offload.SA {
+	for i, x := range l {
+		if x == sa {
+			return append(l[:i], l[i+1:]...)
+		}
+	}
+	return l
+}
+
+// QuerySA returns what the data path counted for an SA.
+func (s *seam) QuerySA(id ike.SAID) (ike.SAUsage, error) {
+	sa := s.g.eng.LookupSA(offload.SAID{SPI: id.SPI, Protocol: id.Protocol, Dst: id.Dst})
+	if sa == nil {
+		return ike.SAUsage{}, offload.ErrNoSA
+	}
+	c := sa.Counters()
+	return ike.SAUsage{Bytes: c.Bytes.Load(), Packets: c.Packets.Load(), LastUsed: sa.LastUsed()}, nil
+}
+
+// Send sends an IKE message from a tunnel endpoint's socket, with the
+// non-ESP marker on the NAT-T port (RFC 3948 §2.2).
+func (s *seam) Send(local, remote netip.AddrPort, msg []byte) error {
+	sk := s.ikeSock(local)
+	if sk == nil {
+		return fmt.Errorf("ism: no IKE socket on %s", local)
+	}
+	if local.Port() != IKEPort {
+		msg = append(make([]byte, header.NonESPMarkerSize, header.NonESPMarkerSize+len(msg)), msg...)
+	}
+	_, err := sk.conn.WriteTo(msg, udpAddr(remote))
+	return err
+}
+
+// SendKeepalive sends a NAT-keepalive (RFC 3948 §2.3).
+func (s *seam) SendKeepalive(local, remote netip.AddrPort) error {
+	sk := s.ikeSock(local)
+	if sk == nil {
+		return fmt.Errorf("ism: no IKE socket on %s", local)
+	}
+	_, err := sk.conn.WriteTo([]byte{0xff}, udpAddr(remote))
+	return err
+}
+
+func (s *seam) ikeSock(local netip.AddrPort) *sock {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.socks[local]
+}
+
+// TunnelUp: IKE has SAs for the tunnel.
+func (s *seam) TunnelUp(tunnel string, peer netip.AddrPort) {
+	s.g.log.Info("IKE: tunnel up", "tunnel", "ipsec:"+tunnel, "peer", peer.String())
+}
+
+// TunnelDown: the tunnel lost its SAs.
+func (s *seam) TunnelDown(tunnel, reason string) {
+	if t := s.g.tunnelByName(tunnel); t != nil {
+		t.setState(false, reason)
+	}
+	s.g.log.Warn("IKE: tunnel down", "tunnel", "ipsec:"+tunnel, "reason", reason)
+}
+
+// NegotiationFailed: an IKE or quick-mode negotiation failed.
+func (s *seam) NegotiationFailed(tunnel, reason string) {
+	if t := s.g.tunnelByName(tunnel); t != nil && !t.Up() {
+		t.setState(false, "negotiation failed: "+reason)
+	}
+	s.g.log.Warn("IKE: negotiation failed", "tunnel", "ipsec:"+tunnel, "reason", reason)
+}
+
+// openIKE opens the IKE sockets of a signaled tunnel's endpoint: UDP 500
+// and the NAT-T port.
+func (g *Gateway) openIKE(t *Tunnel) error {
+	natt := t.cfg.UDPEncapPort
+	if natt == 0 {
+		natt = header.NATTPort
+	}
+	for _, port := range []uint16{IKEPort, natt} {
+		sk, err := t.ep.socket(sockUDP, port, func(sk *sock) { g.startInbound(sk, t.ep) })
+		if err != nil {
+			return err
+		}
+		g.seam.mu.Lock()
+		g.seam.socks[sk.local] = sk
+		g.seam.mu.Unlock()
+	}
+	return nil
+}
+
+// acquire asks IKE for SAs for a signaled tunnel that has none, at most
+// every acquireEvery.
+func (g *Gateway) acquire(t *Tunnel) {
+	now := time.Now().UnixNano()
+	last := t.acquired.Load()
+	if now-last < int64(acquireEvery) || !t.acquired.CompareAndSwap(last, now) {
+		return
+	}
+	if d := g.ike.Load(); d != nil {
+		d.Acquire(t.Name)
+	}
+}
