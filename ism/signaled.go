@@ -49,6 +49,11 @@ type seam struct {
 	mu       sync.Mutex
 	reserved map[ike.SAID]time.Time // SPIs handed out, not yet installed
 	socks    map[netip.AddrPort]*sock
+
+	// keyHook, set only by tests, sees each SA IKE installs, keys
+	// included, so that tshark can decrypt the capture. Nothing else can
+	// read a signaled tunnel's keys (the seed).
+	keyHook func(ike.SAID, ike.UserSA)
 }
 
 // ikeConfig translates the configuration for the IKE daemon.
@@ -223,6 +228,9 @@ func (s *seam) AllocateSPI(tunnel string, p transform.Protocol, local netip.Addr
 func (s *seam) AddSA(id ike.SAID, u ike.UserSA) error {
 	defer u.CipherKey.Zero()
 	defer u.AuthKey.Zero()
+	if s.keyHook != nil {
+		s.keyHook(id, u)
+	}
 	g := s.g
 	t := g.tunnelByName(u.Tunnel)
 	if t == nil {
@@ -384,6 +392,46 @@ func (s *seam) NegotiationFailed(tunnel, reason string) {
 		t.setState(false, "negotiation failed: "+reason)
 	}
 	s.g.log.Warn("IKE: negotiation failed", "tunnel", "ipsec:"+tunnel, "reason", reason)
+}
+
+// PeerDead: DPD declared the tunnel's peer dead (RFC 3706). IKE deletes the
+// SAs; the gateway withdraws the tunnel's routes so that other paths take
+// over, unless IKE fails over to a backup destination.
+func (s *seam) PeerDead(tunnel string, peer netip.Addr, at time.Time) {
+	g := s.g
+	t := g.tunnelByName(tunnel)
+	if t == nil {
+		return
+	}
+	reason := fmt.Sprintf("dpd: peer %s dead at %s", peer, at.Format(time.TimeOnly))
+	t.setState(false, reason)
+	t.mu.Lock()
+	t.deadAt = at
+	t.mu.Unlock()
+	if !t.cfg.BackupDestination.Addr.IsValid() {
+		t.ready.Store(false)
+		g.post(func() { g.mu.Lock(); g.syncRoutes(); g.mu.Unlock() })
+	}
+	g.log.Warn("DPD: peer dead", "tunnel", t.String(), "peer", peer.String())
+}
+
+// Failover: IKE moved the tunnel to its other destination (the seed's
+// two-way failover); its routes stay, or come back.
+func (s *seam) Failover(tunnel string, from, to netip.Addr, reason string) {
+	g := s.g
+	t := g.tunnelByName(tunnel)
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.dest = to
+	t.failovers++
+	t.mu.Unlock()
+	t.setState(false, fmt.Sprintf("failover from %s to %s (%s): negotiating", from, to, reason))
+	if !t.ready.Swap(true) {
+		g.post(func() { g.mu.Lock(); g.syncRoutes(); g.mu.Unlock() })
+	}
+	g.log.Warn("tunnel failover", "tunnel", t.String(), "from", from.String(), "to", to.String(), "reason", reason)
 }
 
 // openIKE opens the IKE sockets of a signaled tunnel's endpoint: UDP 500
