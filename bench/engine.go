@@ -89,7 +89,12 @@ func NewEngineWork(t transform.Transform, size int, accel driver.Driver) (*Engin
 		w.pkts = append(w.pkts, pk)
 	}
 	w.burst = make([]*offload.Packet, 0, offload.BurstSize)
-	w.raw = newRaw(t, size, Pool)
+	bufs := make([][]byte, Pool)
+	for i, pk := range w.pkts {
+		// The baseline starts where the engine writes the ESP header.
+		bufs[i] = pk.Buf.Mem[offload.Headroom-24:]
+	}
+	w.raw = newRaw(t, size, bufs)
 	return w, nil
 }
 

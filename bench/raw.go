@@ -29,12 +29,14 @@ type raw struct {
 	nonce [12]byte
 	aad   [8]byte
 	sum   [64]byte
-	hdr   int // ESP header and IV bytes before the encrypted part
-	n     int // bytes encrypted (payload, padding, trailer) or authenticated (AH)
-	bufs  [][]byte
+	hdr    int // ESP header and IV bytes before the encrypted part
+	n      int // bytes encrypted (payload, padding, trailer) or authenticated (AH)
+	bufs   [][]byte
 }
 
-func newRaw(t transform.Transform, size, count int) *raw {
+// newRaw returns the baseline for t on size-byte packets in bufs: the same
+// memory the engine works in, so that both see the same caches.
+func newRaw(t transform.Transform, size int, bufs [][]byte) *raw {
 	r := &raw{t: t}
 	key := make([]byte, t.CipherKeyLen())
 	switch t.Cipher {
@@ -74,8 +76,8 @@ func newRaw(t transform.Transform, size, count int) *raw {
 		r.n = size + (bs-(size+2)%bs)%bs + 2
 		r.hdr = 8 + t.IVLen()
 	}
-	for range count {
-		r.bufs = append(r.bufs, make([]byte, r.hdr+r.n+64))
+	for _, b := range bufs {
+		r.bufs = append(r.bufs, b[:r.hdr+r.n+64])
 	}
 	return r
 }

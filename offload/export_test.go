@@ -12,6 +12,6 @@ func SetSeq(sa *SA, seq uint64) { sa.seq.Store(seq) }
 // SetReplayTop sets an inbound SA's highest verified sequence number.
 func SetReplayTop(sa *SA, seq uint64) {
 	sa.mu.Lock()
-	sa.replay.top = seq
+	sa.replay.top.Store(seq)
 	sa.mu.Unlock()
 }

@@ -26,13 +26,19 @@ type framing struct {
 
 // prepareOutbound frames an inner packet around its payload in place and
 // fills the op (RFC 4303 §3.3, RFC 4302 §3.3).
-func (p *Processor) prepareOutbound(pk *Packet) DropReason {
+func (p *Processor) prepareOutbound(pk *Packet, i int) DropReason {
 	sa := pk.SA
 	if sa == nil || sa.cfg.Direction != driver.Outbound {
 		return DropNoSA
 	}
 	if r := sa.admit(p.now); r != NotDropped {
 		return r
+	}
+	if sa.hasLimits() {
+		if over, cause := sa.overLimit(p.pending(sa)); over {
+			sa.expire(true, cause)
+			return DropLifetime
+		}
 	}
 	b := pk.Buf
 	if b == nil || b.Len <= 0 || b.Off < 0 || b.Off+b.Len > len(b.Mem) {
@@ -76,10 +82,16 @@ func (p *Processor) prepareOutbound(pk *Packet) DropReason {
 		return DropMalformed
 	}
 	b.Len = n
+	var r DropReason
 	if sa.t.Protocol == transform.AH {
-		return p.ahOut(pk, keep, nh)
+		r = p.ahOut(pk, keep, nh, i)
+	} else {
+		r = p.espOut(pk, keep, nh, i)
 	}
-	return p.espOut(pk, keep, nh)
+	if r == NotDropped {
+		p.charge(sa, 1, int64(pk.f.inner))
+	}
+	return r
 }
 
 // walkIPv6 finds where ESP or AH goes in (or is found in) an IPv6 packet:
@@ -118,31 +130,24 @@ func grow(b *driver.Buffer, keep, insert, tail int) bool {
 	return true
 }
 
-func (p *Processor) espOut(pk *Packet, keep int, nh uint8) DropReason {
+func (p *Processor) espOut(pk *Packet, keep int, nh uint8, i int) DropReason {
 	sa, b, f, op := pk.SA, pk.Buf, &pk.f, &pk.op
-	t := sa.t
-	ivLen, icv := t.IVLen(), t.ICVLen()
+	ivLen, icv, bs := sa.ivLen, sa.icvLen, sa.blockSize
 	plain := b.Len - keep
-	padLen := (t.BlockSize() - (plain+header.ESPTrailerSize)%t.BlockSize()) % t.BlockSize()
+	padLen := (bs - (plain+header.ESPTrailerSize)&(bs-1)) & (bs - 1) // block sizes are powers of 2
 	f.payLen = plain + padLen + header.ESPTrailerSize
-	f.esn = sa.cfg.ESN && !t.Cipher.AEAD() && t.Authenticates()
+	f.esn = sa.esnICV
 	f.ipLen = keep
 	if sa.cfg.Mode == Tunnel {
-		f.ipLen = header.IPv4MinimumSize
-		if sa.ipv6 {
-			f.ipLen = header.IPv6MinimumSize
-		}
+		f.ipLen = sa.ipLen
 	}
-	udp := 0
-	if sa.cfg.UDPEncap {
-		udp = header.UDPMinimumSize
-	}
+	udp := sa.udpLen
 	insert := f.ipLen - keep + udp + header.ESPHeaderSize + ivLen
 	tail := padLen + header.ESPTrailerSize + icv + 4 + p.e.disp.tailroom
 	if !grow(b, keep, insert, tail) {
 		return DropTooBig
 	}
-	seq, r := sa.nextSeq()
+	seq, r := p.takeSeq(sa, i)
 	if r != NotDropped {
 		return r
 	}
@@ -155,24 +160,24 @@ func (p *Processor) espOut(pk *Packet, keep int, nh uint8) DropReason {
 	b.Len += padLen + header.ESPTrailerSize + icv
 	header.ESP(pkt[f.hdr:]).Encode(&header.ESPFields{SPI: sa.cfg.SPI, Seq: uint32(seq)})
 	iv := pkt[f.hdr+header.ESPHeaderSize : f.pay]
-	*op = driver.Op{CipherOff: f.pay, IVLen: uint8(ivLen)}
-	if t.Encrypts() {
+	op.CipherOff, op.CipherLen, op.AuthOff, op.AuthLen, op.AADLen, op.IVLen = f.pay, 0, 0, 0, 0, uint8(ivLen)
+	if sa.encrypts {
 		op.CipherLen = f.payLen
 	}
 	switch {
 	case p.ivHook != nil:
 		p.ivHook(iv, seq)
-	case t.Cipher.AEAD():
+	case sa.aead:
 		// The sequence number never repeats under a key, so it is the IV
 		// (RFC 4106 §3.1, RFC 7634 §2).
 		binary.BigEndian.PutUint64(iv, seq)
 	default:
 		copy(iv, p.nextIV(ivLen))
 	}
-	if t.Cipher.AEAD() {
+	op.DigestOff = f.pay + f.payLen
+	if sa.aead {
 		op.AADLen = setAAD(&op.AAD, sa.cfg.SPI, seq, sa.cfg.ESN)
-		op.DigestOff = f.pay + f.payLen
-	} else if t.Authenticates() {
+	} else if sa.auths {
 		op.AuthOff, op.AuthLen = f.hdr, header.ESPHeaderSize+ivLen+f.payLen
 		if f.esn {
 			// The ICV covers the high 32 bits after the payload
@@ -186,8 +191,10 @@ func (p *Processor) espOut(pk *Packet, keep int, nh uint8) DropReason {
 	proto := uint8(header.ProtoESP)
 	if udp > 0 {
 		proto = header.ProtoUDP
-		sp, dp := sa.cfg.ports()
-		header.UDP(pkt[f.ipLen:]).Encode(&header.UDPFields{SrcPort: sp, DstPort: dp, Length: uint16(b.Len - f.ipLen)})
+		if keep > 0 { // in tunnel mode the SA's template has the header
+			sp, dp := sa.cfg.ports()
+			header.UDP(pkt[f.ipLen:]).Encode(&header.UDPFields{SrcPort: sp, DstPort: dp, Length: uint16(b.Len - f.ipLen)})
+		}
 	}
 	p.writeIP(pk, keep, proto, pkt[insert:])
 	return NotDropped
@@ -223,7 +230,7 @@ func (p *Processor) writeIP(pk *Packet, keep int, proto uint8, inner []byte) {
 		return
 	}
 	// RFC 4301 §5.1.2.1: copy DSCP and ECN from the inner header; copy DF
-	// from an IPv4 inner header.
+	// from an IPv4 inner header. The rest is the SA's template.
 	var tos uint8
 	var flags uint16
 	if inner[0]>>4 == 4 {
@@ -232,20 +239,23 @@ func (p *Processor) writeIP(pk *Packet, keep int, proto uint8, inner []byte) {
 	} else {
 		tos = header.IPv6(inner).TrafficClass()
 	}
+	n := copy(pkt, sa.tmpl[:sa.outer])
 	if f.v6 {
-		header.IPv6(pkt).Encode(&header.IPv6Fields{
-			TrafficClass: tos, PayloadLength: uint16(b.Len - header.IPv6MinimumSize),
-			NextHeader: proto, HopLimit: header.DefaultTTL, Src: sa.cfg.Src, Dst: sa.cfg.Dst,
-		})
-		return
+		ip := header.IPv6(pkt)
+		ip.SetTrafficClass(tos)
+		ip.SetPayloadLength(uint16(b.Len - header.IPv6MinimumSize))
+	} else {
+		// The identification need only be unique while fragments may
+		// be in flight: the sequence number's low bits are.
+		id := uint16(pk.seq)
+		header.IPv4(pkt).SetVariable(tos, uint16(b.Len), id, flags, sa.tmplSum)
 	}
-	header.IPv4(pkt).Encode(&header.IPv4Fields{
-		TOS: tos, TotalLength: uint16(b.Len), ID: uint16(sa.ipID.Add(1)), Flags: flags,
-		TTL: header.DefaultTTL, Protocol: proto, Src: sa.cfg.Src, Dst: sa.cfg.Dst,
-	})
+	if sa.cfg.UDPEncap {
+		header.UDP(pkt[n-header.UDPMinimumSize:]).SetLength(uint16(b.Len - n + header.UDPMinimumSize))
+	}
 }
 
-func (p *Processor) ahOut(pk *Packet, keep int, nh uint8) DropReason {
+func (p *Processor) ahOut(pk *Packet, keep int, nh uint8, i int) DropReason {
 	sa, b, f, op := pk.SA, pk.Buf, &pk.f, &pk.op
 	icv := sa.t.ICVLen()
 	ahLen := header.AHLength(icv, sa.ipv6)
@@ -266,7 +276,7 @@ func (p *Processor) ahOut(pk *Packet, keep int, nh uint8) DropReason {
 	if !grow(b, keep, insert, icv+4+p.e.disp.tailroom) {
 		return DropTooBig
 	}
-	seq, r := sa.nextSeq()
+	seq, r := p.takeSeq(sa, i)
 	if r != NotDropped {
 		return r
 	}
@@ -313,7 +323,6 @@ func (p *Processor) finishOutbound(pk *Packet) DropReason {
 	} else if f.esn {
 		copy(pkt[op.DigestOff-4:], pkt[op.DigestOff:op.DigestOff+icv])
 	}
-	sa.account(f.inner, p.now)
 	return NotDropped
 }
 
@@ -372,9 +381,12 @@ func (p *Processor) prepareInbound(pk *Packet) DropReason {
 
 // lookupInbound finds the inbound SA and checks it may take a packet now.
 func (p *Processor) lookupInbound(pk *Packet, spi uint32, proto transform.Protocol, dst netip.Addr) DropReason {
-	sa := p.e.lookup(spi, proto, dst)
-	if sa == nil || sa.cfg.Direction != driver.Inbound {
-		return DropNoSA
+	sa := p.last
+	if sa == nil || sa.id.SPI != spi || sa.id.Protocol != proto || sa.id.Dst != dst || sa.state.Load()&stateDeleted != 0 {
+		if sa = p.e.lookup(spi, proto, dst); sa == nil || sa.cfg.Direction != driver.Inbound {
+			return DropNoSA
+		}
+		p.last = sa
 	}
 	pk.SA = sa
 	return sa.admit(p.now)
@@ -384,13 +396,11 @@ func (p *Processor) lookupInbound(pk *Packet, spi uint32, proto transform.Protoc
 // window without recording it.
 func (p *Processor) precheck(pk *Packet, lo uint32) DropReason {
 	sa := pk.SA
-	sa.mu.Lock()
 	seq, ok := sa.replay.infer(lo, sa.cfg.ESN)
 	r := DropOutsideWindow
 	if ok {
 		r = sa.replay.check(seq)
 	}
-	sa.mu.Unlock()
 	pk.seq = seq
 	return r
 }
@@ -491,10 +501,8 @@ func (p *Processor) ahIn(pk *Packet, dst netip.Addr) DropReason {
 // (tunnel mode) or the rebuilt original packet (transport mode).
 func (p *Processor) finishInbound(pk *Packet) DropReason {
 	sa, b, f := pk.SA, pk.Buf, &pk.f
-	sa.mu.Lock()
-	r := sa.replay.update(pk.seq)
-	sa.mu.Unlock()
-	if r != NotDropped {
+	p.lockReplay(sa)
+	if r := sa.replay.update(pk.seq); r != NotDropped {
 		return r
 	}
 	pkt := b.Bytes()
@@ -543,6 +551,6 @@ func (p *Processor) finishInbound(pk *Packet) DropReason {
 		}
 	}
 	pk.NextHeader = nh
-	sa.account(b.Len, p.now)
+	p.charge(sa, 1, int64(b.Len))
 	return NotDropped
 }

@@ -70,6 +70,18 @@ type Processor struct {
 	byDrv [][]*driver.Op
 	deq   [BurstSize]*driver.Op
 	held  []*binding // bindings referenced by the burst in flight
+	acc   []acct     // SA traffic of the burst, accounted at its end
+	// runEnd[i] is the end of the run of packets with packet i's SA:
+	// sequence numbers are reserved for the rest of a run at once.
+	runEnd  [BurstSize]int
+	seqSA   *SA    // the SA of the current reservation
+	seqNext uint64 // its next reserved sequence number
+	seqLeft int    // reserved numbers left
+	// last is the inbound SA the previous lookup found.
+	last *SA
+	// locked is the SA whose replay window the finish stage holds, so that
+	// a run of packets for one SA takes its lock once.
+	locked *SA
 	ivs   [BurstSize * 16]byte
 	ivPos int
 	// ivHook, set only by tests, writes the IV of each outbound ESP packet
@@ -93,6 +105,7 @@ func newProcessor(e *Engine) *Processor {
 	}
 	p.ivPos = len(p.ivs)
 	p.held = make([]*binding, 0, 2*BurstSize)
+	p.acc = make([]acct, 0, BurstSize)
 	return p
 }
 
@@ -148,12 +161,15 @@ func (p *Processor) Decap(pkts []*Packet) {
 
 func (p *Processor) run(pkts []*Packet, dir driver.Direction) {
 	p.now = nanotime()
+	if dir == driver.Outbound {
+		p.findRuns(pkts)
+	}
 	// 1. prepare
 	for i, pk := range pkts {
 		pk.proc = p
 		var r DropReason
 		if dir == driver.Outbound {
-			r = p.prepareOutbound(pk)
+			r = p.prepareOutbound(pk, i)
 		} else {
 			r = p.prepareInbound(pk)
 		}
@@ -185,7 +201,8 @@ func (p *Processor) run(pkts []*Packet, dir driver.Direction) {
 		p.byDrv[idx] = ops[:0]
 	}
 	// 3. finish
-	defer p.releaseAll()
+	defer p.endBurst()
+	var pkts2, bytes uint64
 	for _, pk := range pkts {
 		if pk.Drop != NotDropped {
 			continue
@@ -200,11 +217,97 @@ func (p *Processor) run(pkts []*Packet, dir driver.Direction) {
 		}
 		if r != NotDropped {
 			p.drop(pk, r)
+			if dir == driver.Outbound {
+				p.charge(pk.SA, -1, -int64(pk.f.inner)) // charged in prepare
+			}
 			continue
 		}
-		p.stats.Packets.Add(1)
-		p.stats.Bytes.Add(uint64(pk.Buf.Len))
+		pkts2++
+		bytes += uint64(pk.Buf.Len)
 	}
+	p.stats.Packets.Add(pkts2)
+	p.stats.Bytes.Add(bytes)
+}
+
+// acct is an SA's traffic in the burst being processed.
+type acct struct {
+	sa          *SA
+	pkts, bytes int64
+}
+
+// charge adds traffic to the burst's account of sa.
+func (p *Processor) charge(sa *SA, pkts, bytes int64) {
+	if n := len(p.acc); n > 0 && p.acc[n-1].sa == sa {
+		p.acc[n-1].pkts += pkts
+		p.acc[n-1].bytes += bytes
+		return
+	}
+	for i := range p.acc {
+		if p.acc[i].sa == sa {
+			p.acc[i].pkts += pkts
+			p.acc[i].bytes += bytes
+			return
+		}
+	}
+	p.acc = append(p.acc, acct{sa, pkts, bytes})
+}
+
+// pending returns what the burst has charged sa so far.
+func (p *Processor) pending(sa *SA) (pkts, bytes uint64) {
+	for i := len(p.acc) - 1; i >= 0; i-- {
+		if p.acc[i].sa == sa {
+			return uint64(max(0, p.acc[i].pkts)), uint64(max(0, p.acc[i].bytes))
+		}
+	}
+	return 0, 0
+}
+
+// endBurst accounts the burst's traffic to its SAs (lifetimes, counters)
+// and lets go of the bindings it held.
+func (p *Processor) endBurst() {
+	p.lockReplay(nil)
+	for _, a := range p.acc {
+		if a.pkts > 0 {
+			a.sa.account(uint64(a.pkts), uint64(a.bytes), p.now)
+		}
+	}
+	clear(p.acc)
+	p.acc = p.acc[:0]
+	p.releaseAll()
+}
+
+// findRuns records the runs of consecutive packets with one SA.
+func (p *Processor) findRuns(pkts []*Packet) {
+	start := 0
+	for i := 1; i <= len(pkts); i++ {
+		if i == len(pkts) || pkts[i].SA != pkts[start].SA {
+			for j := start; j < i; j++ {
+				p.runEnd[j] = i
+			}
+			start = i
+		}
+	}
+	p.seqSA, p.seqLeft = nil, 0
+}
+
+// takeSeq returns packet i's sequence number from a reservation made for
+// the rest of its run, so that an SA's counter is touched once a run.
+func (p *Processor) takeSeq(sa *SA, i int) (uint64, DropReason) {
+	if sa != p.seqSA || p.seqLeft == 0 {
+		var granted int
+		p.seqNext, granted = sa.reserveSeq(p.runEnd[i] - i)
+		p.seqSA, p.seqLeft = sa, granted
+		if granted == 0 {
+			p.seqLeft = -1 // refused: keep refusing this run
+		}
+	}
+	if p.seqLeft < 0 {
+		return 0, DropSeqOverflow
+	}
+	p.seqLeft--
+	s := p.seqNext
+	p.seqNext++
+	return s, NotDropped
 }
 
 // status maps the op's outcome to a drop reason; a driver fault moves the
@@ -306,4 +409,18 @@ func (p *Processor) nextIV(n int) []byte {
 	iv := p.ivs[p.ivPos : p.ivPos+n]
 	p.ivPos += n
 	return iv
+}
+
+// lockReplay holds sa's replay lock for the finish stage, letting go of the
+// previous SA's; nil lets go.
+func (p *Processor) lockReplay(sa *SA) {
+	if p.locked == sa {
+		return
+	}
+	if p.locked != nil {
+		p.locked.mu.Unlock()
+	}
+	if p.locked = sa; sa != nil {
+		sa.mu.Lock()
+	}
 }

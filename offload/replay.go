@@ -1,15 +1,19 @@
 package offload
 
+import "sync/atomic"
+
 // replayWindow is an inbound SA's anti-replay window: a sliding bitmap of
 // 64-bit words as in RFC 6479, with the high-order bits of extended sequence
 // numbers inferred as in RFC 4303 Appendix A2.2.
 //
-// The zero value is a disabled window. A replayWindow is not safe for
-// concurrent use; the SA guards it.
+// The zero value is a disabled window. The pre-check (infer, check) may run
+// concurrently with anything: it only loads. update must be serialised by
+// the caller (the SA's mutex); it stores atomically so that pre-checks see
+// whole words.
 type replayWindow struct {
-	size   uint64   // window size in packets; 0 turns the check off
-	top    uint64   // highest sequence number verified so far
-	bitmap []uint64 // ring of words; len is a power of two
+	size   uint64          // window size in packets; 0 turns the check off
+	top    atomic.Uint64   // highest sequence number verified so far
+	bitmap []atomic.Uint64 // ring of words; len is a power of two
 }
 
 // MaxReplayWindow is the largest anti-replay window an SA may have.
@@ -18,9 +22,9 @@ const MaxReplayWindow = 1 << 16
 // DefaultReplayWindow is the anti-replay window used unless configured.
 const DefaultReplayWindow = 1024
 
-func newReplayWindow(size int) replayWindow {
+func newReplayWindow(size int) *replayWindow {
 	if size <= 0 {
-		return replayWindow{}
+		return &replayWindow{}
 	}
 	words := 1
 	// One spare word, so that the word being filled never overlaps the
@@ -28,7 +32,7 @@ func newReplayWindow(size int) replayWindow {
 	for words*64 < size+64 {
 		words <<= 1
 	}
-	return replayWindow{size: uint64(size), bitmap: make([]uint64, words)}
+	return &replayWindow{size: uint64(size), bitmap: make([]atomic.Uint64, words)}
 }
 
 // infer returns the 64-bit sequence number whose low 32 bits arrived on the
@@ -42,7 +46,8 @@ func (w *replayWindow) infer(lo uint32, esn bool) (seq uint64, ok bool) {
 	if win == 0 {
 		win = 1 << 31 // no window: nearest to the top
 	}
-	tl, th := uint32(w.top), uint32(w.top>>32)
+	top := w.top.Load()
+	tl, th := uint32(top), uint32(top>>32)
 	var hi uint32
 	if uint64(tl) >= win-1 {
 		// Case A: the window lies within one subspace.
@@ -69,38 +74,42 @@ func (w *replayWindow) check(seq uint64) DropReason {
 	if seq == 0 {
 		return DropOutsideWindow // 0 is never sent (RFC 4303 §3.3.3)
 	}
-	if w.size == 0 || seq > w.top {
+	top := w.top.Load()
+	if w.size == 0 || seq > top {
 		return NotDropped
 	}
-	if w.top-seq >= w.size {
+	if top-seq >= w.size {
 		return DropOutsideWindow
 	}
 	mask := uint64(len(w.bitmap) - 1)
-	if w.bitmap[(seq>>6)&mask]&(1<<(seq&63)) != 0 {
+	if w.bitmap[(seq>>6)&mask].Load()&(1<<(seq&63)) != 0 {
 		return DropReplay
 	}
 	return NotDropped
 }
 
 // update records seq once its ICV has verified. It checks again, because
-// another packet with the same number may have verified in between.
+// another packet with the same number may have verified in between. The
+// caller serialises updates.
 func (w *replayWindow) update(seq uint64) DropReason {
 	if r := w.check(seq); r != NotDropped {
 		return r
 	}
+	top := w.top.Load()
 	if w.size == 0 {
-		w.top = max(w.top, seq)
+		w.top.Store(max(top, seq))
 		return NotDropped
 	}
 	mask := uint64(len(w.bitmap) - 1)
-	if seq > w.top {
-		cur, idx := w.top>>6, seq>>6
+	if seq > top {
+		cur, idx := top>>6, seq>>6
 		n := min(idx-cur, uint64(len(w.bitmap)))
 		for i := uint64(1); i <= n; i++ {
-			w.bitmap[(cur+i)&mask] = 0
+			w.bitmap[(cur+i)&mask].Store(0)
 		}
-		w.top = seq
+		w.top.Store(seq)
 	}
-	w.bitmap[(seq>>6)&mask] |= 1 << (seq & 63)
+	word := &w.bitmap[(seq>>6)&mask]
+	word.Store(word.Load() | 1<<(seq&63))
 	return NotDropped
 }

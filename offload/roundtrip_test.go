@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ismgw/ism/offload"
+	"github.com/ismgw/ism/offload/header"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -66,6 +67,12 @@ func checkWire(t *testing.T, tr transform.Transform, o pairOpts, wire []byte, in
 	}
 	if proto != want {
 		t.Fatalf("outer protocol %d, want %d", proto, want)
+	}
+	if !o.v6 && !header.IPv4(wire).ChecksumValid() {
+		t.Fatalf("outer IPv4 header checksum is wrong: %x", wire[:20])
+	}
+	if !o.v6 && int(header.IPv4(wire).TotalLength()) != len(wire) {
+		t.Fatalf("outer total length %d, packet %d", header.IPv4(wire).TotalLength(), len(wire))
 	}
 	if o.udp {
 		ipLen += 8

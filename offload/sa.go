@@ -1,6 +1,7 @@
 package offload
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -95,23 +96,52 @@ type SA struct {
 	cfg SAConfig
 	t   transform.Transform
 
-	seq    atomic.Uint64 // outbound: last sequence number used
-	ipID   atomic.Uint32 // outbound IPv4 identification
-	state  atomic.Uint32
-	bind   atomic.Pointer[binding]
-	stats  Counters
-	used   atomic.Int64 // last packet, nanotime
-	outer  int          // outer IP (+UDP) header bytes in tunnel mode
-	ipv6   bool         // outer addresses are IPv6
-	softAt int64        // nanotime of soft/hard age expiry, 0: none
-	hardAt int64
-	born   time.Time
+	seq   atomic.Uint64 // outbound: last sequence number used
+	state atomic.Uint32
+	bind  atomic.Pointer[binding]
+	stats Counters
+	used  atomic.Int64 // last packet, nanotime
+	outer int          // outer IP (+UDP) header bytes in tunnel mode
+	// tmpl is the outer header of tunnel mode with every constant field
+	// filled in; tmplSum is the one's complement sum of its constant
+	// IPv4 header words, so that the per-packet checksum is incremental.
+	tmpl    [header.IPv6MinimumSize + header.UDPMinimumSize]byte
+	tmplSum uint32
+	ipv6    bool  // outer addresses are IPv6
+	softAt  int64 // nanotime of soft/hard age expiry, 0: none
+	hardAt  int64
+	born    time.Time
 
-	mu       sync.Mutex // guards replay and fallback
-	replay   replayWindow
+	mu       sync.Mutex // serialises replay updates; guards fallback
+	replay   *replayWindow
 	fallback *binding // lazily made software session for spill-over
 
 	e *Engine
+
+	shape
+}
+
+// shape is what the data path needs of the SA's transform and
+// encapsulation, worked out once when the SA is added.
+type shape struct {
+	ivLen, icvLen, blockSize int
+	aead, encrypts, auths    bool
+	esnICV                   bool // ESN high bits go under a non-AEAD ICV
+	ipLen, udpLen            int  // tunnel mode's outer IP and UDP headers
+}
+
+func shapeOf(c *SAConfig) shape {
+	t := c.Transform
+	s := shape{ivLen: t.IVLen(), icvLen: t.ICVLen(), blockSize: t.BlockSize(), aead: t.Cipher.AEAD(),
+		encrypts: t.Encrypts(), auths: t.Authenticates(), ipLen: header.IPv4MinimumSize}
+	s.esnICV = c.ESN && !s.aead && s.auths
+	if c.Dst.Is6() {
+		s.ipLen = header.IPv6MinimumSize
+	}
+	if c.UDPEncap {
+		s.udpLen = header.UDPMinimumSize
+	}
+	return s
 }
 
 // ID returns the SA's identity.
@@ -142,9 +172,7 @@ func (sa *SA) Seq() uint64 {
 	if sa.cfg.Direction == driver.Outbound {
 		return sa.seq.Load()
 	}
-	sa.mu.Lock()
-	defer sa.mu.Unlock()
-	return sa.replay.top
+	return sa.replay.top.Load()
 }
 
 // LastUsed returns when the SA last carried a packet (zero if never).
@@ -200,26 +228,33 @@ func (sa *SA) String() string {
 // never reach the keys.
 func (sa *SA) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(sa.String())) }
 
-// nextSeq assigns the next outbound sequence number (RFC 4303 §3.3.3). When
-// the counter would wrap the SA becomes unusable and says so.
-func (sa *SA) nextSeq() (uint64, DropReason) {
-	s := sa.seq.Add(1)
+// reserveSeq hands out n consecutive outbound sequence numbers, the first
+// of which it returns, with how many of them may be used (RFC 4303
+// §3.3.3): when the counter would wrap, the SA becomes unusable and says so,
+// and the numbers past the last are refused.
+func (sa *SA) reserveSeq(n int) (first uint64, granted int) {
+	last := sa.seq.Add(uint64(n))
+	first = last - uint64(n) + 1
 	limit := uint64(1<<32 - 1)
 	if sa.cfg.ESN {
 		limit = 1<<64 - 1
 	}
-	if s > limit || s == 0 {
+	switch {
+	case last < first || first == 0: // wrapped past 2^64
+		granted = 0
+	case last > limit:
+		granted = int(max(0, int64(limit-first+1)))
+	default:
+		granted = n
+	}
+	if granted < n || last == limit {
 		sa.seq.Store(limit)
 		if sa.setState(stateOverflow) {
+			// The last number is used; the SA says so before the next one.
 			sa.e.notify(Event{Kind: EventHardExpire, Cause: CauseSequence, SA: sa})
 		}
-		return 0, DropSeqOverflow
 	}
-	if s == limit && sa.setState(stateOverflow) {
-		// The last number is used; the SA says so before the next one.
-		sa.e.notify(Event{Kind: EventHardExpire, Cause: CauseSequence, SA: sa})
-	}
-	return s, NotDropped
+	return first, granted
 }
 
 // setState sets bit and reports whether this call set it.
@@ -256,12 +291,12 @@ func (sa *SA) admit(now int64) DropReason {
 	return NotDropped
 }
 
-// account counts a packet of n bytes that the SA carried and fires the
-// lifetime events it crosses. The packet that crosses a hard limit is still
-// delivered; the ones after it are not.
-func (sa *SA) account(n int, now int64) {
-	pk := sa.stats.Packets.Add(1)
-	by := sa.stats.Bytes.Add(uint64(n))
+// account counts packets and bytes the SA carried (a burst's worth) and
+// fires the lifetime events they cross. A hard limit crossed by a packet
+// still lets that packet through; the ones after it are refused by admit.
+func (sa *SA) account(pkts, bytes uint64, now int64) {
+	pk := sa.stats.Packets.Add(pkts)
+	by := sa.stats.Bytes.Add(bytes)
 	sa.used.Store(now)
 	l := &sa.cfg.Lifetime
 	if l.SoftBytes|l.SoftPackets|l.HardBytes|l.HardPackets == 0 {
@@ -278,6 +313,53 @@ func (sa *SA) account(n int, now int64) {
 		sa.expire(false, CauseBytes)
 	case l.SoftPackets != 0 && pk >= l.SoftPackets:
 		sa.expire(false, CausePackets)
+	}
+}
+
+// overLimit reports whether the SA has already carried its hard limit,
+// counting pending packets and bytes not yet accounted.
+func (sa *SA) overLimit(pendPkts, pendBytes uint64) (bool, Cause) {
+	l := &sa.cfg.Lifetime
+	if l.HardBytes != 0 && sa.stats.Bytes.Load()+pendBytes >= l.HardBytes {
+		return true, CauseBytes
+	}
+	if l.HardPackets != 0 && sa.stats.Packets.Load()+pendPkts >= l.HardPackets {
+		return true, CausePackets
+	}
+	return false, 0
+}
+
+// hasLimits reports whether the SA has a packet or byte limit.
+func (sa *SA) hasLimits() bool {
+	l := &sa.cfg.Lifetime
+	return l.HardBytes|l.HardPackets|l.SoftBytes|l.SoftPackets != 0
+}
+
+// buildTemplate fills in the outer header of tunnel mode (RFC 4301
+// §5.1.2): addresses, protocol, TTL, UDP ports.
+func (sa *SA) buildTemplate() {
+	c := &sa.cfg
+	proto := uint8(c.Transform.Protocol)
+	if c.UDPEncap {
+		proto = header.ProtoUDP
+	}
+	ipLen := header.IPv4MinimumSize
+	if sa.ipv6 {
+		ipLen = header.IPv6MinimumSize
+		header.IPv6(sa.tmpl[:]).Encode(&header.IPv6Fields{NextHeader: proto, HopLimit: header.DefaultTTL, Src: c.Src, Dst: c.Dst})
+	} else {
+		ip := header.IPv4(sa.tmpl[:])
+		ip.Encode(&header.IPv4Fields{TTL: header.DefaultTTL, Protocol: proto, Src: c.Src, Dst: c.Dst})
+		// The words that never change: version/IHL, TTL/protocol, addresses.
+		var sum uint32
+		for _, o := range []int{0, 8, 12, 14, 16, 18} {
+			sum += uint32(binary.BigEndian.Uint16(sa.tmpl[o:]))
+		}
+		sa.tmplSum = sum - uint32(ip.TOS()) // version/IHL only, TOS comes per packet
+	}
+	if c.UDPEncap {
+		sp, dp := c.ports()
+		header.UDP(sa.tmpl[ipLen:]).Encode(&header.UDPFields{SrcPort: sp, DstPort: dp})
 	}
 }
 

@@ -137,6 +137,20 @@ func (b IPv4) Encode(f *IPv4Fields) {
 	b.UpdateChecksum()
 }
 
+// SetVariable writes the fields of a 20-byte header that change from packet
+// to packet — TOS, total length, identification, flags — and the checksum,
+// given partial, the one's complement sum of the header's other words.
+func (b IPv4) SetVariable(tos uint8, totalLen, id, flags uint16, partial uint32) {
+	b[v4TOS] = tos
+	binary.BigEndian.PutUint16(b[v4TotalLen:], totalLen)
+	binary.BigEndian.PutUint16(b[v4ID:], id)
+	binary.BigEndian.PutUint16(b[v4FlagsFrag:], flags)
+	sum := partial + uint32(tos) + uint32(totalLen) + uint32(id) + uint32(flags)
+	sum = sum>>16 + sum&0xffff
+	sum += sum >> 16
+	binary.BigEndian.PutUint16(b[v4Checksum:], ^uint16(sum))
+}
+
 // UpdateChecksum recomputes the header checksum.
 func (b IPv4) UpdateChecksum() {
 	binary.BigEndian.PutUint16(b[v4Checksum:], 0)
@@ -224,6 +238,12 @@ func (b IPv6) Src() netip.Addr { return netip.AddrFrom16([16]byte(b[v6Src : v6Sr
 
 // Dst returns the destination address.
 func (b IPv6) Dst() netip.Addr { return netip.AddrFrom16([16]byte(b[v6Dst : v6Dst+16])) }
+
+// SetTrafficClass sets the traffic class.
+func (b IPv6) SetTrafficClass(tc uint8) {
+	w := binary.BigEndian.Uint32(b[v6VersTCFlow:])
+	binary.BigEndian.PutUint32(b[v6VersTCFlow:], w&^(0xff<<20)|uint32(tc)<<20)
+}
 
 // SetPayloadLength sets the payload length field.
 func (b IPv6) SetPayloadLength(n uint16) { binary.BigEndian.PutUint16(b[v6PayloadLen:], n) }

@@ -40,6 +40,9 @@ func (b UDP) DstPort() uint16 { return binary.BigEndian.Uint16(b[2:]) }
 // Length returns the length field.
 func (b UDP) Length() uint16 { return binary.BigEndian.Uint16(b[4:]) }
 
+// SetLength sets the length field.
+func (b UDP) SetLength(n uint16) { binary.BigEndian.PutUint16(b[4:], n) }
+
 // Encode writes f.
 func (b UDP) Encode(f *UDPFields) {
 	binary.BigEndian.PutUint16(b[0:], f.SrcPort)
