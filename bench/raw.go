@@ -29,9 +29,9 @@ type raw struct {
 	nonce [12]byte
 	aad   [8]byte
 	sum   [64]byte
-	hdr    int // ESP header and IV bytes before the encrypted part
-	n      int // bytes encrypted (payload, padding, trailer) or authenticated (AH)
-	bufs   [][]byte
+	hdr   int // ESP header and IV bytes before the encrypted part
+	n     int // bytes encrypted (payload, padding, trailer) or authenticated (AH)
+	bufs  [][]byte
 }
 
 // newRaw returns the baseline for t on size-byte packets in bufs: the same

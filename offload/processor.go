@@ -82,8 +82,8 @@ type Processor struct {
 	// locked is the SA whose replay window the finish stage holds, so that
 	// a run of packets for one SA takes its lock once.
 	locked *SA
-	ivs   [BurstSize * 16]byte
-	ivPos int
+	ivs    [BurstSize * 16]byte
+	ivPos  int
 	// ivHook, set only by tests, writes the IV of each outbound ESP packet
 	// instead of the sequence number or random bytes (known-answer tests).
 	ivHook func(iv []byte, seq uint64)
