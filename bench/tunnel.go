@@ -21,6 +21,7 @@ import (
 // same namespaces, in the same run.
 type TunnelResult struct {
 	Transform string  `json:"transform"`
+	Encap     string  `json:"encapsulation"` // "esp" or "udp" (RFC 3948)
 	Seconds   int     `json:"seconds"`
 	Gbps      float64 `json:"gbps"`
 	BareGbps  float64 `json:"bare_gbps"`
@@ -28,10 +29,14 @@ type TunnelResult struct {
 }
 
 // MeasureTunnel sets up namespaces a and b joined by a veth pair, two
-// in-process gateways with a manual tunnel using transform t, and runs
-// iperf3 for d over the bare veth and then through the tunnel.
-func MeasureTunnel(t transform.Transform, d time.Duration) (TunnelResult, error) {
-	r := TunnelResult{Transform: t.Name(), Seconds: int(d.Seconds())}
+// in-process gateways with a manual tunnel using transform t (ESP in UDP
+// when udp is set), and runs iperf3 for d over the bare veth and then
+// through the tunnel.
+func MeasureTunnel(t transform.Transform, udp bool, d time.Duration) (TunnelResult, error) {
+	r := TunnelResult{Transform: t.Name(), Seconds: int(d.Seconds()), Encap: "esp"}
+	if udp {
+		r.Encap = "udp"
+	}
 	if _, err := exec.LookPath("iperf3"); err != nil {
 		return r, fmt.Errorf("bench: iperf3 is required: %w", err)
 	}
@@ -42,8 +47,12 @@ func MeasureTunnel(t transform.Transform, d time.Duration) (TunnelResult, error)
 		l.Link(a, "eth0", netip.MustParsePrefix("192.0.2.1/24"), b, "eth0", netip.MustParsePrefix("192.0.2.2/24"))
 		l.MustRun(b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
 		keys := map[string]string{}
-		startGateway(&h, manualPair(t, keys, "a", a))
-		startGateway(&h, manualPair(t, keys, "b", b))
+		startGateway(&h, manualPair(t, keys, "a", a, udp))
+		startGateway(&h, manualPair(t, keys, "b", b, udp))
+		// The tunnel must work before it is measured.
+		if out, err := l.Run(a, "ping", "-c", "2", "-i", "0.2", "-W", "2", "-I", "198.51.100.1", "203.0.113.1"); err != nil {
+			h.Fatalf("no traffic through the tunnel: %v\n%s", err, out)
+		}
 		r.BareGbps = iperf(&h, l, a, b, "192.0.2.1", "192.0.2.2", d)
 		r.Gbps = iperf(&h, l, a, b, "198.51.100.1", "203.0.113.1", d)
 		if r.BareGbps > 0 {
@@ -55,7 +64,7 @@ func MeasureTunnel(t transform.Transform, d time.Duration) (TunnelResult, error)
 
 // manualPair returns one side's configuration of a manual tunnel between
 // 192.0.2.1 (a) and 192.0.2.2 (b); keys holds the keys the two sides share.
-func manualPair(t transform.Transform, keys map[string]string, side, netns string) string {
+func manualPair(t transform.Transform, keys map[string]string, side, netns string, udp bool) string {
 	key := func(name string, n int) string {
 		if n == 0 {
 			return ""
@@ -83,6 +92,10 @@ func manualPair(t transform.Transform, keys map[string]string, side, netns strin
 	if side == "b" {
 		src, dst, addr, in, out, route = "192.0.2.2", "192.0.2.1", "198.51.100.2", ab, ba, ""
 	}
+	encap := ""
+	if udp {
+		encap = "  tunnel udp-encapsulation\n"
+	}
 	return fmt.Sprintf(`virtual-router v netns %s
 ipsec transform-set ts
   transform 1 %s
@@ -92,9 +105,9 @@ interface tunnel ipsec:bench
   tunnel source %s
   tunnel destination %s
   tunnel transform-set ts
-  tunnel sa inbound %s
+%s  tunnel sa inbound %s
   tunnel sa outbound %s
-%s`, netns, t.Name(), addr, src, dst, in, out, route)
+%s`, netns, t.Name(), addr, src, dst, encap, in, out, route)
 }
 
 func startGateway(h *harness, text string) *ism.Gateway {
@@ -118,8 +131,13 @@ func iperf(h *harness, l *netlab.Lab, a, b, src, dst string, d time.Duration) fl
 	var out string
 	var err error
 	for range 50 { // the server takes a moment to listen
-		out, err = l.Run(a, "iperf3", "-c", dst, "-B", src, "-t", fmt.Sprint(int(d.Seconds())), "-J")
-		if err == nil || !strings.Contains(out, "connect") {
+		cmd := l.Command(a, "iperf3", "-c", dst, "-B", src, "-t", fmt.Sprint(int(d.Seconds())), "-J", "--connect-timeout", "2000")
+		killed := false
+		timer := time.AfterFunc(d+30*time.Second, func() { killed = true; cmd.Process.Kill() })
+		var b []byte
+		b, err = cmd.CombinedOutput()
+		timer.Stop()
+		if out = string(b); err == nil || killed || !strings.Contains(out, "Connection refused") {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)

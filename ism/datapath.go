@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/ismgw/ism/driver"
@@ -156,6 +157,7 @@ type sender struct {
 
 type sendBatch struct {
 	s     *sock
+	gso   gsoBatch
 	msgs  []ipv4.Message
 	pkts  []*offload.Packet
 	ips   []net.IPAddr
@@ -205,25 +207,50 @@ func (tx *sender) add(s *sock, pk *offload.Packet) {
 	b.pkts = append(b.pkts, pk)
 }
 
-// flush sends every queued batch; what a socket refuses is counted.
+// flush sends every queued batch, segmented by the kernel where it can;
+// what a socket refuses is counted.
 func (tx *sender) flush(g *Gateway) {
 	for i := range tx.batches {
 		b := &tx.batches[i]
 		if len(b.msgs) == 0 {
 			continue
 		}
-		n, err := b.s.writeBatch(b.msgs)
-		if err != nil {
-			for _, pk := range b.pkts[n:] {
-				g.counters.Drop(offload.DropSendError)
-				if pk.SA != nil {
-					pk.SA.Counters().Drop(offload.DropSendError)
-				}
+		sent := b.send(g)
+		for _, pk := range b.pkts[sent:] {
+			g.counters.Drop(offload.DropSendError)
+			if pk.SA != nil {
+				pk.SA.Counters().Drop(offload.DropSendError)
 			}
 		}
 		clear(b.msgs)
 		b.msgs, b.pkts = b.msgs[:0], b.pkts[:0]
 	}
+}
+
+// send writes the batch and returns how many packets left.
+func (b *sendBatch) send(g *Gateway) int {
+	if b.s.kind != sockUDP || !b.s.gso.Load() || len(b.msgs) == 1 {
+		n, _ := b.s.writeBatch(b.msgs)
+		return n
+	}
+	b.gso.coalesce(b.msgs)
+	n, err := b.s.writeBatch(b.gso.out)
+	if errors.Is(err, unix.EIO) || errors.Is(err, unix.EINVAL) {
+		// The path cannot segment (no checksum offload): fall back.
+		g.log.Info("UDP segmentation offload off", "socket", b.s.local.String(), "err", err)
+		b.s.gso.Store(false)
+		sent := 0
+		for _, c := range b.gso.counts[:n] {
+			sent += c
+		}
+		m, _ := b.s.writeBatch(b.msgs[sent:])
+		return sent + m
+	}
+	sent := 0
+	for _, c := range b.gso.counts[:n] {
+		sent += c
+	}
+	return sent
 }
 
 func (g *Gateway) startInbound(s *sock, ep *endpoint) {
@@ -243,6 +270,10 @@ func (g *Gateway) startInbound(s *sock, ep *endpoint) {
 // One goroutine per socket runs it.
 func (g *Gateway) inbound(s *sock, ep *endpoint) {
 	defer g.wg.Done()
+	if s.kind == sockUDP && s.gro {
+		g.inboundGRO(s)
+		return
+	}
 	n := offload.BurstSize
 	p := g.eng.NewProcessor()
 	pkts := newPackets(n)
@@ -268,52 +299,13 @@ func (g *Gateway) inbound(s *sock, ep *endpoint) {
 			pk.Reset(msgs[i].N)
 			if s.kind == sockUDP {
 				from, ok := msgs[i].Addr.(*net.UDPAddr)
-				if !ok {
+				if !ok || !g.espInUDP(s, from.AddrPort(), pk) {
 					continue
 				}
-				payload := pk.Buf.Bytes()
-				switch {
-				case header.IsNATKeepalive(payload):
-					continue
-				case s.local.Port() == IKEPort:
-					g.ikeInput(s.local, from.AddrPort(), payload)
-					continue
-				case header.IsNonESP(payload):
-					g.ikeInput(s.local, from.AddrPort(), payload[header.NonESPMarkerSize:])
-					continue
-				}
-				prependUDP(pk.Buf, from.AddrPort(), s.local)
 			}
 			work = append(work, pk)
 		}
-		if len(work) == 0 {
-			continue
-		}
-		p.Decap(work)
-		for _, pk := range work {
-			if pk.Drop != offload.NotDropped {
-				if pk.SA != nil {
-					if t := g.tunnelByID(pk.SA.Cookie()); t != nil {
-						t.rx.Drop(pk.Drop)
-					}
-				}
-				continue
-			}
-			t := g.tunnelByID(pk.SA.Cookie())
-			if t == nil {
-				g.counters.Drop(offload.DropNoSA)
-				continue
-			}
-			src, dst, _ := addrs(pk.Buf.Bytes())
-			if !t.remote.Contains(src) || !t.local.Contains(dst) {
-				t.rx.Drop(offload.DropSelector)
-				continue
-			}
-			t.rx.Packets.Add(1)
-			t.rx.Bytes.Add(uint64(pk.Buf.Len))
-			rx.add(t, pk)
-		}
-		rx.flush(g)
+		g.receive(p, work, &rx)
 		for i := range k {
 			if pkts[i].Buf == nil {
 				pkts[i] = offload.NewPacket()
@@ -321,6 +313,126 @@ func (g *Gateway) inbound(s *sock, ep *endpoint) {
 			}
 		}
 	}
+}
+
+// inboundGRO is inbound for a UDP socket whose datagrams arrive coalesced:
+// each read takes up to groMsgs runs of datagrams, which are split into
+// packets and decapsulated a burst at a time.
+func (g *Gateway) inboundGRO(s *sock) {
+	p := g.eng.NewProcessor()
+	pkts := newPackets(offload.BurstSize)
+	msgs := make([]ipv4.Message, groMsgs)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, groBufSize)}
+		msgs[i].OOB = make([]byte, 2*cmsgSpace)
+	}
+	var rx deliverer
+	next := 0
+	flush := func() {
+		g.receive(p, pkts[:next], &rx)
+		for i := range next {
+			if pkts[i].Buf == nil {
+				pkts[i] = offload.NewPacket()
+			}
+		}
+		next = 0
+	}
+	for {
+		k, err := s.readBatch(msgs)
+		if err != nil {
+			if g.closing.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			g.log.Warn("transport socket read", "socket", s.local.String(), "kind", s.kind.String(), "err", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		for i := range k {
+			m := &msgs[i]
+			ua, ok := m.Addr.(*net.UDPAddr)
+			if !ok {
+				continue
+			}
+			from := ua.AddrPort()
+			data := m.Buffers[0][:m.N]
+			seg := groSize(m.OOB[:m.NN])
+			if seg <= 0 {
+				seg = len(data)
+			}
+			for off := 0; off < len(data); off += seg {
+				d := data[off:min(off+seg, len(data))]
+				if len(d) > driver.MaxPacket {
+					g.counters.Drop(offload.DropTooBig)
+					continue
+				}
+				pk := pkts[next]
+				pk.Reset(len(d))
+				copy(pk.Buf.Bytes(), d)
+				if !g.espInUDP(s, from, pk) {
+					continue
+				}
+				if next++; next == len(pkts) {
+					flush()
+				}
+			}
+		}
+		if next > 0 {
+			flush()
+		}
+	}
+}
+
+// espInUDP sorts a UDP datagram (in pk at Headroom): IKE goes to the IKE
+// daemon and keepalives away, and ESP gets the IP and UDP headers the socket
+// took off, so that the engine sees what came off the wire. It reports
+// whether pk now holds ESP.
+func (g *Gateway) espInUDP(s *sock, from netip.AddrPort, pk *offload.Packet) bool {
+	payload := pk.Buf.Bytes()
+	switch {
+	case header.IsNATKeepalive(payload):
+		return false
+	case s.local.Port() == IKEPort:
+		g.ikeInput(s.local, from, payload)
+		return false
+	case header.IsNonESP(payload):
+		g.ikeInput(s.local, from, payload[header.NonESPMarkerSize:])
+		return false
+	}
+	prependUDP(pk.Buf, from, s.local)
+	return true
+}
+
+// receive decapsulates a burst, checks each inner packet against its
+// tunnel's selectors and writes it to the tunnel's operational VR device.
+func (g *Gateway) receive(p *offload.Processor, work []*offload.Packet, rx *deliverer) {
+	if len(work) == 0 {
+		return
+	}
+	p.Decap(work)
+	for _, pk := range work {
+		if pk.Drop != offload.NotDropped {
+			if pk.SA != nil {
+				if t := g.tunnelByID(pk.SA.Cookie()); t != nil {
+					t.rx.Drop(pk.Drop)
+				}
+			}
+			continue
+		}
+		t := g.tunnelByID(pk.SA.Cookie())
+		if t == nil {
+			g.counters.Drop(offload.DropNoSA)
+			continue
+		}
+		src, dst, _ := addrs(pk.Buf.Bytes())
+		if !t.remote.Contains(src) || !t.local.Contains(dst) {
+			t.rx.Drop(offload.DropSelector)
+			continue
+		}
+		t.rx.Packets.Add(1)
+		t.rx.Bytes.Add(uint64(pk.Buf.Len))
+		rx.add(t, pk)
+	}
+	rx.flush(g)
 }
 
 // prependUDP writes, in the headroom, the IP and UDP headers a UDP socket

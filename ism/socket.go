@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/net/ipv4"
@@ -25,6 +26,10 @@ type sock struct {
 	local netip.AddrPort
 	conn  net.PacketConn
 	pc    *ipv4.PacketConn // the batch API; works on IPv6 sockets too
+	// gso and gro say whether a UDP socket segments on send and coalesces
+	// on receive; gso is turned off if the kernel refuses it.
+	gso atomic.Bool
+	gro bool
 }
 
 type sockKind uint8
@@ -78,6 +83,8 @@ func openSock(ns *netns, kind sockKind, local netip.AddrPort) (*sock, error) {
 		_ = unix.SetsockoptInt(f, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, socketBuffer)
 		switch {
 		case kind == sockUDP:
+			s.gro = local.Port() != IKEPort && enableGRO(f)
+			s.gso.Store(local.Port() != IKEPort)
 		case v6:
 			serr = unix.SetsockoptInt(f, unix.IPPROTO_IPV6, unix.IPV6_HDRINCL, 1)
 		default:

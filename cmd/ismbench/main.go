@@ -16,6 +16,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ismgw/ism/bench"
 )
 
 func usage() {
@@ -32,6 +36,14 @@ func main() {
 	if len(os.Args) < 2 {
 		usage()
 	}
+	// Benchmarks that build namespaces take them down on the way out.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-sig
+		bench.Abort()
+		os.Exit(130)
+	}()
 	var err error
 	switch os.Args[1] {
 	case "engine":

@@ -15,6 +15,7 @@ func tunnel(args []string) error {
 	fs := newFlags("tunnel")
 	tname := fs.String("transform", "esp-aes128-gcm16", "transforms, comma-separated")
 	dur := fs.Duration("duration", 10*time.Second, "iperf3 time per path")
+	encap := fs.String("encap", "udp", "encapsulation: udp (ESP in UDP, RFC 3948) or esp (raw IP protocol 50)")
 	asJSON := fs.Bool("json", false, "print one JSON object per line")
 	prof := fs.String("cpuprofile", "", "write a CPU profile of the gateways to this file")
 	fs.Parse(args)
@@ -33,7 +34,10 @@ func tunnel(args []string) error {
 		if !ok {
 			return fmt.Errorf("unknown transform %q", n)
 		}
-		r, err := bench.MeasureTunnel(t, *dur)
+		if *encap != "udp" && *encap != "esp" {
+			return fmt.Errorf("-encap %q: want udp or esp", *encap)
+		}
+		r, err := bench.MeasureTunnel(t, *encap == "udp", *dur)
 		if err != nil {
 			return err
 		}
@@ -43,9 +47,9 @@ func tunnel(args []string) error {
 		rows = append(rows, r)
 	}
 	if !*asJSON {
-		fmt.Printf("%-24s %8s %10s %10s %7s\n", "transform", "seconds", "Gbps", "bare Gbps", "ratio")
+		fmt.Printf("%-24s %6s %8s %10s %10s %7s\n", "transform", "encap", "seconds", "Gbps", "bare Gbps", "ratio")
 		for _, r := range rows {
-			fmt.Printf("%-24s %8d %10.3f %10.3f %7.3f\n", r.Transform, r.Seconds, r.Gbps, r.BareGbps, r.Ratio)
+			fmt.Printf("%-24s %6s %8d %10.3f %10.3f %7.3f\n", r.Transform, r.Encap, r.Seconds, r.Gbps, r.BareGbps, r.Ratio)
 		}
 	}
 	return nil
