@@ -9,7 +9,6 @@ DEB_PACKAGES := strongswan-charon strongswan-swanctl libcharon-extra-plugins \
 	libstrongswan-standard-plugins libstrongswan-extra-plugins tshark iperf3 \
 	iproute2 iputils-ping python3-scapy snmptrapd snmp dpdk dpdk-dev libdpdk-dev \
 	libipsec-mb1 pkg-config tcpdump python3-cryptography
-# Packages whose tests take long run on their own, in parallel with the rest.
 TEST_FLAGS ?= -count=1 -race -timeout 15m
 
 .PHONY: all build test bench lint demo deps fuzz clean

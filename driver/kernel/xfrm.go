@@ -94,7 +94,9 @@ type SAUsage struct {
 	Bytes, Packets uint64
 	Added          time.Time
 	FirstUsed      time.Time // zero if never used
-	LastUsed       time.Time // zero if never used (XFRMA_LASTUSED)
+	// LastUsed is XFRMA_LASTUSED, zero if the kernel does not report it
+	// (Linux 6.1 does not for ESP SAs: use FirstUsed and the counters).
+	LastUsed time.Time
 	// ReplayDrops and IntegrityFailures are the kernel's per-SA counters.
 	ReplayDrops, IntegrityFailures uint32
 }

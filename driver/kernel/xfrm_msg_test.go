@@ -3,6 +3,9 @@ package kernel
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"strings"
 	"testing"
 	"unsafe"
 )
@@ -146,4 +149,15 @@ func FuzzXFRMReply(f *testing.F) {
 		})
 		_, _ = parseUsage(b)
 	})
+}
+
+// TestConfigRedacted checks that printing an SA's configuration never
+// prints its keys.
+func TestConfigRedacted(t *testing.T) {
+	c := &SAConfig{CipherKey: []byte("0123456789abcdef"), AuthKey: []byte("fedcba9876543210fedc")}
+	for _, s := range []string{fmt.Sprintf("%v", c), fmt.Sprintf("%+v", *c), fmt.Sprintf("%#v", *c), fmt.Sprintf("%x", c.CipherKey)} {
+		if strings.Contains(s, "0123456789") || strings.Contains(s, "fedcba") || strings.Contains(s, hex.EncodeToString(c.CipherKey)) {
+			t.Fatalf("key printed: %s", s)
+		}
+	}
 }

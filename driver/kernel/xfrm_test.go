@@ -339,15 +339,17 @@ func TestPingThroughKernelESP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.Packets < 3 || u.Bytes == 0 || u.LastUsed.IsZero() {
+	if u.Packets < 3 || u.Bytes == 0 || u.FirstUsed.IsZero() {
 		t.Fatalf("outbound SA usage after 3 pings: %+v", u)
 	}
+	t.Logf("outbound SA: %+v", u)
 	u, err = openXFRM(t, b).QuerySA(ab)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.Packets < 3 || u.IntegrityFailures != 0 {
+	if u.Packets < 3 || u.IntegrityFailures != 0 || u.FirstUsed.IsZero() {
 		t.Fatalf("inbound SA usage after 3 pings: %+v", u)
 	}
+	t.Logf("inbound SA: %+v", u)
 	t.Logf("%s: %d packets, %d bytes", tr, u.Packets, u.Bytes)
 }

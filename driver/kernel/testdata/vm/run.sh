@@ -7,6 +7,9 @@
 #
 # Needs: root, /dev/kvm, and the Debian packages qemu-system-x86 and
 # busybox-static; the kernel package is fetched with "apt-get download".
+# With /dev/kvm the guest uses KVM; where nested KVM does not boot (as on the
+# CI machine, where the guest hangs in early boot), set ISM_VM_TCG=1 to
+# emulate: the whole run then takes about a minute.
 # Usage (from the repository root):
 #   bash driver/kernel/testdata/vm/run.sh [go test flags, e.g. -test.run TestAgainstFallback]
 set -euo pipefail
