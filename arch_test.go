@@ -24,6 +24,7 @@ var forbidden = map[string][]string{
 	"ike/":           {"ism", "offload", "fallback", "bench", "cmd/"},
 	"ike":            {"ism", "offload", "fallback", "bench", "cmd/"},
 	"ism/config":     {"ism", "ike", "offload", "fallback", "bench", "cmd/"},
+	"ism/trap":       {"ike", "offload", "fallback", "bench", "cmd/"},
 	"ism":            {"bench", "cmd/"},
 	"bench":          {"cmd/"},
 }

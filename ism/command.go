@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/offload"
 )
 
@@ -25,6 +26,8 @@ type Statistics struct {
 	Gateway   map[string]uint64 `json:"gateway_drops"`
 	Drivers   []string          `json:"drivers"`
 	Fallbacks map[string]uint64 `json:"fallbacks"`
+	IKE       *ike.Counters     `json:"ike,omitempty"`
+	Traps     []string          `json:"snmp_traps,omitempty"`
 }
 
 // TransformSetStatus is what `show ipsec transform-set` shows of a set.
@@ -44,6 +47,7 @@ var Commands = []string{
 	"show ipsec transform-set",
 	"show ipsec sa",
 	"show ipsec statistics",
+	"show ike sa",
 	"clear ipsec tunnel statistics [NAME]",
 }
 
@@ -83,6 +87,13 @@ func (g *Gateway) Exec(line string) (string, any, error) {
 		st := g.Statistics()
 		writeStatistics(&b, st)
 		return b.String(), st, nil
+	case match(f, "show", "ike", "sa") && len(f) == 3:
+		var sas []ike.IKESAStatus
+		if d := g.ike.Load(); d != nil {
+			sas = d.Status().IKESAs
+		}
+		writeIKESAs(&b, sas)
+		return b.String(), sas, nil
 	case match(f, "clear", "ipsec", "tunnel", "statistics"):
 		n, err := g.ClearStatistics(f[4:])
 		if err != nil {
@@ -178,6 +189,13 @@ func (g *Gateway) Statistics() Statistics {
 		st.Drivers = append(st.Drivers, d.Name())
 	}
 	st.Fallbacks = g.eng.Fallbacks()
+	if d := g.ike.Load(); d != nil {
+		c := d.Status().Counters
+		st.IKE = &c
+	}
+	for _, r := range g.traps.Load().Stats() {
+		st.Traps = append(st.Traps, r.String())
+	}
 	return st
 }
 
@@ -215,6 +233,13 @@ func writeStatistics(w io.Writer, st Statistics) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		fmt.Fprintf(w, "  %-20s %d\n", k, all[k])
+	}
+	if c := st.IKE; c != nil {
+		fmt.Fprintf(w, "IKE: %d received, %d malformed, %d unknown SA, %d auth failures, %d no proposal chosen, %d retransmits, %d phase 1 and %d quick modes done, %d rekeys\n",
+			c.Received, c.Malformed, c.UnknownSA, c.AuthFailed, c.NoProposalChosen, c.Retransmits, c.Phase1Established, c.QuickModesCompleted, c.Rekeys)
+	}
+	for _, r := range st.Traps {
+		fmt.Fprintf(w, "SNMP traps to %s\n", r)
 	}
 	fmt.Fprint(w, "Fallbacks to the software engine:")
 	keys = keys[:0]
@@ -263,4 +288,23 @@ func (g *Gateway) ClearStatistics(names []string) (int, error) {
 		t.rx.Reset()
 	}
 	return len(ts), nil
+}
+
+// writeIKESAs prints `show ike sa`.
+func writeIKESAs(w io.Writer, sas []ike.IKESAStatus) {
+	if len(sas) == 0 {
+		fmt.Fprintln(w, "No IKE SAs")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "Local\tRemote\tRemote identity\tMode\tState\tPolicy\tNAT-T\tLifetime left\tRekeys\tCookies")
+	for _, s := range sas {
+		role := "responder"
+		if s.Initiator {
+			role = "initiator"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s\t%s\t%s\t%v\t%s\t%d\t%s/%s\n", s.Local, s.Remote, orDash(s.RemoteID), s.Mode, role, s.State,
+			s.Policy, s.NATT, s.LifetimeLeft.Round(time.Second), s.Rekeys, s.ICookie, s.RCookie)
+	}
+	tw.Flush()
 }

@@ -97,7 +97,7 @@ func (g *Gateway) saEvent(ev offload.Event) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if t.setState(false, "SA "+ev.SA.ID().String()+" expired: "+ev.Cause.String()) {
+	if g.changeState(t, false, "SA "+ev.SA.ID().String()+" expired: "+ev.Cause.String()) {
 		g.log.Warn("tunnel down", "tunnel", t.String(), "reason", t.Reason())
 		g.syncRoutes()
 	}
@@ -119,9 +119,9 @@ func (g *Gateway) recheckPaths() {
 		t.mu.Unlock()
 		switch {
 		case routable && hasSAs && !t.Up():
-			changed = t.setState(true, "") || changed
+			changed = g.changeState(t, true, "") || changed
 		case !routable && t.Up():
-			changed = t.setState(false, reason) || changed
+			changed = g.changeState(t, false, reason) || changed
 		}
 		t.computeMTU()
 	}

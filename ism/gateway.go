@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"github.com/ismgw/ism/ike"
 	v1 "github.com/ismgw/ism/ike/v1"
 	"github.com/ismgw/ism/ism/config"
+	"github.com/ismgw/ism/ism/trap"
 	"github.com/ismgw/ism/offload"
 	"github.com/ismgw/ism/selector"
 	"github.com/ismgw/ism/transform"
@@ -59,7 +61,11 @@ type Gateway struct {
 	// configured. seam is how it reaches the gateway.
 	ike  atomic.Pointer[v1.Daemon]
 	seam *seam
-	jobs chan func() // control-plane work posted by other goroutines
+	// traps sends the SNMP traps; nil (which sends nothing) without
+	// receivers. snmp is the configuration it was made from.
+	traps atomic.Pointer[trap.Sender]
+	snmp  config.SNMP
+	jobs  chan func() // control-plane work posted by other goroutines
 
 	events  saEvents
 	ctx     context.Context
@@ -163,6 +169,7 @@ func (g *Gateway) Close() {
 		delete(g.vrs, name)
 	}
 	g.mu.Unlock()
+	g.traps.Load().Close()
 	g.eng.Close()
 	for _, d := range g.drivers {
 		d.Close()
@@ -207,6 +214,9 @@ func (g *Gateway) apply(cfg *config.Config) error {
 	}
 	g.cfg = cfg
 	g.publishIDs()
+	if err := g.configureTraps(cfg.SNMP); err != nil {
+		return err
+	}
 	if err := g.configureIKE(cfg); err != nil {
 		return err
 	}
@@ -391,7 +401,7 @@ func (g *Gateway) build(t *Tunnel) string {
 	if !t.routable {
 		return t.reason
 	}
-	t.setState(true, "")
+	g.changeState(t, true, "")
 	g.log.Info("tunnel up", "tunnel", t.String(), "transform", t.transform().Name())
 	return ""
 }
@@ -433,3 +443,40 @@ func (g *Gateway) teardown(t *Tunnel) {
 }
 
 func anySelector(a netip.Addr) selector.Selector { return selector.AnyOf(a) }
+
+// configureTraps makes the SNMP trap sender for the configuration, in the
+// daemon's own namespace, replacing the old one when the settings changed.
+func (g *Gateway) configureTraps(c config.SNMP) error {
+	old := g.traps.Load()
+	if old != nil && reflect.DeepEqual(c, g.snmp) {
+		return nil
+	}
+	var s *trap.Sender
+	if len(c.Hosts) > 0 {
+		var err error
+		if s, err = trap.New(c, g.log.With("component", "snmp")); err != nil {
+			return err
+		}
+	}
+	g.traps.Store(s)
+	g.snmp = c
+	old.Close()
+	return nil
+}
+
+// changeState sets a tunnel up or down and, when that is a change, says so:
+// a log line and an SNMP trap (tunnel up, tunnel down with the reason).
+func (g *Gateway) changeState(t *Tunnel, up bool, reason string) bool {
+	if !t.setState(up, reason) {
+		return false
+	}
+	t.mu.Lock()
+	dest := t.dest
+	t.mu.Unlock()
+	if up {
+		g.traps.Load().TunnelUp(t.String(), dest)
+	} else {
+		g.traps.Load().TunnelDown(t.String(), dest, reason)
+	}
+	return true
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/offload"
 )
 
@@ -38,6 +39,8 @@ type TunnelStatus struct {
 	Driver        string        `json:"driver"`
 	DriverReason  string        `json:"driver_reason,omitempty"`
 	SAs           []SAStatus    `json:"sas"`
+	// IKE is the negotiation state of a signaled tunnel.
+	IKE *ike.TunnelStatus `json:"ike,omitempty"`
 	Inbound       TrafficStatus `json:"inbound"`
 	Outbound      TrafficStatus `json:"outbound"`
 }
@@ -121,9 +124,19 @@ func (g *Gateway) Tunnels() []TunnelStatus {
 	}
 	g.mu.Unlock()
 	sort.Slice(ts, func(i, j int) bool { return ts[i].Name < ts[j].Name })
+	byName := map[string]ike.TunnelStatus{}
+	if d := g.ike.Load(); d != nil {
+		for _, s := range d.Status().Tunnels {
+			byName[s.Name] = s
+		}
+	}
 	out := make([]TunnelStatus, 0, len(ts))
 	for _, t := range ts {
-		out = append(out, t.status())
+		s := t.status()
+		if is, ok := byName[t.Name]; ok {
+			s.IKE = &is
+		}
+		out = append(out, s)
 	}
 	return out
 }
@@ -220,6 +233,28 @@ func writeTunnelDetail(w io.Writer, ts []TunnelStatus) {
 				fmt.Fprintf(w, " (%s)", s.DriverReason)
 			}
 			fmt.Fprintln(w)
+		}
+		if i := s.IKE; i != nil {
+			fmt.Fprintf(w, "  IKE: %s", i.State)
+			if i.Peer.IsValid() {
+				fmt.Fprintf(w, " with %s", i.Peer)
+			}
+			if i.QuickMode != "" {
+				fmt.Fprintf(w, ", quick mode %s", i.QuickMode)
+			}
+			if i.Transform.Valid() {
+				fmt.Fprintf(w, ", %s", i.Transform)
+				if i.PFSGroup != 0 {
+					fmt.Fprintf(w, ", PFS group %d", i.PFSGroup)
+				} else {
+					fmt.Fprint(w, ", no PFS")
+				}
+				fmt.Fprintf(w, ", %s left, %d rekeys", i.TimeLeft.Round(time.Second), i.Rekeys)
+			}
+			fmt.Fprintln(w)
+			if i.LastError != "" {
+				fmt.Fprintf(w, "  Last negotiation error: %s\n", i.LastError)
+			}
 		}
 		for _, sa := range s.SAs {
 			fmt.Fprintf(w, "  %s SA spi %s %s, %s, sequence %d", titleCase(sa.Direction), sa.SPI, sa.Transform, sa.State, sa.Seq)

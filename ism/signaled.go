@@ -289,7 +289,7 @@ func (s *seam) AddSA(id ike.SAID, u ike.UserSA) error {
 	t.pfs, t.negotiated = u.PFSGroup, u.Transform
 	complete := len(t.in) > 0 && len(t.outs) > 0
 	t.mu.Unlock()
-	if complete && t.setState(true, "") {
+	if complete && g.changeState(t, true, "") {
 		g.log.Info("tunnel up", "tunnel", t.String(), "peer", u.Dst.String(), "transform", u.Transform.Name())
 		g.post(func() { t.computeMTU(); g.mu.Lock(); g.syncRoutes(); g.mu.Unlock() })
 	}
@@ -318,7 +318,7 @@ func (s *seam) DeleteSA(id ike.SAID) error {
 		empty := len(t.in) == 0 || len(t.outs) == 0
 		t.mu.Unlock()
 		if empty {
-			t.setState(false, "no SAs: negotiating")
+			g.changeState(t, false, "no SAs: negotiating")
 		}
 	}
 	return g.eng.DeleteSA(sa.ID())
@@ -381,17 +381,25 @@ func (s *seam) TunnelUp(tunnel string, peer netip.AddrPort) {
 // TunnelDown: the tunnel lost its SAs.
 func (s *seam) TunnelDown(tunnel, reason string) {
 	if t := s.g.tunnelByName(tunnel); t != nil {
-		t.setState(false, reason)
+		s.g.changeState(t, false, reason)
 	}
 	s.g.log.Warn("IKE: tunnel down", "tunnel", "ipsec:"+tunnel, "reason", reason)
 }
 
 // NegotiationFailed: an IKE or quick-mode negotiation failed.
 func (s *seam) NegotiationFailed(tunnel, reason string) {
-	if t := s.g.tunnelByName(tunnel); t != nil && !t.Up() {
+	t := s.g.tunnelByName(tunnel)
+	if t == nil {
+		return
+	}
+	if !t.Up() {
 		t.setState(false, "negotiation failed: "+reason)
 	}
-	s.g.log.Warn("IKE: negotiation failed", "tunnel", "ipsec:"+tunnel, "reason", reason)
+	t.mu.Lock()
+	dest := t.dest
+	t.mu.Unlock()
+	s.g.traps.Load().IKEFailure(t.String(), dest, reason)
+	s.g.log.Warn("IKE: negotiation failed", "tunnel", t.String(), "reason", reason)
 }
 
 // PeerDead: DPD declared the tunnel's peer dead (RFC 3706). IKE deletes the
@@ -404,7 +412,8 @@ func (s *seam) PeerDead(tunnel string, peer netip.Addr, at time.Time) {
 		return
 	}
 	reason := fmt.Sprintf("dpd: peer %s dead at %s", peer, at.Format(time.TimeOnly))
-	t.setState(false, reason)
+	g.traps.Load().PeerDead(t.String(), peer, at)
+	g.changeState(t, false, reason)
 	t.mu.Lock()
 	t.deadAt = at
 	t.mu.Unlock()
@@ -427,7 +436,8 @@ func (s *seam) Failover(tunnel string, from, to netip.Addr, reason string) {
 	t.dest = to
 	t.failovers++
 	t.mu.Unlock()
-	t.setState(false, fmt.Sprintf("failover from %s to %s (%s): negotiating", from, to, reason))
+	g.traps.Load().Failover(t.String(), from, to, reason)
+	g.changeState(t, false, fmt.Sprintf("failover from %s to %s (%s): negotiating", from, to, reason))
 	if !t.ready.Swap(true) {
 		g.post(func() { g.mu.Lock(); g.syncRoutes(); g.mu.Unlock() })
 	}

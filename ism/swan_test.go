@@ -169,6 +169,16 @@ func TestSignaledAgainstStrongSwan(t *testing.T) {
 				if want := c.transforms[len(c.transforms)-1]; tun.transform().Name() != want {
 					t.Errorf("negotiated %s, want %s", tun.transform().Name(), want)
 				}
+				detail, _, _ := x.g.Exec("show ipsec tunnel detail")
+				ikesa, _, _ := x.g.Exec("show ike sa")
+				for _, w := range []string{"IKE: up with 192.0.2.2", c.transforms[len(c.transforms)-1], "left, 0 rekeys"} {
+					if !strings.Contains(detail, w) {
+						t.Errorf("show ipsec tunnel detail lacks %q:\n%s", w, detail)
+					}
+				}
+				if !strings.Contains(ikesa, "192.0.2.2:4500") || !strings.Contains(ikesa, "true") {
+					t.Errorf("show ike sa: want the IKE SA with the peer on 4500 (NAT-T):\n%s", ikesa)
+				}
 			})
 		}
 	}
