@@ -16,10 +16,21 @@ import (
 	"github.com/ismgw/ism/offload/header"
 )
 
-// newPackets returns n packets with buffers of offload.BufferSize.
-func newPackets(n int) []*offload.Packet {
+// newPackets returns n packets with buffers of at least
+// offload.BufferSize: from an accelerator's own memory when one offers it
+// (driver.BufferPool: DPDK mbufs, so that packets are read straight into
+// memory the device can reach, with no copy), else from Go memory.
+func (g *Gateway) newPackets(n int) []*offload.Packet {
 	pkts := make([]*offload.Packet, n)
-	for i := range pkts {
+	got := 0
+	if g.pool != nil {
+		bufs := make([]*driver.Buffer, n)
+		got = g.pool.AllocBuffers(bufs)
+		for i := range got {
+			pkts[i] = &offload.Packet{Buf: bufs[i]}
+		}
+	}
+	for i := got; i < n; i++ {
 		pkts[i] = offload.NewPacket()
 	}
 	return pkts
@@ -51,7 +62,7 @@ func (g *Gateway) outbound(v *vr, dev tun.Device) {
 	defer g.wg.Done()
 	n := dev.BatchSize()
 	p := g.eng.NewProcessor()
-	pkts := newPackets(n)
+	pkts := g.newPackets(n)
 	bufs := make([][]byte, n)
 	setBuf := func(i int) {
 		bufs[i] = pkts[i].Buf.Mem[offload.Headroom-tunOffset : offload.Headroom+driver.MaxPacket]
@@ -276,7 +287,7 @@ func (g *Gateway) inbound(s *sock, ep *endpoint) {
 	}
 	n := offload.BurstSize
 	p := g.eng.NewProcessor()
-	pkts := newPackets(n)
+	pkts := g.newPackets(n)
 	msgs := make([]ipv4.Message, n)
 	for i := range msgs {
 		msgs[i].Buffers = [][]byte{pkts[i].Buf.Mem[offload.Headroom : offload.Headroom+driver.MaxPacket]}
@@ -320,7 +331,7 @@ func (g *Gateway) inbound(s *sock, ep *endpoint) {
 // packets and decapsulated a burst at a time.
 func (g *Gateway) inboundGRO(s *sock) {
 	p := g.eng.NewProcessor()
-	pkts := newPackets(offload.BurstSize)
+	pkts := g.newPackets(offload.BurstSize)
 	msgs := make([]ipv4.Message, groMsgs)
 	for i := range msgs {
 		msgs[i].Buffers = [][]byte{make([]byte, groBufSize)}
