@@ -92,6 +92,7 @@ func (q *quickMode) open(pk packet, hash func(rest []byte) []byte) (*Message, er
 	if !hmac.Equal(m.Payloads[0].Body, hash(rawAfter(m.Payloads))) {
 		return nil, errors.New("v1: quick mode HASH mismatch")
 	}
+	q.d.heard(q.sa)
 	return m, nil
 }
 
