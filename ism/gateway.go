@@ -44,7 +44,7 @@ type Gateway struct {
 	fb      *fallback.Driver
 	drivers []driver.Driver
 	// pool is an accelerator's packet memory, when one has its own.
-	pool driver.BufferPool
+	pool    driver.BufferPool
 	eng     *offload.Engine
 	started time.Time
 

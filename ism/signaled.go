@@ -59,7 +59,9 @@ type seam struct {
 // ikeConfig translates the configuration for the IKE daemon.
 func ikeConfig(cfg *config.Config, g *Gateway) (ike.Config, error) {
 	c := ike.Config{Logger: g.log.With("component", "ike"),
-		Lifetime: ike.Lifetime{Time: cfg.Lifetime.Duration, Bytes: cfg.Lifetime.Kilobytes * 1024}}
+		Lifetime:         ike.Lifetime{Time: cfg.Lifetime.Duration, Bytes: cfg.Lifetime.Kilobytes * 1024},
+		DPD:              ikeDPD(cfg.DPD),
+		FailoverHoldDown: holdDown(cfg.FailoverHoldDown)}
 	for _, p := range cfg.IKEPolicies {
 		ip := ike.Policy{Group: int(p.Group), Lifetime: p.Lifetime}
 		ip.Encryption = map[config.IKEEncryption]ike.Encryption{config.IKEDES: ike.EncDES, config.IKE3DES: ike.Enc3DES,
@@ -95,7 +97,10 @@ func ikeConfig(cfg *config.Config, g *Gateway) (ike.Config, error) {
 			Lifetime:      ike.Lifetime{Time: t.Lifetime.Duration, Bytes: t.Lifetime.Kilobytes * 1024},
 			LocalSelector: t.LocalSelector, RemoteSelector: t.RemoteSelector,
 			UDPEncap: t.UDPEncapPort != 0, BackupDestination: t.BackupDestination.Addr,
+			FailoverHoldDown: holdDown(t.FailoverHoldDown),
 		}
+		dpd := ikeDPD(t.DPD)
+		it.DPD = &dpd
 		if t.IKEMode == config.AggressiveMode {
 			it.Mode = ike.AggressiveMode
 		}
@@ -118,6 +123,20 @@ func ikeConfig(cfg *config.Config, g *Gateway) (ike.Config, error) {
 		c.Tunnels = append(c.Tunnels, it)
 	}
 	return c, nil
+}
+
+func ikeDPD(d config.DPD) ike.DPD {
+	return ike.DPD{Enabled: d.Enabled, Sent: d.Sent, Silent: d.Silent, Idle: d.Idle,
+		RetryInterval: d.RetryInterval, Retries: d.Retries}
+}
+
+// holdDown maps the configuration's hold-down (0: none) to IKE's (0: the
+// default, negative: none).
+func holdDown(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 func ikeIdentity(id config.Identity) (ike.Identity, error) {
