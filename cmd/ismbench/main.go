@@ -2,6 +2,7 @@
 //
 //	ismbench engine [-transform NAME] [-size BYTES] [-driver NAME|all] [-duration D] [-cores N] [-json]
 //	ismbench tunnel [-transform NAME] [-duration D] [-json]
+//	ismbench failover [-runs N] [-loss kill|link-down] [-dpd-silent D] [...] [-json]
 //
 // engine measures the ESP/AH engine's encapsulation and decapsulation per
 // transform, size and driver against the plain standard-library cipher and
@@ -10,6 +11,12 @@
 // tunnel (root) sets up two gateways in two network namespaces joined by a
 // veth pair and measures iperf3 TCP through a manual tunnel and over the
 // bare veth in the same run.
+//
+// failover (root) runs ISM against two strongSwan charons, a tunnel's
+// destination and its backup, with a stream of numbered UDP probes through
+// the tunnel, loses the destination, and measures the time to DPD's
+// verdict, the time from it to traffic through the backup, and the probes
+// lost, against the configured DPD timers.
 package main
 
 import (
@@ -28,6 +35,7 @@ func usage() {
 commands:
   engine   the ESP/AH engine per transform, size and driver, against the raw standard library
   tunnel   iperf3 TCP through an ISM tunnel between two namespaces, against the bare veth (root)
+  failover DPD detection and failover to a backup destination against strongSwan (root)
 `)
 	os.Exit(2)
 }
@@ -50,6 +58,8 @@ func main() {
 		err = engine(os.Args[2:])
 	case "tunnel":
 		err = tunnel(os.Args[2:])
+	case "failover":
+		err = failover(os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		usage()
 	default:
