@@ -331,7 +331,14 @@ func (g *Gateway) inbound(s *sock, ep *endpoint) {
 // packets and decapsulated a burst at a time.
 func (g *Gateway) inboundGRO(s *sock) {
 	p := g.eng.NewProcessor()
-	pkts := g.newPackets(offload.BurstSize)
+	// Segments are copied out of the coalesced datagrams into packets
+	// whose buffers can take a whole 64 KiB: the secure-interface device
+	// coalesces a TCP flow's segments into the first one's buffer (GRO),
+	// so that the kernel takes a flow's burst in one write.
+	pkts := make([]*offload.Packet, offload.BurstSize)
+	for i := range pkts {
+		pkts[i] = bigPacket()
+	}
 	msgs := make([]ipv4.Message, groMsgs)
 	for i := range msgs {
 		msgs[i].Buffers = [][]byte{make([]byte, groBufSize)}
@@ -343,7 +350,7 @@ func (g *Gateway) inboundGRO(s *sock) {
 		g.receive(p, pkts[:next], &rx)
 		for i := range next {
 			if pkts[i].Buf == nil {
-				pkts[i] = offload.NewPacket()
+				pkts[i] = bigPacket()
 			}
 		}
 		next = 0
@@ -517,4 +524,9 @@ func (g *Gateway) ikeInput(local, remote netip.AddrPort, msg []byte) {
 	if d := g.ike.Load(); d != nil {
 		d.Receive(local, netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port()), msg)
 	}
+}
+
+// bigPacket returns a packet whose buffer holds a 64 KiB IP packet.
+func bigPacket() *offload.Packet {
+	return &offload.Packet{Buf: &driver.Buffer{Mem: make([]byte, offload.Headroom+1<<16+offload.Tailroom), Off: offload.Headroom}}
 }

@@ -111,6 +111,11 @@ func ikeConfig(cfg *config.Config, g *Gateway) (ike.Config, error) {
 		if err != nil {
 			return c, fmt.Errorf("%s: %w", t, err)
 		}
+		// The default remote identity is the destination's address; a
+		// backup destination presents its own address.
+		if t.BackupDestination.Addr.IsValid() && t.RemoteIdentity.Kind == config.IdentityAddress && t.RemoteIdentity.Addr == t.TunnelDestination.Addr {
+			it.RemoteID = ike.Identity{}
+		}
 		if !it.LocalSelector.Valid() || !it.RemoteSelector.Valid() {
 			any := anySelector(t.TunnelSource)
 			if !it.LocalSelector.Valid() {
@@ -308,6 +313,10 @@ func (s *seam) AddSA(id ike.SAID, u ike.UserSA) error {
 	t.pfs, t.negotiated = u.PFSGroup, u.Transform
 	complete := len(t.in) > 0 && len(t.outs) > 0
 	t.mu.Unlock()
+	if complete {
+		// A tunnel whose routes DPD withdrew gets them back with its SAs.
+		t.ready.Store(true)
+	}
 	if complete && g.changeState(t, true, "") {
 		g.log.Info("tunnel up", "tunnel", t.String(), "peer", u.Dst.String(), "transform", u.Transform.Name())
 		g.post(func() { t.computeMTU(); g.mu.Lock(); g.syncRoutes(); g.mu.Unlock() })
@@ -453,7 +462,6 @@ func (s *seam) Failover(tunnel string, from, to netip.Addr, reason string) {
 	}
 	t.mu.Lock()
 	t.dest = to
-	t.failovers++
 	t.mu.Unlock()
 	g.traps.Load().Failover(t.String(), from, to, reason)
 	g.changeState(t, false, fmt.Sprintf("failover from %s to %s (%s): negotiating", from, to, reason))

@@ -73,6 +73,13 @@ func (d *Daemon) peerDead(key peerKey, last dpdLast, reason string) {
 
 	d.log.Warn("DPD: peer dead", "local", key.local, "remote", key.remote, "reason", reason,
 		"last_heard", last.received, "sas", len(cs))
+	// ism hears of the verdict before the SAs go, so that the tunnel
+	// goes down (and its trap says so) because the peer is dead.
+	if d.lis != nil {
+		for _, name := range goneNames {
+			d.lis.PeerDead(name, key.remote, now)
+		}
+	}
 	for _, sa := range sas {
 		d.removeIKESA(sa)
 	}
@@ -81,9 +88,6 @@ func (d *Daemon) peerDead(key peerKey, last dpdLast, reason string) {
 		_ = d.inst.DeleteSA(c.in)
 	}
 	if d.lis != nil {
-		for _, name := range goneNames {
-			d.lis.PeerDead(name, key.remote, now)
-		}
 		for _, name := range down {
 			d.lis.TunnelDown(name, reason)
 		}
