@@ -18,20 +18,20 @@ type swanUpCase struct {
 	name  string
 	setup func(t *testing.T, role string) (ismSide, swanPeer, swantest.Conf)
 	// detail and ikesa are strings `show ipsec tunnel detail` and `show
-	// ike sa` must contain.
+	// ike sa` must contain; the detail always names the peer's address.
 	detail, ikesa []string
 }
 
 func runSwanUpCases(t *testing.T, cases []swanUpCase) {
 	for _, c := range cases {
-		for _, role := range roles {
+		for _, role := range swanRoles {
 			t.Run(c.name+"/"+role, func(t *testing.T) {
 				t.Parallel()
 				side, peer, conf := c.setup(t, role)
 				x := startSwan(t, side, peer, conf)
 				x.bringUp(t, role)
 				x.traffic(t, ismHost, swanHost)
-				x.wantShow(t, "show ipsec tunnel detail", append([]string{"is up", "IKE: up with 192.0.2.2:4500"}, c.detail...)...)
+				x.wantShow(t, "show ipsec tunnel detail", append([]string{"is up", "IKE: up with " + peer.addr() + ":4500"}, c.detail...)...)
 				x.wantShow(t, "show ike sa", c.ikesa...)
 				if rows := x.ikeSARows(t); len(rows) != 1 {
 					t.Errorf("show ike sa: %d IKE SAs, want 1:\n%s", len(rows), strings.Join(rows, "\n"))
@@ -49,18 +49,19 @@ func TestSwanIdentities(t *testing.T) {
 		{
 			// As responder ISM's tunnel destination is the branch's FQDN:
 			// it accepts the peer at whatever address authenticates with
-			// that identity, and sends to that address.
+			// that identity (here one no configuration names), and sends
+			// to that address.
 			name: "aggressive-fqdn",
 			setup: func(t *testing.T, role string) (ismSide, swanPeer, swantest.Conf) {
 				tu := ismTunnel{extra: fmt.Sprintf("  tunnel local-identity %s\n  tunnel ike-mode aggressive\n", gwFQDN)}
+				peer := swanPeer{Aggressive: true, Proposals: "aes128-sha1-modp2048", ESP: "aes128-sha1", LocalID: branchFQDN, RemoteID: gwFQDN}
 				if role == "responder" {
-					tu.dest = branchFQDN
+					tu.dest, peer.Addr = branchFQDN, "192.0.2.77"
 				} else {
 					tu.extra += "  tunnel remote-identity " + branchFQDN + "\n"
 				}
 				return ismSide{global: pskRule("aes128", "sha", 14, branchFQDN), transforms: []string{"esp-aes128-hmac-sha"}, tunnels: []ismTunnel{tu}},
-					swanPeer{Aggressive: true, Proposals: "aes128-sha1-modp2048", ESP: "aes128-sha1", LocalID: branchFQDN, RemoteID: gwFQDN},
-					swantest.Conf{}
+					peer, swantest.Conf{}
 			},
 			detail: []string{"esp-aes128-hmac-sha, no PFS"},
 			ikesa:  []string{branchFQDN, "aggressive"},

@@ -37,13 +37,16 @@ const (
 	swanHost = "203.0.113.1"
 )
 
-// roles are the two ways a case runs: ISM starts the negotiation (the
+// swanRoles are the two ways a case runs: ISM starts the negotiation (the
 // first packet to the tunnel), or charon does (swanctl --initiate).
-var roles = []string{"initiator", "responder"}
+var swanRoles = []string{"initiator", "responder"}
 
 // swanPeer is charon's swanctl.conf: one IKEv1 connection "ism" with the
 // child "net" (203.0.113.0/24 to 198.51.100.0/24) and any more children.
 type swanPeer struct {
+	// Addr is charon's address, default SwanAddr; another one is added
+	// to its veth.
+	Addr       string
 	Aggressive bool
 	Proposals  string // IKE proposals
 	ESP        string // the child's esp_proposals (a DH group means PFS)
@@ -57,6 +60,14 @@ type swanPeer struct {
 	RemoteTS   string // the child's remote_ts, default 198.51.100.0/24
 	Child      string // more lines in the child "net"
 	Children   string // more children
+}
+
+// addr returns charon's address.
+func (p swanPeer) addr() string {
+	if p.Addr == "" {
+		return swantest.SwanAddr.String()
+	}
+	return p.Addr
 }
 
 func (p swanPeer) render() string {
@@ -118,7 +129,7 @@ func (p swanPeer) render() string {
 secrets {
   %s
 }
-`, yesNo(p.Aggressive), swantest.SwanAddr, swantest.ISMAddr, p.Proposals, p.Auth, p.LocalID, certs, p.Auth, p.RemoteID,
+`, yesNo(p.Aggressive), p.addr(), swantest.ISMAddr, p.Proposals, p.Auth, p.LocalID, certs, p.Auth, p.RemoteID,
 		p.LocalTS, p.RemoteTS, p.ESP, p.Child, p.Children, p.Secrets)
 }
 
@@ -191,6 +202,11 @@ func (s ismSide) render(env *swantest.Env) string {
 func startSwan(t *testing.T, side ismSide, peer swanPeer, conf swantest.Conf) *swanLab {
 	t.Helper()
 	env := swantest.New(t)
+	if peer.Addr != "" {
+		if out, err := runIn(env.NSSwan, "ip", "addr", "add", peer.Addr+"/24", "dev", vethOf(t, env.NSSwan)); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+	}
 	conf.Swanctl, conf.InstallRoutes = peer.render(), true
 	conf.AggressivePSK = conf.AggressivePSK || peer.Aggressive
 	env.StartCharon(conf)

@@ -56,7 +56,7 @@ func TestSwanProposals(t *testing.T) {
 			up: map[string]string{"initiator": "PFS group 2", "responder": "PFS group 5"}},
 	}
 	for _, c := range cases {
-		for _, role := range roles {
+		for _, role := range swanRoles {
 			t.Run(c.name+"/"+role, func(t *testing.T) {
 				t.Parallel()
 				transforms := c.transforms

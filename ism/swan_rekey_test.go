@@ -23,14 +23,14 @@ import (
 // rekeys that SA at 80 to 90 % of it, before charon would; when ISM starts
 // one it proposes its own 60 s, which charon accepts while keeping its own
 // 30 s, and charon rekeys that SA at 28 s. So the rekeys alternate between
-// the two ends, in both roles, and each end's make-before-break is tried.
+// the two ends, in both swanRoles, and each end's make-before-break is tried.
 func TestSwanRekeyLifetime(t *testing.T) {
 	t.Parallel()
-	// The roles mostly wait: they run at once, from goroutines, taking
+	// The swanRoles mostly wait: they run at once, from goroutines, taking
 	// one of go test's parallel slots between them instead of two.
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	for _, role := range roles {
+	for _, role := range swanRoles {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -91,7 +91,7 @@ func swanRekeyLifetime(t *testing.T, role string) {
 // peer's packets on the inbound SA become no-sa drops). TCP sends them
 // again. The drops are logged, not judged.
 func TestSwanRekeyVolume(t *testing.T) {
-	for _, role := range roles {
+	for _, role := range swanRoles {
 		t.Run(role, func(t *testing.T) {
 			t.Parallel()
 			side := ismSide{global: pskRule("aes128", "sha", 14, ""), transforms: []string{"esp-aes128-hmac-sha"},

@@ -12,7 +12,7 @@ import (
 // pair of endpoints), ISM as initiator and as responder, and both carry
 // traffic.
 func TestSwanSharedIKESA(t *testing.T) {
-	for _, role := range roles {
+	for _, role := range swanRoles {
 		t.Run(role, func(t *testing.T) {
 			t.Parallel()
 			side := ismSide{global: pskRule("aes128", "sha", 14, ""), transforms: []string{"esp-aes128-hmac-sha"}, tunnels: []ismTunnel{

@@ -31,7 +31,7 @@ func TestSwanWireTshark(t *testing.T) {
 		{"esp-aes256-gcm16", pskRule("aes256", "sha256", 14, ""), "aes256-sha256-modp2048", "aes256gcm16"},
 	}
 	for _, c := range cases {
-		for _, role := range roles {
+		for _, role := range swanRoles {
 			t.Run(c.transform+"/"+role, func(t *testing.T) {
 				t.Parallel()
 				needTool(t, "tshark", "tshark")
