@@ -45,6 +45,7 @@ func runSwanUpCases(t *testing.T, cases []swanUpCase) {
 // aggressive mode and with RSA signatures, ISM as initiator and as
 // responder against charon, then ping and TCP through the tunnel.
 func TestSwanIdentities(t *testing.T) {
+	t.Parallel()
 	runSwanUpCases(t, []swanUpCase{
 		{
 			// As responder ISM's tunnel destination is the branch's FQDN:

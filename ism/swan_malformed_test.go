@@ -96,6 +96,7 @@ func badISAKMP(t *testing.T) (malformed [][]byte, tooLong, noSA, unknownSA []byt
 // and counted; nothing of them stays, and the gateway then negotiates with
 // charon (as initiator and as responder) and carries traffic.
 func TestSwanMalformedISAKMP(t *testing.T) {
+	t.Parallel()
 	for _, role := range swanRoles {
 		t.Run(role, func(t *testing.T) {
 			t.Parallel()

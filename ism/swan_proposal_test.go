@@ -38,6 +38,7 @@ type swanProposalCase struct {
 // ISM only when the peer initiates; as initiator ISM proposes exactly its
 // own setting, which the peer must accept.
 func TestSwanProposals(t *testing.T) {
+	t.Parallel()
 	const noProposal = "NO-PROPOSAL-CHOSEN"
 	cases := []swanProposalCase{
 		{name: "no-common-transform", transforms: []string{"esp-3des-hmac-md5", "esp-des-hmac-sha"}, esp: "aes128-sha1",

@@ -32,6 +32,7 @@ type swanRefusal struct {
 // initiator ISM would only see its MM5 go unanswered until its
 // retransmissions run out, since charon refuses it silently.
 func TestSwanRefusals(t *testing.T) {
+	t.Parallel()
 	rule := pskRule("aes128", "sha", 14, "")
 	byAddress := ismSide{global: rule, transforms: []string{"esp-aes128-hmac-sha"}, tunnels: []ismTunnel{{}}}
 	good := swanPeer{Proposals: "aes128-sha1-modp2048", ESP: "aes128-sha1"}

@@ -91,6 +91,7 @@ func swanRekeyLifetime(t *testing.T, role string) {
 // peer's packets on the inbound SA become no-sa drops). TCP sends them
 // again. The drops are logged, not judged.
 func TestSwanRekeyVolume(t *testing.T) {
+	t.Parallel()
 	for _, role := range swanRoles {
 		t.Run(role, func(t *testing.T) {
 			t.Parallel()

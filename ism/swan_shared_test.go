@@ -12,6 +12,7 @@ import (
 // pair of endpoints), ISM as initiator and as responder, and both carry
 // traffic.
 func TestSwanSharedIKESA(t *testing.T) {
+	t.Parallel()
 	for _, role := range swanRoles {
 		t.Run(role, func(t *testing.T) {
 			t.Parallel()

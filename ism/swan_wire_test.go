@@ -24,6 +24,7 @@ const swanPings = 5
 // hook: every ICV is good and the inner echo requests and replies are
 // there; with a spoiled key tshark refuses them.
 func TestSwanWireTshark(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		transform, rule, ike, esp string
 	}{
