@@ -379,6 +379,9 @@ func (g *Gateway) inboundGRO(s *sock) {
 			}
 			for off := 0; off < len(data); off += seg {
 				d := data[off:min(off+seg, len(data))]
+				if g.controlInUDP(s, from, d) {
+					continue
+				}
 				if len(d) > driver.MaxPacket {
 					g.counters.Drop(offload.DropTooBig)
 					continue
@@ -405,18 +408,26 @@ func (g *Gateway) inboundGRO(s *sock) {
 // took off, so that the engine sees what came off the wire. It reports
 // whether pk now holds ESP.
 func (g *Gateway) espInUDP(s *sock, from netip.AddrPort, pk *offload.Packet) bool {
-	payload := pk.Buf.Bytes()
-	switch {
-	case header.IsNATKeepalive(payload):
-		return false
-	case s.local.Port() == IKEPort:
-		g.ikeInput(s.local, from, payload)
-		return false
-	case header.IsNonESP(payload):
-		g.ikeInput(s.local, from, payload[header.NonESPMarkerSize:])
+	if g.controlInUDP(s, from, pk.Buf.Bytes()) {
 		return false
 	}
 	prependUDP(pk.Buf, from, s.local)
+	return true
+}
+
+// controlInUDP takes the datagrams that are not ESP — IKE, which goes to
+// the IKE daemon (RFC 3948 §2.2), and NAT keepalives — and reports whether
+// payload was one.
+func (g *Gateway) controlInUDP(s *sock, from netip.AddrPort, payload []byte) bool {
+	switch {
+	case header.IsNATKeepalive(payload):
+	case s.local.Port() == IKEPort:
+		g.ikeInput(s.local, from, payload)
+	case header.IsNonESP(payload):
+		g.ikeInput(s.local, from, payload[header.NonESPMarkerSize:])
+	default:
+		return false
+	}
 	return true
 }
 

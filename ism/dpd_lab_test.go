@@ -208,8 +208,8 @@ func showTunnel(t *testing.T, g *Gateway) (string, TunnelStatus) {
 	return text, ts[0]
 }
 
-// ikeCounters returns the IKE counters of `show ipsec statistics`.
-func ikeCounters(t *testing.T, g *Gateway) ike.Counters {
+// statsIKE returns the IKE counters of `show ipsec statistics`.
+func statsIKE(t *testing.T, g *Gateway) ike.Counters {
 	t.Helper()
 	_, data, err := g.Exec("show ipsec statistics")
 	if err != nil {

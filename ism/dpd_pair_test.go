@@ -100,7 +100,7 @@ func TestDPDBetweenGateways(t *testing.T) {
 			if c.peerDPD {
 				deadline := time.Now().Add(20 * time.Second)
 				for {
-					ca, cb = ikeCounters(t, ga), ikeCounters(t, gb)
+					ca, cb = statsIKE(t, ga), statsIKE(t, gb)
 					if ca.DPDAcks >= 2 && cb.DPDAnswered >= 2 {
 						break
 					}
@@ -117,7 +117,7 @@ func TestDPDBetweenGateways(t *testing.T) {
 				// Twice the idle time and a retry interval: a would have
 				// inquired twice had b announced DPD.
 				time.Sleep(2*pairDPD.idle + pairDPD.retryInterval)
-				ca, cb = ikeCounters(t, ga), ikeCounters(t, gb)
+				ca, cb = statsIKE(t, ga), statsIKE(t, gb)
 				if ca.DPDInquiries != 0 || cb.DPDInquiries != 0 || cb.DPDAnswered != 0 || ca.DPDAnswered != 0 {
 					t.Errorf("inquiries with a peer that did not announce DPD: a %+v, b %+v", ca, cb)
 				}

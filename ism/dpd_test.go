@@ -242,7 +242,7 @@ func TestDPDSetupFailover(t *testing.T) {
 	if _, sas := showSAs(t, x.g); len(saSPIs(sas, swantest.SwanAddr)) != 0 {
 		t.Errorf("SAs with the destination that refused: %+v", sas)
 	}
-	if c := ikeCounters(t, x.g); c.Failovers != 1 || c.DPDPeersDead != 0 {
+	if c := statsIKE(t, x.g); c.Failovers != 1 || c.DPDPeersDead != 0 {
 		t.Errorf("IKE counters %+v: want one failover and no DPD verdict", c)
 	}
 }
@@ -269,7 +269,7 @@ func TestDPDIdle(t *testing.T) {
 	var firstInquiry time.Time
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		c := ikeCounters(t, x.g)
+		c := statsIKE(t, x.g)
 		if c.DPDInquiries > 0 && firstInquiry.IsZero() {
 			firstInquiry = time.Now()
 		}
@@ -292,7 +292,7 @@ func TestDPDIdle(t *testing.T) {
 	if st.State != "up" || st.Inbound.Packets != 0 || st.Outbound.Packets != 0 || !st.IKE.DPD.PeerSupports || st.IKE.DPD.LastSequence == 0 {
 		t.Errorf("after the idle inquiry: want the tunnel up, no traffic, the inquiry's sequence number:\n%s", text)
 	}
-	if c := ikeCounters(t, x.g); c.DPDPeersDead != 0 {
+	if c := statsIKE(t, x.g); c.DPDPeersDead != 0 {
 		t.Errorf("IKE counters %+v: an answering peer declared dead", c)
 	}
 }

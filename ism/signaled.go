@@ -25,6 +25,10 @@ import (
 // encapsulation port, 4500 by default.
 const IKEPort = 500
 
+// outboundGrace is how long an outbound SA replaced by a rekey lives on for
+// the packets already on their way through it.
+const outboundGrace = 500 * time.Millisecond
+
 // acquireEvery limits how often the data path asks IKE to negotiate for a
 // tunnel that has no SA.
 const acquireEvery = 250 * time.Millisecond
@@ -332,6 +336,7 @@ func (s *seam) DeleteSA(id ike.SAID) error {
 	if sa == nil {
 		return fmt.Errorf("%w %s", offload.ErrNoSA, id.Dst)
 	}
+	replaced := false
 	if t := g.tunnelByID(sa.Cookie()); t != nil {
 		t.mu.Lock()
 		t.in = without(t.in, sa)
@@ -342,12 +347,20 @@ func (s *seam) DeleteSA(id ike.SAID) error {
 				next = t.outs[n-1]
 			}
 			t.out.Store(next)
+		} else {
+			replaced = sa.Direction() == driver.Outbound
 		}
 		empty := len(t.in) == 0 || len(t.outs) == 0
 		t.mu.Unlock()
 		if empty {
 			g.changeState(t, false, "no SAs: negotiating")
 		}
+	}
+	if replaced {
+		// A rekey replaced this outbound SA: packets that took it before
+		// the switch may still be in a burst. It goes a moment later.
+		time.AfterFunc(outboundGrace, func() { _ = g.eng.DeleteSA(sa.ID()) })
+		return nil
 	}
 	return g.eng.DeleteSA(sa.ID())
 }

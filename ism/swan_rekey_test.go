@@ -159,17 +159,17 @@ func (x *swanLab) rekeys(t *testing.T) int {
 	return n
 }
 
-// pinger is a ping running in the background until stopped.
-type pinger struct {
+// bgPing is a ping running in the background until stopped, read by its statistics.
+type bgPing struct {
 	cmd *exec.Cmd
 	out bytes.Buffer
 }
 
 // startPing pings from ISM's host from to charon's host to, one echo
 // every 0.2 s, until stopped (at most 2 minutes).
-func (x *swanLab) startPing(t *testing.T, from, to string) *pinger {
+func (x *swanLab) startPing(t *testing.T, from, to string) *bgPing {
 	t.Helper()
-	p := &pinger{}
+	p := &bgPing{}
 	// ip netns exec execs ping: the pid is ping's.
 	p.cmd = exec.Command("ip", "netns", "exec", x.env.NSISM, "ping", "-i", "0.2", "-W", "2", "-w", "120", "-I", from, to)
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
@@ -189,7 +189,7 @@ var pingStatsRE = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`
 
 // stop interrupts the ping, which then prints its statistics, and returns
 // how many echo requests it sent and replies it received.
-func (p *pinger) stop(t *testing.T) (sent, received int) {
+func (p *bgPing) stop(t *testing.T) (sent, received int) {
 	t.Helper()
 	_ = p.cmd.Process.Signal(syscall.SIGINT)
 	_ = p.cmd.Wait()
