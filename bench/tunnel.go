@@ -155,6 +155,8 @@ func iperf(h *harness, l *netlab.Lab, a, b, src, dst string, d time.Duration) fl
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		h.Fatalf("iperf3 output: %v", err)
 	}
+	// The client has the result; the server, which may linger, goes now.
+	_ = srv.Process.Kill()
 	_ = srv.Wait()
 	return res.End.SumReceived.BitsPerSecond / 1e9
 }
