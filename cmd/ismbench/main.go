@@ -1,7 +1,8 @@
 // Command ismbench is ISM's benchmark harness.
 //
 //	ismbench engine [-transform NAME] [-size BYTES] [-driver NAME|all] [-duration D] [-cores N] [-json]
-//	ismbench tunnel [-transform NAME] [-duration D] [-json]
+//	ismbench tunnel [-transform NAME] [-duration D] [-encap udp|esp] [-peer strongswan] [-json]
+//	ismbench ike [-tunnels N] [-transform NAME] [-group G] [-quick=false] [-json]
 //
 // engine measures the ESP/AH engine's encapsulation and decapsulation per
 // transform, size and driver against the plain standard-library cipher and
@@ -9,7 +10,15 @@
 //
 // tunnel (root) sets up two gateways in two network namespaces joined by a
 // veth pair and measures iperf3 TCP through a manual tunnel and over the
-// bare veth in the same run.
+// bare veth in the same run. With -peer strongswan it measures, in one
+// run and with the same transform, a signaled tunnel between two gateways
+// (ESP in UDP), a gateway against strongSwan's charon, two charons
+// against each other, and the bare veth.
+//
+// ike (root) sets up many tunnels at once from a gateway to one charon,
+// each with its own endpoint pair, then from another charon to it, and
+// reports setups per second (IKEv1 main mode and quick mode), and the
+// memory each side holds per established tunnel.
 package main
 
 import (
@@ -27,7 +36,9 @@ func usage() {
 
 commands:
   engine   the ESP/AH engine per transform, size and driver, against the raw standard library
-  tunnel   iperf3 TCP through an ISM tunnel between two namespaces, against the bare veth (root)
+  tunnel   iperf3 TCP through an ISM tunnel between two namespaces, against the bare veth (root);
+           with -peer strongswan also ISM against strongSwan and strongSwan against strongSwan
+  ike      IKE setups per second and memory per tunnel, ISM and strongSwan against strongSwan (root)
 `)
 	os.Exit(2)
 }
@@ -50,6 +61,8 @@ func main() {
 		err = engine(os.Args[2:])
 	case "tunnel":
 		err = tunnel(os.Args[2:])
+	case "ike":
+		err = ike(os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		usage()
 	default:
