@@ -116,10 +116,10 @@ type setupRun struct {
 // The IKE benchmark's addresses, IPv6 so that one initiator address (a
 // hub's) reaches thousands of responder addresses, one endpoint pair per
 // tunnel. The initiator (ISM, or the initiating charon) is initiatorAddr,
-// the responding charon responderAddr(i) for tunnel i, both on loopback and
-// routed over the veth link's transit addresses, so that neither side needs
-// a neighbour entry per address. Inside, the initiator protects innerLocal
-// and tunnel i reaches innerRemote(i).
+// the responding charon has the addresses endpoints gives for the tunnels,
+// all on loopback and routed over the veth link's transit addresses, so
+// that neither side needs a neighbour entry per address. Inside, the
+// initiator protects innerLocal and tunnel i reaches innerRemote(i).
 var (
 	initiatorAddr  = netip.MustParseAddr("2001:db8:1::1")
 	initiatorNet   = netip.MustParsePrefix("2001:db8:1::/64")

@@ -14,7 +14,7 @@ func ike(args []string) error {
 	fs := newFlags("ike")
 	n := fs.Int("tunnels", 1000, fmt.Sprintf("tunnels per run, 1 to %d", bench.MaxIKETunnels))
 	tname := fs.String("transform", "esp-aes128-gcm16", "the quick modes' transform")
-	window := fs.Int("window", 1000, "most tunnels an initiator has started and not yet up; 0 starts all at once")
+	window := fs.Int("window", 250, "most tunnels an initiator has started and not yet up; 0 starts all at once")
 	noSwan := fs.Bool("no-strongswan", false, "leave out strongSwan's runs (ISM's numbers alone)")
 	quick := fs.Bool("quick", false, "also measure quick modes alone: every tunnel over one IKE SA")
 	timeout := fs.Duration("timeout", 0, "bound on each run (default 60s plus 20ms a tunnel)")

@@ -2,7 +2,7 @@
 //
 //	ismbench engine [-transform NAME] [-size BYTES] [-driver NAME|all] [-duration D] [-cores N] [-json]
 //	ismbench tunnel [-transform NAME] [-duration D] [-encap udp|esp] [-peer strongswan] [-json]
-//	ismbench ike [-tunnels N] [-transform NAME] [-group G] [-quick=false] [-json]
+//	ismbench ike [-tunnels N] [-window N] [-transform NAME] [-group G] [-quick] [-no-strongswan] [-json]
 //
 // engine measures the ESP/AH engine's encapsulation and decapsulation per
 // transform, size and driver against the plain standard-library cipher and
@@ -15,10 +15,12 @@
 // (ESP in UDP), a gateway against strongSwan's charon, two charons
 // against each other, and the bare veth.
 //
-// ike (root) sets up many tunnels at once from a gateway to one charon,
-// each with its own endpoint pair, then from another charon to it, and
-// reports setups per second (IKEv1 main mode and quick mode), and the
-// memory each side holds per established tunnel.
+// ike (root) sets up many tunnels in parallel (at most -window in flight)
+// from a gateway to one charon, each with its own endpoint pair, then from
+// another charon to it, and reports setups per second (IKEv1 main mode and
+// quick mode), the memory each initiator holds per established tunnel and
+// the CPU time each side used; -quick adds runs where every tunnel shares
+// one IKE SA.
 package main
 
 import (
