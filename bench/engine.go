@@ -82,19 +82,29 @@ func NewEngineWork(t transform.Transform, size int, accel driver.Driver) (*Engin
 		return nil, fmt.Errorf("bench: size %d is smaller than an IPv4 UDP header", size)
 	}
 	w.inner = testpkt.UDP(netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("203.0.113.1"), 1, 2, size-28, 0)
-	for range Pool {
+	// Packets live where the gateway keeps them: in the accelerator's own
+	// memory when it has a pool (DPDK mbufs), else in Go memory.
+	var bufs []*driver.Buffer
+	if pool, ok := accel.(driver.BufferPool); ok && accel.Info().Features&driver.FeatureBufferPool != 0 {
+		bufs = make([]*driver.Buffer, Pool)
+		bufs = bufs[:pool.AllocBuffers(bufs)]
+	}
+	for i := range Pool {
 		pk := offload.NewPacket()
+		if i < len(bufs) {
+			pk = &offload.Packet{Buf: bufs[i]}
+		}
 		pk.Reset(size)
 		copy(pk.Buf.Bytes(), w.inner)
 		w.pkts = append(w.pkts, pk)
 	}
 	w.burst = make([]*offload.Packet, 0, offload.BurstSize)
-	bufs := make([][]byte, Pool)
+	raws := make([][]byte, Pool)
 	for i, pk := range w.pkts {
 		// The baseline starts where the engine writes the ESP header.
-		bufs[i] = pk.Buf.Mem[offload.Headroom-24:]
+		raws[i] = pk.Buf.Mem[offload.Headroom-24:]
 	}
-	w.raw = newRaw(t, size, bufs)
+	w.raw = newRaw(t, size, raws)
 	return w, nil
 }
 

@@ -24,6 +24,9 @@ type EngineResult struct {
 	// VsSoftware is Gbps over the software engine's Gbps for the same
 	// transform and size, when several drivers were measured.
 	VsSoftware float64 `json:"vs_software,omitempty"`
+	// VsCryptoPerf is Gbps over dpdk-test-crypto-perf's on the same PMD,
+	// algorithm and size (DPDK driver, encapsulation).
+	VsCryptoPerf float64 `json:"vs_crypto_perf,omitempty"`
 }
 
 // rounds is how many times the engine and the baseline take turns, so that

@@ -20,14 +20,16 @@ func PrintJSON(w io.Writer, v any) error {
 // EngineTable prints engine results as a readable table.
 func EngineTable(w io.Writer, rows []EngineResult) error {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "transform\tsize\tdir\tdriver\tcores\tMpps\tGbps\traw Gbps\tratio\tvs software\t")
-	for _, r := range rows {
-		vs := "-"
-		if r.VsSoftware > 0 {
-			vs = fmt.Sprintf("%.2f", r.VsSoftware)
+	fmt.Fprintln(tw, "transform\tsize\tdir\tdriver\tcores\tMpps\tGbps\traw Gbps\tratio\tvs software\tvs crypto-perf\t")
+	dash := func(v float64) string {
+		if v > 0 {
+			return fmt.Sprintf("%.2f", v)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%.3f\t%.2f\t%.2f\t%.2f\t%s\t\n",
-			r.Transform, r.Size, r.Direction, r.Driver, r.Cores, r.PPS/1e6, r.Gbps, r.RawGbps, r.Ratio, vs)
+		return "-"
+	}
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%.3f\t%.2f\t%s\t%s\t%s\t%s\t\n",
+			r.Transform, r.Size, r.Direction, r.Driver, r.Cores, r.PPS/1e6, r.Gbps, dash(r.RawGbps), dash(r.Ratio), dash(r.VsSoftware), dash(r.VsCryptoPerf))
 	}
 	return tw.Flush()
 }

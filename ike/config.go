@@ -37,6 +37,12 @@ type Config struct {
 	// Keepalive is the NAT-T keepalive interval (RFC 3948 §2.3) when this
 	// end is behind a NAT. Zero: 20 s.
 	Keepalive time.Duration
+	// DPD is the global dead peer detection setting (the ipsec dpd
+	// commands); a tunnel's own overrides it.
+	DPD DPD
+	// FailoverHoldDown is the least time between two failovers of a
+	// tunnel. Zero: DefaultFailoverHoldDown; negative: none.
+	FailoverHoldDown time.Duration
 
 	// Rand is the source of cookies, nonces, SPIs-independent randomness
 	// and DH keys; nil means crypto/rand.
@@ -223,8 +229,16 @@ type Tunnel struct {
 	// UDPEncap forces ESP-in-UDP (RFC 3948) even without a NAT, as
 	// strongSwan's encap option does.
 	UDPEncap bool
-	// BackupDestination is kept for failover (not used yet).
+	// BackupDestination is the failover destination; invalid when none.
+	// When DPD declares the destination in use dead, or phase 1 with it
+	// fails, the tunnel switches to the other one and negotiates there
+	// (two-way: from the backup it goes back to Destination).
 	BackupDestination netip.Addr
+	// DPD is the tunnel's dead peer detection; nil uses Config.DPD.
+	DPD *DPD
+	// FailoverHoldDown is the least time between two failovers. Zero:
+	// Config.FailoverHoldDown; negative: none.
+	FailoverHoldDown time.Duration
 }
 
 // LocalIdentity returns the identity this end presents.
@@ -269,6 +283,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("ike: policy %d: unsupported authentication", i+1))
 		}
 	}
+	if err := c.DPD.validate(); err != nil {
+		errs = append(errs, fmt.Errorf("ike: %w", err))
+	}
 	names := map[string]bool{}
 	for _, t := range c.Tunnels {
 		errs = append(errs, t.validate(names)...)
@@ -312,6 +329,21 @@ func (t *Tunnel) validate(names map[string]bool) []error {
 	}
 	if !t.LocalSelector.Valid() || !t.RemoteSelector.Valid() {
 		bad("invalid selectors")
+	}
+	if t.DPD != nil {
+		if err := t.DPD.validate(); err != nil {
+			bad("%v", err)
+		}
+	}
+	if b := t.BackupDestination; b.IsValid() {
+		switch {
+		case !t.Destination.IsValid():
+			bad("a backup destination needs a destination address")
+		case b == t.Destination:
+			bad("the backup destination %v is the destination itself", b)
+		case t.Source.IsValid() && b.Is4() != t.Source.Is4():
+			bad("backup destination %v and source %v are of different families", b, t.Source)
+		}
 	}
 	return errs
 }

@@ -52,7 +52,10 @@ type UserSA struct {
 // SAUsage is what the data path counted for an SA.
 type SAUsage struct {
 	Bytes, Packets uint64
-	LastUsed       time.Time // zero if never used
+	// LastUsed is, for an outbound SA, when a packet was last sent on it;
+	// for an inbound SA, when a packet last arrived on it and verified.
+	// Zero if never used. Dead peer detection reads it.
+	LastUsed time.Time
 }
 
 // Installer installs and removes the SAs IKE negotiates. Package ism
@@ -94,4 +97,11 @@ type Listener interface {
 	TunnelDown(tunnel, reason string)
 	// NegotiationFailed: an IKE or quick-mode negotiation failed.
 	NegotiationFailed(tunnel, reason string)
+	// PeerDead: DPD declared the tunnel's destination peer dead at
+	// detectedAt. Every SA between the two endpoints is deleted;
+	// TunnelDown follows, then Failover if the tunnel has a backup.
+	PeerDead(tunnel string, peer netip.Addr, detectedAt time.Time)
+	// Failover: the tunnel switched from one destination to the other
+	// and negotiates new SAs there; TunnelUp follows when they are in.
+	Failover(tunnel string, from, to netip.Addr, reason string)
 }

@@ -28,6 +28,8 @@ type IKESAStatus struct {
 	NATT             bool          // floated to UDP 4500
 	LifetimeLeft     time.Duration // zero until established
 	Rekeys           int           // phase 1 renegotiations that replaced it
+	DPD              bool          // this end announced DPD (RFC 3706)
+	PeerDPD          bool          // the peer announced DPD: inquiries may be sent
 }
 
 // TunnelStatus describes one signaled tunnel (`show ipsec tunnel detail`).
@@ -45,6 +47,52 @@ type TunnelStatus struct {
 	TimeLeft    time.Duration // until the hard lifetime
 	Rekeys      int
 	LastError   string // why the last negotiation failed
+	// Destination is the destination in use: the tunnel's destination,
+	// or its backup after a failover.
+	Destination netip.Addr
+	DPD         TunnelDPD
+	Failover    TunnelFailover
+}
+
+// TunnelDPD is a tunnel's dead peer detection state, for the destination
+// in use. Times are zero when unknown.
+type TunnelDPD struct {
+	Enabled bool
+	// PeerSupports: the peer announced DPD on the IKE SA in use.
+	PeerSupports bool
+	// LastSent is when the tunnels' user SAs to the destination last
+	// carried a packet; LastReceived when a packet last arrived on them
+	// or an authenticated IKE message came from the peer, as DPD last
+	// looked.
+	LastSent, LastReceived time.Time
+	// Outstanding counts the R-U-THERE inquiries not answered yet.
+	Outstanding int
+	// LastSequence is the sequence number of the last R-U-THERE sent.
+	LastSequence uint32
+	// DeadAt is when DPD last declared a destination of the tunnel dead,
+	// DeadPeer which one.
+	DeadAt   time.Time
+	DeadPeer netip.Addr
+}
+
+// TunnelFailover is a tunnel's failover history.
+type TunnelFailover struct {
+	Backup   netip.Addr // the configured backup destination
+	OnBackup bool       // the backup is the destination in use
+	Count    int        // switches so far
+	// The last switch: from where to where, why and when.
+	LastFrom, LastTo netip.Addr
+	LastReason       string
+	LastAt           time.Time
+	// LastDuration is the time from the last packet received from the old
+	// destination to new SAs installed with the new one; zero while
+	// InProgress.
+	LastDuration time.Duration
+	InProgress   bool
+	// HoldDownUntil: no switch happens before this time. Pending: a
+	// switch waits for it.
+	HoldDownUntil time.Time
+	Pending       bool
 }
 
 // Counters count what the daemon received, refused and did.
@@ -62,4 +110,9 @@ type Counters struct {
 	Rekeys              uint64
 	NotifiesReceived    uint64
 	DeletesReceived     uint64
+	DPDInquiries        uint64 // R-U-THERE sent
+	DPDAcks             uint64 // R-U-THERE-ACK received for an inquiry
+	DPDAnswered         uint64 // R-U-THERE received and answered
+	DPDPeersDead        uint64 // peers declared dead
+	Failovers           uint64 // tunnel switches between destinations
 }

@@ -235,8 +235,10 @@ func writeStatistics(w io.Writer, st Statistics) {
 		fmt.Fprintf(w, "  %-20s %d\n", k, all[k])
 	}
 	if c := st.IKE; c != nil {
-		fmt.Fprintf(w, "IKE: %d received, %d malformed, %d unknown SA, %d auth failures, %d no proposal chosen, %d retransmits, %d phase 1 and %d quick modes done, %d rekeys\n",
-			c.Received, c.Malformed, c.UnknownSA, c.AuthFailed, c.NoProposalChosen, c.Retransmits, c.Phase1Established, c.QuickModesCompleted, c.Rekeys)
+		fmt.Fprintf(w, "IKE: %d received, %d malformed, %d unknown SA, %d auth failures, %d no proposal chosen, %d retransmits, %d phase 1 and %d quick modes done, %d rekeys, %d dropped, %d duplicates\n",
+			c.Received, c.Malformed, c.UnknownSA, c.AuthFailed, c.NoProposalChosen, c.Retransmits, c.Phase1Established, c.QuickModesCompleted, c.Rekeys, c.Dropped, c.Duplicates)
+		fmt.Fprintf(w, "DPD: %d inquiries, %d acknowledged, %d answered, %d peers dead; %d failovers\n",
+			c.DPDInquiries, c.DPDAcks, c.DPDAnswered, c.DPDPeersDead, c.Failovers)
 	}
 	for _, r := range st.Traps {
 		fmt.Fprintf(w, "SNMP traps to %s\n", r)

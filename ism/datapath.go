@@ -16,10 +16,21 @@ import (
 	"github.com/ismgw/ism/offload/header"
 )
 
-// newPackets returns n packets with buffers of offload.BufferSize.
-func newPackets(n int) []*offload.Packet {
+// newPackets returns n packets with buffers of at least
+// offload.BufferSize: from an accelerator's own memory when one offers it
+// (driver.BufferPool: DPDK mbufs, so that packets are read straight into
+// memory the device can reach, with no copy), else from Go memory.
+func (g *Gateway) newPackets(n int) []*offload.Packet {
 	pkts := make([]*offload.Packet, n)
-	for i := range pkts {
+	got := 0
+	if g.pool != nil {
+		bufs := make([]*driver.Buffer, n)
+		got = g.pool.AllocBuffers(bufs)
+		for i := range got {
+			pkts[i] = &offload.Packet{Buf: bufs[i]}
+		}
+	}
+	for i := got; i < n; i++ {
 		pkts[i] = offload.NewPacket()
 	}
 	return pkts
@@ -51,7 +62,7 @@ func (g *Gateway) outbound(v *vr, dev tun.Device) {
 	defer g.wg.Done()
 	n := dev.BatchSize()
 	p := g.eng.NewProcessor()
-	pkts := newPackets(n)
+	pkts := g.newPackets(n)
 	bufs := make([][]byte, n)
 	setBuf := func(i int) {
 		bufs[i] = pkts[i].Buf.Mem[offload.Headroom-tunOffset : offload.Headroom+driver.MaxPacket]
@@ -276,7 +287,7 @@ func (g *Gateway) inbound(s *sock, ep *endpoint) {
 	}
 	n := offload.BurstSize
 	p := g.eng.NewProcessor()
-	pkts := newPackets(n)
+	pkts := g.newPackets(n)
 	msgs := make([]ipv4.Message, n)
 	for i := range msgs {
 		msgs[i].Buffers = [][]byte{pkts[i].Buf.Mem[offload.Headroom : offload.Headroom+driver.MaxPacket]}
@@ -320,7 +331,14 @@ func (g *Gateway) inbound(s *sock, ep *endpoint) {
 // packets and decapsulated a burst at a time.
 func (g *Gateway) inboundGRO(s *sock) {
 	p := g.eng.NewProcessor()
-	pkts := newPackets(offload.BurstSize)
+	// Segments are copied out of the coalesced datagrams into packets
+	// whose buffers can take a whole 64 KiB: the secure-interface device
+	// coalesces a TCP flow's segments into the first one's buffer (GRO),
+	// so that the kernel takes a flow's burst in one write.
+	pkts := make([]*offload.Packet, offload.BurstSize)
+	for i := range pkts {
+		pkts[i] = bigPacket()
+	}
 	msgs := make([]ipv4.Message, groMsgs)
 	for i := range msgs {
 		msgs[i].Buffers = [][]byte{make([]byte, groBufSize)}
@@ -332,7 +350,7 @@ func (g *Gateway) inboundGRO(s *sock) {
 		g.receive(p, pkts[:next], &rx)
 		for i := range next {
 			if pkts[i].Buf == nil {
-				pkts[i] = offload.NewPacket()
+				pkts[i] = bigPacket()
 			}
 		}
 		next = 0
@@ -361,6 +379,9 @@ func (g *Gateway) inboundGRO(s *sock) {
 			}
 			for off := 0; off < len(data); off += seg {
 				d := data[off:min(off+seg, len(data))]
+				if g.controlInUDP(s, from, d) {
+					continue
+				}
 				if len(d) > driver.MaxPacket {
 					g.counters.Drop(offload.DropTooBig)
 					continue
@@ -387,18 +408,26 @@ func (g *Gateway) inboundGRO(s *sock) {
 // took off, so that the engine sees what came off the wire. It reports
 // whether pk now holds ESP.
 func (g *Gateway) espInUDP(s *sock, from netip.AddrPort, pk *offload.Packet) bool {
-	payload := pk.Buf.Bytes()
-	switch {
-	case header.IsNATKeepalive(payload):
-		return false
-	case s.local.Port() == IKEPort:
-		g.ikeInput(s.local, from, payload)
-		return false
-	case header.IsNonESP(payload):
-		g.ikeInput(s.local, from, payload[header.NonESPMarkerSize:])
+	if g.controlInUDP(s, from, pk.Buf.Bytes()) {
 		return false
 	}
 	prependUDP(pk.Buf, from, s.local)
+	return true
+}
+
+// controlInUDP takes the datagrams that are not ESP — IKE, which goes to
+// the IKE daemon (RFC 3948 §2.2), and NAT keepalives — and reports whether
+// payload was one.
+func (g *Gateway) controlInUDP(s *sock, from netip.AddrPort, payload []byte) bool {
+	switch {
+	case header.IsNATKeepalive(payload):
+	case s.local.Port() == IKEPort:
+		g.ikeInput(s.local, from, payload)
+	case header.IsNonESP(payload):
+		g.ikeInput(s.local, from, payload[header.NonESPMarkerSize:])
+	default:
+		return false
+	}
 	return true
 }
 
@@ -506,4 +535,9 @@ func (g *Gateway) ikeInput(local, remote netip.AddrPort, msg []byte) {
 	if d := g.ike.Load(); d != nil {
 		d.Receive(local, netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port()), msg)
 	}
+}
+
+// bigPacket returns a packet whose buffer holds a 64 KiB IP packet.
+func bigPacket() *offload.Packet {
+	return &offload.Packet{Buf: &driver.Buffer{Mem: make([]byte, offload.Headroom+1<<16+offload.Tailroom), Off: offload.Headroom}}
 }

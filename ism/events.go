@@ -50,6 +50,10 @@ func (e *saEvents) close() {
 	e.mu.Unlock()
 }
 
+// deadRetry is how often a signaled tunnel whose peer DPD declared dead,
+// with no backup to fail over to, tries the peer again.
+const deadRetry = 30 * time.Second
+
 // control is the gateway's control goroutine: SA events, lifetime sweeps and
 // path checks.
 func (g *Gateway) control() {
@@ -110,6 +114,22 @@ func (g *Gateway) recheckPaths() {
 	defer g.mu.Unlock()
 	changed := false
 	for _, t := range g.tunnels {
+		if t.signaled() && !t.ready.Load() {
+			// DPD found the peer dead and the routes went; try the peer
+			// again now and then, since no traffic comes to start IKE.
+			t.mu.Lock()
+			due := !t.deadAt.IsZero() && time.Since(t.deadAt) > deadRetry && time.Since(t.retried) > deadRetry
+			if due {
+				t.retried = time.Now()
+			}
+			t.mu.Unlock()
+			if due {
+				if d := g.ike.Load(); d != nil {
+					d.Acquire(t.Name)
+				}
+			}
+			continue
+		}
 		if t.cfg.Type != config.Manual || !t.dest.IsValid() {
 			continue
 		}

@@ -43,6 +43,8 @@ type Gateway struct {
 	log     *slog.Logger
 	fb      *fallback.Driver
 	drivers []driver.Driver
+	// pool is an accelerator's packet memory, when one has its own.
+	pool    driver.BufferPool
 	eng     *offload.Engine
 	started time.Time
 
@@ -89,6 +91,13 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	g.drivers = o.Drivers
 	if g.drivers == nil {
 		g.drivers = probeDrivers(cfg, log)
+	}
+	for _, d := range g.drivers {
+		if p, ok := d.(driver.BufferPool); ok && d.Info().Features&driver.FeatureBufferPool != 0 {
+			g.pool = p
+			log.Info("packet buffers from the driver's memory", "driver", d.Name())
+			break
+		}
 	}
 	var err error
 	g.eng, err = offload.New(offload.Config{Fallback: g.fb, Drivers: g.drivers, Notify: g.events.post, Logger: log})

@@ -255,6 +255,8 @@ func writeTunnelDetail(w io.Writer, ts []TunnelStatus) {
 			if i.LastError != "" {
 				fmt.Fprintf(w, "  Last negotiation error: %s\n", i.LastError)
 			}
+			writeDPD(w, i.DPD)
+			writeFailover(w, i.Failover)
 		}
 		for _, sa := range s.SAs {
 			fmt.Fprintf(w, "  %s SA spi %s %s, %s, sequence %d", titleCase(sa.Direction), sa.SPI, sa.Transform, sa.State, sa.Seq)
@@ -331,4 +333,50 @@ func titleCase(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// writeDPD prints a tunnel's dead peer detection state.
+func writeDPD(w io.Writer, d ike.TunnelDPD) {
+	if !d.Enabled {
+		fmt.Fprintln(w, "  DPD: off")
+		return
+	}
+	fmt.Fprintf(w, "  DPD: on, peer supports it: %v, last packet sent %s, received %s, inquiries outstanding %d",
+		d.PeerSupports, ago(d.LastSent), ago(d.LastReceived), d.Outstanding)
+	if !d.DeadAt.IsZero() {
+		fmt.Fprintf(w, ", peer %s declared dead at %s", d.DeadPeer, d.DeadAt.Format(time.DateTime))
+	}
+	fmt.Fprintln(w)
+}
+
+// writeFailover prints a tunnel's failover state and last switch.
+func writeFailover(w io.Writer, f ike.TunnelFailover) {
+	if !f.Backup.IsValid() {
+		return
+	}
+	on := "destination"
+	if f.OnBackup {
+		on = "backup destination"
+	}
+	fmt.Fprintf(w, "  Failover: backup %s, using the %s, %d switches", f.Backup, on, f.Count)
+	if f.Count > 0 {
+		fmt.Fprintf(w, "; last from %s to %s at %s (%s)", f.LastFrom, f.LastTo, f.LastAt.Format(time.DateTime), f.LastReason)
+		if f.InProgress {
+			fmt.Fprint(w, ", negotiating")
+		} else {
+			fmt.Fprintf(w, ", traffic restored %s after the last packet from the old destination", f.LastDuration.Round(time.Millisecond))
+		}
+	}
+	if f.Pending {
+		fmt.Fprintf(w, "; switch held down until %s", f.HoldDownUntil.Format(time.TimeOnly))
+	}
+	fmt.Fprintln(w)
+}
+
+// ago prints how long ago t was, or "never".
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return time.Since(t).Round(time.Second).String() + " ago"
 }

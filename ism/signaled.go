@@ -25,6 +25,10 @@ import (
 // encapsulation port, 4500 by default.
 const IKEPort = 500
 
+// outboundGrace is how long an outbound SA replaced by a rekey lives on for
+// the packets already on their way through it.
+const outboundGrace = 500 * time.Millisecond
+
 // acquireEvery limits how often the data path asks IKE to negotiate for a
 // tunnel that has no SA.
 const acquireEvery = 250 * time.Millisecond
@@ -59,7 +63,9 @@ type seam struct {
 // ikeConfig translates the configuration for the IKE daemon.
 func ikeConfig(cfg *config.Config, g *Gateway) (ike.Config, error) {
 	c := ike.Config{Logger: g.log.With("component", "ike"),
-		Lifetime: ike.Lifetime{Time: cfg.Lifetime.Duration, Bytes: cfg.Lifetime.Kilobytes * 1024}}
+		Lifetime:         ike.Lifetime{Time: cfg.Lifetime.Duration, Bytes: cfg.Lifetime.Kilobytes * 1024},
+		DPD:              ikeDPD(cfg.DPD),
+		FailoverHoldDown: holdDown(cfg.FailoverHoldDown)}
 	for _, p := range cfg.IKEPolicies {
 		ip := ike.Policy{Group: int(p.Group), Lifetime: p.Lifetime}
 		ip.Encryption = map[config.IKEEncryption]ike.Encryption{config.IKEDES: ike.EncDES, config.IKE3DES: ike.Enc3DES,
@@ -95,7 +101,10 @@ func ikeConfig(cfg *config.Config, g *Gateway) (ike.Config, error) {
 			Lifetime:      ike.Lifetime{Time: t.Lifetime.Duration, Bytes: t.Lifetime.Kilobytes * 1024},
 			LocalSelector: t.LocalSelector, RemoteSelector: t.RemoteSelector,
 			UDPEncap: t.UDPEncapPort != 0, BackupDestination: t.BackupDestination.Addr,
+			FailoverHoldDown: holdDown(t.FailoverHoldDown),
 		}
+		dpd := ikeDPD(t.DPD)
+		it.DPD = &dpd
 		if t.IKEMode == config.AggressiveMode {
 			it.Mode = ike.AggressiveMode
 		}
@@ -105,6 +114,11 @@ func ikeConfig(cfg *config.Config, g *Gateway) (ike.Config, error) {
 		}
 		if err != nil {
 			return c, fmt.Errorf("%s: %w", t, err)
+		}
+		// The default remote identity is the destination's address; a
+		// backup destination presents its own address.
+		if t.BackupDestination.Addr.IsValid() && t.RemoteIdentity.Kind == config.IdentityAddress && t.RemoteIdentity.Addr == t.TunnelDestination.Addr {
+			it.RemoteID = ike.Identity{}
 		}
 		if !it.LocalSelector.Valid() || !it.RemoteSelector.Valid() {
 			any := anySelector(t.TunnelSource)
@@ -118,6 +132,20 @@ func ikeConfig(cfg *config.Config, g *Gateway) (ike.Config, error) {
 		c.Tunnels = append(c.Tunnels, it)
 	}
 	return c, nil
+}
+
+func ikeDPD(d config.DPD) ike.DPD {
+	return ike.DPD{Enabled: d.Enabled, Sent: d.Sent, Silent: d.Silent, Idle: d.Idle,
+		RetryInterval: d.RetryInterval, Retries: d.Retries}
+}
+
+// holdDown maps the configuration's hold-down (0: none) to IKE's (0: the
+// default, negative: none).
+func holdDown(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 func ikeIdentity(id config.Identity) (ike.Identity, error) {
@@ -289,6 +317,10 @@ func (s *seam) AddSA(id ike.SAID, u ike.UserSA) error {
 	t.pfs, t.negotiated = u.PFSGroup, u.Transform
 	complete := len(t.in) > 0 && len(t.outs) > 0
 	t.mu.Unlock()
+	if complete {
+		// A tunnel whose routes DPD withdrew gets them back with its SAs.
+		t.ready.Store(true)
+	}
 	if complete && g.changeState(t, true, "") {
 		g.log.Info("tunnel up", "tunnel", t.String(), "peer", u.Dst.String(), "transform", u.Transform.Name())
 		g.post(func() { t.computeMTU(); g.mu.Lock(); g.syncRoutes(); g.mu.Unlock() })
@@ -304,6 +336,7 @@ func (s *seam) DeleteSA(id ike.SAID) error {
 	if sa == nil {
 		return fmt.Errorf("%w %s", offload.ErrNoSA, id.Dst)
 	}
+	replaced := false
 	if t := g.tunnelByID(sa.Cookie()); t != nil {
 		t.mu.Lock()
 		t.in = without(t.in, sa)
@@ -314,12 +347,20 @@ func (s *seam) DeleteSA(id ike.SAID) error {
 				next = t.outs[n-1]
 			}
 			t.out.Store(next)
+		} else {
+			replaced = sa.Direction() == driver.Outbound
 		}
 		empty := len(t.in) == 0 || len(t.outs) == 0
 		t.mu.Unlock()
 		if empty {
 			g.changeState(t, false, "no SAs: negotiating")
 		}
+	}
+	if replaced {
+		// A rekey replaced this outbound SA: packets that took it before
+		// the switch may still be in a burst. It goes a moment later.
+		time.AfterFunc(outboundGrace, func() { _ = g.eng.DeleteSA(sa.ID()) })
+		return nil
 	}
 	return g.eng.DeleteSA(sa.ID())
 }
@@ -434,7 +475,6 @@ func (s *seam) Failover(tunnel string, from, to netip.Addr, reason string) {
 	}
 	t.mu.Lock()
 	t.dest = to
-	t.failovers++
 	t.mu.Unlock()
 	g.traps.Load().Failover(t.String(), from, to, reason)
 	g.changeState(t, false, fmt.Sprintf("failover from %s to %s (%s): negotiating", from, to, reason))

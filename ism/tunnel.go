@@ -56,10 +56,10 @@ type Tunnel struct {
 	// negotiated and pfs are what IKE agreed for the current SAs.
 	negotiated transform.Transform
 	pfs        int
-	// deadAt is when DPD last declared the peer dead; failovers counts
-	// switches between the destination and the backup.
-	deadAt    time.Time
-	failovers int
+	// deadAt is when DPD last declared the peer dead; retried is the last
+	// try at the peer since.
+	deadAt  time.Time
+	retried time.Time
 }
 
 // signaled reports whether IKE negotiates the tunnel's SAs.

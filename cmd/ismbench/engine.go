@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -47,7 +48,14 @@ func engine(args []string) error {
 		}
 		sz = append(sz, n)
 	}
-	drivers, err := openDrivers(*drv, driver.Config{Workers: *cores, Params: map[string]string{"eal": *eal, "vdev": *vdev}})
+	params := map[string]string{}
+	if *eal != "" {
+		params["eal"] = *eal
+	}
+	if *vdev != "" {
+		params["vdev"] = *vdev
+	}
+	drivers, err := openDrivers(*drv, driver.Config{Workers: *cores, Params: params})
 	if err != nil {
 		return err
 	}
@@ -67,10 +75,28 @@ func engine(args []string) error {
 					} else if soft > 0 {
 						r.VsSoftware = r.Gbps / soft
 					}
+					var perf *bench.EngineResult
+					if d != nil && d.Name() == "dpdk" && dir == string(bench.Encap) {
+						gbps, err := bench.MeasureCryptoPerf(t, size)
+						switch {
+						case err == nil:
+							r.VsCryptoPerf = r.Gbps / gbps
+							perf = &bench.EngineResult{Transform: t.Name(), Size: size, Direction: bench.Encap,
+								Driver: bench.CryptoPerfBinary, Cores: 1, Gbps: gbps, PPS: gbps * 1e9 / float64(8*size)}
+						case !errors.Is(err, bench.ErrNoCryptoPerf):
+							fmt.Fprintf(os.Stderr, "ismbench: %v\n", err)
+						}
+					}
 					if *asJSON {
 						bench.PrintJSON(os.Stdout, r)
+						if perf != nil {
+							bench.PrintJSON(os.Stdout, perf)
+						}
 					}
 					rows = append(rows, r)
+					if perf != nil {
+						rows = append(rows, *perf)
+					}
 				}
 			}
 		}

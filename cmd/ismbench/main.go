@@ -3,6 +3,7 @@
 //	ismbench engine [-transform NAME] [-size BYTES] [-driver NAME|all] [-duration D] [-cores N] [-json]
 //	ismbench tunnel [-transform NAME] [-duration D] [-encap udp|esp] [-peer strongswan] [-json]
 //	ismbench ike [-tunnels N] [-window N] [-transform NAME] [-group G] [-quick] [-no-strongswan] [-json]
+//	ismbench failover [-runs N] [-loss kill|link-down] [-dpd-silent D] [...] [-json]
 //
 // engine measures the ESP/AH engine's encapsulation and decapsulation per
 // transform, size and driver against the plain standard-library cipher and
@@ -21,6 +22,12 @@
 // quick mode), the memory each initiator holds per established tunnel and
 // the CPU time each side used; -quick adds runs where every tunnel shares
 // one IKE SA.
+//
+// failover (root) runs ISM against two strongSwan charons, a tunnel's
+// destination and its backup, with a stream of numbered UDP probes through
+// the tunnel, loses the destination, and measures the time to DPD's
+// verdict, the time from it to traffic through the backup, and the probes
+// lost, against the configured DPD timers.
 package main
 
 import (
@@ -41,6 +48,7 @@ commands:
   tunnel   iperf3 TCP through an ISM tunnel between two namespaces, against the bare veth (root);
            with -peer strongswan also ISM against strongSwan and strongSwan against strongSwan
   ike      IKE setups per second and memory per tunnel, ISM and strongSwan against strongSwan (root)
+  failover DPD detection and failover to a backup destination against strongSwan (root)
 `)
 	os.Exit(2)
 }
@@ -65,6 +73,8 @@ func main() {
 		err = tunnel(os.Args[2:])
 	case "ike":
 		err = ike(os.Args[2:])
+	case "failover":
+		err = failover(os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		usage()
 	default:

@@ -55,7 +55,7 @@ func (p *phase1) sendAggressive1() error {
 	p.gxi, p.ni = p.dh.Public, d.nonce()
 	p.idiB = phase1ID(p.localID).marshal()
 	ps := []outPayload{{PayloadSA, p.saiB}, {PayloadKE, p.gxi}, {PayloadNonce, p.ni}, {PayloadID, p.idiB}}
-	ps = append(ps, vendorIDs()...)
+	ps = append(ps, p.vendorIDs()...)
 	p.ex.send(encodeMessage(p.header(), ps))
 	return nil
 }
@@ -74,7 +74,7 @@ func (p *phase1) readAggressive2() (packet, error) {
 		return pk, fmt.Errorf("%w: %v", errNoProposal, err)
 	}
 	p.policy = pol
-	p.sawNATT(m)
+	p.sawVendorIDs(m)
 	if p.gxr, p.nr, err = nonceKE(m); err != nil {
 		return pk, err
 	}

@@ -70,7 +70,7 @@ func (p *phase1) readAggressive1(first packet) error {
 	if p.gxi, p.ni, err = nonceKE(m); err != nil {
 		return err
 	}
-	p.sawNATT(m)
+	p.sawVendorIDs(m)
 	d := p.d
 	d.mu.Lock()
 	local, remote := p.sa.local.Addr(), p.sa.remote.Addr()
@@ -80,6 +80,7 @@ func (p *phase1) readAggressive1(first packet) error {
 	}
 	p.psk = d.pskFor(p.remoteID, remote)
 	p.forceEncap = d.wantsEncap(local, remote)
+	p.dpd = d.wantDPDLocked(local, remote, p.remoteID)
 	d.mu.Unlock()
 	if p.tunnel == nil {
 		return fmt.Errorf("%w: no tunnel for %v at %v", errUnknownPeer, p.remoteID, remote)
@@ -113,7 +114,7 @@ func (p *phase1) sendAggressive2() error {
 	ps := []outPayload{{PayloadSA, p.responderSA()}, {PayloadKE, p.gxr}, {PayloadNonce, p.nr}, {PayloadID, p.idrB}}
 	ps = append(ps, auth...)
 	ps = append(ps, p.certRequests()...)
-	ps = append(ps, vendorIDs()...)
+	ps = append(ps, p.vendorIDs()...)
 	ps = append(ps, p.natdPayloads()...)
 	p.ex.send(encodeMessage(p.header(), ps))
 	p.setState("AM_AUTH_R")

@@ -44,6 +44,7 @@ type Daemon struct {
 	inits    map[respKey]*ikeSA // responders, by initiator cookie and peer
 	tunnels  map[string]*tunnel
 	children map[ike.SAID]*childSA // by inbound and outbound SAID
+	dpd      map[peerKey]*dpdPeer  // peers DPD watches
 	counters ike.Counters
 	closed   bool
 }
@@ -120,7 +121,7 @@ func New(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Listener)
 	d := &Daemon{
 		inst: inst, tr: tr, lis: lis, cfg: c,
 		sas: map[saKey]*ikeSA{}, halfOpen: map[Cookie]*ikeSA{}, inits: map[respKey]*ikeSA{},
-		tunnels: map[string]*tunnel{}, children: map[ike.SAID]*childSA{},
+		tunnels: map[string]*tunnel{}, children: map[ike.SAID]*childSA{}, dpd: map[peerKey]*dpdPeer{},
 	}
 	d.rand, d.now, d.log = &lockedReader{r: c.rand}, c.now, c.log
 	d.ctx, d.cancel = context.WithCancel(context.Background())
@@ -132,8 +133,9 @@ func New(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Listener)
 
 // Reconfigure replaces the configuration. Established SAs stay; tunnels
 // that disappeared lose their SAs; a changed transform set applies to
-// later negotiations only (the seed). Rand, Now and Logger keep the values
-// the daemon was started with.
+// later negotiations only (the seed). A tunnel on its backup destination
+// stays there unless the backup was removed. DPD settings apply at once.
+// Rand, Now and Logger keep the values the daemon was started with.
 func (d *Daemon) Reconfigure(cfg ike.Config) error {
 	c, err := compile(cfg)
 	if err != nil {
@@ -148,6 +150,9 @@ func (d *Daemon) Reconfigure(cfg ike.Config) error {
 		keep[t.Name] = true
 		if tu, ok := d.tunnels[t.Name]; ok {
 			tu.cfg = t
+			if !t.BackupDestination.IsValid() {
+				tu.onBackup = false
+			}
 		} else {
 			d.tunnels[t.Name] = &tunnel{cfg: t, state: stateDown}
 		}
@@ -156,8 +161,13 @@ func (d *Daemon) Reconfigure(cfg ike.Config) error {
 		if !keep[name] {
 			gone = append(gone, tu)
 			delete(d.tunnels, name)
+			if h := tu.hist; h != nil && h.timer != nil {
+				h.timer.Stop()
+				h.timer = nil
+			}
 		}
 	}
+	d.dpdRefreshLocked()
 	d.mu.Unlock()
 	old.psk.Zero()
 	for _, tu := range gone {
@@ -173,9 +183,13 @@ func (d *Daemon) Status() ike.Status {
 	now := d.now()
 	var st ike.Status
 	seen := map[*ikeSA]bool{}
+	newest := map[peerKey]*ikeSA{}
 	for _, sa := range d.sas {
 		seen[sa] = true
 		st.IKESAs = append(st.IKESAs, sa.status(now))
+		if o := newest[sa.peer()]; sa.established && !sa.dead && (o == nil || sa.created.After(o.created)) {
+			newest[sa.peer()] = sa
+		}
 	}
 	for _, sa := range d.halfOpen {
 		if !seen[sa] {
@@ -183,7 +197,7 @@ func (d *Daemon) Status() ike.Status {
 		}
 	}
 	for _, tu := range d.tunnels {
-		st.Tunnels = append(st.Tunnels, tu.status(now))
+		st.Tunnels = append(st.Tunnels, d.tunnelStatusLocked(tu, now, newest))
 	}
 	sort.Slice(st.Tunnels, func(i, j int) bool { return st.Tunnels[i].Name < st.Tunnels[j].Name })
 	sort.Slice(st.IKESAs, func(i, j int) bool { return st.IKESAs[i].ICookie < st.IKESAs[j].ICookie })
@@ -203,6 +217,16 @@ func (d *Daemon) Close() error {
 	var tus []*tunnel
 	for _, tu := range d.tunnels {
 		tus = append(tus, tu)
+		if h := tu.hist; h != nil && h.timer != nil {
+			h.timer.Stop()
+			h.timer = nil
+		}
+	}
+	for key, p := range d.dpd {
+		if p.timer != nil {
+			p.timer.Stop()
+		}
+		delete(d.dpd, key)
 	}
 	d.mu.Unlock()
 	d.cancel()

@@ -69,6 +69,7 @@ func (d *Daemon) receiveKnown(h Header, p packet) func() {
 		d.counters.UnknownSA++
 		return nil
 	}
+	sa.lastRecv = d.now()
 	if ex := sa.exchanges[h.MessageID()]; ex != nil {
 		if !ex.deliver(p) {
 			d.counters.Dropped++

@@ -9,10 +9,13 @@
 // mainmode_*.go, aggressive_*.go and quickmode_*.go one exchange and role
 // each, informational.go notifications and deletes. dispatch.go routes
 // datagrams to exchanges; daemon.go, ikesa.go and tunnel.go hold the
-// state that outlives an exchange.
+// state that outlives an exchange. dpd.go is dead peer detection (RFC
+// 3706) driven by the traffic of the user SAs, as the seed runs it,
+// deadpeer.go what a dead peer costs, and failover.go the switch of a tunnel between its destination and its
+// backup when DPD declares a peer dead or phase 1 with it fails; each
+// file opens with the rules it implements and the choices made.
 //
 // The daemon keeps no goroutine for an idle tunnel or IKE SA: an exchange
-// in progress has one, discarded when it ends, and lifetimes run on
-// time.AfterFunc timers. DPD (RFC 3706) is meant to join informational.go
-// and ikesa.go: an R-U-THERE is an informational exchange on the IKE SA.
+// in progress has one, discarded when it ends, and lifetimes, DPD checks
+// and hold-downs run on time.AfterFunc timers.
 package v1

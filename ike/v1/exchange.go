@@ -207,7 +207,7 @@ func (ex *exchange) open(p packet) (*Message, error) {
 // unexpectedError reports a message that lacks a payload the exchange
 // needs.
 func unexpectedError(want PayloadType, m *Message) error {
-	return fmt.Errorf("v1: %v message without a %v payload (has %v)", m.Header.Exchange, want, m.Types())
+	return fmt.Errorf("%w: %v message without a %v payload (has %v)", ErrMalformed, m.Header.Exchange, want, m.Types())
 }
 
 // notifyError is an error notification received from the peer.

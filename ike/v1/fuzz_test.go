@@ -20,13 +20,16 @@ func seedMessages() [][]byte {
 	id := phase1ID(ike.Identity{Kind: ike.IDUserFQDN, Name: "user@gw.example"})
 	n := Notify{DOI: DOIIPsec, Protocol: ProtoESP, Type: NotifyResponderLifetime, SPI: []byte{1, 2, 3, 4}, Data: []byte{0x80, 1, 0, 1}}
 	del := Delete{DOI: DOIIPsec, Protocol: ProtoESP, SPISize: 4, SPIs: [][]byte{{9, 9, 9, 9}}}
+	dpd := Notify{DOI: DOIIPsec, Protocol: ProtoISAKMP, Type: NotifyDPDRUThere, SPI: make([]byte, 16), Data: []byte{0, 0, 0x12, 0x34}}
 	return [][]byte{
-		encodeMessage(h, []outPayload{{PayloadSA, sa.marshal()}, {PayloadVendorID, natTVendorID}}),
+		encodeMessage(h, []outPayload{{PayloadSA, sa.marshal()}, {PayloadVendorID, natTVendorID}, {PayloadVendorID, dpdVendorID}}),
 		encodeMessage(h, []outPayload{{PayloadKE, make([]byte, 256)}, {PayloadNonce, make([]byte, 32)}, {PayloadNATD, make([]byte, 20)}, {PayloadNATD, make([]byte, 20)}}),
 		encodeMessage(HeaderFields{Exchange: ExchangeQuick, MessageID: 7}, []outPayload{{PayloadHash, make([]byte, 20)}, {PayloadSA, qsa.marshal()},
 			{PayloadID, selectorID(mustSelector("198.51.100.0/24")).marshal()}, {PayloadID, id.marshal()}}),
 		encodeMessage(HeaderFields{Exchange: ExchangeInformational, MessageID: 9}, []outPayload{{PayloadNotify, n.marshal()}, {PayloadDelete, del.marshal()},
 			{PayloadNATOA, []byte{1, 0, 0, 0, 192, 0, 2, 1}}, {PayloadCert, []byte{4, 0x30, 0}}}),
+		encodeMessage(HeaderFields{ICookie: h.ICookie, RCookie: Cookie{8, 7, 6, 5, 4, 3, 2, 1}, Exchange: ExchangeInformational, MessageID: 11},
+			[]outPayload{{PayloadHash, make([]byte, 20)}, {PayloadNotify, dpd.marshal()}}),
 	}
 }
 
@@ -131,6 +134,8 @@ func FuzzReceive(f *testing.F) {
 	}
 	cfg := baseConfig()
 	cfg.Tunnels = []ike.Tunnel{pairTunnel(f, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha")}
+	cfg.Tunnels[0].DPD = &ike.DPD{Enabled: true}
+	cfg.Tunnels[0].BackupDestination = addrC
 	d, err := New(cfg, noInstaller{}, dropTransport{}, nil)
 	if err != nil {
 		f.Fatal(err)

@@ -25,6 +25,12 @@ type ikeSA struct {
 	localNAT         bool           // this end is behind a NAT (keepalives)
 	remoteNAT        bool
 	peerNATT         bool // the peer announced RFC 3947
+	localDPD         bool // this end announced RFC 3706
+	peerDPD          bool // the peer announced RFC 3706
+	peerSeq          uint32
+	peerSeqSeen      bool      // peerSeq holds the peer's last R-U-THERE number
+	lastRecv         time.Time // any message for the SA arrived
+	lastHeard        time.Time // an authenticated message arrived
 	state            string
 	established      bool
 	dead             bool
@@ -102,6 +108,7 @@ func (sa *ikeSA) status(now time.Time) ike.IKESAStatus {
 		Local: sa.local, Remote: sa.remote, ICookie: sa.icookie.String(), RCookie: sa.rcookie.String(),
 		Initiator: sa.initiator, Mode: sa.mode, State: sa.state, Established: sa.established,
 		Policy: sa.policy, RemoteID: sa.remoteID.String(), NATT: sa.natt, Rekeys: sa.rekeys,
+		DPD: sa.localDPD, PeerDPD: sa.peerDPD,
 	}
 	if sa.established && sa.expires.After(now) {
 		st.LifetimeLeft = sa.expires.Sub(now)

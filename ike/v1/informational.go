@@ -13,8 +13,8 @@ import (
 // Informational exchanges (RFC 2408 §4.8, RFC 2409 §5.7): notifications
 // and deletes, one message, no answer. Once phase 1 has keys they are
 // encrypted and authenticated with
-// HASH(1) = prf(SKEYID_a, M-ID | N/D). DPD (RFC 3706) will use the same
-// path: an R-U-THERE notify answered by an R-U-THERE-ACK.
+// HASH(1) = prf(SKEYID_a, M-ID | N/D). DPD (RFC 3706) uses the same
+// path: an R-U-THERE notify answered by an R-U-THERE-ACK (dpd.go).
 
 // sealInformational returns an encrypted informational message with
 // payloads ps, or a plaintext one when the SA has no keys yet.
@@ -108,7 +108,8 @@ func (d *Daemon) informational(sa *ikeSA, pk packet) {
 		d.log.Warn("informational refused", "peer", pk.remote, "err", err)
 		return
 	}
-	if Header(pk.data).Flags()&FlagEncryption == 0 && d.isEstablished(sa) {
+	protected := Header(pk.data).Flags()&FlagEncryption != 0
+	if !protected && d.isEstablished(sa) {
 		d.count(func(c *ike.Counters) { c.Dropped++ }) // unauthenticated after phase 1
 		return
 	}
@@ -121,7 +122,7 @@ func (d *Daemon) informational(sa *ikeSA, pk packet) {
 				continue
 			}
 			d.count(func(c *ike.Counters) { c.NotifiesReceived++ })
-			d.handleNotify(sa, n)
+			d.handleNotify(sa, n, protected)
 		case PayloadDelete:
 			del, err := ParseDelete(p.Body)
 			if err != nil {
@@ -129,13 +130,32 @@ func (d *Daemon) informational(sa *ikeSA, pk packet) {
 				continue
 			}
 			d.count(func(c *ike.Counters) { c.DeletesReceived++ })
+			if protected {
+				d.heard(sa)
+			}
 			d.handleDelete(sa, del)
 		}
 	}
 }
 
-// handleNotify acts on a notification.
-func (d *Daemon) handleNotify(sa *ikeSA, n *Notify) {
+// handleNotify acts on a notification; protected tells whether it came
+// encrypted and authenticated under the IKE SA.
+func (d *Daemon) handleNotify(sa *ikeSA, n *Notify, protected bool) {
+	switch {
+	case n.Type == NotifyDPDRUThere || n.Type == NotifyDPDRUThereAck:
+		if !protected {
+			d.count(func(c *ike.Counters) { c.Dropped++ }) // RFC 3706 §5.3: under the IKE SA only
+			return
+		}
+		if n.Type == NotifyDPDRUThere {
+			d.dpdRequest(sa, n)
+		} else {
+			d.dpdAck(sa, n)
+		}
+		return
+	case protected:
+		d.heard(sa)
+	}
 	switch {
 	case n.Type == NotifyInitialContact:
 		d.initialContact(sa)

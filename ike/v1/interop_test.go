@@ -69,14 +69,18 @@ type swanConn struct {
 	Extra, ChildEx string
 	Secrets        string
 	LocalCerts     string
+	LocalAddr      string // charon's address; swantest.SwanAddr when empty
 }
 
 func (c swanConn) render() string {
 	if c.Auth == "" {
 		c.Auth = "psk"
 	}
+	if c.LocalAddr == "" {
+		c.LocalAddr = swantest.SwanAddr.String()
+	}
 	if c.LocalID == "" {
-		c.LocalID = swantest.SwanAddr.String()
+		c.LocalID = c.LocalAddr
 	}
 	if c.RemoteID == "" {
 		c.RemoteID = swantest.ISMAddr.String()
@@ -136,7 +140,7 @@ func (c swanConn) render() string {
 secrets {
 %s
 }
-`, aggr, swantest.SwanAddr, c.RemoteAddrs, c.Proposals, c.Extra, c.Auth, c.LocalID, certs, c.Auth, c.RemoteID,
+`, aggr, c.LocalAddr, c.RemoteAddrs, c.Proposals, c.Extra, c.Auth, c.LocalID, certs, c.Auth, c.RemoteID,
 		c.LocalTS, c.RemoteTS, c.ESPProposals, c.ChildEx, c.Children, secrets)
 }
 

@@ -38,7 +38,7 @@ func (p *phase1) sendSA() error {
 		return err
 	}
 	p.saiB = saB
-	p.ex.send(encodeMessage(p.header(), append([]outPayload{{PayloadSA, saB}}, vendorIDs()...)))
+	p.ex.send(encodeMessage(p.header(), append([]outPayload{{PayloadSA, saB}}, p.vendorIDs()...)))
 	return nil
 }
 
@@ -56,7 +56,7 @@ func (p *phase1) readSA() error {
 		return fmt.Errorf("%w: %v", errNoProposal, err)
 	}
 	p.policy = pol
-	p.sawNATT(m)
+	p.sawVendorIDs(m)
 	p.setState("MM_KE_I")
 	return nil
 }

@@ -2,6 +2,8 @@ package v1
 
 import (
 	"fmt"
+
+	"github.com/ismgw/ism/ike"
 )
 
 // mainModeResponder runs main mode as responder for the peer's first
@@ -70,7 +72,7 @@ func (p *phase1) readSAi(first packet) error {
 		return err
 	}
 	p.saiB = append([]byte(nil), sp.Body...)
-	p.sawNATT(m)
+	p.sawVendorIDs(m)
 	d := p.d
 	d.mu.Lock()
 	local, remote := p.sa.local.Addr(), p.sa.remote.Addr()
@@ -83,6 +85,7 @@ func (p *phase1) readSAi(first packet) error {
 		p.psk = d.pskFor(p.remoteID, remote)
 	}
 	p.forceEncap = d.wantsEncap(local, remote)
+	p.dpd = d.wantDPDLocked(local, remote, ike.Identity{})
 	d.mu.Unlock()
 	pol, t, err := p.choosePolicy(sa)
 	if err != nil {
@@ -101,7 +104,7 @@ func (p *phase1) responderSA() []byte {
 }
 
 func (p *phase1) sendSAr() {
-	p.ex.send(encodeMessage(p.header(), append([]outPayload{{PayloadSA, p.responderSA()}}, vendorIDs()...)))
+	p.ex.send(encodeMessage(p.header(), append([]outPayload{{PayloadSA, p.responderSA()}}, p.vendorIDs()...)))
 	p.setState("MM_KE_R")
 }
 

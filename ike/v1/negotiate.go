@@ -18,9 +18,10 @@ func (d *Daemon) startPhase1(mode ike.Phase1Mode, tu *tunnel, local, remote neti
 	}
 	sa := d.newIKESA(true, mode, netip.AddrPortFrom(local, portIKE), netip.AddrPortFrom(remote, portIKE))
 	sa.waiting = waiting
-	t := tu.cfg
+	t := tu.current()
 	p := &phase1{d: d, sa: sa, tunnel: &t, localID: t.LocalIdentity(), remoteID: t.RemoteIdentity(), forceEncap: t.UDPEncap}
 	p.psk = d.pskFor(p.remoteID, remote)
+	p.dpd = d.wantDPDLocked(local, remote, p.remoteID)
 	p.ex = d.newExchangeLocked(sa, 0)
 	run := d.mainModeInitiator
 	if mode == ike.AggressiveMode {
@@ -53,8 +54,12 @@ func (d *Daemon) phase1Done(p *phase1) {
 	sa.remoteID = p.remoteID
 	d.mu.Unlock()
 	pending, waiting := d.establish(sa, p.policy.Lifetime)
+	d.mu.Lock()
+	d.heardLocked(sa)
+	d.dpdArmSALocked(sa.peer(), nil, sa)
+	d.mu.Unlock()
 	d.log.Info("phase 1 established", "local", sa.local, "remote", sa.remote, "mode", sa.mode.String(),
-		"policy", p.policy.String(), "remoteID", p.remoteID.String(), "natt", sa.natt)
+		"policy", p.policy.String(), "remoteID", p.remoteID.String(), "natt", sa.natt, "dpd", sa.localDPD, "peer_dpd", sa.peerDPD)
 	// A renegotiated phase 1 replaces the older SAs with the peer.
 	d.mu.Lock()
 	var older []*ikeSA
@@ -92,7 +97,10 @@ func (d *Daemon) phase1Done(p *phase1) {
 }
 
 // phase1Failed ends a failed phase 1: it tells the peer when that helps,
-// counts, forgets the SA and reports the tunnels that waited for it.
+// counts, forgets the SA and reports the tunnels that waited for it. A
+// tunnel that waited for a phase 1 the peer initiated (or that something
+// claiming to be the peer did) starts one of its own instead: that one's
+// outcome is the tunnel's.
 func (d *Daemon) phase1Failed(p *phase1, err error) {
 	sa := p.sa
 	var nt NotifyType
@@ -127,16 +135,51 @@ func (d *Daemon) phase1Failed(p *phase1, err error) {
 	sa.failure = reason
 	waiting := sa.waiting
 	sa.waiting = nil
-	var names []string
-	names = append(names, waiting...)
-	if p.tunnel != nil && !sa.initiator {
-		names = append(names, p.tunnel.Name)
+	var names, retry []string
+	if sa.initiator {
+		names = append(names, waiting...)
+	} else {
+		retry = waiting
+		if p.tunnel != nil {
+			names = append(names, p.tunnel.Name)
+		}
+	}
+	remote, initiator := sa.remote.Addr(), sa.initiator
+	lastHeard := sa.lastRecv
+	if lastHeard.IsZero() {
+		lastHeard = sa.created
+	}
+	if dp := d.dpd[sa.peer()]; dp != nil {
+		lastHeard = later(lastHeard, dp.lastIn)
 	}
 	d.mu.Unlock()
 	d.removeIKESA(sa)
 	for _, name := range names {
-		d.negotiationFailed(name, reason)
+		d.negotiationFailed(name, remote, reason)
 	}
+	for _, name := range retry {
+		d.renegotiate(name)
+	}
+	if initiator && setupFailure(err) {
+		for _, name := range waiting {
+			d.setupFailed(name, remote, reason, lastHeard)
+		}
+	}
+}
+
+// renegotiate starts a tunnel's own negotiation after the phase 1 it
+// waited for failed.
+func (d *Daemon) renegotiate(name string) {
+	d.mu.Lock()
+	tu := d.tunnels[name]
+	if tu == nil || d.closed {
+		d.mu.Unlock()
+		return
+	}
+	tu.qmBusy = false
+	rekey := tu.state == stateUp
+	d.mu.Unlock()
+	d.negotiate(tu, rekey)
 }
 
 // errNoProposal: no proposal of the peer is acceptable.

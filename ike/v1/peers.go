@@ -8,44 +8,53 @@ import (
 )
 
 // matchTunnel returns the tunnel a phase 1 peer at remote with identity id
-// belongs to: one whose destination is that address, or, for a tunnel
+// belongs to: one whose destination in use (its destination, or its
+// backup after a failover) is that address, or, for a tunnel
 // known only by its identity, one whose remote identity is id (no DNS: the
-// seed). Tunnels naming the identity exactly come first. Daemon.mu must be
+// seed). Tunnels naming the identity exactly come first. The result is a
+// copy, with the destination in use as Destination. Daemon.mu must be
 // held; id may be zero when it is not known yet.
 func (d *Daemon) matchTunnel(local, remote netip.Addr, id ike.Identity) *ike.Tunnel {
-	var byAddr *ike.Tunnel
+	var byAddr *tunnel
+	found := func(tu *tunnel) *ike.Tunnel {
+		t := tu.current()
+		return &t
+	}
 	for _, tu := range d.tunnels {
 		t := &tu.cfg
 		if t.Source != local {
 			continue
 		}
-		if t.Destination.IsValid() {
-			if t.Destination != remote {
+		if dest := tu.dest(); dest.IsValid() {
+			if dest != remote {
 				continue
 			}
 			if !t.RemoteID.IsZero() && !id.IsZero() && !t.RemoteID.Equal(id) {
 				continue
 			}
 			if !t.RemoteID.IsZero() && t.RemoteID.Equal(id) {
-				return t
+				return found(tu)
 			}
 			if byAddr == nil {
-				byAddr = t
+				byAddr = tu
 			}
 			continue
 		}
 		if !id.IsZero() && t.RemoteID.Equal(id) {
-			return t
+			return found(tu)
 		}
 	}
-	return byAddr
+	if byAddr == nil {
+		return nil
+	}
+	return found(byAddr)
 }
 
 // wantsEncap reports whether a tunnel to remote forces UDP encapsulation.
 // Daemon.mu must be held.
 func (d *Daemon) wantsEncap(local, remote netip.Addr) bool {
 	for _, tu := range d.tunnels {
-		if tu.cfg.Source == local && tu.cfg.Destination == remote && tu.cfg.UDPEncap {
+		if tu.cfg.Source == local && tu.dest() == remote && tu.cfg.UDPEncap {
 			return true
 		}
 	}

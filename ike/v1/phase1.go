@@ -37,6 +37,7 @@ type phase1 struct {
 	remoteID   ike.Identity
 	idiB, idrB []byte // ID payload bodies
 	forceEncap bool
+	dpd        bool   // announce DPD (RFC 3706)
 	echo       chosen // responder: the proposal and transform chosen
 }
 
@@ -419,17 +420,31 @@ func (p *phase1) float() {
 	}
 }
 
-// vendorIDs returns the vendor ID payloads this end sends.
-func vendorIDs() []outPayload { return []outPayload{{PayloadVendorID, natTVendorID}} }
+// vendorIDs returns the vendor ID payloads this end sends: NAT-T always,
+// DPD when a tunnel to the peer has it on.
+func (p *phase1) vendorIDs() []outPayload {
+	ps := []outPayload{{PayloadVendorID, natTVendorID}}
+	if p.dpd {
+		ps = append(ps, outPayload{PayloadVendorID, dpdVendorID})
+		p.d.mu.Lock()
+		p.sa.localDPD = true
+		p.d.mu.Unlock()
+	}
+	return ps
+}
 
-// sawNATT records whether the peer announced RFC 3947 support.
-func (p *phase1) sawNATT(m *Message) {
+// sawVendorIDs records whether the peer announced RFC 3947 (NAT-T) and
+// RFC 3706 (DPD) support.
+func (p *phase1) sawVendorIDs(m *Message) {
 	for _, v := range m.All(PayloadVendorID) {
-		if string(v.Body) == string(natTVendorID) {
-			p.d.mu.Lock()
+		p.d.mu.Lock()
+		switch string(v.Body) {
+		case string(natTVendorID):
 			p.sa.peerNATT = true
-			p.d.mu.Unlock()
+		case string(dpdVendorID):
+			p.sa.peerDPD = true
 		}
+		p.d.mu.Unlock()
 	}
 }
 

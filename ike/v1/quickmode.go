@@ -92,6 +92,7 @@ func (q *quickMode) open(pk packet, hash func(rest []byte) []byte) (*Message, er
 	if !hmac.Equal(m.Payloads[0].Body, hash(rawAfter(m.Payloads))) {
 		return nil, errors.New("v1: quick mode HASH mismatch")
 	}
+	q.d.heard(q.sa)
 	return m, nil
 }
 
@@ -128,7 +129,13 @@ func (q *quickMode) userSAs() (in, out ike.UserSA) {
 	name := q.tu.cfg.Name
 	d.mu.Unlock()
 	hard := q.lifetime
-	soft := ike.Lifetime{Bytes: hard.Bytes / 10 * 9} // time rekeys run on IKE's own jittered timers
+	// Time rekeys run on IKE's own jittered timers. A volume rekey starts
+	// when 10% of the volume is left, or 16 MiB (at most half) for small
+	// volumes, which a fast flow would use up before a quick mode ends.
+	soft := ike.Lifetime{}
+	if hard.Bytes > 0 {
+		soft.Bytes = hard.Bytes - max(hard.Bytes/10, min(hard.Bytes/2, 16<<20))
+	}
 	base := ike.UserSA{Tunnel: name, Transform: q.tr, UDPEncap: q.attrs.udp(), Soft: soft, Hard: hard,
 		Local: q.localSel, Remote: q.peerSel, PFSGroup: q.attrs.Group}
 	in, out = base, base

@@ -31,6 +31,9 @@ func (d *Daemon) startQuickMode(name string, sa *ikeSA) {
 	initIV(ex)
 	d.mu.Unlock()
 	q := &quickMode{d: d, ex: ex, sa: sa, tu: tu, initiator: true, replaces: replaces}
+	d.mu.Lock()
+	remote := sa.remote.Addr()
+	d.mu.Unlock()
 	if !d.spawn(func() {
 		err := q.runInitiator()
 		q.zero()
@@ -40,11 +43,11 @@ func (d *Daemon) startQuickMode(name string, sa *ikeSA) {
 				d.count(func(c *ike.Counters) { c.NoProposalChosen++ })
 			}
 			d.log.Warn("quick mode failed", "tunnel", name, "err", err)
-			d.negotiationFailed(name, "quick mode: "+errString(err))
+			d.negotiationFailed(name, remote, "quick mode: "+errString(err))
 		}
 	}) {
 		ex.done(nil)
-		d.negotiationFailed(name, "daemon closed")
+		d.negotiationFailed(name, remote, "daemon closed")
 	}
 }
 

@@ -23,9 +23,9 @@ func (d *Daemon) quickModeResponder(ex *exchange, first packet) {
 		d.log.Warn("quick mode refused", "peer", first.remote, "err", err)
 		if q.tu != nil {
 			d.mu.Lock()
-			name := q.tu.cfg.Name
+			name, remote := q.tu.cfg.Name, q.sa.remote.Addr()
 			d.mu.Unlock()
-			d.negotiationFailed(name, "quick mode: "+errString(err))
+			d.negotiationFailed(name, remote, "quick mode: "+errString(err))
 		}
 		if c != nil {
 			_ = d.inst.DeleteSA(c.in)
@@ -130,7 +130,7 @@ func (q *quickMode) findTunnel() error {
 		if t.Source != sa.local.Addr() {
 			continue
 		}
-		if t.Destination.IsValid() && t.Destination != sa.remote.Addr() && tu.peer.Addr() != sa.remote.Addr() {
+		if dest := tu.dest(); dest.IsValid() && dest != sa.remote.Addr() && tu.peer.Addr() != sa.remote.Addr() {
 			continue
 		}
 		if !t.Destination.IsValid() && !t.RemoteID.Equal(sa.remoteID) {

@@ -45,8 +45,10 @@ func (l *upListener) TunnelUp(string, netip.AddrPort) {
 	default:
 	}
 }
-func (*upListener) TunnelDown(string, string)        {}
-func (*upListener) NegotiationFailed(string, string) {}
+func (*upListener) TunnelDown(string, string)                       {}
+func (*upListener) NegotiationFailed(string, string)                {}
+func (*upListener) PeerDead(string, netip.Addr, time.Time)          {}
+func (*upListener) Failover(string, netip.Addr, netip.Addr, string) {}
 
 // scaleTunnels returns n tunnels between the two addresses with /32
 // selectors of their own.

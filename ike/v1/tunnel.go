@@ -32,6 +32,34 @@ type tunnel struct {
 	qmBusy    bool           // a quick mode this end started is running
 	lastError string
 	rekeys    int
+	onBackup  bool           // the backup destination is in use
+	hist      *tunnelHistory // DPD and failover history, nil until needed
+}
+
+// dest returns the destination in use: the configured one, or the backup
+// after a failover; invalid for a tunnel known only by its identity.
+func (tu *tunnel) dest() netip.Addr {
+	if tu.onBackup {
+		return tu.cfg.BackupDestination
+	}
+	return tu.cfg.Destination
+}
+
+// current returns the tunnel's configuration with the destination in use
+// as its destination.
+func (tu *tunnel) current() ike.Tunnel {
+	t := tu.cfg
+	t.Destination = tu.dest()
+	return t
+}
+
+// isCurrent reports whether remote is the destination the tunnel uses (or
+// may use, when it knows its peer only by identity).
+func (tu *tunnel) isCurrent(remote netip.Addr) bool {
+	if tu.dest().IsValid() {
+		return remote == tu.dest()
+	}
+	return !tu.peer.IsValid() || tu.peer.Addr() == remote
 }
 
 // cur returns the newest child SA.
@@ -60,9 +88,13 @@ type childSA struct {
 	dead      bool
 }
 
-func (tu *tunnel) status(now time.Time) ike.TunnelStatus {
+// tunnelStatusLocked describes a tunnel; newest holds the newest
+// established IKE SA of each peer. Daemon.mu must be held.
+func (d *Daemon) tunnelStatusLocked(tu *tunnel, now time.Time, newest map[peerKey]*ikeSA) ike.TunnelStatus {
 	st := ike.TunnelStatus{Name: tu.cfg.Name, State: tu.state.String(), Peer: tu.peer, QuickMode: tu.qm,
-		Rekeys: tu.rekeys, LastError: tu.lastError}
+		Rekeys: tu.rekeys, LastError: tu.lastError, Destination: tu.dest()}
+	st.DPD = d.tunnelDPDLocked(tu, newest)
+	st.Failover = d.tunnelFailoverLocked(tu, now)
 	if c := tu.cur(); c != nil {
 		st.Transform, st.PFSGroup, st.UDPEncap, st.Lifetime = c.transform, c.pfs, c.encap, c.lifetime
 		st.InboundSPI, st.OutboundSPI = c.in.SPI, c.out.SPI
@@ -99,7 +131,7 @@ func (d *Daemon) negotiate(tu *tunnel, rekey bool) {
 		return
 	}
 	local := tu.cfg.Source
-	remote := tu.cfg.Destination
+	remote := tu.dest()
 	if tu.peer.IsValid() {
 		remote = tu.peer.Addr()
 	}
@@ -127,16 +159,24 @@ func (d *Daemon) negotiate(tu *tunnel, rekey bool) {
 	mode := tu.cfg.Mode
 	d.mu.Unlock()
 	if d.startPhase1(mode, tu, local, remote, []string{name}) == nil {
-		d.negotiationFailed(name, "daemon closed")
+		d.negotiationFailed(name, remote, "daemon closed")
 	}
 }
 
-// negotiationFailed records a failed negotiation for a tunnel.
-func (d *Daemon) negotiationFailed(name, reason string) {
+// negotiationFailed records a failed negotiation with remote for a
+// tunnel. A failure with a destination the tunnel no longer uses (it
+// failed over meanwhile) is only logged. If a failover waited for the
+// negotiation's outcome, it happens now.
+func (d *Daemon) negotiationFailed(name string, remote netip.Addr, reason string) {
 	d.mu.Lock()
 	tu := d.tunnels[name]
 	if tu == nil {
 		d.mu.Unlock()
+		return
+	}
+	if remote.IsValid() && !tu.isCurrent(remote) {
+		d.mu.Unlock()
+		d.log.Debug("negotiation with a former destination failed", "tunnel", name, "remote", remote, "reason", reason)
 		return
 	}
 	tu.lastError = reason
@@ -148,9 +188,19 @@ func (d *Daemon) negotiationFailed(name, reason string) {
 	for _, c := range tu.children {
 		c.rekeying = false
 	}
+	var due bool
+	var heard time.Time
+	if h := tu.hist; h != nil && h.due && tu.state == stateDown {
+		h.due, heard = false, h.pendingHeard
+		due = true
+	}
+	from := tu.dest()
 	d.mu.Unlock()
 	if d.lis != nil {
 		d.lis.NegotiationFailed(name, reason)
+	}
+	if due {
+		d.failover(tu, from, reason, heard)
 	}
 }
 
@@ -194,6 +244,11 @@ func (d *Daemon) installOutbound(c *childSA, out ike.UserSA, replaces *childSA) 
 		d.counters.Rekeys++
 	}
 	d.counters.QuickModesCompleted++
+	foDuration := d.failoverDoneLocked(tu, c)
+	if c.ikesa != nil {
+		d.heardLocked(c.ikesa)
+	}
+	d.dpdArmLocked(peerKey{c.in.Dst, c.out.Dst}, tu)
 	if c.lifetime.Time > 0 {
 		soft := d.jitter(c.lifetime.Time)
 		c.soft = time.AfterFunc(soft, func() { d.rekeyChild(c) })
@@ -203,6 +258,9 @@ func (d *Daemon) installOutbound(c *childSA, out ike.UserSA, replaces *childSA) 
 	name := tu.cfg.Name
 	d.mu.Unlock()
 	d.log.Info("SA installed", "tunnel", name, "spi_in", hexSPI(c.in.SPI), "spi_out", hexSPI(c.out.SPI), "transform", c.transform.String())
+	if foDuration > 0 {
+		d.log.Info("failover complete", "tunnel", name, "to", c.out.Dst, "duration", foDuration)
+	}
 	if !wasUp && d.lis != nil {
 		d.lis.TunnelUp(name, peer)
 	}

@@ -68,7 +68,8 @@ func (l *Lab) NS(name string) string {
 // (in b), up, with the given addresses (invalid prefixes are skipped).
 func (l *Lab) Link(a, ifA string, addrA netip.Prefix, b, ifB string, addrB netip.Prefix) {
 	l.t.Helper()
-	tmpA, tmpB := fmt.Sprintf("v%da", seq.Add(1)), fmt.Sprintf("v%db", seq.Load())
+	n := seq.Add(1)
+	tmpA, tmpB := fmt.Sprintf("v%d-%da", os.Getpid()%100000, n), fmt.Sprintf("v%d-%db", os.Getpid()%100000, n)
 	l.MustRun("", "ip", "link", "add", tmpA, "type", "veth", "peer", "name", tmpB)
 	l.MustRun("", "ip", "link", "set", tmpA, "netns", a, "name", ifA)
 	l.MustRun("", "ip", "link", "set", tmpB, "netns", b, "name", ifB)

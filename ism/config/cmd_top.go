@@ -82,7 +82,7 @@ func (c *cmdCtx) lifetime(l *lifetimeDraft) {
 		return
 	}
 	if i, has := idx["seconds"]; has {
-		if v, ok := c.seconds(i, "seconds", 60, 864000); ok {
+		if v, ok := c.seconds(i, "seconds", 30, 864000); ok {
 			l.seconds.put(v, c.line)
 		}
 	}

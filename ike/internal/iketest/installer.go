@@ -34,6 +34,7 @@ type Installer struct {
 	calls   []Call
 	sas     map[ike.SAID]ike.UserSA
 	usage   map[ike.SAID]ike.SAUsage
+	usageFn func(ike.SAID, ike.UserSA) ike.SAUsage
 	changed chan struct{}
 }
 
@@ -81,14 +82,29 @@ func (in *Installer) DeleteSA(id ike.SAID) error {
 	return nil
 }
 
-// QuerySA returns the usage set with SetUsage.
+// QuerySA returns the usage the function set with SetUsageFunc computes,
+// or else the usage set with SetUsage.
 func (in *Installer) QuerySA(id ike.SAID) (ike.SAUsage, error) {
 	in.mu.Lock()
-	defer in.mu.Unlock()
-	if _, ok := in.sas[id]; !ok {
+	sa, ok := in.sas[id]
+	u, fn := in.usage[id], in.usageFn
+	in.mu.Unlock()
+	if !ok {
 		return ike.SAUsage{}, fmt.Errorf("iketest: no SA %v", id)
 	}
-	return in.usage[id], nil
+	if fn != nil {
+		return fn(id, sa), nil
+	}
+	return u, nil
+}
+
+// SetUsageFunc makes QuerySA compute the usage of an installed SA at
+// each call: a data path whose traffic goes on while the test runs. The
+// function must not call the Installer.
+func (in *Installer) SetUsageFunc(f func(ike.SAID, ike.UserSA) ike.SAUsage) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.usageFn = f
 }
 
 // SetUsage sets what QuerySA reports.

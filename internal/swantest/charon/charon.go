@@ -93,6 +93,9 @@ func Start(t TB, ns, dir string, c Conf) *Charon {
 	if err := os.WriteFile(filepath.Join(ch.swDir, "swanctl.conf"), []byte(c.Swanctl), 0o600); err != nil {
 		t.Fatalf("charon: %v", err)
 	}
+	// A socket left by a charon killed in this directory would pass for
+	// the new one's before it listens.
+	_ = os.Remove(ch.vici)
 	cmd := exec.Command("ip", "netns", "exec", ns, "sh", "-c",
 		`mount --bind "$1" /run && exec env STRONGSWAN_CONF="$2" "$3"`, "sh", run, confPath, Binary)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -170,6 +173,21 @@ func (ch *Charon) Stop() {
 		<-done
 	}
 	ch.cmd = nil
+}
+
+// Kill stops charon with SIGKILL, by its pid, as a crash would: it sends
+// nothing to its peers. It removes what the crash leaves behind (the pid
+// file, the vici socket), so that Start may run again in the same
+// directory.
+func (ch *Charon) Kill() {
+	if ch.cmd == nil || ch.cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(ch.cmd.Process.Pid, syscall.SIGKILL)
+	_ = ch.cmd.Wait()
+	ch.cmd = nil
+	_ = os.Remove(ch.vici)
+	_ = os.Remove(filepath.Join(ch.Dir, "run", "charon.pid"))
 }
 
 // Pid is charon's process id, 0 once stopped.

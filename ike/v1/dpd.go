@@ -1,0 +1,478 @@
+package v1
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/ismgw/ism/ike"
+)
+
+// Dead peer detection (RFC 3706), driven by traffic as the seed describes.
+//
+// Support is announced with a vendor ID in phase 1 (§5.1) by an end that
+// has a tunnel to the peer with DPD on, and only then. Inquiries are
+// sent only to a peer that announced it; they are R-U-THERE notifies in
+// informational exchanges protected by the IKE SA (§5.3: protocol
+// ISAKMP, the two cookies as SPI, a 32-bit sequence number as data),
+// answered by an R-U-THERE-ACK that echoes the number.
+//
+// Every authenticated R-U-THERE is answered, whether this end announced
+// DPD or not: it costs one message, and strongSwan does the same
+// (task_manager_v1.c process_dpd answers "anyway"), which is what a peer
+// that probes ISM expects. Only one whose sequence number is newer than
+// the last counts as a sign of life, so a replayed inquiry cannot keep a
+// dead peer alive.
+//
+// State lives per pair of IKE endpoints (a dpdPeer), not per IKE SA: it
+// survives phase 1 rekeys, and one peer serves every tunnel to it. When
+// several tunnels to one peer have DPD on, the most demanding settings
+// win (the shortest timers, the fewest retries). A time.AfterFunc timer
+// per peer does the work; no goroutine waits while nothing is due.
+//
+// Each check reads the usage of the user SAs of the tunnels to the peer
+// (Installer.QuerySA): the newest LastUsed of the outbound SAs is when
+// traffic was last sent, the newest of the inbound SAs or of an
+// authenticated IKE message from the peer (phase 1, quick mode, an
+// informational) when traffic was last received. An inquiry goes out when
+// traffic was sent within Sent but nothing received within Silent, or
+// when nothing went either way for Idle. Until it is answered (an ACK
+// with one of its sequence numbers, or any traffic received since)
+// another goes out every RetryInterval, Retries times, each with the next
+// sequence number (RFC 3706 §7 as libreswan's ikev1_dpd.c reads it; the
+// first one random with its top bit clear, as isakmpd's dpd.c and
+// libreswan do), and each in an informational exchange of its own, with a
+// new message ID: strongSwan answers a repeated identical message with
+// nothing. RetryInterval after the last one, the peer is dead: see
+// peerDead (deadpeer.go).
+
+// dpdVendorID announces RFC 3706 support (RFC 3706 §5.1): fourteen fixed
+// bytes and the version, major 1 and minor 0.
+var dpdVendorID = []byte{0xaf, 0xca, 0xd7, 0x13, 0x68, 0xa1, 0xf1, 0xc9, 0x6b, 0x86, 0x96, 0xfc, 0x77, 0x57, 0x01, 0x00}
+
+// dpdMinTick bounds how often a peer is checked.
+const dpdMinTick = 50 * time.Millisecond
+
+// dpdPeer is the DPD state of one pair of IKE endpoints. Guarded by
+// Daemon.mu.
+type dpdPeer struct {
+	key     peerKey
+	cfg     ike.DPD   // in force
+	tunnels []*tunnel // tunnels whose SAs go to the peer
+	sa      *ikeSA    // the newest established IKE SA with the peer, as last seen
+	timer   *time.Timer
+
+	lastIKE         time.Time // last authenticated IKE message from the peer
+	lastIn, lastOut time.Time // traffic as last measured (lastIn includes lastIKE)
+
+	seq         uint32    // of the last R-U-THERE sent; 0 before the first
+	firstSeq    uint32    // of the first R-U-THERE of the inquiry in progress
+	outstanding int       // R-U-THEREs of the inquiry in progress
+	inquiryAt   time.Time // when the inquiry in progress started
+	sentAt      time.Time // when its last R-U-THERE went out
+}
+
+// tunnelPeerKey returns the endpoints of a tunnel's destination in use:
+// the peer it learned, or its configured destination. Daemon.mu must be
+// held.
+func tunnelPeerKey(tu *tunnel) peerKey {
+	remote := tu.dest()
+	if tu.peer.IsValid() {
+		remote = tu.peer.Addr()
+	}
+	return peerKey{tu.cfg.Source, remote}
+}
+
+// wantDPDLocked reports whether a tunnel from local to remote (a peer of
+// identity id, when known) has DPD on: whether this end announces DPD to
+// that peer. Daemon.mu must be held.
+func (d *Daemon) wantDPDLocked(local, remote netip.Addr, id ike.Identity) bool {
+	for _, tu := range d.tunnels {
+		t := &tu.cfg
+		if t.Source != local || !d.cfg.TunnelDPD(t).Enabled {
+			continue
+		}
+		switch {
+		case t.Destination == remote, t.BackupDestination == remote, tu.peer.Addr() == remote:
+			return true
+		case !t.Destination.IsValid() && (id.IsZero() || t.RemoteID.Equal(id)):
+			return true
+		}
+	}
+	return false
+}
+
+// dpdArmLocked starts DPD with a peer if a tunnel to it has DPD on and
+// the peer announced support, and registers tu (if not nil) as one whose
+// traffic counts. It does nothing more when DPD already runs. Daemon.mu
+// must be held.
+func (d *Daemon) dpdArmLocked(key peerKey, tu *tunnel) {
+	d.dpdArmSALocked(key, tu, nil)
+}
+
+// dpdArmSALocked is dpdArmLocked for a phase 1 just established: sa is
+// the IKE SA DPD uses from now on. Daemon.mu must be held.
+func (d *Daemon) dpdArmSALocked(key peerKey, tu *tunnel, sa *ikeSA) {
+	if d.closed {
+		return
+	}
+	p := d.dpd[key]
+	if p == nil {
+		if tu != nil && !d.cfg.TunnelDPD(&tu.cfg).Enabled {
+			return
+		}
+		p = &dpdPeer{key: key, lastIKE: d.now()}
+		for _, t := range d.tunnels {
+			if tunnelPeerKey(t) == key {
+				p.tunnels = append(p.tunnels, t)
+			}
+		}
+		if _, ok := d.dpdSettingsLocked(p); !ok {
+			return
+		}
+		d.dpd[key] = p
+	} else if tu != nil && !containsTunnel(p.tunnels, tu) {
+		p.tunnels = append(p.tunnels, tu)
+	}
+	if sa != nil {
+		p.sa = sa
+	}
+	if p.timer == nil {
+		sa := d.dpdSALocked(p)
+		if sa == nil || !sa.peerDPD {
+			return // armed again by the next phase 1
+		}
+		p.timer = time.AfterFunc(dpdMinTick, func() { d.dpdTick(p) })
+	}
+}
+
+// dpdSALocked returns the established IKE SA DPD uses with the peer, or
+// nil. Daemon.mu must be held.
+func (d *Daemon) dpdSALocked(p *dpdPeer) *ikeSA {
+	if sa := p.sa; sa != nil && sa.established && !sa.dead {
+		return sa
+	}
+	p.sa = d.findIKESA(p.key.local, p.key.remote)
+	if p.sa != nil && !p.sa.established {
+		p.sa = nil
+	}
+	return p.sa
+}
+
+func containsTunnel(ts []*tunnel, tu *tunnel) bool {
+	for _, t := range ts {
+		if t == tu {
+			return true
+		}
+	}
+	return false
+}
+
+// dpdSettingsLocked drops the tunnels that no longer go to the peer and
+// returns the most demanding DPD settings of the rest; false when none of
+// them has DPD on. Daemon.mu must be held.
+func (d *Daemon) dpdSettingsLocked(p *dpdPeer) (ike.DPD, bool) {
+	var out ike.DPD
+	kept := p.tunnels[:0]
+	for _, tu := range p.tunnels {
+		if d.tunnels[tu.cfg.Name] != tu || tunnelPeerKey(tu) != p.key {
+			continue
+		}
+		kept = append(kept, tu)
+		c := d.cfg.TunnelDPD(&tu.cfg)
+		if !c.Enabled {
+			continue
+		}
+		if !out.Enabled {
+			out = c
+			continue
+		}
+		out.Sent = min(out.Sent, c.Sent)
+		out.Silent = min(out.Silent, c.Silent)
+		out.Idle = min(out.Idle, c.Idle)
+		out.RetryInterval = min(out.RetryInterval, c.RetryInterval)
+		out.Retries = min(out.Retries, c.Retries)
+	}
+	clear(p.tunnels[len(kept):])
+	p.tunnels = kept
+	return out, out.Enabled
+}
+
+// dpdRefreshLocked re-reads every peer's tunnels after a
+// reconfiguration, checks each peer soon with the new settings, and starts
+// DPD where it is now wanted. Daemon.mu must be held.
+func (d *Daemon) dpdRefreshLocked() {
+	for key, p := range d.dpd {
+		p.tunnels = p.tunnels[:0]
+		for _, tu := range d.tunnels {
+			if tunnelPeerKey(tu) == key {
+				p.tunnels = append(p.tunnels, tu)
+			}
+		}
+		if p.timer != nil && p.timer.Stop() {
+			p.timer = time.AfterFunc(dpdMinTick, func() { d.dpdTick(p) })
+		}
+	}
+	for _, tu := range d.tunnels {
+		if tu.cur() != nil {
+			d.dpdArmLocked(tunnelPeerKey(tu), tu)
+		}
+	}
+}
+
+// heardLocked records an authenticated message from the peer of sa: a
+// sign of life. Daemon.mu must be held.
+func (d *Daemon) heardLocked(sa *ikeSA) {
+	now := d.now()
+	sa.lastHeard = now
+	if p := d.dpd[sa.peer()]; p != nil {
+		p.lastIKE = now
+	}
+}
+
+// heard is heardLocked without the lock held.
+func (d *Daemon) heard(sa *ikeSA) {
+	d.mu.Lock()
+	d.heardLocked(sa)
+	d.mu.Unlock()
+}
+
+// dpdTick checks a peer: it measures the traffic, sends an inquiry when
+// the seed's rules call for one, retries, or declares the peer dead.
+func (d *Daemon) dpdTick(p *dpdPeer) {
+	d.mu.Lock()
+	if d.closed || d.dpd[p.key] != p {
+		d.mu.Unlock()
+		return
+	}
+	p.timer = nil
+	cfg, ok := d.dpdSettingsLocked(p)
+	sa := d.dpdSALocked(p)
+	if !ok || sa == nil || !sa.peerDPD {
+		delete(d.dpd, p.key) // armed again by the next phase 1 or tunnel up
+		d.mu.Unlock()
+		return
+	}
+	p.cfg = cfg
+	var ins, outs []ike.SAID
+	for _, tu := range p.tunnels {
+		for _, c := range tu.children {
+			if c.in.Dst == p.key.local && c.out.Dst == p.key.remote {
+				ins, outs = append(ins, c.in), append(outs, c.out)
+			}
+		}
+	}
+	d.wg.Add(1) // Close waits for the Installer and Transport calls below
+	d.mu.Unlock()
+	defer d.wg.Done()
+
+	lastIn, lastOut := d.lastUsed(ins), d.lastUsed(outs)
+
+	d.mu.Lock()
+	if d.closed || d.dpd[p.key] != p {
+		d.mu.Unlock()
+		return
+	}
+	now := d.now()
+	p.lastOut = lastOut
+	p.lastIn = later(lastIn, p.lastIKE)
+	send, dead := p.decide(now, d)
+	var seq uint32
+	if send {
+		seq = p.seq
+		d.counters.DPDInquiries++
+		sa = d.dpdSALocked(p)
+	}
+	if !dead {
+		p.timer = time.AfterFunc(p.next(now), func() { d.dpdTick(p) })
+	} else {
+		delete(d.dpd, p.key)
+	}
+	n, last := p.outstanding, dpdLast{sent: p.lastOut, received: p.lastIn, seq: p.seq}
+	d.mu.Unlock()
+
+	switch {
+	case dead:
+		reason := fmt.Sprintf("dpd: peer %v dead after %d unanswered R-U-THERE", p.key.remote, n)
+		d.peerDead(p.key, last, reason)
+	case send && sa != nil:
+		d.log.Debug("DPD inquiry", "local", p.key.local, "remote", p.key.remote, "seq", seq, "try", n)
+		d.sendDPD(sa, NotifyDPDRUThere, seq)
+	}
+}
+
+// decide applies the seed's rules at now: it returns whether to send an
+// R-U-THERE (p.seq is its number) and whether the peer is dead.
+// Daemon.mu must be held.
+func (p *dpdPeer) decide(now time.Time, d *Daemon) (send, dead bool) {
+	cfg := p.cfg
+	if p.outstanding > 0 {
+		switch {
+		case p.lastIn.After(p.inquiryAt):
+			p.outstanding = 0 // traffic or an answer since the inquiry
+		case now.Sub(p.sentAt) < cfg.RetryInterval:
+			return false, false
+		case p.outstanding > cfg.Retries:
+			return false, true
+		default:
+			p.next32(d)
+			p.outstanding++
+			p.sentAt = now
+			return true, false
+		}
+	}
+	sentLately := !p.lastOut.IsZero() && now.Sub(p.lastOut) <= cfg.Sent
+	silent := now.Sub(p.lastIn) >= cfg.Silent
+	idle := now.Sub(later(p.lastIn, p.lastOut)) >= cfg.Idle
+	if (sentLately && silent) || idle {
+		p.next32(d)
+		p.firstSeq = p.seq
+		p.outstanding = 1
+		p.inquiryAt, p.sentAt = now, now
+		return true, false
+	}
+	return false, false
+}
+
+// next32 advances the R-U-THERE sequence number; the first one is random
+// with the top bit clear, leaving room to grow.
+func (p *dpdPeer) next32(d *Daemon) {
+	if p.seq == 0 {
+		var b [4]byte
+		d.random(b[:])
+		p.seq = binary.BigEndian.Uint32(b[:])&0x7fffffff | 1
+		return
+	}
+	p.seq++
+	if p.seq == 0 {
+		p.seq = 1
+	}
+}
+
+// next returns when to check the peer again: when a retry is due, or when
+// one of the rules can fire next if the traffic stays as it is, but at
+// least every half of the shortest timer, so that traffic starting to
+// flow is noticed.
+func (p *dpdPeer) next(now time.Time) time.Duration {
+	cfg := p.cfg
+	if p.outstanding > 0 {
+		return max(p.sentAt.Add(cfg.RetryInterval).Sub(now), dpdMinTick)
+	}
+	wait := min(cfg.Sent, cfg.Silent, cfg.Idle) / 2
+	if !p.lastOut.IsZero() && now.Sub(p.lastOut) <= cfg.Sent {
+		wait = min(wait, p.lastIn.Add(cfg.Silent).Sub(now))
+	}
+	wait = min(wait, later(p.lastIn, p.lastOut).Add(cfg.Idle).Sub(now))
+	return max(wait, dpdMinTick)
+}
+
+// lastUsed returns the newest LastUsed of the SAs; SAs the Installer does
+// not know (deleted meanwhile) are skipped.
+func (d *Daemon) lastUsed(ids []ike.SAID) time.Time {
+	var t time.Time
+	for _, id := range ids {
+		if u, err := d.inst.QuerySA(id); err == nil {
+			t = later(t, u.LastUsed)
+		}
+	}
+	return t
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// dpdNotify returns the body of an R-U-THERE or R-U-THERE-ACK notify
+// payload (RFC 3706 §5.3): IPsec DOI, protocol ISAKMP, the two cookies as
+// a 16-byte SPI, and the sequence number as 4 bytes of data.
+func dpdNotify(icookie, rcookie Cookie, t NotifyType, seq uint32) []byte {
+	spi := append(append(make([]byte, 0, 16), icookie[:]...), rcookie[:]...)
+	n := Notify{DOI: DOIIPsec, Protocol: ProtoISAKMP, Type: t, SPI: spi, Data: binary.BigEndian.AppendUint32(nil, seq)}
+	return n.marshal()
+}
+
+// sendDPD sends an R-U-THERE or R-U-THERE-ACK on sa.
+func (d *Daemon) sendDPD(sa *ikeSA, t NotifyType, seq uint32) {
+	d.mu.Lock()
+	body := dpdNotify(sa.icookie, sa.rcookie, t, seq)
+	d.mu.Unlock()
+	d.sendTo(sa, d.sealInformational(sa, []outPayload{{PayloadNotify, body}}))
+}
+
+// dpdSeq returns the sequence number of an R-U-THERE or R-U-THERE-ACK:
+// sixteen bytes of cookies as SPI and four of data (RFC 3706 §5.3).
+func dpdSeq(n *Notify) (uint32, bool) {
+	if len(n.SPI) != 16 || len(n.Data) != 4 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(n.Data), true
+}
+
+// dpdRequest answers the peer's R-U-THERE.
+func (d *Daemon) dpdRequest(sa *ikeSA, n *Notify) {
+	seq, ok := dpdSeq(n)
+	d.mu.Lock()
+	switch {
+	case !ok:
+		d.counters.Malformed++
+	case !sa.established || sa.dead:
+		d.counters.Dropped++
+		ok = false
+	default:
+		if !sa.peerSeqSeen || int32(seq-sa.peerSeq) > 0 {
+			sa.peerSeq, sa.peerSeqSeen = seq, true
+			d.heardLocked(sa)
+		}
+		d.counters.DPDAnswered++
+	}
+	d.mu.Unlock()
+	if ok {
+		d.sendDPD(sa, NotifyDPDRUThereAck, seq)
+	}
+}
+
+// dpdAck takes the peer's answer to an inquiry: one of the sequence
+// numbers sent since the inquiry started.
+func (d *Daemon) dpdAck(sa *ikeSA, n *Notify) {
+	seq, ok := dpdSeq(n)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !ok {
+		d.counters.Malformed++
+		return
+	}
+	p := d.dpd[sa.peer()]
+	if p == nil || p.outstanding == 0 || seq-p.firstSeq > p.seq-p.firstSeq {
+		d.counters.Dropped++ // late, duplicated or never asked for
+		return
+	}
+	p.outstanding = 0
+	d.heardLocked(sa)
+	d.counters.DPDAcks++
+}
+
+// tunnelDPDLocked describes a tunnel's DPD state; newest holds the newest
+// established IKE SA of each peer. Daemon.mu must be held.
+func (d *Daemon) tunnelDPDLocked(tu *tunnel, newest map[peerKey]*ikeSA) ike.TunnelDPD {
+	key := tunnelPeerKey(tu)
+	st := ike.TunnelDPD{Enabled: d.cfg.TunnelDPD(&tu.cfg).Enabled}
+	if sa := newest[key]; sa != nil {
+		st.PeerSupports = sa.peerDPD
+	}
+	h := tu.hist
+	if h != nil {
+		st.DeadAt, st.DeadPeer = h.deadAt, h.deadPeer
+	}
+	switch p := d.dpd[key]; {
+	case p != nil:
+		st.LastSent, st.LastReceived = p.lastOut, later(p.lastIn, p.lastIKE)
+		st.Outstanding, st.LastSequence = p.outstanding, p.seq
+	case h != nil && h.deadPeer == key.remote:
+		st.LastSent, st.LastReceived, st.LastSequence = h.deadLast.sent, h.deadLast.received, h.deadLast.seq
+	}
+	return st
+}

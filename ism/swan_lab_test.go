@@ -1,0 +1,360 @@
+package ism
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/ism/config"
+)
+
+// The gateway-level IKEv1 cases against strongSwan (swan_*_test.go): ISM in
+// process in one namespace, charon in the other (internal/swantest), each
+// case with ISM as initiator and as responder, then traffic through the
+// tunnel. This file holds what they share: both sides' configurations,
+// bringing a tunnel up from either end, and reading the show commands.
+
+// Identities of the cases (the seed's examples).
+const (
+	gwFQDN     = "gw.customer77.isp.net"
+	branchFQDN = "branch245.customer77.isp.net"
+	branchUser = "user4919@branch245.customer77.isp.net"
+)
+
+// Inner addresses: ISM's side (198.51.100.0/24, on ISM's loopback) and
+// charon's (203.0.113.0/24, on charon's).
+const (
+	ismHost  = "198.51.100.1"
+	swanHost = "203.0.113.1"
+)
+
+// swanRoles are the two ways a case runs: ISM starts the negotiation (the
+// first packet to the tunnel), or charon does (swanctl --initiate).
+var swanRoles = []string{"initiator", "responder"}
+
+// swanPeer is charon's swanctl.conf: one IKEv1 connection "ism" with the
+// child "net" (203.0.113.0/24 to 198.51.100.0/24) and any more children.
+type swanPeer struct {
+	// Addr is charon's address, default SwanAddr; another one is added
+	// to its veth.
+	Addr       string
+	Aggressive bool
+	Proposals  string // IKE proposals
+	ESP        string // the child's esp_proposals (a DH group means PFS)
+	LocalID    string // default: charon's address
+	RemoteID   string // default: ISM's address
+	Auth       string // psk (default) or pubkey
+	Cert       string // the local certificate under x509/ (pubkey)
+	PSK        string // default swanPSK
+	Secrets    string // default: PSK for LocalID and RemoteID
+	LocalTS    string // the child's local_ts, default 203.0.113.0/24
+	RemoteTS   string // the child's remote_ts, default 198.51.100.0/24
+	Child      string // more lines in the child "net"
+	Children   string // more children
+}
+
+// addr returns charon's address.
+func (p swanPeer) addr() string {
+	if p.Addr == "" {
+		return swantest.SwanAddr.String()
+	}
+	return p.Addr
+}
+
+func (p swanPeer) render() string {
+	if p.Auth == "" {
+		p.Auth = "psk"
+	}
+	if p.LocalID == "" {
+		p.LocalID = swantest.SwanAddr.String()
+	}
+	if p.RemoteID == "" {
+		p.RemoteID = swantest.ISMAddr.String()
+	}
+	if p.LocalTS == "" {
+		p.LocalTS = "203.0.113.0/24"
+	}
+	if p.RemoteTS == "" {
+		p.RemoteTS = "198.51.100.0/24"
+	}
+	if p.PSK == "" {
+		p.PSK = swanPSK
+	}
+	if p.Secrets == "" && p.Auth == "psk" {
+		p.Secrets = fmt.Sprintf("ike-1 {\n    id-a = %s\n    id-b = %s\n    secret = %q\n  }", p.LocalID, p.RemoteID, p.PSK)
+	}
+	certs := ""
+	if p.Cert != "" {
+		certs = "certs = " + p.Cert
+	}
+	return fmt.Sprintf(`connections {
+  ism {
+    version = 1
+    aggressive = %s
+    local_addrs = %s
+    remote_addrs = %s
+    proposals = %s
+    rekey_time = 0
+    local {
+      auth = %s
+      id = %s
+      %s
+    }
+    remote {
+      auth = %s
+      id = %s
+    }
+    children {
+      net {
+        local_ts = %s
+        remote_ts = %s
+        esp_proposals = %s
+        mode = tunnel
+        start_action = none
+        %s
+      }
+      %s
+    }
+  }
+}
+secrets {
+  %s
+}
+`, yesNo(p.Aggressive), p.addr(), swantest.ISMAddr, p.Proposals, p.Auth, p.LocalID, certs, p.Auth, p.RemoteID,
+		p.LocalTS, p.RemoteTS, p.ESP, p.Child, p.Children, p.Secrets)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// ismSide is ISM's configuration: VR v (ISM's namespace), the global
+// lines, transform set ts and the tunnels, each routed to its remote
+// selector.
+type ismSide struct {
+	global     string // policy rules, keys, certificates, SNMP
+	transforms []string
+	tunnels    []ismTunnel
+}
+
+// ismTunnel is one signaled tunnel to charon.
+type ismTunnel struct {
+	name   string
+	dest   string // default: charon's address
+	local  string // local selector, default 198.51.100.0/24
+	remote string // remote selector and route, default 203.0.113.0/24
+	extra  string // more lines in the interface block
+}
+
+// pskRule is one policy rule with pre-shared keys, the key for charon's
+// address and, if id is set, for that identity instead.
+func pskRule(enc, hash string, group int, id string) string {
+	key := fmt.Sprintf("ipsec pre-shared-key address %s ascii %s\n", swantest.SwanAddr, swanPSK)
+	if id != "" {
+		key = fmt.Sprintf("ipsec pre-shared-key identity %s ascii %s\n", id, swanPSK)
+	}
+	return fmt.Sprintf("ipsec isakmp-policy-rule 1\n  encryption %s\n  hash %s\n  group %d\n  authentication pre-shared-key\n%s",
+		enc, hash, group, key)
+}
+
+func (s ismSide) render(env *swantest.Env) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "virtual-router v netns %s\n%s", env.NSISM, s.global)
+	fmt.Fprintf(&b, "ipsec transform-set ts\n")
+	for i, tr := range s.transforms {
+		fmt.Fprintf(&b, "  transform %d %s\n", i+1, tr)
+	}
+	for _, tu := range s.tunnels {
+		if tu.name == "" {
+			tu.name = "t1"
+		}
+		if tu.dest == "" {
+			tu.dest = swantest.SwanAddr.String()
+		}
+		if tu.local == "" {
+			tu.local = "198.51.100.0/24"
+		}
+		if tu.remote == "" {
+			tu.remote = "203.0.113.0/24"
+		}
+		fmt.Fprintf(&b, "interface tunnel ipsec:%s\n  virtual-router v\n  tunnel source %s\n  tunnel destination %s\n  tunnel transform-set ts\n",
+			tu.name, swantest.ISMAddr, tu.dest)
+		fmt.Fprintf(&b, "  tunnel local-selector %s\n  tunnel remote-selector %s\n%s", tu.local, tu.remote, tu.extra)
+		fmt.Fprintf(&b, "ip route %s ipsec:%s\n", tu.remote, tu.name)
+	}
+	return b.String()
+}
+
+// startSwan starts charon with peer's configuration (routes through its
+// userspace ESP installed), then ISM with side's.
+func startSwan(t *testing.T, side ismSide, peer swanPeer, conf swantest.Conf) *swanLab {
+	t.Helper()
+	env := swantest.New(t)
+	if peer.Addr != "" {
+		if out, err := runIn(env.NSSwan, "ip", "addr", "add", peer.Addr+"/24", "dev", vethOf(t, env.NSSwan)); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+	}
+	conf.Swanctl, conf.InstallRoutes = peer.render(), true
+	conf.AggressivePSK = conf.AggressivePSK || peer.Aggressive
+	env.StartCharon(conf)
+	text := side.render(env)
+	cfg, err := config.Parse("test.conf", strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, text)
+	}
+	// The gateway's log (keys never appear in it) is shown with charon's
+	// when the test fails.
+	var log lockedBuffer
+	g, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		g.Close()
+		if t.Failed() {
+			env.Dump()
+			t.Logf("ISM log:\n%s", log.String())
+		}
+	})
+	return &swanLab{env: env, g: g}
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent use.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// bringUp negotiates the child "net" from the role's end and waits for a
+// ping from ISM's host to charon's to get through.
+func (x *swanLab) bringUp(t *testing.T, role string) {
+	t.Helper()
+	x.bringUpChild(t, role, "net", ismHost, swanHost)
+}
+
+// bringUpChild negotiates one child between ISM's host from and charon's
+// host to: as initiator the pings start IKE, as responder charon does.
+func (x *swanLab) bringUpChild(t *testing.T, role, child, from, to string) {
+	t.Helper()
+	if role == "responder" {
+		if out, err := x.env.Initiate(child, 20*time.Second); err != nil {
+			t.Fatalf("charon initiate %s: %v\n%s\n%s", child, err, out, x.show(t, "show ipsec tunnel detail"))
+		}
+		x.pingUntil(t, x.env.NSSwan, to, from, 3)
+	}
+	x.pingUntil(t, x.env.NSISM, from, to, 3)
+}
+
+// traffic checks a bringUp tunnel: a ping and a 1 MiB TCP transfer each
+// way between ISM's host from and charon's host to.
+func (x *swanLab) traffic(t *testing.T, from, to string) {
+	t.Helper()
+	x.pingUntil(t, x.env.NSISM, from, to, 3)
+	transferBetween(t, x.env.NSISM, from, x.env.NSSwan, to, 1<<20)
+	transferBetween(t, x.env.NSSwan, to, x.env.NSISM, from, 1<<20)
+}
+
+// show runs an operator command.
+func (x *swanLab) show(t *testing.T, cmd string) string {
+	t.Helper()
+	out, _, err := x.g.Exec(cmd)
+	if err != nil {
+		t.Fatalf("%s: %v", cmd, err)
+	}
+	return out
+}
+
+// wantShow checks that a show command's output has every string.
+func (x *swanLab) wantShow(t *testing.T, cmd string, want ...string) string {
+	t.Helper()
+	out := x.show(t, cmd)
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("%s lacks %q:\n%s", cmd, w, out)
+		}
+	}
+	return out
+}
+
+// ikeSARows returns the IKE SA lines of `show ike sa` (no header).
+func (x *swanLab) ikeSARows(t *testing.T) []string {
+	t.Helper()
+	out := x.show(t, "show ike sa")
+	if strings.HasPrefix(out, "No IKE SAs") {
+		return nil
+	}
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	return lines[1:]
+}
+
+// ikeCounters are the IKE counters as `show ipsec statistics` prints them.
+type ikeCounters struct {
+	received, malformed, unknownSA, authFailed, noProposal, retransmits, phase1, quickModes, rekeys uint64
+}
+
+var ikeCountersRE = regexp.MustCompile(`IKE: (\d+) received, (\d+) malformed, (\d+) unknown SA, (\d+) auth failures, (\d+) no proposal chosen, (\d+) retransmits, (\d+) phase 1 and (\d+) quick modes done, (\d+) rekeys`)
+
+// ikeCounters reads the IKE line of `show ipsec statistics`.
+func (x *swanLab) ikeCounters(t *testing.T) ikeCounters {
+	t.Helper()
+	out := x.show(t, "show ipsec statistics")
+	m := ikeCountersRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("show ipsec statistics has no IKE counters:\n%s", out)
+	}
+	var n [9]uint64
+	for i := range n {
+		n[i], _ = strconv.ParseUint(m[i+1], 10, 64)
+	}
+	return ikeCounters{n[0], n[1], n[2], n[3], n[4], n[5], n[6], n[7], n[8]}
+}
+
+// waitFor polls cond every 100 ms until it holds, or fails the test after
+// within with what and the tunnels' detail.
+func (x *swanLab) waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(within); !cond(); {
+		if time.Now().After(end) {
+			t.Fatalf("%s: not within %v\n%s\n%s", what, within, x.show(t, "show ipsec tunnel detail"), x.show(t, "show ipsec statistics"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// reloadCharon replaces charon's swanctl.conf and loads it again, the
+// connections and secrets of the old one replaced.
+func (x *swanLab) reloadCharon(t *testing.T, peer swanPeer) {
+	t.Helper()
+	path := filepath.Join(x.env.Dir, "swanctl", "swanctl.conf")
+	if err := os.WriteFile(path, []byte(peer.render()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := x.env.Swanctl("--load-all", "--clear", "--file", path); err != nil {
+		t.Fatalf("swanctl --load-all: %v\n%s", err, out)
+	}
+}
