@@ -33,3 +33,48 @@ func EngineTable(w io.Writer, rows []EngineResult) error {
 	}
 	return tw.Flush()
 }
+
+// PeersTable prints `ismbench tunnel -peer strongswan` results.
+func PeersTable(w io.Writer, rows []PeersResult) error {
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "transform\tseconds\tISM-ISM Gbps\tISM-strongSwan Gbps\tstrongSwan-strongSwan Gbps\tbare Gbps\tvs strongSwan\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t\n",
+			r.Transform, r.Seconds, r.Gbps, r.ISMStrongSwanGbps, r.StrongSwanGbps, r.BareGbps, r.VsStrongSwan)
+	}
+	return tw.Flush()
+}
+
+// IKETable prints an `ismbench ike` result: ISM and strongSwan side by
+// side.
+func IKETable(w io.Writer, r IKEResult) error {
+	window := "all at once"
+	if r.Window > 0 && r.Window < r.Tunnels {
+		window = fmt.Sprintf("at most %d in flight", r.Window)
+	}
+	fmt.Fprintf(w, "%d tunnels (%s), IKEv1 main mode PSK %s, quick mode %s\n", r.Tunnels, window, r.Proposal, r.ESP)
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tISM\tstrongSwan\t")
+	row := func(name, format string, a, b float64) {
+		fmt.Fprintf(tw, "%s\t"+format+"\t"+format+"\t\n", name, a, b)
+	}
+	row("setups/s (phase 1 + quick mode, own IKE SA)", "%.1f", r.SetupsPerS, r.StrongSwanSetupsPerS)
+	row("phase 1s/s (same runs)", "%.1f", r.Phase1PerS, r.StrongSwanPhase1PerS)
+	row("seconds to half the tunnels up", "%.2f", r.T50Seconds, r.StrongSwanT50Seconds)
+	row("seconds to 90% of the tunnels up", "%.2f", r.T90Seconds, r.StrongSwanT90Seconds)
+	if r.QuickModesPerS > 0 {
+		row("quick modes/s (one shared IKE SA)", "%.1f", r.QuickModesPerS, r.StrongSwanQuickModesPerS)
+	}
+	row("bytes per established tunnel", "%.0f", r.BytesPerTunnel, r.StrongSwanBytesPerTunnel)
+	row("initiator CPU seconds (setup run)", "%.2f", r.CPUSeconds, r.StrongSwanCPUSeconds)
+	row("responder (charon) CPU seconds", "%.2f", r.ResponderCPUSeconds, r.StrongSwanResponderCPUSeconds)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "ISM: %.0f bytes per tunnel live, %.0f per configured tunnel before negotiating", r.LiveBytesPerTunnel, r.ConfiguredBytesPerTunnel)
+	if r.SharedBytesPerTunnel > 0 {
+		fmt.Fprintf(w, ", %.0f per tunnel over a shared IKE SA", r.SharedBytesPerTunnel)
+	}
+	_, err := fmt.Fprintf(w, "; %d retransmits, %d failed negotiations\n", r.Retransmits, r.Failures)
+	return err
+}

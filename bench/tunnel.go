@@ -111,11 +111,17 @@ interface tunnel ipsec:bench
 }
 
 func startGateway(h *harness, text string) *ism.Gateway {
+	return startGatewayWith(h, text, ism.Options{})
+}
+
+// startGatewayWith builds a gateway from configuration text with options;
+// it is closed when the benchmark ends.
+func startGatewayWith(h *harness, text string, o ism.Options) *ism.Gateway {
 	cfg, err := config.Parse("bench.conf", strings.NewReader(text))
 	if err != nil {
 		h.Fatalf("bench config: %v", err)
 	}
-	g, err := ism.New(cfg, ism.Options{})
+	g, err := ism.New(cfg, o)
 	if err != nil {
 		h.Fatalf("gateway: %v", err)
 	}

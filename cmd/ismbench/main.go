@@ -1,7 +1,8 @@
 // Command ismbench is ISM's benchmark harness.
 //
 //	ismbench engine [-transform NAME] [-size BYTES] [-driver NAME|all] [-duration D] [-cores N] [-json]
-//	ismbench tunnel [-transform NAME] [-duration D] [-json]
+//	ismbench tunnel [-transform NAME] [-duration D] [-encap udp|esp] [-peer strongswan] [-json]
+//	ismbench ike [-tunnels N] [-window N] [-transform NAME] [-group G] [-quick] [-no-strongswan] [-json]
 //	ismbench failover [-runs N] [-loss kill|link-down] [-dpd-silent D] [...] [-json]
 //
 // engine measures the ESP/AH engine's encapsulation and decapsulation per
@@ -10,7 +11,17 @@
 //
 // tunnel (root) sets up two gateways in two network namespaces joined by a
 // veth pair and measures iperf3 TCP through a manual tunnel and over the
-// bare veth in the same run.
+// bare veth in the same run. With -peer strongswan it measures, in one
+// run and with the same transform, a signaled tunnel between two gateways
+// (ESP in UDP), a gateway against strongSwan's charon, two charons
+// against each other, and the bare veth.
+//
+// ike (root) sets up many tunnels in parallel (at most -window in flight)
+// from a gateway to one charon, each with its own endpoint pair, then from
+// another charon to it, and reports setups per second (IKEv1 main mode and
+// quick mode), the memory each initiator holds per established tunnel and
+// the CPU time each side used; -quick adds runs where every tunnel shares
+// one IKE SA.
 //
 // failover (root) runs ISM against two strongSwan charons, a tunnel's
 // destination and its backup, with a stream of numbered UDP probes through
@@ -34,7 +45,9 @@ func usage() {
 
 commands:
   engine   the ESP/AH engine per transform, size and driver, against the raw standard library
-  tunnel   iperf3 TCP through an ISM tunnel between two namespaces, against the bare veth (root)
+  tunnel   iperf3 TCP through an ISM tunnel between two namespaces, against the bare veth (root);
+           with -peer strongswan also ISM against strongSwan and strongSwan against strongSwan
+  ike      IKE setups per second and memory per tunnel, ISM and strongSwan against strongSwan (root)
   failover DPD detection and failover to a backup destination against strongSwan (root)
 `)
 	os.Exit(2)
@@ -58,6 +71,8 @@ func main() {
 		err = engine(os.Args[2:])
 	case "tunnel":
 		err = tunnel(os.Args[2:])
+	case "ike":
+		err = ike(os.Args[2:])
 	case "failover":
 		err = failover(os.Args[2:])
 	case "-h", "-help", "--help", "help":

@@ -18,6 +18,8 @@ func tunnel(args []string) error {
 	encap := fs.String("encap", "udp", "encapsulation: udp (ESP in UDP, RFC 3948) or esp (raw IP protocol 50)")
 	asJSON := fs.Bool("json", false, "print one JSON object per line")
 	prof := fs.String("cpuprofile", "", "write a CPU profile of the gateways to this file")
+	peer := fs.String("peer", "", "strongswan: also measure ISM against charon, charon against charon (ESP in UDP, IKEv1 main mode)")
+	ike := ikeFlags(fs)
 	fs.Parse(args)
 	if *prof != "" {
 		f, err := os.Create(*prof)
@@ -27,6 +29,13 @@ func tunnel(args []string) error {
 		defer f.Close()
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
+	}
+	switch *peer {
+	case "":
+	case "strongswan":
+		return peers(*tname, ike(), *dur, *asJSON)
+	default:
+		return fmt.Errorf("-peer %q: want strongswan", *peer)
 	}
 	var rows []bench.TunnelResult
 	for _, n := range strings.Split(*tname, ",") {
@@ -51,6 +60,29 @@ func tunnel(args []string) error {
 		for _, r := range rows {
 			fmt.Printf("%-24s %6s %8d %10.3f %10.3f %7.3f\n", r.Transform, r.Encap, r.Seconds, r.Gbps, r.BareGbps, r.Ratio)
 		}
+	}
+	return nil
+}
+
+// peers runs `ismbench tunnel -peer strongswan`.
+func peers(tnames string, p bench.IKE, d time.Duration, asJSON bool) error {
+	var rows []bench.PeersResult
+	for _, n := range strings.Split(tnames, ",") {
+		t, ok := transform.Lookup(strings.TrimSpace(n))
+		if !ok {
+			return fmt.Errorf("unknown transform %q", n)
+		}
+		r, err := bench.MeasurePeers(t, p, d)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			bench.PrintJSON(os.Stdout, r)
+		}
+		rows = append(rows, r)
+	}
+	if !asJSON {
+		return bench.PeersTable(os.Stdout, rows)
 	}
 	return nil
 }

@@ -2,11 +2,8 @@ package swantest
 
 import (
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -49,15 +46,9 @@ func (e *Env) AddPeer(t testing.TB, addr netip.Addr) *Env {
 // Kill stops charon with SIGKILL, by its pid, as a crash would: it sends
 // nothing to its peers. StartCharon may start it again.
 func (e *Env) Kill() {
-	if e.cmd == nil || e.cmd.Process == nil {
-		return
+	if e.ch != nil {
+		e.ch.Kill()
 	}
-	_ = syscall.Kill(e.cmd.Process.Pid, syscall.SIGKILL)
-	_ = e.cmd.Wait()
-	e.cmd = nil
-	// What a crash leaves behind would fool the next StartCharon.
-	_ = os.Remove(strings.TrimPrefix(e.vici, "unix://"))
-	_ = os.Remove(filepath.Join(e.Dir, "run", "charon.pid"))
 }
 
 // SetLink takes charon's side of its veth link down or up: the peer

@@ -1,23 +1,21 @@
 // Package swantest runs a real strongSwan charon (5.9, with its userspace
 // ESP, kernel-libipsec) as the IKE peer of tests: two network namespaces
-// joined by a veth pair, ISM's daemon in one, charon in the other, with a
-// private /run, its own strongswan.conf and vici socket in the test's
-// temporary directory and a log at ike=4 chd=4 to read keys from.
+// joined by a veth pair, ISM's daemon in one, charon in the other (started
+// by package charon), with a private /run, its own strongswan.conf and vici
+// socket in the test's temporary directory and a log at ike=4 chd=4 to
+// read keys from.
 // Everything it starts is stopped by pid, and the namespaces deleted, when
 // the test ends, even on failure.
 package swantest
 
 import (
-	"bytes"
-	"fmt"
+	"errors"
 	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ismgw/ism/internal/swantest/charon"
 )
 
 // Addresses on the veth link (RFC 5737 documentation range).
@@ -27,22 +25,18 @@ var (
 )
 
 // Charon is the strongSwan daemon binary.
-const Charon = "/usr/lib/ipsec/charon"
+const Charon = charon.Binary
 
-// plugins is the explicit plugin list: kdf is needed by 5.9.8, and
-// kernel-libipsec must come before kernel-netlink.
-const plugins = "random nonce kdf openssl aes sha1 sha2 md5 hmac gcm ctr ccm cmac xcbc gmp curve25519 pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici"
+// Conf is charon's configuration for one test.
+type Conf = charon.Conf
 
 // Env is one test's pair of namespaces and charon.
 type Env struct {
-	t       testing.TB
-	Dir     string
-	NSISM   string // ISM's namespace
-	NSSwan  string // charon's namespace
-	cmd     *exec.Cmd
-	vici    string
-	logPath string
-	swDir   string
+	t      testing.TB
+	Dir    string
+	NSISM  string // ISM's namespace
+	NSSwan string // charon's namespace
+	ch     *charon.Charon
 }
 
 // Skip skips the test unless it runs as root with strongSwan installed.
@@ -96,154 +90,42 @@ func (e *Env) cleanup() {
 	}
 }
 
-// Conf is charon's configuration for one test.
-type Conf struct {
-	// Swanctl is the body of swanctl.conf (connections and secrets).
-	Swanctl string
-	// AggressivePSK sets i_dont_care_about_security_and_use_aggressive_mode_psk.
-	AggressivePSK bool
-	// Files are placed under the swanctl directory (e.g. "x509ca/ca.pem").
-	Files map[string][]byte
-	// Charon is extra text inside the charon { } section.
-	Charon string
-	// InstallRoutes lets charon route the CHILD_SAs' traffic through its
-	// userspace ESP device (ipsec0, table 220), for tests that send data.
-	InstallRoutes bool
-}
-
 // StartCharon writes the configuration, starts charon in its namespace
 // with a private /run, and loads the configuration with swanctl.
 func (e *Env) StartCharon(c Conf) {
 	e.t.Helper()
-	run := filepath.Join(e.Dir, "run")
-	sw := filepath.Join(e.Dir, "swanctl")
-	for _, d := range []string{run, sw} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			e.t.Fatal(err)
-		}
-	}
-	for _, sub := range []string{"x509", "x509ca", "private", "rsa", "pubkey"} {
-		if err := os.MkdirAll(filepath.Join(sw, sub), 0o700); err != nil {
-			e.t.Fatal(err)
-		}
-	}
-	for name, data := range c.Files {
-		if err := os.WriteFile(filepath.Join(sw, name), data, 0o600); err != nil {
-			e.t.Fatal(err)
-		}
-	}
-	e.swDir = sw
-	e.vici = "unix://" + filepath.Join(e.Dir, "charon.vici")
-	e.logPath = filepath.Join(e.Dir, "charon.log")
-	aggr := "no"
-	if c.AggressivePSK {
-		aggr = "yes"
-	}
-	routes := "no"
-	if c.InstallRoutes {
-		routes = "yes"
-	}
-	conf := fmt.Sprintf(`charon {
-  load_modular = no
-  load = %s
-  port = 500
-  port_nat_t = 4500
-  install_routes = %s
-  retransmit_tries = 3
-  retransmit_timeout = 2.0
-  retransmit_base = 1.4
-  i_dont_care_about_security_and_use_aggressive_mode_psk = %s
-  plugins {
-    vici {
-      socket = %s
-    }
-  }
-  filelog {
-    main {
-      path = %s
-      time_format = %%T
-      append = no
-      flush_line = yes
-      default = 1
-      cfg = 2
-      ike = 4
-      chd = 4
-      knl = 2
-      net = 2
-      enc = 1
-    }
-  }
-  %s
-}
-`, plugins, routes, aggr, e.vici, e.logPath, c.Charon)
-	confPath := filepath.Join(e.Dir, "strongswan.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(sw, "swanctl.conf"), []byte(c.Swanctl), 0o600); err != nil {
-		e.t.Fatal(err)
-	}
-	cmd := exec.Command("ip", "netns", "exec", e.NSSwan, "sh", "-c",
-		`mount --bind "$1" /run && exec env STRONGSWAN_CONF="$2" "$3"`, "sh", run, confPath, Charon)
-	cmd.Stdout, cmd.Stderr = nil, nil
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	e.cmd = cmd
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if _, err := os.Stat(strings.TrimPrefix(e.vici, "unix://")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("charon did not open its vici socket; log:\n%s", e.Log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if out, err := e.Swanctl("--load-all", "--file", filepath.Join(sw, "swanctl.conf")); err != nil {
-		e.t.Fatalf("swanctl --load-all: %v\n%s", err, out)
-	}
+	e.ch = charon.Start(e.t, e.NSSwan, e.Dir, c)
 }
 
 // StopCharon stops charon by its pid.
 func (e *Env) StopCharon() {
-	if e.cmd == nil || e.cmd.Process == nil {
-		return
+	if e.ch != nil {
+		e.ch.Stop()
 	}
-	pid := e.cmd.Process.Pid
-	// ip netns exec execs sh, which execs charon: the pid is charon's.
-	_ = syscall.Kill(pid, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = e.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-		<-done
-	}
-	e.cmd = nil
 }
 
 // Swanctl runs swanctl against this charon.
 func (e *Env) Swanctl(args ...string) (string, error) {
-	cmd := exec.Command("swanctl", append(args, "--uri", e.vici)...)
-	cmd.Env = append(os.Environ(), "SWANCTL_DIR="+e.swDir)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return out.String(), err
+	if e.ch == nil {
+		return "", errors.New("swantest: charon not started")
+	}
+	return e.ch.Swanctl(args...)
 }
 
 // Initiate asks charon to bring up a child SA of a connection.
 func (e *Env) Initiate(child string, timeout time.Duration) (string, error) {
-	return e.Swanctl("--initiate", "--child", child, "--timeout", fmt.Sprint(int(timeout.Seconds())))
+	if e.ch == nil {
+		return "", errors.New("swantest: charon not started")
+	}
+	return e.ch.Initiate(child, timeout)
 }
 
 // Log returns charon's log.
 func (e *Env) Log() string {
-	b, _ := os.ReadFile(e.logPath)
-	return string(b)
+	if e.ch == nil {
+		return ""
+	}
+	return e.ch.Log()
 }
 
 // Dump writes charon's log to the test log when the test failed.
