@@ -134,32 +134,38 @@ func startGatewayWith(h *harness, text string, o ism.Options) *ism.Gateway {
 func iperf(h *harness, l *netlab.Lab, a, b, src, dst string, d time.Duration) float64 {
 	srv := l.Command(b, "iperf3", "-s", "-1", "-B", dst)
 	l.Start(srv)
-	var out string
-	var err error
-	for range 50 { // the server takes a moment to listen
-		cmd := l.Command(a, "iperf3", "-c", dst, "-B", src, "-t", fmt.Sprint(int(d.Seconds())), "-J", "--connect-timeout", "2000")
-		killed := false
-		timer := time.AfterFunc(d+30*time.Second, func() { killed = true; cmd.Process.Kill() })
-		var b []byte
-		b, err = cmd.CombinedOutput()
-		timer.Stop()
-		if out = string(b); err == nil || killed || !strings.Contains(out, "Connection refused") {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		h.Fatalf("iperf3 %s -> %s: %v\n%s", src, dst, err, out)
-	}
 	var res struct {
-		End struct {
+		Error string `json:"error"`
+		End   struct {
 			SumReceived struct {
 				BitsPerSecond float64 `json:"bits_per_second"`
 			} `json:"sum_received"`
 		} `json:"end"`
 	}
-	if err := json.Unmarshal([]byte(out), &res); err != nil {
-		h.Fatalf("iperf3 output: %v", err)
+	for try := 1; ; try++ { // the server takes a moment to listen
+		res.Error = ""
+		cmd := l.Command(a, "iperf3", "-c", dst, "-B", src, "-t", fmt.Sprint(int(d.Seconds())), "-J", "--connect-timeout", "2000")
+		killed := false
+		timer := time.AfterFunc(d+30*time.Second, func() { killed = true; cmd.Process.Kill() })
+		out, err := cmd.CombinedOutput()
+		timer.Stop()
+		// iperf3 -J may exit 0 on an error: the JSON says it.
+		jerr := json.Unmarshal(out, &res)
+		if !killed && try < 50 && strings.Contains(res.Error+string(out), "Connection refused") {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		switch {
+		case err != nil:
+			h.Fatalf("iperf3 %s -> %s: %v\n%s", src, dst, err, out)
+		case jerr != nil:
+			h.Fatalf("iperf3 output: %v", jerr)
+		case res.Error != "":
+			h.Fatalf("iperf3 %s -> %s: %s", src, dst, res.Error)
+		case res.End.SumReceived.BitsPerSecond <= 0:
+			h.Fatalf("iperf3 %s -> %s: nothing received\n%s", src, dst, out)
+		}
+		break
 	}
 	// The client has the result; the server, which may linger, goes now.
 	_ = srv.Process.Kill()
