@@ -103,7 +103,7 @@ func (g *Gateway) saEvent(ev offload.Event) {
 	defer g.mu.Unlock()
 	if g.changeState(t, false, "SA "+ev.SA.ID().String()+" expired: "+ev.Cause.String()) {
 		g.log.Warn("tunnel down", "tunnel", t.String(), "reason", t.Reason())
-		g.syncRoutes()
+		g.syncTunnelRoutes(t)
 	}
 }
 

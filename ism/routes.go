@@ -59,33 +59,71 @@ func (g *Gateway) syncRoutes() {
 func (g *Gateway) syncKernel(v *vr, routes, policy []routeEntry) {
 	v.mu.Lock()
 	if v.installed == nil {
-		v.installed = map[netip.Prefix]bool{}
+		v.installed = map[netip.Prefix]int{}
 		v.rules = map[netip.Prefix]uint32{}
 	}
 	v.mu.Unlock()
+	v.owned = map[*Tunnel][]netip.Prefix{}
+	v.policy = policy
+	want := map[netip.Prefix]bool{}
+	for _, e := range routes {
+		if !want[e.prefix] {
+			want[e.prefix] = true
+			v.owned[e.tunnel] = append(v.owned[e.tunnel], e.prefix)
+		}
+	}
 	defer g.syncRules(v, policy)
 	if v.dev == nil {
 		return
 	}
-	want := map[netip.Prefix]*Tunnel{}
-	for _, e := range routes {
-		if _, dup := want[e.prefix]; !dup {
-			want[e.prefix] = e.tunnel
+	for t, prefixes := range v.owned {
+		g.syncPrefixes(v, t, prefixes)
+	}
+	for p := range v.installed {
+		if !want[p] {
+			if err := v.rt.delRoute(v.devIndex, p, 0); err == nil {
+				delete(v.installed, p)
+			}
 		}
 	}
-	for p, t := range want {
-		if t.routed() {
-			if err := v.rt.replaceRoute(v.devIndex, p, int(t.mtu.Load()), 0); err != nil {
+}
+
+// syncTunnelRoutes makes the kernel routes and rules of one tunnel match
+// its state, after it came up or went down: only its own routes are
+// touched, so that a tunnel coming up among 10,000 costs a netlink request
+// or two. The routes it owns are those the last syncRoutes found. Called
+// with g.mu held.
+func (g *Gateway) syncTunnelRoutes(t *Tunnel) {
+	v := t.op
+	if v.owned == nil {
+		g.syncRoutes()
+		return
+	}
+	if v.dev != nil {
+		g.syncPrefixes(v, t, v.owned[t])
+	}
+	for _, e := range v.policy {
+		if e.tunnel == t {
+			g.syncRules(v, v.policy)
+			break
+		}
+	}
+}
+
+// syncPrefixes installs or removes t's routes in v as t's state says;
+// only changes reach the kernel.
+func (g *Gateway) syncPrefixes(v *vr, t *Tunnel, prefixes []netip.Prefix) {
+	routed, mtu := t.routed(), int(t.mtu.Load())
+	for _, p := range prefixes {
+		have, ok := v.installed[p]
+		switch {
+		case routed && (!ok || have != mtu):
+			if err := v.rt.replaceRoute(v.devIndex, p, mtu, 0); err != nil {
 				g.log.Warn("route", "vr", v.name, "prefix", p.String(), "tunnel", t.String(), "err", err)
 				continue
 			}
-			v.installed[p] = true
-		} else if err := v.rt.delRoute(v.devIndex, p, 0); err == nil {
-			delete(v.installed, p)
-		}
-	}
-	for p := range v.installed {
-		if _, ok := want[p]; !ok {
+			v.installed[p] = mtu
+		case !routed && ok:
 			if err := v.rt.delRoute(v.devIndex, p, 0); err == nil {
 				delete(v.installed, p)
 			}
@@ -108,6 +146,14 @@ func (g *Gateway) syncRules(v *vr, policy []routeEntry) {
 		prio := uint32(1000 + i)
 		if e.tunnel.routed() {
 			want[e.prefix] = true
+			if have, ok := v.rules[e.prefix]; ok {
+				if have == prio {
+					continue
+				}
+				if err := v.rt.delRule(e.prefix, policyTable, have); err == nil {
+					delete(v.rules, e.prefix)
+				}
+			}
 			if err := v.rt.addRule(e.prefix, policyTable, prio); err != nil {
 				g.log.Warn("policy route", "vr", v.name, "source", e.prefix.String(), "err", err)
 				continue

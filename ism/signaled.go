@@ -323,7 +323,7 @@ func (s *seam) AddSA(id ike.SAID, u ike.UserSA) error {
 	}
 	if complete && g.changeState(t, true, "") {
 		g.log.Info("tunnel up", "tunnel", t.String(), "peer", u.Dst.String(), "transform", u.Transform.Name())
-		g.post(func() { t.computeMTU(); g.mu.Lock(); g.syncRoutes(); g.mu.Unlock() })
+		g.post(func() { t.computeMTU(); g.mu.Lock(); g.syncTunnelRoutes(t); g.mu.Unlock() })
 	}
 	return nil
 }
@@ -460,7 +460,7 @@ func (s *seam) PeerDead(tunnel string, peer netip.Addr, at time.Time) {
 	t.mu.Unlock()
 	if !t.cfg.BackupDestination.Addr.IsValid() {
 		t.ready.Store(false)
-		g.post(func() { g.mu.Lock(); g.syncRoutes(); g.mu.Unlock() })
+		g.post(func() { g.mu.Lock(); g.syncTunnelRoutes(t); g.mu.Unlock() })
 	}
 	g.log.Warn("DPD: peer dead", "tunnel", t.String(), "peer", peer.String())
 }

@@ -41,8 +41,12 @@ type vr struct {
 	closed    bool
 	// installed and rules are the kernel routes and policy rules ISM
 	// put in the VR; only the control plane (Gateway.mu) touches them.
-	installed map[netip.Prefix]bool
+	installed map[netip.Prefix]int // the route's MTU
 	rules     map[netip.Prefix]uint32
+	// owned are the prefixes each tunnel routes in this VR, and policy
+	// the VR's policy routes, as the last syncRoutes found them.
+	owned  map[*Tunnel][]netip.Prefix
+	policy []routeEntry
 }
 
 func openVR(name, netnsName string) (*vr, error) {
