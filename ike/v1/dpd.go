@@ -90,14 +90,16 @@ func tunnelPeerKey(tu *tunnel) peerKey {
 func (d *Daemon) wantDPDLocked(local, remote netip.Addr, id ike.Identity) bool {
 	for _, tu := range d.tunnels {
 		t := &tu.cfg
-		if t.Source != local || !d.cfg.TunnelDPD(t).Enabled {
+		if t.Source != local {
 			continue
 		}
 		switch {
-		case t.Destination == remote, t.BackupDestination == remote, tu.peer.Addr() == remote:
-			return true
-		case !t.Destination.IsValid() && (id.IsZero() || t.RemoteID.Equal(id)):
-			return true
+		case t.Destination == remote, t.BackupDestination == remote, tu.peer.Addr() == remote,
+			!t.Destination.IsValid() && (id.IsZero() || t.RemoteID.Equal(id)):
+			// The peer matches; resolving the timers costs more.
+			if d.cfg.TunnelDPD(t).Enabled {
+				return true
+			}
 		}
 	}
 	return false
