@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ismgw/ism/internal/swantest"
 	"github.com/ismgw/ism/ism"
 	"github.com/ismgw/ism/ism/config"
 )
@@ -34,7 +35,7 @@ func ismSetups(h *harness, o IKEOptions, pairs int, esp string) setupRun {
 	cfg = nil
 	m1 := readMemory()
 	var conn *net.UDPConn
-	if err := inNamespace(ns, func() (err error) {
+	if err := swantest.InNamespace(ns, func() (err error) {
 		conn, err = net.ListenUDP("udp6", net.UDPAddrFromAddrPort(netip.AddrPortFrom(innerLocalHost, 0)))
 		return err
 	}); err != nil {

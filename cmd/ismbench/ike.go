@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"runtime/pprof"
 
 	"github.com/ismgw/ism/bench"
 	"github.com/ismgw/ism/transform"
@@ -31,15 +30,11 @@ func ike(args []string) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
-	if *prof != "" {
-		f, err := os.Create(*prof)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
+	stop, err := cpuProfile(*prof)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	if *memprof != "" {
 		// Sample finely: per-tunnel structures are a few hundred bytes.
 		runtime.MemProfileRate = 256

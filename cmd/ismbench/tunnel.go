@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -21,15 +20,11 @@ func tunnel(args []string) error {
 	peer := fs.String("peer", "", "strongswan: also measure ISM against charon, charon against charon (ESP in UDP, IKEv1 main mode)")
 	ike := ikeFlags(fs)
 	fs.Parse(args)
-	if *prof != "" {
-		f, err := os.Create(*prof)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
+	stop, err := cpuProfile(*prof)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	switch *peer {
 	case "":
 	case "strongswan":
