@@ -59,14 +59,11 @@ func (g *Gateway) syncRoutes() {
 func (g *Gateway) syncKernel(v *vr, routes, policy []routeEntry) {
 	v.mu.Lock()
 	if v.installed == nil {
-		v.installed = map[netip.Prefix]bool{}
+		v.installed = map[netip.Prefix]uint32{}
 		v.rules = map[netip.Prefix]uint32{}
 	}
 	v.mu.Unlock()
 	defer g.syncRules(v, policy)
-	if v.dev == nil {
-		return
-	}
 	want := map[netip.Prefix]*Tunnel{}
 	for _, e := range routes {
 		if _, dup := want[e.prefix]; !dup {
@@ -74,19 +71,29 @@ func (g *Gateway) syncKernel(v *vr, routes, policy []routeEntry) {
 		}
 	}
 	for p, t := range want {
+		index := t.linkIndex()
+		if old, ok := v.installed[p]; ok && old != index {
+			// The tunnel changed datapath: the route moves.
+			if err := v.rt.delRoute(old, p, 0); err == nil {
+				delete(v.installed, p)
+			}
+		}
+		if index == 0 {
+			continue
+		}
 		if t.routed() {
-			if err := v.rt.replaceRoute(v.devIndex, p, int(t.mtu.Load()), 0); err != nil {
+			if err := v.rt.replaceRoute(index, p, int(t.mtu.Load()), 0); err != nil {
 				g.log.Warn("route", "vr", v.name, "prefix", p.String(), "tunnel", t.String(), "err", err)
 				continue
 			}
-			v.installed[p] = true
-		} else if err := v.rt.delRoute(v.devIndex, p, 0); err == nil {
+			v.installed[p] = index
+		} else if err := v.rt.delRoute(index, p, 0); err == nil {
 			delete(v.installed, p)
 		}
 	}
-	for p := range v.installed {
+	for p, index := range v.installed {
 		if _, ok := want[p]; !ok {
-			if err := v.rt.delRoute(v.devIndex, p, 0); err == nil {
+			if err := v.rt.delRoute(index, p, 0); err == nil {
 				delete(v.installed, p)
 			}
 		}
@@ -122,4 +129,16 @@ func (g *Gateway) syncRules(v *vr, policy []routeEntry) {
 			}
 		}
 	}
+}
+
+// linkIndex is the link the tunnel's routes point at: its XFRM interface,
+// or its operational VR's TUN device (0 when there is none yet).
+func (t *Tunnel) linkIndex() uint32 {
+	if p := t.xf.Load(); p != nil {
+		return p.index
+	}
+	if t.op.dev == nil {
+		return 0
+	}
+	return t.op.devIndex
 }
