@@ -53,15 +53,15 @@ type Gateway struct {
 	// x is the XFRM protocol-offload datapath's state.
 	x xfrmState
 
-	mu      sync.Mutex // the control plane: configuration and tunnels
-	cfg     *config.Config
+	mu  sync.Mutex // the control plane: configuration and tunnels
+	cfg *config.Config
 	// applying is the configuration apply is making real.
 	applying *config.Config
-	vrs     map[string]*vr
-	tunnels map[string]*Tunnel
-	nextID  uint64
-	byID    atomic.Pointer[map[uint64]*Tunnel]
-	byName  atomic.Pointer[map[string]*Tunnel]
+	vrs      map[string]*vr
+	tunnels  map[string]*Tunnel
+	nextID   uint64
+	byID     atomic.Pointer[map[uint64]*Tunnel]
+	byName   atomic.Pointer[map[string]*Tunnel]
 
 	// ike negotiates the signaled tunnels' SAs; nil until one is
 	// configured. seam is how it reaches the gateway.

@@ -16,34 +16,34 @@ import (
 
 // TunnelStatus is what `show ipsec tunnel` shows of a tunnel.
 type TunnelStatus struct {
-	Name          string     `json:"name"`
-	Type          string     `json:"type"`
-	Mode          string     `json:"mode"`
-	State         string     `json:"state"`
-	Reason        string     `json:"reason,omitempty"`
-	Since         time.Time  `json:"since"`
-	OperationalVR string     `json:"operational_vr"`
-	TransportVR   string     `json:"transport_vr"`
-	Interface     string     `json:"interface"`
-	Addresses     []string   `json:"addresses,omitempty"`
-	MTU           int        `json:"mtu"`
-	Source        string     `json:"source"`
-	Destination   string     `json:"destination"`
-	Backup        string     `json:"backup,omitempty"`
-	Encapsulation string     `json:"encapsulation"`
-	LocalSel      string     `json:"local_selector"`
-	RemoteSel     string     `json:"remote_selector"`
-	TransformSet  string     `json:"transform_set"`
-	Transforms    []string   `json:"transforms"`
-	Transform     string     `json:"transform"`
-	Driver        string     `json:"driver"`
-	DriverReason  string     `json:"driver_reason,omitempty"`
+	Name          string    `json:"name"`
+	Type          string    `json:"type"`
+	Mode          string    `json:"mode"`
+	State         string    `json:"state"`
+	Reason        string    `json:"reason,omitempty"`
+	Since         time.Time `json:"since"`
+	OperationalVR string    `json:"operational_vr"`
+	TransportVR   string    `json:"transport_vr"`
+	Interface     string    `json:"interface"`
+	Addresses     []string  `json:"addresses,omitempty"`
+	MTU           int       `json:"mtu"`
+	Source        string    `json:"source"`
+	Destination   string    `json:"destination"`
+	Backup        string    `json:"backup,omitempty"`
+	Encapsulation string    `json:"encapsulation"`
+	LocalSel      string    `json:"local_selector"`
+	RemoteSel     string    `json:"remote_selector"`
+	TransformSet  string    `json:"transform_set"`
+	Transforms    []string  `json:"transforms"`
+	Transform     string    `json:"transform"`
+	Driver        string    `json:"driver"`
+	DriverReason  string    `json:"driver_reason,omitempty"`
 	// Datapath is "xfrm" (the kernel frames ESP/AH) or "lookaside" (the
 	// offload engine and a driver); DatapathReason says why, for the
 	// drivers kernel and auto.
 	Datapath       string     `json:"datapath"`
 	DatapathReason string     `json:"datapath_reason,omitempty"`
-	SAs           []SAStatus `json:"sas"`
+	SAs            []SAStatus `json:"sas"`
 	// IKE is the negotiation state of a signaled tunnel.
 	IKE      *ike.TunnelStatus `json:"ike,omitempty"`
 	Inbound  TrafficStatus     `json:"inbound"`

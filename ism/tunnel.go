@@ -49,12 +49,12 @@ type Tunnel struct {
 	tx, rx offload.Counters
 	since  atomic.Int64 // when the state last changed (unix nano)
 
-	mu       sync.Mutex
-	in       []*offload.SA // inbound SAs (two during a rekey)
-	outs     []*offload.SA // outbound SAs still installed
-	xin      []*xfrmSA     // the kernel's inbound SAs (XFRM datapath)
-	xouts    []*xfrmSA     // the kernel's outbound SAs
-	reason   string        // why the tunnel is down
+	mu     sync.Mutex
+	in     []*offload.SA // inbound SAs (two during a rekey)
+	outs   []*offload.SA // outbound SAs still installed
+	xin    []*xfrmSA     // the kernel's inbound SAs (XFRM datapath)
+	xouts  []*xfrmSA     // the kernel's outbound SAs
+	reason string        // why the tunnel is down
 	// dpWhy is why the tunnel runs on its datapath, for driver kernel
 	// and auto.
 	dpWhy    string
