@@ -190,7 +190,7 @@ func (t *Tunnel) status() TunnelStatus {
 		s.Driver, s.DriverReason = sa.Driver()
 	}
 	if p := t.xf.Load(); p != nil {
-		s.Datapath, s.Driver, s.DriverReason = "xfrm", xfrmDriverText, s.DatapathReason
+		s.Datapath, s.Driver, s.DriverReason, s.Interface = "xfrm", xfrmDriverText, s.DatapathReason, p.name
 		n := len(s.SAs)
 		for _, sa := range xsas {
 			s.SAs = append(s.SAs, xfrmStatus(t, p, sa))
@@ -250,7 +250,7 @@ func writeTunnelDetail(w io.Writer, ts []TunnelStatus) {
 			}
 			fmt.Fprintln(w)
 		}
-		if s.DatapathReason != "" {
+		if s.DatapathReason != "" && s.Datapath != "xfrm" {
 			fmt.Fprintf(w, "  Datapath %s: %s\n", s.Datapath, s.DatapathReason)
 		}
 		if i := s.IKE; i != nil {

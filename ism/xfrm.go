@@ -100,7 +100,9 @@ func (g *Gateway) chooseXFRM(t *Tunnel) bool {
 	for _, tr := range t.transforms() {
 		names = append(names, tr.Name())
 	}
-	t.setDatapathWhy(fmt.Sprintf("driver %s: kernel XFRM accepts %s", d, strings.Join(names, ", ")))
+	why := fmt.Sprintf("driver %s: kernel XFRM accepts %s", d, strings.Join(names, ", "))
+	t.setDatapathWhy(why)
+	g.log.Info("tunnel on the XFRM datapath", "tunnel", t.String(), "driver", xfrmDriverText, "reason", why)
 	return true
 }
 
