@@ -41,6 +41,9 @@ type xfrmState struct {
 	probeOnce sync.Once
 	probe     *kernel.Report
 	counts    [numXFRMCounts]atomic.Uint64
+	// expires counts the kernel's soft [0] and hard [1] expire
+	// notifications for the gateway's SAs.
+	expires [2]atomic.Uint64
 
 	mu  sync.Mutex
 	sas map[xfrmKey]*xfrmSA // every kernel SA the gateway installed

@@ -177,6 +177,9 @@ func (g *Gateway) xfrmExpired(e xfrmExpire) {
 	kind := "soft"
 	if e.hard {
 		kind = "hard"
+		g.x.expires[1].Add(1)
+	} else {
+		g.x.expires[0].Add(1)
 	}
 	g.log.Info("SA event", "tunnel", t.String(), "spi", fmt.Sprintf("0x%08x", e.spi), "event", kind+" expire", "driver", xfrmDriverText)
 	if e.hard {

@@ -42,8 +42,10 @@ func needXFRM(t *testing.T, tr transform.Transform) {
 // loopback behind B's tunnel.
 type xfrmLab struct {
 	lab2
-	aop string
-	in  kernel.SAID // A's kernel SAs
+	aop   string
+	textA string      // A's configuration
+	textB string
+	in    kernel.SAID // A's kernel SAs
 	out kernel.SAID
 }
 
@@ -71,7 +73,7 @@ func newXFRMLab(t *testing.T, trName, extraA string) *xfrmLab {
 	a1, a2 := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
 	x.out = kernel.SAID{Src: a1, Dst: a2, SPI: 0x1001, Protocol: tr.Protocol}
 	x.in = kernel.SAID{Src: a2, Dst: a1, SPI: 0x2001, Protocol: tr.Protocol}
-	x.ga = mustGateway(t, fmt.Sprintf(`virtual-router tr netns %s
+	x.textA = fmt.Sprintf(`virtual-router tr netns %s
 virtual-router op netns %s
 ipsec transform-set ts
   transform 1 %s
@@ -86,8 +88,10 @@ interface tunnel ipsec:t1
   tunnel sa inbound %s
   tunnel sa outbound %s
 %sip route 203.0.113.0 255.255.255.0 ipsec:t1
-`, x.a, x.aop, trName, ba, ab, extraA))
-	x.gb = mustGateway(t, x.config(t, "b", ab, ba, "  tunnel driver software\n"))
+`, x.a, x.aop, trName, ba, ab, extraA)
+	x.ga = mustGateway(t, x.textA)
+	x.textB = x.config(t, "b", ab, ba, "  tunnel driver software\n")
+	x.gb = mustGateway(t, x.textB)
 	return x
 }
 
@@ -157,14 +161,7 @@ func TestXFRMDatapath(t *testing.T) {
 				t.Errorf("no XFRM interface in the operational VR:\n%s", link)
 			}
 			x.ga.Close()
-			for _, c := range [][]string{{"ip", "xfrm", "state"}, {"ip", "xfrm", "policy"}} {
-				if out := x.lab.MustRun(x.a, c...); strings.TrimSpace(out) != "" {
-					t.Errorf("after Close, %s:\n%s", strings.Join(c, " "), out)
-				}
-			}
-			if link := x.lab.MustRun(x.aop, "ip", "link", "show"); strings.Contains(link, "ismx") {
-				t.Errorf("after Close, the XFRM interface is left:\n%s", link)
-			}
+			x.noXFRMLeft(t, "after Close")
 		})
 	}
 }
@@ -245,5 +242,108 @@ func TestXFRMSignaled(t *testing.T) {
 	}
 	if _, bst := tunnelDetail(t, gb); bst.State != "up" {
 		t.Errorf("B is %s", bst.State)
+	}
+}
+
+// noXFRMLeft checks that A's namespaces hold no XFRM SA, policy or
+// interface.
+func (x *xfrmLab) noXFRMLeft(t *testing.T, when string) {
+	t.Helper()
+	for _, c := range [][]string{{"ip", "xfrm", "state"}, {"ip", "xfrm", "policy"}} {
+		if out := x.lab.MustRun(x.a, c...); strings.TrimSpace(out) != "" {
+			t.Errorf("%s, %s:\n%s", when, strings.Join(c, " "), out)
+		}
+	}
+	if link := x.lab.MustRun(x.aop, "ip", "link", "show"); strings.Contains(link, "ismx") {
+		t.Errorf("%s, the XFRM interface is left:\n%s", when, link)
+	}
+}
+
+// TestXFRMReload: a reload that moves the tunnel to driver software takes
+// its XFRM SAs, policies and interface away, and the tunnel carries
+// traffic on the lookaside datapath; a reload back puts it on XFRM again.
+// B restarts with each reload: A's rebuilt manual SAs start their sequence
+// numbers again, which B's replay window would refuse.
+func TestXFRMReload(t *testing.T) {
+	x := newXFRMLab(t, "esp-aes128-gcm16", "")
+	x.pings(t, 2)
+	reload := func(text string) {
+		t.Helper()
+		cfg, err := config.Parse("test.conf", strings.NewReader(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := x.ga.Reload(cfg); err != nil {
+			t.Fatal(err)
+		}
+		x.gb.Close()
+		x.gb = mustGateway(t, x.textB)
+	}
+	reload(strings.Replace(x.textA, "tunnel driver kernel", "tunnel driver software", 1))
+	x.noXFRMLeft(t, "after a reload to driver software")
+	x.pings(t, 2)
+	if text, st := tunnelDetail(t, x.ga); st.Datapath != "lookaside" || st.Driver != "software" || st.Outbound.Packets < 4 {
+		t.Errorf("after a reload to driver software:\n%s", text)
+	}
+	reload(x.textA)
+	x.pings(t, 2)
+	if text, st := tunnelDetail(t, x.ga); st.Datapath != "xfrm" || st.Outbound.Packets < 4 {
+		t.Errorf("after a reload back to driver kernel:\n%s", text)
+	}
+}
+
+// TestXFRMRekeyVolume: a signaled tunnel with a 4096 KB lifetime on the
+// XFRM datapath: the kernel's soft byte limit fires an expire notification,
+// IKE rekeys, and the new SAs go into the kernel, while a 3 MiB transfer
+// runs through intact.
+func TestXFRMRekeyVolume(t *testing.T) {
+	gcm, _ := transform.Lookup("esp-aes128-gcm16")
+	needXFRM(t, gcm)
+	l := netlab.New(t)
+	a, b := l.NS("a"), l.NS("b")
+	l.Link(a, "eth0", netip.MustParsePrefix("192.0.2.1/24"), b, "eth0", netip.MustParsePrefix("192.0.2.2/24"))
+	l.MustRun(a, "ip", "addr", "add", "198.51.100.1/32", "dev", "lo")
+	l.MustRun(b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
+	life := "  tunnel lifetime kilobytes 4096\n"
+	ga := mustGateway(t, signaledPair("a", a, "", "  tunnel driver kernel\n"+life))
+	mustGateway(t, signaledPair("b", b, "", "  tunnel driver software\n"+life))
+	var out string
+	var err error
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); {
+		if out, err = l.Run(a, "ping", "-c", "2", "-i", "0.2", "-W", "1", "-I", "198.51.100.1", "203.0.113.1"); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("ping through the tunnel: %v\n%s", err, out)
+	}
+	_, before := tunnelDetail(t, ga)
+	transferBetween(t, a, "198.51.100.1", b, "203.0.113.1", 3<<20)
+	var st TunnelStatus
+	var text string
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if text, st = tunnelDetail(t, ga); st.IKE != nil && st.IKE.Rekeys > 0 && st.State == "up" {
+			break
+		}
+	}
+	t.Logf("A: %s", text)
+	if ga.x.expires[0].Load() == 0 {
+		t.Error("no soft expire notification from the kernel")
+	}
+	if st.IKE == nil || st.IKE.Rekeys == 0 || st.Datapath != "xfrm" {
+		t.Fatalf("no rekey on the XFRM datapath:\n%s", text)
+	}
+	spis := map[string]bool{}
+	for _, sa := range before.SAs {
+		spis[sa.SPI] = true
+	}
+	fresh := 0
+	for _, sa := range st.SAs {
+		if !spis[sa.SPI] && sa.Driver == xfrmDriverText {
+			fresh++
+		}
+	}
+	if fresh < 2 {
+		t.Errorf("no new pair of kernel SAs after the rekey:\n%s", text)
 	}
 }
