@@ -278,7 +278,10 @@ func (s *seam) AddSA(id ike.SAID, u ike.UserSA) error {
 		return fmt.Errorf("ism: SA %08x destination %s is not %s", id.SPI, id.Dst, c.Dst)
 	}
 	if p := t.xf.Load(); p != nil {
-		complete, err := g.xfrmAddSigned(t, p, id, u)
+		complete, err := false, errXFRMNATT
+		if !u.UDPEncap {
+			complete, err = g.xfrmAddSigned(t, p, id, u)
+		}
 		if err == nil {
 			s.mu.Lock()
 			delete(s.reserved, id)

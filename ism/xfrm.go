@@ -120,6 +120,8 @@ func (g *Gateway) xfrmUnusable(t *Tunnel) string {
 		return "a range selector that is not a prefix has no XFRM policy"
 	case !t.dest.IsValid():
 		return "a tunnel without a fixed destination runs on the lookaside datapath"
+	case t.cfg.BackupDestination.Addr.IsValid():
+		return "failover to a backup destination runs on the lookaside datapath"
 	}
 	for _, r := range g.applying.PolicyRoutes {
 		if r.Tunnel == t.Name {
@@ -317,11 +319,21 @@ func (g *Gateway) teardownXFRM(t *Tunnel) []*xfrmSA {
 }
 
 // xfrmFallback moves a tunnel whose XFRM setup faulted to the lookaside
-// datapath: what was installed goes, the fault is counted and shown.
+// datapath: what was installed goes, the fault is counted and shown. IKE
+// finding a NAT is no fault, and counts as xfrm-unavailable.
 func (g *Gateway) xfrmFallback(t *Tunnel, err error) []*xfrmSA {
 	sas := g.teardownXFRM(t)
-	g.x.counts[xfrmFault].Add(1)
-	t.setDatapathWhy("fallback: xfrm protocol offload faulted: " + err.Error())
+	if errors.Is(err, errXFRMNATT) {
+		g.x.counts[xfrmUnavailable].Add(1)
+		t.setDatapathWhy("fallback: " + err.Error())
+	} else {
+		g.x.counts[xfrmFault].Add(1)
+		t.setDatapathWhy("fallback: xfrm protocol offload faulted: " + err.Error())
+	}
 	g.log.Error("XFRM fault: tunnel moves to the lookaside datapath", "tunnel", t.String(), "err", err)
 	return sas
 }
+
+// errXFRMNATT is why a signaled tunnel leaves the XFRM datapath when IKE
+// finds a NAT: ESP in UDP (RFC 3948) runs on the lookaside datapath.
+var errXFRMNATT = errors.New("ism: IKE negotiated UDP encapsulation (NAT traversal), which runs on the lookaside datapath")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -138,11 +139,10 @@ func (g *Gateway) xfrmListen(v *vr, c *netlink.Conn) {
 	for {
 		msgs, err := c.Receive()
 		if err != nil {
-			if g.closing.Load() || errors.Is(err, net.ErrClosed) || errors.Is(err, unix.EBADF) {
+			if g.closing.Load() || errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrClosed) || errors.Is(err, unix.EBADF) {
 				return
 			}
-			var oe *netlink.OpError
-			if errors.As(err, &oe) && errors.Is(oe.Err, unix.ENOBUFS) {
+			if errors.Is(err, unix.ENOBUFS) {
 				g.log.Warn("XFRM notifications overran", "vr", v.name)
 				continue
 			}

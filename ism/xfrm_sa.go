@@ -245,11 +245,13 @@ func (g *Gateway) xfrmSignaledDelete(sa *xfrmSA) {
 func (g *Gateway) xfrmSignaledFallback(t *Tunnel, err error) string {
 	sas := g.xfrmFallback(t, err)
 	reason := g.lookasideInterface(t)
-	if d := g.ike.Load(); d != nil {
-		for _, sa := range sas {
-			d.Expire(ike.SAID{Dst: sa.id.Dst, SPI: sa.id.SPI, Protocol: sa.id.Protocol}, true)
+	g.post(func() {
+		if d := g.ike.Load(); d != nil {
+			for _, sa := range sas {
+				d.Expire(ike.SAID{Dst: sa.id.Dst, SPI: sa.id.SPI, Protocol: sa.id.Protocol}, true)
+			}
 		}
-	}
+	})
 	g.changeState(t, false, "SAs moved to the lookaside datapath: negotiating")
 	g.post(func() { g.mu.Lock(); g.syncRoutes(); g.mu.Unlock() })
 	return reason

@@ -43,10 +43,10 @@ func needXFRM(t *testing.T, tr transform.Transform) {
 type xfrmLab struct {
 	lab2
 	aop   string
-	textA string      // A's configuration
+	textA string // A's configuration
 	textB string
 	in    kernel.SAID // A's kernel SAs
-	out kernel.SAID
+	out   kernel.SAID
 }
 
 func newXFRMLab(t *testing.T, trName, extraA string) *xfrmLab {
