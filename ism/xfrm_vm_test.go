@@ -2,6 +2,7 @@ package ism
 
 import (
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
@@ -45,6 +46,8 @@ type xfrmLab struct {
 	aop   string
 	textA string // A's configuration
 	textB string
+	keys  []string    // the SAs' keys in hex
+	log   *syncBuffer // A's log, JSON
 	in    kernel.SAID // A's kernel SAs
 	out   kernel.SAID
 }
@@ -62,10 +65,14 @@ func newXFRMLab(t *testing.T, trName, extraA string) *xfrmLab {
 	keys := func(spi uint32) string {
 		s := fmt.Sprintf("%s spi 0x%x", tr.Protocol, spi)
 		if n := tr.CipherKeyLen(); n > 0 {
-			s += " cipher-key " + keyHex(t, n)
+			k := keyHex(t, n)
+			s += " cipher-key " + k
+			x.keys = append(x.keys, k)
 		}
 		if n := tr.AuthKeyLen(); n > 0 {
-			s += " auth-key " + keyHex(t, n)
+			k := keyHex(t, n)
+			s += " auth-key " + k
+			x.keys = append(x.keys, k)
 		}
 		return s
 	}
@@ -89,7 +96,15 @@ interface tunnel ipsec:t1
   tunnel sa outbound %s
 %sip route 203.0.113.0 255.255.255.0 ipsec:t1
 `, x.a, x.aop, trName, ba, ab, extraA)
-	x.ga = mustGateway(t, x.textA)
+	cfg, err := config.Parse("a.conf", strings.NewReader(x.textA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.log = &syncBuffer{}
+	if x.ga, err = New(cfg, Options{Logger: slog.New(slog.NewJSONHandler(x.log, &slog.HandlerOptions{Level: slog.LevelDebug}))}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(x.ga.Close)
 	x.textB = x.config(t, "b", ab, ba, "  tunnel driver software\n")
 	x.gb = mustGateway(t, x.textB)
 	return x
@@ -162,6 +177,16 @@ func TestXFRMDatapath(t *testing.T) {
 			}
 			x.ga.Close()
 			x.noXFRMLeft(t, "after Close")
+			for _, k := range x.keys {
+				for _, where := range []string{x.log.String(), text, sas, fmt.Sprintf("%+v", st)} {
+					if strings.Contains(strings.ToLower(where), k) {
+						t.Errorf("a key is in the log or show output:\n%s", where)
+					}
+				}
+			}
+			if !strings.Contains(x.log.String(), `"driver":"`+xfrmDriverText+`"`) {
+				t.Errorf("the log does not say %q:\n%s", xfrmDriverText, x.log.String())
+			}
 		})
 	}
 }
