@@ -254,7 +254,9 @@ func (g *Gateway) newXFRMPath(t *Tunnel) (*xfrmPath, error) {
 const xfrmIfIDBase = 0x15a00000
 
 // xfrmPolicies installs the tunnel's policies: out, in and fwd for its
-// selectors (both families when they are "any"), bound to its interface.
+// selectors, bound to its interface. Traffic of the other family (an IPv6
+// router solicitation, say) finds no policy and goes nowhere, as the
+// selectors make it on the lookaside datapath.
 func (g *Gateway) xfrmPolicies(t *Tunnel, p *xfrmPath) error {
 	proto := t.transforms()[0].Protocol
 	for _, sel := range policySelectors(t) {
@@ -274,14 +276,9 @@ func (g *Gateway) xfrmPolicies(t *Tunnel, p *xfrmPath) error {
 	return nil
 }
 
-// policySelectors returns (local, remote) prefix pairs for the policies.
+// policySelectors returns the (local, remote) prefix pairs of the
+// policies: the tunnel's selectors, "any" being 0.0.0.0/0 or ::/0.
 func policySelectors(t *Tunnel) [][2]netip.Prefix {
-	if t.local.Kind == selector.Any && t.remote.Kind == selector.Any {
-		return [][2]netip.Prefix{
-			{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("0.0.0.0/0")},
-			{netip.MustParsePrefix("::/0"), netip.MustParsePrefix("::/0")},
-		}
-	}
 	return [][2]netip.Prefix{{selPrefix(t.local), selPrefix(t.remote)}}
 }
 

@@ -135,13 +135,17 @@ func TestXFRMLinkData(t *testing.T) {
 	}
 }
 
-// TestPolicySelectors: "any" selectors become both families' catch-all
-// policies; prefixes stay themselves.
+// TestPolicySelectors: "any" selectors become their family's catch-all
+// prefix; prefixes stay themselves.
 func TestPolicySelectors(t *testing.T) {
 	any := selector.AnyOf(netip.MustParseAddr("192.0.2.1"))
 	got := policySelectors(&Tunnel{local: any, remote: any})
-	if len(got) != 2 || got[0][0].String() != "0.0.0.0/0" || got[1][1].String() != "::/0" {
+	if len(got) != 1 || got[0][0].String() != "0.0.0.0/0" || got[0][1].String() != "0.0.0.0/0" {
 		t.Errorf("any: %v", got)
+	}
+	any6 := selector.AnyOf(netip.MustParseAddr("2001:db8::1"))
+	if got = policySelectors(&Tunnel{local: any6, remote: any6}); got[0][0].String() != "::/0" {
+		t.Errorf("any (IPv6): %v", got)
 	}
 	l := selector.FromPrefix(netip.MustParsePrefix("198.51.100.0/24"))
 	r := selector.Host(netip.MustParseAddr("203.0.113.1"))
