@@ -302,7 +302,7 @@ func (g *Gateway) teardownXFRM(t *Tunnel) []*xfrmSA {
 	t.xin, t.xouts = nil, nil
 	t.mu.Unlock()
 	for _, sa := range sas {
-		g.xfrmDelete(t, p, sa)
+		g.xfrmDelete(t, p, sa, nil)
 	}
 	for i := range p.policies {
 		if err := p.x.DeletePolicy(&p.policies[i]); err != nil && !errors.Is(err, kernel.ErrNoSA) {

@@ -38,7 +38,13 @@ const (
 //		__u8 proto;                //  76
 //	} id;
 //	xfrm_address_t saddr;          //  80, 16 bytes
-//	... lft, curlft, stats, seq, reqid
+//	struct xfrm_lifetime_cfg lft;  //  96, 64 bytes
+//	struct xfrm_lifetime_cur {     // 160
+//		__u64 bytes;               // 160
+//		__u64 packets;             // 168
+//		...
+//	} curlft;
+//	... stats, seq, reqid
 //	__u16 family;                  // 212
 //	...
 //	__u8 hard;                     // 224, in struct xfrm_user_expire
@@ -46,6 +52,8 @@ const (
 	saInfoDaddr  = 56
 	saInfoSPI    = 72
 	saInfoProto  = 76
+	saInfoBytes  = 160
+	saInfoPkts   = 168
 	saInfoFamily = 212
 	saInfoLen    = 224
 	expireHard   = saInfoLen
@@ -59,6 +67,8 @@ type xfrmExpire struct {
 	spi   uint32
 	proto transform.Protocol
 	hard  bool
+	// usage is what the SA carried, from the kernel's curlft.
+	usage kernel.SAUsage
 }
 
 // parseExpire reads struct xfrm_user_expire. It never reads past b.
@@ -66,7 +76,8 @@ func parseExpire(b []byte) (xfrmExpire, error) {
 	if len(b) < expireLen {
 		return xfrmExpire{}, fmt.Errorf("ism: xfrm expire: %d bytes, want %d", len(b), expireLen)
 	}
-	e := xfrmExpire{spi: binary.BigEndian.Uint32(b[saInfoSPI:]), proto: transform.Protocol(b[saInfoProto]), hard: b[expireHard] != 0}
+	e := xfrmExpire{spi: binary.BigEndian.Uint32(b[saInfoSPI:]), proto: transform.Protocol(b[saInfoProto]), hard: b[expireHard] != 0,
+		usage: kernel.SAUsage{Bytes: binary.NativeEndian.Uint64(b[saInfoBytes:]), Packets: binary.NativeEndian.Uint64(b[saInfoPkts:])}}
 	var ok bool
 	switch binary.NativeEndian.Uint16(b[saInfoFamily:]) {
 	case unix.AF_INET:
@@ -184,7 +195,7 @@ func (g *Gateway) xfrmExpired(e xfrmExpire) {
 	g.log.Info("SA event", "tunnel", t.String(), "spi", fmt.Sprintf("0x%08x", e.spi), "event", kind+" expire", "driver", xfrmDriverText)
 	if e.hard {
 		if p := t.xf.Load(); p != nil {
-			g.xfrmDelete(t, p, sa)
+			g.xfrmDelete(t, p, sa, &e.usage)
 		}
 	}
 	if t.signaled() {

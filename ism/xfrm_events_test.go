@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ismgw/ism/driver/kernel"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -16,6 +17,8 @@ import (
 func expireMsg(dst netip.Addr, spi uint32, proto uint8, hard bool) []byte {
 	b := make([]byte, 232) // sizeof(struct xfrm_user_expire), 8-aligned
 	copy(b[saInfoDaddr:], dst.AsSlice())
+	binary.NativeEndian.PutUint64(b[saInfoBytes:], uint64(spi)*100)
+	binary.NativeEndian.PutUint64(b[saInfoPkts:], uint64(spi))
 	binary.BigEndian.PutUint32(b[saInfoSPI:], spi)
 	b[saInfoProto] = proto
 	fam := uint16(unix.AF_INET)
@@ -31,8 +34,10 @@ func expireMsg(dst netip.Addr, spi uint32, proto uint8, hard bool) []byte {
 
 func TestParseExpire(t *testing.T) {
 	for _, c := range []xfrmExpire{
-		{dst: netip.MustParseAddr("192.0.2.2"), spi: 0xc0ffee01, proto: transform.ESP, hard: true},
-		{dst: netip.MustParseAddr("2001:db8::2"), spi: 0x1001, proto: transform.AH},
+		{dst: netip.MustParseAddr("192.0.2.2"), spi: 0xc0ffee01, proto: transform.ESP, hard: true,
+			usage: kernel.SAUsage{Bytes: 0xc0ffee01 * 100, Packets: 0xc0ffee01}},
+		{dst: netip.MustParseAddr("2001:db8::2"), spi: 0x1001, proto: transform.AH,
+			usage: kernel.SAUsage{Bytes: 0x1001 * 100, Packets: 0x1001}},
 	} {
 		got, err := parseExpire(expireMsg(c.dst, c.spi, uint8(c.proto), c.hard))
 		if err != nil || got != c {

@@ -31,6 +31,7 @@ type xfrmSA struct {
 	mu       sync.Mutex
 	packets  uint64    // the kernel's count at the last query
 	lastUsed time.Time // when a query last saw the count grow
+	deleted  bool
 }
 
 func (sa *xfrmSA) key() xfrmKey {
@@ -104,17 +105,29 @@ func (g *Gateway) xfrmLookup(dst netip.Addr, spi uint32, p transform.Protocol) *
 	return g.x.sas[xfrmKey{dst: dst, spi: spi, proto: p}]
 }
 
-// xfrmDelete deletes an SA from the kernel (one the kernel already deleted,
-// at its hard limit, is fine) and from the tunnel, whose counters keep what
-// it carried.
-func (g *Gateway) xfrmDelete(t *Tunnel, p *xfrmPath, sa *xfrmSA) {
-	if u, err := p.x.QuerySA(sa.id); err == nil {
+// xfrmDelete deletes an SA from the kernel and from the tunnel, whose
+// counters keep what it carried: final, when the kernel has already deleted
+// it (at its hard limit) and said what it carried, else what a query finds.
+func (g *Gateway) xfrmDelete(t *Tunnel, p *xfrmPath, sa *xfrmSA, final *kernel.SAUsage) {
+	sa.mu.Lock()
+	gone := sa.deleted
+	sa.deleted = true
+	sa.mu.Unlock()
+	if gone {
+		return
+	}
+	if final == nil {
+		if u, err := p.x.QuerySA(sa.id); err == nil {
+			final = &u
+		}
+	}
+	if final != nil {
 		c := &t.tx
 		if sa.dir == driver.Inbound {
 			c = &t.rx
 		}
-		c.Packets.Add(u.Packets)
-		c.Bytes.Add(u.Bytes)
+		c.Packets.Add(final.Packets)
+		c.Bytes.Add(final.Bytes)
 	}
 	if err := p.x.DeleteSA(sa.id); err != nil && !errors.Is(err, kernel.ErrNoSA) {
 		g.log.Warn("delete SA", "tunnel", t.String(), "err", err)
@@ -229,7 +242,7 @@ func (g *Gateway) xfrmSignaledDelete(sa *xfrmSA) {
 	if p == nil {
 		return
 	}
-	g.xfrmDelete(t, p, sa)
+	g.xfrmDelete(t, p, sa, nil)
 	t.mu.Lock()
 	empty := len(t.xin) == 0 || len(t.xouts) == 0
 	t.mu.Unlock()
