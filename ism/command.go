@@ -189,6 +189,7 @@ func (g *Gateway) Statistics() Statistics {
 		st.Drivers = append(st.Drivers, d.Name())
 	}
 	st.Fallbacks = g.eng.Fallbacks()
+	g.x.fallbacks(st.Fallbacks)
 	if d := g.ike.Load(); d != nil {
 		c := d.Status().Counters
 		st.IKE = &c

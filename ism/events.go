@@ -135,7 +135,8 @@ func (g *Gateway) recheckPaths() {
 		}
 		g.checkPath(t)
 		t.mu.Lock()
-		routable, hasSAs, reason := t.routable, len(t.in) > 0 && t.out.Load() != nil, t.reason
+		routable, reason := t.routable, t.reason
+		hasSAs := len(t.in) > 0 && t.out.Load() != nil || len(t.xin) > 0 && len(t.xouts) > 0
 		t.mu.Unlock()
 		switch {
 		case routable && hasSAs && !t.Up():

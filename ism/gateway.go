@@ -50,14 +50,18 @@ type Gateway struct {
 
 	// counters count what no tunnel can be charged with.
 	counters offload.Counters
+	// x is the XFRM protocol-offload datapath's state.
+	x xfrmState
 
-	mu      sync.Mutex // the control plane: configuration and tunnels
-	cfg     *config.Config
-	vrs     map[string]*vr
-	tunnels map[string]*Tunnel
-	nextID  uint64
-	byID    atomic.Pointer[map[uint64]*Tunnel]
-	byName  atomic.Pointer[map[string]*Tunnel]
+	mu  sync.Mutex // the control plane: configuration and tunnels
+	cfg *config.Config
+	// applying is the configuration apply is making real.
+	applying *config.Config
+	vrs      map[string]*vr
+	tunnels  map[string]*Tunnel
+	nextID   uint64
+	byID     atomic.Pointer[map[uint64]*Tunnel]
+	byName   atomic.Pointer[map[string]*Tunnel]
 
 	// ike negotiates the signaled tunnels' SAs; nil until one is
 	// configured. seam is how it reaches the gateway.
@@ -198,6 +202,7 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 // apply makes the running state match cfg. Problems with one tunnel leave
 // that tunnel down with the reason; apply fails only when nothing can work.
 func (g *Gateway) apply(cfg *config.Config) error {
+	g.applying = cfg
 	for _, tc := range cfg.Tunnels {
 		old := g.tunnels[tc.Name]
 		if old != nil && old.cfg.Equal(tc) {
@@ -353,20 +358,13 @@ func (g *Gateway) build(t *Tunnel) string {
 	if t.mode == offload.Transport && t.op == t.tr {
 		return "transport mode needs an operational VR other than the transport VR"
 	}
-	dev, created, err := t.op.device()
-	if err != nil {
-		return err.Error()
-	}
-	if created {
-		g.wg.Add(1)
-		go g.outbound(t.op, dev)
-	}
-	for _, p := range []netip.Prefix{tc.Address, tc.Address6} {
-		if p.IsValid() {
-			if err := t.op.rt.addAddr(t.op.devIndex, p); err != nil {
-				return fmt.Sprintf("interface address %s: %v", p, err)
-			}
+	if g.chooseXFRM(t) {
+		if reason, ok := g.buildXFRM(t); ok {
+			return reason
 		}
+	}
+	if reason := g.lookasideInterface(t); reason != "" {
+		return reason
 	}
 	if tc.Type == config.Signaled {
 		if err := g.openIKE(t); err != nil {
@@ -415,6 +413,28 @@ func (g *Gateway) build(t *Tunnel) string {
 	return ""
 }
 
+// lookasideInterface puts the tunnel's secure interface on its operational
+// VR's TUN device, which it creates on first use; it returns why it could
+// not, or "".
+func (g *Gateway) lookasideInterface(t *Tunnel) string {
+	dev, created, err := t.op.device()
+	if err != nil {
+		return err.Error()
+	}
+	if created {
+		g.wg.Add(1)
+		go g.outbound(t.op, dev)
+	}
+	for _, p := range []netip.Prefix{t.cfg.Address, t.cfg.Address6} {
+		if p.IsValid() {
+			if err := t.op.rt.addAddr(t.op.devIndex, p); err != nil {
+				return fmt.Sprintf("interface address %s: %v", p, err)
+			}
+		}
+	}
+	return ""
+}
+
 // checkPath looks the destination up in the transport VR: a tunnel whose
 // destination is not routable is down, and the route's MTU sets the
 // tunnel's.
@@ -443,12 +463,21 @@ func (g *Gateway) teardown(t *Tunnel) {
 			g.log.Warn("delete SA", "tunnel", t.String(), "err", err)
 		}
 	}
+	if t.xf.Load() != nil {
+		g.teardownXFRM(t)
+	} else {
+		g.delAddrs(t)
+	}
+	t.tr.release(t.ep)
+}
+
+// delAddrs takes the interface's addresses off the VR's TUN device.
+func (g *Gateway) delAddrs(t *Tunnel) {
 	for _, p := range []netip.Prefix{t.cfg.Address, t.cfg.Address6} {
 		if p.IsValid() && t.op.dev != nil {
 			_ = t.op.rt.delAddr(t.op.devIndex, p)
 		}
 	}
-	t.tr.release(t.ep)
 }
 
 func anySelector(a netip.Addr) selector.Selector { return selector.AnyOf(a) }

@@ -59,7 +59,7 @@ func (g *Gateway) syncRoutes() {
 func (g *Gateway) syncKernel(v *vr, routes, policy []routeEntry) {
 	v.mu.Lock()
 	if v.installed == nil {
-		v.installed = map[netip.Prefix]int{}
+		v.installed = map[netip.Prefix]installedRoute{}
 		v.rules = map[netip.Prefix]uint32{}
 	}
 	v.mu.Unlock()
@@ -73,19 +73,26 @@ func (g *Gateway) syncKernel(v *vr, routes, policy []routeEntry) {
 		}
 	}
 	defer g.syncRules(v, policy)
-	if v.dev == nil {
-		return
-	}
 	for t, prefixes := range v.owned {
 		g.syncPrefixes(v, t, prefixes)
 	}
-	for p := range v.installed {
+	for p, r := range v.installed {
 		if !want[p] {
-			if err := v.rt.delRoute(v.devIndex, p, 0); err == nil {
+			if err := v.rt.delRoute(r.link, p, 0); err == nil {
 				delete(v.installed, p)
 			}
 		}
 	}
+}
+
+// installedRoute is a kernel route ISM installed: the link it points at
+// (the VR's TUN device or a tunnel's XFRM interface), the device behind
+// that index (an index can come back on another device once a link is
+// gone, and the link's routes went with it), and its MTU.
+type installedRoute struct {
+	link  uint32
+	owner any
+	mtu   int
 }
 
 // syncTunnelRoutes makes the kernel routes and rules of one tunnel match
@@ -99,9 +106,7 @@ func (g *Gateway) syncTunnelRoutes(t *Tunnel) {
 		g.syncRoutes()
 		return
 	}
-	if v.dev != nil {
-		g.syncPrefixes(v, t, v.owned[t])
-	}
+	g.syncPrefixes(v, t, v.owned[t])
 	for _, e := range v.policy {
 		if e.tunnel == t {
 			g.syncRules(v, v.policy)
@@ -110,23 +115,31 @@ func (g *Gateway) syncTunnelRoutes(t *Tunnel) {
 	}
 }
 
-// syncPrefixes installs or removes t's routes in v as t's state says;
-// only changes reach the kernel.
+// syncPrefixes installs or removes t's routes in v as t's state says,
+// moving them when the tunnel changed datapath; only changes reach the
+// kernel.
 func (g *Gateway) syncPrefixes(v *vr, t *Tunnel, prefixes []netip.Prefix) {
-	routed, mtu := t.routed(), int(t.mtu.Load())
+	link, owner := t.link()
+	want := installedRoute{link: link, owner: owner, mtu: int(t.mtu.Load())}
+	routed := t.routed() && want.link != 0
 	for _, p := range prefixes {
 		have, ok := v.installed[p]
-		switch {
-		case routed && (!ok || have != mtu):
-			if err := v.rt.replaceRoute(v.devIndex, p, mtu, 0); err != nil {
+		moved := have.link != want.link || have.owner != want.owner
+		if ok && (!routed || moved) {
+			// A route on a link that is gone (an XFRM interface removed
+			// by a reload) went with it.
+			if err := v.rt.delRoute(have.link, p, 0); err != nil && !moved {
+				continue
+			}
+			delete(v.installed, p)
+			ok = false
+		}
+		if routed && (!ok || have != want) {
+			if err := v.rt.replaceRoute(want.link, p, want.mtu, 0); err != nil {
 				g.log.Warn("route", "vr", v.name, "prefix", p.String(), "tunnel", t.String(), "err", err)
 				continue
 			}
-			v.installed[p] = mtu
-		case !routed && ok:
-			if err := v.rt.delRoute(v.devIndex, p, 0); err == nil {
-				delete(v.installed, p)
-			}
+			v.installed[p] = want
 		}
 	}
 }
@@ -168,4 +181,17 @@ func (g *Gateway) syncRules(v *vr, policy []routeEntry) {
 			}
 		}
 	}
+}
+
+// link is the link the tunnel's routes point at: its XFRM interface, or
+// its operational VR's TUN device (index 0 when there is none yet), and
+// the object behind it.
+func (t *Tunnel) link() (uint32, any) {
+	if p := t.xf.Load(); p != nil {
+		return p.index, p
+	}
+	if t.op.dev == nil {
+		return 0, nil
+	}
+	return t.op.devIndex, t.op.dev
 }

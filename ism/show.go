@@ -16,29 +16,34 @@ import (
 
 // TunnelStatus is what `show ipsec tunnel` shows of a tunnel.
 type TunnelStatus struct {
-	Name          string     `json:"name"`
-	Type          string     `json:"type"`
-	Mode          string     `json:"mode"`
-	State         string     `json:"state"`
-	Reason        string     `json:"reason,omitempty"`
-	Since         time.Time  `json:"since"`
-	OperationalVR string     `json:"operational_vr"`
-	TransportVR   string     `json:"transport_vr"`
-	Interface     string     `json:"interface"`
-	Addresses     []string   `json:"addresses,omitempty"`
-	MTU           int        `json:"mtu"`
-	Source        string     `json:"source"`
-	Destination   string     `json:"destination"`
-	Backup        string     `json:"backup,omitempty"`
-	Encapsulation string     `json:"encapsulation"`
-	LocalSel      string     `json:"local_selector"`
-	RemoteSel     string     `json:"remote_selector"`
-	TransformSet  string     `json:"transform_set"`
-	Transforms    []string   `json:"transforms"`
-	Transform     string     `json:"transform"`
-	Driver        string     `json:"driver"`
-	DriverReason  string     `json:"driver_reason,omitempty"`
-	SAs           []SAStatus `json:"sas"`
+	Name          string    `json:"name"`
+	Type          string    `json:"type"`
+	Mode          string    `json:"mode"`
+	State         string    `json:"state"`
+	Reason        string    `json:"reason,omitempty"`
+	Since         time.Time `json:"since"`
+	OperationalVR string    `json:"operational_vr"`
+	TransportVR   string    `json:"transport_vr"`
+	Interface     string    `json:"interface"`
+	Addresses     []string  `json:"addresses,omitempty"`
+	MTU           int       `json:"mtu"`
+	Source        string    `json:"source"`
+	Destination   string    `json:"destination"`
+	Backup        string    `json:"backup,omitempty"`
+	Encapsulation string    `json:"encapsulation"`
+	LocalSel      string    `json:"local_selector"`
+	RemoteSel     string    `json:"remote_selector"`
+	TransformSet  string    `json:"transform_set"`
+	Transforms    []string  `json:"transforms"`
+	Transform     string    `json:"transform"`
+	Driver        string    `json:"driver"`
+	DriverReason  string    `json:"driver_reason,omitempty"`
+	// Datapath is "xfrm" (the kernel frames ESP/AH) or "lookaside" (the
+	// offload engine and a driver); DatapathReason says why, for the
+	// drivers kernel and auto.
+	Datapath       string     `json:"datapath"`
+	DatapathReason string     `json:"datapath_reason,omitempty"`
+	SAs            []SAStatus `json:"sas"`
 	// IKE is the negotiation state of a signaled tunnel.
 	IKE      *ike.TunnelStatus `json:"ike,omitempty"`
 	Inbound  TrafficStatus     `json:"inbound"`
@@ -174,12 +179,23 @@ func (t *Tunnel) status() TunnelStatus {
 	}
 	t.mu.Lock()
 	sas := append(append([]*offload.SA(nil), t.in...), t.outs...)
+	xsas := append(append([]*xfrmSA(nil), t.xin...), t.xouts...)
+	s.DatapathReason = t.dpWhy
 	t.mu.Unlock()
 	for _, sa := range sas {
 		s.SAs = append(s.SAs, saStatus(t.String(), sa))
 	}
+	s.Datapath = "lookaside"
 	if sa := t.out.Load(); sa != nil {
 		s.Driver, s.DriverReason = sa.Driver()
+	}
+	if p := t.xf.Load(); p != nil {
+		s.Datapath, s.Driver, s.DriverReason, s.Interface = "xfrm", xfrmDriverText, s.DatapathReason, p.name
+		n := len(s.SAs)
+		for _, sa := range xsas {
+			s.SAs = append(s.SAs, xfrmStatus(t, p, sa))
+		}
+		xfrmTraffic(&s, s.SAs[n:])
 	}
 	return s
 }
@@ -233,6 +249,9 @@ func writeTunnelDetail(w io.Writer, ts []TunnelStatus) {
 				fmt.Fprintf(w, " (%s)", s.DriverReason)
 			}
 			fmt.Fprintln(w)
+		}
+		if s.DatapathReason != "" && s.Datapath != "xfrm" {
+			fmt.Fprintf(w, "  Datapath %s: %s\n", s.Datapath, s.DatapathReason)
 		}
 		if i := s.IKE; i != nil {
 			fmt.Fprintf(w, "  IKE: %s", i.State)

@@ -242,7 +242,8 @@ func (s *seam) AllocateSPI(tunnel string, p transform.Protocol, local netip.Addr
 		rand.Read(b[:])
 		spi := binary.BigEndian.Uint32(b[:])
 		id := ike.SAID{Dst: local, SPI: spi, Protocol: p}
-		if spi < 256 || s.reserved[id] != (time.Time{}) || s.g.eng.LookupSA(offload.SAID{SPI: spi, Protocol: p, Dst: local}) != nil {
+		if spi < 256 || s.reserved[id] != (time.Time{}) || s.g.eng.LookupSA(offload.SAID{SPI: spi, Protocol: p, Dst: local}) != nil ||
+			s.g.xfrmLookup(local, spi, p) != nil {
 			continue
 		}
 		s.reserved[id] = now
@@ -275,6 +276,24 @@ func (s *seam) AddSA(id ike.SAID, u ike.UserSA) error {
 	}
 	if id.Dst != c.Dst {
 		return fmt.Errorf("ism: SA %08x destination %s is not %s", id.SPI, id.Dst, c.Dst)
+	}
+	if p := t.xf.Load(); p != nil {
+		complete, err := false, errXFRMNATT
+		if !u.UDPEncap {
+			complete, err = g.xfrmAddSigned(t, p, id, u)
+		}
+		if err == nil {
+			s.mu.Lock()
+			delete(s.reserved, id)
+			s.mu.Unlock()
+			g.signaledInstalled(t, complete, u)
+			return nil
+		}
+		// The tunnel moves to the lookaside datapath; this SA goes
+		// there, and IKE renegotiates the ones the kernel held.
+		if reason := g.xfrmSignaledFallback(t, err); reason != "" {
+			return fmt.Errorf("ism: %s: %s", t, reason)
+		}
 	}
 	var tx *sock
 	if !u.Inbound {
@@ -317,6 +336,12 @@ func (s *seam) AddSA(id ike.SAID, u ike.UserSA) error {
 	t.pfs, t.negotiated = u.PFSGroup, u.Transform
 	complete := len(t.in) > 0 && len(t.outs) > 0
 	t.mu.Unlock()
+	g.signaledInstalled(t, complete, u)
+	return nil
+}
+
+// signaledInstalled brings a signaled tunnel up once it has SAs both ways.
+func (g *Gateway) signaledInstalled(t *Tunnel, complete bool, u ike.UserSA) {
 	if complete {
 		// A tunnel whose routes DPD withdrew gets them back with its SAs.
 		t.ready.Store(true)
@@ -325,13 +350,16 @@ func (s *seam) AddSA(id ike.SAID, u ike.UserSA) error {
 		g.log.Info("tunnel up", "tunnel", t.String(), "peer", u.Dst.String(), "transform", u.Transform.Name())
 		g.post(func() { t.computeMTU(); g.mu.Lock(); g.syncTunnelRoutes(t); g.mu.Unlock() })
 	}
-	return nil
 }
 
 // DeleteSA removes an SA and zeroes its keys; when the tunnel has no SA left
 // in a direction it is down.
 func (s *seam) DeleteSA(id ike.SAID) error {
 	g := s.g
+	if xsa := g.xfrmLookup(id.Dst, id.SPI, id.Protocol); xsa != nil {
+		g.xfrmSignaledDelete(xsa)
+		return nil
+	}
 	sa := g.eng.LookupSA(offload.SAID{SPI: id.SPI, Protocol: id.Protocol, Dst: id.Dst})
 	if sa == nil {
 		return fmt.Errorf("%w %s", offload.ErrNoSA, id.Dst)
@@ -376,6 +404,12 @@ func without(l []*offload.SA, sa *offload.SA) []*offload.SA {
 
 // QuerySA returns what the data path counted for an SA.
 func (s *seam) QuerySA(id ike.SAID) (ike.SAUsage, error) {
+	if xsa := s.g.xfrmLookup(id.Dst, id.SPI, id.Protocol); xsa != nil {
+		if p := xsa.tun.xf.Load(); p != nil {
+			u, last, err := p.usage(xsa)
+			return ike.SAUsage{Bytes: u.Bytes, Packets: u.Packets, LastUsed: last}, err
+		}
+	}
 	sa := s.g.eng.LookupSA(offload.SAID{SPI: id.SPI, Protocol: id.Protocol, Dst: id.Dst})
 	if sa == nil {
 		return ike.SAUsage{}, offload.ErrNoSA

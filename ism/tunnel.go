@@ -30,6 +30,9 @@ type Tunnel struct {
 
 	// out is the outbound SA packets are sent with; nil when there is none.
 	out atomic.Pointer[offload.SA]
+	// xf is the tunnel's XFRM protocol offload; nil on the lookaside
+	// datapath.
+	xf atomic.Pointer[xfrmPath]
 	// txSock is the transport socket outbound packets leave by.
 	txSock atomic.Pointer[sock]
 	up     atomic.Bool
@@ -46,10 +49,15 @@ type Tunnel struct {
 	tx, rx offload.Counters
 	since  atomic.Int64 // when the state last changed (unix nano)
 
-	mu       sync.Mutex
-	in       []*offload.SA // inbound SAs (two during a rekey)
-	outs     []*offload.SA // outbound SAs still installed
-	reason   string        // why the tunnel is down
+	mu     sync.Mutex
+	in     []*offload.SA // inbound SAs (two during a rekey)
+	outs   []*offload.SA // outbound SAs still installed
+	xin    []*xfrmSA     // the kernel's inbound SAs (XFRM datapath)
+	xouts  []*xfrmSA     // the kernel's outbound SAs
+	reason string        // why the tunnel is down
+	// dpWhy is why the tunnel runs on its datapath, for driver kernel
+	// and auto.
+	dpWhy    string
 	pathMTU  int
 	dest     netip.Addr // the current destination
 	routable bool

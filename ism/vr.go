@@ -8,7 +8,10 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/mdlayher/netlink"
 	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/ismgw/ism/driver/kernel"
 )
 
 // TUNName is the name of the device that carries a VR's secure IP
@@ -41,12 +44,16 @@ type vr struct {
 	closed    bool
 	// installed and rules are the kernel routes and policy rules ISM
 	// put in the VR; only the control plane (Gateway.mu) touches them.
-	installed map[netip.Prefix]int // the route's MTU
+	installed map[netip.Prefix]installedRoute
 	rules     map[netip.Prefix]uint32
 	// owned are the prefixes each tunnel routes in this VR, and policy
 	// the VR's policy routes, as the last syncRoutes found them.
 	owned  map[*Tunnel][]netip.Prefix
 	policy []routeEntry
+	// xfrm is the VR's XFRM connection and xfrmEvents its notifications,
+	// once a tunnel on the XFRM datapath uses the VR as transport VR.
+	xfrm       *kernel.XFRM
+	xfrmEvents *netlink.Conn
 }
 
 func openVR(name, netnsName string) (*vr, error) {
@@ -105,7 +112,12 @@ func (v *vr) stopIO() {
 	dev := v.dev
 	eps := v.endpoints
 	v.endpoints = map[netip.Addr]*endpoint{}
+	events := v.xfrmEvents
+	v.xfrmEvents = nil
 	v.mu.Unlock()
+	if events != nil {
+		events.Close()
+	}
 	for _, ep := range eps {
 		ep.close()
 	}
@@ -117,6 +129,7 @@ func (v *vr) stopIO() {
 // close shuts the VR: device, sockets and its netlink connection.
 func (v *vr) close() {
 	v.stopIO()
+	v.closeXFRM()
 	v.rt.close()
 	v.ns.close()
 }

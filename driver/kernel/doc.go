@@ -58,5 +58,15 @@
 //		des_generic authenc sha512_generic xfrm_user esp4 ah4 esp6 veth
 //
 // testdata/vm/run.sh boots Debian's kernel in a QEMU guest with those modules
-// and runs the tests there (it needs qemu-system-x86 and busybox-static).
+// and runs the tests there (it needs qemu-system-x86 and busybox-static; set
+// ISM_VM_TCG=1 where nested KVM does not boot):
+//
+//	ISM_VM_TCG=1 bash driver/kernel/testdata/vm/run.sh
+//
+// With ISM_VM_PKG it builds and runs another package's tests instead: package
+// ism's XFRM protocol-offload datapath (gateway A on XFRM with an XFRM
+// interface, gateway B on the software engine, manual and IKEv1 tunnels)
+// runs in the guest with
+//
+//	ISM_VM_TCG=1 ISM_VM_PKG=./ism bash driver/kernel/testdata/vm/run.sh -test.run TestXFRM
 package kernel

@@ -1,0 +1,377 @@
+package ism
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ismgw/ism/driver/kernel"
+	"github.com/ismgw/ism/internal/netlab"
+	"github.com/ismgw/ism/ism/config"
+	"github.com/ismgw/ism/transform"
+)
+
+// These tests need a kernel with XFRM ESP and AH and XFRM interfaces
+// (esp4, ah4, xfrm_interface); they skip with the probe's reason where it
+// has none, such as on the CI machine. driver/kernel/testdata/vm/run.sh
+// runs them in a guest with Debian's kernel:
+//
+//	ISM_VM_TCG=1 ISM_VM_PKG=./ism bash driver/kernel/testdata/vm/run.sh -test.run 'TestXFRM'
+
+// needXFRM skips the test unless the kernel's XFRM accepts the transform.
+func needXFRM(t *testing.T, tr transform.Transform) {
+	t.Helper()
+	netlab.New(t) // skips when not root
+	r := kernel.Probe()
+	st := r.ESP
+	if tr.Protocol == transform.AH {
+		st = r.AH
+	}
+	if !st.Present {
+		t.Skipf("no XFRM protocol offload here: %s", st.Reason)
+	}
+}
+
+// xfrmLab is gateway A on the XFRM datapath, its secure interface in an
+// operational VR (namespace aop) apart from its transport VR (a), and
+// gateway B on the software engine in namespace b, as in lab2: a and b
+// joined by a veth pair (192.0.2.1/24, 192.0.2.2/24), 198.51.100.1/30 and
+// 198.51.100.2/30 on the secure interfaces, host 203.0.113.1 on b's
+// loopback behind B's tunnel.
+type xfrmLab struct {
+	lab2
+	aop   string
+	textA string // A's configuration
+	textB string
+	keys  []string    // the SAs' keys in hex
+	log   *syncBuffer // A's log, JSON
+	in    kernel.SAID // A's kernel SAs
+	out   kernel.SAID
+}
+
+func newXFRMLab(t *testing.T, trName, extraA string) *xfrmLab {
+	tr, ok := transform.Lookup(trName)
+	if !ok {
+		t.Fatalf("no transform %s", trName)
+	}
+	needXFRM(t, tr)
+	l := netlab.New(t)
+	x := &xfrmLab{lab2: lab2{lab: l, a: l.NS("a"), b: l.NS("b"), c: e2eCase{transform: trName, mode: config.TunnelMode}}, aop: l.NS("aop")}
+	l.Link(x.a, "eth0", netip.MustParsePrefix("192.0.2.1/24"), x.b, "eth0", netip.MustParsePrefix("192.0.2.2/24"))
+	l.MustRun(x.b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
+	keys := func(spi uint32) string {
+		s := fmt.Sprintf("%s spi 0x%x", tr.Protocol, spi)
+		if n := tr.CipherKeyLen(); n > 0 {
+			k := keyHex(t, n)
+			s += " cipher-key " + k
+			x.keys = append(x.keys, k)
+		}
+		if n := tr.AuthKeyLen(); n > 0 {
+			k := keyHex(t, n)
+			s += " auth-key " + k
+			x.keys = append(x.keys, k)
+		}
+		return s
+	}
+	ab, ba := keys(0x1001), keys(0x2001)
+	a1, a2 := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+	x.out = kernel.SAID{Src: a1, Dst: a2, SPI: 0x1001, Protocol: tr.Protocol}
+	x.in = kernel.SAID{Src: a2, Dst: a1, SPI: 0x2001, Protocol: tr.Protocol}
+	x.textA = fmt.Sprintf(`virtual-router tr netns %s
+virtual-router op netns %s
+ipsec transform-set ts
+  transform 1 %s
+interface tunnel ipsec:t1
+  virtual-router op
+  transport-virtual-router tr
+  ip address 198.51.100.1 255.255.255.252
+  tunnel source 192.0.2.1
+  tunnel destination 192.0.2.2
+  tunnel transform-set ts
+  tunnel driver kernel
+  tunnel sa inbound %s
+  tunnel sa outbound %s
+%sip route 203.0.113.0 255.255.255.0 ipsec:t1
+`, x.a, x.aop, trName, ba, ab, extraA)
+	cfg, err := config.Parse("a.conf", strings.NewReader(x.textA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.log = &syncBuffer{}
+	if x.ga, err = New(cfg, Options{Logger: slog.New(slog.NewJSONHandler(x.log, &slog.HandlerOptions{Level: slog.LevelDebug}))}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(x.ga.Close)
+	x.textB = x.config(t, "b", ab, ba, "  tunnel driver software\n")
+	x.gb = mustGateway(t, x.textB)
+	return x
+}
+
+// pings pings n times from A's side to the host behind B and from B's
+// secure interface to A's.
+func (x *xfrmLab) pings(t *testing.T, n int) {
+	t.Helper()
+	for _, p := range [][3]string{{x.aop, "198.51.100.1", "203.0.113.1"}, {x.b, "198.51.100.2", "198.51.100.1"}} {
+		if out, err := x.lab.Run(p[0], "ping", "-c", fmt.Sprint(n), "-i", "0.1", "-W", "2", "-I", p[1], p[2]); err != nil {
+			r, _ := x.lab.Run(x.aop, "ip", "route")
+			a, _ := x.lab.Run(x.aop, "ip", "addr")
+			s, _, _ := x.ga.Exec("show ipsec tunnel detail")
+			t.Fatalf("ping %s → %s: %v\n%s\nA: ip route:\n%s\nA: ip addr:\n%s\n%s\nA log:\n%s", p[1], p[2], err, out, r, a, s, x.log.String())
+		}
+	}
+}
+
+// kernelUsage queries one of A's SAs in its transport namespace's kernel,
+// apart from the gateway.
+func (x *xfrmLab) kernelUsage(t *testing.T, id kernel.SAID) kernel.SAUsage {
+	t.Helper()
+	c, err := kernel.OpenXFRM(x.a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	u, err := c.QuerySA(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// TestXFRMDatapath: a manual tunnel between A on XFRM protocol offload and
+// B on the software engine carries pings both ways, for an AEAD, a CBC+HMAC
+// and an AH transform. The kernel's SA counters (queried apart from the
+// gateway) grew by what B counted, show says xfrm with the reason, the
+// XFRM interface is in the operational VR, and Close leaves no SA, policy
+// or interface behind.
+func TestXFRMDatapath(t *testing.T) {
+	for _, tr := range []string{"esp-aes128-gcm16", "esp-aes128-hmac-sha", "ah-hmac-sha"} {
+		t.Run(tr, func(t *testing.T) {
+			t.Parallel()
+			x := newXFRMLab(t, tr, "")
+			x.pings(t, 5)
+			text, st := tunnelDetail(t, x.ga)
+			t.Logf("A: %s", text)
+			if st.State != "up" || st.Datapath != "xfrm" || st.Driver != xfrmDriverText || !strings.HasPrefix(st.Interface, "ismx") ||
+				!strings.Contains(text, "Driver kernel (xfrm protocol offload) (driver kernel: kernel XFRM accepts "+tr+")") {
+				t.Errorf("A is not on the XFRM datapath:\n%s", text)
+			}
+			out, in := x.kernelUsage(t, x.out), x.kernelUsage(t, x.in)
+			_, bst := tunnelDetail(t, x.gb)
+			// Each ping is a request and a reply: 10 packets each way.
+			if out.Packets < 10 || in.Packets < 10 || out.Bytes == 0 || in.Bytes == 0 {
+				t.Errorf("kernel SAs: out %+v, in %+v; want 10 packets or more each", out, in)
+			}
+			if out.Packets != bst.Inbound.Packets || in.Packets != bst.Outbound.Packets {
+				t.Errorf("A's kernel sent %d and received %d; B received %d and sent %d",
+					out.Packets, in.Packets, bst.Inbound.Packets, bst.Outbound.Packets)
+			}
+			if st.Outbound.Packets != out.Packets || st.Inbound.Packets != in.Packets {
+				t.Errorf("show on A: %d out, %d in; the kernel: %d, %d", st.Outbound.Packets, st.Inbound.Packets, out.Packets, in.Packets)
+			}
+			sas, _, err := x.ga.Exec("show ipsec sa")
+			if err != nil || strings.Count(sas, "driver "+xfrmDriverText) != 2 {
+				t.Errorf("show ipsec sa: want two XFRM SAs:\n%s", sas)
+			}
+			if link := x.lab.MustRun(x.aop, "ip", "-d", "link", "show"); !strings.Contains(link, "xfrm if_id") {
+				t.Errorf("no XFRM interface in the operational VR:\n%s", link)
+			}
+			x.ga.Close()
+			x.noXFRMLeft(t, "after Close")
+			for _, k := range x.keys {
+				for _, where := range []string{x.log.String(), text, sas, fmt.Sprintf("%+v", st)} {
+					if strings.Contains(strings.ToLower(where), k) {
+						t.Errorf("a key is in the log or show output:\n%s", where)
+					}
+				}
+			}
+			if !strings.Contains(x.log.String(), `"driver":"`+xfrmDriverText+`"`) {
+				t.Errorf("the log does not say %q:\n%s", xfrmDriverText, x.log.String())
+			}
+		})
+	}
+}
+
+// TestXFRMFault: when the XFRM interface cannot be made (a link of its
+// name is in the way), the tunnel runs on the lookaside datapath, carries
+// traffic, and the fault is counted and shown. Not parallel: it predicts
+// the next interface name.
+func TestXFRMFault(t *testing.T) {
+	gcm, _ := transform.Lookup("esp-aes128-gcm16")
+	needXFRM(t, gcm)
+	l := netlab.New(t)
+	a := l.NS("pre")
+	name := fmt.Sprintf("ismx%d", nextIfID.Load()+1)
+	l.MustRun(a, "ip", "link", "add", name, "type", "veth", "peer", "name", "blocker")
+	x := &xfrmLab{lab2: lab2{lab: l, a: a, b: l.NS("b"), c: e2eCase{transform: "esp-aes128-gcm16", mode: config.TunnelMode}}}
+	l.Link(x.a, "eth0", netip.MustParsePrefix("192.0.2.1/24"), x.b, "eth0", netip.MustParsePrefix("192.0.2.2/24"))
+	l.MustRun(x.b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
+	ck1, ck2 := keyHex(t, gcm.CipherKeyLen()), keyHex(t, gcm.CipherKeyLen())
+	ab, ba := "esp spi 0x1001 cipher-key "+ck1, "esp spi 0x2001 cipher-key "+ck2
+	x.ga = mustGateway(t, x.config(t, "a", ba, ab, "  tunnel driver kernel\n"))
+	x.gb = mustGateway(t, x.config(t, "b", ab, ba, "  tunnel driver software\n"))
+	if err := x.ping(t, 3); err != nil {
+		t.Fatal(err)
+	}
+	text, st := tunnelDetail(t, x.ga)
+	t.Logf("A: %s", text)
+	if st.State != "up" || st.Datapath != "lookaside" || !strings.Contains(text, "Datapath lookaside: fallback: xfrm protocol offload faulted: ism: create XFRM interface "+name) {
+		t.Errorf("want the tunnel up on the lookaside datapath with the fault:\n%s", text)
+	}
+	if fb := x.ga.Statistics().Fallbacks; fb["xfrm-fault"] != 1 {
+		t.Errorf("fallbacks %v: want xfrm-fault 1", fb)
+	}
+	for _, c := range [][]string{{"ip", "xfrm", "state"}, {"ip", "xfrm", "policy"}} {
+		if out := x.lab.MustRun(x.a, c...); strings.TrimSpace(out) != "" {
+			t.Errorf("the fault left XFRM state behind: %s:\n%s", strings.Join(c, " "), out)
+		}
+	}
+}
+
+// TestXFRMSignaled: a signaled tunnel (IKEv1, two in-process gateways)
+// with A on the XFRM datapath and B on the software engine: A's first
+// packet makes the kernel ask for SAs (XFRM acquire), IKE installs them in
+// A's kernel, and pings go both ways through them.
+func TestXFRMSignaled(t *testing.T) {
+	gcm, _ := transform.Lookup("esp-aes128-gcm16")
+	needXFRM(t, gcm)
+	l := netlab.New(t)
+	a, b := l.NS("a"), l.NS("b")
+	l.Link(a, "eth0", netip.MustParsePrefix("192.0.2.1/24"), b, "eth0", netip.MustParsePrefix("192.0.2.2/24"))
+	l.MustRun(a, "ip", "addr", "add", "198.51.100.1/32", "dev", "lo")
+	l.MustRun(b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
+	ga := mustGateway(t, signaledPair("a", a, "", "  tunnel driver kernel\n"))
+	gb := mustGateway(t, signaledPair("b", b, "", "  tunnel driver software\n"))
+	// The first packet starts IKE and is lost: ping until the tunnel is up.
+	var out string
+	var err error
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); {
+		if out, err = l.Run(a, "ping", "-c", "2", "-i", "0.2", "-W", "1", "-I", "198.51.100.1", "203.0.113.1"); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("ping through the tunnel: %v\n%s", err, out)
+	}
+	if out, err := l.Run(b, "ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", "203.0.113.1", "198.51.100.1"); err != nil {
+		t.Fatalf("ping from b: %v\n%s", err, out)
+	}
+	text, st := tunnelDetail(t, ga)
+	t.Logf("A: %s", text)
+	if st.State != "up" || st.Datapath != "xfrm" || len(st.SAs) != 2 || st.Outbound.Packets < 3 || st.Inbound.Packets < 3 {
+		t.Errorf("want A up on the XFRM datapath with two SAs that carried the pings:\n%s", text)
+	}
+	for _, sa := range st.SAs {
+		if sa.Driver != xfrmDriverText || !strings.HasSuffix(sa.Lifetime, "(kernel limits)") {
+			t.Errorf("SA %s: driver %q, lifetime %q", sa.SPI, sa.Driver, sa.Lifetime)
+		}
+	}
+	if _, bst := tunnelDetail(t, gb); bst.State != "up" {
+		t.Errorf("B is %s", bst.State)
+	}
+}
+
+// noXFRMLeft checks that A's namespaces hold no XFRM SA, policy or
+// interface.
+func (x *xfrmLab) noXFRMLeft(t *testing.T, when string) {
+	t.Helper()
+	for _, c := range [][]string{{"ip", "xfrm", "state"}, {"ip", "xfrm", "policy"}} {
+		if out := x.lab.MustRun(x.a, c...); strings.TrimSpace(out) != "" {
+			t.Errorf("%s, %s:\n%s", when, strings.Join(c, " "), out)
+		}
+	}
+	if link := x.lab.MustRun(x.aop, "ip", "link", "show"); strings.Contains(link, "ismx") {
+		t.Errorf("%s, the XFRM interface is left:\n%s", when, link)
+	}
+}
+
+// TestXFRMReload: a reload that moves the tunnel to driver software takes
+// its XFRM SAs, policies and interface away, and the tunnel carries
+// traffic on the lookaside datapath; a reload back puts it on XFRM again.
+// B restarts with each reload: A's rebuilt manual SAs start their sequence
+// numbers again, which B's replay window would refuse.
+func TestXFRMReload(t *testing.T) {
+	x := newXFRMLab(t, "esp-aes128-gcm16", "")
+	x.pings(t, 2)
+	reload := func(text string) {
+		t.Helper()
+		cfg, err := config.Parse("test.conf", strings.NewReader(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := x.ga.Reload(cfg); err != nil {
+			t.Fatal(err)
+		}
+		x.gb.Close()
+		x.gb = mustGateway(t, x.textB)
+	}
+	reload(strings.Replace(x.textA, "tunnel driver kernel", "tunnel driver software", 1))
+	x.noXFRMLeft(t, "after a reload to driver software")
+	x.pings(t, 2)
+	if text, st := tunnelDetail(t, x.ga); st.Datapath != "lookaside" || st.Driver != "software" || st.Outbound.Packets < 4 {
+		t.Errorf("after a reload to driver software:\n%s", text)
+	}
+	reload(x.textA)
+	x.pings(t, 2)
+	if text, st := tunnelDetail(t, x.ga); st.Datapath != "xfrm" || st.Outbound.Packets < 4 {
+		t.Errorf("after a reload back to driver kernel:\n%s", text)
+	}
+}
+
+// TestXFRMRekeyVolume: a signaled tunnel with a 4096 KB lifetime on the
+// XFRM datapath: the kernel's soft byte limit fires an expire notification,
+// IKE rekeys, and the new SAs go into the kernel, while a 3 MiB transfer
+// runs through intact.
+func TestXFRMRekeyVolume(t *testing.T) {
+	gcm, _ := transform.Lookup("esp-aes128-gcm16")
+	needXFRM(t, gcm)
+	l := netlab.New(t)
+	a, b := l.NS("a"), l.NS("b")
+	l.Link(a, "eth0", netip.MustParsePrefix("192.0.2.1/24"), b, "eth0", netip.MustParsePrefix("192.0.2.2/24"))
+	l.MustRun(a, "ip", "addr", "add", "198.51.100.1/32", "dev", "lo")
+	l.MustRun(b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
+	life := "  tunnel lifetime kilobytes 4096\n"
+	ga := mustGateway(t, signaledPair("a", a, "", "  tunnel driver kernel\n"+life))
+	mustGateway(t, signaledPair("b", b, "", "  tunnel driver software\n"+life))
+	var out string
+	var err error
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); {
+		if out, err = l.Run(a, "ping", "-c", "2", "-i", "0.2", "-W", "1", "-I", "198.51.100.1", "203.0.113.1"); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("ping through the tunnel: %v\n%s", err, out)
+	}
+	_, before := tunnelDetail(t, ga)
+	transferBetween(t, a, "198.51.100.1", b, "203.0.113.1", 3<<20)
+	var st TunnelStatus
+	var text string
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if text, st = tunnelDetail(t, ga); st.IKE != nil && st.IKE.Rekeys > 0 && st.State == "up" {
+			break
+		}
+	}
+	t.Logf("A: %s", text)
+	if ga.x.expires[0].Load() == 0 {
+		t.Error("no soft expire notification from the kernel")
+	}
+	if st.IKE == nil || st.IKE.Rekeys == 0 || st.Datapath != "xfrm" {
+		t.Fatalf("no rekey on the XFRM datapath:\n%s", text)
+	}
+	spis := map[string]bool{}
+	for _, sa := range before.SAs {
+		spis[sa.SPI] = true
+	}
+	fresh := 0
+	for _, sa := range st.SAs {
+		if !spis[sa.SPI] && sa.Driver == xfrmDriverText {
+			fresh++
+		}
+	}
+	if fresh < 2 {
+		t.Errorf("no new pair of kernel SAs after the rekey:\n%s", text)
+	}
+}
