@@ -121,10 +121,14 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	return g, nil
 }
 
-// probeDrivers opens the accelerators the configuration allows.
+// probeDrivers opens the lookaside accelerators the configuration asks
+// for, globally or for a tunnel: in the order auto prefers them, a DPDK
+// device, then the kernel crypto API (AF_ALG). XFRM protocol offload,
+// preferred before both, is chosen per tunnel (chooseXFRM).
 func probeDrivers(cfg *config.Config, log *slog.Logger) []driver.Driver {
-	if cfg.Driver == config.DriverSoftware {
-		return nil
+	wanted := map[config.Driver]bool{cfg.Driver: true}
+	for _, tc := range cfg.Tunnels {
+		wanted[tc.Driver] = true
 	}
 	params := map[string]string{}
 	if len(cfg.DPDK.EALArgs) > 0 {
@@ -134,17 +138,16 @@ func probeDrivers(cfg *config.Config, log *slog.Logger) []driver.Driver {
 		params["vdev"] = strings.Join(cfg.DPDK.VDevs, ",")
 	}
 	var out []driver.Driver
-	// Protocol offload first, then lookaside devices (DESIGN.md).
-	for _, name := range []string{string(config.DriverKernel), string(config.DriverDPDK)} {
-		if cfg.Driver != config.DriverAuto && string(cfg.Driver) != name {
+	for _, name := range []config.Driver{config.DriverDPDK, config.DriverKernel} {
+		if !wanted[config.DriverAuto] && !wanted[name] {
 			continue
 		}
-		d, err := driver.Open(name, driver.Config{Params: params, Logger: log})
+		d, err := driver.Open(string(name), driver.Config{Params: params, Logger: log})
 		if err != nil {
-			log.Info("driver not used", "driver", name, "reason", err)
+			log.Info("driver not used", "driver", string(name), "reason", err)
 			continue
 		}
-		log.Info("driver available", "driver", name, "info", d.Info().Features.String())
+		log.Info("driver available", "driver", string(name), "info", d.Info().Features.String())
 		out = append(out, d)
 	}
 	return out
