@@ -91,9 +91,11 @@ func (e *Engine) AddSA(c SAConfig) (*SA, error) {
 	c.CipherKey, c.AuthKey = c.CipherKey.Clone(), c.AuthKey.Clone()
 	sa := &SA{id: c.ID(), cfg: c, t: c.Transform, e: e, born: time.Now(), outer: outerHeaderLen(&c), ipv6: c.Dst.Is6()}
 	sa.shape = shapeOf(&c)
-	sa.replay = newReplayWindow(c.ReplayWindow)
 	if c.Direction == driver.Outbound {
+		sa.replay = &replayWindow{} // none: only inbound SAs check replays
 		sa.buildTemplate()
+	} else {
+		sa.replay = newReplayWindow(c.ReplayWindow)
 	}
 	now := nanotime()
 	if c.Lifetime.SoftAge > 0 {
