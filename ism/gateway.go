@@ -208,7 +208,7 @@ func (g *Gateway) apply(cfg *config.Config) error {
 	g.applying = cfg
 	for _, tc := range cfg.Tunnels {
 		old := g.tunnels[tc.Name]
-		if old != nil && old.cfg.Equal(tc) {
+		if old != nil && old.cfg.Equal(tc) && !g.leavesXFRM(old) {
 			old.cfg = tc
 			continue
 		}

@@ -79,6 +79,13 @@ type xfrmPath struct {
 	policies []kernel.Policy
 }
 
+// leavesXFRM reports whether an unchanged tunnel on the XFRM datapath
+// must be rebuilt on the lookaside one: the configuration being applied
+// gives it something XFRM cannot carry, such as a policy route.
+func (g *Gateway) leavesXFRM(t *Tunnel) bool {
+	return t.xf.Load() != nil && g.xfrmUnusable(t) != ""
+}
+
 // nextIfID numbers the XFRM interfaces of every gateway in the process.
 var nextIfID atomic.Uint32
 

@@ -318,6 +318,14 @@ func TestXFRMReload(t *testing.T) {
 	if text, st := tunnelDetail(t, x.ga); st.Datapath != "xfrm" || st.Outbound.Packets < 4 {
 		t.Errorf("after a reload back to driver kernel:\n%s", text)
 	}
+	// A policy route, which XFRM cannot carry, moves the unchanged tunnel
+	// to the lookaside datapath.
+	reload(x.textA + "ip policy-route source 198.51.100.1/32 ipsec:t1\n")
+	x.noXFRMLeft(t, "after a reload adding a policy route")
+	x.pings(t, 2)
+	if text, st := tunnelDetail(t, x.ga); st.Datapath != "lookaside" || st.Outbound.Packets < 2 {
+		t.Errorf("after a reload adding a policy route:\n%s", text)
+	}
 }
 
 // TestXFRMRekeyVolume: a signaled tunnel with a 4096 KB lifetime on the
