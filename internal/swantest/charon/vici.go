@@ -122,7 +122,8 @@ func parsePacket(b []byte) (packet, error) {
 		if len(b) < 1 || len(b) < 1+int(b[0]) {
 			return p, fmt.Errorf("%w: truncated packet name", ErrMalformed)
 		}
-		p.name, b = string(b[1:1+b[0]]), b[1+b[0]:]
+		n := 1 + int(b[0]) // as an int: 1+b[0] wraps at a 255-byte name
+		p.name, b = string(b[1:n]), b[n:]
 	case pktCmdResponse, pktCmdUnknown, pktEventConfirm, pktEventUnknown:
 	default:
 		return p, fmt.Errorf("%w: packet type %d", ErrMalformed, p.typ)
