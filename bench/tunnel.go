@@ -114,13 +114,15 @@ func startGateway(h *harness, text string) *ism.Gateway {
 	return startGatewayWith(h, text, ism.Options{})
 }
 
-// startGatewayWith builds a gateway from configuration text with options;
-// it is closed when the benchmark ends.
+// startGatewayWith builds a gateway from configuration text with options,
+// on ISM's own data path (never the kernel's XFRM, which would measure the
+// kernel); it is closed when the benchmark ends.
 func startGatewayWith(h *harness, text string, o ism.Options) *ism.Gateway {
 	cfg, err := config.Parse("bench.conf", strings.NewReader(text))
 	if err != nil {
 		h.Fatalf("bench config: %v", err)
 	}
+	o.NoXFRM = true // ISM's own data path, also where the kernel has ESP
 	g, err := ism.New(cfg, o)
 	if err != nil {
 		h.Fatalf("gateway: %v", err)

@@ -157,7 +157,7 @@ func gatewayIn(t *testing.T, ns, text string, log *syncBuffer) *Gateway {
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, text)
 	}
-	o := Options{Logger: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	o := Options{Logger: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})), NoXFRM: true}
 	var g *Gateway
 	if err := swantest.InNamespace(ns, func() (err error) {
 		g, err = New(cfg, o)

@@ -42,6 +42,9 @@ type e2eCase struct {
 	udp       bool
 	extraA    string // more lines for a's interface block
 	extraB    string
+	// xfrm lets a's gateway choose XFRM protocol offload where the
+	// kernel has it; otherwise both stay on ISM's own data path.
+	xfrm bool
 }
 
 func (c e2eCase) String() string {
@@ -91,7 +94,7 @@ func newLab2(t *testing.T, c e2eCase) *lab2 {
 	ck1, ak1 := keyHex(t, tr.CipherKeyLen()), keyHex(t, tr.AuthKeyLen())
 	ck2, ak2 := keyHex(t, tr.CipherKeyLen()), keyHex(t, tr.AuthKeyLen())
 	ab, ba := keys(0x1001, ck1, ak1), keys(0x2001, ck2, ak2) // a→b and b→a
-	x.ga = mustGateway(t, x.config(t, "a", ba, ab, c.extraA))
+	x.ga = mustGatewayWith(t, x.config(t, "a", ba, ab, c.extraA), Options{NoXFRM: !c.xfrm})
 	x.gb = mustGateway(t, x.config(t, "b", ab, ba, c.extraB))
 	x.ka, x.kb = ab, ba
 	return x
@@ -227,13 +230,22 @@ func inNS(t *testing.T, name string, fn func() error) {
 	}
 }
 
+// mustGateway builds a gateway from configuration text on ISM's own data
+// path (NoXFRM: the same on a host whose kernel has ESP); it is closed when
+// the test ends.
 func mustGateway(t *testing.T, text string) *Gateway {
+	t.Helper()
+	return mustGatewayWith(t, text, Options{NoXFRM: true})
+}
+
+// mustGatewayWith is mustGateway with options.
+func mustGatewayWith(t *testing.T, text string, o Options) *Gateway {
 	t.Helper()
 	cfg, err := config.Parse("test.conf", strings.NewReader(text))
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, text)
 	}
-	g, err := New(cfg, Options{})
+	g, err := New(cfg, o)
 	if err != nil {
 		t.Fatal(err)
 	}

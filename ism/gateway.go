@@ -34,6 +34,10 @@ type Options struct {
 	// preference; nil means probe the registered drivers as the
 	// configuration's "ipsec driver" says.
 	Drivers []driver.Driver
+	// NoXFRM keeps every tunnel on the lookaside datapath whatever the
+	// kernel offers, as if its driver were never kernel protocol offload:
+	// for tests and benchmarks of ISM's own data path on any host.
+	NoXFRM bool
 }
 
 // Gateway is the ISM line card: it owns the virtual routers, the secure
@@ -92,6 +96,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	g.seam = &seam{g: g, reserved: map[ike.SAID]time.Time{}, socks: map[netip.AddrPort]*sock{}}
 	g.byID.Store(&map[uint64]*Tunnel{})
 	g.byName.Store(&map[string]*Tunnel{})
+	g.x.off = o.NoXFRM
 	g.drivers = o.Drivers
 	if g.drivers == nil {
 		g.drivers = probeDrivers(cfg, log)

@@ -28,16 +28,7 @@ func TestReloadKeepsUntouchedTunnels(t *testing.T) {
   tunnel transform-set ts
   tunnel sa inbound esp spi 0x3001 cipher-key ` + strings.Repeat("11", 20) + `
   tunnel sa outbound esp spi 0x4001 cipher-key ` + strings.Repeat("22", 20) + "\n"
-	reload := func(text string) {
-		t.Helper()
-		cfg, err := config.Parse("test.conf", strings.NewReader(text))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := x.ga.Reload(cfg); err != nil {
-			t.Fatal(err)
-		}
-	}
+	reload := func(text string) { t.Helper(); reloadText(t, x.ga, text) }
 	reload(text)
 	out, in := sas(x.ga, "t1")
 	if out != keepOut || in != keepIn || out.Seq() != seq || x.ga.tunnels["t1"].tx.Packets.Load() != before {
@@ -71,5 +62,17 @@ func TestReloadKeepsUntouchedTunnels(t *testing.T) {
 	}
 	if keepOut.State() != "active" {
 		t.Errorf("t1's SA is %s", keepOut.State())
+	}
+}
+
+// reloadText reloads g with configuration text.
+func reloadText(t *testing.T, g *Gateway, text string) {
+	t.Helper()
+	cfg, err := config.Parse("test.conf", strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(cfg); err != nil {
+		t.Fatal(err)
 	}
 }

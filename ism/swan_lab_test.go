@@ -218,7 +218,7 @@ func startSwan(t *testing.T, side ismSide, peer swanPeer, conf swantest.Conf) *s
 	// The gateway's log (keys never appear in it) is shown with charon's
 	// when the test fails.
 	var log lockedBuffer
-	g, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	g, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(&log, nil)), NoXFRM: true})
 	if err != nil {
 		t.Fatal(err)
 	}

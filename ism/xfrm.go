@@ -38,6 +38,7 @@ var xfrmCountNames = [numXFRMCounts]string{"xfrm-unavailable", "xfrm-fault"}
 // xfrmState is the gateway's XFRM bookkeeping. Its methods are safe for
 // concurrent use.
 type xfrmState struct {
+	off       bool // Options.NoXFRM
 	probeOnce sync.Once
 	probe     *kernel.Report
 	counts    [numXFRMCounts]atomic.Uint64
@@ -119,6 +120,8 @@ func (g *Gateway) chooseXFRM(t *Tunnel) bool {
 // xfrmUnusable says why t cannot run on the XFRM datapath, or "".
 func (g *Gateway) xfrmUnusable(t *Tunnel) string {
 	switch {
+	case g.x.off:
+		return "turned off for this gateway (NoXFRM)"
 	case t.mode == offload.Transport:
 		return "transport mode runs on the lookaside datapath"
 	case t.udp:

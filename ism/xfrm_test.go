@@ -46,7 +46,7 @@ func TestXFRMNotChosen(t *testing.T) {
 	}{{"auto", 0}, {"kernel", 1}} {
 		t.Run(c.driver, func(t *testing.T) {
 			t.Parallel()
-			x := newLab2(t, e2eCase{transform: "esp-aes128-gcm16", mode: config.TunnelMode, extraA: "  tunnel driver " + c.driver + "\n"})
+			x := newLab2(t, e2eCase{transform: "esp-aes128-gcm16", mode: config.TunnelMode, extraA: "  tunnel driver " + c.driver + "\n", xfrm: true})
 			if err := x.ping(t, 3); err != nil {
 				t.Fatal(err)
 			}
@@ -72,7 +72,7 @@ func TestXFRMNotChosen(t *testing.T) {
 
 // TestXFRMSoftwareNotAsked: driver software never looks at XFRM.
 func TestXFRMSoftwareNotAsked(t *testing.T) {
-	x := newLab2(t, e2eCase{transform: "esp-aes128-hmac-sha", mode: config.TunnelMode, extraA: "  tunnel driver software\n"})
+	x := newLab2(t, e2eCase{transform: "esp-aes128-hmac-sha", mode: config.TunnelMode, extraA: "  tunnel driver software\n", xfrm: true})
 	text, st := tunnelDetail(t, x.ga)
 	if st.DatapathReason != "" || strings.Contains(text, "xfrm") || st.Driver != "software" {
 		t.Errorf("driver software: want no XFRM reason and the software driver:\n%s", text)

@@ -210,7 +210,7 @@ func TestXFRMFault(t *testing.T) {
 	l.MustRun(x.b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
 	ck1, ck2 := keyHex(t, gcm.CipherKeyLen()), keyHex(t, gcm.CipherKeyLen())
 	ab, ba := "esp spi 0x1001 cipher-key "+ck1, "esp spi 0x2001 cipher-key "+ck2
-	x.ga = mustGateway(t, x.config(t, "a", ba, ab, "  tunnel driver kernel\n"))
+	x.ga = mustGatewayWith(t, x.config(t, "a", ba, ab, "  tunnel driver kernel\n"), Options{})
 	x.gb = mustGateway(t, x.config(t, "b", ab, ba, "  tunnel driver software\n"))
 	if err := x.ping(t, 3); err != nil {
 		t.Fatal(err)
@@ -230,31 +230,38 @@ func TestXFRMFault(t *testing.T) {
 	}
 }
 
+// signaledXFRM brings up a signaled esp-aes128-gcm16 tunnel (IKEv1, two
+// in-process gateways, extra added to both tunnels) between namespaces a,
+// on the XFRM datapath, and b, on the software engine. The first packet
+// starts IKE and is lost: it pings until the tunnel carries traffic.
+func signaledXFRM(t *testing.T, extra string) (l *netlab.Lab, a, b string, ga, gb *Gateway) {
+	t.Helper()
+	gcm, _ := transform.Lookup("esp-aes128-gcm16")
+	needXFRM(t, gcm)
+	l = netlab.New(t)
+	a, b = l.NS("a"), l.NS("b")
+	l.Link(a, "eth0", netip.MustParsePrefix("192.0.2.1/24"), b, "eth0", netip.MustParsePrefix("192.0.2.2/24"))
+	l.MustRun(a, "ip", "addr", "add", "198.51.100.1/32", "dev", "lo")
+	l.MustRun(b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
+	ga = mustGatewayWith(t, signaledPair("a", a, "", "  tunnel driver kernel\n"+extra), Options{})
+	gb = mustGateway(t, signaledPair("b", b, "", "  tunnel driver software\n"+extra))
+	var out string
+	var err error
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); {
+		if out, err = l.Run(a, "ping", "-c", "2", "-i", "0.2", "-W", "1", "-I", "198.51.100.1", "203.0.113.1"); err == nil {
+			return l, a, b, ga, gb
+		}
+	}
+	t.Fatalf("ping through the tunnel: %v\n%s", err, out)
+	return
+}
+
 // TestXFRMSignaled: a signaled tunnel (IKEv1, two in-process gateways)
 // with A on the XFRM datapath and B on the software engine: A's first
 // packet makes the kernel ask for SAs (XFRM acquire), IKE installs them in
 // A's kernel, and pings go both ways through them.
 func TestXFRMSignaled(t *testing.T) {
-	gcm, _ := transform.Lookup("esp-aes128-gcm16")
-	needXFRM(t, gcm)
-	l := netlab.New(t)
-	a, b := l.NS("a"), l.NS("b")
-	l.Link(a, "eth0", netip.MustParsePrefix("192.0.2.1/24"), b, "eth0", netip.MustParsePrefix("192.0.2.2/24"))
-	l.MustRun(a, "ip", "addr", "add", "198.51.100.1/32", "dev", "lo")
-	l.MustRun(b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
-	ga := mustGateway(t, signaledPair("a", a, "", "  tunnel driver kernel\n"))
-	gb := mustGateway(t, signaledPair("b", b, "", "  tunnel driver software\n"))
-	// The first packet starts IKE and is lost: ping until the tunnel is up.
-	var out string
-	var err error
-	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); {
-		if out, err = l.Run(a, "ping", "-c", "2", "-i", "0.2", "-W", "1", "-I", "198.51.100.1", "203.0.113.1"); err == nil {
-			break
-		}
-	}
-	if err != nil {
-		t.Fatalf("ping through the tunnel: %v\n%s", err, out)
-	}
+	l, _, b, ga, gb := signaledXFRM(t, "")
 	if out, err := l.Run(b, "ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", "203.0.113.1", "198.51.100.1"); err != nil {
 		t.Fatalf("ping from b: %v\n%s", err, out)
 	}
@@ -297,13 +304,7 @@ func TestXFRMReload(t *testing.T) {
 	x.pings(t, 2)
 	reload := func(text string) {
 		t.Helper()
-		cfg, err := config.Parse("test.conf", strings.NewReader(text))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := x.ga.Reload(cfg); err != nil {
-			t.Fatal(err)
-		}
+		reloadText(t, x.ga, text)
 		x.gb.Close()
 		x.gb = mustGateway(t, x.textB)
 	}
@@ -333,26 +334,7 @@ func TestXFRMReload(t *testing.T) {
 // IKE rekeys, and the new SAs go into the kernel, while a 3 MiB transfer
 // runs through intact.
 func TestXFRMRekeyVolume(t *testing.T) {
-	gcm, _ := transform.Lookup("esp-aes128-gcm16")
-	needXFRM(t, gcm)
-	l := netlab.New(t)
-	a, b := l.NS("a"), l.NS("b")
-	l.Link(a, "eth0", netip.MustParsePrefix("192.0.2.1/24"), b, "eth0", netip.MustParsePrefix("192.0.2.2/24"))
-	l.MustRun(a, "ip", "addr", "add", "198.51.100.1/32", "dev", "lo")
-	l.MustRun(b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
-	life := "  tunnel lifetime kilobytes 4096\n"
-	ga := mustGateway(t, signaledPair("a", a, "", "  tunnel driver kernel\n"+life))
-	mustGateway(t, signaledPair("b", b, "", "  tunnel driver software\n"+life))
-	var out string
-	var err error
-	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); {
-		if out, err = l.Run(a, "ping", "-c", "2", "-i", "0.2", "-W", "1", "-I", "198.51.100.1", "203.0.113.1"); err == nil {
-			break
-		}
-	}
-	if err != nil {
-		t.Fatalf("ping through the tunnel: %v\n%s", err, out)
-	}
+	_, a, b, ga, _ := signaledXFRM(t, "  tunnel lifetime kilobytes 4096\n")
 	_, before := tunnelDetail(t, ga)
 	transferBetween(t, a, "198.51.100.1", b, "203.0.113.1", 3<<20)
 	var st TunnelStatus

@@ -113,7 +113,7 @@ interface tunnel ipsec:t1
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		routes := l.MustRun(a, "ip", "route", "show", "203.0.113.128/25")
-		if strings.Contains(routes, "ism0") {
+		if strings.Contains(routes, "dev ism") { // ism0, or ismxN on XFRM
 			break
 		}
 		if time.Now().After(deadline) {
@@ -144,7 +144,7 @@ interface tunnel ipsec:t1
 	case <-time.After(10 * time.Second):
 		t.Fatal("ismd did not stop on SIGTERM")
 	}
-	if links := l.MustRun(a, "ip", "link", "show"); strings.Contains(links, "ism0") {
-		t.Error("ism0 left behind after ismd stopped")
+	if links := l.MustRun(a, "ip", "link", "show"); strings.Contains(links, ": ism") {
+		t.Errorf("a secure-interface device left behind after ismd stopped:\n%s", links)
 	}
 }
