@@ -3,6 +3,7 @@ package ism
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"sync"
@@ -244,7 +245,7 @@ func (g *Gateway) newXFRMPath(t *Tunnel) (*xfrmPath, error) {
 		return nil, err
 	}
 	n := nextIfID.Add(1)
-	p := &xfrmPath{x: x, ifID: xfrmIfIDBase + n, name: fmt.Sprintf("ismx%d", n)}
+	p := &xfrmPath{x: x, ifID: ifIDBase + n, name: fmt.Sprintf("ismx%d", n)}
 	if p.index, err = newXFRMLink(t.tr, t.op, p.name, p.ifID); err != nil {
 		return nil, err
 	}
@@ -260,8 +261,11 @@ func (g *Gateway) newXFRMPath(t *Tunnel) (*xfrmPath, error) {
 }
 
 // xfrmIfIDBase keeps ISM's XFRM interface IDs apart from small ones an
-// operator may use.
+// operator may use; ifIDBase, drawn at start, keeps two daemons sharing a
+// transport VR from binding their SAs and policies to the same IDs.
 const xfrmIfIDBase = 0x15a00000
+
+var ifIDBase = xfrmIfIDBase + rand.Uint32N(0xea600000-0x100000)
 
 // xfrmPolicies installs the tunnel's policies: out, in and fwd for its
 // selectors, bound to its interface. Traffic of the other family (an IPv6
