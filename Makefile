@@ -8,10 +8,10 @@ STATICCHECK_VERSION := v0.8.2
 DEB_PACKAGES := strongswan-charon strongswan-swanctl libcharon-extra-plugins \
 	libstrongswan-standard-plugins libstrongswan-extra-plugins tshark iperf3 \
 	iproute2 iputils-ping python3-scapy snmptrapd snmp dpdk dpdk-dev libdpdk-dev \
-	libipsec-mb1 pkg-config tcpdump python3-cryptography
+	libipsec-mb1 pkg-config tcpdump python3-cryptography qemu-system-x86 busybox-static
 TEST_FLAGS ?= -count=1 -race -timeout 15m
 
-.PHONY: all build test bench lint demo deps fuzz clean
+.PHONY: all build test test-kernel bench lint demo deps fuzz clean
 
 all: build
 
@@ -39,6 +39,25 @@ test: deps
 	$(GO) test $(TEST_FLAGS) ./...
 	$(GO) test $(TEST_FLAGS) -tags dpdk ./driver/dpdk/...
 	$(GO) test $(TEST_FLAGS) -tags dpdk -run DPDK ./ism/
+	$(MAKE) --no-print-directory test-kernel
+
+## test-kernel: the kernel offload tests (AF_ALG lookaside, XFRM protocol
+## offload) in a QEMU guest booted with Debian's stock kernel, which has the
+## ESP, AH and AF_ALG modules this host's kernel may lack
+## (driver/kernel/testdata/vm/run.sh; emulated, as nested KVM does not boot
+## everywhere). The guest's console goes to a log, shown when a run fails.
+test-kernel: deps
+	@log=$$(mktemp); trap 'rm -f $$log' EXIT; \
+	for run in "./driver/kernel|" "./ism|-test.run TestXFRM"; do \
+		pkg=$${run%%|*}; args=$${run#*|}; \
+		echo "ISM_VM_TCG=1 ISM_VM_PKG=$$pkg bash driver/kernel/testdata/vm/run.sh $$args"; \
+		if ISM_VM_TCG=1 ISM_VM_PKG=$$pkg bash driver/kernel/testdata/vm/run.sh $$args > $$log 2>&1; then \
+			echo "ok (in the guest: $$(grep -acE '^ *--- PASS' $$log) passed, $$(grep -acE '^ *--- SKIP' $$log) skipped)"; \
+			grep -aE '^--- SKIP' -B1 $$log | grep -av '^--- SKIP' || true; \
+		else \
+			cat $$log; echo "FAIL: $$pkg in the guest"; exit 1; \
+		fi; \
+	done
 
 ## bench: the Go benchmarks of the engine and the ismbench engine table
 bench:

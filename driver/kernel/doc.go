@@ -69,4 +69,6 @@
 // runs in the guest with
 //
 //	ISM_VM_TCG=1 ISM_VM_PKG=./ism bash driver/kernel/testdata/vm/run.sh -test.run TestXFRM
+//
+// `make test-kernel`, part of `make test` and so of CI, runs both.
 package kernel
