@@ -13,7 +13,7 @@ import (
 func TestMeasurePeers(t *testing.T) {
 	needSwan(t)
 	if _, err := exec.LookPath("iperf3"); err != nil {
-		t.Skip("needs iperf3")
+		t.Fatal("needs iperf3 (make deps, or apt-get install iperf3)")
 	}
 	tr, _ := transform.Lookup("esp-aes128-gcm16")
 	r, err := MeasurePeers(tr, DefaultIKE, time.Second)

@@ -13,10 +13,10 @@ import (
 // TestCharonVici starts a real charon in a namespace, talks to it over
 // vici, and stops it.
 func TestCharonVici(t *testing.T) {
-	if _, err := os.Stat(Binary); err != nil {
-		t.Skip("needs strongSwan's charon (apt-get install strongswan-charon strongswan-swanctl)")
-	}
 	l := netlab.New(t) // skips unless root
+	if _, err := os.Stat(Binary); err != nil {
+		t.Fatal("needs strongSwan's charon (make deps, or apt-get install strongswan-charon strongswan-swanctl)")
+	}
 	ns := l.NS("swan")
 	ch := Start(t, ns, t.TempDir(), Conf{Quiet: true, Swanctl: `connections {
   c {
