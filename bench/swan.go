@@ -42,40 +42,10 @@ func (s swanTB) TempDir() string {
 // and 198.51.100.0/24 (ISM), routes through its userspace ESP device so
 // that answers go back through the tunnel.
 func swanConf(local string) swantest.Conf {
-	return swantest.Conf{InstallRoutes: true, Swanctl: fmt.Sprintf(`connections {
-  ism {
-    version = 1
-    local_addrs = %[1]s
-    remote_addrs = %[2]s
-    proposals = aes128-sha1-modp2048
-    rekey_time = 0
-    local {
-      auth = psk
-      id = %[1]s
-    }
-    remote {
-      auth = psk
-      id = %[2]s
-    }
-    children {
-      net {
-        local_ts = 203.0.113.0/24
-        remote_ts = 198.51.100.0/24
-        esp_proposals = aes128-sha1
-        mode = tunnel
-        start_action = none
-      }
-    }
-  }
-}
-secrets {
-  ike-1 {
-    id-a = %[1]s
-    id-b = %[2]s
-    secret = %[3]q
-  }
-}
-`, local, swantest.ISMAddr, benchPSK)}
+	return swantest.Conf{InstallRoutes: true, Swanctl: swanctlConf(benchPSK, swanPeer{
+		Name: "ism", Local: local, Remote: swantest.ISMAddr.String(), IKE: "aes128-sha1-modp2048", ESP: "aes128-sha1",
+		Children: []swanChild{{Name: "net", LocalTS: "203.0.113.0/24", RemoteTS: "198.51.100.0/24"}},
+	})}
 }
 
 // benchPSK is the pre-shared key of the failover benchmark's tunnel.
