@@ -162,7 +162,7 @@ func TestSignaled(t *testing.T) {
 			selector.AnyOf(a("0.0.0.0")), selector.AnyOf(a("0.0.0.0"))}},
 		{"v6 selectors", v6.LocalSelector, selector.AnyOf(a("::"))},
 		{"v6 address", v6.Address6, netip.MustParsePrefix("2001:db8:100::1/64")},
-		{"v6 ike", v6.IKEVersion, 2},
+		{"v6 ike", v6.IKEVersion, 1},
 		{"v6 mtu", v6.MTU, 1400},
 		{"v6 driver", v6.Driver, DriverSoftware},
 		{"routes", c.Routes, []Route{

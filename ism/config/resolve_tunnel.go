@@ -281,6 +281,9 @@ func (k *tunnelCheck) signaled() {
 	if t.IKEMode == AggressiveMode && t.IKEVersion == 2 {
 		k.errf(d.ikeMode.line, "tunnel ike-mode", "aggressive mode is IKEv1 only, and this tunnel uses IKEv2")
 	}
+	if t.IKEVersion == 2 && !IKEv2Available {
+		k.errf(d.ikeVersion.line, "tunnel ike-version", "IKEv2 is not available in this release: signaled tunnels speak IKEv1 (tunnel ike-version 1)")
+	}
 	t.DPD = d.dpd.resolve(c.DPD)
 	t.FailoverHoldDown = d.holdDown.or(c.FailoverHoldDown)
 	t.LocalIdentity = d.localID.or(Identity{Kind: IdentityAddress, Value: d.source.v.String(), Addr: d.source.v})
@@ -336,7 +339,11 @@ func (k *tunnelCheck) aggressive() {
 	default:
 		return
 	}
-	k.errf(line, cmd, "pre-shared keys with an FQDN or user@fqdn identity need IKEv1 aggressive mode: add \"tunnel ike-mode aggressive\" (or use IKEv2, or only rsa-signature policy rules)")
+	alt := "only rsa-signature policy rules"
+	if IKEv2Available {
+		alt = "use IKEv2, or " + alt
+	}
+	k.errf(line, cmd, "pre-shared keys with an FQDN or user@fqdn identity need IKEv1 aggressive mode: add \"tunnel ike-mode aggressive\" (or %s)", alt)
 }
 
 // preSharedKeys checks that a tunnel whose every policy rule needs a
