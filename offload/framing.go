@@ -501,6 +501,15 @@ func (p *Processor) ahIn(pk *Packet, dst netip.Addr) DropReason {
 // (tunnel mode) or the rebuilt original packet (transport mode).
 func (p *Processor) finishInbound(pk *Packet) DropReason {
 	sa, b, f := pk.SA, pk.Buf, &pk.f
+	if sa.hasLimits() {
+		// Packets of the burst verified so far count: the one that
+		// reaches the hard limit is the last delivered (prepare admitted
+		// the whole burst before any of it was accounted).
+		if over, cause := sa.overLimit(p.pending(sa)); over {
+			sa.expire(true, cause)
+			return DropLifetime
+		}
+	}
 	p.lockReplay(sa)
 	if r := sa.replay.update(pk.seq); r != NotDropped {
 		return r

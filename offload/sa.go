@@ -316,6 +316,14 @@ func (sa *SA) account(pkts, bytes uint64, now int64) {
 	}
 }
 
+// refund takes back traffic accounted for packets that were dropped after
+// all (a Pipeline accounts outbound packets when it prepares them). Events
+// already fired stay fired.
+func (sa *SA) refund(pkts, bytes uint64) {
+	sa.stats.Packets.Add(-pkts)
+	sa.stats.Bytes.Add(-bytes)
+}
+
 // overLimit reports whether the SA has already carried its hard limit,
 // counting pending packets and bytes not yet accounted.
 func (sa *SA) overLimit(pendPkts, pendBytes uint64) (bool, Cause) {
