@@ -27,6 +27,13 @@ type EngineResult struct {
 	// VsCryptoPerf is Gbps over dpdk-test-crypto-perf's on the same PMD,
 	// algorithm and size (DPDK driver, encapsulation).
 	VsCryptoPerf float64 `json:"vs_crypto_perf,omitempty"`
+	// SharedSA rows (-shared-sa) measure one SA pair on Cores crypto
+	// workers (an offload.Pipeline, order checked) against the same SA on
+	// one goroutine in the same run: OneCoreGbps, and VsOneCore = Gbps /
+	// OneCoreGbps.
+	SharedSA    bool    `json:"shared_sa,omitempty"`
+	OneCoreGbps float64 `json:"one_core_gbps,omitempty"`
+	VsOneCore   float64 `json:"vs_one_core,omitempty"`
 }
 
 // rounds is how many times the engine and the baseline take turns, so that

@@ -20,7 +20,15 @@ func PrintJSON(w io.Writer, v any) error {
 // EngineTable prints engine results as a readable table.
 func EngineTable(w io.Writer, rows []EngineResult) error {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "transform\tsize\tdir\tdriver\tcores\tMpps\tGbps\traw Gbps\tratio\tvs software\tvs crypto-perf\t")
+	shared := false
+	for _, r := range rows {
+		shared = shared || r.SharedSA
+	}
+	head := "transform\tsize\tdir\tdriver\tcores\tMpps\tGbps\traw Gbps\tratio\tvs software\tvs crypto-perf\t"
+	if shared {
+		head += "one SA: 1 core Gbps\tvs one core\t"
+	}
+	fmt.Fprintln(tw, head)
 	dash := func(v float64) string {
 		if v > 0 {
 			return fmt.Sprintf("%.2f", v)
@@ -28,8 +36,12 @@ func EngineTable(w io.Writer, rows []EngineResult) error {
 		return "-"
 	}
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%.3f\t%.2f\t%s\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%.3f\t%.2f\t%s\t%s\t%s\t%s\t",
 			r.Transform, r.Size, r.Direction, r.Driver, r.Cores, r.PPS/1e6, r.Gbps, dash(r.RawGbps), dash(r.Ratio), dash(r.VsSoftware), dash(r.VsCryptoPerf))
+		if shared {
+			fmt.Fprintf(tw, "%s\t%s\t", dash(r.OneCoreGbps), dash(r.VsOneCore))
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }

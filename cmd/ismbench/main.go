@@ -1,6 +1,6 @@
 // Command ismbench is ISM's benchmark harness.
 //
-//	ismbench engine [-transform NAME] [-size BYTES] [-driver NAME|all] [-duration D] [-cores N] [-json]
+//	ismbench engine [-transform NAME] [-size BYTES] [-driver NAME|all] [-duration D] [-cores N] [-shared-sa] [-json]
 //	ismbench tunnel [-transform NAME] [-duration D] [-encap udp|esp] [-peer strongswan] [-json]
 //	ismbench ike [-tunnels N] [-window N] [-transform NAME] [-group G] [-quick] [-no-strongswan] [-json]
 //	ismbench failover [-runs N] [-loss kill|link-down] [-dpd-silent D] [...] [-json]
@@ -8,6 +8,9 @@
 // engine measures the ESP/AH engine's encapsulation and decapsulation per
 // transform, size and driver against the plain standard-library cipher and
 // MAC on the same buffers, measured in the same run (the ratio column).
+// With -shared-sa it measures one SA pair on -cores crypto workers (the
+// offload pipeline, every packet's order checked) against the same SA on
+// one core, in the same run (the vs one core column, JSON vs_one_core).
 //
 // tunnel (root) sets up two gateways in two network namespaces joined by a
 // veth pair and measures iperf3 TCP through a manual tunnel and over the
