@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -36,13 +37,17 @@ type EngineResult struct {
 	VsOneCore   float64 `json:"vs_one_core,omitempty"`
 }
 
-// rounds is how many times the engine and the baseline take turns, so that
-// noise on a shared machine falls on both.
+// rounds is how many times the one-core and the pipelined runs of
+// MeasureSharedSA take turns, so that noise on a shared machine falls on
+// both.
 const rounds = 5
 
-// MeasureEngine measures one workload for about d in all, split between the
-// engine and the baseline, on cores goroutines each with its own SA pair.
-// accel nil means the software engine.
+// MeasureEngine measures one workload for about d in all on cores
+// goroutines, each with its own SA pair. Each goroutine alternates a pass
+// of the engine over its Pool packets with a pass of the baseline over the
+// same buffers, so that both see the same machine: the ratio is the median
+// of the passes' ratios, which a burst of load on a shared machine moves
+// little; the rates are the sums. accel nil means the software engine.
 func MeasureEngine(t transform.Transform, size int, dir Direction, accel driver.Driver, cores int, d time.Duration) (EngineResult, error) {
 	cores = max(cores, 1)
 	works := make([]*EngineWork, cores)
@@ -54,36 +59,67 @@ func MeasureEngine(t transform.Transform, size int, dir Direction, accel driver.
 		defer w.Close()
 		works[i] = w
 	}
-	slice := d / (2 * rounds)
 	var ism, base rate
-	for range rounds {
-		ism.add(runAll(works, slice, func(w *EngineWork) (int, time.Duration) {
-			if dir == Encap {
+	ratios := make([][]float64, cores)
+	pkts := make([]int, cores)
+	ismBusy, baseBusy := make([]time.Duration, cores), make([]time.Duration, cores)
+	var wg sync.WaitGroup
+	for i, w := range works {
+		wg.Go(func() {
+			end := time.Now().Add(d)
+			for time.Now().Before(end) {
+				if dir == Decap {
+					w.PrepareDecap()
+				}
 				t0 := time.Now()
-				return w.Encap(), time.Since(t0)
+				var n int
+				if dir == Encap {
+					n = w.Encap()
+				} else {
+					n = w.Decap()
+				}
+				t1 := time.Now()
+				if dir == Decap {
+					w.PrepareRawOpen()
+				}
+				t2 := time.Now()
+				if dir == Encap {
+					w.RawSeal()
+				} else {
+					w.RawOpen()
+				}
+				t3 := time.Now()
+				pkts[i] += n
+				ismBusy[i] += t1.Sub(t0)
+				baseBusy[i] += t3.Sub(t2)
+				ratios[i] = append(ratios[i], float64(t3.Sub(t2))/float64(t1.Sub(t0))*float64(n)/float64(Pool))
 			}
-			w.PrepareDecap()
-			t0 := time.Now()
-			return w.Decap(), time.Since(t0)
-		}))
-		base.add(runAll(works, slice, func(w *EngineWork) (int, time.Duration) {
-			if dir == Encap {
-				t0 := time.Now()
-				return w.RawSeal(), time.Since(t0)
-			}
-			w.PrepareRawOpen()
-			t0 := time.Now()
-			return w.RawOpen(), time.Since(t0)
-		}))
+		})
 	}
+	wg.Wait()
+	ism.add(pkts, ismBusy)
+	full := make([]int, cores)
+	var all []float64
+	for i := range full {
+		full[i] = len(ratios[i]) * Pool
+		all = append(all, ratios[i]...)
+	}
+	base.add(full, baseBusy)
 	r := EngineResult{Transform: t.Name(), Size: size, Direction: dir, Driver: works[0].Driver, Cores: cores}
 	r.PPS = ism.pps()
 	r.Gbps = r.PPS * float64(size) * 8 / 1e9
 	r.RawGbps = base.pps() * float64(size) * 8 / 1e9
-	if r.RawGbps > 0 {
-		r.Ratio = r.Gbps / r.RawGbps
-	}
+	r.Ratio = median(all)
 	return r, nil
+}
+
+// median returns the middle of v, which it sorts; 0 for none.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 // rate sums packets and busy time per goroutine.
@@ -111,24 +147,4 @@ func (r *rate) pps() float64 {
 		}
 	}
 	return s
-}
-
-// runAll runs step on every workload in its own goroutine until d has
-// passed, and returns each one's packets and timed duration.
-func runAll(works []*EngineWork, d time.Duration, step func(*EngineWork) (int, time.Duration)) ([]int, []time.Duration) {
-	pkts := make([]int, len(works))
-	busy := make([]time.Duration, len(works))
-	var wg sync.WaitGroup
-	for i, w := range works {
-		wg.Go(func() {
-			end := time.Now().Add(d)
-			for time.Now().Before(end) {
-				n, t := step(w)
-				pkts[i] += n
-				busy[i] += t
-			}
-		})
-	}
-	wg.Wait()
-	return pkts, busy
 }
