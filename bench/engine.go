@@ -120,7 +120,7 @@ func (w *EngineWork) Close() {
 func (w *EngineWork) reset(i int) {
 	pk := w.pkts[i]
 	pk.Reset(w.Size)
-	copy(pk.Buf.Bytes()[:20], w.inner[:20])
+	*(*[20]byte)(pk.Buf.Bytes()) = [20]byte(w.inner)
 	pk.SA = w.sa
 }
 

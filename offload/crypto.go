@@ -16,6 +16,7 @@ type burstState struct {
 	held  []*binding     // bindings referenced by the burst
 	acc   []acct         // SA traffic of the burst, accounted at its end
 	byDrv [][]*driver.Op // ops by driver index
+	last  *binding       // the last of held
 }
 
 func (s *burstState) init(drivers int) {
@@ -33,6 +34,7 @@ func (s *burstState) holdBinding(b *binding) bool {
 		return false
 	}
 	s.held = append(s.held, b)
+	s.last = b
 	return true
 }
 
@@ -41,7 +43,7 @@ func (s *burstState) releaseAll() {
 		b.release()
 	}
 	clear(s.held)
-	s.held = s.held[:0]
+	s.held, s.last = s.held[:0], nil
 }
 
 // qpLease is one queue pair of an asynchronous driver with the lock that

@@ -121,6 +121,7 @@ func (e *Engine) AddSA(c SAConfig) (*SA, error) {
 	if c.Lifetime.HardAge > 0 {
 		sa.hardAt = now + int64(c.Lifetime.HardAge)
 	}
+	sa.aged = sa.softAt != 0 || sa.hardAt != 0
 	sh := &e.shards[c.SPI%sadShards]
 	sh.mu.Lock()
 	for _, o := range sh.sas[c.SPI] {

@@ -102,7 +102,8 @@ func newProcessor(e *Engine, crypto bool) *Processor {
 }
 
 // hold returns the SA's binding with a reference taken for the burst, or
-// nil once the SA is deleted.
+// nil once the SA is deleted. (prepare has the common case inline: the
+// binding held since the previous packet.)
 func (p *Processor) hold(sa *SA) *binding {
 	s := p.cur
 	for {
@@ -110,7 +111,7 @@ func (p *Processor) hold(sa *SA) *binding {
 		if b == nil {
 			return nil
 		}
-		if n := len(s.held); n > 0 && s.held[n-1] == b {
+		if b == s.last {
 			return b
 		}
 		if s.holdBinding(b) {
@@ -162,7 +163,10 @@ func (p *Processor) prepare(pkts []*Packet, dir driver.Direction) {
 			p.drop(pk, r)
 			continue
 		}
-		if pk.bnd = p.hold(pk.SA); pk.bnd == nil {
+		if pk.bnd = pk.SA.bind.Load(); pk.bnd != s.last || pk.bnd == nil {
+			pk.bnd = p.hold(pk.SA)
+		}
+		if pk.bnd == nil {
 			p.drop(pk, DropNoSA) // deleted meanwhile
 			continue
 		}
@@ -182,13 +186,14 @@ func (p *Processor) finish(pkts []*Packet, dir driver.Direction) {
 		if pk.Drop != NotDropped {
 			continue
 		}
-		r := p.status(pk)
-		if r == NotDropped {
-			if dir == driver.Outbound {
-				r = p.finishOutbound(pk)
-			} else {
-				r = p.finishInbound(pk)
-			}
+		var r DropReason
+		switch {
+		case pk.op.Status != driver.OK:
+			r = p.status(pk)
+		case dir == driver.Inbound:
+			r = p.finishInbound(pk)
+		case pk.f.icvMove:
+			r = p.finishOutbound(pk)
 		}
 		if r != NotDropped {
 			p.drop(pk, r)
