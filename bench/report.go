@@ -90,3 +90,33 @@ func IKETable(w io.Writer, r IKEResult) error {
 	_, err := fmt.Fprintf(w, "; %d retransmits, %d failed negotiations\n", r.Retransmits, r.Failures)
 	return err
 }
+
+// TunnelTable prints `ismbench tunnel` results: ISM's rows, wireguard-go's
+// when measured, and raw ESP against ESP in UDP per transform.
+func TunnelTable(w io.Writer, rows []TunnelResult, cmps []EncapComparison, wg *WireGuardResult) error {
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
+	head := "tunnel\ttransform\tencap\tseconds\tGbps\tbare Gbps\tratio\t"
+	if wg != nil {
+		head += "vs wireguard-go\t"
+	}
+	fmt.Fprintln(tw, head)
+	for _, r := range rows {
+		fmt.Fprintf(tw, "ISM\t%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t", r.Transform, r.Encap, r.Seconds, r.Gbps, r.BareGbps, r.Ratio)
+		if wg != nil {
+			fmt.Fprintf(tw, "%.2f\t", r.VsWireGuard)
+		}
+		fmt.Fprintln(tw)
+	}
+	if wg != nil {
+		fmt.Fprintf(tw, "%s\tchacha20-poly1305\tudp\t%d\t%.3f\t%.3f\t%.3f\t1.00\t\n", wg.Peer, wg.Seconds, wg.Gbps, wg.BareGbps, wg.Ratio)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, c := range cmps {
+		if _, err := fmt.Fprintf(w, "%s: raw ESP %.2f of ESP in UDP\n", c.Transform, c.RawVsUDP); err != nil {
+			return err
+		}
+	}
+	return nil
+}
