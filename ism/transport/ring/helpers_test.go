@@ -27,7 +27,7 @@ type pairLab struct {
 	a, b string
 }
 
-func newPairLab(t *testing.T) *pairLab {
+func newPairLab(t testing.TB) *pairLab {
 	t.Helper()
 	l := netlab.New(t)
 	p := &pairLab{Lab: l, a: l.NS("a"), b: l.NS("b")}

@@ -3,6 +3,7 @@ package ring
 import (
 	"fmt"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -38,9 +39,11 @@ type xsk struct {
 }
 
 // ringHdr points at the shared producer and consumer indices of a ring.
+// (The kernel's need-wakeup flag is not read: in copy mode only a sendto
+// sends, so every send batch makes one.)
 type ringHdr struct {
-	prod, cons, flags *uint32
-	mask              uint32
+	prod, cons *uint32
+	mask       uint32
 }
 
 // prodRing is a ring this side produces into (fill, tx).
@@ -67,8 +70,6 @@ func (r *consRing) avail() uint32 { return atomic.LoadUint32(r.prod) - r.cachedC
 // release gives the consumed descriptors back to the kernel.
 func (r *consRing) release() { atomic.StoreUint32(r.cons, r.cachedCons) }
 
-func (r *ringHdr) needWakeup() bool { return atomic.LoadUint32(r.flags)&unix.XDP_RING_NEED_WAKEUP != 0 }
-
 func (r *prodRing) addr(i uint32) *uint64 {
 	return (*uint64)(unsafe.Add(r.desc, uintptr(i&r.mask)*8))
 }
@@ -87,12 +88,12 @@ func (r *consRing) xdpDesc(i uint32) unix.XDPDesc {
 
 // newXSK makes an AF_XDP socket with its UMEM and rings and binds it to
 // queue of ifindex in copy mode.
-func newXSK(ifindex, queue int) (x *xsk, err error) {
+func newXSK(ifindex, queue int) (_ *xsk, err error) {
 	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("AF_XDP socket: %w", err)
 	}
-	x = &xsk{fd: fd}
+	x := &xsk{fd: fd}
 	defer func() {
 		if err != nil {
 			x.close()
@@ -146,7 +147,16 @@ func newXSK(ifindex, queue int) (x *xsk, err error) {
 		x.free = append(x.free, i*FrameSize)
 	}
 	sa := &unix.SockaddrXDP{Flags: unix.XDP_COPY | unix.XDP_USE_NEED_WAKEUP, Ifindex: uint32(ifindex), QueueID: uint32(queue)}
-	if err := unix.Bind(fd, sa); err != nil {
+	// A socket closed just before on the same queue lets go of it from a
+	// kernel work item: EBUSY for a moment.
+	for tries := 0; ; tries++ {
+		err = unix.Bind(fd, sa)
+		if err != unix.EBUSY || tries == 100 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("AF_XDP bind to queue %d: %w", queue, err)
 	}
 	return x, nil
@@ -160,8 +170,7 @@ func (x *xsk) mapRing(o unix.XDPRingOffset, pgoff int64, size uintptr) (ringHdr,
 	}
 	x.mmaps = append(x.mmaps, m)
 	base := unsafe.Pointer(&m[0])
-	h := ringHdr{prod: (*uint32)(unsafe.Add(base, o.Producer)), cons: (*uint32)(unsafe.Add(base, o.Consumer)),
-		flags: (*uint32)(unsafe.Add(base, o.Flags)), mask: ringSize - 1}
+	h := ringHdr{prod: (*uint32)(unsafe.Add(base, o.Producer)), cons: (*uint32)(unsafe.Add(base, o.Consumer)), mask: ringSize - 1}
 	return h, unsafe.Add(base, o.Desc), nil
 }
 
