@@ -35,12 +35,12 @@ type EngineResult struct {
 	SharedSA    bool    `json:"shared_sa,omitempty"`
 	OneCoreGbps float64 `json:"one_core_gbps,omitempty"`
 	VsOneCore   float64 `json:"vs_one_core,omitempty"`
+	// PipelineCPUs is the CPU time the process used during the pipelined
+	// passes over their wall time: how many cores it actually got (on a
+	// machine busy with other work, fewer than Cores, and VsOneCore says
+	// more about the machine than about the pipeline).
+	PipelineCPUs float64 `json:"pipeline_cpus,omitempty"`
 }
-
-// rounds is how many times the one-core and the pipelined runs of
-// MeasureSharedSA take turns, so that noise on a shared machine falls on
-// both.
-const rounds = 5
 
 // MeasureEngine measures one workload for about d in all on cores
 // goroutines, each with its own SA pair. Each goroutine alternates a pass

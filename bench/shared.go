@@ -247,10 +247,17 @@ func (w *sharedWork) close() {
 	}
 }
 
+// sharedPass is how long one pass of MeasureSharedSA lasts: long enough
+// that a pipeline's start and drain are noise, short enough that many
+// passes take turns.
+const sharedPass = 25 * time.Millisecond
+
 // MeasureSharedSA measures one SA pair on cores crypto workers (an
-// offload.Pipeline) against the same SA on one goroutine, taking turns for
-// about d in all; the result's VsOneCore is the ratio. Every packet's
-// order is checked. accel nil means the software engine.
+// offload.Pipeline) against the same SA on one goroutine, in passes that
+// take turns for about d in all; VsOneCore is the median of the pairs'
+// ratios (a burst of load on a shared machine moves it little), the rates
+// are over all passes. Every packet's order is checked. accel nil means
+// the software engine.
 func MeasureSharedSA(t transform.Transform, size int, dir Direction, accel driver.Driver, cores int, d time.Duration) (EngineResult, error) {
 	cores = max(cores, 1)
 	w, err := newSharedWork(t, size, dir, accel, cores)
@@ -258,25 +265,29 @@ func MeasureSharedSA(t transform.Transform, size int, dir Direction, accel drive
 		return EngineResult{}, err
 	}
 	defer w.close()
-	slice := d / (2 * rounds)
 	var one, many rate
-	for range rounds {
-		n, el, err := w.oneCore(slice)
+	var ratios []float64
+	var cpu, wall time.Duration
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		n1, el1, err := w.oneCore(sharedPass)
 		if err != nil {
 			return EngineResult{}, err
 		}
-		one.add([]int{n}, []time.Duration{el})
-		if n, el, err = w.pipelined(cores, slice); err != nil {
+		c0 := selfCPU()
+		n2, el2, err := w.pipelined(cores, sharedPass)
+		if err != nil {
 			return EngineResult{}, err
 		}
-		many.add([]int{n}, []time.Duration{el})
+		cpu, wall = cpu+selfCPU()-c0, wall+el2
+		one.add([]int{n1}, []time.Duration{el1})
+		many.add([]int{n2}, []time.Duration{el2})
+		ratios = append(ratios, float64(n2)/el2.Seconds()/(float64(n1)/el1.Seconds()))
 	}
 	r := EngineResult{Transform: t.Name(), Size: size, Direction: dir, Driver: w.driver, Cores: cores, SharedSA: true}
 	r.PPS = many.pps()
 	r.Gbps = r.PPS * float64(size) * 8 / 1e9
 	r.OneCoreGbps = one.pps() * float64(size) * 8 / 1e9
-	if r.OneCoreGbps > 0 {
-		r.VsOneCore = r.Gbps / r.OneCoreGbps
-	}
+	r.VsOneCore = median(ratios)
+	r.PipelineCPUs = cpu.Seconds() / wall.Seconds()
 	return r, nil
 }
