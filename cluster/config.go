@@ -59,6 +59,12 @@ type Config struct {
 	// stops owning its groups; 0 means TTL/4. It must cover Stop and the
 	// clocks' rate difference (see the package documentation).
 	FenceMargin time.Duration
+	// EtcdElectionTimeout is etcd's --election-timeout, if known (0
+	// assumes nothing). A new etcd leader extends every lease by it, so
+	// a probe that proves no member leads holds the fence that much
+	// longer: owners ride through a restart of the whole etcd cluster.
+	// It must not exceed any member's setting.
+	EtcdElectionTimeout time.Duration
 	// CheckpointPeriod is how often an owner writes its groups' state
 	// (checkpoint.DefaultPeriod).
 	CheckpointPeriod time.Duration
@@ -126,6 +132,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("%w: lease TTL %v is not a whole number of seconds", ErrConfig, c.TTL)
 	case c.FenceMargin <= 0 || c.FenceMargin >= c.TTL/2:
 		return fmt.Errorf("%w: fence margin %v must be above 0 and below half the TTL %v", ErrConfig, c.FenceMargin, c.TTL)
+	case c.EtcdElectionTimeout < 0:
+		return fmt.Errorf("%w: negative etcd election timeout", ErrConfig)
 	case c.Key == nil:
 		return fmt.Errorf("%w: no cluster key", ErrConfig)
 	case c.Gateway == nil:

@@ -60,21 +60,33 @@
 // # etcd unreachable
 //
 // When a renewal fails, the node probes every member: a TCP connection
-// refused means no etcd runs there; a member that answers but knows no
-// leader is in no quorum. If every member is one or the other, no quorum
-// exists that could expire the lease, and the probe counts as a renewal
-// sent when it began: owners keep forwarding with what they have, no
-// group moves, and Status says etcd is unreachable. The argument: a
-// quorum that could expire the lease after the probe needs a leader; a
-// leader elected after the probe began extends the lease to at least the
-// probe's start plus TTL; a leader elected before it would have had to be
-// up and leading through the moment its own probe found it down or
-// leaderless. A member that does not answer at all (a timeout, an
-// unreachable network) may be up on the far side of a partition, so it is
-// no such evidence, and the node fences as the rule says. The probe trusts
-// that "connection refused" comes from the member's host, not from a
-// firewall between (a partition that answers with resets or ICMP port
-// unreachable would look like etcd being down: cut links by dropping).
+// refused means no etcd runs there; a member that answers says whether it
+// leads. If every member refused or answered that it does not lead, the
+// probe counts as a renewal sent when it began: owners keep forwarding
+// with what they have, no group moves, and Status says etcd is
+// unreachable. The argument: a leader that could expire the lease after
+// the probe began was either elected after that, and then extended every
+// lease to at least its election plus the TTL (plus etcd's election
+// timeout, which Config.EtcdElectionTimeout lets the node count on, so
+// that owners ride through a restart of all of etcd), or it was elected
+// before and led through the moment its own probe found it down or not
+// leading, which cannot be. A member that does not answer at all (a
+// timeout, an unreachable network) may be leading on the far side of a
+// partition, so it is no such evidence and the node fences as the rule
+// says; so is a member missing from Config.Endpoints (the node checks the
+// member list). The probe trusts that "connection refused" comes from the
+// member's host, not from a firewall between (a partition that answers
+// with resets or ICMP port unreachable would look like etcd being down:
+// cut links by dropping).
+//
+// TTL and etcd's election timeout: a renewal cannot succeed while etcd
+// elects a new leader. When the old leader's process dies, its host
+// refuses connections and the probe holds the fence through the election;
+// when its host vanishes (timeouts), the owners fence unless the election
+// and their reconnection fit in TTL − margin minus a renewal interval. With
+// etcd's default election timeout of 1 s that is tight for the default TTL
+// of 2 s: run etcd with a shorter election timeout (500 ms, heartbeat
+// 50 ms) or the cluster with a longer TTL.
 //
 // Writes: an owner puts each tunnel's record when it changed, and at
 // least every 30 periods otherwise; one transaction per group per period

@@ -19,8 +19,9 @@ const (
 	// Fenced: the lease could not be renewed in time; every group
 	// stopped.
 	Fenced
-	// EtcdUnreachable: no etcd member answers, and each refuses
-	// connections or has no leader: owners keep their groups.
+	// EtcdUnreachable: renewals fail, and every etcd member refuses
+	// connections or answers that it does not lead: owners keep their
+	// groups.
 	EtcdUnreachable
 	// EtcdReachable: etcd answers again.
 	EtcdReachable

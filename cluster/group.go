@@ -164,6 +164,7 @@ func (n *Node) startDone(g *group, gen uint64, err error, done time.Time, prev g
 		return
 	}
 	g.state, g.since = owner, done
+	g.lastWrite.Store(0)
 	rec := TakeoverRecord{Group: g.cfg.Name, From: prev.Owner, To: n.cfg.Node, At: done,
 		Handover: !prev.StoppedAt.IsZero(), Duration: done.Sub(g.detected)}
 	if rec.Handover {

@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
+	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -59,12 +61,15 @@ func startNode(t *testing.T, c *etcdtest.Cluster, name string, groups []Group, o
 	tn := &testNode{done: make(chan error, 1)}
 	tn.gw = newTestGateway(name, o.secret, o.notify)
 	cfg := Config{Node: name, Endpoints: c.Endpoints(), TLS: c.PKI.ClientTLS(t, name), Groups: groups,
-		CheckpointPeriod: o.period, Key: o.key, Gateway: tn.gw,
+		CheckpointPeriod: o.period, Key: o.key, Gateway: tn.gw, EtcdElectionTimeout: time.Second, // etcd's default
 		Events: func(e Event) {
 			tn.mu.Lock()
 			tn.events = append(tn.events, e)
 			tn.mu.Unlock()
 		}}
+	if os.Getenv("ISM_CLUSTER_DEBUG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	if o.ns != "" {
 		cfg.Dialer = etcdtest.Dialer(o.ns)
 	}

@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 )
 
 // Node is this gateway's membership in the cluster: its lease, its
@@ -32,15 +33,17 @@ type Node struct {
 	work    chan func()
 	ctx     context.Context
 
-	mu        sync.Mutex
-	sess      *session
-	joining   bool // a goroutine is establishing a session
-	draining  bool
-	view      view
-	refresh   refreshState
-	etcd      EtcdStatus
-	takeovers []TakeoverRecord
-	pending   []func() // run by Run's goroutine after it lets go of mu
+	mu       sync.Mutex
+	sess     *session
+	joining  bool // a goroutine is establishing a session
+	draining bool
+	// allMembers: the endpoints name every etcd member (checkMembers).
+	allMembers bool
+	view       view
+	refresh    refreshState
+	etcd       EtcdStatus
+	takeovers  []TakeoverRecord
+	pending    []func() // run by Run's goroutine after it lets go of mu
 }
 
 // New checks the configuration and makes a Node; it does not contact etcd
@@ -59,8 +62,14 @@ func New(cfg Config) (*Node, error) {
 	cc := clientv3.Config{Endpoints: cfg.Endpoints, TLS: cfg.TLS, Logger: zap.NewNop(),
 		DialTimeout: cfg.TTL / 2, DialKeepAliveTime: cfg.TTL / 2, DialKeepAliveTimeout: cfg.TTL / 4,
 		PermitWithoutStream: true}
+	// Reconnect within a quarter TTL when etcd comes back, not after
+	// gRPC's default backoff of up to two minutes: a lease outlives an
+	// etcd restart by only a TTL and an election timeout.
+	cc.DialOptions = []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: cfg.TTL / 4},
+		MinConnectTimeout: cfg.TTL / 4})}
 	if cfg.Dialer != nil {
-		cc.DialOptions = []grpc.DialOption{grpc.WithContextDialer(cfg.Dialer)}
+		cc.DialOptions = append(cc.DialOptions, grpc.WithContextDialer(cfg.Dialer))
 	}
 	cli, err := clientv3.New(cc)
 	if err != nil {
@@ -197,8 +206,8 @@ func (n *Node) emit(e Event) {
 var ErrNoSurvivor = errors.New("cluster: no other node can take the groups")
 
 // Drain marks this node as draining, so that its groups move to the other
-// nodes, one handover at a time each (final checkpoint, Stop here, Start
-// there), and returns once it owns none. The node stays in the cluster
+// nodes, each by a handover (final checkpoint, Stop here, Start there),
+// and returns once it owns none and etcd shows each with its new owner. The node stays in the cluster
 // and takes no group until Undrain.
 func (n *Node) Drain(ctx context.Context) error {
 	if err := n.setDraining(ctx, true); err != nil {
@@ -207,8 +216,8 @@ func (n *Node) Drain(ctx context.Context) error {
 	for {
 		n.mu.Lock()
 		owned, others := 0, 0
-		for _, g := range n.groups {
-			if g.state != idle {
+		for name, g := range n.groups {
+			if c, ok := n.view.owner(name); g.state != idle || ok && c.node == n.cfg.Node {
 				owned++
 			}
 		}

@@ -61,6 +61,7 @@ func (n *Node) establish(ctx context.Context) (*session, error) {
 		n.release(s)
 		return nil, err
 	}
+	n.checkMembers(gctx)
 	n.fence.start(sent, s.ttl)
 	return s, nil
 }
@@ -141,15 +142,17 @@ func (n *Node) release(s *session) {
 
 // keepalive renews the lease every quarter TTL with single requests
 // timed from when each was sent, moving the fence. When a renewal fails
-// it probes the members: if every one refuses connections or has no
-// leader, no quorum exists that could expire the lease, and the probe
-// holds the fence as a renewal sent when the probe began would. It ends
+// it probes the members: if every one refuses connections or answers
+// that it does not lead, no leader exists that could expire the lease
+// before one elected after the probe began, which extends it; the probe
+// then holds the fence as a renewal sent when it began would. It ends
 // with the session, or when the lease is gone.
 func (n *Node) keepalive(s *session) {
 	every := s.ttl / 4
+	timeout := every
 	for {
 		sent := n.cfg.Clock.Now()
-		ctx, cancel := context.WithTimeout(s.ctx, every)
+		ctx, cancel := context.WithTimeout(s.ctx, timeout)
 		r, err := n.cli.KeepAliveOnce(ctx, s.lease)
 		cancel()
 		wait := every
@@ -161,18 +164,20 @@ func (n *Node) keepalive(s *session) {
 				return // too late: the fence has fired
 			}
 			n.etcdUp()
+			timeout = every
 		case errors.Is(err, rpctypes.ErrLeaseNotFound) || err == nil:
-			n.cfg.Logger.Warn("lease gone", "lease", fmt.Sprintf("%x", int64(s.lease)))
+			n.log.Warn("lease gone", "lease", fmt.Sprintf("%x", int64(s.lease)))
 			n.fenceNow("lease expired in etcd")
 			return
 		default:
+			// Retry at once, with a shorter wait for the answer, and
+			// probe the members meanwhile.
+			p := n.cfg.Clock.Now()
 			states := n.probe(s.ctx)
-			if down(states) && n.fence.renewed(sent, s.ttl) {
-				n.etcdDown(states, true)
-			} else {
-				n.etcdDown(states, false)
-			}
-			wait = every / 5
+			n.log.Debug("renewal failed", "err", err, "members", states)
+			hold := n.down(states) && n.fence.renewed(p, s.ttl+n.cfg.EtcdElectionTimeout)
+			n.etcdDown(states, hold)
+			wait, timeout = 0, every/2
 		}
 		if !sleep(s.ctx, n, wait-n.cfg.Clock.Now().Sub(sent)) {
 			return
@@ -182,13 +187,13 @@ func (n *Node) keepalive(s *session) {
 
 // Endpoint states a probe finds.
 const (
-	epUp       = "up"
-	epRefused  = "refused"   // nothing listens: the member is not running
-	epNoLeader = "no-leader" // running, but in no quorum
-	epUnknown  = "unknown"   // no answer: it may be running, cut off from this node
+	epLeader   = "leader"   // it leads a quorum, or thinks it does
+	epFollower = "follower" // running, and not the leader (it may know none)
+	epRefused  = "refused"  // nothing listens: the member is not running
+	epUnknown  = "unknown"  // no answer: it may be running, cut off from this node
 )
 
-// probe asks each member whether it runs and has a leader.
+// probe asks each member whether it runs and whether it leads.
 func (n *Node) probe(ctx context.Context) map[string]string {
 	out := make(map[string]string, len(n.cfg.Endpoints))
 	var mu sync.Mutex
@@ -224,21 +229,58 @@ func (n *Node) probeOne(ctx context.Context, ep string) string {
 	switch {
 	case err != nil:
 		return epUnknown
-	case st.Leader == 0:
-		return epNoLeader
+	case st.Leader == st.Header.MemberId:
+		return epLeader
 	}
-	return epUp
+	return epFollower
 }
 
-// down reports whether no member can be in a quorum: each refused or has
-// no leader.
-func down(states map[string]string) bool {
+// down reports whether the probe proves that no member led at its probe
+// instant: each refused, or answered that it was not the leader. Then any
+// leader after the probe began is elected after it, and extends every
+// lease to at least then plus their TTL (see the package documentation).
+// It needs the probe to have reached every member of the cluster.
+func (n *Node) down(states map[string]string) bool {
+	n.mu.Lock()
+	complete := n.allMembers
+	n.mu.Unlock()
+	if !complete || len(states) == 0 {
+		return false
+	}
 	for _, s := range states {
-		if s != epRefused && s != epNoLeader {
+		if s != epRefused && s != epFollower {
 			return false
 		}
 	}
-	return len(states) > 0
+	return true
+}
+
+// checkMembers makes sure the endpoints name every member, which the
+// probe's proof needs; if they do not, etcd's absence is never taken for
+// proof that no quorum exists.
+func (n *Node) checkMembers(ctx context.Context) {
+	r, err := n.cli.MemberList(ctx)
+	if err != nil {
+		return
+	}
+	known := map[string]bool{}
+	for _, ep := range n.cfg.Endpoints {
+		known[ep] = true
+	}
+	complete := true
+	for _, m := range r.Members {
+		in := false
+		for _, u := range m.ClientURLs {
+			in = in || known[u]
+		}
+		if !in {
+			complete = false
+			n.log.Warn("etcd member not among the endpoints: owners fence whenever etcd is unreachable", "member", m.Name, "urls", m.ClientURLs)
+		}
+	}
+	n.mu.Lock()
+	n.allMembers = complete
+	n.mu.Unlock()
 }
 
 // sleep waits d on the node's clock, or until ctx ends (false).

@@ -40,10 +40,11 @@ type LeaseStatus struct {
 type EtcdStatus struct {
 	Reachable bool
 	Since     time.Time // of the current state
-	// Holding: etcd is unreachable and every member refused or had no
-	// leader, so owners keep their groups (no quorum can move them).
+	// Holding: etcd is unreachable and every member refused connections
+	// or answered that it did not lead, so owners keep their groups (no
+	// quorum can move them).
 	Holding   bool
-	Endpoints map[string]string // endpoint → up, refused, no-leader, unknown
+	Endpoints map[string]string // endpoint → leader, follower, refused, unknown
 }
 
 // NodeStatus is one node of the cluster as etcd lists it.
@@ -104,7 +105,7 @@ func (n *Node) etcdDown(states map[string]string, holding bool) {
 		n.etcd.Since = n.cfg.Clock.Now()
 	}
 	if holding && (was || !n.etcd.Holding) {
-		n.emit(Event{Kind: EtcdUnreachable, Reason: "every member refuses or has no leader: owners hold"})
+		n.emit(Event{Kind: EtcdUnreachable, Reason: "every member refuses or does not lead: owners hold"})
 	}
 	n.etcd.Reachable, n.etcd.Holding, n.etcd.Endpoints = false, holding, states
 }
@@ -171,7 +172,7 @@ func (s *Status) WriteTo(w io.Writer) (int64, error) {
 	case s.Etcd.Reachable:
 		fmt.Fprintf(&b, "  etcd reachable\n")
 	case s.Etcd.Holding:
-		fmt.Fprintf(&b, "  etcd UNREACHABLE since %s: no member is in a quorum, owners hold their groups\n", s.Etcd.Since.Format("15:04:05"))
+		fmt.Fprintf(&b, "  etcd UNREACHABLE since %s: no member leads, owners hold their groups\n", s.Etcd.Since.Format("15:04:05"))
 	case !s.Etcd.Since.IsZero():
 		fmt.Fprintf(&b, "  etcd UNREACHABLE since %s\n", s.Etcd.Since.Format("15:04:05"))
 	}
