@@ -60,8 +60,17 @@ func OpenStateFile(dir string, key KeyConfig) (*StateFile, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A save cut short (the daemon killed between create and rename)
+	// leaves its temporary file: remove them.
+	left, _ := filepath.Glob(filepath.Join(dir, tempPattern))
+	for _, f := range left {
+		os.Remove(f)
+	}
 	return &StateFile{dir: dir, path: filepath.Join(dir, StateFileName), seal: s}, nil
 }
+
+// tempPattern names Save's temporary files.
+const tempPattern = "." + StateFileName + "-*"
 
 // Path returns the file's path.
 func (f *StateFile) Path() string { return f.path }
@@ -82,7 +91,7 @@ func (f *StateFile) Save(s *State) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(f.dir, "."+StateFileName+"-*")
+	tmp, err := os.CreateTemp(f.dir, tempPattern)
 	if err != nil {
 		return fmt.Errorf("checkpoint: save: %w", err)
 	}
