@@ -174,6 +174,11 @@ func (n *Node) startDone(g *group, gen uint64, err error, done time.Time, prev g
 	if len(n.takeovers) > maxTakeovers {
 		n.takeovers = n.takeovers[1:]
 	}
+	kind := "failover"
+	if rec.Handover {
+		kind = "handover"
+	}
+	n.metrics.takeovers.WithLabelValues(kind).Observe(rec.Duration.Seconds())
 	n.emit(Event{Kind: Acquired, Group: g.cfg.Name, From: prev.Owner, Handover: rec.Handover, Duration: rec.Duration})
 	key, rev, ctx, w := g.key, g.rev, g.octx, &writeState{}
 	g.ckpt = checkpoint.NewCheckpointer(checkpoint.Config{Clock: n.cfg.Clock, Period: n.cfg.CheckpointPeriod,

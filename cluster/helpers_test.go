@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -162,5 +161,3 @@ func load(nodes ...*testNode) map[string]int {
 	}
 	return out
 }
-
-type stringsBuilder = strings.Builder

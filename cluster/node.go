@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -32,6 +33,9 @@ type Node struct {
 	weights map[string]int
 	work    chan func()
 	ctx     context.Context
+	metrics *metrics
+	// fencedCount counts fences, for metrics.
+	fencedCount atomic.Uint64
 
 	mu       sync.Mutex
 	sess     *session
@@ -58,6 +62,7 @@ func New(cfg Config) (*Node, error) {
 		n.groups[g.Name] = &group{cfg: g}
 		n.weights[g.Name] = g.weight()
 	}
+	n.metrics = newMetrics(n)
 	n.fence = newFence(cfg.Clock, cfg.FenceMargin, func() { n.fenceNow("lease not renewed in time") })
 	cc := clientv3.Config{Endpoints: cfg.Endpoints, TLS: cfg.TLS, Logger: zap.NewNop(),
 		DialTimeout: cfg.TTL / 2, DialKeepAliveTime: cfg.TTL / 2, DialKeepAliveTimeout: cfg.TTL / 4,
@@ -188,6 +193,7 @@ func (n *Node) fenceNow(why string) {
 		n.cfg.Gateway.Stop(g.cfg.Name, StopFenced)
 		n.emit(Event{Kind: Released, Group: g.cfg.Name, Reason: "fenced: " + why})
 	}
+	n.fencedCount.Add(1)
 	n.log.Warn("fenced", "why", why, "groups", len(stop))
 	n.emit(Event{Kind: Fenced, Reason: why})
 	if s != nil {

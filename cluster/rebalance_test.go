@@ -1,9 +1,11 @@
 package cluster
 
 import (
-	"context"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ismgw/ism/internal/etcdtest"
 )
@@ -40,9 +42,45 @@ func TestJoinRebalances(t *testing.T) {
 		}
 		t.Logf("%s handed over: a stopped, b started %v later", ev.Group, ev.At.Sub(stopped))
 	}
-	var out = new(stringsBuilder)
+	var out strings.Builder
 	st := b.Status()
-	st.WriteTo(out)
-	t.Logf("show cluster on b:\n%s", out)
-	_ = context.Background()
+	st.WriteTo(&out)
+	t.Logf("show cluster on b:\n%s", out.String())
+
+	acq := b.eventsOf(Acquired)
+	if len(acq) != 2 || !acq[0].Handover || acq[0].From != "a" || acq[0].Duration <= 0 {
+		t.Fatalf("b's acquired events: %v", acq)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(b.Collector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.Metric {
+			name := mf.GetName()
+			for _, l := range m.Label {
+				if l.GetName() == "group" || l.GetName() == "kind" {
+					name += "/" + l.GetValue()
+				}
+			}
+			switch {
+			case m.Gauge != nil:
+				got[name] = m.Gauge.GetValue()
+			case m.Counter != nil:
+				got[name] = m.Counter.GetValue()
+			case m.Histogram != nil:
+				got[name] = float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	owned := 0.0
+	for _, g := range groups {
+		owned += got["ism_cluster_group_owned/"+g.Name]
+	}
+	if got["ism_cluster_lease_held"] != 1 || owned != 2 || got["ism_cluster_takeover_seconds/handover"] != 2 {
+		t.Fatalf("metrics: %v", got)
+	}
 }
