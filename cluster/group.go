@@ -170,6 +170,9 @@ func (n *Node) startDone(g *group, gen uint64, err error, done time.Time, prev g
 	if rec.Handover {
 		rec.Gap = done.Sub(prev.StoppedAt)
 	}
+	if !prev.Written.IsZero() {
+		rec.CheckpointAge = done.Sub(prev.Written)
+	}
 	n.takeovers = append(n.takeovers, rec)
 	if len(n.takeovers) > maxTakeovers {
 		n.takeovers = n.takeovers[1:]

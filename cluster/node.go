@@ -40,6 +40,7 @@ type Node struct {
 	mu       sync.Mutex
 	sess     *session
 	joining  bool // a goroutine is establishing a session
+	joinErr  string
 	draining bool
 	// allMembers: the endpoints name every etcd member (checkMembers).
 	allMembers bool
@@ -152,6 +153,9 @@ func (n *Node) join() {
 				return
 			}
 			n.log.Warn("cannot join the cluster", "err", err)
+			n.mu.Lock()
+			n.joinErr = err.Error()
+			n.mu.Unlock()
 			if !sleep(n.ctx, n, n.cfg.TTL/4) {
 				return
 			}
@@ -161,7 +165,7 @@ func (n *Node) join() {
 
 // sessionUp starts using a new session; mu is held.
 func (n *Node) sessionUp(s *session) {
-	n.joining = false
+	n.joining, n.joinErr = false, ""
 	if n.ctx.Err() != nil {
 		n.release(s)
 		return

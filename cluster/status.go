@@ -34,6 +34,8 @@ type LeaseStatus struct {
 	// renewed (the fence), Margin how long before the lease could expire.
 	Deadline time.Time
 	Margin   time.Duration
+	// Error is why the last attempt to join failed, "" once joined.
+	Error string
 }
 
 // EtcdStatus says whether etcd answers.
@@ -82,8 +84,10 @@ type TakeoverRecord struct {
 	// Duration is from the moment this node set out to take the group
 	// (it saw it without an owner, or was designated for it) to Start's
 	// return; Gap, for a handover, from the previous owner's Stop to
-	// Start's return (two nodes' clocks).
-	Duration, Gap time.Duration
+	// Start's return; CheckpointAge, from the previous owner's last
+	// checkpoint to Start's return, bounds a failover's outage from above
+	// by a period (both with two nodes' clocks).
+	Duration, Gap, CheckpointAge time.Duration
 }
 
 // etcdUp records a renewal that etcd answered.
@@ -115,7 +119,7 @@ func (n *Node) Status() Status {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	st := Status{Node: n.cfg.Node, Etcd: n.etcd, Takeovers: slices.Clone(n.takeovers)}
-	st.Lease = LeaseStatus{State: "joining", Margin: n.cfg.FenceMargin, TTL: n.cfg.TTL}
+	st.Lease = LeaseStatus{State: "joining", Margin: n.cfg.FenceMargin, TTL: n.cfg.TTL, Error: n.joinErr}
 	if n.sess != nil {
 		st.Lease.ID, st.Lease.TTL, st.Lease.State = int64(n.sess.lease), n.sess.ttl, "held"
 		st.Lease.Deadline = n.fence.deadline()
@@ -168,6 +172,9 @@ func (s *Status) WriteTo(w io.Writer) (int64, error) {
 		fmt.Fprintf(&b, ", owns until %s unless renewed", s.Lease.Deadline.Format("15:04:05.000"))
 	}
 	b.WriteString("\n")
+	if s.Lease.Error != "" {
+		fmt.Fprintf(&b, "  cannot join: %s\n", s.Lease.Error)
+	}
 	switch {
 	case s.Etcd.Reachable:
 		fmt.Fprintf(&b, "  etcd reachable\n")
@@ -203,7 +210,7 @@ func (s *Status) WriteTo(w io.Writer) (int64, error) {
 	if len(s.Takeovers) > 0 {
 		b.WriteString("Takeovers by this node\n")
 		for _, t := range s.Takeovers {
-			kind, gap := "failover", ""
+			kind, gap := "failover", fmt.Sprintf(", checkpoint %v old", t.CheckpointAge.Round(time.Millisecond))
 			if t.Handover {
 				kind, gap = "handover", fmt.Sprintf(", gap %v", t.Gap.Round(time.Millisecond))
 			}

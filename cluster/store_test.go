@@ -18,7 +18,7 @@ import (
 // TestGuardedWrites: the owner's checkpoint transaction lands while its
 // election key stands; once the key is gone (as when its lease expires),
 // the same transaction is refused and changes nothing, and the owner
-// stops the group as deposed.
+// stops the group as deposed. A node with another cluster key stays out.
 func TestGuardedWrites(t *testing.T) {
 	c := etcdtest.Start(t, etcdtest.Options{})
 	groups := testGroups("g0")
@@ -60,6 +60,16 @@ func TestGuardedWrites(t *testing.T) {
 	})
 	if a.Status().Groups[0].Refused == 0 {
 		t.Error("the refused write is not counted")
+	}
+
+	// A node with another cluster key could not read the records: it
+	// refuses to join.
+	x := startNode(t, c, "x", groups, nodeOpts{key: testClusterKey(t)})
+	eventually(t, 5*time.Second, "x refuses to join", func() bool {
+		return strings.Contains(x.Status().Lease.Error, "sealed with another key")
+	})
+	if x.Status().Lease.State != "joining" || len(x.gw.owns()) != 0 {
+		t.Fatalf("x: %+v", x.Status().Lease)
 	}
 }
 

@@ -152,7 +152,7 @@ func (n *Node) reconcile() {
 		switch g.state {
 		case idle:
 			switch {
-			case n.view.queued(name, n.cfg.Node) && n.ownKey(name, s):
+			case n.ownKey(name, s):
 				n.withdraw(g, s) // a key of ours with no campaign behind it
 			case d == n.cfg.Node:
 				n.campaign(g)
