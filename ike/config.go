@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/ismgw/ism/clock"
 	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/selector"
@@ -50,6 +51,9 @@ type Config struct {
 	Rand io.Reader
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Clock runs the daemon's timers and tells its time; nil means
+	// clock.Real. (IKEv2 reads it; IKEv1 moves to it from Now.)
+	Clock clock.Clock
 	// Logger receives the daemon's logs; nil discards them.
 	Logger *slog.Logger
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"fmt"
 	"hash"
+	"time"
 
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/transform"
@@ -119,10 +120,11 @@ func (e encrFunc) aead() bool { return e.aeadICV > 0 }
 
 // suite is a negotiated IKE SA transform set.
 type suite struct {
-	encr  encrFunc
-	prf   prfFunc
-	integ integFunc // zero with an AEAD cipher
-	group int
+	encr     encrFunc
+	prf      prfFunc
+	integ    integFunc // zero with an AEAD cipher
+	group    int
+	lifetime time.Duration // the policy's; not negotiated (§2.8)
 }
 
 func (s suite) String() string {
@@ -159,7 +161,10 @@ func policySuite(p ike.Policy) (suite, error) {
 			return s, fmt.Errorf("v2: no IKEv2 integrity algorithm for %v", p.Hash)
 		}
 	}
-	s.group = p.Group
+	s.group, s.lifetime = p.Group, p.Lifetime
+	if s.lifetime <= 0 {
+		s.lifetime = ike.DefaultIKELifetime
+	}
 	if _, ok := ike.LookupGroup(p.Group); !ok {
 		return s, fmt.Errorf("v2: unsupported DH group %d", p.Group)
 	}

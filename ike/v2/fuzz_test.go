@@ -58,7 +58,7 @@ func FuzzIKEv2Message(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-marshalled message does not parse: %v", err)
 		}
-		again.Length, again.Next = m.Length, m.Next
+		again.Length, again.Next, again.raw = m.Length, m.Next, m.raw
 		if !reflect.DeepEqual(again, m) {
 			t.Fatalf("round trip changed the message")
 		}

@@ -217,6 +217,7 @@ type Payload struct {
 type Message struct {
 	Header
 	Payloads []Payload
+	raw      []byte // the datagram it was parsed from (RealMessage of §2.15)
 }
 
 // ParseMessage parses a datagram: the header and the chain of payloads.
@@ -233,7 +234,7 @@ func ParseMessage(b []byte) (*Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Message{Header: h, Payloads: ps}, nil
+	return &Message{Header: h, Payloads: ps, raw: b}, nil
 }
 
 // parsePayloads walks a chain of payloads starting with type first. With

@@ -104,7 +104,7 @@ func TestMarshalUnmarshal(t *testing.T) {
 			t.Logf("parse: %v", err)
 			return false
 		}
-		m.Length, m.Next = got.Length, got.Next
+		m.Length, m.Next, m.raw = got.Length, got.Next, got.raw
 		if !reflect.DeepEqual(got, m) {
 			t.Logf("got %+v\nwant %+v", got, m)
 			return false
