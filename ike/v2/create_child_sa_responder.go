@@ -168,4 +168,6 @@ func (sa *ikeSA) respondChild(m *Message, cands []ike.Tunnel, withKE bool, ni, n
 
 // sortTunnels orders tunnels by name, so that the choice among several
 // is the same every time.
-func sortTunnels(ts []ike.Tunnel) { sort.Slice(ts, func(i, j int) bool { return ts[i].Name < ts[j].Name }) }
+func sortTunnels(ts []ike.Tunnel) {
+	sort.Slice(ts, func(i, j int) bool { return ts[i].Name < ts[j].Name })
+}
