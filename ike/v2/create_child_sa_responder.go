@@ -99,13 +99,20 @@ func (sa *ikeSA) respondChild(m *Message, cands []ike.Tunnel, withKE bool, ni, n
 	var tun *ike.Tunnel
 	var remoteSel, localSel = tsi.Selectors, tsr.Selectors
 	var rs, ls selector.Selector
-	for i := range cands {
-		t := &cands[i]
-		r, ok1 := narrow(t.RemoteSelector, remoteSel)
-		l, ok2 := narrow(t.LocalSelector, localSel)
-		if ok1 && ok2 {
-			tun, rs, ls = t, r, l
-			break
+	// A tunnel whose selectors are the peer's exactly comes first; then
+	// the first one they meet, narrowed (§2.9).
+	for pass := 0; pass < 2 && tun == nil; pass++ {
+		for i := range cands {
+			t := &cands[i]
+			r, ok1 := narrow(t.RemoteSelector, remoteSel)
+			l, ok2 := narrow(t.LocalSelector, localSel)
+			exact := r == t.RemoteSelector && l == t.LocalSelector &&
+				len(remoteSel) > 0 && len(localSel) > 0 && tsSelector(remoteSel[0].Start, remoteSel[0].End) == r &&
+				tsSelector(localSel[0].Start, localSel[0].End) == l
+			if ok1 && ok2 && (exact || pass == 1) {
+				tun, rs, ls = t, r, l
+				break
+			}
 		}
 	}
 	if tun == nil {
