@@ -202,3 +202,11 @@ func (p *pair) advance(t *testing.T, d time.Duration) {
 		stuck = stuck && !(p.a.idle() && p.b.idle())
 	}
 }
+
+// up has A bring the tunnel up and waits until both sides have it.
+func (p *pair) up(t *testing.T, name string) {
+	t.Helper()
+	p.a.d.Acquire(name)
+	waitEvent(t, p.a.lis, "up", name)
+	waitEvent(t, p.b.lis, "up", name)
+}

@@ -33,8 +33,7 @@ func TestPairIdentities(t *testing.T) {
 		}
 		ca.Tunnels, cb.Tunnels = []ike.Tunnel{ta}, []ike.Tunnel{tb}
 		p := newPair(t, clk, ca, cb)
-		p.a.d.Acquire("t1")
-		waitEvent(t, p.b.lis, "up", "t1")
+		p.up(t, "t1")
 		checkKeysMatch(t, p.a, p.b, "t1", "t1")
 		if id := p.a.d.Status().IKESAs[0].RemoteID; id != ta.RemoteID.String() {
 			t.Fatalf("peer identity %q", id)
@@ -77,8 +76,7 @@ func TestPairProposals(t *testing.T) {
 		ca.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-gcm16", "esp-3des-hmac-md5")}
 		cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-3des-hmac-md5", "esp-aes128-gcm16")}
 		p := newPair(t, clk, ca, cb)
-		p.a.d.Acquire("t1")
-		waitEvent(t, p.a.lis, "up", "t1")
+		p.up(t, "t1")
 		checkKeysMatch(t, p.a, p.b, "t1", "t1")
 		st := p.a.d.Status()
 		if pol := st.IKESAs[0].Policy; pol.Encryption != ike.EncAES128 || pol.Group != 19 {
@@ -133,8 +131,7 @@ func TestPairInvalidKE(t *testing.T) {
 	ca.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-gcm16")}
 	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-gcm16")}
 	p := newPair(t, clk, ca, cb)
-	p.a.d.Acquire("t1")
-	waitEvent(t, p.b.lis, "up", "t1")
+	p.up(t, "t1")
 	if a, b := p.a.d.Status().Counters.InvalidKE, p.b.d.Status().Counters.InvalidKE; a != 1 || b != 1 {
 		t.Fatalf("INVALID_KE_PAYLOAD: initiator retried %d times, responder sent %d", a, b)
 	}
@@ -156,8 +153,7 @@ func TestPairPFS(t *testing.T) {
 		ta.Lifetime = ike.Lifetime{Time: time.Hour}
 		ca.Tunnels, cb.Tunnels = []ike.Tunnel{ta}, []ike.Tunnel{tb}
 		p := newPair(t, clk, ca, cb)
-		p.a.d.Acquire("t1")
-		waitEvent(t, p.b.lis, "up", "t1")
+		p.up(t, "t1")
 		p.advance(t, 55*time.Minute)
 		st := p.a.d.Status().Tunnels[0]
 		if c.want == 0 {
@@ -209,8 +205,7 @@ func TestPairRekeyByTime(t *testing.T) {
 	tb.PFSGroup = 14
 	ca.Tunnels, cb.Tunnels = []ike.Tunnel{ta}, []ike.Tunnel{tb}
 	p := newPair(t, clk, ca, cb)
-	p.a.d.Acquire("t1")
-	waitEvent(t, p.b.lis, "up", "t1")
+	p.up(t, "t1")
 	checkMakeBeforeBreak(t, p, func() { p.advance(t, 55*time.Minute) })
 }
 
@@ -259,8 +254,7 @@ func TestPairRekeyByVolume(t *testing.T) {
 	ca.Tunnels = []ike.Tunnel{ta}
 	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-gcm16")}
 	p := newPair(t, clk, ca, cb)
-	p.a.d.Acquire("t1")
-	waitEvent(t, p.b.lis, "up", "t1")
+	p.up(t, "t1")
 	_, out, _ := p.a.inst.Tunnel("t1")
 	if out[0].Soft.Bytes == 0 || out[0].Soft.Bytes >= out[0].Hard.Bytes {
 		t.Fatalf("volume limits %+v %+v", out[0].Soft, out[0].Hard)
@@ -302,8 +296,7 @@ func TestPairDelete(t *testing.T) {
 	ca.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-gcm16")}
 	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-gcm16")}
 	p := newPair(t, clk, ca, cb)
-	p.a.d.Acquire("t1")
-	waitEvent(t, p.b.lis, "up", "t1")
+	p.up(t, "t1")
 	p.a.d.Expire(p.a.inst.Calls()[0].ID, true)
 	waitEvent(t, p.b.lis, "down", "t1")
 	waitFor(t, "no SAs", func() bool { return len(p.a.inst.SAs()) == 0 && len(p.b.inst.SAs()) == 0 })
@@ -329,8 +322,7 @@ func TestPairDPD(t *testing.T) {
 	ca.Tunnels = []ike.Tunnel{ta}
 	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-gcm16")}
 	p := newPair(t, clk, ca, cb)
-	p.a.d.Acquire("t1")
-	waitEvent(t, p.b.lis, "up", "t1")
+	p.up(t, "t1")
 	step := func(d time.Duration) { p.advance(t, d) }
 	step(35 * time.Second)
 	waitFor(t, "a liveness check answered", func() bool { return p.a.d.Status().Counters.DPDAcks >= 1 })
@@ -427,8 +419,7 @@ func TestPairOutOfWindow(t *testing.T) {
 	ca.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-gcm16")}
 	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-gcm16")}
 	p := newPair(t, clk, ca, cb)
-	p.a.d.Acquire("t1")
-	waitEvent(t, p.b.lis, "up", "t1")
+	p.up(t, "t1")
 	// A sends a liveness check with message ID 7 instead of 2.
 	p.a.d.mu.Lock()
 	var sa *ikeSA
@@ -462,8 +453,7 @@ func TestPairTransportESN(t *testing.T) {
 	ta.ESN, tb.ESN = true, true
 	ca.Tunnels, cb.Tunnels = []ike.Tunnel{ta}, []ike.Tunnel{tb}
 	p := newPair(t, clk, ca, cb)
-	p.a.d.Acquire("t1")
-	waitEvent(t, p.b.lis, "up", "t1")
+	p.up(t, "t1")
 	checkKeysMatch(t, p.a, p.b, "t1", "t1")
 	in, _, _ := p.a.inst.Tunnel("t1")
 	if in[0].Mode != ipsec.Transport || !in[0].ESN || in[0].Transform.Name() != "ah-hmac-sha256" {
