@@ -83,6 +83,3 @@ type NotifyError struct {
 }
 
 func (e *NotifyError) Error() string { return "v2: " + e.Type.String() }
-
-// notifyErr returns a *NotifyError of type t.
-func notifyErr(t NotifyType, data ...byte) *NotifyError { return &NotifyError{Type: t, Data: data} }
