@@ -105,4 +105,3 @@ func TestPairRekeyByVolume(t *testing.T) {
 	id := p.a.inst.Calls()[1].ID
 	checkMakeBeforeBreak(t, p, func() { p.a.d.Expire(id, false) })
 }
-
