@@ -2,6 +2,7 @@ package checkpoint_test
 
 import (
 	"bytes"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -12,7 +13,6 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/checkpoint"
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/fallback"
 	"github.com/ismgw/ism/internal/testpkt"
 	"github.com/ismgw/ism/ipsec"
@@ -51,17 +51,17 @@ var (
 // saPair is one tunnel's SAs: outbound local→peer with SPI spi, inbound
 // peer→local with spi+1, with keys derived from spi.
 func saPair(spi uint32) (out, in offload.SAConfig) {
-	key := func(n int, salt byte) driver.Key {
-		k := make(driver.Key, n)
+	key := func(n int, salt byte) ipsec.Key {
+		k := make(ipsec.Key, n)
 		for i := range k {
 			k[i] = byte(spi>>3) ^ salt ^ byte(i*29)
 		}
 		return k
 	}
-	out = offload.SAConfig{SPI: spi, Transform: tr, Direction: driver.Outbound, Src: local, Dst: peer, ESN: true,
+	out = offload.SAConfig{SPI: spi, Transform: tr, Direction: ipsec.Outbound, Src: local, Dst: peer, ESN: true,
 		ReplayWindow: offload.DefaultReplayWindow, CipherKey: key(tr.CipherKeyLen(), 1), AuthKey: key(tr.AuthKeyLen(), 2)}
 	in = out
-	in.SPI, in.Direction, in.Src, in.Dst = spi+1, driver.Inbound, peer, local
+	in.SPI, in.Direction, in.Src, in.Dst = spi+1, ipsec.Inbound, peer, local
 	in.CipherKey, in.AuthKey = key(tr.CipherKeyLen(), 3), key(tr.AuthKeyLen(), 4)
 	return out, in
 }
@@ -78,18 +78,18 @@ func mirror(c offload.SAConfig) offload.SAConfig {
 func record(sa *offload.SA, keys offload.SAConfig) checkpoint.SA {
 	c, s := sa.Config(), sa.Snapshot()
 	return checkpoint.SA{ID: ipsec.SAID{Dst: c.Dst, SPI: c.SPI, Protocol: c.Transform.Protocol},
-		Direction: ipsec.Direction(c.Direction), Transform: c.Transform, Mode: ipsec.Mode(c.Mode),
+		Direction: c.Direction, Transform: c.Transform, Mode: c.Mode,
 		Src: c.Src, Dst: c.Dst, UDPEncap: c.UDPEncap, SrcPort: c.SrcPort, DstPort: c.DstPort, ESN: c.ESN,
 		ReplayWindow: c.ReplayWindow, Used: s.Used, Seq: s.Seq, Replay: s.Replay,
-		CipherKey: ipsec.Key(keys.CipherKey).Clone(), AuthKey: ipsec.Key(keys.AuthKey).Clone()}
+		CipherKey: keys.CipherKey.Clone(), AuthKey: keys.AuthKey.Clone()}
 }
 
 // config turns a record back into an SA config.
 func config(r *checkpoint.SA) offload.SAConfig {
-	return offload.SAConfig{SPI: r.ID.SPI, Transform: r.Transform, Direction: driver.Direction(r.Direction),
-		Mode: offload.Mode(r.Mode), Src: r.Src, Dst: r.Dst, UDPEncap: r.UDPEncap, SrcPort: r.SrcPort,
+	return offload.SAConfig{SPI: r.ID.SPI, Transform: r.Transform, Direction: r.Direction,
+		Mode: r.Mode, Src: r.Src, Dst: r.Dst, UDPEncap: r.UDPEncap, SrcPort: r.SrcPort,
 		DstPort: r.DstPort, ESN: r.ESN, ReplayWindow: r.ReplayWindow,
-		CipherKey: driver.Key(r.CipherKey).Clone(), AuthKey: driver.Key(r.AuthKey).Clone()}
+		CipherKey: r.CipherKey.Clone(), AuthKey: r.AuthKey.Clone()}
 }
 
 func send(t testing.TB, from, to *engine, sa *offload.SA, n int) (lastDrop offload.DropReason, wires [][]byte) {
@@ -231,6 +231,9 @@ func TestMain(m *testing.M) {
 			if f.Save(s) != nil {
 				os.Exit(3)
 			}
+			if i == 1 {
+				os.Stdout.WriteString("saved\n") // the parent kills from now on
+			}
 		}
 	}
 	os.Exit(m.Run())
@@ -245,10 +248,17 @@ func TestSaveKilled(t *testing.T) {
 	for run := range 10 {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), saverEnv+"="+dir)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(100+run*37) * time.Millisecond)
+		if _, err := io.ReadFull(out, make([]byte, len("saved\n"))); err != nil {
+			t.Fatalf("run %d: the saver did not save: %v", run, err)
+		}
+		time.Sleep(time.Duration(5+run*17) * time.Millisecond)
 		syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()
 		f, err := checkpoint.OpenStateFile(filepath.Join(dir, "state"), checkpoint.KeyConfig{Machine: filepath.Join(dir, "key")})

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ipsec"
 )
 
@@ -40,7 +39,7 @@ func (sa *SA) Snapshot() SeqSnapshot {
 		Bytes:   sa.stats.Bytes.Load(),
 		Packets: sa.stats.Packets.Load(),
 	}}
-	if sa.cfg.Direction == driver.Outbound {
+	if sa.cfg.Direction == ipsec.Outbound {
 		s.Seq = sa.seq.Load()
 		return s
 	}
@@ -87,7 +86,7 @@ func (sa *SA) resume(r Resume) error {
 	if sa.cfg.ESN {
 		limit = 1<<64 - 1
 	}
-	if sa.cfg.Direction == driver.Outbound {
+	if sa.cfg.Direction == ipsec.Outbound {
 		if r.After >= limit {
 			return fmt.Errorf("%w: %s resumes past %d (ESN %v)", ErrSeqExhausted, sa.id, r.After, sa.cfg.ESN)
 		}
@@ -98,11 +97,11 @@ func (sa *SA) resume(r Resume) error {
 		}
 		sa.replay.load(r.Replay)
 	}
-	l, u := &sa.cfg.Lifetime, r.Used
+	h, u := &sa.cfg.Limits.Hard, r.Used
 	switch {
-	case l.HardAge > 0 && u.Time >= l.HardAge,
-		l.HardBytes > 0 && u.Bytes >= l.HardBytes,
-		l.HardPackets > 0 && u.Packets >= l.HardPackets:
+	case h.Time > 0 && u.Time >= h.Time,
+		h.Bytes > 0 && u.Bytes >= h.Bytes,
+		h.Packets > 0 && u.Packets >= h.Packets:
 		return fmt.Errorf("%w: %s has used its hard lifetime", ErrBadSA, sa.id)
 	}
 	sa.stats.Packets.Store(u.Packets)

@@ -182,7 +182,7 @@ func TestResumeESN(t *testing.T) {
 func TestResumeLimits(t *testing.T) {
 	tr, _ := transform.Lookup("esp-aes128-gcm16")
 	a, b := newSide(t), newSide(t)
-	pair(t, tr, pairOpts{life: offload.Lifetime{HardPackets: 100}}, a, b)
+	pair(t, tr, pairOpts{life: ipsec.Limits{Hard: ipsec.Lifetime{Packets: 100}}}, a, b)
 	if _, err := resumed(t, a, offload.Resume{After: 1<<32 - 1}); !errors.Is(err, offload.ErrSeqExhausted) {
 		t.Fatalf("resume past 2^32-1 without ESN: %v", err)
 	}
