@@ -7,7 +7,10 @@
 // larger than what it could have sent since (Policy.Margin), so that the
 // peer's replay window, which remembers the old numbers, takes the new ones;
 // a cluster node that takes over a tunnel group does the same with the
-// records its previous owner wrote to etcd.
+// records its previous owner wrote to etcd. An inbound SA resumes with the
+// window of the checkpoint: what it had seen by then is refused, and a
+// packet it took between the checkpoint and the stop could be replayed to
+// it once (at most a period of the peer's traffic).
 //
 // Records are sealed with AES-256-GCM (Sealer) under a key the operator
 // provides or the machine generates on first use (LoadKeyFile,
