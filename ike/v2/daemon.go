@@ -147,7 +147,7 @@ func (d *Daemon) Reconfigure(cfg ike.Config) error {
 	d.mu.Unlock()
 	old.psk.Zero()
 	for _, c := range gone {
-		c.sa.deleteChild(c, "tunnel removed from the configuration", true)
+		d.deleteChild(c, "tunnel removed from the configuration", true)
 	}
 	return nil
 }

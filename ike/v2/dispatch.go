@@ -123,7 +123,10 @@ func (sa *ikeSA) receive(local, remote netip.AddrPort, m *Message) {
 		sa.ikeAuthResponder(m)
 	case m.Exchange == CreateChildSA && sa.state == stateEstablished:
 		sa.createChildResponder(m)
-	case m.Exchange == Informational && (sa.state == stateEstablished || sa.state == stateDeleting):
+	case m.Exchange == CreateChildSA && sa.state == stateRekeyed:
+		// §2.8.2, §2.25: an SA this end is closing.
+		sa.temporaryFailure()
+	case m.Exchange == Informational && (sa.state == stateEstablished || sa.state == stateDeleting || sa.state == stateRekeyed):
 		sa.informationalResponder(m)
 	default:
 		// §2.21.2: a request this end cannot take in its state; it is

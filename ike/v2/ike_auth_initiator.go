@@ -186,18 +186,12 @@ func (sa *ikeSA) ikeAuthResponse(m *Message, ex *authExchange) {
 }
 
 // establish marks the IKE SA authenticated both ways and arms its
-// timers: the lifetime (the IKE SA is deleted then; rekeying it comes
-// next stage), keepalives behind a NAT, and liveness checks.
+// timers.
 func (sa *ikeSA) establish() {
 	d := sa.d
 	sa.setState(stateEstablished)
 	sa.created = d.clk.Now()
 	sa.heard()
-	if sa.hard != nil {
-		sa.hard.Stop()
-	}
-	sa.hard = d.clk.AfterFunc(sa.lifetime, func() { sa.expire() })
-	sa.armKeepalive()
 	d.count(func(c *ike.Counters) { c.Phase1Established++ })
 	d.mu.Lock()
 	if d.halfOpen[respKey{sa.spiI, sa.remote.Addr()}] == sa {
@@ -206,5 +200,18 @@ func (sa *ikeSA) establish() {
 	d.mu.Unlock()
 	d.log.Info("IKE SA established", "local", sa.local, "remote", sa.remote, "peer", sa.remoteID.String(),
 		"natt", sa.natt, "initiator", sa.initiator)
+	sa.armTimers()
+}
+
+// armTimers arms an established IKE SA's timers: its rekey (§2.8) and
+// the end of its lifetime, keepalives behind a NAT, and liveness checks.
+// The SA's mutex must be held.
+func (sa *ikeSA) armTimers() {
+	if sa.hard != nil {
+		sa.hard.Stop()
+	}
+	sa.hard = sa.d.clk.AfterFunc(sa.lifetime, func() { sa.expire() })
+	sa.armRekey()
+	sa.armKeepalive()
 	sa.armLiveness()
 }

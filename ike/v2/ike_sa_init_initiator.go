@@ -168,9 +168,15 @@ func (sa *ikeSA) processInitResponse(m *Message) error {
 // deriveKeys computes SKEYSEED and the SA's keys from g^ir (§2.14) and
 // makes the SK protections of both directions.
 func (sa *ikeSA) deriveKeys(shared []byte) error {
-	su := sa.suite
-	seed := su.prf.skeyseed(sa.ni, sa.nr, shared)
+	seed := sa.suite.prf.skeyseed(sa.ni, sa.nr, shared)
 	clear(shared)
+	return sa.keysFromSeed(seed)
+}
+
+// keysFromSeed computes the SA's keys from SKEYSEED (§2.14), zeroes it,
+// and makes the SK protections of both directions.
+func (sa *ikeSA) keysFromSeed(seed []byte) error {
+	su := sa.suite
 	sa.keys = deriveIKEKeys(su, seed, sa.ni, sa.nr, sa.spiI, sa.spiR)
 	clear(seed)
 	ie, err := newSKCrypto(su.encr, su.integ, sa.keys.ei, sa.keys.ai)

@@ -63,7 +63,7 @@ func (d *Daemon) ikeSAInitResponder(local, remote netip.AddrPort, m *Message) {
 		d.refuseInit(local, remote, m, InvalidSyntax, nil)
 		return
 	}
-	su, number, ok := chooseIKE(suites, &saP)
+	su, prop, ok := chooseIKE(suites, &saP, 0)
 	if !ok {
 		d.count(func(c *ike.Counters) { c.NoProposalChosen++ })
 		d.refuseInit(local, remote, m, NoProposalChosen, nil)
@@ -101,7 +101,7 @@ func (d *Daemon) ikeSAInitResponder(local, remote netip.AddrPort, m *Message) {
 	localNAT, remoteNAT, found := detectNAT(m, local, remote)
 	sa.localNAT, sa.remoteNAT = localNAT, remoteNAT
 	chosen := ikeProposals([]suite{su})
-	chosen.Proposals[0].Number = number
+	chosen.Proposals[0].Number = prop.Number
 	ps := []Payload{
 		{Type: PayloadSA, Body: chosen.marshal()},
 		{Type: PayloadKE, Body: (&KE{Group: uint16(su.group), Data: kex.Public}).marshal()},

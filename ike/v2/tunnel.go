@@ -139,12 +139,12 @@ func (d *Daemon) Expire(id ike.SAID, hard bool) {
 		return
 	}
 	if hard {
-		c.sa.deleteChild(c, "lifetime expired", true)
+		d.deleteChild(c, "lifetime expired", true)
 		return
 	}
-	c.sa.lock()
-	c.sa.rekeyChild(c)
-	c.sa.unlock()
+	sa := d.lockOwner(c)
+	sa.rekeyChild(c)
+	sa.unlock()
 }
 
 // lifetimeFor returns a tunnel's child SA lifetime. Daemon.mu must be
