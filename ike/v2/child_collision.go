@@ -30,7 +30,6 @@ func (sa *ikeSA) collisionLost(old *childSA, ni, nr []byte, ch childChoice, o ch
 	d := sa.d
 	col := old.collision
 	old.rekeying = false
-	d.count(func(c *ike.Counters) { c.RekeyCollisions++ })
 	if !lowestIn(ni, nr, col.peer.ni, col.peer.nr) {
 		d.log.Info("child SA rekey collision: this end's new child SA stands", "tunnel", old.tunnel)
 		return false

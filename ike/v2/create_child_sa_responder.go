@@ -84,6 +84,7 @@ func (sa *ikeSA) createChildResponder(m *Message) {
 		// when this end's answer comes (acceptChild).
 		d.log.Info("child SA rekey collision", "tunnel", old.tunnel, "spi", hexSPI(old.in.SPI))
 		old.collision = &childCollision{peer: c}
+		d.count(func(c *ike.Counters) { c.RekeyCollisions++ })
 	}
 	sa.respond(CreateChildSA, append([]Payload{{Type: PayloadNonce, Body: nr}}, child...))
 }

@@ -168,7 +168,9 @@ func (sa *ikeSA) ikeRekeyResponse(m *Message, rk *ikeRekey) {
 			// The peer finished its own rekey first (§2.8.2): its new SA
 			// is the one.
 			d.log.Info("IKE SA rekey collision: the peer's rekey stands", "sa", sa.String(), "notify", e.Type.String())
-			d.count(func(c *ike.Counters) { c.RekeyCollisions++ })
+			if e.Type == TemporaryFailure {
+				d.count(func(c *ike.Counters) { c.TemporaryFailures++ })
+			}
 			sa.handTo(rk.peer)
 			return
 		case e.Type == TemporaryFailure:
@@ -194,7 +196,6 @@ func (sa *ikeSA) ikeRekeyResponse(m *Message, rk *ikeRekey) {
 		return
 	}
 	if p := rk.peer; p != nil {
-		d.count(func(c *ike.Counters) { c.RekeyCollisions++ })
 		p.lock()
 		pni, pnr := p.ni, p.nr
 		p.unlockNested(sa)

@@ -87,6 +87,7 @@ func (sa *ikeSA) rekeyIKEResponder(m *Message, saP *SA) {
 		// Both ends rekey at once (§2.8.2): the nonces decide when this
 		// end's answer comes.
 		d.log.Info("IKE SA rekey collision", "sa", sa.String(), "peer's", n.String())
+		d.count(func(c *ike.Counters) { c.RekeyCollisions++ })
 		sa.rk.peer = n
 		return
 	}

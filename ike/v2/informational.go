@@ -54,7 +54,6 @@ func (sa *ikeSA) informationalResponder(m *Message) {
 		if rk := sa.rk; rk != nil && rk.peer != nil {
 			// §2.8.2: the peer finished its rekey without noticing this
 			// end's; its new SA takes the child SAs.
-			d.count(func(c *ike.Counters) { c.RekeyCollisions++ })
 			sa.handTo(rk.peer)
 		}
 		d.log.Info("IKE SA deleted by the peer", "remote", sa.remote, "sa", sa.String())
