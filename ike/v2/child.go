@@ -31,7 +31,7 @@ type childSA struct {
 	lifetime  ike.Lifetime
 	created   time.Time
 
-	ni, nr    []byte // the nonces of the exchange that made it (§2.8.1)
+	ni, nr []byte // the nonces of the exchange that made it (§2.8.1)
 
 	soft, hard clock.Timer
 	rekeying   bool            // a CREATE_CHILD_SA this end started replaces it

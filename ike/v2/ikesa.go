@@ -71,8 +71,8 @@ type ikeSA struct {
 	// Daemon.mu held too.
 	successor *ikeSA
 	unsettled bool
-	cookies   int // COOKIE notifies its setup took (§2.6)
-	waiting  []string // tunnels that want a child SA once established
+	cookies   int      // COOKIE notifies its setup took (§2.6)
+	waiting   []string // tunnels that want a child SA once established
 
 	created   time.Time
 	lastHeard time.Time // the last authenticated message from the peer

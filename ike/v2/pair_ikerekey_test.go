@@ -271,7 +271,6 @@ func onlyIKESA(t *testing.T, s *side) *ikeSA {
 	return nil
 }
 
-
 // TestPairChildRekeyCollision: both ends rekey the child SA at once
 // (§2.8.1), with the lowest nonce in A's exchange or in B's: one new pair
 // survives, the same on both sides, installed on each before the old pair
