@@ -39,6 +39,8 @@ type Daemon struct {
 	tunnels  map[string]*tunnel
 	children map[ike.SAID]*childSA // by inbound and outbound SAID
 	counters ike.Counters
+	cookies  cookieJar
+	spiLimit rateLimit // INVALID_IKE_SPI notifies
 	closed   bool
 }
 

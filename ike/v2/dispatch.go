@@ -8,7 +8,8 @@ import (
 )
 
 // maxHalfOpen bounds the IKE SAs peers may have between IKE_SA_INIT and
-// IKE_AUTH at once (cookies, §2.6, come next to defend it better).
+// IKE_AUTH at once; cookies (§2.6, cookie.go) keep it from filling with
+// forged addresses.
 const maxHalfOpen = 20000
 
 // Receive handles one IKE datagram: it parses the header and payload
@@ -50,9 +51,8 @@ func (d *Daemon) Receive(local, remote netip.AddrPort, msg []byte) {
 	closed := d.closed
 	d.mu.Unlock()
 	if sa == nil || closed {
-		// §2.21.4 allows an INVALID_IKE_SPI notify here; a peer that
-		// lost its state finds out from its own retransmissions.
 		d.count(func(c *ike.Counters) { c.UnknownSA++ })
+		d.invalidIKESPI(local, remote, m)
 		return
 	}
 	sa.lock()

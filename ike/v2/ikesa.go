@@ -72,6 +72,7 @@ type ikeSA struct {
 	successor *ikeSA
 	unsettled bool
 	cookies   int      // COOKIE notifies its setup took (§2.6)
+	cookie    []byte   // initiator: the responder's cookie, first in IKE_SA_INIT
 	waiting   []string // tunnels that want a child SA once established
 
 	created   time.Time
