@@ -113,6 +113,7 @@ func (sa *ikeSA) install(c *childSA, k childKeys, replaces *childSA) {
 		wasUp = tu.state == tunnelUp
 		tu.children = append(tu.children, c)
 		tu.state, tu.busy, tu.lastError, tu.peer = tunnelUp, false, "", sa.remote
+		d.failoverDoneLocked(tu, c)
 		if replaces != nil || wasUp {
 			tu.rekeys++
 			d.counters.Rekeys++

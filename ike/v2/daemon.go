@@ -136,6 +136,7 @@ func (d *Daemon) Reconfigure(cfg ike.Config) error {
 		keep[t.Name] = true
 		if tu, ok := d.tunnels[t.Name]; ok {
 			tu.cfg = t
+			tu.onBackup = tu.onBackup && t.BackupDestination.IsValid()
 		} else {
 			d.tunnels[t.Name] = &tunnel{cfg: t}
 		}
@@ -143,6 +144,9 @@ func (d *Daemon) Reconfigure(cfg ike.Config) error {
 	for name, tu := range d.tunnels {
 		if !keep[name] {
 			gone = append(gone, tu.children...)
+			if h := tu.hist; h != nil && h.timer != nil {
+				h.timer.Stop()
+			}
 			delete(d.tunnels, name)
 		}
 	}
@@ -171,7 +175,7 @@ func (d *Daemon) Status() ike.Status {
 	}
 	d.mu.Lock()
 	for _, tu := range d.tunnels {
-		st.Tunnels = append(st.Tunnels, tu.status(now))
+		st.Tunnels = append(st.Tunnels, d.tunnelStatus(tu, now))
 	}
 	st.Counters = d.counters
 	d.mu.Unlock()
@@ -199,12 +203,15 @@ func (d *Daemon) Close() error {
 		if sa.state == stateEstablished {
 			sa.sendDeleteIKE()
 		}
-		sa.destroy("daemon closed")
+		sa.destroy(closedReason)
 		sa.unlock()
 	}
 	d.cfg.psk.Zero()
 	return nil
 }
+
+// closedReason is why the SAs go when the daemon closes.
+const closedReason = "daemon closed"
 
 // count changes a counter.
 func (d *Daemon) count(f func(c *ike.Counters)) {

@@ -51,7 +51,8 @@ func (sa *ikeSA) startAuth() {
 		if tu == nil {
 			reason = "tunnel removed"
 		}
-		sa.after(func() { d.negotiationFailed(name, sa.remote.Addr(), reason) })
+		remote, heard := sa.remote.Addr(), sa.lastHeard
+		sa.after(func() { d.setupFailed(name, remote, reason, heard) })
 		sa.fail(reason)
 		return
 	}
@@ -81,7 +82,8 @@ func (sa *ikeSA) startAuth() {
 		},
 		onResponse: func(sa *ikeSA, m *Message) { sa.ikeAuthResponse(m, &ex) },
 		onTimeout: func(sa *ikeSA) {
-			sa.after(func() { d.negotiationFailed(name, sa.remote.Addr(), "the peer did not answer IKE_AUTH") })
+			remote, heard := sa.remote.Addr(), sa.lastHeard
+			sa.after(func() { d.setupFailed(name, remote, "the peer did not answer IKE_AUTH", heard) })
 			sa.fail("the peer did not answer IKE_AUTH")
 		},
 	})
@@ -132,7 +134,8 @@ func (sa *ikeSA) ikeAuthResponse(m *Message, ex *authExchange) {
 	d := sa.d
 	name := ex.tunnel.Name
 	failed := func(reason string) {
-		sa.after(func() { d.negotiationFailed(name, sa.remote.Addr(), reason) })
+		remote, heard := sa.remote.Addr(), sa.lastHeard
+		sa.after(func() { d.setupFailed(name, remote, reason, heard) })
 		sa.fail(reason)
 	}
 	if e := peerError(m); e != nil && e.Type == AuthenticationFailed {

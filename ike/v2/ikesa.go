@@ -243,9 +243,16 @@ func (sa *ikeSA) destroy(reason string) {
 		sa.rk.zero()
 		sa.rk = nil
 	}
-	remote := sa.remote.Addr()
+	remote, heard := sa.remote.Addr(), sa.lastHeard
+	setup := sa.initiator && reason != closedReason
 	for _, name := range waiting {
-		sa.after(func() { d.negotiationFailed(name, remote, reason) })
+		if setup {
+			// An IKE SA this end started for the tunnel failed
+			// (failover.go).
+			sa.after(func() { d.setupFailed(name, remote, reason, heard) })
+		} else {
+			sa.after(func() { d.negotiationFailed(name, remote, reason) })
+		}
 	}
 }
 

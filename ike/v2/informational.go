@@ -135,7 +135,11 @@ func (sa *ikeSA) peerGone(reason string) {
 		})
 	}
 	d.log.Warn("peer gone", "remote", sa.remote, "reason", reason)
+	dpd := sa.dpd != nil
 	sa.destroy(reason)
+	if dpd {
+		sa.deadPeerFailover(reason)
+	}
 }
 
 // tunnelNames returns the tunnels with child SAs on the IKE SA.
