@@ -214,6 +214,7 @@ func (sa *ikeSA) ikeRekeyResponse(m *Message, rk *ikeRekey) {
 		p.lock()
 		p.setState(stateRekeyed) // the peer deletes it
 		p.setUnsettled(false)
+		p.awaitDelete()
 		p.unlockNested(sa)
 	}
 	sa.handTo(n)
@@ -339,8 +340,9 @@ func (sa *ikeSA) handTo(n *ikeSA) {
 	sa.successor = n
 	if sa.state == stateEstablished {
 		sa.setState(stateRekeyed)
+		sa.awaitDelete()
 	}
-	for _, t := range []interface{ Stop() bool }{sa.soft, sa.keepalive, sa.retry} {
+	for _, t := range []interface{ Stop() bool }{sa.keepalive, sa.retry} {
 		if t != nil {
 			t.Stop()
 		}
@@ -362,6 +364,29 @@ func (sa *ikeSA) handOver() {
 	n.lock()
 	n.request(r.fresh())
 	n.unlockNested(sa)
+}
+
+// rekeyedWait is how long a replaced IKE SA waits for the peer's Delete
+// (§2.8: the rekey's initiator deletes it; §2.8.2: a collision's loser is
+// deleted by its creator). A peer that aborted its side of a collision
+// never does (charon: "peer did not notice IKE_SA rekey collision, abort
+// active rekeying"); then this end deletes it.
+const rekeyedWait = 20 * time.Second
+
+// awaitDelete arms the wait for the peer's Delete of a replaced SA. The
+// SA's mutex must be held.
+func (sa *ikeSA) awaitDelete() {
+	if sa.soft != nil {
+		sa.soft.Stop()
+	}
+	sa.soft = sa.d.clk.AfterFunc(rekeyedWait, func() {
+		sa.lock()
+		defer sa.unlock()
+		if sa.state == stateRekeyed {
+			sa.sendDeleteIKE()
+			sa.destroy("the peer did not delete the replaced IKE SA")
+		}
+	})
 }
 
 // requestDeleteIKE deletes the IKE SA with an INFORMATIONAL Delete and
