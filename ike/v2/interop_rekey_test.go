@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // Interop with charon for stage 2a: IKE SA rekeys (and their collision),
@@ -287,10 +287,10 @@ func TestInteropInitialContact(t *testing.T) {
 func TestInteropFailover(t *testing.T) {
 	backupAddr := netip.MustParseAddr("192.0.2.3")
 	cfg := pskConfig(aes128sha256g14)
-	cfg.PreSharedKeys = append(cfg.PreSharedKeys, ike.PreSharedKey{Peer: backupAddr.String(), Key: driver.Key(interopPSK)})
+	cfg.PreSharedKeys = append(cfg.PreSharedKeys, ike.PreSharedKey{Peer: backupAddr.String(), Key: ipsec.Key(interopPSK)})
 	tu := interopTunnel(t, "esp-aes128-gcm16")
 	tu.BackupDestination = backupAddr
-	tu.DPD = &ike.DPD{Enabled: true, Sent: 2 * time.Second, Silent: 2 * time.Second, Idle: 2 * time.Second,
+	tu.DPD = &ipsec.DPD{Enabled: true, Sent: 2 * time.Second, Silent: 2 * time.Second, Idle: 2 * time.Second,
 		RetryInterval: time.Second, Retries: 2}
 	cfg.Tunnels = []ike.Tunnel{tu}
 	x := newInterop(t, cfg, swanConn{Proposals: "aes128-sha256-modp2048", ESPProposals: "aes128gcm16"}.render())

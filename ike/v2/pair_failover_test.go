@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/clock/clocktest"
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ike/internal/iketest"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // Failover of IKEv2 tunnels, as ike/v1 does it: A's tunnel goes to B with
@@ -60,11 +60,11 @@ func failoverTrio(t *testing.T, hold time.Duration) (*pair, *side, *outage) {
 	t.Helper()
 	clk := clocktest.New(t0)
 	ca, cb, cc := pairConfig(clk), pairConfig(clk), pairConfig(clk)
-	ca.PreSharedKeys = append(ca.PreSharedKeys, ike.PreSharedKey{Peer: addrC.String(), Key: driver.Key("pair-secret")})
+	ca.PreSharedKeys = append(ca.PreSharedKeys, ike.PreSharedKey{Peer: addrC.String(), Key: ipsec.Key("pair-secret")})
 	ta := pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-gcm16")
 	ta.BackupDestination = addrC
 	ta.FailoverHoldDown = hold
-	ta.DPD = &ike.DPD{Enabled: true, Sent: 10 * time.Second, Silent: 20 * time.Second, Idle: 30 * time.Second,
+	ta.DPD = &ipsec.DPD{Enabled: true, Sent: 10 * time.Second, Silent: 20 * time.Second, Idle: 30 * time.Second,
 		RetryInterval: 2 * time.Second, Retries: 2}
 	ca.Tunnels = []ike.Tunnel{ta}
 	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-gcm16")}

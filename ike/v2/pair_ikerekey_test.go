@@ -10,6 +10,7 @@ import (
 	"github.com/ismgw/ism/clock/clocktest"
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ike/internal/iketest"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // ikeSAs returns the daemon's IKE SAs by state.
@@ -37,7 +38,7 @@ func rekeyPair(t *testing.T, lifeA, lifeB time.Duration, randA, randB *prefixRea
 	}
 	ta := pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-gcm16")
 	tb := pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-gcm16")
-	ta.Lifetime, tb.Lifetime = ike.Lifetime{Time: 10 * time.Hour}, ike.Lifetime{Time: 10 * time.Hour}
+	ta.Lifetime, tb.Lifetime = ipsec.Lifetime{Time: 10 * time.Hour}, ipsec.Lifetime{Time: 10 * time.Hour}
 	ca.Tunnels, cb.Tunnels = []ike.Tunnel{ta}, []ike.Tunnel{tb}
 	p := newPair(t, clk, ca, cb)
 	p.up(t, "t1")
@@ -298,8 +299,8 @@ func TestPairChildRekeyCollision(t *testing.T) {
 				old := [][]iketest.Call{oldA, oldB}[i]
 				calls := s.inst.Calls()
 				live := s.inst.SAs()
-				addAt := map[ike.SAID]int{}
-				delAt := map[ike.SAID]int{}
+				addAt := map[ipsec.SAID]int{}
+				delAt := map[ipsec.SAID]int{}
 				for j, call := range calls {
 					if call.Op == "add" {
 						addAt[call.ID] = j
@@ -326,7 +327,7 @@ func TestPairChildRekeyCollision(t *testing.T) {
 			// allocated in its request: A's inbound SA was added in A's
 			// exchange before B's (A allocates SPIs from 0x1000 up,
 			// its request's first).
-			var aIn ike.SAID
+			var aIn ipsec.SAID
 			for id, sa := range p.a.inst.SAs() {
 				if sa.Inbound {
 					aIn = id
