@@ -13,15 +13,6 @@ import (
 	"github.com/ismgw/ism/ipsec"
 )
 
-// ikeSAs returns the daemon's IKE SAs by state.
-func (s *side) ikeSAs() map[string][]ike.IKESAStatus {
-	out := map[string][]ike.IKESAStatus{}
-	for _, st := range s.d.Status().IKESAs {
-		out[st.State] = append(out[st.State], st)
-	}
-	return out
-}
-
 // rekeyPair is a pair with one tunnel up and the given IKE lifetimes.
 func rekeyPair(t *testing.T, lifeA, lifeB time.Duration, randA, randB *prefixReader) *pair {
 	t.Helper()
