@@ -13,7 +13,7 @@ import (
 type EngineResult struct {
 	Transform string    `json:"transform"`
 	Size      int       `json:"size"`
-	Direction Direction `json:"direction"`
+	Operation Operation `json:"operation"`
 	Driver    string    `json:"driver"`
 	Cores     int       `json:"cores"`
 	PPS       float64   `json:"pps"`
@@ -48,7 +48,7 @@ type EngineResult struct {
 // same buffers, so that both see the same machine: the ratio is the median
 // of the passes' ratios, which a burst of load on a shared machine moves
 // little; the rates are the sums. accel nil means the software engine.
-func MeasureEngine(t transform.Transform, size int, dir Direction, accel driver.Driver, cores int, d time.Duration) (EngineResult, error) {
+func MeasureEngine(t transform.Transform, size int, op Operation, accel driver.Driver, cores int, d time.Duration) (EngineResult, error) {
 	cores = max(cores, 1)
 	works := make([]*EngineWork, cores)
 	for i := range works {
@@ -68,22 +68,22 @@ func MeasureEngine(t transform.Transform, size int, dir Direction, accel driver.
 		wg.Go(func() {
 			end := time.Now().Add(d)
 			for time.Now().Before(end) {
-				if dir == Decap {
+				if op == Decap {
 					w.PrepareDecap()
 				}
 				t0 := time.Now()
 				var n int
-				if dir == Encap {
+				if op == Encap {
 					n = w.Encap()
 				} else {
 					n = w.Decap()
 				}
 				t1 := time.Now()
-				if dir == Decap {
+				if op == Decap {
 					w.PrepareRawOpen()
 				}
 				t2 := time.Now()
-				if dir == Encap {
+				if op == Encap {
 					w.RawSeal()
 				} else {
 					w.RawOpen()
@@ -105,7 +105,7 @@ func MeasureEngine(t transform.Transform, size int, dir Direction, accel driver.
 		all = append(all, ratios[i]...)
 	}
 	base.add(full, baseBusy)
-	r := EngineResult{Transform: t.Name(), Size: size, Direction: dir, Driver: works[0].Driver, Cores: cores}
+	r := EngineResult{Transform: t.Name(), Size: size, Operation: op, Driver: works[0].Driver, Cores: cores}
 	r.PPS = ism.pps()
 	r.Gbps = r.PPS * float64(size) * 8 / 1e9
 	r.RawGbps = base.pps() * float64(size) * 8 / 1e9

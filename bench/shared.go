@@ -28,7 +28,7 @@ import (
 type sharedWork struct {
 	t      transform.Transform
 	size   int
-	dir    Direction
+	op     Operation
 	tx, rx *offload.Engine
 	out    *offload.SA
 	in     *offload.SA
@@ -46,8 +46,8 @@ type sharedWork struct {
 
 // newSharedWork makes an SA pair and enough packets for a pipeline with
 // workers crypto goroutines.
-func newSharedWork(t transform.Transform, size int, dir Direction, accel driver.Driver, workers int) (*sharedWork, error) {
-	w := &sharedWork{t: t, size: size, dir: dir, fb: fallback.New(workers)}
+func newSharedWork(t transform.Transform, size int, op Operation, accel driver.Driver, workers int) (*sharedWork, error) {
+	w := &sharedWork{t: t, size: size, op: op, fb: fallback.New(workers)}
 	var accels []driver.Driver
 	if accel != nil {
 		accels = []driver.Driver{accel}
@@ -61,12 +61,12 @@ func newSharedWork(t transform.Transform, size int, dir Direction, accel driver.
 	}
 	src, dst := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
 	c := offload.SAConfig{SPI: 0x1000, Transform: t, Src: src, Dst: dst,
-		CipherKey: make(driver.Key, t.CipherKeyLen()), AuthKey: make(driver.Key, t.AuthKeyLen())}
-	c.Direction = driver.Outbound
+		CipherKey: make(ipsec.Key, t.CipherKeyLen()), AuthKey: make(ipsec.Key, t.AuthKeyLen())}
+	c.Direction = ipsec.Outbound
 	if w.out, err = w.tx.AddSA(c); err != nil {
 		return nil, err
 	}
-	c.Direction = driver.Inbound
+	c.Direction = ipsec.Inbound
 	if w.in, err = w.rx.AddSA(c); err != nil {
 		return nil, err
 	}
@@ -87,7 +87,7 @@ func newSharedWork(t transform.Transform, size int, dir Direction, accel driver.
 		w.pkts = append(w.pkts, burst)
 	}
 	w.proc = w.tx.NewProcessor()
-	if dir == Decap {
+	if op == Decap {
 		w.seal()
 		w.proc = w.rx.NewProcessor()
 	}
@@ -137,7 +137,7 @@ func (w *sharedWork) fill(pk *offload.Packet, id int) {
 func (w *sharedWork) load(k int) []*offload.Packet {
 	burst := w.pkts[k]
 	for j, pk := range burst {
-		if w.dir == Encap {
+		if w.op == Encap {
 			w.fill(pk, k*offload.BurstSize+j)
 			continue
 		}
@@ -156,7 +156,7 @@ func (w *sharedWork) check(k int, burst []*offload.Packet) error {
 			return fmt.Errorf("bench: packet %d of burst %d dropped: %v", j, k, pk.Drop)
 		}
 		b := pk.Buf.Bytes()
-		if w.dir == Encap {
+		if w.op == Encap {
 			off := 20 + 4 // the outer IPv4 header, then ESP's SPI
 			if w.t.Protocol == transform.AH {
 				off = 20 + 8
@@ -181,7 +181,7 @@ func (w *sharedWork) oneCore(d time.Duration) (int, time.Duration, error) {
 	for time.Since(t0) < d {
 		for k := range w.pkts {
 			burst := w.load(k)
-			if w.dir == Encap {
+			if w.op == Encap {
 				w.proc.Encap(burst)
 			} else {
 				w.proc.Decap(burst)
@@ -200,7 +200,7 @@ func (w *sharedWork) oneCore(d time.Duration) (int, time.Duration, error) {
 // out and checks them.
 func (w *sharedWork) pipelined(workers int, d time.Duration) (int, time.Duration, error) {
 	eng, dir := w.tx, ipsec.Outbound
-	if w.dir == Decap {
+	if w.op == Decap {
 		eng, dir = w.rx, ipsec.Inbound
 	}
 	pl := eng.NewPipeline(dir, offload.PipelineConfig{Workers: workers, Depth: sharedDepth(workers)})
@@ -258,9 +258,9 @@ const sharedPass = 25 * time.Millisecond
 // ratios (a burst of load on a shared machine moves it little), the rates
 // are over all passes. Every packet's order is checked. accel nil means
 // the software engine.
-func MeasureSharedSA(t transform.Transform, size int, dir Direction, accel driver.Driver, cores int, d time.Duration) (EngineResult, error) {
+func MeasureSharedSA(t transform.Transform, size int, op Operation, accel driver.Driver, cores int, d time.Duration) (EngineResult, error) {
 	cores = max(cores, 1)
-	w, err := newSharedWork(t, size, dir, accel, cores)
+	w, err := newSharedWork(t, size, op, accel, cores)
 	if err != nil {
 		return EngineResult{}, err
 	}
@@ -283,7 +283,7 @@ func MeasureSharedSA(t transform.Transform, size int, dir Direction, accel drive
 		many.add([]int{n2}, []time.Duration{el2})
 		ratios = append(ratios, float64(n2)/el2.Seconds()/(float64(n1)/el1.Seconds()))
 	}
-	r := EngineResult{Transform: t.Name(), Size: size, Direction: dir, Driver: w.driver, Cores: cores, SharedSA: true}
+	r := EngineResult{Transform: t.Name(), Size: size, Operation: op, Driver: w.driver, Cores: cores, SharedSA: true}
 	r.PPS = many.pps()
 	r.Gbps = r.PPS * float64(size) * 8 / 1e9
 	r.OneCoreGbps = one.pps() * float64(size) * 8 / 1e9

@@ -10,7 +10,8 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/clock"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/selector"
 	"github.com/ismgw/ism/transform"
 )
@@ -31,7 +32,7 @@ type Config struct {
 	Tunnels []Tunnel
 	// Lifetime is the global user-SA lifetime (the ipsec lifetime command);
 	// a tunnel's own lifetime overrides it. Zero: DefaultLifetime.
-	Lifetime Lifetime
+	Lifetime ipsec.Lifetime
 	// Retransmit governs resending unanswered messages. Zero: defaults.
 	Retransmit Retransmit
 	// Keepalive is the NAT-T keepalive interval (RFC 3948 §2.3) when this
@@ -39,16 +40,25 @@ type Config struct {
 	Keepalive time.Duration
 	// DPD is the global dead peer detection setting (the ipsec dpd
 	// commands); a tunnel's own overrides it.
-	DPD DPD
+	DPD ipsec.DPD
 	// FailoverHoldDown is the least time between two failovers of a
 	// tunnel. Zero: DefaultFailoverHoldDown; negative: none.
 	FailoverHoldDown time.Duration
+	// CookieThreshold is, for IKEv2, the number of half-open IKE SAs
+	// (answered IKE_SA_INIT, no IKE_AUTH yet) from which on IKE_SA_INIT
+	// requests without a valid cookie are answered with a COOKIE and no
+	// state is kept (RFC 7296 §2.6). nil: DefaultCookieThreshold; 0:
+	// always.
+	CookieThreshold *int
 
 	// Rand is the source of cookies, nonces, SPIs-independent randomness
 	// and DH keys; nil means crypto/rand.
 	Rand io.Reader
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Clock runs the daemon's timers and tells its time; nil means
+	// clock.Real. (IKEv2 reads it; IKEv1 moves to it from Now.)
+	Clock clock.Clock
 	// Logger receives the daemon's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -57,7 +67,19 @@ type Config struct {
 const MaxPolicies = 10
 
 // DefaultLifetime is the global user-SA lifetime when none is configured.
-var DefaultLifetime = Lifetime{Time: 8 * time.Hour}
+var DefaultLifetime = ipsec.Lifetime{Time: 8 * time.Hour}
+
+// DefaultCookieThreshold is Config.CookieThreshold's default, as
+// strongSwan's charon had it (cookie_threshold = 10 until 5.5).
+const DefaultCookieThreshold = 10
+
+// CookieLimit returns the configured cookie threshold or its default.
+func (c *Config) CookieLimit() int {
+	if c.CookieThreshold == nil {
+		return DefaultCookieThreshold
+	}
+	return *c.CookieThreshold
+}
 
 // DefaultIKELifetime is an IKE policy's lifetime when it has none.
 const DefaultIKELifetime = 24 * time.Hour
@@ -80,6 +102,10 @@ const (
 	EncAES128
 	EncAES192
 	EncAES256
+	// AES-GCM with a 16-byte ICV protects the IKE SA itself (RFC 5282):
+	// IKEv2 only; the policy's Hash then names no integrity algorithm.
+	EncAES128GCM
+	EncAES256GCM
 )
 
 func (e Encryption) String() string {
@@ -94,23 +120,34 @@ func (e Encryption) String() string {
 		return "aes192"
 	case EncAES256:
 		return "aes256"
+	case EncAES128GCM:
+		return "aes128-gcm"
+	case EncAES256GCM:
+		return "aes256-gcm"
 	}
 	return fmt.Sprintf("encryption-%d", uint8(e))
 }
 
-// KeyLen returns the key length in bytes.
+// AEAD reports whether the algorithm authenticates as well (IKEv2 only).
+func (e Encryption) AEAD() bool { return e == EncAES128GCM || e == EncAES256GCM }
+
+// KeyLen returns the key length in bytes (without the AES-GCM salt).
 func (e Encryption) KeyLen() int {
-	return [...]int{0, 8, 24, 16, 24, 32}[e]
+	return [...]int{0, 8, 24, 16, 24, 32, 16, 32}[e]
 }
 
-// Hash is an IKE policy's hash algorithm (used as HMAC for the PRF).
+// Hash is an IKE policy's hash algorithm. IKEv1 uses its HMAC as the PRF;
+// IKEv2 uses its HMAC, truncated as RFC 7296 and RFC 4868 say, as the
+// integrity algorithm, and as the PRF when the policy names none.
 type Hash uint8
 
-// Hash algorithms of IKE policies.
+// Hash algorithms of IKE policies. SHA-384 and SHA-512 are IKEv2 only.
 const (
 	HashMD5 Hash = iota + 1
 	HashSHA1
 	HashSHA256
+	HashSHA384
+	HashSHA512
 )
 
 // Crypto returns the standard library hash.
@@ -122,6 +159,10 @@ func (h Hash) Crypto() crypto.Hash {
 		return crypto.SHA1
 	case HashSHA256:
 		return crypto.SHA256
+	case HashSHA384:
+		return crypto.SHA384
+	case HashSHA512:
+		return crypto.SHA512
 	}
 	return 0
 }
@@ -134,6 +175,10 @@ func (h Hash) String() string {
 		return "sha"
 	case HashSHA256:
 		return "sha256"
+	case HashSHA384:
+		return "sha384"
+	case HashSHA512:
+		return "sha512"
 	}
 	return fmt.Sprintf("hash-%d", uint8(h))
 }
@@ -160,13 +205,21 @@ func (a AuthMethod) String() string {
 // Policy is an IKE policy rule.
 type Policy struct {
 	Encryption Encryption
-	Hash       Hash
-	Auth       AuthMethod
-	Group      int           // DH group
-	Lifetime   time.Duration // zero: DefaultIKELifetime
+	// Hash is the IKEv1 hash; for IKEv2 the integrity algorithm (ignored
+	// with an AEAD Encryption) and the PRF when PRF is zero.
+	Hash     Hash
+	Auth     AuthMethod
+	Group    int           // DH group
+	Lifetime time.Duration // zero: DefaultIKELifetime
+	// PRF is the IKEv2 pseudorandom function, HMAC with this hash; zero
+	// means Hash's. IKEv1 refuses a policy that sets it.
+	PRF Hash
 }
 
 func (p Policy) String() string {
+	if p.PRF != 0 {
+		return fmt.Sprintf("%v-%v-prf%v-%v-group%d", p.Encryption, p.Hash, p.PRF, p.Auth, p.Group)
+	}
 	return fmt.Sprintf("%v-%v-%v-group%d", p.Encryption, p.Hash, p.Auth, p.Group)
 }
 
@@ -174,7 +227,7 @@ func (p Policy) String() string {
 // (an FQDN or user@fqdn string).
 type PreSharedKey struct {
 	Peer string
-	Key  driver.Key
+	Key  ipsec.Key
 }
 
 // Certificates holds what RSA signature authentication needs.
@@ -222,20 +275,26 @@ type Tunnel struct {
 	// PFSGroup is the quick mode DH group; 0 disables PFS.
 	PFSGroup int
 	// Lifetime is the tunnel lifetime; zero uses Config.Lifetime.
-	Lifetime Lifetime
+	Lifetime ipsec.Lifetime
 	// LocalSelector and RemoteSelector are the traffic selectors (IDci and
 	// IDcr when ISM initiates).
 	LocalSelector, RemoteSelector selector.Selector
 	// UDPEncap forces ESP-in-UDP (RFC 3948) even without a NAT, as
 	// strongSwan's encap option does.
 	UDPEncap bool
+	// SAMode is the IPsec mode of the tunnel's SAs: tunnel (the zero
+	// value) or transport (IKEv2's USE_TRANSPORT_MODE, RFC 7296 §1.3.1).
+	SAMode ipsec.Mode
+	// ESN proposes 64-bit extended sequence numbers first (RFC 4303
+	// §2.2.1); IKEv2 only.
+	ESN bool
 	// BackupDestination is the failover destination; invalid when none.
 	// When DPD declares the destination in use dead, or phase 1 with it
 	// fails, the tunnel switches to the other one and negotiates there
 	// (two-way: from the backup it goes back to Destination).
 	BackupDestination netip.Addr
 	// DPD is the tunnel's dead peer detection; nil uses Config.DPD.
-	DPD *DPD
+	DPD *ipsec.DPD
 	// FailoverHoldDown is the least time between two failovers. Zero:
 	// Config.FailoverHoldDown; negative: none.
 	FailoverHoldDown time.Duration
@@ -257,8 +316,17 @@ func (t *Tunnel) RemoteIdentity() Identity {
 	return t.RemoteID
 }
 
-// Validate checks the configuration and returns every problem at once.
-func (c *Config) Validate() error {
+// Validate checks the configuration for the IKEv1 daemon and returns every
+// problem at once.
+func (c *Config) Validate() error { return c.validate(1) }
+
+// ValidateV2 checks the configuration for the IKEv2 daemon: policies may
+// use AES-GCM, SHA-384/512, a separate PRF and group 31; tunnels may use
+// transport mode, ESN and ChaCha20-Poly1305. DES and RSA signatures are
+// refused (certificates come with RFC 7427 later).
+func (c *Config) ValidateV2() error { return c.validate(2) }
+
+func (c *Config) validate(version int) error {
 	var errs []error
 	if len(c.Policies) == 0 {
 		errs = append(errs, errors.New("ike: no IKE policy"))
@@ -267,33 +335,59 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("ike: %d IKE policies, at most %d", len(c.Policies), MaxPolicies))
 	}
 	for i, p := range c.Policies {
-		if p.Encryption < EncDES || p.Encryption > EncAES256 || p.Hash < HashMD5 || p.Hash > HashSHA256 {
-			errs = append(errs, fmt.Errorf("ike: policy %d: unsupported algorithms", i+1))
-		}
-		if _, ok := LookupGroup(p.Group); !ok {
-			errs = append(errs, fmt.Errorf("ike: policy %d: unsupported DH group %d", i+1, p.Group))
+		if err := p.validate(version); err != nil {
+			errs = append(errs, fmt.Errorf("ike: policy %d: %w", i+1, err))
 		}
 		switch p.Auth {
 		case AuthPSK:
 		case AuthRSASig:
-			if c.Certificates == nil || len(c.Certificates.Chain) == 0 || c.Certificates.Key == nil {
+			if version == 2 {
+				errs = append(errs, fmt.Errorf("ike: policy %d: rsa-sig is not available with IKEv2 yet", i+1))
+			} else if c.Certificates == nil || len(c.Certificates.Chain) == 0 || c.Certificates.Key == nil {
 				errs = append(errs, fmt.Errorf("ike: policy %d: rsa-sig without a certificate and key", i+1))
 			}
 		default:
 			errs = append(errs, fmt.Errorf("ike: policy %d: unsupported authentication", i+1))
 		}
 	}
-	if err := c.DPD.validate(); err != nil {
+	if err := c.DPD.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("ike: %w", err))
+	}
+	if c.CookieLimit() < 0 {
+		errs = append(errs, fmt.Errorf("ike: negative cookie threshold %d", c.CookieLimit()))
 	}
 	names := map[string]bool{}
 	for _, t := range c.Tunnels {
-		errs = append(errs, t.validate(names)...)
+		errs = append(errs, t.validate(names, version)...)
 	}
 	return errors.Join(errs...)
 }
 
-func (t *Tunnel) validate(names map[string]bool) []error {
+// validate checks a policy's algorithms for an IKE version.
+func (p Policy) validate(version int) error {
+	if _, ok := LookupGroup(p.Group); !ok || (version == 1 && p.Group == 31) {
+		return fmt.Errorf("unsupported DH group %d", p.Group)
+	}
+	if version == 1 {
+		if p.Encryption < EncDES || p.Encryption > EncAES256 || p.Hash < HashMD5 || p.Hash > HashSHA256 || p.PRF != 0 {
+			return errors.New("unsupported algorithms")
+		}
+		return nil
+	}
+	switch {
+	case p.Encryption < Enc3DES || p.Encryption > EncAES256GCM:
+		return fmt.Errorf("encryption %v cannot protect an IKEv2 SA", p.Encryption)
+	case p.PRF > HashSHA512 || p.Hash > HashSHA512:
+		return errors.New("unsupported hash")
+	case p.PRF == 0 && p.Hash == 0:
+		return errors.New("neither a PRF nor a hash")
+	case !p.Encryption.AEAD() && p.Hash == 0:
+		return fmt.Errorf("%v needs an integrity hash", p.Encryption)
+	}
+	return nil
+}
+
+func (t *Tunnel) validate(names map[string]bool, version int) []error {
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("ike: tunnel %q: "+format, append([]any{t.Name}, args...)...))
@@ -320,18 +414,21 @@ func (t *Tunnel) validate(names map[string]bool) []error {
 		bad("empty transform set")
 	}
 	for _, tr := range t.TransformSet {
-		if !tr.Valid() || tr.Cipher == transform.CipherChaCha20Poly1305 {
-			bad("transform %v cannot be negotiated with IKEv1", tr)
+		if !tr.Valid() || (version == 1 && tr.Cipher == transform.CipherChaCha20Poly1305) {
+			bad("transform %v cannot be negotiated with IKEv%d", tr, version)
 		}
 	}
-	if _, ok := LookupGroup(t.PFSGroup); t.PFSGroup != 0 && !ok {
+	if version == 1 && (t.SAMode != ipsec.Tunnel || t.ESN) {
+		bad("transport mode and extended sequence numbers need IKEv2")
+	}
+	if _, ok := LookupGroup(t.PFSGroup); t.PFSGroup != 0 && (!ok || (version == 1 && t.PFSGroup == 31)) {
 		bad("unsupported PFS group %d", t.PFSGroup)
 	}
 	if !t.LocalSelector.Valid() || !t.RemoteSelector.Valid() {
 		bad("invalid selectors")
 	}
 	if t.DPD != nil {
-		if err := t.DPD.validate(); err != nil {
+		if err := t.DPD.Validate(); err != nil {
 			bad("%v", err)
 		}
 	}

@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/selector"
 	"github.com/ismgw/ism/transform"
 )
@@ -13,21 +13,6 @@ import (
 // strongSwan's kernel_ipsec_t: IKE negotiates, the ISM installs. Package ism
 // implements Installer and Transport and consumes Listener events; package
 // ike never touches packets.
-
-// SAID names an IPsec SA: an SPI is unique per destination and protocol. The
-// destination is the peer for an outbound SA and the local endpoint for an
-// inbound SA.
-type SAID struct {
-	Dst      netip.Addr
-	SPI      uint32
-	Protocol transform.Protocol
-}
-
-// Lifetime is a limit by time and by volume; zero means none.
-type Lifetime struct {
-	Time  time.Duration
-	Bytes uint64
-}
 
 // UserSA is an IPsec SA negotiated by IKE, in one direction.
 type UserSA struct {
@@ -40,13 +25,17 @@ type UserSA struct {
 	// ports are those of the packets the SA carries.
 	UDPEncap         bool
 	SrcPort, DstPort uint16
-	CipherKey        driver.Key // AEAD keys include the salt
-	AuthKey          driver.Key
+	CipherKey        ipsec.Key // AEAD keys include the salt
+	AuthKey          ipsec.Key
 	// Soft asks for a rekey when crossed; Hard makes the SA unusable.
-	Soft, Hard Lifetime
+	Soft, Hard ipsec.Lifetime
 	// Local and Remote are the negotiated selectors (IDci/IDcr).
 	Local, Remote selector.Selector
 	PFSGroup      int // 0 when no PFS
+	// Mode is the IPsec mode; IKEv1 negotiates tunnel mode only.
+	Mode ipsec.Mode
+	// ESN: the SA uses 64-bit extended sequence numbers (IKEv2 only).
+	ESN bool
 }
 
 // SAUsage is what the data path counted for an SA.
@@ -67,11 +56,11 @@ type Installer interface {
 	// AddSA installs an SA. On a rekey the new inbound SA is added before
 	// the old one is deleted (make before break). The Installer takes
 	// ownership of the key slices in sa.
-	AddSA(id SAID, sa UserSA) error
+	AddSA(id ipsec.SAID, sa UserSA) error
 	// DeleteSA removes an SA and zeroes its keys.
-	DeleteSA(id SAID) error
+	DeleteSA(id ipsec.SAID) error
 	// QuerySA returns the SA's usage counters.
-	QuerySA(id SAID) (SAUsage, error)
+	QuerySA(id ipsec.SAID) (SAUsage, error)
 }
 
 // Transport sends IKE messages from the tunnel endpoints' sockets, which the
@@ -79,6 +68,15 @@ type Installer interface {
 // transport adds the non-ESP marker (RFC 3948 §2.2).
 type Transport interface {
 	Send(local, remote netip.AddrPort, msg []byte) error
+}
+
+// EndpointUpdater is implemented by an Installer that can move an
+// installed SA to new outer addresses and ports without a new SPI or keys:
+// IKEv2 follows a peer behind a NAT whose mapping changed (RFC 7296
+// §2.23). Without it the IKE SA follows and the SAs keep their ports
+// until rekeyed.
+type EndpointUpdater interface {
+	UpdateSAEndpoints(id ipsec.SAID, src, dst netip.AddrPort) error
 }
 
 // KeepaliveSender is implemented by a Transport that can send NAT-T

@@ -4,7 +4,6 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ipsec"
 )
 
@@ -114,7 +113,7 @@ func (pl *Pipeline) Submit(b *Burst) {
 	p := pl.pre
 	p.now = nanotime()
 	p.cur = &b.st
-	p.prepare(b.Pkts, driver.Direction(pl.dir))
+	p.prepare(b.Pkts, pl.dir)
 	if pl.dir == ipsec.Outbound {
 		p.account()
 	}
@@ -139,7 +138,7 @@ func (pl *Pipeline) Next() (*Burst, bool) {
 	p := pl.fin
 	p.now = nanotime()
 	p.cur = &b.st
-	p.finish(b.Pkts, driver.Direction(pl.dir))
+	p.finish(b.Pkts, pl.dir)
 	p.endBurst()
 	return b, true
 }

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/driver/drivertest"
 	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/offload"
@@ -246,10 +245,10 @@ func TestPipelineReplay(t *testing.T) {
 func TestPipelineLifetimeOutbound(t *testing.T) {
 	for _, bytesLimit := range []bool{false, true} {
 		a, b := newSide(t), newSide(t)
-		o := pairOpts{window: 1024, life: offload.Lifetime{SoftPackets: 100, HardPackets: 300}}
+		o := pairOpts{window: 1024, life: ipsec.Limits{Soft: ipsec.Lifetime{Packets: 100}, Hard: ipsec.Lifetime{Packets: 300}}}
 		size := 200 // UDP payload: 228-byte inner packets
 		if bytesLimit {
-			o.life = offload.Lifetime{SoftBytes: 100 * 228, HardBytes: 300 * 228}
+			o.life = ipsec.Limits{Soft: ipsec.Lifetime{Bytes: 100 * 228}, Hard: ipsec.Lifetime{Bytes: 300 * 228}}
 		}
 		pair(t, gcm, o, a, b)
 		var bursts [][]*offload.Packet
@@ -304,12 +303,12 @@ func TestPipelineLifetimeOutbound(t *testing.T) {
 // flight together, and fires each event once.
 func TestPipelineLifetimeInbound(t *testing.T) {
 	a, b := newSide(t), newSide(t)
-	pair(t, gcm, pairOpts{window: 1024, life: offload.Lifetime{SoftPackets: 50, HardPackets: 250}}, a, b)
+	pair(t, gcm, pairOpts{window: 1024, life: ipsec.Limits{Soft: ipsec.Lifetime{Packets: 50}, Hard: ipsec.Lifetime{Packets: 250}}}, a, b)
 	// a's outbound SA has the same limits: take its packets before it
 	// expires, from a second SA pair with the same keys but no limits.
 	a2 := newSide(t)
 	ck, ak := a.keys[0], a.keys[1]
-	out, err := a2.e.AddSA(offload.SAConfig{SPI: 0x1000, Transform: gcm, Direction: driver.Outbound, Src: v4a, Dst: v4b, CipherKey: ck, AuthKey: ak})
+	out, err := a2.e.AddSA(offload.SAConfig{SPI: 0x1000, Transform: gcm, Direction: ipsec.Outbound, Src: v4a, Dst: v4b, CipherKey: ck, AuthKey: ak})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // BurstSize is the most packets a Processor takes in one call; it sizes
@@ -126,17 +127,17 @@ func (p *Processor) hold(sa *SA) *binding {
 // Encap encapsulates each packet with its SA (set by the caller) and returns
 // when every packet is done or dropped. len(pkts) must be at most BurstSize.
 func (p *Processor) Encap(pkts []*Packet) {
-	p.run(pkts, driver.Outbound)
+	p.run(pkts, ipsec.Outbound)
 }
 
 // Decap finds each packet's inbound SA, verifies and decapsulates it, and
 // returns when every packet is done or dropped. len(pkts) must be at most
 // BurstSize.
 func (p *Processor) Decap(pkts []*Packet) {
-	p.run(pkts, driver.Inbound)
+	p.run(pkts, ipsec.Inbound)
 }
 
-func (p *Processor) run(pkts []*Packet, dir driver.Direction) {
+func (p *Processor) run(pkts []*Packet, dir ipsec.Direction) {
 	p.now = nanotime()
 	p.cur = &p.own
 	p.prepare(pkts, dir)
@@ -147,14 +148,14 @@ func (p *Processor) run(pkts []*Packet, dir driver.Direction) {
 
 // prepare is stage 1: each packet's SA, framing and op; the ops go to the
 // burst's per-driver lists.
-func (p *Processor) prepare(pkts []*Packet, dir driver.Direction) {
-	if dir == driver.Outbound {
+func (p *Processor) prepare(pkts []*Packet, dir ipsec.Direction) {
+	if dir == ipsec.Outbound {
 		p.findRuns(pkts)
 	}
 	s := p.cur
 	for i, pk := range pkts {
 		var r DropReason
-		if dir == driver.Outbound {
+		if dir == ipsec.Outbound {
 			r = p.prepareOutbound(pk, i)
 		} else {
 			r = p.prepareInbound(pk)
@@ -180,7 +181,7 @@ func (p *Processor) prepare(pkts []*Packet, dir driver.Direction) {
 
 // finish is stage 3: each op's outcome, the replay window (inbound) and
 // the framing's last touches; it counts what went through.
-func (p *Processor) finish(pkts []*Packet, dir driver.Direction) {
+func (p *Processor) finish(pkts []*Packet, dir ipsec.Direction) {
 	var n, bytes uint64
 	for _, pk := range pkts {
 		if pk.Drop != NotDropped {
@@ -190,14 +191,14 @@ func (p *Processor) finish(pkts []*Packet, dir driver.Direction) {
 		switch {
 		case pk.op.Status != driver.OK:
 			r = p.status(pk)
-		case dir == driver.Inbound:
+		case dir == ipsec.Inbound:
 			r = p.finishInbound(pk)
 		case pk.f.icvMove:
 			r = p.finishOutbound(pk)
 		}
 		if r != NotDropped {
 			p.drop(pk, r)
-			if dir == driver.Outbound {
+			if dir == ipsec.Outbound {
 				p.charge(pk.SA, -1, -int64(pk.f.inner)) // charged in prepare
 			}
 			continue
