@@ -46,9 +46,7 @@ func MeasureWireGuard(d time.Duration) (WireGuardResult, error) {
 	}
 	var h harness
 	err := h.run(func() {
-		l := netlab.New(&h)
-		a, b := l.NS("a"), l.NS("b")
-		l.Link(a, "eth0", linkA, b, "eth0", linkB)
+		l, a, b := peerLab(&h)
 		ka, kb := wgKey(&h), wgKey(&h)
 		startWireGuard(&h, l, a, ka, wgPeer{pub: kb.pub, endpoint: netip.AddrPortFrom(peerB, 51820), allowed: subnetB}, innerA)
 		startWireGuard(&h, l, b, kb, wgPeer{pub: ka.pub, endpoint: netip.AddrPortFrom(peerA, 51820), allowed: subnetA}, innerB)
@@ -90,8 +88,9 @@ type wgPeer struct {
 }
 
 // startWireGuard runs a wireguard-go device "wg0" in netns, listening on
-// port 51820, with addr on it and a route to the peer's subnet through it;
-// it is closed when the benchmark ends.
+// port 51820, with a route to the peer's subnet through it from addr (on
+// the namespace's loopback: peerLab); it is closed when the benchmark
+// ends.
 func startWireGuard(h *harness, l *netlab.Lab, netns string, k wgKeys, p wgPeer, addr netip.Addr) {
 	var dev *device.Device
 	// The TUN device, its netlink socket and the UDP sockets are made on a
@@ -126,7 +125,6 @@ func startWireGuard(h *harness, l *netlab.Lab, netns string, k wgKeys, p wgPeer,
 		h.Fatalf("wireguard-go in %s: %v", netns, err)
 	}
 	h.Cleanup(dev.Close)
-	l.MustRun(netns, "ip", "addr", "add", netip.PrefixFrom(addr, 32).String(), "dev", "wg0")
 	l.MustRun(netns, "ip", "link", "set", "wg0", "up")
 	l.MustRun(netns, "ip", "route", "add", p.allowed.String(), "dev", "wg0", "src", addr.String())
 }
