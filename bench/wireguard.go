@@ -50,9 +50,7 @@ func MeasureWireGuard(d time.Duration) (WireGuardResult, error) {
 		ka, kb := wgKey(&h), wgKey(&h)
 		startWireGuard(&h, l, a, ka, wgPeer{pub: kb.pub, endpoint: netip.AddrPortFrom(peerB, 51820), allowed: subnetB}, innerA)
 		startWireGuard(&h, l, b, kb, wgPeer{pub: ka.pub, endpoint: netip.AddrPortFrom(peerA, 51820), allowed: subnetA}, innerB)
-		if out, err := l.Run(a, "ping", "-c", "2", "-i", "0.2", "-W", "2", "-I", innerA.String(), innerB.String()); err != nil {
-			h.Fatalf("no traffic through the wireguard-go tunnel: %v\n%s", err, out)
-		}
+		waitTraffic(&h, l, a, func() string { return "wireguard-go" })
 		r.BareGbps = iperf(&h, l, a, b, peerA.String(), peerB.String(), d)
 		r.Gbps = iperf(&h, l, a, b, innerA.String(), innerB.String(), d)
 		if r.BareGbps > 0 {
