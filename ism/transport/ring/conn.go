@@ -178,16 +178,16 @@ func (c *Conn) Send(pkts [][]byte) (int, error) {
 	var lastOK bool
 	n, bad := 0, 0
 	for _, p := range pkts {
-		dst, ok := destination(p)
+		h, ok := parseIP(p)
 		if !ok {
 			bad++
 			continue
 		}
-		if dst != lastDst {
-			lastDst = dst
-			lastMAC, lastOK = c.hops.lookup(dst)
+		if h.dst != lastDst {
+			lastDst = h.dst
+			lastMAC, lastOK = c.hops.lookup(h.dst)
 		}
-		if !lastOK || len(p) > c.mtu || (p[0]>>4 == 4 && int(binary.BigEndian.Uint16(p[2:])) != len(p)) {
+		if !lastOK || len(p) > c.mtu {
 			slow = append(slow, p)
 			continue
 		}
@@ -208,10 +208,10 @@ func (c *Conn) Send(pkts [][]byte) (int, error) {
 		f := x.frame(addr)
 		copy(f[0:6], lastMAC[:])
 		copy(f[6:12], c.src[:])
-		if p[0]>>4 == 4 {
+		if !h.v6 {
 			binary.BigEndian.PutUint16(f[ethType:], unix.ETH_P_IP)
 			copy(f[ethLen:], p)
-			ipv4Checksum(f[ethLen : ethLen+int(p[0]&0xf)*4])
+			ipv4Checksum(f[ethLen : ethLen+h.hdrLen])
 		} else {
 			binary.BigEndian.PutUint16(f[ethType:], unix.ETH_P_IPV6)
 			copy(f[ethLen:], p)
@@ -239,9 +239,35 @@ func (c *Conn) Send(pkts [][]byte) (int, error) {
 		}
 	}
 	if bad > 0 {
-		return n, fmt.Errorf("ring: %d packets are not IP packets", bad)
+		return n, fmt.Errorf("ring: %d packets are not whole IP packets", bad)
 	}
 	return n, nil
+}
+
+// ipHeader is what Send needs of a packet's IP header.
+type ipHeader struct {
+	dst    netip.Addr
+	v6     bool
+	hdrLen int // IPv4: the header's length with options
+}
+
+// parseIP checks that p is a whole IPv4 or IPv6 packet, its length fields
+// saying len(p) (RFC 791 §3.1, RFC 8200 §3), and returns its header.
+func parseIP(p []byte) (ipHeader, bool) {
+	switch {
+	case len(p) >= 20 && p[0]>>4 == 4:
+		hl := int(p[0]&0xf) * 4
+		if hl < 20 || hl > len(p) || int(binary.BigEndian.Uint16(p[2:])) != len(p) {
+			return ipHeader{}, false
+		}
+		return ipHeader{dst: netip.AddrFrom4([4]byte(p[16:20])), hdrLen: hl}, true
+	case len(p) >= 40 && p[0]>>4 == 6:
+		if 40+int(binary.BigEndian.Uint16(p[4:])) != len(p) {
+			return ipHeader{}, false
+		}
+		return ipHeader{dst: netip.AddrFrom16([16]byte(p[24:40])), v6: true}, true
+	}
+	return ipHeader{}, false
 }
 
 // ipv4Checksum fills in an IPv4 header's checksum (RFC 791 §3.1), as the

@@ -73,6 +73,14 @@ func TestRingSend(t *testing.T) {
 			if st2 := c.Stats(); st2.FallbackSent-st.FallbackSent != 1 || st2.RingSent != st.RingSent {
 				t.Fatalf("stats %+v after %+v: want 1 more through the socket path", st2, st)
 			}
+			// Not whole IP packets: refused, the rest sent.
+			short := espPacket(f.src, f.dst, 100, 1)
+			if n, err := c.Send([][]byte{{0x45}, short[:60], espPacket(f.src, f.dst, 100, 2)}); n != 1 || err == nil {
+				t.Fatalf("malformed: sent %d: %v", n, err)
+			}
+			if g := rx.read(2); len(g) != 1 {
+				t.Fatalf("%d packets arrived of the one whole one", len(g))
+			}
 		})
 	}
 }
