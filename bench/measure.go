@@ -40,6 +40,11 @@ type EngineResult struct {
 	// machine busy with other work, fewer than Cores, and VsOneCore says
 	// more about the machine than about the pipeline).
 	PipelineCPUs float64 `json:"pipeline_cpus,omitempty"`
+	// CPUEfficiency is the CPU time per packet on one core over that of
+	// the pipeline (handoffs, a second core's caches): what the pipeline
+	// costs whatever else runs on the machine. Cores free for it, the
+	// pipeline reaches about Cores × CPUEfficiency of one core.
+	CPUEfficiency float64 `json:"cpu_efficiency,omitempty"`
 }
 
 // MeasureEngine measures one workload for about d in all on cores

@@ -26,7 +26,7 @@ func EngineTable(w io.Writer, rows []EngineResult) error {
 	}
 	head := "transform\tsize\tdir\tdriver\tcores\tMpps\tGbps\traw Gbps\tratio\tvs software\tvs crypto-perf\t"
 	if shared {
-		head += "one SA: 1 core Gbps\tvs one core\tCPUs used\t"
+		head += "one SA: 1 core Gbps\tvs one core\tCPUs used\tCPU efficiency\t"
 	}
 	fmt.Fprintln(tw, head)
 	dash := func(v float64) string {
@@ -39,7 +39,7 @@ func EngineTable(w io.Writer, rows []EngineResult) error {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%.3f\t%.2f\t%s\t%s\t%s\t%s\t",
 			r.Transform, r.Size, r.Operation, r.Driver, r.Cores, r.PPS/1e6, r.Gbps, dash(r.RawGbps), dash(r.Ratio), dash(r.VsSoftware), dash(r.VsCryptoPerf))
 		if shared {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t", dash(r.OneCoreGbps), dash(r.VsOneCore), dash(r.PipelineCPUs))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t", dash(r.OneCoreGbps), dash(r.VsOneCore), dash(r.PipelineCPUs), dash(r.CPUEfficiency))
 		}
 		fmt.Fprintln(tw)
 	}

@@ -247,18 +247,21 @@ func MeasureSharedSA(t transform.Transform, size int, op Operation, accel driver
 	defer w.close()
 	var one, many rate
 	var ratios []float64
-	var cpu, wall time.Duration
+	var cpu1, cpu2, wall2 time.Duration
+	var pkts1, pkts2 int
 	for end := time.Now().Add(d); time.Now().Before(end); {
+		c0 := selfCPU()
 		n1, el1, err := w.oneCore(sharedPass)
 		if err != nil {
 			return EngineResult{}, err
 		}
-		c0 := selfCPU()
+		c1 := selfCPU()
 		n2, el2, err := w.pipelined(cores, sharedPass)
 		if err != nil {
 			return EngineResult{}, err
 		}
-		cpu, wall = cpu+selfCPU()-c0, wall+el2
+		cpu1, cpu2, wall2 = cpu1+c1-c0, cpu2+selfCPU()-c1, wall2+el2
+		pkts1, pkts2 = pkts1+n1, pkts2+n2
 		one.add([]int{n1}, []time.Duration{el1})
 		many.add([]int{n2}, []time.Duration{el2})
 		ratios = append(ratios, float64(n2)/el2.Seconds()/(float64(n1)/el1.Seconds()))
@@ -268,6 +271,9 @@ func MeasureSharedSA(t transform.Transform, size int, op Operation, accel driver
 	r.Gbps = r.PPS * float64(size) * 8 / 1e9
 	r.OneCoreGbps = one.pps() * float64(size) * 8 / 1e9
 	r.VsOneCore = median(ratios)
-	r.PipelineCPUs = cpu.Seconds() / wall.Seconds()
+	r.PipelineCPUs = cpu2.Seconds() / wall2.Seconds()
+	if pkts1 > 0 && pkts2 > 0 && cpu2 > 0 {
+		r.CPUEfficiency = (cpu1.Seconds() / float64(pkts1)) / (cpu2.Seconds() / float64(pkts2))
+	}
 	return r, nil
 }
