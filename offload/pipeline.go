@@ -22,7 +22,9 @@ import (
 //     queue.
 //  2. A worker takes the burst from the work queue and runs its ops on
 //     their drivers (each worker has its own queue pairs), then signals the
-//     burst done. It touches only the ops and the bytes they cover.
+//     burst done. It touches only the ops and the bytes they cover. When
+//     every worker already has a burst waiting, Submit runs this stage
+//     itself, on the core whose caches hold the burst.
 //  3. Next, on the consumer's goroutine, takes the oldest burst from the
 //     order queue, waits for its done signal and finishes it: each op's
 //     outcome, the replay check-and-update (inbound: in sequence order,
@@ -48,6 +50,7 @@ type Pipeline struct {
 	wg       sync.WaitGroup
 	close    sync.Once
 	drained  bool
+	help     *cryptoRunner // the producer's, when it does a burst's crypto
 }
 
 // PipelineConfig configures a Pipeline.
@@ -82,6 +85,8 @@ func (e *Engine) NewPipeline(dir ipsec.Direction, c PipelineConfig) *Pipeline {
 	}
 	pl := &Pipeline{dir: dir, pre: e.newProcessor(false), fin: e.newProcessor(false), ndrv: len(e.disp.all), workers: c.Workers,
 		work: make(chan *Burst, c.Depth), order: make(chan *Burst, c.Depth)}
+	pl.help = &cryptoRunner{}
+	pl.help.init(e)
 	for range c.Workers {
 		cr := &cryptoRunner{}
 		cr.init(e)
@@ -118,6 +123,14 @@ func (pl *Pipeline) Submit(b *Burst) {
 		p.account()
 	}
 	pl.order <- b
+	if len(pl.work) >= pl.workers {
+		// Every worker has a burst waiting already: the producer does
+		// this one's crypto itself, on the core whose caches hold the
+		// burst it has just read and framed.
+		pl.help.run(&b.st, b.Pkts)
+		b.done <- struct{}{}
+		return
+	}
 	pl.work <- b
 }
 
