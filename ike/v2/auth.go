@@ -52,21 +52,22 @@ var keyPad = []byte("Key Pad for IKEv2")
 // pskAuth computes the AUTH data of one end with a pre-shared key (§2.15):
 //
 //	AUTH = prf( prf(Shared Secret, "Key Pad for IKEv2"), <SignedOctets>)
-//	SignedOctets = RealMessage | Nonce of the other end | prf(SK_p, ID body)
+//	SignedOctets = RealMessage | Nonce of the other end | prf(SK_p, ID body) [| IntAuth]
 //
 // where RealMessage is the end's own IKE_SA_INIT message, SK_p its SK_pi
-// or SK_pr, and the ID body its IDi or IDr payload without the generic
-// header.
-func pskAuth(p prfFunc, psk ipsec.Key, realMessage, peerNonce, skp, idBody []byte) []byte {
-	return p.sum(p.sum(psk, keyPad), realMessage, peerNonce, p.sum(skp, idBody))
+// or SK_pr, the ID body its IDi or IDr payload without the generic
+// header, and IntAuth that of the IKE_INTERMEDIATE exchanges, if any
+// (RFC 9242 §3.3.2; nil without).
+func pskAuth(p prfFunc, psk ipsec.Key, realMessage, peerNonce, skp, idBody, intAuth []byte) []byte {
+	return p.sum(p.sum(psk, keyPad), realMessage, peerNonce, p.sum(skp, idBody), intAuth)
 }
 
 // verifyPSK checks the peer's AUTH payload in constant time.
-func verifyPSK(p prfFunc, psk ipsec.Key, a Auth, realMessage, ourNonce, skp, idBody []byte) bool {
+func verifyPSK(p prfFunc, psk ipsec.Key, a Auth, realMessage, ourNonce, skp, idBody, intAuth []byte) bool {
 	if a.Method != AuthSharedKey {
 		return false
 	}
-	return hmac.Equal(a.Data, pskAuth(p, psk, realMessage, ourNonce, skp, idBody))
+	return hmac.Equal(a.Data, pskAuth(p, psk, realMessage, ourNonce, skp, idBody, intAuth))
 }
 
 // pskFor finds the pre-shared key for a peer: by its identity (whole,

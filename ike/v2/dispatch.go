@@ -80,6 +80,15 @@ func (sa *ikeSA) receive(local, remote netip.AddrPort, m *Message) {
 		drop(func(c *ike.Counters) { c.Dropped++ })
 		return
 	}
+	if !m.IsResponse() && sa.win.hasResp && m.MessageID+1 == sa.win.expect && sameBytes(m.raw, sa.win.lastReq) {
+		// The request answered last, again: its response from the
+		// cache, whatever keys are in force now (after IKE_INTERMEDIATE
+		// they changed, RFC 9370 §2.2.2).
+		drop(func(c *ike.Counters) { c.Duplicates++ })
+		resp := sa.win.lastResp
+		sa.after(func() { _ = d.tr.Send(local, remote, resp) })
+		return
+	}
 	if err := sa.in.openMessage(m.raw, m); err != nil {
 		if errors.Is(err, errIntegrity) {
 			drop(func(c *ike.Counters) { c.Dropped++ })
@@ -113,13 +122,17 @@ func (sa *ikeSA) receive(local, remote netip.AddrPort, m *Message) {
 		return
 	}
 	sa.heard()
+	sa.win.lastReq = m.raw
 	if local.Port() == 4500 && !sa.natt {
 		// The initiator floated (§2.23); answer on 4500 from now on.
 		sa.natt, sa.local, sa.remote = true, local, remote
 	}
 	sa.follow(remote)
 	switch {
-	case m.Exchange == IKEAuth && sa.state == stateInitDone && !sa.initiator:
+	case m.Exchange == IKEIntermediate && sa.state == stateInitDone && !sa.initiator && sa.intDone < len(sa.suite.addke):
+		sa.intermediateResponder(m)
+	case m.Exchange == IKEAuth && sa.state == stateInitDone && !sa.initiator && sa.intDone == len(sa.suite.addke):
+		// RFC 9242 §3.2: every IKE_INTERMEDIATE exchange comes first.
 		sa.ikeAuthResponder(m)
 	case m.Exchange == CreateChildSA && sa.state == stateEstablished:
 		sa.createChildResponder(m)

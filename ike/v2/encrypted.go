@@ -139,12 +139,13 @@ func (c *skCrypto) seal(h Header, inner []Payload, rand io.Reader) ([]byte, erro
 }
 
 // open verifies and decrypts the SK payload sk of message msg (sk.Body
-// must be the tail of msg) and returns the payloads inside.
-func (c *skCrypto) open(msg []byte, sk Payload) ([]Payload, error) {
+// must be the tail of msg) and returns the payloads inside and their
+// plaintext.
+func (c *skCrypto) open(msg []byte, sk Payload) ([]Payload, []byte, error) {
 	body := sk.Body
 	iv, icv := c.ivLen(), c.icvLen()
 	if len(body) < iv+icv+1 || len(msg) < len(body)+HeaderSize+payloadHeaderSize {
-		return nil, malformed("SK payload too short")
+		return nil, nil, malformed("SK payload too short")
 	}
 	var plain []byte
 	if c.aead != nil {
@@ -155,7 +156,7 @@ func (c *skCrypto) open(msg []byte, sk Payload) ([]Payload, error) {
 		if icv == 16 {
 			var err error
 			if plain, err = c.aead.Open(nil, nonce, append(append([]byte(nil), ct...), tag...), aad); err != nil {
-				return nil, errIntegrity
+				return nil, nil, errIntegrity
 			}
 		} else {
 			// Go's GCM makes 16-byte tags; a shorter ICV is its
@@ -165,7 +166,7 @@ func (c *skCrypto) open(msg []byte, sk Payload) ([]Payload, error) {
 			p := c.aead.Seal(nil, nonce, ct, aad)[:len(ct)]
 			again := c.aead.Seal(nil, nonce, p, aad)
 			if subtle.ConstantTimeCompare(again[len(ct):len(ct)+icv], tag) != 1 {
-				return nil, errIntegrity
+				return nil, nil, errIntegrity
 			}
 			plain = p
 		}
@@ -173,20 +174,22 @@ func (c *skCrypto) open(msg []byte, sk Payload) ([]Payload, error) {
 		m := c.integ.new(c.integKey)
 		m.Write(msg[:len(msg)-icv])
 		if subtle.ConstantTimeCompare(m.Sum(nil)[:icv], msg[len(msg)-icv:]) != 1 {
-			return nil, errIntegrity
+			return nil, nil, errIntegrity
 		}
 		ct := body[iv : len(body)-icv]
 		if len(ct) == 0 || len(ct)%c.block.BlockSize() != 0 {
-			return nil, malformed("SK ciphertext not a multiple of the block size")
+			return nil, nil, malformed("SK ciphertext not a multiple of the block size")
 		}
 		plain = make([]byte, len(ct))
 		cipher.NewCBCDecrypter(c.block, body[:iv]).CryptBlocks(plain, ct)
 	}
 	pad := int(plain[len(plain)-1])
 	if pad+1 > len(plain) {
-		return nil, malformed("SK padding")
+		return nil, nil, malformed("SK padding")
 	}
-	return parsePayloads(sk.Inner, plain[:len(plain)-pad-1], false)
+	plain = plain[:len(plain)-pad-1]
+	ps, err := parsePayloads(sk.Inner, plain, false)
+	return ps, plain, err
 }
 
 // openMessage decrypts a parsed message whose last payload is SK and
@@ -196,10 +199,11 @@ func (c *skCrypto) openMessage(msg []byte, m *Message) error {
 		return malformed(fmt.Sprintf("%v message without an SK payload", m.Exchange))
 	}
 	sk := m.Payloads[len(m.Payloads)-1]
-	inner, err := c.open(msg, sk)
+	inner, plain, err := c.open(msg, sk)
 	if err != nil {
 		return err
 	}
+	m.inner, m.plain = sk.Inner, plain
 	outer := m.Payloads[:len(m.Payloads)-1]
 	seen := map[PayloadType]bool{}
 	for _, p := range outer {

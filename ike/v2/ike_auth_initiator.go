@@ -66,7 +66,8 @@ func (sa *ikeSA) startAuth() {
 			ex.offer = offer
 			id := idPayload(sa.localID)
 			ex.idi = id.marshal()
-			auth := Auth{Method: AuthSharedKey, Data: pskAuth(sa.suite.prf, ex.psk, sa.initReq, sa.nr, sa.keys.pi, ex.idi)}
+			auth := Auth{Method: AuthSharedKey, Data: pskAuth(sa.suite.prf, ex.psk, sa.initReq, sa.nr, sa.keys.pi, ex.idi,
+				sa.intAuth(sa.win.nextID))} // build runs just before the request gets nextID
 			ps := []Payload{{Type: PayloadIDi, Body: ex.idi}}
 			if r := ex.tunnel.RemoteID; !r.IsZero() {
 				idr := idPayload(r)
@@ -164,7 +165,7 @@ func (sa *ikeSA) ikeAuthResponse(m *Message, ex *authExchange) {
 	d.mu.Lock()
 	psk := d.pskFor(peerID, sa.remote.Addr())
 	d.mu.Unlock()
-	if psk == nil || !verifyPSK(sa.suite.prf, psk, auth, sa.initResp, sa.ni, sa.keys.pr, idr.marshal()) {
+	if psk == nil || !verifyPSK(sa.suite.prf, psk, auth, sa.initResp, sa.ni, sa.keys.pr, idr.marshal(), sa.intAuth(m.MessageID)) {
 		d.count(func(c *ike.Counters) { c.AuthFailed++ })
 		failed("the peer's AUTH does not verify")
 		return

@@ -53,7 +53,7 @@ func (sa *ikeSA) ikeAuthResponder(m *Message) {
 	case psk == nil:
 		refuse("no pre-shared key for peer " + peerID.String())
 		return
-	case !verifyPSK(sa.suite.prf, psk, auth, sa.initReq, sa.nr, sa.keys.pi, idi.marshal()):
+	case !verifyPSK(sa.suite.prf, psk, auth, sa.initReq, sa.nr, sa.keys.pi, idi.marshal(), sa.intAuth(m.MessageID)):
 		refuse("the AUTH of peer " + peerID.String() + " does not verify")
 		return
 	}
@@ -61,7 +61,7 @@ func (sa *ikeSA) ikeAuthResponder(m *Message) {
 	sa.localID = cands[0].LocalIdentity()
 	idr := idPayload(sa.localID)
 	idrBody := idr.marshal()
-	ours := Auth{Method: AuthSharedKey, Data: pskAuth(sa.suite.prf, psk, sa.initResp, sa.ni, sa.keys.pr, idrBody)}
+	ours := Auth{Method: AuthSharedKey, Data: pskAuth(sa.suite.prf, psk, sa.initResp, sa.ni, sa.keys.pr, idrBody, sa.intAuth(m.MessageID))}
 	ps := []Payload{{Type: PayloadIDr, Body: idrBody}, {Type: PayloadAUTH, Body: ours.marshal()}}
 	sa.establish()
 	if _, ok := m.Notify(InitialContact); ok {

@@ -43,7 +43,7 @@ func (sa *ikeSA) rekeyIKEResponder(m *Message, saP *SA) {
 	d.mu.Lock()
 	suites := rekeySuites(sa.suite, d.cfg.suites)
 	d.mu.Unlock()
-	su, prop, ok := chooseIKE(suites, saP, 8)
+	su, prop, addke, ok := chooseIKE(suites, saP, 8, true)
 	if !ok {
 		d.count(func(c *ike.Counters) { c.NoProposalChosen++ })
 		sa.respond(CreateChildSA, []Payload{notifyPayload(NoProposalChosen, nil)})
@@ -78,8 +78,7 @@ func (sa *ikeSA) rekeyIKEResponder(m *Message, saP *SA) {
 		sa.temporaryFailure()
 		return
 	}
-	chosen := ikeProposals([]suite{su})
-	chosen.Proposals[0].Number = prop.Number
+	chosen := chosenIKE(su, prop.Number, addke)
 	chosen.Proposals[0].SPI = binary.BigEndian.AppendUint64(nil, spi)
 	sa.respond(CreateChildSA, []Payload{{Type: PayloadSA, Body: chosen.marshal()}, {Type: PayloadNonce, Body: nr},
 		{Type: PayloadKE, Body: (&KE{Group: uint16(su.group), Data: kex.Public}).marshal()}})

@@ -73,9 +73,15 @@ func (sa *ikeSA) requestInit() {
 				Payload{Type: PayloadKE, Body: (&KE{Group: uint16(kex.Group().ID), Data: kex.Public}).marshal()},
 				Payload{Type: PayloadNonce, Body: sa.ni},
 			)
-			// IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383) and the RFC 9370
-			// key exchanges go with the NAT notifies.
-			return append(ps, natNotifies(sa.spiI, 0, sa.local, sa.remote, sa.forceEncap)...), nil
+			// IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383) goes with the NAT
+			// notifies, and INTERMEDIATE_EXCHANGE_SUPPORTED when a policy
+			// has additional key exchanges (RFC 9370 §2.2.1: they need
+			// IKE_INTERMEDIATE).
+			ps = append(ps, natNotifies(sa.spiI, 0, sa.local, sa.remote, sa.forceEncap)...)
+			if wantsIntermediate(suites) {
+				ps = append(ps, notifyPayload(IntermediateExchangeSupported, nil))
+			}
+			return ps, nil
 		},
 		onResponse: (*ikeSA).ikeSAInitResponse,
 		onTimeout:  func(sa *ikeSA) { sa.fail("the peer did not answer IKE_SA_INIT") },
@@ -104,8 +110,13 @@ func (sa *ikeSA) ikeSAInitResponse(m *Message) {
 		sa.fail(err.Error())
 		return
 	}
-	// IKE_INTERMEDIATE exchanges (RFC 9242) would run here, before
-	// IKE_AUTH.
+	if len(sa.suite.addke) > 0 {
+		// RFC 9370 §2.2.2: the additional key exchanges, one
+		// IKE_INTERMEDIATE exchange (RFC 9242) each, before IKE_AUTH.
+		sa.setState(stateIntSent)
+		sa.startIntermediate()
+		return
+	}
 	sa.setState(stateAuthSent)
 	sa.startAuth()
 }
@@ -159,6 +170,9 @@ func (sa *ikeSA) processInitResponse(m *Message) error {
 	}
 	if su.group != int(ke.Group) || su.group != sa.kex.Group().ID {
 		return fmt.Errorf("v2: the responder chose group %d and sent a key of group %d", su.group, ke.Group)
+	}
+	if _, ok := m.Notify(IntermediateExchangeSupported); len(su.addke) > 0 && !ok {
+		return fmt.Errorf("v2: the responder chose additional key exchanges %v without IKE_INTERMEDIATE (RFC 9370 §2.2.1)", su.addke)
 	}
 	shared, err := sa.kex.Shared(ke.Data)
 	if err != nil {

@@ -22,10 +22,12 @@ const (
 	stateDeleting                   // a Delete of the IKE SA is out
 	stateRekeyed                    // a new IKE SA replaced it; it waits for its Delete (§2.8)
 	stateDead                       // removed; its keys are zeroed
+	stateIntSent                    // initiator: in IKE_INTERMEDIATE exchanges (RFC 9242)
 )
 
 func (s saState) String() string {
-	return [...]string{"IKE_SA_INIT_I", "IKE_AUTH_I", "IKE_SA_INIT_R", "established", "deleting", "rekeyed", "deleted"}[s]
+	return [...]string{"IKE_SA_INIT_I", "IKE_AUTH_I", "IKE_SA_INIT_R", "established", "deleting", "rekeyed", "deleted",
+		"IKE_INTERMEDIATE_I"}[s]
 }
 
 // ikeSA is an IKE SA: one per pair of endpoints, shared by every tunnel
@@ -59,6 +61,13 @@ type ikeSA struct {
 	localNAT, remoteNAT bool // this end, the peer, behind a NAT
 	natt                bool // floated to port 4500
 	forceEncap          bool // a tunnel asks for ESP-in-UDP without a NAT
+
+	// RFC 9370 additional key exchanges in IKE_INTERMEDIATE
+	// (intermediate.go): those done, the running IntAuth_i and IntAuth_r
+	// of RFC 9242 §3.3.2, the initiator's key while its exchange runs.
+	intDone            int
+	intAuthI, intAuthR []byte
+	intKex             *ike.KeyExchange
 
 	win      window
 	children []*childSA
@@ -239,6 +248,10 @@ func (sa *ikeSA) destroy(reason string) {
 		sa.kex.Zero()
 		sa.kex = nil
 	}
+	if sa.intKex != nil {
+		sa.intKex.Zero()
+		sa.intKex = nil
+	}
 	if sa.rk != nil {
 		sa.rk.zero()
 		sa.rk = nil
@@ -267,6 +280,7 @@ func (sa *ikeSA) status(now time.Time) ike.IKESAStatus {
 	st.Rekeys, st.Cookies = sa.rekeys, sa.cookies
 	if sa.state == stateEstablished || sa.state == stateDeleting || sa.state == stateRekeyed {
 		st.Policy = sa.suite.policy()
+		st.AdditionalKE = append([]int(nil), sa.suite.addke...)
 		st.Policy.Lifetime = sa.lifetime
 		if left := sa.created.Add(sa.lifetime).Sub(now); left > 0 {
 			st.LifetimeLeft = left

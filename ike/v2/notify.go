@@ -44,7 +44,12 @@ const (
 	MOBIKESupported             NotifyType = 16396
 	IKEv2FragmentationSupported NotifyType = 16430
 	SignatureHashAlgorithms     NotifyType = 16431
-	firstStatus                 NotifyType = 16384
+	// RFC 9242 §3.1: both ends support IKE_INTERMEDIATE.
+	IntermediateExchangeSupported NotifyType = 16438
+	// RFC 9370 §2.2.4: links IKE_FOLLOWUP_KE exchanges to their
+	// CREATE_CHILD_SA; its data means something to the responder only.
+	AdditionalKeyExchange NotifyType = 16441
+	firstStatus           NotifyType = 16384
 )
 
 var notifyNames = map[NotifyType]string{
@@ -63,6 +68,7 @@ var notifyNames = map[NotifyType]string{
 	RekeySA: "REKEY_SA", ESPTFCPaddingNotSupported: "ESP_TFC_PADDING_NOT_SUPPORTED",
 	NonFirstFragmentsAlso: "NON_FIRST_FRAGMENTS_ALSO", MOBIKESupported: "MOBIKE_SUPPORTED",
 	IKEv2FragmentationSupported: "IKEV2_FRAGMENTATION_SUPPORTED", SignatureHashAlgorithms: "SIGNATURE_HASH_ALGORITHMS",
+	IntermediateExchangeSupported: "INTERMEDIATE_EXCHANGE_SUPPORTED", AdditionalKeyExchange: "ADDITIONAL_KEY_EXCHANGE",
 }
 
 func (t NotifyType) String() string {

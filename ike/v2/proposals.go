@@ -19,15 +19,29 @@ import (
 func ikeProposals(suites []suite) *SA {
 	s := &SA{}
 	for i, su := range suites {
-		ts := []Transform{{Type: TransformENCR, ID: su.encr.id, KeyLength: keyLengthAttr(su.encr)},
-			{Type: TransformPRF, ID: su.prf.id}}
-		if !su.encr.aead() {
-			ts = append(ts, Transform{Type: TransformINTEG, ID: su.integ.id})
-		}
-		ts = append(ts, Transform{Type: TransformDH, ID: uint16(su.group)})
+		ts := append(su.baseTransforms(), su.addkeTransforms()...)
 		s.Proposals = append(s.Proposals, Proposal{Number: uint8(i + 1), Protocol: ProtoIKE, Transforms: ts})
 	}
 	return s
+}
+
+// baseTransforms are a suite's transforms of RFC 7296: ENCR, PRF, INTEG
+// (none with an AEAD cipher) and KE.
+func (su suite) baseTransforms() []Transform {
+	ts := []Transform{{Type: TransformENCR, ID: su.encr.id, KeyLength: keyLengthAttr(su.encr)},
+		{Type: TransformPRF, ID: su.prf.id}}
+	if !su.encr.aead() {
+		ts = append(ts, Transform{Type: TransformINTEG, ID: su.integ.id})
+	}
+	return append(ts, Transform{Type: TransformDH, ID: uint16(su.group)})
+}
+
+// chosenIKE is the responder's SA payload: the suite's base transforms
+// and the ADDKE transforms it picked, with the number of the peer's
+// proposal.
+func chosenIKE(su suite, number uint8, addke []Transform) *SA {
+	ts := append(su.baseTransforms(), addke...)
+	return &SA{Proposals: []Proposal{{Number: number, Protocol: ProtoIKE, Transforms: ts}}}
 }
 
 // keyLengthAttr is the Key Length attribute a cipher needs: AES's (§3.3.5:
@@ -50,10 +64,11 @@ func offers(p Proposal, t Transform) bool {
 }
 
 // understood reports whether every transform type of p is one this end
-// knows (§3.3.6: a proposal with an unknown type is not chosen).
+// knows (§3.3.6: a proposal with an unknown type is not chosen); the
+// Additional Key Exchange types are known (RFC 9370 §2.2.1).
 func understood(p Proposal) bool {
 	for _, t := range p.Transforms {
-		if t.Type < TransformENCR || t.Type > TransformESN {
+		if t.Type < TransformENCR || t.Type > TransformADDKE7 {
 			return false
 		}
 	}
@@ -73,45 +88,70 @@ func hasType(p Proposal, t TransformType) bool {
 // chooseIKE picks the IKE SA proposal as responder: the first of this
 // end's suites the peer offers, and the peer's proposal. The proposals'
 // SPIs have spiLen octets: none in IKE_SA_INIT, 8 in a rekey (§3.3.1).
-func chooseIKE(suites []suite, peer *SA, spiLen int) (suite, Proposal, bool) {
+// The suite returned has the additional key exchanges to perform, and
+// addke the ADDKE transforms of the answer (addke.go); intermediate is
+// false when the peer cannot do them in IKE_INTERMEDIATE.
+func chooseIKE(suites []suite, peer *SA, spiLen int, intermediate bool) (su suite, p Proposal, addke []Transform, ok bool) {
 	for _, su := range suites {
-		mine := ikeProposals([]suite{su}).Proposals[0]
 		for _, p := range peer.Proposals {
 			if p.Protocol != ProtoIKE || len(p.SPI) != spiLen || !understood(p) {
 				continue
 			}
 			ok := true
-			for _, t := range mine.Transforms {
+			for _, t := range su.baseTransforms() {
 				ok = ok && offers(p, t)
 			}
-			if ok && (!su.encr.aead() || !hasType(p, TransformINTEG)) {
-				return su, p, true
+			if !ok || (su.encr.aead() && hasType(p, TransformINTEG)) {
+				continue
+			}
+			methods, answer, ok := pickADDKE(su, p, intermediate)
+			if ok {
+				su.addke, su.addkeOptional = methods, false
+				return su, p, answer, true
 			}
 		}
 	}
-	return suite{}, Proposal{}, false
+	return suite{}, Proposal{}, nil, false
 }
 
 // acceptedIKE checks the responder's choice against what this end
 // proposed: one proposal, one transform of each type, all offered
-// (§2.7).
+// (§2.7), the ADDKE ones as addke.go says. The suite returned has the
+// additional key exchanges to perform.
 func acceptedIKE(suites []suite, got *SA) (suite, error) {
 	if len(got.Proposals) != 1 {
 		return suite{}, fmt.Errorf("%w: %d proposals in the response", ErrMalformed, len(got.Proposals))
 	}
 	p := got.Proposals[0]
+	base := 0
+	for _, t := range p.Transforms {
+		if !isADDKE(t.Type) {
+			base++
+		}
+	}
+	var errADDKE error
 	for _, su := range suites {
-		mine := ikeProposals([]suite{su}).Proposals[0]
-		if len(p.Transforms) != len(mine.Transforms) {
+		mine := su.baseTransforms()
+		if base != len(mine) {
 			continue
 		}
 		ok := true
-		for _, t := range mine.Transforms {
+		for _, t := range mine {
 			ok = ok && offers(p, t)
 		}
-		if ok {
-			return su, nil
+		if !ok {
+			continue
 		}
+		methods, err := acceptADDKE(su, p)
+		if err != nil {
+			errADDKE = err
+			continue
+		}
+		su.addke, su.addkeOptional = methods, false
+		return su, nil
+	}
+	if errADDKE != nil {
+		return suite{}, errADDKE
 	}
 	return suite{}, fmt.Errorf("v2: the responder chose a proposal this end did not make")
 }

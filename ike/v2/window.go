@@ -51,6 +51,7 @@ type window struct {
 	timer  clock.Timer
 
 	expect   uint32 // the next request ID expected from the peer
+	lastReq  []byte // request expect-1 as received
 	lastResp []byte // the response to request expect-1, as sent
 	hasResp  bool
 }

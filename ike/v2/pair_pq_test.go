@@ -1,0 +1,190 @@
+package v2
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ismgw/ism/clock/clocktest"
+	"github.com/ismgw/ism/ike"
+)
+
+// Pair tests of the post-quantum hybrid key exchange: ML-KEM-768 as an
+// RFC 9370 additional key exchange in IKE_INTERMEDIATE (RFC 9242) after a
+// classical IKE_SA_INIT.
+
+// pqPolicy is an IKEv2 policy of group g with the given additional key
+// exchanges.
+func pqPolicy(g int, optional bool, addke ...int) ike.Policy {
+	return ike.Policy{Encryption: ike.EncAES256GCM, PRF: ike.HashSHA384, Auth: ike.AuthPSK, Group: g,
+		AdditionalKE: addke, AdditionalKEOptional: optional}
+}
+
+// pqPair is a pair with one tunnel t1 each way and the given policies.
+func pqPair(t *testing.T, pa, pb ike.Policy) *pair {
+	t.Helper()
+	clk := clocktest.New(t0)
+	ca, cb := pairConfig(clk, pa), pairConfig(clk, pb)
+	ca.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-gcm16")}
+	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-gcm16")}
+	return newPair(t, clk, ca, cb)
+}
+
+// exchangeLog records the exchange type and message ID of every datagram
+// each way.
+type exchangeLog struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (l *exchangeLog) filter(local, remote netip.AddrPort, msg []byte) []byte {
+	h, err := ParseHeader(msg)
+	if err == nil {
+		dir := "A>B"
+		if local.Addr() == addrB {
+			dir = "B>A"
+		}
+		l.mu.Lock()
+		l.got = append(l.got, fmt.Sprintf("%s %v %d", dir, h.Exchange, h.MessageID))
+		l.mu.Unlock()
+	}
+	return msg
+}
+
+func (l *exchangeLog) list() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.got)
+}
+
+// TestPairHybridMLKEM: ECP-256 or Curve25519 in IKE_SA_INIT, ML-KEM-768
+// in one IKE_INTERMEDIATE exchange (message ID 1; IKE_AUTH then has 2),
+// either end initiating; AUTH covers IntAuth, the child SA keys match,
+// and both ends report the additional key exchange and count the
+// exchange.
+func TestPairHybridMLKEM(t *testing.T) {
+	for _, g := range []int{19, 31} {
+		for _, aInit := range []bool{true, false} {
+			t.Run(fmt.Sprintf("group%d/aInitiates=%v", g, aInit), func(t *testing.T) {
+				p := pqPair(t, pqPolicy(g, false, ike.MLKEM768), pqPolicy(g, false, ike.MLKEM768))
+				var log exchangeLog
+				p.w.SetFilter(log.filter)
+				init, resp, dir := p.a, p.b, "A>B"
+				if !aInit {
+					init, resp, dir = p.b, p.a, "B>A"
+				}
+				init.d.Acquire("t1")
+				waitEvent(t, init.lis, "up", "t1")
+				waitEvent(t, resp.lis, "up", "t1")
+				checkKeysMatch(t, p.a, p.b, "t1", "t1")
+				var reqs []string
+				for _, e := range log.list() {
+					if e[:3] == dir {
+						reqs = append(reqs, e[4:])
+					}
+				}
+				want := []string{"IKE_SA_INIT 0", "IKE_INTERMEDIATE 1", "IKE_AUTH 2"}
+				if !slices.Equal(reqs, want) {
+					t.Fatalf("initiator's requests %v, want %v", reqs, want)
+				}
+				for _, s := range []*side{p.a, p.b} {
+					st := s.d.Status()
+					sa := st.IKESAs[0]
+					if !sa.Established || !slices.Equal(sa.AdditionalKE, []int{ike.MLKEM768}) || sa.Policy.Group != g {
+						t.Fatalf("IKE SA: %+v", sa)
+					}
+					if st.Counters.IntermediateExchanges != 1 {
+						t.Errorf("IKE_INTERMEDIATE exchanges counted: %d", st.Counters.IntermediateExchanges)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestPairAdditionalKEFallback: against a peer whose policy has no
+// additional key exchange (as a daemon without RFC 9370 support proposes
+// and answers), an optional ML-KEM falls back to the classical group
+// with no error, either end initiating; a required one gets
+// NO_PROPOSAL_CHOSEN.
+func TestPairAdditionalKEFallback(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		optional bool
+	}{{"Optional", true}, {"Required", false}} {
+		for _, pqInit := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/pqInitiates=%v", c.name, pqInit), func(t *testing.T) {
+				p := pqPair(t, pqPolicy(19, c.optional, ike.MLKEM768), pqPolicy(19, false))
+				init, resp := p.a, p.b
+				if !pqInit {
+					init, resp = p.b, p.a
+				}
+				init.d.Acquire("t1")
+				if !c.optional {
+					waitEvent(t, init.lis, "failed", "t1")
+					if n := resp.d.Status().Counters.NoProposalChosen; n != 1 && !pqInit {
+						t.Errorf("the PQ responder counted %d NO_PROPOSAL_CHOSEN", n)
+					}
+					if n := init.d.Status().Counters.NoProposalChosen; n != 1 {
+						t.Errorf("the initiator counted %d NO_PROPOSAL_CHOSEN", n)
+					}
+					if countEvents(resp.lis, "up", "t1") != 0 {
+						t.Error("the tunnel came up")
+					}
+					return
+				}
+				waitEvent(t, init.lis, "up", "t1")
+				waitEvent(t, resp.lis, "up", "t1")
+				checkKeysMatch(t, p.a, p.b, "t1", "t1")
+				for _, s := range []*side{p.a, p.b} {
+					st := s.d.Status()
+					if sa := st.IKESAs[0]; len(sa.AdditionalKE) != 0 || sa.Policy.Group != 19 {
+						t.Fatalf("IKE SA: %+v", sa)
+					}
+					if st.Counters.IntermediateExchanges != 0 || st.Counters.NoProposalChosen != 0 || countEvents(s.lis, "failed", "t1") != 0 {
+						t.Fatalf("a fallback with an error: %+v", st.Counters)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestPairIntermediateRetransmit: B's IKE_INTERMEDIATE response is lost
+// once; A sends its request again after the retransmission timeout and B,
+// whose keys changed meanwhile, answers from its response cache; the SA
+// comes up with matching keys.
+func TestPairIntermediateRetransmit(t *testing.T) {
+	p := pqPair(t, pqPolicy(31, false, ike.MLKEM768), pqPolicy(31, false, ike.MLKEM768))
+	var mu sync.Mutex
+	dropped := 0
+	p.w.SetFilter(func(local, remote netip.AddrPort, msg []byte) []byte {
+		h, _ := ParseHeader(msg)
+		mu.Lock()
+		defer mu.Unlock()
+		if h.Exchange == IKEIntermediate && h.IsResponse() && dropped == 0 {
+			dropped++
+			return nil
+		}
+		return msg
+	})
+	p.a.d.Acquire("t1")
+	waitFor(t, "the lost response", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return dropped == 1
+	})
+	p.advance(t, 1500*time.Millisecond)
+	waitEvent(t, p.a.lis, "up", "t1")
+	waitEvent(t, p.b.lis, "up", "t1")
+	checkKeysMatch(t, p.a, p.b, "t1", "t1")
+	if st := p.b.d.Status().Counters; st.Duplicates != 1 || st.IntermediateExchanges != 1 {
+		t.Fatalf("B: %d duplicates, %d IKE_INTERMEDIATE", st.Duplicates, st.IntermediateExchanges)
+	}
+	if st := p.a.d.Status().Counters; st.Retransmits != 1 {
+		t.Fatalf("A retransmitted %d times", st.Retransmits)
+	}
+}
