@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -188,3 +189,99 @@ func TestPairIntermediateRetransmit(t *testing.T) {
 		t.Fatalf("A retransmitted %d times", st.Retransmits)
 	}
 }
+
+// reseal returns a filter that rewrites the KE payload of the first
+// IKE_INTERMEDIATE message of the given direction (response or request)
+// with edit, sealing it again with the sender's keys (as they were when
+// the request passed), as an attacker who had them could.
+func reseal(t *testing.T, from *side, response bool, edit func(ke *KE)) func(local, remote netip.AddrPort, msg []byte) []byte {
+	var mu sync.Mutex
+	var keys *skCrypto
+	done := false
+	return func(local, remote netip.AddrPort, msg []byte) []byte {
+		m, err := ParseMessage(msg)
+		if err != nil || m.Exchange != IKEIntermediate {
+			return msg
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if keys == nil {
+			from.d.mu.Lock()
+			for _, s := range from.d.sas {
+				s.lock()
+				// A copy: the SA zeroes its keys when they change.
+				e, a := s.keys.ei, s.keys.ai
+				if !s.initiator {
+					e, a = s.keys.er, s.keys.ar
+				}
+				keys, _ = newSKCrypto(s.suite.encr, s.suite.integ, slices.Clone(e), slices.Clone(a))
+				s.mu.Unlock()
+			}
+			from.d.mu.Unlock()
+		}
+		if m.IsResponse() != response || done {
+			return msg
+		}
+		done = true
+		if err := keys.openMessage(msg, m); err != nil {
+			t.Errorf("reseal: %v", err)
+			return msg
+		}
+		var ke KE
+		if ok, err := m.decode(PayloadKE, &ke); !ok || err != nil {
+			t.Errorf("reseal: no KE")
+			return msg
+		}
+		edit(&ke)
+		b, err := keys.seal(m.Header, []Payload{{Type: PayloadKE, Body: ke.marshal()}}, from.d.rand)
+		if err != nil {
+			t.Errorf("reseal: %v", err)
+			return msg
+		}
+		return b
+	}
+}
+
+// TestPairMLKEMTamperedKE: an encapsulation key or a ciphertext of the
+// wrong size, or of another method, in IKE_INTERMEDIATE: the responder
+// answers INVALID_SYNTAX and drops the IKE SA; the initiator drops it
+// on a bad ciphertext without a word; no tunnel comes up on either side.
+func TestPairMLKEMTamperedKE(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		response bool
+		edit     func(ke *KE)
+	}{
+		{"ShortEncapsulationKey", false, func(ke *KE) { ke.Data = ke.Data[:1183] }},
+		{"LongEncapsulationKey", false, func(ke *KE) { ke.Data = append(ke.Data, 0) }},
+		{"OtherMethod", false, func(ke *KE) { ke.Group = 37 }},
+		{"ShortCiphertext", true, func(ke *KE) { ke.Data = ke.Data[:1087] }},
+		{"LongCiphertext", true, func(ke *KE) { ke.Data = append(ke.Data, 0) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := pqPair(t, pqPolicy(19, false, ike.MLKEM768), pqPolicy(19, false, ike.MLKEM768))
+			from := p.a
+			if c.response {
+				from = p.b
+			}
+			p.w.SetFilter(reseal(t, from, c.response, c.edit))
+			p.a.d.Acquire("t1")
+			e := waitEvent(t, p.a.lis, "failed", "t1")
+			if countEvents(p.a.lis, "up", "t1")+countEvents(p.b.lis, "up", "t1") != 0 {
+				t.Fatal("a tunnel came up")
+			}
+			if !c.response {
+				if p.b.d.Status().Counters.Malformed != 1 || len(p.b.d.Status().IKESAs) != 0 {
+					t.Fatalf("B kept the IKE SA or did not count the bad KE: %+v", p.b.d.Status())
+				}
+				if want := "INVALID_SYNTAX"; !strings.Contains(e.Reason, want) {
+					t.Fatalf("A's reason %q, want %s", e.Reason, want)
+				}
+			}
+			if len(p.a.d.Status().IKESAs) != 0 {
+				t.Fatal("A kept the IKE SA")
+			}
+		})
+	}
+}
+
