@@ -284,4 +284,3 @@ func TestPairMLKEMTamperedKE(t *testing.T) {
 		})
 	}
 }
-
