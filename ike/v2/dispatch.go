@@ -136,6 +136,8 @@ func (sa *ikeSA) receive(local, remote netip.AddrPort, m *Message) {
 		sa.ikeAuthResponder(m)
 	case m.Exchange == CreateChildSA && sa.state == stateEstablished:
 		sa.createChildResponder(m)
+	case m.Exchange == IKEFollowupKE && sa.state == stateEstablished:
+		sa.followupResponder(m)
 	case m.Exchange == CreateChildSA && sa.state == stateRekeyed:
 		// §2.8.2, §2.25: an SA this end is closing.
 		sa.temporaryFailure()

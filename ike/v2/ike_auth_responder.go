@@ -70,7 +70,7 @@ func (sa *ikeSA) ikeAuthResponder(m *Message) {
 		remote, id := sa.remote.Addr(), peerID
 		sa.after(func() { d.initialContact(sa, remote, id) })
 	}
-	child, _ := sa.respondChild(m, cands, false, sa.ni, sa.nr, nil)
+	child, _, _ := sa.respondChild(m, cands, false, sa.ni, sa.nr, nil)
 	sa.respond(IKEAuth, append(ps, child...))
 }
 

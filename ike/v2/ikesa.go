@@ -68,6 +68,9 @@ type ikeSA struct {
 	intDone            int
 	intAuthI, intAuthR []byte
 	intKex             *ike.KeyExchange
+	// followups are the peer's unfinished series of IKE_FOLLOWUP_KE
+	// exchanges, by link (followup.go).
+	followups map[string]*followupR
 
 	win      window
 	children []*childSA
@@ -252,6 +255,10 @@ func (sa *ikeSA) destroy(reason string) {
 		sa.intKex.Zero()
 		sa.intKex = nil
 	}
+	for _, f := range sa.followups {
+		f.zero()
+	}
+	sa.followups = nil
 	if sa.rk != nil {
 		sa.rk.zero()
 		sa.rk = nil

@@ -25,6 +25,9 @@ const (
 	InvalidSelectors           NotifyType = 39
 	TemporaryFailure           NotifyType = 43
 	ChildSANotFound            NotifyType = 44
+	// StateNotFound answers an IKE_FOLLOWUP_KE the responder has no
+	// state for (RFC 9370 §2.2.4).
+	StateNotFound NotifyType = 47
 )
 
 // Status types (§3.10.1, RFC 7383, RFC 7427).
@@ -60,7 +63,7 @@ var notifyNames = map[NotifyType]string{
 	SinglePairRequired: "SINGLE_PAIR_REQUIRED", NoAdditionalSAs: "NO_ADDITIONAL_SAS",
 	InternalAddressFailure: "INTERNAL_ADDRESS_FAILURE", FailedCPRequired: "FAILED_CP_REQUIRED",
 	TSUnacceptable: "TS_UNACCEPTABLE", InvalidSelectors: "INVALID_SELECTORS",
-	TemporaryFailure: "TEMPORARY_FAILURE", ChildSANotFound: "CHILD_SA_NOT_FOUND",
+	TemporaryFailure: "TEMPORARY_FAILURE", ChildSANotFound: "CHILD_SA_NOT_FOUND", StateNotFound: "STATE_NOT_FOUND",
 	InitialContact: "INITIAL_CONTACT", SetWindowSize: "SET_WINDOW_SIZE",
 	AdditionalTSPossible: "ADDITIONAL_TS_POSSIBLE", IPCompSupported: "IPCOMP_SUPPORTED",
 	NATDetectionSourceIP: "NAT_DETECTION_SOURCE_IP", NATDetectionDestinationIP: "NAT_DETECTION_DESTINATION_IP",

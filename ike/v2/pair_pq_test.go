@@ -35,7 +35,7 @@ func pqPair(t *testing.T, pa, pb ike.Policy) *pair {
 }
 
 // exchangeLog records the exchange type and message ID of every datagram
-// each way.
+// each way, and whether it is a response.
 type exchangeLog struct {
 	mu  sync.Mutex
 	got []string
@@ -49,7 +49,11 @@ func (l *exchangeLog) filter(local, remote netip.AddrPort, msg []byte) []byte {
 			dir = "B>A"
 		}
 		l.mu.Lock()
-		l.got = append(l.got, fmt.Sprintf("%s %v %d", dir, h.Exchange, h.MessageID))
+		e := fmt.Sprintf("%s %v %d", dir, h.Exchange, h.MessageID)
+		if h.IsResponse() {
+			e += " response"
+		}
+		l.got = append(l.got, e)
 		l.mu.Unlock()
 	}
 	return msg

@@ -162,6 +162,9 @@ type childOffer struct {
 	spis map[transform.Protocol]uint32 // this end's inbound SPI per protocol
 	pfs  int                           // DH group, 0: none (always 0 in IKE_AUTH)
 	esn  bool                          // propose ESN first
+	// addke are the additional key exchanges with PFS (RFC 9370
+	// §2.2.4): the IKE SA's, required.
+	addke []int
 }
 
 func esnTransforms(esn bool) []Transform {
@@ -180,6 +183,7 @@ func (o childOffer) sa() *SA {
 		ts := espTransforms(t)
 		if o.pfs != 0 {
 			ts = append(ts, Transform{Type: TransformDH, ID: uint16(o.pfs)})
+			ts = append(ts, suite{addke: o.addke}.addkeTransforms()...)
 		}
 		ts = append(ts, esnTransforms(o.esn)...)
 		s.Proposals = append(s.Proposals, Proposal{Number: uint8(i + 1), Protocol: protocolOf(t),
@@ -195,6 +199,10 @@ type childChoice struct {
 	pfs     int
 	esn     bool
 	number  uint8
+	// addke are the additional key exchanges to perform (RFC 9370
+	// §2.2.4), addkeAnswer the responder's ADDKE transforms.
+	addke       []int
+	addkeAnswer []Transform
 }
 
 // proposal returns the responder's SA payload for the choice, with this
@@ -204,6 +212,7 @@ func (c childChoice) proposal(spi uint32) *SA {
 	if c.pfs != 0 {
 		ts = append(ts, Transform{Type: TransformDH, ID: uint16(c.pfs)})
 	}
+	ts = append(ts, c.addkeAnswer...)
 	esn := uint16(esnNo)
 	if c.esn {
 		esn = esnYes
@@ -213,10 +222,12 @@ func (c childChoice) proposal(spi uint32) *SA {
 }
 
 // chooseChild picks a child SA proposal as responder from the tunnel's
-// transform set. withKE is false in IKE_AUTH, where DH transforms are
-// ignored; in CREATE_CHILD_SA the group follows ike.ChoosePFSGroup (the
-// seed's PFS rules) with the tunnel's PFS group.
-func chooseChild(set []transform.Transform, esn bool, localPFS int, withKE bool, peer *SA) (childChoice, bool) {
+// transform set. withKE is false in IKE_AUTH, where DH and ADDKE
+// transforms are ignored; in CREATE_CHILD_SA the group follows
+// ike.ChoosePFSGroup (the seed's PFS rules) with the tunnel's PFS group,
+// and with PFS the additional key exchanges may be any of addke (the IKE
+// SA's) or none (RFC 9370 §2.2.4).
+func chooseChild(set []transform.Transform, esn bool, localPFS int, withKE bool, addke []int, peer *SA) (childChoice, bool) {
 	for _, t := range set {
 		mine := espTransforms(t)
 		for _, p := range peer.Proposals {
@@ -236,6 +247,13 @@ func chooseChild(set []transform.Transform, esn bool, localPFS int, withKE bool,
 			}
 			if withKE {
 				if c.pfs, ok = pickPFS(p, localPFS); !ok {
+					continue
+				}
+				mine := suite{}
+				if c.pfs != 0 {
+					mine = suite{addke: addke, addkeOptional: true}
+				}
+				if c.addke, c.addkeAnswer, ok = pickADDKE(mine, p, true); !ok {
 					continue
 				}
 			}
@@ -306,6 +324,12 @@ func acceptedChild(o childOffer, got *SA) (childChoice, error) {
 			c.esn = x.ID == esnYes
 		case TransformDH:
 			c.pfs = int(x.ID)
+		}
+	}
+	if o.pfs != 0 {
+		var err error
+		if c.addke, err = acceptADDKE(suite{addke: o.addke}, p); err != nil {
+			return childChoice{}, err
 		}
 	}
 	for _, x := range espTransforms(t) {
