@@ -25,7 +25,7 @@ func TestMLKEM768Accumulated(t *testing.T) {
 	v := vectors.Load(t, "testdata/vectors/mlkem768-accumulated.txt")
 	n, _ := strconv.Atoi(v.String("iterations"))
 	want := v.String("expected")
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		n, _ = strconv.Atoi(v.String("iterations-short"))
 		want = v.String("expected-short")
 	}

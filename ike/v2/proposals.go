@@ -15,12 +15,21 @@ import (
 // first and the peer's second: the first of its entries that any of the
 // peer's proposals offers wins.
 
-// ikeProposals returns the IKE SA proposals of the policies.
+// ikeProposals returns the IKE SA proposals of the policies. A policy
+// with optional additional key exchanges has a second proposal without
+// ADDKE transforms right after its first: a responder that does not know
+// RFC 9370 refuses a proposal with transform types it does not
+// understand (§3.3.6; charon 5.9 does), and takes that one.
 func ikeProposals(suites []suite) *SA {
 	s := &SA{}
-	for i, su := range suites {
-		ts := append(su.baseTransforms(), su.addkeTransforms()...)
-		s.Proposals = append(s.Proposals, Proposal{Number: uint8(i + 1), Protocol: ProtoIKE, Transforms: ts})
+	add := func(ts []Transform) {
+		s.Proposals = append(s.Proposals, Proposal{Number: uint8(len(s.Proposals) + 1), Protocol: ProtoIKE, Transforms: ts})
+	}
+	for _, su := range suites {
+		add(append(su.baseTransforms(), su.addkeTransforms()...))
+		if len(su.addke) > 0 && su.addkeOptional {
+			add(su.baseTransforms())
+		}
 	}
 	return s
 }
