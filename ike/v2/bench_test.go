@@ -14,15 +14,21 @@ import (
 // IKE_AUTH with the first child SA, both daemons in this process over the
 // in-memory wire (so both ends' DH and AUTH count): setups/s is what one
 // process does for initiator and responder together. Run with -cpu 1 for
-// one core. It is the base of `ismbench ike -version 2`.
+// one core. It is the base of `ismbench ike -version 2`. The -mlkem768
+// cases are the post-quantum hybrids: one IKE_INTERMEDIATE exchange with
+// ML-KEM-768 (RFC 9370) after the classical IKE_SA_INIT.
 func BenchmarkIKEv2Setup(b *testing.B) {
 	for _, c := range []struct {
 		name  string
 		group int
 		enc   ike.Encryption
-	}{{"aes128-sha256-modp2048", 14, ike.EncAES128}, {"aes128gcm-ecp256", 19, ike.EncAES128GCM}, {"aes128gcm-curve25519", 31, ike.EncAES128GCM}} {
+		addke []int
+	}{{"aes128-sha256-modp2048", 14, ike.EncAES128, nil}, {"aes128gcm-ecp256", 19, ike.EncAES128GCM, nil},
+		{"aes128gcm-curve25519", 31, ike.EncAES128GCM, nil},
+		{"aes128gcm-ecp256-mlkem768", 19, ike.EncAES128GCM, []int{ike.MLKEM768}},
+		{"aes128gcm-curve25519-mlkem768", 31, ike.EncAES128GCM, []int{ike.MLKEM768}}} {
 		b.Run(c.name, func(b *testing.B) {
-			pol := ike.Policy{Encryption: c.enc, Hash: ike.HashSHA256, Auth: ike.AuthPSK, Group: c.group}
+			pol := ike.Policy{Encryption: c.enc, Hash: ike.HashSHA256, Auth: ike.AuthPSK, Group: c.group, AdditionalKE: c.addke}
 			keys := []ike.PreSharedKey{{Peer: addrA.String(), Key: ipsec.Key("bench")}, {Peer: addrB.String(), Key: ipsec.Key("bench")}}
 			ca := ike.Config{Policies: []ike.Policy{pol}, PreSharedKeys: keys,
 				Tunnels: []ike.Tunnel{pairTunnel(b, "t1", addrA, addrB, netA, netB, "esp-aes128-gcm16")}}

@@ -2,6 +2,7 @@ package v2
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -109,4 +110,58 @@ func TestPairChildRekeyMLKEM(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPairFollowupStateLost: an IKE_FOLLOWUP_KE with a link the responder
+// does not know gets STATE_NOT_FOUND (RFC 9370 §2.2.4); and a responder
+// whose next IKE_FOLLOWUP_KE never comes forgets the exchange after
+// followupWait without making the child SA.
+func TestPairFollowupStateLost(t *testing.T) {
+	p := pqPair(t, pqPolicy(19, false, ike.MLKEM768), pqPolicy(19, false, ike.MLKEM768))
+	p.up(t, "t1")
+	sa := onlySA(p.a)
+	got := make(chan error, 1)
+	sa.lock()
+	sa.followupsInitiator([]int{ike.MLKEM768}, []byte("no-such-link"), reqChild, func(sa *ikeSA, secrets [][]byte, err error) { got <- err })
+	sa.unlock()
+	if err := <-got; err == nil || !strings.Contains(err.Error(), "STATE_NOT_FOUND") {
+		t.Fatalf("unknown link: %v", err)
+	}
+
+	// A child rekey with PFS whose IKE_FOLLOWUP_KE is lost, every try.
+	for _, s := range []*side{p.a, p.b} {
+		s.d.mu.Lock()
+		s.d.tunnels["t1"].cfg.PFSGroup = 19
+		s.d.mu.Unlock()
+	}
+	p.w.SetFilter(func(local, remote netip.AddrPort, msg []byte) []byte {
+		if h, _ := ParseHeader(msg); h.Exchange == IKEFollowupKE && !h.IsResponse() {
+			return nil
+		}
+		return msg
+	})
+	p.a.d.Expire(p.a.inst.Calls()[1].ID, false)
+	b := onlySA(p.b)
+	waitFor(t, "B's follow-up state", func() bool {
+		b.lock()
+		defer b.mu.Unlock()
+		return len(b.followups) == 1
+	})
+	p.advance(t, followupWait+time.Second)
+	b.lock()
+	n := len(b.followups)
+	b.mu.Unlock()
+	if n != 0 || len(p.b.inst.Calls()) != 2 {
+		t.Fatalf("B kept %d follow-up states, installer calls %v", n, p.b.inst.Calls())
+	}
+}
+
+// onlySA returns the side's one IKE SA.
+func onlySA(s *side) *ikeSA {
+	s.d.mu.Lock()
+	defer s.d.mu.Unlock()
+	for _, sa := range s.d.sas {
+		return sa
+	}
+	return nil
 }
