@@ -418,29 +418,6 @@ func (p Policy) validate(version int) error {
 	return nil
 }
 
-// validateAdditionalKE checks the additional key exchanges: known
-// methods, at most MaxAdditionalKE, no method twice (RFC 9370 §2.2.1:
-// the responder's choice "MUST NOT contain duplicated algorithms").
-func (p Policy) validateAdditionalKE() error {
-	if len(p.AdditionalKE) > MaxAdditionalKE {
-		return fmt.Errorf("%d additional key exchanges, at most %d", len(p.AdditionalKE), MaxAdditionalKE)
-	}
-	seen := map[int]bool{}
-	for _, m := range p.AdditionalKE {
-		if _, ok := LookupMethod(m); !ok {
-			return fmt.Errorf("unsupported additional key exchange method %d", m)
-		}
-		if seen[m] {
-			return fmt.Errorf("additional key exchange method %d twice", m)
-		}
-		seen[m] = true
-	}
-	if p.AdditionalKEOptional && len(p.AdditionalKE) == 0 {
-		return errors.New("optional additional key exchanges, but none")
-	}
-	return nil
-}
-
 func (t *Tunnel) validate(names map[string]bool, version int) []error {
 	var errs []error
 	bad := func(format string, args ...any) {

@@ -3,16 +3,21 @@
 // their rekeys (§1.3, §2.8), INFORMATIONAL deletes and liveness checks
 // (§1.4, §2.4), NAT traversal (§2.23, RFC 3948), with AES-GCM in the SK
 // payload (RFC 5282) and the ECP (RFC 5903) and Curve25519 (RFC 8031)
-// groups, and the daemon that runs them for the signaled tunnels of the ISM
-// line card behind the same seam as ike/v1 (ike.Installer, ike.Transport,
-// ike.Listener).
+// groups, post-quantum hybrid key exchanges (RFC 9370 additional key
+// exchanges, ML-KEM-768 among them, in IKE_INTERMEDIATE of RFC 9242 and
+// IKE_FOLLOWUP_KE), and the daemon that runs them for the signaled
+// tunnels of the ISM line card behind the same seam as ike/v1
+// (ike.Installer, ike.Transport, ike.Listener).
 //
 // Files follow crypto/tls's shape: messages.go and payloads.go are the wire
 // format (§3), notify.go the Notify types, keys.go the key schedule
 // (§2.13, §2.14, §2.17), encrypted.go the SK payload (§3.14), proposals.go
 // the SA payloads built from and matched against the configuration.
 // ike_sa_init_*.go, ike_auth_*.go, create_child_sa*.go and informational.go
-// are one exchange and role each, each step named after the RFC's. daemon.go,
+// are one exchange and role each, each step named after the RFC's;
+// addke.go negotiates the additional key exchanges, intermediate.go runs
+// them in IKE_INTERMEDIATE with IntAuth, followup.go in IKE_FOLLOWUP_KE
+// after a rekey's CREATE_CHILD_SA. daemon.go,
 // dispatch.go, ikesa.go and child.go hold the state that outlives an exchange;
 // window.go is the message ID window (§2.3) with retransmission and the
 // response cache (§2.1), liveness.go dead peer detection (§2.4) on the seed's
@@ -20,8 +25,6 @@
 //
 // The daemon runs no goroutine of its own: a received message is handled on
 // the goroutine that delivers it, a timer on the clock's. Out of scope for
-// now, with the place each goes: cookies (§2.6, in ikeSAInitResponder),
-// IKE_INTERMEDIATE (RFC 9242, between IKE_SA_INIT and IKE_AUTH in
-// ikeSAInitInitiator.done), fragmentation (RFC 7383, the Fragmenter hook
-// at send), IKE SA rekey, certificates.
+// now, with the place each goes: fragmentation (RFC 7383, at send, which
+// ML-KEM-768's 1184-octet KE needs on small paths), certificates.
 package v2

@@ -213,44 +213,6 @@ func (sa *ikeSA) ikeRekeyResponse(m *Message, rk *ikeRekey) {
 	})
 }
 
-// rekeyCompleted ends this end's rekey with its new IKE SA n (or the
-// error that kept it from being made): the collision rules of §2.8.2,
-// then the old SA's child SAs move to the new one and it is deleted.
-func (sa *ikeSA) rekeyCompleted(n *ikeSA, err error, rk *ikeRekey) {
-	d := sa.d
-	if err != nil {
-		d.log.Warn("IKE SA rekey failed", "sa", sa.String(), "err", err)
-		if rk.peer != nil {
-			sa.handTo(rk.peer)
-		}
-		return
-	}
-	if p := rk.peer; p != nil {
-		p.lock()
-		pni, pnr := p.ni, p.nr
-		p.unlockNested(sa)
-		if lowestIn(n.ni, n.nr, pni, pnr) {
-			// This end's new SA lost: it deletes it, its creator; the
-			// peer deletes the old one.
-			d.log.Info("IKE SA rekey collision: this end's new SA has the lowest nonce", "new", n.String(), "kept", p.String())
-			n.lock()
-			n.setState(stateDeleting)
-			n.requestDeleteIKE("the IKE SA rekey collision")
-			n.unlockNested(sa)
-			sa.handTo(p)
-			return
-		}
-		d.log.Info("IKE SA rekey collision: this end's new SA stands", "new", n.String(), "dropped", p.String())
-		p.lock()
-		p.setState(stateRekeyed) // the peer deletes it
-		p.setUnsettled(false)
-		p.awaitDelete()
-		p.unlockNested(sa)
-	}
-	sa.handTo(n)
-	sa.requestDeleteIKE("rekeyed")
-}
-
 // lowestIn reports whether the lowest of four nonces is one of the first
 // exchange's: §2.8.1 "an octet-by-octet comparison ... If you reach the
 // end of one nonce, that nonce is the lower one", which is bytes.Compare.
