@@ -26,8 +26,9 @@ type Config struct {
 	Policies []Policy
 	// PreSharedKeys are looked up by the peer's address or identity.
 	PreSharedKeys []PreSharedKey
-	// Certificates is the local certificate, key and trusted CAs for RSA
-	// signature authentication; nil when no policy uses it.
+	// Certificates is the local certificate, key and trusted CAs for
+	// signature authentication (rsa-sig, ecdsa-sig); nil when no policy
+	// uses it.
 	Certificates *Certificates
 	// Tunnels are the signaled tunnels.
 	Tunnels []Tunnel
@@ -45,6 +46,13 @@ type Config struct {
 	// FailoverHoldDown is the least time between two failovers of a
 	// tunnel. Zero: DefaultFailoverHoldDown; negative: none.
 	FailoverHoldDown time.Duration
+	// FragmentMTU is the largest IP datagram an IKEv2 message fragment
+	// may fill (RFC 7383 §2.5.1), headers included. Zero: 576 bytes over
+	// IPv4 and 1280 over IPv6, the sizes every path carries; negative:
+	// IKEv2 fragmentation is neither announced nor used. A fragmented
+	// request that goes unanswered is sent again in smaller fragments,
+	// down to those sizes (§2.5.2).
+	FragmentMTU int
 
 	// Rand is the source of cookies, nonces, SPIs-independent randomness
 	// and DH keys; nil means crypto/rand.
@@ -60,6 +68,10 @@ type Config struct {
 
 // MaxPolicies is the number of IKE policy rules JUNOSe allows.
 const MaxPolicies = 10
+
+// MinFragmentMTU is the smallest Config.FragmentMTU: below it an IKE
+// fragment would carry almost nothing but headers.
+const MinFragmentMTU = 256
 
 // DefaultLifetime is the global user-SA lifetime when none is configured.
 var DefaultLifetime = Lifetime{Time: 8 * time.Hour}
@@ -173,6 +185,9 @@ type AuthMethod uint8
 const (
 	AuthPSK    AuthMethod = iota + 1 // pre-shared keys
 	AuthRSASig                       // RSA signatures with X.509 certificates
+	// AuthECDSASig is ECDSA signatures with X.509 certificates (P-256,
+	// P-384 or P-521 keys; RFC 4754, RFC 7427): IKEv2 only.
+	AuthECDSASig
 )
 
 func (a AuthMethod) String() string {
@@ -181,9 +196,15 @@ func (a AuthMethod) String() string {
 		return "pre-share"
 	case AuthRSASig:
 		return "rsa-sig"
+	case AuthECDSASig:
+		return "ecdsa-sig"
 	}
 	return fmt.Sprintf("auth-%d", uint8(a))
 }
+
+// Certificate reports whether the method authenticates with a certificate
+// and a signature.
+func (a AuthMethod) Certificate() bool { return a == AuthRSASig || a == AuthECDSASig }
 
 // Policy is an IKE policy rule.
 type Policy struct {
@@ -213,13 +234,22 @@ type PreSharedKey struct {
 	Key  driver.Key
 }
 
-// Certificates holds what RSA signature authentication needs.
+// Certificates holds what signature authentication needs. The daemon
+// reads it when it starts and on Reconfigure.
 type Certificates struct {
-	Chain []*x509.Certificate // the local certificate first
-	Key   crypto.Signer       // its RSA private key
-	// CAs are trusted for the peers' certificates; their subjects go in
-	// the certificate requests this end sends.
+	// Chain is the local certificate first, then the intermediate CA
+	// certificates that lead to a trusted root, in order.
+	Chain []*x509.Certificate
+	// Key is the local certificate's private key: RSA for rsa-sig, ECDSA
+	// on P-256, P-384 or P-521 for ecdsa-sig.
+	Key crypto.Signer
+	// CAs are trusted for the peers' certificates; they are named in the
+	// certificate requests this end sends (IKEv1: by subject; IKEv2: by
+	// the SHA-1 hash of their public key, RFC 7296 §3.7).
 	CAs []*x509.Certificate
+	// RSAPSS makes IKEv2 sign with RSASSA-PSS instead of PKCS #1 v1.5
+	// when the peer takes RFC 7427 signatures (an RSA key only).
+	RSAPSS bool
 }
 
 // Phase1Mode is the phase 1 exchange a tunnel initiates with.
@@ -304,9 +334,9 @@ func (t *Tunnel) RemoteIdentity() Identity {
 func (c *Config) Validate() error { return c.validate(1) }
 
 // ValidateV2 checks the configuration for the IKEv2 daemon: policies may
-// use AES-GCM, SHA-384/512, a separate PRF and group 31; tunnels may use
-// transport mode, ESN and ChaCha20-Poly1305. DES and RSA signatures are
-// refused (certificates come with RFC 7427 later).
+// use AES-GCM, SHA-384/512, a separate PRF, group 31 and ECDSA
+// signatures; tunnels may use transport mode, ESN and ChaCha20-Poly1305.
+// DES is refused.
 func (c *Config) ValidateV2() error { return c.validate(2) }
 
 func (c *Config) validate(version int) error {
@@ -321,17 +351,20 @@ func (c *Config) validate(version int) error {
 		if err := p.validate(version); err != nil {
 			errs = append(errs, fmt.Errorf("ike: policy %d: %w", i+1, err))
 		}
-		switch p.Auth {
-		case AuthPSK:
-		case AuthRSASig:
-			if version == 2 {
-				errs = append(errs, fmt.Errorf("ike: policy %d: rsa-sig is not available with IKEv2 yet", i+1))
-			} else if c.Certificates == nil || len(c.Certificates.Chain) == 0 || c.Certificates.Key == nil {
-				errs = append(errs, fmt.Errorf("ike: policy %d: rsa-sig without a certificate and key", i+1))
+		switch {
+		case p.Auth == AuthPSK:
+		case p.Auth == AuthECDSASig && version == 1:
+			errs = append(errs, fmt.Errorf("ike: policy %d: ecdsa-sig needs IKEv2", i+1))
+		case p.Auth.Certificate():
+			if err := c.Certificates.check(p.Auth, version); err != nil {
+				errs = append(errs, fmt.Errorf("ike: policy %d: %w", i+1, err))
 			}
 		default:
 			errs = append(errs, fmt.Errorf("ike: policy %d: unsupported authentication", i+1))
 		}
+	}
+	if c.FragmentMTU > 0 && (c.FragmentMTU < MinFragmentMTU || c.FragmentMTU > 65535) {
+		errs = append(errs, fmt.Errorf("ike: fragment MTU %d: from %d to 65535 bytes", c.FragmentMTU, MinFragmentMTU))
 	}
 	if err := c.DPD.validate(); err != nil {
 		errs = append(errs, fmt.Errorf("ike: %w", err))
