@@ -61,9 +61,10 @@ func (sa *ikeSA) startInit(group int) {
 				{Type: PayloadNonce, Body: sa.ni},
 			}
 			// The cookie of §2.6, when a responder asks for one, goes
-			// first here; IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383) and
-			// the RFC 9370 key exchanges go with the NAT notifies.
-			return append(ps, natNotifies(sa.spiI, 0, sa.local, sa.remote, sa.forceEncap)...), nil
+			// first here; the RFC 9370 key exchanges go with the NAT
+			// notifies.
+			ps = append(ps, natNotifies(sa.spiI, 0, sa.local, sa.remote, sa.forceEncap)...)
+			return append(ps, d.initExtensions(sa, true)...), nil
 		},
 		onResponse: (*ikeSA).ikeSAInitResponse,
 		onTimeout:  func(sa *ikeSA) { sa.fail("the peer did not answer IKE_SA_INIT") },
@@ -157,6 +158,7 @@ func (sa *ikeSA) processInitResponse(m *Message) error {
 	if err := sa.deriveKeys(shared); err != nil {
 		return err
 	}
+	sa.readExtensions(m)
 	var found bool
 	sa.localNAT, sa.remoteNAT, found = detectNAT(m, sa.local, sa.remote)
 	if found {
