@@ -33,8 +33,18 @@ const interopPSK = "interop-v2-psk-0123456789"
 
 func newInterop(t *testing.T, cfg ike.Config, swanctl string) *interop {
 	t.Helper()
+	return newInteropConf(t, cfg, swantest.Conf{Swanctl: swanctl}, nil)
+}
+
+// newInteropConf starts charon with conf; before, setup (if any) may
+// change the namespaces.
+func newInteropConf(t *testing.T, cfg ike.Config, conf swantest.Conf, setup func(env *swantest.Env)) *interop {
+	t.Helper()
 	env := swantest.New(t)
-	env.StartCharon(swantest.Conf{Swanctl: swanctl})
+	if setup != nil {
+		setup(env)
+	}
+	env.StartCharon(conf)
 	x := &interop{env: env, inst: iketest.NewInstaller(0xc2de0000), lis: iketest.NewListener()}
 	if err := swantest.InNamespace(env.NSISM, func() error {
 		var err error
@@ -61,12 +71,15 @@ func newInterop(t *testing.T, cfg ike.Config, swanctl string) *interop {
 }
 
 // swanConn is charon's side of one test: a connection "ism" with one
-// child "net", IKEv2, pre-shared keys.
+// child "net", IKEv2, pre-shared keys unless Auth says otherwise.
 type swanConn struct {
 	Proposals, ESPProposals string
 	LocalID, RemoteID       string // charon's own identity and ISM's; addresses when empty
 	ChildExtra              string
 	Secrets                 string // whole secrets body; one ike secret for the two ids when empty
+	// Auth and RemoteAuth are charon's local and remote auth (psk when
+	// empty; RemoteAuth defaults to Auth); LocalCert its certs file.
+	Auth, RemoteAuth, LocalCert string
 }
 
 func (c swanConn) render() string {
@@ -79,6 +92,16 @@ func (c swanConn) render() string {
 	if c.Secrets == "" {
 		c.Secrets = fmt.Sprintf("ike-1 {\n id-a = %s\n id-b = %s\n secret = %q\n}\n", c.LocalID, c.RemoteID, interopPSK)
 	}
+	if c.Auth == "" {
+		c.Auth = "psk"
+	}
+	if c.RemoteAuth == "" {
+		c.RemoteAuth = c.Auth
+	}
+	certs := ""
+	if c.LocalCert != "" {
+		certs = "certs = " + c.LocalCert
+	}
 	return fmt.Sprintf(`connections {
   ism {
     version = 2
@@ -89,11 +112,12 @@ func (c swanConn) render() string {
     reauth_time = 0
     mobike = no
     local {
-      auth = psk
+      auth = %s
       id = %s
+      %s
     }
     remote {
-      auth = psk
+      auth = %s
       id = %s
     }
     children {
@@ -111,7 +135,8 @@ func (c swanConn) render() string {
 secrets {
 %s
 }
-`, swantest.SwanAddr, swantest.ISMAddr, c.Proposals, c.LocalID, c.RemoteID, netB, netA, c.ESPProposals, c.ChildExtra, c.Secrets)
+`, swantest.SwanAddr, swantest.ISMAddr, c.Proposals, c.Auth, c.LocalID, certs, c.RemoteAuth, c.RemoteID, netB, netA,
+		c.ESPProposals, c.ChildExtra, c.Secrets)
 }
 
 // interopTunnel is ISM's tunnel to charon.
