@@ -15,6 +15,24 @@ import (
 	"time"
 )
 
+// Certificates holds what signature authentication needs. The daemon
+// reads it when it starts and on Reconfigure.
+type Certificates struct {
+	// Chain is the local certificate first, then the intermediate CA
+	// certificates that lead to a trusted root, in order.
+	Chain []*x509.Certificate
+	// Key is the local certificate's private key: RSA for rsa-sig, ECDSA
+	// on P-256, P-384 or P-521 for ecdsa-sig.
+	Key crypto.Signer
+	// CAs are trusted for the peers' certificates; they are named in the
+	// certificate requests this end sends (IKEv1: by subject; IKEv2: by
+	// the SHA-1 hash of their public key, RFC 7296 §3.7).
+	CAs []*x509.Certificate
+	// RSAPSS makes IKEv2 sign with RSASSA-PSS instead of PKCS #1 v1.5
+	// when the peer takes RFC 7427 signatures (an RSA key only).
+	RSAPSS bool
+}
+
 // Reasons a peer's certificate is refused. VerifyPeerCertificate wraps
 // one of them with the details.
 var (

@@ -2,7 +2,6 @@ package ike
 
 import (
 	"crypto"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -178,34 +177,6 @@ func (h Hash) String() string {
 	return fmt.Sprintf("hash-%d", uint8(h))
 }
 
-// AuthMethod is an IKE policy's authentication method.
-type AuthMethod uint8
-
-// Authentication methods.
-const (
-	AuthPSK    AuthMethod = iota + 1 // pre-shared keys
-	AuthRSASig                       // RSA signatures with X.509 certificates
-	// AuthECDSASig is ECDSA signatures with X.509 certificates (P-256,
-	// P-384 or P-521 keys; RFC 4754, RFC 7427): IKEv2 only.
-	AuthECDSASig
-)
-
-func (a AuthMethod) String() string {
-	switch a {
-	case AuthPSK:
-		return "pre-share"
-	case AuthRSASig:
-		return "rsa-sig"
-	case AuthECDSASig:
-		return "ecdsa-sig"
-	}
-	return fmt.Sprintf("auth-%d", uint8(a))
-}
-
-// Certificate reports whether the method authenticates with a certificate
-// and a signature.
-func (a AuthMethod) Certificate() bool { return a == AuthRSASig || a == AuthECDSASig }
-
 // Policy is an IKE policy rule.
 type Policy struct {
 	Encryption Encryption
@@ -232,24 +203,6 @@ func (p Policy) String() string {
 type PreSharedKey struct {
 	Peer string
 	Key  driver.Key
-}
-
-// Certificates holds what signature authentication needs. The daemon
-// reads it when it starts and on Reconfigure.
-type Certificates struct {
-	// Chain is the local certificate first, then the intermediate CA
-	// certificates that lead to a trusted root, in order.
-	Chain []*x509.Certificate
-	// Key is the local certificate's private key: RSA for rsa-sig, ECDSA
-	// on P-256, P-384 or P-521 for ecdsa-sig.
-	Key crypto.Signer
-	// CAs are trusted for the peers' certificates; they are named in the
-	// certificate requests this end sends (IKEv1: by subject; IKEv2: by
-	// the SHA-1 hash of their public key, RFC 7296 §3.7).
-	CAs []*x509.Certificate
-	// RSAPSS makes IKEv2 sign with RSASSA-PSS instead of PKCS #1 v1.5
-	// when the peer takes RFC 7427 signatures (an RSA key only).
-	RSAPSS bool
 }
 
 // Phase1Mode is the phase 1 exchange a tunnel initiates with.
