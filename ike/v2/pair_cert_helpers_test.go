@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/elliptic"
 	"crypto/rsa"
-	"encoding/binary"
 	"log/slog"
 	"net/netip"
 	"sort"
@@ -147,7 +146,7 @@ func (l *wireLog) sent(from netip.Addr) [][]byte {
 
 // decode decrypts the encrypted messages from an address with the
 // receiving side's keys, fragments put together by message ID (the first
-// complete set of each), in the order they were first sent.
+// complete set of each), in message ID order.
 func (l *wireLog) decode(t *testing.T, from netip.Addr, c *skCrypto) []*Message {
 	t.Helper()
 	var out []*Message
@@ -156,9 +155,9 @@ func (l *wireLog) decode(t *testing.T, from netip.Addr, c *skCrypto) []*Message 
 		resp bool
 	}
 	frags := map[key]map[int][]byte{}
+	totals := map[key]int{}
 	next := map[key]PayloadType{}
 	done := map[key]bool{}
-	var order []key
 	for _, b := range l.sent(from) {
 		m, err := ParseMessage(b)
 		if err != nil || m.Exchange == IKESAInit {
@@ -184,18 +183,17 @@ func (l *wireLog) decode(t *testing.T, from netip.Addr, c *skCrypto) []*Message 
 		if err != nil {
 			t.Fatalf("fragment %d of message %d does not open: %v", num, m.MessageID, err)
 		}
-		if frags[k] == nil || len(frags[k]) > 0 && total != binaryTotal(frags[k]) {
-			frags[k] = map[int][]byte{}
-			order = append(order, k)
+		if totals[k] != total {
+			frags[k], totals[k] = map[int][]byte{}, total
 		}
-		frags[k][num] = append([]byte{byte(total >> 8), byte(total)}, plain...)
+		frags[k][num] = plain
 		if num == 1 {
 			next[k] = skf.Inner
 		}
 		if len(frags[k]) == total {
 			var all []byte
 			for i := 1; i <= total; i++ {
-				all = append(all, frags[k][i][2:]...)
+				all = append(all, frags[k][i]...)
 			}
 			inner, err := parsePayloads(next[k], all, false)
 			if err != nil {
@@ -208,14 +206,6 @@ func (l *wireLog) decode(t *testing.T, from netip.Addr, c *skCrypto) []*Message 
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].MessageID < out[j].MessageID })
 	return out
-}
-
-// binaryTotal returns the Total Fragments stored with the parts.
-func binaryTotal(parts map[int][]byte) int {
-	for _, p := range parts {
-		return int(binary.BigEndian.Uint16(p))
-	}
-	return 0
 }
 
 // exchange returns the first decoded message of an exchange.
