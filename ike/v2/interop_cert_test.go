@@ -97,13 +97,8 @@ func (c certCase) conf(t *testing.T) swantest.Conf {
 // returns ISM's IKE SA's signature schemes.
 func (c certCase) run(t *testing.T, ismInit bool) (*interop, sigScheme, sigScheme) {
 	cfg := c.config(t)
-	logs := logTo(&cfg)
+	logToTest(t, &cfg)
 	x := newInteropConf(t, cfg, c.conf(t), nil)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("ISM log:\n%s", logs.String())
-		}
-	})
 	x.up(t, ismInit)
 	x.check(t, swanWant{encr: "AES_CBC", keysize: "128", integ: "HMAC_SHA2_256_128", prf: "PRF_HMAC_SHA2_256", dh: "MODP_2048",
 		espEncr: "AES_GCM_16", espKeysize: "128"})
@@ -251,13 +246,8 @@ func TestInteropCertWrongCA(t *testing.T) {
 					c.ism = issueEnd(t, otherRoot(t), ism, rsa2k)
 				}
 				cfg := c.config(t)
-				logs := logTo(&cfg)
+				logs := logToTest(t, &cfg)
 				x := newInteropConf(t, cfg, c.conf(t), nil)
-				t.Cleanup(func() {
-					if t.Failed() {
-						t.Logf("ISM log:\n%s", logs.String())
-					}
-				})
 				if ismInit {
 					x.d.Acquire("t1")
 					e := waitEvent(t, x.lis, "failed", "t1")

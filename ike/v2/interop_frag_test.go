@@ -146,18 +146,13 @@ func TestInteropFragmentation(t *testing.T) {
 			charon: fmt.Sprintf("fragment_size = %d", pathMTU)}
 		cfg := c.config(t)
 		cfg.FragmentMTU = pathMTU
-		logs := logTo(&cfg)
+		logToTest(t, &cfg)
 		var capt *capture
 		x := newInteropConf(t, cfg, c.conf(t), func(env *swantest.Env) {
 			if err := env.SetMTU(pathMTU); err != nil {
 				t.Fatal(err)
 			}
 			capt = startCapture(t, env.NSISM)
-		})
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("ISM log:\n%s", logs.String())
-			}
 		})
 		x.up(t, ismInit)
 		x.check(t, swanWant{encr: "AES_CBC", keysize: "128", integ: "HMAC_SHA2_256_128", prf: "PRF_HMAC_SHA2_256", dh: "MODP_2048",

@@ -244,3 +244,14 @@ func logTo(c *ike.Config) *logBuffer {
 	c.Logger = slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	return b
 }
+
+// logToTest is logTo, with the log written to the test's when it fails.
+func logToTest(t *testing.T, c *ike.Config) *logBuffer {
+	b := logTo(c)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("ISM log:\n%s", b.String())
+		}
+	})
+	return b
+}
