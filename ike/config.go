@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/clock"
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/selector"
 	"github.com/ismgw/ism/transform"
@@ -33,7 +32,7 @@ type Config struct {
 	Tunnels []Tunnel
 	// Lifetime is the global user-SA lifetime (the ipsec lifetime command);
 	// a tunnel's own lifetime overrides it. Zero: DefaultLifetime.
-	Lifetime Lifetime
+	Lifetime ipsec.Lifetime
 	// Retransmit governs resending unanswered messages. Zero: defaults.
 	Retransmit Retransmit
 	// Keepalive is the NAT-T keepalive interval (RFC 3948 §2.3) when this
@@ -41,7 +40,7 @@ type Config struct {
 	Keepalive time.Duration
 	// DPD is the global dead peer detection setting (the ipsec dpd
 	// commands); a tunnel's own overrides it.
-	DPD DPD
+	DPD ipsec.DPD
 	// FailoverHoldDown is the least time between two failovers of a
 	// tunnel. Zero: DefaultFailoverHoldDown; negative: none.
 	FailoverHoldDown time.Duration
@@ -52,6 +51,12 @@ type Config struct {
 	// request that goes unanswered is sent again in smaller fragments,
 	// down to those sizes (§2.5.2).
 	FragmentMTU int
+	// CookieThreshold is, for IKEv2, the number of half-open IKE SAs
+	// (answered IKE_SA_INIT, no IKE_AUTH yet) from which on IKE_SA_INIT
+	// requests without a valid cookie are answered with a COOKIE and no
+	// state is kept (RFC 7296 §2.6). nil: DefaultCookieThreshold; 0:
+	// always.
+	CookieThreshold *int
 
 	// Rand is the source of cookies, nonces, SPIs-independent randomness
 	// and DH keys; nil means crypto/rand.
@@ -73,7 +78,19 @@ const MaxPolicies = 10
 const MinFragmentMTU = 256
 
 // DefaultLifetime is the global user-SA lifetime when none is configured.
-var DefaultLifetime = Lifetime{Time: 8 * time.Hour}
+var DefaultLifetime = ipsec.Lifetime{Time: 8 * time.Hour}
+
+// DefaultCookieThreshold is Config.CookieThreshold's default, as
+// strongSwan's charon had it (cookie_threshold = 10 until 5.5).
+const DefaultCookieThreshold = 10
+
+// CookieLimit returns the configured cookie threshold or its default.
+func (c *Config) CookieLimit() int {
+	if c.CookieThreshold == nil {
+		return DefaultCookieThreshold
+	}
+	return *c.CookieThreshold
+}
 
 // DefaultIKELifetime is an IKE policy's lifetime when it has none.
 const DefaultIKELifetime = 24 * time.Hour
@@ -202,7 +219,7 @@ func (p Policy) String() string {
 // (an FQDN or user@fqdn string).
 type PreSharedKey struct {
 	Peer string
-	Key  driver.Key
+	Key  ipsec.Key
 }
 
 // Phase1Mode is the phase 1 exchange a tunnel initiates with.
@@ -241,7 +258,7 @@ type Tunnel struct {
 	// PFSGroup is the quick mode DH group; 0 disables PFS.
 	PFSGroup int
 	// Lifetime is the tunnel lifetime; zero uses Config.Lifetime.
-	Lifetime Lifetime
+	Lifetime ipsec.Lifetime
 	// LocalSelector and RemoteSelector are the traffic selectors (IDci and
 	// IDcr when ISM initiates).
 	LocalSelector, RemoteSelector selector.Selector
@@ -260,7 +277,7 @@ type Tunnel struct {
 	// (two-way: from the backup it goes back to Destination).
 	BackupDestination netip.Addr
 	// DPD is the tunnel's dead peer detection; nil uses Config.DPD.
-	DPD *DPD
+	DPD *ipsec.DPD
 	// FailoverHoldDown is the least time between two failovers. Zero:
 	// Config.FailoverHoldDown; negative: none.
 	FailoverHoldDown time.Duration
@@ -319,8 +336,11 @@ func (c *Config) validate(version int) error {
 	if c.FragmentMTU > 0 && (c.FragmentMTU < MinFragmentMTU || c.FragmentMTU > 65535) {
 		errs = append(errs, fmt.Errorf("ike: fragment MTU %d: from %d to 65535 bytes", c.FragmentMTU, MinFragmentMTU))
 	}
-	if err := c.DPD.validate(); err != nil {
+	if err := c.DPD.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("ike: %w", err))
+	}
+	if c.CookieLimit() < 0 {
+		errs = append(errs, fmt.Errorf("ike: negative cookie threshold %d", c.CookieLimit()))
 	}
 	names := map[string]bool{}
 	for _, t := range c.Tunnels {
@@ -394,7 +414,7 @@ func (t *Tunnel) validate(names map[string]bool, version int) []error {
 		bad("invalid selectors")
 	}
 	if t.DPD != nil {
-		if err := t.DPD.validate(); err != nil {
+		if err := t.DPD.Validate(); err != nil {
 			bad("%v", err)
 		}
 	}

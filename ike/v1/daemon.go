@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // Daemon is the IKEv1 daemon. It runs no goroutine while idle: an exchange
@@ -43,8 +44,8 @@ type Daemon struct {
 	halfOpen map[Cookie]*ikeSA  // initiators waiting for the responder cookie
 	inits    map[respKey]*ikeSA // responders, by initiator cookie and peer
 	tunnels  map[string]*tunnel
-	children map[ike.SAID]*childSA // by inbound and outbound SAID
-	dpd      map[peerKey]*dpdPeer  // peers DPD watches
+	children map[ipsec.SAID]*childSA // by inbound and outbound SAID
+	dpd      map[peerKey]*dpdPeer    // peers DPD watches
 	counters ike.Counters
 	closed   bool
 }
@@ -99,7 +100,7 @@ func compile(c ike.Config) (*config, error) {
 	if cc.Keepalive <= 0 {
 		cc.Keepalive = 20 * time.Second
 	}
-	if cc.Lifetime == (ike.Lifetime{}) {
+	if cc.Lifetime == (ipsec.Lifetime{}) {
 		cc.Lifetime = ike.DefaultLifetime
 	}
 	if c.Certificates != nil {
@@ -121,7 +122,7 @@ func New(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Listener)
 	d := &Daemon{
 		inst: inst, tr: tr, lis: lis, cfg: c,
 		sas: map[saKey]*ikeSA{}, halfOpen: map[Cookie]*ikeSA{}, inits: map[respKey]*ikeSA{},
-		tunnels: map[string]*tunnel{}, children: map[ike.SAID]*childSA{}, dpd: map[peerKey]*dpdPeer{},
+		tunnels: map[string]*tunnel{}, children: map[ipsec.SAID]*childSA{}, dpd: map[peerKey]*dpdPeer{},
 	}
 	d.rand, d.now, d.log = &lockedReader{r: c.rand}, c.now, c.log
 	d.ctx, d.cancel = context.WithCancel(context.Background())

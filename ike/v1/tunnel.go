@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -75,10 +76,10 @@ func (tu *tunnel) cur() *childSA {
 type childSA struct {
 	tu        *tunnel
 	ikesa     *ikeSA
-	in, out   ike.SAID
+	in, out   ipsec.SAID
 	transform transform.Transform
 	pfs       int
-	lifetime  ike.Lifetime
+	lifetime  ipsec.Lifetime
 	encap     bool
 	initiator bool
 	created   time.Time
@@ -206,7 +207,7 @@ func (d *Daemon) negotiationFailed(name string, remote netip.Addr, reason string
 
 // Expire handles a lifetime crossing the data path reports: a soft one
 // starts a rekey, a hard one deletes the SA pair.
-func (d *Daemon) Expire(id ike.SAID, hard bool) {
+func (d *Daemon) Expire(id ipsec.SAID, hard bool) {
 	d.mu.Lock()
 	c := d.children[id]
 	d.mu.Unlock()
@@ -355,7 +356,7 @@ func (d *Daemon) removeChild(c *childSA, reason string) {
 
 // peerDeleted handles the peer's delete of the SA it receives on, which is
 // this end's outbound SA.
-func (d *Daemon) peerDeleted(out ike.SAID) {
+func (d *Daemon) peerDeleted(out ipsec.SAID) {
 	d.mu.Lock()
 	c := d.children[out]
 	if c != nil && c.out != out {

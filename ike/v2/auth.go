@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // Identities and pre-shared key authentication (RFC 7296 §2.15, §3.5).
@@ -78,14 +78,14 @@ func (sa *ikeSA) peerOctets(idBody []byte) []byte {
 
 // pskAuth computes the AUTH data of signed octets with a pre-shared key
 // (§2.15): AUTH = prf( prf(Shared Secret, "Key Pad for IKEv2"), <SignedOctets>).
-func pskAuth(p prfFunc, psk driver.Key, octets []byte) []byte {
+func pskAuth(p prfFunc, psk ipsec.Key, octets []byte) []byte {
 	return p.sum(p.sum(psk, keyPad), octets)
 }
 
 // pskFor finds the pre-shared key for a peer: by its identity (whole,
 // then a user@fqdn's FQDN: the seed's strip-and-retry), then by its
 // address. Daemon.mu must be held.
-func (d *Daemon) pskFor(id ike.Identity, remote netip.Addr) driver.Key {
+func (d *Daemon) pskFor(id ike.Identity, remote netip.Addr) ipsec.Key {
 	if !id.IsZero() {
 		if k, ok := d.cfg.psk.ForIdentity(id); ok {
 			return k

@@ -7,8 +7,8 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // The AUTH step of IKE_AUTH (RFC 7296 §2.15) for both methods of the
@@ -25,7 +25,7 @@ import (
 // authPlan is how this end authenticates on an IKE SA.
 type authPlan struct {
 	method  ike.AuthMethod
-	psk     driver.Key        // AuthPSK
+	psk     ipsec.Key         // AuthPSK
 	certs   *ike.Certificates // AuthRSASig, AuthECDSASig
 	allowed []ike.AuthMethod  // the methods of the policies of the IKE SA's transforms
 }

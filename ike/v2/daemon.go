@@ -14,6 +14,7 @@ import (
 
 	"github.com/ismgw/ism/clock"
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // Daemon is the IKEv2 daemon. It keeps no goroutine: a datagram is handled
@@ -38,8 +39,10 @@ type Daemon struct {
 	sas      map[uint64]*ikeSA // by this end's SPI
 	halfOpen map[respKey]*ikeSA
 	tunnels  map[string]*tunnel
-	children map[ike.SAID]*childSA // by inbound and outbound SAID
+	children map[ipsec.SAID]*childSA // by inbound and outbound SAID
 	counters ike.Counters
+	cookies  cookieJar
+	spiLimit rateLimit // INVALID_IKE_SPI notifies
 	closed   bool
 
 	// classicAuth (tests) makes the daemon a peer without RFC 7427: it
@@ -102,7 +105,7 @@ func compile(c ike.Config) (*config, error) {
 	if cc.Keepalive <= 0 {
 		cc.Keepalive = 20 * time.Second
 	}
-	if cc.Lifetime == (ike.Lifetime{}) {
+	if cc.Lifetime == (ipsec.Lifetime{}) {
 		cc.Lifetime = ike.DefaultLifetime
 	}
 	return cc, nil
@@ -124,7 +127,7 @@ func New(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Listener)
 		lg = slog.New(slog.DiscardHandler)
 	}
 	d := &Daemon{inst: inst, tr: tr, lis: lis, clk: clockOf(cfg), rand: &lockedReader{r: r}, log: lg, cfg: c,
-		sas: map[uint64]*ikeSA{}, halfOpen: map[respKey]*ikeSA{}, tunnels: map[string]*tunnel{}, children: map[ike.SAID]*childSA{}}
+		sas: map[uint64]*ikeSA{}, halfOpen: map[respKey]*ikeSA{}, tunnels: map[string]*tunnel{}, children: map[ipsec.SAID]*childSA{}}
 	for _, t := range c.Tunnels {
 		d.tunnels[t.Name] = &tunnel{cfg: t}
 	}
@@ -148,6 +151,7 @@ func (d *Daemon) Reconfigure(cfg ike.Config) error {
 		keep[t.Name] = true
 		if tu, ok := d.tunnels[t.Name]; ok {
 			tu.cfg = t
+			tu.onBackup = tu.onBackup && t.BackupDestination.IsValid()
 		} else {
 			d.tunnels[t.Name] = &tunnel{cfg: t}
 		}
@@ -155,13 +159,16 @@ func (d *Daemon) Reconfigure(cfg ike.Config) error {
 	for name, tu := range d.tunnels {
 		if !keep[name] {
 			gone = append(gone, tu.children...)
+			if h := tu.hist; h != nil && h.timer != nil {
+				h.timer.Stop()
+			}
 			delete(d.tunnels, name)
 		}
 	}
 	d.mu.Unlock()
 	old.psk.Zero()
 	for _, c := range gone {
-		c.sa.deleteChild(c, "tunnel removed from the configuration", true)
+		d.deleteChild(c, "tunnel removed from the configuration", true)
 	}
 	return nil
 }
@@ -183,7 +190,7 @@ func (d *Daemon) Status() ike.Status {
 	}
 	d.mu.Lock()
 	for _, tu := range d.tunnels {
-		st.Tunnels = append(st.Tunnels, tu.status(now))
+		st.Tunnels = append(st.Tunnels, d.tunnelStatus(tu, now))
 	}
 	st.Counters = d.counters
 	d.mu.Unlock()
@@ -211,12 +218,15 @@ func (d *Daemon) Close() error {
 		if sa.state == stateEstablished {
 			sa.sendDeleteIKE()
 		}
-		sa.destroy("daemon closed")
+		sa.destroy(closedReason)
 		sa.unlock()
 	}
 	d.cfg.psk.Zero()
 	return nil
 }
+
+// closedReason is why the SAs go when the daemon closes.
+const closedReason = "daemon closed"
 
 // count changes a counter.
 func (d *Daemon) count(f func(c *ike.Counters)) {

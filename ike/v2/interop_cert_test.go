@@ -98,7 +98,7 @@ func (c certCase) conf(t *testing.T) swantest.Conf {
 func (c certCase) run(t *testing.T, ismInit bool) (*interop, sigScheme, sigScheme) {
 	cfg := c.config(t)
 	logToTest(t, &cfg)
-	x := newInteropConf(t, cfg, c.conf(t), nil)
+	x := newInteropIn(t, swantest.New(t), cfg, c.conf(t))
 	x.up(t, ismInit)
 	x.check(t, swanWant{encr: "AES_CBC", keysize: "128", integ: "HMAC_SHA2_256_128", prf: "PRF_HMAC_SHA2_256", dh: "MODP_2048",
 		espEncr: "AES_GCM_16", espKeysize: "128"})
@@ -247,7 +247,7 @@ func TestInteropCertWrongCA(t *testing.T) {
 				}
 				cfg := c.config(t)
 				logs := logToTest(t, &cfg)
-				x := newInteropConf(t, cfg, c.conf(t), nil)
+				x := newInteropIn(t, swantest.New(t), cfg, c.conf(t))
 				if ismInit {
 					x.d.Acquire("t1")
 					e := waitEvent(t, x.lis, "failed", "t1")

@@ -60,18 +60,18 @@ func bigCertificates(t *testing.T) bigCerts {
 	return bigCert
 }
 
-// capture runs tshark in a namespace until stop is called.
-type capture struct {
+// tsharkCapture runs tshark in a namespace until stop is called.
+type tsharkCapture struct {
 	cmd  *exec.Cmd
 	path string
 }
 
-func startCapture(t *testing.T, ns string) *capture {
+func startCapture(t *testing.T, ns string) *tsharkCapture {
 	t.Helper()
 	if _, err := exec.LookPath("tshark"); err != nil {
 		t.Fatal("needs tshark (apt-get install tshark)")
 	}
-	c := &capture{path: filepath.Join(t.TempDir(), "ike.pcap")}
+	c := &tsharkCapture{path: filepath.Join(t.TempDir(), "ike.pcap")}
 	c.cmd = exec.Command("ip", "netns", "exec", ns, "tshark", "-q", "-i", "any", "-w", c.path, "-f", "udp port 500 or udp port 4500")
 	errf, err := os.Create(c.path + ".err")
 	if err != nil {
@@ -90,7 +90,7 @@ func startCapture(t *testing.T, ns string) *capture {
 	return c
 }
 
-func (c *capture) stop() {
+func (c *tsharkCapture) stop() {
 	if c.cmd.Process != nil {
 		_ = syscall.Kill(c.cmd.Process.Pid, syscall.SIGINT)
 		_ = c.cmd.Wait()
@@ -108,7 +108,7 @@ type ikePacket struct {
 }
 
 // packets returns the captured datagrams.
-func (c *capture) packets(t *testing.T) []ikePacket {
+func (c *tsharkCapture) packets(t *testing.T) []ikePacket {
 	t.Helper()
 	out, err := exec.Command("tshark", "-r", c.path, "-T", "fields", "-E", "separator=/t", "-e", "ip.src", "-e", "ip.len",
 		"-e", "ip.flags.mf", "-e", "ip.frag_offset", "-e", "isakmp.exchangetype", "-e", "isakmp.frag.number", "-e", "isakmp.frag.total").Output()
@@ -147,13 +147,12 @@ func TestInteropFragmentation(t *testing.T) {
 		cfg := c.config(t)
 		cfg.FragmentMTU = pathMTU
 		logToTest(t, &cfg)
-		var capt *capture
-		x := newInteropConf(t, cfg, c.conf(t), func(env *swantest.Env) {
-			if err := env.SetMTU(pathMTU); err != nil {
-				t.Fatal(err)
-			}
-			capt = startCapture(t, env.NSISM)
-		})
+		env := swantest.New(t)
+		if err := env.SetMTU(pathMTU); err != nil {
+			t.Fatal(err)
+		}
+		capt := startCapture(t, env.NSISM)
+		x := newInteropIn(t, env, cfg, c.conf(t))
 		x.up(t, ismInit)
 		x.check(t, swanWant{encr: "AES_CBC", keysize: "128", integ: "HMAC_SHA2_256_128", prf: "PRF_HMAC_SHA2_256", dh: "MODP_2048",
 			espEncr: "AES_GCM_16", espKeysize: "128"})

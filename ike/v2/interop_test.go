@@ -5,16 +5,17 @@ import (
 
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ike/internal/iketest"
 	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // ISM's IKEv2 daemon in one namespace, strongSwan's charon (5.9, with
@@ -33,17 +34,12 @@ const interopPSK = "interop-v2-psk-0123456789"
 
 func newInterop(t *testing.T, cfg ike.Config, swanctl string) *interop {
 	t.Helper()
-	return newInteropConf(t, cfg, swantest.Conf{Swanctl: swanctl}, nil)
+	return newInteropIn(t, swantest.New(t), cfg, swantest.Conf{Swanctl: swanctl})
 }
 
-// newInteropConf starts charon with conf; before, setup (if any) may
-// change the namespaces.
-func newInteropConf(t *testing.T, cfg ike.Config, conf swantest.Conf, setup func(env *swantest.Env)) *interop {
+// newInteropIn starts charon with conf in env, and ISM's daemon.
+func newInteropIn(t *testing.T, env *swantest.Env, cfg ike.Config, conf swantest.Conf) *interop {
 	t.Helper()
-	env := swantest.New(t)
-	if setup != nil {
-		setup(env)
-	}
 	env.StartCharon(conf)
 	x := &interop{env: env, inst: iketest.NewInstaller(0xc2de0000), lis: iketest.NewListener()}
 	if err := swantest.InNamespace(env.NSISM, func() error {
@@ -73,7 +69,9 @@ func newInteropConf(t *testing.T, cfg ike.Config, conf swantest.Conf, setup func
 // swanConn is charon's side of one test: a connection "ism" with one
 // child "net", IKEv2, pre-shared keys unless Auth says otherwise.
 type swanConn struct {
+	Local                   netip.Addr // charon's address; swantest.SwanAddr when invalid
 	Proposals, ESPProposals string
+	IKEExtra                string // more settings of the connection (rekey_time, dpd_delay)
 	LocalID, RemoteID       string // charon's own identity and ISM's; addresses when empty
 	ChildExtra              string
 	Secrets                 string // whole secrets body; one ike secret for the two ids when empty
@@ -83,8 +81,11 @@ type swanConn struct {
 }
 
 func (c swanConn) render() string {
+	if !c.Local.IsValid() {
+		c.Local = swantest.SwanAddr
+	}
 	if c.LocalID == "" {
-		c.LocalID = swantest.SwanAddr.String()
+		c.LocalID = c.Local.String()
 	}
 	if c.RemoteID == "" {
 		c.RemoteID = swantest.ISMAddr.String()
@@ -108,9 +109,9 @@ func (c swanConn) render() string {
     local_addrs = %s
     remote_addrs = %s
     proposals = %s
-    rekey_time = 0
     reauth_time = 0
     mobike = no
+    %s
     local {
       auth = %s
       id = %s
@@ -135,7 +136,7 @@ func (c swanConn) render() string {
 secrets {
 %s
 }
-`, swantest.SwanAddr, swantest.ISMAddr, c.Proposals, c.Auth, c.LocalID, certs, c.RemoteAuth, c.RemoteID, netB, netA,
+`, c.Local, swantest.ISMAddr, c.Proposals, c.IKEExtra, c.Auth, c.LocalID, certs, c.RemoteAuth, c.RemoteID, netB, netA,
 		c.ESPProposals, c.ChildExtra, c.Secrets)
 }
 
@@ -259,7 +260,7 @@ func loggedChildKeys(log string) map[string]bool {
 
 func pskConfig(policies ...ike.Policy) ike.Config {
 	return ike.Config{Policies: policies,
-		PreSharedKeys: []ike.PreSharedKey{{Peer: swantest.SwanAddr.String(), Key: driver.Key(interopPSK)}}}
+		PreSharedKeys: []ike.PreSharedKey{{Peer: swantest.SwanAddr.String(), Key: ipsec.Key(interopPSK)}}}
 }
 
 // run brings the tunnel up with ISM as initiator or as responder.

@@ -236,3 +236,42 @@ func TestPairAuthMethodMismatch(t *testing.T) {
 	}
 	waitFor(t, "B's reason", func() bool { return strings.Contains(logB.String(), "which no policy of the IKE SA allows") })
 }
+
+// TestPairCertIKERekey: an IKE SA authenticated with certificates, with
+// fragmentation on, is rekeyed: the new one keeps both, and the rekey's
+// CREATE_CHILD_SA (a 2048-bit KE) goes in fragments.
+func TestPairCertIKERekey(t *testing.T) {
+	root := newRoot(t, "pair root")
+	clk := clocktest.New(t0)
+	ia, ib := idA, idB
+	ca, cb := certConfig(clk, leafFor(t, root, &ia, p256, swantest.Around(t0)), root), certConfig(clk, leafFor(t, root, &ib, p256, swantest.Around(t0)), root)
+	ca.Policies[0].Lifetime, cb.Policies[0].Lifetime = time.Hour, 4*time.Hour
+	ca.Policies[0].Group, cb.Policies[0].Group = 14, 14
+	ca.FragmentMTU, cb.FragmentMTU = ike.MinFragmentMTU, ike.MinFragmentMTU
+	certTunnels(t, &ca, &cb, ia, ib)
+	p := newPair(t, clk, ca, cb)
+	p.up(t, "t1")
+	sent := func() uint64 { return p.a.d.Status().Counters.FragmentsSent + p.b.d.Status().Counters.FragmentsSent }
+	before := sent()
+	p.advance(t, 55*time.Minute)
+	waitFor(t, "one rekeyed IKE SA each", func() bool {
+		a, b := p.a.d.Status().IKESAs, p.b.d.Status().IKESAs
+		return len(a) == 1 && len(b) == 1 && a[0].Rekeys == 1 && b[0].Rekeys == 1
+	})
+	for _, s := range []*side{p.a, p.b} {
+		st := s.d.Status()
+		if st.IKESAs[0].Policy.Auth != ike.AuthECDSASig {
+			t.Errorf("the new IKE SA says it authenticated with %v", st.IKESAs[0].Policy.Auth)
+		}
+		sa := s.onlySA(t)
+		sa.lock()
+		on := sa.frag.on
+		sa.mu.Unlock()
+		if !on {
+			t.Error("the new IKE SA does not fragment")
+		}
+	}
+	if sent() <= before {
+		t.Error("the rekey's CREATE_CHILD_SA went whole")
+	}
+}

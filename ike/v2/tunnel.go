@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // tunnelState is where a signaled tunnel stands.
@@ -27,6 +28,8 @@ type tunnel struct {
 	busy      bool           // a negotiation this end started is running
 	lastError string
 	rekeys    int
+	onBackup  bool           // the backup destination is in use (failover.go)
+	hist      *tunnelHistory // failover history, nil until needed
 }
 
 // cur returns the newest child SA.
@@ -38,17 +41,18 @@ func (tu *tunnel) cur() *childSA {
 }
 
 // remoteAddr is where this end initiates to: the peer it learned, or the
-// configured destination; invalid for a tunnel known only by identity.
+// destination in use; invalid for a tunnel known only by identity.
 func (tu *tunnel) remoteAddr() netip.Addr {
 	if tu.peer.IsValid() {
 		return tu.peer.Addr()
 	}
-	return tu.cfg.Destination
+	return tu.dest()
 }
 
-func (tu *tunnel) status(now time.Time) ike.TunnelStatus {
+// status describes the tunnel. Daemon.mu must be held.
+func (d *Daemon) tunnelStatus(tu *tunnel, now time.Time) ike.TunnelStatus {
 	st := ike.TunnelStatus{Name: tu.cfg.Name, State: tu.state.String(), Peer: tu.peer, Rekeys: tu.rekeys,
-		LastError: tu.lastError, Destination: tu.cfg.Destination}
+		LastError: tu.lastError, Destination: tu.dest(), Failover: d.failoverStatusLocked(tu, now)}
 	if c := tu.cur(); c != nil {
 		st.Transform, st.PFSGroup, st.UDPEncap, st.Lifetime = c.transform, c.pfs, c.encap, c.lifetime
 		st.InboundSPI, st.OutboundSPI = c.in.SPI, c.out.SPI
@@ -131,7 +135,7 @@ func (d *Daemon) negotiationFailed(name string, remote netip.Addr, reason string
 
 // Expire handles a lifetime crossing the data path reports: a soft one
 // rekeys the child SA, a hard one deletes it.
-func (d *Daemon) Expire(id ike.SAID, hard bool) {
+func (d *Daemon) Expire(id ipsec.SAID, hard bool) {
 	d.mu.Lock()
 	c := d.children[id]
 	d.mu.Unlock()
@@ -139,18 +143,18 @@ func (d *Daemon) Expire(id ike.SAID, hard bool) {
 		return
 	}
 	if hard {
-		c.sa.deleteChild(c, "lifetime expired", true)
+		d.deleteChild(c, "lifetime expired", true)
 		return
 	}
-	c.sa.lock()
-	c.sa.rekeyChild(c)
-	c.sa.unlock()
+	sa := d.lockOwner(c)
+	sa.rekeyChild(c)
+	sa.unlock()
 }
 
 // lifetimeFor returns a tunnel's child SA lifetime. Daemon.mu must be
 // held.
-func (d *Daemon) lifetimeFor(t *ike.Tunnel) ike.Lifetime {
-	if t.Lifetime != (ike.Lifetime{}) {
+func (d *Daemon) lifetimeFor(t *ike.Tunnel) ipsec.Lifetime {
+	if t.Lifetime != (ipsec.Lifetime{}) {
 		return t.Lifetime
 	}
 	return d.cfg.Lifetime

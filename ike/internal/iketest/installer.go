@@ -6,14 +6,15 @@ import (
 	"sync"
 
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
 // Call is one recorded Installer call.
 type Call struct {
-	Op string // "add" or "delete"
-	ID ike.SAID
-	SA ike.UserSA // for "add"; keys are copies
+	Op string // "add", "delete" or "update"
+	ID ipsec.SAID
+	SA ike.UserSA // for "add"; keys are copies. For "update": the SA after it
 }
 
 func (c Call) String() string {
@@ -24,6 +25,9 @@ func (c Call) String() string {
 	if c.Op == "delete" {
 		return fmt.Sprintf("delete %s/%08x", c.ID.Dst, c.ID.SPI)
 	}
+	if c.Op == "update" {
+		return fmt.Sprintf("update %s/%08x %v:%d->%v:%d", c.ID.Dst, c.ID.SPI, c.SA.Src, c.SA.SrcPort, c.SA.Dst, c.SA.DstPort)
+	}
 	return fmt.Sprintf("add-%s %s/%08x", dir, c.ID.Dst, c.ID.SPI)
 }
 
@@ -32,19 +36,22 @@ type Installer struct {
 	mu      sync.Mutex
 	next    uint32
 	calls   []Call
-	sas     map[ike.SAID]ike.UserSA
-	usage   map[ike.SAID]ike.SAUsage
-	usageFn func(ike.SAID, ike.UserSA) ike.SAUsage
+	sas     map[ipsec.SAID]ike.UserSA
+	usage   map[ipsec.SAID]ike.SAUsage
+	usageFn func(ipsec.SAID, ike.UserSA) ike.SAUsage
 	changed chan struct{}
 }
 
 // NewInstaller returns an empty recording installer whose SPIs start at
 // base (distinct per daemon in one test makes the logs readable).
 func NewInstaller(base uint32) *Installer {
-	return &Installer{next: base, sas: map[ike.SAID]ike.UserSA{}, usage: map[ike.SAID]ike.SAUsage{}, changed: make(chan struct{}, 1)}
+	return &Installer{next: base, sas: map[ipsec.SAID]ike.UserSA{}, usage: map[ipsec.SAID]ike.SAUsage{}, changed: make(chan struct{}, 1)}
 }
 
-var _ ike.Installer = (*Installer)(nil)
+var (
+	_ ike.Installer       = (*Installer)(nil)
+	_ ike.EndpointUpdater = (*Installer)(nil)
+)
 
 // AllocateSPI returns the next SPI.
 func (in *Installer) AllocateSPI(tunnel string, p transform.Protocol, local netip.Addr) (uint32, error) {
@@ -55,7 +62,7 @@ func (in *Installer) AllocateSPI(tunnel string, p transform.Protocol, local neti
 }
 
 // AddSA records an SA.
-func (in *Installer) AddSA(id ike.SAID, sa ike.UserSA) error {
+func (in *Installer) AddSA(id ipsec.SAID, sa ike.UserSA) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if _, dup := in.sas[id]; dup {
@@ -70,7 +77,7 @@ func (in *Installer) AddSA(id ike.SAID, sa ike.UserSA) error {
 }
 
 // DeleteSA records a delete.
-func (in *Installer) DeleteSA(id ike.SAID) error {
+func (in *Installer) DeleteSA(id ipsec.SAID) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if _, ok := in.sas[id]; !ok {
@@ -82,9 +89,26 @@ func (in *Installer) DeleteSA(id ike.SAID) error {
 	return nil
 }
 
+// UpdateSAEndpoints moves an installed SA to new outer addresses and
+// ports, and records it.
+func (in *Installer) UpdateSAEndpoints(id ipsec.SAID, src, dst netip.AddrPort) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	sa, ok := in.sas[id]
+	if !ok {
+		return fmt.Errorf("iketest: no SA %v", id)
+	}
+	sa.Src, sa.Dst = src.Addr(), dst.Addr()
+	sa.SrcPort, sa.DstPort = src.Port(), dst.Port()
+	in.sas[id] = sa
+	in.calls = append(in.calls, Call{Op: "update", ID: id, SA: sa})
+	in.signal()
+	return nil
+}
+
 // QuerySA returns the usage the function set with SetUsageFunc computes,
 // or else the usage set with SetUsage.
-func (in *Installer) QuerySA(id ike.SAID) (ike.SAUsage, error) {
+func (in *Installer) QuerySA(id ipsec.SAID) (ike.SAUsage, error) {
 	in.mu.Lock()
 	sa, ok := in.sas[id]
 	u, fn := in.usage[id], in.usageFn
@@ -101,14 +125,14 @@ func (in *Installer) QuerySA(id ike.SAID) (ike.SAUsage, error) {
 // SetUsageFunc makes QuerySA compute the usage of an installed SA at
 // each call: a data path whose traffic goes on while the test runs. The
 // function must not call the Installer.
-func (in *Installer) SetUsageFunc(f func(ike.SAID, ike.UserSA) ike.SAUsage) {
+func (in *Installer) SetUsageFunc(f func(ipsec.SAID, ike.UserSA) ike.SAUsage) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.usageFn = f
 }
 
 // SetUsage sets what QuerySA reports.
-func (in *Installer) SetUsage(id ike.SAID, u ike.SAUsage) {
+func (in *Installer) SetUsage(id ipsec.SAID, u ike.SAUsage) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.usage[id] = u
@@ -129,10 +153,10 @@ func (in *Installer) Calls() []Call {
 }
 
 // SAs returns the installed SAs.
-func (in *Installer) SAs() map[ike.SAID]ike.UserSA {
+func (in *Installer) SAs() map[ipsec.SAID]ike.UserSA {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	out := make(map[ike.SAID]ike.UserSA, len(in.sas))
+	out := make(map[ipsec.SAID]ike.UserSA, len(in.sas))
 	for k, v := range in.sas {
 		out[k] = v
 	}
@@ -140,7 +164,7 @@ func (in *Installer) SAs() map[ike.SAID]ike.UserSA {
 }
 
 // Tunnel returns the installed inbound and outbound SAs of a tunnel.
-func (in *Installer) Tunnel(name string) (inbound, outbound []ike.UserSA, ids []ike.SAID) {
+func (in *Installer) Tunnel(name string) (inbound, outbound []ike.UserSA, ids []ipsec.SAID) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	for id, sa := range in.sas {

@@ -19,6 +19,7 @@ type Wire struct {
 	mu     sync.Mutex
 	peers  map[netip.Addr]chan datagram
 	filter func(local, remote netip.AddrPort, msg []byte) []byte
+	nat    map[netip.AddrPort]netip.AddrPort // inside -> outside
 }
 
 type datagram struct {
@@ -60,6 +61,33 @@ func (w *Wire) SetFilter(f func(local, remote netip.AddrPort, msg []byte) []byte
 	w.filter = f
 }
 
+// NAT puts the endpoint inside behind a NAT mapping to outside (another
+// address or port): datagrams it sends seem to come from outside, and
+// datagrams sent to outside reach it. Mapping inside again replaces the
+// mapping (a NAT rebinding).
+func (w *Wire) NAT(inside, outside netip.AddrPort) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.nat == nil {
+		w.nat = map[netip.AddrPort]netip.AddrPort{}
+	}
+	w.nat[inside] = outside
+}
+
+// translate applies the NAT mappings to a datagram. w.mu must be held.
+func (w *Wire) translate(local, remote netip.AddrPort) (netip.AddrPort, netip.AddrPort, netip.Addr) {
+	to := remote.Addr()
+	if out, ok := w.nat[local]; ok {
+		local = out
+	}
+	for in, out := range w.nat {
+		if out == remote {
+			remote, to = in, in.Addr()
+		}
+	}
+	return local, remote, to
+}
+
 // Send implements ike.Transport.
 func (w *Wire) Send(local, remote netip.AddrPort, msg []byte) error {
 	w.mu.Lock()
@@ -73,7 +101,8 @@ func (w *Wire) Send(local, remote netip.AddrPort, msg []byte) error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if ch := w.peers[remote.Addr()]; ch != nil {
+	local, remote, to := w.translate(local, remote)
+	if ch := w.peers[to]; ch != nil {
 		select {
 		case ch <- datagram{local, remote, msg}:
 		default: // a full queue drops, as a socket buffer would
