@@ -291,3 +291,48 @@ func TestSealOutFragments(t *testing.T) {
 		t.Errorf("fragmentation off: %d datagrams, %v", len(wire), err)
 	}
 }
+
+// TestFragmentSizes: the default fragment MTU by address family (RFC 7383
+// §2.5.1), the headers around a message, and the sizes tried after
+// silence (§2.5.2), never below the family's default or the configured
+// size.
+func TestFragmentSizes(t *testing.T) {
+	v6a, v6b := netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2")
+	for _, c := range []struct {
+		name       string
+		cfg        int
+		local      netip.AddrPort
+		remote     netip.Addr
+		mtu, over  int
+		afterSizes []int
+	}{
+		{"ipv4", 0, netip.AddrPortFrom(addrB, 500), addrA, 576, 28, nil},
+		{"ipv4-natt", 0, netip.AddrPortFrom(addrB, 4500), addrA, 576, 32, nil},
+		{"ipv6", 0, netip.AddrPortFrom(v6b, 500), v6a, 1280, 48, nil},
+		{"ipv4-1500", 1500, netip.AddrPortFrom(addrB, 500), addrA, 1500, 28, []int{1280, 576}},
+		{"ipv6-9000", 9000, netip.AddrPortFrom(v6b, 4500), v6a, 9000, 52, []int{1280}},
+		{"ipv4-400", 400, netip.AddrPortFrom(addrB, 500), addrA, 400, 28, nil},
+		{"off", -1, netip.AddrPortFrom(addrB, 500), addrA, 0, 28, nil},
+	} {
+		cfg := pairConfig(clocktest.New(t0))
+		cfg.FragmentMTU = c.cfg
+		d, err := New(cfg, iketest.NewInstaller(1), iketest.NewWire(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sa := d.newIKESA(false, c.local, netip.AddrPortFrom(c.remote, c.local.Port()), 1)
+		d.mu.Lock()
+		mtu := d.fragmentMTU(c.remote.Is4())
+		d.mu.Unlock()
+		var sizes []int
+		for size := mtu; size > 0; {
+			if size = sa.smallerMTU(size); size > 0 {
+				sizes = append(sizes, size)
+			}
+		}
+		if mtu != c.mtu || sa.overhead() != c.over || !reflect.DeepEqual(sizes, c.afterSizes) {
+			t.Errorf("%s: MTU %d, overhead %d, then %v; want %d, %d, %v", c.name, mtu, sa.overhead(), sizes, c.mtu, c.over, c.afterSizes)
+		}
+		d.Close()
+	}
+}
