@@ -38,7 +38,7 @@ func TestPairWaitedPhase1Fails(t *testing.T) {
 		return msg
 	})
 	b.d.Acquire("t1")
-	waitUntil(t, 5*time.Second, "A responding to B's phase 1", func() bool {
+	w.waitUntil(t, 5*time.Second, "A responding to B's phase 1", func() bool {
 		for _, sa := range a.d.Status().IKESAs {
 			if !sa.Initiator && !sa.Established {
 				return true
@@ -47,8 +47,8 @@ func TestPairWaitedPhase1Fails(t *testing.T) {
 		return false
 	})
 	a.d.Acquire("t1") // waits for the phase 1 in progress
-	waitEvent(t, a.lis, "up", "t1", 20*time.Second)
-	waitEvent(t, b.lis, "up", "t1", 20*time.Second)
+	w.waitEvent(t, a.lis, "up", "t1", 20*time.Second)
+	w.waitEvent(t, b.lis, "up", "t1", 20*time.Second)
 	checkKeysMatch(t, a, b, "t1", "t1")
 	for _, sa := range a.d.Status().IKESAs {
 		if sa.Established && !sa.Initiator {

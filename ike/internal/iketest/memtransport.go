@@ -3,6 +3,7 @@ package iketest
 import (
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ismgw/ism/ike"
 )
@@ -19,6 +20,8 @@ type Wire struct {
 	mu     sync.Mutex
 	peers  map[netip.Addr]chan datagram
 	filter func(local, remote netip.AddrPort, msg []byte) []byte
+	queued   atomic.Int64  // datagrams sent and not yet fully received
+	received atomic.Uint64 // Receive calls returned
 }
 
 type datagram struct {
@@ -38,9 +41,19 @@ func (w *Wire) Attach(a netip.Addr, r Receiver) {
 	go func() {
 		for d := range ch {
 			r.Receive(d.remote, d.local, d.msg)
+			w.received.Add(1)
+			w.queued.Add(-1)
 		}
 	}()
 }
+
+// Idle reports whether every datagram sent has been received: the
+// receivers' Receive calls have returned.
+func (w *Wire) Idle() bool { return w.queued.Load() == 0 }
+
+// Received returns how many datagrams were received: Receive calls that
+// returned.
+func (w *Wire) Received() uint64 { return w.received.Load() }
 
 // Close stops delivering.
 func (w *Wire) Close() {
@@ -74,9 +87,11 @@ func (w *Wire) Send(local, remote netip.AddrPort, msg []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if ch := w.peers[remote.Addr()]; ch != nil {
+		w.queued.Add(1) // before it can be received
 		select {
 		case ch <- datagram{local, remote, msg}:
 		default: // a full queue drops, as a socket buffer would
+			w.queued.Add(-1)
 		}
 	}
 	return nil
