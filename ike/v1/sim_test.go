@@ -15,8 +15,10 @@ import (
 // and a fake clock that moves only when the test moves it, and only while
 // nothing runs (no exchange goroutine busy, no datagram in flight). An
 // hour of lifetimes, retransmissions and DPD inquiries then takes
-// milliseconds, and the network and the CPU are infinitely fast: a
-// retransmission happens only when a message is really lost.
+// milliseconds. The CPU is infinitely fast and the network is not
+// (simLatency): a daemon has always finished what it does when its peer
+// answers, and a retransmission happens only when a message is really
+// lost.
 type sim struct {
 	*iketest.Wire
 	clk *clocktest.Fake
@@ -25,12 +27,16 @@ type sim struct {
 	daemons []*Daemon
 }
 
+// simLatency is how long a datagram takes on a sim's wire.
+const simLatency = time.Millisecond
+
 // simStart is when every sim's clock starts.
 var simStart = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
 // newSim returns a sim whose wire is closed when the test ends.
 func newSim(t testing.TB) *sim {
 	s := &sim{Wire: iketest.NewWire(), clk: clocktest.New(simStart)}
+	s.SetDelay(s.clk, simLatency)
 	t.Cleanup(s.Close)
 	return s
 }

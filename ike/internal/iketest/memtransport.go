@@ -4,7 +4,9 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/ismgw/ism/clock"
 	"github.com/ismgw/ism/ike"
 )
 
@@ -17,10 +19,12 @@ type Receiver interface {
 // delivered, in order, by a goroutine per receiver (as a socket's read
 // loop would), optionally through a filter that may drop or alter it.
 type Wire struct {
-	mu     sync.Mutex
-	peers  map[netip.Addr]chan datagram
-	filter func(local, remote netip.AddrPort, msg []byte) []byte
-	queued   atomic.Int64  // datagrams sent and not yet fully received
+	mu       sync.Mutex
+	peers    map[netip.Addr]chan datagram
+	filter   func(local, remote netip.AddrPort, msg []byte) []byte
+	clk      clock.Clock   // with delay: the datagrams' time in flight
+	delay    time.Duration // guarded by mu
+	queued   atomic.Int64  // datagrams delivered and not yet fully received
 	received atomic.Uint64 // Receive calls returned
 }
 
@@ -65,6 +69,16 @@ func (w *Wire) Close() {
 	}
 }
 
+// SetDelay makes every datagram arrive d after it is sent, on clock c
+// (a fake clock in tests of timer logic), instead of at once: senders
+// finish what they do before their peer hears of it, as they would on a
+// real network.
+func (w *Wire) SetDelay(c clock.Clock, d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.clk, w.delay = c, d
+}
+
 // SetFilter installs a filter; it returns the datagram to deliver or nil
 // to drop it.
 func (w *Wire) SetFilter(f func(local, remote netip.AddrPort, msg []byte) []byte) {
@@ -85,6 +99,19 @@ func (w *Wire) Send(local, remote netip.AddrPort, msg []byte) error {
 		}
 	}
 	w.mu.Lock()
+	c, d := w.clk, w.delay
+	w.mu.Unlock()
+	if c != nil {
+		c.AfterFunc(d, func() { w.deliver(local, remote, msg) })
+		return nil
+	}
+	w.deliver(local, remote, msg)
+	return nil
+}
+
+// deliver queues a datagram for its receiver.
+func (w *Wire) deliver(local, remote netip.AddrPort, msg []byte) {
+	w.mu.Lock()
 	defer w.mu.Unlock()
 	if ch := w.peers[remote.Addr()]; ch != nil {
 		w.queued.Add(1) // before it can be received
@@ -94,7 +121,6 @@ func (w *Wire) Send(local, remote netip.AddrPort, msg []byte) error {
 			w.queued.Add(-1)
 		}
 	}
-	return nil
 }
 
 var _ ike.Transport = (*Wire)(nil)
