@@ -114,7 +114,7 @@ func checkMakeBeforeBreak(t *testing.T, calls []iketest.Call) {
 	}
 }
 
-// TestInteropRekeyShortLifetime: a 15 s lifetime gives several rekeys,
+// TestInteropRekeyShortLifetime: a 6 s lifetime gives several rekeys,
 // each new inbound SA added before the old one is deleted, and the tunnel
 // never goes down.
 func TestInteropRekeyShortLifetime(t *testing.T) {
@@ -127,12 +127,12 @@ func TestInteropRekeyShortLifetime(t *testing.T) {
 			cfg := pskConfig(policy(ike.EncAES128, ike.HashSHA1, ike.AuthPSK, 14))
 			tu := ismTunnel(t, "t1", "esp-aes128-hmac-sha")
 			if ismInit {
-				tu.Lifetime = ike.Lifetime{Time: 15 * time.Second}
+				tu.Lifetime = ike.Lifetime{Time: 6 * time.Second}
 			}
 			cfg.Tunnels = []ike.Tunnel{tu}
 			sc := swanConn{Proposals: "aes128-sha1-modp2048", ESPProposals: "aes128-sha1"}
 			if !ismInit {
-				sc.ChildEx = "rekey_time = 11s\n        life_time = 15s\n        rand_time = 2s"
+				sc.ChildEx = "rekey_time = 4s\n        life_time = 6s\n        rand_time = 1s"
 			}
 			x := newInterop(t, cfg, swantest.Conf{Swanctl: sc.render()})
 			x.startRole(ismInit, "t1", "net")
