@@ -1,9 +1,12 @@
 // Package swantest runs a real strongSwan charon (5.9, with its userspace
 // ESP, kernel-libipsec) as the IKE peer of tests: two network namespaces
-// joined by a veth pair, ISM's daemon in one, charon in the other (started
-// by package charon), with a private /run, its own strongswan.conf and vici
-// socket in the test's temporary directory and a log at ike=4 chd=4 to
-// read keys from.
+// joined by a veth pair, ISM's daemon in one, charon in the other (package
+// charon's Env, which benchmarks use without package testing), with a
+// private /run, its own strongswan.conf and vici socket in the test's
+// temporary directory and a log at ike=4 chd=4 to read keys from. This
+// package adds what tests need on top: skipping when not root, temporary
+// directories, the log on failure, charon's SAs and logged keys, test
+// certificates.
 // Everything it starts is stopped by pid, and the namespaces deleted, when
 // the test ends, even on failure.
 package swantest
