@@ -64,18 +64,6 @@ func waitFor(t *testing.T, l *iketest.Listener, within time.Duration, what strin
 	}
 }
 
-// waitUntil polls cond until it holds.
-func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // blocker drops the wire's datagrams from and to blocked addresses: a
 // peer that is gone, or a link that is down.
 type blocker struct {
