@@ -63,11 +63,7 @@ func NewEnv(t TB, dir string) *Env {
 		{"-n", nsB, "addr", "add", "203.0.113.1/32", "dev", "lo"},
 		{"-n", nsB, "addr", "add", "203.0.113.129/32", "dev", "lo"},
 	}
-	for _, s := range steps {
-		if err := ip(s...); err != nil {
-			t.Fatalf("%v", err)
-		}
-	}
+	runIP(t, steps)
 	return e
 }
 
@@ -105,11 +101,7 @@ func (e *Env) AddPeer(t TB, dir string, addr netip.Addr) *Env {
 		{"-n", ns, "addr", "add", "203.0.113.1/32", "dev", "lo"},
 		{"-n", ns, "addr", "add", "203.0.113.129/32", "dev", "lo"},
 	}
-	for _, s := range steps {
-		if err := ip(s...); err != nil {
-			t.Fatalf("%v", err)
-		}
-	}
+	runIP(t, steps)
 	return p
 }
 
@@ -187,6 +179,17 @@ func (e *Env) Log() string {
 		return ""
 	}
 	return e.ch.Log()
+}
+
+// runIP runs ip with each of steps' arguments, in order, and fails t at
+// the first error.
+func runIP(t TB, steps [][]string) {
+	t.Helper()
+	for _, s := range steps {
+		if err := ip(s...); err != nil {
+			t.Fatalf("%v", err)
+		}
+	}
 }
 
 // ip runs the ip command.
