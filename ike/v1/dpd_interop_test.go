@@ -24,7 +24,7 @@ var backupAddr = netip.MustParseAddr("192.0.2.3")
 // trafficDPD is ISM's DPD for these cases: the traffic rule fast, the idle
 // rule out of the way.
 func trafficDPD() *ike.DPD {
-	return &ike.DPD{Enabled: true, Sent: 2 * time.Second, Silent: 2 * time.Second, Idle: time.Hour,
+	return &ike.DPD{Enabled: true, Sent: time.Second, Silent: time.Second, Idle: time.Hour,
 		RetryInterval: 500 * time.Millisecond, Retries: 2}
 }
 
