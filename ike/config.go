@@ -12,6 +12,7 @@ import (
 
 	"github.com/ismgw/ism/clock"
 	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/selector"
 	"github.com/ismgw/ism/transform"
 )
@@ -95,6 +96,10 @@ const (
 	EncAES128
 	EncAES192
 	EncAES256
+	// AES-GCM with a 16-byte ICV protects the IKE SA itself (RFC 5282):
+	// IKEv2 only; the policy's Hash then names no integrity algorithm.
+	EncAES128GCM
+	EncAES256GCM
 )
 
 func (e Encryption) String() string {
@@ -109,23 +114,34 @@ func (e Encryption) String() string {
 		return "aes192"
 	case EncAES256:
 		return "aes256"
+	case EncAES128GCM:
+		return "aes128-gcm"
+	case EncAES256GCM:
+		return "aes256-gcm"
 	}
 	return fmt.Sprintf("encryption-%d", uint8(e))
 }
 
-// KeyLen returns the key length in bytes.
+// AEAD reports whether the algorithm authenticates as well (IKEv2 only).
+func (e Encryption) AEAD() bool { return e == EncAES128GCM || e == EncAES256GCM }
+
+// KeyLen returns the key length in bytes (without the AES-GCM salt).
 func (e Encryption) KeyLen() int {
-	return [...]int{0, 8, 24, 16, 24, 32}[e]
+	return [...]int{0, 8, 24, 16, 24, 32, 16, 32}[e]
 }
 
-// Hash is an IKE policy's hash algorithm (used as HMAC for the PRF).
+// Hash is an IKE policy's hash algorithm. IKEv1 uses its HMAC as the PRF;
+// IKEv2 uses its HMAC, truncated as RFC 7296 and RFC 4868 say, as the
+// integrity algorithm, and as the PRF when the policy names none.
 type Hash uint8
 
-// Hash algorithms of IKE policies.
+// Hash algorithms of IKE policies. SHA-384 and SHA-512 are IKEv2 only.
 const (
 	HashMD5 Hash = iota + 1
 	HashSHA1
 	HashSHA256
+	HashSHA384
+	HashSHA512
 )
 
 // Crypto returns the standard library hash.
@@ -137,6 +153,10 @@ func (h Hash) Crypto() crypto.Hash {
 		return crypto.SHA1
 	case HashSHA256:
 		return crypto.SHA256
+	case HashSHA384:
+		return crypto.SHA384
+	case HashSHA512:
+		return crypto.SHA512
 	}
 	return 0
 }
@@ -149,6 +169,10 @@ func (h Hash) String() string {
 		return "sha"
 	case HashSHA256:
 		return "sha256"
+	case HashSHA384:
+		return "sha384"
+	case HashSHA512:
+		return "sha512"
 	}
 	return fmt.Sprintf("hash-%d", uint8(h))
 }
@@ -175,13 +199,21 @@ func (a AuthMethod) String() string {
 // Policy is an IKE policy rule.
 type Policy struct {
 	Encryption Encryption
-	Hash       Hash
-	Auth       AuthMethod
-	Group      int           // DH group
-	Lifetime   time.Duration // zero: DefaultIKELifetime
+	// Hash is the IKEv1 hash; for IKEv2 the integrity algorithm (ignored
+	// with an AEAD Encryption) and the PRF when PRF is zero.
+	Hash     Hash
+	Auth     AuthMethod
+	Group    int           // DH group
+	Lifetime time.Duration // zero: DefaultIKELifetime
+	// PRF is the IKEv2 pseudorandom function, HMAC with this hash; zero
+	// means Hash's. IKEv1 refuses a policy that sets it.
+	PRF Hash
 }
 
 func (p Policy) String() string {
+	if p.PRF != 0 {
+		return fmt.Sprintf("%v-%v-prf%v-%v-group%d", p.Encryption, p.Hash, p.PRF, p.Auth, p.Group)
+	}
 	return fmt.Sprintf("%v-%v-%v-group%d", p.Encryption, p.Hash, p.Auth, p.Group)
 }
 
@@ -244,6 +276,12 @@ type Tunnel struct {
 	// UDPEncap forces ESP-in-UDP (RFC 3948) even without a NAT, as
 	// strongSwan's encap option does.
 	UDPEncap bool
+	// SAMode is the IPsec mode of the tunnel's SAs: tunnel (the zero
+	// value) or transport (IKEv2's USE_TRANSPORT_MODE, RFC 7296 §1.3.1).
+	SAMode ipsec.Mode
+	// ESN proposes 64-bit extended sequence numbers first (RFC 4303
+	// §2.2.1); IKEv2 only.
+	ESN bool
 	// BackupDestination is the failover destination; invalid when none.
 	// When DPD declares the destination in use dead, or phase 1 with it
 	// fails, the tunnel switches to the other one and negotiates there
@@ -272,8 +310,17 @@ func (t *Tunnel) RemoteIdentity() Identity {
 	return t.RemoteID
 }
 
-// Validate checks the configuration and returns every problem at once.
-func (c *Config) Validate() error {
+// Validate checks the configuration for the IKEv1 daemon and returns every
+// problem at once.
+func (c *Config) Validate() error { return c.validate(1) }
+
+// ValidateV2 checks the configuration for the IKEv2 daemon: policies may
+// use AES-GCM, SHA-384/512, a separate PRF and group 31; tunnels may use
+// transport mode, ESN and ChaCha20-Poly1305. DES and RSA signatures are
+// refused (certificates come with RFC 7427 later).
+func (c *Config) ValidateV2() error { return c.validate(2) }
+
+func (c *Config) validate(version int) error {
 	var errs []error
 	if len(c.Policies) == 0 {
 		errs = append(errs, errors.New("ike: no IKE policy"))
@@ -282,16 +329,15 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("ike: %d IKE policies, at most %d", len(c.Policies), MaxPolicies))
 	}
 	for i, p := range c.Policies {
-		if p.Encryption < EncDES || p.Encryption > EncAES256 || p.Hash < HashMD5 || p.Hash > HashSHA256 {
-			errs = append(errs, fmt.Errorf("ike: policy %d: unsupported algorithms", i+1))
-		}
-		if _, ok := LookupGroup(p.Group); !ok {
-			errs = append(errs, fmt.Errorf("ike: policy %d: unsupported DH group %d", i+1, p.Group))
+		if err := p.validate(version); err != nil {
+			errs = append(errs, fmt.Errorf("ike: policy %d: %w", i+1, err))
 		}
 		switch p.Auth {
 		case AuthPSK:
 		case AuthRSASig:
-			if c.Certificates == nil || len(c.Certificates.Chain) == 0 || c.Certificates.Key == nil {
+			if version == 2 {
+				errs = append(errs, fmt.Errorf("ike: policy %d: rsa-sig is not available with IKEv2 yet", i+1))
+			} else if c.Certificates == nil || len(c.Certificates.Chain) == 0 || c.Certificates.Key == nil {
 				errs = append(errs, fmt.Errorf("ike: policy %d: rsa-sig without a certificate and key", i+1))
 			}
 		default:
@@ -303,12 +349,36 @@ func (c *Config) Validate() error {
 	}
 	names := map[string]bool{}
 	for _, t := range c.Tunnels {
-		errs = append(errs, t.validate(names)...)
+		errs = append(errs, t.validate(names, version)...)
 	}
 	return errors.Join(errs...)
 }
 
-func (t *Tunnel) validate(names map[string]bool) []error {
+// validate checks a policy's algorithms for an IKE version.
+func (p Policy) validate(version int) error {
+	if _, ok := LookupGroup(p.Group); !ok || (version == 1 && p.Group == 31) {
+		return fmt.Errorf("unsupported DH group %d", p.Group)
+	}
+	if version == 1 {
+		if p.Encryption < EncDES || p.Encryption > EncAES256 || p.Hash < HashMD5 || p.Hash > HashSHA256 || p.PRF != 0 {
+			return errors.New("unsupported algorithms")
+		}
+		return nil
+	}
+	switch {
+	case p.Encryption < Enc3DES || p.Encryption > EncAES256GCM:
+		return fmt.Errorf("encryption %v cannot protect an IKEv2 SA", p.Encryption)
+	case p.PRF > HashSHA512 || p.Hash > HashSHA512:
+		return errors.New("unsupported hash")
+	case p.PRF == 0 && p.Hash == 0:
+		return errors.New("neither a PRF nor a hash")
+	case !p.Encryption.AEAD() && p.Hash == 0:
+		return fmt.Errorf("%v needs an integrity hash", p.Encryption)
+	}
+	return nil
+}
+
+func (t *Tunnel) validate(names map[string]bool, version int) []error {
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("ike: tunnel %q: "+format, append([]any{t.Name}, args...)...))
@@ -335,11 +405,14 @@ func (t *Tunnel) validate(names map[string]bool) []error {
 		bad("empty transform set")
 	}
 	for _, tr := range t.TransformSet {
-		if !tr.Valid() || tr.Cipher == transform.CipherChaCha20Poly1305 {
-			bad("transform %v cannot be negotiated with IKEv1", tr)
+		if !tr.Valid() || (version == 1 && tr.Cipher == transform.CipherChaCha20Poly1305) {
+			bad("transform %v cannot be negotiated with IKEv%d", tr, version)
 		}
 	}
-	if _, ok := LookupGroup(t.PFSGroup); t.PFSGroup != 0 && !ok {
+	if version == 1 && (t.SAMode != ipsec.Tunnel || t.ESN) {
+		bad("transport mode and extended sequence numbers need IKEv2")
+	}
+	if _, ok := LookupGroup(t.PFSGroup); t.PFSGroup != 0 && (!ok || (version == 1 && t.PFSGroup == 31)) {
 		bad("unsupported PFS group %d", t.PFSGroup)
 	}
 	if !t.LocalSelector.Valid() || !t.RemoteSelector.Valid() {

@@ -10,7 +10,8 @@ import (
 
 // Group is a Diffie-Hellman group as IKE numbers them: the MODP groups of
 // RFC 2409 §6.1–6.2 (1, 2) and RFC 3526 (5, 14, 15, 16), and the ECP groups
-// of RFC 5903 (19, 20, 21). Groups are immutable and safe for concurrent use.
+// of RFC 5903 (19, 20, 21), and Curve25519 of RFC 8031 (31, IKEv2 only).
+// Groups are immutable and safe for concurrent use.
 type Group struct {
 	ID       int
 	Name     string
@@ -18,7 +19,8 @@ type Group struct {
 	p        *big.Int
 	expBits  int // private exponent size for MODP groups
 	curve    ecdh.Curve
-	size     int // bytes of a public value on the wire
+	montgom  bool // X25519: public values are the u-coordinate alone (RFC 8031 §2)
+	size     int  // bytes of a public value on the wire
 }
 
 // KeyExchange is one side's ephemeral Diffie-Hellman key. Zero it when done.
@@ -56,6 +58,7 @@ func init() {
 	ecp(19, "ecp256", 128, ecdh.P256(), 64)
 	ecp(20, "ecp384", 192, ecdh.P384(), 96)
 	ecp(21, "ecp521", 256, ecdh.P521(), 132)
+	groups[31] = &Group{ID: 31, Name: "curve25519", Strength: 128, curve: ecdh.X25519(), montgom: true, size: 32}
 }
 
 // LookupGroup returns the group with IKE number id.
@@ -65,7 +68,7 @@ func LookupGroup(id int) (*Group, bool) {
 }
 
 // GroupIDs returns the numbers of every supported group.
-func GroupIDs() []int { return []int{1, 2, 5, 14, 15, 16, 19, 20, 21} }
+func GroupIDs() []int { return []int{1, 2, 5, 14, 15, 16, 19, 20, 21, 31} }
 
 func (g *Group) String() string { return fmt.Sprintf("group %d (%s)", g.ID, g.Name) }
 
@@ -78,7 +81,8 @@ func (g *Group) Prime() *big.Int {
 }
 
 // PublicSize is the length of a public value on the wire: the modulus
-// length for MODP groups (RFC 2409 §5), x|y for ECP groups (RFC 5903 §7).
+// length for MODP groups (RFC 2409 §5), x|y for ECP groups (RFC 5903 §7),
+// 32 bytes for Curve25519 (RFC 8031 §2).
 func (g *Group) PublicSize() int { return g.size }
 
 // GenerateKey makes an ephemeral key from rand.
@@ -88,7 +92,7 @@ func (g *Group) GenerateKey(rand io.Reader) (*KeyExchange, error) {
 		if err != nil {
 			return nil, fmt.Errorf("ike: %v key: %w", g, err)
 		}
-		return &KeyExchange{g: g, ec: k, Public: k.PublicKey().Bytes()[1:]}, nil
+		return &KeyExchange{g: g, ec: k, Public: g.wirePublic(k)}, nil
 	}
 	buf := make([]byte, g.expBits/8)
 	if _, err := io.ReadFull(rand, buf); err != nil {
@@ -108,9 +112,18 @@ func (g *Group) NewKey(priv []byte) (*KeyExchange, error) {
 		if err != nil {
 			return nil, fmt.Errorf("ike: %v key: %w", g, err)
 		}
-		return &KeyExchange{g: g, ec: k, Public: k.PublicKey().Bytes()[1:]}, nil
+		return &KeyExchange{g: g, ec: k, Public: g.wirePublic(k)}, nil
 	}
 	return g.newMODPKey(new(big.Int).SetBytes(priv)), nil
+}
+
+// wirePublic returns the public value as the KE payload carries it:
+// without SEC 1's 0x04 prefix for ECP groups, as is for X25519.
+func (g *Group) wirePublic(k *ecdh.PrivateKey) []byte {
+	if g.montgom {
+		return k.PublicKey().Bytes()
+	}
+	return k.PublicKey().Bytes()[1:]
 }
 
 func (g *Group) newMODPKey(x *big.Int) *KeyExchange {
@@ -122,7 +135,8 @@ func (g *Group) newMODPKey(x *big.Int) *KeyExchange {
 func (k *KeyExchange) Group() *Group { return k.g }
 
 // Shared returns the shared secret g^xy with the peer's public value: fixed
-// length for MODP groups, the x coordinate for ECP groups (RFC 5903 §7).
+// length for MODP groups, the x coordinate for ECP groups (RFC 5903 §7),
+// the 32-byte X25519 output for Curve25519 (RFC 8031 §2.2).
 // A public value of the wrong size, out of range or off the curve is an
 // error.
 func (k *KeyExchange) Shared(peer []byte) ([]byte, error) {
@@ -134,7 +148,13 @@ func (k *KeyExchange) Shared(peer []byte) ([]byte, error) {
 		if k.ec == nil {
 			return nil, errors.New("ike: key exchange already zeroed")
 		}
-		pub, err := g.curve.NewPublicKey(append([]byte{4}, peer...))
+		enc := append([]byte{4}, peer...)
+		if g.montgom {
+			enc = peer
+		}
+		// X25519: crypto/ecdh refuses an all-zero shared secret (RFC
+		// 8031 §2.3, RFC 7748 §6.1).
+		pub, err := g.curve.NewPublicKey(enc)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", errBadPublic, err)
 		}

@@ -168,3 +168,32 @@ func TestDHAgreement(t *testing.T) {
 		}
 	}
 }
+
+// TestCurve25519 checks group 31 against RFC 7748 §6.1 and refuses the
+// all-zero shared secret of a low-order point (RFC 8031 §2.3).
+func TestCurve25519(t *testing.T) {
+	v := testvec.Load(t, "testdata/vectors/rfc7748-6.1-x25519.txt")
+	g, ok := LookupGroup(31)
+	if !ok || g.PublicSize() != 32 {
+		t.Fatal("no group 31")
+	}
+	a, err := g.NewKey(v.Hex(t, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := g.NewKey(v.Hex(t, "b"))
+	if !bytes.Equal(a.Public, v.Hex(t, "apub")) || !bytes.Equal(b.Public, v.Hex(t, "bpub")) {
+		t.Fatalf("public values %x %x differ from RFC 7748", a.Public, b.Public)
+	}
+	ka, err := a.Shared(b.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := b.Shared(a.Public)
+	if !bytes.Equal(ka, v.Hex(t, "k")) || !bytes.Equal(kb, ka) {
+		t.Fatalf("shared secret %x", ka)
+	}
+	if _, err := a.Shared(make([]byte, 32)); err == nil {
+		t.Fatal("accepted a low-order public value")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/selector"
 	"github.com/ismgw/ism/transform"
 )
@@ -47,6 +48,10 @@ type UserSA struct {
 	// Local and Remote are the negotiated selectors (IDci/IDcr).
 	Local, Remote selector.Selector
 	PFSGroup      int // 0 when no PFS
+	// Mode is the IPsec mode; IKEv1 negotiates tunnel mode only.
+	Mode ipsec.Mode
+	// ESN: the SA uses 64-bit extended sequence numbers (IKEv2 only).
+	ESN bool
 }
 
 // SAUsage is what the data path counted for an SA.
@@ -79,6 +84,15 @@ type Installer interface {
 // transport adds the non-ESP marker (RFC 3948 §2.2).
 type Transport interface {
 	Send(local, remote netip.AddrPort, msg []byte) error
+}
+
+// EndpointUpdater is implemented by an Installer that can move an
+// installed SA to new outer addresses and ports without a new SPI or keys:
+// IKEv2 follows a peer behind a NAT whose mapping changed (RFC 7296
+// §2.23). Without it the IKE SA follows and the SAs keep their ports
+// until rekeyed.
+type EndpointUpdater interface {
+	UpdateSAEndpoints(id SAID, src, dst netip.AddrPort) error
 }
 
 // KeepaliveSender is implemented by a Transport that can send NAT-T

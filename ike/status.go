@@ -17,8 +17,12 @@ type Status struct {
 
 // IKESAStatus describes one IKE SA (`show ike sa`).
 type IKESAStatus struct {
-	Local, Remote    netip.AddrPort
-	ICookie, RCookie string // hex
+	// Version is the IKE version: 1 (zero means 1) or 2.
+	Version       int
+	Local, Remote netip.AddrPort
+	// ICookie and RCookie are the initiator's and responder's cookies
+	// (IKEv1) or IKE SA SPIs (IKEv2), in hex.
+	ICookie, RCookie string
 	Initiator        bool
 	Mode             Phase1Mode
 	State            string // e.g. "MM_KEY_I", "established"
@@ -26,6 +30,9 @@ type IKESAStatus struct {
 	Policy           Policy // the negotiated rule (lifetime: the one in force)
 	RemoteID         string
 	NATT             bool          // floated to UDP 4500
+	LocalNAT         bool          // IKEv2: this end is behind a NAT (it sends keepalives)
+	RemoteNAT        bool          // IKEv2: the peer is behind a NAT (this end follows its port)
+	LastHeard        time.Time     // IKEv2: the last authenticated message from the peer
 	LifetimeLeft     time.Duration // zero until established
 	Rekeys           int           // phase 1 renegotiations that replaced it
 	DPD              bool          // this end announced DPD (RFC 3706)
@@ -101,18 +108,20 @@ type Counters struct {
 	Malformed           uint64 // refused: did not parse
 	UnknownSA           uint64 // refused: no IKE SA or exchange for the cookies
 	Duplicates          uint64 // retransmitted requests answered again
+	OutOfWindow         uint64 // IKEv2: requests and responses outside the message ID window (RFC 7296 §2.3)
+	InvalidKE           uint64 // IKEv2: INVALID_KE_PAYLOAD sent or received (a retry with another group)
 	Dropped             uint64 // refused for other reasons (queue full, wrong state)
 	AuthFailed          uint64 // peers that failed authentication
 	NoProposalChosen    uint64 // negotiations without a common proposal
 	Retransmits         uint64 // messages sent again after a timeout
 	Phase1Established   uint64
-	QuickModesCompleted uint64
+	QuickModesCompleted uint64 // IKEv1 quick modes; IKEv2 child SAs created
 	Rekeys              uint64
 	NotifiesReceived    uint64
 	DeletesReceived     uint64
-	DPDInquiries        uint64 // R-U-THERE sent
-	DPDAcks             uint64 // R-U-THERE-ACK received for an inquiry
-	DPDAnswered         uint64 // R-U-THERE received and answered
+	DPDInquiries        uint64 // R-U-THERE sent (IKEv2: liveness checks sent)
+	DPDAcks             uint64 // R-U-THERE-ACK received for an inquiry (IKEv2: liveness checks answered)
+	DPDAnswered         uint64 // R-U-THERE received and answered (IKEv2: empty INFORMATIONAL answered)
 	DPDPeersDead        uint64 // peers declared dead
 	Failovers           uint64 // tunnel switches between destinations
 }

@@ -1,0 +1,85 @@
+package v2
+
+import (
+	"crypto/hmac"
+	"fmt"
+	"net/netip"
+
+	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ike"
+)
+
+// Identities and pre-shared key authentication (RFC 7296 §2.15, §3.5).
+
+// idPayload returns the ID payload of an identity (§3.5).
+func idPayload(id ike.Identity) ID {
+	switch id.Kind {
+	case ike.IDAddress:
+		if id.Addr.Is4() {
+			return ID{Type: IDIPv4, Data: id.Addr.AsSlice()}
+		}
+		return ID{Type: IDIPv6, Data: id.Addr.AsSlice()}
+	case ike.IDFQDN:
+		return ID{Type: IDFQDN, Data: []byte(id.Name)}
+	case ike.IDUserFQDN:
+		return ID{Type: IDRFC822, Data: []byte(id.Name)}
+	}
+	return ID{Type: IDDERASN1, Data: []byte(id.Name)}
+}
+
+// identity returns the identity of an ID payload.
+func (id ID) identity() (ike.Identity, error) {
+	switch id.Type {
+	case IDIPv4, IDIPv6:
+		a, _ := netip.AddrFromSlice(id.Data)
+		return ike.AddressIdentity(a), nil
+	case IDFQDN:
+		i := ike.Identity{Kind: ike.IDFQDN, Name: string(id.Data)}
+		return i, i.Validate()
+	case IDRFC822:
+		i := ike.Identity{Kind: ike.IDUserFQDN, Name: string(id.Data)}
+		return i, i.Validate()
+	case IDDERASN1:
+		return ike.Identity{Kind: ike.IDDN, Name: string(id.Data)}, nil
+	}
+	return ike.Identity{}, fmt.Errorf("v2: identification type %d not supported", id.Type)
+}
+
+// keyPad is the pad of §2.15: "the string 'Key Pad for IKEv2' as 17 ASCII
+// characters without null termination".
+var keyPad = []byte("Key Pad for IKEv2")
+
+// pskAuth computes the AUTH data of one end with a pre-shared key (§2.15):
+//
+//	AUTH = prf( prf(Shared Secret, "Key Pad for IKEv2"), <SignedOctets>)
+//	SignedOctets = RealMessage | Nonce of the other end | prf(SK_p, ID body)
+//
+// where RealMessage is the end's own IKE_SA_INIT message, SK_p its SK_pi
+// or SK_pr, and the ID body its IDi or IDr payload without the generic
+// header.
+func pskAuth(p prfFunc, psk driver.Key, realMessage, peerNonce, skp, idBody []byte) []byte {
+	return p.sum(p.sum(psk, keyPad), realMessage, peerNonce, p.sum(skp, idBody))
+}
+
+// verifyPSK checks the peer's AUTH payload in constant time.
+func verifyPSK(p prfFunc, psk driver.Key, a Auth, realMessage, ourNonce, skp, idBody []byte) bool {
+	if a.Method != AuthSharedKey {
+		return false
+	}
+	return hmac.Equal(a.Data, pskAuth(p, psk, realMessage, ourNonce, skp, idBody))
+}
+
+// pskFor finds the pre-shared key for a peer: by its identity (whole,
+// then a user@fqdn's FQDN: the seed's strip-and-retry), then by its
+// address. Daemon.mu must be held.
+func (d *Daemon) pskFor(id ike.Identity, remote netip.Addr) driver.Key {
+	if !id.IsZero() {
+		if k, ok := d.cfg.psk.ForIdentity(id); ok {
+			return k
+		}
+	}
+	if k, ok := d.cfg.psk.ForAddress(remote); ok {
+		return k
+	}
+	return nil
+}

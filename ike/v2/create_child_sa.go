@@ -1,0 +1,213 @@
+package v2
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
+	"github.com/ismgw/ism/selector"
+)
+
+// The initiator's CREATE_CHILD_SA for a new child SA (§1.3.1) or the
+// rekey of one (§1.3.3, §2.8):
+//
+//	HDR, SK {[N(REKEY_SA),] [N(USE_TRANSPORT_MODE),] SA, Ni, [KEi,] TSi, TSr}  -->
+//	                    <--  HDR, SK {SA, Nr, [KEr,] TSi, TSr}
+//
+// KEi goes when the tunnel has a PFS group. A rekey installs the new
+// child, then retires the old one (child.go: make before break). The
+// simultaneous-rekey collision of §2.8.1 is handled next stage: a
+// TEMPORARY_FAILURE answer retries after a while, and a peer's rekey of a
+// child this end is rekeying too is taken as well.
+
+// childExchange is what a child SA negotiation keeps between request
+// and response.
+type childExchange struct {
+	tunnel        ike.Tunnel
+	offer         childOffer
+	ni, nr        []byte
+	kex           *ike.KeyExchange
+	replaces      *childSA
+	local, remote selector.Selector // proposed
+}
+
+// createChild queues a CREATE_CHILD_SA for a tunnel; with old set, it
+// rekeys that child. The SA's mutex must be held.
+func (sa *ikeSA) createChild(name string, old *childSA) {
+	d := sa.d
+	d.mu.Lock()
+	tu := d.tunnels[name]
+	var t ike.Tunnel
+	if tu != nil {
+		t = tu.cfg
+	}
+	d.mu.Unlock()
+	if tu == nil {
+		return
+	}
+	sa.createChildGroup(t, old, t.PFSGroup)
+}
+
+func (sa *ikeSA) createChildGroup(t ike.Tunnel, old *childSA, pfs int) {
+	d := sa.d
+	cx := &childExchange{tunnel: t, replaces: old, local: t.LocalSelector, remote: t.RemoteSelector}
+	if old != nil {
+		// §2.8: the new child has the old one's selectors.
+		cx.local, cx.remote = old.local, old.remote
+	}
+	fail := func(sa *ikeSA, reason string) {
+		if old != nil {
+			old.rekeying = false
+			d.log.Warn("child SA rekey failed", "tunnel", t.Name, "spi", hexSPI(old.in.SPI), "reason", reason)
+			return
+		}
+		sa.after(func() { d.negotiationFailed(t.Name, sa.remote.Addr(), reason) })
+	}
+	sa.request(&request{exchange: CreateChildSA,
+		build: func(sa *ikeSA) ([]Payload, error) {
+			if old != nil && old.dead {
+				return nil, fmt.Errorf("v2: the child SA to rekey is gone")
+			}
+			var err error
+			if cx.offer, err = sa.offerFor(&t, pfs); err != nil {
+				fail(sa, err.Error())
+				return nil, err
+			}
+			cx.ni = make([]byte, nonceLen)
+			d.random(cx.ni)
+			var ps []Payload
+			if old != nil {
+				n := Notify{Protocol: protocolOf(old.transform), SPI: spiBytes(old.in.SPI), Type: RekeySA}
+				ps = append(ps, Payload{Type: PayloadNotify, Body: n.marshal()})
+			}
+			cp := childPayloads(&t, cx.offer, cx.local, cx.remote)
+			ps = append(ps, cp[:len(cp)-2]...) // [N(USE_TRANSPORT_MODE),] SA
+			ps = append(ps, Payload{Type: PayloadNonce, Body: cx.ni})
+			if pfs != 0 {
+				g, _ := ike.LookupGroup(pfs)
+				if cx.kex, err = g.GenerateKey(d.rand); err != nil {
+					return nil, err
+				}
+				ps = append(ps, Payload{Type: PayloadKE, Body: (&KE{Group: uint16(pfs), Data: cx.kex.Public}).marshal()})
+			}
+			return append(ps, cp[len(cp)-2:]...), nil // TSi, TSr
+		},
+		onResponse: func(sa *ikeSA, m *Message) {
+			defer func() {
+				if cx.kex != nil {
+					cx.kex.Zero()
+				}
+			}()
+			if e := peerError(m); e != nil {
+				if e.Type == InvalidKEPayload && len(e.Data) == 2 {
+					g := int(binary.BigEndian.Uint16(e.Data))
+					if _, err := ike.ChoosePFSGroup(t.PFSGroup, g); err == nil && g != pfs && g != 0 {
+						d.count(func(c *ike.Counters) { c.InvalidKE++ })
+						sa.createChildGroup(t, old, g)
+						return
+					}
+				}
+				if e.Type == NoProposalChosen {
+					d.count(func(c *ike.Counters) { c.NoProposalChosen++ })
+				}
+				fail(sa, "CREATE_CHILD_SA refused: "+e.Type.String())
+				return
+			}
+			if err := sa.acceptChild(m, cx); err != nil {
+				fail(sa, err.Error())
+			}
+		},
+		onTimeout: func(sa *ikeSA) {
+			fail(sa, "the peer did not answer CREATE_CHILD_SA")
+			sa.peerGone("the peer did not answer CREATE_CHILD_SA")
+		},
+	})
+}
+
+// acceptChild processes the responder's answer to a child SA proposal:
+// the chosen proposal, the narrowed selectors, the mode, the keys; and
+// installs the child.
+func (sa *ikeSA) acceptChild(m *Message, cx *childExchange) error {
+	d := sa.d
+	var saP SA
+	var tsi, tsr TS
+	for _, x := range []struct {
+		t PayloadType
+		v payloadBody
+	}{{PayloadSA, &saP}, {PayloadTSi, &tsi}, {PayloadTSr, &tsr}} {
+		if ok, err := m.decode(x.t, x.v); !ok || err != nil {
+			return fmt.Errorf("v2: %v response without a valid %v payload", m.Exchange, x.t)
+		}
+	}
+	ch, err := acceptedChild(cx.offer, &saP)
+	if err != nil {
+		return err
+	}
+	local, ok1 := within(cx.local, tsi.Selectors)
+	remote, ok2 := within(cx.remote, tsr.Selectors)
+	if !ok1 || !ok2 {
+		sa.sendDeleteSPI(ch, cx.offer)
+		return fmt.Errorf("v2: the responder's traffic selectors are not within this end's")
+	}
+	_, transport := m.Notify(UseTransportMode)
+	if transport != (cx.tunnel.SAMode == ipsec.Transport) {
+		sa.sendDeleteSPI(ch, cx.offer)
+		return fmt.Errorf("v2: the responder did not agree to %v mode", cx.tunnel.SAMode)
+	}
+	nr := sa.nr
+	if m.Exchange == CreateChildSA {
+		np, ok := m.Get(PayloadNonce)
+		if !ok {
+			return fmt.Errorf("%w: CREATE_CHILD_SA response without a nonce", ErrMalformed)
+		}
+		if nr, err = parseNonce(np.Body); err != nil {
+			return err
+		}
+	}
+	var gir []byte
+	if ch.pfs != 0 {
+		var ke KE
+		if ok, err := m.decode(PayloadKE, &ke); !ok || err != nil || int(ke.Group) != ch.pfs || cx.kex == nil {
+			return fmt.Errorf("v2: CREATE_CHILD_SA response without a KE payload of group %d", ch.pfs)
+		}
+		if gir, err = cx.kex.Shared(ke.Data); err != nil {
+			return err
+		}
+		defer clear(gir)
+	}
+	km := childKeymat(sa.suite.prf, sa.keys.d, gir, cx.ni, nr, keymatLen(ch.t))
+	keys := splitKeymat(km, ch.t, true)
+	clear(km)
+	d.mu.Lock()
+	lifetime := d.lifetimeFor(&cx.tunnel)
+	d.mu.Unlock()
+	c := &childSA{sa: sa, tunnel: cx.tunnel.Name, transform: ch.t, mode: cx.tunnel.SAMode, esn: ch.esn,
+		encap: sa.encap(), local: local, remote: remote, pfs: ch.pfs, lifetime: lifetime,
+		in:  ike.SAID{Dst: sa.local.Addr(), SPI: cx.offer.spis[ch.t.Protocol], Protocol: ch.t.Protocol},
+		out: ike.SAID{Dst: sa.remote.Addr(), SPI: ch.peerSPI, Protocol: ch.t.Protocol}}
+	sa.install(c, keys, cx.replaces)
+	return nil
+}
+
+// sendDeleteSPI deletes a child SA the responder made but this end
+// refuses (§1.4.1): a Delete of the inbound SPI this end offered.
+func (sa *ikeSA) sendDeleteSPI(ch childChoice, o childOffer) {
+	d := Delete{Protocol: protocolOf(ch.t), SPIs: []uint32{o.spis[ch.t.Protocol]}}
+	sa.request(&request{exchange: Informational,
+		build:      func(sa *ikeSA) ([]Payload, error) { return []Payload{{Type: PayloadDelete, Body: d.marshal()}}, nil },
+		onResponse: func(sa *ikeSA, m *Message) {},
+	})
+}
+
+// rekeyChild starts the rekey of a child SA before it expires, unless one
+// is under way or it is no longer the tunnel's newest. The SA's mutex must
+// be held.
+func (sa *ikeSA) rekeyChild(c *childSA) {
+	if c.dead || c.rekeying || c.replaced || sa.state != stateEstablished {
+		return
+	}
+	c.rekeying = true
+	sa.d.log.Info("rekeying child SA", "tunnel", c.tunnel, "spi", hexSPI(c.in.SPI))
+	sa.createChild(c.tunnel, c)
+}

@@ -1,0 +1,180 @@
+package v2
+
+import (
+	"encoding/binary"
+	"sort"
+
+	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
+	"github.com/ismgw/ism/selector"
+)
+
+// The responder's side of a child SA: in IKE_AUTH and in CREATE_CHILD_SA
+// (RFC 7296 §1.3.1, §1.3.3). The tunnel is the first of the peer's whose
+// selectors meet the peer's traffic selectors (narrowed, §2.9; none:
+// TS_UNACCEPTABLE); the proposal the first entry of its transform set the
+// peer offers (none: NO_PROPOSAL_CHOSEN); in CREATE_CHILD_SA the DH group
+// follows the seed's PFS rules and a KE of another group is answered with
+// INVALID_KE_PAYLOAD naming the chosen one (§1.3). A rekey (REKEY_SA)
+// keeps the old child's tunnel; the initiator deletes the old child.
+
+// createChildResponder handles a CREATE_CHILD_SA request.
+func (sa *ikeSA) createChildResponder(m *Message) {
+	d := sa.d
+	var saP SA
+	if ok, err := m.decode(PayloadSA, &saP); !ok || err != nil {
+		sa.respond(CreateChildSA, []Payload{notifyPayload(InvalidSyntax, nil)})
+		return
+	}
+	if saP.Proposals[0].Protocol == ProtoIKE {
+		// Rekeying the IKE SA (§1.3.2) comes next stage.
+		d.count(func(c *ike.Counters) { c.NoProposalChosen++ })
+		sa.respond(CreateChildSA, []Payload{notifyPayload(NoProposalChosen, nil)})
+		return
+	}
+	np, ok := m.Get(PayloadNonce)
+	ni, err := parseNonce(np.Body)
+	if !ok || err != nil {
+		sa.respond(CreateChildSA, []Payload{notifyPayload(InvalidSyntax, nil)})
+		return
+	}
+	var old *childSA
+	if n, ok := m.Notify(RekeySA); ok {
+		if len(n.SPI) == 4 {
+			old = sa.childByOut(n.Protocol, binary.BigEndian.Uint32(n.SPI))
+		}
+		if old == nil {
+			sa.respond(CreateChildSA, []Payload{{Type: PayloadNotify,
+				Body: (&Notify{Protocol: n.Protocol, SPI: n.SPI, Type: ChildSANotFound}).marshal()}})
+			return
+		}
+	}
+	d.mu.Lock()
+	var cands []ike.Tunnel
+	if old != nil {
+		if tu := d.tunnels[old.tunnel]; tu != nil {
+			cands = []ike.Tunnel{tu.cfg}
+		}
+	} else {
+		cands = d.tunnelsFor(sa.local.Addr(), sa.remote.Addr(), sa.remoteID)
+	}
+	d.mu.Unlock()
+	nr := make([]byte, nonceLen)
+	d.random(nr)
+	child, c := sa.respondChild(m, cands, true, ni, nr, old)
+	if c == nil {
+		sa.respond(CreateChildSA, child)
+		return
+	}
+	sa.respond(CreateChildSA, append([]Payload{{Type: PayloadNonce, Body: nr}}, child...))
+}
+
+// respondChild chooses a tunnel and proposal for a child SA request,
+// installs the child and returns the payloads of the answer and the
+// child; on refusal, the error notify and nil. withKE is set in
+// CREATE_CHILD_SA; ni and nr are the exchange's nonces.
+func (sa *ikeSA) respondChild(m *Message, cands []ike.Tunnel, withKE bool, ni, nr []byte, old *childSA) ([]Payload, *childSA) {
+	d := sa.d
+	refuse := func(t NotifyType, data []byte) ([]Payload, *childSA) {
+		d.count(func(c *ike.Counters) {
+			if t == NoProposalChosen {
+				c.NoProposalChosen++
+			}
+			if t == InvalidKEPayload {
+				c.InvalidKE++
+			}
+		})
+		d.log.Info("child SA refused", "remote", sa.remote, "notify", t.String())
+		return []Payload{notifyPayload(t, data)}, nil
+	}
+	var saP SA
+	var tsi, tsr TS
+	okSA, errSA := m.decode(PayloadSA, &saP)
+	okI, errI := m.decode(PayloadTSi, &tsi)
+	okR, errR := m.decode(PayloadTSr, &tsr)
+	if !okSA || !okI || !okR || errSA != nil || errI != nil || errR != nil {
+		return refuse(InvalidSyntax, nil)
+	}
+	_, transport := m.Notify(UseTransportMode)
+	var tun *ike.Tunnel
+	var remoteSel, localSel = tsi.Selectors, tsr.Selectors
+	var rs, ls selector.Selector
+	// A tunnel whose selectors are the peer's exactly comes first; then
+	// the first one they meet, narrowed (§2.9).
+	for pass := 0; pass < 2 && tun == nil; pass++ {
+		for i := range cands {
+			t := &cands[i]
+			r, ok1 := narrow(t.RemoteSelector, remoteSel)
+			l, ok2 := narrow(t.LocalSelector, localSel)
+			exact := r == t.RemoteSelector && l == t.LocalSelector &&
+				len(remoteSel) > 0 && len(localSel) > 0 && tsSelector(remoteSel[0].Start, remoteSel[0].End) == r &&
+				tsSelector(localSel[0].Start, localSel[0].End) == l
+			if ok1 && ok2 && (exact || pass == 1) {
+				tun, rs, ls = t, r, l
+				break
+			}
+		}
+	}
+	if tun == nil {
+		return refuse(TSUnacceptable, nil)
+	}
+	if tun.SAMode == ipsec.Transport && !transport {
+		return refuse(NoProposalChosen, nil) // the tunnel wants transport mode; the peer did not ask
+	}
+	transport = tun.SAMode == ipsec.Transport
+	ch, ok := chooseChild(tun.TransformSet, tun.ESN, tun.PFSGroup, withKE, &saP)
+	if !ok {
+		return refuse(NoProposalChosen, nil)
+	}
+	var payloads []Payload
+	var gir []byte
+	if ch.pfs != 0 {
+		var ke KE
+		if ok, err := m.decode(PayloadKE, &ke); !ok || err != nil || int(ke.Group) != ch.pfs {
+			return refuse(InvalidKEPayload, binary.BigEndian.AppendUint16(nil, uint16(ch.pfs)))
+		}
+		g, _ := ike.LookupGroup(ch.pfs)
+		kex, err := g.GenerateKey(d.rand)
+		if err != nil {
+			return refuse(NoProposalChosen, nil)
+		}
+		gir, err = kex.Shared(ke.Data)
+		kex.Zero()
+		if err != nil {
+			return refuse(InvalidSyntax, nil)
+		}
+		defer clear(gir)
+		payloads = append(payloads, Payload{Type: PayloadKE, Body: (&KE{Group: uint16(ch.pfs), Data: kex.Public}).marshal()})
+	}
+	spi, err := d.inst.AllocateSPI(tun.Name, ch.t.Protocol, sa.local.Addr())
+	if err != nil {
+		return refuse(NoAdditionalSAs, nil)
+	}
+	km := childKeymat(sa.suite.prf, sa.keys.d, gir, ni, nr, keymatLen(ch.t))
+	keys := splitKeymat(km, ch.t, false)
+	clear(km)
+	d.mu.Lock()
+	lifetime := d.lifetimeFor(tun)
+	d.mu.Unlock()
+	mode := ipsec.Tunnel
+	if transport {
+		mode = ipsec.Transport
+		payloads = append([]Payload{notifyPayload(UseTransportMode, nil)}, payloads...)
+	}
+	c := &childSA{sa: sa, tunnel: tun.Name, transform: ch.t, mode: mode, esn: ch.esn, encap: sa.encap(),
+		local: ls, remote: rs, pfs: ch.pfs, lifetime: lifetime,
+		in:  ike.SAID{Dst: sa.local.Addr(), SPI: spi, Protocol: ch.t.Protocol},
+		out: ike.SAID{Dst: sa.remote.Addr(), SPI: ch.peerSPI, Protocol: ch.t.Protocol}}
+	sa.install(c, keys, nil)
+	payloads = append(payloads, Payload{Type: PayloadSA, Body: ch.proposal(spi).marshal()},
+		Payload{Type: PayloadTSi, Body: tsPayload(rs)}, Payload{Type: PayloadTSr, Body: tsPayload(ls)})
+	// The SA payload leads the child payloads in §1.3's diagrams; order
+	// does not matter on the wire (§2.5) beyond SK being last.
+	return payloads, c
+}
+
+// sortTunnels orders tunnels by name, so that the choice among several
+// is the same every time.
+func sortTunnels(ts []ike.Tunnel) {
+	sort.Slice(ts, func(i, j int) bool { return ts[i].Name < ts[j].Name })
+}

@@ -1,0 +1,215 @@
+package v2
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/des"
+	"crypto/subtle"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// The Encrypted payload (RFC 7296 §3.14):
+//
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//	| Next Payload  |C|  RESERVED   |         Payload Length        |
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//	|                     Initialization Vector                     |
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//	~                    Encrypted IKE Payloads                     ~
+//	+               +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//	|               |             Padding (0-255 octets)            |
+//	+-+-+-+-+-+-+-+-+                               +-+-+-+-+-+-+-+-+
+//	|                                               |  Pad Length   |
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//	~                    Integrity Checksum Data                    ~
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//
+// With a CBC cipher the checksum is the truncated HMAC of the whole
+// message up to it (§3.14). With AES-GCM (RFC 5282) the IV is 8 bytes, the
+// nonce is the 4-byte salt followed by it (§4), the associated data is the
+// message from the IKE header through the Encrypted payload's generic
+// header (§5.1), and the checksum is the GCM tag.
+
+// errIntegrity is the one error a failed check returns: a message that
+// does not verify is dropped, never answered (§2.21.2).
+var errIntegrity = errors.New("v2: integrity check failed")
+
+// gcmIVLen is AES-GCM's explicit IV (RFC 5282 §3.1).
+const gcmIVLen = 8
+
+// skCrypto protects the messages of one direction of an IKE SA. It is
+// immutable after newSKCrypto and safe for concurrent use.
+type skCrypto struct {
+	encr     encrFunc
+	block    cipher.Block // CBC
+	aead     cipher.AEAD  // GCM, with a 16-byte tag (truncated to encr.aeadICV)
+	salt     []byte
+	integ    integFunc
+	integKey []byte
+}
+
+// newSKCrypto returns the SK protection with the given keys (SK_e and SK_a
+// of one direction).
+func newSKCrypto(e encrFunc, ig integFunc, encKey, integKey []byte) (*skCrypto, error) {
+	if len(encKey) != e.keyLen() || (!e.aead() && len(integKey) != ig.keyLen()) {
+		return nil, fmt.Errorf("v2: SK key lengths %d/%d do not fit the algorithms", len(encKey), len(integKey))
+	}
+	c := &skCrypto{encr: e, integ: ig, integKey: integKey}
+	var err error
+	switch e.id {
+	case encr3DES:
+		c.block, err = des.NewTripleDESCipher(encKey)
+	case encrAESCBC:
+		c.block, err = aes.NewCipher(encKey)
+	case encrAESGCM8, encrAESGCM12, encrAESGCM16:
+		n := e.keyBits / 8
+		var b cipher.Block
+		if b, err = aes.NewCipher(encKey[:n]); err == nil {
+			c.aead, err = cipher.NewGCM(b)
+		}
+		c.salt = encKey[n:]
+	default:
+		err = fmt.Errorf("v2: encryption %d cannot protect an IKE SA", e.id)
+	}
+	return c, err
+}
+
+// overhead returns the IV and checksum lengths.
+func (c *skCrypto) ivLen() int {
+	if c.aead != nil {
+		return gcmIVLen
+	}
+	return c.block.BlockSize()
+}
+
+func (c *skCrypto) icvLen() int {
+	if c.aead != nil {
+		return c.encr.aeadICV
+	}
+	return c.integ.icv
+}
+
+// seal builds a message of header h whose payloads are all inside an SK
+// payload, encrypted and protected. rand provides the IV.
+func (c *skCrypto) seal(h Header, inner []Payload, rand io.Reader) ([]byte, error) {
+	plain := marshalPayloads(nil, inner)
+	first := PayloadNone
+	if len(inner) > 0 {
+		first = inner[0].Type
+	}
+	// Padding: to the block size for CBC; none for GCM (RFC 5282 §3.2
+	// leaves it optional). Pad Length is always there.
+	pad := 0
+	if c.block != nil {
+		bs := c.block.BlockSize()
+		pad = (bs - (len(plain)+1)%bs) % bs
+	}
+	plain = append(plain, make([]byte, pad+1)...)
+	plain[len(plain)-1] = byte(pad)
+	iv := make([]byte, c.ivLen())
+	if _, err := io.ReadFull(rand, iv); err != nil {
+		return nil, fmt.Errorf("v2: IV: %w", err)
+	}
+	bodyLen := len(iv) + len(plain) + c.icvLen()
+	h.Next = PayloadSK
+	h.Length = uint32(HeaderSize + payloadHeaderSize + bodyLen)
+	if h.Length > MaxMessageSize {
+		return nil, fmt.Errorf("v2: message of %d bytes is too long", h.Length)
+	}
+	b := make([]byte, 0, h.Length+16)
+	b = h.marshal(b)
+	b = append(b, byte(first), 0)
+	b = binary.BigEndian.AppendUint16(b, uint16(payloadHeaderSize+bodyLen))
+	aadEnd := len(b)
+	b = append(b, iv...)
+	if c.aead != nil {
+		nonce := append(append(make([]byte, 0, 12), c.salt...), iv...)
+		b = c.aead.Seal(b, nonce, plain, b[:aadEnd])
+		return b[:len(b)-16+c.encr.aeadICV], nil // RFC 5282 §3: the tag's first octets
+	}
+	ctStart := len(b)
+	b = append(b, plain...)
+	cipher.NewCBCEncrypter(c.block, iv).CryptBlocks(b[ctStart:], b[ctStart:])
+	m := c.integ.new(c.integKey)
+	m.Write(b)
+	return append(b, m.Sum(nil)[:c.integ.icv]...), nil
+}
+
+// open verifies and decrypts the SK payload sk of message msg (sk.Body
+// must be the tail of msg) and returns the payloads inside.
+func (c *skCrypto) open(msg []byte, sk Payload) ([]Payload, error) {
+	body := sk.Body
+	iv, icv := c.ivLen(), c.icvLen()
+	if len(body) < iv+icv+1 || len(msg) < len(body)+HeaderSize+payloadHeaderSize {
+		return nil, malformed("SK payload too short")
+	}
+	var plain []byte
+	if c.aead != nil {
+		aad := msg[:len(msg)-len(body)]
+		nonce := append(append(make([]byte, 0, 12), c.salt...), body[:iv]...)
+		ct := body[iv : len(body)-icv]
+		tag := body[len(body)-icv:]
+		if icv == 16 {
+			var err error
+			if plain, err = c.aead.Open(nil, nonce, append(append([]byte(nil), ct...), tag...), aad); err != nil {
+				return nil, errIntegrity
+			}
+		} else {
+			// Go's GCM makes 16-byte tags; a shorter ICV is its
+			// prefix. The keystream is its own inverse: sealing the
+			// ciphertext gives the plaintext, sealing that gives the
+			// full tag (as fallback's openTruncated does).
+			p := c.aead.Seal(nil, nonce, ct, aad)[:len(ct)]
+			again := c.aead.Seal(nil, nonce, p, aad)
+			if subtle.ConstantTimeCompare(again[len(ct):len(ct)+icv], tag) != 1 {
+				return nil, errIntegrity
+			}
+			plain = p
+		}
+	} else {
+		m := c.integ.new(c.integKey)
+		m.Write(msg[:len(msg)-icv])
+		if subtle.ConstantTimeCompare(m.Sum(nil)[:icv], msg[len(msg)-icv:]) != 1 {
+			return nil, errIntegrity
+		}
+		ct := body[iv : len(body)-icv]
+		if len(ct) == 0 || len(ct)%c.block.BlockSize() != 0 {
+			return nil, malformed("SK ciphertext not a multiple of the block size")
+		}
+		plain = make([]byte, len(ct))
+		cipher.NewCBCDecrypter(c.block, body[:iv]).CryptBlocks(plain, ct)
+	}
+	pad := int(plain[len(plain)-1])
+	if pad+1 > len(plain) {
+		return nil, malformed("SK padding")
+	}
+	return parsePayloads(sk.Inner, plain[:len(plain)-pad-1], false)
+}
+
+// openMessage decrypts a parsed message whose last payload is SK and
+// replaces the SK payload with the payloads inside.
+func (c *skCrypto) openMessage(msg []byte, m *Message) error {
+	if len(m.Payloads) == 0 || m.Payloads[len(m.Payloads)-1].Type != PayloadSK {
+		return malformed(fmt.Sprintf("%v message without an SK payload", m.Exchange))
+	}
+	sk := m.Payloads[len(m.Payloads)-1]
+	inner, err := c.open(msg, sk)
+	if err != nil {
+		return err
+	}
+	outer := m.Payloads[:len(m.Payloads)-1]
+	seen := map[PayloadType]bool{}
+	for _, p := range outer {
+		seen[p.Type] = true
+	}
+	for _, p := range inner {
+		if p.Type.once() && seen[p.Type] {
+			return malformed(fmt.Sprintf("two %v payloads", p.Type))
+		}
+	}
+	m.Payloads = append(outer, inner...)
+	return nil
+}

@@ -1,0 +1,210 @@
+package v2
+
+import (
+	"fmt"
+
+	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
+	"github.com/ismgw/ism/selector"
+	"github.com/ismgw/ism/transform"
+)
+
+// The initiator's IKE_AUTH (RFC 7296 §1.2), which also makes the first
+// child SA, for the tunnel that started the IKE SA:
+//
+//	HDR, SK {IDi, [IDr,] AUTH, [N(INITIAL_CONTACT),] [N(USE_TRANSPORT_MODE),]
+//	         SAi2, TSi, TSr}  -->
+//	                  <--  HDR, SK {IDr, AUTH, [N(USE_TRANSPORT_MODE),] SAr2, TSi, TSr}
+//
+// An error notify about the child SA (NO_PROPOSAL_CHOSEN, TS_UNACCEPTABLE)
+// leaves the IKE SA up without it (§1.2).
+
+// authExchange is what the initiator's IKE_AUTH keeps between request and
+// response.
+type authExchange struct {
+	tunnel ike.Tunnel
+	offer  childOffer
+	idi    []byte // IDi body
+	psk    []byte
+}
+
+// startAuth sends IKE_AUTH for the first waiting tunnel.
+func (sa *ikeSA) startAuth() {
+	d := sa.d
+	if len(sa.waiting) == 0 {
+		sa.fail("no tunnel wants the IKE SA any more")
+		return
+	}
+	name := sa.waiting[0]
+	sa.waiting = sa.waiting[1:]
+	d.mu.Lock()
+	tu := d.tunnels[name]
+	var ex authExchange
+	if tu != nil {
+		ex.tunnel = tu.cfg
+		ex.psk = d.pskFor(tu.cfg.RemoteIdentity(), sa.remote.Addr())
+	}
+	first := d.onlySA(sa)
+	d.mu.Unlock()
+	if tu == nil || ex.psk == nil {
+		reason := "no pre-shared key for the peer"
+		if tu == nil {
+			reason = "tunnel removed"
+		}
+		sa.after(func() { d.negotiationFailed(name, sa.remote.Addr(), reason) })
+		sa.fail(reason)
+		return
+	}
+	sa.localID = ex.tunnel.LocalIdentity()
+	sa.request(&request{exchange: IKEAuth,
+		build: func(sa *ikeSA) ([]Payload, error) {
+			offer, err := sa.offerFor(&ex.tunnel, 0)
+			if err != nil {
+				return nil, err
+			}
+			ex.offer = offer
+			id := idPayload(sa.localID)
+			ex.idi = id.marshal()
+			auth := Auth{Method: AuthSharedKey, Data: pskAuth(sa.suite.prf, ex.psk, sa.initReq, sa.nr, sa.keys.pi, ex.idi)}
+			ps := []Payload{{Type: PayloadIDi, Body: ex.idi}}
+			if r := ex.tunnel.RemoteID; !r.IsZero() {
+				idr := idPayload(r)
+				ps = append(ps, Payload{Type: PayloadIDr, Body: idr.marshal()})
+			}
+			ps = append(ps, Payload{Type: PayloadAUTH, Body: auth.marshal()})
+			if first {
+				// §2.4: "the first IKE SA with a peer": it may drop
+				// whatever it still has from an earlier life of ours.
+				ps = append(ps, notifyPayload(InitialContact, nil))
+			}
+			return append(ps, childPayloads(&ex.tunnel, offer, ex.tunnel.LocalSelector, ex.tunnel.RemoteSelector)...), nil
+		},
+		onResponse: func(sa *ikeSA, m *Message) { sa.ikeAuthResponse(m, &ex) },
+		onTimeout: func(sa *ikeSA) {
+			sa.after(func() { d.negotiationFailed(name, sa.remote.Addr(), "the peer did not answer IKE_AUTH") })
+			sa.fail("the peer did not answer IKE_AUTH")
+		},
+	})
+}
+
+// onlySA reports whether sa is the only IKE SA with its peer. Daemon.mu
+// must be held.
+func (d *Daemon) onlySA(sa *ikeSA) bool {
+	for _, o := range d.sas {
+		if o != sa && o.remote.Addr() == sa.remote.Addr() && o.stateShadow != stateDead {
+			return false
+		}
+	}
+	return true
+}
+
+// offerFor allocates inbound SPIs and returns the child SA offer of a
+// tunnel. AllocateSPI is the one Installer call made with an SA's mutex
+// held: it returns a number and calls nothing back.
+func (sa *ikeSA) offerFor(t *ike.Tunnel, pfs int) (childOffer, error) {
+	o := childOffer{set: t.TransformSet, spis: map[transform.Protocol]uint32{}, pfs: pfs, esn: t.ESN}
+	for _, tr := range t.TransformSet {
+		if _, ok := o.spis[tr.Protocol]; ok {
+			continue
+		}
+		spi, err := sa.d.inst.AllocateSPI(t.Name, tr.Protocol, sa.local.Addr())
+		if err != nil {
+			return o, fmt.Errorf("v2: no SPI for tunnel %s: %w", t.Name, err)
+		}
+		o.spis[tr.Protocol] = spi
+	}
+	return o, nil
+}
+
+// childPayloads are the payloads that propose a child SA.
+func childPayloads(t *ike.Tunnel, o childOffer, local, remote selector.Selector) []Payload {
+	var ps []Payload
+	if t.SAMode == ipsec.Transport {
+		ps = append(ps, notifyPayload(UseTransportMode, nil))
+	}
+	return append(ps, Payload{Type: PayloadSA, Body: o.sa().marshal()},
+		Payload{Type: PayloadTSi, Body: tsPayload(local)},
+		Payload{Type: PayloadTSr, Body: tsPayload(remote)})
+}
+
+// ikeAuthResponse processes the responder's IKE_AUTH.
+func (sa *ikeSA) ikeAuthResponse(m *Message, ex *authExchange) {
+	d := sa.d
+	name := ex.tunnel.Name
+	failed := func(reason string) {
+		sa.after(func() { d.negotiationFailed(name, sa.remote.Addr(), reason) })
+		sa.fail(reason)
+	}
+	if e := peerError(m); e != nil && e.Type == AuthenticationFailed {
+		d.count(func(c *ike.Counters) { c.AuthFailed++ })
+		failed("the peer refused this end's authentication (AUTHENTICATION_FAILED)")
+		return
+	}
+	var idr ID
+	var auth Auth
+	okID, errID := m.decode(PayloadIDr, &idr)
+	okA, errA := m.decode(PayloadAUTH, &auth)
+	if !okID || !okA || errID != nil || errA != nil {
+		failed("IKE_AUTH response without valid IDr and AUTH")
+		return
+	}
+	peerID, err := idr.identity()
+	if err != nil {
+		failed(err.Error())
+		return
+	}
+	if r := ex.tunnel.RemoteID; !r.IsZero() && !r.Equal(peerID) {
+		d.count(func(c *ike.Counters) { c.AuthFailed++ })
+		failed(fmt.Sprintf("the peer is %v, not %v", peerID, r))
+		return
+	}
+	d.mu.Lock()
+	psk := d.pskFor(peerID, sa.remote.Addr())
+	d.mu.Unlock()
+	if psk == nil || !verifyPSK(sa.suite.prf, psk, auth, sa.initResp, sa.ni, sa.keys.pr, idr.marshal()) {
+		d.count(func(c *ike.Counters) { c.AuthFailed++ })
+		failed("the peer's AUTH does not verify")
+		return
+	}
+	sa.remoteID = peerID
+	sa.establish()
+	if e := peerError(m); e != nil {
+		d.count(func(c *ike.Counters) {
+			if e.Type == NoProposalChosen {
+				c.NoProposalChosen++
+			}
+		})
+		sa.after(func() { d.negotiationFailed(name, sa.remote.Addr(), "child SA refused: "+e.Type.String()) })
+	} else if err := sa.acceptChild(m, &childExchange{tunnel: ex.tunnel, offer: ex.offer, ni: sa.ni, nr: sa.nr,
+		local: ex.tunnel.LocalSelector, remote: ex.tunnel.RemoteSelector}); err != nil {
+		sa.after(func() { d.negotiationFailed(name, sa.remote.Addr(), err.Error()) })
+	}
+	for _, w := range sa.waiting {
+		sa.createChild(w, nil)
+	}
+	sa.waiting = nil
+}
+
+// establish marks the IKE SA authenticated both ways and arms its
+// timers: the lifetime (the IKE SA is deleted then; rekeying it comes
+// next stage), keepalives behind a NAT, and liveness checks.
+func (sa *ikeSA) establish() {
+	d := sa.d
+	sa.setState(stateEstablished)
+	sa.created = d.clk.Now()
+	sa.heard()
+	if sa.hard != nil {
+		sa.hard.Stop()
+	}
+	sa.hard = d.clk.AfterFunc(sa.lifetime, func() { sa.expire() })
+	sa.armKeepalive()
+	d.count(func(c *ike.Counters) { c.Phase1Established++ })
+	d.mu.Lock()
+	if d.halfOpen[respKey{sa.spiI, sa.remote.Addr()}] == sa {
+		delete(d.halfOpen, respKey{sa.spiI, sa.remote.Addr()})
+	}
+	d.mu.Unlock()
+	d.log.Info("IKE SA established", "local", sa.local, "remote", sa.remote, "peer", sa.remoteID.String(),
+		"natt", sa.natt, "initiator", sa.initiator)
+	sa.armLiveness()
+}

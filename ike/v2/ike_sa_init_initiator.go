@@ -1,0 +1,207 @@
+package v2
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+
+	"github.com/ismgw/ism/ike"
+)
+
+// The initiator's IKE_SA_INIT (RFC 7296 §1.2):
+//
+//	HDR, SAi1, KEi, Ni, N(NAT_DETECTION_SOURCE_IP), N(NAT_DETECTION_DESTINATION_IP)  -->
+//	                                  <--  HDR, SAr1, KEr, Nr, N(NAT_D...)
+//
+// or, when the responder wants another group, <-- HDR, N(INVALID_KE_PAYLOAD)
+// and the request again with that group (§1.2, §1.3).
+
+// nonceLen is this end's nonce length: at least half the PRF's key size
+// and at least 16 bytes (§2.10); 32 covers every PRF here.
+const nonceLen = 32
+
+// initiate starts an IKE SA to remote for the named tunnel.
+func (d *Daemon) initiate(local, remote netip.Addr, name string) {
+	sa := d.newIKESA(true, netip.AddrPortFrom(local, 500), netip.AddrPortFrom(remote, 500), 0)
+	sa.lock()
+	defer sa.unlock()
+	d.mu.Lock()
+	sa.waiting = []string{name}
+	sa.forceEncap = d.wantsEncap(local, remote)
+	group := d.cfg.suites[0].group
+	d.mu.Unlock()
+	sa.startInit(group)
+}
+
+// startInit sends IKE_SA_INIT with a key of the given group.
+func (sa *ikeSA) startInit(group int) {
+	d := sa.d
+	g, _ := ike.LookupGroup(group)
+	kex, err := g.GenerateKey(d.rand)
+	if err != nil {
+		sa.fail(err.Error())
+		return
+	}
+	if sa.kex != nil {
+		sa.kex.Zero()
+	}
+	sa.kex = kex
+	if sa.ni == nil {
+		sa.ni = make([]byte, nonceLen)
+		d.random(sa.ni)
+	}
+	sa.request(&request{exchange: IKESAInit, plain: true,
+		build: func(sa *ikeSA) ([]Payload, error) {
+			d.mu.Lock()
+			suites := d.cfg.suites
+			d.mu.Unlock()
+			ps := []Payload{
+				{Type: PayloadSA, Body: ikeProposals(suites).marshal()},
+				{Type: PayloadKE, Body: (&KE{Group: uint16(group), Data: kex.Public}).marshal()},
+				{Type: PayloadNonce, Body: sa.ni},
+			}
+			// The cookie of §2.6, when a responder asks for one, goes
+			// first here; IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383) and
+			// the RFC 9370 key exchanges go with the NAT notifies.
+			return append(ps, natNotifies(sa.spiI, 0, sa.local, sa.remote, sa.forceEncap)...), nil
+		},
+		onResponse: (*ikeSA).ikeSAInitResponse,
+		onTimeout:  func(sa *ikeSA) { sa.fail("the peer did not answer IKE_SA_INIT") },
+	})
+}
+
+// ikeSAInitResponse processes the responder's IKE_SA_INIT.
+func (sa *ikeSA) ikeSAInitResponse(m *Message) {
+	d := sa.d
+	if e := peerError(m); e != nil {
+		if e.Type == InvalidKEPayload && len(e.Data) == 2 {
+			if g := int(binary.BigEndian.Uint16(e.Data)); sa.retryGroup(g) {
+				return
+			}
+		}
+		// A COOKIE request (§2.6) is answered here next stage.
+		if e.Type == NoProposalChosen {
+			d.count(func(c *ike.Counters) { c.NoProposalChosen++ })
+		}
+		sa.fail(fmt.Sprintf("the peer answered IKE_SA_INIT with %v", e.Type))
+		return
+	}
+	if err := sa.processInitResponse(m); err != nil {
+		sa.fail(err.Error())
+		return
+	}
+	// IKE_INTERMEDIATE exchanges (RFC 9242) would run here, before
+	// IKE_AUTH.
+	sa.setState(stateAuthSent)
+	sa.startAuth()
+}
+
+// retryGroup restarts IKE_SA_INIT with the group an INVALID_KE_PAYLOAD
+// named, if a policy allows it and it is not the one just tried (§1.2).
+func (sa *ikeSA) retryGroup(g int) bool {
+	d := sa.d
+	d.mu.Lock()
+	allowed := false
+	for _, s := range d.cfg.suites {
+		allowed = allowed || s.group == g
+	}
+	d.mu.Unlock()
+	if !allowed || sa.kex == nil || sa.kex.Group().ID == g {
+		return false
+	}
+	d.count(func(c *ike.Counters) { c.InvalidKE++ })
+	d.log.Debug("responder asks for another group", "group", g, "remote", sa.remote)
+	sa.win.nextID = 0 // the same exchange again (§2.2: IKE_SA_INIT is message 0)
+	sa.startInit(g)
+	return true
+}
+
+// processInitResponse checks the responder's choice, computes the keys
+// and detects NATs.
+func (sa *ikeSA) processInitResponse(m *Message) error {
+	d := sa.d
+	var saP SA
+	var ke KE
+	if ok, err := m.decode(PayloadSA, &saP); !ok || err != nil {
+		return fmt.Errorf("v2: IKE_SA_INIT response without a valid SA payload: %v", err)
+	}
+	if ok, err := m.decode(PayloadKE, &ke); !ok || err != nil {
+		return fmt.Errorf("v2: IKE_SA_INIT response without a valid KE payload: %v", err)
+	}
+	np, ok := m.Get(PayloadNonce)
+	if !ok || m.SPIr == 0 {
+		return fmt.Errorf("%w: IKE_SA_INIT response without a nonce or SPI", ErrMalformed)
+	}
+	nr, err := parseNonce(np.Body)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	suites := d.cfg.suites
+	d.mu.Unlock()
+	su, err := acceptedIKE(suites, &saP)
+	if err != nil {
+		return err
+	}
+	if su.group != int(ke.Group) || su.group != sa.kex.Group().ID {
+		return fmt.Errorf("v2: the responder chose group %d and sent a key of group %d", su.group, ke.Group)
+	}
+	shared, err := sa.kex.Shared(ke.Data)
+	if err != nil {
+		return err
+	}
+	sa.kex.Zero()
+	sa.kex = nil
+	sa.spiR, sa.nr, sa.suite, sa.initResp = m.SPIr, nr, su, m.raw
+	sa.lifetime = su.lifetime
+	if err := sa.deriveKeys(shared); err != nil {
+		return err
+	}
+	var found bool
+	sa.localNAT, sa.remoteNAT, found = detectNAT(m, sa.local, sa.remote)
+	if found {
+		sa.float4500()
+	}
+	return nil
+}
+
+// deriveKeys computes SKEYSEED and the SA's keys from g^ir (§2.14) and
+// makes the SK protections of both directions.
+func (sa *ikeSA) deriveKeys(shared []byte) error {
+	su := sa.suite
+	seed := su.prf.skeyseed(sa.ni, sa.nr, shared)
+	clear(shared)
+	sa.keys = deriveIKEKeys(su, seed, sa.ni, sa.nr, sa.spiI, sa.spiR)
+	clear(seed)
+	ie, err := newSKCrypto(su.encr, su.integ, sa.keys.ei, sa.keys.ai)
+	if err != nil {
+		return err
+	}
+	re, err := newSKCrypto(su.encr, su.integ, sa.keys.er, sa.keys.ar)
+	if err != nil {
+		return err
+	}
+	sa.out, sa.in = ie, re
+	if !sa.initiator {
+		sa.out, sa.in = re, ie
+	}
+	return nil
+}
+
+// fail ends an IKE SA that could not be set up: its tunnels waiting for
+// it hear why. The SA's mutex must be held.
+func (sa *ikeSA) fail(reason string) {
+	sa.d.log.Info("IKE SA failed", "remote", sa.remote, "reason", reason)
+	sa.destroy(reason)
+}
+
+// wantsEncap reports whether a tunnel from local to remote forces UDP
+// encapsulation. Daemon.mu must be held.
+func (d *Daemon) wantsEncap(local, remote netip.Addr) bool {
+	for _, tu := range d.tunnels {
+		if tu.cfg.Source == local && tu.remoteAddr() == remote && tu.cfg.UDPEncap {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,133 @@
+package v2
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"time"
+
+	"github.com/ismgw/ism/ike"
+)
+
+// The responder's IKE_SA_INIT (RFC 7296 §1.2). It keeps no state for a
+// request it refuses: NO_PROPOSAL_CHOSEN, INVALID_KE_PAYLOAD naming the
+// group of the proposal it chose (§1.3: "the responder MUST reject ...
+// with INVALID_KE_PAYLOAD indicating the selected group") and
+// INVALID_SYNTAX go back in the clear with the initiator's SPI (§2.21.1).
+// A retransmitted request gets the same response again.
+
+// halfOpenTimeout is how long a responder IKE SA waits for IKE_AUTH.
+const halfOpenTimeout = 30 * time.Second
+
+// ikeSAInitResponder handles an IKE_SA_INIT request.
+func (d *Daemon) ikeSAInitResponder(local, remote netip.AddrPort, m *Message) {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return
+	}
+	if sa := d.halfOpen[respKey{m.SPIi, remote.Addr()}]; sa != nil {
+		d.mu.Unlock()
+		sa.lock()
+		defer sa.unlock()
+		if sa.state != stateDead && sa.win.expect == 1 && sa.win.hasResp && sameBytes(sa.initReq, m.raw) {
+			d.count(func(c *ike.Counters) { c.Duplicates++ })
+			sa.send(sa.initResp)
+			return
+		}
+		d.count(func(c *ike.Counters) { c.Dropped++ })
+		return
+	}
+	if len(d.halfOpen) >= maxHalfOpen {
+		d.counters.Dropped++
+		d.mu.Unlock()
+		return
+	}
+	suites := d.cfg.suites
+	forceEncap := d.wantsEncap(local.Addr(), remote.Addr())
+	d.mu.Unlock()
+
+	// The COOKIE check of §2.6 goes here: under load, answer
+	// N(COOKIE) before any state or DH work.
+	var saP SA
+	var ke KE
+	okSA, errSA := m.decode(PayloadSA, &saP)
+	okKE, errKE := m.decode(PayloadKE, &ke)
+	np, okN := m.Get(PayloadNonce)
+	var ni []byte
+	var errN error
+	if okN {
+		ni, errN = parseNonce(np.Body)
+	}
+	if !okSA || !okKE || !okN || errSA != nil || errKE != nil || errN != nil {
+		d.count(func(c *ike.Counters) { c.Malformed++ })
+		d.refuseInit(local, remote, m, InvalidSyntax, nil)
+		return
+	}
+	su, number, ok := chooseIKE(suites, &saP)
+	if !ok {
+		d.count(func(c *ike.Counters) { c.NoProposalChosen++ })
+		d.refuseInit(local, remote, m, NoProposalChosen, nil)
+		return
+	}
+	if int(ke.Group) != su.group {
+		d.count(func(c *ike.Counters) { c.InvalidKE++ })
+		d.refuseInit(local, remote, m, InvalidKEPayload, binary.BigEndian.AppendUint16(nil, uint16(su.group)))
+		return
+	}
+	g, _ := ike.LookupGroup(su.group)
+	kex, err := g.GenerateKey(d.rand)
+	if err != nil {
+		return
+	}
+	defer kex.Zero()
+	shared, err := kex.Shared(ke.Data)
+	if err != nil {
+		d.count(func(c *ike.Counters) { c.Malformed++ })
+		d.refuseInit(local, remote, m, InvalidSyntax, nil)
+		return
+	}
+
+	sa := d.newIKESA(false, local, remote, m.SPIi)
+	sa.lock()
+	defer sa.unlock()
+	sa.forceEncap = forceEncap
+	sa.suite, sa.lifetime, sa.ni, sa.initReq = su, su.lifetime, ni, m.raw
+	sa.nr = make([]byte, nonceLen)
+	d.random(sa.nr)
+	if err := sa.deriveKeys(shared); err != nil {
+		sa.fail(err.Error())
+		return
+	}
+	localNAT, remoteNAT, found := detectNAT(m, local, remote)
+	sa.localNAT, sa.remoteNAT = localNAT, remoteNAT
+	chosen := ikeProposals([]suite{su})
+	chosen.Proposals[0].Number = number
+	ps := []Payload{
+		{Type: PayloadSA, Body: chosen.marshal()},
+		{Type: PayloadKE, Body: (&KE{Group: uint16(su.group), Data: kex.Public}).marshal()},
+		{Type: PayloadNonce, Body: sa.nr},
+	}
+	if found {
+		ps = append(ps, natNotifies(sa.spiI, sa.spiR, local, remote, forceEncap)...)
+	}
+	sa.respond(IKESAInit, ps)
+	sa.initResp = sa.win.lastResp
+	sa.hard = d.clk.AfterFunc(halfOpenTimeout, func() {
+		sa.lock()
+		defer sa.unlock()
+		if sa.state == stateInitDone {
+			sa.fail("IKE_AUTH did not come")
+		}
+	})
+}
+
+// refuseInit answers an IKE_SA_INIT request with an error notify and keeps
+// no state (§2.21.1).
+func (d *Daemon) refuseInit(local, remote netip.AddrPort, m *Message, t NotifyType, data []byte) {
+	h := Header{SPIi: m.SPIi, Version: Version, Exchange: IKESAInit, Flags: FlagResponse}
+	resp := (&Message{Header: h, Payloads: []Payload{notifyPayload(t, data)}}).Marshal()
+	d.log.Debug("IKE_SA_INIT refused", "remote", remote, "notify", t.String())
+	_ = d.tr.Send(local, remote, resp)
+}
+
+func sameBytes(a, b []byte) bool { return string(a) == string(b) }

@@ -1,0 +1,262 @@
+package v2
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/ismgw/ism/clock"
+	"github.com/ismgw/ism/ike"
+)
+
+// saState is where an IKE SA stands.
+type saState uint8
+
+const (
+	stateInitSent    saState = iota // initiator: IKE_SA_INIT request out
+	stateAuthSent                   // initiator: IKE_AUTH request out
+	stateInitDone                   // responder: IKE_SA_INIT answered, IKE_AUTH awaited
+	stateEstablished                // authenticated both ways
+	stateDeleting                   // a Delete of the IKE SA is out
+	stateDead                       // removed; its keys are zeroed
+)
+
+func (s saState) String() string {
+	return [...]string{"IKE_SA_INIT_I", "IKE_AUTH_I", "IKE_SA_INIT_R", "established", "deleting", "deleted"}[s]
+}
+
+// ikeSA is an IKE SA: one per pair of endpoints, shared by every tunnel
+// between them (the seed). mu guards every field but d and the immutable
+// ones named below; it is taken before Daemon.mu, never after.
+type ikeSA struct {
+	d  *Daemon
+	mu sync.Mutex
+
+	initiator  bool   // immutable: this end sent the first IKE_SA_INIT
+	spiI, spiR uint64 // spiI immutable; spiR set once by IKE_SA_INIT
+	local      netip.AddrPort
+	remote     netip.AddrPort
+	state      saState
+	failure    string
+	// stateShadow copies state for the daemon's look-ups under
+	// Daemon.mu (findIKESA); written with both mutexes held.
+	stateShadow saState
+
+	suite    suite
+	keys     ikeKeys
+	out, in  *skCrypto // this end's messages, the peer's
+	ni, nr   []byte
+	initReq  []byte // the IKE_SA_INIT request and response as sent (§2.15's RealMessage1/2)
+	initResp []byte
+	kex      *ike.KeyExchange // the initiator's, until IKE_SA_INIT completes
+	remoteID ike.Identity
+	localID  ike.Identity
+
+	// NAT traversal (§2.23).
+	localNAT, remoteNAT bool // this end, the peer, behind a NAT
+	natt                bool // floated to port 4500
+	forceEncap          bool // a tunnel asks for ESP-in-UDP without a NAT
+
+	win      window
+	children []*childSA
+	waiting  []string // tunnels that want a child SA once established
+
+	created   time.Time
+	lastHeard time.Time // the last authenticated message from the peer
+	lifetime  time.Duration
+	hard      clock.Timer
+	keepalive clock.Timer
+	dpd       *liveness
+
+	fx       []func() // effects queued while mu is held
+	flushing bool
+}
+
+// lock takes the SA's mutex.
+func (sa *ikeSA) lock() { sa.mu.Lock() }
+
+// unlock releases the SA's mutex and runs the queued effects in order
+// outside it. An effect that queues more (through a call back into the
+// daemon) has them run by the same loop; effects never run concurrently
+// for one SA.
+func (sa *ikeSA) unlock() {
+	for len(sa.fx) > 0 && !sa.flushing {
+		fx := sa.fx
+		sa.fx = nil
+		sa.flushing = true
+		sa.mu.Unlock()
+		for _, f := range fx {
+			f()
+		}
+		sa.mu.Lock()
+		sa.flushing = false
+	}
+	sa.mu.Unlock()
+}
+
+// after queues an effect: a call to the Installer, Transport or Listener.
+func (sa *ikeSA) after(f func()) { sa.fx = append(sa.fx, f) }
+
+// localSPI is this end's SPI, by which the daemon finds the SA.
+func (sa *ikeSA) localSPI() uint64 {
+	if sa.initiator {
+		return sa.spiI
+	}
+	return sa.spiR
+}
+
+// header returns the header of a message this end sends.
+func (sa *ikeSA) header(t ExchangeType, msgID uint32, response bool) Header {
+	h := Header{SPIi: sa.spiI, SPIr: sa.spiR, Version: Version, Exchange: t, MessageID: msgID}
+	if sa.initiator {
+		h.Flags |= FlagInitiator
+	}
+	if response {
+		h.Flags |= FlagResponse
+	}
+	return h
+}
+
+// newIKESA makes an IKE SA and indexes it by this end's SPI.
+func (d *Daemon) newIKESA(initiator bool, local, remote netip.AddrPort, peerSPI uint64) *ikeSA {
+	sa := &ikeSA{d: d, initiator: initiator, local: local, remote: remote, created: d.clk.Now()}
+	sa.lastHeard = sa.created
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for {
+		var b [8]byte
+		d.random(b[:])
+		spi := uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+			uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+		if spi == 0 || d.sas[spi] != nil {
+			continue
+		}
+		if initiator {
+			sa.spiI, sa.state = spi, stateInitSent
+		} else {
+			sa.spiI, sa.spiR, sa.state = peerSPI, spi, stateInitDone
+			d.halfOpen[respKey{peerSPI, remote.Addr()}] = sa
+		}
+		d.sas[spi] = sa
+		return sa
+	}
+}
+
+// findIKESA returns the IKE SA between two endpoints, preferring an
+// established one, then the newest. Daemon.mu must be held.
+func (d *Daemon) findIKESA(local, remote netip.Addr) *ikeSA {
+	var best *ikeSA
+	var bestEst bool
+	for _, sa := range d.sas {
+		if sa.local.Addr() != local || sa.remote.Addr() != remote || sa.deadLocked() {
+			continue
+		}
+		est := sa.establishedLocked()
+		if best == nil || (est && !bestEst) || (est == bestEst && sa.created.After(best.created)) {
+			best, bestEst = sa, est
+		}
+	}
+	return best
+}
+
+// The flags below are read by the daemon under Daemon.mu without the SA's
+// mutex; they are written with both held.
+func (sa *ikeSA) deadLocked() bool        { return sa.stateShadow == stateDead }
+func (sa *ikeSA) establishedLocked() bool { return sa.stateShadow == stateEstablished }
+
+// setState changes the state, and its copy read under Daemon.mu. The
+// SA's mutex must be held.
+func (sa *ikeSA) setState(s saState) {
+	sa.state = s
+	sa.d.mu.Lock()
+	sa.stateShadow = s
+	sa.d.mu.Unlock()
+}
+
+// destroy removes the SA: its child SAs are deleted from the Installer
+// (their tunnels go down), its timers stop, its keys are zeroed. Nothing
+// is sent. The SA's mutex must be held.
+func (sa *ikeSA) destroy(reason string) {
+	if sa.state == stateDead {
+		return
+	}
+	if sa.failure == "" {
+		sa.failure = reason
+	}
+	for _, c := range append([]*childSA(nil), sa.children...) {
+		sa.removeChild(c, reason)
+	}
+	sa.win.stop()
+	for _, t := range []clock.Timer{sa.hard, sa.keepalive} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	if sa.dpd != nil {
+		sa.dpd.stop()
+	}
+	waiting := sa.waiting
+	sa.waiting = nil
+	d := sa.d
+	sa.setState(stateDead)
+	d.mu.Lock()
+	if d.sas[sa.localSPI()] == sa {
+		delete(d.sas, sa.localSPI())
+	}
+	if k := (respKey{sa.spiI, sa.remote.Addr()}); d.halfOpen[k] == sa {
+		delete(d.halfOpen, k)
+	}
+	d.mu.Unlock()
+	sa.keys.zero()
+	sa.out, sa.in = nil, nil
+	if sa.kex != nil {
+		sa.kex.Zero()
+		sa.kex = nil
+	}
+	remote := sa.remote.Addr()
+	for _, name := range waiting {
+		sa.after(func() { d.negotiationFailed(name, remote, reason) })
+	}
+}
+
+// status describes the SA. Its mutex must be held.
+func (sa *ikeSA) status(now time.Time) ike.IKESAStatus {
+	st := ike.IKESAStatus{
+		Version: 2, Local: sa.local, Remote: sa.remote,
+		ICookie: fmt.Sprintf("%016x", sa.spiI), RCookie: fmt.Sprintf("%016x", sa.spiR),
+		Initiator: sa.initiator, State: sa.state.String(), Established: sa.state == stateEstablished,
+		NATT: sa.natt, LocalNAT: sa.localNAT, RemoteNAT: sa.remoteNAT, LastHeard: sa.lastHeard,
+	}
+	if sa.state == stateEstablished || sa.state == stateDeleting {
+		st.Policy = sa.suite.policy()
+		st.Policy.Lifetime = sa.lifetime
+		if left := sa.created.Add(sa.lifetime).Sub(now); left > 0 {
+			st.LifetimeLeft = left
+		}
+	}
+	if !sa.remoteID.IsZero() {
+		st.RemoteID = sa.remoteID.String()
+	}
+	if sa.dpd != nil {
+		st.DPD, st.PeerDPD = true, true // every IKEv2 peer answers liveness checks (§1.4)
+	}
+	return st
+}
+
+// send queues a datagram to the peer on the SA's current endpoints.
+func (sa *ikeSA) send(msg []byte) {
+	local, remote, d := sa.local, sa.remote, sa.d
+	sa.after(func() {
+		if err := d.tr.Send(local, remote, msg); err != nil {
+			d.log.Warn("send failed", "local", local, "remote", remote, "err", err)
+		}
+	})
+}
+
+// heard records an authenticated message from the peer.
+func (sa *ikeSA) heard() { sa.lastHeard = sa.d.clk.Now() }
+
+func (sa *ikeSA) String() string {
+	return fmt.Sprintf("%016x/%016x %s->%s", sa.spiI, sa.spiR, sa.local, sa.remote)
+}

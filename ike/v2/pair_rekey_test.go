@@ -1,0 +1,107 @@
+package v2
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ismgw/ism/clock/clocktest"
+	"github.com/ismgw/ism/ike"
+)
+
+// TestPairPFS applies the seed's PFS rules to a rekey with PFS: a
+// responder that mandates a stronger group refuses the proposal; one with
+// a weaker or no group accepts it, with the initiator's group.
+func TestPairPFS(t *testing.T) {
+	for _, c := range []struct{ a, b, want int }{{14, 31, 0}, {31, 14, 31}, {20, 0, 20}} {
+		clk := clocktest.New(t0)
+		ca, cb := pairConfig(clk), pairConfig(clk)
+		ta := pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-gcm16")
+		tb := pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-gcm16")
+		ta.PFSGroup, tb.PFSGroup = c.a, c.b
+		ta.Lifetime = ike.Lifetime{Time: time.Hour}
+		ca.Tunnels, cb.Tunnels = []ike.Tunnel{ta}, []ike.Tunnel{tb}
+		p := newPair(t, clk, ca, cb)
+		p.up(t, "t1")
+		p.advance(t, 55*time.Minute)
+		st := p.a.d.Status().Tunnels[0]
+		if c.want == 0 {
+			if st.Rekeys != 0 || p.b.d.Status().Counters.NoProposalChosen != 1 {
+				t.Errorf("PFS %d against %d: rekeyed %d times", c.a, c.b, st.Rekeys)
+			}
+			continue
+		}
+		if st.Rekeys != 1 || st.PFSGroup != c.want {
+			t.Errorf("PFS %d against %d: %d rekeys, group %d", c.a, c.b, st.Rekeys, st.PFSGroup)
+		}
+	}
+}
+
+// TestPairRekeyByTime: the child SA is rekeyed at 80–90 % of its lifetime
+// on the fake clock: the new pair is in before the old one goes, and the
+// tunnel never goes down.
+func TestPairRekeyByTime(t *testing.T) {
+	clk := clocktest.New(t0)
+	ca, cb := pairConfig(clk), pairConfig(clk)
+	ta := pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-hmac-sha256")
+	ta.Lifetime, ta.PFSGroup = ike.Lifetime{Time: time.Hour}, 14
+	tb := pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha256")
+	tb.PFSGroup = 14
+	ca.Tunnels, cb.Tunnels = []ike.Tunnel{ta}, []ike.Tunnel{tb}
+	p := newPair(t, clk, ca, cb)
+	p.up(t, "t1")
+	checkMakeBeforeBreak(t, p, func() { p.advance(t, 55*time.Minute) })
+}
+
+// checkMakeBeforeBreak runs trigger and checks, on both installers, that
+// a new SA pair came in before the old one left, and that the keys match.
+func checkMakeBeforeBreak(t *testing.T, p *pair, trigger func()) {
+	t.Helper()
+	before := len(p.a.inst.Calls())
+	trigger()
+	for _, s := range []*side{p.a, p.b} {
+		waitFor(t, "old SAs deleted", func() bool {
+			n := 0
+			for _, c := range s.inst.Calls() {
+				if c.Op == "delete" {
+					n++
+				}
+			}
+			return n >= 2
+		})
+		calls := s.inst.Calls()
+		if calls[2].Op != "add" || calls[3].Op != "add" || calls[4].Op != "delete" || calls[5].Op != "delete" {
+			t.Fatalf("installer calls %v, want the new pair added before the old one is deleted", calls)
+		}
+		if calls[2].SA.Inbound != true {
+			t.Errorf("the new inbound SA must come first: %v", calls)
+		}
+	}
+	if before != 2 {
+		t.Fatalf("%d installer calls before the rekey", before)
+	}
+	checkKeysMatch(t, p.a, p.b, "t1", "t1")
+	if countEvents(p.a.lis, "down", "t1")+countEvents(p.b.lis, "down", "t1") != 0 {
+		t.Fatal("the tunnel went down")
+	}
+	if st := p.a.d.Status(); st.Tunnels[0].Rekeys != 1 || st.Counters.Rekeys != 1 {
+		t.Fatalf("rekeys %d/%d", st.Tunnels[0].Rekeys, st.Counters.Rekeys)
+	}
+}
+
+// TestPairRekeyByVolume: the data path's soft volume expiry rekeys.
+func TestPairRekeyByVolume(t *testing.T) {
+	clk := clocktest.New(t0)
+	ca, cb := pairConfig(clk), pairConfig(clk)
+	ta := pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-gcm16")
+	ta.Lifetime = ike.Lifetime{Bytes: 1 << 30}
+	ca.Tunnels = []ike.Tunnel{ta}
+	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-gcm16")}
+	p := newPair(t, clk, ca, cb)
+	p.up(t, "t1")
+	_, out, _ := p.a.inst.Tunnel("t1")
+	if out[0].Soft.Bytes == 0 || out[0].Soft.Bytes >= out[0].Hard.Bytes {
+		t.Fatalf("volume limits %+v %+v", out[0].Soft, out[0].Hard)
+	}
+	id := p.a.inst.Calls()[1].ID
+	checkMakeBeforeBreak(t, p, func() { p.a.d.Expire(id, false) })
+}

@@ -1,0 +1,170 @@
+package v2
+
+import (
+	"time"
+
+	"github.com/ismgw/ism/clock"
+	"github.com/ismgw/ism/ike"
+)
+
+// The message ID window of RFC 7296 §2.3, at its size of 1 each way: this
+// end has at most one request outstanding, numbered in sequence from 0 and
+// retransmitted on a timer until answered or given up (§2.1, §2.4); the
+// peer's requests are taken in sequence, and the last response is kept to
+// answer a retransmission of its request again without doing it twice.
+
+// request is one request this end sends and its handlers. The handlers run
+// with the SA's mutex held.
+type request struct {
+	exchange ExchangeType
+	// build returns the payloads when the request's turn comes; it may
+	// fail (the request is then dropped and onTimeout is not called).
+	build      func(sa *ikeSA) ([]Payload, error)
+	onResponse func(sa *ikeSA, m *Message)
+	onTimeout  func(sa *ikeSA)
+	schedule   ike.Retransmit // zero: the configured one
+	plain      bool           // IKE_SA_INIT: not encrypted
+
+	msgID   uint32
+	wire    []byte
+	tries   int
+	timeout time.Duration
+}
+
+// window is an IKE SA's message ID state. Guarded by the SA's mutex.
+type window struct {
+	nextID uint32     // the next request ID this end sends
+	out    *request   // outstanding
+	queue  []*request // waiting their turn
+	timer  clock.Timer
+
+	expect   uint32 // the next request ID expected from the peer
+	lastResp []byte // the response to request expect-1, as sent
+	hasResp  bool
+}
+
+func (w *window) stop() {
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	w.out, w.queue = nil, nil
+}
+
+// busy reports whether a request is outstanding or queued.
+func (w *window) busy() bool { return w.out != nil || len(w.queue) > 0 }
+
+// request queues r and sends it when the window allows. The SA's mutex
+// must be held.
+func (sa *ikeSA) request(r *request) {
+	if sa.state == stateDead {
+		return
+	}
+	sa.win.queue = append(sa.win.queue, r)
+	sa.sendNext()
+}
+
+// sendNext sends the next queued request if none is outstanding.
+func (sa *ikeSA) sendNext() {
+	w := &sa.win
+	for w.out == nil && len(w.queue) > 0 && sa.state != stateDead {
+		r := w.queue[0]
+		w.queue = w.queue[1:]
+		ps, err := r.build(sa)
+		if err != nil {
+			sa.d.log.Warn("request not sent", "exchange", r.exchange.String(), "err", err)
+			continue
+		}
+		r.msgID = w.nextID
+		h := sa.header(r.exchange, r.msgID, false)
+		if r.plain {
+			m := &Message{Header: h, Payloads: ps}
+			r.wire = m.Marshal()
+		} else if r.wire, err = sa.out.seal(h, ps, sa.d.rand); err != nil {
+			sa.d.log.Warn("request not sent", "exchange", r.exchange.String(), "err", err)
+			continue
+		}
+		if r.exchange == IKESAInit {
+			sa.initReq = r.wire
+		}
+		if r.schedule.Timeout == 0 {
+			sa.d.mu.Lock()
+			r.schedule = sa.d.cfg.retrans
+			sa.d.mu.Unlock()
+		}
+		r.timeout = r.schedule.Timeout
+		w.out = r
+		sa.send(r.wire)
+		sa.armRetransmit(r)
+	}
+}
+
+func (sa *ikeSA) armRetransmit(r *request) {
+	if sa.win.timer != nil {
+		sa.win.timer.Stop()
+	}
+	sa.win.timer = sa.d.clk.AfterFunc(r.timeout, func() {
+		sa.lock()
+		defer sa.unlock()
+		sa.retransmit(r)
+	})
+}
+
+// retransmit resends the outstanding request r, or gives up after the
+// last try (§2.4: the peer is then unreachable).
+func (sa *ikeSA) retransmit(r *request) {
+	w := &sa.win
+	if w.out != r || sa.state == stateDead {
+		return
+	}
+	if r.tries >= r.schedule.Tries {
+		w.out = nil
+		sa.d.log.Warn("peer did not answer", "exchange", r.exchange.String(), "msgid", r.msgID, "remote", sa.remote)
+		if r.onTimeout != nil {
+			r.onTimeout(sa)
+		}
+		sa.sendNext()
+		return
+	}
+	r.tries++
+	sa.d.count(func(c *ike.Counters) { c.Retransmits++ })
+	sa.send(r.wire)
+	r.timeout = time.Duration(float64(r.timeout) * max(r.schedule.Base, 1))
+	sa.armRetransmit(r)
+}
+
+// response handles a response to the outstanding request; it reports
+// false if the message ID is not the outstanding request's.
+func (sa *ikeSA) response(m *Message) bool {
+	w := &sa.win
+	r := w.out
+	if r == nil || m.MessageID != r.msgID || m.Exchange != r.exchange {
+		return false
+	}
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	w.out = nil
+	w.nextID++
+	r.onResponse(sa, m)
+	sa.sendNext()
+	return true
+}
+
+// respond sends the response to the peer's request expect and keeps it
+// for retransmissions of that request.
+func (sa *ikeSA) respond(t ExchangeType, ps []Payload) {
+	h := sa.header(t, sa.win.expect, true)
+	var b []byte
+	if t == IKESAInit {
+		b = (&Message{Header: h, Payloads: ps}).Marshal()
+	} else {
+		var err error
+		if b, err = sa.out.seal(h, ps, sa.d.rand); err != nil {
+			sa.d.log.Warn("response not sent", "exchange", t.String(), "err", err)
+			return
+		}
+	}
+	sa.win.expect++
+	sa.win.lastResp, sa.win.hasResp = b, true
+	sa.send(b)
+}
