@@ -131,6 +131,13 @@ func (ex *exchange) read(retransmit bool) (packet, error) {
 			d.busy++
 		}
 		switch {
+		case ex.ctx.Err() != nil:
+			err := ex.abortErr
+			d.mu.Unlock()
+			if err != nil {
+				return packet{}, err
+			}
+			return packet{}, fmt.Errorf("v1: exchange canceled: %w", ex.ctx.Err())
 		case len(ex.in) > 0:
 			p := ex.in[0]
 			ex.in[0] = packet{}
@@ -157,13 +164,6 @@ func (ex *exchange) read(retransmit bool) (packet, error) {
 			d.sendTo(ex.sa, ex.last)
 			timeout = r.Next(timeout)
 			timer.Reset(timeout)
-		case ex.ctx.Err() != nil:
-			err := ex.abortErr
-			d.mu.Unlock()
-			if err != nil {
-				return packet{}, err
-			}
-			return packet{}, fmt.Errorf("v1: exchange canceled: %w", ex.ctx.Err())
 		default:
 			d.waiting[ex] = true
 			d.busy--
