@@ -7,17 +7,19 @@ import (
 	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/fallback"
 	"github.com/ismgw/ism/internal/testpkt"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/offload"
 	"github.com/ismgw/ism/transform"
 )
 
-// Direction is what an engine workload measures.
-type Direction string
+// Operation is what an engine workload measures: encapsulation or
+// decapsulation.
+type Operation string
 
-// Directions.
+// Operations.
 const (
-	Encap Direction = "encap"
-	Decap Direction = "decap"
+	Encap Operation = "encap"
+	Decap Operation = "decap"
 )
 
 // Pool is how many packets a workload cycles through: 256 packets of
@@ -63,13 +65,13 @@ func NewEngineWork(t transform.Transform, size int, accel driver.Driver) (*Engin
 	w.ptx, w.prx = w.tx.NewProcessor(), w.rx.NewProcessor()
 	src, dst := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
 	c := offload.SAConfig{SPI: 0x1000, Transform: t, Src: src, Dst: dst,
-		CipherKey: make(driver.Key, t.CipherKeyLen()), AuthKey: make(driver.Key, t.AuthKeyLen()),
+		CipherKey: make(ipsec.Key, t.CipherKeyLen()), AuthKey: make(ipsec.Key, t.AuthKeyLen()),
 		ReplayWindow: offload.DefaultReplayWindow}
-	c.Direction = driver.Outbound
+	c.Direction = ipsec.Outbound
 	if w.sa, err = w.tx.AddSA(c); err != nil {
 		return nil, err
 	}
-	c.Direction = driver.Inbound
+	c.Direction = ipsec.Inbound
 	in, err := w.rx.AddSA(c)
 	if err != nil {
 		return nil, err

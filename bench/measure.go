@@ -12,7 +12,7 @@ import (
 type EngineResult struct {
 	Transform string    `json:"transform"`
 	Size      int       `json:"size"`
-	Direction Direction `json:"direction"`
+	Operation Operation `json:"operation"`
 	Driver    string    `json:"driver"`
 	Cores     int       `json:"cores"`
 	PPS       float64   `json:"pps"`
@@ -36,7 +36,7 @@ const rounds = 5
 // MeasureEngine measures one workload for about d in all, split between the
 // engine and the baseline, on cores goroutines each with its own SA pair.
 // accel nil means the software engine.
-func MeasureEngine(t transform.Transform, size int, dir Direction, accel driver.Driver, cores int, d time.Duration) (EngineResult, error) {
+func MeasureEngine(t transform.Transform, size int, op Operation, accel driver.Driver, cores int, d time.Duration) (EngineResult, error) {
 	cores = max(cores, 1)
 	works := make([]*EngineWork, cores)
 	for i := range works {
@@ -51,7 +51,7 @@ func MeasureEngine(t transform.Transform, size int, dir Direction, accel driver.
 	var ism, base rate
 	for range rounds {
 		ism.add(runAll(works, slice, func(w *EngineWork) (int, time.Duration) {
-			if dir == Encap {
+			if op == Encap {
 				t0 := time.Now()
 				return w.Encap(), time.Since(t0)
 			}
@@ -60,7 +60,7 @@ func MeasureEngine(t transform.Transform, size int, dir Direction, accel driver.
 			return w.Decap(), time.Since(t0)
 		}))
 		base.add(runAll(works, slice, func(w *EngineWork) (int, time.Duration) {
-			if dir == Encap {
+			if op == Encap {
 				t0 := time.Now()
 				return w.RawSeal(), time.Since(t0)
 			}
@@ -69,7 +69,7 @@ func MeasureEngine(t transform.Transform, size int, dir Direction, accel driver.
 			return w.RawOpen(), time.Since(t0)
 		}))
 	}
-	r := EngineResult{Transform: t.Name(), Size: size, Direction: dir, Driver: works[0].Driver, Cores: cores}
+	r := EngineResult{Transform: t.Name(), Size: size, Operation: op, Driver: works[0].Driver, Cores: cores}
 	r.PPS = ism.pps()
 	r.Gbps = r.PPS * float64(size) * 8 / 1e9
 	r.RawGbps = base.pps() * float64(size) * 8 / 1e9

@@ -29,7 +29,7 @@ func EngineTable(w io.Writer, rows []EngineResult) error {
 	}
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%.3f\t%.2f\t%s\t%s\t%s\t%s\t\n",
-			r.Transform, r.Size, r.Direction, r.Driver, r.Cores, r.PPS/1e6, r.Gbps, dash(r.RawGbps), dash(r.Ratio), dash(r.VsSoftware), dash(r.VsCryptoPerf))
+			r.Transform, r.Size, r.Operation, r.Driver, r.Cores, r.PPS/1e6, r.Gbps, dash(r.RawGbps), dash(r.Ratio), dash(r.VsSoftware), dash(r.VsCryptoPerf))
 	}
 	return tw.Flush()
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -35,23 +36,6 @@ func (a Action) String() string {
 		return actionNames[a]
 	}
 	return fmt.Sprintf("action-%d", uint8(a))
-}
-
-// Direction is the direction of a session: Outbound encrypts and computes the
-// ICV, Inbound verifies the ICV and decrypts.
-type Direction uint8
-
-// Directions.
-const (
-	Outbound Direction = iota
-	Inbound
-)
-
-func (d Direction) String() string {
-	if d == Inbound {
-		return "inbound"
-	}
-	return "outbound"
 }
 
 // Capability is one thing a driver can do: a transform under an action.
@@ -112,12 +96,12 @@ func (i *Info) Supports(t transform.Transform, a Action) bool {
 type SessionConfig struct {
 	Action    Action
 	Transform transform.Transform
-	Direction Direction
+	Direction ipsec.Direction
 	SPI       uint32
 	// CipherKey is the encryption keying material, including the 4-byte
 	// salt of AEAD transforms (RFC 4106 §8.1, RFC 7634 §2).
-	CipherKey Key
-	AuthKey   Key
+	CipherKey ipsec.Key
+	AuthKey   ipsec.Key
 	ESN       bool
 	// ReplayWindow, SoftBytes and the other limits matter only to protocol
 	// actions, where the driver runs ESP itself.

@@ -6,6 +6,7 @@ import (
 	"hash"
 
 	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // worker is the scratch space of one goroutine running ops. The zero value is
@@ -46,7 +47,7 @@ func (w *worker) runAEAD(s *session, op *driver.Op) driver.Status {
 	copy(w.nonce[4:], op.IV[:8])
 	aad := op.AAD[:op.AADLen]
 	text := region[:op.CipherLen]
-	if s.dir == driver.Outbound {
+	if s.dir == ipsec.Outbound {
 		s.aead.Seal(text[:0], w.nonce[:], text, aad)
 		return driver.OK
 	}
@@ -96,7 +97,7 @@ func (w *worker) runChain(s *session, op *driver.Op) driver.Status {
 			return driver.InvalidArgs
 		}
 	}
-	if s.dir == driver.Outbound {
+	if s.dir == ipsec.Outbound {
 		if text != nil {
 			s.crypt(text, op.IV[:op.IVLen])
 		}

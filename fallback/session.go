@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -25,7 +26,7 @@ import (
 // pools so that queue pairs never share one.
 type session struct {
 	t      transform.Transform
-	dir    driver.Direction
+	dir    ipsec.Direction
 	salt   [4]byte
 	icvLen int
 
@@ -82,7 +83,7 @@ func newSession(c driver.SessionConfig) (*session, error) {
 		return nil, fmt.Errorf("fallback: %s: %w", t, err)
 	}
 	if s.block != nil && !s.truncated {
-		blk, out := s.block, c.Direction == driver.Outbound
+		blk, out := s.block, c.Direction == ipsec.Outbound
 		zero := make([]byte, blk.BlockSize())
 		s.cbc.New = func() any {
 			if out {

@@ -23,6 +23,7 @@ import (
 	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/fallback"
 	"github.com/ismgw/ism/internal/testvec"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -43,11 +44,11 @@ func lookup(t *testing.T, name string) transform.Transform {
 	return tr
 }
 
-func newSession(t *testing.T, d *fallback.Driver, tr transform.Transform, dir driver.Direction, ck, ak []byte) driver.Session {
+func newSession(t *testing.T, d *fallback.Driver, tr transform.Transform, dir ipsec.Direction, ck, ak []byte) driver.Session {
 	t.Helper()
 	s, err := d.NewSession(driver.SessionConfig{
 		Action: driver.CPUCrypto, Transform: tr, Direction: dir, SPI: 0x1000,
-		CipherKey: driver.Key(ck).Clone(), AuthKey: driver.Key(ak).Clone(),
+		CipherKey: ipsec.Key(ck).Clone(), AuthKey: ipsec.Key(ak).Clone(),
 	})
 	if err != nil {
 		t.Fatalf("%s %s session: %v", tr, dir, err)
@@ -175,7 +176,7 @@ func TestHMACVectors(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			key, ok := hmacKey(c.key, c.tr.Integrity)
 			if len(c.key) != c.tr.AuthKeyLen() {
-				_, err := d.NewSession(driver.SessionConfig{Action: driver.CPUCrypto, Transform: c.tr, Direction: driver.Outbound, AuthKey: driver.Key(c.key)})
+				_, err := d.NewSession(driver.SessionConfig{Action: driver.CPUCrypto, Transform: c.tr, Direction: ipsec.Outbound, AuthKey: ipsec.Key(c.key)})
 				if !errors.Is(err, driver.ErrBadKey) {
 					t.Fatalf("a %d-byte key for %s: got %v, want ErrBadKey", len(c.key), c.tr, err)
 				}
@@ -199,8 +200,8 @@ func TestHMACVectors(t *testing.T) {
 func checkHMAC(t *testing.T, d *fallback.Driver, mode string, c hmacCase, key []byte) {
 	t.Helper()
 	icvLen := c.tr.ICVLen()
-	out := newSession(t, d, c.tr, driver.Outbound, nil, key)
-	in := newSession(t, d, c.tr, driver.Inbound, nil, key)
+	out := newSession(t, d, c.tr, ipsec.Outbound, nil, key)
+	in := newSession(t, d, c.tr, ipsec.Inbound, nil, key)
 	n := len(c.data)
 
 	b := newBuffer(c.data)
@@ -285,8 +286,8 @@ func TestCBCVectors(t *testing.T) {
 	d := newDriver(t)
 	for _, c := range cbcCases(t) {
 		t.Run(c.name, func(t *testing.T) {
-			out := newSession(t, d, c.tr, driver.Outbound, c.key, nil)
-			in := newSession(t, d, c.tr, driver.Inbound, c.key, nil)
+			out := newSession(t, d, c.tr, ipsec.Outbound, c.key, nil)
+			in := newSession(t, d, c.tr, ipsec.Inbound, c.key, nil)
 			for _, mode := range modes {
 				for _, dir := range []struct {
 					s        driver.Session
@@ -312,7 +313,7 @@ func TestCBCVectors(t *testing.T) {
 func TestCBCBadArgs(t *testing.T) {
 	d := newDriver(t)
 	tr := lookup(t, "esp-3des")
-	s := newSession(t, d, tr, driver.Outbound, make([]byte, 24), nil)
+	s := newSession(t, d, tr, ipsec.Outbound, make([]byte, 24), nil)
 	for _, c := range []struct {
 		n, iv int
 	}{{7, 8}, {9, 8}, {8, 16}, {8, 0}} {
@@ -338,8 +339,8 @@ func TestChaCha20Poly1305Vector(t *testing.T) {
 	if len(tag) != tr.ICVLen() || len(aad) != 12 || len(iv) != tr.IVLen() {
 		t.Fatalf("vector does not fit %s", tr)
 	}
-	out := newSession(t, d, tr, driver.Outbound, key, nil)
-	in := newSession(t, d, tr, driver.Inbound, key, nil)
+	out := newSession(t, d, tr, ipsec.Outbound, key, nil)
+	in := newSession(t, d, tr, ipsec.Inbound, key, nil)
 	n := len(pt)
 	mkop := func(s driver.Session, p []byte) *driver.Op {
 		op := &driver.Op{Session: s, Buf: newBuffer(p), CipherLen: n, DigestOff: n, IVLen: 8, AADLen: uint8(len(aad))}

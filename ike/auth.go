@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // IDKind is the form of a phase 1 identity.
@@ -117,13 +117,13 @@ func stripUser(s string) (string, bool) {
 // PSKTable finds pre-shared keys the way JUNOSe does. It is immutable and
 // safe for concurrent use.
 type PSKTable struct {
-	byName map[string]driver.Key
+	byName map[string]ipsec.Key
 }
 
 // NewPSKTable indexes keys by their peer string (addresses in canonical
 // form, names case-insensitively).
 func NewPSKTable(keys []PreSharedKey) *PSKTable {
-	t := &PSKTable{byName: map[string]driver.Key{}}
+	t := &PSKTable{byName: map[string]ipsec.Key{}}
 	for _, k := range keys {
 		name := k.Peer
 		if a, err := netip.ParseAddr(name); err == nil {
@@ -138,7 +138,7 @@ func NewPSKTable(keys []PreSharedKey) *PSKTable {
 // user@fqdn identity not found, a second time by its FQDN part (the seed:
 // "the router strips off the user@ part and performs a second search").
 // An address identity is looked up by its address.
-func (t *PSKTable) ForIdentity(id Identity) (driver.Key, bool) {
+func (t *PSKTable) ForIdentity(id Identity) (ipsec.Key, bool) {
 	if k, ok := t.byName[strings.ToLower(id.String())]; ok {
 		return k, true
 	}
@@ -152,7 +152,7 @@ func (t *PSKTable) ForIdentity(id Identity) (driver.Key, bool) {
 }
 
 // ForAddress looks the key up by the peer's address.
-func (t *PSKTable) ForAddress(a netip.Addr) (driver.Key, bool) {
+func (t *PSKTable) ForAddress(a netip.Addr) (ipsec.Key, bool) {
 	k, ok := t.byName[a.Unmap().String()]
 	return k, ok
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/clock"
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/selector"
 	"github.com/ismgw/ism/transform"
@@ -33,7 +32,7 @@ type Config struct {
 	Tunnels []Tunnel
 	// Lifetime is the global user-SA lifetime (the ipsec lifetime command);
 	// a tunnel's own lifetime overrides it. Zero: DefaultLifetime.
-	Lifetime Lifetime
+	Lifetime ipsec.Lifetime
 	// Retransmit governs resending unanswered messages. Zero: defaults.
 	Retransmit Retransmit
 	// Keepalive is the NAT-T keepalive interval (RFC 3948 §2.3) when this
@@ -41,7 +40,7 @@ type Config struct {
 	Keepalive time.Duration
 	// DPD is the global dead peer detection setting (the ipsec dpd
 	// commands); a tunnel's own overrides it.
-	DPD DPD
+	DPD ipsec.DPD
 	// FailoverHoldDown is the least time between two failovers of a
 	// tunnel. Zero: DefaultFailoverHoldDown; negative: none.
 	FailoverHoldDown time.Duration
@@ -61,7 +60,7 @@ type Config struct {
 const MaxPolicies = 10
 
 // DefaultLifetime is the global user-SA lifetime when none is configured.
-var DefaultLifetime = Lifetime{Time: 8 * time.Hour}
+var DefaultLifetime = ipsec.Lifetime{Time: 8 * time.Hour}
 
 // DefaultIKELifetime is an IKE policy's lifetime when it has none.
 const DefaultIKELifetime = 24 * time.Hour
@@ -221,7 +220,7 @@ func (p Policy) String() string {
 // (an FQDN or user@fqdn string).
 type PreSharedKey struct {
 	Peer string
-	Key  driver.Key
+	Key  ipsec.Key
 }
 
 // Certificates holds what RSA signature authentication needs.
@@ -269,7 +268,7 @@ type Tunnel struct {
 	// PFSGroup is the quick mode DH group; 0 disables PFS.
 	PFSGroup int
 	// Lifetime is the tunnel lifetime; zero uses Config.Lifetime.
-	Lifetime Lifetime
+	Lifetime ipsec.Lifetime
 	// LocalSelector and RemoteSelector are the traffic selectors (IDci and
 	// IDcr when ISM initiates).
 	LocalSelector, RemoteSelector selector.Selector
@@ -288,7 +287,7 @@ type Tunnel struct {
 	// (two-way: from the backup it goes back to Destination).
 	BackupDestination netip.Addr
 	// DPD is the tunnel's dead peer detection; nil uses Config.DPD.
-	DPD *DPD
+	DPD *ipsec.DPD
 	// FailoverHoldDown is the least time between two failovers. Zero:
 	// Config.FailoverHoldDown; negative: none.
 	FailoverHoldDown time.Duration
@@ -344,7 +343,7 @@ func (c *Config) validate(version int) error {
 			errs = append(errs, fmt.Errorf("ike: policy %d: unsupported authentication", i+1))
 		}
 	}
-	if err := c.DPD.validate(); err != nil {
+	if err := c.DPD.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("ike: %w", err))
 	}
 	names := map[string]bool{}
@@ -419,7 +418,7 @@ func (t *Tunnel) validate(names map[string]bool, version int) []error {
 		bad("invalid selectors")
 	}
 	if t.DPD != nil {
-		if err := t.DPD.validate(); err != nil {
+		if err := t.DPD.Validate(); err != nil {
 			bad("%v", err)
 		}
 	}

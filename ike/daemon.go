@@ -1,6 +1,10 @@
 package ike
 
-import "net/netip"
+import (
+	"net/netip"
+
+	"github.com/ismgw/ism/ipsec"
+)
 
 // Daemon is an IKE daemon: it negotiates and maintains the SAs of signaled
 // tunnels. Package ism gives it every IKE datagram and every data path
@@ -15,7 +19,7 @@ type Daemon interface {
 	Acquire(tunnel string)
 	// Expire reports that an SA crossed its soft (rekey) or hard lifetime
 	// in the data path.
-	Expire(id SAID, hard bool)
+	Expire(id ipsec.SAID, hard bool)
 	// Reconfigure replaces the configuration; established SAs stay as they
 	// are until renegotiated.
 	Reconfigure(cfg Config) error

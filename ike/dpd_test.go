@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/selector"
 	"github.com/ismgw/ism/transform"
 )
@@ -13,13 +14,13 @@ import (
 // TestDPDResolve: a tunnel's zero timers take the global ones, then the
 // defaults; nil takes the global setting whole.
 func TestDPDResolve(t *testing.T) {
-	c := Config{DPD: DPD{Enabled: true, Idle: 10 * time.Second, Retries: 5}}
+	c := Config{DPD: ipsec.DPD{Enabled: true, Idle: 10 * time.Second, Retries: 5}}
 	tu := Tunnel{}
-	if got := c.TunnelDPD(&tu); !got.Enabled || got.Idle != 10*time.Second || got.Retries != 5 || got.Sent != DefaultDPDSent ||
-		got.Silent != DefaultDPDSilent || got.RetryInterval != DefaultDPDRetryInterval {
+	if got := c.TunnelDPD(&tu); !got.Enabled || got.Idle != 10*time.Second || got.Retries != 5 || got.Sent != ipsec.DefaultDPDSent ||
+		got.Silent != ipsec.DefaultDPDSilent || got.RetryInterval != ipsec.DefaultDPDRetryInterval {
 		t.Errorf("global: %+v", got)
 	}
-	tu.DPD = &DPD{Enabled: false, Silent: time.Second}
+	tu.DPD = &ipsec.DPD{Enabled: false, Silent: time.Second}
 	if got := c.TunnelDPD(&tu); got.Enabled || got.Silent != time.Second || got.Idle != 10*time.Second || got.Retries != 5 {
 		t.Errorf("tunnel: %+v", got)
 	}
@@ -27,7 +28,7 @@ func TestDPDResolve(t *testing.T) {
 		got.Idle != 150*time.Second || got.RetryInterval != 5*time.Second || got.Retries != 3 {
 		t.Errorf("defaults: %+v, want the seed's 30 s, 60 s and 150 s", got)
 	}
-	if h := c.HoldDown(&tu); h != DefaultFailoverHoldDown {
+	if h := c.HoldDown(&tu); h != ipsec.DefaultFailoverHoldDown {
 		t.Errorf("hold-down %v", h)
 	}
 	c.FailoverHoldDown = 5 * time.Second
@@ -52,7 +53,7 @@ func TestValidateFailoverAndDPD(t *testing.T) {
 	}
 	good := base("good")
 	good.BackupDestination = netip.MustParseAddr("192.0.2.3")
-	good.DPD = &DPD{Enabled: true, Idle: time.Second}
+	good.DPD = &ipsec.DPD{Enabled: true, Idle: time.Second}
 	self := base("self")
 	self.BackupDestination = self.Destination
 	fqdn := base("fqdn")
@@ -61,12 +62,12 @@ func TestValidateFailoverAndDPD(t *testing.T) {
 	family := base("family")
 	family.BackupDestination = netip.MustParseAddr("2001:db8::3")
 	negative := base("negative")
-	negative.DPD = &DPD{Enabled: true, Silent: -time.Second}
+	negative.DPD = &ipsec.DPD{Enabled: true, Silent: -time.Second}
 	policies := []Policy{{Encryption: EncAES128, Hash: HashSHA1, Auth: AuthPSK, Group: 14}}
 	if err := (&Config{Policies: policies, Tunnels: []Tunnel{good}}).Validate(); err != nil {
 		t.Fatalf("valid configuration refused: %v", err)
 	}
-	err := (&Config{Policies: policies, Tunnels: []Tunnel{self, fqdn, family, negative}, DPD: DPD{Retries: -1}}).Validate()
+	err := (&Config{Policies: policies, Tunnels: []Tunnel{self, fqdn, family, negative}, DPD: ipsec.DPD{Retries: -1}}).Validate()
 	if err == nil {
 		t.Fatal("invalid configuration accepted")
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/ismgw/ism/ipsec"
 )
 
 // ErrPFSRequired: the local end mandates PFS and the peer proposed none.
@@ -50,8 +52,8 @@ func ChoosePFSGroup(local, proposed int) (int, error) {
 
 // LesserLifetime returns the lesser of two lifetimes, each dimension on its
 // own; zero means unlimited.
-func LesserLifetime(a, b Lifetime) Lifetime {
-	return Lifetime{Time: lesser(a.Time, b.Time), Bytes: lesser(a.Bytes, b.Bytes)}
+func LesserLifetime(a, b ipsec.Lifetime) ipsec.Lifetime {
+	return ipsec.Lifetime{Time: lesser(a.Time, b.Time), Bytes: lesser(a.Bytes, b.Bytes), Packets: lesser(a.Packets, b.Packets)}
 }
 
 func lesser[T time.Duration | uint64](a, b T) T {

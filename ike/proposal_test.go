@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // TestChoosePFSGroup applies the seed's rules, including its example:
@@ -40,9 +40,9 @@ func TestChoosePFSGroup(t *testing.T) {
 }
 
 func TestLesserLifetime(t *testing.T) {
-	a := Lifetime{Time: time.Hour}
-	b := Lifetime{Time: 2 * time.Hour, Bytes: 1 << 20}
-	if got := LesserLifetime(a, b); got != (Lifetime{Time: time.Hour, Bytes: 1 << 20}) {
+	a := ipsec.Lifetime{Time: time.Hour}
+	b := ipsec.Lifetime{Time: 2 * time.Hour, Bytes: 1 << 20}
+	if got := LesserLifetime(a, b); got != (ipsec.Lifetime{Time: time.Hour, Bytes: 1 << 20}) {
 		t.Fatalf("got %+v", got)
 	}
 }
@@ -51,9 +51,9 @@ func TestLesserLifetime(t *testing.T) {
 // user@fqdn identity (the seed), then by address.
 func TestPSKLookup(t *testing.T) {
 	tab := NewPSKTable([]PreSharedKey{
-		{Peer: "branch245.customer77.isp.net", Key: driver.Key("fqdn-key")},
-		{Peer: "user1@branch245.customer77.isp.net", Key: driver.Key("user1-key")},
-		{Peer: "192.0.2.7", Key: driver.Key("addr-key")},
+		{Peer: "branch245.customer77.isp.net", Key: ipsec.Key("fqdn-key")},
+		{Peer: "user1@branch245.customer77.isp.net", Key: ipsec.Key("user1-key")},
+		{Peer: "192.0.2.7", Key: ipsec.Key("addr-key")},
 	})
 	check := func(id string, want string) {
 		t.Helper()

@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/selector"
 	"github.com/ismgw/ism/transform"
@@ -14,21 +13,6 @@ import (
 // strongSwan's kernel_ipsec_t: IKE negotiates, the ISM installs. Package ism
 // implements Installer and Transport and consumes Listener events; package
 // ike never touches packets.
-
-// SAID names an IPsec SA: an SPI is unique per destination and protocol. The
-// destination is the peer for an outbound SA and the local endpoint for an
-// inbound SA.
-type SAID struct {
-	Dst      netip.Addr
-	SPI      uint32
-	Protocol transform.Protocol
-}
-
-// Lifetime is a limit by time and by volume; zero means none.
-type Lifetime struct {
-	Time  time.Duration
-	Bytes uint64
-}
 
 // UserSA is an IPsec SA negotiated by IKE, in one direction.
 type UserSA struct {
@@ -41,10 +25,10 @@ type UserSA struct {
 	// ports are those of the packets the SA carries.
 	UDPEncap         bool
 	SrcPort, DstPort uint16
-	CipherKey        driver.Key // AEAD keys include the salt
-	AuthKey          driver.Key
+	CipherKey        ipsec.Key // AEAD keys include the salt
+	AuthKey          ipsec.Key
 	// Soft asks for a rekey when crossed; Hard makes the SA unusable.
-	Soft, Hard Lifetime
+	Soft, Hard ipsec.Lifetime
 	// Local and Remote are the negotiated selectors (IDci/IDcr).
 	Local, Remote selector.Selector
 	PFSGroup      int // 0 when no PFS
@@ -72,11 +56,11 @@ type Installer interface {
 	// AddSA installs an SA. On a rekey the new inbound SA is added before
 	// the old one is deleted (make before break). The Installer takes
 	// ownership of the key slices in sa.
-	AddSA(id SAID, sa UserSA) error
+	AddSA(id ipsec.SAID, sa UserSA) error
 	// DeleteSA removes an SA and zeroes its keys.
-	DeleteSA(id SAID) error
+	DeleteSA(id ipsec.SAID) error
 	// QuerySA returns the SA's usage counters.
-	QuerySA(id SAID) (SAUsage, error)
+	QuerySA(id ipsec.SAID) (SAUsage, error)
 }
 
 // Transport sends IKE messages from the tunnel endpoints' sockets, which the
@@ -92,7 +76,7 @@ type Transport interface {
 // §2.23). Without it the IKE SA follows and the SAs keep their ports
 // until rekeyed.
 type EndpointUpdater interface {
-	UpdateSAEndpoints(id SAID, src, dst netip.AddrPort) error
+	UpdateSAEndpoints(id ipsec.SAID, src, dst netip.AddrPort) error
 }
 
 // KeepaliveSender is implemented by a Transport that can send NAT-T

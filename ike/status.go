@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -50,8 +51,8 @@ type TunnelStatus struct {
 	InboundSPI  uint32
 	OutboundSPI uint32
 	UDPEncap    bool
-	Lifetime    Lifetime      // the negotiated lifetime in force
-	TimeLeft    time.Duration // until the hard lifetime
+	Lifetime    ipsec.Lifetime // the negotiated lifetime in force
+	TimeLeft    time.Duration  // until the hard lifetime
 	Rekeys      int
 	LastError   string // why the last negotiation failed
 	// Destination is the destination in use: the tunnel's destination,

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	_ "github.com/ismgw/ism/driver/dpdk" // registers the dpdk driver
-	"github.com/ismgw/ism/ism/config"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // TestDPDKTunnel: with `driver dpdk` the SAs of a manual tunnel run on DPDK
@@ -23,7 +23,7 @@ func TestDPDKTunnel(t *testing.T) {
 			devs := func(n int) string {
 				return fmt.Sprintf("dpdk vdev crypto_aesni_gcm%d\ndpdk vdev crypto_aesni_mb%d\n", n, n)
 			}
-			x := newLab2(t, e2eCase{transform: tr, mode: config.TunnelMode, udp: true,
+			x := newLab2(t, e2eCase{transform: tr, mode: ipsec.Tunnel, udp: true,
 				extraA: "  tunnel driver dpdk\n" + devs(2*i), extraB: "  tunnel driver dpdk\n" + devs(2*i+1)})
 			for _, g := range []*Gateway{x.ga, x.gb} {
 				if g.pool == nil {

@@ -14,7 +14,7 @@ import (
 	"golang.org/x/net/ipv4"
 
 	"github.com/ismgw/ism/internal/netlab"
-	"github.com/ismgw/ism/ism/config"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/offload"
 	"github.com/ismgw/ism/transform"
 )
@@ -91,7 +91,7 @@ func (x *lab2) pingLost(t *testing.T, dst string, n int) {
 // selector-mismatch; 203.0.113.1 still goes through.
 func TestDropSelector(t *testing.T) {
 	t.Parallel()
-	x := newLab2(t, e2eCase{transform: "esp-aes128-gcm16", mode: config.TunnelMode,
+	x := newLab2(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel,
 		extraA: "  tunnel remote-selector range 203.0.113.1 203.0.113.2\n",
 		extraB: "  tunnel local-selector 203.0.113.1\n"})
 	aout, _ := sas(x.ga, "t1")
@@ -124,7 +124,7 @@ func TestDropSelector(t *testing.T) {
 // no tunnel is charged, and the tunnel still works.
 func TestDropNoSA(t *testing.T) {
 	for _, udp := range []bool{false, true} {
-		c := e2eCase{transform: "esp-3des-hmac-sha", mode: config.TunnelMode, udp: udp}
+		c := e2eCase{transform: "esp-3des-hmac-sha", mode: ipsec.Tunnel, udp: udp}
 		t.Run(c.String(), func(t *testing.T) {
 			t.Parallel()
 			x := newLab2(t, c)
@@ -206,7 +206,7 @@ func TestDropReplayAndTamper(t *testing.T) {
 	for _, name := range []string{"esp-aes128-gcm16", "esp-3des-hmac-sha", "ah-hmac-sha"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			x := newLab2(t, e2eCase{transform: name, mode: config.TunnelMode})
+			x := newLab2(t, e2eCase{transform: name, mode: ipsec.Tunnel})
 			tr, _ := transform.Lookup(name)
 			tap := rawIPsec(t, x.b, tr.Protocol, "192.0.2.2")
 			if err := x.ping(t, wirePings); err != nil {
@@ -282,7 +282,7 @@ func firstPacket(t *testing.T, tap *ipv4.RawConn, proto transform.Protocol) (*ip
 func TestDropTunnelDown(t *testing.T) {
 	t.Parallel()
 	l := netlab.New(t)
-	c := e2eCase{transform: "esp-aes128-gcm16", mode: config.TunnelMode}
+	c := e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel}
 	x := &lab2{lab: l, a: l.NS("a"), b: l.NS("b"), c: c}
 	// Host addresses only: b has a route to a, a none to b yet.
 	l.Link(x.a, "eth0", netip.MustParsePrefix("192.0.2.1/32"), x.b, "eth0", netip.MustParsePrefix("192.0.2.2/32"))

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/internal/netlab"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/ism/config"
 	"github.com/ismgw/ism/offload"
 	"github.com/ismgw/ism/transform"
@@ -38,7 +39,7 @@ type lab2 struct {
 // e2eCase is one manual tunnel setup.
 type e2eCase struct {
 	transform string
-	mode      config.Mode
+	mode      ipsec.Mode
 	udp       bool
 	extraA    string // more lines for a's interface block
 	extraB    string
@@ -69,7 +70,7 @@ func newLab2(t *testing.T, c e2eCase) *lab2 {
 	l := netlab.New(t)
 	x := &lab2{lab: l, a: l.NS("a"), b: l.NS("b"), c: c}
 	l.Link(x.a, "eth0", netip.MustParsePrefix("192.0.2.1/24"), x.b, "eth0", netip.MustParsePrefix("192.0.2.2/24"))
-	if c.mode == config.TransportMode {
+	if c.mode == ipsec.Transport {
 		x.aop, x.bop = l.NS("aop"), l.NS("bop")
 		l.MustRun(x.aop, "ip", "addr", "add", "192.0.2.1/32", "dev", "lo")
 		l.MustRun(x.bop, "ip", "addr", "add", "192.0.2.2/32", "dev", "lo")
@@ -109,12 +110,12 @@ func (x *lab2) config(t *testing.T, side, in, out, extra string) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "virtual-router tr netns %s\n", trNS)
-	if x.c.mode == config.TransportMode {
+	if x.c.mode == ipsec.Transport {
 		fmt.Fprintf(&b, "virtual-router op netns %s\n", opNS)
 	}
 	fmt.Fprintf(&b, "ipsec transform-set ts\n  transform 1 %s\n", x.c.transform)
 	fmt.Fprintf(&b, "interface tunnel ipsec:t1\n")
-	if x.c.mode == config.TransportMode {
+	if x.c.mode == ipsec.Transport {
 		fmt.Fprintf(&b, "  virtual-router op\n  transport-virtual-router tr\n  tunnel mode transport\n")
 	} else {
 		fmt.Fprintf(&b, "  virtual-router tr\n  ip address %s\n", addr)
@@ -124,7 +125,7 @@ func (x *lab2) config(t *testing.T, side, in, out, extra string) string {
 		fmt.Fprintf(&b, "  tunnel udp-encapsulation\n")
 	}
 	fmt.Fprintf(&b, "  tunnel sa inbound %s\n  tunnel sa outbound %s\n%s", in, out, extra)
-	if side == "a" && x.c.mode == config.TunnelMode {
+	if side == "a" && x.c.mode == ipsec.Tunnel {
 		fmt.Fprintf(&b, "ip route 203.0.113.0 255.255.255.0 ipsec:t1\n")
 	}
 	return b.String()
@@ -133,14 +134,14 @@ func (x *lab2) config(t *testing.T, side, in, out, extra string) string {
 // from and to are the inner addresses a pings b with, and the namespaces
 // they live in.
 func (x *lab2) from() (ns, addr string) {
-	if x.c.mode == config.TransportMode {
+	if x.c.mode == ipsec.Transport {
 		return x.aop, "192.0.2.1"
 	}
 	return x.a, "198.51.100.1"
 }
 
 func (x *lab2) to() (ns, addr string) {
-	if x.c.mode == config.TransportMode {
+	if x.c.mode == ipsec.Transport {
 		return x.bop, "192.0.2.2"
 	}
 	return x.b, "203.0.113.1"
@@ -276,7 +277,7 @@ var seedTransforms = []string{
 func TestManualTunnels(t *testing.T) {
 	var cases []e2eCase
 	for _, tr := range seedTransforms {
-		for _, mode := range []config.Mode{config.TunnelMode, config.TransportMode} {
+		for _, mode := range []ipsec.Mode{ipsec.Tunnel, ipsec.Transport} {
 			cases = append(cases, e2eCase{transform: tr, mode: mode})
 			if !strings.HasPrefix(tr, "ah-") {
 				cases = append(cases, e2eCase{transform: tr, mode: mode, udp: true})

@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/ism/config"
 	"github.com/ismgw/ism/offload"
 )
@@ -92,7 +92,7 @@ func (g *Gateway) saEvent(ev offload.Event) {
 	if t.signaled() {
 		if d := g.ike.Load(); d != nil {
 			id := ev.SA.ID()
-			d.Expire(ike.SAID{Dst: id.Dst, SPI: id.SPI, Protocol: id.Protocol}, ev.Kind == offload.EventHardExpire)
+			d.Expire(ipsec.SAID{Dst: id.Dst, SPI: id.SPI, Protocol: id.Protocol}, ev.Kind == offload.EventHardExpire)
 		}
 		return
 	}

@@ -14,8 +14,8 @@ import (
 
 	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/fallback"
-	"github.com/ismgw/ism/ike"
 	v1 "github.com/ismgw/ism/ike/v1"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/ism/config"
 	"github.com/ismgw/ism/ism/trap"
 	"github.com/ismgw/ism/offload"
@@ -93,7 +93,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	}
 	g := &Gateway{log: log, fb: fallback.New(0), vrs: map[string]*vr{}, tunnels: map[string]*Tunnel{}, started: time.Now(),
 		jobs: make(chan func(), 256)}
-	g.seam = &seam{g: g, reserved: map[ike.SAID]time.Time{}, socks: map[netip.AddrPort]*sock{}}
+	g.seam = &seam{g: g, reserved: map[ipsec.SAID]time.Time{}, socks: map[netip.AddrPort]*sock{}}
 	g.byID.Store(&map[uint64]*Tunnel{})
 	g.byName.Store(&map[string]*Tunnel{})
 	g.x.off = o.NoXFRM
@@ -333,8 +333,8 @@ func (g *Gateway) setup(tc *config.Tunnel) (*Tunnel, error) {
 	g.nextID++
 	t := &Tunnel{Name: tc.Name, id: g.nextID, cfg: tc, dest: tc.TunnelDestination.Addr,
 		local: tc.LocalSelector, remote: tc.RemoteSelector, udp: tc.UDPEncapPort != 0}
-	if tc.Mode == config.TransportMode {
-		t.mode = offload.Transport
+	if tc.Mode == ipsec.Transport {
+		t.mode = ipsec.Transport
 	}
 	if !t.local.Valid() {
 		t.local = selector.AnyOf(tc.TunnelSource)
@@ -363,7 +363,7 @@ func (g *Gateway) setup(tc *config.Tunnel) (*Tunnel, error) {
 // cannot come up, or "".
 func (g *Gateway) build(t *Tunnel) string {
 	tc := t.cfg
-	if t.mode == offload.Transport && t.op == t.tr {
+	if t.mode == ipsec.Transport && t.op == t.tr {
 		return "transport mode needs an operational VR other than the transport VR"
 	}
 	if g.chooseXFRM(t) {
@@ -405,7 +405,7 @@ func (g *Gateway) build(t *Tunnel) string {
 			return fmt.Sprintf("%s SA 0x%08x: %v", c.Direction, c.SPI, err)
 		}
 		t.mu.Lock()
-		if c.Direction == config.Outbound {
+		if c.Direction == ipsec.Outbound {
 			t.outs = append(t.outs, sa)
 			t.out.Store(sa)
 		} else {

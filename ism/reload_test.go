@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/ism/config"
 )
 
@@ -11,7 +12,7 @@ import (
 // that one only; the other keeps its SAs (the same objects, sequence numbers
 // and counters) and its traffic keeps flowing.
 func TestReloadKeepsUntouchedTunnels(t *testing.T) {
-	x := newLab2(t, e2eCase{transform: "esp-aes128-gcm16", mode: config.TunnelMode})
+	x := newLab2(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel})
 	if err := x.ping(t, 3); err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,7 @@ package ism
 import (
 	"net/netip"
 
-	"github.com/ismgw/ism/offload"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // routeEntry is a route ISM keeps in an operational VR: a prefix to a
@@ -27,7 +27,7 @@ func (g *Gateway) syncRoutes() {
 				byVR[t.op] = append(byVR[t.op], routeEntry{p.Masked(), t})
 			}
 		}
-		if t.mode == offload.Transport && t.dest.IsValid() {
+		if t.mode == ipsec.Transport && t.dest.IsValid() {
 			byVR[t.op] = append(byVR[t.op], routeEntry{netip.PrefixFrom(t.dest, t.dest.BitLen()), t})
 		}
 	}

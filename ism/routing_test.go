@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/ism/config"
 )
 
@@ -12,7 +13,7 @@ import (
 // policy route (the seed: "by routing or policy routing"), with no route to
 // its destination; other sources do not use the tunnel.
 func TestPolicyRoute(t *testing.T) {
-	x := newLab2(t, e2eCase{transform: "esp-aes128-gcm16", mode: config.TunnelMode})
+	x := newLab2(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel})
 	// Rebuild a with a policy route instead of the destination route.
 	text := strings.Replace(x.config(t, "a", x.kb, x.ka, ""), "ip route 203.0.113.0 255.255.255.0 ipsec:t1\n",
 		"ip policy-route source 198.51.100.128 255.255.255.128 ipsec:t1\n", 1)
@@ -59,7 +60,7 @@ func TestPolicyRoute(t *testing.T) {
 // refuses bigger DF packets with "fragmentation needed" (RFC 1191) — for a
 // host behind the gateway too — and fragments the rest before ISM sees them.
 func TestMTU(t *testing.T) {
-	x := newLab2(t, e2eCase{transform: "esp-aes128-gcm16", mode: config.TunnelMode})
+	x := newLab2(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel})
 	mtu := x.ga.tunnels["t1"].mtu.Load()
 	if mtu != 1446 {
 		t.Fatalf("inner MTU %d, want 1446", mtu)

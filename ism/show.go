@@ -9,8 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/offload"
 )
 
@@ -96,23 +96,23 @@ func saStatus(tunnel string, sa *offload.SA) SAStatus {
 		Protocol: c.Transform.Protocol.String(), Transform: c.Transform.Name(), Mode: c.Mode.String(),
 		Source: c.Src.String(), Destination: c.Dst.String(), UDPEncap: c.UDPEncap, State: sa.State(),
 		Driver: name, DriverReason: reason, Seq: sa.Seq(), ESN: c.ESN, Packets: v.Packets, Bytes: v.Bytes,
-		Drops: v.DropMap(), Created: sa.Created(), LastUsed: sa.LastUsed(), Lifetime: lifetimeText(c.Lifetime, sa, v),
+		Drops: v.DropMap(), Created: sa.Created(), LastUsed: sa.LastUsed(), Lifetime: lifetimeText(c.Limits, sa, v),
 	}
-	if c.Direction == driver.Inbound {
+	if c.Direction == ipsec.Inbound {
 		s.ReplayWindow = c.ReplayWindow
 	}
 	return s
 }
 
 // lifetimeText describes what is left of an SA's lifetime.
-func lifetimeText(l offload.Lifetime, sa *offload.SA, v offload.CounterValues) string {
+func lifetimeText(l ipsec.Limits, sa *offload.SA, v offload.CounterValues) string {
 	var parts []string
-	if l.HardAge > 0 {
-		left := l.HardAge - time.Since(sa.Created())
+	if l.Hard.Time > 0 {
+		left := l.Hard.Time - time.Since(sa.Created())
 		parts = append(parts, fmt.Sprintf("%ds left", max(0, int(left.Seconds()))))
 	}
-	if l.HardBytes > 0 {
-		parts = append(parts, fmt.Sprintf("%d KB left", (l.HardBytes-min(l.HardBytes, v.Bytes))/1024))
+	if l.Hard.Bytes > 0 {
+		parts = append(parts, fmt.Sprintf("%d KB left", (l.Hard.Bytes-min(l.Hard.Bytes, v.Bytes))/1024))
 	}
 	if len(parts) == 0 {
 		return "none (manual SA)"

@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/ism/config"
 	"github.com/ismgw/ism/offload"
 	"github.com/ismgw/ism/offload/header"
@@ -51,20 +51,20 @@ type seam struct {
 	g *Gateway
 
 	mu       sync.Mutex
-	reserved map[ike.SAID]time.Time // SPIs handed out, not yet installed
+	reserved map[ipsec.SAID]time.Time // SPIs handed out, not yet installed
 	socks    map[netip.AddrPort]*sock
 
 	// keyHook, set only by tests, sees each SA IKE installs, keys
 	// included, so that tshark can decrypt the capture. Nothing else can
 	// read a signaled tunnel's keys (the seed).
-	keyHook func(ike.SAID, ike.UserSA)
+	keyHook func(ipsec.SAID, ike.UserSA)
 }
 
 // ikeConfig translates the configuration for the IKE daemon.
 func ikeConfig(cfg *config.Config, g *Gateway) (ike.Config, error) {
 	c := ike.Config{Logger: g.log.With("component", "ike"),
-		Lifetime:         ike.Lifetime{Time: cfg.Lifetime.Duration, Bytes: cfg.Lifetime.Kilobytes * 1024},
-		DPD:              ikeDPD(cfg.DPD),
+		Lifetime:         cfg.Lifetime,
+		DPD:              cfg.DPD,
 		FailoverHoldDown: holdDown(cfg.FailoverHoldDown)}
 	for _, p := range cfg.IKEPolicies {
 		ip := ike.Policy{Group: int(p.Group), Lifetime: p.Lifetime}
@@ -98,12 +98,12 @@ func ikeConfig(cfg *config.Config, g *Gateway) (ike.Config, error) {
 		it := ike.Tunnel{
 			Name: t.Name, Source: t.TunnelSource, Destination: t.TunnelDestination.Addr,
 			Mode: ike.MainMode, TransformSet: t.TransformSet.Transforms, PFSGroup: int(t.PFSGroup),
-			Lifetime:      ike.Lifetime{Time: t.Lifetime.Duration, Bytes: t.Lifetime.Kilobytes * 1024},
+			Lifetime:      t.Lifetime,
 			LocalSelector: t.LocalSelector, RemoteSelector: t.RemoteSelector,
 			UDPEncap: t.UDPEncapPort != 0, BackupDestination: t.BackupDestination.Addr,
 			FailoverHoldDown: holdDown(t.FailoverHoldDown),
 		}
-		dpd := ikeDPD(t.DPD)
+		dpd := t.DPD
 		it.DPD = &dpd
 		if t.IKEMode == config.AggressiveMode {
 			it.Mode = ike.AggressiveMode
@@ -132,11 +132,6 @@ func ikeConfig(cfg *config.Config, g *Gateway) (ike.Config, error) {
 		c.Tunnels = append(c.Tunnels, it)
 	}
 	return c, nil
-}
-
-func ikeDPD(d config.DPD) ike.DPD {
-	return ike.DPD{Enabled: d.Enabled, Sent: d.Sent, Silent: d.Silent, Idle: d.Idle,
-		RetryInterval: d.RetryInterval, Retries: d.Retries}
 }
 
 // holdDown maps the configuration's hold-down (0: none) to IKE's (0: the
@@ -241,8 +236,8 @@ func (s *seam) AllocateSPI(tunnel string, p transform.Protocol, local netip.Addr
 	for range 1000 {
 		rand.Read(b[:])
 		spi := binary.BigEndian.Uint32(b[:])
-		id := ike.SAID{Dst: local, SPI: spi, Protocol: p}
-		if spi < 256 || s.reserved[id] != (time.Time{}) || s.g.eng.LookupSA(offload.SAID{SPI: spi, Protocol: p, Dst: local}) != nil ||
+		id := ipsec.SAID{Dst: local, SPI: spi, Protocol: p}
+		if spi < 256 || s.reserved[id] != (time.Time{}) || s.g.eng.LookupSA(ipsec.SAID{SPI: spi, Protocol: p, Dst: local}) != nil ||
 			s.g.xfrmLookup(local, spi, p) != nil {
 			continue
 		}
@@ -254,7 +249,7 @@ func (s *seam) AllocateSPI(tunnel string, p transform.Protocol, local netip.Addr
 
 // AddSA installs an SA IKE negotiated. It takes the keys and zeroes them
 // once the SA holds its own copy.
-func (s *seam) AddSA(id ike.SAID, u ike.UserSA) error {
+func (s *seam) AddSA(id ipsec.SAID, u ike.UserSA) error {
 	defer u.CipherKey.Zero()
 	defer u.AuthKey.Zero()
 	if s.keyHook != nil {
@@ -269,10 +264,10 @@ func (s *seam) AddSA(id ike.SAID, u ike.UserSA) error {
 		SPI: id.SPI, Transform: u.Transform, Mode: t.mode, Src: u.Src, Dst: u.Dst,
 		UDPEncap: u.UDPEncap, SrcPort: u.SrcPort, DstPort: u.DstPort, CipherKey: u.CipherKey, AuthKey: u.AuthKey,
 		ReplayWindow: t.cfg.ReplayWindow, Driver: string(t.cfg.Driver), Cookie: t.id,
-		Lifetime: offload.Lifetime{SoftAge: u.Soft.Time, HardAge: u.Hard.Time, SoftBytes: u.Soft.Bytes, HardBytes: u.Hard.Bytes},
+		Limits: ipsec.Limits{Soft: u.Soft, Hard: u.Hard},
 	}
 	if u.Inbound {
-		c.Direction = driver.Inbound
+		c.Direction = ipsec.Inbound
 	}
 	if id.Dst != c.Dst {
 		return fmt.Errorf("ism: SA %08x destination %s is not %s", id.SPI, id.Dst, c.Dst)
@@ -354,13 +349,13 @@ func (g *Gateway) signaledInstalled(t *Tunnel, complete bool, u ike.UserSA) {
 
 // DeleteSA removes an SA and zeroes its keys; when the tunnel has no SA left
 // in a direction it is down.
-func (s *seam) DeleteSA(id ike.SAID) error {
+func (s *seam) DeleteSA(id ipsec.SAID) error {
 	g := s.g
 	if xsa := g.xfrmLookup(id.Dst, id.SPI, id.Protocol); xsa != nil {
 		g.xfrmSignaledDelete(xsa)
 		return nil
 	}
-	sa := g.eng.LookupSA(offload.SAID{SPI: id.SPI, Protocol: id.Protocol, Dst: id.Dst})
+	sa := g.eng.LookupSA(ipsec.SAID{SPI: id.SPI, Protocol: id.Protocol, Dst: id.Dst})
 	if sa == nil {
 		return fmt.Errorf("%w %s", offload.ErrNoSA, id.Dst)
 	}
@@ -376,7 +371,7 @@ func (s *seam) DeleteSA(id ike.SAID) error {
 			}
 			t.out.Store(next)
 		} else {
-			replaced = sa.Direction() == driver.Outbound
+			replaced = sa.Direction() == ipsec.Outbound
 		}
 		empty := len(t.in) == 0 || len(t.outs) == 0
 		t.mu.Unlock()
@@ -403,14 +398,14 @@ func without(l []*offload.SA, sa *offload.SA) []*offload.SA {
 }
 
 // QuerySA returns what the data path counted for an SA.
-func (s *seam) QuerySA(id ike.SAID) (ike.SAUsage, error) {
+func (s *seam) QuerySA(id ipsec.SAID) (ike.SAUsage, error) {
 	if xsa := s.g.xfrmLookup(id.Dst, id.SPI, id.Protocol); xsa != nil {
 		if p := xsa.tun.xf.Load(); p != nil {
 			u, last, err := p.usage(xsa)
 			return ike.SAUsage{Bytes: u.Bytes, Packets: u.Packets, LastUsed: last}, err
 		}
 	}
-	sa := s.g.eng.LookupSA(offload.SAID{SPI: id.SPI, Protocol: id.Protocol, Dst: id.Dst})
+	sa := s.g.eng.LookupSA(ipsec.SAID{SPI: id.SPI, Protocol: id.Protocol, Dst: id.Dst})
 	if sa == nil {
 		return ike.SAUsage{}, offload.ErrNoSA
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/internal/netlab"
 	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // swanPings is how many echo requests the wire cases capture.
@@ -78,7 +79,7 @@ type swanKeys struct {
 // collector. Call it before any traffic.
 func (x *swanLab) hookKeys() *swanKeys {
 	k := &swanKeys{}
-	x.g.seam.keyHook = func(id ike.SAID, u ike.UserSA) {
+	x.g.seam.keyHook = func(id ipsec.SAID, u ike.UserSA) {
 		k.mu.Lock()
 		defer k.mu.Unlock()
 		k.sas = append(k.sas, wireSA{src: u.Src.String(), dst: u.Dst.String(), proto: u.Transform.Protocol.String(), spi: id.SPI,

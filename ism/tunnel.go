@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/ism/config"
 	"github.com/ismgw/ism/offload"
 	"github.com/ismgw/ism/selector"
@@ -25,7 +26,7 @@ type Tunnel struct {
 	ep   *endpoint
 
 	local, remote selector.Selector
-	mode          offload.Mode
+	mode          ipsec.Mode
 	udp           bool
 
 	// out is the outbound SA packets are sent with; nil when there is none.
@@ -115,11 +116,11 @@ func (t *Tunnel) saConfig(c *config.SA) offload.SAConfig {
 		ESN: tc.ESN, ReplayWindow: tc.ReplayWindow, Driver: string(tc.Driver), Cookie: t.id,
 		UDPEncap: t.udp, SrcPort: tc.UDPEncapPort, DstPort: tc.UDPEncapPort,
 	}
-	if c.Direction == config.Outbound {
-		sc.Direction = 0 // driver.Outbound
+	if c.Direction == ipsec.Outbound {
+		sc.Direction = ipsec.Outbound
 		sc.Src, sc.Dst = tc.TunnelSource, t.dest
 	} else {
-		sc.Direction = 1 // driver.Inbound
+		sc.Direction = ipsec.Inbound
 		sc.Src, sc.Dst = t.dest, tc.TunnelSource
 	}
 	return sc

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/internal/netlab"
-	"github.com/ismgw/ism/ism/config"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -184,7 +184,7 @@ func (x *lab2) wireSAs(t *testing.T) [2]wireSA {
 	for i, e := range []struct{ src, dst, line string }{{"192.0.2.1", "192.0.2.2", x.ka}, {"192.0.2.2", "192.0.2.1", x.kb}} {
 		proto, spi, ck, ak := parseSALine(t, e.line)
 		out[i] = wireSA{src: e.src, dst: e.dst, proto: proto, spi: spi, ck: ck, ak: ak, tr: tr,
-			tunnelMode: x.c.mode == config.TunnelMode}
+			tunnelMode: x.c.mode == ipsec.Tunnel}
 	}
 	return out
 }
@@ -400,7 +400,7 @@ var tsharkTransforms = []string{
 func TestWireTshark(t *testing.T) {
 	for _, tr := range tsharkTransforms {
 		for _, udp := range []bool{false, true} {
-			c := e2eCase{transform: tr, mode: config.TunnelMode, udp: udp}
+			c := e2eCase{transform: tr, mode: ipsec.Tunnel, udp: udp}
 			t.Run(c.String(), func(t *testing.T) {
 				t.Parallel()
 				x := newLab2(t, c)
@@ -577,13 +577,13 @@ func scapyPackets(t *testing.T, rs []scapyResult) []innerPacket {
 func TestWireScapy(t *testing.T) {
 	var cases []e2eCase
 	for _, tr := range []string{"ah-hmac-md5", "ah-hmac-sha"} {
-		for _, mode := range []config.Mode{config.TunnelMode, config.TransportMode} {
+		for _, mode := range []ipsec.Mode{ipsec.Tunnel, ipsec.Transport} {
 			cases = append(cases, e2eCase{transform: tr, mode: mode})
 		}
 	}
 	for _, tr := range []string{"esp-3des-hmac-sha", "esp-des-hmac-md5", "esp-null-hmac-sha", "esp-aes128-hmac-sha", "esp-aes128-gcm16"} {
 		for _, udp := range []bool{false, true} {
-			cases = append(cases, e2eCase{transform: tr, mode: config.TransportMode, udp: udp})
+			cases = append(cases, e2eCase{transform: tr, mode: ipsec.Transport, udp: udp})
 		}
 	}
 	for _, c := range cases {

@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 
 	"github.com/ismgw/ism/driver/kernel"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/ism/config"
-	"github.com/ismgw/ism/offload"
 	"github.com/ismgw/ism/selector"
 	"github.com/ismgw/ism/transform"
 )
@@ -123,7 +123,7 @@ func (g *Gateway) xfrmUnusable(t *Tunnel) string {
 	switch {
 	case g.x.off:
 		return "turned off for this gateway (NoXFRM)"
-	case t.mode == offload.Transport:
+	case t.mode == ipsec.Transport:
 		return "transport mode runs on the lookaside datapath"
 	case t.udp:
 		return "UDP encapsulation (RFC 3948) runs on the lookaside datapath"
@@ -276,7 +276,7 @@ func (g *Gateway) xfrmPolicies(t *Tunnel, p *xfrmPath) error {
 	for _, sel := range policySelectors(t) {
 		for _, dir := range []kernel.PolicyDir{kernel.PolicyOut, kernel.PolicyIn, kernel.PolicyFwd} {
 			pol := kernel.Policy{Src: sel[0], Dst: sel[1], Dir: dir, IfID: p.ifID, ReqID: p.ifID,
-				TunnelSrc: t.cfg.TunnelSource, TunnelDst: t.dest, Protocol: proto, Mode: kernel.Tunnel}
+				TunnelSrc: t.cfg.TunnelSource, TunnelDst: t.dest, Protocol: proto, Mode: ipsec.Tunnel}
 			if dir != kernel.PolicyOut {
 				pol.Src, pol.Dst = sel[1], sel[0]
 				pol.TunnelSrc, pol.TunnelDst = t.dest, t.cfg.TunnelSource

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ismgw/ism/driver/kernel"
-	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -200,7 +200,7 @@ func (g *Gateway) xfrmExpired(e xfrmExpire) {
 	}
 	if t.signaled() {
 		if d := g.ike.Load(); d != nil {
-			d.Expire(ike.SAID{Dst: e.dst, SPI: e.spi, Protocol: e.proto}, e.hard)
+			d.Expire(ipsec.SAID{Dst: e.dst, SPI: e.spi, Protocol: e.proto}, e.hard)
 		}
 		return
 	}

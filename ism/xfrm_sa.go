@@ -8,11 +8,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/driver/kernel"
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/ism/config"
-	"github.com/ismgw/ism/offload"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -20,12 +19,13 @@ import (
 // keeps no keys: they went to the kernel and were wiped with the request.
 type xfrmSA struct {
 	tun      *Tunnel
-	id       kernel.SAID
-	dir      driver.Direction
+	id       ipsec.SAID
+	src      netip.Addr
+	dir      ipsec.Direction
 	t        transform.Transform
 	esn      bool
 	replay   int
-	lifetime offload.Lifetime
+	lifetime ipsec.Limits
 	created  time.Time
 
 	mu       sync.Mutex
@@ -39,11 +39,10 @@ func (sa *xfrmSA) key() xfrmKey {
 }
 
 // xfrmInstall adds sa to the kernel with its keys and to the gateway's index.
-func (g *Gateway) xfrmInstall(t *Tunnel, p *xfrmPath, sa *xfrmSA, ck, ak driver.Key) error {
-	c := &kernel.SAConfig{Mode: kernel.Tunnel, Transform: sa.t, CipherKey: ck, AuthKey: ak,
-		Inbound: sa.dir == driver.Inbound, ReplayWindow: sa.replay, ESN: sa.esn, ReqID: p.ifID, IfID: p.ifID,
-		Lifetime: kernel.Lifetime{SoftAdd: sa.lifetime.SoftAge, HardAdd: sa.lifetime.HardAge,
-			SoftBytes: sa.lifetime.SoftBytes, HardBytes: sa.lifetime.HardBytes}}
+func (g *Gateway) xfrmInstall(t *Tunnel, p *xfrmPath, sa *xfrmSA, ck, ak ipsec.Key) error {
+	c := &kernel.SAConfig{Src: sa.src, Mode: ipsec.Tunnel, Transform: sa.t, CipherKey: ck, AuthKey: ak,
+		Inbound: sa.dir == ipsec.Inbound, ReplayWindow: sa.replay, ESN: sa.esn, ReqID: p.ifID, IfID: p.ifID,
+		Limits: sa.lifetime}
 	if err := p.x.AddSA(sa.id, c); err != nil {
 		return err
 	}
@@ -55,7 +54,7 @@ func (g *Gateway) xfrmInstall(t *Tunnel, p *xfrmPath, sa *xfrmSA, ck, ak driver.
 	g.x.sas[sa.key()] = sa
 	g.x.mu.Unlock()
 	t.mu.Lock()
-	if sa.dir == driver.Inbound {
+	if sa.dir == ipsec.Inbound {
 		t.xin = append(t.xin, sa)
 	} else {
 		t.xouts = append(t.xouts, sa)
@@ -68,10 +67,10 @@ func (g *Gateway) xfrmInstall(t *Tunnel, p *xfrmPath, sa *xfrmSA, ck, ak driver.
 // xfrmAddManual installs one of a manual tunnel's SAs.
 func (g *Gateway) xfrmAddManual(t *Tunnel, p *xfrmPath, c *config.SA) error {
 	sa := &xfrmSA{t: c.Transform, esn: t.cfg.ESN, replay: t.cfg.ReplayWindow,
-		id: kernel.SAID{SPI: c.SPI, Protocol: c.Transform.Protocol, Src: t.cfg.TunnelSource, Dst: t.dest}}
-	if c.Direction == config.Inbound {
-		sa.dir = driver.Inbound
-		sa.id.Src, sa.id.Dst = t.dest, t.cfg.TunnelSource
+		id: ipsec.SAID{SPI: c.SPI, Protocol: c.Transform.Protocol, Dst: t.dest}, src: t.cfg.TunnelSource}
+	if c.Direction == ipsec.Inbound {
+		sa.dir = ipsec.Inbound
+		sa.src, sa.id.Dst = t.dest, t.cfg.TunnelSource
 	}
 	return g.xfrmInstall(t, p, sa, c.CipherKey, c.AuthKey)
 }
@@ -79,12 +78,12 @@ func (g *Gateway) xfrmAddManual(t *Tunnel, p *xfrmPath, c *config.SA) error {
 // xfrmAddSigned installs an SA IKE negotiated for a tunnel on the XFRM
 // datapath; the caller zeroes the keys. It reports whether the tunnel now
 // has SAs both ways.
-func (g *Gateway) xfrmAddSigned(t *Tunnel, p *xfrmPath, id ike.SAID, u ike.UserSA) (bool, error) {
+func (g *Gateway) xfrmAddSigned(t *Tunnel, p *xfrmPath, id ipsec.SAID, u ike.UserSA) (bool, error) {
 	sa := &xfrmSA{t: u.Transform, replay: t.cfg.ReplayWindow,
-		id:       kernel.SAID{SPI: id.SPI, Protocol: u.Transform.Protocol, Src: u.Src, Dst: u.Dst},
-		lifetime: offload.Lifetime{SoftAge: u.Soft.Time, HardAge: u.Hard.Time, SoftBytes: u.Soft.Bytes, HardBytes: u.Hard.Bytes}}
+		id: ipsec.SAID{SPI: id.SPI, Protocol: u.Transform.Protocol, Dst: u.Dst}, src: u.Src,
+		lifetime: ipsec.Limits{Soft: ipsec.Lifetime{Time: u.Soft.Time, Bytes: u.Soft.Bytes}, Hard: ipsec.Lifetime{Time: u.Hard.Time, Bytes: u.Hard.Bytes}}}
 	if u.Inbound {
-		sa.dir = driver.Inbound
+		sa.dir = ipsec.Inbound
 	}
 	if err := g.xfrmInstall(t, p, sa, u.CipherKey, u.AuthKey); err != nil {
 		return false, err
@@ -123,7 +122,7 @@ func (g *Gateway) xfrmDelete(t *Tunnel, p *xfrmPath, sa *xfrmSA, final *kernel.S
 	}
 	if final != nil {
 		c := &t.tx
-		if sa.dir == driver.Inbound {
+		if sa.dir == ipsec.Inbound {
 			c = &t.rx
 		}
 		c.Packets.Add(final.Packets)
@@ -177,8 +176,8 @@ func (p *xfrmPath) usage(sa *xfrmSA) (kernel.SAUsage, time.Time, error) {
 func xfrmStatus(t *Tunnel, p *xfrmPath, sa *xfrmSA) SAStatus {
 	s := SAStatus{
 		Tunnel: t.String(), Direction: sa.dir.String(), SPI: fmt.Sprintf("0x%08x", sa.id.SPI),
-		Protocol: sa.id.Protocol.String(), Transform: sa.t.Name(), Mode: offload.Tunnel.String(),
-		Source: sa.id.Src.String(), Destination: sa.id.Dst.String(), State: "active",
+		Protocol: sa.id.Protocol.String(), Transform: sa.t.Name(), Mode: ipsec.Tunnel.String(),
+		Source: sa.src.String(), Destination: sa.id.Dst.String(), State: "active",
 		Driver: xfrmDriverText, ESN: sa.esn, Created: sa.created, Drops: map[string]uint64{},
 	}
 	u, last, err := p.usage(sa)
@@ -192,26 +191,26 @@ func xfrmStatus(t *Tunnel, p *xfrmPath, sa *xfrmSA) SAStatus {
 	if u.IntegrityFailures > 0 {
 		s.Drops["icv-failure"] = uint64(u.IntegrityFailures)
 	}
-	if sa.dir == driver.Inbound {
+	if sa.dir == ipsec.Inbound {
 		s.ReplayWindow = sa.replay
 	} else {
 		// Each packet sent took one sequence number.
 		s.Seq = u.Packets
 	}
 	s.Lifetime = "none (manual SA)"
-	if l := sa.lifetime; l.HardAge > 0 || l.HardBytes > 0 {
+	if l := sa.lifetime; l.Hard.Time > 0 || l.Hard.Bytes > 0 {
 		s.Lifetime = kernelLifetimeText(l, sa.created, u.Bytes)
 	}
 	return s
 }
 
-func kernelLifetimeText(l offload.Lifetime, created time.Time, bytes uint64) string {
+func kernelLifetimeText(l ipsec.Limits, created time.Time, bytes uint64) string {
 	var parts []string
-	if l.HardAge > 0 {
-		parts = append(parts, fmt.Sprintf("%ds left", max(0, int((l.HardAge-time.Since(created)).Seconds()))))
+	if l.Hard.Time > 0 {
+		parts = append(parts, fmt.Sprintf("%ds left", max(0, int((l.Hard.Time-time.Since(created)).Seconds()))))
 	}
-	if l.HardBytes > 0 {
-		parts = append(parts, fmt.Sprintf("%d KB left", (l.HardBytes-min(l.HardBytes, bytes))/1024))
+	if l.Hard.Bytes > 0 {
+		parts = append(parts, fmt.Sprintf("%d KB left", (l.Hard.Bytes-min(l.Hard.Bytes, bytes))/1024))
 	}
 	return strings.Join(parts, ", ") + " (kernel limits)"
 }
@@ -220,7 +219,7 @@ func kernelLifetimeText(l offload.Lifetime, created time.Time, bytes uint64) str
 func xfrmTraffic(s *TunnelStatus, sas []SAStatus) {
 	for _, sa := range sas {
 		d := &s.Outbound
-		if sa.Direction == driver.Inbound.String() {
+		if sa.Direction == ipsec.Inbound.String() {
 			d = &s.Inbound
 		}
 		d.Packets += sa.Packets
@@ -261,7 +260,7 @@ func (g *Gateway) xfrmSignaledFallback(t *Tunnel, err error) string {
 	g.post(func() {
 		if d := g.ike.Load(); d != nil {
 			for _, sa := range sas {
-				d.Expire(ike.SAID{Dst: sa.id.Dst, SPI: sa.id.SPI, Protocol: sa.id.Protocol}, true)
+				d.Expire(sa.id, true)
 			}
 		}
 	})

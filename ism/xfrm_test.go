@@ -11,8 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ismgw/ism/driver/kernel"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/ism/config"
-	"github.com/ismgw/ism/offload"
 	"github.com/ismgw/ism/selector"
 	"github.com/ismgw/ism/transform"
 )
@@ -46,7 +46,7 @@ func TestXFRMNotChosen(t *testing.T) {
 	}{{"auto", 0}, {"kernel", 1}} {
 		t.Run(c.driver, func(t *testing.T) {
 			t.Parallel()
-			x := newLab2(t, e2eCase{transform: "esp-aes128-gcm16", mode: config.TunnelMode, extraA: "  tunnel driver " + c.driver + "\n", xfrm: true})
+			x := newLab2(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel, extraA: "  tunnel driver " + c.driver + "\n", xfrm: true})
 			if err := x.ping(t, 3); err != nil {
 				t.Fatal(err)
 			}
@@ -72,7 +72,7 @@ func TestXFRMNotChosen(t *testing.T) {
 
 // TestXFRMSoftwareNotAsked: driver software never looks at XFRM.
 func TestXFRMSoftwareNotAsked(t *testing.T) {
-	x := newLab2(t, e2eCase{transform: "esp-aes128-hmac-sha", mode: config.TunnelMode, extraA: "  tunnel driver software\n", xfrm: true})
+	x := newLab2(t, e2eCase{transform: "esp-aes128-hmac-sha", mode: ipsec.Tunnel, extraA: "  tunnel driver software\n", xfrm: true})
 	text, st := tunnelDetail(t, x.ga)
 	if st.DatapathReason != "" || strings.Contains(text, "xfrm") || st.Driver != "software" {
 		t.Errorf("driver software: want no XFRM reason and the software driver:\n%s", text)
@@ -95,7 +95,7 @@ func TestXFRMUnusable(t *testing.T) {
 		cfg  config.Config
 		want string
 	}{
-		{"transport", &Tunnel{mode: offload.Transport, local: any, remote: any, dest: dest}, config.Config{}, "transport mode"},
+		{"transport", &Tunnel{mode: ipsec.Transport, local: any, remote: any, dest: dest}, config.Config{}, "transport mode"},
 		{"udp", &Tunnel{udp: true, local: any, remote: any, dest: dest}, config.Config{}, "UDP encapsulation (RFC 3948)"},
 		{"range", &Tunnel{local: any, remote: rng, dest: dest}, config.Config{}, "range selector"},
 		{"no destination", &Tunnel{local: any, remote: any}, config.Config{}, "without a fixed destination"},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ismgw/ism/driver/kernel"
 	"github.com/ismgw/ism/internal/netlab"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/ism/config"
 	"github.com/ismgw/ism/transform"
 )
@@ -48,8 +49,8 @@ type xfrmLab struct {
 	textB string
 	keys  []string    // the SAs' keys in hex
 	log   *syncBuffer // A's log, JSON
-	in    kernel.SAID // A's kernel SAs
-	out   kernel.SAID
+	in    ipsec.SAID  // A's kernel SAs
+	out   ipsec.SAID
 }
 
 func newXFRMLab(t *testing.T, trName, extraA string) *xfrmLab {
@@ -59,7 +60,7 @@ func newXFRMLab(t *testing.T, trName, extraA string) *xfrmLab {
 	}
 	needXFRM(t, tr)
 	l := netlab.New(t)
-	x := &xfrmLab{lab2: lab2{lab: l, a: l.NS("a"), b: l.NS("b"), c: e2eCase{transform: trName, mode: config.TunnelMode}}, aop: l.NS("aop")}
+	x := &xfrmLab{lab2: lab2{lab: l, a: l.NS("a"), b: l.NS("b"), c: e2eCase{transform: trName, mode: ipsec.Tunnel}}, aop: l.NS("aop")}
 	l.Link(x.a, "eth0", netip.MustParsePrefix("192.0.2.1/24"), x.b, "eth0", netip.MustParsePrefix("192.0.2.2/24"))
 	l.MustRun(x.b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
 	keys := func(spi uint32) string {
@@ -78,8 +79,8 @@ func newXFRMLab(t *testing.T, trName, extraA string) *xfrmLab {
 	}
 	ab, ba := keys(0x1001), keys(0x2001)
 	a1, a2 := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
-	x.out = kernel.SAID{Src: a1, Dst: a2, SPI: 0x1001, Protocol: tr.Protocol}
-	x.in = kernel.SAID{Src: a2, Dst: a1, SPI: 0x2001, Protocol: tr.Protocol}
+	x.out = ipsec.SAID{Dst: a2, SPI: 0x1001, Protocol: tr.Protocol}
+	x.in = ipsec.SAID{Dst: a1, SPI: 0x2001, Protocol: tr.Protocol}
 	x.textA = fmt.Sprintf(`virtual-router tr netns %s
 virtual-router op netns %s
 ipsec transform-set ts
@@ -126,7 +127,7 @@ func (x *xfrmLab) pings(t *testing.T, n int) {
 
 // kernelUsage queries one of A's SAs in its transport namespace's kernel,
 // apart from the gateway.
-func (x *xfrmLab) kernelUsage(t *testing.T, id kernel.SAID) kernel.SAUsage {
+func (x *xfrmLab) kernelUsage(t *testing.T, id ipsec.SAID) kernel.SAUsage {
 	t.Helper()
 	c, err := kernel.OpenXFRM(x.a)
 	if err != nil {
@@ -205,7 +206,7 @@ func TestXFRMFault(t *testing.T) {
 	a := l.NS("pre")
 	name := fmt.Sprintf("ismx%d", nextIfID.Load()+1)
 	l.MustRun(a, "ip", "link", "add", name, "type", "veth", "peer", "name", "blocker")
-	x := &xfrmLab{lab2: lab2{lab: l, a: a, b: l.NS("b"), c: e2eCase{transform: "esp-aes128-gcm16", mode: config.TunnelMode}}}
+	x := &xfrmLab{lab2: lab2{lab: l, a: a, b: l.NS("b"), c: e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel}}}
 	l.Link(x.a, "eth0", netip.MustParsePrefix("192.0.2.1/24"), x.b, "eth0", netip.MustParsePrefix("192.0.2.2/24"))
 	l.MustRun(x.b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
 	ck1, ck2 := keyHex(t, gcm.CipherKeyLen()), keyHex(t, gcm.CipherKeyLen())

@@ -141,7 +141,7 @@ func (d *dispatcher) sessionConfig(sa *SA, a driver.Action) driver.SessionConfig
 	return driver.SessionConfig{
 		Action: a, Transform: c.Transform, Direction: c.Direction, SPI: c.SPI,
 		CipherKey: c.CipherKey, AuthKey: c.AuthKey, ESN: c.ESN, ReplayWindow: c.ReplayWindow,
-		SoftBytes: c.Lifetime.SoftBytes, HardBytes: c.Lifetime.HardBytes,
+		SoftBytes: c.Limits.Soft.Bytes, HardBytes: c.Limits.Hard.Bytes,
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/driver/drivertest"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/offload"
 	"github.com/ismgw/ism/transform"
 )
@@ -63,7 +64,7 @@ func TestAsyncOrder(t *testing.T) {
 		tr, _ := transform.Lookup(name)
 		ck, ak := keysFor(tr, byte(i))
 		c := offload.SAConfig{SPI: uint32(0x2000 + i), Transform: tr, Src: v4a, Dst: v4b, CipherKey: ck, AuthKey: ak, ReplayWindow: 1024}
-		c.Direction = driver.Outbound
+		c.Direction = ipsec.Outbound
 		sa, err := a.e.AddSA(c)
 		if err != nil {
 			t.Fatal(err)
@@ -72,7 +73,7 @@ func TestAsyncOrder(t *testing.T) {
 			t.Fatalf("bound to %s", name)
 		}
 		outs = append(outs, sa)
-		c.Direction = driver.Inbound
+		c.Direction = ipsec.Inbound
 		if _, err := b.e.AddSA(c); err != nil {
 			t.Fatal(err)
 		}

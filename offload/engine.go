@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -91,18 +92,18 @@ func (e *Engine) AddSA(c SAConfig) (*SA, error) {
 	c.CipherKey, c.AuthKey = c.CipherKey.Clone(), c.AuthKey.Clone()
 	sa := &SA{id: c.ID(), cfg: c, t: c.Transform, e: e, born: time.Now(), outer: outerHeaderLen(&c), ipv6: c.Dst.Is6()}
 	sa.shape = shapeOf(&c)
-	if c.Direction == driver.Outbound {
+	if c.Direction == ipsec.Outbound {
 		sa.replay = &replayWindow{} // none: only inbound SAs check replays
 		sa.buildTemplate()
 	} else {
 		sa.replay = newReplayWindow(c.ReplayWindow)
 	}
 	now := nanotime()
-	if c.Lifetime.SoftAge > 0 {
-		sa.softAt = now + int64(c.Lifetime.SoftAge)
+	if c.Limits.Soft.Time > 0 {
+		sa.softAt = now + int64(c.Limits.Soft.Time)
 	}
-	if c.Lifetime.HardAge > 0 {
-		sa.hardAt = now + int64(c.Lifetime.HardAge)
+	if c.Limits.Hard.Time > 0 {
+		sa.hardAt = now + int64(c.Limits.Hard.Time)
 	}
 	sh := &e.shards[c.SPI%sadShards]
 	sh.mu.Lock()
@@ -148,7 +149,7 @@ func checkSAConfig(c *SAConfig) error {
 }
 
 // LookupSA returns the SA with the given identity, or nil.
-func (e *Engine) LookupSA(id SAID) *SA {
+func (e *Engine) LookupSA(id ipsec.SAID) *SA {
 	return e.lookup(id.SPI, id.Protocol, id.Dst)
 }
 
@@ -166,7 +167,7 @@ func (e *Engine) lookup(spi uint32, p transform.Protocol, dst netip.Addr) *SA {
 
 // DeleteSA removes an SA, closes its driver sessions and zeroes its keys.
 // Packets in flight for it are dropped.
-func (e *Engine) DeleteSA(id SAID) error {
+func (e *Engine) DeleteSA(id ipsec.SAID) error {
 	sh := &e.shards[id.SPI%sadShards]
 	sh.mu.Lock()
 	list := sh.sas[id.SPI]

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/offload/header"
 	"github.com/ismgw/ism/transform"
 )
@@ -28,7 +29,7 @@ type framing struct {
 // fills the op (RFC 4303 §3.3, RFC 4302 §3.3).
 func (p *Processor) prepareOutbound(pk *Packet, i int) DropReason {
 	sa := pk.SA
-	if sa == nil || sa.cfg.Direction != driver.Outbound {
+	if sa == nil || sa.cfg.Direction != ipsec.Outbound {
 		return DropNoSA
 	}
 	if r := sa.admit(p.now); r != NotDropped {
@@ -57,7 +58,7 @@ func (p *Processor) prepareOutbound(pk *Packet, i int) DropReason {
 			return DropMalformed
 		}
 		n, nh = int(ip.TotalLength()), header.ProtoIPv4
-		if sa.cfg.Mode == Transport {
+		if sa.cfg.Mode == ipsec.Transport {
 			if sa.ipv6 || ip.IsFragment() {
 				return DropUnsupported
 			}
@@ -69,7 +70,7 @@ func (p *Processor) prepareOutbound(pk *Packet, i int) DropReason {
 			return DropMalformed
 		}
 		n, nh = header.IPv6MinimumSize+int(ip.PayloadLength()), header.ProtoIPv6
-		if sa.cfg.Mode == Transport {
+		if sa.cfg.Mode == ipsec.Transport {
 			if !sa.ipv6 {
 				return DropUnsupported
 			}
@@ -138,7 +139,7 @@ func (p *Processor) espOut(pk *Packet, keep int, nh uint8, i int) DropReason {
 	f.payLen = plain + padLen + header.ESPTrailerSize
 	f.esn = sa.esnICV
 	f.ipLen = keep
-	if sa.cfg.Mode == Tunnel {
+	if sa.cfg.Mode == ipsec.Tunnel {
 		f.ipLen = sa.ipLen
 	}
 	udp := sa.udpLen
@@ -265,7 +266,7 @@ func (p *Processor) ahOut(pk *Packet, keep int, nh uint8, i int) DropReason {
 		return DropUnsupported
 	}
 	f.ipLen = keep
-	if sa.cfg.Mode == Tunnel {
+	if sa.cfg.Mode == ipsec.Tunnel {
 		f.ipLen = header.IPv4MinimumSize
 		if sa.ipv6 {
 			f.ipLen = header.IPv6MinimumSize
@@ -383,7 +384,7 @@ func (p *Processor) prepareInbound(pk *Packet) DropReason {
 func (p *Processor) lookupInbound(pk *Packet, spi uint32, proto transform.Protocol, dst netip.Addr) DropReason {
 	sa := p.last
 	if sa == nil || sa.id.SPI != spi || sa.id.Protocol != proto || sa.id.Dst != dst || sa.state.Load()&stateDeleted != 0 {
-		if sa = p.e.lookup(spi, proto, dst); sa == nil || sa.cfg.Direction != driver.Inbound {
+		if sa = p.e.lookup(spi, proto, dst); sa == nil || sa.cfg.Direction != ipsec.Inbound {
 			return DropNoSA
 		}
 		p.last = sa
@@ -523,7 +524,7 @@ func (p *Processor) finishInbound(pk *Packet) DropReason {
 			return DropDummy
 		}
 	}
-	if sa.cfg.Mode == Tunnel {
+	if sa.cfg.Mode == ipsec.Tunnel {
 		inner := pkt[start : start+n]
 		switch {
 		case nh == header.ProtoIPv4 && len(inner) > 0 && inner[0]>>4 == 4 && header.IPv4(inner).IsValid():

@@ -24,6 +24,7 @@ import (
 	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/fallback"
 	"github.com/ismgw/ism/internal/testpkt"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/offload"
 	"github.com/ismgw/ism/offload/header"
 )
@@ -32,7 +33,7 @@ import (
 // the seeds.
 type fuzzSA struct {
 	tr        string
-	mode      offload.Mode
+	mode      ipsec.Mode
 	v6        bool
 	natt, esn bool
 	spi       uint32
@@ -40,28 +41,28 @@ type fuzzSA struct {
 
 var (
 	espFuzzSAs = []fuzzSA{
-		{tr: "esp-aes128-gcm16", mode: offload.Tunnel, spi: 0x1001},
-		{tr: "esp-3des-hmac-sha", mode: offload.Transport, spi: 0x1002},
-		{tr: "esp-null-hmac-md5", mode: offload.Tunnel, v6: true, esn: true, spi: 0x1003},
-		{tr: "esp-aes256-hmac-sha256", mode: offload.Tunnel, natt: true, spi: 0x1004},
-		{tr: "esp-aes128-gcm8", mode: offload.Transport, v6: true, spi: 0x1005},
-		{tr: "esp-chacha20-poly1305", mode: offload.Transport, natt: true, esn: true, spi: 0x1006},
-		{tr: "esp-aes192", mode: offload.Tunnel, spi: 0x1007}, // no ICV: the padding check is all there is
-		{tr: "esp-des-hmac-sha512", mode: offload.Tunnel, v6: true, spi: 0x1008},
+		{tr: "esp-aes128-gcm16", mode: ipsec.Tunnel, spi: 0x1001},
+		{tr: "esp-3des-hmac-sha", mode: ipsec.Transport, spi: 0x1002},
+		{tr: "esp-null-hmac-md5", mode: ipsec.Tunnel, v6: true, esn: true, spi: 0x1003},
+		{tr: "esp-aes256-hmac-sha256", mode: ipsec.Tunnel, natt: true, spi: 0x1004},
+		{tr: "esp-aes128-gcm8", mode: ipsec.Transport, v6: true, spi: 0x1005},
+		{tr: "esp-chacha20-poly1305", mode: ipsec.Transport, natt: true, esn: true, spi: 0x1006},
+		{tr: "esp-aes192", mode: ipsec.Tunnel, spi: 0x1007}, // no ICV: the padding check is all there is
+		{tr: "esp-des-hmac-sha512", mode: ipsec.Tunnel, v6: true, spi: 0x1008},
 	}
 	ahFuzzSAs = []fuzzSA{
-		{tr: "ah-hmac-sha", mode: offload.Tunnel, spi: 0x2001},
-		{tr: "ah-hmac-sha256", mode: offload.Transport, v6: true, spi: 0x2002},
-		{tr: "ah-hmac-md5", mode: offload.Tunnel, esn: true, spi: 0x2003},
-		{tr: "ah-hmac-sha512", mode: offload.Tunnel, v6: true, spi: 0x2004},
-		{tr: "ah-hmac-sha384", mode: offload.Transport, spi: 0x2005},
+		{tr: "ah-hmac-sha", mode: ipsec.Tunnel, spi: 0x2001},
+		{tr: "ah-hmac-sha256", mode: ipsec.Transport, v6: true, spi: 0x2002},
+		{tr: "ah-hmac-md5", mode: ipsec.Tunnel, esn: true, spi: 0x2003},
+		{tr: "ah-hmac-sha512", mode: ipsec.Tunnel, v6: true, spi: 0x2004},
+		{tr: "ah-hmac-sha384", mode: ipsec.Transport, spi: 0x2005},
 	}
 )
 
 // esnBase is where the ESN SAs' sequence numbers start: high bits 1.
 const esnBase = 1 << 32
 
-func (s fuzzSA) config(t testing.TB, dir driver.Direction) offload.SAConfig {
+func (s fuzzSA) config(t testing.TB, dir ipsec.Direction) offload.SAConfig {
 	tr := mustTransform(t, s.tr)
 	src, dst := local4, peer4
 	if s.v6 {
@@ -78,11 +79,11 @@ func (s fuzzSA) config(t testing.TB, dir driver.Direction) offload.SAConfig {
 func (s fuzzSA) inner(seed byte) []byte {
 	src, dst := local4, peer4
 	switch {
-	case s.mode == offload.Transport && s.v6:
+	case s.mode == ipsec.Transport && s.v6:
 		src, dst = local6, peer6
-	case s.mode == offload.Tunnel && seed%2 == 0:
+	case s.mode == ipsec.Tunnel && seed%2 == 0:
 		src, dst = inSrc4, inDst4
-	case s.mode == offload.Tunnel:
+	case s.mode == ipsec.Tunnel:
 		src, dst = inSrc6, inDst6
 	}
 	return testpkt.UDP(src, dst, 7, 9, int(seed)*3, seed)
@@ -100,9 +101,9 @@ type decapRig struct {
 func newDecapRig(f testing.TB, sas []fuzzSA, kats []espKAT) *decapRig {
 	r := &decapRig{fb: fallback.New(1), sas: sas}
 	f.Cleanup(func() { _ = r.fb.Close() })
-	seen := map[offload.SAID]bool{}
+	seen := map[ipsec.SAID]bool{}
 	for _, k := range kats {
-		id := offload.SAID{SPI: k.spi, Protocol: k.tr.Protocol, Dst: header.IPv4(k.outer).Dst()}
+		id := ipsec.SAID{SPI: k.spi, Protocol: k.tr.Protocol, Dst: header.IPv4(k.outer).Dst()}
 		if !seen[id] {
 			seen[id] = true
 			r.kats = append(r.kats, k)
@@ -110,7 +111,7 @@ func newDecapRig(f testing.TB, sas []fuzzSA, kats []espKAT) *decapRig {
 	}
 	// The valid packet uses a sequence number no seed uses.
 	e := newEngine(f)
-	sa, err := e.AddSA(sas[0].config(f, driver.Outbound))
+	sa, err := e.AddSA(sas[0].config(f, ipsec.Outbound))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func (r *decapRig) seeds(f testing.TB) [][]byte {
 	p := e.NewProcessor()
 	var out [][]byte
 	for _, s := range r.sas {
-		sa, err := e.AddSA(s.config(f, driver.Outbound))
+		sa, err := e.AddSA(s.config(f, ipsec.Outbound))
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -156,10 +157,10 @@ func (r *decapRig) seeds(f testing.TB) [][]byte {
 type outcome struct {
 	drop   [2]offload.DropReason
 	nh     [2]uint8
-	sa     [2]offload.SAID
+	sa     [2]ipsec.SAID
 	out    [2][]byte
 	global offload.CounterValues
-	perSA  map[offload.SAID]offload.CounterValues
+	perSA  map[ipsec.SAID]offload.CounterValues
 }
 
 // engine returns a fresh engine with the rig's inbound SAs.
@@ -169,7 +170,7 @@ func (r *decapRig) engine(t *testing.T) *offload.Engine {
 		t.Fatal(err)
 	}
 	for _, s := range r.sas {
-		sa, err := e.AddSA(s.config(t, driver.Inbound))
+		sa, err := e.AddSA(s.config(t, ipsec.Inbound))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -178,7 +179,7 @@ func (r *decapRig) engine(t *testing.T) *offload.Engine {
 		}
 	}
 	for _, k := range r.kats {
-		sa := k.addSA(t, e, driver.Inbound)
+		sa := k.addSA(t, e, ipsec.Inbound)
 		if k.esn {
 			offload.SetReplayTop(sa, k.seq-1)
 		}
@@ -201,12 +202,12 @@ func (r *decapRig) run(t *testing.T, data []byte, fill byte) outcome {
 		copy(pks[i].Buf.Bytes(), b)
 	}
 	e.NewProcessor().Decap(pks[:])
-	o := outcome{global: e.Counters(), perSA: map[offload.SAID]offload.CounterValues{}}
+	o := outcome{global: e.Counters(), perSA: map[ipsec.SAID]offload.CounterValues{}}
 	for _, sa := range e.SAs() {
 		o.perSA[sa.ID()] = sa.Counters().Snapshot()
 	}
 	var want offload.CounterValues
-	wantSA := map[offload.SAID]*offload.CounterValues{}
+	wantSA := map[ipsec.SAID]*offload.CounterValues{}
 	for i, pk := range pks {
 		o.drop[i], o.nh[i] = pk.Drop, pk.NextHeader
 		if int(pk.Drop) >= offload.NumDropReasons {
@@ -265,17 +266,17 @@ func (r *decapRig) run(t *testing.T, data []byte, fill byte) outcome {
 // checkIP checks a decapsulated packet: an IP packet whose length fields
 // match its size; in transport mode the protocol is the next header and an
 // IPv4 header checksum verifies.
-func checkIP(t *testing.T, p []byte, mode offload.Mode, nh uint8) {
+func checkIP(t *testing.T, p []byte, mode ipsec.Mode, nh uint8) {
 	switch {
 	case len(p) > 0 && p[0]>>4 == 4 && header.IPv4(p).IsValid() && int(header.IPv4(p).TotalLength()) == len(p):
-		if mode == offload.Transport && (header.IPv4(p).Protocol() != nh || !header.IPv4(p).ChecksumValid()) {
+		if mode == ipsec.Transport && (header.IPv4(p).Protocol() != nh || !header.IPv4(p).ChecksumValid()) {
 			t.Fatalf("transport result %x: protocol or checksum wrong (next header %d)", p, nh)
 		}
-		if mode == offload.Tunnel && nh != header.ProtoIPv4 {
+		if mode == ipsec.Tunnel && nh != header.ProtoIPv4 {
 			t.Fatalf("IPv4 inner packet with next header %d", nh)
 		}
 	case len(p) > 0 && p[0]>>4 == 6 && header.IPv6(p).IsValid() && header.IPv6MinimumSize+int(header.IPv6(p).PayloadLength()) == len(p):
-		if mode == offload.Tunnel && nh != header.ProtoIPv6 {
+		if mode == ipsec.Tunnel && nh != header.ProtoIPv6 {
 			t.Fatalf("IPv6 inner packet with next header %d", nh)
 		}
 	default:

@@ -9,6 +9,7 @@ import (
 	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/fallback"
 	"github.com/ismgw/ism/internal/testpkt"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/offload"
 	"github.com/ismgw/ism/transform"
 )
@@ -29,7 +30,7 @@ type side struct {
 	mu   sync.Mutex
 	evs  []offload.Event
 	sa   *offload.SA
-	keys [2]driver.Key
+	keys [2]ipsec.Key
 }
 
 func (s *side) events() []offload.Event {
@@ -56,9 +57,9 @@ func newSide(t testing.TB, drivers ...driver.Driver) *side {
 }
 
 // keysFor returns deterministic keys of the right lengths for tr.
-func keysFor(tr transform.Transform, seed byte) (driver.Key, driver.Key) {
-	ck := make(driver.Key, tr.CipherKeyLen())
-	ak := make(driver.Key, tr.AuthKeyLen())
+func keysFor(tr transform.Transform, seed byte) (ipsec.Key, ipsec.Key) {
+	ck := make(ipsec.Key, tr.CipherKeyLen())
+	ak := make(ipsec.Key, tr.AuthKeyLen())
 	for i := range ck {
 		ck[i] = seed + byte(i)*7
 	}
@@ -69,12 +70,12 @@ func keysFor(tr transform.Transform, seed byte) (driver.Key, driver.Key) {
 }
 
 type pairOpts struct {
-	mode   offload.Mode
+	mode   ipsec.Mode
 	v6     bool
 	udp    bool
 	esn    bool
 	window int
-	life   offload.Lifetime
+	life   ipsec.Limits
 }
 
 // pair makes an outbound SA on a and the matching inbound SA on b.
@@ -86,28 +87,28 @@ func pair(t testing.TB, tr transform.Transform, o pairOpts, a, b *side) {
 	}
 	ck, ak := keysFor(tr, 0x42)
 	c := offload.SAConfig{SPI: 0x1000, Transform: tr, Mode: o.mode, Src: src, Dst: dst, UDPEncap: o.udp,
-		CipherKey: ck, AuthKey: ak, ESN: o.esn, ReplayWindow: o.window, Lifetime: o.life}
-	c.Direction = driver.Outbound
+		CipherKey: ck, AuthKey: ak, ESN: o.esn, ReplayWindow: o.window, Limits: o.life}
+	c.Direction = ipsec.Outbound
 	var err error
 	if a.sa, err = a.e.AddSA(c); err != nil {
 		t.Fatal(err)
 	}
-	c.Direction = driver.Inbound
+	c.Direction = ipsec.Inbound
 	if b.sa, err = b.e.AddSA(c); err != nil {
 		t.Fatal(err)
 	}
-	a.keys, b.keys = [2]driver.Key{ck, ak}, [2]driver.Key{ck, ak}
+	a.keys, b.keys = [2]ipsec.Key{ck, ak}, [2]ipsec.Key{ck, ak}
 }
 
 // inner returns a UDP packet suitable for o's mode and family.
 func inner(o pairOpts, n int, seed byte) []byte {
 	src, dst := in4a, in4b
 	switch {
-	case o.v6 && o.mode == offload.Transport:
+	case o.v6 && o.mode == ipsec.Transport:
 		src, dst = v6a, v6b
 	case o.v6:
 		src, dst = in6a, in6b
-	case o.mode == offload.Transport:
+	case o.mode == ipsec.Transport:
 		src, dst = v4a, v4b
 	}
 	return testpkt.UDP(src, dst, 1000, 2000, n, seed)

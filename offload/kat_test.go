@@ -17,6 +17,7 @@ import (
 	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/fallback"
 	"github.com/ismgw/ism/internal/testvec"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/offload"
 	"github.com/ismgw/ism/offload/header"
 	"github.com/ismgw/ism/transform"
@@ -26,7 +27,7 @@ import (
 type espKAT struct {
 	name      string
 	tr        transform.Transform
-	mode      offload.Mode
+	mode      ipsec.Mode
 	spi       uint32
 	seq       uint64
 	esn       bool
@@ -55,12 +56,12 @@ func mustTransform(t testing.TB, name string) transform.Transform {
 	return tr
 }
 
-func modeOf(t testing.TB, v *testvec.Vector) offload.Mode {
+func modeOf(t testing.TB, v *testvec.Vector) ipsec.Mode {
 	switch m := v.Get(t, "mode"); m {
 	case "tunnel":
-		return offload.Tunnel
+		return ipsec.Tunnel
 	case "transport":
-		return offload.Transport
+		return ipsec.Transport
 	default:
 		t.Fatalf("%s: mode %q", v.Path, m)
 	}
@@ -86,7 +87,7 @@ func rfc3602Vectors(t testing.TB) []espKAT {
 			cipherKey: v.Hex(t, "key"), iv: v.Hex(t, "iv"),
 			inner: v.Hex(t, "inner"), outer: v.Hex(t, "outer-ip"), esp: v.Hex(t, "esp"),
 		}
-		k.exactOuter = k.mode == offload.Transport
+		k.exactOuter = k.mode == ipsec.Transport
 		// RFC 3602's packets carry no ICV: AES-CBC without integrity.
 		if k.tr.Cipher != transform.CipherAESCBC || k.tr.Authenticates() {
 			t.Fatalf("%s: %s is not AES-CBC without integrity", v.Path, k.tr)
@@ -134,7 +135,7 @@ func mcgrewVectors(t testing.TB) (ks []espKAT, spiZero []*testvec.Vector) {
 		payload := pt[:len(pt)-2-padLen]
 		inner := append(ipv4(gcmDoc, gcmPeer, nh, 0x5247, header.IPv4MinimumSize+len(payload)), payload...)
 		ks = append(ks, espKAT{
-			name: v.Name(), tr: mustTransform(t, v.Get(t, "transform")), mode: offload.Transport,
+			name: v.Name(), tr: mustTransform(t, v.Get(t, "transform")), mode: ipsec.Transport,
 			spi: spi, seq: seq, esn: esn,
 			cipherKey: append(v.Hex(t, "key"), v.Hex(t, "salt")...), iv: iv,
 			inner: inner, esp: esp, exactOuter: true,
@@ -181,7 +182,7 @@ func newEngine(t testing.TB) *offload.Engine {
 	return e
 }
 
-func (k *espKAT) addSA(t testing.TB, e *offload.Engine, dir driver.Direction) *offload.SA {
+func (k *espKAT) addSA(t testing.TB, e *offload.Engine, dir ipsec.Direction) *offload.SA {
 	t.Helper()
 	h := header.IPv4(k.outer)
 	sa, err := e.AddSA(offload.SAConfig{
@@ -206,7 +207,7 @@ func TestESPVectorsDecap(t *testing.T) {
 	for _, k := range allESPVectors(t) {
 		t.Run(k.name, func(t *testing.T) {
 			e := newEngine(t)
-			sa := k.addSA(t, e, driver.Inbound)
+			sa := k.addSA(t, e, ipsec.Inbound)
 			if k.esn {
 				// The receiver infers the high 32 bits from its window
 				// (RFC 4303 Appendix A2.2): put the window just below.
@@ -240,7 +241,7 @@ func TestESPVectorsDecap(t *testing.T) {
 				t.Fatalf("decapsulated\n%x\nwant\n%x", got, k.inner)
 			}
 			wantNH := uint8(header.ProtoIPv4)
-			if k.mode == offload.Transport {
+			if k.mode == ipsec.Transport {
 				wantNH = header.IPv4(k.inner).Protocol()
 			}
 			if pk.NextHeader != wantNH || pk.SA != sa {
@@ -268,7 +269,7 @@ func TestESPVectorsEncap(t *testing.T) {
 	for _, k := range allESPVectors(t) {
 		t.Run(k.name, func(t *testing.T) {
 			e := newEngine(t)
-			sa := k.addSA(t, e, driver.Outbound)
+			sa := k.addSA(t, e, ipsec.Outbound)
 			offload.SetSeq(sa, k.seq-1)
 			p := e.NewProcessor()
 			offload.SetIVHook(p, func(iv []byte, seq uint64) {
@@ -331,7 +332,7 @@ func TestMcGrewSPIZero(t *testing.T) {
 	tr := mustTransform(t, v.Get(t, "transform"))
 	key := append(v.Hex(t, "key"), v.Hex(t, "salt")...)
 	e := newEngine(t)
-	_, err := e.AddSA(offload.SAConfig{SPI: 0, Transform: tr, Direction: driver.Inbound,
+	_, err := e.AddSA(offload.SAConfig{SPI: 0, Transform: tr, Direction: ipsec.Inbound,
 		Src: netip.MustParseAddr(gcmDoc), Dst: netip.MustParseAddr(gcmPeer), CipherKey: key})
 	if !errors.Is(err, offload.ErrBadSA) {
 		t.Fatalf("SPI 0 accepted: %v", err)
@@ -340,13 +341,13 @@ func TestMcGrewSPIZero(t *testing.T) {
 	defer fb.Close()
 	pt, ct := v.Hex(t, "plaintext"), append(v.Hex(t, "ciphertext"), v.Hex(t, "tag")...)
 	aad, iv := v.Hex(t, "aad"), v.Hex(t, "iv")
-	for _, dir := range []driver.Direction{driver.Outbound, driver.Inbound} {
+	for _, dir := range []ipsec.Direction{ipsec.Outbound, ipsec.Inbound} {
 		s, err := fb.NewSession(driver.SessionConfig{Action: driver.CPUCrypto, Transform: tr, Direction: dir, CipherKey: key})
 		if err != nil {
 			t.Fatal(err)
 		}
 		from, to := pt, ct
-		if dir == driver.Inbound {
+		if dir == ipsec.Inbound {
 			from, to = ct, pt
 		}
 		b := &driver.Buffer{Mem: make([]byte, len(ct)+16)}

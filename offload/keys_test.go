@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/fallback"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -25,8 +25,8 @@ func TestKeysNeverPrinted(t *testing.T) {
 	}
 	defer e.Close()
 	tr, _ := transform.Lookup("esp-aes256-hmac-sha512")
-	ck := driver.Key(bytes.Repeat([]byte{0xa5}, tr.CipherKeyLen()))
-	ak := driver.Key(bytes.Repeat([]byte{0x5a}, tr.AuthKeyLen()))
+	ck := ipsec.Key(bytes.Repeat([]byte{0xa5}, tr.CipherKeyLen()))
+	ak := ipsec.Key(bytes.Repeat([]byte{0x5a}, tr.AuthKeyLen()))
 	cfg := SAConfig{SPI: 0x4242, Transform: tr, Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.MustParseAddr("192.0.2.2"), CipherKey: ck, AuthKey: ak}
 	sa, err := e.AddSA(cfg)
 	if err != nil {
@@ -36,7 +36,7 @@ func TestKeysNeverPrinted(t *testing.T) {
 	fmt.Fprintf(&out, "%v %+v %#v %s %v %+v %#v", sa, sa, sa, sa, cfg, cfg, cfg)
 	slog.New(slog.NewJSONHandler(&out, nil)).Info("sa", "cfg", cfg, "key", ck, "sa", sa)
 	slog.New(slog.NewTextHandler(&out, nil)).Info("sa", "cfg", cfg, "auth", ak)
-	for _, k := range []driver.Key{ck, ak} {
+	for _, k := range []ipsec.Key{ck, ak} {
 		for _, enc := range []string{hex.EncodeToString(k[:8]), fmt.Sprint([]byte(k[:8]))[1:20], string(k[:8])} {
 			if strings.Contains(out.String(), enc) {
 				t.Fatalf("key bytes %q printed in:\n%s", enc, out.String())
@@ -46,7 +46,7 @@ func TestKeysNeverPrinted(t *testing.T) {
 	if !strings.Contains(out.String(), "[redacted]") {
 		t.Errorf("no redaction marker in %s", out.String())
 	}
-	held := [2]driver.Key{sa.cfg.CipherKey, sa.cfg.AuthKey}
+	held := [2]ipsec.Key{sa.cfg.CipherKey, sa.cfg.AuthKey}
 	if &held[0][0] == &ck[0] {
 		t.Fatal("SA shares the caller's key memory")
 	}

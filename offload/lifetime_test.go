@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/offload"
 	"github.com/ismgw/ism/transform"
 )
@@ -12,7 +13,7 @@ import (
 // still delivered (the seed: a packet in flight is finished), the 6th is not.
 func TestLifetimePackets(t *testing.T) {
 	tr, _ := transform.Lookup("esp-aes128-gcm16")
-	o := pairOpts{window: 64, life: offload.Lifetime{SoftPackets: 3, HardPackets: 5}}
+	o := pairOpts{window: 64, life: ipsec.Limits{Soft: ipsec.Lifetime{Packets: 3}, Hard: ipsec.Lifetime{Packets: 5}}}
 	a, b := newSide(t), newSide(t)
 	pair(t, tr, o, a, b)
 	for i := 1; i <= 5; i++ {
@@ -45,7 +46,7 @@ func TestLifetimePackets(t *testing.T) {
 // crosses the hard limit is finished.
 func TestLifetimeBytes(t *testing.T) {
 	tr, _ := transform.Lookup("esp-3des-hmac-sha")
-	o := pairOpts{window: 64, life: offload.Lifetime{SoftBytes: 1000, HardBytes: 2000}}
+	o := pairOpts{window: 64, life: ipsec.Limits{Soft: ipsec.Lifetime{Bytes: 1000}, Hard: ipsec.Lifetime{Bytes: 2000}}}
 	a, b := newSide(t), newSide(t)
 	pair(t, tr, o, a, b)
 	n := 0
@@ -75,7 +76,7 @@ func TestLifetimeBytes(t *testing.T) {
 // the hard age is dropped.
 func TestLifetimeAge(t *testing.T) {
 	tr, _ := transform.Lookup("esp-aes256-gcm16")
-	o := pairOpts{window: 64, life: offload.Lifetime{SoftAge: 20 * time.Millisecond, HardAge: 60 * time.Millisecond}}
+	o := pairOpts{window: 64, life: ipsec.Limits{Soft: ipsec.Lifetime{Time: 20 * time.Millisecond}, Hard: ipsec.Lifetime{Time: 60 * time.Millisecond}}}
 	a, b := newSide(t), newSide(t)
 	pair(t, tr, o, a, b)
 	encap(t, a, inner(o, 10, 1))

@@ -47,8 +47,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/internal/testpkt"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/offload"
 	"github.com/ismgw/ism/offload/header"
 	"github.com/ismgw/ism/transform"
@@ -147,7 +147,7 @@ var scapyAuths = map[transform.Integrity]string{
 // oracleCase is one SA shape judged by scapy.
 type oracleCase struct {
 	tr           transform.Transform
-	mode         offload.Mode
+	mode         ipsec.Mode
 	outer6       bool // outer (and transport) family
 	inner6       bool // inner family in tunnel mode
 	natt, esn    bool
@@ -170,7 +170,7 @@ func family(v6 bool) int {
 
 func (c *oracleCase) name() string {
 	n := fmt.Sprintf("%s/%s/v%d", c.tr, c.mode, family(c.outer6))
-	if c.mode == offload.Tunnel && c.inner6 != c.outer6 {
+	if c.mode == ipsec.Tunnel && c.inner6 != c.outer6 {
 		n = fmt.Sprintf("%s/%s/v%d-in-v%d", c.tr, c.mode, family(c.inner6), family(c.outer6))
 	}
 	if c.natt {
@@ -194,31 +194,31 @@ func oracleCases() []*oracleCase {
 		"ah-hmac-sha256", "ah-hmac-sha384", "ah-hmac-sha512",
 	}
 	var cs []*oracleCase
-	add := func(name string, mode offload.Mode, outer6, inner6, natt, esn bool) {
+	add := func(name string, mode ipsec.Mode, outer6, inner6, natt, esn bool) {
 		tr, _ := transform.Lookup(name)
 		cs = append(cs, &oracleCase{tr: tr, mode: mode, outer6: outer6, inner6: inner6, natt: natt, esn: esn})
 	}
 	for _, name := range base {
-		for _, mode := range []offload.Mode{offload.Tunnel, offload.Transport} {
+		for _, mode := range []ipsec.Mode{ipsec.Tunnel, ipsec.Transport} {
 			for _, v6 := range []bool{false, true} {
 				add(name, mode, v6, v6, false, false)
 			}
 		}
 	}
 	for _, name := range []string{"esp-3des-hmac-sha", "esp-aes128-gcm16", "esp-aes256-hmac-sha256"} {
-		for _, mode := range []offload.Mode{offload.Tunnel, offload.Transport} {
+		for _, mode := range []ipsec.Mode{ipsec.Tunnel, ipsec.Transport} {
 			for _, v6 := range []bool{false, true} {
 				add(name, mode, v6, v6, true, false)
 			}
 		}
 	}
 	for _, name := range []string{"esp-aes128-gcm16", "esp-aes256-gcm16", "ah-hmac-sha", "ah-hmac-sha256"} {
-		add(name, offload.Tunnel, false, false, false, true)
-		add(name, offload.Transport, true, true, false, true)
+		add(name, ipsec.Tunnel, false, false, false, true)
+		add(name, ipsec.Transport, true, true, false, true)
 	}
-	add("esp-aes128-gcm16", offload.Tunnel, true, false, false, false)
-	add("ah-hmac-sha", offload.Tunnel, false, true, false, false)
-	add("esp-3des-hmac-sha", offload.Tunnel, true, false, true, false)
+	add("esp-aes128-gcm16", ipsec.Tunnel, true, false, false, false)
+	add("ah-hmac-sha", ipsec.Tunnel, false, true, false, false)
+	add("esp-3des-hmac-sha", ipsec.Tunnel, true, false, true, false)
 	for i, c := range cs {
 		c.spi = 0x10000 + uint32(i)
 		c.payload = 29 + i%23 // vary the padding
@@ -255,7 +255,7 @@ func (c *oracleCase) endpoints() (src, dst netip.Addr) {
 
 func (c *oracleCase) innerPacket() []byte {
 	src, dst := c.endpoints()
-	if c.mode == offload.Tunnel {
+	if c.mode == ipsec.Tunnel {
 		src, dst = inSrc4, inDst4
 		if c.inner6 {
 			src, dst = inSrc6, inDst6
@@ -264,7 +264,7 @@ func (c *oracleCase) innerPacket() []byte {
 	return testpkt.UDP(src, dst, 5001, 5002, c.payload, byte(c.spi))
 }
 
-func (c *oracleCase) saConfig(dir driver.Direction) offload.SAConfig {
+func (c *oracleCase) saConfig(dir ipsec.Direction) offload.SAConfig {
 	src, dst := c.endpoints()
 	return offload.SAConfig{
 		SPI: c.spi, Transform: c.tr, Direction: dir, Mode: c.mode, Src: src, Dst: dst,
@@ -290,7 +290,7 @@ func (c *oracleCase) scapyBase(op string, packet []byte) scapyCase {
 	if c.natt {
 		s.NATT = &scapyNATT{Sport: header.NATTPort, Dport: header.NATTPort}
 	}
-	if c.mode == offload.Tunnel {
+	if c.mode == ipsec.Tunnel {
 		src, dst := c.endpoints()
 		s.Tunnel = &scapyTun{Src: src.String(), Dst: dst.String(), ID: 1}
 	}
@@ -300,7 +300,7 @@ func (c *oracleCase) scapyBase(op string, packet []byte) scapyCase {
 // encapOurs builds the engine's packet for c.
 func (c *oracleCase) encapOurs(t *testing.T) {
 	e := newEngine(t)
-	sa, err := e.AddSA(c.saConfig(driver.Outbound))
+	sa, err := e.AddSA(c.saConfig(ipsec.Outbound))
 	if err != nil {
 		t.Fatalf("%s: %v", c.name(), err)
 	}
@@ -413,7 +413,7 @@ func (c *oracleCase) scapyUDPLength(t *testing.T, got []byte) []byte {
 // decapTheirs decapsulates scapy's packet with a fresh engine.
 func (c *oracleCase) decapTheirs(t *testing.T, wire []byte) {
 	e := newEngine(t)
-	sa, err := e.AddSA(c.saConfig(driver.Inbound))
+	sa, err := e.AddSA(c.saConfig(ipsec.Inbound))
 	if err != nil {
 		t.Fatal(err)
 	}

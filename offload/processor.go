@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // BurstSize is the most packets a Processor takes in one call; it sizes
@@ -149,26 +150,26 @@ func (p *Processor) releaseAll() {
 // Encap encapsulates each packet with its SA (set by the caller) and returns
 // when every packet is done or dropped. len(pkts) must be at most BurstSize.
 func (p *Processor) Encap(pkts []*Packet) {
-	p.run(pkts, driver.Outbound)
+	p.run(pkts, ipsec.Outbound)
 }
 
 // Decap finds each packet's inbound SA, verifies and decapsulates it, and
 // returns when every packet is done or dropped. len(pkts) must be at most
 // BurstSize.
 func (p *Processor) Decap(pkts []*Packet) {
-	p.run(pkts, driver.Inbound)
+	p.run(pkts, ipsec.Inbound)
 }
 
-func (p *Processor) run(pkts []*Packet, dir driver.Direction) {
+func (p *Processor) run(pkts []*Packet, dir ipsec.Direction) {
 	p.now = nanotime()
-	if dir == driver.Outbound {
+	if dir == ipsec.Outbound {
 		p.findRuns(pkts)
 	}
 	// 1. prepare
 	for i, pk := range pkts {
 		pk.proc = p
 		var r DropReason
-		if dir == driver.Outbound {
+		if dir == ipsec.Outbound {
 			r = p.prepareOutbound(pk, i)
 		} else {
 			r = p.prepareInbound(pk)
@@ -209,7 +210,7 @@ func (p *Processor) run(pkts []*Packet, dir driver.Direction) {
 		}
 		r := p.status(pk)
 		if r == NotDropped {
-			if dir == driver.Outbound {
+			if dir == ipsec.Outbound {
 				r = p.finishOutbound(pk)
 			} else {
 				r = p.finishInbound(pk)
@@ -217,7 +218,7 @@ func (p *Processor) run(pkts []*Packet, dir driver.Direction) {
 		}
 		if r != NotDropped {
 			p.drop(pk, r)
-			if dir == driver.Outbound {
+			if dir == ipsec.Outbound {
 				p.charge(pk.SA, -1, -int64(pk.f.inner)) // charged in prepare
 			}
 			continue

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/offload"
 	"github.com/ismgw/ism/offload/header"
 	"github.com/ismgw/ism/transform"
@@ -14,7 +15,7 @@ import (
 // every transform, mode, IP version, encapsulation and sequence number size.
 func TestRoundTrip(t *testing.T) {
 	for _, tr := range transform.All() {
-		for _, mode := range []offload.Mode{offload.Tunnel, offload.Transport} {
+		for _, mode := range []ipsec.Mode{ipsec.Tunnel, ipsec.Transport} {
 			for _, v6 := range []bool{false, true} {
 				for _, udp := range []bool{false, true} {
 					if udp && tr.Protocol != transform.ESP {
@@ -84,7 +85,7 @@ func checkWire(t *testing.T, tr transform.Transform, o pairOpts, wire []byte, in
 	if spi != 0x1000 {
 		t.Fatalf("SPI 0x%x", spi)
 	}
-	if o.mode == offload.Tunnel && len(wire) < ipLen+innerLen {
+	if o.mode == ipsec.Tunnel && len(wire) < ipLen+innerLen {
 		t.Fatalf("wire %d bytes shorter than inner %d", len(wire), innerLen)
 	}
 }
@@ -92,7 +93,7 @@ func checkWire(t *testing.T, tr transform.Transform, o pairOpts, wire []byte, in
 // TestOverhead checks Overhead and MaxInner against what the engine does.
 func TestOverhead(t *testing.T) {
 	for _, tr := range transform.All() {
-		for _, mode := range []offload.Mode{offload.Tunnel, offload.Transport} {
+		for _, mode := range []ipsec.Mode{ipsec.Tunnel, ipsec.Transport} {
 			for _, udp := range []bool{false, true} {
 				if udp && tr.Protocol == transform.AH {
 					continue

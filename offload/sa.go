@@ -8,68 +8,30 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/offload/header"
 	"github.com/ismgw/ism/transform"
 )
-
-// Mode is the IPsec encapsulation mode.
-type Mode uint8
-
-// Modes.
-const (
-	Tunnel Mode = iota
-	Transport
-)
-
-func (m Mode) String() string {
-	if m == Transport {
-		return "transport"
-	}
-	return "tunnel"
-}
-
-// Lifetime holds an SA's soft and hard limits; a zero limit is no limit.
-// Crossing a soft limit asks for a rekey; crossing a hard limit makes the SA
-// unusable once the packet that crossed it is done.
-type Lifetime struct {
-	SoftBytes, HardBytes     uint64
-	SoftPackets, HardPackets uint64
-	SoftAge, HardAge         time.Duration
-}
-
-// SAID names an SA: an SPI is unique per destination and protocol (RFC 4301
-// §4.1). For an outbound SA the destination is the peer; for an inbound SA
-// it is the local endpoint.
-type SAID struct {
-	SPI      uint32
-	Protocol transform.Protocol
-	Dst      netip.Addr
-}
-
-func (id SAID) String() string {
-	return fmt.Sprintf("0x%08x/%s/%s", id.SPI, id.Protocol, id.Dst)
-}
 
 // SAConfig is what an SA is made from.
 type SAConfig struct {
 	SPI       uint32
 	Transform transform.Transform
-	Direction driver.Direction
-	Mode      Mode
+	Direction ipsec.Direction
+	Mode      ipsec.Mode
 	// Src and Dst are the outer addresses: local and peer for an outbound
 	// SA, peer and local for an inbound one.
 	Src, Dst netip.Addr
 	// UDPEncap puts ESP in UDP (RFC 3948); the ports default to 4500.
 	UDPEncap         bool
 	SrcPort, DstPort uint16
-	CipherKey        driver.Key
-	AuthKey          driver.Key
+	CipherKey        ipsec.Key
+	AuthKey          ipsec.Key
 	ESN              bool
 	// ReplayWindow is the inbound anti-replay window in packets; 0 turns
 	// the check off. Use DefaultReplayWindow unless configured.
 	ReplayWindow int
-	Lifetime     Lifetime
+	Limits       ipsec.Limits
 	// Driver names the driver wanted ("" or "auto": the best available).
 	Driver string
 	// Cookie is the owner's reference (its tunnel); offload never reads it.
@@ -77,8 +39,8 @@ type SAConfig struct {
 }
 
 // ID returns the SA's identity.
-func (c *SAConfig) ID() SAID {
-	return SAID{SPI: c.SPI, Protocol: c.Transform.Protocol, Dst: c.Dst}
+func (c *SAConfig) ID() ipsec.SAID {
+	return ipsec.SAID{SPI: c.SPI, Protocol: c.Transform.Protocol, Dst: c.Dst}
 }
 
 // SA state bits.
@@ -92,7 +54,7 @@ const (
 // SA is one security association in one direction. It is safe for concurrent
 // use. Its keys are held until Delete zeroes them; no method prints them.
 type SA struct {
-	id  SAID
+	id  ipsec.SAID
 	cfg SAConfig
 	t   transform.Transform
 
@@ -145,7 +107,7 @@ func shapeOf(c *SAConfig) shape {
 }
 
 // ID returns the SA's identity.
-func (sa *SA) ID() SAID { return sa.id }
+func (sa *SA) ID() ipsec.SAID { return sa.id }
 
 // Config returns the SA's configuration without its keys.
 func (sa *SA) Config() SAConfig {
@@ -158,7 +120,7 @@ func (sa *SA) Config() SAConfig {
 func (sa *SA) Transform() transform.Transform { return sa.t }
 
 // Direction returns the SA's direction.
-func (sa *SA) Direction() driver.Direction { return sa.cfg.Direction }
+func (sa *SA) Direction() ipsec.Direction { return sa.cfg.Direction }
 
 // Cookie returns the owner's reference given in the config.
 func (sa *SA) Cookie() uint64 { return sa.cfg.Cookie }
@@ -169,7 +131,7 @@ func (sa *SA) Counters() *Counters { return &sa.stats }
 // Seq returns the last outbound sequence number used, or for an inbound SA
 // the highest one verified.
 func (sa *SA) Seq() uint64 {
-	if sa.cfg.Direction == driver.Outbound {
+	if sa.cfg.Direction == ipsec.Outbound {
 		return sa.seq.Load()
 	}
 	return sa.replay.top.Load()
@@ -298,20 +260,20 @@ func (sa *SA) account(pkts, bytes uint64, now int64) {
 	pk := sa.stats.Packets.Add(pkts)
 	by := sa.stats.Bytes.Add(bytes)
 	sa.used.Store(now)
-	l := &sa.cfg.Lifetime
-	if l.SoftBytes|l.SoftPackets|l.HardBytes|l.HardPackets == 0 {
+	l := &sa.cfg.Limits
+	if l.Soft.Bytes|l.Soft.Packets|l.Hard.Bytes|l.Hard.Packets == 0 {
 		return
 	}
 	switch {
-	case l.HardBytes != 0 && by >= l.HardBytes:
+	case l.Hard.Bytes != 0 && by >= l.Hard.Bytes:
 		sa.expire(true, CauseBytes)
-	case l.HardPackets != 0 && pk >= l.HardPackets:
+	case l.Hard.Packets != 0 && pk >= l.Hard.Packets:
 		sa.expire(true, CausePackets)
 	}
 	switch {
-	case l.SoftBytes != 0 && by >= l.SoftBytes:
+	case l.Soft.Bytes != 0 && by >= l.Soft.Bytes:
 		sa.expire(false, CauseBytes)
-	case l.SoftPackets != 0 && pk >= l.SoftPackets:
+	case l.Soft.Packets != 0 && pk >= l.Soft.Packets:
 		sa.expire(false, CausePackets)
 	}
 }
@@ -319,11 +281,11 @@ func (sa *SA) account(pkts, bytes uint64, now int64) {
 // overLimit reports whether the SA has already carried its hard limit,
 // counting pending packets and bytes not yet accounted.
 func (sa *SA) overLimit(pendPkts, pendBytes uint64) (bool, Cause) {
-	l := &sa.cfg.Lifetime
-	if l.HardBytes != 0 && sa.stats.Bytes.Load()+pendBytes >= l.HardBytes {
+	l := &sa.cfg.Limits.Hard
+	if l.Bytes != 0 && sa.stats.Bytes.Load()+pendBytes >= l.Bytes {
 		return true, CauseBytes
 	}
-	if l.HardPackets != 0 && sa.stats.Packets.Load()+pendPkts >= l.HardPackets {
+	if l.Packets != 0 && sa.stats.Packets.Load()+pendPkts >= l.Packets {
 		return true, CausePackets
 	}
 	return false, 0
@@ -331,8 +293,8 @@ func (sa *SA) overLimit(pendPkts, pendBytes uint64) (bool, Cause) {
 
 // hasLimits reports whether the SA has a packet or byte limit.
 func (sa *SA) hasLimits() bool {
-	l := &sa.cfg.Lifetime
-	return l.HardBytes|l.HardPackets|l.SoftBytes|l.SoftPackets != 0
+	l := &sa.cfg.Limits
+	return l.Hard.Bytes|l.Hard.Packets|l.Soft.Bytes|l.Soft.Packets != 0
 }
 
 // buildTemplate fills in the outer header of tunnel mode (RFC 4301
@@ -402,9 +364,9 @@ func (c *SAConfig) ports() (src, dst uint16) {
 // adds with transform t: the outer IP header in tunnel mode (ipv6 says which
 // family), the UDP header with udp, the ESP header, IV, padding, trailer and
 // ICV, or the AH header.
-func Overhead(t transform.Transform, mode Mode, ipv6, udp bool, n int) int {
+func Overhead(t transform.Transform, mode ipsec.Mode, ipv6, udp bool, n int) int {
 	o := 0
-	if mode == Tunnel {
+	if mode == ipsec.Tunnel {
 		o = header.IPv4MinimumSize
 		if ipv6 {
 			o = header.IPv6MinimumSize
@@ -417,7 +379,7 @@ func Overhead(t transform.Transform, mode Mode, ipv6, udp bool, n int) int {
 		o += header.UDPMinimumSize
 	}
 	ipLen := 0
-	if mode == Transport {
+	if mode == ipsec.Transport {
 		ipLen = header.IPv4MinimumSize
 		if ipv6 {
 			ipLen = header.IPv6MinimumSize
@@ -431,7 +393,7 @@ func Overhead(t transform.Transform, mode Mode, ipv6, udp bool, n int) int {
 
 // MaxInner returns the largest inner packet that fits a path MTU once
 // encapsulated, or 0 if none does.
-func MaxInner(t transform.Transform, mode Mode, ipv6, udp bool, pathMTU int) int {
+func MaxInner(t transform.Transform, mode ipsec.Mode, ipv6, udp bool, pathMTU int) int {
 	for n := pathMTU; n > 0; n-- {
 		if n+Overhead(t, mode, ipv6, udp, n) <= pathMTU {
 			return n

@@ -65,7 +65,7 @@ func engine(args []string) error {
 			for _, dir := range strings.Split(*dirs, ",") {
 				var soft float64
 				for _, d := range drivers {
-					r, err := bench.MeasureEngine(t, size, bench.Direction(dir), d, *cores, *dur)
+					r, err := bench.MeasureEngine(t, size, bench.Operation(dir), d, *cores, *dur)
 					if err != nil {
 						fmt.Fprintf(os.Stderr, "ismbench: %s %d %s: %v\n", t, size, dir, err)
 						continue
@@ -81,7 +81,7 @@ func engine(args []string) error {
 						switch {
 						case err == nil:
 							r.VsCryptoPerf = r.Gbps / gbps
-							perf = &bench.EngineResult{Transform: t.Name(), Size: size, Direction: bench.Encap,
+							perf = &bench.EngineResult{Transform: t.Name(), Size: size, Operation: bench.Encap,
 								Driver: bench.CryptoPerfBinary, Cores: 1, Gbps: gbps, PPS: gbps * 1e9 / float64(8*size)}
 						case !errors.Is(err, bench.ErrNoCryptoPerf):
 							fmt.Fprintf(os.Stderr, "ismbench: %v\n", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/fallback"
 	"github.com/ismgw/ism/internal/testpkt"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/offload"
 )
 
@@ -56,7 +57,7 @@ func benchEncap(b *testing.B, d *Driver, trName string, size int, engine string)
 		}
 	}()
 	ck, ak := keys(rand.New(rand.NewPCG(9, 9)), tr)
-	sa, err := e.AddSA(offload.SAConfig{SPI: 0x3003, Transform: tr, Direction: driver.Outbound, Mode: offload.Tunnel,
+	sa, err := e.AddSA(offload.SAConfig{SPI: 0x3003, Transform: tr, Direction: ipsec.Outbound, Mode: ipsec.Tunnel,
 		Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.MustParseAddr("192.0.2.2"), CipherKey: ck, AuthKey: ak})
 	if err != nil {
 		b.Fatal(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/fallback"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -63,9 +64,9 @@ func compareTransform(t *testing.T, d *Driver, fb *fallback.Driver, tr transform
 	r := rand.New(rand.NewPCG(uint64(len(equivSizes)), h.Sum64()))
 	ck, ak := keys(r, tr)
 	sc := driver.SessionConfig{Action: driver.LookasideCrypto, Transform: tr, SPI: 0x1234, CipherKey: ck, AuthKey: ak, ESN: esn}
-	sc.Direction = driver.Outbound
+	sc.Direction = ipsec.Outbound
 	outD, outF := sessionPair(t, d, fb, sc)
-	sc.Direction = driver.Inbound
+	sc.Direction = ipsec.Inbound
 	inD, inF := sessionPair(t, d, fb, sc)
 	qp := d.QueuePair(0)
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // fuzzTransforms are the sessions FuzzOpBounds picks from.
@@ -34,7 +35,7 @@ func FuzzOpBounds(f *testing.F) {
 	for i, name := range fuzzTransforms {
 		tr := mustTransform(f, name)
 		ck, ak := keys(r, tr)
-		s, err := d.NewSession(driver.SessionConfig{Transform: tr, CipherKey: ck, AuthKey: ak, Direction: driver.Direction(i % 2)})
+		s, err := d.NewSession(driver.SessionConfig{Transform: tr, CipherKey: ck, AuthKey: ak, Direction: ipsec.Direction(i % 2)})
 		if err != nil {
 			f.Fatal(err)
 		}

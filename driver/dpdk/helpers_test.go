@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -40,9 +41,9 @@ func sessionPair(t testing.TB, a, b driver.Driver, c driver.SessionConfig) (driv
 }
 
 // keys returns random keys for t.
-func keys(r *rand.Rand, t transform.Transform) (driver.Key, driver.Key) {
-	ck := make(driver.Key, t.CipherKeyLen())
-	ak := make(driver.Key, t.AuthKeyLen())
+func keys(r *rand.Rand, t transform.Transform) (ipsec.Key, ipsec.Key) {
+	ck := make(ipsec.Key, t.CipherKeyLen())
+	ak := make(ipsec.Key, t.AuthKeyLen())
 	fill(r, ck)
 	fill(r, ak)
 	return ck, ak

@@ -11,6 +11,7 @@ import (
 	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/fallback"
 	"github.com/ismgw/ism/internal/testpkt"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/offload"
 	"github.com/ismgw/ism/transform"
 )
@@ -28,10 +29,10 @@ func saPair(t *testing.T, ea, eb *offload.Engine, tr transform.Transform, base o
 	t.Helper()
 	a, b = gateway{e: ea, p: ea.NewProcessor()}, gateway{e: eb, p: eb.NewProcessor()}
 	la, lb := base.Src, base.Dst
-	add := func(e *offload.Engine, spi uint32, dir driver.Direction, src, dst netip.Addr, ck, ak driver.Key) *offload.SA {
+	add := func(e *offload.Engine, spi uint32, dir ipsec.Direction, src, dst netip.Addr, ck, ak ipsec.Key) *offload.SA {
 		c := base
 		c.SPI, c.Transform, c.Direction, c.Src, c.Dst, c.CipherKey, c.AuthKey = spi, tr, dir, src, dst, ck, ak
-		if dir == driver.Inbound {
+		if dir == ipsec.Inbound {
 			c.ReplayWindow = 64
 		}
 		sa, err := e.AddSA(c)
@@ -42,10 +43,10 @@ func saPair(t *testing.T, ea, eb *offload.Engine, tr transform.Transform, base o
 	}
 	ck1, ak1 := keys(r, tr)
 	ck2, ak2 := keys(r, tr)
-	a.out = add(ea, 0x1001, driver.Outbound, la, lb, ck1, ak1)
-	b.in = add(eb, 0x1001, driver.Inbound, la, lb, ck1, ak1)
-	b.out = add(eb, 0x2002, driver.Outbound, lb, la, ck2, ak2)
-	a.in = add(ea, 0x2002, driver.Inbound, lb, la, ck2, ak2)
+	a.out = add(ea, 0x1001, ipsec.Outbound, la, lb, ck1, ak1)
+	b.in = add(eb, 0x1001, ipsec.Inbound, la, lb, ck1, ak1)
+	b.out = add(eb, 0x2002, ipsec.Outbound, lb, la, ck2, ak2)
+	a.in = add(ea, 0x2002, ipsec.Inbound, lb, la, ck2, ak2)
 	return a, b
 }
 
@@ -64,10 +65,10 @@ func TestOffloadInterop(t *testing.T) {
 	v6a, v6b := netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2")
 	few := []string{"esp-aes128-gcm16", "esp-aes256-gcm8", "esp-chacha20-poly1305", "esp-aes128-hmac-sha", "esp-3des-hmac-sha256", "esp-null-hmac-sha", "ah-hmac-sha256"}
 	variants := []variant{
-		{"tunnel4", offload.SAConfig{Mode: offload.Tunnel, Src: v4a, Dst: v4b}, nil},
-		{"tunnel6-esn", offload.SAConfig{Mode: offload.Tunnel, Src: v6a, Dst: v6b, ESN: true}, few},
-		{"transport4", offload.SAConfig{Mode: offload.Transport, Src: v4a, Dst: v4b}, few},
-		{"natt4", offload.SAConfig{Mode: offload.Tunnel, Src: v4a, Dst: v4b, UDPEncap: true}, few[:6]},
+		{"tunnel4", offload.SAConfig{Mode: ipsec.Tunnel, Src: v4a, Dst: v4b}, nil},
+		{"tunnel6-esn", offload.SAConfig{Mode: ipsec.Tunnel, Src: v6a, Dst: v6b, ESN: true}, few},
+		{"transport4", offload.SAConfig{Mode: ipsec.Transport, Src: v4a, Dst: v4b}, few},
+		{"natt4", offload.SAConfig{Mode: ipsec.Tunnel, Src: v4a, Dst: v4b, UDPEncap: true}, few[:6]},
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, v := range variants {
@@ -142,7 +143,7 @@ func exchange(t *testing.T, d *Driver, a, b gateway, zeroCopy, authenticates boo
 	}
 	load := func(sa *offload.SA) {
 		src, dst := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("203.0.113.1")
-		if c := sa.Config(); c.Mode == offload.Transport {
+		if c := sa.Config(); c.Mode == ipsec.Transport {
 			src, dst = c.Src, c.Dst
 		}
 		for i, n := range sizes {

@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -29,7 +30,7 @@ type session struct {
 	dev    uint8 // index in d.devs and in every queue pair's device list
 	handle unsafe.Pointer
 	t      transform.Transform
-	dir    driver.Direction
+	dir    ipsec.Direction
 	kind   uint8
 	ivLen  uint8 // IV the device gets (salt included for AEADs)
 	aadLen uint8
@@ -76,7 +77,7 @@ func (d *Driver) NewSession(c driver.SessionConfig) (driver.Session, error) {
 		iv_len: C.uint16_t(a.ivLen), digest_len: C.uint16_t(a.digest),
 		cipher_key_len: C.uint16_t(a.keyLen), auth_key_len: C.uint16_t(a.authKeyLen),
 	}
-	if c.Direction == driver.Outbound {
+	if c.Direction == ipsec.Outbound {
 		conf.encrypt = 1
 	}
 	if a.kind == C.ISM_KIND_AEAD {

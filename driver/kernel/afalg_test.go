@@ -12,6 +12,7 @@ import (
 
 	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/fallback"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -111,7 +112,7 @@ func TestAgainstFallback(t *testing.T) {
 		tr := c.Transform
 		t.Run(tr.Name(), func(t *testing.T) {
 			ck, ak := randKey(tr.CipherKeyLen()), randKey(tr.AuthKeyLen())
-			mk := func(drv driver.Driver, dir driver.Direction, a driver.Action) driver.Session {
+			mk := func(drv driver.Driver, dir ipsec.Direction, a driver.Action) driver.Session {
 				s, err := drv.NewSession(driver.SessionConfig{Action: a, Transform: tr, Direction: dir, SPI: 0x1234, CipherKey: ck, AuthKey: ak})
 				if err != nil {
 					t.Fatal(err)
@@ -119,8 +120,8 @@ func TestAgainstFallback(t *testing.T) {
 				t.Cleanup(func() { s.Close() })
 				return s
 			}
-			kOut, kIn := mk(d, driver.Outbound, driver.LookasideCrypto), mk(d, driver.Inbound, driver.LookasideCrypto)
-			fOut, fIn := mk(fb, driver.Outbound, driver.CPUCrypto), mk(fb, driver.Inbound, driver.CPUCrypto)
+			kOut, kIn := mk(d, ipsec.Outbound, driver.LookasideCrypto), mk(d, ipsec.Inbound, driver.LookasideCrypto)
+			fOut, fIn := mk(fb, ipsec.Outbound, driver.CPUCrypto), mk(fb, ipsec.Inbound, driver.CPUCrypto)
 			for _, size := range []int{16, 64, 1408} {
 				for _, esn := range []bool{false, true} {
 					payload := make([]byte, size)
@@ -197,7 +198,7 @@ func TestBadOps(t *testing.T) {
 	d := openAFALG(t)
 	for _, c := range d.Info().Capabilities {
 		tr := c.Transform
-		s, err := d.NewSession(driver.SessionConfig{Action: driver.LookasideCrypto, Transform: tr, Direction: driver.Inbound,
+		s, err := d.NewSession(driver.SessionConfig{Action: driver.LookasideCrypto, Transform: tr, Direction: ipsec.Inbound,
 			CipherKey: randKey(tr.CipherKeyLen()), AuthKey: randKey(tr.AuthKeyLen())})
 		if err != nil {
 			t.Fatalf("%s: %v", tr, err)

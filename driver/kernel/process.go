@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // worker is the scratch space of one goroutine running ops through AF_ALG.
@@ -58,7 +59,7 @@ func (w *worker) runAEAD(s *session, op *driver.Op) driver.Status {
 	copy(w.assoc[n:], op.IV[:aeadIVLen])
 	assocLen := n + aeadIVLen
 	text := region[:op.CipherLen]
-	out := s.dir == driver.Outbound
+	out := s.dir == ipsec.Outbound
 	opfd, ok := s.aead.get()
 	if !ok {
 		return driver.InvalidSession
@@ -116,7 +117,7 @@ func (w *worker) runChain(s *session, op *driver.Op) driver.Status {
 			return driver.InvalidArgs
 		}
 	}
-	if s.dir == driver.Outbound {
+	if s.dir == ipsec.Outbound {
 		if st := w.crypt(s, text, op.IV[:op.IVLen], true); st != driver.OK {
 			return st
 		}

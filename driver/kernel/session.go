@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -98,7 +99,7 @@ func (t *tfm) close() {
 // and/or an HMAC. The Go side holds no key bytes.
 type session struct {
 	d      *Driver
-	dir    driver.Direction
+	dir    ipsec.Direction
 	aead   *tfm
 	cipher *tfm
 	auth   *tfm

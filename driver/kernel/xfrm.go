@@ -6,24 +6,17 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
-// Mode is the IPsec mode of an XFRM SA or policy template.
-type Mode uint8
-
-// Modes, numbered as XFRM_MODE_TRANSPORT and XFRM_MODE_TUNNEL.
-const (
-	Transport Mode = 0
-	Tunnel    Mode = 1
-)
-
-func (m Mode) String() string {
-	if m == Tunnel {
-		return "tunnel"
+// xfrmMode is XFRM's number for a mode: XFRM_MODE_TRANSPORT 0,
+// XFRM_MODE_TUNNEL 1.
+func xfrmMode(m ipsec.Mode) uint8 {
+	if m == ipsec.Tunnel {
+		return 1
 	}
-	return "transport"
+	return 0
 }
 
 // Mark is an XFRM mark: a packet matches when its mark ANDed with Mask
@@ -32,33 +25,10 @@ type Mark struct {
 	Value, Mask uint32
 }
 
-// SAID identifies an XFRM SA, after strongSwan's kernel_ipsec_sa_id_t: the
-// kernel finds an SA by destination, SPI, protocol and mark; the source is
-// needed to install one.
-type SAID struct {
-	Src, Dst netip.Addr
-	SPI      uint32
-	Protocol transform.Protocol
-	Mark     Mark
-}
-
-func (id SAID) String() string {
-	return fmt.Sprintf("0x%08x %s->%s/%s", id.SPI, id.Src, id.Dst, id.Protocol)
-}
-
 // Encap is UDP encapsulation of ESP (RFC 3948), XFRMA_ENCAP: ports in host
 // byte order, 4500 on both sides unless a NAT changed them.
 type Encap struct {
 	SrcPort, DstPort uint16
-}
-
-// Lifetime holds an SA's limits; zero means no limit. The kernel sends an
-// expire event at the soft limit and deletes the SA at the hard one.
-type Lifetime struct {
-	SoftBytes, HardBytes     uint64
-	SoftPackets, HardPackets uint64
-	SoftAdd, HardAdd         time.Duration // since the SA was added
-	SoftUse, HardUse         time.Duration // since its first use
 }
 
 // Offload asks the kernel to hand the SA to a NIC (XFRMA_OFFLOAD_DEV).
@@ -68,12 +38,17 @@ type Offload struct {
 }
 
 // SAConfig is what an SA is installed with, after kernel_ipsec_add_sa_t.
-// The keys are read, never kept; the caller zeroes its own copies.
+// The SA's identity (ipsec.SAID: destination, SPI, protocol) is given
+// beside it; the kernel finds an SA by that identity, and needs its source
+// to install it. The keys are read, never kept; the caller zeroes its own
+// copies.
 type SAConfig struct {
-	Mode      Mode
+	// Src is the SA's source address (the outer source in tunnel mode).
+	Src       netip.Addr
+	Mode      ipsec.Mode
 	Transform transform.Transform
-	CipherKey driver.Key // including the 4-byte salt of AEAD transforms
-	AuthKey   driver.Key
+	CipherKey ipsec.Key // including the 4-byte salt of AEAD transforms
+	AuthKey   ipsec.Key
 	// Inbound marks an SA that decapsulates; it matters for NIC offload.
 	Inbound bool
 	// ReplayWindow is the anti-replay window in packets; 0 disables it
@@ -81,7 +56,10 @@ type SAConfig struct {
 	ReplayWindow int
 	ESN          bool
 	Encap        *Encap
-	Lifetime     Lifetime
+	// Limits are the kernel's soft and hard limits, times counted from
+	// when the SA was added; the kernel sends an expire event at the soft
+	// limit and deletes the SA at the hard one.
+	Limits ipsec.Limits
 	// ReqID ties the SA to the policies whose templates name the same ID.
 	ReqID uint32
 	// IfID binds the SA to an XFRM interface (XFRMA_IF_ID); 0 for none.

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -42,7 +43,7 @@ type Policy struct {
 	// and the ReqID of the SAs that may serve it.
 	TunnelSrc, TunnelDst netip.Addr
 	Protocol             transform.Protocol
-	Mode                 Mode
+	Mode                 ipsec.Mode
 	ReqID                uint32
 }
 
@@ -84,12 +85,11 @@ func (x *XFRM) AddPolicy(p *Policy) error {
 	if p.Dir > PolicyFwd {
 		return fmt.Errorf("kernel: xfrm %s: bad direction %d", op, p.Dir)
 	}
-	info := &xfrmUserpolicyInfo{Sel: sel, Lft: lifetimeCfg(Lifetime{}), Priority: p.Priority, Dir: uint8(p.Dir), Action: policyAllow}
-	tmpl := &xfrmUserTmpl{Reqid: p.ReqID, Mode: uint8(p.Mode), Aalgos: ^uint32(0), Ealgos: ^uint32(0), Calgos: ^uint32(0)}
+	info := &xfrmUserpolicyInfo{Sel: sel, Lft: lifetimeCfg(ipsec.Limits{}), Priority: p.Priority, Dir: uint8(p.Dir), Action: policyAllow}
+	tmpl := &xfrmUserTmpl{Reqid: p.ReqID, Mode: xfrmMode(p.Mode), Aalgos: ^uint32(0), Ealgos: ^uint32(0), Calgos: ^uint32(0)}
 	tmpl.ID.Proto = uint8(p.Protocol)
-	if p.Mode == Tunnel {
-		id := SAID{Src: p.TunnelSrc, Dst: p.TunnelDst, Protocol: p.Protocol}
-		fam, err := family(id)
+	if p.Mode == ipsec.Tunnel {
+		fam, err := family(p.TunnelSrc, ipsec.SAID{Dst: p.TunnelDst, Protocol: p.Protocol})
 		if err != nil {
 			return fmt.Errorf("kernel: xfrm %s: template: %w", op, err)
 		}

@@ -9,9 +9,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/netns"
-
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -51,7 +50,7 @@ func probeXFRM() (xfrm, esp, ah Status, ts []transform.Transform) {
 	}
 	defer x.Close()
 	// XFRM netlink answers if a query for a missing SA says ESRCH.
-	if _, err := x.QuerySA(SAID{Src: probeSrc, Dst: probeDst, SPI: 0x100, Protocol: transform.ESP}); !errors.Is(err, ErrNoSA) {
+	if _, err := x.QuerySA(ipsec.SAID{Dst: probeDst, SPI: 0x100, Protocol: transform.ESP}); !errors.Is(err, ErrNoSA) {
 		s := Status{Reason: fmt.Sprintf("XFRM netlink does not answer as expected: querying a missing SA gave %v", err)}
 		return s, s, s, nil
 	}
@@ -72,7 +71,7 @@ func probeProtocol(x *XFRM, p transform.Protocol, spi uint32) (Status, []transfo
 			continue
 		}
 		spi++
-		id := SAID{Src: probeSrc, Dst: probeDst, SPI: spi, Protocol: p}
+		id := ipsec.SAID{Dst: probeDst, SPI: spi, Protocol: p}
 		err := tryAddSA(x, id, t)
 		switch {
 		case err == nil:
@@ -95,9 +94,9 @@ func probeProtocol(x *XFRM, p transform.Protocol, spi uint32) (Status, []transfo
 
 // tryAddSA adds a tunnel-mode SA of transform t with random keys, which are
 // zeroed before it returns.
-func tryAddSA(x *XFRM, id SAID, t transform.Transform) error {
-	c := &SAConfig{Mode: Tunnel, Transform: t, ReplayWindow: 32, Inbound: true,
-		CipherKey: make(driver.Key, t.CipherKeyLen()), AuthKey: make(driver.Key, t.AuthKeyLen())}
+func tryAddSA(x *XFRM, id ipsec.SAID, t transform.Transform) error {
+	c := &SAConfig{Src: probeSrc, Mode: ipsec.Tunnel, Transform: t, ReplayWindow: 32, Inbound: true,
+		CipherKey: make(ipsec.Key, t.CipherKeyLen()), AuthKey: make(ipsec.Key, t.AuthKeyLen())}
 	defer c.CipherKey.Zero()
 	defer c.AuthKey.Zero()
 	rand.Read(c.CipherKey)

@@ -5,28 +5,30 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
 // AddSA installs an SA (XFRM_MSG_NEWSA); it fails with ErrExists if one with
 // the same identity is there.
-func (x *XFRM) AddSA(id SAID, c *SAConfig) error {
+func (x *XFRM) AddSA(id ipsec.SAID, c *SAConfig) error {
 	return x.installSA("add SA", msgNewSA, id, c)
 }
 
 // UpdateSA completes an SA whose SPI came from AllocSPI, or replaces an
 // installed one (XFRM_MSG_UPDSA).
-func (x *XFRM) UpdateSA(id SAID, c *SAConfig) error {
+func (x *XFRM) UpdateSA(id ipsec.SAID, c *SAConfig) error {
 	return x.installSA("update SA", msgUpdSA, id, c)
 }
 
-func (x *XFRM) installSA(what string, typ uint16, id SAID, c *SAConfig) error {
-	op := what + " " + id.String()
+func (x *XFRM) installSA(what string, typ uint16, id ipsec.SAID, c *SAConfig) error {
+	op := fmt.Sprintf("%s %s from %s", what, id, c.Src)
 	info, err := saInfo(id, c)
 	if err != nil {
 		return fmt.Errorf("kernel: xfrm %s: %w", op, err)
@@ -41,7 +43,7 @@ func (x *XFRM) installSA(what string, typ uint16, id SAID, c *SAConfig) error {
 	}
 	return x.do(op, typ, flags, func(m *msgBuilder) {
 		m.body(structBytes(info))
-		writeSAAttrs(m, id, c, algs)
+		writeSAAttrs(m, c, algs)
 	}, nil)
 }
 
@@ -57,8 +59,8 @@ func checkKeys(c *SAConfig) (Algorithms, error) {
 }
 
 // saInfo builds struct xfrm_usersa_info.
-func saInfo(id SAID, c *SAConfig) (*xfrmUsersaInfo, error) {
-	fam, err := family(id)
+func saInfo(id ipsec.SAID, c *SAConfig) (*xfrmUsersaInfo, error) {
+	fam, err := family(c.Src, id)
 	if err != nil {
 		return nil, err
 	}
@@ -68,12 +70,12 @@ func saInfo(id SAID, c *SAConfig) (*xfrmUsersaInfo, error) {
 	if c.ESN && c.ReplayWindow == 0 && c.Inbound {
 		return nil, errors.New("ESN on an inbound SA needs a replay window")
 	}
-	info := &xfrmUsersaInfo{Family: fam, Mode: uint8(c.Mode), Reqid: c.ReqID}
+	info := &xfrmUsersaInfo{Family: fam, Mode: xfrmMode(c.Mode), Reqid: c.ReqID}
 	info.ID.Daddr.set(id.Dst)
 	info.ID.SPI = be32(id.SPI)
 	info.ID.Proto = uint8(id.Protocol)
-	info.Saddr.set(id.Src)
-	if c.Mode == Tunnel {
+	info.Saddr.set(c.Src)
+	if c.Mode == ipsec.Tunnel {
 		// The SA carries inner packets of either family; selectors are
 		// the business of policies (strongSwan does the same).
 		info.Flags |= stateAFUnspec
@@ -86,7 +88,7 @@ func saInfo(id SAID, c *SAConfig) (*xfrmUsersaInfo, error) {
 	if !useESNReplay(c) {
 		info.ReplayWindow = uint8(c.ReplayWindow)
 	}
-	info.Lft = lifetimeCfg(c.Lifetime)
+	info.Lft = lifetimeCfg(c.Limits)
 	return info, nil
 }
 
@@ -95,21 +97,24 @@ func saInfo(id SAID, c *SAConfig) (*xfrmUsersaInfo, error) {
 // xfrm_usersa_info cannot hold (the kernel's legacy window is 32 at most).
 func useESNReplay(c *SAConfig) bool { return c.ESN || c.ReplayWindow > 32 }
 
-func family(id SAID) (uint16, error) {
+// family returns the address family of an SA from src to id.Dst; src is
+// not checked when it is the zero Addr (deleting or querying an SA, which
+// the kernel finds by its destination).
+func family(src netip.Addr, id ipsec.SAID) (uint16, error) {
 	switch {
-	case !id.Src.IsValid() || !id.Dst.IsValid():
-		return 0, errors.New("source and destination addresses are required")
-	case id.Src.Is4() != id.Dst.Is4():
+	case !id.Dst.IsValid():
+		return 0, errors.New("a destination address is required")
+	case src.IsValid() && src.Is4() != id.Dst.Is4():
 		return 0, errors.New("source and destination are of different families")
 	case id.Protocol != transform.ESP && id.Protocol != transform.AH:
 		return 0, fmt.Errorf("protocol %v is neither ESP nor AH", id.Protocol)
-	case id.Src.Is4():
+	case id.Dst.Is4():
 		return unix.AF_INET, nil
 	}
 	return unix.AF_INET6, nil
 }
 
-func lifetimeCfg(l Lifetime) xfrmLifetimeCfg {
+func lifetimeCfg(l ipsec.Limits) xfrmLifetimeCfg {
 	inf := func(v uint64) uint64 {
 		if v == 0 {
 			return xfrmInf
@@ -123,15 +128,14 @@ func lifetimeCfg(l Lifetime) xfrmLifetimeCfg {
 		return uint64(math.Ceil(d.Seconds()))
 	}
 	return xfrmLifetimeCfg{
-		SoftByteLimit: inf(l.SoftBytes), HardByteLimit: inf(l.HardBytes),
-		SoftPacketLimit: inf(l.SoftPackets), HardPacketLimit: inf(l.HardPackets),
-		SoftAddExpires: secs(l.SoftAdd), HardAddExpires: secs(l.HardAdd),
-		SoftUseExpires: secs(l.SoftUse), HardUseExpires: secs(l.HardUse),
+		SoftByteLimit: inf(l.Soft.Bytes), HardByteLimit: inf(l.Hard.Bytes),
+		SoftPacketLimit: inf(l.Soft.Packets), HardPacketLimit: inf(l.Hard.Packets),
+		SoftAddExpires: secs(l.Soft.Time), HardAddExpires: secs(l.Hard.Time),
 	}
 }
 
 // writeSAAttrs appends the algorithms with their keys, and the options.
-func writeSAAttrs(m *msgBuilder, id SAID, c *SAConfig, a Algorithms) {
+func writeSAAttrs(m *msgBuilder, c *SAConfig, a Algorithms) {
 	switch {
 	case a.AEAD != "":
 		m.algo(attrAlgAEAD, a.AEAD, c.CipherKey, a.ICVBits)
@@ -152,7 +156,6 @@ func writeSAAttrs(m *msgBuilder, id SAID, c *SAConfig, a Algorithms) {
 		var zero [replayESNMax]byte
 		m.attr(attrReplayESN, structBytes(&r), zero[:4*words])
 	}
-	writeMark(m, id.Mark)
 	if c.IfID != 0 {
 		m.attrU32(attrIfID, c.IfID)
 	}
@@ -175,8 +178,8 @@ func writeMark(m *msgBuilder, mk Mark) {
 }
 
 // saIDBody builds struct xfrm_usersa_id.
-func saIDBody(id SAID) (*xfrmUsersaID, error) {
-	fam, err := family(id)
+func saIDBody(id ipsec.SAID) (*xfrmUsersaID, error) {
+	fam, err := family(netip.Addr{}, id)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +190,7 @@ func saIDBody(id SAID) (*xfrmUsersaID, error) {
 
 // DeleteSA removes an SA (XFRM_MSG_DELSA); it fails with ErrNoSA if none
 // matches.
-func (x *XFRM) DeleteSA(id SAID) error {
+func (x *XFRM) DeleteSA(id ipsec.SAID) error {
 	op := "delete SA " + id.String()
 	body, err := saIDBody(id)
 	if err != nil {
@@ -195,13 +198,12 @@ func (x *XFRM) DeleteSA(id SAID) error {
 	}
 	return x.do(op, msgDelSA, flagsAck, func(m *msgBuilder) {
 		m.body(structBytes(body))
-		writeMark(m, id.Mark)
 	}, nil)
 }
 
 // QuerySA reports an SA's usage (XFRM_MSG_GETSA). The kernel's answer holds
 // the SA's keys: they are read into a buffer that is wiped, never copied.
-func (x *XFRM) QuerySA(id SAID) (SAUsage, error) {
+func (x *XFRM) QuerySA(id ipsec.SAID) (SAUsage, error) {
 	op := "query SA " + id.String()
 	body, err := saIDBody(id)
 	if err != nil {
@@ -211,7 +213,6 @@ func (x *XFRM) QuerySA(id SAID) (SAUsage, error) {
 	found := false
 	err = x.do(op, msgGetSA, flagsRequest, func(m *msgBuilder) {
 		m.body(structBytes(body))
-		writeMark(m, id.Mark)
 	}, func(typ uint16, data []byte) error {
 		if typ != msgNewSA {
 			return nil
@@ -261,12 +262,16 @@ func unixTime(s uint64) time.Time {
 	return time.Unix(int64(s), 0)
 }
 
-// AllocSPI reserves an SPI in [min, max] for an inbound SA from src to dst
-// (XFRM_MSG_ALLOCSPI): the kernel makes a larval SA, which UpdateSA later
-// completes; it expires on its own if never completed.
-func (x *XFRM) AllocSPI(id SAID, mode Mode, reqID, minSPI, maxSPI uint32) (uint32, error) {
-	op := fmt.Sprintf("allocate SPI %s->%s/%s", id.Src, id.Dst, id.Protocol)
-	fam, err := family(id)
+// AllocSPI reserves an SPI in [min, max] for an inbound SA from src to
+// id.Dst (XFRM_MSG_ALLOCSPI; id.SPI is ignored): the kernel makes a larval
+// SA, which UpdateSA later completes; it expires on its own if never
+// completed.
+func (x *XFRM) AllocSPI(id ipsec.SAID, src netip.Addr, mode ipsec.Mode, reqID, minSPI, maxSPI uint32) (uint32, error) {
+	op := fmt.Sprintf("allocate SPI %s->%s/%s", src, id.Dst, id.Protocol)
+	if !src.IsValid() {
+		return 0, fmt.Errorf("kernel: xfrm %s: a source address is required", op)
+	}
+	fam, err := family(src, id)
 	if err != nil {
 		return 0, fmt.Errorf("kernel: xfrm %s: %w", op, err)
 	}
@@ -275,14 +280,13 @@ func (x *XFRM) AllocSPI(id SAID, mode Mode, reqID, minSPI, maxSPI uint32) (uint3
 		return 0, fmt.Errorf("kernel: xfrm %s: bad SPI range 0x%x-0x%x", op, minSPI, maxSPI)
 	}
 	req := &xfrmUserspiInfo{Min: minSPI, Max: maxSPI}
-	req.Info.Family, req.Info.Mode, req.Info.Reqid = fam, uint8(mode), reqID
+	req.Info.Family, req.Info.Mode, req.Info.Reqid = fam, xfrmMode(mode), reqID
 	req.Info.ID.Daddr.set(id.Dst)
 	req.Info.ID.Proto = uint8(id.Protocol)
-	req.Info.Saddr.set(id.Src)
+	req.Info.Saddr.set(src)
 	var spi uint32
 	err = x.do(op, msgAllocSPI, flagsRequest, func(m *msgBuilder) {
 		m.body(structBytes(req))
-		writeMark(m, id.Mark)
 	}, func(typ uint16, data []byte) error {
 		var info xfrmUsersaInfo
 		if typ != msgNewSA || !readStruct(data, &info) {

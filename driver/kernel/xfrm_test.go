@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -33,8 +33,8 @@ func openXFRM(t *testing.T, ns string) *XFRM {
 	return x
 }
 
-func randKey(n int) driver.Key {
-	k := make(driver.Key, n)
+func randKey(n int) ipsec.Key {
+	k := make(ipsec.Key, n)
 	rand.Read(k)
 	return k
 }
@@ -46,8 +46,8 @@ func TestAllocQueryDelete(t *testing.T) {
 	needRoot(t)
 	ns := newNetNS(t)
 	x := openXFRM(t, ns)
-	id := SAID{Src: addrA, Dst: addrB, Protocol: transform.ESP}
-	spi, err := x.AllocSPI(id, Tunnel, 7, 0x1000, 0x1fff)
+	id := ipsec.SAID{Dst: addrB, Protocol: transform.ESP}
+	spi, err := x.AllocSPI(id, addrA, ipsec.Tunnel, 7, 0x1000, 0x1fff)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,13 +88,13 @@ func TestAllocQueryDelete(t *testing.T) {
 }
 
 // ipArgs spells an SA for "ip xfrm state add".
-func ipArgs(id SAID, c *SAConfig) []string {
+func ipArgs(id ipsec.SAID, c *SAConfig) []string {
 	a, _ := AlgorithmsFor(c.Transform)
-	args := []string{"ip", "xfrm", "state", "add", "src", id.Src.String(), "dst", id.Dst.String(),
+	args := []string{"ip", "xfrm", "state", "add", "src", c.Src.String(), "dst", id.Dst.String(),
 		"proto", id.Protocol.String(), "spi", fmt.Sprintf("0x%08x", id.SPI), "mode", c.Mode.String(),
 		"reqid", fmt.Sprint(c.ReqID), "replay-window", fmt.Sprint(c.ReplayWindow)}
 	flags := []string{}
-	if c.Mode == Tunnel {
+	if c.Mode == ipsec.Tunnel {
 		flags = append(flags, "af-unspec")
 	}
 	if c.ESN {
@@ -122,8 +122,8 @@ func ipArgs(id SAID, c *SAConfig) []string {
 	if c.Encap != nil {
 		args = append(args, "encap", "espinudp", fmt.Sprint(c.Encap.SrcPort), fmt.Sprint(c.Encap.DstPort), "0.0.0.0")
 	}
-	if c.Lifetime.HardBytes != 0 {
-		args = append(args, "limit", "byte-soft", fmt.Sprint(c.Lifetime.SoftBytes), "limit", "byte-hard", fmt.Sprint(c.Lifetime.HardBytes))
+	if c.Limits.Hard.Bytes != 0 {
+		args = append(args, "limit", "byte-soft", fmt.Sprint(c.Limits.Soft.Bytes), "limit", "byte-hard", fmt.Sprint(c.Limits.Hard.Bytes))
 	}
 	return args
 }
@@ -142,7 +142,7 @@ func TestAddSAJudgedByKernel(t *testing.T) {
 	x := openXFRM(t, ns)
 	spi := uint32(0x10000)
 	for i, tr := range transform.All() {
-		c := &SAConfig{Mode: Tunnel, Transform: tr, CipherKey: randKey(tr.CipherKeyLen()), AuthKey: randKey(tr.AuthKeyLen()),
+		c := &SAConfig{Src: addrA, Mode: ipsec.Tunnel, Transform: tr, CipherKey: randKey(tr.CipherKeyLen()), AuthKey: randKey(tr.AuthKeyLen()),
 			ReplayWindow: 32, ReqID: uint32(i + 1), Inbound: true}
 		switch i % 4 {
 		case 1:
@@ -151,15 +151,15 @@ func TestAddSAJudgedByKernel(t *testing.T) {
 			c.ESN = true
 			c.ReplayWindow = 64
 		case 3:
-			c.Mode = Transport
-			c.Lifetime = Lifetime{SoftBytes: 1 << 20, HardBytes: 2 << 20}
+			c.Mode = ipsec.Transport
+			c.Limits = ipsec.Limits{Soft: ipsec.Lifetime{Bytes: 1 << 20}, Hard: ipsec.Lifetime{Bytes: 2 << 20}}
 		}
 		if tr.Protocol == transform.ESP && i%3 == 0 {
 			c.Encap = &Encap{SrcPort: 4500, DstPort: 4501}
 		}
 		t.Run(fmt.Sprintf("%s/%d", tr, i%4), func(t *testing.T) {
 			spi += 2
-			ours := SAID{Src: addrA, Dst: addrB, SPI: spi, Protocol: tr.Protocol}
+			ours := ipsec.SAID{Dst: addrB, SPI: spi, Protocol: tr.Protocol}
 			theirs := ours
 			theirs.SPI = spi + 1
 			err := x.AddSA(ours, c)
@@ -181,8 +181,8 @@ func TestAddSAJudgedByKernel(t *testing.T) {
 				t.Logf("both refused: %s (%s)", e.Message, unix.ErrnoName(e.Errno))
 				return
 			}
-			get := func(id SAID) string {
-				s, err := inNS(ns, "ip", "xfrm", "state", "get", "src", id.Src.String(), "dst", id.Dst.String(),
+			get := func(id ipsec.SAID) string {
+				s, err := inNS(ns, "ip", "xfrm", "state", "get", "src", c.Src.String(), "dst", id.Dst.String(),
 					"proto", id.Protocol.String(), "spi", fmt.Sprint(id.SPI))
 				if err != nil {
 					t.Fatalf("ip xfrm state get: %v: %s", err, s)
@@ -209,14 +209,14 @@ func TestUpdateAllocated(t *testing.T) {
 	r := Probe()
 	ns := newNetNS(t)
 	x := openXFRM(t, ns)
-	id := SAID{Src: addrA, Dst: addrB, Protocol: transform.ESP}
-	spi, err := x.AllocSPI(id, Tunnel, 3, 0x3000, 0x3fff)
+	id := ipsec.SAID{Dst: addrB, Protocol: transform.ESP}
+	spi, err := x.AllocSPI(id, addrA, ipsec.Tunnel, 3, 0x3000, 0x3fff)
 	if err != nil {
 		t.Fatal(err)
 	}
 	id.SPI = spi
 	tr, _ := transform.Lookup("esp-aes128-hmac-sha")
-	c := &SAConfig{Mode: Tunnel, Transform: tr, CipherKey: randKey(16), AuthKey: randKey(20), ReplayWindow: 32, ReqID: 3, Inbound: true}
+	c := &SAConfig{Src: addrA, Mode: ipsec.Tunnel, Transform: tr, CipherKey: randKey(16), AuthKey: randKey(20), ReplayWindow: 32, ReqID: 3, Inbound: true}
 	err = x.UpdateSA(id, c)
 	switch {
 	case r.ESP.Present && slices.Contains(r.XFRMTransforms, tr):
@@ -243,7 +243,7 @@ func TestPolicy(t *testing.T) {
 	p := &Policy{
 		Src: netip.MustParsePrefix("198.51.100.0/24"), Dst: netip.MustParsePrefix("203.0.113.0/24"),
 		Dir: PolicyOut, Priority: 100, Mark: Mark{Value: 0x2a, Mask: 0xff}, IfID: 7,
-		TunnelSrc: addrA, TunnelDst: addrB, Protocol: transform.ESP, Mode: Tunnel, ReqID: 9,
+		TunnelSrc: addrA, TunnelDst: addrB, Protocol: transform.ESP, Mode: ipsec.Tunnel, ReqID: 9,
 	}
 	if err := x.AddPolicy(p); err != nil {
 		t.Fatal(err)
@@ -303,29 +303,29 @@ func TestPingThroughKernelESP(t *testing.T) {
 	}
 	keyAB, keyBA := randKey(tr.CipherKeyLen()), randKey(tr.CipherKeyLen())
 	authAB, authBA := randKey(tr.AuthKeyLen()), randKey(tr.AuthKeyLen())
-	ab := SAID{Src: addrA, Dst: addrB, SPI: 0x1001, Protocol: transform.ESP}
-	ba := SAID{Src: addrB, Dst: addrA, SPI: 0x1002, Protocol: transform.ESP}
+	ab := ipsec.SAID{Dst: addrB, SPI: 0x1001, Protocol: transform.ESP}
+	ba := ipsec.SAID{Dst: addrA, SPI: 0x1002, Protocol: transform.ESP}
 	netA, netB := netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("203.0.113.0/24")
 	for _, side := range []struct {
 		ns              string
-		out, in         SAID
-		outKey, outAuth driver.Key
-		inKey, inAuth   driver.Key
+		out, in         ipsec.SAID
+		outKey, outAuth ipsec.Key
+		inKey, inAuth   ipsec.Key
 		local, remote   netip.Prefix
 	}{
 		{a, ab, ba, keyAB, authAB, keyBA, authBA, netA, netB},
 		{b, ba, ab, keyBA, authBA, keyAB, authAB, netB, netA},
 	} {
 		x := openXFRM(t, side.ns)
-		if err := x.AddSA(side.out, &SAConfig{Mode: Tunnel, Transform: tr, CipherKey: side.outKey, AuthKey: side.outAuth, ReqID: 1}); err != nil {
+		if err := x.AddSA(side.out, &SAConfig{Src: side.in.Dst, Mode: ipsec.Tunnel, Transform: tr, CipherKey: side.outKey, AuthKey: side.outAuth, ReqID: 1}); err != nil {
 			t.Fatal(err)
 		}
-		if err := x.AddSA(side.in, &SAConfig{Mode: Tunnel, Transform: tr, CipherKey: side.inKey, AuthKey: side.inAuth, ReqID: 2, ReplayWindow: 64, Inbound: true}); err != nil {
+		if err := x.AddSA(side.in, &SAConfig{Src: side.out.Dst, Mode: ipsec.Tunnel, Transform: tr, CipherKey: side.inKey, AuthKey: side.inAuth, ReqID: 2, ReplayWindow: 64, Inbound: true}); err != nil {
 			t.Fatal(err)
 		}
 		for _, p := range []*Policy{
-			{Src: side.local, Dst: side.remote, Dir: PolicyOut, TunnelSrc: side.out.Src, TunnelDst: side.out.Dst, Protocol: transform.ESP, Mode: Tunnel, ReqID: 1},
-			{Src: side.remote, Dst: side.local, Dir: PolicyIn, TunnelSrc: side.in.Src, TunnelDst: side.in.Dst, Protocol: transform.ESP, Mode: Tunnel, ReqID: 2},
+			{Src: side.local, Dst: side.remote, Dir: PolicyOut, TunnelSrc: side.in.Dst, TunnelDst: side.out.Dst, Protocol: transform.ESP, Mode: ipsec.Tunnel, ReqID: 1},
+			{Src: side.remote, Dst: side.local, Dir: PolicyIn, TunnelSrc: side.out.Dst, TunnelDst: side.in.Dst, Protocol: transform.ESP, Mode: ipsec.Tunnel, ReqID: 2},
 		} {
 			if err := x.AddPolicy(p); err != nil {
 				t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -158,7 +159,7 @@ func parsePhase1Transform(t *Transform) (ike.Policy, error) {
 type childAttrs struct {
 	Encap    uint64
 	Group    int
-	Lifetime ike.Lifetime
+	Lifetime ipsec.Lifetime
 }
 
 // udp reports whether the encapsulation mode is ESP-in-UDP.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ismgw/ism/clock"
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // Daemon is the IKEv1 daemon. It runs no goroutine while idle: an exchange
@@ -44,8 +45,8 @@ type Daemon struct {
 	halfOpen map[Cookie]*ikeSA  // initiators waiting for the responder cookie
 	inits    map[respKey]*ikeSA // responders, by initiator cookie and peer
 	tunnels  map[string]*tunnel
-	children map[ike.SAID]*childSA // by inbound and outbound SAID
-	dpd      map[peerKey]*dpdPeer  // peers DPD watches
+	children map[ipsec.SAID]*childSA // by inbound and outbound SAID
+	dpd      map[peerKey]*dpdPeer    // peers DPD watches
 	counters ike.Counters
 	closed   bool
 	// busy counts the exchange goroutines not waiting in read, and
@@ -101,7 +102,7 @@ func compile(c ike.Config) (*config, error) {
 	if cc.Keepalive <= 0 {
 		cc.Keepalive = 20 * time.Second
 	}
-	if cc.Lifetime == (ike.Lifetime{}) {
+	if cc.Lifetime == (ipsec.Lifetime{}) {
 		cc.Lifetime = ike.DefaultLifetime
 	}
 	if c.Certificates != nil {
@@ -123,7 +124,7 @@ func New(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Listener)
 	d := &Daemon{
 		inst: inst, tr: tr, lis: lis, cfg: c,
 		sas: map[saKey]*ikeSA{}, halfOpen: map[Cookie]*ikeSA{}, inits: map[respKey]*ikeSA{},
-		tunnels: map[string]*tunnel{}, children: map[ike.SAID]*childSA{}, dpd: map[peerKey]*dpdPeer{},
+		tunnels: map[string]*tunnel{}, children: map[ipsec.SAID]*childSA{}, dpd: map[peerKey]*dpdPeer{},
 		waiting: map[*exchange]bool{},
 	}
 	d.rand, d.clk, d.log = &lockedReader{r: c.rand}, c.clk, c.log

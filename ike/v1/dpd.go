@@ -8,6 +8,7 @@ import (
 
 	"github.com/ismgw/ism/clock"
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // Dead peer detection (RFC 3706), driven by traffic as the seed describes.
@@ -59,7 +60,7 @@ const dpdMinTick = 50 * time.Millisecond
 // Daemon.mu.
 type dpdPeer struct {
 	key     peerKey
-	cfg     ike.DPD   // in force
+	cfg     ipsec.DPD // in force
 	tunnels []*tunnel // tunnels whose SAs go to the peer
 	sa      *ikeSA    // the newest established IKE SA with the peer, as last seen
 	timer   clock.Timer
@@ -175,8 +176,8 @@ func containsTunnel(ts []*tunnel, tu *tunnel) bool {
 // dpdSettingsLocked drops the tunnels that no longer go to the peer and
 // returns the most demanding DPD settings of the rest; false when none of
 // them has DPD on. Daemon.mu must be held.
-func (d *Daemon) dpdSettingsLocked(p *dpdPeer) (ike.DPD, bool) {
-	var out ike.DPD
+func (d *Daemon) dpdSettingsLocked(p *dpdPeer) (ipsec.DPD, bool) {
+	var out ipsec.DPD
 	kept := p.tunnels[:0]
 	for _, tu := range p.tunnels {
 		if d.tunnels[tu.cfg.Name] != tu || tunnelPeerKey(tu) != p.key {
@@ -258,7 +259,7 @@ func (d *Daemon) dpdTick(p *dpdPeer) {
 		return
 	}
 	p.cfg = cfg
-	var ins, outs []ike.SAID
+	var ins, outs []ipsec.SAID
 	for _, tu := range p.tunnels {
 		for _, c := range tu.children {
 			if c.in.Dst == p.key.local && c.out.Dst == p.key.remote {
@@ -372,7 +373,7 @@ func (p *dpdPeer) next(now time.Time) time.Duration {
 
 // lastUsed returns the newest LastUsed of the SAs; SAs the Installer does
 // not know (deleted meanwhile) are skipped.
-func (d *Daemon) lastUsed(ids []ike.SAID) time.Time {
+func (d *Daemon) lastUsed(ids []ipsec.SAID) time.Time {
 	var t time.Time
 	for _, id := range ids {
 		if u, err := d.inst.QuerySA(id); err == nil {

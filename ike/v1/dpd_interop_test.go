@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ike/internal/iketest"
 	"github.com/ismgw/ism/internal/swantest"
 	"github.com/ismgw/ism/internal/swantest/charon"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // DPD and failover against strongSwan's charon (root, namespaces; each
@@ -23,8 +23,8 @@ var backupAddr = netip.MustParseAddr("192.0.2.3")
 
 // trafficDPD is ISM's DPD for these cases: the traffic rule fast, the idle
 // rule out of the way.
-func trafficDPD() *ike.DPD {
-	return &ike.DPD{Enabled: true, Sent: time.Second, Silent: time.Second, Idle: time.Hour,
+func trafficDPD() *ipsec.DPD {
+	return &ipsec.DPD{Enabled: true, Sent: time.Second, Silent: time.Second, Idle: time.Hour,
 		RetryInterval: 500 * time.Millisecond, Retries: 2}
 }
 
@@ -39,7 +39,7 @@ const (
 // sendingOnly makes the installer report what a dead peer looks like to
 // the data path: every outbound SA carries packets, no inbound SA does.
 func sendingOnly(inst *iketest.Installer) {
-	inst.SetUsageFunc(func(_ ike.SAID, sa ike.UserSA) ike.SAUsage {
+	inst.SetUsageFunc(func(_ ipsec.SAID, sa ike.UserSA) ike.SAUsage {
 		if sa.Inbound {
 			return ike.SAUsage{}
 		}
@@ -161,7 +161,7 @@ func TestInteropDPDIdle(t *testing.T) {
 	const idle = 1500 * time.Millisecond
 	cfg := pskConfig(policy(ike.EncAES128, ike.HashSHA1, ike.AuthPSK, 14))
 	tu := ismTunnel(t, "t1", "esp-aes128-hmac-sha")
-	tu.DPD = &ike.DPD{Enabled: true, Sent: time.Hour, Silent: time.Hour, Idle: idle, RetryInterval: time.Second, Retries: 2}
+	tu.DPD = &ipsec.DPD{Enabled: true, Sent: time.Hour, Silent: time.Hour, Idle: idle, RetryInterval: time.Second, Retries: 2}
 	cfg.Tunnels = []ike.Tunnel{tu}
 	x := newInterop(t, cfg, swantest.Conf{Swanctl: swanConn{Proposals: "aes128-sha1-modp2048", ESPProposals: "aes128-sha1"}.render()})
 	start := time.Now()
@@ -252,7 +252,7 @@ func newFailoverPeers(t *testing.T, cfg ike.Config, primaryPSK string) *failover
 // by traffic, a short hold-down.
 func failoverConfig(t *testing.T) ike.Config {
 	cfg := pskConfig(policy(ike.EncAES128, ike.HashSHA1, ike.AuthPSK, 14))
-	cfg.PreSharedKeys = append(cfg.PreSharedKeys, ike.PreSharedKey{Peer: backupAddr.String(), Key: driver.Key(interopPSK)})
+	cfg.PreSharedKeys = append(cfg.PreSharedKeys, ike.PreSharedKey{Peer: backupAddr.String(), Key: ipsec.Key(interopPSK)})
 	tu := ismTunnel(t, "t1", "esp-aes128-hmac-sha")
 	tu.BackupDestination = backupAddr
 	tu.DPD = trafficDPD()

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ike/internal/iketest"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // DPD and failover between ISM daemons in memory; the strongSwan cases
@@ -21,14 +21,14 @@ import (
 var addrC = netip.MustParseAddr("192.0.2.3")
 
 // idleDPD returns DPD settings with only the idle rule short.
-func idleDPD(idle time.Duration) *ike.DPD {
-	return &ike.DPD{Enabled: true, Sent: time.Minute, Silent: time.Minute, Idle: idle,
+func idleDPD(idle time.Duration) *ipsec.DPD {
+	return &ipsec.DPD{Enabled: true, Sent: time.Minute, Silent: time.Minute, Idle: idle,
 		RetryInterval: 500 * time.Millisecond, Retries: 2}
 }
 
 // passiveDPD is DPD on, so that it is announced, with timers that never
 // fire in a test.
-var passiveDPD = ike.DPD{Enabled: true, Sent: time.Hour, Silent: time.Hour, Idle: time.Hour}
+var passiveDPD = ipsec.DPD{Enabled: true, Sent: time.Hour, Silent: time.Hour, Idle: time.Hour}
 
 // newSide starts a daemon on the sim at addr.
 func newSide(t *testing.T, w *sim, c ike.Config, addr netip.Addr, base uint32) *pairSide {
@@ -182,7 +182,7 @@ func TestPairDPDNotAnnounced(t *testing.T) {
 			ta.DPD = idleDPD(200 * time.Millisecond)
 			ca.Tunnels = []ike.Tunnel{ta}
 			cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha")}
-			cb.DPD = ike.DPD{Enabled: false, Idle: 100 * time.Millisecond} // off, whatever the timers
+			cb.DPD = ipsec.DPD{Enabled: false, Idle: 100 * time.Millisecond} // off, whatever the timers
 			a, b, w := newPair(t, ca, cb)
 			var mu sync.Mutex
 			vids := map[netip.Addr][][]byte{}
@@ -273,7 +273,7 @@ func TestPairDPDTrafficRule(t *testing.T) {
 	t.Parallel()
 	ca, cb := baseConfig(), baseConfig()
 	t1 := pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-hmac-sha")
-	t1.DPD = &ike.DPD{Enabled: true, Sent: 2 * time.Second, Silent: 400 * time.Millisecond, Idle: time.Hour,
+	t1.DPD = &ipsec.DPD{Enabled: true, Sent: 2 * time.Second, Silent: 400 * time.Millisecond, Idle: time.Hour,
 		RetryInterval: 500 * time.Millisecond, Retries: 2}
 	t2 := pairTunnel(t, "t2", addrA, addrB, netip.MustParsePrefix("198.51.100.0/25"), netip.MustParsePrefix("203.0.113.0/25"), "esp-aes128-hmac-sha")
 	ca.Tunnels = []ike.Tunnel{t1, t2}
@@ -285,7 +285,7 @@ func TestPairDPDTrafficRule(t *testing.T) {
 	var mu sync.Mutex
 	receiving := true
 	start := w.clk.Now()
-	a.inst.SetUsageFunc(func(_ ike.SAID, sa ike.UserSA) ike.SAUsage {
+	a.inst.SetUsageFunc(func(_ ipsec.SAID, sa ike.UserSA) ike.SAUsage {
 		mu.Lock()
 		defer mu.Unlock()
 		if !sa.Inbound || receiving {
@@ -359,9 +359,9 @@ func TestPairDPDTrafficRule(t *testing.T) {
 func TestPairFailoverSetupFailure(t *testing.T) {
 	t.Parallel()
 	ca, cb, cc := baseConfig(), baseConfig(), baseConfig()
-	ca.PreSharedKeys = append(ca.PreSharedKeys, ike.PreSharedKey{Peer: addrC.String(), Key: driver.Key("pair-secret")})
-	cb.PreSharedKeys = []ike.PreSharedKey{{Peer: addrA.String(), Key: driver.Key("another-secret")}}
-	cc.PreSharedKeys = []ike.PreSharedKey{{Peer: addrA.String(), Key: driver.Key("pair-secret")}}
+	ca.PreSharedKeys = append(ca.PreSharedKeys, ike.PreSharedKey{Peer: addrC.String(), Key: ipsec.Key("pair-secret")})
+	cb.PreSharedKeys = []ike.PreSharedKey{{Peer: addrA.String(), Key: ipsec.Key("another-secret")}}
+	cc.PreSharedKeys = []ike.PreSharedKey{{Peer: addrA.String(), Key: ipsec.Key("pair-secret")}}
 	ta := pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-hmac-sha")
 	ta.BackupDestination = addrC
 	ca.Tunnels = []ike.Tunnel{ta}
@@ -402,8 +402,8 @@ func TestPairFailoverHoldDown(t *testing.T) {
 	t.Parallel()
 	const hold = 5 * time.Second
 	ca, cb, cc := baseConfig(), baseConfig(), baseConfig()
-	ca.PreSharedKeys = append(ca.PreSharedKeys, ike.PreSharedKey{Peer: addrC.String(), Key: driver.Key("pair-secret")})
-	cc.PreSharedKeys = []ike.PreSharedKey{{Peer: addrA.String(), Key: driver.Key("pair-secret")}}
+	ca.PreSharedKeys = append(ca.PreSharedKeys, ike.PreSharedKey{Peer: addrC.String(), Key: ipsec.Key("pair-secret")})
+	cc.PreSharedKeys = []ike.PreSharedKey{{Peer: addrA.String(), Key: ipsec.Key("pair-secret")}}
 	ta := pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-hmac-sha")
 	ta.BackupDestination = addrC
 	ta.DPD = idleDPD(300 * time.Millisecond)

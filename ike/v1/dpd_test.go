@@ -11,6 +11,7 @@ import (
 
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/internal/testvec"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // The seed's rules, checked on the decision alone with a made-up clock.
@@ -29,7 +30,7 @@ func testDaemon(t *testing.T, tunnels ...ike.Tunnel) *Daemon {
 
 func TestDPDRules(t *testing.T) {
 	d := testDaemon(t)
-	cfg := ike.DPD{Enabled: true}.Resolve(ike.DPD{}) // the seed's 30 s, 60 s, 150 s
+	cfg := ipsec.DPD{Enabled: true}.Resolve(ipsec.DPD{}) // the seed's 30 s, 60 s, 150 s
 	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	ago := func(s float64) time.Time { return t0.Add(-time.Duration(s * float64(time.Second))) }
 	cases := []struct {
@@ -64,7 +65,7 @@ func TestDPDRules(t *testing.T) {
 // dead; traffic received meanwhile ends the inquiry.
 func TestDPDRetries(t *testing.T) {
 	d := testDaemon(t)
-	cfg := ike.DPD{Enabled: true}.Resolve(ike.DPD{}) // retry every 5 s, 3 times
+	cfg := ipsec.DPD{Enabled: true}.Resolve(ipsec.DPD{}) // retry every 5 s, 3 times
 	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	p := &dpdPeer{cfg: cfg, lastIn: t0.Add(-150 * time.Second)}
 	if send, _ := p.decide(t0, d); !send {
@@ -98,7 +99,7 @@ func TestDPDRetries(t *testing.T) {
 // TestDPDNext: the next check comes when a rule can fire if the traffic
 // stays as it is, and at least every half of the shortest timer.
 func TestDPDNext(t *testing.T) {
-	cfg := ike.DPD{Enabled: true}.Resolve(ike.DPD{})
+	cfg := ipsec.DPD{Enabled: true}.Resolve(ipsec.DPD{})
 	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	for _, c := range []struct {
 		lastOut, lastIn time.Time

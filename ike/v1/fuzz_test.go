@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -15,7 +16,7 @@ func seedMessages() [][]byte {
 		Transforms: []Transform{phase1Transform(1, ike.Policy{Encryption: ike.EncAES256, Hash: ike.HashSHA256, Auth: ike.AuthPSK, Group: 14})}}}}
 	tr, _ := transform.Lookup("esp-aes128-hmac-sha")
 	qsa := SA{DOI: DOIIPsec, Situation: SituationIdentityOnly, Proposals: []Proposal{{Number: 1, Protocol: ProtoESP, SPI: []byte{1, 2, 3, 4},
-		Transforms: []Transform{ipsecTransform(1, tr, childAttrs{Encap: EncapUDPTunnel, Group: 5, Lifetime: ike.Lifetime{Time: 3600e9, Bytes: 1 << 30}})}}}}
+		Transforms: []Transform{ipsecTransform(1, tr, childAttrs{Encap: EncapUDPTunnel, Group: 5, Lifetime: ipsec.Lifetime{Time: 3600e9, Bytes: 1 << 30}})}}}}
 	h := HeaderFields{ICookie: Cookie{1, 2, 3, 4, 5, 6, 7, 8}, Exchange: ExchangeMain}
 	id := phase1ID(ike.Identity{Kind: ike.IDUserFQDN, Name: "user@gw.example"})
 	n := Notify{DOI: DOIIPsec, Protocol: ProtoESP, Type: NotifyResponderLifetime, SPI: []byte{1, 2, 3, 4}, Data: []byte{0x80, 1, 0, 1}}
@@ -134,7 +135,7 @@ func FuzzReceive(f *testing.F) {
 	}
 	cfg := baseConfig()
 	cfg.Tunnels = []ike.Tunnel{pairTunnel(f, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha")}
-	cfg.Tunnels[0].DPD = &ike.DPD{Enabled: true}
+	cfg.Tunnels[0].DPD = &ipsec.DPD{Enabled: true}
 	cfg.Tunnels[0].BackupDestination = addrC
 	d, err := New(cfg, noInstaller{}, dropTransport{}, nil)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/selector"
 	"github.com/ismgw/ism/transform"
 )
@@ -19,9 +20,9 @@ type noInstaller struct{}
 func (noInstaller) AllocateSPI(string, transform.Protocol, netip.Addr) (uint32, error) {
 	return 0, errors.New("no")
 }
-func (noInstaller) AddSA(ike.SAID, ike.UserSA) error      { return errors.New("no") }
-func (noInstaller) DeleteSA(ike.SAID) error               { return nil }
-func (noInstaller) QuerySA(ike.SAID) (ike.SAUsage, error) { return ike.SAUsage{}, nil }
+func (noInstaller) AddSA(ipsec.SAID, ike.UserSA) error      { return errors.New("no") }
+func (noInstaller) DeleteSA(ipsec.SAID) error               { return nil }
+func (noInstaller) QuerySA(ipsec.SAID) (ike.SAUsage, error) { return ike.SAUsage{}, nil }
 
 // dropTransport drops what the daemon sends.
 type dropTransport struct{}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -50,7 +51,7 @@ func (d *Daemon) sendDeleteIKESA(sa *ikeSA) {
 }
 
 // sendDeleteChild tells the peer an SA this end receives on is deleted.
-func (d *Daemon) sendDeleteChild(sa *ikeSA, id ike.SAID) {
+func (d *Daemon) sendDeleteChild(sa *ikeSA, id ipsec.SAID) {
 	var spi [4]byte
 	binary.BigEndian.PutUint32(spi[:], id.SPI)
 	proto := uint8(ProtoESP)
@@ -205,7 +206,7 @@ func (d *Daemon) handleDelete(sa *ikeSA, del *Delete) {
 		}
 		for _, spi := range del.SPIs {
 			if len(spi) == 4 {
-				d.peerDeleted(ike.SAID{Dst: sa.remote.Addr(), SPI: binary.BigEndian.Uint32(spi), Protocol: proto})
+				d.peerDeleted(ipsec.SAID{Dst: sa.remote.Addr(), SPI: binary.BigEndian.Uint32(spi), Protocol: proto})
 			}
 		}
 	}

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/internal/swantest"
 	"github.com/ismgw/ism/internal/swantest/charon"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // interopCase is one negotiation run against charon in both roles.
@@ -78,7 +78,7 @@ func interopCases() []interopCase {
 			name: "AggressiveFQDN",
 			cfg: func(t *testing.T, ismInitiates bool) ike.Config {
 				c := ike.Config{Policies: []ike.Policy{policy(ike.EncAES128, ike.HashSHA1, ike.AuthPSK, 14)},
-					PreSharedKeys: []ike.PreSharedKey{{Peer: branchFQDN, Key: driver.Key(interopPSK)}}}
+					PreSharedKeys: []ike.PreSharedKey{{Peer: branchFQDN, Key: ipsec.Key(interopPSK)}}}
 				tu := ismTunnel(t, "t1", "esp-aes128-hmac-sha")
 				tu.Mode, tu.LocalID, tu.RemoteID = ike.AggressiveMode, fqdn(gwFQDN), fqdn(branchFQDN)
 				if !ismInitiates {
@@ -106,7 +106,7 @@ func interopCases() []interopCase {
 			name: "AggressiveUserFQDNStripped",
 			cfg: func(t *testing.T, ismInitiates bool) ike.Config {
 				c := ike.Config{Policies: []ike.Policy{policy(ike.EncAES256, ike.HashSHA256, ike.AuthPSK, 14)},
-					PreSharedKeys: []ike.PreSharedKey{{Peer: branchFQDN, Key: driver.Key(interopPSK)}}}
+					PreSharedKeys: []ike.PreSharedKey{{Peer: branchFQDN, Key: ipsec.Key(interopPSK)}}}
 				tu := ismTunnel(t, "t1", "esp-aes256-hmac-sha")
 				tu.Mode, tu.LocalID, tu.RemoteID = ike.AggressiveMode, fqdn(gwFQDN), fqdn(branchUser)
 				if !ismInitiates {

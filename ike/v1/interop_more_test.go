@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ike/internal/iketest"
 	"github.com/ismgw/ism/internal/swantest"
 	"github.com/ismgw/ism/internal/swantest/charon"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // startRole brings the tunnel up from ISM's side or charon's.
@@ -96,8 +96,8 @@ func TestInteropPFSMismatch(t *testing.T) {
 // had been added.
 func checkMakeBeforeBreak(t *testing.T, calls []iketest.Call) {
 	t.Helper()
-	added := map[ike.SAID]int{}
-	inbound := map[ike.SAID]bool{}
+	added := map[ipsec.SAID]int{}
+	inbound := map[ipsec.SAID]bool{}
 	lastAddIn := -1
 	for i, c := range calls {
 		switch c.Op {
@@ -128,7 +128,7 @@ func TestInteropRekeyShortLifetime(t *testing.T) {
 			cfg := pskConfig(policy(ike.EncAES128, ike.HashSHA1, ike.AuthPSK, 14))
 			tu := ismTunnel(t, "t1", "esp-aes128-hmac-sha")
 			if ismInit {
-				tu.Lifetime = ike.Lifetime{Time: 6 * time.Second}
+				tu.Lifetime = ipsec.Lifetime{Time: 6 * time.Second}
 			}
 			cfg.Tunnels = []ike.Tunnel{tu}
 			sc := swanConn{Proposals: "aes128-sha1-modp2048", ESPProposals: "aes128-sha1"}
@@ -167,7 +167,7 @@ func TestInteropVolumeRekey(t *testing.T) {
 			t.Parallel()
 			cfg := pskConfig(policy(ike.EncAES128, ike.HashSHA1, ike.AuthPSK, 14))
 			tu := ismTunnel(t, "t1", "esp-aes128-hmac-sha")
-			tu.Lifetime = ike.Lifetime{Time: time.Hour, Bytes: 10 << 20}
+			tu.Lifetime = ipsec.Lifetime{Time: time.Hour, Bytes: 10 << 20}
 			cfg.Tunnels = []ike.Tunnel{tu}
 			x := newInterop(t, cfg, swantest.Conf{Swanctl: swanConn{Proposals: "aes128-sha1-modp2048", ESPProposals: "aes128-sha1"}.render()})
 			x.startRole(role == "ISMInitiator", "t1", "net")
@@ -176,7 +176,7 @@ func TestInteropVolumeRekey(t *testing.T) {
 			if len(out) != 1 || out[0].Hard.Bytes != 10<<20 || out[0].Soft.Bytes == 0 || out[0].Soft.Bytes >= out[0].Hard.Bytes {
 				t.Fatalf("outbound SA lifetimes: %+v", out)
 			}
-			var outID ike.SAID
+			var outID ipsec.SAID
 			for _, id := range ids {
 				if x.inst.SAs()[id].Inbound == false {
 					outID = id
@@ -268,7 +268,7 @@ func TestInteropRefusals(t *testing.T) {
 	t.Run("WrongPSK/ISMInitiator", func(t *testing.T) {
 		t.Parallel()
 		cfg := pskConfig(policy(ike.EncAES128, ike.HashSHA1, ike.AuthPSK, 14))
-		cfg.PreSharedKeys[0].Key = driver.Key("not-the-right-key")
+		cfg.PreSharedKeys[0].Key = ipsec.Key("not-the-right-key")
 		cfg.Retransmit = ike.Retransmit{Timeout: 500 * time.Millisecond, Base: 1.2, Tries: 2}
 		cfg.Tunnels = []ike.Tunnel{ismTunnel(t, "t1", "esp-aes128-hmac-sha")}
 		x := newInterop(t, cfg, swantest.Conf{Swanctl: swanConn{Proposals: "aes128-sha1-modp2048", ESPProposals: "aes128-sha1"}.render()})
@@ -282,7 +282,7 @@ func TestInteropRefusals(t *testing.T) {
 	t.Run("WrongPSK/ISMResponder", func(t *testing.T) {
 		t.Parallel()
 		cfg := pskConfig(policy(ike.EncAES128, ike.HashSHA1, ike.AuthPSK, 14))
-		cfg.PreSharedKeys[0].Key = driver.Key("not-the-right-key")
+		cfg.PreSharedKeys[0].Key = ipsec.Key("not-the-right-key")
 		cfg.Tunnels = []ike.Tunnel{ismTunnel(t, "t1", "esp-aes128-hmac-sha")}
 		x := newInterop(t, cfg, swantest.Conf{Swanctl: swanConn{Proposals: "aes128-sha1-modp2048", ESPProposals: "aes128-sha1"}.render()})
 		if out, err := x.env.Initiate("net", 4*time.Second); err == nil {
@@ -296,7 +296,7 @@ func TestInteropRefusals(t *testing.T) {
 	t.Run("UnknownIdentity", func(t *testing.T) {
 		t.Parallel()
 		cfg := ike.Config{Policies: []ike.Policy{policy(ike.EncAES128, ike.HashSHA1, ike.AuthPSK, 14)},
-			PreSharedKeys: []ike.PreSharedKey{{Peer: branchFQDN, Key: driver.Key(interopPSK)}}}
+			PreSharedKeys: []ike.PreSharedKey{{Peer: branchFQDN, Key: ipsec.Key(interopPSK)}}}
 		tu := ismTunnel(t, "t1", "esp-aes128-hmac-sha")
 		tu.Destination, tu.Mode, tu.LocalID, tu.RemoteID = netip.Addr{}, ike.AggressiveMode, fqdn(gwFQDN), fqdn(branchFQDN)
 		cfg.Tunnels = []ike.Tunnel{tu}

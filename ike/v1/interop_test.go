@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ike/internal/iketest"
 	"github.com/ismgw/ism/internal/swantest"
 	"github.com/ismgw/ism/internal/swantest/charon"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // interop is ISM's daemon in one namespace and strongSwan's charon in
@@ -122,7 +122,7 @@ func ismTunnel(t *testing.T, name string, set ...string) ike.Tunnel {
 func pskConfig(policies ...ike.Policy) ike.Config {
 	return ike.Config{
 		Policies:      policies,
-		PreSharedKeys: []ike.PreSharedKey{{Peer: swantest.SwanAddr.String(), Key: driver.Key(interopPSK)}},
+		PreSharedKeys: []ike.PreSharedKey{{Peer: swantest.SwanAddr.String(), Key: ipsec.Key(interopPSK)}},
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ike/internal/iketest"
+	"github.com/ismgw/ism/ipsec"
 )
 
 func iketestInstaller() *iketest.Installer { return iketest.NewInstaller(0x6000) }
@@ -29,8 +30,8 @@ func TestPairLifetimes(t *testing.T) {
 	ca, cb := baseConfig(pa), baseConfig(pb)
 	ta := pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-hmac-sha")
 	tb := pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha")
-	ta.Lifetime = ike.Lifetime{Time: time.Hour}
-	tb.Lifetime = ike.Lifetime{Time: 10 * time.Minute, Bytes: 1 << 30}
+	ta.Lifetime = ipsec.Lifetime{Time: time.Hour}
+	tb.Lifetime = ipsec.Lifetime{Time: 10 * time.Minute, Bytes: 1 << 30}
 	ca.Tunnels, cb.Tunnels = []ike.Tunnel{ta}, []ike.Tunnel{tb}
 	a, b, w := newPair(t, ca, cb)
 	a.d.Acquire("t1")

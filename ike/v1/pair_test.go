@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ike/internal/iketest"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/selector"
 	"github.com/ismgw/ism/transform"
 )
@@ -55,7 +55,7 @@ func baseConfig(policies ...ike.Policy) ike.Config {
 	}
 	return ike.Config{
 		Policies:      policies,
-		PreSharedKeys: []ike.PreSharedKey{{Peer: addrA.String(), Key: driver.Key("pair-secret")}, {Peer: addrB.String(), Key: driver.Key("pair-secret")}},
+		PreSharedKeys: []ike.PreSharedKey{{Peer: addrA.String(), Key: ipsec.Key("pair-secret")}, {Peer: addrB.String(), Key: ipsec.Key("pair-secret")}},
 		Retransmit:    ike.Retransmit{Timeout: 200 * time.Millisecond, Base: 1.5, Tries: 4},
 	}
 }

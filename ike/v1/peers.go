@@ -3,8 +3,8 @@ package v1
 import (
 	"net/netip"
 
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // matchTunnel returns the tunnel a phase 1 peer at remote with identity id
@@ -63,7 +63,7 @@ func (d *Daemon) wantsEncap(local, remote netip.Addr) bool {
 
 // pskFor finds the pre-shared key for a peer: by its identity (whole, then
 // with user@ stripped), then by its address. Daemon.mu must be held.
-func (d *Daemon) pskFor(id ike.Identity, remote netip.Addr) driver.Key {
+func (d *Daemon) pskFor(id ike.Identity, remote netip.Addr) ipsec.Key {
 	if !id.IsZero() {
 		if k, ok := d.cfg.psk.ForIdentity(id); ok {
 			return k

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // phase1 is the state of one phase 1 negotiation (main or aggressive
@@ -32,7 +32,7 @@ type phase1 struct {
 	gxi, gxr   []byte
 	ni, nr     []byte
 	skeyid     []byte
-	psk        driver.Key
+	psk        ipsec.Key
 	localID    ike.Identity
 	remoteID   ike.Identity
 	idiB, idrB []byte // ID payload bodies
@@ -56,7 +56,7 @@ var errAuth = errors.New("v1: peer authentication failed")
 // usable reports whether this end can authenticate with policy pol to the
 // peer: a pre-shared key must be known, or a certificate configured.
 // Daemon.mu must be held.
-func (p *phase1) usable(pol ike.Policy, psk driver.Key) bool {
+func (p *phase1) usable(pol ike.Policy, psk ipsec.Key) bool {
 	switch pol.Auth {
 	case ike.AuthPSK:
 		return psk != nil
@@ -137,7 +137,7 @@ func withLifetime(t Transform, lt time.Duration) Transform {
 }
 
 func lesserLifetime(a, b time.Duration) time.Duration {
-	return ike.LesserLifetime(ike.Lifetime{Time: a}, ike.Lifetime{Time: b}).Time
+	return ike.LesserLifetime(ipsec.Lifetime{Time: a}, ipsec.Lifetime{Time: b}).Time
 }
 
 // acceptResponderSA checks the responder's SA payload against what this

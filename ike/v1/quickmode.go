@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/selector"
 	"github.com/ismgw/ism/transform"
 )
@@ -38,7 +38,7 @@ type quickMode struct {
 
 	tr       transform.Transform
 	attrs    childAttrs
-	lifetime ike.Lifetime
+	lifetime ipsec.Lifetime
 	ourSPI   uint32
 	peerSPI  uint32
 }
@@ -99,16 +99,16 @@ func (q *quickMode) open(pk packet, hash func(rest []byte) []byte) (*Message, er
 // keys derives the SA pair's keys: KEYMAT for the inbound SA with this
 // end's SPI and for the outbound SA with the peer's (RFC 2409 §5.5), each
 // split into the encryption key then the authentication key.
-func (q *quickMode) keys() (in, out [2]driver.Key) {
+func (q *quickMode) keys() (in, out [2]ipsec.Key) {
 	n := q.tr.CipherKeyLen() + q.tr.AuthKeyLen()
 	proto := protocolID(q.tr)
 	d := q.d
 	d.mu.Lock()
 	h, skeyidD := q.sa.hash, q.sa.skeyidD
 	d.mu.Unlock()
-	split := func(spi uint32) [2]driver.Key {
+	split := func(spi uint32) [2]ipsec.Key {
 		km := KeyMat(h, skeyidD, q.gxy, proto, spi, q.ni, q.nr, n)
-		k := [2]driver.Key{driver.Key(km[:q.tr.CipherKeyLen():q.tr.CipherKeyLen()]), driver.Key(km[q.tr.CipherKeyLen():])}
+		k := [2]ipsec.Key{ipsec.Key(km[:q.tr.CipherKeyLen():q.tr.CipherKeyLen()]), ipsec.Key(km[q.tr.CipherKeyLen():])}
 		if len(k[0]) == 0 {
 			k[0] = nil
 		}
@@ -132,7 +132,7 @@ func (q *quickMode) userSAs() (in, out ike.UserSA) {
 	// Time rekeys run on IKE's own jittered timers. A volume rekey starts
 	// when 10% of the volume is left, or 16 MiB (at most half) for small
 	// volumes, which a fast flow would use up before a quick mode ends.
-	soft := ike.Lifetime{}
+	soft := ipsec.Lifetime{}
 	if hard.Bytes > 0 {
 		soft.Bytes = hard.Bytes - max(hard.Bytes/10, min(hard.Bytes/2, 16<<20))
 	}
@@ -160,8 +160,8 @@ func (q *quickMode) child() *childSA {
 	p := q.tr.Protocol
 	return &childSA{tu: q.tu, ikesa: q.sa, transform: q.tr, pfs: q.attrs.Group, lifetime: q.lifetime,
 		encap: q.attrs.udp(), initiator: q.initiator,
-		in:  ike.SAID{Dst: local, SPI: q.ourSPI, Protocol: p},
-		out: ike.SAID{Dst: remote, SPI: q.peerSPI, Protocol: p}}
+		in:  ipsec.SAID{Dst: local, SPI: q.ourSPI, Protocol: p},
+		out: ipsec.SAID{Dst: remote, SPI: q.peerSPI, Protocol: p}}
 }
 
 // dhShared computes the PFS shared secret from the peer's KE payload.
@@ -186,8 +186,8 @@ func (q *quickMode) dhShared(m *Message) error {
 
 // tunnelLifetime is the lifetime a tunnel proposes: its own, or the
 // global one. Daemon.mu must be held.
-func (d *Daemon) tunnelLifetime(t *ike.Tunnel) ike.Lifetime {
-	if t.Lifetime != (ike.Lifetime{}) {
+func (d *Daemon) tunnelLifetime(t *ike.Tunnel) ipsec.Lifetime {
+	if t.Lifetime != (ipsec.Lifetime{}) {
 		return t.Lifetime
 	}
 	return d.cfg.Lifetime
@@ -195,7 +195,7 @@ func (d *Daemon) tunnelLifetime(t *ike.Tunnel) ike.Lifetime {
 
 // responderLifetime encodes a RESPONDER-LIFETIME notify (RFC 2407
 // §4.6.3.1) for the SA of SPI spi.
-func responderLifetime(proto uint8, spi uint32, lt ike.Lifetime) []byte {
+func responderLifetime(proto uint8, spi uint32, lt ipsec.Lifetime) []byte {
 	var data []byte
 	if lt.Time > 0 {
 		data = appendAttr(data, Attr{ipsecLifeType, lifeTypeSeconds})
@@ -211,12 +211,12 @@ func responderLifetime(proto uint8, spi uint32, lt ike.Lifetime) []byte {
 
 // parseResponderLifetime decodes the attributes of a RESPONDER-LIFETIME
 // notify.
-func parseResponderLifetime(n *Notify) (ike.Lifetime, error) {
+func parseResponderLifetime(n *Notify) (ipsec.Lifetime, error) {
 	t, err := parseTransform(append([]byte{0, 0, 0, 0}, n.Data...))
 	if err != nil {
-		return ike.Lifetime{}, err
+		return ipsec.Lifetime{}, err
 	}
-	var lt ike.Lifetime
+	var lt ipsec.Lifetime
 	var typ uint64
 	for _, a := range t.Attrs {
 		switch a.Type {

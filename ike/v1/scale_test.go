@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -25,9 +26,9 @@ func (n *nullInstaller) AllocateSPI(string, transform.Protocol, netip.Addr) (uin
 	n.next++
 	return 0x1000 + n.next, nil
 }
-func (*nullInstaller) AddSA(ike.SAID, ike.UserSA) error      { return nil }
-func (*nullInstaller) DeleteSA(ike.SAID) error               { return nil }
-func (*nullInstaller) QuerySA(ike.SAID) (ike.SAUsage, error) { return ike.SAUsage{}, nil }
+func (*nullInstaller) AddSA(ipsec.SAID, ike.UserSA) error      { return nil }
+func (*nullInstaller) DeleteSA(ipsec.SAID) error               { return nil }
+func (*nullInstaller) QuerySA(ipsec.SAID) (ike.SAUsage, error) { return ike.SAUsage{}, nil }
 
 // upListener counts tunnels that came up.
 type upListener struct {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/ismgw/ism/clock"
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -76,10 +77,10 @@ func (tu *tunnel) cur() *childSA {
 type childSA struct {
 	tu        *tunnel
 	ikesa     *ikeSA
-	in, out   ike.SAID
+	in, out   ipsec.SAID
 	transform transform.Transform
 	pfs       int
-	lifetime  ike.Lifetime
+	lifetime  ipsec.Lifetime
 	encap     bool
 	initiator bool
 	created   time.Time
@@ -207,7 +208,7 @@ func (d *Daemon) negotiationFailed(name string, remote netip.Addr, reason string
 
 // Expire handles a lifetime crossing the data path reports: a soft one
 // starts a rekey, a hard one deletes the SA pair.
-func (d *Daemon) Expire(id ike.SAID, hard bool) {
+func (d *Daemon) Expire(id ipsec.SAID, hard bool) {
 	d.mu.Lock()
 	c := d.children[id]
 	d.mu.Unlock()
@@ -356,7 +357,7 @@ func (d *Daemon) removeChild(c *childSA, reason string) {
 
 // peerDeleted handles the peer's delete of the SA it receives on, which is
 // this end's outbound SA.
-func (d *Daemon) peerDeleted(out ike.SAID) {
+func (d *Daemon) peerDeleted(out ipsec.SAID) {
 	d.mu.Lock()
 	c := d.children[out]
 	if c != nil && c.out != out {

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // Identities and pre-shared key authentication (RFC 7296 §2.15, §3.5).
@@ -57,12 +57,12 @@ var keyPad = []byte("Key Pad for IKEv2")
 // where RealMessage is the end's own IKE_SA_INIT message, SK_p its SK_pi
 // or SK_pr, and the ID body its IDi or IDr payload without the generic
 // header.
-func pskAuth(p prfFunc, psk driver.Key, realMessage, peerNonce, skp, idBody []byte) []byte {
+func pskAuth(p prfFunc, psk ipsec.Key, realMessage, peerNonce, skp, idBody []byte) []byte {
 	return p.sum(p.sum(psk, keyPad), realMessage, peerNonce, p.sum(skp, idBody))
 }
 
 // verifyPSK checks the peer's AUTH payload in constant time.
-func verifyPSK(p prfFunc, psk driver.Key, a Auth, realMessage, ourNonce, skp, idBody []byte) bool {
+func verifyPSK(p prfFunc, psk ipsec.Key, a Auth, realMessage, ourNonce, skp, idBody []byte) bool {
 	if a.Method != AuthSharedKey {
 		return false
 	}
@@ -72,7 +72,7 @@ func verifyPSK(p prfFunc, psk driver.Key, a Auth, realMessage, ourNonce, skp, id
 // pskFor finds the pre-shared key for a peer: by its identity (whole,
 // then a user@fqdn's FQDN: the seed's strip-and-retry), then by its
 // address. Daemon.mu must be held.
-func (d *Daemon) pskFor(id ike.Identity, remote netip.Addr) driver.Key {
+func (d *Daemon) pskFor(id ike.Identity, remote netip.Addr) ipsec.Key {
 	if !id.IsZero() {
 		if k, ok := d.cfg.psk.ForIdentity(id); ok {
 			return k

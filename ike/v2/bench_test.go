@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ike/internal/iketest"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // BenchmarkIKEv2Setup measures full IKE SA setups, IKE_SA_INIT and
@@ -23,7 +23,7 @@ func BenchmarkIKEv2Setup(b *testing.B) {
 	}{{"aes128-sha256-modp2048", 14, ike.EncAES128}, {"aes128gcm-ecp256", 19, ike.EncAES128GCM}, {"aes128gcm-curve25519", 31, ike.EncAES128GCM}} {
 		b.Run(c.name, func(b *testing.B) {
 			pol := ike.Policy{Encryption: c.enc, Hash: ike.HashSHA256, Auth: ike.AuthPSK, Group: c.group}
-			keys := []ike.PreSharedKey{{Peer: addrA.String(), Key: driver.Key("bench")}, {Peer: addrB.String(), Key: driver.Key("bench")}}
+			keys := []ike.PreSharedKey{{Peer: addrA.String(), Key: ipsec.Key("bench")}, {Peer: addrB.String(), Key: ipsec.Key("bench")}}
 			ca := ike.Config{Policies: []ike.Policy{pol}, PreSharedKeys: keys,
 				Tunnels: []ike.Tunnel{pairTunnel(b, "t1", addrA, addrB, netA, netB, "esp-aes128-gcm16")}}
 			cb := ike.Config{Policies: []ike.Policy{pol}, PreSharedKeys: keys,

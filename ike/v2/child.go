@@ -17,7 +17,7 @@ import (
 type childSA struct {
 	sa        *ikeSA
 	tunnel    string
-	in, out   ike.SAID
+	in, out   ipsec.SAID
 	transform transform.Transform
 	mode      ipsec.Mode
 	esn       bool
@@ -25,7 +25,7 @@ type childSA struct {
 	local     selector.Selector
 	remote    selector.Selector
 	pfs       int
-	lifetime  ike.Lifetime
+	lifetime  ipsec.Lifetime
 	created   time.Time
 
 	soft, hard clock.Timer
@@ -71,7 +71,7 @@ func (sa *ikeSA) install(c *childSA, k childKeys, replaces *childSA) {
 	now := d.clk.Now()
 	c.created = now
 	hard := c.lifetime
-	soft := ike.Lifetime{}
+	soft := ipsec.Lifetime{}
 	if hard.Bytes > 0 {
 		// A volume rekey starts when 10 % is left, or 16 MiB (at most
 		// half) for small volumes, as ike/v1 does.

@@ -184,8 +184,8 @@ func (sa *ikeSA) acceptChild(m *Message, cx *childExchange) error {
 	d.mu.Unlock()
 	c := &childSA{sa: sa, tunnel: cx.tunnel.Name, transform: ch.t, mode: cx.tunnel.SAMode, esn: ch.esn,
 		encap: sa.encap(), local: local, remote: remote, pfs: ch.pfs, lifetime: lifetime,
-		in:  ike.SAID{Dst: sa.local.Addr(), SPI: cx.offer.spis[ch.t.Protocol], Protocol: ch.t.Protocol},
-		out: ike.SAID{Dst: sa.remote.Addr(), SPI: ch.peerSPI, Protocol: ch.t.Protocol}}
+		in:  ipsec.SAID{Dst: sa.local.Addr(), SPI: cx.offer.spis[ch.t.Protocol], Protocol: ch.t.Protocol},
+		out: ipsec.SAID{Dst: sa.remote.Addr(), SPI: ch.peerSPI, Protocol: ch.t.Protocol}}
 	sa.install(c, keys, cx.replaces)
 	return nil
 }

@@ -163,8 +163,8 @@ func (sa *ikeSA) respondChild(m *Message, cands []ike.Tunnel, withKE bool, ni, n
 	}
 	c := &childSA{sa: sa, tunnel: tun.Name, transform: ch.t, mode: mode, esn: ch.esn, encap: sa.encap(),
 		local: ls, remote: rs, pfs: ch.pfs, lifetime: lifetime,
-		in:  ike.SAID{Dst: sa.local.Addr(), SPI: spi, Protocol: ch.t.Protocol},
-		out: ike.SAID{Dst: sa.remote.Addr(), SPI: ch.peerSPI, Protocol: ch.t.Protocol}}
+		in:  ipsec.SAID{Dst: sa.local.Addr(), SPI: spi, Protocol: ch.t.Protocol},
+		out: ipsec.SAID{Dst: sa.remote.Addr(), SPI: ch.peerSPI, Protocol: ch.t.Protocol}}
 	sa.install(c, keys, nil)
 	payloads = append(payloads, Payload{Type: PayloadSA, Body: ch.proposal(spi).marshal()},
 		Payload{Type: PayloadTSi, Body: tsPayload(rs)}, Payload{Type: PayloadTSr, Body: tsPayload(ls)})

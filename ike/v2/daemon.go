@@ -13,6 +13,7 @@ import (
 
 	"github.com/ismgw/ism/clock"
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // Daemon is the IKEv2 daemon. It keeps no goroutine: a datagram is handled
@@ -37,7 +38,7 @@ type Daemon struct {
 	sas      map[uint64]*ikeSA // by this end's SPI
 	halfOpen map[respKey]*ikeSA
 	tunnels  map[string]*tunnel
-	children map[ike.SAID]*childSA // by inbound and outbound SAID
+	children map[ipsec.SAID]*childSA // by inbound and outbound SAID
 	counters ike.Counters
 	closed   bool
 }
@@ -88,7 +89,7 @@ func compile(c ike.Config) (*config, error) {
 	if cc.Keepalive <= 0 {
 		cc.Keepalive = 20 * time.Second
 	}
-	if cc.Lifetime == (ike.Lifetime{}) {
+	if cc.Lifetime == (ipsec.Lifetime{}) {
 		cc.Lifetime = ike.DefaultLifetime
 	}
 	return cc, nil
@@ -110,7 +111,7 @@ func New(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Listener)
 		lg = slog.New(slog.DiscardHandler)
 	}
 	d := &Daemon{inst: inst, tr: tr, lis: lis, clk: clockOf(cfg), rand: &lockedReader{r: r}, log: lg, cfg: c,
-		sas: map[uint64]*ikeSA{}, halfOpen: map[respKey]*ikeSA{}, tunnels: map[string]*tunnel{}, children: map[ike.SAID]*childSA{}}
+		sas: map[uint64]*ikeSA{}, halfOpen: map[respKey]*ikeSA{}, tunnels: map[string]*tunnel{}, children: map[ipsec.SAID]*childSA{}}
 	for _, t := range c.Tunnels {
 		d.tunnels[t.Name] = &tunnel{cfg: t}
 	}

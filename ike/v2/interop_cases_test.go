@@ -3,8 +3,8 @@ package v2
 import (
 	"testing"
 
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // TestInteropPSKAddress: identities are the addresses; IKE
@@ -25,7 +25,7 @@ func TestInteropPSKAddress(t *testing.T) {
 func TestInteropPSKFQDN(t *testing.T) {
 	roles(t, func(t *testing.T, ismInit bool) {
 		cfg := ike.Config{Policies: []ike.Policy{{Encryption: ike.EncAES256GCM, PRF: ike.HashSHA384, Auth: ike.AuthPSK, Group: 20}},
-			PreSharedKeys: []ike.PreSharedKey{{Peer: "swan.example.net", Key: driver.Key(interopPSK)}}}
+			PreSharedKeys: []ike.PreSharedKey{{Peer: "swan.example.net", Key: ipsec.Key(interopPSK)}}}
 		tu := interopTunnel(t, "esp-aes128-hmac-sha")
 		tu.LocalID = ike.Identity{Kind: ike.IDFQDN, Name: "ism.example.net"}
 		tu.RemoteID = ike.Identity{Kind: ike.IDFQDN, Name: "swan.example.net"}
@@ -47,7 +47,7 @@ func TestInteropPSKFQDN(t *testing.T) {
 func TestInteropPSKUserFQDN(t *testing.T) {
 	roles(t, func(t *testing.T, ismInit bool) {
 		cfg := ike.Config{Policies: []ike.Policy{{Encryption: ike.EncAES128, Hash: ike.HashSHA1, Auth: ike.AuthPSK, Group: 2}},
-			PreSharedKeys: []ike.PreSharedKey{{Peer: "swan.example.net", Key: driver.Key(interopPSK)}}}
+			PreSharedKeys: []ike.PreSharedKey{{Peer: "swan.example.net", Key: ipsec.Key(interopPSK)}}}
 		tu := interopTunnel(t, "esp-3des-hmac-md5")
 		tu.LocalID = ike.Identity{Kind: ike.IDFQDN, Name: "ism.example.net"}
 		tu.RemoteID = ike.Identity{Kind: ike.IDUserFQDN, Name: "branch7@swan.example.net"}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ike/internal/iketest"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // spiSeen reports whether charon lists a CHILD_SA with the SPI.
@@ -34,13 +35,13 @@ func (x *interop) charonHasSPI(t *testing.T, spi uint32) bool {
 // rekeyed waits until the installer has replaced the tunnel's first SA
 // pair and checks make before break: the new pair added before either old
 // SA was deleted.
-func rekeyed(t *testing.T, inst *iketest.Installer, within time.Duration) (old, cur []ike.SAID) {
+func rekeyed(t *testing.T, inst *iketest.Installer, within time.Duration) (old, cur []ipsec.SAID) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
 		calls := inst.Calls()
 		var adds []iketest.Call
-		deleted := map[ike.SAID]int{}
+		deleted := map[ipsec.SAID]int{}
 		for i, c := range calls {
 			if c.Op == "add" {
 				adds = append(adds, c)
@@ -63,7 +64,7 @@ func rekeyed(t *testing.T, inst *iketest.Installer, within time.Duration) (old, 
 				if firstDelete < 4 {
 					t.Fatalf("an old SA was deleted before the new pair was in: %v", calls)
 				}
-				return []ike.SAID{adds[0].ID, adds[1].ID}, []ike.SAID{adds[2].ID, adds[3].ID}
+				return []ipsec.SAID{adds[0].ID, adds[1].ID}, []ipsec.SAID{adds[2].ID, adds[3].ID}
 			}
 		}
 		if time.Now().After(deadline) {
@@ -86,7 +87,7 @@ func TestInteropRekey(t *testing.T) {
 			tu.PFSGroup = 14
 			extra := ""
 			if ismRekeys {
-				tu.Lifetime = ike.Lifetime{Time: 12 * time.Second}
+				tu.Lifetime = ipsec.Lifetime{Time: 12 * time.Second}
 			} else {
 				extra = "rekey_time = 5s\n        life_time = 60s\n        rand_time = 0"
 			}

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ike/internal/iketest"
 	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // ISM's IKEv2 daemon in one namespace, strongSwan's charon (5.9, with
@@ -234,7 +234,7 @@ func loggedChildKeys(log string) map[string]bool {
 
 func pskConfig(policies ...ike.Policy) ike.Config {
 	return ike.Config{Policies: policies,
-		PreSharedKeys: []ike.PreSharedKey{{Peer: swantest.SwanAddr.String(), Key: driver.Key(interopPSK)}}}
+		PreSharedKeys: []ike.PreSharedKey{{Peer: swantest.SwanAddr.String(), Key: ipsec.Key(interopPSK)}}}
 }
 
 // run brings the tunnel up with ISM as initiator or as responder.

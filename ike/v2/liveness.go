@@ -5,6 +5,7 @@ import (
 
 	"github.com/ismgw/ism/clock"
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // Dead peer detection. IKEv2's liveness check is an empty INFORMATIONAL
@@ -25,7 +26,7 @@ const livenessMinTick = 50 * time.Millisecond
 
 // liveness is an IKE SA's dead peer detection. Guarded by the SA's mutex.
 type liveness struct {
-	cfg         ike.DPD
+	cfg         ipsec.DPD
 	timer       clock.Timer
 	outstanding bool
 }
@@ -43,8 +44,8 @@ func (l *liveness) tick() time.Duration {
 
 // dpdSettings returns the most demanding DPD settings of the tunnels to
 // the SA's peer; false when none has DPD on. Daemon.mu must be held.
-func (d *Daemon) dpdSettings(sa *ikeSA) (ike.DPD, bool) {
-	var out ike.DPD
+func (d *Daemon) dpdSettings(sa *ikeSA) (ipsec.DPD, bool) {
+	var out ipsec.DPD
 	for _, tu := range d.tunnels {
 		t := &tu.cfg
 		if t.Source != sa.local.Addr() {
@@ -90,12 +91,12 @@ func (sa *ikeSA) livenessCheck() {
 		sa.unlock()
 		return
 	}
-	var in, out []ike.SAID
+	var in, out []ipsec.SAID
 	for _, c := range sa.children {
 		in, out = append(in, c.in), append(out, c.out)
 	}
 	sa.unlock()
-	newest := func(ids []ike.SAID) time.Time {
+	newest := func(ids []ipsec.SAID) time.Time {
 		var t time.Time
 		for _, id := range ids {
 			if u, err := d.inst.QuerySA(id); err == nil && u.LastUsed.After(t) {

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/clock/clocktest"
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ike/internal/iketest"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/selector"
 	"github.com/ismgw/ism/transform"
 )
@@ -53,7 +53,7 @@ func pairConfig(clk *clocktest.Fake, policies ...ike.Policy) ike.Config {
 	}
 	return ike.Config{
 		Policies:      policies,
-		PreSharedKeys: []ike.PreSharedKey{{Peer: addrA.String(), Key: driver.Key("pair-secret")}, {Peer: addrB.String(), Key: driver.Key("pair-secret")}},
+		PreSharedKeys: []ike.PreSharedKey{{Peer: addrA.String(), Key: ipsec.Key("pair-secret")}, {Peer: addrB.String(), Key: ipsec.Key("pair-secret")}},
 		Retransmit:    ike.Retransmit{Timeout: time.Second, Base: 2, Tries: 3},
 		Clock:         clk,
 	}

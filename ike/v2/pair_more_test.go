@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/clock/clocktest"
-	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ike/internal/iketest"
 	"github.com/ismgw/ism/ipsec"
@@ -21,8 +20,8 @@ func TestPairIdentities(t *testing.T) {
 	for _, user := range []bool{false, true} {
 		clk := clocktest.New(t0)
 		ca, cb := pairConfig(clk), pairConfig(clk)
-		ca.PreSharedKeys = []ike.PreSharedKey{{Peer: "b.example.net", Key: driver.Key("fqdn-secret")}}
-		cb.PreSharedKeys = []ike.PreSharedKey{{Peer: "a.example.net", Key: driver.Key("fqdn-secret")}}
+		ca.PreSharedKeys = []ike.PreSharedKey{{Peer: "b.example.net", Key: ipsec.Key("fqdn-secret")}}
+		cb.PreSharedKeys = []ike.PreSharedKey{{Peer: "a.example.net", Key: ipsec.Key("fqdn-secret")}}
 		ta := pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes256-gcm16")
 		tb := pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes256-gcm16")
 		ta.LocalID, tb.RemoteID = ike.Identity{Kind: ike.IDFQDN, Name: "a.example.net"}, ike.Identity{Kind: ike.IDFQDN, Name: "a.example.net"}
@@ -46,7 +45,7 @@ func TestPairIdentities(t *testing.T) {
 func TestPairWrongKey(t *testing.T) {
 	clk := clocktest.New(t0)
 	ca, cb := pairConfig(clk), pairConfig(clk)
-	cb.PreSharedKeys = []ike.PreSharedKey{{Peer: addrA.String(), Key: driver.Key("other-secret")}}
+	cb.PreSharedKeys = []ike.PreSharedKey{{Peer: addrA.String(), Key: ipsec.Key("other-secret")}}
 	ca.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-hmac-sha")}
 	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha")}
 	p := newPair(t, clk, ca, cb)
@@ -219,7 +218,7 @@ func TestPairDPD(t *testing.T) {
 	clk := clocktest.New(t0)
 	ca, cb := pairConfig(clk), pairConfig(clk)
 	ta := pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-gcm16")
-	ta.DPD = &ike.DPD{Enabled: true, Sent: 10 * time.Second, Silent: 20 * time.Second, Idle: 30 * time.Second,
+	ta.DPD = &ipsec.DPD{Enabled: true, Sent: 10 * time.Second, Silent: 20 * time.Second, Idle: 30 * time.Second,
 		RetryInterval: 2 * time.Second, Retries: 3}
 	ca.Tunnels = []ike.Tunnel{ta}
 	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-gcm16")}

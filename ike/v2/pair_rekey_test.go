@@ -6,6 +6,7 @@ import (
 
 	"github.com/ismgw/ism/clock/clocktest"
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // TestPairPFS applies the seed's PFS rules to a rekey with PFS: a
@@ -18,7 +19,7 @@ func TestPairPFS(t *testing.T) {
 		ta := pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-gcm16")
 		tb := pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-gcm16")
 		ta.PFSGroup, tb.PFSGroup = c.a, c.b
-		ta.Lifetime = ike.Lifetime{Time: time.Hour}
+		ta.Lifetime = ipsec.Lifetime{Time: time.Hour}
 		ca.Tunnels, cb.Tunnels = []ike.Tunnel{ta}, []ike.Tunnel{tb}
 		p := newPair(t, clk, ca, cb)
 		p.up(t, "t1")
@@ -43,7 +44,7 @@ func TestPairRekeyByTime(t *testing.T) {
 	clk := clocktest.New(t0)
 	ca, cb := pairConfig(clk), pairConfig(clk)
 	ta := pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-hmac-sha256")
-	ta.Lifetime, ta.PFSGroup = ike.Lifetime{Time: time.Hour}, 14
+	ta.Lifetime, ta.PFSGroup = ipsec.Lifetime{Time: time.Hour}, 14
 	tb := pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha256")
 	tb.PFSGroup = 14
 	ca.Tunnels, cb.Tunnels = []ike.Tunnel{ta}, []ike.Tunnel{tb}
@@ -93,7 +94,7 @@ func TestPairRekeyByVolume(t *testing.T) {
 	clk := clocktest.New(t0)
 	ca, cb := pairConfig(clk), pairConfig(clk)
 	ta := pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-gcm16")
-	ta.Lifetime = ike.Lifetime{Bytes: 1 << 30}
+	ta.Lifetime = ipsec.Lifetime{Bytes: 1 << 30}
 	ca.Tunnels = []ike.Tunnel{ta}
 	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-gcm16")}
 	p := newPair(t, clk, ca, cb)

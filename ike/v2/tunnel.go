@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // tunnelState is where a signaled tunnel stands.
@@ -131,7 +132,7 @@ func (d *Daemon) negotiationFailed(name string, remote netip.Addr, reason string
 
 // Expire handles a lifetime crossing the data path reports: a soft one
 // rekeys the child SA, a hard one deletes it.
-func (d *Daemon) Expire(id ike.SAID, hard bool) {
+func (d *Daemon) Expire(id ipsec.SAID, hard bool) {
 	d.mu.Lock()
 	c := d.children[id]
 	d.mu.Unlock()
@@ -149,8 +150,8 @@ func (d *Daemon) Expire(id ike.SAID, hard bool) {
 
 // lifetimeFor returns a tunnel's child SA lifetime. Daemon.mu must be
 // held.
-func (d *Daemon) lifetimeFor(t *ike.Tunnel) ike.Lifetime {
-	if t.Lifetime != (ike.Lifetime{}) {
+func (d *Daemon) lifetimeFor(t *ike.Tunnel) ipsec.Lifetime {
+	if t.Lifetime != (ipsec.Lifetime{}) {
 		return t.Lifetime
 	}
 	return d.cfg.Lifetime

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/selector"
 )
 
@@ -157,7 +157,7 @@ func (c *cmdCtx) network(i int, what string) (netip.Prefix, int, bool) {
 
 // hexKey decodes argument i, hex digits with an optional 0x prefix, into a
 // new key. Error messages never show the argument.
-func (c *cmdCtx) hexKey(i int, what string) (driver.Key, bool) {
+func (c *cmdCtx) hexKey(i int, what string) (ipsec.Key, bool) {
 	s := c.args[i]
 	if len(s) >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') {
 		s = s[2:]
@@ -170,7 +170,7 @@ func (c *cmdCtx) hexKey(i int, what string) (driver.Key, bool) {
 		c.errf("%s has an odd number of hex digits", what)
 		return nil, false
 	}
-	k := make(driver.Key, len(s)/2)
+	k := make(ipsec.Key, len(s)/2)
 	if _, err := hex.Decode(k, s); err != nil {
 		k.Zero()
 		c.errf("%s is not hexadecimal (the value is not shown)", what)
@@ -180,16 +180,16 @@ func (c *cmdCtx) hexKey(i int, what string) (driver.Key, bool) {
 }
 
 // asciiKey copies argument i into a new key.
-func (c *cmdCtx) asciiKey(i int, what string) (driver.Key, bool) {
+func (c *cmdCtx) asciiKey(i int, what string) (ipsec.Key, bool) {
 	if len(c.args[i]) == 0 {
 		c.errf("%s is empty", what)
 		return nil, false
 	}
-	return driver.Key(append([]byte(nil), c.args[i]...)), true
+	return ipsec.Key(append([]byte(nil), c.args[i]...)), true
 }
 
 // secret parses "ascii TEXT" or "hex HEX" at argument i.
-func (c *cmdCtx) secret(i int, what string) (driver.Key, bool) {
+func (c *cmdCtx) secret(i int, what string) (ipsec.Key, bool) {
 	kind, ok := c.quietKeyword(i, "ascii", "hex")
 	if !ok {
 		return nil, false

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -114,7 +115,7 @@ func (p *parser) cmdTunnelType(c *cmdCtx) {
 
 func (p *parser) cmdTunnelMode(c *cmdCtx) {
 	if k, ok := c.keyword(0, "tunnel", "transport"); ok {
-		p.iface().mode.put(map[string]Mode{"tunnel": TunnelMode, "transport": TransportMode}[k], c.line)
+		p.iface().mode.put(map[string]ipsec.Mode{"tunnel": ipsec.Tunnel, "transport": ipsec.Transport}[k], c.line)
 	}
 }
 
@@ -172,9 +173,9 @@ func (p *parser) cmdTunnelSA(c *cmdCtx) {
 			p.iface().failed["tunnel sa "+dir] = true
 		}
 	}()
-	d := Inbound
+	d := ipsec.Inbound
 	if dir == "outbound" {
-		d = Outbound
+		d = ipsec.Outbound
 	}
 	proto, ok := c.keyword(1, "esp", "ah")
 	if !ok {

@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // minUSMPassword is the shortest SNMPv3 password: RFC 3414 §11.2 asks for
@@ -104,7 +104,7 @@ func (c *cmdCtx) usm(h *TrapHost, i int) bool {
 }
 
 // usmSecret parses "auth|priv PROTOCOL PASSWORD" at argument i.
-func (c *cmdCtx) usmSecret(i int, kw string, protocols ...string) (string, driver.Key, bool) {
+func (c *cmdCtx) usmSecret(i int, kw string, protocols ...string) (string, ipsec.Key, bool) {
 	if _, ok := c.keyword(i, kw); !ok {
 		return "", nil, false
 	}

@@ -88,7 +88,7 @@ func (c *cmdCtx) lifetime(l *lifetimeDraft) {
 	}
 	if i, has := idx["kilobytes"]; has {
 		if v, ok := c.number(i, "kilobytes", 1, 1<<32-1); ok {
-			l.kilobytes.put(v, c.line)
+			l.bytes.put(v*1024, c.line)
 		}
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // Defaults of the global settings (docs/config.md).
@@ -43,9 +43,9 @@ type Config struct {
 	File string // the name given to Parse
 
 	// Lifetime is the global user SA lifetime ("ipsec lifetime").
-	Lifetime Lifetime
+	Lifetime ipsec.Lifetime
 	// DPD is the global dead peer detection setting ("ipsec dpd").
-	DPD DPD
+	DPD ipsec.DPD
 	// FailoverHoldDown is the global failover hold-down time.
 	FailoverHoldDown time.Duration
 	// ReplayWindow is the global anti-replay window; 0 is off.
@@ -147,37 +147,6 @@ type VR struct {
 	Netns string
 }
 
-// Lifetime is a user SA lifetime: the SA is renegotiated when either limit
-// is reached. A zero field is no limit (manual SAs have no lifetime).
-type Lifetime struct {
-	Duration  time.Duration
-	Kilobytes uint64
-}
-
-// DPD is dead peer detection (RFC 3706) as JUNOSe runs it: an inquiry when
-// traffic was sent to the peer within Sent but nothing came back within
-// Silent, or when there was no traffic either way for Idle; an unanswered
-// inquiry is repeated every RetryInterval, Retries times, before the peer
-// is declared dead.
-type DPD struct {
-	Enabled       bool
-	Sent          time.Duration
-	Silent        time.Duration
-	Idle          time.Duration
-	RetryInterval time.Duration
-	Retries       int
-}
-
-// DPD defaults.
-const (
-	DefaultDPDSent          = 30 * time.Second
-	DefaultDPDSilent        = 60 * time.Second
-	DefaultDPDIdle          = 150 * time.Second
-	DefaultDPDRetryInterval = 5 * time.Second
-	DefaultDPDRetries       = 3
-	DefaultFailoverHoldDown = 60 * time.Second
-)
-
 // Driver is a crypto driver choice.
 type Driver string
 
@@ -225,14 +194,14 @@ type TrapHost struct {
 	Addr    netip.AddrPort
 	Version SNMPVersion
 	// Community is the SNMPv2c community.
-	Community driver.Key
+	Community ipsec.Key
 	// User, AuthProtocol, AuthPassword, PrivProtocol and PrivPassword are
 	// the SNMPv3 USM settings (RFC 3414); the protocols are "" when unused.
 	User         string
 	AuthProtocol string // "md5", "sha" or "sha256"
-	AuthPassword driver.Key
+	AuthPassword ipsec.Key
 	PrivProtocol string // "des" or "aes"
-	PrivPassword driver.Key
+	PrivPassword ipsec.Key
 }
 
 // LogValue logs the receiver, its version and user, never its secrets.

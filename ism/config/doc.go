@@ -8,7 +8,7 @@
 // errors.Join. Checks that need the host (the tunnel source must be an address
 // of the transport virtual router) run in a second stage, Config.CheckHost.
 //
-// Secrets (manual SA keys, pre-shared keys, SNMP secrets) are driver.Key
+// Secrets (manual SA keys, pre-shared keys, SNMP secrets) are ipsec.Key
 // values: no error, String method or fmt verb prints them, and Config.Zero
 // overwrites them.
 package config

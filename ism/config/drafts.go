@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/selector"
 	"github.com/ismgw/ism/transform"
 )
@@ -78,9 +78,11 @@ type globalDraft struct {
 	control  opt[string]
 }
 
+// lifetimeDraft is "lifetime [seconds N] [kilobytes N]", the volume kept
+// in bytes.
 type lifetimeDraft struct {
-	seconds   opt[time.Duration]
-	kilobytes opt[uint64]
+	seconds opt[time.Duration]
+	bytes   opt[uint64]
 }
 
 type dpdDraft struct {
@@ -90,8 +92,8 @@ type dpdDraft struct {
 }
 
 // resolve returns base with the settings of d applied.
-func (d dpdDraft) resolve(base DPD) DPD {
-	return DPD{
+func (d dpdDraft) resolve(base ipsec.DPD) ipsec.DPD {
+	return ipsec.DPD{
 		Enabled:       d.on.or(base.Enabled),
 		Sent:          d.sent.or(base.Sent),
 		Silent:        d.silent.or(base.Silent),
@@ -147,8 +149,8 @@ type routeDraft struct {
 type saDraft struct {
 	proto  transform.Protocol
 	spi    uint32
-	cipher driver.Key
-	auth   driver.Key
+	cipher ipsec.Key
+	auth   ipsec.Key
 }
 
 // ifaceDraft is an "interface tunnel" block.
@@ -165,13 +167,13 @@ type ifaceDraft struct {
 	mtu         opt[int]
 
 	typ          opt[TunnelType]
-	mode         opt[Mode]
+	mode         opt[ipsec.Mode]
 	source       opt[netip.Addr]
 	dest, backup opt[Endpoint]
 	tset         opt[string]
 	local        opt[selector.Selector]
 	remote       opt[selector.Selector]
-	sa           [2]opt[saDraft] // by Direction
+	sa           [2]opt[saDraft] // by ipsec.Direction
 
 	lifetime     lifetimeDraft
 	pfs          opt[DHGroup]

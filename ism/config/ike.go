@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // DHGroup is a Diffie-Hellman group number from the IKE registry: 1 and 2
@@ -93,7 +93,7 @@ func DefaultIKEPolicy() IKEPolicy {
 type PreSharedKey struct {
 	Addr     netip.Addr
 	Identity Identity
-	Key      driver.Key
+	Key      ipsec.Key
 }
 
 // LogValue logs whom the key is for, never the key.

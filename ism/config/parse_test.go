@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/selector"
 	"github.com/ismgw/ism/transform"
 )
@@ -36,7 +36,7 @@ func mustParse(t *testing.T, src string) *Config {
 	return c
 }
 
-func unhex(t *testing.T, s string) driver.Key {
+func unhex(t *testing.T, s string) ipsec.Key {
 	t.Helper()
 	b, err := hex.DecodeString(s)
 	if err != nil {
@@ -74,7 +74,7 @@ func TestManualPair(t *testing.T) {
 	}{
 		{"pos", tn.Pos, Pos{File: "testdata/good/manual-gw1.conf", Line: 8}},
 		{"type", tn.Type, Manual},
-		{"mode", tn.Mode, TunnelMode},
+		{"mode", tn.Mode, ipsec.Tunnel},
 		{"operational vr", tn.OperationalVR, VR{Name: "default"}},
 		{"transport vr", tn.TransportVR, VR{Name: "transit", Netns: "transit0"}},
 		{"address", tn.Address, netip.MustParsePrefix("198.51.100.253/30")},
@@ -83,13 +83,13 @@ func TestManualPair(t *testing.T) {
 		{"transform set", tn.TransformSet, TransformSet{Name: "legacy-manual", Transforms: []transform.Transform{esp3des}}},
 		{"local selector", tn.LocalSelector, selector.FromPrefix(netip.MustParsePrefix("198.51.100.0/25"))},
 		{"remote selector", tn.RemoteSelector, rng},
-		{"lifetime", tn.Lifetime, Lifetime{}},
-		{"dpd", tn.DPD, DPD{}},
+		{"lifetime", tn.Lifetime, ipsec.Lifetime{}},
+		{"dpd", tn.DPD, ipsec.DPD{}},
 		{"replay", tn.ReplayWindow, DefaultReplayWindow},
 		{"driver", tn.Driver, DriverAuto},
-		{"inbound", *tn.Inbound, SA{Direction: Inbound, Protocol: transform.ESP, SPI: 0x1001, Transform: esp3des, Destination: a("192.0.2.1"),
+		{"inbound", *tn.Inbound, SA{Direction: ipsec.Inbound, Protocol: transform.ESP, SPI: 0x1001, Transform: esp3des, Destination: a("192.0.2.1"),
 			CipherKey: unhex(t, "6aeb4f25aa973b14fe0e8d466562cc73dadf788764a65a66"), AuthKey: unhex(t, "778551c3dba82195e30b004a31d6de5e1ff9ed35")}},
-		{"outbound", *tn.Outbound, SA{Direction: Outbound, Protocol: transform.ESP, SPI: 0x2001, Transform: esp3des, Destination: a("192.0.2.2"),
+		{"outbound", *tn.Outbound, SA{Direction: ipsec.Outbound, Protocol: transform.ESP, SPI: 0x2001, Transform: esp3des, Destination: a("192.0.2.2"),
 			CipherKey: unhex(t, "181445f5a971ebc0d8c46f7b93fc12a9a303f7f754c82100"), AuthKey: unhex(t, "bd5d4772445dc12bd4fd9b9161a801c10f3343e6")}},
 		{"routes", gw1.Routes, []Route{{Prefix: netip.MustParsePrefix("203.0.113.0/24"), Tunnel: "branch1", VR: "default"}}},
 		{"vrs", gw1.VRs, []VR{{Name: "default"}, {Name: "transit", Netns: "transit0"}}},
@@ -126,26 +126,26 @@ func TestSignaled(t *testing.T) {
 		name      string
 		got, want any
 	}{
-		{"global lifetime", c.Lifetime, Lifetime{Duration: 8 * time.Hour, Kilobytes: 102400}},
+		{"global lifetime", c.Lifetime, ipsec.Lifetime{Time: 8 * time.Hour, Bytes: 102400 * 1024}},
 		{"policies", c.IKEPolicies, []IKEPolicy{
 			{Priority: 10, Encryption: IKEAES256, Hash: IKESHA256, Group: 14, Authentication: PreSharedKeyAuth, Lifetime: 24 * time.Hour},
 			{Priority: 20, Encryption: IKEAES128, Hash: IKESHA1, Group: 2, Authentication: RSASignatureAuth, Lifetime: 8 * time.Hour},
 		}},
 		{"certificates", c.Certificates, Certificates{Local: "/etc/ism/hub.pem", Key: "/etc/ism/hub.key", CAs: []string{"/etc/ism/ca.pem"}}},
-		{"psk ascii", c.PreSharedKeys[0], PreSharedKey{Addr: a("192.0.2.2"), Key: driver.Key("branch one secret")}},
-		{"psk hex", c.PreSharedKeys[1], PreSharedKey{Addr: a("192.0.2.3"), Key: driver.Key("one two three")}},
-		{"psk identity", c.PreSharedKeys[2], PreSharedKey{Identity: Identity{Kind: IdentityFQDN, Value: "branch245.customer77.isp.net"}, Key: driver.Key("dsl-secret-245")}},
+		{"psk ascii", c.PreSharedKeys[0], PreSharedKey{Addr: a("192.0.2.2"), Key: ipsec.Key("branch one secret")}},
+		{"psk hex", c.PreSharedKeys[1], PreSharedKey{Addr: a("192.0.2.3"), Key: ipsec.Key("one two three")}},
+		{"psk identity", c.PreSharedKeys[2], PreSharedKey{Identity: Identity{Kind: IdentityFQDN, Value: "branch245.customer77.isp.net"}, Key: ipsec.Key("dsl-secret-245")}},
 		{"b1 type", b1.Type, Signaled},
 		{"b1 transforms", b1.TransformSet.Transforms[0], gcm},
 		{"b1 vr", b1.OperationalVR, VR{Name: "customer", Netns: "cust0"}},
 		{"b1 backup", b1.BackupDestination, Endpoint{Addr: a("192.0.2.3")}},
-		{"b1 lifetime", b1.Lifetime, Lifetime{Duration: time.Hour, Kilobytes: 102400}},
+		{"b1 lifetime", b1.Lifetime, ipsec.Lifetime{Time: time.Hour, Bytes: 102400 * 1024}},
 		{"b1 pfs", b1.PFSGroup, DHGroup(14)},
 		{"b1 identities", [2]Identity{b1.LocalIdentity, b1.RemoteIdentity}, [2]Identity{
 			{Kind: IdentityAddress, Value: "192.0.2.1", Addr: a("192.0.2.1")},
 			{Kind: IdentityAddress, Value: "192.0.2.2", Addr: a("192.0.2.2")}}},
 		{"b1 ike", [2]any{b1.IKEVersion, b1.IKEMode}, [2]any{1, MainMode}},
-		{"b1 dpd", b1.DPD, DPD{Enabled: true, Sent: 20 * time.Second, Silent: 40 * time.Second, Idle: 120 * time.Second, RetryInterval: 3 * time.Second, Retries: 5}},
+		{"b1 dpd", b1.DPD, ipsec.DPD{Enabled: true, Sent: 20 * time.Second, Silent: 40 * time.Second, Idle: 120 * time.Second, RetryInterval: 3 * time.Second, Retries: 5}},
 		{"b1 hold-down", b1.FailoverHoldDown, 120 * time.Second},
 		{"b1 replay", b1.ReplayWindow, 4096},
 		{"b1 esn", b1.ESN, true},
@@ -155,8 +155,8 @@ func TestSignaled(t *testing.T) {
 			{Kind: IdentityFQDN, Value: "hub.isp.net"},
 			{Kind: IdentityUserFQDN, Value: "user4919@branch245.customer77.isp.net"}}},
 		{"dsl mode", dsl.IKEMode, AggressiveMode},
-		{"dsl lifetime", dsl.Lifetime, Lifetime{Duration: 8 * time.Hour, Kilobytes: 102400}},
-		{"dsl dpd", dsl.DPD, DPD{Sent: 30 * time.Second, Silent: 60 * time.Second, Idle: 150 * time.Second, RetryInterval: 5 * time.Second, Retries: 3}},
+		{"dsl lifetime", dsl.Lifetime, ipsec.Lifetime{Time: 8 * time.Hour, Bytes: 102400 * 1024}},
+		{"dsl dpd", dsl.DPD, ipsec.DPD{Sent: 30 * time.Second, Silent: 60 * time.Second, Idle: 150 * time.Second, RetryInterval: 5 * time.Second, Retries: 3}},
 		{"dsl udp", dsl.UDPEncapPort, uint16(4500)},
 		{"dsl selectors", [2]selector.Selector{dsl.LocalSelector, dsl.RemoteSelector}, [2]selector.Selector{
 			selector.AnyOf(a("0.0.0.0")), selector.AnyOf(a("0.0.0.0"))}},
@@ -191,8 +191,8 @@ interface tunnel ipsec:a
 		name      string
 		got, want any
 	}{
-		{"lifetime", c.Lifetime, Lifetime{Duration: 28800 * time.Second, Kilobytes: 102400}},
-		{"dpd", c.DPD, DPD{Sent: 30 * time.Second, Silent: 60 * time.Second, Idle: 150 * time.Second, RetryInterval: 5 * time.Second, Retries: 3}},
+		{"lifetime", c.Lifetime, ipsec.Lifetime{Time: 28800 * time.Second, Bytes: 102400 * 1024}},
+		{"dpd", c.DPD, ipsec.DPD{Sent: 30 * time.Second, Silent: 60 * time.Second, Idle: 150 * time.Second, RetryInterval: 5 * time.Second, Retries: 3}},
 		{"hold-down", c.FailoverHoldDown, 60 * time.Second},
 		{"replay", c.ReplayWindow, 1024},
 		{"driver", c.Driver, DriverAuto},
@@ -202,7 +202,7 @@ interface tunnel ipsec:a
 		{"traps", c.SNMP.Traps, []Trap(nil)},
 		{"vr", [2]VR{tn.OperationalVR, tn.TransportVR}, [2]VR{{Name: "default"}, {Name: "default"}}},
 		{"type", tn.Type, Signaled},
-		{"mode", tn.Mode, TunnelMode},
+		{"mode", tn.Mode, ipsec.Tunnel},
 		{"tunnel lifetime", tn.Lifetime, c.Lifetime},
 		{"tunnel dpd", tn.DPD, c.DPD},
 		{"ike", [3]any{tn.IKEVersion, tn.IKEMode, tn.PFSGroup}, [3]any{1, MainMode, DHGroup(0)}},
@@ -299,9 +299,9 @@ dpdk vdev crypto_null0
 `)
 	want := SNMP{
 		Hosts: []TrapHost{
-			{Addr: netip.MustParseAddrPort("192.0.2.9:162"), Version: SNMPv2c, Community: driver.Key("pub lic")},
+			{Addr: netip.MustParseAddrPort("192.0.2.9:162"), Version: SNMPv2c, Community: ipsec.Key("pub lic")},
 			{Addr: netip.MustParseAddrPort("[2001:db8::9]:1162"), Version: SNMPv3, User: "ops",
-				AuthProtocol: "sha256", AuthPassword: driver.Key("authpass1"), PrivProtocol: "aes", PrivPassword: driver.Key("privpass1")},
+				AuthProtocol: "sha256", AuthPassword: ipsec.Key("authpass1"), PrivProtocol: "aes", PrivPassword: ipsec.Key("privpass1")},
 			{Addr: netip.MustParseAddrPort("192.0.2.10:162"), Version: SNMPv3, User: "watcher"},
 		},
 		EngineID: []byte{0x80, 0, 0, 0, 1, 2, 3, 4},

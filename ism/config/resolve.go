@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/ismgw/ism/ipsec"
 )
 
 // resolve checks the cross-references of the drafts, fills in defaults and
@@ -13,18 +15,18 @@ func (p *parser) resolve() *Config {
 	g := &p.d.g
 	c := &Config{
 		File: p.file,
-		Lifetime: Lifetime{
-			Duration:  g.lifetime.seconds.or(DefaultLifetimeSeconds * time.Second),
-			Kilobytes: g.lifetime.kilobytes.or(DefaultLifetimeKilobytes),
+		Lifetime: ipsec.Lifetime{
+			Time:  g.lifetime.seconds.or(DefaultLifetimeSeconds * time.Second),
+			Bytes: g.lifetime.bytes.or(DefaultLifetimeKilobytes * 1024),
 		},
-		DPD: g.dpd.resolve(DPD{
-			Sent:          DefaultDPDSent,
-			Silent:        DefaultDPDSilent,
-			Idle:          DefaultDPDIdle,
-			RetryInterval: DefaultDPDRetryInterval,
-			Retries:       DefaultDPDRetries,
+		DPD: g.dpd.resolve(ipsec.DPD{
+			Sent:          ipsec.DefaultDPDSent,
+			Silent:        ipsec.DefaultDPDSilent,
+			Idle:          ipsec.DefaultDPDIdle,
+			RetryInterval: ipsec.DefaultDPDRetryInterval,
+			Retries:       ipsec.DefaultDPDRetries,
 		}),
-		FailoverHoldDown: g.holdDown.or(DefaultFailoverHoldDown),
+		FailoverHoldDown: g.holdDown.or(ipsec.DefaultFailoverHoldDown),
 		ReplayWindow:     g.replay.or(DefaultReplayWindow),
 		Driver:           g.driver.or(DriverAuto),
 		DPDK:             g.dpdk,
@@ -170,6 +172,6 @@ type spiKey struct {
 // spiUse says which SA took an SPI first.
 type spiUse struct {
 	tunnel string
-	dir    Direction
+	dir    ipsec.Direction
 	line   int
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/selector"
 	"github.com/ismgw/ism/transform"
 )
@@ -39,7 +40,7 @@ func (p *parser) resolveTunnel(d *ifaceDraft, c *Config, spis map[spiKey]spiUse)
 		Address:      d.addr.v,
 		Address6:     d.addr6.v,
 		MTU:          d.mtu.v,
-		Mode:         d.mode.or(TunnelMode),
+		Mode:         d.mode.or(ipsec.Tunnel),
 		TunnelSource: d.source.v,
 		Driver:       d.driver.or(c.Driver),
 		ReplayWindow: d.replay.or(c.ReplayWindow),
@@ -54,7 +55,7 @@ func (p *parser) resolveTunnel(d *ifaceDraft, c *Config, spis map[spiKey]spiUse)
 	switch {
 	case d.typ.ok():
 		k.t.Type = d.typ.v
-	case d.sa[Inbound].ok() || d.sa[Outbound].ok():
+	case d.sa[ipsec.Inbound].ok() || d.sa[ipsec.Outbound].ok():
 		k.t.Type = Manual
 	}
 	if k.t.Type == Manual {
@@ -90,7 +91,7 @@ func (k *tunnelCheck) vrs() {
 
 func (k *tunnelCheck) interfaceAddresses() {
 	d := k.d
-	if k.t.Mode == TransportMode {
+	if k.t.Mode == ipsec.Transport {
 		for _, a := range []struct {
 			o   opt[netip.Prefix]
 			cmd string
@@ -186,7 +187,7 @@ func (k *tunnelCheck) manual(spis map[spiKey]spiUse) {
 	if n := len(t.TransformSet.Transforms); n > 1 {
 		k.errf(d.tset.line, "tunnel transform-set", "a manual tunnel needs a transform set with exactly one transform; %s has %d", t.TransformSet.Name, n)
 	}
-	for _, dir := range []Direction{Inbound, Outbound} {
+	for _, dir := range []ipsec.Direction{ipsec.Inbound, ipsec.Outbound} {
 		if !d.sa[dir].ok() {
 			if !d.failed["tunnel sa"] && !d.failed["tunnel sa "+dir.String()] {
 				k.errf(d.line, "", "a manual tunnel needs a \"tunnel sa %s\" line", dir)
@@ -194,7 +195,7 @@ func (k *tunnelCheck) manual(spis map[spiKey]spiUse) {
 			continue
 		}
 		sa := k.manualSA(dir, spis)
-		if dir == Inbound {
+		if dir == ipsec.Inbound {
 			t.Inbound = sa
 		} else {
 			t.Outbound = sa
@@ -205,12 +206,12 @@ func (k *tunnelCheck) manual(spis map[spiKey]spiUse) {
 
 // manualSA checks a "tunnel sa" line against the transform set and the
 // SPIs seen so far, and builds the SA.
-func (k *tunnelCheck) manualSA(dir Direction, spis map[spiKey]spiUse) *SA {
+func (k *tunnelCheck) manualSA(dir ipsec.Direction, spis map[spiKey]spiUse) *SA {
 	o := k.d.sa[dir]
 	cmd := "tunnel sa " + dir.String()
 	sa := &SA{Direction: dir, Protocol: o.v.proto, SPI: o.v.spi, CipherKey: o.v.cipher, AuthKey: o.v.auth}
 	sa.Destination = k.d.source.v
-	if dir == Outbound {
+	if dir == ipsec.Outbound {
 		sa.Destination = k.d.dest.v.Addr
 	}
 	if len(k.t.TransformSet.Transforms) == 1 {
@@ -264,16 +265,16 @@ func keyBytes(n, salt int) string {
 
 func (k *tunnelCheck) signaled() {
 	d, t, c := k.d, k.t, k.c
-	for _, dir := range []Direction{Inbound, Outbound} {
+	for _, dir := range []ipsec.Direction{ipsec.Inbound, ipsec.Outbound} {
 		if o := d.sa[dir]; o.ok() {
 			k.errf(o.line, "tunnel sa "+dir.String(), "a signaled tunnel gets its SAs from IKE; remove the line or set \"tunnel type manual\"")
 			o.v.cipher.Zero()
 			o.v.auth.Zero()
 		}
 	}
-	t.Lifetime = Lifetime{
-		Duration:  d.lifetime.seconds.or(c.Lifetime.Duration),
-		Kilobytes: d.lifetime.kilobytes.or(c.Lifetime.Kilobytes),
+	t.Lifetime = ipsec.Lifetime{
+		Time:  d.lifetime.seconds.or(c.Lifetime.Time),
+		Bytes: d.lifetime.bytes.or(c.Lifetime.Bytes),
 	}
 	t.PFSGroup = d.pfs.v
 	t.IKEVersion = d.ikeVersion.or(1)
@@ -397,7 +398,7 @@ func (k *tunnelCheck) selectors() {
 		six = d.local.v.Is6()
 	case d.remote.ok() && d.remote.v.Kind != selector.Any:
 		six = d.remote.v.Is6()
-	case t.Mode == TransportMode:
+	case t.Mode == ipsec.Transport:
 		six = d.source.v.Is6()
 	case !d.addr.ok() && d.addr6.ok():
 		six = true

@@ -70,7 +70,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	}
 	// slog resolves a LogValuer only at the top: a slice such as
 	// c.PreSharedKeys reaches encoding/json as is, so it is left out until
-	// driver.Key implements encoding.TextMarshaler.
+	// ipsec.Key implements encoding.TextMarshaler.
 	for _, h := range []slog.Handler{slog.NewJSONHandler(&out, nil), slog.NewTextHandler(&out, nil)} {
 		l := slog.New(h)
 		for _, v := range values {

@@ -10,7 +10,7 @@ import (
 	"reflect"
 	"time"
 
-	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/selector"
 	"github.com/ismgw/ism/transform"
 )
@@ -36,7 +36,7 @@ type Tunnel struct {
 	MTU int
 
 	Type TunnelType
-	Mode Mode
+	Mode ipsec.Mode
 
 	TunnelSource      netip.Addr
 	TunnelDestination Endpoint
@@ -52,7 +52,7 @@ type Tunnel struct {
 	Outbound *SA
 
 	// Lifetime is the user SA lifetime; zero on manual tunnels.
-	Lifetime Lifetime
+	Lifetime ipsec.Lifetime
 	// PFSGroup is the PFS Diffie-Hellman group; 0 is no PFS.
 	PFSGroup DHGroup
 	// LocalIdentity and RemoteIdentity are the IKE identities; by default
@@ -63,7 +63,7 @@ type Tunnel struct {
 	IKEMode        IKEMode
 	IKEVersion     int // 1 or 2; 0 on manual tunnels
 	// DPD is off on manual tunnels.
-	DPD              DPD
+	DPD              ipsec.DPD
 	FailoverHoldDown time.Duration
 
 	Driver       Driver
@@ -90,22 +90,6 @@ func (t TunnelType) String() string {
 		return "manual"
 	}
 	return "signaled"
-}
-
-// Mode is the encapsulation mode.
-type Mode uint8
-
-// Modes.
-const (
-	TunnelMode    Mode = iota // a new outer IP header
-	TransportMode             // the original header is kept
-)
-
-func (m Mode) String() string {
-	if m == TransportMode {
-		return "transport"
-	}
-	return "tunnel"
 }
 
 // IKEMode is the IKEv1 phase 1 exchange.
@@ -173,33 +157,17 @@ type Identity struct {
 // String returns the identity as configured.
 func (id Identity) String() string { return id.Value }
 
-// Direction is the direction of a manual SA.
-type Direction uint8
-
-// Directions.
-const (
-	Inbound Direction = iota
-	Outbound
-)
-
-func (d Direction) String() string {
-	if d == Outbound {
-		return "outbound"
-	}
-	return "inbound"
-}
-
 // SA is a manually keyed user SA. Its keys print as "[redacted]".
 type SA struct {
-	Direction Direction
+	Direction ipsec.Direction
 	Protocol  transform.Protocol
 	SPI       uint32
 	Transform transform.Transform
 	// Destination is the SA's destination address: the tunnel destination
 	// for the outbound SA, the tunnel source for the inbound one.
 	Destination netip.Addr
-	CipherKey   driver.Key // nil when the transform has no cipher key
-	AuthKey     driver.Key // nil when the transform has no integrity key
+	CipherKey   ipsec.Key // nil when the transform has no cipher key
+	AuthKey     ipsec.Key // nil when the transform has no integrity key
 }
 
 // TransformSet is a named list of transforms in priority order.
@@ -278,7 +246,7 @@ func digestKeys(sas ...*SA) [32]byte {
 		if sa == nil {
 			continue
 		}
-		for _, k := range []driver.Key{sa.CipherKey, sa.AuthKey} {
+		for _, k := range []ipsec.Key{sa.CipherKey, sa.AuthKey} {
 			h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(k))))
 			h.Write(k)
 		}

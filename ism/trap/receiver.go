@@ -9,7 +9,7 @@ import (
 
 	"github.com/gosnmp/gosnmp"
 
-	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/ism/config"
 )
 
@@ -34,7 +34,7 @@ type receiver struct {
 	snmp *gosnmp.GoSNMP
 	usm  *gosnmp.UsmSecurityParameters // nil for SNMPv2c
 	// community backs the string snmp.Community aliases; Close zeroes it.
-	community driver.Key
+	community ipsec.Key
 
 	q                     chan *notification
 	sent, dropped, errors atomic.Uint64
@@ -105,7 +105,7 @@ func (r *receiver) setUSM(h config.TrapHost, engineID []byte, boots uint32) erro
 		AuthoritativeEngineBoots: boots,
 	}
 	flags := gosnmp.NoAuthNoPriv
-	var auth, priv driver.Key
+	var auth, priv ipsec.Key
 	defer func() { auth.Zero(); priv.Zero() }()
 	if h.AuthProtocol != "" {
 		p, ok := authProtocols[h.AuthProtocol]

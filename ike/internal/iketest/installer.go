@@ -6,13 +6,14 @@ import (
 	"sync"
 
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
 // Call is one recorded Installer call.
 type Call struct {
 	Op string // "add" or "delete"
-	ID ike.SAID
+	ID ipsec.SAID
 	SA ike.UserSA // for "add"; keys are copies
 }
 
@@ -32,16 +33,16 @@ type Installer struct {
 	mu      sync.Mutex
 	next    uint32
 	calls   []Call
-	sas     map[ike.SAID]ike.UserSA
-	usage   map[ike.SAID]ike.SAUsage
-	usageFn func(ike.SAID, ike.UserSA) ike.SAUsage
+	sas     map[ipsec.SAID]ike.UserSA
+	usage   map[ipsec.SAID]ike.SAUsage
+	usageFn func(ipsec.SAID, ike.UserSA) ike.SAUsage
 	changed chan struct{}
 }
 
 // NewInstaller returns an empty recording installer whose SPIs start at
 // base (distinct per daemon in one test makes the logs readable).
 func NewInstaller(base uint32) *Installer {
-	return &Installer{next: base, sas: map[ike.SAID]ike.UserSA{}, usage: map[ike.SAID]ike.SAUsage{}, changed: make(chan struct{}, 1)}
+	return &Installer{next: base, sas: map[ipsec.SAID]ike.UserSA{}, usage: map[ipsec.SAID]ike.SAUsage{}, changed: make(chan struct{}, 1)}
 }
 
 var _ ike.Installer = (*Installer)(nil)
@@ -55,7 +56,7 @@ func (in *Installer) AllocateSPI(tunnel string, p transform.Protocol, local neti
 }
 
 // AddSA records an SA.
-func (in *Installer) AddSA(id ike.SAID, sa ike.UserSA) error {
+func (in *Installer) AddSA(id ipsec.SAID, sa ike.UserSA) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if _, dup := in.sas[id]; dup {
@@ -70,7 +71,7 @@ func (in *Installer) AddSA(id ike.SAID, sa ike.UserSA) error {
 }
 
 // DeleteSA records a delete.
-func (in *Installer) DeleteSA(id ike.SAID) error {
+func (in *Installer) DeleteSA(id ipsec.SAID) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if _, ok := in.sas[id]; !ok {
@@ -84,7 +85,7 @@ func (in *Installer) DeleteSA(id ike.SAID) error {
 
 // QuerySA returns the usage the function set with SetUsageFunc computes,
 // or else the usage set with SetUsage.
-func (in *Installer) QuerySA(id ike.SAID) (ike.SAUsage, error) {
+func (in *Installer) QuerySA(id ipsec.SAID) (ike.SAUsage, error) {
 	in.mu.Lock()
 	sa, ok := in.sas[id]
 	u, fn := in.usage[id], in.usageFn
@@ -101,14 +102,14 @@ func (in *Installer) QuerySA(id ike.SAID) (ike.SAUsage, error) {
 // SetUsageFunc makes QuerySA compute the usage of an installed SA at
 // each call: a data path whose traffic goes on while the test runs. The
 // function must not call the Installer.
-func (in *Installer) SetUsageFunc(f func(ike.SAID, ike.UserSA) ike.SAUsage) {
+func (in *Installer) SetUsageFunc(f func(ipsec.SAID, ike.UserSA) ike.SAUsage) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.usageFn = f
 }
 
 // SetUsage sets what QuerySA reports.
-func (in *Installer) SetUsage(id ike.SAID, u ike.SAUsage) {
+func (in *Installer) SetUsage(id ipsec.SAID, u ike.SAUsage) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.usage[id] = u
@@ -129,10 +130,10 @@ func (in *Installer) Calls() []Call {
 }
 
 // SAs returns the installed SAs.
-func (in *Installer) SAs() map[ike.SAID]ike.UserSA {
+func (in *Installer) SAs() map[ipsec.SAID]ike.UserSA {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	out := make(map[ike.SAID]ike.UserSA, len(in.sas))
+	out := make(map[ipsec.SAID]ike.UserSA, len(in.sas))
 	for k, v := range in.sas {
 		out[k] = v
 	}
@@ -140,7 +141,7 @@ func (in *Installer) SAs() map[ike.SAID]ike.UserSA {
 }
 
 // Tunnel returns the installed inbound and outbound SAs of a tunnel.
-func (in *Installer) Tunnel(name string) (inbound, outbound []ike.UserSA, ids []ike.SAID) {
+func (in *Installer) Tunnel(name string) (inbound, outbound []ike.UserSA, ids []ipsec.SAID) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	for id, sa := range in.sas {
