@@ -32,7 +32,8 @@ const Charon = charon.Binary
 type Conf = charon.Conf
 
 // Env is one test's pair of namespaces and charon (charon.Env), reporting
-// to the test.
+// to the test. Its zero value is not usable: call New. Its methods are for
+// one goroutine.
 type Env struct {
 	*charon.Env
 	t testing.TB

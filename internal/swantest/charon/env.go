@@ -21,7 +21,8 @@ var (
 // (NSISM, with ISMAddr) and charon's (NSSwan, with SwanAddr), and the
 // charon that runs in the second. Protected subnets: an address of
 // 198.51.100.0/24 on ISM's loopback, of 203.0.113.0/24 (both halves) on
-// charon's. Its methods are for one goroutine.
+// charon's. Its zero value is not usable: call NewEnv. Its methods are for
+// one goroutine.
 type Env struct {
 	t      TB
 	Dir    string // charon's files
