@@ -44,6 +44,12 @@ type Config struct {
 	// FailoverHoldDown is the least time between two failovers of a
 	// tunnel. Zero: DefaultFailoverHoldDown; negative: none.
 	FailoverHoldDown time.Duration
+	// CookieThreshold is, for IKEv2, the number of half-open IKE SAs
+	// (answered IKE_SA_INIT, no IKE_AUTH yet) from which on IKE_SA_INIT
+	// requests without a valid cookie are answered with a COOKIE and no
+	// state is kept (RFC 7296 §2.6). nil: DefaultCookieThreshold; 0:
+	// always.
+	CookieThreshold *int
 
 	// Rand is the source of cookies, nonces, SPIs-independent randomness
 	// and DH keys; nil means crypto/rand.
@@ -61,6 +67,18 @@ const MaxPolicies = 10
 
 // DefaultLifetime is the global user-SA lifetime when none is configured.
 var DefaultLifetime = ipsec.Lifetime{Time: 8 * time.Hour}
+
+// DefaultCookieThreshold is Config.CookieThreshold's default, as
+// strongSwan's charon had it (cookie_threshold = 10 until 5.5).
+const DefaultCookieThreshold = 10
+
+// CookieLimit returns the configured cookie threshold or its default.
+func (c *Config) CookieLimit() int {
+	if c.CookieThreshold == nil {
+		return DefaultCookieThreshold
+	}
+	return *c.CookieThreshold
+}
 
 // DefaultIKELifetime is an IKE policy's lifetime when it has none.
 const DefaultIKELifetime = 24 * time.Hour
@@ -345,6 +363,9 @@ func (c *Config) validate(version int) error {
 	}
 	if err := c.DPD.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("ike: %w", err))
+	}
+	if c.CookieLimit() < 0 {
+		errs = append(errs, fmt.Errorf("ike: negative cookie threshold %d", c.CookieLimit()))
 	}
 	names := map[string]bool{}
 	for _, t := range c.Tunnels {

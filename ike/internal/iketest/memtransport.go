@@ -22,10 +22,11 @@ type Wire struct {
 	mu       sync.Mutex
 	peers    map[netip.Addr]chan datagram
 	filter   func(local, remote netip.AddrPort, msg []byte) []byte
-	clk      clock.Clock   // with delay: the datagrams' time in flight
-	delay    time.Duration // guarded by mu
-	queued   atomic.Int64  // datagrams delivered and not yet fully received
-	received atomic.Uint64 // Receive calls returned
+	nat      map[netip.AddrPort]netip.AddrPort // inside -> outside
+	clk      clock.Clock                       // with delay: the datagrams' time in flight
+	delay    time.Duration                     // guarded by mu
+	queued   atomic.Int64                      // datagrams delivered and not yet fully received
+	received atomic.Uint64                     // Receive calls returned
 }
 
 type datagram struct {
@@ -87,6 +88,33 @@ func (w *Wire) SetFilter(f func(local, remote netip.AddrPort, msg []byte) []byte
 	w.filter = f
 }
 
+// NAT puts the endpoint inside behind a NAT mapping to outside (another
+// address or port): datagrams it sends seem to come from outside, and
+// datagrams sent to outside reach it. Mapping inside again replaces the
+// mapping (a NAT rebinding).
+func (w *Wire) NAT(inside, outside netip.AddrPort) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.nat == nil {
+		w.nat = map[netip.AddrPort]netip.AddrPort{}
+	}
+	w.nat[inside] = outside
+}
+
+// translate applies the NAT mappings to a datagram. w.mu must be held.
+func (w *Wire) translate(local, remote netip.AddrPort) (netip.AddrPort, netip.AddrPort, netip.Addr) {
+	to := remote.Addr()
+	if out, ok := w.nat[local]; ok {
+		local = out
+	}
+	for in, out := range w.nat {
+		if out == remote {
+			remote, to = in, in.Addr()
+		}
+	}
+	return local, remote, to
+}
+
 // Send implements ike.Transport.
 func (w *Wire) Send(local, remote netip.AddrPort, msg []byte) error {
 	w.mu.Lock()
@@ -99,21 +127,22 @@ func (w *Wire) Send(local, remote netip.AddrPort, msg []byte) error {
 		}
 	}
 	w.mu.Lock()
+	local, remote, to := w.translate(local, remote)
 	c, d := w.clk, w.delay
 	w.mu.Unlock()
 	if c != nil {
-		c.AfterFunc(d, func() { w.deliver(local, remote, msg) })
+		c.AfterFunc(d, func() { w.deliver(to, local, remote, msg) })
 		return nil
 	}
-	w.deliver(local, remote, msg)
+	w.deliver(to, local, remote, msg)
 	return nil
 }
 
-// deliver queues a datagram for its receiver.
-func (w *Wire) deliver(local, remote netip.AddrPort, msg []byte) {
+// deliver queues a datagram for the receiver at to.
+func (w *Wire) deliver(to netip.Addr, local, remote netip.AddrPort, msg []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if ch := w.peers[remote.Addr()]; ch != nil {
+	if ch := w.peers[to]; ch != nil {
 		w.queued.Add(1) // before it can be received
 		select {
 		case ch <- datagram{local, remote, msg}:
