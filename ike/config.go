@@ -61,10 +61,9 @@ type Config struct {
 	// Rand is the source of cookies, nonces, SPIs-independent randomness
 	// and DH keys; nil means crypto/rand.
 	Rand io.Reader
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
-	// Clock runs the daemon's timers and tells its time; nil means
-	// clock.Real. (IKEv2 reads it; IKEv1 moves to it from Now.)
+	// Clock runs every timer of the daemon (retransmissions, lifetimes
+	// and rekeys, DPD, failover hold-downs, NAT-T keepalives); nil means
+	// clock.Real.
 	Clock clock.Clock
 	// Logger receives the daemon's logs; nil discards them.
 	Logger *slog.Logger
@@ -96,11 +95,23 @@ func (c *Config) CookieLimit() int {
 const DefaultIKELifetime = 24 * time.Hour
 
 // Retransmit is a retransmission schedule: the first resend after Timeout,
-// each next one Base times later, at most Tries resends.
+// each next one Base times later but never more than Cap after the one
+// before (zero: no cap), at most Tries resends.
 type Retransmit struct {
 	Timeout time.Duration
 	Base    float64
 	Tries   int
+	Cap     time.Duration
+}
+
+// Next returns the wait after one of timeout: Base times longer, at most
+// Cap.
+func (r Retransmit) Next(timeout time.Duration) time.Duration {
+	next := time.Duration(float64(timeout) * r.Base)
+	if r.Cap > 0 && next > r.Cap {
+		next = r.Cap
+	}
+	return next
 }
 
 // Encryption is an IKE policy's encryption algorithm.
