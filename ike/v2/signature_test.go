@@ -13,7 +13,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/ismgw/ism/ike/internal/vectors"
+	"github.com/ismgw/ism/internal/testvec"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
@@ -22,7 +22,7 @@ import (
 // sends against RFC 7427 Appendix A, and that it reads every form the
 // appendix prints.
 func TestRFC7427AlgorithmIdentifiers(t *testing.T) {
-	v := vectors.Load(t, "testdata/vectors/rfc7427-appendix-a.txt")
+	v := testvec.Load(t, "testdata/vectors/rfc7427-appendix-a.txt")
 	built := map[string]sigScheme{
 		"rsa-sha256":        {method: AuthDigSig, hash: crypto.SHA256},
 		"rsa-sha384":        {method: AuthDigSig, hash: crypto.SHA384},
@@ -33,8 +33,8 @@ func TestRFC7427AlgorithmIdentifiers(t *testing.T) {
 		"pss-sha256-errata": {method: AuthDigSig, hash: crypto.SHA256, pss: true, salt: 32},
 	}
 	for name, s := range built {
-		if got := s.algorithmIdentifier(); !bytes.Equal(got, v.Hex(name)) {
-			t.Errorf("%s: built %x, RFC 7427 has %x", name, got, v.Hex(name))
+		if got := s.algorithmIdentifier(); !bytes.Equal(got, v.Hex(t, name)) {
+			t.Errorf("%s: built %x, RFC 7427 has %x", name, got, v.Hex(t, name))
 		}
 	}
 	parsed := map[string]sigScheme{
@@ -49,14 +49,14 @@ func TestRFC7427AlgorithmIdentifiers(t *testing.T) {
 		parsed[name] = s
 	}
 	for name, want := range parsed {
-		got, err := parseAlgorithmIdentifier(v.Hex(name))
+		got, err := parseAlgorithmIdentifier(v.Hex(t, name))
 		if err != nil || got != want {
 			t.Errorf("%s: parsed %+v, %v; want %+v", name, got, err, want)
 		}
 	}
 	for _, bad := range [][]byte{
 		nil, {0x30, 0x00},
-		append(v.Hex("rsa-sha256"), 0), // trailing byte
+		append(v.Hex(t, "rsa-sha256"), 0), // trailing byte
 		{0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a, 0x30, 0x05, 0xa3, 0x03, 0x02, 0x01, 0x02}, // trailer 2
 		{0x30, 0x0b, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x04},                                           // md5WithRSAEncryption
 	} {
