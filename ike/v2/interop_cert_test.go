@@ -102,7 +102,7 @@ func (c certCase) run(t *testing.T, ismInit bool) (*interop, sigScheme, sigSchem
 	x.up(t, ismInit)
 	x.check(t, swanWant{encr: "AES_CBC", keysize: "128", integ: "HMAC_SHA2_256_128", prf: "PRF_HMAC_SHA2_256", dh: "MODP_2048",
 		espEncr: "AES_GCM_16", espKeysize: "128"})
-	sa := (&side{d: x.d}).onlySA(t)
+	sa := onlyIKESA(t, &side{d: x.d})
 	sa.lock()
 	defer sa.mu.Unlock()
 	if sa.remoteID.String() != c.swan.id.String() || sa.authMethod != cfg.Policies[0].Auth {

@@ -76,23 +76,9 @@ func certTunnels(t *testing.T, ca, cb *ike.Config, a, b ike.Identity) {
 	ca.Tunnels, cb.Tunnels = []ike.Tunnel{ta}, []ike.Tunnel{tb}
 }
 
-// onlySA returns a side's one IKE SA.
-func (s *side) onlySA(t *testing.T) *ikeSA {
-	t.Helper()
-	s.d.mu.Lock()
-	defer s.d.mu.Unlock()
-	if len(s.d.sas) != 1 {
-		t.Fatalf("%d IKE SAs", len(s.d.sas))
-	}
-	for _, sa := range s.d.sas {
-		return sa
-	}
-	return nil
-}
-
 // schemes returns the signature schemes an SA used and verified.
 func (s *side) schemes(t *testing.T) (own, peer sigScheme) {
-	sa := s.onlySA(t)
+	sa := onlyIKESA(t, s)
 	sa.lock()
 	defer sa.mu.Unlock()
 	return sa.ownScheme, sa.peerScheme
