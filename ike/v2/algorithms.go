@@ -124,7 +124,13 @@ type suite struct {
 	prf      prfFunc
 	integ    integFunc // zero with an AEAD cipher
 	group    int
-	lifetime time.Duration // the policy's; not negotiated (§2.8)
+	lifetime time.Duration  // the policy's; not negotiated (§2.8)
+	auth     ike.AuthMethod // the policy's; not negotiated either (authenticate.go)
+}
+
+// sameTransforms reports whether two suites propose the same transforms.
+func (s suite) sameTransforms(o suite) bool {
+	return s.encr == o.encr && s.prf == o.prf && s.integ == o.integ && s.group == o.group
 }
 
 func (s suite) String() string {
@@ -161,7 +167,7 @@ func policySuite(p ike.Policy) (suite, error) {
 			return s, fmt.Errorf("v2: no IKEv2 integrity algorithm for %v", p.Hash)
 		}
 	}
-	s.group, s.lifetime = p.Group, p.Lifetime
+	s.group, s.lifetime, s.auth = p.Group, p.Lifetime, p.Auth
 	if s.lifetime <= 0 {
 		s.lifetime = ike.DefaultIKELifetime
 	}

@@ -80,7 +80,12 @@ func (sa *ikeSA) receive(local, remote netip.AddrPort, m *Message) {
 		drop(func(c *ike.Counters) { c.Dropped++ })
 		return
 	}
-	if err := sa.in.openMessage(m.raw, m); err != nil {
+	if isFragment(m) {
+		var ok bool
+		if m, ok = sa.receiveFragment(m); !ok {
+			return
+		}
+	} else if err := sa.in.openMessage(m.raw, m); err != nil {
 		if errors.Is(err, errIntegrity) {
 			drop(func(c *ike.Counters) { c.Dropped++ })
 		} else {
@@ -105,8 +110,9 @@ func (sa *ikeSA) receive(local, remote netip.AddrPort, m *Message) {
 		// A retransmission: the same response again, to where it came
 		// from (§2.1, §2.11).
 		drop(func(c *ike.Counters) { c.Duplicates++ })
-		resp := sa.win.lastResp
-		sa.after(func() { _ = d.tr.Send(local, remote, resp) })
+		for _, resp := range sa.win.lastResp {
+			sa.after(func() { _ = d.tr.Send(local, remote, resp) })
+		}
 		return
 	default:
 		drop(func(c *ike.Counters) { c.OutOfWindow++ })

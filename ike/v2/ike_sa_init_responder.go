@@ -113,6 +113,7 @@ func (d *Daemon) ikeSAInitResponder(local, remote netip.AddrPort, m *Message) {
 	}
 	localNAT, remoteNAT, found := detectNAT(m, local, remote)
 	sa.localNAT, sa.remoteNAT = localNAT, remoteNAT
+	sa.readExtensions(m)
 	chosen := ikeProposals([]suite{su})
 	chosen.Proposals[0].Number = prop.Number
 	ps := []Payload{
@@ -123,8 +124,9 @@ func (d *Daemon) ikeSAInitResponder(local, remote netip.AddrPort, m *Message) {
 	if found {
 		ps = append(ps, natNotifies(sa.spiI, sa.spiR, local, remote, forceEncap)...)
 	}
+	ps = append(ps, d.initExtensions(sa, false)...)
 	sa.respond(IKESAInit, ps)
-	sa.initResp = sa.win.lastResp
+	sa.initResp = sa.win.lastResp[0]
 	sa.hard = d.clk.AfterFunc(halfOpenTimeout, func() {
 		sa.lock()
 		defer sa.unlock()

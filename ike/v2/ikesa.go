@@ -1,6 +1,7 @@
 package v2
 
 import (
+	"crypto"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -54,6 +55,16 @@ type ikeSA struct {
 	kex      *ike.KeyExchange // the initiator's, until IKE_SA_INIT completes
 	remoteID ike.Identity
 	localID  ike.Identity
+
+	// Authentication (authenticate.go): the hashes of the peer's
+	// SIGNATURE_HASH_ALGORITHMS (nil: it sent none, RFC 7427 §4), the CA
+	// hashes of its CERTREQ, the method this end used, and the signature
+	// schemes of both ends (zero with pre-shared keys).
+	peerHashes            []crypto.Hash
+	peerCertReq           []byte
+	authMethod            ike.AuthMethod
+	ownScheme, peerScheme sigScheme
+	frag                  fragState // RFC 7383 (fragment.go)
 
 	// NAT traversal (§2.23).
 	localNAT, remoteNAT bool // this end, the peer, behind a NAT
@@ -267,6 +278,7 @@ func (sa *ikeSA) status(now time.Time) ike.IKESAStatus {
 	st.Rekeys, st.Cookies = sa.rekeys, sa.cookies
 	if sa.state == stateEstablished || sa.state == stateDeleting || sa.state == stateRekeyed {
 		st.Policy = sa.suite.policy()
+		st.Policy.Auth = sa.authMethod
 		st.Policy.Lifetime = sa.lifetime
 		if left := sa.created.Add(sa.lifetime).Sub(now); left > 0 {
 			st.LifetimeLeft = left
