@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ismgw/ism/ike/internal/vectors"
+	"github.com/ismgw/ism/internal/testvec"
 )
 
 // TestMLKEM768Accumulated runs the accumulated ML-KEM-768 vectors through
@@ -22,12 +22,12 @@ import (
 // must be the published one. Encapsulation with a given m goes through
 // crypto/mlkem/mlkemtest (Respond draws m from crypto/rand).
 func TestMLKEM768Accumulated(t *testing.T) {
-	v := vectors.Load(t, "testdata/vectors/mlkem768-accumulated.txt")
-	n, _ := strconv.Atoi(v.String("iterations"))
-	want := v.String("expected")
+	v := testvec.Load(t, "testdata/vectors/mlkem768-accumulated.txt")
+	n, _ := strconv.Atoi(v.Get(t, "iterations"))
+	want := v.Get(t, "expected")
 	if testing.Short() || raceEnabled {
-		n, _ = strconv.Atoi(v.String("iterations-short"))
-		want = v.String("expected-short")
+		n, _ = strconv.Atoi(v.Get(t, "iterations-short"))
+		want = v.Get(t, "expected-short")
 	}
 	g, ok := LookupMethod(MLKEM768)
 	if !ok || !g.KEM() || g.PublicSize() != 1184 || g.ResponseSize() != 1088 {

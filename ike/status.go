@@ -134,6 +134,9 @@ type Counters struct {
 	DPDAnswered         uint64 // R-U-THERE received and answered (IKEv2: empty INFORMATIONAL answered)
 	DPDPeersDead        uint64 // peers declared dead
 	Failovers           uint64 // tunnel switches between destinations
+	// IKEv2 fragmentation (RFC 7383): fragments sent and received, and
+	// received fragments dropped (malformed, over a limit, stale).
+	FragmentsSent, FragmentsReceived, FragmentsDropped uint64
 
 	// IKEv2 (RFC 7296).
 	IKESARekeys           uint64 // IKE SAs rekeyed (§2.8), either side starting

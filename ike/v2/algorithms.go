@@ -124,13 +124,20 @@ type suite struct {
 	prf      prfFunc
 	integ    integFunc // zero with an AEAD cipher
 	group    int
-	lifetime time.Duration // the policy's; not negotiated (§2.8)
+	lifetime time.Duration  // the policy's; not negotiated (§2.8)
+	auth     ike.AuthMethod // the policy's; not negotiated either (authenticate.go)
 	// addke are the additional key exchanges (RFC 9370): as configured,
 	// by Additional Key Exchange type, with addkeOptional (NONE proposed
 	// too); once negotiated, the methods to perform, in order, NONE left
 	// out (addke.go).
 	addke         []int
 	addkeOptional bool
+}
+
+// sameTransforms reports whether two suites propose the same transforms
+// of RFC 7296 (the additional key exchanges aside).
+func (s suite) sameTransforms(o suite) bool {
+	return s.encr == o.encr && s.prf == o.prf && s.integ == o.integ && s.group == o.group
 }
 
 func (s suite) String() string {
@@ -167,7 +174,7 @@ func policySuite(p ike.Policy) (suite, error) {
 			return s, fmt.Errorf("v2: no IKEv2 integrity algorithm for %v", p.Hash)
 		}
 	}
-	s.group, s.lifetime = p.Group, p.Lifetime
+	s.group, s.lifetime, s.auth = p.Group, p.Lifetime, p.Auth
 	s.addke, s.addkeOptional = append([]int(nil), p.AdditionalKE...), p.AdditionalKEOptional
 	if s.lifetime <= 0 {
 		s.lifetime = ike.DefaultIKELifetime

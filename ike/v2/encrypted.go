@@ -95,11 +95,19 @@ func (c *skCrypto) icvLen() int {
 // seal builds a message of header h whose payloads are all inside an SK
 // payload, encrypted and protected. rand provides the IV.
 func (c *skCrypto) seal(h Header, inner []Payload, rand io.Reader) ([]byte, error) {
-	plain := marshalPayloads(nil, inner)
 	first := PayloadNone
 	if len(inner) > 0 {
 		first = inner[0].Type
 	}
+	return c.sealPayload(h, PayloadSK, first, nil, marshalPayloads(nil, inner), rand)
+}
+
+// sealPayload builds a message of header h with one encrypted payload of
+// type typ (SK, or SKF whose Fragment Number and Total Fragments are
+// fragHdr, RFC 7383 §2.5) holding plain. next is the payload's Next
+// Payload field. The associated data (GCM) or the checksum (CBC) covers
+// the IKE header and the whole payload header (RFC 7383 §2.5.3).
+func (c *skCrypto) sealPayload(h Header, typ, next PayloadType, fragHdr, plain []byte, rand io.Reader) ([]byte, error) {
 	// Padding: to the block size for CBC; none for GCM (RFC 5282 §3.2
 	// leaves it optional). Pad Length is always there.
 	pad := 0
@@ -107,31 +115,34 @@ func (c *skCrypto) seal(h Header, inner []Payload, rand io.Reader) ([]byte, erro
 		bs := c.block.BlockSize()
 		pad = (bs - (len(plain)+1)%bs) % bs
 	}
-	plain = append(plain, make([]byte, pad+1)...)
-	plain[len(plain)-1] = byte(pad)
+	padded := make([]byte, len(plain), len(plain)+pad+1)
+	copy(padded, plain)
+	padded = append(padded, make([]byte, pad+1)...)
+	padded[len(padded)-1] = byte(pad)
 	iv := make([]byte, c.ivLen())
 	if _, err := io.ReadFull(rand, iv); err != nil {
 		return nil, fmt.Errorf("v2: IV: %w", err)
 	}
-	bodyLen := len(iv) + len(plain) + c.icvLen()
-	h.Next = PayloadSK
+	bodyLen := len(fragHdr) + len(iv) + len(padded) + c.icvLen()
+	h.Next = typ
 	h.Length = uint32(HeaderSize + payloadHeaderSize + bodyLen)
 	if h.Length > MaxMessageSize {
 		return nil, fmt.Errorf("v2: message of %d bytes is too long", h.Length)
 	}
 	b := make([]byte, 0, h.Length+16)
 	b = h.marshal(b)
-	b = append(b, byte(first), 0)
+	b = append(b, byte(next), 0)
 	b = binary.BigEndian.AppendUint16(b, uint16(payloadHeaderSize+bodyLen))
+	b = append(b, fragHdr...)
 	aadEnd := len(b)
 	b = append(b, iv...)
 	if c.aead != nil {
 		nonce := append(append(make([]byte, 0, 12), c.salt...), iv...)
-		b = c.aead.Seal(b, nonce, plain, b[:aadEnd])
+		b = c.aead.Seal(b, nonce, padded, b[:aadEnd])
 		return b[:len(b)-16+c.encr.aeadICV], nil // RFC 5282 §3: the tag's first octets
 	}
 	ctStart := len(b)
-	b = append(b, plain...)
+	b = append(b, padded...)
 	cipher.NewCBCEncrypter(c.block, iv).CryptBlocks(b[ctStart:], b[ctStart:])
 	m := c.integ.new(c.integKey)
 	m.Write(b)
@@ -142,10 +153,21 @@ func (c *skCrypto) seal(h Header, inner []Payload, rand io.Reader) ([]byte, erro
 // must be the tail of msg) and returns the payloads inside and their
 // plaintext.
 func (c *skCrypto) open(msg []byte, sk Payload) ([]Payload, []byte, error) {
-	body := sk.Body
+	plain, err := c.decrypt(msg, sk.Body)
+	if err != nil {
+		return nil, nil, err
+	}
+	ps, err := parsePayloads(sk.Inner, plain, false)
+	return ps, plain, err
+}
+
+// decrypt verifies and decrypts the encrypted part of an SK or SKF
+// payload, body (IV, ciphertext, checksum), which must be the tail of msg,
+// and returns the plaintext without its padding.
+func (c *skCrypto) decrypt(msg, body []byte) ([]byte, error) {
 	iv, icv := c.ivLen(), c.icvLen()
 	if len(body) < iv+icv+1 || len(msg) < len(body)+HeaderSize+payloadHeaderSize {
-		return nil, nil, malformed("SK payload too short")
+		return nil, malformed("encrypted payload too short")
 	}
 	var plain []byte
 	if c.aead != nil {
@@ -156,7 +178,7 @@ func (c *skCrypto) open(msg []byte, sk Payload) ([]Payload, []byte, error) {
 		if icv == 16 {
 			var err error
 			if plain, err = c.aead.Open(nil, nonce, append(append([]byte(nil), ct...), tag...), aad); err != nil {
-				return nil, nil, errIntegrity
+				return nil, errIntegrity
 			}
 		} else {
 			// Go's GCM makes 16-byte tags; a shorter ICV is its
@@ -166,7 +188,7 @@ func (c *skCrypto) open(msg []byte, sk Payload) ([]Payload, []byte, error) {
 			p := c.aead.Seal(nil, nonce, ct, aad)[:len(ct)]
 			again := c.aead.Seal(nil, nonce, p, aad)
 			if subtle.ConstantTimeCompare(again[len(ct):len(ct)+icv], tag) != 1 {
-				return nil, nil, errIntegrity
+				return nil, errIntegrity
 			}
 			plain = p
 		}
@@ -174,22 +196,20 @@ func (c *skCrypto) open(msg []byte, sk Payload) ([]Payload, []byte, error) {
 		m := c.integ.new(c.integKey)
 		m.Write(msg[:len(msg)-icv])
 		if subtle.ConstantTimeCompare(m.Sum(nil)[:icv], msg[len(msg)-icv:]) != 1 {
-			return nil, nil, errIntegrity
+			return nil, errIntegrity
 		}
 		ct := body[iv : len(body)-icv]
 		if len(ct) == 0 || len(ct)%c.block.BlockSize() != 0 {
-			return nil, nil, malformed("SK ciphertext not a multiple of the block size")
+			return nil, malformed("ciphertext not a multiple of the block size")
 		}
 		plain = make([]byte, len(ct))
 		cipher.NewCBCDecrypter(c.block, body[:iv]).CryptBlocks(plain, ct)
 	}
 	pad := int(plain[len(plain)-1])
 	if pad+1 > len(plain) {
-		return nil, nil, malformed("SK padding")
+		return nil, malformed("encrypted payload padding")
 	}
-	plain = plain[:len(plain)-pad-1]
-	ps, err := parsePayloads(sk.Inner, plain, false)
-	return ps, plain, err
+	return plain[:len(plain)-pad-1], nil
 }
 
 // openMessage decrypts a parsed message whose last payload is SK and

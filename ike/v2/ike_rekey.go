@@ -270,17 +270,20 @@ func (sa *ikeSA) rekeyResponse(m *Message, rk *ikeRekey) (su suite, spiR uint64,
 }
 
 // newSuccessor makes the new IKE SA of a rekey, with the old one's
-// endpoints, identities and NAT state, derives its keys (§2.18; extra
-// the secrets of additional key exchanges, RFC 9370 §2.2.4),
-// establishes it and publishes it (unsettled: in a collision). Nothing
-// moves to it yet. The old SA's
-// mutex must be held.
+// endpoints, identities, authentication, fragmentation and NAT state,
+// derives its keys (§2.18; extra the secrets of additional key exchanges,
+// RFC 9370 §2.2.4), establishes it and publishes it (unsettled: in a
+// collision). Nothing moves to it yet. The old SA's mutex must be held.
 func (sa *ikeSA) newSuccessor(initiator, unsettled bool, spiI, spiR uint64, su suite, ni, nr, shared, extra []byte) (*ikeSA, error) {
 	d := sa.d
 	n := &ikeSA{d: d, initiator: initiator, unsettled: unsettled, spiI: spiI, spiR: spiR, local: sa.local, remote: sa.remote,
 		suite: su, lifetime: su.lifetime, ni: ni, nr: nr, remoteID: sa.remoteID, localID: sa.localID,
 		localNAT: sa.localNAT, remoteNAT: sa.remoteNAT, natt: sa.natt, forceEncap: sa.forceEncap,
-		created: d.clk.Now(), lastHeard: sa.lastHeard, rekeys: sa.rekeys + 1}
+		created: d.clk.Now(), lastHeard: sa.lastHeard, rekeys: sa.rekeys + 1,
+		// How the ends authenticated, and fragmentation (as charon's
+		// inherit_pre does: RFC 7383 support is the peer's, not the SA's).
+		authMethod: sa.authMethod, ownScheme: sa.ownScheme, peerScheme: sa.peerScheme,
+		frag: fragState{on: sa.frag.on, mtu: sa.frag.mtu}}
 	// §2.18: the old SA's PRF makes SKEYSEED.
 	seed := sa.suite.prf.sum(sa.keys.d, shared, ni, nr, extra)
 	clear(shared)

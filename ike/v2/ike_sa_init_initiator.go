@@ -73,15 +73,9 @@ func (sa *ikeSA) requestInit() {
 				Payload{Type: PayloadKE, Body: (&KE{Group: uint16(kex.Group().ID), Data: kex.Public}).marshal()},
 				Payload{Type: PayloadNonce, Body: sa.ni},
 			)
-			// IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383) goes with the NAT
-			// notifies, and INTERMEDIATE_EXCHANGE_SUPPORTED when a policy
-			// has additional key exchanges (RFC 9370 §2.2.1: they need
-			// IKE_INTERMEDIATE).
+			// The RFC 9370 key exchanges go with the NAT notifies.
 			ps = append(ps, natNotifies(sa.spiI, 0, sa.local, sa.remote, sa.forceEncap)...)
-			if wantsIntermediate(suites) {
-				ps = append(ps, notifyPayload(IntermediateExchangeSupported, nil))
-			}
-			return ps, nil
+			return append(ps, d.initExtensions(sa, true)...), nil
 		},
 		onResponse: (*ikeSA).ikeSAInitResponse,
 		onTimeout:  func(sa *ikeSA) { sa.fail("the peer did not answer IKE_SA_INIT") },
@@ -185,6 +179,7 @@ func (sa *ikeSA) processInitResponse(m *Message) error {
 	if err := sa.deriveKeys(shared); err != nil {
 		return err
 	}
+	sa.readExtensions(m)
 	var found bool
 	sa.localNAT, sa.remoteNAT, found = detectNAT(m, sa.local, sa.remote)
 	if found {

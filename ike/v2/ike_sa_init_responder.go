@@ -114,6 +114,7 @@ func (d *Daemon) ikeSAInitResponder(local, remote netip.AddrPort, m *Message) {
 	}
 	localNAT, remoteNAT, found := detectNAT(m, local, remote)
 	sa.localNAT, sa.remoteNAT = localNAT, remoteNAT
+	sa.readExtensions(m)
 	ps := []Payload{
 		{Type: PayloadSA, Body: chosenIKE(su, prop.Number, addke).marshal()},
 		{Type: PayloadKE, Body: (&KE{Group: uint16(su.group), Data: kex.Public}).marshal()},
@@ -122,13 +123,9 @@ func (d *Daemon) ikeSAInitResponder(local, remote netip.AddrPort, m *Message) {
 	if found {
 		ps = append(ps, natNotifies(sa.spiI, sa.spiR, local, remote, forceEncap)...)
 	}
-	if intermediate {
-		// RFC 9242 §3.1: answered in kind, whether or not additional
-		// key exchanges were chosen.
-		ps = append(ps, notifyPayload(IntermediateExchangeSupported, nil))
-	}
+	ps = append(ps, d.initExtensions(sa, false)...)
 	sa.respond(IKESAInit, ps)
-	sa.initResp = sa.win.lastResp
+	sa.initResp = sa.win.lastResp[0]
 	sa.hard = d.clk.AfterFunc(halfOpenTimeout, func() {
 		sa.lock()
 		defer sa.unlock()

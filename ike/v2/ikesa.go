@@ -1,6 +1,7 @@
 package v2
 
 import (
+	"crypto"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -57,15 +58,28 @@ type ikeSA struct {
 	remoteID ike.Identity
 	localID  ike.Identity
 
+	// Authentication (authenticate.go): the hashes of the peer's
+	// SIGNATURE_HASH_ALGORITHMS (nil: it sent none, RFC 7427 §4), the CA
+	// hashes of its CERTREQ, the method this end used, and the signature
+	// schemes of both ends (zero with pre-shared keys).
+	peerHashes            []crypto.Hash
+	peerCertReq           []byte
+	authMethod            ike.AuthMethod
+	ownScheme, peerScheme sigScheme
+	frag                  fragState // RFC 7383 (fragment.go)
+
 	// NAT traversal (§2.23).
 	localNAT, remoteNAT bool // this end, the peer, behind a NAT
 	natt                bool // floated to port 4500
 	forceEncap          bool // a tunnel asks for ESP-in-UDP without a NAT
 
 	// RFC 9370 additional key exchanges in IKE_INTERMEDIATE
-	// (intermediate.go): those done, the running IntAuth_i and IntAuth_r
-	// of RFC 9242 §3.3.2, the initiator's key while its exchange runs.
+	// (intermediate.go): whether the peer announced IKE_INTERMEDIATE, the
+	// exchanges done, the running IntAuth_i and IntAuth_r of RFC 9242
+	// §3.3.2, the initiator's key while its exchange runs.
+	intermediate       bool
 	intDone            int
+	oldKeys            ikeKeys // responder: the keys before the last IKE_INTERMEDIATE (addKeys)
 	intAuthI, intAuthR []byte
 	intKex             *ike.KeyExchange
 	// followups are the peer's unfinished series of IKE_FOLLOWUP_KE
@@ -246,6 +260,7 @@ func (sa *ikeSA) destroy(reason string) {
 	}
 	d.mu.Unlock()
 	sa.keys.zero()
+	sa.oldKeys.zero()
 	sa.out, sa.in = nil, nil
 	if sa.kex != nil {
 		sa.kex.Zero()
@@ -287,6 +302,7 @@ func (sa *ikeSA) status(now time.Time) ike.IKESAStatus {
 	st.Rekeys, st.Cookies = sa.rekeys, sa.cookies
 	if sa.state == stateEstablished || sa.state == stateDeleting || sa.state == stateRekeyed {
 		st.Policy = sa.suite.policy()
+		st.Policy.Auth = sa.authMethod
 		st.AdditionalKE = append([]int(nil), sa.suite.addke...)
 		st.Policy.Lifetime = sa.lifetime
 		if left := sa.created.Add(sa.lifetime).Sub(now); left > 0 {

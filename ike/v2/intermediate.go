@@ -132,13 +132,20 @@ func (sa *ikeSA) intermediateResponder(m *Message) {
 
 // addKeys derives the keys of the next additional key exchange from its
 // shared secret (RFC 9370 §2.2.2) with the IKE SA's PRF and zeroes the
-// previous keys and the secret.
+// secret and the previous keys: the initiator's at once, the responder's
+// when the next request comes (until then a retransmission of the
+// request just answered opens with them, dispatch.go).
 func (sa *ikeSA) addKeys(shared []byte) error {
 	old := sa.keys
 	seed := sa.suite.prf.sum(old.d, shared, sa.ni, sa.nr)
 	clear(shared)
 	err := sa.keysFromSeed(seed)
-	old.zero()
+	if sa.initiator {
+		old.zero()
+	} else {
+		sa.oldKeys.zero()
+		sa.oldKeys = old
+	}
 	sa.intDone++
 	sa.d.count(func(c *ike.Counters) { c.IntermediateExchanges++ })
 	return err

@@ -112,7 +112,7 @@ const (
 	PayloadSK        PayloadType = 46
 	PayloadCP        PayloadType = 47
 	PayloadEAP       PayloadType = 48
-	PayloadSKF       PayloadType = 53 // RFC 7383: not spoken yet
+	PayloadSKF       PayloadType = 53 // Encrypted Fragment (RFC 7383 §2.5)
 	payloadFirstType             = PayloadSA
 	payloadLastType              = PayloadEAP
 )
@@ -294,15 +294,15 @@ func parsePayloads(first PayloadType, b []byte, outer bool) ([]Payload, error) {
 	return ps, nil
 }
 
-// marshalPayloads appends the chain of payloads to b. The SK payload, if
-// any, must be last; its Next Payload is Inner.
+// marshalPayloads appends the chain of payloads to b. The SK or SKF
+// payload, if any, must be last; its Next Payload is Inner.
 func marshalPayloads(b []byte, ps []Payload) []byte {
 	for i, p := range ps {
 		next := PayloadNone
 		if i+1 < len(ps) {
 			next = ps[i+1].Type
 		}
-		if p.Type == PayloadSK {
+		if p.Type == PayloadSK || p.Type == PayloadSKF {
 			next = p.Inner
 		}
 		flags := byte(0)

@@ -24,18 +24,23 @@ func pqPolicy(g int, optional bool, addke ...int) ike.Policy {
 		AdditionalKE: addke, AdditionalKEOptional: optional}
 }
 
-// pqPair is a pair with one tunnel t1 each way and the given policies.
-func pqPair(t *testing.T, pa, pb ike.Policy) *pair {
+// pqPair is a pair with one tunnel t1 each way and the given policies;
+// opts change both configurations.
+func pqPair(t *testing.T, pa, pb ike.Policy, opts ...func(c *ike.Config)) *pair {
 	t.Helper()
 	clk := clocktest.New(t0)
 	ca, cb := pairConfig(clk, pa), pairConfig(clk, pb)
+	for _, o := range opts {
+		o(&ca)
+		o(&cb)
+	}
 	ca.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-gcm16")}
 	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-gcm16")}
 	return newPair(t, clk, ca, cb)
 }
 
-// exchangeLog records the exchange type and message ID of every datagram
-// each way, and whether it is a response.
+// exchangeLog records the exchange type and message ID of every message
+// each way (fragments once), and whether it is a response.
 type exchangeLog struct {
 	mu  sync.Mutex
 	got []string
@@ -53,7 +58,9 @@ func (l *exchangeLog) filter(local, remote netip.AddrPort, msg []byte) []byte {
 		if h.IsResponse() {
 			e += " response"
 		}
-		l.got = append(l.got, e)
+		if n := len(l.got); n == 0 || l.got[n-1] != e { // a message's fragments once
+			l.got = append(l.got, e)
+		}
 		l.mu.Unlock()
 	}
 	return msg
@@ -263,7 +270,9 @@ func TestPairMLKEMTamperedKE(t *testing.T) {
 		{"LongCiphertext", true, func(ke *KE) { ke.Data = append(ke.Data, 0) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			p := pqPair(t, pqPolicy(19, false, ike.MLKEM768), pqPolicy(19, false, ike.MLKEM768))
+			// Whole messages, to rewrite (fragmentation: TestPairHybridFragmented).
+			p := pqPair(t, pqPolicy(19, false, ike.MLKEM768), pqPolicy(19, false, ike.MLKEM768),
+				func(c *ike.Config) { c.FragmentMTU = -1 })
 			from := p.a
 			if c.response {
 				from = p.b
@@ -284,6 +293,52 @@ func TestPairMLKEMTamperedKE(t *testing.T) {
 			}
 			if len(p.a.d.Status().IKESAs) != 0 {
 				t.Fatal("A kept the IKE SA")
+			}
+		})
+	}
+}
+
+// TestPairHybridFragmented: across a 1280-byte path (IPv6's minimum) and
+// a 576-byte one (IPv4's; Config.FragmentMTU, RFC 7383) no datagram is
+// larger than the path allows, either end initiating: at 1280 the
+// IKE_INTERMEDIATE messages fit whole with AES-GCM (the 1184-octet
+// encapsulation key makes a 1277-byte datagram), at 576 the key and the
+// 1088-octet ciphertext go in IKE fragments; the hybrid SA comes up with
+// matching keys.
+func TestPairHybridFragmented(t *testing.T) {
+	for _, c := range []struct {
+		mtu, fragments int // fragments: the least number of IKE_INTERMEDIATE datagrams in SKF
+		aInit          bool
+	}{{1280, 0, true}, {1280, 0, false}, {576, 4, true}, {576, 4, false}} {
+		t.Run(fmt.Sprintf("mtu%d/aInitiates=%v", c.mtu, c.aInit), func(t *testing.T) {
+			p := pqPair(t, pqPolicy(31, false, ike.MLKEM768), pqPolicy(31, false, ike.MLKEM768),
+				func(cfg *ike.Config) { cfg.FragmentMTU = c.mtu })
+			var mu sync.Mutex
+			largest, skf := 0, 0
+			p.w.SetFilter(func(local, remote netip.AddrPort, msg []byte) []byte {
+				mu.Lock()
+				defer mu.Unlock()
+				largest = max(largest, 20+8+len(msg)) // IPv4 and UDP headers
+				if h, _ := ParseHeader(msg); h.Exchange == IKEIntermediate && h.Next == PayloadSKF {
+					skf++
+				}
+				return msg
+			})
+			init, resp := p.a, p.b
+			if !c.aInit {
+				init, resp = p.b, p.a
+			}
+			init.d.Acquire("t1")
+			waitEvent(t, init.lis, "up", "t1")
+			waitEvent(t, resp.lis, "up", "t1")
+			checkKeysMatch(t, p.a, p.b, "t1", "t1")
+			mu.Lock()
+			defer mu.Unlock()
+			if largest > c.mtu || skf < c.fragments || (c.fragments == 0 && skf != 0) {
+				t.Fatalf("largest datagram %d bytes, %d IKE_INTERMEDIATE fragments", largest, skf)
+			}
+			if st := init.d.Status(); !slices.Equal(st.IKESAs[0].AdditionalKE, []int{ike.MLKEM768}) {
+				t.Fatalf("IKE SA %+v", st.IKESAs[0])
 			}
 		})
 	}
