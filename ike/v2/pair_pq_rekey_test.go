@@ -119,7 +119,7 @@ func TestPairChildRekeyMLKEM(t *testing.T) {
 func TestPairFollowupStateLost(t *testing.T) {
 	p := pqPair(t, pqPolicy(19, false, ike.MLKEM768), pqPolicy(19, false, ike.MLKEM768))
 	p.up(t, "t1")
-	sa := onlySA(p.a)
+	sa := onlyIKESA(t, p.a)
 	got := make(chan error, 1)
 	sa.lock()
 	sa.followupsInitiator([]int{ike.MLKEM768}, []byte("no-such-link"), reqChild, func(sa *ikeSA, secrets [][]byte, err error) { got <- err })
@@ -141,7 +141,7 @@ func TestPairFollowupStateLost(t *testing.T) {
 		return msg
 	})
 	p.a.d.Expire(p.a.inst.Calls()[1].ID, false)
-	b := onlySA(p.b)
+	b := onlyIKESA(t, p.b)
 	waitFor(t, "B's follow-up state", func() bool {
 		b.lock()
 		defer b.mu.Unlock()
@@ -154,14 +154,4 @@ func TestPairFollowupStateLost(t *testing.T) {
 	if n != 0 || len(p.b.inst.Calls()) != 2 {
 		t.Fatalf("B kept %d follow-up states, installer calls %v", n, p.b.inst.Calls())
 	}
-}
-
-// onlySA returns the side's one IKE SA.
-func onlySA(s *side) *ikeSA {
-	s.d.mu.Lock()
-	defer s.d.mu.Unlock()
-	for _, sa := range s.d.sas {
-		return sa
-	}
-	return nil
 }

@@ -217,18 +217,15 @@ func reseal(t *testing.T, from *side, response bool, edit func(ke *KE)) func(loc
 		mu.Lock()
 		defer mu.Unlock()
 		if keys == nil {
-			from.d.mu.Lock()
-			for _, s := range from.d.sas {
-				s.lock()
-				// A copy: the SA zeroes its keys when they change.
-				e, a := s.keys.ei, s.keys.ai
-				if !s.initiator {
-					e, a = s.keys.er, s.keys.ar
-				}
-				keys, _ = newSKCrypto(s.suite.encr, s.suite.integ, slices.Clone(e), slices.Clone(a))
-				s.mu.Unlock()
+			s := onlyIKESA(t, from)
+			s.lock()
+			// A copy: the SA zeroes its keys when they change.
+			e, a := s.keys.ei, s.keys.ai
+			if !s.initiator {
+				e, a = s.keys.er, s.keys.ar
 			}
-			from.d.mu.Unlock()
+			keys, _ = newSKCrypto(s.suite.encr, s.suite.integ, slices.Clone(e), slices.Clone(a))
+			s.mu.Unlock()
 		}
 		if m.IsResponse() != response || done {
 			return msg
