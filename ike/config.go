@@ -217,13 +217,38 @@ type Policy struct {
 	// PRF is the IKEv2 pseudorandom function, HMAC with this hash; zero
 	// means Hash's. IKEv1 refuses a policy that sets it.
 	PRF Hash
+	// AdditionalKE are the IKEv2 additional key exchanges of RFC 9370, in
+	// order: key exchange method numbers (LookupMethod; MLKEM768 for a
+	// post-quantum hybrid with Group), at most MaxAdditionalKE, each
+	// proposed as Additional Key Exchange 1, 2, ... and performed in
+	// IKE_INTERMEDIATE exchanges (RFC 9242) after IKE_SA_INIT and in
+	// IKE_FOLLOWUP_KE exchanges after a rekey's CREATE_CHILD_SA. IKEv1
+	// refuses a policy that sets it.
+	AdditionalKE []int
+	// AdditionalKEOptional also proposes NONE for each additional key
+	// exchange (RFC 9370 §2.2.1), so that a peer without them (one that
+	// does not know RFC 9370, or whose policy has none) gets an IKE SA of
+	// Group alone, with no error. False: they are required, and such a
+	// peer gets NO_PROPOSAL_CHOSEN.
+	AdditionalKEOptional bool
 }
 
+// MaxAdditionalKE is the number of Additional Key Exchange transform
+// types, 6 to 12 (RFC 9370 §2.2.1).
+const MaxAdditionalKE = 7
+
 func (p Policy) String() string {
+	s := fmt.Sprintf("%v-%v-%v-group%d", p.Encryption, p.Hash, p.Auth, p.Group)
 	if p.PRF != 0 {
-		return fmt.Sprintf("%v-%v-prf%v-%v-group%d", p.Encryption, p.Hash, p.PRF, p.Auth, p.Group)
+		s = fmt.Sprintf("%v-%v-prf%v-%v-group%d", p.Encryption, p.Hash, p.PRF, p.Auth, p.Group)
 	}
-	return fmt.Sprintf("%v-%v-%v-group%d", p.Encryption, p.Hash, p.Auth, p.Group)
+	for i, m := range p.AdditionalKE {
+		s += fmt.Sprintf("-ke%d_%d", i+1, m)
+	}
+	if len(p.AdditionalKE) > 0 && p.AdditionalKEOptional {
+		s += "-optional"
+	}
+	return s
 }
 
 // PreSharedKey is a key for a peer named by its address or its identity
@@ -369,7 +394,13 @@ func (p Policy) validate(version int) error {
 		if p.Encryption < EncDES || p.Encryption > EncAES256 || p.Hash < HashMD5 || p.Hash > HashSHA256 || p.PRF != 0 {
 			return errors.New("unsupported algorithms")
 		}
+		if len(p.AdditionalKE) > 0 {
+			return errors.New("additional key exchanges (RFC 9370) need IKEv2")
+		}
 		return nil
+	}
+	if err := p.validateAdditionalKE(); err != nil {
+		return err
 	}
 	switch {
 	case p.Encryption < Enc3DES || p.Encryption > EncAES256GCM:

@@ -50,30 +50,31 @@ var keyPad = []byte("Key Pad for IKEv2")
 
 // signedOctets are what one end's AUTH covers (§2.15):
 //
-//	SignedOctets = RealMessage | Nonce of the other end | prf(SK_p, ID body)
+//	SignedOctets = RealMessage | Nonce of the other end | prf(SK_p, ID body) [| IntAuth]
 //
 // where RealMessage is the end's own IKE_SA_INIT message, SK_p its SK_pi
-// or SK_pr, and the ID body its IDi or IDr payload without the generic
-// header.
-func signedOctets(p prfFunc, realMessage, peerNonce, skp, idBody []byte) []byte {
+// or SK_pr, the ID body its IDi or IDr payload without the generic
+// header, and IntAuth that of the IKE_INTERMEDIATE exchanges, if any
+// (RFC 9242 §3.3.2; nil without).
+func signedOctets(p prfFunc, realMessage, peerNonce, skp, idBody, intAuth []byte) []byte {
 	out := append(append([]byte(nil), realMessage...), peerNonce...)
-	return append(out, p.sum(skp, idBody)...)
+	return append(append(out, p.sum(skp, idBody)...), intAuth...)
 }
 
 // ownOctets and peerOctets are the signed octets of this end's and the
-// peer's AUTH.
-func (sa *ikeSA) ownOctets(idBody []byte) []byte {
+// peer's AUTH in the IKE_AUTH exchange with message ID authMID.
+func (sa *ikeSA) ownOctets(idBody []byte, authMID uint32) []byte {
 	if sa.initiator {
-		return signedOctets(sa.suite.prf, sa.initReq, sa.nr, sa.keys.pi, idBody)
+		return signedOctets(sa.suite.prf, sa.initReq, sa.nr, sa.keys.pi, idBody, sa.intAuth(authMID))
 	}
-	return signedOctets(sa.suite.prf, sa.initResp, sa.ni, sa.keys.pr, idBody)
+	return signedOctets(sa.suite.prf, sa.initResp, sa.ni, sa.keys.pr, idBody, sa.intAuth(authMID))
 }
 
-func (sa *ikeSA) peerOctets(idBody []byte) []byte {
+func (sa *ikeSA) peerOctets(idBody []byte, authMID uint32) []byte {
 	if sa.initiator {
-		return signedOctets(sa.suite.prf, sa.initResp, sa.ni, sa.keys.pr, idBody)
+		return signedOctets(sa.suite.prf, sa.initResp, sa.ni, sa.keys.pr, idBody, sa.intAuth(authMID))
 	}
-	return signedOctets(sa.suite.prf, sa.initReq, sa.nr, sa.keys.pi, idBody)
+	return signedOctets(sa.suite.prf, sa.initReq, sa.nr, sa.keys.pi, idBody, sa.intAuth(authMID))
 }
 
 // pskAuth computes the AUTH data of signed octets with a pre-shared key

@@ -94,9 +94,10 @@ func (p authPlan) methodClass(a AuthMethod) ike.AuthMethod {
 }
 
 // ownAuth returns this end's CERT payloads (none with a pre-shared key)
-// and AUTH payload for its ID payload body.
-func (sa *ikeSA) ownAuth(p authPlan, idBody []byte) ([]Payload, Payload, error) {
-	octets := sa.ownOctets(idBody)
+// and AUTH payload for its ID payload body, in the IKE_AUTH exchange with
+// message ID authMID.
+func (sa *ikeSA) ownAuth(p authPlan, idBody []byte, authMID uint32) ([]Payload, Payload, error) {
+	octets := sa.ownOctets(idBody, authMID)
 	if p.method == ike.AuthPSK {
 		a := Auth{Method: AuthSharedKey, Data: pskAuth(sa.suite.prf, p.psk, octets)}
 		return nil, Payload{Type: PayloadAUTH, Body: a.marshal()}, nil
@@ -118,7 +119,7 @@ func (sa *ikeSA) ownAuth(p authPlan, idBody []byte) ([]Payload, Payload, error) 
 // id and ID payload body: with the plan's pre-shared key, or with the
 // certificates of m. The error says why it failed.
 func (sa *ikeSA) checkPeerAuth(m *Message, a Auth, p authPlan, id ike.Identity, idBody []byte) error {
-	octets := sa.peerOctets(idBody)
+	octets := sa.peerOctets(idBody, m.MessageID)
 	if got := p.methodClass(a.Method); got == 0 || got.Certificate() != p.method.Certificate() {
 		return fmt.Errorf("%w: AUTH method %d (allowed: %v, this end: %v)", errPeerMethod, a.Method, p.allowed, p.method)
 	}

@@ -18,18 +18,23 @@ import (
 // process does for initiator and responder together. Run with -cpu 1 for
 // one core. It is the base of `ismbench ike -version 2`. The certificate
 // cases sign and verify RFC 7427 signatures and a two-certificate chain
-// each way (P-256 or RSA-2048 keys under an intermediate CA).
+// each way (P-256 or RSA-2048 keys under an intermediate CA). The -mlkem768
+// cases are the post-quantum hybrids: one IKE_INTERMEDIATE exchange with
+// ML-KEM-768 (RFC 9370) after the classical IKE_SA_INIT.
 func BenchmarkIKEv2Setup(b *testing.B) {
 	for _, c := range []struct {
 		name  string
 		group int
 		enc   ike.Encryption
 		key   *swantest.KeySpec // nil: pre-shared keys
-	}{{"aes128-sha256-modp2048", 14, ike.EncAES128, nil}, {"aes128gcm-ecp256", 19, ike.EncAES128GCM, nil},
-		{"aes128gcm-curve25519", 31, ike.EncAES128GCM, nil},
-		{"aes128gcm-ecp256-ecdsa-p256-chain", 19, ike.EncAES128GCM, &p256}, {"aes128gcm-ecp256-rsa2048-chain", 19, ike.EncAES128GCM, &rsa2048}} {
+		addke []int
+	}{{"aes128-sha256-modp2048", 14, ike.EncAES128, nil, nil}, {"aes128gcm-ecp256", 19, ike.EncAES128GCM, nil, nil},
+		{"aes128gcm-curve25519", 31, ike.EncAES128GCM, nil, nil},
+		{"aes128gcm-ecp256-ecdsa-p256-chain", 19, ike.EncAES128GCM, &p256, nil}, {"aes128gcm-ecp256-rsa2048-chain", 19, ike.EncAES128GCM, &rsa2048, nil},
+		{"aes128gcm-ecp256-mlkem768", 19, ike.EncAES128GCM, nil, []int{ike.MLKEM768}},
+		{"aes128gcm-curve25519-mlkem768", 31, ike.EncAES128GCM, nil, []int{ike.MLKEM768}}} {
 		b.Run(c.name, func(b *testing.B) {
-			pol := ike.Policy{Encryption: c.enc, Hash: ike.HashSHA256, Auth: ike.AuthPSK, Group: c.group}
+			pol := ike.Policy{Encryption: c.enc, Hash: ike.HashSHA256, Auth: ike.AuthPSK, Group: c.group, AdditionalKE: c.addke}
 			keys := []ike.PreSharedKey{{Peer: addrA.String(), Key: ipsec.Key("bench")}, {Peer: addrB.String(), Key: ipsec.Key("bench")}}
 			ca := ike.Config{Policies: []ike.Policy{pol}, PreSharedKeys: keys,
 				Tunnels: []ike.Tunnel{pairTunnel(b, "t1", addrA, addrB, netA, netB, "esp-aes128-gcm16")}}

@@ -5,9 +5,11 @@
 // INFORMATIONAL deletes and liveness checks
 // (§1.4, §2.4), NAT traversal (§2.23, RFC 3948), with AES-GCM in the SK
 // payload (RFC 5282) and the ECP (RFC 5903) and Curve25519 (RFC 8031)
-// groups, and the daemon that runs them for the signaled tunnels of the ISM
-// line card behind the same seam as ike/v1 (ike.Installer, ike.Transport,
-// ike.Listener).
+// groups, post-quantum hybrid key exchanges (RFC 9370 additional key
+// exchanges, ML-KEM-768 among them, in IKE_INTERMEDIATE of RFC 9242 and
+// IKE_FOLLOWUP_KE), and the daemon that runs them for the signaled
+// tunnels of the ISM line card behind the same seam as ike/v1
+// (ike.Installer, ike.Transport, ike.Listener).
 //
 // Files follow crypto/tls's shape: messages.go and payloads.go are the wire
 // format (§3), notify.go the Notify types, keys.go the key schedule
@@ -17,7 +19,10 @@
 // ike_sa_init_*.go, ike_auth_*.go, create_child_sa*.go and informational.go
 // are one exchange and role each, each step named after the RFC's;
 // authenticate.go is their AUTH step, certs.go the CERT and CERTREQ
-// payloads, signature.go and sigalg.go the signatures. daemon.go,
+// payloads, signature.go and sigalg.go the signatures; addke.go negotiates the
+// additional key exchanges, intermediate.go runs them in IKE_INTERMEDIATE
+// with IntAuth, followup.go in IKE_FOLLOWUP_KE after a rekey's
+// CREATE_CHILD_SA. daemon.go,
 // dispatch.go, ikesa.go and child.go hold the state that outlives an exchange;
 // window.go is the message ID window (§2.3) with retransmission and the
 // response cache (§2.1), liveness.go dead peer detection (§2.4) on the seed's
@@ -26,8 +31,6 @@
 //
 // The daemon runs no goroutine of its own: a received message is handled on
 // the goroutine that delivers it, a timer on the clock's. Out of scope for
-// now, with the place each goes: cookies (§2.6, in ikeSAInitResponder),
-// IKE_INTERMEDIATE (RFC 9242, between IKE_SA_INIT and IKE_AUTH in
-// ikeSAInitInitiator.done), IKE SA rekey, EAP, certificate revocation
-// (CRL, OCSP) and hash-and-URL certificates.
+// now, with the place each goes: EAP, certificate revocation (CRL, OCSP)
+// and hash-and-URL certificates.
 package v2

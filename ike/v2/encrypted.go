@@ -150,13 +150,15 @@ func (c *skCrypto) sealPayload(h Header, typ, next PayloadType, fragHdr, plain [
 }
 
 // open verifies and decrypts the SK payload sk of message msg (sk.Body
-// must be the tail of msg) and returns the payloads inside.
-func (c *skCrypto) open(msg []byte, sk Payload) ([]Payload, error) {
+// must be the tail of msg) and returns the payloads inside and their
+// plaintext.
+func (c *skCrypto) open(msg []byte, sk Payload) ([]Payload, []byte, error) {
 	plain, err := c.decrypt(msg, sk.Body)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return parsePayloads(sk.Inner, plain, false)
+	ps, err := parsePayloads(sk.Inner, plain, false)
+	return ps, plain, err
 }
 
 // decrypt verifies and decrypts the encrypted part of an SK or SKF
@@ -217,10 +219,11 @@ func (c *skCrypto) openMessage(msg []byte, m *Message) error {
 		return malformed(fmt.Sprintf("%v message without an SK payload", m.Exchange))
 	}
 	sk := m.Payloads[len(m.Payloads)-1]
-	inner, err := c.open(msg, sk)
+	inner, plain, err := c.open(msg, sk)
 	if err != nil {
 		return err
 	}
+	m.inner, m.plain = sk.Inner, plain
 	outer := m.Payloads[:len(m.Payloads)-1]
 	seen := map[PayloadType]bool{}
 	for _, p := range outer {

@@ -5,7 +5,10 @@ package v2
 // configured, SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4) when a policy
 // authenticates with certificates, and, in the response, a CERTREQ naming
 // the trusted CAs when a policy of the chosen transforms does (RFC 7296
-// §1.2). A responder announces an extension only when the request did.
+// §1.2), and INTERMEDIATE_EXCHANGE_SUPPORTED (RFC 9242 §3.1) when a
+// policy has additional key exchanges, which need IKE_INTERMEDIATE (RFC
+// 9370 §2.2.1). A responder announces an extension only when the request
+// did.
 
 // initExtensions returns this end's extension payloads for the IKE_SA_INIT
 // request (request set) or response of sa.
@@ -26,6 +29,9 @@ func (d *Daemon) initExtensions(sa *ikeSA, request bool) []Payload {
 	if certs && !request && len(d.cfg.certReq) > 0 {
 		ps = append(ps, certReqPayload(d.cfg.certReq))
 	}
+	if (request && wantsIntermediate(d.cfg.suites)) || (!request && sa.intermediate) {
+		ps = append(ps, notifyPayload(IntermediateExchangeSupported, nil))
+	}
 	return ps
 }
 
@@ -43,4 +49,5 @@ func (sa *ikeSA) readExtensions(m *Message) {
 		sa.peerHashes = peerHashes(m)
 	}
 	sa.peerCertReq = peerCertReq(m)
+	_, sa.intermediate = m.Notify(IntermediateExchangeSupported)
 }

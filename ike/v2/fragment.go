@@ -247,7 +247,11 @@ func (sa *ikeSA) receiveFragment(m *Message) (*Message, bool) {
 	if err != nil {
 		return drop(func(c *ike.Counters) { c.Malformed++ }, "malformed", err)
 	}
-	content, err := sa.in.decrypt(m.raw, skf.Body[fragHeaderSize:])
+	in := sa.in
+	if retransmit && w.lastIn != nil {
+		in = w.lastIn // the keys it came under (dispatch.go)
+	}
+	content, err := in.decrypt(m.raw, skf.Body[fragHeaderSize:])
 	if err != nil {
 		return drop(nothing, "does not open", err)
 	}
@@ -298,5 +302,5 @@ func (sa *ikeSA) receiveFragment(m *Message) (*Message, bool) {
 	}
 	h := r.hdr
 	h.Next = PayloadSKF
-	return &Message{Header: h, Payloads: inner}, true
+	return &Message{Header: h, Payloads: inner, inner: r.next, plain: plain}, true
 }

@@ -69,7 +69,7 @@ func (sa *ikeSA) startAuth() {
 			ex.offer = offer
 			id := idPayload(sa.localID)
 			ex.idi = id.marshal()
-			certs, auth, err := sa.ownAuth(ex.plan, ex.idi)
+			certs, auth, err := sa.ownAuth(ex.plan, ex.idi, sa.win.nextID) // build runs just before the request gets nextID
 			if err != nil {
 				return nil, err
 			}

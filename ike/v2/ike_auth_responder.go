@@ -73,7 +73,7 @@ func (sa *ikeSA) ikeAuthResponder(m *Message) {
 	sa.localID, sa.authMethod = cands[0].LocalIdentity(), plan.method
 	idr := idPayload(sa.localID)
 	idrBody := idr.marshal()
-	certs, ours, err := sa.ownAuth(plan, idrBody)
+	certs, ours, err := sa.ownAuth(plan, idrBody, m.MessageID)
 	if err != nil {
 		refuse("this end cannot sign: " + err.Error())
 		return
@@ -86,7 +86,7 @@ func (sa *ikeSA) ikeAuthResponder(m *Message) {
 		remote, id := sa.remote.Addr(), peerID
 		sa.after(func() { d.initialContact(sa, remote, id) })
 	}
-	child, _ := sa.respondChild(m, cands, false, sa.ni, sa.nr, nil)
+	child, _, _ := sa.respondChild(m, cands, false, sa.ni, sa.nr, nil)
 	sa.respond(IKEAuth, append(ps, child...))
 }
 

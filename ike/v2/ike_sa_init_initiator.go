@@ -104,8 +104,13 @@ func (sa *ikeSA) ikeSAInitResponse(m *Message) {
 		sa.fail(err.Error())
 		return
 	}
-	// IKE_INTERMEDIATE exchanges (RFC 9242) would run here, before
-	// IKE_AUTH.
+	if len(sa.suite.addke) > 0 {
+		// RFC 9370 §2.2.2: the additional key exchanges, one
+		// IKE_INTERMEDIATE exchange (RFC 9242) each, before IKE_AUTH.
+		sa.setState(stateIntSent)
+		sa.startIntermediate()
+		return
+	}
 	sa.setState(stateAuthSent)
 	sa.startAuth()
 }
@@ -159,6 +164,9 @@ func (sa *ikeSA) processInitResponse(m *Message) error {
 	}
 	if su.group != int(ke.Group) || su.group != sa.kex.Group().ID {
 		return fmt.Errorf("v2: the responder chose group %d and sent a key of group %d", su.group, ke.Group)
+	}
+	if _, ok := m.Notify(IntermediateExchangeSupported); len(su.addke) > 0 && !ok {
+		return fmt.Errorf("v2: the responder chose additional key exchanges %v without IKE_INTERMEDIATE (RFC 9370 §2.2.1)", su.addke)
 	}
 	shared, err := sa.kex.Shared(ke.Data)
 	if err != nil {

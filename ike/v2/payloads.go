@@ -36,6 +36,10 @@ const (
 	TransformINTEG TransformType = 3
 	TransformDH    TransformType = 4 // "Key Exchange Method" since RFC 9370
 	TransformESN   TransformType = 5
+	// Additional Key Exchange 1 to 7 (RFC 9370 §2.2.1): the IDs of
+	// Transform Type 4, performed in the order of the types.
+	TransformADDKE1 TransformType = 6
+	TransformADDKE7 TransformType = 12
 )
 
 // attrKeyLength is the Key Length attribute (§3.3.5), in bits, TV form.

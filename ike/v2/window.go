@@ -53,8 +53,9 @@ type window struct {
 	queue  []*request // waiting their turn
 	timer  clock.Timer
 
-	expect   uint32   // the next request ID expected from the peer
-	lastResp [][]byte // the response to request expect-1, as sent
+	expect   uint32    // the next request ID expected from the peer
+	lastIn   *skCrypto // what opened request expect-1 (the keys may have changed since)
+	lastResp [][]byte  // the response to request expect-1, as sent
 	hasResp  bool
 }
 
@@ -62,7 +63,7 @@ func (w *window) stop() {
 	if w.timer != nil {
 		w.timer.Stop()
 	}
-	w.out, w.queue = nil, nil
+	w.out, w.queue, w.lastIn = nil, nil, nil
 }
 
 // fresh returns the request as it was before it was sent, to send on
