@@ -15,7 +15,7 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/ismgw/ism/internal/netlab"
-	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/netns"
 )
 
 // WireGuardResult is the wireguard-go row of `ismbench tunnel -peer
@@ -85,16 +85,16 @@ type wgPeer struct {
 	allowed  netip.Prefix
 }
 
-// startWireGuard runs a wireguard-go device "wg0" in netns, listening on
+// startWireGuard runs a wireguard-go device "wg0" in namespace ns, listening on
 // port 51820, with a route to the peer's subnet through it from addr (on
 // the namespace's loopback: peerLab); it is closed when the benchmark
 // ends.
-func startWireGuard(h *harness, l *netlab.Lab, netns string, k wgKeys, p wgPeer, addr netip.Addr) {
+func startWireGuard(h *harness, l *netlab.Lab, ns string, k wgKeys, p wgPeer, addr netip.Addr) {
 	var dev *device.Device
 	// The TUN device, its netlink socket and the UDP sockets are made on a
 	// thread inside the namespace; the device's goroutines use them from
 	// anywhere.
-	err := swantest.InNamespace(netns, func() error {
+	err := netns.Do(ns, func() error {
 		t, err := tun.CreateTUN("wg0", wgMTU)
 		if err != nil {
 			return err
@@ -120,9 +120,9 @@ func startWireGuard(h *harness, l *netlab.Lab, netns string, k wgKeys, p wgPeer,
 		return nil
 	})
 	if err != nil {
-		h.Fatalf("wireguard-go in %s: %v", netns, err)
+		h.Fatalf("wireguard-go in %s: %v", ns, err)
 	}
 	h.Cleanup(dev.Close)
-	l.MustRun(netns, "ip", "link", "set", "wg0", "up")
-	l.MustRun(netns, "ip", "route", "add", p.allowed.String(), "dev", "wg0", "src", addr.String())
+	l.MustRun(ns, "ip", "link", "set", "wg0", "up")
+	l.MustRun(ns, "ip", "route", "add", p.allowed.String(), "dev", "wg0", "src", addr.String())
 }

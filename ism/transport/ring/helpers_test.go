@@ -10,8 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ismgw/ism/internal/netlab"
-	"github.com/ismgw/ism/internal/swantest"
 	"github.com/ismgw/ism/internal/testpkt"
+	"github.com/ismgw/ism/netns"
 )
 
 var (
@@ -42,7 +42,7 @@ func newPairLab(t testing.TB) *pairLab {
 // in runs f in namespace ns and fails the test on its error.
 func in(t testing.TB, ns string, f func() error) {
 	t.Helper()
-	if err := swantest.InNamespace(ns, f); err != nil {
+	if err := netns.Do(ns, f); err != nil {
 		t.Fatal(err)
 	}
 }
