@@ -13,6 +13,8 @@ import (
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/internal/swantest"
 	"github.com/ismgw/ism/ism/config"
+	"github.com/ismgw/ism/ism/datapath"
+	"github.com/ismgw/ism/ism/operator"
 )
 
 // The DPD and failover lab: ISM in process, running in its own namespace
@@ -190,18 +192,18 @@ func (s *syncBuffer) String() string {
 
 // tunnel returns what `show ipsec tunnel detail ipsec:t1` shows, as text
 // and as data.
-func (x *dpdLab) tunnel(t *testing.T) (string, TunnelStatus) {
+func (x *dpdLab) tunnel(t *testing.T) (string, operator.TunnelStatus) {
 	t.Helper()
 	return showTunnel(t, x.g)
 }
 
-func showTunnel(t *testing.T, g *Gateway) (string, TunnelStatus) {
+func showTunnel(t *testing.T, g *Gateway) (string, operator.TunnelStatus) {
 	t.Helper()
 	text, data, err := g.Exec("show ipsec tunnel detail ipsec:t1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := data.([]TunnelStatus)
+	ts := data.([]operator.TunnelStatus)
 	if len(ts) != 1 || ts[0].IKE == nil {
 		t.Fatalf("show ipsec tunnel detail: want one signaled tunnel:\n%s", text)
 	}
@@ -215,7 +217,7 @@ func statsIKE(t *testing.T, g *Gateway) ike.Counters {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := data.(Statistics)
+	st := data.(operator.Statistics)
 	if st.IKE == nil {
 		t.Fatal("show ipsec statistics: no IKE counters")
 	}
@@ -223,13 +225,13 @@ func statsIKE(t *testing.T, g *Gateway) ike.Counters {
 }
 
 // showSAs returns `show ipsec sa` as text and data.
-func showSAs(t *testing.T, g *Gateway) (string, []SAStatus) {
+func showSAs(t *testing.T, g *Gateway) (string, []datapath.SAStatus) {
 	t.Helper()
 	text, data, err := g.Exec("show ipsec sa")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sas, _ := data.([]SAStatus)
+	sas, _ := data.([]datapath.SAStatus)
 	return text, sas
 }
 
@@ -252,7 +254,7 @@ func (x *dpdLab) waitDead(t *testing.T, peer netip.Addr, after time.Time, timeou
 }
 
 // waitUpWith waits until the tunnel is up with SAs to dest.
-func (x *dpdLab) waitUpWith(t *testing.T, dest netip.Addr, timeout time.Duration) TunnelStatus {
+func (x *dpdLab) waitUpWith(t *testing.T, dest netip.Addr, timeout time.Duration) operator.TunnelStatus {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -269,7 +271,7 @@ func (x *dpdLab) waitUpWith(t *testing.T, dest netip.Addr, timeout time.Duration
 
 // hasSAWith reports whether an outbound SA goes to peer and an inbound
 // one comes from it.
-func hasSAWith(sas []SAStatus, peer netip.Addr) bool {
+func hasSAWith(sas []datapath.SAStatus, peer netip.Addr) bool {
 	in, out := false, false
 	for _, sa := range sas {
 		in = in || sa.Direction == "inbound" && sa.Source == peer.String()
@@ -279,7 +281,7 @@ func hasSAWith(sas []SAStatus, peer netip.Addr) bool {
 }
 
 // saSPIs returns the SPIs of the SAs that carry traffic with peer.
-func saSPIs(sas []SAStatus, peer netip.Addr) []string {
+func saSPIs(sas []datapath.SAStatus, peer netip.Addr) []string {
 	var out []string
 	for _, sa := range sas {
 		if sa.Source == peer.String() || sa.Destination == peer.String() {

@@ -1,7 +1,6 @@
 package ism
 
 import (
-	"fmt"
 	"net/netip"
 	"os/exec"
 	"regexp"
@@ -10,6 +9,8 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/ism/datapath"
+	"github.com/ismgw/ism/ism/lookaside"
 )
 
 // Dead peer detection and tunnel failover end to end (the seed's "DPD and
@@ -174,9 +175,9 @@ func (x *dpdLab) switchOver(t *testing.T, p *pinger, loss peerLoss, fromEnv *swa
 // checkSADatabase checks that the SA database holds none of the SPIs.
 func (x *dpdLab) checkSADatabase(t *testing.T, spis []string) {
 	t.Helper()
-	for _, sa := range x.g.eng.SAs() {
+	for _, sa := range allSAs(x.g) {
 		for _, spi := range spis {
-			if fmt.Sprintf("0x%08x", sa.Config().SPI) == spi {
+			if sa.SPI == spi {
 				t.Errorf("SA database still holds SA %s of the dead peer", spi)
 			}
 		}
@@ -321,7 +322,7 @@ func TestDPDNoBackupRoutes(t *testing.T) {
 			t.Errorf("show ipsec tunnel detail lacks %q:\n%s", w, text)
 		}
 	}
-	if len(st.SAs) != 0 || len(x.g.eng.SAs()) != 0 {
+	if len(st.SAs) != 0 || len(allSAs(x.g)) != 0 {
 		t.Errorf("SAs left after the peer died: %+v", st.SAs)
 	}
 	if saText, _ := showSAs(t, x.g); strings.TrimSpace(saText) != "" {
@@ -348,13 +349,22 @@ func (x *dpdLab) waitRoute(t *testing.T, want bool) {
 		if err != nil {
 			t.Fatalf("ip route: %v\n%s", err, out)
 		}
-		if strings.Contains(string(out), "dev "+TUNName) == want {
+		if strings.Contains(string(out), "dev "+lookaside.TUNName) == want {
 			return
 		}
 		if time.Now().After(deadline) {
 			text, _ := x.tunnel(t)
-			t.Fatalf("route to 203.0.113.0/24 via %s present: %v, want %v\nip route: %s\n%s", TUNName, !want, want, out, text)
+			t.Fatalf("route to 203.0.113.0/24 via %s present: %v, want %v\nip route: %s\n%s", lookaside.TUNName, !want, want, out, text)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// allSAs returns every SA the gateway's tunnels hold.
+func allSAs(g *Gateway) []datapath.SAStatus {
+	var out []datapath.SAStatus
+	for _, t := range g.Tunnels() {
+		out = append(out, t.SAs...)
+	}
+	return out
 }

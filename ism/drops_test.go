@@ -15,6 +15,7 @@ import (
 
 	"github.com/ismgw/ism/internal/netlab"
 	"github.com/ismgw/ism/ipsec"
+	"github.com/ismgw/ism/ism/lookaside"
 	"github.com/ismgw/ism/offload"
 	"github.com/ismgw/ism/transform"
 )
@@ -51,7 +52,7 @@ func dropped(r offload.DropReason, n uint64) map[string]uint64 {
 
 func tunnelDrops(g *Gateway, name string) drops {
 	t := g.tunnels[name]
-	tx, rx := t.tx.Snapshot(), t.rx.Snapshot()
+	tx, rx := t.d.TX.Snapshot(), t.d.RX.Snapshot()
 	return drops{tx.DropMap(), rx.DropMap()}
 }
 
@@ -100,14 +101,14 @@ func TestDropSelector(t *testing.T) {
 
 	x.pingLost(t, "203.0.113.3", 2)
 	waitDrops(t, x.ga, "a", drops{tx: sel})
-	if n := aout.Counters().Packets.Load(); n != 0 {
+	if n := aout.Packets(); n != 0 {
 		t.Errorf("a sent %d packets outside its selectors", n)
 	}
 	waitDrops(t, x.gb, "b", drops{})
 
 	x.pingLost(t, "203.0.113.2", 2)
 	waitDrops(t, x.gb, "b", drops{rx: sel})
-	if a, b := aout.Counters().Packets.Load(), bin.Counters().Packets.Load(); a != 2 || b != 2 {
+	if a, b := aout.Packets(), bin.Packets(); a != 2 || b != 2 {
 		t.Errorf("a sent %d packets inside its selectors and b decrypted %d; want 2 and 2", a, b)
 	}
 
@@ -149,9 +150,8 @@ func TestDropNoSA(t *testing.T) {
 				_, err = c.Write(pkt)
 				return err
 			})
-			if !waitFor(5*time.Second, func() bool { return x.gb.eng.Counters().Drops[offload.DropNoSA] == 1 }) {
-				v := x.gb.eng.Counters()
-				t.Fatalf("b's engine drops: %v, want no-sa 1", v.DropMap())
+			if !waitFor(5*time.Second, func() bool { return x.gb.Statistics().Engine.Drops[offload.DropNoSA.String()] == 1 }) {
+				t.Fatalf("b's engine drops: %v, want no-sa 1", x.gb.Statistics().Engine.Drops)
 			}
 			if st := x.gb.Statistics(); st.Engine.Drops[offload.DropNoSA.String()] != 1 {
 				t.Errorf("b's statistics: engine drops %v, want no-sa 1", st.Engine.Drops)
@@ -160,8 +160,8 @@ func TestDropNoSA(t *testing.T) {
 				t.Fatalf("after a packet without SA: %v", err)
 			}
 			waitDrops(t, x.gb, "b", drops{})
-			if v := x.gb.eng.Counters(); len(v.DropMap()) != 1 {
-				t.Errorf("b's engine drops: %v, want only no-sa 1", v.DropMap())
+			if v := x.gb.Statistics().Engine.Drops; len(v) != 1 {
+				t.Errorf("b's engine drops: %v, want only no-sa 1", v)
 			}
 		})
 	}
@@ -221,8 +221,8 @@ func TestDropReplayAndTamper(t *testing.T) {
 			_, bin := sas(x.gb, "t1")
 			replay := dropped(offload.DropReplay, 1)
 			waitDrops(t, x.gb, "b", drops{rx: replay})
-			if got := bin.Counters().Snapshot(); !maps.Equal(got.DropMap(), replay) {
-				t.Errorf("b's inbound SA drops: %v, want %v", got.DropMap(), replay)
+			if got := bin.Drops(); !maps.Equal(got, replay) {
+				t.Errorf("b's inbound SA drops: %v, want %v", got, replay)
 			}
 
 			q := append([]byte(nil), p...)
@@ -237,14 +237,14 @@ func TestDropReplayAndTamper(t *testing.T) {
 			}
 			both := map[string]uint64{offload.DropReplay.String(): 1, offload.DropICV.String(): 1}
 			waitDrops(t, x.gb, "b", drops{rx: both})
-			if got := bin.Counters().Snapshot(); !maps.Equal(got.DropMap(), both) {
-				t.Errorf("b's inbound SA drops: %v, want %v", got.DropMap(), both)
+			if got := bin.Drops(); !maps.Equal(got, both) {
+				t.Errorf("b's inbound SA drops: %v, want %v", got, both)
 			}
 
 			if err := x.ping(t, wirePings); err != nil {
 				t.Fatalf("after a replay and a forgery: %v", err)
 			}
-			if n := bin.Counters().Packets.Load(); n != 2*wirePings {
+			if n := bin.Packets(); n != 2*wirePings {
 				t.Errorf("b's inbound SA took %d packets, want %d", n, 2*wirePings)
 			}
 			waitDrops(t, x.gb, "b", drops{rx: both})
@@ -305,14 +305,14 @@ func TestDropTunnelDown(t *testing.T) {
 	}
 	// A down tunnel's routes are withdrawn, so send to the secure
 	// interface's device directly (SO_BINDTODEVICE).
-	if out, err := l.Run(x.a, "ping", "-c", "2", "-i", "0.2", "-W", "1", "-I", TUNName, "203.0.113.1"); err == nil {
+	if out, err := l.Run(x.a, "ping", "-c", "2", "-i", "0.2", "-W", "1", "-I", lookaside.TUNName, "203.0.113.1"); err == nil {
 		t.Fatalf("ping through a down tunnel was answered\n%s", out)
 	}
 	waitDrops(t, x.ga, "a", drops{tx: dropped(offload.DropTunnelDown, 2)})
 
 	l.MustRun(x.a, "ip", "route", "add", "192.0.2.2/32", "dev", "eth0")
 	start := time.Now()
-	if !waitFor(pathCheckInterval+10*time.Second, ta.Up) {
+	if !waitFor(x.ga.timers.PathCheck+10*time.Second, ta.Up) {
 		t.Fatalf("a's tunnel still down %v after the route was added: %s", time.Since(start).Round(time.Millisecond), ta.Reason())
 	}
 	t.Logf("up %v after the route was added", time.Since(start).Round(time.Millisecond))

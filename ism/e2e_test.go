@@ -17,6 +17,8 @@ import (
 	"github.com/ismgw/ism/internal/netlab"
 	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/ism/config"
+	"github.com/ismgw/ism/ism/datapath"
+	"github.com/ismgw/ism/ism/vr"
 	"github.com/ismgw/ism/offload"
 	"github.com/ismgw/ism/transform"
 )
@@ -221,12 +223,12 @@ func runIn(ns string, args ...string) (string, error) {
 // inNS runs fn inside the named namespace.
 func inNS(t *testing.T, name string, fn func() error) {
 	t.Helper()
-	ns, err := openNetns(name)
+	ns, err := vr.OpenNetns(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ns.close()
-	if err := ns.do(fn); err != nil {
+	defer ns.Close()
+	if err := ns.Do(fn); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -254,13 +256,49 @@ func mustGatewayWith(t *testing.T, text string, o Options) *Gateway {
 	return g
 }
 
-// sas returns a tunnel's current outbound and inbound SA.
-func sas(g *Gateway, name string) (out, in *offload.SA) {
-	t := g.tunnels[name]
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.out.Load(), t.in[len(t.in)-1]
+// saRef names one SA of a tunnel, read through `show ipsec sa`: two refs
+// are equal when they name the same SA (SPI and creation).
+type saRef struct {
+	g       *Gateway
+	spi     string
+	created time.Time
 }
+
+// sas returns a tunnel's current outbound and newest inbound SA.
+func sas(g *Gateway, name string) (out, in saRef) {
+	for _, s := range g.Tunnels() {
+		if s.Name != "ipsec:"+name {
+			continue
+		}
+		for _, sa := range s.SAs {
+			r := saRef{g, sa.SPI, sa.Created}
+			if sa.Direction == ipsec.Outbound.String() {
+				out = r
+			} else {
+				in = r
+			}
+		}
+	}
+	return out, in
+}
+
+// status returns the SA's status now; the zero status once it is gone.
+func (r saRef) status() datapath.SAStatus {
+	for _, s := range r.g.Tunnels() {
+		for _, sa := range s.SAs {
+			if sa.SPI == r.spi && sa.Created.Equal(r.created) {
+				return sa
+			}
+		}
+	}
+	return datapath.SAStatus{}
+}
+
+func (r saRef) Packets() uint64 { return r.status().Packets }
+func (r saRef) Seq() uint64     { return r.status().Seq }
+func (r saRef) State() string   { return r.status().State }
+
+func (r saRef) Drops() map[string]uint64 { return r.status().Drops }
 
 // seedTransforms are the manual transforms tested end to end: the seed's and
 // AES-CBC and AES-GCM.
@@ -293,30 +331,31 @@ func TestManualTunnels(t *testing.T) {
 			}
 			aout, ain := sas(x.ga, "t1")
 			bout, bin := sas(x.gb, "t1")
-			if aout.Counters().Packets.Load() != 5 || bin.Counters().Packets.Load() != 5 ||
-				bout.Counters().Packets.Load() != 5 || ain.Counters().Packets.Load() != 5 {
+			if aout.Packets() != 5 || bin.Packets() != 5 ||
+				bout.Packets() != 5 || ain.Packets() != 5 {
 				t.Fatalf("after 5 pings: a out %d, b in %d, b out %d, a in %d; want 5 each",
-					aout.Counters().Packets.Load(), bin.Counters().Packets.Load(), bout.Counters().Packets.Load(), ain.Counters().Packets.Load())
+					aout.Packets(), bin.Packets(), bout.Packets(), ain.Packets())
 			}
 			x.transfer(t, 1<<20)
 			// The last ACKs may still be on their way: wait for both
-			// directions to settle, then every packet sent must have
-			// been received.
-			settled := func() bool {
-				return aout.Counters().Packets.Load() == bin.Counters().Packets.Load() &&
-					bout.Counters().Packets.Load() == ain.Counters().Packets.Load()
-			}
-			for end := time.Now().Add(3 * time.Second); !settled() && time.Now().Before(end); {
+			// directions to settle (no change between two reads), then
+			// every packet sent must have been received.
+			var last, now [4]uint64
+			read := func() [4]uint64 { return [4]uint64{aout.Packets(), bin.Packets(), bout.Packets(), ain.Packets()} }
+			for end := time.Now().Add(3 * time.Second); time.Now().Before(end); last = now {
+				if now = read(); now == last && now[0] == now[1] && now[2] == now[3] {
+					break
+				}
 				time.Sleep(20 * time.Millisecond)
 			}
-			if a, b := aout.Counters().Packets.Load(), bin.Counters().Packets.Load(); a != b {
+			if a, b := now[0], now[1]; a != b {
 				t.Errorf("a sent %d packets, b received %d", a, b)
 			}
-			if a, b := bout.Counters().Packets.Load(), ain.Counters().Packets.Load(); a != b {
+			if a, b := now[2], now[3]; a != b {
 				t.Errorf("b sent %d packets, a received %d", a, b)
 			}
 			for _, g := range []*Gateway{x.ga, x.gb} {
-				for _, c := range []*offload.Counters{&g.tunnels["t1"].tx, &g.tunnels["t1"].rx} {
+				for _, c := range []*offload.Counters{&g.tunnels["t1"].d.TX, &g.tunnels["t1"].d.RX} {
 					if v := c.Snapshot(); v.Dropped() != 0 {
 						t.Errorf("drops: %v", v.DropMap())
 					}
@@ -359,7 +398,7 @@ interface tunnel ipsec:t1
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = cfg.CheckHost(Host{})
+		err = cfg.CheckHost(vr.Host{})
 		if got := fmt.Sprint(err); (c.want == "" && err != nil) || (c.want != "" && got != c.want) {
 			t.Errorf("source %s: %v, want %q", c.src, err, c.want)
 		}

@@ -18,7 +18,7 @@ func TestReloadKeepsUntouchedTunnels(t *testing.T) {
 	}
 	keepOut, keepIn := sas(x.ga, "t1")
 	seq := keepOut.Seq()
-	before := x.ga.tunnels["t1"].tx.Packets.Load()
+	before := x.ga.tunnels["t1"].d.TX.Packets.Load()
 
 	// A second tunnel appears; t1 is untouched.
 	text := x.config(t, "a", x.kb, x.ka, "") + `interface tunnel ipsec:t2
@@ -32,7 +32,7 @@ func TestReloadKeepsUntouchedTunnels(t *testing.T) {
 	reload := func(text string) { t.Helper(); reloadText(t, x.ga, text) }
 	reload(text)
 	out, in := sas(x.ga, "t1")
-	if out != keepOut || in != keepIn || out.Seq() != seq || x.ga.tunnels["t1"].tx.Packets.Load() != before {
+	if out != keepOut || in != keepIn || out.Seq() != seq || x.ga.tunnels["t1"].d.TX.Packets.Load() != before {
 		t.Fatal("reload rebuilt an untouched tunnel")
 	}
 	if x.ga.tunnels["t2"] == nil || !x.ga.tunnels["t2"].Up() {

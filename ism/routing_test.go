@@ -37,7 +37,7 @@ func TestPolicyRoute(t *testing.T) {
 	if out, err := x.lab.Run(x.a, "ping", "-c", "2", "-i", "0.2", "-W", "2", "-I", "198.51.100.129", "203.0.113.1"); err != nil {
 		t.Fatalf("ping from the policy-routed source: %v\n%s", err, out)
 	}
-	if n := x.ga.tunnels["t1"].tx.Packets.Load(); n != 2 {
+	if n := x.ga.tunnels["t1"].d.TX.Packets.Load(); n != 2 {
 		t.Errorf("tunnel sent %d packets, want 2", n)
 	}
 	// Another source has no route to 203.0.113.1 at all.
@@ -61,7 +61,7 @@ func TestPolicyRoute(t *testing.T) {
 // host behind the gateway too — and fragments the rest before ISM sees them.
 func TestMTU(t *testing.T) {
 	x := newLab2(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel})
-	mtu := x.ga.tunnels["t1"].mtu.Load()
+	mtu := x.ga.tunnels["t1"].d.MTU.Load()
 	if mtu != 1446 {
 		t.Fatalf("inner MTU %d, want 1446", mtu)
 	}

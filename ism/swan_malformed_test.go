@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/ismgw/ism/ike/v1"
 	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/ism/transport"
 )
 
 // mainModeMM1 is the first message of a main mode (RFC 2409 §5: HDR, SA)
@@ -118,14 +119,14 @@ func TestSwanMalformedISAKMP(t *testing.T) {
 					if len(msg) >= 8 {
 						rand.Read(msg[:8])
 					}
-					if port != IKEPort {
+					if port != transport.IKEPort {
 						msg = append([]byte{0, 0, 0, 0}, msg...)
 					}
 					_, err := c.WriteToUDPAddrPort(msg, netip.AddrPortFrom(swantest.ISMAddr, port))
 					return err
 				}
 				for _, b := range append(malformed, tooLong, noSA, unknown) {
-					if err := send(IKEPort, b); err != nil {
+					if err := send(transport.IKEPort, b); err != nil {
 						return err
 					}
 					if err := send(4500, b); err != nil {

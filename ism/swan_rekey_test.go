@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/ism/datapath"
 )
 
 // TestSwanRekeyLifetime: user SAs with a 30 s lifetime rekey under a
@@ -68,8 +69,8 @@ func swanRekeyLifetime(t *testing.T, role string) {
 	if !tu.Up() || tu.since.Load() != since {
 		t.Errorf("the tunnel went down during the rekeys:\n%s", x.show(t, "show ipsec tunnel detail"))
 	}
-	for dir, c := range map[string]TrafficStatus{"inbound": traffic(&tu.rx), "outbound": traffic(&tu.tx)} {
-		if sum(c.Drops) != 0 {
+	for dir, c := range map[string]datapath.Traffic{"inbound": datapath.TrafficOf(&tu.d.RX), "outbound": datapath.TrafficOf(&tu.d.TX)} {
+		if len(c.Drops) != 0 {
 			t.Errorf("%s drops during the rekeys: %v", dir, c.Drops)
 		}
 	}
@@ -112,7 +113,7 @@ func TestSwanRekeyVolume(t *testing.T) {
 			}
 			t.Logf("%d quick modes, %d rekeys, tunnel stayed up %v; drops: outbound %v, inbound %v, engine %v",
 				x.ikeCounters(t).quickModes-before, x.rekeys(t), tu.since.Load() == since,
-				traffic(&tu.tx).Drops, traffic(&tu.rx).Drops, x.g.Statistics().Engine.Drops)
+				datapath.TrafficOf(&tu.d.TX).Drops, datapath.TrafficOf(&tu.d.RX).Drops, x.g.Statistics().Engine.Drops)
 			x.traffic(t, ismHost, swanHost)
 		})
 	}

@@ -46,7 +46,7 @@ func TestSwanSharedIKESA(t *testing.T) {
 			}
 			for _, name := range []string{"t1", "t2"} {
 				st := x.g.tunnels[name]
-				if v := st.rx.Snapshot(); v.Packets == 0 || v.Dropped() != 0 {
+				if v := st.d.RX.Snapshot(); v.Packets == 0 || v.Dropped() != 0 {
 					t.Errorf("%s inbound: %d packets, drops %v", name, v.Packets, v.DropMap())
 				}
 			}

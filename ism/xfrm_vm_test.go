@@ -12,6 +12,8 @@ import (
 	"github.com/ismgw/ism/internal/netlab"
 	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/ism/config"
+	"github.com/ismgw/ism/ism/operator"
+	"github.com/ismgw/ism/ism/xfrm"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -155,7 +157,7 @@ func TestXFRMDatapath(t *testing.T) {
 			x.pings(t, 5)
 			text, st := tunnelDetail(t, x.ga)
 			t.Logf("A: %s", text)
-			if st.State != "up" || st.Datapath != "xfrm" || st.Driver != xfrmDriverText || !strings.HasPrefix(st.Interface, "ismx") ||
+			if st.State != "up" || st.Datapath != "xfrm" || st.Driver != xfrm.DriverText || !strings.HasPrefix(st.Interface, "ismx") ||
 				!strings.Contains(text, "Driver kernel (xfrm protocol offload) (driver kernel: kernel XFRM accepts "+tr+")") {
 				t.Errorf("A is not on the XFRM datapath:\n%s", text)
 			}
@@ -173,7 +175,7 @@ func TestXFRMDatapath(t *testing.T) {
 				t.Errorf("show on A: %d out, %d in; the kernel: %d, %d", st.Outbound.Packets, st.Inbound.Packets, out.Packets, in.Packets)
 			}
 			sas, _, err := x.ga.Exec("show ipsec sa")
-			if err != nil || strings.Count(sas, "driver "+xfrmDriverText) != 2 {
+			if err != nil || strings.Count(sas, "driver "+xfrm.DriverText) != 2 {
 				t.Errorf("show ipsec sa: want two XFRM SAs:\n%s", sas)
 			}
 			if link := x.lab.MustRun(x.aop, "ip", "-d", "link", "show"); !strings.Contains(link, "xfrm if_id") {
@@ -188,8 +190,8 @@ func TestXFRMDatapath(t *testing.T) {
 					}
 				}
 			}
-			if !strings.Contains(x.log.String(), `"driver":"`+xfrmDriverText+`"`) {
-				t.Errorf("the log does not say %q:\n%s", xfrmDriverText, x.log.String())
+			if !strings.Contains(x.log.String(), `"driver":"`+xfrm.DriverText+`"`) {
+				t.Errorf("the log does not say %q:\n%s", xfrm.DriverText, x.log.String())
 			}
 		})
 	}
@@ -204,7 +206,7 @@ func TestXFRMFault(t *testing.T) {
 	needXFRM(t, gcm)
 	l := netlab.New(t)
 	a := l.NS("pre")
-	name := fmt.Sprintf("ismx%d", nextIfID.Load()+1)
+	name := xfrm.NextLinkName()
 	l.MustRun(a, "ip", "link", "add", name, "type", "veth", "peer", "name", "blocker")
 	x := &xfrmLab{lab2: lab2{lab: l, a: a, b: l.NS("b"), c: e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel}}}
 	l.Link(x.a, "eth0", netip.MustParsePrefix("192.0.2.1/24"), x.b, "eth0", netip.MustParsePrefix("192.0.2.2/24"))
@@ -218,7 +220,7 @@ func TestXFRMFault(t *testing.T) {
 	}
 	text, st := tunnelDetail(t, x.ga)
 	t.Logf("A: %s", text)
-	if st.State != "up" || st.Datapath != "lookaside" || !strings.Contains(text, "Datapath lookaside: fallback: xfrm protocol offload faulted: ism: create XFRM interface "+name) {
+	if st.State != "up" || st.Datapath != "lookaside" || !strings.Contains(text, "Datapath lookaside: fallback: xfrm protocol offload faulted: xfrm: create XFRM interface "+name) {
 		t.Errorf("want the tunnel up on the lookaside datapath with the fault:\n%s", text)
 	}
 	if fb := x.ga.Statistics().Fallbacks; fb["xfrm-fault"] != 1 {
@@ -272,7 +274,7 @@ func TestXFRMSignaled(t *testing.T) {
 		t.Errorf("want A up on the XFRM datapath with two SAs that carried the pings:\n%s", text)
 	}
 	for _, sa := range st.SAs {
-		if sa.Driver != xfrmDriverText || !strings.HasSuffix(sa.Lifetime, "(kernel limits)") {
+		if sa.Driver != xfrm.DriverText || !strings.HasSuffix(sa.Lifetime, "(kernel limits)") {
 			t.Errorf("SA %s: driver %q, lifetime %q", sa.SPI, sa.Driver, sa.Lifetime)
 		}
 	}
@@ -338,7 +340,7 @@ func TestXFRMRekeyVolume(t *testing.T) {
 	_, a, b, ga, _ := signaledXFRM(t, "  tunnel lifetime kilobytes 4096\n")
 	_, before := tunnelDetail(t, ga)
 	transferBetween(t, a, "198.51.100.1", b, "203.0.113.1", 3<<20)
-	var st TunnelStatus
+	var st operator.TunnelStatus
 	var text string
 	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		if text, st = tunnelDetail(t, ga); st.IKE != nil && st.IKE.Rekeys > 0 && st.State == "up" {
@@ -346,7 +348,7 @@ func TestXFRMRekeyVolume(t *testing.T) {
 		}
 	}
 	t.Logf("A: %s", text)
-	if ga.x.expires[0].Load() == 0 {
+	if ga.seam.expires[0].Load() == 0 {
 		t.Error("no soft expire notification from the kernel")
 	}
 	if st.IKE == nil || st.IKE.Rekeys == 0 || st.Datapath != "xfrm" {
@@ -358,7 +360,7 @@ func TestXFRMRekeyVolume(t *testing.T) {
 	}
 	fresh := 0
 	for _, sa := range st.SAs {
-		if !spis[sa.SPI] && sa.Driver == xfrmDriverText {
+		if !spis[sa.SPI] && sa.Driver == xfrm.DriverText {
 			fresh++
 		}
 	}
