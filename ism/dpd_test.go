@@ -63,10 +63,11 @@ var peerLosses = []peerLoss{
 // backup destination. Then the destination comes back and the backup is
 // lost: the traffic returns to the destination.
 func TestDPDFailover(t *testing.T) {
+	t.Parallel()
 	for _, loss := range peerLosses {
 		t.Run(loss.name, func(t *testing.T) {
 			t.Parallel()
-			x := newDPDLab(t, dpdLabConfig{global: failoverTimers.lines() + "ipsec failover hold-down 2\n", backup: true, traps: true})
+			x := newLab(t, dpdSpec(dpdLabConfig{global: failoverTimers.lines() + "ipsec failover hold-down 2\n", backup: true, traps: true}))
 			p := startPinger(t, x.env.NSISM, "198.51.100.1", "203.0.113.1", pingInterval)
 			p.waitReplies(t, "through the tunnel to the destination", time.Time{}, 5, 30*time.Second)
 			x.waitUpWith(t, swantest.SwanAddr, 5*time.Second)
@@ -82,7 +83,7 @@ func TestDPDFailover(t *testing.T) {
 // switchOver loses the peer the tunnel uses (from) and checks that DPD
 // declares it dead, its SAs go, the traps arrive and the traffic resumes
 // with to; n counts the switches so far, this one included.
-func (x *dpdLab) switchOver(t *testing.T, p *pinger, loss peerLoss, fromEnv *swantest.Env, from netip.Addr, toEnv *swantest.Env, to netip.Addr, n int) {
+func (x *lab) switchOver(t *testing.T, p *pinger, loss peerLoss, fromEnv *swantest.Env, from netip.Addr, toEnv *swantest.Env, to netip.Addr, n int) {
 	t.Helper()
 	_, before := showSAs(t, x.g)
 	old := saSPIs(before, from)
@@ -173,7 +174,7 @@ func (x *dpdLab) switchOver(t *testing.T, p *pinger, loss peerLoss, fromEnv *swa
 }
 
 // checkSADatabase checks that the SA database holds none of the SPIs.
-func (x *dpdLab) checkSADatabase(t *testing.T, spis []string) {
+func (x *lab) checkSADatabase(t *testing.T, spis []string) {
 	t.Helper()
 	for _, sa := range allSAs(x.g) {
 		for _, spi := range spis {
@@ -218,8 +219,8 @@ func charonChildren(t *testing.T, env *swantest.Env) int {
 // the built-in schedule.
 func TestDPDSetupFailover(t *testing.T) {
 	t.Parallel()
-	x := newDPDLab(t, dpdLabConfig{global: "ipsec failover hold-down 2\n", backup: true, traps: true,
-		aggressive: true, primaryPSK: "not-the-key-ism-has"})
+	x := newLab(t, dpdSpec(dpdLabConfig{global: "ipsec failover hold-down 2\n", backup: true, traps: true,
+		aggressive: true, primaryPSK: "not-the-key-ism-has"}))
 	p := startPinger(t, x.env.NSISM, "198.51.100.1", "203.0.113.1", pingInterval)
 	start := time.Now()
 	p.waitReplies(t, "through the tunnel to the backup", time.Time{}, 3, 45*time.Second)
@@ -261,7 +262,7 @@ var (
 func TestDPDIdle(t *testing.T) {
 	t.Parallel()
 	timers := dpdTimers{sent: time.Hour, silent: time.Hour, idle: 3 * time.Second, retryInterval: time.Second, retries: 2}
-	x := newDPDLab(t, dpdLabConfig{global: timers.lines()})
+	x := newLab(t, dpdSpec(dpdLabConfig{global: timers.lines()}))
 	if out, err := x.env.Initiate("net", 15*time.Second); err != nil {
 		t.Fatalf("charon initiate: %v\n%s", err, out)
 	}
@@ -305,7 +306,7 @@ func TestDPDIdle(t *testing.T) {
 // traffic.
 func TestDPDNoBackupRoutes(t *testing.T) {
 	t.Parallel()
-	x := newDPDLab(t, dpdLabConfig{global: failoverTimers.lines()})
+	x := newLab(t, dpdSpec(dpdLabConfig{global: failoverTimers.lines()}))
 	p := startPinger(t, x.env.NSISM, "198.51.100.1", "203.0.113.1", pingInterval)
 	p.waitReplies(t, "through the tunnel", time.Time{}, 3, 30*time.Second)
 	x.waitUpWith(t, swantest.SwanAddr, 5*time.Second)
@@ -341,7 +342,7 @@ func TestDPDNoBackupRoutes(t *testing.T) {
 
 // waitRoute waits until the route to 203.0.113.0/24 through the secure
 // interface is in ISM's namespace (want) or gone from it.
-func (x *dpdLab) waitRoute(t *testing.T, want bool) {
+func (x *lab) waitRoute(t *testing.T, want bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {

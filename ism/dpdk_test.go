@@ -23,8 +23,8 @@ func TestDPDKTunnel(t *testing.T) {
 			devs := func(n int) string {
 				return fmt.Sprintf("dpdk vdev crypto_aesni_gcm%d\ndpdk vdev crypto_aesni_mb%d\n", n, n)
 			}
-			x := newLab2(t, e2eCase{transform: tr, mode: ipsec.Tunnel, udp: true,
-				extraA: "  tunnel driver dpdk\n" + devs(2*i), extraB: "  tunnel driver dpdk\n" + devs(2*i+1)})
+			x := newLab(t, manualSpec(t, e2eCase{transform: tr, mode: ipsec.Tunnel, udp: true,
+				extraA: "  tunnel driver dpdk\n" + devs(2*i), extraB: "  tunnel driver dpdk\n" + devs(2*i+1)}))
 			for _, g := range []*Gateway{x.ga, x.gb} {
 				if snap := g.Snapshot(); snap.Datapaths.Buffers == "" {
 					t.Fatalf("no driver buffer pool: packets are not in DPDK memory (drivers %v)", snap.Datapaths.Drivers)

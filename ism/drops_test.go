@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/net/ipv4"
 
-	"github.com/ismgw/ism/internal/netlab"
 	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/ism/lookaside"
 	"github.com/ismgw/ism/offload"
@@ -75,7 +73,7 @@ func waitDrops(t *testing.T, g *Gateway, side string, want drops) {
 }
 
 // pingLost pings dst from a's inner address and expects no answer.
-func (x *lab2) pingLost(t *testing.T, dst string, n int) {
+func (x *lab) pingLost(t *testing.T, dst string, n int) {
 	t.Helper()
 	ns, src := x.from()
 	out, err := x.lab.Run(ns, "ping", "-c", fmt.Sprint(n), "-i", "0.2", "-W", "1", "-I", src, dst)
@@ -92,9 +90,9 @@ func (x *lab2) pingLost(t *testing.T, dst string, n int) {
 // selector-mismatch; 203.0.113.1 still goes through.
 func TestDropSelector(t *testing.T) {
 	t.Parallel()
-	x := newLab2(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel,
+	x := newLab(t, manualSpec(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel,
 		extraA: "  tunnel remote-selector range 203.0.113.1 203.0.113.2\n",
-		extraB: "  tunnel local-selector 203.0.113.1\n"})
+		extraB: "  tunnel local-selector 203.0.113.1\n"}))
 	aout, _ := sas(x.ga, "t1")
 	_, bin := sas(x.gb, "t1")
 	sel := dropped(offload.DropSelector, 2)
@@ -124,11 +122,12 @@ func TestDropSelector(t *testing.T) {
 // engine's global counters (the "Engine" line of show ipsec statistics);
 // no tunnel is charged, and the tunnel still works.
 func TestDropNoSA(t *testing.T) {
+	t.Parallel()
 	for _, udp := range []bool{false, true} {
 		c := e2eCase{transform: "esp-3des-hmac-sha", mode: ipsec.Tunnel, udp: udp}
 		t.Run(c.String(), func(t *testing.T) {
 			t.Parallel()
-			x := newLab2(t, c)
+			x := newLab(t, manualSpec(t, c))
 			// SPI, sequence number 1 (RFC 4303 §2), then bytes that
 			// would be the IV, payload and ICV.
 			pkt := make([]byte, 8+64)
@@ -203,10 +202,11 @@ func ipsecSeqOffset(p transform.Protocol) int {
 // had the forged sequence number moved the window, the next pings would
 // fall behind it.
 func TestDropReplayAndTamper(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{"esp-aes128-gcm16", "esp-3des-hmac-sha", "ah-hmac-sha"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			x := newLab2(t, e2eCase{transform: name, mode: ipsec.Tunnel})
+			x := newLab(t, manualSpec(t, e2eCase{transform: name, mode: ipsec.Tunnel}))
 			tr, _ := transform.Lookup(name)
 			tap := rawIPsec(t, x.b, tr.Protocol, "192.0.2.2")
 			if err := x.ping(t, wirePings); err != nil {
@@ -281,17 +281,16 @@ func firstPacket(t *testing.T, tap *ipv4.RawConn, proto transform.Protocol) (*ip
 // through.
 func TestDropTunnelDown(t *testing.T) {
 	t.Parallel()
-	l := netlab.New(t)
-	c := e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel}
-	x := &lab2{lab: l, a: l.NS("a"), b: l.NS("b"), c: c}
 	// Host addresses only: b has a route to a, a none to b yet.
-	l.Link(x.a, "eth0", netip.MustParsePrefix("192.0.2.1/32"), x.b, "eth0", netip.MustParsePrefix("192.0.2.2/32"))
-	l.MustRun(x.b, "ip", "route", "add", "192.0.2.1/32", "dev", "eth0")
-	l.MustRun(x.b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
-	x.ka = "esp spi 0x1001 cipher-key " + keyHex(t, 20)
-	x.kb = "esp spi 0x2001 cipher-key " + keyHex(t, 20)
-	x.ga = mustGateway(t, x.config(t, "a", x.kb, x.ka, ""))
-	x.gb = mustGateway(t, x.config(t, "b", x.ka, x.kb, ""))
+	s := manualSpec(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel})
+	s.hostLink = true
+	prepare := s.prepare
+	s.prepare = func(x *lab) {
+		prepare(x)
+		x.lab.MustRun(x.b, "ip", "route", "add", "192.0.2.1/32", "dev", "eth0")
+	}
+	x := newLab(t, s)
+	l := x.lab
 	ta := x.ga.tunnels["t1"]
 
 	if ta.Up() {

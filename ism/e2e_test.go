@@ -23,21 +23,6 @@ import (
 	"github.com/ismgw/ism/transform"
 )
 
-// lab2 is the standard two-gateway topology: transport namespaces a and b
-// joined by a veth pair (eth0, 192.0.2.1/24 and 192.0.2.2/24). In tunnel
-// mode the secure interfaces sit in a and b too, with 198.51.100.1/30 and
-// 198.51.100.2/30, and host 203.0.113.1 on b's loopback is reached through
-// the tunnel. In transport mode the operational VRs are namespaces aop and
-// bop, which hold the endpoint addresses themselves on loopback.
-type lab2 struct {
-	lab      *netlab.Lab
-	a, b     string // transport namespaces
-	aop, bop string // operational namespaces (transport mode)
-	ga, gb   *Gateway
-	ka, kb   string // the configs' key lines, per side
-	c        e2eCase
-}
-
 // e2eCase is one manual tunnel setup.
 type e2eCase struct {
 	transform string
@@ -68,88 +53,88 @@ func keyHex(t *testing.T, n int) string {
 	return hex.EncodeToString(b)
 }
 
-func newLab2(t *testing.T, c e2eCase) *lab2 {
-	l := netlab.New(t)
-	x := &lab2{lab: l, a: l.NS("a"), b: l.NS("b"), c: c}
-	l.Link(x.a, "eth0", netip.MustParsePrefix("192.0.2.1/24"), x.b, "eth0", netip.MustParsePrefix("192.0.2.2/24"))
-	if c.mode == ipsec.Transport {
-		x.aop, x.bop = l.NS("aop"), l.NS("bop")
-		l.MustRun(x.aop, "ip", "addr", "add", "192.0.2.1/32", "dev", "lo")
-		l.MustRun(x.bop, "ip", "addr", "add", "192.0.2.2/32", "dev", "lo")
-	} else {
-		l.MustRun(x.b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
-	}
+// manualSpec is the lab of a manual tunnel between gateways A and B. In
+// tunnel mode the secure interfaces sit in a and b, with 198.51.100.1/30
+// and 198.51.100.2/30, and host 203.0.113.1 on b's loopback is reached
+// through the tunnel. In transport mode the operational VRs are namespaces
+// aop and bop, which hold the endpoint addresses themselves on loopback.
+func manualSpec(t *testing.T, c e2eCase) labSpec {
 	tr, ok := transform.Lookup(c.transform)
 	if !ok {
 		t.Fatalf("no transform %s", c.transform)
 	}
-	proto := tr.Protocol.String()
-	keys := func(spi uint32, ck, ak string) string {
-		s := fmt.Sprintf("%s spi 0x%x", proto, spi)
-		if ck != "" {
+	keys := func(spi uint32) string {
+		s := fmt.Sprintf("%s spi 0x%x", tr.Protocol, spi)
+		if ck := keyHex(t, tr.CipherKeyLen()); ck != "" {
 			s += " cipher-key " + ck
 		}
-		if ak != "" {
+		if ak := keyHex(t, tr.AuthKeyLen()); ak != "" {
 			s += " auth-key " + ak
 		}
 		return s
 	}
-	ck1, ak1 := keyHex(t, tr.CipherKeyLen()), keyHex(t, tr.AuthKeyLen())
-	ck2, ak2 := keyHex(t, tr.CipherKeyLen()), keyHex(t, tr.AuthKeyLen())
-	ab, ba := keys(0x1001, ck1, ak1), keys(0x2001, ck2, ak2) // a→b and b→a
-	x.ga = mustGatewayWith(t, x.config(t, "a", ba, ab, c.extraA), Options{NoXFRM: !c.xfrm})
-	x.gb = mustGateway(t, x.config(t, "b", ab, ba, c.extraB))
-	x.ka, x.kb = ab, ba
-	return x
+	ab, ba := keys(0x1001), keys(0x2001) // a→b and b→a
+	s := labSpec{
+		prepare: func(x *lab) {
+			x.c, x.ka, x.kb = c, ab, ba
+			if c.mode == ipsec.Transport {
+				x.lab.MustRun(x.aop, "ip", "addr", "add", "192.0.2.1/32", "dev", "lo")
+				x.lab.MustRun(x.bop, "ip", "addr", "add", "192.0.2.2/32", "dev", "lo")
+			} else {
+				x.lab.MustRun(x.b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
+			}
+		},
+		a:     func(x *lab) string { return x.config(t, "a", ba, ab, c.extraA) },
+		b:     func(x *lab) string { return x.config(t, "b", ab, ba, c.extraB) },
+		aOpts: gwOpts{xfrm: c.xfrm},
+	}
+	if c.mode == ipsec.Transport {
+		s.ops = []string{"aop", "bop"}
+	}
+	return s
 }
 
-// config returns side's configuration: in is the SA it receives with, out
-// the one it sends with.
-func (x *lab2) config(t *testing.T, side, in, out, extra string) string {
-	src, dst, trNS, opNS, addr := "192.0.2.1", "192.0.2.2", x.a, x.aop, "198.51.100.1 255.255.255.252"
+// config returns side's configuration of a manual tunnel: in is the SA it
+// receives with, out the one it sends with.
+func (x *lab) config(t *testing.T, side, in, out, extra string) string {
+	return x.manualConf(side, in, out, extra).String()
+}
+
+func (x *lab) manualConf(side, in, out, extra string) ismConf {
+	tu := ismTunnel{vr: "tr", source: "192.0.2.1", dest: "192.0.2.2", address: "198.51.100.1 255.255.255.252",
+		udp: x.c.udp, in: in, out: out, extra: extra}
+	trNS, opNS := x.a, x.aop
 	if side == "b" {
-		src, dst, trNS, opNS, addr = "192.0.2.2", "192.0.2.1", x.b, x.bop, "198.51.100.2 255.255.255.252"
+		tu.source, tu.dest, tu.address, trNS, opNS = "192.0.2.2", "192.0.2.1", "198.51.100.2 255.255.255.252", x.b, x.bop
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "virtual-router tr netns %s\n", trNS)
+	c := ismConf{vrs: [][2]string{{"tr", trNS}}, transforms: []string{x.c.transform}}
 	if x.c.mode == ipsec.Transport {
-		fmt.Fprintf(&b, "virtual-router op netns %s\n", opNS)
+		c.vrs = append(c.vrs, [2]string{"op", opNS})
+		tu.vr, tu.transportVR, tu.transport, tu.address = "op", "tr", true, ""
+	} else if side == "a" {
+		tu.routes = []string{"203.0.113.0 255.255.255.0"}
 	}
-	fmt.Fprintf(&b, "ipsec transform-set ts\n  transform 1 %s\n", x.c.transform)
-	fmt.Fprintf(&b, "interface tunnel ipsec:t1\n")
-	if x.c.mode == ipsec.Transport {
-		fmt.Fprintf(&b, "  virtual-router op\n  transport-virtual-router tr\n  tunnel mode transport\n")
-	} else {
-		fmt.Fprintf(&b, "  virtual-router tr\n  ip address %s\n", addr)
-	}
-	fmt.Fprintf(&b, "  tunnel source %s\n  tunnel destination %s\n  tunnel transform-set ts\n", src, dst)
-	if x.c.udp {
-		fmt.Fprintf(&b, "  tunnel udp-encapsulation\n")
-	}
-	fmt.Fprintf(&b, "  tunnel sa inbound %s\n  tunnel sa outbound %s\n%s", in, out, extra)
-	if side == "a" && x.c.mode == ipsec.Tunnel {
-		fmt.Fprintf(&b, "ip route 203.0.113.0 255.255.255.0 ipsec:t1\n")
-	}
-	return b.String()
+	c.tunnels = []ismTunnel{tu}
+	return c
 }
 
 // from and to are the inner addresses a pings b with, and the namespaces
 // they live in.
-func (x *lab2) from() (ns, addr string) {
+func (x *lab) from() (ns, addr string) {
 	if x.c.mode == ipsec.Transport {
 		return x.aop, "192.0.2.1"
 	}
 	return x.a, "198.51.100.1"
 }
 
-func (x *lab2) to() (ns, addr string) {
+func (x *lab) to() (ns, addr string) {
 	if x.c.mode == ipsec.Transport {
 		return x.bop, "192.0.2.2"
 	}
 	return x.b, "203.0.113.1"
 }
 
-func (x *lab2) ping(t *testing.T, n int) error {
+func (x *lab) ping(t *testing.T, n int) error {
 	ns, src := x.from()
 	_, dst := x.to()
 	out, err := x.lab.Run(ns, "ping", "-c", fmt.Sprint(n), "-i", "0.1", "-W", "2", "-I", src, dst)
@@ -161,7 +146,7 @@ func (x *lab2) ping(t *testing.T, n int) error {
 
 // transfer sends size random bytes over TCP from a to b through the tunnel
 // and checks that they arrive intact.
-func (x *lab2) transfer(t *testing.T, size int) {
+func (x *lab) transfer(t *testing.T, size int) {
 	t.Helper()
 	ans, aaddr := x.from()
 	bns, baddr := x.to()
@@ -233,29 +218,6 @@ func inNS(t *testing.T, name string, fn func() error) {
 	}
 }
 
-// mustGateway builds a gateway from configuration text on ISM's own data
-// path (NoXFRM: the same on a host whose kernel has ESP); it is closed when
-// the test ends.
-func mustGateway(t *testing.T, text string) *Gateway {
-	t.Helper()
-	return mustGatewayWith(t, text, Options{NoXFRM: true})
-}
-
-// mustGatewayWith is mustGateway with options.
-func mustGatewayWith(t *testing.T, text string, o Options) *Gateway {
-	t.Helper()
-	cfg, err := config.Parse("test.conf", strings.NewReader(text))
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, text)
-	}
-	g, err := New(cfg, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(g.Close)
-	return g
-}
-
 // saRef names one SA of a tunnel, read through `show ipsec sa`: two refs
 // are equal when they name the same SA (SPI and creation).
 type saRef struct {
@@ -313,6 +275,7 @@ var seedTransforms = []string{
 // raw ESP and ESP in UDP; the SA counters on each side match what the other
 // side sent, and nothing is dropped.
 func TestManualTunnels(t *testing.T) {
+	t.Parallel()
 	var cases []e2eCase
 	for _, tr := range seedTransforms {
 		for _, mode := range []ipsec.Mode{ipsec.Tunnel, ipsec.Transport} {
@@ -325,7 +288,7 @@ func TestManualTunnels(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.String(), func(t *testing.T) {
 			t.Parallel()
-			x := newLab2(t, c)
+			x := newLab(t, manualSpec(t, c))
 			if err := x.ping(t, 5); err != nil {
 				t.Fatal(err)
 			}
@@ -370,6 +333,7 @@ var _ = bytes.Equal
 // TestHostCheck: the tunnel source must be an address of the transport VR;
 // Host answers from the namespace itself.
 func TestHostCheck(t *testing.T) {
+	t.Parallel()
 	l := netlab.New(t)
 	a, b := l.NS("a"), l.NS("b")
 	l.Link(a, "eth0", netip.MustParsePrefix("192.0.2.1/24"), b, "eth0", netip.MustParsePrefix("192.0.2.2/24"))

@@ -22,7 +22,8 @@ import (
 // names what the operator needs, -json data decodes, and no key appears
 // anywhere (the seed: the operator may not read session keys).
 func TestShowCommands(t *testing.T) {
-	x := newLab2(t, e2eCase{transform: "esp-3des-hmac-sha", mode: ipsec.Tunnel})
+	t.Parallel()
+	x := newLab(t, manualSpec(t, e2eCase{transform: "esp-3des-hmac-sha", mode: ipsec.Tunnel}))
 	if err := x.ping(t, 4); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +73,8 @@ func TestShowCommands(t *testing.T) {
 // TestControlSocketAndMetrics: ismctl's protocol over the unix socket (root
 // only), reload through it, and the Prometheus endpoint.
 func TestControlSocketAndMetrics(t *testing.T) {
-	x := newLab2(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel})
+	t.Parallel()
+	x := newLab(t, manualSpec(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel}))
 	if err := x.ping(t, 2); err != nil {
 		t.Fatal(err)
 	}

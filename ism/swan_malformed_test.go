@@ -101,8 +101,8 @@ func TestSwanMalformedISAKMP(t *testing.T) {
 	for _, role := range swanRoles {
 		t.Run(role, func(t *testing.T) {
 			t.Parallel()
-			x := startSwan(t, ismSide{global: pskRule("aes128", "sha", 14, ""), transforms: []string{"esp-aes128-hmac-sha"}, tunnels: []ismTunnel{{}}},
-				swanPeer{Proposals: "aes128-sha1-modp2048", ESP: "aes128-sha1"}, swantest.Conf{})
+			x := newLab(t, swanSpec(ismConf{global: pskRule("aes128", "sha", 14, ""), transforms: []string{"esp-aes128-hmac-sha"}, tunnels: []ismTunnel{{}}},
+				swanPeer{Proposals: "aes128-sha1-modp2048", ESP: "aes128-sha1"}, swantest.Conf{}))
 			malformed, tooLong, noSA, unknown := badISAKMP(t)
 			espUnknownSPI := append([]byte{0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 1}, make([]byte, 48)...)
 			if err := swantest.InNamespace(x.env.NSSwan, func() error {

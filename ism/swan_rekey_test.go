@@ -42,11 +42,11 @@ func TestSwanRekeyLifetime(t *testing.T) {
 
 // swanRekeyLifetime is one role of TestSwanRekeyLifetime.
 func swanRekeyLifetime(t *testing.T, role string) {
-	side := ismSide{global: pskRule("aes128", "sha", 14, ""), transforms: []string{"esp-aes128-hmac-sha"},
+	side := ismConf{global: pskRule("aes128", "sha", 14, ""), transforms: []string{"esp-aes128-hmac-sha"},
 		tunnels: []ismTunnel{{extra: "  tunnel lifetime seconds 60\n"}}}
 	peer := swanPeer{Proposals: "aes128-sha1-modp2048", ESP: "aes128-sha1",
 		Child: "life_time = 30s\n        rekey_time = 28s\n        rand_time = 0s"}
-	x := startSwan(t, side, peer, swantest.Conf{})
+	x := newLab(t, swanSpec(side, peer, swantest.Conf{}))
 	x.bringUp(t, role)
 	x.show(t, "clear ipsec tunnel statistics")
 	tu := x.g.tunnels["t1"]
@@ -96,9 +96,9 @@ func TestSwanRekeyVolume(t *testing.T) {
 	for _, role := range swanRoles {
 		t.Run(role, func(t *testing.T) {
 			t.Parallel()
-			side := ismSide{global: pskRule("aes128", "sha", 14, ""), transforms: []string{"esp-aes128-hmac-sha"},
+			side := ismConf{global: pskRule("aes128", "sha", 14, ""), transforms: []string{"esp-aes128-hmac-sha"},
 				tunnels: []ismTunnel{{extra: "  tunnel lifetime kilobytes 4096\n"}}}
-			x := startSwan(t, side, swanPeer{Proposals: "aes128-sha1-modp2048", ESP: "aes128-sha1"}, swantest.Conf{})
+			x := newLab(t, swanSpec(side, swanPeer{Proposals: "aes128-sha1-modp2048", ESP: "aes128-sha1"}, swantest.Conf{}))
 			x.bringUp(t, role)
 			x.show(t, "clear ipsec tunnel statistics")
 			tu := x.g.tunnels["t1"]
@@ -150,7 +150,7 @@ var rekeysRE = regexp.MustCompile(`IKE: up with .*, (\d+) rekeys`)
 
 // rekeys returns the rekeys `show ipsec tunnel detail` counts for t1, -1
 // when the tunnel is not up.
-func (x *swanLab) rekeys(t *testing.T) int {
+func (x *lab) rekeys(t *testing.T) int {
 	t.Helper()
 	m := rekeysRE.FindStringSubmatch(x.show(t, "show ipsec tunnel detail t1"))
 	if m == nil {
@@ -168,7 +168,7 @@ type bgPing struct {
 
 // startPing pings from ISM's host from to charon's host to, one echo
 // every 0.2 s, until stopped (at most 2 minutes).
-func (x *swanLab) startPing(t *testing.T, from, to string) *bgPing {
+func (x *lab) startPing(t *testing.T, from, to string) *bgPing {
 	t.Helper()
 	p := &bgPing{}
 	// ip netns exec execs ping: the pid is ping's.

@@ -16,7 +16,7 @@ func TestSwanSharedIKESA(t *testing.T) {
 	for _, role := range swanRoles {
 		t.Run(role, func(t *testing.T) {
 			t.Parallel()
-			side := ismSide{global: pskRule("aes128", "sha", 14, ""), transforms: []string{"esp-aes128-hmac-sha"}, tunnels: []ismTunnel{
+			side := ismConf{global: pskRule("aes128", "sha", 14, ""), transforms: []string{"esp-aes128-hmac-sha"}, tunnels: []ismTunnel{
 				{name: "t1", local: "198.51.100.0/25", remote: "203.0.113.0/25"},
 				{name: "t2", local: "198.51.100.128/25", remote: "203.0.113.128/25"},
 			}}
@@ -29,7 +29,7 @@ func TestSwanSharedIKESA(t *testing.T) {
         mode = tunnel
         start_action = none
       }`}
-			x := startSwan(t, side, peer, swantest.Conf{})
+			x := newLab(t, swanSpec(side, peer, swantest.Conf{}))
 			if out, err := runIn(x.env.NSISM, "ip", "addr", "add", "198.51.100.129/32", "dev", "lo"); err != nil {
 				t.Fatalf("%v: %s", err, out)
 			}

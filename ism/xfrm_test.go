@@ -30,6 +30,7 @@ func tunnelDetail(t *testing.T, g *Gateway) (string, operator.TunnelStatus) {
 // says why in the probe's words; with driver kernel it says the same, falls
 // back (carrying traffic) and the fallback is counted.
 func TestXFRMNotChosen(t *testing.T) {
+	t.Parallel()
 	r := kernel.Probe()
 	if r.ESP.Present {
 		t.Skip("the kernel has XFRM ESP: TestXFRMDatapath covers the XFRM choice")
@@ -40,7 +41,7 @@ func TestXFRMNotChosen(t *testing.T) {
 	}{{"auto", 0}, {"kernel", 1}} {
 		t.Run(c.driver, func(t *testing.T) {
 			t.Parallel()
-			x := newLab2(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel, extraA: "  tunnel driver " + c.driver + "\n", xfrm: true})
+			x := newLab(t, manualSpec(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel, extraA: "  tunnel driver " + c.driver + "\n", xfrm: true}))
 			if err := x.ping(t, 3); err != nil {
 				t.Fatal(err)
 			}
@@ -66,7 +67,8 @@ func TestXFRMNotChosen(t *testing.T) {
 
 // TestXFRMSoftwareNotAsked: driver software never looks at XFRM.
 func TestXFRMSoftwareNotAsked(t *testing.T) {
-	x := newLab2(t, e2eCase{transform: "esp-aes128-hmac-sha", mode: ipsec.Tunnel, extraA: "  tunnel driver software\n", xfrm: true})
+	t.Parallel()
+	x := newLab(t, manualSpec(t, e2eCase{transform: "esp-aes128-hmac-sha", mode: ipsec.Tunnel, extraA: "  tunnel driver software\n", xfrm: true}))
 	text, st := tunnelDetail(t, x.ga)
 	if st.DatapathReason != "" || strings.Contains(text, "xfrm") || st.Driver != "software" {
 		t.Errorf("driver software: want no XFRM reason and the software driver:\n%s", text)
