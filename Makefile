@@ -8,7 +8,8 @@ STATICCHECK_VERSION := v0.8.2
 DEB_PACKAGES := strongswan-charon strongswan-swanctl libcharon-extra-plugins \
 	libstrongswan-standard-plugins libstrongswan-extra-plugins tshark iperf3 \
 	iproute2 iputils-ping python3-scapy snmptrapd snmp dpdk dpdk-dev libdpdk-dev \
-	libipsec-mb1 pkg-config tcpdump python3-cryptography qemu-system-x86 busybox-static
+	libipsec-mb1 pkg-config tcpdump python3-cryptography qemu-system-x86 busybox-static \
+	etcd-server etcd-client
 TEST_FLAGS ?= -count=1 -race -timeout 15m
 
 .PHONY: all build test test-kernel bench lint demo deps fuzz clean

@@ -27,6 +27,8 @@ var forbidden = map[string][]string{
 	"ism/trap":       {"ike", "offload", "fallback", "bench", "cmd/"},
 	"ism":            {"bench", "cmd/"},
 	"bench":          {"cmd/"},
+	"checkpoint":     {"ism", "ike", "offload", "cluster", "driver", "fallback", "bench", "cmd/"},
+	"cluster":        {"ism", "ike", "offload", "driver", "fallback", "bench", "cmd/"},
 }
 
 // TestImportArrows fails on any non-test import against an arrow.
@@ -61,6 +63,36 @@ func TestImportArrows(t *testing.T) {
 				if bad == "" || dep == bad || strings.HasSuffix(bad, "/") && strings.HasPrefix(dep, bad) || strings.HasPrefix(dep, bad+"/") {
 					t.Errorf("%s imports %s, against the arrows in DESIGN.md", pkg, dep)
 				}
+			}
+		}
+	}
+}
+
+// TestEtcdOnlyInCluster: no package but cluster, its test harness and the
+// commands depends on etcd's client, even indirectly, so that a gateway
+// without a cluster never loads etcd code (DESIGN.md, Cluster).
+func TestEtcdOnlyInCluster(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	if !strings.Contains(string(out), "go.etcd.io/etcd/client/v3") {
+		t.Fatal("no package depends on etcd's client: the check below would prove nothing")
+	}
+	pkgs, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Deps \" \"}}", "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(pkgs)), "\n") {
+		f := strings.Fields(line)
+		pkg := strings.TrimPrefix(f[0], module)
+		if pkg == "cluster" || pkg == "internal/etcdtest" || strings.HasPrefix(pkg, "cmd/") {
+			continue
+		}
+		for _, d := range f[1:] {
+			if strings.HasPrefix(d, "go.etcd.io/") {
+				t.Errorf("%s depends on %s: only cluster may", pkg, d)
+				break
 			}
 		}
 	}

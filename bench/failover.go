@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/ike"
-	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/internal/swantest/charon"
 	"github.com/ismgw/ism/ism"
 )
 
@@ -122,10 +122,9 @@ func MeasureFailover(c FailoverConfig, run int) (FailoverResult, error) {
 	}
 	var h harness
 	err := h.run(func() {
-		tb := swanTB{h: &h}
-		primary := swantest.New(tb)
-		primary.StartCharon(swanConf(swantest.SwanAddr.String()))
-		backup := primary.AddPeer(tb, backupAddr)
+		primary := swanEnv(&h)
+		primary.StartCharon(swanConf(charon.SwanAddr.String()))
+		backup := primary.AddPeer(&h, tempDir(&h), backupAddr)
 		backup.StartCharon(swanConf(backupAddr.String()))
 		startEcho(&h, primary.NSSwan, "203.0.113.1", fromPrimary)
 		startEcho(&h, backup.NSSwan, "203.0.113.1", fromBackup)
@@ -145,7 +144,7 @@ func MeasureFailover(c FailoverConfig, run int) (FailoverResult, error) {
 				h.Fatalf("bench: link down: %v", err)
 			}
 		}
-		deadAt := waitDeadAt(&h, g, swantest.SwanAddr, lostAt, c.TargetDetect()+30*time.Second)
+		deadAt := waitDeadAt(&h, g, charon.SwanAddr, lostAt, c.TargetDetect()+30*time.Second)
 		restored := p.waitFrom(&h, "through the backup destination", fromBackup, lostAt, 30*time.Second)
 		time.Sleep(time.Second)
 		p.halt()
@@ -190,8 +189,8 @@ interface tunnel ipsec:bench
   tunnel local-selector 198.51.100.0 255.255.255.0
   tunnel remote-selector 203.0.113.0 255.255.255.0
 ip route 203.0.113.0 255.255.255.0 ipsec:bench
-`, netns, swantest.SwanAddr, backupAddr, benchPSK, int(c.Sent.Seconds()), int(c.Silent.Seconds()), int(c.Idle.Seconds()),
-		int(c.RetryInterval.Seconds()), c.Retries, int(c.HoldDown.Seconds()), swantest.ISMAddr)
+`, netns, charon.SwanAddr, backupAddr, benchPSK, int(c.Sent.Seconds()), int(c.Silent.Seconds()), int(c.Idle.Seconds()),
+		int(c.RetryInterval.Seconds()), c.Retries, int(c.HoldDown.Seconds()), charon.ISMAddr)
 }
 
 // ikeStatus returns the IKE status of the benchmark's tunnel.

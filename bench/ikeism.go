@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ismgw/ism/internal/swantest"
 	"github.com/ismgw/ism/ism"
 	"github.com/ismgw/ism/ism/config"
+	"github.com/ismgw/ism/netns"
 )
 
 // ismSetups sets up o.Tunnels tunnels from an in-process gateway to charon
@@ -35,7 +35,7 @@ func ismSetups(h *harness, o IKEOptions, pairs int, esp string) setupRun {
 	cfg = nil
 	m1 := readMemory()
 	var conn *net.UDPConn
-	if err := swantest.InNamespace(ns, func() (err error) {
+	if err := netns.Do(ns, func() (err error) {
 		conn, err = net.ListenUDP("udp6", net.UDPAddrFromAddrPort(netip.AddrPortFrom(innerLocalHost, 0)))
 		return err
 	}); err != nil {

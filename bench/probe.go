@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/netns"
 )
 
 // A probe stream measures a path packet by packet: a sender sends
@@ -29,7 +29,7 @@ type echoServer struct {
 // startEcho opens an echo server on addr:probePort inside namespace ns.
 func startEcho(h *harness, ns, addr string, id byte) {
 	var conn *net.UDPConn
-	if err := swantest.InNamespace(ns, func() (err error) {
+	if err := netns.Do(ns, func() (err error) {
 		conn, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(addr), Port: probePort})
 		return err
 	}); err != nil {
@@ -81,7 +81,7 @@ type prober struct {
 func startProber(h *harness, ns, src, dst string, interval time.Duration) *prober {
 	p := &prober{dst: &net.UDPAddr{IP: net.ParseIP(dst), Port: probePort}, interval: interval,
 		stop: make(chan struct{}), answers: map[uint64]answer{}}
-	if err := swantest.InNamespace(ns, func() (err error) {
+	if err := netns.Do(ns, func() (err error) {
 		// Not connected: ICMP errors while the tunnel is down must not
 		// end up as read errors.
 		p.conn, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(src)})

@@ -97,47 +97,52 @@ type swanChild struct {
 	LocalTS, RemoteTS string
 }
 
-func (c swanPeer) render(b *strings.Builder) {
-	fmt.Fprintf(b, "  %s {\n    version = 1\n    local_addrs = %s\n    remote_addrs = %s\n    proposals = %s\n    rekey_time = 0\n"+
-		"    local {\n      auth = psk\n    }\n    remote {\n      auth = psk\n    }\n    children {\n", c.Name, c.Local, c.Remote, c.IKE)
+// conn is the connection for charon's renderer.
+func (c swanPeer) conn() charon.Connection {
+	conn := charon.Connection{Name: c.Name, Version: 1, LocalAddrs: []string{c.Local}, RemoteAddrs: []string{c.Remote},
+		Proposals: []string{c.IKE}, Timers: charon.Timers{Rekey: charon.Never},
+		Local: charon.End{Auth: "psk"}, Remote: charon.End{Auth: "psk"}}
 	for _, ch := range c.Children {
-		fmt.Fprintf(b, "      %s {\n        local_ts = %s\n        remote_ts = %s\n        esp_proposals = %s\n"+
-			"        mode = tunnel\n        start_action = none\n        rekey_time = 0\n      }\n", ch.Name, ch.LocalTS, ch.RemoteTS, c.ESP)
+		conn.Children = append(conn.Children, charon.Child{Name: ch.Name, LocalTS: []string{ch.LocalTS}, RemoteTS: []string{ch.RemoteTS},
+			ESPProposals: []string{c.ESP}, Timers: charon.Timers{Rekey: charon.Never}})
 	}
-	b.WriteString("    }\n  }\n")
+	return conn
 }
 
 // swanctlConf renders connections and the one PSK every peer uses.
 func swanctlConf(psk string, conns ...swanPeer) string {
-	var b strings.Builder
-	b.WriteString("connections {\n")
+	s := charon.Swanctl{Secrets: []charon.Secret{{Name: "ike-bench", Secret: psk}}}
 	for _, c := range conns {
-		c.render(&b)
+		s.Connections = append(s.Connections, c.conn())
 	}
-	fmt.Fprintf(&b, "}\nsecrets {\n  ike-bench {\n    secret = %q\n  }\n}\n", psk)
-	return b.String()
+	return s.Render()
 }
 
 // startCharon starts a quiet charon in namespace ns with its files in a
 // temporary directory; both go away when the benchmark ends.
 func startCharon(h *harness, ns string, c charon.Conf) *charon.Charon {
 	h.Helper()
+	c.Quiet = true
+	// Hash tables sized for thousands of IKE SAs, as strongSwan advises
+	// for many tunnels (the default is one bucket).
+	c.Charon += "\n  ikesa_table_size = 4096\n  ikesa_table_segments = 16\n"
+	return charon.Start(h, ns, tempDir(h), c)
+}
+
+// tempDir returns a directory removed when the benchmark ends.
+func tempDir(h *harness) string {
 	dir, err := os.MkdirTemp("", "ismbench-charon-")
 	if err != nil {
 		h.Fatalf("bench: %v", err)
 	}
 	h.Cleanup(func() { os.RemoveAll(dir) })
-	c.Quiet = true
-	// Hash tables sized for thousands of IKE SAs, as strongSwan advises
-	// for many tunnels (the default is one bucket).
-	c.Charon += "\n  ikesa_table_size = 4096\n  ikesa_table_segments = 16\n"
-	return charon.Start(h, ns, dir, c)
+	return dir
 }
 
 // swanAvailable says why strongSwan cannot be used, or "".
 func swanAvailable() string {
-	if _, err := os.Stat(charon.Binary); err != nil {
-		return fmt.Sprintf("strongSwan's charon is required (%s): apt-get install strongswan-charon strongswan-swanctl libstrongswan-standard-plugins libstrongswan-extra-plugins libcharon-extra-plugins", charon.Binary)
+	if err := charon.Available(); err != nil {
+		return err.Error()
 	}
 	return ""
 }

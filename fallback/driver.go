@@ -28,7 +28,7 @@ func init() {
 // Driver is the software engine. It is safe for concurrent use; each of its
 // queue pairs is owned by one goroutine, as driver.QueuePair says.
 type Driver struct {
-	qps     []*queuePair
+	qps     []*driver.SoftQueuePair
 	events  chan driver.Event
 	workers sync.Pool // *worker for Process
 	once    sync.Once
@@ -48,7 +48,8 @@ func New(workers int) *Driver {
 	d := &Driver{events: make(chan driver.Event)}
 	d.workers.New = func() any { return new(worker) }
 	for range workers {
-		d.qps = append(d.qps, newQueuePair())
+		w := new(worker)
+		d.qps = append(d.qps, driver.NewSoftQueuePair(QueueDepth, burst, w.run))
 	}
 	return d
 }
@@ -101,7 +102,7 @@ func (d *Driver) Process(ops []*driver.Op) int {
 func (d *Driver) Close() error {
 	d.once.Do(func() {
 		for _, q := range d.qps {
-			q.close()
+			q.Close()
 		}
 		close(d.events)
 	})

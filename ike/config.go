@@ -44,14 +44,19 @@ type Config struct {
 	// FailoverHoldDown is the least time between two failovers of a
 	// tunnel. Zero: DefaultFailoverHoldDown; negative: none.
 	FailoverHoldDown time.Duration
+	// CookieThreshold is, for IKEv2, the number of half-open IKE SAs
+	// (answered IKE_SA_INIT, no IKE_AUTH yet) from which on IKE_SA_INIT
+	// requests without a valid cookie are answered with a COOKIE and no
+	// state is kept (RFC 7296 §2.6). nil: DefaultCookieThreshold; 0:
+	// always.
+	CookieThreshold *int
 
 	// Rand is the source of cookies, nonces, SPIs-independent randomness
 	// and DH keys; nil means crypto/rand.
 	Rand io.Reader
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
-	// Clock runs the daemon's timers and tells its time; nil means
-	// clock.Real. (IKEv2 reads it; IKEv1 moves to it from Now.)
+	// Clock runs every timer of the daemon (retransmissions, lifetimes
+	// and rekeys, DPD, failover hold-downs, NAT-T keepalives); nil means
+	// clock.Real.
 	Clock clock.Clock
 	// Logger receives the daemon's logs; nil discards them.
 	Logger *slog.Logger
@@ -63,15 +68,39 @@ const MaxPolicies = 10
 // DefaultLifetime is the global user-SA lifetime when none is configured.
 var DefaultLifetime = ipsec.Lifetime{Time: 8 * time.Hour}
 
+// DefaultCookieThreshold is Config.CookieThreshold's default, as
+// strongSwan's charon had it (cookie_threshold = 10 until 5.5).
+const DefaultCookieThreshold = 10
+
+// CookieLimit returns the configured cookie threshold or its default.
+func (c *Config) CookieLimit() int {
+	if c.CookieThreshold == nil {
+		return DefaultCookieThreshold
+	}
+	return *c.CookieThreshold
+}
+
 // DefaultIKELifetime is an IKE policy's lifetime when it has none.
 const DefaultIKELifetime = 24 * time.Hour
 
 // Retransmit is a retransmission schedule: the first resend after Timeout,
-// each next one Base times later, at most Tries resends.
+// each next one Base times later but never more than Cap after the one
+// before (zero: no cap), at most Tries resends.
 type Retransmit struct {
 	Timeout time.Duration
 	Base    float64
 	Tries   int
+	Cap     time.Duration
+}
+
+// Next returns the wait after one of timeout: Base times longer, at most
+// Cap.
+func (r Retransmit) Next(timeout time.Duration) time.Duration {
+	next := time.Duration(float64(timeout) * r.Base)
+	if r.Cap > 0 && next > r.Cap {
+		next = r.Cap
+	}
+	return next
 }
 
 // Encryption is an IKE policy's encryption algorithm.
@@ -334,6 +363,9 @@ func (c *Config) validate(version int) error {
 	}
 	if err := c.DPD.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("ike: %w", err))
+	}
+	if c.CookieLimit() < 0 {
+		errs = append(errs, fmt.Errorf("ike: negative cookie threshold %d", c.CookieLimit()))
 	}
 	names := map[string]bool{}
 	for _, t := range c.Tunnels {

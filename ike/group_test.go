@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/ismgw/ism/ike/internal/vectors"
+	"github.com/ismgw/ism/internal/testvec"
 )
 
 // piScaled returns floor(pi * 2^prec), by Machin's formula
@@ -47,16 +47,16 @@ func TestMODPPrimes(t *testing.T) {
 	pi := piScaled(4096)
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			v := vectors.Load(t, f)
-			id, _ := strconv.Atoi(v.String("group"))
-			n, _ := strconv.Atoi(v.String("bits"))
-			e, _ := strconv.Atoi(v.String("e"))
-			k, _ := strconv.ParseInt(v.String("k"), 10, 64)
+			v := testvec.Load(t, f)
+			id, _ := strconv.Atoi(v.Get(t, "group"))
+			n, _ := strconv.Atoi(v.Get(t, "bits"))
+			e, _ := strconv.Atoi(v.Get(t, "e"))
+			k, _ := strconv.ParseInt(v.Get(t, "k"), 10, 64)
 			g, ok := LookupGroup(id)
 			if !ok {
 				t.Fatalf("no group %d", id)
 			}
-			rfc := new(big.Int).SetBytes(v.Hex("p"))
+			rfc := new(big.Int).SetBytes(v.Hex(t, "p"))
 			if g.Prime().Cmp(rfc) != 0 {
 				t.Fatal("prime differs from the RFC's")
 			}
@@ -93,7 +93,7 @@ func TestECPVectors(t *testing.T) {
 	ids := map[string]int{"ecp256": 19, "ecp384": 20, "ecp521": 21}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			v := vectors.Load(t, f)
+			v := testvec.Load(t, f)
 			var id int
 			for name, n := range ids {
 				if bytes.Contains([]byte(f), []byte(name)) {
@@ -101,16 +101,16 @@ func TestECPVectors(t *testing.T) {
 				}
 			}
 			g, _ := LookupGroup(id)
-			ki, err := g.NewKey(v.Hex("i"))
+			ki, err := g.NewKey(v.Hex(t, "i"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			kr, err := g.NewKey(v.Hex("r"))
+			kr, err := g.NewKey(v.Hex(t, "r"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			gi := append(v.Hex("gix"), v.Hex("giy")...)
-			gr := append(v.Hex("grx"), v.Hex("gry")...)
+			gi := append(v.Hex(t, "gix"), v.Hex(t, "giy")...)
+			gr := append(v.Hex(t, "grx"), v.Hex(t, "gry")...)
 			if !bytes.Equal(ki.Public, gi) || !bytes.Equal(kr.Public, gr) {
 				t.Fatal("public values differ from RFC 5903")
 			}
@@ -122,8 +122,8 @@ func TestECPVectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(si, v.Hex("girx")) || !bytes.Equal(sr, si) {
-				t.Fatalf("shared secret %x, want %x", si, v.Hex("girx"))
+			if !bytes.Equal(si, v.Hex(t, "girx")) || !bytes.Equal(sr, si) {
+				t.Fatalf("shared secret %x, want %x", si, v.Hex(t, "girx"))
 			}
 			bad := append([]byte(nil), gr...)
 			bad[len(bad)-1] ^= 1
@@ -172,17 +172,17 @@ func TestDHAgreement(t *testing.T) {
 // TestCurve25519 checks group 31 against RFC 7748 §6.1 and refuses the
 // all-zero shared secret of a low-order point (RFC 8031 §2.3).
 func TestCurve25519(t *testing.T) {
-	v := vectors.Load(t, "testdata/vectors/rfc7748-6.1-x25519.txt")
+	v := testvec.Load(t, "testdata/vectors/rfc7748-6.1-x25519.txt")
 	g, ok := LookupGroup(31)
 	if !ok || g.PublicSize() != 32 {
 		t.Fatal("no group 31")
 	}
-	a, err := g.NewKey(v.Hex("a"))
+	a, err := g.NewKey(v.Hex(t, "a"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := g.NewKey(v.Hex("b"))
-	if !bytes.Equal(a.Public, v.Hex("apub")) || !bytes.Equal(b.Public, v.Hex("bpub")) {
+	b, _ := g.NewKey(v.Hex(t, "b"))
+	if !bytes.Equal(a.Public, v.Hex(t, "apub")) || !bytes.Equal(b.Public, v.Hex(t, "bpub")) {
 		t.Fatalf("public values %x %x differ from RFC 7748", a.Public, b.Public)
 	}
 	ka, err := a.Shared(b.Public)
@@ -190,7 +190,7 @@ func TestCurve25519(t *testing.T) {
 		t.Fatal(err)
 	}
 	kb, _ := b.Shared(a.Public)
-	if !bytes.Equal(ka, v.Hex("k")) || !bytes.Equal(kb, ka) {
+	if !bytes.Equal(ka, v.Hex(t, "k")) || !bytes.Equal(kb, ka) {
 		t.Fatalf("shared secret %x", ka)
 	}
 	if _, err := a.Shared(make([]byte, 32)); err == nil {

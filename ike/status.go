@@ -35,9 +35,13 @@ type IKESAStatus struct {
 	RemoteNAT        bool          // IKEv2: the peer is behind a NAT (this end follows its port)
 	LastHeard        time.Time     // IKEv2: the last authenticated message from the peer
 	LifetimeLeft     time.Duration // zero until established
-	Rekeys           int           // phase 1 renegotiations that replaced it
-	DPD              bool          // this end announced DPD (RFC 3706)
-	PeerDPD          bool          // the peer announced DPD: inquiries may be sent
+	Rekeys           int           // phase 1 renegotiations (IKEv2: IKE SA rekeys, RFC 7296 §2.8) that led to it
+	// Cookies is, for IKEv2, the COOKIE notifies of its setup (RFC 7296
+	// §2.6): those received as initiator; 1 as responder when the
+	// IKE_SA_INIT request carried a valid cookie.
+	Cookies int
+	DPD     bool // this end announced DPD (RFC 3706)
+	PeerDPD bool // the peer announced DPD: inquiries may be sent
 }
 
 // TunnelStatus describes one signaled tunnel (`show ipsec tunnel detail`).
@@ -125,4 +129,14 @@ type Counters struct {
 	DPDAnswered         uint64 // R-U-THERE received and answered (IKEv2: empty INFORMATIONAL answered)
 	DPDPeersDead        uint64 // peers declared dead
 	Failovers           uint64 // tunnel switches between destinations
+
+	// IKEv2 (RFC 7296).
+	IKESARekeys          uint64 // IKE SAs rekeyed (§2.8), either side starting
+	RekeyCollisions      uint64 // simultaneous rekeys of a child or IKE SA resolved by the nonces (§2.8.1, §2.8.2)
+	TemporaryFailures    uint64 // TEMPORARY_FAILURE sent or received (§2.25)
+	CookiesSent          uint64 // IKE_SA_INIT answered with a COOKIE, keeping no state (§2.6)
+	CookiesReceived      uint64 // COOKIE requests received as initiator (and retried with the cookie)
+	CookiesRefused       uint64 // IKE_SA_INIT requests with a wrong or stale cookie
+	InvalidIKESPISent    uint64 // INVALID_IKE_SPI notifies sent for unknown IKE SPIs (§2.21.4)
+	InvalidIKESPILimited uint64 // INVALID_IKE_SPI notifies not sent: rate limit
 }

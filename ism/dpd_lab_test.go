@@ -8,6 +8,7 @@ import (
 
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/internal/swantest/charon"
 	"github.com/ismgw/ism/ism/datapath"
 	"github.com/ismgw/ism/ism/operator"
 )
@@ -39,45 +40,16 @@ type dpdLabConfig struct {
 // (or aggressive mode), PSK psk, one child "net" for 203.0.113.0/24
 // (charon) and 198.51.100.0/24 (ISM), without DPD of its own.
 func dpdSwanConn(local netip.Addr, psk string, aggressive bool) swantest.Conf {
-	aggr := "no"
-	if aggressive {
-		aggr = "yes"
-	}
-	return swantest.Conf{InstallRoutes: true, AggressivePSK: aggressive, Swanctl: fmt.Sprintf(`connections {
-  ism {
-    version = 1
-    aggressive = %[4]s
-    local_addrs = %[1]s
-    remote_addrs = %[2]s
-    proposals = aes128-sha1-modp2048
-    rekey_time = 0
-    local {
-      auth = psk
-      id = %[1]s
-    }
-    remote {
-      auth = psk
-      id = %[2]s
-    }
-    children {
-      net {
-        local_ts = 203.0.113.0/24
-        remote_ts = 198.51.100.0/24
-        esp_proposals = aes128-sha1
-        mode = tunnel
-        start_action = none
-      }
-    }
-  }
-}
-secrets {
-  ike-1 {
-    id-a = %[1]s
-    id-b = %[2]s
-    secret = %[3]q
-  }
-}
-`, local, swantest.ISMAddr, psk, aggr)}
+	addr, ism := local.String(), swantest.ISMAddr.String()
+	return swantest.Conf{InstallRoutes: true, AggressivePSK: aggressive, Swanctl: charon.Swanctl{
+		Connections: []charon.Connection{{Name: "ism", Version: 1, Aggressive: aggressive,
+			LocalAddrs: []string{addr}, RemoteAddrs: []string{ism}, Proposals: []string{"aes128-sha1-modp2048"},
+			Timers: charon.Timers{Rekey: charon.Never},
+			Local:  charon.End{Auth: "psk", ID: addr}, Remote: charon.End{Auth: "psk", ID: ism},
+			Children: []charon.Child{{Name: "net", LocalTS: []string{"203.0.113.0/24"}, RemoteTS: []string{"198.51.100.0/24"},
+				ESPProposals: []string{"aes128-sha1"}}}}},
+		Secrets: []charon.Secret{{Name: "ike-1", IDs: []string{addr, ism}, Secret: psk}},
+	}.Render()}
 }
 
 // dpdSpec is the DPD lab: ISM's tunnel ipsec:t1 from 192.0.2.1 to charon

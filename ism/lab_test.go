@@ -2,12 +2,9 @@ package ism
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,18 +22,10 @@ import (
 // a veth pair; the peer is another ISM or strongSwan's charon
 // (internal/swantest).
 
-// TestMain runs eight tests at once unless -test.parallel says otherwise:
-// the labs wait on their peers, pings and timers in namespaces of their
-// own, not on the CPU.
-func TestMain(m *testing.M) {
-	flag.Parse()
-	set := false
-	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
-	if !set {
-		_ = flag.Set("test.parallel", strconv.Itoa(8))
-	}
-	os.Exit(m.Run())
-}
+// TestMain runs the tests eight at once unless -test.parallel says
+// otherwise (swantest.Main): the labs wait on their peers, pings and timers
+// in namespaces of their own, not on the CPU.
+func TestMain(m *testing.M) { swantest.Main(m) }
 
 // testTimers are the gateway's own timers in the tests: paths are checked
 // again every half second instead of every five.

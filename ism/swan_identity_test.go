@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/internal/swantest/charon"
 )
 
 // swanUpCase is a case that brings a tunnel up: both sides' configuration
@@ -104,7 +105,7 @@ func TestSwanIdentities(t *testing.T) {
 				tu := ismTunnel{extra: fmt.Sprintf("  tunnel local-identity %s\n  tunnel remote-identity %s\n", gwFQDN, branchFQDN)}
 				return ismConf{global: global, transforms: []string{"esp-aes128-hmac-sha256"}, tunnels: []ismTunnel{tu}},
 					swanPeer{Auth: "pubkey", Cert: "swan.pem", Proposals: "aes128-sha256-modp2048", ESP: "aes128-sha256",
-						LocalID: branchFQDN, RemoteID: gwFQDN, Secrets: "rsa-1 {\n    file = swan.pem\n  }"},
+						LocalID: branchFQDN, RemoteID: gwFQDN, Secrets: []charon.Secret{{Name: "rsa-1", File: "swan.pem"}}},
 					swantest.Conf{Files: map[string][]byte{"x509ca/ca.pem": swantest.CertPEM(pki.CA),
 						"x509/swan.pem": swantest.CertPEM(swanCert), "rsa/swan.pem": swantest.KeyPEM(swanKey)}}
 			},

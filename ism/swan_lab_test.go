@@ -1,7 +1,6 @@
 package ism
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/internal/swantest/charon"
 )
 
 // The gateway-level IKEv1 cases against strongSwan (swan_*_test.go): ISM in
@@ -44,18 +44,18 @@ type swanPeer struct {
 	// to its veth.
 	Addr       string
 	Aggressive bool
-	Proposals  string // IKE proposals
-	ESP        string // the child's esp_proposals (a DH group means PFS)
-	LocalID    string // default: charon's address
-	RemoteID   string // default: ISM's address
-	Auth       string // psk (default) or pubkey
-	Cert       string // the local certificate under x509/ (pubkey)
-	PSK        string // default swanPSK
-	Secrets    string // default: PSK for LocalID and RemoteID
-	LocalTS    string // the child's local_ts, default 203.0.113.0/24
-	RemoteTS   string // the child's remote_ts, default 198.51.100.0/24
-	Child      string // more lines in the child "net"
-	Children   string // more children
+	Proposals  string          // IKE proposals
+	ESP        string          // the child's esp_proposals (a DH group means PFS)
+	LocalID    string          // default: charon's address
+	RemoteID   string          // default: ISM's address
+	Auth       string          // psk (default) or pubkey
+	Cert       string          // the local certificate under x509/ (pubkey)
+	PSK        string          // default swanPSK
+	LocalTS    string          // the child's local_ts, default 203.0.113.0/24
+	RemoteTS   string          // the child's remote_ts, default 198.51.100.0/24
+	Timers     charon.Timers   // the child "net"'s
+	Children   []charon.Child  // more children
+	Secrets    []charon.Secret // default: PSK for LocalID and RemoteID
 }
 
 // addr returns charon's address.
@@ -85,55 +85,20 @@ func (p swanPeer) render() string {
 	if p.PSK == "" {
 		p.PSK = swanPSK
 	}
-	if p.Secrets == "" && p.Auth == "psk" {
-		p.Secrets = fmt.Sprintf("ike-1 {\n    id-a = %s\n    id-b = %s\n    secret = %q\n  }", p.LocalID, p.RemoteID, p.PSK)
+	if p.Secrets == nil && p.Auth == "psk" {
+		p.Secrets = []charon.Secret{{Name: "ike-1", IDs: []string{p.LocalID, p.RemoteID}, Secret: p.PSK}}
 	}
-	certs := ""
+	conn := charon.Connection{Name: "ism", Version: 1, Aggressive: p.Aggressive,
+		LocalAddrs: []string{p.addr()}, RemoteAddrs: []string{swantest.ISMAddr.String()}, Proposals: []string{p.Proposals},
+		Timers: charon.Timers{Rekey: charon.Never},
+		Local:  charon.End{Auth: p.Auth, ID: p.LocalID},
+		Remote: charon.End{Auth: p.Auth, ID: p.RemoteID},
+		Children: append([]charon.Child{{Name: "net", LocalTS: []string{p.LocalTS}, RemoteTS: []string{p.RemoteTS},
+			ESPProposals: []string{p.ESP}, Timers: p.Timers}}, p.Children...)}
 	if p.Cert != "" {
-		certs = "certs = " + p.Cert
+		conn.Local.Certs = []string{p.Cert}
 	}
-	return fmt.Sprintf(`connections {
-  ism {
-    version = 1
-    aggressive = %s
-    local_addrs = %s
-    remote_addrs = %s
-    proposals = %s
-    rekey_time = 0
-    local {
-      auth = %s
-      id = %s
-      %s
-    }
-    remote {
-      auth = %s
-      id = %s
-    }
-    children {
-      net {
-        local_ts = %s
-        remote_ts = %s
-        esp_proposals = %s
-        mode = tunnel
-        start_action = none
-        %s
-      }
-      %s
-    }
-  }
-}
-secrets {
-  %s
-}
-`, yesNo(p.Aggressive), p.addr(), swantest.ISMAddr, p.Proposals, p.Auth, p.LocalID, certs, p.Auth, p.RemoteID,
-		p.LocalTS, p.RemoteTS, p.ESP, p.Child, p.Children, p.Secrets)
-}
-
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
+	return charon.Swanctl{Connections: []charon.Connection{conn}, Secrets: p.Secrets}.Render()
 }
 
 // swanSpec is the lab of ISM against charon: charon with peer's

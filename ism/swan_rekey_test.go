@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/internal/swantest/charon"
 	"github.com/ismgw/ism/ism/datapath"
 )
 
@@ -45,7 +46,7 @@ func swanRekeyLifetime(t *testing.T, role string) {
 	side := ismConf{global: pskRule("aes128", "sha", 14, ""), transforms: []string{"esp-aes128-hmac-sha"},
 		tunnels: []ismTunnel{{extra: "  tunnel lifetime seconds 60\n"}}}
 	peer := swanPeer{Proposals: "aes128-sha1-modp2048", ESP: "aes128-sha1",
-		Child: "life_time = 30s\n        rekey_time = 28s\n        rand_time = 0s"}
+		Timers: charon.Timers{Life: 30 * time.Second, Rekey: 28 * time.Second, Rand: charon.Never}}
 	x := newLab(t, swanSpec(side, peer, swantest.Conf{}))
 	x.bringUp(t, role)
 	x.show(t, "clear ipsec tunnel statistics")

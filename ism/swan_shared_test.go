@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/internal/swantest/charon"
 )
 
 // TestSwanSharedIKESA: two tunnels to the same peer, each with its own
@@ -22,13 +23,8 @@ func TestSwanSharedIKESA(t *testing.T) {
 			}}
 			peer := swanPeer{Proposals: "aes128-sha1-modp2048", ESP: "aes128-sha1",
 				LocalTS: "203.0.113.0/25", RemoteTS: "198.51.100.0/25",
-				Children: `net2 {
-        local_ts = 203.0.113.128/25
-        remote_ts = 198.51.100.128/25
-        esp_proposals = aes128-sha1
-        mode = tunnel
-        start_action = none
-      }`}
+				Children: []charon.Child{{Name: "net2", LocalTS: []string{"203.0.113.128/25"}, RemoteTS: []string{"198.51.100.128/25"},
+					ESPProposals: []string{"aes128-sha1"}}}}
 			x := newLab(t, swanSpec(side, peer, swantest.Conf{}))
 			if out, err := runIn(x.env.NSISM, "ip", "addr", "add", "198.51.100.129/32", "dev", "lo"); err != nil {
 				t.Fatalf("%v: %s", err, out)

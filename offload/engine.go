@@ -85,7 +85,11 @@ func New(c Config) (*Engine, error) {
 
 // AddSA checks c, binds the SA to a driver and adds it to the database. The
 // keys are copied; the caller may zero its own.
-func (e *Engine) AddSA(c SAConfig) (*SA, error) {
+func (e *Engine) AddSA(c SAConfig) (*SA, error) { return e.addSA(c, nil) }
+
+// addSA is AddSA with a hook that sets the new SA's state before any packet
+// can reach it (ResumeSA).
+func (e *Engine) addSA(c SAConfig, init func(*SA) error) (*SA, error) {
 	if err := checkSAConfig(&c); err != nil {
 		return nil, err
 	}
@@ -109,6 +113,11 @@ func (e *Engine) AddSA(c SAConfig) (*SA, error) {
 	}
 	if c.Limits.Hard.Time > 0 {
 		sa.hardAt = now + int64(c.Limits.Hard.Time)
+	}
+	if init != nil {
+		if err := init(sa); err != nil {
+			return nil, err
+		}
 	}
 	sh := &e.shards[c.SPI%sadShards]
 	sh.mu.Lock()

@@ -41,7 +41,7 @@ func open(c driver.Config) (driver.Driver, error) {
 // driver.QueuePair says.
 type Driver struct {
 	caps   []driver.Capability
-	qps    []*queuePair
+	qps    []*driver.SoftQueuePair
 	events chan driver.Event
 	mu     sync.Mutex
 	open   map[*session]struct{}
@@ -68,7 +68,10 @@ func New(workers int, algs []Algorithm) *Driver {
 		}
 	}
 	for range workers {
-		d.qps = append(d.qps, newQueuePair())
+		// One op at a time: each is system calls, and its completion is
+		// handed back as soon as it is done.
+		w := new(worker)
+		d.qps = append(d.qps, driver.NewSoftQueuePair(QueueDepth, 1, w.run))
 	}
 	return d
 }
@@ -137,7 +140,7 @@ func (d *Driver) Close() error {
 	d.open = nil
 	d.mu.Unlock()
 	for _, q := range d.qps {
-		q.close()
+		q.Close()
 	}
 	for s := range open {
 		if !s.closed.Swap(true) {

@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ismgw/ism/netns"
 )
 
 // XFRM is a netlink connection to the XFRM SA and policy databases of one
@@ -37,17 +39,12 @@ const respSize = 16384
 // OpenXFRM connects to the XFRM databases of a network namespace, named as
 // "ip netns" names it or by path (/proc/PID/ns/net); "" is the caller's own.
 // It needs CAP_NET_ADMIN (and CAP_SYS_ADMIN to enter another namespace).
-func OpenXFRM(netns string) (*XFRM, error) {
-	if netns == "" {
+func OpenXFRM(ns string) (*XFRM, error) {
+	if ns == "" {
 		return newXFRM()
 	}
-	nsfd, err := openNetNS(netns)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(nsfd)
 	var x *XFRM
-	err = inNetNS(nsfd, false, func() (err error) {
+	err := netns.Do(ns, func() (err error) {
 		x, err = newXFRM()
 		return err
 	})

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ismgw/ism/ipsec"
+	"github.com/ismgw/ism/netns"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -30,7 +31,7 @@ var protoConfig = map[transform.Protocol]string{
 // there.
 func probeXFRM() (xfrm, esp, ah Status, ts []transform.Transform) {
 	var x *XFRM
-	err := inNetNS(-1, true, func() (err error) {
+	err := netns.Fresh(func() (err error) {
 		x, err = newXFRM()
 		return err
 	})

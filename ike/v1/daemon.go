@@ -13,13 +13,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ismgw/ism/clock"
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ipsec"
 )
 
 // Daemon is the IKEv1 daemon. It runs no goroutine while idle: an exchange
 // in progress has one goroutine that is discarded when the exchange ends,
-// and lifetimes run on time.AfterFunc timers.
+// and lifetimes run on timers of the configured clock.
 //
 // Locking: mu guards every map and every field of the IKE SAs, tunnels and
 // child SAs that more than one goroutine touches. It is never held across a
@@ -35,7 +36,7 @@ type Daemon struct {
 	wg     sync.WaitGroup
 
 	rand io.Reader // safe for concurrent use
-	now  func() time.Time
+	clk  clock.Clock
 	log  *slog.Logger
 
 	mu       sync.Mutex
@@ -48,6 +49,10 @@ type Daemon struct {
 	dpd      map[peerKey]*dpdPeer    // peers DPD watches
 	counters ike.Counters
 	closed   bool
+	// busy counts the exchange goroutines not waiting in read, and
+	// waiting the exchanges that are; quiet (for tests) reads both.
+	busy    int
+	waiting map[*exchange]bool
 }
 
 var _ ike.Daemon = (*Daemon)(nil)
@@ -68,7 +73,7 @@ type config struct {
 	psk     *ike.PSKTable
 	roots   *x509.CertPool
 	rand    io.Reader
-	now     func() time.Time
+	clk     clock.Clock
 	log     *slog.Logger
 	retrans ike.Retransmit
 }
@@ -77,13 +82,10 @@ func compile(c ike.Config) (*config, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	cc := &config{Config: c, psk: ike.NewPSKTable(c.PreSharedKeys), rand: c.Rand, now: c.Now, log: c.Logger, retrans: c.Retransmit}
+	cc := &config{Config: c, psk: ike.NewPSKTable(c.PreSharedKeys), rand: c.Rand, clk: clock.Or(c.Clock), log: c.Logger, retrans: c.Retransmit}
 	cc.PreSharedKeys = nil // the table holds copies
 	if cc.rand == nil {
 		cc.rand = rand.Reader
-	}
-	if cc.now == nil {
-		cc.now = time.Now
 	}
 	if cc.log == nil {
 		cc.log = slog.New(slog.DiscardHandler)
@@ -123,8 +125,9 @@ func New(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Listener)
 		inst: inst, tr: tr, lis: lis, cfg: c,
 		sas: map[saKey]*ikeSA{}, halfOpen: map[Cookie]*ikeSA{}, inits: map[respKey]*ikeSA{},
 		tunnels: map[string]*tunnel{}, children: map[ipsec.SAID]*childSA{}, dpd: map[peerKey]*dpdPeer{},
+		waiting: map[*exchange]bool{},
 	}
-	d.rand, d.now, d.log = &lockedReader{r: c.rand}, c.now, c.log
+	d.rand, d.clk, d.log = &lockedReader{r: c.rand}, c.clk, c.log
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	for _, t := range c.Tunnels {
 		d.tunnels[t.Name] = &tunnel{cfg: t, state: stateDown}
@@ -136,7 +139,7 @@ func New(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Listener)
 // that disappeared lose their SAs; a changed transform set applies to
 // later negotiations only (the seed). A tunnel on its backup destination
 // stays there unless the backup was removed. DPD settings apply at once.
-// Rand, Now and Logger keep the values the daemon was started with.
+// Rand, Clock and Logger keep the values the daemon was started with.
 func (d *Daemon) Reconfigure(cfg ike.Config) error {
 	c, err := compile(cfg)
 	if err != nil {
@@ -271,10 +274,34 @@ func (d *Daemon) spawnLocked(f func()) bool {
 		return false
 	}
 	d.wg.Add(1)
+	d.busy++
 	go func() {
 		defer d.wg.Done()
 		f()
+		d.mu.Lock()
+		d.busy--
+		d.mu.Unlock()
 	}()
+	return true
+}
+
+// now reads the daemon's clock.
+func (d *Daemon) now() time.Time { return d.clk.Now() }
+
+// quiet reports whether no exchange goroutine is running and none has a
+// message, a timeout or a cancellation waiting for it: with a fake clock
+// and an in-memory wire, nothing happens until the clock moves.
+func (d *Daemon) quiet() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.busy > 0 {
+		return false
+	}
+	for ex := range d.waiting {
+		if ex.pendingLocked() {
+			return false
+		}
+	}
 	return true
 }
 

@@ -17,5 +17,5 @@
 //
 // The daemon keeps no goroutine for an idle tunnel or IKE SA: an exchange
 // in progress has one, discarded when it ends, and lifetimes, DPD checks
-// and hold-downs run on time.AfterFunc timers.
+// and hold-downs run on timers of the configured clock (ike.Config.Clock).
 package v1

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/ismgw/ism/clock"
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ipsec"
 )
@@ -29,7 +30,7 @@ import (
 // State lives per pair of IKE endpoints (a dpdPeer), not per IKE SA: it
 // survives phase 1 rekeys, and one peer serves every tunnel to it. When
 // several tunnels to one peer have DPD on, the most demanding settings
-// win (the shortest timers, the fewest retries). A time.AfterFunc timer
+// win (the shortest timers, the fewest retries). A timer of the daemon's clock
 // per peer does the work; no goroutine waits while nothing is due.
 //
 // Each check reads the usage of the user SAs of the tunnels to the peer
@@ -62,7 +63,7 @@ type dpdPeer struct {
 	cfg     ipsec.DPD // in force
 	tunnels []*tunnel // tunnels whose SAs go to the peer
 	sa      *ikeSA    // the newest established IKE SA with the peer, as last seen
-	timer   *time.Timer
+	timer   clock.Timer
 
 	lastIKE         time.Time // last authenticated IKE message from the peer
 	lastIn, lastOut time.Time // traffic as last measured (lastIn includes lastIKE)
@@ -146,7 +147,7 @@ func (d *Daemon) dpdArmSALocked(key peerKey, tu *tunnel, sa *ikeSA) {
 		if sa == nil || !sa.peerDPD {
 			return // armed again by the next phase 1
 		}
-		p.timer = time.AfterFunc(dpdMinTick, func() { d.dpdTick(p) })
+		p.timer = d.clk.AfterFunc(dpdMinTick, func() { d.dpdTick(p) })
 	}
 }
 
@@ -214,7 +215,7 @@ func (d *Daemon) dpdRefreshLocked() {
 			}
 		}
 		if p.timer != nil && p.timer.Stop() {
-			p.timer = time.AfterFunc(dpdMinTick, func() { d.dpdTick(p) })
+			p.timer = d.clk.AfterFunc(dpdMinTick, func() { d.dpdTick(p) })
 		}
 	}
 	for _, tu := range d.tunnels {
@@ -288,7 +289,7 @@ func (d *Daemon) dpdTick(p *dpdPeer) {
 		sa = d.dpdSALocked(p)
 	}
 	if !dead {
-		p.timer = time.AfterFunc(p.next(now), func() { d.dpdTick(p) })
+		p.timer = d.clk.AfterFunc(p.next(now), func() { d.dpdTick(p) })
 	} else {
 		delete(d.dpd, p.key)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ike/internal/iketest"
 	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/internal/swantest/charon"
 	"github.com/ismgw/ism/ipsec"
 )
 
@@ -23,14 +24,17 @@ var backupAddr = netip.MustParseAddr("192.0.2.3")
 // trafficDPD is ISM's DPD for these cases: the traffic rule fast, the idle
 // rule out of the way.
 func trafficDPD() *ipsec.DPD {
-	return &ipsec.DPD{Enabled: true, Sent: 2 * time.Second, Silent: 2 * time.Second, Idle: time.Hour,
+	return &ipsec.DPD{Enabled: true, Sent: time.Second, Silent: time.Second, Idle: time.Hour,
 		RetryInterval: 500 * time.Millisecond, Retries: 2}
 }
 
-// charonDPD makes charon probe ISM after a second without a message from
-// it, and give up on ISM after 4 s without an answer (swanctl.conf
-// dpd_delay and, IKEv1 only, dpd_timeout).
-const charonDPD = "dpd_delay = 1s\n    dpd_timeout = 4s"
+// charonDPDDelay and charonDPDTimeout make charon probe ISM after a
+// second without a message from it, and give up on ISM after 4 s without
+// an answer (swanctl.conf dpd_delay and, IKEv1 only, dpd_timeout).
+const (
+	charonDPDDelay   = time.Second
+	charonDPDTimeout = 4 * time.Second
+)
 
 // sendingOnly makes the installer report what a dead peer looks like to
 // the data path: every outbound SA carries packets, no inbound SA does.
@@ -98,7 +102,7 @@ func TestInteropDPDDeadPeer(t *testing.T) {
 	tu.DPD = trafficDPD()
 	cfg.Tunnels = []ike.Tunnel{tu}
 	x := newInterop(t, cfg, swantest.Conf{Swanctl: swanConn{Proposals: "aes128-sha1-modp2048", ESPProposals: "aes128-sha1",
-		Extra: charonDPD}.render()})
+		DPDDelay: charonDPDDelay, DPDTimeout: charonDPDTimeout}.render()})
 	sendingOnly(x.inst)
 	x.d.Acquire("t1")
 	waitEvent(t, x.lis, "up", "t1", 30*time.Second)
@@ -194,7 +198,7 @@ func TestInteropDPDNotAnnounced(t *testing.T) {
 	cfg := pskConfig(policy(ike.EncAES128, ike.HashSHA1, ike.AuthPSK, 14))
 	cfg.Tunnels = []ike.Tunnel{ismTunnel(t, "t1", "esp-aes128-hmac-sha")}
 	x := newInterop(t, cfg, swantest.Conf{Swanctl: swanConn{Proposals: "aes128-sha1-modp2048", ESPProposals: "aes128-sha1",
-		Extra: charonDPD}.render()})
+		DPDDelay: charonDPDDelay, DPDTimeout: charonDPDTimeout}.render()})
 	x.d.Acquire("t1")
 	waitEvent(t, x.lis, "up", "t1", 30*time.Second)
 	charonChild(t, x.env, x.inst)
@@ -231,8 +235,8 @@ type failoverPeers struct {
 func newFailoverPeers(t *testing.T, cfg ike.Config, primaryPSK string) *failoverPeers {
 	t.Helper()
 	conn := func(local netip.Addr, psk string) swantest.Conf {
-		sc := swanConn{Proposals: "aes128-sha1-modp2048", ESPProposals: "aes128-sha1", Extra: charonDPD, LocalAddr: local.String(),
-			Secrets: fmt.Sprintf("ike-1 {\n id-a = %s\n id-b = %s\n secret = %q\n}\n", local, swantest.ISMAddr, psk)}
+		sc := swanConn{Proposals: "aes128-sha1-modp2048", ESPProposals: "aes128-sha1", DPDDelay: charonDPDDelay, DPDTimeout: charonDPDTimeout,
+			LocalAddr: local.String(), Secrets: []charon.Secret{{Name: "ike-1", IDs: []string{local.String(), swantest.ISMAddr.String()}, Secret: psk}}}
 		return swantest.Conf{Swanctl: sc.render()}
 	}
 	f := &failoverPeers{primaryConf: conn(swantest.SwanAddr, primaryPSK), backupConf: conn(backupAddr, interopPSK),

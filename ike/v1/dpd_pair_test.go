@@ -30,11 +30,11 @@ func idleDPD(idle time.Duration) *ipsec.DPD {
 // fire in a test.
 var passiveDPD = ipsec.DPD{Enabled: true, Sent: time.Hour, Silent: time.Hour, Idle: time.Hour}
 
-// newSide starts a daemon on the wire at addr.
-func newSide(t *testing.T, w *iketest.Wire, c ike.Config, addr netip.Addr, base uint32) *pairSide {
+// newSide starts a daemon on the sim at addr.
+func newSide(t *testing.T, w *sim, c ike.Config, addr netip.Addr, base uint32) *pairSide {
 	t.Helper()
 	s := &pairSide{inst: iketest.NewInstaller(base), lis: iketest.NewListener()}
-	d, err := New(c, s.inst, w, s.lis)
+	d, err := New(w.config(c), s.inst, w, s.lis)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,18 +64,6 @@ func waitFor(t *testing.T, l *iketest.Listener, within time.Duration, what strin
 	}
 }
 
-// waitUntil polls cond until it holds.
-func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // blocker drops the wire's datagrams from and to blocked addresses: a
 // peer that is gone, or a link that is down.
 type blocker struct {
@@ -83,7 +71,7 @@ type blocker struct {
 	blocked map[netip.Addr]bool
 }
 
-func newBlocker(w *iketest.Wire) *blocker {
+func newBlocker(w *sim) *blocker {
 	b := &blocker{blocked: map[netip.Addr]bool{}}
 	w.SetFilter(func(local, remote netip.AddrPort, msg []byte) []byte {
 		b.mu.Lock()
@@ -138,10 +126,10 @@ func TestPairDPDBothSides(t *testing.T) {
 	tb := pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha")
 	ta.DPD, tb.DPD = idleDPD(400*time.Millisecond), idleDPD(time.Hour)
 	ca.Tunnels, cb.Tunnels = []ike.Tunnel{ta}, []ike.Tunnel{tb}
-	a, b, _ := newPair(t, ca, cb)
+	a, b, w := newPair(t, ca, cb)
 	a.d.Acquire("t1")
-	waitEvent(t, a.lis, "up", "t1", 10*time.Second)
-	waitEvent(t, b.lis, "up", "t1", 10*time.Second)
+	w.waitEvent(t, a.lis, "up", "t1", 10*time.Second)
+	w.waitEvent(t, b.lis, "up", "t1", 10*time.Second)
 	for _, s := range []*pairSide{a, b} {
 		sas := s.d.Status().IKESAs
 		if len(sas) != 1 || !sas[0].DPD || !sas[0].PeerDPD {
@@ -149,7 +137,7 @@ func TestPairDPDBothSides(t *testing.T) {
 		}
 	}
 	// A probes, B answers.
-	waitUntil(t, 10*time.Second, "A's inquiries answered", func() bool {
+	w.waitUntil(t, 10*time.Second, "A's inquiries answered", func() bool {
 		return a.d.Status().Counters.DPDAcks >= 2 && b.d.Status().Counters.DPDAnswered >= 2
 	})
 	// Now B probes, A answers.
@@ -162,7 +150,7 @@ func TestPairDPDBothSides(t *testing.T) {
 		t.Fatal(err)
 	}
 	answered := a.d.Status().Counters.DPDAnswered
-	waitUntil(t, 10*time.Second, "B's inquiries answered", func() bool {
+	w.waitUntil(t, 10*time.Second, "B's inquiries answered", func() bool {
 		return b.d.Status().Counters.DPDAcks >= 2 && a.d.Status().Counters.DPDAnswered >= answered+2
 	})
 	st := tunnelStatus(t, b.d, "t1")
@@ -211,9 +199,9 @@ func TestPairDPDNotAnnounced(t *testing.T) {
 			} else {
 				b.d.Acquire("t1")
 			}
-			waitEvent(t, a.lis, "up", "t1", 10*time.Second)
-			waitEvent(t, b.lis, "up", "t1", 10*time.Second)
-			time.Sleep(time.Second) // five idle periods of A's
+			w.waitEvent(t, a.lis, "up", "t1", 10*time.Second)
+			w.waitEvent(t, b.lis, "up", "t1", 10*time.Second)
+			w.sleep(t, time.Second) // five idle periods of A's
 			mu.Lock()
 			defer mu.Unlock()
 			has := func(a netip.Addr) bool {
@@ -255,9 +243,9 @@ func TestPairDPDAnswersWithoutAnnouncing(t *testing.T) {
 	ca, cb := baseConfig(), baseConfig()
 	ca.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-hmac-sha")}
 	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha")}
-	a, b, _ := newPair(t, ca, cb)
+	a, b, w := newPair(t, ca, cb)
 	a.d.Acquire("t1")
-	waitEvent(t, b.lis, "up", "t1", 10*time.Second)
+	w.waitEvent(t, b.lis, "up", "t1", 10*time.Second)
 	if sa := a.d.Status().IKESAs[0]; sa.DPD || sa.PeerDPD {
 		t.Fatalf("DPD announced without a tunnel wanting it: %+v", sa)
 	}
@@ -268,9 +256,9 @@ func TestPairDPDAnswersWithoutAnnouncing(t *testing.T) {
 	}
 	a.d.mu.Unlock()
 	a.d.sendDPD(sa, NotifyDPDRUThere, 0x1234)
-	waitUntil(t, 5*time.Second, "B answered", func() bool { return b.d.Status().Counters.DPDAnswered == 1 })
+	w.waitUntil(t, 5*time.Second, "B answered", func() bool { return b.d.Status().Counters.DPDAnswered == 1 })
 	// A asked nothing as far as its DPD state goes: the ACK is dropped.
-	waitUntil(t, 5*time.Second, "A dropped the unsolicited ACK", func() bool { return a.d.Status().Counters.Dropped >= 1 })
+	w.waitUntil(t, 5*time.Second, "A dropped the unsolicited ACK", func() bool { return a.d.Status().Counters.Dropped >= 1 })
 	if c := a.d.Status().Counters; c.DPDAcks != 0 {
 		t.Errorf("an ACK to no inquiry was taken: %+v", c)
 	}
@@ -296,29 +284,29 @@ func TestPairDPDTrafficRule(t *testing.T) {
 	blk := newBlocker(w)
 	var mu sync.Mutex
 	receiving := true
-	start := time.Now()
+	start := w.clk.Now()
 	a.inst.SetUsageFunc(func(_ ipsec.SAID, sa ike.UserSA) ike.SAUsage {
 		mu.Lock()
 		defer mu.Unlock()
 		if !sa.Inbound || receiving {
-			return ike.SAUsage{Packets: 1, LastUsed: time.Now()}
+			return ike.SAUsage{Packets: 1, LastUsed: w.clk.Now()}
 		}
 		return ike.SAUsage{Packets: 1, LastUsed: start}
 	})
 	a.d.Acquire("t1")
 	a.d.Acquire("t2")
 	for _, n := range []string{"t1", "t2"} {
-		waitEvent(t, a.lis, "up", n, 10*time.Second)
-		waitEvent(t, b.lis, "up", n, 10*time.Second)
+		w.waitEvent(t, a.lis, "up", n, 10*time.Second)
+		w.waitEvent(t, b.lis, "up", n, 10*time.Second)
 	}
-	time.Sleep(time.Second) // more than twice the silent time, with traffic both ways
+	w.sleep(t, time.Second) // more than twice the silent time, with traffic both ways
 	if c := a.d.Status().Counters; c.DPDInquiries != 0 {
 		t.Fatalf("%d inquiries while traffic arrived", c.DPDInquiries)
 	}
 	mu.Lock()
 	receiving = false // the data path now only sends
 	mu.Unlock()
-	waitUntil(t, 10*time.Second, "inquiries answered", func() bool { return a.d.Status().Counters.DPDAcks >= 2 })
+	w.waitUntil(t, 10*time.Second, "inquiries answered", func() bool { return a.d.Status().Counters.DPDAcks >= 2 })
 	if st := tunnelStatus(t, a.d, "t1"); st.DPD.LastSent.Before(start) || st.DPD.LastSequence == 0 {
 		t.Errorf("DPD status %+v", st.DPD)
 	}
@@ -329,15 +317,15 @@ func TestPairDPDTrafficRule(t *testing.T) {
 	}
 	a.d.mu.Unlock()
 	blk.set(addrB, true) // B is gone
-	dead := waitFor(t, a.lis, 10*time.Second, "dead event", func(e iketest.Event) bool { return e.Kind == "dead" && e.Tunnel == "t1" })
+	dead := w.waitFor(t, a.lis, 10*time.Second, "dead event", func(e iketest.Event) bool { return e.Kind == "dead" && e.Tunnel == "t1" })
 	if dead.Peer.Addr() != addrB {
 		t.Errorf("dead peer %v", dead.Peer)
 	}
-	down := waitFor(t, a.lis, 5*time.Second, "t1 down", func(e iketest.Event) bool { return e.Kind == "down" && e.Tunnel == "t1" })
+	down := w.waitFor(t, a.lis, 5*time.Second, "t1 down", func(e iketest.Event) bool { return e.Kind == "down" && e.Tunnel == "t1" })
 	if want := "dpd: peer 192.0.2.2 dead after 3 unanswered R-U-THERE"; down.Reason != want {
 		t.Errorf("down reason %q, want %q", down.Reason, want)
 	}
-	waitFor(t, a.lis, 5*time.Second, "t2 down", func(e iketest.Event) bool { return e.Kind == "down" && e.Tunnel == "t2" })
+	w.waitFor(t, a.lis, 5*time.Second, "t2 down", func(e iketest.Event) bool { return e.Kind == "down" && e.Tunnel == "t2" })
 	if n := len(a.inst.SAs()); n != 0 {
 		t.Errorf("%d SAs left", n)
 	}
@@ -379,20 +367,20 @@ func TestPairFailoverSetupFailure(t *testing.T) {
 	ca.Tunnels = []ike.Tunnel{ta}
 	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha")}
 	cc.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrC, addrA, netB, netA, "esp-aes128-hmac-sha")}
-	w := newTestWire(t)
+	w := newSim(t)
 	a := newSide(t, w, ca, addrA, 0x1000)
 	newSide(t, w, cb, addrB, 0x2000)
 	c := newSide(t, w, cc, addrC, 0x3000)
 	a.d.Acquire("t1")
-	fo := waitFor(t, a.lis, 20*time.Second, "failover", func(e iketest.Event) bool { return e.Kind == "failover" })
+	fo := w.waitFor(t, a.lis, 20*time.Second, "failover", func(e iketest.Event) bool { return e.Kind == "failover" })
 	if fo.From != addrB || fo.To != addrC || !strings.Contains(fo.Reason, "phase 1") {
 		t.Errorf("failover %v", fo)
 	}
-	up := waitFor(t, a.lis, 10*time.Second, "up with the backup", func(e iketest.Event) bool { return e.Kind == "up" })
+	up := w.waitFor(t, a.lis, 10*time.Second, "up with the backup", func(e iketest.Event) bool { return e.Kind == "up" })
 	if up.Peer.Addr() != addrC {
 		t.Errorf("up with %v, want the backup %v", up.Peer, addrC)
 	}
-	waitEvent(t, c.lis, "up", "t1", 10*time.Second)
+	w.waitEvent(t, c.lis, "up", "t1", 10*time.Second)
 	checkKeysMatch(t, a, c, "t1", "t1")
 	st := tunnelStatus(t, a.d, "t1")
 	f := st.Failover
@@ -424,16 +412,16 @@ func TestPairFailoverHoldDown(t *testing.T) {
 	cb.DPD, cc.DPD = passiveDPD, passiveDPD
 	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha")}
 	cc.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrC, addrA, netB, netA, "esp-aes128-hmac-sha")}
-	w := newTestWire(t)
+	w := newSim(t)
 	blk := newBlocker(w)
 	a := newSide(t, w, ca, addrA, 0x1000)
 	newSide(t, w, cb, addrB, 0x2000)
 	newSide(t, w, cc, addrC, 0x3000)
 	a.d.Acquire("t1")
-	waitEvent(t, a.lis, "up", "t1", 10*time.Second)
+	w.waitEvent(t, a.lis, "up", "t1", 10*time.Second)
 
 	blk.set(addrB, true)
-	waitFor(t, a.lis, 10*time.Second, "up with the backup", func(e iketest.Event) bool { return e.Kind == "up" && e.Peer.Addr() == addrC })
+	w.waitFor(t, a.lis, 10*time.Second, "up with the backup", func(e iketest.Event) bool { return e.Kind == "up" && e.Peer.Addr() == addrC })
 	first := tunnelStatus(t, a.d, "t1").Failover
 	if first.Count != 1 || first.LastTo != addrC || !strings.HasPrefix(first.LastReason, "dpd: peer 192.0.2.2 dead") || first.LastDuration <= 0 {
 		t.Fatalf("after the first failover: %+v", first)
@@ -441,12 +429,12 @@ func TestPairFailoverHoldDown(t *testing.T) {
 
 	blk.set(addrB, false) // the destination is back
 	blk.set(addrC, true)  // and the backup gone
-	waitFor(t, a.lis, 10*time.Second, "backup dead", func(e iketest.Event) bool { return e.Kind == "dead" && e.Peer.Addr() == addrC })
-	back := waitFor(t, a.lis, 15*time.Second, "failover back", func(e iketest.Event) bool { return e.Kind == "failover" && e.To == addrB })
+	w.waitFor(t, a.lis, 10*time.Second, "backup dead", func(e iketest.Event) bool { return e.Kind == "dead" && e.Peer.Addr() == addrC })
+	back := w.waitFor(t, a.lis, 15*time.Second, "failover back", func(e iketest.Event) bool { return e.Kind == "failover" && e.To == addrB })
 	if back.From != addrC {
 		t.Errorf("failover %v", back)
 	}
-	waitFor(t, a.lis, 10*time.Second, "up with the destination again", func(e iketest.Event) bool {
+	w.waitFor(t, a.lis, 10*time.Second, "up with the destination again", func(e iketest.Event) bool {
 		return e.Kind == "up" && e.Peer.Addr() == addrB && e.At.After(back.At)
 	})
 	second := tunnelStatus(t, a.d, "t1").Failover
@@ -468,14 +456,14 @@ func TestPairDPDAggressive(t *testing.T) {
 	ca.Tunnels = []ike.Tunnel{ta}
 	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha")}
 	cb.DPD = passiveDPD
-	a, b, _ := newPair(t, ca, cb)
+	a, b, w := newPair(t, ca, cb)
 	a.d.Acquire("t1")
-	waitEvent(t, a.lis, "up", "t1", 10*time.Second)
-	waitEvent(t, b.lis, "up", "t1", 10*time.Second)
+	w.waitEvent(t, a.lis, "up", "t1", 10*time.Second)
+	w.waitEvent(t, b.lis, "up", "t1", 10*time.Second)
 	for _, s := range []*pairSide{a, b} {
 		if sas := s.d.Status().IKESAs; len(sas) != 1 || sas[0].Mode != ike.AggressiveMode || !sas[0].DPD || !sas[0].PeerDPD {
 			t.Fatalf("IKE SAs %+v", sas)
 		}
 	}
-	waitUntil(t, 10*time.Second, "an idle inquiry answered", func() bool { return a.d.Status().Counters.DPDAcks >= 1 })
+	w.waitUntil(t, 10*time.Second, "an idle inquiry answered", func() bool { return a.d.Status().Counters.DPDAcks >= 1 })
 }

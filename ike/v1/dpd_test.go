@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/ike"
-	"github.com/ismgw/ism/ike/internal/vectors"
+	"github.com/ismgw/ism/internal/testvec"
 	"github.com/ismgw/ism/ipsec"
 )
 
@@ -161,21 +161,21 @@ func TestSetupFailure(t *testing.T) {
 // TestDPDWireFormat checks the DPD vendor ID and notify bodies against
 // RFC 3706 §5.1 and §5.3, and that what is built parses back.
 func TestDPDWireFormat(t *testing.T) {
-	v := vectors.Load(t, "testdata/vectors/rfc3706-5.3-r-u-there.txt")
-	if !bytes.Equal(dpdVendorID, v.Hex("vendor-id")) {
-		t.Errorf("vendor ID %x, want %x", dpdVendorID, v.Hex("vendor-id"))
+	v := testvec.Load(t, "testdata/vectors/rfc3706-5.3-r-u-there.txt")
+	if !bytes.Equal(dpdVendorID, v.Hex(t, "vendor-id")) {
+		t.Errorf("vendor ID %x, want %x", dpdVendorID, v.Hex(t, "vendor-id"))
 	}
 	var ic, rc Cookie
-	copy(ic[:], v.Hex("icookie"))
-	copy(rc[:], v.Hex("rcookie"))
-	seq := binary.BigEndian.Uint32(v.Hex("seq"))
+	copy(ic[:], v.Hex(t, "icookie"))
+	copy(rc[:], v.Hex(t, "rcookie"))
+	seq := binary.BigEndian.Uint32(v.Hex(t, "seq"))
 	for _, c := range []struct {
 		name string
 		t    NotifyType
 	}{{"r-u-there", NotifyDPDRUThere}, {"r-u-there-ack", NotifyDPDRUThereAck}} {
 		got := dpdNotify(ic, rc, c.t, seq)
-		if !bytes.Equal(got, v.Hex(c.name)) {
-			t.Errorf("%s: %x, want %x", c.name, got, v.Hex(c.name))
+		if !bytes.Equal(got, v.Hex(t, c.name)) {
+			t.Errorf("%s: %x, want %x", c.name, got, v.Hex(t, c.name))
 		}
 		n, err := ParseNotify(got)
 		if err != nil {

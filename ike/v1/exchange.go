@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"time"
 
 	"github.com/ismgw/ism/ike"
 )
@@ -24,7 +23,10 @@ type exchange struct {
 	d        *Daemon
 	sa       *ikeSA
 	msgID    uint32
-	in       chan packet
+	in       []packet      // received, not yet read; guarded by Daemon.mu
+	wake     chan struct{} // nudges a waiting read (capacity 1)
+	timeout  uint64        // the read whose timer went off (see read); guarded by Daemon.mu
+	reads    uint64        // reads started; guarded by Daemon.mu
 	ctx      context.Context
 	cancel   context.CancelFunc
 	last     []byte   // the last message sent, for retransmits
@@ -56,7 +58,7 @@ func (d *Daemon) newExchange(sa *ikeSA, msgID uint32) *exchange {
 // newExchangeLocked is newExchange with Daemon.mu held.
 func (d *Daemon) newExchangeLocked(sa *ikeSA, msgID uint32) *exchange {
 	ctx, cancel := context.WithCancel(d.ctx)
-	ex := &exchange{d: d, sa: sa, msgID: msgID, in: make(chan packet, 8), ctx: ctx, cancel: cancel}
+	ex := &exchange{d: d, sa: sa, msgID: msgID, wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
 	sa.exchanges[msgID] = ex
 	return ex
 }
@@ -92,23 +94,55 @@ func (d *Daemon) sendTo(sa *ikeSA, msg []byte) {
 	}
 }
 
+// maxQueued bounds the messages waiting for an exchange to read them.
+const maxQueued = 8
+
 // read waits for the next message of the exchange. It resends the last
-// message on each timeout, with exponential backoff, and answers a
-// duplicate of the previous message with the last message again. With
-// retransmit false it only waits (a responder that has nothing to resend
-// yet).
+// message on each timeout of the daemon's clock, with exponential backoff,
+// and answers a duplicate of the previous message with the last message
+// again. With retransmit false it only waits (a responder that has
+// nothing to resend yet).
+//
+// Everything that wakes it (a message, the timer, a cancellation) is
+// state under Daemon.mu that it consumes under the same lock, so that
+// Daemon.quiet can tell a waiting exchange from one about to run.
 func (ex *exchange) read(retransmit bool) (packet, error) {
 	d := ex.d
 	d.mu.Lock()
 	r := d.cfg.retrans
+	ex.reads++
+	read := ex.reads
 	d.mu.Unlock()
 	timeout := r.Timeout
 	tries := 0
-	timer := time.NewTimer(timeout)
+	timer := d.clk.AfterFunc(timeout, func() {
+		d.mu.Lock()
+		if ex.reads == read {
+			ex.timeout = read
+			ex.nudge()
+		}
+		d.mu.Unlock()
+	})
 	defer timer.Stop()
 	for {
-		select {
-		case p := <-ex.in:
+		d.mu.Lock()
+		if d.waiting[ex] {
+			delete(d.waiting, ex)
+			d.busy++
+		}
+		switch {
+		case ex.ctx.Err() != nil:
+			err := ex.abortErr
+			d.mu.Unlock()
+			if err != nil {
+				return packet{}, err
+			}
+			return packet{}, fmt.Errorf("v1: exchange canceled: %w", ex.ctx.Err())
+		case len(ex.in) > 0:
+			p := ex.in[0]
+			ex.in[0] = packet{}
+			ex.in = ex.in[1:]
+			d.mu.Unlock()
 			sum := sha256.Sum256(p.data)
 			if sum == ex.lastIn {
 				d.count(func(c *ike.Counters) { c.Duplicates++ })
@@ -119,36 +153,52 @@ func (ex *exchange) read(retransmit bool) (packet, error) {
 			}
 			ex.lastIn = sum
 			return p, nil
-		case <-timer.C:
+		case ex.timeout == read:
+			ex.timeout = 0
+			d.mu.Unlock()
 			if !retransmit || ex.last == nil || tries >= r.Tries {
 				return packet{}, errTimeout
 			}
 			tries++
 			d.count(func(c *ike.Counters) { c.Retransmits++ })
 			d.sendTo(ex.sa, ex.last)
-			timeout = time.Duration(float64(timeout) * r.Base)
+			timeout = r.Next(timeout)
 			timer.Reset(timeout)
-		case <-ex.ctx.Done():
-			d.mu.Lock()
-			err := ex.abortErr
+		default:
+			d.waiting[ex] = true
+			d.busy--
 			d.mu.Unlock()
-			if err != nil {
-				return packet{}, err
+			select {
+			case <-ex.wake:
+			case <-ex.ctx.Done():
 			}
-			return packet{}, fmt.Errorf("v1: exchange canceled: %w", ex.ctx.Err())
 		}
+	}
+}
+
+// pendingLocked reports whether something waits for the exchange's read.
+// Daemon.mu must be held.
+func (ex *exchange) pendingLocked() bool {
+	return len(ex.in) > 0 || (ex.timeout != 0 && ex.timeout == ex.reads) || ex.ctx.Err() != nil
+}
+
+// nudge wakes a waiting read. Daemon.mu must be held.
+func (ex *exchange) nudge() {
+	select {
+	case ex.wake <- struct{}{}:
+	default:
 	}
 }
 
 // deliver queues a received message for the exchange without blocking.
 // Daemon.mu must be held.
 func (ex *exchange) deliver(p packet) bool {
-	select {
-	case ex.in <- p:
-		return true
-	default:
+	if len(ex.in) >= maxQueued {
 		return false
 	}
+	ex.in = append(ex.in, p)
+	ex.nudge()
+	return true
 }
 
 // header returns header fields for a message of the exchange.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ismgw/ism/clock"
 	"github.com/ismgw/ism/ike"
 )
 
@@ -47,7 +48,7 @@ type tunnelHistory struct {
 	duration         time.Duration
 	measuring        bool
 
-	timer         *time.Timer // a switch waiting for the hold-down
+	timer         clock.Timer // a switch waiting for the hold-down
 	due           bool        // the hold-down ended during a negotiation
 	pendingReason string
 	pendingHeard  time.Time
@@ -95,7 +96,7 @@ func (d *Daemon) failover(tu *tunnel, from netip.Addr, reason string, lastHeard 
 	if until := h.switchedAt.Add(hold); !h.switchedAt.IsZero() && now.Before(until) {
 		h.pendingReason, h.pendingHeard = reason, lastHeard
 		if h.timer == nil {
-			h.timer = time.AfterFunc(until.Sub(now), func() { d.holdDownExpired(tu) })
+			h.timer = d.clk.AfterFunc(until.Sub(now), func() { d.holdDownExpired(tu) })
 		}
 		name := tu.cfg.Name
 		d.mu.Unlock()

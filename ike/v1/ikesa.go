@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/ismgw/ism/clock"
 	"github.com/ismgw/ism/ike"
 )
 
@@ -51,7 +52,7 @@ type ikeSA struct {
 	waiting   []string // tunnels to start quick mode for once established
 
 	created, expires  time.Time
-	soft, hard, alive *time.Timer
+	soft, hard, alive clock.Timer
 	rekeys            int
 }
 
@@ -176,8 +177,8 @@ func (d *Daemon) establish(sa *ikeSA, lifetime time.Duration) ([]packet, []strin
 	// Rekey before expiry, jittered (the seed: "the actual lifetime may
 	// differ from the configured one"): at 80–90 % of the lifetime.
 	soft := d.jitter(lifetime)
-	sa.soft = time.AfterFunc(soft, func() { d.ikeSASoftExpire(sa) })
-	sa.hard = time.AfterFunc(lifetime, func() { d.ikeSAHardExpire(sa) })
+	sa.soft = d.clk.AfterFunc(soft, func() { d.ikeSASoftExpire(sa) })
+	sa.hard = d.clk.AfterFunc(lifetime, func() { d.ikeSAHardExpire(sa) })
 	if sa.localNAT {
 		d.armKeepalive(sa)
 	}
@@ -208,11 +209,11 @@ func (d *Daemon) armKeepalive(sa *ikeSA) {
 			return
 		}
 		local, remote := sa.local, sa.remote
-		sa.alive = time.AfterFunc(d.cfg.Keepalive, tick)
+		sa.alive = d.clk.AfterFunc(d.cfg.Keepalive, tick)
 		d.mu.Unlock()
 		_ = ks.SendKeepalive(local, remote)
 	}
-	sa.alive = time.AfterFunc(d.cfg.Keepalive, tick)
+	sa.alive = d.clk.AfterFunc(d.cfg.Keepalive, tick)
 }
 
 // ikeSASoftExpire renegotiates phase 1 if tunnels still use the SA.
@@ -264,7 +265,7 @@ func (d *Daemon) removeIKESA(sa *ikeSA) {
 	if k := (respKey{sa.icookie, sa.remote.Addr()}); d.inits[k] == sa {
 		delete(d.inits, k)
 	}
-	for _, t := range []*time.Timer{sa.soft, sa.hard, sa.alive} {
+	for _, t := range []clock.Timer{sa.soft, sa.hard, sa.alive} {
 		if t != nil {
 			t.Stop()
 		}

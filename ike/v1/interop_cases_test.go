@@ -11,6 +11,7 @@ import (
 
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/internal/swantest/charon"
 	"github.com/ismgw/ism/ipsec"
 )
 
@@ -136,7 +137,7 @@ func interopCases() []interopCase {
 			swan: func(t *testing.T) (swanConn, swantest.Conf) {
 				pki := testPKI(t)
 				return swanConn{Auth: "pubkey", Proposals: "aes128-sha256-modp2048", ESPProposals: "aes128-sha256",
-						LocalID: branchFQDN, RemoteID: gwFQDN, Extra: "", Secrets: "rsa-1 {\n file = swan.pem\n}\n",
+						LocalID: branchFQDN, RemoteID: gwFQDN, Secrets: []charon.Secret{{Name: "rsa-1", File: "swan.pem"}},
 						LocalCerts: "swan.pem"},
 					swantest.Conf{Files: map[string][]byte{
 						"x509ca/ca.pem": swantest.CertPEM(pki.CA), "x509/swan.pem": swantest.CertPEM(pki.swan),

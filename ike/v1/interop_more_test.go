@@ -10,6 +10,7 @@ import (
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ike/internal/iketest"
 	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/internal/swantest/charon"
 	"github.com/ismgw/ism/ipsec"
 )
 
@@ -114,7 +115,7 @@ func checkMakeBeforeBreak(t *testing.T, calls []iketest.Call) {
 	}
 }
 
-// TestInteropRekeyShortLifetime: a 15 s lifetime gives several rekeys,
+// TestInteropRekeyShortLifetime: a 6 s lifetime gives several rekeys,
 // each new inbound SA added before the old one is deleted, and the tunnel
 // never goes down.
 func TestInteropRekeyShortLifetime(t *testing.T) {
@@ -127,12 +128,12 @@ func TestInteropRekeyShortLifetime(t *testing.T) {
 			cfg := pskConfig(policy(ike.EncAES128, ike.HashSHA1, ike.AuthPSK, 14))
 			tu := ismTunnel(t, "t1", "esp-aes128-hmac-sha")
 			if ismInit {
-				tu.Lifetime = ipsec.Lifetime{Time: 15 * time.Second}
+				tu.Lifetime = ipsec.Lifetime{Time: 6 * time.Second}
 			}
 			cfg.Tunnels = []ike.Tunnel{tu}
 			sc := swanConn{Proposals: "aes128-sha1-modp2048", ESPProposals: "aes128-sha1"}
 			if !ismInit {
-				sc.ChildEx = "rekey_time = 11s\n        life_time = 15s\n        rand_time = 2s"
+				sc.ChildTimers = charon.Timers{Rekey: 4 * time.Second, Life: 6 * time.Second, Rand: time.Second}
 			}
 			x := newInterop(t, cfg, swantest.Conf{Swanctl: sc.render()})
 			x.startRole(ismInit, "t1", "net")
@@ -216,7 +217,7 @@ func TestInteropSharedIKESA(t *testing.T) {
 			t2 := pairTunnel(t, "t2", swantest.ISMAddr, swantest.SwanAddr, netip.MustParsePrefix("198.51.100.128/25"), netip.MustParsePrefix("203.0.113.128/25"), "esp-aes128-hmac-sha")
 			cfg.Tunnels = []ike.Tunnel{t1, t2}
 			sc := swanConn{Proposals: "aes128-sha1-modp2048", ESPProposals: "aes128-sha1", LocalTS: "203.0.113.0/25", RemoteTS: "198.51.100.0/25",
-				Children: "net2 {\n local_ts = 203.0.113.128/25\n remote_ts = 198.51.100.128/25\n esp_proposals = aes128-sha1\n mode = tunnel\n start_action = none\n }"}
+				Children: []charon.Child{{Name: "net2", LocalTS: []string{"203.0.113.128/25"}, RemoteTS: []string{"198.51.100.128/25"}, ESPProposals: []string{"aes128-sha1"}}}}
 			x := newInterop(t, cfg, swantest.Conf{Swanctl: sc.render()})
 			if ismInit {
 				x.d.Acquire("t1")

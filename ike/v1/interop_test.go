@@ -10,6 +10,7 @@ import (
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ike/internal/iketest"
 	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/internal/swantest/charon"
 	"github.com/ismgw/ism/ipsec"
 )
 
@@ -54,22 +55,25 @@ func newInterop(t *testing.T, cfg ike.Config, swan swantest.Conf) *interop {
 	return x
 }
 
-// swanConn renders a swanctl connection with one child.
+// swanConn is charon's connection "ism" to ISM with one child "net" and
+// any more children; render turns it into swanctl.conf.
 type swanConn struct {
-	Aggressive     bool
-	Proposals      string
-	ESPProposals   string
-	LocalID        string
-	RemoteID       string
-	Auth           string // psk or pubkey
-	LocalTS        string
-	RemoteTS       string
-	RemoteAddrs    string
-	Children       string // extra children
-	Extra, ChildEx string
-	Secrets        string
-	LocalCerts     string
-	LocalAddr      string // charon's address; swantest.SwanAddr when empty
+	Aggressive   bool
+	Proposals    string // IKE proposals, comma-separated
+	ESPProposals string // the child's, comma-separated
+	LocalID      string
+	RemoteID     string
+	Auth         string // psk or pubkey
+	LocalTS      string
+	RemoteTS     string
+	RemoteAddrs  string
+	Children     []charon.Child // more children
+	// DPDDelay and DPDTimeout are charon's own DPD (off when zero).
+	DPDDelay, DPDTimeout time.Duration
+	ChildTimers          charon.Timers   // the child's
+	Secrets              []charon.Secret // default: the PSK for LocalID and RemoteID
+	LocalCerts           string
+	LocalAddr            string // charon's address; swantest.SwanAddr when empty
 }
 
 func (c swanConn) render() string {
@@ -94,54 +98,20 @@ func (c swanConn) render() string {
 	if c.RemoteAddrs == "" {
 		c.RemoteAddrs = swantest.ISMAddr.String()
 	}
-	certs := ""
+	if c.Secrets == nil && c.Auth == "psk" {
+		c.Secrets = []charon.Secret{{Name: "ike-1", IDs: []string{c.LocalID, c.RemoteID}, Secret: interopPSK}}
+	}
+	conn := charon.Connection{Name: "ism", Version: 1, Aggressive: c.Aggressive,
+		LocalAddrs: []string{c.LocalAddr}, RemoteAddrs: []string{c.RemoteAddrs}, Proposals: []string{c.Proposals},
+		Timers: charon.Timers{Rekey: charon.Never}, DPDDelay: c.DPDDelay, DPDTimeout: c.DPDTimeout,
+		Local:  charon.End{Auth: c.Auth, ID: c.LocalID},
+		Remote: charon.End{Auth: c.Auth, ID: c.RemoteID},
+		Children: append([]charon.Child{{Name: "net", LocalTS: []string{c.LocalTS}, RemoteTS: []string{c.RemoteTS},
+			ESPProposals: []string{c.ESPProposals}, Timers: c.ChildTimers}}, c.Children...)}
 	if c.LocalCerts != "" {
-		certs = "certs = " + c.LocalCerts
+		conn.Local.Certs = []string{c.LocalCerts}
 	}
-	aggr := "no"
-	if c.Aggressive {
-		aggr = "yes"
-	}
-	secrets := c.Secrets
-	if secrets == "" && c.Auth == "psk" {
-		secrets = fmt.Sprintf("ike-1 {\n id-a = %s\n id-b = %s\n secret = %q\n}\n", c.LocalID, c.RemoteID, interopPSK)
-	}
-	return fmt.Sprintf(`connections {
-  ism {
-    version = 1
-    aggressive = %s
-    local_addrs = %s
-    remote_addrs = %s
-    proposals = %s
-    rekey_time = 0
-    %s
-    local {
-      auth = %s
-      id = %s
-      %s
-    }
-    remote {
-      auth = %s
-      id = %s
-    }
-    children {
-      net {
-        local_ts = %s
-        remote_ts = %s
-        esp_proposals = %s
-        mode = tunnel
-        start_action = none
-        %s
-      }
-      %s
-    }
-  }
-}
-secrets {
-%s
-}
-`, aggr, c.LocalAddr, c.RemoteAddrs, c.Proposals, c.Extra, c.Auth, c.LocalID, certs, c.Auth, c.RemoteID,
-		c.LocalTS, c.RemoteTS, c.ESPProposals, c.ChildEx, c.Children, secrets)
+	return charon.Swanctl{Connections: []charon.Connection{conn}, Secrets: c.Secrets}.Render()
 }
 
 // ismTunnel returns ISM's tunnel to charon.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ismgw/ism/ike/internal/vectors"
+	"github.com/ismgw/ism/internal/testvec"
 )
 
 func hashOf(name string) crypto.Hash {
@@ -26,33 +26,33 @@ func TestSKEYIDVectors(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			v := vectors.Load(t, f)
+			v := testvec.Load(t, f)
 			h := hashOf(f)
 			var skeyid []byte
 			if v.Has("psk") {
-				skeyid = SKEYIDPreShared(h, v.Hex("psk"), v.Hex("ni"), v.Hex("nr"))
+				skeyid = SKEYIDPreShared(h, v.Hex(t, "psk"), v.Hex(t, "ni"), v.Hex(t, "nr"))
 			} else {
-				skeyid = SKEYIDSignature(h, v.Hex("ni"), v.Hex("nr"), v.Hex("gxy"))
+				skeyid = SKEYIDSignature(h, v.Hex(t, "ni"), v.Hex(t, "nr"), v.Hex(t, "gxy"))
 			}
-			if !bytes.Equal(skeyid, v.Hex("skeyid")) {
-				t.Fatalf("SKEYID %x, want %x", skeyid, v.Hex("skeyid"))
+			if !bytes.Equal(skeyid, v.Hex(t, "skeyid")) {
+				t.Fatalf("SKEYID %x, want %x", skeyid, v.Hex(t, "skeyid"))
 			}
 			if !v.Has("skeyid_d") {
 				return
 			}
 			var ci, cr Cookie
-			copy(ci[:], v.Hex("ckyi"))
-			copy(cr[:], v.Hex("ckyr"))
-			k := DeriveSKEYIDs(h, v.Hex("skeyid"), v.Hex("gxy"), ci, cr)
+			copy(ci[:], v.Hex(t, "ckyi"))
+			copy(cr[:], v.Hex(t, "ckyr"))
+			k := DeriveSKEYIDs(h, v.Hex(t, "skeyid"), v.Hex(t, "gxy"), ci, cr)
 			for name, got := range map[string][]byte{"skeyid_d": k.D, "skeyid_a": k.A, "skeyid_e": k.E} {
-				if !bytes.Equal(got, v.Hex(name)) {
-					t.Errorf("%s %x, want %x", name, got, v.Hex(name))
+				if !bytes.Equal(got, v.Hex(t, name)) {
+					t.Errorf("%s %x, want %x", name, got, v.Hex(t, name))
 				}
 			}
 			// One flipped bit of g^xy changes every derived key.
-			gxy := v.Hex("gxy")
+			gxy := v.Hex(t, "gxy")
 			gxy[0] ^= 1
-			if bad := DeriveSKEYIDs(h, v.Hex("skeyid"), gxy, ci, cr); bytes.Equal(bad.D, k.D) || bytes.Equal(bad.E, k.E) {
+			if bad := DeriveSKEYIDs(h, v.Hex(t, "skeyid"), gxy, ci, cr); bytes.Equal(bad.D, k.D) || bytes.Equal(bad.E, k.E) {
 				t.Error("derived keys do not depend on g^xy")
 			}
 		})
@@ -68,14 +68,14 @@ func TestAppendixB(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			v := vectors.Load(t, f)
+			v := testvec.Load(t, f)
 			h := hashOf(f)
-			e := v.Hex("skeyid_e")
+			e := v.Hex(t, "skeyid_e")
 			for _, n := range []string{"ka132", "ka40", "ka32", "ka15"} {
 				if !v.Has(n) {
 					continue
 				}
-				want := v.Hex(n)
+				want := v.Hex(t, n)
 				if got := EncryptionKey(h, e, len(want)); !bytes.Equal(got, want) {
 					t.Errorf("%s: %x, want %x", n, got, want)
 				}
@@ -84,8 +84,8 @@ func TestAppendixB(t *testing.T) {
 				if !v.Has(n) {
 					continue
 				}
-				want := v.Hex(n)
-				if got := expand(h, e, v.Hex("seed"), len(want)); !bytes.Equal(got, want) {
+				want := v.Hex(t, n)
+				if got := expand(h, e, v.Hex(t, "seed"), len(want)); !bytes.Equal(got, want) {
 					t.Errorf("%s: %x, want %x", n, got, want)
 				}
 			}

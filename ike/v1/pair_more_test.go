@@ -33,10 +33,10 @@ func TestPairLifetimes(t *testing.T) {
 	ta.Lifetime = ipsec.Lifetime{Time: time.Hour}
 	tb.Lifetime = ipsec.Lifetime{Time: 10 * time.Minute, Bytes: 1 << 30}
 	ca.Tunnels, cb.Tunnels = []ike.Tunnel{ta}, []ike.Tunnel{tb}
-	a, b, _ := newPair(t, ca, cb)
+	a, b, w := newPair(t, ca, cb)
 	a.d.Acquire("t1")
-	waitEvent(t, a.lis, "up", "t1", 10*time.Second)
-	waitEvent(t, b.lis, "up", "t1", 10*time.Second)
+	w.waitEvent(t, a.lis, "up", "t1", 10*time.Second)
+	w.waitEvent(t, b.lis, "up", "t1", 10*time.Second)
 	for _, s := range []*pairSide{a, b} {
 		for _, sa := range s.inst.SAs() {
 			if sa.Hard.Time != 10*time.Minute || sa.Hard.Bytes != 1<<30 {
@@ -68,18 +68,15 @@ func TestPairRetransmitAndDuplicates(t *testing.T) {
 				to = b.d
 			}
 			dup := append([]byte(nil), msg...)
-			go func() {
-				time.Sleep(20 * time.Millisecond)
-				to.Receive(remote, local, dup)
-			}()
+			w.after(20*time.Millisecond, func() { to.Receive(remote, local, dup) })
 		}
 		return msg
 	})
 	a.d.Acquire("t1")
-	waitEvent(t, a.lis, "up", "t1", 20*time.Second)
-	waitEvent(t, b.lis, "up", "t1", 20*time.Second)
+	w.waitEvent(t, a.lis, "up", "t1", 20*time.Second)
+	w.waitEvent(t, b.lis, "up", "t1", 20*time.Second)
 	checkKeysMatch(t, a, b, "t1", "t1")
-	time.Sleep(100 * time.Millisecond)
+	w.sleep(t, 100*time.Millisecond)
 	ca2, cb2 := a.d.Status().Counters, b.d.Status().Counters
 	if ca2.Retransmits+cb2.Retransmits == 0 {
 		t.Error("no retransmission counted")
@@ -116,17 +113,14 @@ func TestPairQuickModeBeforeAggressive3(t *testing.T) {
 			held.Unlock()
 			if m != nil {
 				// deliver QM1 first, AM3 right after
-				go func() {
-					time.Sleep(50 * time.Millisecond)
-					b.d.Receive(am3To, am3From, m)
-				}()
+				w.after(50*time.Millisecond, func() { b.d.Receive(am3To, am3From, m) })
 			}
 		}
 		return msg
 	})
 	a.d.Acquire("t1")
-	waitEvent(t, a.lis, "up", "t1", 20*time.Second)
-	waitEvent(t, b.lis, "up", "t1", 20*time.Second)
+	w.waitEvent(t, a.lis, "up", "t1", 20*time.Second)
+	w.waitEvent(t, b.lis, "up", "t1", 20*time.Second)
 	checkKeysMatch(t, a, b, "t1", "t1")
 }
 
@@ -138,21 +132,21 @@ func TestPairPeerDelete(t *testing.T) {
 		pairTunnel(t, "t2", addrA, addrB, netip.MustParsePrefix("198.51.100.0/25"), netip.MustParsePrefix("203.0.113.0/25"), "esp-aes128-hmac-sha")}
 	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha"),
 		pairTunnel(t, "t2", addrB, addrA, netip.MustParsePrefix("203.0.113.0/25"), netip.MustParsePrefix("198.51.100.0/25"), "esp-aes128-hmac-sha")}
-	a, b, _ := newPair(t, ca, cb)
+	a, b, w := newPair(t, ca, cb)
 	a.d.Acquire("t1")
 	a.d.Acquire("t2")
 	for _, tn := range []string{"t1", "t2"} {
-		waitEvent(t, a.lis, "up", tn, 10*time.Second)
-		waitEvent(t, b.lis, "up", tn, 10*time.Second)
+		w.waitEvent(t, a.lis, "up", tn, 10*time.Second)
+		w.waitEvent(t, b.lis, "up", tn, 10*time.Second)
 	}
 	// A hard expiry on A deletes t2's pair on both sides.
 	_, _, ids := a.inst.Tunnel("t2")
 	a.d.Expire(ids[0], true)
-	waitEvent(t, a.lis, "down", "t2", 5*time.Second)
-	waitEvent(t, b.lis, "down", "t2", 5*time.Second)
+	w.waitEvent(t, a.lis, "down", "t2", 5*time.Second)
+	w.waitEvent(t, b.lis, "down", "t2", 5*time.Second)
 	// B going away deletes t1 on A.
 	b.d.Close()
-	e := waitEvent(t, a.lis, "down", "t1", 5*time.Second)
+	e := w.waitEvent(t, a.lis, "down", "t1", 5*time.Second)
 	if !strings.Contains(e.Reason, "peer") {
 		t.Errorf("down reason %q", e.Reason)
 	}
@@ -169,11 +163,11 @@ func TestPairPhase1Rekey(t *testing.T) {
 	ca, cb := baseConfig(p), baseConfig(p)
 	ca.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-hmac-sha")}
 	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha")}
-	a, b, _ := newPair(t, ca, cb)
+	a, b, w := newPair(t, ca, cb)
 	a.d.Acquire("t1")
-	waitEvent(t, a.lis, "up", "t1", 10*time.Second)
+	w.waitEvent(t, a.lis, "up", "t1", 10*time.Second)
 	first := a.d.Status().IKESAs[0].ICookie
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := w.clk.Now().Add(10 * time.Second)
 	for {
 		st := a.d.Status().IKESAs
 		if len(st) == 1 && st[0].ICookie != first && st[0].Established {
@@ -182,10 +176,10 @@ func TestPairPhase1Rekey(t *testing.T) {
 			}
 			break
 		}
-		if time.Now().After(deadline) {
+		if w.clk.Now().After(deadline) {
 			t.Fatalf("IKE SA not replaced: %+v", st)
 		}
-		time.Sleep(100 * time.Millisecond)
+		w.sleep(t, 100*time.Millisecond)
 	}
 	for _, e := range append(a.lis.Events(), b.lis.Events()...) {
 		if e.Kind != "up" {
@@ -200,10 +194,10 @@ func TestPairReconfigure(t *testing.T) {
 	ca, cb := baseConfig(), baseConfig()
 	ca.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-hmac-sha")}
 	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha", "esp-3des-hmac-md5")}
-	a, b, _ := newPair(t, ca, cb)
+	a, b, w := newPair(t, ca, cb)
 	a.d.Acquire("t1")
-	waitEvent(t, a.lis, "up", "t1", 10*time.Second)
-	waitEvent(t, b.lis, "up", "t1", 10*time.Second)
+	w.waitEvent(t, a.lis, "up", "t1", 10*time.Second)
+	w.waitEvent(t, b.lis, "up", "t1", 10*time.Second)
 	ca.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-3des-hmac-md5")}
 	if err := a.d.Reconfigure(ca); err != nil {
 		t.Fatal(err)
@@ -218,12 +212,12 @@ func TestPairReconfigure(t *testing.T) {
 	}
 	_, _, ids := a.inst.Tunnel("t1")
 	a.d.Expire(ids[0], false) // rekey now
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := w.clk.Now().Add(10 * time.Second)
 	for a.d.Status().Tunnels[0].Transform.Name() != "esp-3des-hmac-md5" {
-		if time.Now().After(deadline) {
+		if w.clk.Now().After(deadline) {
 			t.Fatalf("rekey did not use the new transform set: %+v", a.d.Status().Tunnels[0])
 		}
-		time.Sleep(50 * time.Millisecond)
+		w.sleep(t, 50*time.Millisecond)
 	}
 }
 
@@ -236,10 +230,10 @@ func TestPairKeysNeverPrinted(t *testing.T) {
 	ca.Logger = slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ca.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-hmac-sha")}
 	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha")}
-	a, b, _ := newPair(t, ca, cb)
+	a, b, w := newPair(t, ca, cb)
 	a.d.Acquire("t1")
-	waitEvent(t, a.lis, "up", "t1", 10*time.Second)
-	waitEvent(t, b.lis, "up", "t1", 10*time.Second)
+	w.waitEvent(t, a.lis, "up", "t1", 10*time.Second)
+	w.waitEvent(t, b.lis, "up", "t1", 10*time.Second)
 	a.d.mu.Lock()
 	var sa *ikeSA
 	for _, s := range a.d.sas {
@@ -295,10 +289,10 @@ func TestPairIPv6(t *testing.T) {
 	cb.PreSharedKeys = append(cb.PreSharedKeys, ike.PreSharedKey{Peer: a6.String(), Key: cb.PreSharedKeys[0].Key})
 	ca.Tunnels = []ike.Tunnel{pairTunnel(t, "t6", a6, b6, na, nb, "esp-aes256-gcm16")}
 	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t6", b6, a6, nb, na, "esp-aes256-gcm16")}
-	w := newTestWire(t)
+	w := newSim(t)
 	mk := func(c ike.Config, addr netip.Addr) *pairSide {
 		s := &pairSide{inst: iketestInstaller(), lis: iketestListener()}
-		d, err := New(c, s.inst, w, s.lis)
+		d, err := New(w.config(c), s.inst, w, s.lis)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -309,8 +303,8 @@ func TestPairIPv6(t *testing.T) {
 	}
 	a, b := mk(ca, a6), mk(cb, b6)
 	a.d.Acquire("t6")
-	waitEvent(t, a.lis, "up", "t6", 10*time.Second)
-	waitEvent(t, b.lis, "up", "t6", 10*time.Second)
+	w.waitEvent(t, a.lis, "up", "t6", 10*time.Second)
+	w.waitEvent(t, b.lis, "up", "t6", 10*time.Second)
 	checkKeysMatch(t, a, b, "t6", "t6")
 	for _, sa := range a.inst.SAs() {
 		if !sa.Local.Is6() || sa.Local.Bits != 48 || len(sa.CipherKey) != 36 {

@@ -67,23 +67,11 @@ func newTestWire(t testing.TB) *iketest.Wire {
 	return w
 }
 
-// newPair starts two daemons on a wire.
-func newPair(t *testing.T, ca, cb ike.Config) (a, b *pairSide, w *iketest.Wire) {
+// newPair starts two daemons on a sim's wire and clock.
+func newPair(t *testing.T, ca, cb ike.Config) (a, b *pairSide, w *sim) {
 	t.Helper()
-	w = iketest.NewWire()
-	t.Cleanup(w.Close)
-	mk := func(c ike.Config, addr netip.Addr, base uint32) *pairSide {
-		s := &pairSide{inst: iketest.NewInstaller(base), lis: iketest.NewListener()}
-		d, err := New(c, s.inst, w, s.lis)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.d = d
-		w.Attach(addr, d)
-		t.Cleanup(func() { d.Close() })
-		return s
-	}
-	return mk(ca, addrA, 0x1000), mk(cb, addrB, 0x2000), w
+	w = newSim(t)
+	return newSide(t, w, ca, addrA, 0x1000), newSide(t, w, cb, addrB, 0x2000), w
 }
 
 // waitEvent waits until the listener has recorded an event of kind on
@@ -140,10 +128,10 @@ func TestPairMainModePSK(t *testing.T) {
 	ca, cb := baseConfig(), baseConfig()
 	ca.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-hmac-sha")}
 	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-3des-hmac-sha", "esp-aes128-hmac-sha")}
-	a, b, _ := newPair(t, ca, cb)
+	a, b, w := newPair(t, ca, cb)
 	a.d.Acquire("t1")
-	waitEvent(t, a.lis, "up", "t1", 10*time.Second)
-	waitEvent(t, b.lis, "up", "t1", 10*time.Second)
+	w.waitEvent(t, a.lis, "up", "t1", 10*time.Second)
+	w.waitEvent(t, b.lis, "up", "t1", 10*time.Second)
 	checkKeysMatch(t, a, b, "t1", "t1")
 	st := a.d.Status()
 	if len(st.IKESAs) != 1 || !st.IKESAs[0].Established {

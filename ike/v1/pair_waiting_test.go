@@ -1,6 +1,7 @@
 package v1
 
 import (
+	"fmt"
 	"net/netip"
 	"sync"
 	"testing"
@@ -38,7 +39,7 @@ func TestPairWaitedPhase1Fails(t *testing.T) {
 		return msg
 	})
 	b.d.Acquire("t1")
-	waitUntil(t, 5*time.Second, "A responding to B's phase 1", func() bool {
+	w.waitUntil(t, 5*time.Second, "A responding to B's phase 1", func() bool {
 		for _, sa := range a.d.Status().IKESAs {
 			if !sa.Initiator && !sa.Established {
 				return true
@@ -47,12 +48,54 @@ func TestPairWaitedPhase1Fails(t *testing.T) {
 		return false
 	})
 	a.d.Acquire("t1") // waits for the phase 1 in progress
-	waitEvent(t, a.lis, "up", "t1", 20*time.Second)
-	waitEvent(t, b.lis, "up", "t1", 20*time.Second)
+	w.waitEvent(t, a.lis, "up", "t1", 20*time.Second)
+	w.waitEvent(t, b.lis, "up", "t1", 20*time.Second)
 	checkKeysMatch(t, a, b, "t1", "t1")
 	for _, sa := range a.d.Status().IKESAs {
 		if sa.Established && !sa.Initiator {
 			t.Errorf("established the phase 1 whose last message was lost: %+v", sa)
 		}
 	}
+}
+
+// TestPairRetransmitSchedule: an unanswered first message is resent on
+// the configured schedule, each wait Base times the one before but never
+// longer than Cap, Tries times; then phase 1 fails, one last wait later.
+func TestPairRetransmitSchedule(t *testing.T) {
+	t.Parallel()
+	ca, cb := baseConfig(), baseConfig()
+	ca.Retransmit = ike.Retransmit{Timeout: time.Second, Base: 2, Tries: 4, Cap: 3 * time.Second}
+	ca.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-hmac-sha")}
+	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha")}
+	a, _, w := newPair(t, ca, cb)
+	var mu sync.Mutex
+	var sent []time.Time
+	w.SetFilter(func(local, remote netip.AddrPort, msg []byte) []byte {
+		if local.Addr() == addrA {
+			mu.Lock()
+			sent = append(sent, w.clk.Now())
+			mu.Unlock()
+		}
+		return nil // B never hears A
+	})
+	start := w.clk.Now()
+	a.d.Acquire("t1")
+	failed := w.waitEvent(t, a.lis, "failed", "t1", time.Minute)
+	mu.Lock()
+	defer mu.Unlock()
+	var gaps []time.Duration
+	for i := 1; i < len(sent); i++ {
+		gaps = append(gaps, sent[i].Sub(sent[i-1]))
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 3 * time.Second, 3 * time.Second}
+	if fmt.Sprint(gaps) != fmt.Sprint(want) || sent[0] != start {
+		t.Errorf("first message at %v, resent after %v; want at once, then after %v", sent[0].Sub(start), gaps, want)
+	}
+	if got := w.clk.Now().Sub(start); got != 12*time.Second {
+		t.Errorf("phase 1 failed %v after it started, want 12s (the last resend and a capped wait)", got)
+	}
+	if c := a.d.Status().Counters; c.Retransmits != 4 {
+		t.Errorf("%d retransmissions counted, want 4", c.Retransmits)
+	}
+	t.Logf("failed: %v", failed)
 }

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/ismgw/ism/clock"
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
@@ -83,8 +84,8 @@ type childSA struct {
 	encap     bool
 	initiator bool
 	created   time.Time
-	soft      *time.Timer
-	hard      *time.Timer
+	soft      clock.Timer
+	hard      clock.Timer
 	rekeying  bool
 	dead      bool
 }
@@ -252,8 +253,8 @@ func (d *Daemon) installOutbound(c *childSA, out ike.UserSA, replaces *childSA) 
 	d.dpdArmLocked(peerKey{c.in.Dst, c.out.Dst}, tu)
 	if c.lifetime.Time > 0 {
 		soft := d.jitter(c.lifetime.Time)
-		c.soft = time.AfterFunc(soft, func() { d.rekeyChild(c) })
-		c.hard = time.AfterFunc(c.lifetime.Time, func() { d.removeChild(c, "lifetime expired") })
+		c.soft = d.clk.AfterFunc(soft, func() { d.rekeyChild(c) })
+		c.hard = d.clk.AfterFunc(c.lifetime.Time, func() { d.removeChild(c, "lifetime expired") })
 	}
 	peer := tu.peer
 	name := tu.cfg.Name
@@ -291,7 +292,7 @@ func (d *Daemon) retire(c *childSA) {
 	if sa != nil {
 		d.sendDeleteChild(sa, c.in)
 	}
-	time.AfterFunc(retireGrace, func() { _ = d.inst.DeleteSA(c.in) })
+	d.clk.AfterFunc(retireGrace, func() { _ = d.inst.DeleteSA(c.in) })
 }
 
 // usableSA returns an established IKE SA with the child's peer. Daemon.mu
@@ -310,7 +311,7 @@ func (d *Daemon) usableSA(c *childSA) *ikeSA {
 // its timers. Daemon.mu must be held.
 func (d *Daemon) stopChildLocked(c *childSA) {
 	c.dead = true
-	for _, t := range []*time.Timer{c.soft, c.hard} {
+	for _, t := range []clock.Timer{c.soft, c.hard} {
 		if t != nil {
 			t.Stop()
 		}

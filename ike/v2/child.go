@@ -13,7 +13,10 @@ import (
 // childSA is a pair of IPsec SAs (inbound and outbound) negotiated by one
 // IKE_AUTH or CREATE_CHILD_SA exchange (RFC 7296 §1.3). Its identity and
 // algorithms are immutable once made; the rest is guarded by its IKE SA's
-// mutex. It lives on its IKE SA: deleting the IKE SA deletes it (§1.4.1).
+// mutex. It lives on its IKE SA: deleting the IKE SA deletes it (§1.4.1);
+// rekeying the IKE SA moves it to the new one (§2.8), so sa changes: it is
+// written with Daemon.mu and the mutexes of both IKE SAs held, and read
+// under either (Daemon.lockOwner).
 type childSA struct {
 	sa        *ikeSA
 	tunnel    string
@@ -28,9 +31,13 @@ type childSA struct {
 	lifetime  ipsec.Lifetime
 	created   time.Time
 
+	ni, nr []byte // the nonces of the exchange that made it (§2.8.1)
+
 	soft, hard clock.Timer
-	rekeying   bool // a CREATE_CHILD_SA this end started replaces it
-	replaced   bool // a newer child replaced it: its Delete is under way
+	rekeying   bool            // a CREATE_CHILD_SA this end started replaces it
+	collision  *childCollision // the peer rekeyed it too, meanwhile (§2.8.1)
+	retry      clock.Timer     // a rekey waiting after TEMPORARY_FAILURE (§2.25)
+	replaced   bool            // a newer child replaced it: its Delete is under way
 	dead       bool
 }
 
@@ -93,11 +100,11 @@ func (sa *ikeSA) install(c *childSA, k childKeys, replaces *childSA) {
 	sa.children = append(sa.children, c)
 	if c.lifetime.Time > 0 {
 		c.soft = d.clk.AfterFunc(d.jitter(c.lifetime.Time), func() {
-			sa.lock()
-			defer sa.unlock()
-			sa.rekeyChild(c)
+			owner := d.lockOwner(c)
+			defer owner.unlock()
+			owner.rekeyChild(c)
 		})
-		c.hard = d.clk.AfterFunc(c.lifetime.Time, func() { sa.deleteChild(c, "lifetime expired", true) })
+		c.hard = d.clk.AfterFunc(c.lifetime.Time, func() { d.deleteChild(c, "lifetime expired", true) })
 	}
 	d.mu.Lock()
 	tu := d.tunnels[c.tunnel]
@@ -106,6 +113,7 @@ func (sa *ikeSA) install(c *childSA, k childKeys, replaces *childSA) {
 		wasUp = tu.state == tunnelUp
 		tu.children = append(tu.children, c)
 		tu.state, tu.busy, tu.lastError, tu.peer = tunnelUp, false, "", sa.remote
+		d.failoverDoneLocked(tu, c)
 		if replaces != nil || wasUp {
 			tu.rekeys++
 			d.counters.Rekeys++
@@ -118,15 +126,15 @@ func (sa *ikeSA) install(c *childSA, k childKeys, replaces *childSA) {
 	sa.after(func() {
 		if err := d.inst.AddSA(c.in, in); err != nil {
 			d.log.Warn("inbound SA not installed", "tunnel", name, "spi", hexSPI(c.in.SPI), "err", err)
-			sa.deleteChild(c, "installing the SA failed", true)
+			d.deleteChild(c, "installing the SA failed", true)
 			return
 		}
 		if err := d.inst.AddSA(c.out, out); err != nil {
 			d.log.Warn("outbound SA not installed", "tunnel", name, "spi", hexSPI(c.out.SPI), "err", err)
 			_ = d.inst.DeleteSA(c.in)
-			sa.lock()
-			sa.forgetChild(c)
-			sa.unlock()
+			owner := d.lockOwner(c)
+			owner.forgetChild(c)
+			owner.unlock()
 			return
 		}
 		d.log.Info("SA installed", "tunnel", name, "spi_in", hexSPI(c.in.SPI), "spi_out", hexSPI(c.out.SPI),
@@ -151,7 +159,7 @@ func (sa *ikeSA) retire(old *childSA) {
 	sa.stopTimers(old)
 	d := sa.d
 	sa.after(func() { _ = d.inst.DeleteSA(old.out) })
-	sa.request(&request{exchange: Informational,
+	sa.request(&request{exchange: Informational, kind: reqChildDelete,
 		build: func(sa *ikeSA) ([]Payload, error) { return []Payload{deletePayload(old)}, nil },
 		onResponse: func(sa *ikeSA, m *Message) {
 			sa.heard()
@@ -172,7 +180,7 @@ func deletePayload(c *childSA) Payload {
 }
 
 func (sa *ikeSA) stopTimers(c *childSA) {
-	for _, t := range []clock.Timer{c.soft, c.hard} {
+	for _, t := range []clock.Timer{c.soft, c.hard, c.retry} {
 		if t != nil {
 			t.Stop()
 		}
@@ -249,21 +257,44 @@ func (sa *ikeSA) removeChild(c *childSA, reason string) {
 }
 
 // deleteChild deletes a child SA, telling the peer with an INFORMATIONAL
-// Delete when tell is set and the IKE SA is up (§1.4.1). It takes the SA's
-// mutex.
-func (sa *ikeSA) deleteChild(c *childSA, reason string, tell bool) {
-	sa.lock()
+// Delete when tell is set and the IKE SA is up (§1.4.1). It takes the
+// mutex of the child's IKE SA.
+func (d *Daemon) deleteChild(c *childSA, reason string, tell bool) {
+	sa := d.lockOwner(c)
 	defer sa.unlock()
+	sa.deleteChildLocked(c, reason, tell)
+}
+
+// deleteChildLocked is deleteChild with the SA's mutex held.
+func (sa *ikeSA) deleteChildLocked(c *childSA, reason string, tell bool) {
 	if c.dead {
 		return
 	}
 	sa.removeChild(c, reason)
 	if tell && sa.state == stateEstablished {
-		sa.request(&request{exchange: Informational,
+		sa.request(&request{exchange: Informational, kind: reqChildDelete,
 			build:      func(sa *ikeSA) ([]Payload, error) { return []Payload{deletePayload(c)}, nil },
 			onResponse: func(sa *ikeSA, m *Message) { sa.heard() },
 			onTimeout:  func(sa *ikeSA) { sa.peerGone("the peer did not answer a Delete") },
 		})
+	}
+}
+
+// lockOwner locks and returns the IKE SA a child lives on, which an IKE
+// SA rekey may change while the caller waits for the mutex.
+func (d *Daemon) lockOwner(c *childSA) *ikeSA {
+	for {
+		d.mu.Lock()
+		sa := c.sa
+		d.mu.Unlock()
+		sa.lock()
+		d.mu.Lock()
+		same := c.sa == sa
+		d.mu.Unlock()
+		if same {
+			return sa
+		}
+		sa.unlock()
 	}
 }
 

@@ -16,10 +16,8 @@ import (
 //	                    <--  HDR, SK {SA, Nr, [KEr,] TSi, TSr}
 //
 // KEi goes when the tunnel has a PFS group. A rekey installs the new
-// child, then retires the old one (child.go: make before break). The
-// simultaneous-rekey collision of §2.8.1 is handled next stage: a
-// TEMPORARY_FAILURE answer retries after a while, and a peer's rekey of a
-// child this end is rekeying too is taken as well.
+// child, then retires the old one (child.go: make before break).
+// Collisions with the peer's rekey of the same child: child_collision.go.
 
 // childExchange is what a child SA negotiation keeps between request
 // and response.
@@ -64,10 +62,11 @@ func (sa *ikeSA) createChildGroup(t ike.Tunnel, old *childSA, pfs int) {
 		}
 		sa.after(func() { d.negotiationFailed(t.Name, sa.remote.Addr(), reason) })
 	}
-	sa.request(&request{exchange: CreateChildSA,
+	sa.request(&request{exchange: CreateChildSA, kind: reqChild,
 		build: func(sa *ikeSA) ([]Payload, error) {
-			if old != nil && old.dead {
-				return nil, fmt.Errorf("v2: the child SA to rekey is gone")
+			if old != nil && (old.dead || old.replaced || old.collision != nil) {
+				old.rekeying = false
+				return nil, fmt.Errorf("v2: the child SA to rekey is gone or rekeyed by the peer")
 			}
 			var err error
 			if cx.offer, err = sa.offerFor(&t, pfs); err != nil {
@@ -110,6 +109,9 @@ func (sa *ikeSA) createChildGroup(t ike.Tunnel, old *childSA, pfs int) {
 				}
 				if e.Type == NoProposalChosen {
 					d.count(func(c *ike.Counters) { c.NoProposalChosen++ })
+				}
+				if sa.childRefused(t, old, e.Type) {
+					return
 				}
 				fail(sa, "CREATE_CHILD_SA refused: "+e.Type.String())
 				return
@@ -177,13 +179,17 @@ func (sa *ikeSA) acceptChild(m *Message, cx *childExchange) error {
 		defer clear(gir)
 	}
 	km := childKeymat(sa.suite.prf, sa.keys.d, gir, cx.ni, nr, keymatLen(ch.t))
+	if old := cx.replaces; old != nil && old.collision != nil && sa.collisionLost(old, cx.ni, nr, ch, cx.offer) {
+		clear(km)
+		return nil
+	}
 	keys := splitKeymat(km, ch.t, true)
 	clear(km)
 	d.mu.Lock()
 	lifetime := d.lifetimeFor(&cx.tunnel)
 	d.mu.Unlock()
 	c := &childSA{sa: sa, tunnel: cx.tunnel.Name, transform: ch.t, mode: cx.tunnel.SAMode, esn: ch.esn,
-		encap: sa.encap(), local: local, remote: remote, pfs: ch.pfs, lifetime: lifetime,
+		encap: sa.encap(), local: local, remote: remote, pfs: ch.pfs, lifetime: lifetime, ni: cx.ni, nr: nr,
 		in:  ipsec.SAID{Dst: sa.local.Addr(), SPI: cx.offer.spis[ch.t.Protocol], Protocol: ch.t.Protocol},
 		out: ipsec.SAID{Dst: sa.remote.Addr(), SPI: ch.peerSPI, Protocol: ch.t.Protocol}}
 	sa.install(c, keys, cx.replaces)
@@ -194,7 +200,7 @@ func (sa *ikeSA) acceptChild(m *Message, cx *childExchange) error {
 // refuses (§1.4.1): a Delete of the inbound SPI this end offered.
 func (sa *ikeSA) sendDeleteSPI(ch childChoice, o childOffer) {
 	d := Delete{Protocol: protocolOf(ch.t), SPIs: []uint32{o.spis[ch.t.Protocol]}}
-	sa.request(&request{exchange: Informational,
+	sa.request(&request{exchange: Informational, kind: reqChildDelete,
 		build:      func(sa *ikeSA) ([]Payload, error) { return []Payload{{Type: PayloadDelete, Body: d.marshal()}}, nil },
 		onResponse: func(sa *ikeSA, m *Message) {},
 	})
@@ -204,7 +210,7 @@ func (sa *ikeSA) sendDeleteSPI(ch childChoice, o childOffer) {
 // is under way or it is no longer the tunnel's newest. The SA's mutex must
 // be held.
 func (sa *ikeSA) rekeyChild(c *childSA) {
-	if c.dead || c.rekeying || c.replaced || sa.state != stateEstablished {
+	if c.dead || c.rekeying || c.replaced || c.collision != nil || sa.state != stateEstablished {
 		return
 	}
 	c.rekeying = true

@@ -27,9 +27,15 @@ func (sa *ikeSA) createChildResponder(m *Message) {
 		return
 	}
 	if saP.Proposals[0].Protocol == ProtoIKE {
-		// Rekeying the IKE SA (§1.3.2) comes next stage.
-		d.count(func(c *ike.Counters) { c.NoProposalChosen++ })
-		sa.respond(CreateChildSA, []Payload{notifyPayload(NoProposalChosen, nil)})
+		sa.rekeyIKEResponder(m, &saP)
+		return
+	}
+	if sa.win.outstanding(reqIKERekey) {
+		// §2.25.2: "If a peer receives a request to rekey a Child SA when
+		// it is currently rekeying the IKE SA, it SHOULD reply with
+		// TEMPORARY_FAILURE"; a new child waits for the new IKE SA too
+		// (§1.3.2).
+		sa.temporaryFailure()
 		return
 	}
 	np, ok := m.Get(PayloadNonce)
@@ -44,8 +50,15 @@ func (sa *ikeSA) createChildResponder(m *Message) {
 			old = sa.childByOut(n.Protocol, binary.BigEndian.Uint32(n.SPI))
 		}
 		if old == nil {
+			// §2.25: CHILD_SA_NOT_FOUND, with the SPI of REKEY_SA.
 			sa.respond(CreateChildSA, []Payload{{Type: PayloadNotify,
 				Body: (&Notify{Protocol: n.Protocol, SPI: n.SPI, Type: ChildSANotFound}).marshal()}})
+			return
+		}
+		if old.replaced {
+			// §2.25.1: a child this end is closing (its own rekey of it
+			// is done: the peer did not notice the collision).
+			sa.temporaryFailure()
 			return
 		}
 	}
@@ -65,6 +78,13 @@ func (sa *ikeSA) createChildResponder(m *Message) {
 	if c == nil {
 		sa.respond(CreateChildSA, child)
 		return
+	}
+	if old != nil && old.rekeying {
+		// Both ends rekey the child at once (§2.8.1): the nonces decide
+		// when this end's answer comes (acceptChild).
+		d.log.Info("child SA rekey collision", "tunnel", old.tunnel, "spi", hexSPI(old.in.SPI))
+		old.collision = &childCollision{peer: c}
+		d.count(func(c *ike.Counters) { c.RekeyCollisions++ })
 	}
 	sa.respond(CreateChildSA, append([]Payload{{Type: PayloadNonce, Body: nr}}, child...))
 }
@@ -162,7 +182,7 @@ func (sa *ikeSA) respondChild(m *Message, cands []ike.Tunnel, withKE bool, ni, n
 		payloads = append([]Payload{notifyPayload(UseTransportMode, nil)}, payloads...)
 	}
 	c := &childSA{sa: sa, tunnel: tun.Name, transform: ch.t, mode: mode, esn: ch.esn, encap: sa.encap(),
-		local: ls, remote: rs, pfs: ch.pfs, lifetime: lifetime,
+		local: ls, remote: rs, pfs: ch.pfs, lifetime: lifetime, ni: ni, nr: nr,
 		in:  ipsec.SAID{Dst: sa.local.Addr(), SPI: spi, Protocol: ch.t.Protocol},
 		out: ipsec.SAID{Dst: sa.remote.Addr(), SPI: ch.peerSPI, Protocol: ch.t.Protocol}}
 	sa.install(c, keys, nil)

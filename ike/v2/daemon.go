@@ -40,6 +40,8 @@ type Daemon struct {
 	tunnels  map[string]*tunnel
 	children map[ipsec.SAID]*childSA // by inbound and outbound SAID
 	counters ike.Counters
+	cookies  cookieJar
+	spiLimit rateLimit // INVALID_IKE_SPI notifies
 	closed   bool
 }
 
@@ -135,6 +137,7 @@ func (d *Daemon) Reconfigure(cfg ike.Config) error {
 		keep[t.Name] = true
 		if tu, ok := d.tunnels[t.Name]; ok {
 			tu.cfg = t
+			tu.onBackup = tu.onBackup && t.BackupDestination.IsValid()
 		} else {
 			d.tunnels[t.Name] = &tunnel{cfg: t}
 		}
@@ -142,13 +145,16 @@ func (d *Daemon) Reconfigure(cfg ike.Config) error {
 	for name, tu := range d.tunnels {
 		if !keep[name] {
 			gone = append(gone, tu.children...)
+			if h := tu.hist; h != nil && h.timer != nil {
+				h.timer.Stop()
+			}
 			delete(d.tunnels, name)
 		}
 	}
 	d.mu.Unlock()
 	old.psk.Zero()
 	for _, c := range gone {
-		c.sa.deleteChild(c, "tunnel removed from the configuration", true)
+		d.deleteChild(c, "tunnel removed from the configuration", true)
 	}
 	return nil
 }
@@ -170,7 +176,7 @@ func (d *Daemon) Status() ike.Status {
 	}
 	d.mu.Lock()
 	for _, tu := range d.tunnels {
-		st.Tunnels = append(st.Tunnels, tu.status(now))
+		st.Tunnels = append(st.Tunnels, d.tunnelStatus(tu, now))
 	}
 	st.Counters = d.counters
 	d.mu.Unlock()
@@ -198,12 +204,15 @@ func (d *Daemon) Close() error {
 		if sa.state == stateEstablished {
 			sa.sendDeleteIKE()
 		}
-		sa.destroy("daemon closed")
+		sa.destroy(closedReason)
 		sa.unlock()
 	}
 	d.cfg.psk.Zero()
 	return nil
 }
+
+// closedReason is why the SAs go when the daemon closes.
+const closedReason = "daemon closed"
 
 // count changes a counter.
 func (d *Daemon) count(f func(c *ike.Counters)) {

@@ -8,7 +8,8 @@ import (
 )
 
 // maxHalfOpen bounds the IKE SAs peers may have between IKE_SA_INIT and
-// IKE_AUTH at once (cookies, §2.6, come next to defend it better).
+// IKE_AUTH at once; cookies (§2.6, cookie.go) keep it from filling with
+// forged addresses.
 const maxHalfOpen = 20000
 
 // Receive handles one IKE datagram: it parses the header and payload
@@ -50,9 +51,8 @@ func (d *Daemon) Receive(local, remote netip.AddrPort, msg []byte) {
 	closed := d.closed
 	d.mu.Unlock()
 	if sa == nil || closed {
-		// §2.21.4 allows an INVALID_IKE_SPI notify here; a peer that
-		// lost its state finds out from its own retransmissions.
 		d.count(func(c *ike.Counters) { c.UnknownSA++ })
+		d.invalidIKESPI(local, remote, m)
 		return
 	}
 	sa.lock()
@@ -123,7 +123,10 @@ func (sa *ikeSA) receive(local, remote netip.AddrPort, m *Message) {
 		sa.ikeAuthResponder(m)
 	case m.Exchange == CreateChildSA && sa.state == stateEstablished:
 		sa.createChildResponder(m)
-	case m.Exchange == Informational && (sa.state == stateEstablished || sa.state == stateDeleting):
+	case m.Exchange == CreateChildSA && sa.state == stateRekeyed:
+		// §2.8.2, §2.25: an SA this end is closing.
+		sa.temporaryFailure()
+	case m.Exchange == Informational && (sa.state == stateEstablished || sa.state == stateDeleting || sa.state == stateRekeyed):
 		sa.informationalResponder(m)
 	default:
 		// §2.21.2: a request this end cannot take in its state; it is

@@ -51,7 +51,8 @@ func (sa *ikeSA) startAuth() {
 		if tu == nil {
 			reason = "tunnel removed"
 		}
-		sa.after(func() { d.negotiationFailed(name, sa.remote.Addr(), reason) })
+		remote, heard := sa.remote.Addr(), sa.lastHeard
+		sa.after(func() { d.setupFailed(name, remote, reason, heard) })
 		sa.fail(reason)
 		return
 	}
@@ -81,7 +82,8 @@ func (sa *ikeSA) startAuth() {
 		},
 		onResponse: func(sa *ikeSA, m *Message) { sa.ikeAuthResponse(m, &ex) },
 		onTimeout: func(sa *ikeSA) {
-			sa.after(func() { d.negotiationFailed(name, sa.remote.Addr(), "the peer did not answer IKE_AUTH") })
+			remote, heard := sa.remote.Addr(), sa.lastHeard
+			sa.after(func() { d.setupFailed(name, remote, "the peer did not answer IKE_AUTH", heard) })
 			sa.fail("the peer did not answer IKE_AUTH")
 		},
 	})
@@ -132,7 +134,8 @@ func (sa *ikeSA) ikeAuthResponse(m *Message, ex *authExchange) {
 	d := sa.d
 	name := ex.tunnel.Name
 	failed := func(reason string) {
-		sa.after(func() { d.negotiationFailed(name, sa.remote.Addr(), reason) })
+		remote, heard := sa.remote.Addr(), sa.lastHeard
+		sa.after(func() { d.setupFailed(name, remote, reason, heard) })
 		sa.fail(reason)
 	}
 	if e := peerError(m); e != nil && e.Type == AuthenticationFailed {
@@ -186,18 +189,12 @@ func (sa *ikeSA) ikeAuthResponse(m *Message, ex *authExchange) {
 }
 
 // establish marks the IKE SA authenticated both ways and arms its
-// timers: the lifetime (the IKE SA is deleted then; rekeying it comes
-// next stage), keepalives behind a NAT, and liveness checks.
+// timers.
 func (sa *ikeSA) establish() {
 	d := sa.d
 	sa.setState(stateEstablished)
 	sa.created = d.clk.Now()
 	sa.heard()
-	if sa.hard != nil {
-		sa.hard.Stop()
-	}
-	sa.hard = d.clk.AfterFunc(sa.lifetime, func() { sa.expire() })
-	sa.armKeepalive()
 	d.count(func(c *ike.Counters) { c.Phase1Established++ })
 	d.mu.Lock()
 	if d.halfOpen[respKey{sa.spiI, sa.remote.Addr()}] == sa {
@@ -206,5 +203,18 @@ func (sa *ikeSA) establish() {
 	d.mu.Unlock()
 	d.log.Info("IKE SA established", "local", sa.local, "remote", sa.remote, "peer", sa.remoteID.String(),
 		"natt", sa.natt, "initiator", sa.initiator)
+	sa.armTimers()
+}
+
+// armTimers arms an established IKE SA's timers: its rekey (§2.8) and
+// the end of its lifetime, keepalives behind a NAT, and liveness checks.
+// The SA's mutex must be held.
+func (sa *ikeSA) armTimers() {
+	if sa.hard != nil {
+		sa.hard.Stop()
+	}
+	sa.hard = sa.d.clk.AfterFunc(sa.lifetime, func() { sa.expire() })
+	sa.armRekey()
+	sa.armKeepalive()
 	sa.armLiveness()
 }

@@ -84,10 +84,10 @@ func (d *Daemon) tunnelsFor(local, remote netip.Addr, id ike.Identity) []ike.Tun
 			continue
 		}
 		switch {
-		case t.Destination.IsValid() && t.Destination != remote:
+		case t.Destination.IsValid() && t.Destination != remote && t.BackupDestination != remote:
 		case !t.RemoteID.IsZero() && t.RemoteID.Equal(id):
 			named = append(named, t)
-		case t.RemoteID.IsZero() && t.Destination == remote:
+		case t.RemoteID.IsZero() && (t.Destination == remote || t.BackupDestination == remote):
 			byAddr = append(byAddr, t)
 		}
 	}

@@ -50,19 +50,31 @@ func (sa *ikeSA) startInit(group int) {
 		sa.ni = make([]byte, nonceLen)
 		d.random(sa.ni)
 	}
+	sa.requestInit()
+}
+
+// requestInit sends IKE_SA_INIT with the SA's key and nonce, and the
+// responder's cookie first if it sent one (§2.6: every retry keeps it,
+// §2.6.1).
+func (sa *ikeSA) requestInit() {
+	d := sa.d
+	kex := sa.kex
 	sa.request(&request{exchange: IKESAInit, plain: true,
 		build: func(sa *ikeSA) ([]Payload, error) {
 			d.mu.Lock()
 			suites := d.cfg.suites
 			d.mu.Unlock()
-			ps := []Payload{
-				{Type: PayloadSA, Body: ikeProposals(suites).marshal()},
-				{Type: PayloadKE, Body: (&KE{Group: uint16(group), Data: kex.Public}).marshal()},
-				{Type: PayloadNonce, Body: sa.ni},
+			var ps []Payload
+			if sa.cookie != nil {
+				ps = append(ps, notifyPayload(Cookie, sa.cookie))
 			}
-			// The cookie of §2.6, when a responder asks for one, goes
-			// first here; IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383) and
-			// the RFC 9370 key exchanges go with the NAT notifies.
+			ps = append(ps,
+				Payload{Type: PayloadSA, Body: ikeProposals(suites).marshal()},
+				Payload{Type: PayloadKE, Body: (&KE{Group: uint16(kex.Group().ID), Data: kex.Public}).marshal()},
+				Payload{Type: PayloadNonce, Body: sa.ni},
+			)
+			// IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383) and the RFC 9370
+			// key exchanges go with the NAT notifies.
 			return append(ps, natNotifies(sa.spiI, 0, sa.local, sa.remote, sa.forceEncap)...), nil
 		},
 		onResponse: (*ikeSA).ikeSAInitResponse,
@@ -73,13 +85,15 @@ func (sa *ikeSA) startInit(group int) {
 // ikeSAInitResponse processes the responder's IKE_SA_INIT.
 func (sa *ikeSA) ikeSAInitResponse(m *Message) {
 	d := sa.d
+	if m.SPIr == 0 && sa.followCookie(m) {
+		return
+	}
 	if e := peerError(m); e != nil {
 		if e.Type == InvalidKEPayload && len(e.Data) == 2 {
 			if g := int(binary.BigEndian.Uint16(e.Data)); sa.retryGroup(g) {
 				return
 			}
 		}
-		// A COOKIE request (§2.6) is answered here next stage.
 		if e.Type == NoProposalChosen {
 			d.count(func(c *ike.Counters) { c.NoProposalChosen++ })
 		}
@@ -168,9 +182,15 @@ func (sa *ikeSA) processInitResponse(m *Message) error {
 // deriveKeys computes SKEYSEED and the SA's keys from g^ir (§2.14) and
 // makes the SK protections of both directions.
 func (sa *ikeSA) deriveKeys(shared []byte) error {
-	su := sa.suite
-	seed := su.prf.skeyseed(sa.ni, sa.nr, shared)
+	seed := sa.suite.prf.skeyseed(sa.ni, sa.nr, shared)
 	clear(shared)
+	return sa.keysFromSeed(seed)
+}
+
+// keysFromSeed computes the SA's keys from SKEYSEED (§2.14), zeroes it,
+// and makes the SK protections of both directions.
+func (sa *ikeSA) keysFromSeed(seed []byte) error {
+	su := sa.suite
 	sa.keys = deriveIKEKeys(su, seed, sa.ni, sa.nr, sa.spiI, sa.spiR)
 	clear(seed)
 	ie, err := newSKCrypto(su.encr, su.integ, sa.keys.ei, sa.keys.ai)

@@ -44,10 +44,9 @@ func (d *Daemon) ikeSAInitResponder(local, remote netip.AddrPort, m *Message) {
 	}
 	suites := d.cfg.suites
 	forceEncap := d.wantsEncap(local.Addr(), remote.Addr())
+	needCookie := d.cookieRequiredLocked()
 	d.mu.Unlock()
 
-	// The COOKIE check of §2.6 goes here: under load, answer
-	// N(COOKIE) before any state or DH work.
 	var saP SA
 	var ke KE
 	okSA, errSA := m.decode(PayloadSA, &saP)
@@ -63,7 +62,18 @@ func (d *Daemon) ikeSAInitResponder(local, remote netip.AddrPort, m *Message) {
 		d.refuseInit(local, remote, m, InvalidSyntax, nil)
 		return
 	}
-	su, number, ok := chooseIKE(suites, &saP)
+	// §2.6: under load, a request without a valid cookie gets one,
+	// before any state or Diffie-Hellman work; the cookie check comes
+	// before the proposal's and the group's (§2.6.1).
+	cookie := needCookie && d.checkCookie(m, remote.Addr(), ni)
+	if needCookie && !cookie {
+		if _, ok := m.Notify(Cookie); ok {
+			d.count(func(c *ike.Counters) { c.CookiesRefused++ })
+		}
+		d.sendCookie(local, remote, m, ni)
+		return
+	}
+	su, prop, ok := chooseIKE(suites, &saP, 0)
 	if !ok {
 		d.count(func(c *ike.Counters) { c.NoProposalChosen++ })
 		d.refuseInit(local, remote, m, NoProposalChosen, nil)
@@ -91,6 +101,9 @@ func (d *Daemon) ikeSAInitResponder(local, remote netip.AddrPort, m *Message) {
 	sa.lock()
 	defer sa.unlock()
 	sa.forceEncap = forceEncap
+	if cookie {
+		sa.cookies = 1
+	}
 	sa.suite, sa.lifetime, sa.ni, sa.initReq = su, su.lifetime, ni, m.raw
 	sa.nr = make([]byte, nonceLen)
 	d.random(sa.nr)
@@ -101,7 +114,7 @@ func (d *Daemon) ikeSAInitResponder(local, remote netip.AddrPort, m *Message) {
 	localNAT, remoteNAT, found := detectNAT(m, local, remote)
 	sa.localNAT, sa.remoteNAT = localNAT, remoteNAT
 	chosen := ikeProposals([]suite{su})
-	chosen.Proposals[0].Number = number
+	chosen.Proposals[0].Number = prop.Number
 	ps := []Payload{
 		{Type: PayloadSA, Body: chosen.marshal()},
 		{Type: PayloadKE, Body: (&KE{Group: uint16(su.group), Data: kex.Public}).marshal()},

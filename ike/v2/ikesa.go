@@ -1,6 +1,7 @@
 package v2
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -19,11 +20,12 @@ const (
 	stateInitDone                   // responder: IKE_SA_INIT answered, IKE_AUTH awaited
 	stateEstablished                // authenticated both ways
 	stateDeleting                   // a Delete of the IKE SA is out
+	stateRekeyed                    // a new IKE SA replaced it; it waits for its Delete (§2.8)
 	stateDead                       // removed; its keys are zeroed
 )
 
 func (s saState) String() string {
-	return [...]string{"IKE_SA_INIT_I", "IKE_AUTH_I", "IKE_SA_INIT_R", "established", "deleting", "deleted"}[s]
+	return [...]string{"IKE_SA_INIT_I", "IKE_AUTH_I", "IKE_SA_INIT_R", "established", "deleting", "rekeyed", "deleted"}[s]
 }
 
 // ikeSA is an IKE SA: one per pair of endpoints, shared by every tunnel
@@ -60,11 +62,23 @@ type ikeSA struct {
 
 	win      window
 	children []*childSA
-	waiting  []string // tunnels that want a child SA once established
+	rekeys   int         // IKE SA rekeys that led to this one
+	rk       *ikeRekey   // this end's rekey of the SA, while it runs
+	retry    clock.Timer // a rekey waiting after TEMPORARY_FAILURE (§2.25)
+	// successor is the IKE SA that took over the child SAs (§2.8);
+	// unsettled marks a new IKE SA whose rekey collided with this end's
+	// until the nonces decide (§2.8.2). unsettled is written with
+	// Daemon.mu held too.
+	successor *ikeSA
+	unsettled bool
+	cookies   int      // COOKIE notifies its setup took (§2.6)
+	cookie    []byte   // initiator: the responder's cookie, first in IKE_SA_INIT
+	waiting   []string // tunnels that want a child SA once established
 
 	created   time.Time
 	lastHeard time.Time // the last authenticated message from the peer
 	lifetime  time.Duration
+	soft      clock.Timer // rekey (§2.8)
 	hard      clock.Timer
 	keepalive clock.Timer
 	dpd       *liveness
@@ -124,22 +138,26 @@ func (d *Daemon) newIKESA(initiator bool, local, remote netip.AddrPort, peerSPI 
 	sa.lastHeard = sa.created
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	spi := d.freeSPILocked()
+	if initiator {
+		sa.spiI, sa.state = spi, stateInitSent
+	} else {
+		sa.spiI, sa.spiR, sa.state = peerSPI, spi, stateInitDone
+		d.halfOpen[respKey{peerSPI, remote.Addr()}] = sa
+	}
+	d.sas[spi] = sa
+	return sa
+}
+
+// freeSPILocked returns a random IKE SPI no IKE SA of this end uses.
+// Daemon.mu must be held.
+func (d *Daemon) freeSPILocked() uint64 {
 	for {
 		var b [8]byte
 		d.random(b[:])
-		spi := uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
-			uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
-		if spi == 0 || d.sas[spi] != nil {
-			continue
+		if spi := binary.BigEndian.Uint64(b[:]); spi != 0 && d.sas[spi] == nil {
+			return spi
 		}
-		if initiator {
-			sa.spiI, sa.state = spi, stateInitSent
-		} else {
-			sa.spiI, sa.spiR, sa.state = peerSPI, spi, stateInitDone
-			d.halfOpen[respKey{peerSPI, remote.Addr()}] = sa
-		}
-		d.sas[spi] = sa
-		return sa
 	}
 }
 
@@ -149,7 +167,7 @@ func (d *Daemon) findIKESA(local, remote netip.Addr) *ikeSA {
 	var best *ikeSA
 	var bestEst bool
 	for _, sa := range d.sas {
-		if sa.local.Addr() != local || sa.remote.Addr() != remote || sa.deadLocked() {
+		if sa.local.Addr() != local || sa.remote.Addr() != remote || !sa.usableLocked() {
 			continue
 		}
 		est := sa.establishedLocked()
@@ -162,8 +180,14 @@ func (d *Daemon) findIKESA(local, remote netip.Addr) *ikeSA {
 
 // The flags below are read by the daemon under Daemon.mu without the SA's
 // mutex; they are written with both held.
-func (sa *ikeSA) deadLocked() bool        { return sa.stateShadow == stateDead }
 func (sa *ikeSA) establishedLocked() bool { return sa.stateShadow == stateEstablished }
+
+// usableLocked reports whether new child SAs may go on the SA: not one
+// that is going, replaced, or the subject of an unsettled rekey collision.
+func (sa *ikeSA) usableLocked() bool {
+	s := sa.stateShadow
+	return s != stateDead && s != stateDeleting && s != stateRekeyed && !sa.unsettled
+}
 
 // setState changes the state, and its copy read under Daemon.mu. The
 // SA's mutex must be held.
@@ -188,7 +212,8 @@ func (sa *ikeSA) destroy(reason string) {
 		sa.removeChild(c, reason)
 	}
 	sa.win.stop()
-	for _, t := range []clock.Timer{sa.hard, sa.keepalive} {
+	sa.handOver()
+	for _, t := range []clock.Timer{sa.soft, sa.hard, sa.keepalive, sa.retry} {
 		if t != nil {
 			t.Stop()
 		}
@@ -214,9 +239,20 @@ func (sa *ikeSA) destroy(reason string) {
 		sa.kex.Zero()
 		sa.kex = nil
 	}
-	remote := sa.remote.Addr()
+	if sa.rk != nil {
+		sa.rk.zero()
+		sa.rk = nil
+	}
+	remote, heard := sa.remote.Addr(), sa.lastHeard
+	setup := sa.initiator && reason != closedReason
 	for _, name := range waiting {
-		sa.after(func() { d.negotiationFailed(name, remote, reason) })
+		if setup {
+			// An IKE SA this end started for the tunnel failed
+			// (failover.go).
+			sa.after(func() { d.setupFailed(name, remote, reason, heard) })
+		} else {
+			sa.after(func() { d.negotiationFailed(name, remote, reason) })
+		}
 	}
 }
 
@@ -228,7 +264,8 @@ func (sa *ikeSA) status(now time.Time) ike.IKESAStatus {
 		Initiator: sa.initiator, State: sa.state.String(), Established: sa.state == stateEstablished,
 		NATT: sa.natt, LocalNAT: sa.localNAT, RemoteNAT: sa.remoteNAT, LastHeard: sa.lastHeard,
 	}
-	if sa.state == stateEstablished || sa.state == stateDeleting {
+	st.Rekeys, st.Cookies = sa.rekeys, sa.cookies
+	if sa.state == stateEstablished || sa.state == stateDeleting || sa.state == stateRekeyed {
 		st.Policy = sa.suite.policy()
 		st.Policy.Lifetime = sa.lifetime
 		if left := sa.created.Add(sa.lifetime).Sub(now); left > 0 {

@@ -51,7 +51,12 @@ func (sa *ikeSA) informationalResponder(m *Message) {
 	}
 	if deleteIKE {
 		sa.respond(Informational, nil)
-		d.log.Info("IKE SA deleted by the peer", "remote", sa.remote)
+		if rk := sa.rk; rk != nil && rk.peer != nil {
+			// §2.8.2: the peer finished its rekey without noticing this
+			// end's; its new SA takes the child SAs.
+			sa.handTo(rk.peer)
+		}
+		d.log.Info("IKE SA deleted by the peer", "remote", sa.remote, "sa", sa.String())
 		sa.destroy("deleted by the peer")
 		return
 	}
@@ -78,10 +83,16 @@ func (sa *ikeSA) sendDeleteIKE() {
 
 // expire ends the IKE SA at the end of its lifetime: a Delete to the
 // peer, then the SA and its children are gone; its tunnels negotiate
-// again (rekeying the IKE SA, §2.8, comes next stage).
+// again. A rekey (§2.8) normally replaced it before: then only the
+// replaced SA, which the peer did not delete, goes.
 func (sa *ikeSA) expire() {
 	sa.lock()
 	defer sa.unlock()
+	if sa.state == stateRekeyed {
+		sa.sendDeleteIKE()
+		sa.destroy("the rekeyed IKE SA expired")
+		return
+	}
 	if sa.state != stateEstablished {
 		return
 	}
@@ -124,7 +135,11 @@ func (sa *ikeSA) peerGone(reason string) {
 		})
 	}
 	d.log.Warn("peer gone", "remote", sa.remote, "reason", reason)
+	dpd := sa.dpd != nil
 	sa.destroy(reason)
+	if dpd {
+		sa.deadPeerFailover(reason)
+	}
 }
 
 // tunnelNames returns the tunnels with child SAs on the IKE SA.

@@ -5,6 +5,7 @@ import (
 
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
@@ -33,8 +34,13 @@ const interopPSK = "interop-v2-psk-0123456789"
 
 func newInterop(t *testing.T, cfg ike.Config, swanctl string) *interop {
 	t.Helper()
-	env := swantest.New(t)
-	env.StartCharon(swantest.Conf{Swanctl: swanctl})
+	return newInteropIn(t, swantest.New(t), cfg, swantest.Conf{Swanctl: swanctl})
+}
+
+// newInteropIn starts charon with conf in env, and ISM's daemon.
+func newInteropIn(t *testing.T, env *swantest.Env, cfg ike.Config, conf swantest.Conf) *interop {
+	t.Helper()
+	env.StartCharon(conf)
 	x := &interop{env: env, inst: iketest.NewInstaller(0xc2de0000), lis: iketest.NewListener()}
 	if err := swantest.InNamespace(env.NSISM, func() error {
 		var err error
@@ -63,15 +69,20 @@ func newInterop(t *testing.T, cfg ike.Config, swanctl string) *interop {
 // swanConn is charon's side of one test: a connection "ism" with one
 // child "net", IKEv2, pre-shared keys.
 type swanConn struct {
+	Local                   netip.Addr // charon's address; swantest.SwanAddr when invalid
 	Proposals, ESPProposals string
+	IKEExtra                string // more settings of the connection (rekey_time, dpd_delay)
 	LocalID, RemoteID       string // charon's own identity and ISM's; addresses when empty
 	ChildExtra              string
 	Secrets                 string // whole secrets body; one ike secret for the two ids when empty
 }
 
 func (c swanConn) render() string {
+	if !c.Local.IsValid() {
+		c.Local = swantest.SwanAddr
+	}
 	if c.LocalID == "" {
-		c.LocalID = swantest.SwanAddr.String()
+		c.LocalID = c.Local.String()
 	}
 	if c.RemoteID == "" {
 		c.RemoteID = swantest.ISMAddr.String()
@@ -85,9 +96,9 @@ func (c swanConn) render() string {
     local_addrs = %s
     remote_addrs = %s
     proposals = %s
-    rekey_time = 0
     reauth_time = 0
     mobike = no
+    %s
     local {
       auth = psk
       id = %s
@@ -111,7 +122,7 @@ func (c swanConn) render() string {
 secrets {
 %s
 }
-`, swantest.SwanAddr, swantest.ISMAddr, c.Proposals, c.LocalID, c.RemoteID, netB, netA, c.ESPProposals, c.ChildExtra, c.Secrets)
+`, c.Local, swantest.ISMAddr, c.Proposals, c.IKEExtra, c.LocalID, c.RemoteID, netB, netA, c.ESPProposals, c.ChildExtra, c.Secrets)
 }
 
 // interopTunnel is ISM's tunnel to charon.

@@ -71,12 +71,13 @@ func hasType(p Proposal, t TransformType) bool {
 }
 
 // chooseIKE picks the IKE SA proposal as responder: the first of this
-// end's suites the peer offers, and the number of the peer's proposal.
-func chooseIKE(suites []suite, peer *SA) (suite, uint8, bool) {
+// end's suites the peer offers, and the peer's proposal. The proposals'
+// SPIs have spiLen octets: none in IKE_SA_INIT, 8 in a rekey (§3.3.1).
+func chooseIKE(suites []suite, peer *SA, spiLen int) (suite, Proposal, bool) {
 	for _, su := range suites {
 		mine := ikeProposals([]suite{su}).Proposals[0]
 		for _, p := range peer.Proposals {
-			if p.Protocol != ProtoIKE || len(p.SPI) != 0 || !understood(p) {
+			if p.Protocol != ProtoIKE || len(p.SPI) != spiLen || !understood(p) {
 				continue
 			}
 			ok := true
@@ -84,11 +85,11 @@ func chooseIKE(suites []suite, peer *SA) (suite, uint8, bool) {
 				ok = ok && offers(p, t)
 			}
 			if ok && (!su.encr.aead() || !hasType(p, TransformINTEG)) {
-				return su, p.Number, true
+				return su, p, true
 			}
 		}
 	}
-	return suite{}, 0, false
+	return suite{}, Proposal{}, false
 }
 
 // acceptedIKE checks the responder's choice against what this end

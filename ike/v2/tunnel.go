@@ -28,6 +28,8 @@ type tunnel struct {
 	busy      bool           // a negotiation this end started is running
 	lastError string
 	rekeys    int
+	onBackup  bool           // the backup destination is in use (failover.go)
+	hist      *tunnelHistory // failover history, nil until needed
 }
 
 // cur returns the newest child SA.
@@ -39,17 +41,18 @@ func (tu *tunnel) cur() *childSA {
 }
 
 // remoteAddr is where this end initiates to: the peer it learned, or the
-// configured destination; invalid for a tunnel known only by identity.
+// destination in use; invalid for a tunnel known only by identity.
 func (tu *tunnel) remoteAddr() netip.Addr {
 	if tu.peer.IsValid() {
 		return tu.peer.Addr()
 	}
-	return tu.cfg.Destination
+	return tu.dest()
 }
 
-func (tu *tunnel) status(now time.Time) ike.TunnelStatus {
+// status describes the tunnel. Daemon.mu must be held.
+func (d *Daemon) tunnelStatus(tu *tunnel, now time.Time) ike.TunnelStatus {
 	st := ike.TunnelStatus{Name: tu.cfg.Name, State: tu.state.String(), Peer: tu.peer, Rekeys: tu.rekeys,
-		LastError: tu.lastError, Destination: tu.cfg.Destination}
+		LastError: tu.lastError, Destination: tu.dest(), Failover: d.failoverStatusLocked(tu, now)}
 	if c := tu.cur(); c != nil {
 		st.Transform, st.PFSGroup, st.UDPEncap, st.Lifetime = c.transform, c.pfs, c.encap, c.lifetime
 		st.InboundSPI, st.OutboundSPI = c.in.SPI, c.out.SPI
@@ -140,12 +143,12 @@ func (d *Daemon) Expire(id ipsec.SAID, hard bool) {
 		return
 	}
 	if hard {
-		c.sa.deleteChild(c, "lifetime expired", true)
+		d.deleteChild(c, "lifetime expired", true)
 		return
 	}
-	c.sa.lock()
-	c.sa.rekeyChild(c)
-	c.sa.unlock()
+	sa := d.lockOwner(c)
+	sa.rekeyChild(c)
+	sa.unlock()
 }
 
 // lifetimeFor returns a tunnel's child SA lifetime. Daemon.mu must be

@@ -13,10 +13,22 @@ import (
 // peer's requests are taken in sequence, and the last response is kept to
 // answer a retransmission of its request again without doing it twice.
 
+// reqKind says what a request does, for the collision rules of §2.25.
+type reqKind uint8
+
+const (
+	reqOther       reqKind = iota
+	reqChild               // CREATE_CHILD_SA making or rekeying a child SA
+	reqChildDelete         // INFORMATIONAL deleting child SAs
+	reqIKERekey            // CREATE_CHILD_SA rekeying the IKE SA (§1.3.2)
+	reqIKEDelete           // INFORMATIONAL deleting the IKE SA
+)
+
 // request is one request this end sends and its handlers. The handlers run
 // with the SA's mutex held.
 type request struct {
 	exchange ExchangeType
+	kind     reqKind
 	// build returns the payloads when the request's turn comes; it may
 	// fail (the request is then dropped and onTimeout is not called).
 	build      func(sa *ikeSA) ([]Payload, error)
@@ -49,6 +61,16 @@ func (w *window) stop() {
 	}
 	w.out, w.queue = nil, nil
 }
+
+// fresh returns the request as it was before it was sent, to send on
+// another IKE SA (the successor of a rekeyed one).
+func (r *request) fresh() *request {
+	return &request{exchange: r.exchange, kind: r.kind, build: r.build, onResponse: r.onResponse,
+		onTimeout: r.onTimeout, schedule: r.schedule, plain: r.plain}
+}
+
+// outstanding reports whether the request outstanding is of kind k.
+func (w *window) outstanding(k reqKind) bool { return w.out != nil && w.out.kind == k }
 
 // busy reports whether a request is outstanding or queued.
 func (w *window) busy() bool { return w.out != nil || len(w.queue) > 0 }

@@ -12,9 +12,9 @@ import (
 
 // Call is one recorded Installer call.
 type Call struct {
-	Op string // "add" or "delete"
+	Op string // "add", "delete" or "update"
 	ID ipsec.SAID
-	SA ike.UserSA // for "add"; keys are copies
+	SA ike.UserSA // for "add"; keys are copies. For "update": the SA after it
 }
 
 func (c Call) String() string {
@@ -24,6 +24,9 @@ func (c Call) String() string {
 	}
 	if c.Op == "delete" {
 		return fmt.Sprintf("delete %s/%08x", c.ID.Dst, c.ID.SPI)
+	}
+	if c.Op == "update" {
+		return fmt.Sprintf("update %s/%08x %v:%d->%v:%d", c.ID.Dst, c.ID.SPI, c.SA.Src, c.SA.SrcPort, c.SA.Dst, c.SA.DstPort)
 	}
 	return fmt.Sprintf("add-%s %s/%08x", dir, c.ID.Dst, c.ID.SPI)
 }
@@ -45,7 +48,10 @@ func NewInstaller(base uint32) *Installer {
 	return &Installer{next: base, sas: map[ipsec.SAID]ike.UserSA{}, usage: map[ipsec.SAID]ike.SAUsage{}, changed: make(chan struct{}, 1)}
 }
 
-var _ ike.Installer = (*Installer)(nil)
+var (
+	_ ike.Installer       = (*Installer)(nil)
+	_ ike.EndpointUpdater = (*Installer)(nil)
+)
 
 // AllocateSPI returns the next SPI.
 func (in *Installer) AllocateSPI(tunnel string, p transform.Protocol, local netip.Addr) (uint32, error) {
@@ -79,6 +85,23 @@ func (in *Installer) DeleteSA(id ipsec.SAID) error {
 	}
 	delete(in.sas, id)
 	in.calls = append(in.calls, Call{Op: "delete", ID: id})
+	in.signal()
+	return nil
+}
+
+// UpdateSAEndpoints moves an installed SA to new outer addresses and
+// ports, and records it.
+func (in *Installer) UpdateSAEndpoints(id ipsec.SAID, src, dst netip.AddrPort) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	sa, ok := in.sas[id]
+	if !ok {
+		return fmt.Errorf("iketest: no SA %v", id)
+	}
+	sa.Src, sa.Dst = src.Addr(), dst.Addr()
+	sa.SrcPort, sa.DstPort = src.Port(), dst.Port()
+	in.sas[id] = sa
+	in.calls = append(in.calls, Call{Op: "update", ID: id, SA: sa})
 	in.signal()
 	return nil
 }

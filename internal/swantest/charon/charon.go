@@ -3,7 +3,10 @@
 // benchmarks: a private /run (charon's pid file is compiled in), its own
 // strongswan.conf, swanctl.conf and vici socket in a directory the caller
 // owns, and a log file. It talks to charon with swanctl and over vici
-// (vici.go). Everything it starts is stopped by pid.
+// (vici.go), renders swanctl.conf from types (swanctl.go), and sets up the
+// namespaces of ISM and charon joined by a veth link (env.go). It does not
+// import package testing: it reports to a TB, which a *testing.T or a
+// benchmark harness satisfies. Everything it starts is stopped by pid.
 package charon
 
 import (

@@ -1,0 +1,58 @@
+package v2
+
+import "time"
+
+// How a replaced IKE SA goes (RFC 7296 §2.8): its Delete, or the wait for
+// the peer's, and the requests it still had out, which its successor
+// sends again.
+
+// handOver gives the successor of a rekeyed SA that goes the request it
+// still had out (a Delete of a child, a liveness check), to send again
+// there. The SA's mutex must be held.
+func (sa *ikeSA) handOver() {
+	n, r := sa.successor, sa.win.out
+	if n == nil || r == nil || r.kind == reqIKERekey || r.kind == reqIKEDelete {
+		return
+	}
+	sa.win.out = nil
+	n.lock()
+	n.request(r.fresh())
+	n.unlockNested(sa)
+}
+
+// rekeyedWait is how long a replaced IKE SA waits for the peer's Delete
+// (§2.8: the rekey's initiator deletes it; §2.8.2: a collision's loser is
+// deleted by its creator). A peer that aborted its side of a collision
+// never does (charon: "peer did not notice IKE_SA rekey collision, abort
+// active rekeying"); then this end deletes it.
+const rekeyedWait = 20 * time.Second
+
+// awaitDelete arms the wait for the peer's Delete of a replaced SA. The
+// SA's mutex must be held.
+func (sa *ikeSA) awaitDelete() {
+	if sa.soft != nil {
+		sa.soft.Stop()
+	}
+	sa.soft = sa.d.clk.AfterFunc(rekeyedWait, func() {
+		sa.lock()
+		defer sa.unlock()
+		if sa.state == stateRekeyed {
+			sa.sendDeleteIKE()
+			sa.destroy("the peer did not delete the replaced IKE SA")
+		}
+	})
+}
+
+// requestDeleteIKE deletes the IKE SA with an INFORMATIONAL Delete and
+// removes it when the peer answers or does not. The SA's mutex must be
+// held.
+func (sa *ikeSA) requestDeleteIKE(reason string) {
+	done := func(sa *ikeSA) { sa.destroy(reason) }
+	sa.request(&request{exchange: Informational, kind: reqIKEDelete,
+		build: func(sa *ikeSA) ([]Payload, error) {
+			return []Payload{{Type: PayloadDelete, Body: (&Delete{Protocol: ProtoIKE}).marshal()}}, nil
+		},
+		onResponse: func(sa *ikeSA, m *Message) { done(sa) },
+		onTimeout:  done,
+	})
+}
