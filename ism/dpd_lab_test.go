@@ -61,7 +61,7 @@ func dpdSpec(c dpdLabConfig) labSpec {
 		psk = swanPSK
 	}
 	primary := dpdSwanConn(swantest.SwanAddr, psk, c.aggressive)
-	s := labSpec{charon: &primary, traps: c.traps, a: func(x *lab) string {
+	s := labSpec{charon: &primary, traps: c.traps, inA: true, a: func(x *lab) string {
 		tu := ismTunnel{local: "198.51.100.0 255.255.255.0", remote: "203.0.113.0 255.255.255.0", extra: c.tunnel}
 		if c.backup {
 			tu.backup = swanBackupAddr.String()

@@ -19,6 +19,7 @@ import (
 	"github.com/ismgw/ism/ism/config"
 	"github.com/ismgw/ism/ism/datapath"
 	"github.com/ismgw/ism/ism/vr"
+	"github.com/ismgw/ism/netns"
 	"github.com/ismgw/ism/offload"
 	"github.com/ismgw/ism/transform"
 )
@@ -163,18 +164,23 @@ func transferBetween(t *testing.T, fromNS, src, toNS, dst string, size int) {
 		return err
 	})
 	defer ln.Close()
-	got := make(chan [32]byte, 1)
+	type result struct {
+		sum [32]byte
+		n   int64
+		err error
+	}
+	got := make(chan result, 1)
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
-			got <- [32]byte{}
+			got <- result{err: err}
 			return
 		}
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(30 * time.Second))
 		h := sha256.New()
-		io.Copy(h, c)
-		got <- [32]byte(h.Sum(nil))
+		n, err := io.Copy(h, c)
+		got <- result{[32]byte(h.Sum(nil)), n, err}
 	}()
 	var c net.Conn
 	inNS(t, fromNS, func() (err error) {
@@ -190,9 +196,9 @@ func transferBetween(t *testing.T, fromNS, src, toNS, dst string, size int) {
 	}
 	c.Close()
 	select {
-	case h := <-got:
-		if h != sha256.Sum256(data) {
-			t.Fatal("TCP transfer through the tunnel: data differs")
+	case r := <-got:
+		if r.sum != sha256.Sum256(data) {
+			t.Fatalf("TCP transfer through the tunnel: data differs (%d of %d bytes arrived: %v)", r.n, size, r.err)
 		}
 	case <-time.After(40 * time.Second):
 		t.Fatal("TCP transfer through the tunnel timed out")
@@ -208,12 +214,7 @@ func runIn(ns string, args ...string) (string, error) {
 // inNS runs fn inside the named namespace.
 func inNS(t *testing.T, name string, fn func() error) {
 	t.Helper()
-	ns, err := vr.OpenNetns(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	if err := ns.Do(fn); err != nil {
+	if err := netns.Do(name, fn); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -294,6 +295,9 @@ func TestManualTunnels(t *testing.T) {
 			}
 			aout, ain := sas(x.ga, "t1")
 			bout, bin := sas(x.gb, "t1")
+			// ping is done once it has its replies; the last ones may
+			// still be on their way through the receiving gateway.
+			waitFor(3*time.Second, func() bool { return min(aout.Packets(), bin.Packets(), bout.Packets(), ain.Packets()) >= 5 })
 			if aout.Packets() != 5 || bin.Packets() != 5 ||
 				bout.Packets() != 5 || ain.Packets() != 5 {
 				t.Fatalf("after 5 pings: a out %d, b in %d, b out %d, a in %d; want 5 each",

@@ -14,6 +14,7 @@ import (
 	"github.com/ismgw/ism/internal/swantest"
 	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/ism/config"
+	"github.com/ismgw/ism/netns"
 )
 
 // The tests' one way to configure an ISM (ismConf), to start one
@@ -172,7 +173,7 @@ func startGateway(t *testing.T, text string, o gwOpts) (*Gateway, *syncBuffer) {
 	var g *Gateway
 	start := func() (err error) { g, err = New(cfg, opts); return err }
 	if o.ns != "" {
-		err = swantest.InNamespace(o.ns, start)
+		err = netns.Do(o.ns, start)
 	} else {
 		err = start()
 	}
@@ -202,6 +203,9 @@ type labSpec struct {
 	// backup is a second charon at 192.0.2.3.
 	backup *swantest.Conf
 	traps  bool // snmptrapd, joined to a
+	// inA starts A inside namespace a, which is then the daemon's own:
+	// its trap sockets are there.
+	inA bool
 	// hosts puts the inner hosts on the loopbacks: 198.51.100.1 in a,
 	// 203.0.113.1 in b (always with charon).
 	hosts bool
@@ -299,7 +303,7 @@ func newLab(t *testing.T, s labSpec) *lab {
 	if s.prepare != nil {
 		s.prepare(x)
 	}
-	if s.charon != nil && s.aOpts.ns == "" {
+	if s.inA {
 		s.aOpts.ns = x.a
 	}
 	if s.a != nil {

@@ -15,16 +15,16 @@ import (
 	"github.com/ismgw/ism/ism/datapath"
 )
 
-// TestSwanRekeyLifetime: user SAs with a 30 s lifetime rekey under a
+// TestSwanRekeyLifetime: user SAs with a 14 s lifetime rekey under a
 // continuous ping (one echo every 0.2 s) without losing a packet or the
 // tunnel going down: each new SA is installed before the old one goes.
 //
-// The configuration's shortest lifetime is 60 s, so the 30 s comes from
-// charon (child life_time 30 s, rekey_time 28 s): when charon starts a
+// The configuration's shortest lifetime is 60 s, so the 14 s comes from
+// charon (child life_time 14 s, rekey_time 12 s): when charon starts a
 // quick mode ISM takes the lesser of the proposed lifetime and its own, and
 // rekeys that SA at 80 to 90 % of it, before charon would; when ISM starts
 // one it proposes its own 60 s, which charon accepts while keeping its own
-// 30 s, and charon rekeys that SA at 28 s. So the rekeys alternate between
+// 14 s, and charon rekeys that SA at 12 s. So the rekeys alternate between
 // the two ends, in both swanRoles, and each end's make-before-break is tried.
 func TestSwanRekeyLifetime(t *testing.T) {
 	t.Parallel()
@@ -46,7 +46,7 @@ func swanRekeyLifetime(t *testing.T, role string) {
 	side := ismConf{global: pskRule("aes128", "sha", 14, ""), transforms: []string{"esp-aes128-hmac-sha"},
 		tunnels: []ismTunnel{{extra: "  tunnel lifetime seconds 60\n"}}}
 	peer := swanPeer{Proposals: "aes128-sha1-modp2048", ESP: "aes128-sha1",
-		Timers: charon.Timers{Life: 30 * time.Second, Rekey: 28 * time.Second, Rand: charon.Never}}
+		Timers: charon.Timers{Life: 14 * time.Second, Rekey: 12 * time.Second, Rand: charon.Never}}
 	x := newLab(t, swanSpec(side, peer, swantest.Conf{}))
 	x.bringUp(t, role)
 	x.show(t, "clear ipsec tunnel statistics")
@@ -82,8 +82,8 @@ func swanRekeyLifetime(t *testing.T, role string) {
 }
 
 // TestSwanRekeyVolume: a small volume lifetime (tunnel lifetime
-// kilobytes 4096) rekeys the tunnel during a 16 MiB TCP transfer, which
-// arrives intact. No SA may carry more than its 4 MiB, so the transfer
+// kilobytes 1024) rekeys the tunnel during a 4 MiB TCP transfer, which
+// arrives intact. No SA may carry more than its 1 MiB, so the transfer
 // takes at least three quick modes after the first SA.
 //
 // Packets may be lost here, and the tunnel may go down for a moment: the
@@ -98,16 +98,16 @@ func TestSwanRekeyVolume(t *testing.T) {
 		t.Run(role, func(t *testing.T) {
 			t.Parallel()
 			side := ismConf{global: pskRule("aes128", "sha", 14, ""), transforms: []string{"esp-aes128-hmac-sha"},
-				tunnels: []ismTunnel{{extra: "  tunnel lifetime kilobytes 4096\n"}}}
+				tunnels: []ismTunnel{{extra: "  tunnel lifetime kilobytes 1024\n"}}}
 			x := newLab(t, swanSpec(side, swanPeer{Proposals: "aes128-sha1-modp2048", ESP: "aes128-sha1"}, swantest.Conf{}))
 			x.bringUp(t, role)
 			x.show(t, "clear ipsec tunnel statistics")
 			tu := x.g.tunnels["t1"]
 			since := tu.since.Load()
 			before := x.ikeCounters(t).quickModes
-			transferBetween(t, x.env.NSISM, ismHost, x.env.NSSwan, swanHost, 16<<20)
+			transferBetween(t, x.env.NSISM, ismHost, x.env.NSSwan, swanHost, 4<<20)
 			if n := x.ikeCounters(t).quickModes - before; n < 3 {
-				t.Errorf("%d quick modes during 16 MiB with a 4096 KB lifetime, want 3 or more:\n%s", n, x.show(t, "show ipsec tunnel detail"))
+				t.Errorf("%d quick modes during 4 MiB with a 1024 KB lifetime, want 3 or more:\n%s", n, x.show(t, "show ipsec tunnel detail"))
 			}
 			if n := x.rekeys(t); n < 1 {
 				t.Errorf("show ipsec tunnel detail: %d rekeys, want some", n)

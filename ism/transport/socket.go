@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ismgw/ism/ism/vr"
+	"github.com/ismgw/ism/netns"
 	"github.com/ismgw/ism/offload/header"
 )
 
@@ -58,7 +59,7 @@ func (s *Socket) Kind() Kind { return s.kind }
 func (s *Socket) Local() netip.AddrPort { return s.local }
 
 // openSocket opens a socket of the given kind bound to local, inside ns.
-func openSocket(ns *vr.Netns, kind Kind, local netip.AddrPort) (*Socket, error) {
+func openSocket(ns *netns.NS, kind Kind, local netip.AddrPort) (*Socket, error) {
 	s := &Socket{kind: kind, local: local}
 	v6 := local.Addr().Is6()
 	err := ns.Do(func() error {

@@ -1,6 +1,10 @@
 package vr
 
-import "net/netip"
+import (
+	"net/netip"
+
+	"github.com/ismgw/ism/netns"
+)
 
 // Host is the running system as the configuration's second validation stage
 // sees it (config.CheckHost): the addresses configured in each namespace.
@@ -9,8 +13,8 @@ type Host struct{}
 
 // Addresses lists the addresses configured in the network namespace netns
 // ("" is the daemon's own).
-func (Host) Addresses(netns string) ([]netip.Addr, error) {
-	ns, err := OpenNetns(netns)
+func (Host) Addresses(name string) ([]netip.Addr, error) {
+	ns, err := netns.Open(name)
 	if err != nil {
 		return nil, err
 	}

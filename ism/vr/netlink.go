@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/ismgw/ism/netns"
 	"github.com/jsimonetti/rtnetlink/v2"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -28,10 +29,10 @@ type Netlink struct {
 }
 
 // DialNetlink opens a route-netlink connection in ns.
-func DialNetlink(ns *Netns) (*Netlink, error) {
-	c, err := rtnetlink.Dial(&netlink.Config{NetNS: ns.fd})
+func DialNetlink(ns *netns.NS) (*Netlink, error) {
+	c, err := rtnetlink.Dial(&netlink.Config{NetNS: ns.FD()})
 	if err != nil {
-		return nil, fmt.Errorf("vr: rtnetlink in netns %q: %w", ns.name, err)
+		return nil, fmt.Errorf("vr: rtnetlink in netns %q: %w", ns.Name(), err)
 	}
 	return &Netlink{c: c}, nil
 }

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+
+	"github.com/ismgw/ism/netns"
 )
 
 // VR is a virtual router. Its name, namespace and netlink connection are
@@ -16,7 +18,7 @@ import (
 // usable (Open).
 type VR struct {
 	Name    string
-	NS      *Netns
+	NS      *netns.NS
 	Netlink *Netlink
 
 	// installed and rules are the kernel routes and policy rules ISM put
@@ -28,9 +30,10 @@ type VR struct {
 	policy    []Entry
 }
 
-// Open opens the VR name, whose namespace is netns ("" the daemon's own).
-func Open(name, netns string) (*VR, error) {
-	ns, err := OpenNetns(netns)
+// Open opens the VR name, whose namespace is netnsName ("" the daemon's
+// own).
+func Open(name, netnsName string) (*VR, error) {
+	ns, err := netns.Open(netnsName)
 	if err != nil {
 		return nil, err
 	}
