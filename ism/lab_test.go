@@ -23,10 +23,11 @@ import (
 // a veth pair; the peer is another ISM or strongSwan's charon
 // (internal/swantest).
 
-// TestMain runs the tests eight at once unless -test.parallel says
-// otherwise (swantest.Main): the labs wait on their peers, pings and timers
-// in namespaces of their own, not on the CPU.
-func TestMain(m *testing.M) { swantest.Main(m) }
+// TestMain runs the tests sixteen at once unless -test.parallel says
+// otherwise: the labs wait on their peers, pings and timers in namespaces
+// of their own, not on the CPU (on two CPUs, sixteen use about one and a
+// half of them).
+func TestMain(m *testing.M) { swantest.MainParallel(m, 16) }
 
 // testTimers are the gateway's own timers in the tests: paths are checked
 // again every half second instead of every five.

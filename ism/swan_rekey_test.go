@@ -15,16 +15,16 @@ import (
 	"github.com/ismgw/ism/ism/datapath"
 )
 
-// TestSwanRekeyLifetime: user SAs with a 14 s lifetime rekey under a
+// TestSwanRekeyLifetime: user SAs with a 24 s lifetime rekey under a
 // continuous ping (one echo every 0.2 s) without losing a packet or the
 // tunnel going down: each new SA is installed before the old one goes.
 //
-// The configuration's shortest lifetime is 60 s, so the 14 s comes from
-// charon (child life_time 14 s, rekey_time 12 s): when charon starts a
+// The configuration's shortest lifetime is 60 s, so the 24 s comes from
+// charon (child life_time 24 s, rekey_time 22 s): when charon starts a
 // quick mode ISM takes the lesser of the proposed lifetime and its own, and
 // rekeys that SA at 80 to 90 % of it, before charon would; when ISM starts
 // one it proposes its own 60 s, which charon accepts while keeping its own
-// 14 s, and charon rekeys that SA at 12 s. So the rekeys alternate between
+// 24 s, and charon rekeys that SA at 22 s. So the rekeys alternate between
 // the two ends, in both swanRoles, and each end's make-before-break is tried.
 func TestSwanRekeyLifetime(t *testing.T) {
 	t.Parallel()
@@ -46,7 +46,7 @@ func swanRekeyLifetime(t *testing.T, role string) {
 	side := ismConf{global: pskRule("aes128", "sha", 14, ""), transforms: []string{"esp-aes128-hmac-sha"},
 		tunnels: []ismTunnel{{extra: "  tunnel lifetime seconds 60\n"}}}
 	peer := swanPeer{Proposals: "aes128-sha1-modp2048", ESP: "aes128-sha1",
-		Timers: charon.Timers{Life: 14 * time.Second, Rekey: 12 * time.Second, Rand: charon.Never}}
+		Timers: charon.Timers{Life: 24 * time.Second, Rekey: 22 * time.Second, Rand: charon.Never}}
 	x := newLab(t, swanSpec(side, peer, swantest.Conf{}))
 	x.bringUp(t, role)
 	x.show(t, "clear ipsec tunnel statistics")

@@ -154,7 +154,10 @@ func checkSwanPings(t *testing.T, pkts []innerPacket, sas [2]wireSA) {
 // vethOf returns the name of the veth interface in a namespace.
 func vethOf(t *testing.T, ns string) string {
 	t.Helper()
-	out, err := runIn(ns, "ip", "-o", "link", "show", "type", "veth")
+	// Standard output only: ip warns on standard error when a peer's
+	// namespace is going away ("Peer netns reference is invalid").
+	b, err := exec.Command("ip", "-n", ns, "-o", "link", "show", "type", "veth").Output()
+	out := string(b)
 	if err != nil {
 		t.Fatalf("ip link: %v\n%s", err, out)
 	}
