@@ -9,7 +9,9 @@ package datapath
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -203,6 +205,20 @@ func (t *Traffic) Add(b Traffic) {
 func TrafficOf(c *offload.Counters) Traffic {
 	v := c.Snapshot()
 	return Traffic{Packets: v.Packets, Bytes: v.Bytes, Drops: v.DropMap()}
+}
+
+// LifetimeLeft describes what is left of an SA's hard lifetime, created at
+// created and having carried bytes: "120s left, 4096 KB left", or "" when
+// it has none.
+func LifetimeLeft(hard ipsec.Lifetime, created time.Time, bytes uint64) string {
+	var parts []string
+	if hard.Time > 0 {
+		parts = append(parts, fmt.Sprintf("%ds left", max(0, int((hard.Time-time.Since(created)).Seconds()))))
+	}
+	if hard.Bytes > 0 {
+		parts = append(parts, fmt.Sprintf("%d KB left", (hard.Bytes-min(hard.Bytes, bytes))/1024))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // SAStatus is what `show ipsec sa` shows of an SA: never its keys.

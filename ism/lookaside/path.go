@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -200,7 +199,7 @@ func saStatus(tunnel string, sa *offload.SA) datapath.SAStatus {
 		Protocol: c.Transform.Protocol.String(), Transform: c.Transform.Name(), Mode: c.Mode.String(),
 		Source: c.Src.String(), Destination: c.Dst.String(), UDPEncap: c.UDPEncap, State: sa.State(),
 		Driver: name, DriverReason: reason, Seq: sa.Seq(), ESN: c.ESN, Packets: v.Packets, Bytes: v.Bytes,
-		Drops: v.DropMap(), Created: sa.Created(), LastUsed: sa.LastUsed(), Lifetime: lifetimeText(c.Limits, sa.Created(), v.Bytes),
+		Drops: v.DropMap(), Created: sa.Created(), LastUsed: sa.LastUsed(), Lifetime: lifetimeText(c.Limits.Hard, sa.Created(), v.Bytes),
 	}
 	if c.Direction == ipsec.Inbound {
 		s.ReplayWindow = c.ReplayWindow
@@ -209,16 +208,9 @@ func saStatus(tunnel string, sa *offload.SA) datapath.SAStatus {
 }
 
 // lifetimeText describes what is left of an SA's hard lifetime.
-func lifetimeText(l ipsec.Limits, created time.Time, bytes uint64) string {
-	var parts []string
-	if l.Hard.Time > 0 {
-		parts = append(parts, fmt.Sprintf("%ds left", max(0, int((l.Hard.Time-time.Since(created)).Seconds()))))
+func lifetimeText(hard ipsec.Lifetime, created time.Time, bytes uint64) string {
+	if t := datapath.LifetimeLeft(hard, created, bytes); t != "" {
+		return t
 	}
-	if l.Hard.Bytes > 0 {
-		parts = append(parts, fmt.Sprintf("%d KB left", (l.Hard.Bytes-min(l.Hard.Bytes, bytes))/1024))
-	}
-	if len(parts) == 0 {
-		return "none (manual SA)"
-	}
-	return strings.Join(parts, ", ")
+	return "none (manual SA)"
 }

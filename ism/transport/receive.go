@@ -39,11 +39,9 @@ func (e *Endpoints) loop(s *Socket) {
 	for {
 		k, err := s.readBatch(msgs)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			if e.readFailed(s, err) {
 				return
 			}
-			e.log.Warn("transport socket read", "socket", s.local.String(), "kind", s.kind.String(), "err", err)
-			time.Sleep(10 * time.Millisecond)
 			continue
 		}
 		work = work[:0]
@@ -77,6 +75,17 @@ func (e *Endpoints) loop(s *Socket) {
 			}
 		}
 	}
+}
+
+// readFailed says whether a read loop ends: its socket closed. Other
+// errors are logged, and the loop reads again a moment later.
+func (e *Endpoints) readFailed(s *Socket, err error) bool {
+	if errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	e.log.Warn("transport socket read", "socket", s.local.String(), "kind", s.kind.String(), "err", err)
+	time.Sleep(10 * time.Millisecond)
+	return false
 }
 
 // readBuf is where a datagram is read into: the packet's buffer past the
@@ -115,11 +124,9 @@ func (e *Endpoints) loopGRO(s *Socket, r Receiver) {
 	for {
 		k, err := s.readBatch(msgs)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			if e.readFailed(s, err) {
 				return
 			}
-			e.log.Warn("transport socket read", "socket", s.local.String(), "kind", s.kind.String(), "err", err)
-			time.Sleep(10 * time.Millisecond)
 			continue
 		}
 		for i := range k {

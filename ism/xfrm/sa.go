@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -241,15 +240,8 @@ func (p *path) status(s *sa) datapath.SAStatus {
 		st.Seq = u.Packets
 	}
 	st.Lifetime = "none (manual SA)"
-	if l := s.limits.Hard; l.Time > 0 || l.Bytes > 0 {
-		var parts []string
-		if l.Time > 0 {
-			parts = append(parts, fmt.Sprintf("%ds left", max(0, int((l.Time-time.Since(s.created)).Seconds()))))
-		}
-		if l.Bytes > 0 {
-			parts = append(parts, fmt.Sprintf("%d KB left", (l.Bytes-min(l.Bytes, u.Bytes))/1024))
-		}
-		st.Lifetime = strings.Join(parts, ", ") + " (kernel limits)"
+	if t := datapath.LifetimeLeft(s.limits.Hard, s.created, u.Bytes); t != "" {
+		st.Lifetime = t + " (kernel limits)"
 	}
 	return st
 }
