@@ -9,6 +9,34 @@ import (
 	"github.com/ismgw/ism/ipsec"
 )
 
+// AuthMethod is an IKE policy's authentication method.
+type AuthMethod uint8
+
+// Authentication methods.
+const (
+	AuthPSK    AuthMethod = iota + 1 // pre-shared keys
+	AuthRSASig                       // RSA signatures with X.509 certificates
+	// AuthECDSASig is ECDSA signatures with X.509 certificates (P-256,
+	// P-384 or P-521 keys; RFC 4754, RFC 7427): IKEv2 only.
+	AuthECDSASig
+)
+
+func (a AuthMethod) String() string {
+	switch a {
+	case AuthPSK:
+		return "pre-share"
+	case AuthRSASig:
+		return "rsa-sig"
+	case AuthECDSASig:
+		return "ecdsa-sig"
+	}
+	return fmt.Sprintf("auth-%d", uint8(a))
+}
+
+// Certificate reports whether the method authenticates with a certificate
+// and a signature.
+func (a AuthMethod) Certificate() bool { return a == AuthRSASig || a == AuthECDSASig }
+
 // IDKind is the form of a phase 1 identity.
 type IDKind uint8
 

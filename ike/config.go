@@ -2,7 +2,6 @@ package ike
 
 import (
 	"crypto"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -25,8 +24,9 @@ type Config struct {
 	Policies []Policy
 	// PreSharedKeys are looked up by the peer's address or identity.
 	PreSharedKeys []PreSharedKey
-	// Certificates is the local certificate, key and trusted CAs for RSA
-	// signature authentication; nil when no policy uses it.
+	// Certificates is the local certificate, key and trusted CAs for
+	// signature authentication (rsa-sig, ecdsa-sig); nil when no policy
+	// uses it.
 	Certificates *Certificates
 	// Tunnels are the signaled tunnels.
 	Tunnels []Tunnel
@@ -44,6 +44,13 @@ type Config struct {
 	// FailoverHoldDown is the least time between two failovers of a
 	// tunnel. Zero: DefaultFailoverHoldDown; negative: none.
 	FailoverHoldDown time.Duration
+	// FragmentMTU is the largest IP datagram an IKEv2 message fragment
+	// may fill (RFC 7383 §2.5.1), headers included. Zero: 576 bytes over
+	// IPv4 and 1280 over IPv6, the sizes every path carries; negative:
+	// IKEv2 fragmentation is neither announced nor used. A fragmented
+	// request that goes unanswered is sent again in smaller fragments,
+	// down to those sizes (§2.5.2).
+	FragmentMTU int
 	// CookieThreshold is, for IKEv2, the number of half-open IKE SAs
 	// (answered IKE_SA_INIT, no IKE_AUTH yet) from which on IKE_SA_INIT
 	// requests without a valid cookie are answered with a COOKIE and no
@@ -64,6 +71,10 @@ type Config struct {
 
 // MaxPolicies is the number of IKE policy rules JUNOSe allows.
 const MaxPolicies = 10
+
+// MinFragmentMTU is the smallest Config.FragmentMTU: below it an IKE
+// fragment would carry almost nothing but headers.
+const MinFragmentMTU = 256
 
 // DefaultLifetime is the global user-SA lifetime when none is configured.
 var DefaultLifetime = ipsec.Lifetime{Time: 8 * time.Hour}
@@ -194,25 +205,6 @@ func (h Hash) String() string {
 	return fmt.Sprintf("hash-%d", uint8(h))
 }
 
-// AuthMethod is an IKE policy's authentication method.
-type AuthMethod uint8
-
-// Authentication methods.
-const (
-	AuthPSK    AuthMethod = iota + 1 // pre-shared keys
-	AuthRSASig                       // RSA signatures with X.509 certificates
-)
-
-func (a AuthMethod) String() string {
-	switch a {
-	case AuthPSK:
-		return "pre-share"
-	case AuthRSASig:
-		return "rsa-sig"
-	}
-	return fmt.Sprintf("auth-%d", uint8(a))
-}
-
 // Policy is an IKE policy rule.
 type Policy struct {
 	Encryption Encryption
@@ -225,13 +217,38 @@ type Policy struct {
 	// PRF is the IKEv2 pseudorandom function, HMAC with this hash; zero
 	// means Hash's. IKEv1 refuses a policy that sets it.
 	PRF Hash
+	// AdditionalKE are the IKEv2 additional key exchanges of RFC 9370, in
+	// order: key exchange method numbers (LookupMethod; MLKEM768 for a
+	// post-quantum hybrid with Group), at most MaxAdditionalKE, each
+	// proposed as Additional Key Exchange 1, 2, ... and performed in
+	// IKE_INTERMEDIATE exchanges (RFC 9242) after IKE_SA_INIT and in
+	// IKE_FOLLOWUP_KE exchanges after a rekey's CREATE_CHILD_SA. IKEv1
+	// refuses a policy that sets it.
+	AdditionalKE []int
+	// AdditionalKEOptional also proposes NONE for each additional key
+	// exchange (RFC 9370 §2.2.1), so that a peer without them (one that
+	// does not know RFC 9370, or whose policy has none) gets an IKE SA of
+	// Group alone, with no error. False: they are required, and such a
+	// peer gets NO_PROPOSAL_CHOSEN.
+	AdditionalKEOptional bool
 }
 
+// MaxAdditionalKE is the number of Additional Key Exchange transform
+// types, 6 to 12 (RFC 9370 §2.2.1).
+const MaxAdditionalKE = 7
+
 func (p Policy) String() string {
+	s := fmt.Sprintf("%v-%v-%v-group%d", p.Encryption, p.Hash, p.Auth, p.Group)
 	if p.PRF != 0 {
-		return fmt.Sprintf("%v-%v-prf%v-%v-group%d", p.Encryption, p.Hash, p.PRF, p.Auth, p.Group)
+		s = fmt.Sprintf("%v-%v-prf%v-%v-group%d", p.Encryption, p.Hash, p.PRF, p.Auth, p.Group)
 	}
-	return fmt.Sprintf("%v-%v-%v-group%d", p.Encryption, p.Hash, p.Auth, p.Group)
+	for i, m := range p.AdditionalKE {
+		s += fmt.Sprintf("-ke%d_%d", i+1, m)
+	}
+	if len(p.AdditionalKE) > 0 && p.AdditionalKEOptional {
+		s += "-optional"
+	}
+	return s
 }
 
 // PreSharedKey is a key for a peer named by its address or its identity
@@ -239,15 +256,6 @@ func (p Policy) String() string {
 type PreSharedKey struct {
 	Peer string
 	Key  ipsec.Key
-}
-
-// Certificates holds what RSA signature authentication needs.
-type Certificates struct {
-	Chain []*x509.Certificate // the local certificate first
-	Key   crypto.Signer       // its RSA private key
-	// CAs are trusted for the peers' certificates; their subjects go in
-	// the certificate requests this end sends.
-	CAs []*x509.Certificate
 }
 
 // Phase1Mode is the phase 1 exchange a tunnel initiates with.
@@ -332,9 +340,9 @@ func (t *Tunnel) RemoteIdentity() Identity {
 func (c *Config) Validate() error { return c.validate(1) }
 
 // ValidateV2 checks the configuration for the IKEv2 daemon: policies may
-// use AES-GCM, SHA-384/512, a separate PRF and group 31; tunnels may use
-// transport mode, ESN and ChaCha20-Poly1305. DES and RSA signatures are
-// refused (certificates come with RFC 7427 later).
+// use AES-GCM, SHA-384/512, a separate PRF, group 31 and ECDSA
+// signatures; tunnels may use transport mode, ESN and ChaCha20-Poly1305.
+// DES is refused.
 func (c *Config) ValidateV2() error { return c.validate(2) }
 
 func (c *Config) validate(version int) error {
@@ -349,17 +357,20 @@ func (c *Config) validate(version int) error {
 		if err := p.validate(version); err != nil {
 			errs = append(errs, fmt.Errorf("ike: policy %d: %w", i+1, err))
 		}
-		switch p.Auth {
-		case AuthPSK:
-		case AuthRSASig:
-			if version == 2 {
-				errs = append(errs, fmt.Errorf("ike: policy %d: rsa-sig is not available with IKEv2 yet", i+1))
-			} else if c.Certificates == nil || len(c.Certificates.Chain) == 0 || c.Certificates.Key == nil {
-				errs = append(errs, fmt.Errorf("ike: policy %d: rsa-sig without a certificate and key", i+1))
+		switch {
+		case p.Auth == AuthPSK:
+		case p.Auth == AuthECDSASig && version == 1:
+			errs = append(errs, fmt.Errorf("ike: policy %d: ecdsa-sig needs IKEv2", i+1))
+		case p.Auth.Certificate():
+			if err := c.Certificates.check(p.Auth, version); err != nil {
+				errs = append(errs, fmt.Errorf("ike: policy %d: %w", i+1, err))
 			}
 		default:
 			errs = append(errs, fmt.Errorf("ike: policy %d: unsupported authentication", i+1))
 		}
+	}
+	if c.FragmentMTU > 0 && (c.FragmentMTU < MinFragmentMTU || c.FragmentMTU > 65535) {
+		errs = append(errs, fmt.Errorf("ike: fragment MTU %d: from %d to 65535 bytes", c.FragmentMTU, MinFragmentMTU))
 	}
 	if err := c.DPD.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("ike: %w", err))
@@ -383,7 +394,13 @@ func (p Policy) validate(version int) error {
 		if p.Encryption < EncDES || p.Encryption > EncAES256 || p.Hash < HashMD5 || p.Hash > HashSHA256 || p.PRF != 0 {
 			return errors.New("unsupported algorithms")
 		}
+		if len(p.AdditionalKE) > 0 {
+			return errors.New("additional key exchanges (RFC 9370) need IKEv2")
+		}
 		return nil
+	}
+	if err := p.validateAdditionalKE(); err != nil {
+		return err
 	}
 	switch {
 	case p.Encryption < Enc3DES || p.Encryption > EncAES256GCM:

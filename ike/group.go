@@ -2,6 +2,7 @@ package ike
 
 import (
 	"crypto/ecdh"
+	"crypto/mlkem"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +11,8 @@ import (
 
 // Group is a Diffie-Hellman group as IKE numbers them: the MODP groups of
 // RFC 2409 §6.1–6.2 (1, 2) and RFC 3526 (5, 14, 15, 16), and the ECP groups
-// of RFC 5903 (19, 20, 21), and Curve25519 of RFC 8031 (31, IKEv2 only).
+// of RFC 5903 (19, 20, 21), and Curve25519 of RFC 8031 (31, IKEv2 only);
+// or, for IKEv2's additional key exchanges, a KEM (kem.go).
 // Groups are immutable and safe for concurrent use.
 type Group struct {
 	ID       int
@@ -20,7 +22,9 @@ type Group struct {
 	expBits  int // private exponent size for MODP groups
 	curve    ecdh.Curve
 	montgom  bool // X25519: public values are the u-coordinate alone (RFC 8031 §2)
-	size     int  // bytes of a public value on the wire
+	size     int  // bytes of a public value on the wire (a KEM's encapsulation key)
+	kem      bool // a key encapsulation mechanism (kem.go)
+	ctSize   int  // bytes of a KEM's ciphertext
 }
 
 // KeyExchange is one side's ephemeral Diffie-Hellman key. Zero it when done.
@@ -28,11 +32,13 @@ type KeyExchange struct {
 	g      *Group
 	x      *big.Int
 	ec     *ecdh.PrivateKey
+	dk     *mlkem.DecapsulationKey768
 	Public []byte // the KE payload data
 }
 
 var (
-	errBadPublic = errors.New("ike: peer's Diffie-Hellman public value is invalid")
+	errBadPublic = errors.New("ike: peer's key exchange data is invalid")
+	errZeroed    = errors.New("ike: key exchange already zeroed")
 	groups       = map[int]*Group{}
 )
 
@@ -87,6 +93,9 @@ func (g *Group) PublicSize() int { return g.size }
 
 // GenerateKey makes an ephemeral key from rand.
 func (g *Group) GenerateKey(rand io.Reader) (*KeyExchange, error) {
+	if g.kem {
+		return g.generateKEM(rand)
+	}
 	if g.curve != nil {
 		k, err := g.curve.GenerateKey(rand)
 		if err != nil {
@@ -138,15 +147,19 @@ func (k *KeyExchange) Group() *Group { return k.g }
 // length for MODP groups, the x coordinate for ECP groups (RFC 5903 §7),
 // the 32-byte X25519 output for Curve25519 (RFC 8031 §2.2).
 // A public value of the wrong size, out of range or off the curve is an
-// error.
+// error. For a KEM, peer is the responder's ciphertext and the secret is
+// its decapsulation (kem.go).
 func (k *KeyExchange) Shared(peer []byte) ([]byte, error) {
 	g := k.g
+	if g.kem {
+		return k.decapsulate(peer)
+	}
 	if len(peer) != g.size {
 		return nil, fmt.Errorf("%w: %d bytes for %v", errBadPublic, len(peer), g)
 	}
 	if g.curve != nil {
 		if k.ec == nil {
-			return nil, errors.New("ike: key exchange already zeroed")
+			return nil, errZeroed
 		}
 		enc := append([]byte{4}, peer...)
 		if g.montgom {
@@ -165,7 +178,7 @@ func (k *KeyExchange) Shared(peer []byte) ([]byte, error) {
 		return s, nil
 	}
 	if k.x == nil {
-		return nil, errors.New("ike: key exchange already zeroed")
+		return nil, errZeroed
 	}
 	y := new(big.Int).SetBytes(peer)
 	// 1 < y < p-1 (RFC 2631 §2.1.5, NIST SP 800-56A 5.6.2.3.1).
@@ -184,4 +197,5 @@ func (k *KeyExchange) Zero() {
 		k.x = nil
 	}
 	k.ec = nil
+	k.dk = nil
 }

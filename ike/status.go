@@ -40,8 +40,13 @@ type IKESAStatus struct {
 	// §2.6): those received as initiator; 1 as responder when the
 	// IKE_SA_INIT request carried a valid cookie.
 	Cookies int
-	DPD     bool // this end announced DPD (RFC 3706)
-	PeerDPD bool // the peer announced DPD: inquiries may be sent
+	// AdditionalKE are, for IKEv2, the additional key exchanges of RFC
+	// 9370 the IKE SA's keys come from besides Policy.Group, in order:
+	// method numbers (ike.LookupMethod). Empty when none was negotiated
+	// (a peer without them, or a policy with optional ones fell back).
+	AdditionalKE []int
+	DPD          bool // this end announced DPD (RFC 3706)
+	PeerDPD      bool // the peer announced DPD: inquiries may be sent
 }
 
 // TunnelStatus describes one signaled tunnel (`show ipsec tunnel detail`).
@@ -129,14 +134,19 @@ type Counters struct {
 	DPDAnswered         uint64 // R-U-THERE received and answered (IKEv2: empty INFORMATIONAL answered)
 	DPDPeersDead        uint64 // peers declared dead
 	Failovers           uint64 // tunnel switches between destinations
+	// IKEv2 fragmentation (RFC 7383): fragments sent and received, and
+	// received fragments dropped (malformed, over a limit, stale).
+	FragmentsSent, FragmentsReceived, FragmentsDropped uint64
 
 	// IKEv2 (RFC 7296).
-	IKESARekeys          uint64 // IKE SAs rekeyed (§2.8), either side starting
-	RekeyCollisions      uint64 // simultaneous rekeys of a child or IKE SA resolved by the nonces (§2.8.1, §2.8.2)
-	TemporaryFailures    uint64 // TEMPORARY_FAILURE sent or received (§2.25)
-	CookiesSent          uint64 // IKE_SA_INIT answered with a COOKIE, keeping no state (§2.6)
-	CookiesReceived      uint64 // COOKIE requests received as initiator (and retried with the cookie)
-	CookiesRefused       uint64 // IKE_SA_INIT requests with a wrong or stale cookie
-	InvalidIKESPISent    uint64 // INVALID_IKE_SPI notifies sent for unknown IKE SPIs (§2.21.4)
-	InvalidIKESPILimited uint64 // INVALID_IKE_SPI notifies not sent: rate limit
+	IKESARekeys           uint64 // IKE SAs rekeyed (§2.8), either side starting
+	RekeyCollisions       uint64 // simultaneous rekeys of a child or IKE SA resolved by the nonces (§2.8.1, §2.8.2)
+	TemporaryFailures     uint64 // TEMPORARY_FAILURE sent or received (§2.25)
+	CookiesSent           uint64 // IKE_SA_INIT answered with a COOKIE, keeping no state (§2.6)
+	CookiesReceived       uint64 // COOKIE requests received as initiator (and retried with the cookie)
+	CookiesRefused        uint64 // IKE_SA_INIT requests with a wrong or stale cookie
+	InvalidIKESPISent     uint64 // INVALID_IKE_SPI notifies sent for unknown IKE SPIs (§2.21.4)
+	InvalidIKESPILimited  uint64 // INVALID_IKE_SPI notifies not sent: rate limit
+	IntermediateExchanges uint64 // IKE_INTERMEDIATE exchanges completed, either role (RFC 9242)
+	FollowupKEExchanges   uint64 // IKE_FOLLOWUP_KE exchanges completed, either role (RFC 9370 §2.2.4)
 }

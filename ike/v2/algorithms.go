@@ -124,11 +124,24 @@ type suite struct {
 	prf      prfFunc
 	integ    integFunc // zero with an AEAD cipher
 	group    int
-	lifetime time.Duration // the policy's; not negotiated (§2.8)
+	lifetime time.Duration  // the policy's; not negotiated (§2.8)
+	auth     ike.AuthMethod // the policy's; not negotiated either (authenticate.go)
+	// addke are the additional key exchanges (RFC 9370): as configured,
+	// by Additional Key Exchange type, with addkeOptional (NONE proposed
+	// too); once negotiated, the methods to perform, in order, NONE left
+	// out (addke.go).
+	addke         []int
+	addkeOptional bool
+}
+
+// sameTransforms reports whether two suites propose the same transforms
+// of RFC 7296 (the additional key exchanges aside).
+func (s suite) sameTransforms(o suite) bool {
+	return s.encr == o.encr && s.prf == o.prf && s.integ == o.integ && s.group == o.group
 }
 
 func (s suite) String() string {
-	return fmt.Sprintf("encr %d/%d prf %d integ %d group %d", s.encr.id, s.encr.keyBits, s.prf.id, s.integ.id, s.group)
+	return fmt.Sprintf("encr %d/%d prf %d integ %d group %d addke %v", s.encr.id, s.encr.keyBits, s.prf.id, s.integ.id, s.group, s.addke)
 }
 
 // policySuite returns the transforms of an IKE policy rule (ike.Policy):
@@ -161,7 +174,8 @@ func policySuite(p ike.Policy) (suite, error) {
 			return s, fmt.Errorf("v2: no IKEv2 integrity algorithm for %v", p.Hash)
 		}
 	}
-	s.group, s.lifetime = p.Group, p.Lifetime
+	s.group, s.lifetime, s.auth = p.Group, p.Lifetime, p.Auth
+	s.addke, s.addkeOptional = append([]int(nil), p.AdditionalKE...), p.AdditionalKEOptional
 	if s.lifetime <= 0 {
 		s.lifetime = ike.DefaultIKELifetime
 	}
@@ -203,7 +217,8 @@ func integHash(id uint16) ike.Hash {
 
 // policy returns the suite as an ike.Policy, for status.
 func (s suite) policy() ike.Policy {
-	p := ike.Policy{Auth: ike.AuthPSK, Group: s.group, PRF: prfHash(s.prf.id), Hash: integHash(s.integ.id)}
+	p := ike.Policy{Auth: ike.AuthPSK, Group: s.group, PRF: prfHash(s.prf.id), Hash: integHash(s.integ.id),
+		AdditionalKE: append([]int(nil), s.addke...)}
 	switch {
 	case s.encr.id == encr3DES:
 		p.Encryption = ike.Enc3DES

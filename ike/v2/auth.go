@@ -1,7 +1,6 @@
 package v2
 
 import (
-	"crypto/hmac"
 	"fmt"
 	"net/netip"
 
@@ -49,24 +48,39 @@ func (id ID) identity() (ike.Identity, error) {
 // characters without null termination".
 var keyPad = []byte("Key Pad for IKEv2")
 
-// pskAuth computes the AUTH data of one end with a pre-shared key (§2.15):
+// signedOctets are what one end's AUTH covers (§2.15):
 //
-//	AUTH = prf( prf(Shared Secret, "Key Pad for IKEv2"), <SignedOctets>)
-//	SignedOctets = RealMessage | Nonce of the other end | prf(SK_p, ID body)
+//	SignedOctets = RealMessage | Nonce of the other end | prf(SK_p, ID body) [| IntAuth]
 //
 // where RealMessage is the end's own IKE_SA_INIT message, SK_p its SK_pi
-// or SK_pr, and the ID body its IDi or IDr payload without the generic
-// header.
-func pskAuth(p prfFunc, psk ipsec.Key, realMessage, peerNonce, skp, idBody []byte) []byte {
-	return p.sum(p.sum(psk, keyPad), realMessage, peerNonce, p.sum(skp, idBody))
+// or SK_pr, the ID body its IDi or IDr payload without the generic
+// header, and IntAuth that of the IKE_INTERMEDIATE exchanges, if any
+// (RFC 9242 §3.3.2; nil without).
+func signedOctets(p prfFunc, realMessage, peerNonce, skp, idBody, intAuth []byte) []byte {
+	out := append(append([]byte(nil), realMessage...), peerNonce...)
+	return append(append(out, p.sum(skp, idBody)...), intAuth...)
 }
 
-// verifyPSK checks the peer's AUTH payload in constant time.
-func verifyPSK(p prfFunc, psk ipsec.Key, a Auth, realMessage, ourNonce, skp, idBody []byte) bool {
-	if a.Method != AuthSharedKey {
-		return false
+// ownOctets and peerOctets are the signed octets of this end's and the
+// peer's AUTH in the IKE_AUTH exchange with message ID authMID.
+func (sa *ikeSA) ownOctets(idBody []byte, authMID uint32) []byte {
+	if sa.initiator {
+		return signedOctets(sa.suite.prf, sa.initReq, sa.nr, sa.keys.pi, idBody, sa.intAuth(authMID))
 	}
-	return hmac.Equal(a.Data, pskAuth(p, psk, realMessage, ourNonce, skp, idBody))
+	return signedOctets(sa.suite.prf, sa.initResp, sa.ni, sa.keys.pr, idBody, sa.intAuth(authMID))
+}
+
+func (sa *ikeSA) peerOctets(idBody []byte, authMID uint32) []byte {
+	if sa.initiator {
+		return signedOctets(sa.suite.prf, sa.initResp, sa.ni, sa.keys.pr, idBody, sa.intAuth(authMID))
+	}
+	return signedOctets(sa.suite.prf, sa.initReq, sa.nr, sa.keys.pi, idBody, sa.intAuth(authMID))
+}
+
+// pskAuth computes the AUTH data of signed octets with a pre-shared key
+// (§2.15): AUTH = prf( prf(Shared Secret, "Key Pad for IKEv2"), <SignedOctets>).
+func pskAuth(p prfFunc, psk ipsec.Key, octets []byte) []byte {
+	return p.sum(p.sum(psk, keyPad), octets)
 }
 
 // pskFor finds the pre-shared key for a peer: by its identity (whole,

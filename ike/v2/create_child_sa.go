@@ -28,6 +28,9 @@ type childExchange struct {
 	kex           *ike.KeyExchange
 	replaces      *childSA
 	local, remote selector.Selector // proposed
+	// fail reports a negotiation that failed after its CREATE_CHILD_SA,
+	// in IKE_FOLLOWUP_KE (nil in IKE_AUTH, which has none).
+	fail func(sa *ikeSA, reason string)
 }
 
 // createChild queues a CREATE_CHILD_SA for a tunnel; with old set, it
@@ -62,6 +65,7 @@ func (sa *ikeSA) createChildGroup(t ike.Tunnel, old *childSA, pfs int) {
 		}
 		sa.after(func() { d.negotiationFailed(t.Name, sa.remote.Addr(), reason) })
 	}
+	cx.fail = fail
 	sa.request(&request{exchange: CreateChildSA, kind: reqChild,
 		build: func(sa *ikeSA) ([]Payload, error) {
 			if old != nil && (old.dead || old.replaced || old.collision != nil) {
@@ -72,6 +76,9 @@ func (sa *ikeSA) createChildGroup(t ike.Tunnel, old *childSA, pfs int) {
 			if cx.offer, err = sa.offerFor(&t, pfs); err != nil {
 				fail(sa, err.Error())
 				return nil, err
+			}
+			if pfs != 0 {
+				cx.offer.addke = sa.suite.addke // RFC 9370 §2.2.4
 			}
 			cx.ni = make([]byte, nonceLen)
 			d.random(cx.ni)
@@ -176,23 +183,47 @@ func (sa *ikeSA) acceptChild(m *Message, cx *childExchange) error {
 		if gir, err = cx.kex.Shared(ke.Data); err != nil {
 			return err
 		}
-		defer clear(gir)
 	}
-	km := childKeymat(sa.suite.prf, sa.keys.d, gir, cx.ni, nr, keymatLen(ch.t))
-	if old := cx.replaces; old != nil && old.collision != nil && sa.collisionLost(old, cx.ni, nr, ch, cx.offer) {
-		clear(km)
-		return nil
-	}
-	keys := splitKeymat(km, ch.t, true)
-	clear(km)
 	d.mu.Lock()
 	lifetime := d.lifetimeFor(&cx.tunnel)
 	d.mu.Unlock()
-	c := &childSA{sa: sa, tunnel: cx.tunnel.Name, transform: ch.t, mode: cx.tunnel.SAMode, esn: ch.esn,
-		encap: sa.encap(), local: local, remote: remote, pfs: ch.pfs, lifetime: lifetime, ni: cx.ni, nr: nr,
-		in:  ipsec.SAID{Dst: sa.local.Addr(), SPI: cx.offer.spis[ch.t.Protocol], Protocol: ch.t.Protocol},
-		out: ipsec.SAID{Dst: sa.remote.Addr(), SPI: ch.peerSPI, Protocol: ch.t.Protocol}}
-	sa.install(c, keys, cx.replaces)
+	finish := func(sa *ikeSA, extra []byte) {
+		km := childKeymat(sa.suite.prf, sa.keys.d, gir, cx.ni, nr, extra, keymatLen(ch.t))
+		clear(gir)
+		if old := cx.replaces; old != nil && old.collision != nil && sa.collisionLost(old, cx.ni, nr, ch, cx.offer) {
+			clear(km)
+			return
+		}
+		keys := splitKeymat(km, ch.t, true)
+		clear(km)
+		c := &childSA{sa: sa, tunnel: cx.tunnel.Name, transform: ch.t, mode: cx.tunnel.SAMode, esn: ch.esn,
+			encap: sa.encap(), local: local, remote: remote, pfs: ch.pfs, lifetime: lifetime, ni: cx.ni, nr: nr,
+			in:  ipsec.SAID{Dst: sa.local.Addr(), SPI: cx.offer.spis[ch.t.Protocol], Protocol: ch.t.Protocol},
+			out: ipsec.SAID{Dst: sa.remote.Addr(), SPI: ch.peerSPI, Protocol: ch.t.Protocol}}
+		sa.install(c, keys, cx.replaces)
+	}
+	if len(ch.addke) == 0 {
+		finish(sa, nil)
+		return nil
+	}
+	// RFC 9370 §2.2.4: the additional key exchanges before the keys.
+	link, ok := m.Notify(AdditionalKeyExchange)
+	if !ok {
+		clear(gir)
+		return fmt.Errorf("v2: CREATE_CHILD_SA response without ADDITIONAL_KEY_EXCHANGE")
+	}
+	sa.followupsInitiator(ch.addke, link.Data, reqChild, func(sa *ikeSA, secrets [][]byte, err error) {
+		if err != nil {
+			clear(gir)
+			if cx.fail != nil {
+				cx.fail(sa, err.Error())
+			}
+			return
+		}
+		extra := joinSecrets(secrets)
+		finish(sa, extra)
+		clear(extra)
+	})
 	return nil
 }
 

@@ -74,17 +74,27 @@ func (sa *ikeSA) createChildResponder(m *Message) {
 	d.mu.Unlock()
 	nr := make([]byte, nonceLen)
 	d.random(nr)
-	child, c := sa.respondChild(m, cands, true, ni, nr, old)
-	if c == nil {
+	child, c, later := sa.respondChild(m, cands, true, ni, nr, old)
+	collision := func(sa *ikeSA, c *childSA) {
+		if old != nil && old.rekeying {
+			// Both ends rekey the child at once (§2.8.1): the nonces
+			// decide when this end's answer comes (acceptChild).
+			d.log.Info("child SA rekey collision", "tunnel", old.tunnel, "spi", hexSPI(old.in.SPI))
+			old.collision = &childCollision{peer: c}
+			d.count(func(c *ike.Counters) { c.RekeyCollisions++ })
+		}
+	}
+	switch {
+	case later != nil:
+		// RFC 9370 §2.2.4: the child comes after IKE_FOLLOWUP_KE.
+		f := &followupR{methods: later.methods, secrets: later.secrets,
+			finish: func(sa *ikeSA, secrets [][]byte) { collision(sa, later.finish(sa, secrets)) }}
+		child = append(child, sa.awaitFollowup(f))
+	case c == nil:
 		sa.respond(CreateChildSA, child)
 		return
-	}
-	if old != nil && old.rekeying {
-		// Both ends rekey the child at once (§2.8.1): the nonces decide
-		// when this end's answer comes (acceptChild).
-		d.log.Info("child SA rekey collision", "tunnel", old.tunnel, "spi", hexSPI(old.in.SPI))
-		old.collision = &childCollision{peer: c}
-		d.count(func(c *ike.Counters) { c.RekeyCollisions++ })
+	default:
+		collision(sa, c)
 	}
 	sa.respond(CreateChildSA, append([]Payload{{Type: PayloadNonce, Body: nr}}, child...))
 }
@@ -92,10 +102,12 @@ func (sa *ikeSA) createChildResponder(m *Message) {
 // respondChild chooses a tunnel and proposal for a child SA request,
 // installs the child and returns the payloads of the answer and the
 // child; on refusal, the error notify and nil. withKE is set in
-// CREATE_CHILD_SA; ni and nr are the exchange's nonces.
-func (sa *ikeSA) respondChild(m *Message, cands []ike.Tunnel, withKE bool, ni, nr []byte, old *childSA) ([]Payload, *childSA) {
+// CREATE_CHILD_SA; ni and nr are the exchange's nonces. With additional
+// key exchanges (RFC 9370 §2.2.4) the child is not made yet: later is
+// their state, whose finish makes it (and returns it).
+func (sa *ikeSA) respondChild(m *Message, cands []ike.Tunnel, withKE bool, ni, nr []byte, old *childSA) (ps []Payload, c *childSA, later *childFollowup) {
 	d := sa.d
-	refuse := func(t NotifyType, data []byte) ([]Payload, *childSA) {
+	refuse := func(t NotifyType, data []byte) ([]Payload, *childSA, *childFollowup) {
 		d.count(func(c *ike.Counters) {
 			if t == NoProposalChosen {
 				c.NoProposalChosen++
@@ -105,7 +117,7 @@ func (sa *ikeSA) respondChild(m *Message, cands []ike.Tunnel, withKE bool, ni, n
 			}
 		})
 		d.log.Info("child SA refused", "remote", sa.remote, "notify", t.String())
-		return []Payload{notifyPayload(t, data)}, nil
+		return []Payload{notifyPayload(t, data)}, nil, nil
 	}
 	var saP SA
 	var tsi, tsr TS
@@ -142,7 +154,7 @@ func (sa *ikeSA) respondChild(m *Message, cands []ike.Tunnel, withKE bool, ni, n
 		return refuse(NoProposalChosen, nil) // the tunnel wants transport mode; the peer did not ask
 	}
 	transport = tun.SAMode == ipsec.Transport
-	ch, ok := chooseChild(tun.TransformSet, tun.ESN, tun.PFSGroup, withKE, &saP)
+	ch, ok := chooseChild(tun.TransformSet, tun.ESN, tun.PFSGroup, withKE, sa.suite.addke, &saP)
 	if !ok {
 		return refuse(NoProposalChosen, nil)
 	}
@@ -163,16 +175,12 @@ func (sa *ikeSA) respondChild(m *Message, cands []ike.Tunnel, withKE bool, ni, n
 		if err != nil {
 			return refuse(InvalidSyntax, nil)
 		}
-		defer clear(gir)
 		payloads = append(payloads, Payload{Type: PayloadKE, Body: (&KE{Group: uint16(ch.pfs), Data: kex.Public}).marshal()})
 	}
 	spi, err := d.inst.AllocateSPI(tun.Name, ch.t.Protocol, sa.local.Addr())
 	if err != nil {
 		return refuse(NoAdditionalSAs, nil)
 	}
-	km := childKeymat(sa.suite.prf, sa.keys.d, gir, ni, nr, keymatLen(ch.t))
-	keys := splitKeymat(km, ch.t, false)
-	clear(km)
 	d.mu.Lock()
 	lifetime := d.lifetimeFor(tun)
 	d.mu.Unlock()
@@ -181,16 +189,38 @@ func (sa *ikeSA) respondChild(m *Message, cands []ike.Tunnel, withKE bool, ni, n
 		mode = ipsec.Transport
 		payloads = append([]Payload{notifyPayload(UseTransportMode, nil)}, payloads...)
 	}
-	c := &childSA{sa: sa, tunnel: tun.Name, transform: ch.t, mode: mode, esn: ch.esn, encap: sa.encap(),
-		local: ls, remote: rs, pfs: ch.pfs, lifetime: lifetime, ni: ni, nr: nr,
-		in:  ipsec.SAID{Dst: sa.local.Addr(), SPI: spi, Protocol: ch.t.Protocol},
-		out: ipsec.SAID{Dst: sa.remote.Addr(), SPI: ch.peerSPI, Protocol: ch.t.Protocol}}
-	sa.install(c, keys, nil)
+	mk := func(sa *ikeSA, extra []byte) *childSA {
+		km := childKeymat(sa.suite.prf, sa.keys.d, gir, ni, nr, extra, keymatLen(ch.t))
+		clear(gir)
+		keys := splitKeymat(km, ch.t, false)
+		clear(km)
+		c := &childSA{sa: sa, tunnel: tun.Name, transform: ch.t, mode: mode, esn: ch.esn, encap: sa.encap(),
+			local: ls, remote: rs, pfs: ch.pfs, lifetime: lifetime, ni: ni, nr: nr,
+			in:  ipsec.SAID{Dst: sa.local.Addr(), SPI: spi, Protocol: ch.t.Protocol},
+			out: ipsec.SAID{Dst: sa.remote.Addr(), SPI: ch.peerSPI, Protocol: ch.t.Protocol}}
+		sa.install(c, keys, nil)
+		return c
+	}
 	payloads = append(payloads, Payload{Type: PayloadSA, Body: ch.proposal(spi).marshal()},
 		Payload{Type: PayloadTSi, Body: tsPayload(rs)}, Payload{Type: PayloadTSr, Body: tsPayload(ls)})
 	// The SA payload leads the child payloads in §1.3's diagrams; order
 	// does not matter on the wire (§2.5) beyond SK being last.
-	return payloads, c
+	if len(ch.addke) > 0 {
+		return payloads, nil, &childFollowup{methods: ch.addke, secrets: [][]byte{gir},
+			finish: func(sa *ikeSA, secrets [][]byte) *childSA {
+				extra := joinSecrets(secrets[1:])
+				defer clear(extra)
+				return mk(sa, extra)
+			}}
+	}
+	return payloads, mk(sa, nil), nil
+}
+
+// childFollowup is a child SA waiting for its additional key exchanges.
+type childFollowup struct {
+	methods []int
+	secrets [][]byte
+	finish  func(sa *ikeSA, secrets [][]byte) *childSA
 }
 
 // sortTunnels orders tunnels by name, so that the choice among several

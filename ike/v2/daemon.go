@@ -2,6 +2,7 @@ package v2
 
 import (
 	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -43,6 +44,10 @@ type Daemon struct {
 	cookies  cookieJar
 	spiLimit rateLimit // INVALID_IKE_SPI notifies
 	closed   bool
+
+	// classicAuth (tests) makes the daemon a peer without RFC 7427: it
+	// neither announces SIGNATURE_HASH_ALGORITHMS nor reads the peer's.
+	classicAuth bool
 }
 
 var _ ike.Daemon = (*Daemon)(nil)
@@ -60,6 +65,8 @@ type config struct {
 	psk     *ike.PSKTable
 	suites  []suite // the policies' suites, in priority order
 	retrans ike.Retransmit
+	roots   *x509.CertPool // the trusted CAs
+	certReq []byte         // their CERTREQ hashes (§3.7)
 }
 
 // Default retransmission schedule (RFC 7296 §2.1 leaves it to the
@@ -78,6 +85,13 @@ func compile(c ike.Config) (*config, error) {
 			return nil, err
 		}
 		cc.suites = append(cc.suites, s)
+	}
+	if c.Certificates != nil {
+		cc.roots = x509.NewCertPool()
+		for _, ca := range c.Certificates.CAs {
+			cc.roots.AddCert(ca)
+		}
+		cc.certReq = caHashes(c.Certificates.CAs)
 	}
 	if cc.retrans.Timeout <= 0 {
 		cc.retrans.Timeout = defaultRetransmit.Timeout

@@ -80,7 +80,19 @@ func (sa *ikeSA) receive(local, remote netip.AddrPort, m *Message) {
 		drop(func(c *ike.Counters) { c.Dropped++ })
 		return
 	}
-	if err := sa.in.openMessage(m.raw, m); err != nil {
+	in := sa.in
+	if !m.IsResponse() && sa.win.hasResp && m.MessageID+1 == sa.win.expect && sa.win.lastIn != nil {
+		// The request answered last, again: it opens with the keys it
+		// came under, which IKE_INTERMEDIATE changes (RFC 9370 §2.2.2),
+		// and the response cache answers it below.
+		in = sa.win.lastIn
+	}
+	if isFragment(m) {
+		var ok bool
+		if m, ok = sa.receiveFragment(m); !ok {
+			return
+		}
+	} else if err := in.openMessage(m.raw, m); err != nil {
 		if errors.Is(err, errIntegrity) {
 			drop(func(c *ike.Counters) { c.Dropped++ })
 		} else {
@@ -105,24 +117,33 @@ func (sa *ikeSA) receive(local, remote netip.AddrPort, m *Message) {
 		// A retransmission: the same response again, to where it came
 		// from (§2.1, §2.11).
 		drop(func(c *ike.Counters) { c.Duplicates++ })
-		resp := sa.win.lastResp
-		sa.after(func() { _ = d.tr.Send(local, remote, resp) })
+		for _, resp := range sa.win.lastResp {
+			sa.after(func() { _ = d.tr.Send(local, remote, resp) })
+		}
 		return
 	default:
 		drop(func(c *ike.Counters) { c.OutOfWindow++ })
 		return
 	}
 	sa.heard()
+	sa.win.lastIn = sa.in
+	sa.oldKeys.zero() // no retransmission of an earlier request can come now
+	sa.oldKeys = ikeKeys{}
 	if local.Port() == 4500 && !sa.natt {
 		// The initiator floated (§2.23); answer on 4500 from now on.
 		sa.natt, sa.local, sa.remote = true, local, remote
 	}
 	sa.follow(remote)
 	switch {
-	case m.Exchange == IKEAuth && sa.state == stateInitDone && !sa.initiator:
+	case m.Exchange == IKEIntermediate && sa.state == stateInitDone && !sa.initiator && sa.intDone < len(sa.suite.addke):
+		sa.intermediateResponder(m)
+	case m.Exchange == IKEAuth && sa.state == stateInitDone && !sa.initiator && sa.intDone == len(sa.suite.addke):
+		// RFC 9242 §3.2: every IKE_INTERMEDIATE exchange comes first.
 		sa.ikeAuthResponder(m)
 	case m.Exchange == CreateChildSA && sa.state == stateEstablished:
 		sa.createChildResponder(m)
+	case m.Exchange == IKEFollowupKE && sa.state == stateEstablished:
+		sa.followupResponder(m)
 	case m.Exchange == CreateChildSA && sa.state == stateRekeyed:
 		// §2.8.2, §2.25: an SA this end is closing.
 		sa.temporaryFailure()

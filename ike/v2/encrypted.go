@@ -95,11 +95,19 @@ func (c *skCrypto) icvLen() int {
 // seal builds a message of header h whose payloads are all inside an SK
 // payload, encrypted and protected. rand provides the IV.
 func (c *skCrypto) seal(h Header, inner []Payload, rand io.Reader) ([]byte, error) {
-	plain := marshalPayloads(nil, inner)
 	first := PayloadNone
 	if len(inner) > 0 {
 		first = inner[0].Type
 	}
+	return c.sealPayload(h, PayloadSK, first, nil, marshalPayloads(nil, inner), rand)
+}
+
+// sealPayload builds a message of header h with one encrypted payload of
+// type typ (SK, or SKF whose Fragment Number and Total Fragments are
+// fragHdr, RFC 7383 §2.5) holding plain. next is the payload's Next
+// Payload field. The associated data (GCM) or the checksum (CBC) covers
+// the IKE header and the whole payload header (RFC 7383 §2.5.3).
+func (c *skCrypto) sealPayload(h Header, typ, next PayloadType, fragHdr, plain []byte, rand io.Reader) ([]byte, error) {
 	// Padding: to the block size for CBC; none for GCM (RFC 5282 §3.2
 	// leaves it optional). Pad Length is always there.
 	pad := 0
@@ -107,31 +115,34 @@ func (c *skCrypto) seal(h Header, inner []Payload, rand io.Reader) ([]byte, erro
 		bs := c.block.BlockSize()
 		pad = (bs - (len(plain)+1)%bs) % bs
 	}
-	plain = append(plain, make([]byte, pad+1)...)
-	plain[len(plain)-1] = byte(pad)
+	padded := make([]byte, len(plain), len(plain)+pad+1)
+	copy(padded, plain)
+	padded = append(padded, make([]byte, pad+1)...)
+	padded[len(padded)-1] = byte(pad)
 	iv := make([]byte, c.ivLen())
 	if _, err := io.ReadFull(rand, iv); err != nil {
 		return nil, fmt.Errorf("v2: IV: %w", err)
 	}
-	bodyLen := len(iv) + len(plain) + c.icvLen()
-	h.Next = PayloadSK
+	bodyLen := len(fragHdr) + len(iv) + len(padded) + c.icvLen()
+	h.Next = typ
 	h.Length = uint32(HeaderSize + payloadHeaderSize + bodyLen)
 	if h.Length > MaxMessageSize {
 		return nil, fmt.Errorf("v2: message of %d bytes is too long", h.Length)
 	}
 	b := make([]byte, 0, h.Length+16)
 	b = h.marshal(b)
-	b = append(b, byte(first), 0)
+	b = append(b, byte(next), 0)
 	b = binary.BigEndian.AppendUint16(b, uint16(payloadHeaderSize+bodyLen))
+	b = append(b, fragHdr...)
 	aadEnd := len(b)
 	b = append(b, iv...)
 	if c.aead != nil {
 		nonce := append(append(make([]byte, 0, 12), c.salt...), iv...)
-		b = c.aead.Seal(b, nonce, plain, b[:aadEnd])
+		b = c.aead.Seal(b, nonce, padded, b[:aadEnd])
 		return b[:len(b)-16+c.encr.aeadICV], nil // RFC 5282 §3: the tag's first octets
 	}
 	ctStart := len(b)
-	b = append(b, plain...)
+	b = append(b, padded...)
 	cipher.NewCBCEncrypter(c.block, iv).CryptBlocks(b[ctStart:], b[ctStart:])
 	m := c.integ.new(c.integKey)
 	m.Write(b)
@@ -139,12 +150,24 @@ func (c *skCrypto) seal(h Header, inner []Payload, rand io.Reader) ([]byte, erro
 }
 
 // open verifies and decrypts the SK payload sk of message msg (sk.Body
-// must be the tail of msg) and returns the payloads inside.
-func (c *skCrypto) open(msg []byte, sk Payload) ([]Payload, error) {
-	body := sk.Body
+// must be the tail of msg) and returns the payloads inside and their
+// plaintext.
+func (c *skCrypto) open(msg []byte, sk Payload) ([]Payload, []byte, error) {
+	plain, err := c.decrypt(msg, sk.Body)
+	if err != nil {
+		return nil, nil, err
+	}
+	ps, err := parsePayloads(sk.Inner, plain, false)
+	return ps, plain, err
+}
+
+// decrypt verifies and decrypts the encrypted part of an SK or SKF
+// payload, body (IV, ciphertext, checksum), which must be the tail of msg,
+// and returns the plaintext without its padding.
+func (c *skCrypto) decrypt(msg, body []byte) ([]byte, error) {
 	iv, icv := c.ivLen(), c.icvLen()
 	if len(body) < iv+icv+1 || len(msg) < len(body)+HeaderSize+payloadHeaderSize {
-		return nil, malformed("SK payload too short")
+		return nil, malformed("encrypted payload too short")
 	}
 	var plain []byte
 	if c.aead != nil {
@@ -177,16 +200,16 @@ func (c *skCrypto) open(msg []byte, sk Payload) ([]Payload, error) {
 		}
 		ct := body[iv : len(body)-icv]
 		if len(ct) == 0 || len(ct)%c.block.BlockSize() != 0 {
-			return nil, malformed("SK ciphertext not a multiple of the block size")
+			return nil, malformed("ciphertext not a multiple of the block size")
 		}
 		plain = make([]byte, len(ct))
 		cipher.NewCBCDecrypter(c.block, body[:iv]).CryptBlocks(plain, ct)
 	}
 	pad := int(plain[len(plain)-1])
 	if pad+1 > len(plain) {
-		return nil, malformed("SK padding")
+		return nil, malformed("encrypted payload padding")
 	}
-	return parsePayloads(sk.Inner, plain[:len(plain)-pad-1], false)
+	return plain[:len(plain)-pad-1], nil
 }
 
 // openMessage decrypts a parsed message whose last payload is SK and
@@ -196,10 +219,11 @@ func (c *skCrypto) openMessage(msg []byte, m *Message) error {
 		return malformed(fmt.Sprintf("%v message without an SK payload", m.Exchange))
 	}
 	sk := m.Payloads[len(m.Payloads)-1]
-	inner, err := c.open(msg, sk)
+	inner, plain, err := c.open(msg, sk)
 	if err != nil {
 		return err
 	}
+	m.inner, m.plain = sk.Inner, plain
 	outer := m.Payloads[:len(m.Payloads)-1]
 	seen := map[PayloadType]bool{}
 	for _, p := range outer {

@@ -138,8 +138,10 @@ func TestFuzzCorpus(t *testing.T) {
 		writeCorpus(t, "FuzzIKEv2Message", seedMessages())
 		writeCorpus(t, "FuzzIKEv2Payload", payloads)
 		writeCorpus(t, "FuzzReceive", seedMessages()[:4])
+		writeCorpus(t, "FuzzFragments", fragmentSeeds())
+		writeCorpus(t, "FuzzADDKE", addkeSeeds())
 	}
-	for _, name := range []string{"FuzzIKEv2Message", "FuzzIKEv2Payload", "FuzzReceive"} {
+	for _, name := range []string{"FuzzIKEv2Message", "FuzzIKEv2Payload", "FuzzReceive", "FuzzFragments", "FuzzADDKE"} {
 		if ents, err := os.ReadDir(filepath.Join("testdata", "fuzz", name)); err != nil || len(ents) == 0 {
 			t.Errorf("no seed corpus for %s (go test -run TestFuzzCorpus -update-corpus)", name)
 		}

@@ -12,10 +12,12 @@ import (
 // The initiator's IKE_AUTH (RFC 7296 §1.2), which also makes the first
 // child SA, for the tunnel that started the IKE SA:
 //
-//	HDR, SK {IDi, [IDr,] AUTH, [N(INITIAL_CONTACT),] [N(USE_TRANSPORT_MODE),]
-//	         SAi2, TSi, TSr}  -->
-//	                  <--  HDR, SK {IDr, AUTH, [N(USE_TRANSPORT_MODE),] SAr2, TSi, TSr}
+//	HDR, SK {IDi, [CERT+,] [CERTREQ,] [IDr,] AUTH, [N(INITIAL_CONTACT),]
+//	         [N(USE_TRANSPORT_MODE),] SAi2, TSi, TSr}  -->
+//	             <--  HDR, SK {IDr, [CERT+,] AUTH, [N(USE_TRANSPORT_MODE),] SAr2, TSi, TSr}
 //
+// When the responder's AUTH does not verify, this end tells it with an
+// INFORMATIONAL AUTHENTICATION_FAILED (§2.21.2) and the IKE SA is gone.
 // An error notify about the child SA (NO_PROPOSAL_CHOSEN, TS_UNACCEPTABLE)
 // leaves the IKE SA up without it (§1.2).
 
@@ -25,7 +27,7 @@ type authExchange struct {
 	tunnel ike.Tunnel
 	offer  childOffer
 	idi    []byte // IDi body
-	psk    []byte
+	plan   authPlan
 }
 
 // startAuth sends IKE_AUTH for the first waiting tunnel.
@@ -40,23 +42,24 @@ func (sa *ikeSA) startAuth() {
 	d.mu.Lock()
 	tu := d.tunnels[name]
 	var ex authExchange
+	reason := "tunnel removed"
 	if tu != nil {
 		ex.tunnel = tu.cfg
-		ex.psk = d.pskFor(tu.cfg.RemoteIdentity(), sa.remote.Addr())
+		var err error
+		if ex.plan, err = d.planAuth(sa, 0, tu.cfg.RemoteIdentity(), sa.remote.Addr()); err != nil {
+			tu, reason = nil, err.Error()
+		}
 	}
 	first := d.onlySA(sa)
+	certReq := d.cfg.certReq
 	d.mu.Unlock()
-	if tu == nil || ex.psk == nil {
-		reason := "no pre-shared key for the peer"
-		if tu == nil {
-			reason = "tunnel removed"
-		}
+	if tu == nil {
 		remote, heard := sa.remote.Addr(), sa.lastHeard
 		sa.after(func() { d.setupFailed(name, remote, reason, heard) })
 		sa.fail(reason)
 		return
 	}
-	sa.localID = ex.tunnel.LocalIdentity()
+	sa.localID, sa.authMethod = ex.tunnel.LocalIdentity(), ex.plan.method
 	sa.request(&request{exchange: IKEAuth,
 		build: func(sa *ikeSA) ([]Payload, error) {
 			offer, err := sa.offerFor(&ex.tunnel, 0)
@@ -66,13 +69,19 @@ func (sa *ikeSA) startAuth() {
 			ex.offer = offer
 			id := idPayload(sa.localID)
 			ex.idi = id.marshal()
-			auth := Auth{Method: AuthSharedKey, Data: pskAuth(sa.suite.prf, ex.psk, sa.initReq, sa.nr, sa.keys.pi, ex.idi)}
-			ps := []Payload{{Type: PayloadIDi, Body: ex.idi}}
+			certs, auth, err := sa.ownAuth(ex.plan, ex.idi, sa.win.nextID) // build runs just before the request gets nextID
+			if err != nil {
+				return nil, err
+			}
+			ps := append([]Payload{{Type: PayloadIDi, Body: ex.idi}}, certs...)
+			if ex.plan.method.Certificate() && len(certReq) > 0 {
+				ps = append(ps, certReqPayload(certReq))
+			}
 			if r := ex.tunnel.RemoteID; !r.IsZero() {
 				idr := idPayload(r)
 				ps = append(ps, Payload{Type: PayloadIDr, Body: idr.marshal()})
 			}
-			ps = append(ps, Payload{Type: PayloadAUTH, Body: auth.marshal()})
+			ps = append(ps, auth)
 			if first {
 				// §2.4: "the first IKE SA with a peer": it may drop
 				// whatever it still has from an earlier life of ours.
@@ -158,15 +167,28 @@ func (sa *ikeSA) ikeAuthResponse(m *Message, ex *authExchange) {
 	}
 	if r := ex.tunnel.RemoteID; !r.IsZero() && !r.Equal(peerID) {
 		d.count(func(c *ike.Counters) { c.AuthFailed++ })
+		sa.sendAuthFailed()
 		failed(fmt.Sprintf("the peer is %v, not %v", peerID, r))
 		return
 	}
-	d.mu.Lock()
-	psk := d.pskFor(peerID, sa.remote.Addr())
-	d.mu.Unlock()
-	if psk == nil || !verifyPSK(sa.suite.prf, psk, auth, sa.initResp, sa.ni, sa.keys.pr, idr.marshal()) {
+	plan := ex.plan
+	if plan.method == ike.AuthPSK {
+		// The key of the identity the peer presents, which may not
+		// be the one this end looked for.
+		d.mu.Lock()
+		plan.psk = d.pskFor(peerID, sa.remote.Addr())
+		d.mu.Unlock()
+	}
+	if plan.method == ike.AuthPSK && plan.psk == nil {
+		err = errNoCredential
+	} else {
+		err = sa.checkPeerAuth(m, auth, plan, peerID, idr.marshal())
+	}
+	if err != nil {
 		d.count(func(c *ike.Counters) { c.AuthFailed++ })
-		failed("the peer's AUTH does not verify")
+		d.log.Info("the responder's authentication failed", "remote", sa.remote, "peer", peerID.String(), "err", err)
+		sa.sendAuthFailed()
+		failed("the peer's AUTH does not verify: " + err.Error())
 		return
 	}
 	sa.remoteID = peerID

@@ -1,6 +1,7 @@
 package v2
 
 import (
+	"fmt"
 	"net/netip"
 
 	"github.com/ismgw/ism/ike"
@@ -9,12 +10,14 @@ import (
 // The responder's IKE_AUTH (RFC 7296 §1.2, §2.15). The peer's identity
 // picks the tunnels it may use (those from this end's address to its
 // address, or to any address for a tunnel known only by its identity,
-// with a matching remote identity), its pre-shared key (by identity, with
-// the seed's user@fqdn strip-and-retry, then by address), and this end's
-// identity. A failed AUTH is answered with AUTHENTICATION_FAILED and the
-// IKE SA is gone (§2.21.2). The child SA request then goes to the tunnel
-// whose selectors its traffic selectors meet; its refusal leaves the IKE
-// SA up.
+// with a matching remote identity) and this end's identity; its AUTH
+// method picks how this end authenticates (authenticate.go): with its
+// pre-shared key (by identity, with the seed's user@fqdn strip-and-retry,
+// then by address), or with this end's certificate after the peer's chain
+// and signature verified. A failed AUTH is answered with
+// AUTHENTICATION_FAILED and the IKE SA is gone (§2.21.2). The child SA
+// request then goes to the tunnel whose selectors its traffic selectors
+// meet; its refusal leaves the IKE SA up.
 
 // ikeAuthResponder handles the IKE_AUTH request.
 func (sa *ikeSA) ikeAuthResponder(m *Message) {
@@ -42,27 +45,40 @@ func (sa *ikeSA) ikeAuthResponder(m *Message) {
 		refuse(err.Error())
 		return
 	}
+	sa.peerCertReq = append(sa.peerCertReq, peerCertReq(m)...)
 	d.mu.Lock()
 	cands := d.tunnelsFor(sa.local.Addr(), sa.remote.Addr(), peerID)
-	psk := d.pskFor(peerID, sa.remote.Addr())
+	plan := authPlan{allowed: d.authMethods(sa.suite)}
+	method := plan.methodClass(auth.Method)
+	if method != 0 && len(cands) > 0 {
+		plan, err = d.planAuth(sa, method, peerID, sa.remote.Addr())
+	}
 	d.mu.Unlock()
 	switch {
 	case len(cands) == 0:
 		refuse("no tunnel for peer " + peerID.String())
 		return
-	case psk == nil:
-		refuse("no pre-shared key for peer " + peerID.String())
+	case method == 0:
+		refuse(fmt.Sprintf("peer %v authenticates with AUTH method %d, which no policy of the IKE SA allows (%v)", peerID, auth.Method, plan.allowed))
 		return
-	case !verifyPSK(sa.suite.prf, psk, auth, sa.initReq, sa.nr, sa.keys.pi, idi.marshal()):
-		refuse("the AUTH of peer " + peerID.String() + " does not verify")
+	case err != nil:
+		refuse(fmt.Sprintf("peer %v: %v", peerID, err))
+		return
+	}
+	if err := sa.checkPeerAuth(m, auth, plan, peerID, idi.marshal()); err != nil {
+		refuse(fmt.Sprintf("the AUTH of peer %v does not verify: %v", peerID, err))
 		return
 	}
 	sa.remoteID = peerID
-	sa.localID = cands[0].LocalIdentity()
+	sa.localID, sa.authMethod = cands[0].LocalIdentity(), plan.method
 	idr := idPayload(sa.localID)
 	idrBody := idr.marshal()
-	ours := Auth{Method: AuthSharedKey, Data: pskAuth(sa.suite.prf, psk, sa.initResp, sa.ni, sa.keys.pr, idrBody)}
-	ps := []Payload{{Type: PayloadIDr, Body: idrBody}, {Type: PayloadAUTH, Body: ours.marshal()}}
+	certs, ours, err := sa.ownAuth(plan, idrBody, m.MessageID)
+	if err != nil {
+		refuse("this end cannot sign: " + err.Error())
+		return
+	}
+	ps := append(append([]Payload{{Type: PayloadIDr, Body: idrBody}}, certs...), ours)
 	sa.establish()
 	if _, ok := m.Notify(InitialContact); ok {
 		// §2.4: the peer has no other IKE SA with this end; whatever
@@ -70,7 +86,7 @@ func (sa *ikeSA) ikeAuthResponder(m *Message) {
 		remote, id := sa.remote.Addr(), peerID
 		sa.after(func() { d.initialContact(sa, remote, id) })
 	}
-	child, _ := sa.respondChild(m, cands, false, sa.ni, sa.nr, nil)
+	child, _, _ := sa.respondChild(m, cands, false, sa.ni, sa.nr, nil)
 	sa.respond(IKEAuth, append(ps, child...))
 }
 

@@ -135,6 +135,7 @@ func (sa *ikeSA) requestIKERekey(rk *ikeRekey) {
 // rekeySuites is what a rekey proposes: the SA's own suite first (§2.8:
 // the new SA should not differ), then the configured ones.
 func rekeySuites(cur suite, configured []suite) []suite {
+	cur.addkeOptional = false // the methods negotiated, required
 	out := []suite{cur}
 	same := func(a, b suite) bool {
 		return a.encr == b.encr && a.prf.id == b.prf.id && a.integ.id == b.integ.id && a.group == b.group
@@ -187,38 +188,29 @@ func (sa *ikeSA) ikeRekeyResponse(m *Message, rk *ikeRekey) {
 		d.log.Warn("IKE SA rekey refused", "sa", sa.String(), "notify", e.Type.String())
 		return
 	}
-	n, err := sa.rekeyedSA(m, rk)
+	su, spiR, nr, shared, err := sa.rekeyResponse(m, rk)
 	if err != nil {
-		d.log.Warn("IKE SA rekey failed", "sa", sa.String(), "err", err)
-		if rk.peer != nil {
-			sa.handTo(rk.peer)
-		}
+		sa.rekeyCompleted(nil, err, rk)
 		return
 	}
-	if p := rk.peer; p != nil {
-		p.lock()
-		pni, pnr := p.ni, p.nr
-		p.unlockNested(sa)
-		if lowestIn(n.ni, n.nr, pni, pnr) {
-			// This end's new SA lost: it deletes it, its creator; the
-			// peer deletes the old one.
-			d.log.Info("IKE SA rekey collision: this end's new SA has the lowest nonce", "new", n.String(), "kept", p.String())
-			n.lock()
-			n.setState(stateDeleting)
-			n.requestDeleteIKE("the IKE SA rekey collision")
-			n.unlockNested(sa)
-			sa.handTo(p)
+	if len(su.addke) == 0 {
+		n, err := sa.newSuccessor(true, false, rk.spi, spiR, su, rk.ni, nr, shared, nil)
+		sa.rekeyCompleted(n, err, rk)
+		return
+	}
+	// RFC 9370 §2.2.4: the additional key exchanges first.
+	link, _ := m.Notify(AdditionalKeyExchange)
+	sa.followupsInitiator(su.addke, link.Data, reqIKERekey, func(sa *ikeSA, secrets [][]byte, err error) {
+		if err != nil {
+			clear(shared)
+			sa.rekeyCompleted(nil, err, rk)
 			return
 		}
-		d.log.Info("IKE SA rekey collision: this end's new SA stands", "new", n.String(), "dropped", p.String())
-		p.lock()
-		p.setState(stateRekeyed) // the peer deletes it
-		p.setUnsettled(false)
-		p.awaitDelete()
-		p.unlockNested(sa)
-	}
-	sa.handTo(n)
-	sa.requestDeleteIKE("rekeyed")
+		extra := joinSecrets(secrets)
+		defer clear(extra)
+		n, err := sa.newSuccessor(true, false, rk.spi, spiR, su, rk.ni, nr, shared, extra)
+		sa.rekeyCompleted(n, err, rk)
+	})
 }
 
 // lowestIn reports whether the lowest of four nonces is one of the first
@@ -234,60 +226,66 @@ func lowestIn(a1, a2, b1, b2 []byte) bool {
 	return bytes.Compare(low(a1, a2), low(b1, b2)) < 0
 }
 
-// rekeyedSA makes, establishes and publishes the new IKE SA of this end's
-// rekey from the responder's answer.
-func (sa *ikeSA) rekeyedSA(m *Message, rk *ikeRekey) (*ikeSA, error) {
+// rekeyResponse reads the responder's answer to this end's rekey: the
+// suite it chose, its SPI and nonce, and the shared secret of the KE
+// exchange.
+func (sa *ikeSA) rekeyResponse(m *Message, rk *ikeRekey) (su suite, spiR uint64, nr, shared []byte, err error) {
 	d := sa.d
 	var saP SA
 	var ke KE
 	if ok, err := m.decode(PayloadSA, &saP); !ok || err != nil {
-		return nil, fmt.Errorf("v2: IKE SA rekey response without a valid SA payload")
+		return su, 0, nil, nil, fmt.Errorf("v2: IKE SA rekey response without a valid SA payload")
 	}
 	if ok, err := m.decode(PayloadKE, &ke); !ok || err != nil {
-		return nil, fmt.Errorf("v2: IKE SA rekey response without a valid KE payload")
+		return su, 0, nil, nil, fmt.Errorf("v2: IKE SA rekey response without a valid KE payload")
 	}
 	np, ok := m.Get(PayloadNonce)
 	if !ok {
-		return nil, fmt.Errorf("%w: IKE SA rekey response without a nonce", ErrMalformed)
+		return su, 0, nil, nil, fmt.Errorf("%w: IKE SA rekey response without a nonce", ErrMalformed)
 	}
-	nr, err := parseNonce(np.Body)
-	if err != nil {
-		return nil, err
+	if nr, err = parseNonce(np.Body); err != nil {
+		return su, 0, nil, nil, err
 	}
 	d.mu.Lock()
 	suites := rekeySuites(sa.suite, d.cfg.suites)
 	d.mu.Unlock()
-	su, err := acceptedIKE(suites, &saP)
-	if err != nil {
-		return nil, err
+	if su, err = acceptedIKE(suites, &saP); err != nil {
+		return su, 0, nil, nil, err
 	}
 	p := saP.Proposals[0]
 	if len(p.SPI) != 8 || p.Protocol != ProtoIKE {
-		return nil, fmt.Errorf("%w: the new IKE SA's SPI is %d octets", ErrMalformed, len(p.SPI))
+		return su, 0, nil, nil, fmt.Errorf("%w: the new IKE SA's SPI is %d octets", ErrMalformed, len(p.SPI))
 	}
 	if su.group != int(ke.Group) || rk.kex == nil || su.group != rk.kex.Group().ID {
-		return nil, fmt.Errorf("v2: the responder chose group %d and sent a key of group %d", su.group, ke.Group)
+		return su, 0, nil, nil, fmt.Errorf("v2: the responder chose group %d and sent a key of group %d", su.group, ke.Group)
 	}
-	shared, err := rk.kex.Shared(ke.Data)
-	if err != nil {
-		return nil, err
+	if shared, err = rk.kex.Shared(ke.Data); err != nil {
+		return su, 0, nil, nil, err
 	}
-	return sa.newSuccessor(true, false, rk.spi, binary.BigEndian.Uint64(p.SPI), su, rk.ni, nr, shared)
+	if _, ok := m.Notify(AdditionalKeyExchange); len(su.addke) > 0 && !ok {
+		clear(shared)
+		return su, 0, nil, nil, fmt.Errorf("v2: IKE SA rekey response without ADDITIONAL_KEY_EXCHANGE")
+	}
+	return su, binary.BigEndian.Uint64(p.SPI), nr, shared, nil
 }
 
 // newSuccessor makes the new IKE SA of a rekey, with the old one's
-// endpoints, identities and NAT state, derives its keys (§2.18),
-// establishes it and publishes it (unsettled: in a collision). Nothing
-// moves to it yet. The old SA's
-// mutex must be held.
-func (sa *ikeSA) newSuccessor(initiator, unsettled bool, spiI, spiR uint64, su suite, ni, nr, shared []byte) (*ikeSA, error) {
+// endpoints, identities, authentication, fragmentation and NAT state,
+// derives its keys (§2.18; extra the secrets of additional key exchanges,
+// RFC 9370 §2.2.4), establishes it and publishes it (unsettled: in a
+// collision). Nothing moves to it yet. The old SA's mutex must be held.
+func (sa *ikeSA) newSuccessor(initiator, unsettled bool, spiI, spiR uint64, su suite, ni, nr, shared, extra []byte) (*ikeSA, error) {
 	d := sa.d
 	n := &ikeSA{d: d, initiator: initiator, unsettled: unsettled, spiI: spiI, spiR: spiR, local: sa.local, remote: sa.remote,
 		suite: su, lifetime: su.lifetime, ni: ni, nr: nr, remoteID: sa.remoteID, localID: sa.localID,
 		localNAT: sa.localNAT, remoteNAT: sa.remoteNAT, natt: sa.natt, forceEncap: sa.forceEncap,
-		created: d.clk.Now(), lastHeard: sa.lastHeard, rekeys: sa.rekeys + 1}
+		created: d.clk.Now(), lastHeard: sa.lastHeard, rekeys: sa.rekeys + 1,
+		// How the ends authenticated, and fragmentation (as charon's
+		// inherit_pre does: RFC 7383 support is the peer's, not the SA's).
+		authMethod: sa.authMethod, ownScheme: sa.ownScheme, peerScheme: sa.peerScheme,
+		frag: fragState{on: sa.frag.on, mtu: sa.frag.mtu}}
 	// §2.18: the old SA's PRF makes SKEYSEED.
-	seed := sa.suite.prf.sum(sa.keys.d, shared, ni, nr)
+	seed := sa.suite.prf.sum(sa.keys.d, shared, ni, nr, extra)
 	clear(shared)
 	if err := n.keysFromSeed(seed); err != nil {
 		return nil, err

@@ -2,9 +2,9 @@ package v2
 
 import "time"
 
-// How a replaced IKE SA goes (RFC 7296 §2.8): its Delete, or the wait for
-// the peer's, and the requests it still had out, which its successor
-// sends again.
+// How a replaced IKE SA goes (RFC 7296 §2.8): the end of this end's
+// rekey, its Delete, or the wait for the peer's, and the requests it
+// still had out, which its successor sends again.
 
 // handOver gives the successor of a rekeyed SA that goes the request it
 // still had out (a Delete of a child, a liveness check), to send again
@@ -55,4 +55,42 @@ func (sa *ikeSA) requestDeleteIKE(reason string) {
 		onResponse: func(sa *ikeSA, m *Message) { done(sa) },
 		onTimeout:  done,
 	})
+}
+
+// rekeyCompleted ends this end's rekey with its new IKE SA n (or the
+// error that kept it from being made): the collision rules of §2.8.2,
+// then the old SA's child SAs move to the new one and it is deleted.
+func (sa *ikeSA) rekeyCompleted(n *ikeSA, err error, rk *ikeRekey) {
+	d := sa.d
+	if err != nil {
+		d.log.Warn("IKE SA rekey failed", "sa", sa.String(), "err", err)
+		if rk.peer != nil {
+			sa.handTo(rk.peer)
+		}
+		return
+	}
+	if p := rk.peer; p != nil {
+		p.lock()
+		pni, pnr := p.ni, p.nr
+		p.unlockNested(sa)
+		if lowestIn(n.ni, n.nr, pni, pnr) {
+			// This end's new SA lost: it deletes it, its creator; the
+			// peer deletes the old one.
+			d.log.Info("IKE SA rekey collision: this end's new SA has the lowest nonce", "new", n.String(), "kept", p.String())
+			n.lock()
+			n.setState(stateDeleting)
+			n.requestDeleteIKE("the IKE SA rekey collision")
+			n.unlockNested(sa)
+			sa.handTo(p)
+			return
+		}
+		d.log.Info("IKE SA rekey collision: this end's new SA stands", "new", n.String(), "dropped", p.String())
+		p.lock()
+		p.setState(stateRekeyed) // the peer deletes it
+		p.setUnsettled(false)
+		p.awaitDelete()
+		p.unlockNested(sa)
+	}
+	sa.handTo(n)
+	sa.requestDeleteIKE("rekeyed")
 }

@@ -43,7 +43,7 @@ func (sa *ikeSA) rekeyIKEResponder(m *Message, saP *SA) {
 	d.mu.Lock()
 	suites := rekeySuites(sa.suite, d.cfg.suites)
 	d.mu.Unlock()
-	su, prop, ok := chooseIKE(suites, saP, 8)
+	su, prop, addke, ok := chooseIKE(suites, saP, 8, true)
 	if !ok {
 		d.count(func(c *ike.Counters) { c.NoProposalChosen++ })
 		sa.respond(CreateChildSA, []Payload{notifyPayload(NoProposalChosen, nil)})
@@ -71,18 +71,39 @@ func (sa *ikeSA) rekeyIKEResponder(m *Message, saP *SA) {
 	d.mu.Lock()
 	spi := d.freeSPILocked()
 	d.mu.Unlock()
-	collision := sa.rk != nil && sa.win.outstanding(reqIKERekey)
-	n, err := sa.newSuccessor(false, collision, binary.BigEndian.Uint64(prop.SPI), spi, su, ni, nr, shared)
-	if err != nil {
-		d.log.Warn("IKE SA rekey refused", "sa", sa.String(), "err", err)
-		sa.temporaryFailure()
+	peerSPI := binary.BigEndian.Uint64(prop.SPI)
+	chosen := chosenIKE(su, prop.Number, addke)
+	chosen.Proposals[0].SPI = binary.BigEndian.AppendUint64(nil, spi)
+	ps := []Payload{{Type: PayloadSA, Body: chosen.marshal()}, {Type: PayloadNonce, Body: nr},
+		{Type: PayloadKE, Body: (&KE{Group: uint16(su.group), Data: kex.Public}).marshal()}}
+	if len(su.addke) > 0 {
+		// RFC 9370 §2.2.4: the new SA comes after the additional key
+		// exchanges, in IKE_FOLLOWUP_KE.
+		f := &followupR{methods: su.addke, secrets: [][]byte{shared},
+			finish: func(sa *ikeSA, secrets [][]byte) {
+				extra := joinSecrets(secrets[1:])
+				defer clear(extra)
+				sa.rekeyedByPeer(peerSPI, spi, su, ni, nr, secrets[0], extra)
+			}}
+		sa.respond(CreateChildSA, append(ps, sa.awaitFollowup(f)))
 		return
 	}
-	chosen := ikeProposals([]suite{su})
-	chosen.Proposals[0].Number = prop.Number
-	chosen.Proposals[0].SPI = binary.BigEndian.AppendUint64(nil, spi)
-	sa.respond(CreateChildSA, []Payload{{Type: PayloadSA, Body: chosen.marshal()}, {Type: PayloadNonce, Body: nr},
-		{Type: PayloadKE, Body: (&KE{Group: uint16(su.group), Data: kex.Public}).marshal()}})
+	sa.respond(CreateChildSA, ps)
+	sa.rekeyedByPeer(peerSPI, spi, su, ni, nr, shared, nil)
+}
+
+// rekeyedByPeer makes the new IKE SA of the peer's rekey, once its key
+// exchanges are done, and moves the child SAs to it — unless this end's
+// own rekey of the SA is out: then the new SA waits, unsettled, for the
+// nonces to decide (§2.8.2, ike_rekey.go). The SA's mutex must be held.
+func (sa *ikeSA) rekeyedByPeer(spiI, spiR uint64, su suite, ni, nr, shared, extra []byte) {
+	d := sa.d
+	collision := sa.rk != nil && sa.win.outstanding(reqIKERekey)
+	n, err := sa.newSuccessor(false, collision, spiI, spiR, su, ni, nr, shared, extra)
+	if err != nil {
+		d.log.Warn("IKE SA rekey by the peer failed", "sa", sa.String(), "err", err)
+		return
+	}
 	if collision {
 		// Both ends rekey at once (§2.8.2): the nonces decide when this
 		// end's answer comes.

@@ -73,9 +73,9 @@ func (sa *ikeSA) requestInit() {
 				Payload{Type: PayloadKE, Body: (&KE{Group: uint16(kex.Group().ID), Data: kex.Public}).marshal()},
 				Payload{Type: PayloadNonce, Body: sa.ni},
 			)
-			// IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383) and the RFC 9370
-			// key exchanges go with the NAT notifies.
-			return append(ps, natNotifies(sa.spiI, 0, sa.local, sa.remote, sa.forceEncap)...), nil
+			// The RFC 9370 key exchanges go with the NAT notifies.
+			ps = append(ps, natNotifies(sa.spiI, 0, sa.local, sa.remote, sa.forceEncap)...)
+			return append(ps, d.initExtensions(sa, true)...), nil
 		},
 		onResponse: (*ikeSA).ikeSAInitResponse,
 		onTimeout:  func(sa *ikeSA) { sa.fail("the peer did not answer IKE_SA_INIT") },
@@ -104,8 +104,13 @@ func (sa *ikeSA) ikeSAInitResponse(m *Message) {
 		sa.fail(err.Error())
 		return
 	}
-	// IKE_INTERMEDIATE exchanges (RFC 9242) would run here, before
-	// IKE_AUTH.
+	if len(sa.suite.addke) > 0 {
+		// RFC 9370 §2.2.2: the additional key exchanges, one
+		// IKE_INTERMEDIATE exchange (RFC 9242) each, before IKE_AUTH.
+		sa.setState(stateIntSent)
+		sa.startIntermediate()
+		return
+	}
 	sa.setState(stateAuthSent)
 	sa.startAuth()
 }
@@ -160,6 +165,9 @@ func (sa *ikeSA) processInitResponse(m *Message) error {
 	if su.group != int(ke.Group) || su.group != sa.kex.Group().ID {
 		return fmt.Errorf("v2: the responder chose group %d and sent a key of group %d", su.group, ke.Group)
 	}
+	if _, ok := m.Notify(IntermediateExchangeSupported); len(su.addke) > 0 && !ok {
+		return fmt.Errorf("v2: the responder chose additional key exchanges %v without IKE_INTERMEDIATE (RFC 9370 §2.2.1)", su.addke)
+	}
 	shared, err := sa.kex.Shared(ke.Data)
 	if err != nil {
 		return err
@@ -171,6 +179,7 @@ func (sa *ikeSA) processInitResponse(m *Message) error {
 	if err := sa.deriveKeys(shared); err != nil {
 		return err
 	}
+	sa.readExtensions(m)
 	var found bool
 	sa.localNAT, sa.remoteNAT, found = detectNAT(m, sa.local, sa.remote)
 	if found {

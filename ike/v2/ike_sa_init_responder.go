@@ -73,7 +73,8 @@ func (d *Daemon) ikeSAInitResponder(local, remote netip.AddrPort, m *Message) {
 		d.sendCookie(local, remote, m, ni)
 		return
 	}
-	su, prop, ok := chooseIKE(suites, &saP, 0)
+	_, intermediate := m.Notify(IntermediateExchangeSupported)
+	su, prop, addke, ok := chooseIKE(suites, &saP, 0, intermediate)
 	if !ok {
 		d.count(func(c *ike.Counters) { c.NoProposalChosen++ })
 		d.refuseInit(local, remote, m, NoProposalChosen, nil)
@@ -113,18 +114,18 @@ func (d *Daemon) ikeSAInitResponder(local, remote netip.AddrPort, m *Message) {
 	}
 	localNAT, remoteNAT, found := detectNAT(m, local, remote)
 	sa.localNAT, sa.remoteNAT = localNAT, remoteNAT
-	chosen := ikeProposals([]suite{su})
-	chosen.Proposals[0].Number = prop.Number
+	sa.readExtensions(m)
 	ps := []Payload{
-		{Type: PayloadSA, Body: chosen.marshal()},
+		{Type: PayloadSA, Body: chosenIKE(su, prop.Number, addke).marshal()},
 		{Type: PayloadKE, Body: (&KE{Group: uint16(su.group), Data: kex.Public}).marshal()},
 		{Type: PayloadNonce, Body: sa.nr},
 	}
 	if found {
 		ps = append(ps, natNotifies(sa.spiI, sa.spiR, local, remote, forceEncap)...)
 	}
+	ps = append(ps, d.initExtensions(sa, false)...)
 	sa.respond(IKESAInit, ps)
-	sa.initResp = sa.win.lastResp
+	sa.initResp = sa.win.lastResp[0]
 	sa.hard = d.clk.AfterFunc(halfOpenTimeout, func() {
 		sa.lock()
 		defer sa.unlock()

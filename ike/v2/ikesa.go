@@ -1,6 +1,7 @@
 package v2
 
 import (
+	"crypto"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -22,10 +23,12 @@ const (
 	stateDeleting                   // a Delete of the IKE SA is out
 	stateRekeyed                    // a new IKE SA replaced it; it waits for its Delete (§2.8)
 	stateDead                       // removed; its keys are zeroed
+	stateIntSent                    // initiator: in IKE_INTERMEDIATE exchanges (RFC 9242)
 )
 
 func (s saState) String() string {
-	return [...]string{"IKE_SA_INIT_I", "IKE_AUTH_I", "IKE_SA_INIT_R", "established", "deleting", "rekeyed", "deleted"}[s]
+	return [...]string{"IKE_SA_INIT_I", "IKE_AUTH_I", "IKE_SA_INIT_R", "established", "deleting", "rekeyed", "deleted",
+		"IKE_INTERMEDIATE_I"}[s]
 }
 
 // ikeSA is an IKE SA: one per pair of endpoints, shared by every tunnel
@@ -55,10 +58,33 @@ type ikeSA struct {
 	remoteID ike.Identity
 	localID  ike.Identity
 
+	// Authentication (authenticate.go): the hashes of the peer's
+	// SIGNATURE_HASH_ALGORITHMS (nil: it sent none, RFC 7427 §4), the CA
+	// hashes of its CERTREQ, the method this end used, and the signature
+	// schemes of both ends (zero with pre-shared keys).
+	peerHashes            []crypto.Hash
+	peerCertReq           []byte
+	authMethod            ike.AuthMethod
+	ownScheme, peerScheme sigScheme
+	frag                  fragState // RFC 7383 (fragment.go)
+
 	// NAT traversal (§2.23).
 	localNAT, remoteNAT bool // this end, the peer, behind a NAT
 	natt                bool // floated to port 4500
 	forceEncap          bool // a tunnel asks for ESP-in-UDP without a NAT
+
+	// RFC 9370 additional key exchanges in IKE_INTERMEDIATE
+	// (intermediate.go): whether the peer announced IKE_INTERMEDIATE, the
+	// exchanges done, the running IntAuth_i and IntAuth_r of RFC 9242
+	// §3.3.2, the initiator's key while its exchange runs.
+	intermediate       bool
+	intDone            int
+	oldKeys            ikeKeys // responder: the keys before the last IKE_INTERMEDIATE (addKeys)
+	intAuthI, intAuthR []byte
+	intKex             *ike.KeyExchange
+	// followups are the peer's unfinished series of IKE_FOLLOWUP_KE
+	// exchanges, by link (followup.go).
+	followups map[string]*followupR
 
 	win      window
 	children []*childSA
@@ -234,11 +260,20 @@ func (sa *ikeSA) destroy(reason string) {
 	}
 	d.mu.Unlock()
 	sa.keys.zero()
+	sa.oldKeys.zero()
 	sa.out, sa.in = nil, nil
 	if sa.kex != nil {
 		sa.kex.Zero()
 		sa.kex = nil
 	}
+	if sa.intKex != nil {
+		sa.intKex.Zero()
+		sa.intKex = nil
+	}
+	for _, f := range sa.followups {
+		f.zero()
+	}
+	sa.followups = nil
 	if sa.rk != nil {
 		sa.rk.zero()
 		sa.rk = nil
@@ -267,6 +302,8 @@ func (sa *ikeSA) status(now time.Time) ike.IKESAStatus {
 	st.Rekeys, st.Cookies = sa.rekeys, sa.cookies
 	if sa.state == stateEstablished || sa.state == stateDeleting || sa.state == stateRekeyed {
 		st.Policy = sa.suite.policy()
+		st.Policy.Auth = sa.authMethod
+		st.AdditionalKE = append([]int(nil), sa.suite.addke...)
 		st.Policy.Lifetime = sa.lifetime
 		if left := sa.created.Add(sa.lifetime).Sub(now); left > 0 {
 			st.LifetimeLeft = left

@@ -18,6 +18,14 @@ import (
 // informationalResponder handles an INFORMATIONAL request.
 func (sa *ikeSA) informationalResponder(m *Message) {
 	d := sa.d
+	if _, ok := m.Notify(AuthenticationFailed); ok {
+		// The initiator refused this end's IKE_AUTH response (§2.21.2).
+		d.count(func(c *ike.Counters) { c.AuthFailed++ })
+		sa.respond(Informational, nil)
+		d.log.Info("the peer refused this end's authentication", "remote", sa.remote)
+		sa.destroy("the peer refused this end's authentication (AUTHENTICATION_FAILED)")
+		return
+	}
 	var answer []Payload
 	deleteIKE := false
 	var gone []*childSA

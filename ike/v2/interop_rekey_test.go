@@ -227,12 +227,14 @@ func TestInteropCookies(t *testing.T) {
 			Swanctl: swanConn{Proposals: "aes128-sha256-ecp256", ESPProposals: "aes128gcm16"}.render()})
 		ni := make([]byte, 32)
 		_, _ = rand.Read(ni)
-		raw := rawInit(t, x.d, 0x0123456789abcdef, ni, nil)
+		// The half-open SA must be one charon keeps: a KE of the group it
+		// wants (ECP-256), or it answers INVALID_KE and keeps nothing.
+		raw := rawInit(t, x.d, 19, 0x0123456789abcdef, ni, nil)
 		if err := x.udp.Send(netip.AddrPortFrom(swantest.ISMAddr, 500), netip.AddrPortFrom(swantest.SwanAddr, 500), raw); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, "charon's half-open IKE SA", func() bool {
-			return strings.Contains(x.env.Log(), "generating IKE_SA_INIT response 0")
+			return strings.Contains(x.env.Log(), "generating IKE_SA_INIT response 0 [ SA KE")
 		})
 		x.up(t, true)
 		x.check(t, swanWant{encr: "AES_CBC", keysize: "128", integ: "HMAC_SHA2_256_128", prf: "PRF_HMAC_SHA2_256", dh: "ECP_256",

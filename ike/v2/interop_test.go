@@ -67,7 +67,7 @@ func newInteropIn(t *testing.T, env *swantest.Env, cfg ike.Config, conf swantest
 }
 
 // swanConn is charon's side of one test: a connection "ism" with one
-// child "net", IKEv2, pre-shared keys.
+// child "net", IKEv2, pre-shared keys unless Auth says otherwise.
 type swanConn struct {
 	Local                   netip.Addr // charon's address; swantest.SwanAddr when invalid
 	Proposals, ESPProposals string
@@ -75,6 +75,9 @@ type swanConn struct {
 	LocalID, RemoteID       string // charon's own identity and ISM's; addresses when empty
 	ChildExtra              string
 	Secrets                 string // whole secrets body; one ike secret for the two ids when empty
+	// Auth and RemoteAuth are charon's local and remote auth (psk when
+	// empty; RemoteAuth defaults to Auth); LocalCert its certs file.
+	Auth, RemoteAuth, LocalCert string
 }
 
 func (c swanConn) render() string {
@@ -90,6 +93,16 @@ func (c swanConn) render() string {
 	if c.Secrets == "" {
 		c.Secrets = fmt.Sprintf("ike-1 {\n id-a = %s\n id-b = %s\n secret = %q\n}\n", c.LocalID, c.RemoteID, interopPSK)
 	}
+	if c.Auth == "" {
+		c.Auth = "psk"
+	}
+	if c.RemoteAuth == "" {
+		c.RemoteAuth = c.Auth
+	}
+	certs := ""
+	if c.LocalCert != "" {
+		certs = "certs = " + c.LocalCert
+	}
 	return fmt.Sprintf(`connections {
   ism {
     version = 2
@@ -100,11 +113,12 @@ func (c swanConn) render() string {
     mobike = no
     %s
     local {
-      auth = psk
+      auth = %s
       id = %s
+      %s
     }
     remote {
-      auth = psk
+      auth = %s
       id = %s
     }
     children {
@@ -122,7 +136,8 @@ func (c swanConn) render() string {
 secrets {
 %s
 }
-`, c.Local, swantest.ISMAddr, c.Proposals, c.IKEExtra, c.LocalID, c.RemoteID, netB, netA, c.ESPProposals, c.ChildExtra, c.Secrets)
+`, c.Local, swantest.ISMAddr, c.Proposals, c.IKEExtra, c.Auth, c.LocalID, certs, c.RemoteAuth, c.RemoteID, netB, netA,
+		c.ESPProposals, c.ChildExtra, c.Secrets)
 }
 
 // interopTunnel is ISM's tunnel to charon.

@@ -15,6 +15,8 @@ import (
 //	                = prf+ (SKEYSEED, Ni | Nr | SPIi | SPIr)
 //	KEYMAT = prf+(SK_d, Ni | Nr)                 (IKE_AUTH, no PFS)
 //	KEYMAT = prf+(SK_d, g^ir (new) | Ni | Nr)    (CREATE_CHILD_SA with KE)
+//	KEYMAT = prf+(SK_d, SK(0) | Ni | Nr | SK(1) | ... | SK(n))
+//	                                             (with additional key exchanges, RFC 9370 §2.2.4)
 
 // prfPlus returns n bytes of prf+(key, seed). §2.13: the counter is one
 // octet, so at most 255 blocks.
@@ -69,8 +71,10 @@ func (k *ikeKeys) zero() {
 }
 
 // childKeymat returns n bytes of KEYMAT for a child SA (§2.17); gir is
-// nil without PFS.
-func childKeymat(p prfFunc, skd, gir, ni, nr []byte, n int) []byte {
-	seed := append(append(append([]byte(nil), gir...), ni...), nr...)
+// nil without PFS, extra the secrets of additional key exchanges in
+// order (RFC 9370 §2.2.4; nil without).
+func childKeymat(p prfFunc, skd, gir, ni, nr, extra []byte, n int) []byte {
+	seed := append(append(append(append([]byte(nil), gir...), ni...), nr...), extra...)
+	defer clear(seed)
 	return p.plus(skd, seed, n)
 }

@@ -28,10 +28,10 @@ func TestIKEv2KDF(t *testing.T) {
 		t.Fatalf("DKM %x", dkm)
 	}
 	skd := dkm[:p.size()]
-	if got := childKeymat(p, skd, nil, ni, nr, len(want)); !bytes.Equal(got, v.Hex(t, "dkmchild")) {
+	if got := childKeymat(p, skd, nil, ni, nr, nil, len(want)); !bytes.Equal(got, v.Hex(t, "dkmchild")) {
 		t.Fatalf("DKM(Child SA) %x", got)
 	}
-	if got := childKeymat(p, skd, girNew, ni, nr, len(want)); !bytes.Equal(got, v.Hex(t, "dkmchilddh")) {
+	if got := childKeymat(p, skd, girNew, ni, nr, nil, len(want)); !bytes.Equal(got, v.Hex(t, "dkmchilddh")) {
 		t.Fatalf("DKM(Child SA D-H) %x", got)
 	}
 	if got := p.sum(skd, girNew, ni, nr); !bytes.Equal(got, v.Hex(t, "skeyseedrekey")) {

@@ -57,7 +57,8 @@ const (
 	IKEAuth         ExchangeType = 35
 	CreateChildSA   ExchangeType = 36
 	Informational   ExchangeType = 37
-	IKEIntermediate ExchangeType = 43 // RFC 9242: not spoken yet
+	IKEIntermediate ExchangeType = 43 // RFC 9242 §3.2
+	IKEFollowupKE   ExchangeType = 44 // RFC 9370 §2.2.4
 )
 
 func (e ExchangeType) String() string {
@@ -72,6 +73,8 @@ func (e ExchangeType) String() string {
 		return "INFORMATIONAL"
 	case IKEIntermediate:
 		return "IKE_INTERMEDIATE"
+	case IKEFollowupKE:
+		return "IKE_FOLLOWUP_KE"
 	}
 	return fmt.Sprintf("exchange-%d", uint8(e))
 }
@@ -109,7 +112,7 @@ const (
 	PayloadSK        PayloadType = 46
 	PayloadCP        PayloadType = 47
 	PayloadEAP       PayloadType = 48
-	PayloadSKF       PayloadType = 53 // RFC 7383: not spoken yet
+	PayloadSKF       PayloadType = 53 // Encrypted Fragment (RFC 7383 §2.5)
 	payloadFirstType             = PayloadSA
 	payloadLastType              = PayloadEAP
 )
@@ -218,6 +221,11 @@ type Message struct {
 	Header
 	Payloads []Payload
 	raw      []byte // the datagram it was parsed from (RealMessage of §2.15)
+	// inner and plain are, once the SK payload is decrypted, the type of
+	// its first payload and its plaintext without padding: the
+	// IntAuth_*P of RFC 9242 §3.3.2.
+	inner PayloadType
+	plain []byte
 }
 
 // ParseMessage parses a datagram: the header and the chain of payloads.
@@ -286,15 +294,15 @@ func parsePayloads(first PayloadType, b []byte, outer bool) ([]Payload, error) {
 	return ps, nil
 }
 
-// marshalPayloads appends the chain of payloads to b. The SK payload, if
-// any, must be last; its Next Payload is Inner.
+// marshalPayloads appends the chain of payloads to b. The SK or SKF
+// payload, if any, must be last; its Next Payload is Inner.
 func marshalPayloads(b []byte, ps []Payload) []byte {
 	for i, p := range ps {
 		next := PayloadNone
 		if i+1 < len(ps) {
 			next = ps[i+1].Type
 		}
-		if p.Type == PayloadSK {
+		if p.Type == PayloadSK || p.Type == PayloadSKF {
 			next = p.Inner
 		}
 		flags := byte(0)

@@ -25,6 +25,9 @@ const (
 	InvalidSelectors           NotifyType = 39
 	TemporaryFailure           NotifyType = 43
 	ChildSANotFound            NotifyType = 44
+	// StateNotFound answers an IKE_FOLLOWUP_KE the responder has no
+	// state for (RFC 9370 §2.2.4).
+	StateNotFound NotifyType = 47
 )
 
 // Status types (§3.10.1, RFC 7383, RFC 7427).
@@ -44,7 +47,12 @@ const (
 	MOBIKESupported             NotifyType = 16396
 	IKEv2FragmentationSupported NotifyType = 16430
 	SignatureHashAlgorithms     NotifyType = 16431
-	firstStatus                 NotifyType = 16384
+	// RFC 9242 §3.1: both ends support IKE_INTERMEDIATE.
+	IntermediateExchangeSupported NotifyType = 16438
+	// RFC 9370 §2.2.4: links IKE_FOLLOWUP_KE exchanges to their
+	// CREATE_CHILD_SA; its data means something to the responder only.
+	AdditionalKeyExchange NotifyType = 16441
+	firstStatus           NotifyType = 16384
 )
 
 var notifyNames = map[NotifyType]string{
@@ -55,7 +63,7 @@ var notifyNames = map[NotifyType]string{
 	SinglePairRequired: "SINGLE_PAIR_REQUIRED", NoAdditionalSAs: "NO_ADDITIONAL_SAS",
 	InternalAddressFailure: "INTERNAL_ADDRESS_FAILURE", FailedCPRequired: "FAILED_CP_REQUIRED",
 	TSUnacceptable: "TS_UNACCEPTABLE", InvalidSelectors: "INVALID_SELECTORS",
-	TemporaryFailure: "TEMPORARY_FAILURE", ChildSANotFound: "CHILD_SA_NOT_FOUND",
+	TemporaryFailure: "TEMPORARY_FAILURE", ChildSANotFound: "CHILD_SA_NOT_FOUND", StateNotFound: "STATE_NOT_FOUND",
 	InitialContact: "INITIAL_CONTACT", SetWindowSize: "SET_WINDOW_SIZE",
 	AdditionalTSPossible: "ADDITIONAL_TS_POSSIBLE", IPCompSupported: "IPCOMP_SUPPORTED",
 	NATDetectionSourceIP: "NAT_DETECTION_SOURCE_IP", NATDetectionDestinationIP: "NAT_DETECTION_DESTINATION_IP",
@@ -63,6 +71,7 @@ var notifyNames = map[NotifyType]string{
 	RekeySA: "REKEY_SA", ESPTFCPaddingNotSupported: "ESP_TFC_PADDING_NOT_SUPPORTED",
 	NonFirstFragmentsAlso: "NON_FIRST_FRAGMENTS_ALSO", MOBIKESupported: "MOBIKE_SUPPORTED",
 	IKEv2FragmentationSupported: "IKEV2_FRAGMENTATION_SUPPORTED", SignatureHashAlgorithms: "SIGNATURE_HASH_ALGORITHMS",
+	IntermediateExchangeSupported: "INTERMEDIATE_EXCHANGE_SUPPORTED", AdditionalKeyExchange: "ADDITIONAL_KEY_EXCHANGE",
 }
 
 func (t NotifyType) String() string {

@@ -41,9 +41,9 @@ func (c *capture) all() []*Message {
 
 // rawInit crafts an IKE_SA_INIT request (group 14) with the given SPI,
 // nonce and, when set, a cookie first.
-func rawInit(t *testing.T, d *Daemon, spi uint64, ni, cookie []byte) []byte {
+func rawInit(t *testing.T, d *Daemon, group int, spi uint64, ni, cookie []byte) []byte {
 	t.Helper()
-	g, _ := ike.LookupGroup(14)
+	g, _ := ike.LookupGroup(group)
 	kex, err := g.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +54,7 @@ func rawInit(t *testing.T, d *Daemon, spi uint64, ni, cookie []byte) []byte {
 		ps = append(ps, notifyPayload(Cookie, cookie))
 	}
 	ps = append(ps, Payload{Type: PayloadSA, Body: ikeProposals(d.cfg.suites).marshal()},
-		Payload{Type: PayloadKE, Body: (&KE{Group: 14, Data: kex.Public}).marshal()},
+		Payload{Type: PayloadKE, Body: (&KE{Group: uint16(group), Data: kex.Public}).marshal()},
 		Payload{Type: PayloadNonce, Body: ni})
 	h := Header{SPIi: spi, Version: Version, Exchange: IKESAInit, Flags: FlagInitiator}
 	return (&Message{Header: h, Payloads: ps}).Marshal()
@@ -178,7 +178,7 @@ func TestPairCookieThreshold(t *testing.T) {
 	ni := make([]byte, 32)
 	for i := range 40 {
 		_, _ = rand.Read(ni)
-		p.b.d.Receive(netip.AddrPortFrom(addrB, 500), netip.AddrPortFrom(addrX, 500), rawInit(t, p.b.d, uint64(i+1), ni, nil))
+		p.b.d.Receive(netip.AddrPortFrom(addrB, 500), netip.AddrPortFrom(addrX, 500), rawInit(t, p.b.d, 14, uint64(i+1), ni, nil))
 	}
 	st := p.b.d.Status()
 	if len(st.IKESAs) != thr || st.Counters.CookiesSent != 40-thr {
@@ -205,7 +205,7 @@ func TestPairCookieThreshold(t *testing.T) {
 	}
 	before := p.b.d.Status().Counters.CookiesSent
 	_, _ = rand.Read(ni)
-	p.b.d.Receive(netip.AddrPortFrom(addrB, 500), netip.AddrPortFrom(addrX, 500), rawInit(t, p.b.d, 99, ni, nil))
+	p.b.d.Receive(netip.AddrPortFrom(addrB, 500), netip.AddrPortFrom(addrX, 500), rawInit(t, p.b.d, 14, 99, ni, nil))
 	if p.b.d.Status().Counters.CookiesSent != before {
 		t.Fatal("a cookie below the threshold")
 	}
@@ -232,20 +232,20 @@ func TestPairCookieRotation(t *testing.T) {
 		}
 		return c.Data
 	}
-	p.b.d.Receive(to, from, rawInit(t, p.b.d, 1, ni1, nil))
+	p.b.d.Receive(to, from, rawInit(t, p.b.d, 14, 1, ni1, nil))
 	c1 := cookieOf(1)
-	p.b.d.Receive(to, from, rawInit(t, p.b.d, 2, ni2, nil))
+	p.b.d.Receive(to, from, rawInit(t, p.b.d, 14, 2, ni2, nil))
 	c2 := cookieOf(2)
 	if c1[0] != c2[0] {
 		t.Fatal("two versions within one secret's time")
 	}
 	p.clk.Advance(2*time.Minute + time.Second)
-	p.b.d.Receive(to, from, rawInit(t, p.b.d, 1, ni1, c1)) // rotates; c1 is of the previous secret
+	p.b.d.Receive(to, from, rawInit(t, p.b.d, 14, 1, ni1, c1)) // rotates; c1 is of the previous secret
 	if st := p.b.d.Status(); len(st.IKESAs) != 1 || st.Counters.CookiesRefused != 0 {
 		t.Fatalf("a cookie of the previous secret within its grace: %d IKE SAs, %d refused", len(st.IKESAs), st.Counters.CookiesRefused)
 	}
 	p.clk.Advance(11 * time.Second)
-	p.b.d.Receive(to, from, rawInit(t, p.b.d, 2, ni2, c2))
+	p.b.d.Receive(to, from, rawInit(t, p.b.d, 14, 2, ni2, c2))
 	st := p.b.d.Status()
 	if len(st.IKESAs) != 1 || st.Counters.CookiesRefused != 1 {
 		t.Fatalf("a stale cookie: %d IKE SAs, %d refused", len(st.IKESAs), st.Counters.CookiesRefused)
@@ -256,7 +256,7 @@ func TestPairCookieRotation(t *testing.T) {
 	// A wrong cookie of the current version is refused too.
 	bad := cookieOf(4)
 	bad[5] ^= 1
-	p.b.d.Receive(to, from, rawInit(t, p.b.d, 2, ni2, bad))
+	p.b.d.Receive(to, from, rawInit(t, p.b.d, 14, 2, ni2, bad))
 	if st := p.b.d.Status(); len(st.IKESAs) != 1 || st.Counters.CookiesRefused != 2 {
 		t.Fatalf("a forged cookie: %d IKE SAs, %d refused", len(st.IKESAs), st.Counters.CookiesRefused)
 	}

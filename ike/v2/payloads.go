@@ -36,6 +36,10 @@ const (
 	TransformINTEG TransformType = 3
 	TransformDH    TransformType = 4 // "Key Exchange Method" since RFC 9370
 	TransformESN   TransformType = 5
+	// Additional Key Exchange 1 to 7 (RFC 9370 §2.2.1): the IDs of
+	// Transform Type 4, performed in the order of the types.
+	TransformADDKE1 TransformType = 6
+	TransformADDKE7 TransformType = 12
 )
 
 // attrKeyLength is the Key Length attribute (§3.3.5), in bits, TV form.
@@ -281,10 +285,15 @@ type AuthMethod uint8
 
 // Authentication methods.
 const (
-	AuthRSASig    AuthMethod = 1
-	AuthSharedKey AuthMethod = 2 // Shared Key Message Integrity Code
-	AuthDSSSig    AuthMethod = 3
-	AuthDigSig    AuthMethod = 14 // RFC 7427
+	AuthRSASig      AuthMethod = 1 // RSASSA-PKCS1-v1_5 with SHA-1 (§3.8)
+	AuthSharedKey   AuthMethod = 2 // Shared Key Message Integrity Code
+	AuthDSSSig      AuthMethod = 3
+	AuthECDSAP256   AuthMethod = 9  // ECDSA with SHA-256 on P-256 (RFC 4754)
+	AuthECDSAP384   AuthMethod = 10 // ECDSA with SHA-384 on P-384 (RFC 4754)
+	AuthECDSAP521   AuthMethod = 11 // ECDSA with SHA-512 on P-521 (RFC 4754)
+	AuthDigSig      AuthMethod = 14 // Digital Signature (RFC 7427)
+	certX509        uint8      = 4  // CERT and CERTREQ encoding: X.509 Certificate - Signature (§3.6)
+	certReqHashSize            = 20 // a CERTREQ names a CA by the SHA-1 of its public key (§3.7)
 )
 
 // Auth is an AUTH payload.

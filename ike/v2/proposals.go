@@ -15,19 +15,42 @@ import (
 // first and the peer's second: the first of its entries that any of the
 // peer's proposals offers wins.
 
-// ikeProposals returns the IKE SA proposals of the policies.
+// ikeProposals returns the IKE SA proposals of the policies. A policy
+// with optional additional key exchanges has a second proposal without
+// ADDKE transforms right after its first: a responder that does not know
+// RFC 9370 refuses a proposal with transform types it does not
+// understand (§3.3.6; charon 5.9 does), and takes that one.
 func ikeProposals(suites []suite) *SA {
 	s := &SA{}
-	for i, su := range suites {
-		ts := []Transform{{Type: TransformENCR, ID: su.encr.id, KeyLength: keyLengthAttr(su.encr)},
-			{Type: TransformPRF, ID: su.prf.id}}
-		if !su.encr.aead() {
-			ts = append(ts, Transform{Type: TransformINTEG, ID: su.integ.id})
+	add := func(ts []Transform) {
+		s.Proposals = append(s.Proposals, Proposal{Number: uint8(len(s.Proposals) + 1), Protocol: ProtoIKE, Transforms: ts})
+	}
+	for _, su := range suites {
+		add(append(su.baseTransforms(), su.addkeTransforms()...))
+		if len(su.addke) > 0 && su.addkeOptional {
+			add(su.baseTransforms())
 		}
-		ts = append(ts, Transform{Type: TransformDH, ID: uint16(su.group)})
-		s.Proposals = append(s.Proposals, Proposal{Number: uint8(i + 1), Protocol: ProtoIKE, Transforms: ts})
 	}
 	return s
+}
+
+// baseTransforms are a suite's transforms of RFC 7296: ENCR, PRF, INTEG
+// (none with an AEAD cipher) and KE.
+func (su suite) baseTransforms() []Transform {
+	ts := []Transform{{Type: TransformENCR, ID: su.encr.id, KeyLength: keyLengthAttr(su.encr)},
+		{Type: TransformPRF, ID: su.prf.id}}
+	if !su.encr.aead() {
+		ts = append(ts, Transform{Type: TransformINTEG, ID: su.integ.id})
+	}
+	return append(ts, Transform{Type: TransformDH, ID: uint16(su.group)})
+}
+
+// chosenIKE is the responder's SA payload: the suite's base transforms
+// and the ADDKE transforms it picked, with the number of the peer's
+// proposal.
+func chosenIKE(su suite, number uint8, addke []Transform) *SA {
+	ts := append(su.baseTransforms(), addke...)
+	return &SA{Proposals: []Proposal{{Number: number, Protocol: ProtoIKE, Transforms: ts}}}
 }
 
 // keyLengthAttr is the Key Length attribute a cipher needs: AES's (§3.3.5:
@@ -50,10 +73,11 @@ func offers(p Proposal, t Transform) bool {
 }
 
 // understood reports whether every transform type of p is one this end
-// knows (§3.3.6: a proposal with an unknown type is not chosen).
+// knows (§3.3.6: a proposal with an unknown type is not chosen); the
+// Additional Key Exchange types are known (RFC 9370 §2.2.1).
 func understood(p Proposal) bool {
 	for _, t := range p.Transforms {
-		if t.Type < TransformENCR || t.Type > TransformESN {
+		if t.Type < TransformENCR || t.Type > TransformADDKE7 {
 			return false
 		}
 	}
@@ -73,45 +97,70 @@ func hasType(p Proposal, t TransformType) bool {
 // chooseIKE picks the IKE SA proposal as responder: the first of this
 // end's suites the peer offers, and the peer's proposal. The proposals'
 // SPIs have spiLen octets: none in IKE_SA_INIT, 8 in a rekey (§3.3.1).
-func chooseIKE(suites []suite, peer *SA, spiLen int) (suite, Proposal, bool) {
+// The suite returned has the additional key exchanges to perform, and
+// addke the ADDKE transforms of the answer (addke.go); intermediate is
+// false when the peer cannot do them in IKE_INTERMEDIATE.
+func chooseIKE(suites []suite, peer *SA, spiLen int, intermediate bool) (su suite, p Proposal, addke []Transform, ok bool) {
 	for _, su := range suites {
-		mine := ikeProposals([]suite{su}).Proposals[0]
 		for _, p := range peer.Proposals {
 			if p.Protocol != ProtoIKE || len(p.SPI) != spiLen || !understood(p) {
 				continue
 			}
 			ok := true
-			for _, t := range mine.Transforms {
+			for _, t := range su.baseTransforms() {
 				ok = ok && offers(p, t)
 			}
-			if ok && (!su.encr.aead() || !hasType(p, TransformINTEG)) {
-				return su, p, true
+			if !ok || (su.encr.aead() && hasType(p, TransformINTEG)) {
+				continue
+			}
+			methods, answer, ok := pickADDKE(su, p, intermediate)
+			if ok {
+				su.addke, su.addkeOptional = methods, false
+				return su, p, answer, true
 			}
 		}
 	}
-	return suite{}, Proposal{}, false
+	return suite{}, Proposal{}, nil, false
 }
 
 // acceptedIKE checks the responder's choice against what this end
 // proposed: one proposal, one transform of each type, all offered
-// (§2.7).
+// (§2.7), the ADDKE ones as addke.go says. The suite returned has the
+// additional key exchanges to perform.
 func acceptedIKE(suites []suite, got *SA) (suite, error) {
 	if len(got.Proposals) != 1 {
 		return suite{}, fmt.Errorf("%w: %d proposals in the response", ErrMalformed, len(got.Proposals))
 	}
 	p := got.Proposals[0]
+	base := 0
+	for _, t := range p.Transforms {
+		if !isADDKE(t.Type) {
+			base++
+		}
+	}
+	var errADDKE error
 	for _, su := range suites {
-		mine := ikeProposals([]suite{su}).Proposals[0]
-		if len(p.Transforms) != len(mine.Transforms) {
+		mine := su.baseTransforms()
+		if base != len(mine) {
 			continue
 		}
 		ok := true
-		for _, t := range mine.Transforms {
+		for _, t := range mine {
 			ok = ok && offers(p, t)
 		}
-		if ok {
-			return su, nil
+		if !ok {
+			continue
 		}
+		methods, err := acceptADDKE(su, p)
+		if err != nil {
+			errADDKE = err
+			continue
+		}
+		su.addke, su.addkeOptional = methods, false
+		return su, nil
+	}
+	if errADDKE != nil {
+		return suite{}, errADDKE
 	}
 	return suite{}, fmt.Errorf("v2: the responder chose a proposal this end did not make")
 }
@@ -122,6 +171,9 @@ type childOffer struct {
 	spis map[transform.Protocol]uint32 // this end's inbound SPI per protocol
 	pfs  int                           // DH group, 0: none (always 0 in IKE_AUTH)
 	esn  bool                          // propose ESN first
+	// addke are the additional key exchanges with PFS (RFC 9370
+	// §2.2.4): the IKE SA's, required.
+	addke []int
 }
 
 func esnTransforms(esn bool) []Transform {
@@ -140,6 +192,7 @@ func (o childOffer) sa() *SA {
 		ts := espTransforms(t)
 		if o.pfs != 0 {
 			ts = append(ts, Transform{Type: TransformDH, ID: uint16(o.pfs)})
+			ts = append(ts, suite{addke: o.addke}.addkeTransforms()...)
 		}
 		ts = append(ts, esnTransforms(o.esn)...)
 		s.Proposals = append(s.Proposals, Proposal{Number: uint8(i + 1), Protocol: protocolOf(t),
@@ -155,6 +208,10 @@ type childChoice struct {
 	pfs     int
 	esn     bool
 	number  uint8
+	// addke are the additional key exchanges to perform (RFC 9370
+	// §2.2.4), addkeAnswer the responder's ADDKE transforms.
+	addke       []int
+	addkeAnswer []Transform
 }
 
 // proposal returns the responder's SA payload for the choice, with this
@@ -164,6 +221,7 @@ func (c childChoice) proposal(spi uint32) *SA {
 	if c.pfs != 0 {
 		ts = append(ts, Transform{Type: TransformDH, ID: uint16(c.pfs)})
 	}
+	ts = append(ts, c.addkeAnswer...)
 	esn := uint16(esnNo)
 	if c.esn {
 		esn = esnYes
@@ -173,10 +231,12 @@ func (c childChoice) proposal(spi uint32) *SA {
 }
 
 // chooseChild picks a child SA proposal as responder from the tunnel's
-// transform set. withKE is false in IKE_AUTH, where DH transforms are
-// ignored; in CREATE_CHILD_SA the group follows ike.ChoosePFSGroup (the
-// seed's PFS rules) with the tunnel's PFS group.
-func chooseChild(set []transform.Transform, esn bool, localPFS int, withKE bool, peer *SA) (childChoice, bool) {
+// transform set. withKE is false in IKE_AUTH, where DH and ADDKE
+// transforms are ignored; in CREATE_CHILD_SA the group follows
+// ike.ChoosePFSGroup (the seed's PFS rules) with the tunnel's PFS group,
+// and with PFS the additional key exchanges may be any of addke (the IKE
+// SA's) or none (RFC 9370 §2.2.4).
+func chooseChild(set []transform.Transform, esn bool, localPFS int, withKE bool, addke []int, peer *SA) (childChoice, bool) {
 	for _, t := range set {
 		mine := espTransforms(t)
 		for _, p := range peer.Proposals {
@@ -196,6 +256,13 @@ func chooseChild(set []transform.Transform, esn bool, localPFS int, withKE bool,
 			}
 			if withKE {
 				if c.pfs, ok = pickPFS(p, localPFS); !ok {
+					continue
+				}
+				mine := suite{}
+				if c.pfs != 0 {
+					mine = suite{addke: addke, addkeOptional: true}
+				}
+				if c.addke, c.addkeAnswer, ok = pickADDKE(mine, p, true); !ok {
 					continue
 				}
 			}
@@ -266,6 +333,12 @@ func acceptedChild(o childOffer, got *SA) (childChoice, error) {
 			c.esn = x.ID == esnYes
 		case TransformDH:
 			c.pfs = int(x.ID)
+		}
+	}
+	if o.pfs != 0 {
+		var err error
+		if c.addke, err = acceptADDKE(suite{addke: o.addke}, p); err != nil {
+			return childChoice{}, err
 		}
 	}
 	for _, x := range espTransforms(t) {

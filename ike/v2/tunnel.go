@@ -102,7 +102,7 @@ func (d *Daemon) negotiate(name string, local, remote netip.Addr) {
 		switch sa.state {
 		case stateEstablished:
 			sa.createChild(name, nil)
-		case stateInitSent, stateAuthSent, stateInitDone:
+		case stateInitSent, stateIntSent, stateAuthSent, stateInitDone:
 			sa.waiting = append(sa.waiting, name)
 		default: // it died meanwhile: look again
 			sa.unlock()

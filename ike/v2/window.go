@@ -38,7 +38,10 @@ type request struct {
 	plain      bool           // IKE_SA_INIT: not encrypted
 
 	msgID   uint32
-	wire    []byte
+	hdr     Header
+	ps      []Payload // as built, to fragment again smaller (§2.5.2 of RFC 7383)
+	wire    [][]byte  // the datagrams: the message, or its fragments
+	mtu     int       // the fragment size of wire; 0 when not fragmented
 	tries   int
 	timeout time.Duration
 }
@@ -50,8 +53,9 @@ type window struct {
 	queue  []*request // waiting their turn
 	timer  clock.Timer
 
-	expect   uint32 // the next request ID expected from the peer
-	lastResp []byte // the response to request expect-1, as sent
+	expect   uint32    // the next request ID expected from the peer
+	lastIn   *skCrypto // what opened request expect-1 (the keys may have changed since)
+	lastResp [][]byte  // the response to request expect-1, as sent
 	hasResp  bool
 }
 
@@ -59,7 +63,7 @@ func (w *window) stop() {
 	if w.timer != nil {
 		w.timer.Stop()
 	}
-	w.out, w.queue = nil, nil
+	w.out, w.queue, w.lastIn = nil, nil, nil
 }
 
 // fresh returns the request as it was before it was sent, to send on
@@ -97,16 +101,19 @@ func (sa *ikeSA) sendNext() {
 			continue
 		}
 		r.msgID = w.nextID
-		h := sa.header(r.exchange, r.msgID, false)
+		r.hdr, r.ps = sa.header(r.exchange, r.msgID, false), ps
 		if r.plain {
-			m := &Message{Header: h, Payloads: ps}
-			r.wire = m.Marshal()
-		} else if r.wire, err = sa.out.seal(h, ps, sa.d.rand); err != nil {
+			m := &Message{Header: r.hdr, Payloads: ps}
+			r.wire = [][]byte{m.Marshal()}
+		} else if r.wire, err = sa.sealOut(r.hdr, ps, 0); err != nil {
 			sa.d.log.Warn("request not sent", "exchange", r.exchange.String(), "err", err)
 			continue
 		}
+		if len(r.wire) > 1 {
+			r.mtu = sa.frag.mtu
+		}
 		if r.exchange == IKESAInit {
-			sa.initReq = r.wire
+			sa.initReq = r.wire[0]
 		}
 		if r.schedule.Timeout == 0 {
 			sa.d.mu.Lock()
@@ -115,7 +122,7 @@ func (sa *ikeSA) sendNext() {
 		}
 		r.timeout = r.schedule.Timeout
 		w.out = r
-		sa.send(r.wire)
+		sa.sendAll(r.wire)
 		sa.armRetransmit(r)
 	}
 }
@@ -149,7 +156,10 @@ func (sa *ikeSA) retransmit(r *request) {
 	}
 	r.tries++
 	sa.d.count(func(c *ike.Counters) { c.Retransmits++ })
-	sa.send(r.wire)
+	if r.mtu > 0 && r.tries%triesPerMTU == 0 {
+		sa.refragment(r)
+	}
+	sa.sendAll(r.wire)
 	r.timeout = time.Duration(float64(r.timeout) * max(r.schedule.Base, 1))
 	sa.armRetransmit(r)
 }
@@ -176,17 +186,35 @@ func (sa *ikeSA) response(m *Message) bool {
 // for retransmissions of that request.
 func (sa *ikeSA) respond(t ExchangeType, ps []Payload) {
 	h := sa.header(t, sa.win.expect, true)
-	var b []byte
+	var b [][]byte
 	if t == IKESAInit {
-		b = (&Message{Header: h, Payloads: ps}).Marshal()
+		b = [][]byte{(&Message{Header: h, Payloads: ps}).Marshal()}
 	} else {
 		var err error
-		if b, err = sa.out.seal(h, ps, sa.d.rand); err != nil {
+		if b, err = sa.sealOut(h, ps, 0); err != nil {
 			sa.d.log.Warn("response not sent", "exchange", t.String(), "err", err)
 			return
 		}
 	}
 	sa.win.expect++
 	sa.win.lastResp, sa.win.hasResp = b, true
-	sa.send(b)
+	sa.sendAll(b)
+}
+
+// refragment seals an unanswered fragmented request again in smaller
+// fragments, if there is a smaller size to try (RFC 7383 §2.5.2); later
+// messages of the SA use it too.
+func (sa *ikeSA) refragment(r *request) {
+	smaller := sa.smallerMTU(r.mtu)
+	if smaller == 0 {
+		return
+	}
+	wire, err := sa.sealOut(r.hdr, r.ps, smaller)
+	if err != nil {
+		sa.d.log.Warn("request not fragmented again", "exchange", r.exchange.String(), "err", err)
+		return
+	}
+	sa.d.log.Info("no answer to a fragmented request: smaller fragments", "exchange", r.exchange.String(),
+		"from", r.mtu, "to", smaller, "remote", sa.remote)
+	r.wire, r.mtu, sa.frag.mtu = wire, smaller, smaller
 }

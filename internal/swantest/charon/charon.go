@@ -85,6 +85,9 @@ func Start(t TB, ns, dir string, c Conf) *Charon {
 		}
 	}
 	for name, data := range c.Files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(ch.swDir, name)), 0o700); err != nil {
+			t.Fatalf("charon: %v", err)
+		}
 		if err := os.WriteFile(filepath.Join(ch.swDir, name), data, 0o600); err != nil {
 			t.Fatalf("charon: %v", err)
 		}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -134,25 +135,52 @@ func (e *Env) Kill() {
 // SetLink takes charon's side of its veth link down or up: the peer
 // becomes unreachable without knowing it.
 func (e *Env) SetLink(up bool) error {
-	out, err := exec.Command("ip", "-n", e.NSSwan, "-o", "link", "show", "type", "veth").Output()
-	if err != nil {
-		return err
-	}
 	state := "down"
 	if up {
 		state = "up"
 	}
+	links, err := vethLinks(e.NSSwan)
+	for _, name := range links {
+		if err := ip("-n", e.NSSwan, "link", "set", name, state); err != nil {
+			return err
+		}
+	}
+	return err
+}
+
+// SetMTU sets the MTU of the veth links of both namespaces: a path that
+// carries no larger datagram.
+func (e *Env) SetMTU(mtu int) error {
+	for _, ns := range []string{e.NSISM, e.NSSwan} {
+		links, err := vethLinks(ns)
+		if err != nil {
+			return err
+		}
+		for _, name := range links {
+			if err := ip("-n", ns, "link", "set", "dev", name, "mtu", strconv.Itoa(mtu)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// vethLinks returns the names of a namespace's veth links.
+func vethLinks(ns string) ([]string, error) {
+	out, err := exec.Command("ip", "-n", ns, "-o", "link", "show", "type", "veth").Output()
+	if err != nil {
+		return nil, err
+	}
+	var names []string
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
 		if len(f) < 2 {
 			continue
 		}
 		name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
-		if err := ip("-n", e.NSSwan, "link", "set", name, state); err != nil {
-			return err
-		}
+		names = append(names, name)
 	}
-	return nil
+	return names, nil
 }
 
 // errNotStarted: a call that needs charon before StartCharon.
