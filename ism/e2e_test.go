@@ -177,7 +177,7 @@ func transferBetween(t *testing.T, fromNS, src, toNS, dst string, size int) {
 			return
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(30 * time.Second))
+		c.SetDeadline(time.Now().Add(60 * time.Second))
 		h := sha256.New()
 		n, err := io.Copy(h, c)
 		got <- result{[32]byte(h.Sum(nil)), n, err}
@@ -190,7 +190,7 @@ func transferBetween(t *testing.T, fromNS, src, toNS, dst string, size int) {
 	})
 	data := make([]byte, size)
 	rand.Read(data)
-	c.SetDeadline(time.Now().Add(30 * time.Second))
+	c.SetDeadline(time.Now().Add(60 * time.Second))
 	if _, err := c.Write(data); err != nil {
 		t.Fatalf("TCP write through the tunnel: %v", err)
 	}
@@ -200,7 +200,7 @@ func transferBetween(t *testing.T, fromNS, src, toNS, dst string, size int) {
 		if r.sum != sha256.Sum256(data) {
 			t.Fatalf("TCP transfer through the tunnel: data differs (%d of %d bytes arrived: %v)", r.n, size, r.err)
 		}
-	case <-time.After(40 * time.Second):
+	case <-time.After(70 * time.Second):
 		t.Fatal("TCP transfer through the tunnel timed out")
 	}
 }
