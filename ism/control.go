@@ -1,113 +1,128 @@
 package ism
 
 import (
-	"bufio"
-	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"log/slog"
-	"net"
-	"os"
-	"path/filepath"
-	"strings"
-	"time"
+	"sync"
+
+	"github.com/ismgw/ism/ism/config"
 )
 
-// Request is one ismctl command on the control socket.
-type Request struct {
-	Command string `json:"command"`
+// jobs is the control goroutine's queue: work posted by IKE's and the data
+// path's goroutines, which must not block or take the gateway's lock.
+// post never blocks and never drops work while the gateway runs; the queue
+// is bounded by what is in flight (each SA event fires once per SA). The
+// zero value is not usable (init).
+type jobs struct {
+	mu     sync.Mutex
+	q      []func()
+	signal chan struct{}
+	closed bool
 }
 
-// Response is the answer: the text a router would print, the data behind
-// it (for ismctl -json), or an error.
-type Response struct {
-	Text  string          `json:"text,omitempty"`
-	Data  json.RawMessage `json:"data,omitempty"`
-	Error string          `json:"error,omitempty"`
+func (j *jobs) init() { j.signal = make(chan struct{}, 1) }
+
+// post queues f for the control goroutine; after Close it is discarded.
+func (g *Gateway) post(f func()) {
+	j := &g.jobs
+	j.mu.Lock()
+	if !j.closed {
+		j.q = append(j.q, f)
+	}
+	j.mu.Unlock()
+	select {
+	case j.signal <- struct{}{}:
+	default:
+	}
 }
 
-// ServeControl serves ismctl on a unix socket at path, readable and writable
-// by root only, until ctx ends. reload is what the "reload" command runs.
-func ServeControl(ctx context.Context, path string, g *Gateway, reload func() error, log *slog.Logger) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("ism: control socket: %w", err)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("ism: control socket: %w", err)
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return fmt.Errorf("ism: control socket: %w", err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return fmt.Errorf("ism: control socket: %w", err)
-	}
-	go func() {
-		<-ctx.Done()
-		ln.Close()
-	}()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				if ctx.Err() == nil {
-					log.Error("control socket", "err", err)
-				}
-				os.Remove(path)
-				return
+func (j *jobs) take() []func() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	q := j.q
+	j.q = nil
+	return q
+}
+
+// control is the gateway's control goroutine: it runs the posted work in
+// order.
+func (g *Gateway) control() {
+	defer g.wg.Done()
+	for {
+		select {
+		case <-g.ctx.Done():
+			return
+		case <-g.jobs.signal:
+			for _, f := range g.jobs.take() {
+				f()
 			}
-			go serveOne(c, g, reload, log)
 		}
-	}()
-	return nil
+	}
 }
 
-func serveOne(c net.Conn, g *Gateway, reload func() error, log *slog.Logger) {
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	var req Request
-	if err := json.NewDecoder(bufio.NewReader(c)).Decode(&req); err != nil {
-		json.NewEncoder(c).Encode(Response{Error: "bad request: " + err.Error()})
+// stopControl stops the control goroutine and the path timer and waits for
+// them; work posted after it is discarded.
+func (g *Gateway) stopControl() {
+	j := &g.jobs
+	j.mu.Lock()
+	j.closed = true
+	j.q = nil
+	if g.paths != nil && g.paths.Stop() {
+		g.wg.Done()
+	}
+	j.mu.Unlock()
+	g.cancel()
+	g.wg.Wait()
+}
+
+// armPathCheck schedules the next path check on the gateway's clock.
+func (g *Gateway) armPathCheck() {
+	j := &g.jobs
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
 		return
 	}
-	var resp Response
-	cmd := strings.Join(strings.Fields(req.Command), " ")
-	if cmd == "reload" {
-		log.Info("reload requested over the control socket")
-		if err := reload(); err != nil {
-			resp.Error = err.Error()
-		} else {
-			resp.Text = "configuration reloaded\n"
-		}
-	} else {
-		text, data, err := g.Exec(cmd)
-		if err != nil {
-			resp.Error = err.Error()
-		} else {
-			resp.Text = text
-			resp.Data, _ = json.Marshal(data)
-		}
-	}
-	json.NewEncoder(c).Encode(resp)
+	g.wg.Add(1)
+	g.paths = g.clock.AfterFunc(g.timers.PathCheck, func() {
+		defer g.wg.Done()
+		g.post(func() {
+			g.recheckPaths()
+			g.armPathCheck()
+		})
+	})
 }
 
-// Call sends one command to the control socket at path and returns the
-// answer; ismctl uses it.
-func Call(path, command string) (Response, error) {
-	c, err := net.DialTimeout("unix", path, 5*time.Second)
-	if err != nil {
-		return Response{}, fmt.Errorf("cannot reach ismd at %s: %w", path, err)
+// recheckPaths looks each tunnel's destination up again; a manual tunnel
+// whose destination becomes routable (or stops being) changes state. A
+// signaled tunnel whose peer DPD declared dead, with no backup, tries the
+// peer again now and then, since no traffic comes to start IKE.
+func (g *Gateway) recheckPaths() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	changed := false
+	now := g.clock.Now()
+	for _, t := range g.tunnels {
+		if t.signaled() && !t.ready.Load() {
+			if t.retryDue(now, g.timers.DeadRetry) {
+				if d := g.daemon(); d != nil {
+					d.Acquire(t.Name)
+				}
+			}
+			continue
+		}
+		if t.cfg.Type != config.Manual || !t.d.Destination.IsValid() {
+			continue
+		}
+		g.checkPath(t)
+		routable, reason := t.pathState()
+		switch {
+		case routable && t.hasSAs() && !t.Up():
+			changed = g.changeState(t, true, "") || changed
+		case !routable && t.Up():
+			changed = g.changeState(t, false, reason) || changed
+		}
+		t.computeMTU()
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(60 * time.Second))
-	if err := json.NewEncoder(c).Encode(Request{Command: command}); err != nil {
-		return Response{}, err
+	if changed {
+		g.syncRoutes()
 	}
-	var resp Response
-	if err := json.NewDecoder(c).Decode(&resp); err != nil {
-		return Response{}, fmt.Errorf("reading ismd's answer: %w", err)
-	}
-	return resp, nil
 }

@@ -1,19 +1,16 @@
 package ism
 
 import (
-	"bytes"
 	"fmt"
-	"log/slog"
 	"net/netip"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/internal/swantest"
 	"github.com/ismgw/ism/internal/swantest/charon"
-	"github.com/ismgw/ism/ism/config"
+	"github.com/ismgw/ism/ism/datapath"
+	"github.com/ismgw/ism/ism/operator"
 )
 
 // The DPD and failover lab: ISM in process, running in its own namespace
@@ -39,17 +36,6 @@ type dpdLabConfig struct {
 	traps      bool
 }
 
-// dpdLab is a running lab.
-type dpdLab struct {
-	env         *swantest.Env // the destination's charon; NSISM is ISM's namespace
-	backup      *swantest.Env // the backup destination's charon, or nil
-	primaryConf swantest.Conf
-	backupConf  swantest.Conf
-	g           *Gateway
-	traps       *trapRx // nil without traps
-	log         *syncBuffer
-}
-
 // dpdSwanConn renders a charon at local for ISM's tunnel: IKEv1 main mode
 // (or aggressive mode), PSK psk, one child "net" for 203.0.113.0/24
 // (charon) and 198.51.100.0/24 (ISM), without DPD of its own.
@@ -66,114 +52,50 @@ func dpdSwanConn(local netip.Addr, psk string, aggressive bool) swantest.Conf {
 	}.Render()}
 }
 
-// dpdISMConfig renders ISM's side: tunnel ipsec:t1 from 192.0.2.1 to
-// 192.0.2.2 (and 192.0.2.3 as backup) for 198.51.100.0/24 ↔
-// 203.0.113.0/24, routed.
-func dpdISMConfig(ns string, c dpdLabConfig) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "virtual-router v netns %s\n", ns)
-	b.WriteString("ipsec isakmp-policy-rule 1\n  encryption aes128\n  hash sha\n  group 14\n  authentication pre-shared-key\n")
-	fmt.Fprintf(&b, "ipsec pre-shared-key address %s ascii %s\n", swantest.SwanAddr, swanPSK)
-	fmt.Fprintf(&b, "ipsec pre-shared-key address %s ascii %s\n", swanBackupAddr, swanPSK)
-	b.WriteString(c.global)
-	if c.traps {
-		b.WriteString(trapHostLine())
-	}
-	b.WriteString("ipsec transform-set ts\n  transform 1 esp-aes128-hmac-sha\n")
-	fmt.Fprintf(&b, "interface tunnel ipsec:t1\n  virtual-router v\n  tunnel source %s\n  tunnel destination %s\n", swantest.ISMAddr, swantest.SwanAddr)
-	if c.backup {
-		fmt.Fprintf(&b, "  tunnel destination backup %s\n", swanBackupAddr)
-	}
-	b.WriteString("  tunnel transform-set ts\n  tunnel local-selector 198.51.100.0 255.255.255.0\n  tunnel remote-selector 203.0.113.0 255.255.255.0\n")
-	if c.aggressive {
-		b.WriteString("  tunnel ike-mode aggressive\n")
-	}
-	b.WriteString(c.tunnel)
-	b.WriteString("ip route 203.0.113.0 255.255.255.0 ipsec:t1\n")
-	return b.String()
-}
-
-func newDPDLab(t *testing.T, c dpdLabConfig) *dpdLab {
-	t.Helper()
-	env := swantest.New(t)
+// dpdSpec is the DPD lab: ISM's tunnel ipsec:t1 from 192.0.2.1 to charon
+// at 192.0.2.2 (and a second charon at 192.0.2.3 as backup) for
+// 198.51.100.0/24 ↔ 203.0.113.0/24, routed.
+func dpdSpec(c dpdLabConfig) labSpec {
 	psk := c.primaryPSK
 	if psk == "" {
 		psk = swanPSK
 	}
-	x := &dpdLab{env: env, primaryConf: dpdSwanConn(swantest.SwanAddr, psk, c.aggressive), log: &syncBuffer{}}
-	env.StartCharon(x.primaryConf)
-	t.Cleanup(func() {
-		if t.Failed() {
-			env.Dump()
-			t.Logf("ISM's log:\n%s", x.log.String())
+	primary := dpdSwanConn(swantest.SwanAddr, psk, c.aggressive)
+	s := labSpec{charon: &primary, traps: c.traps, inA: true, a: func(x *lab) string {
+		tu := ismTunnel{local: "198.51.100.0 255.255.255.0", remote: "203.0.113.0 255.255.255.0", extra: c.tunnel}
+		if c.backup {
+			tu.backup = swanBackupAddr.String()
 		}
-	})
+		if c.aggressive {
+			tu.extra = "  tunnel ike-mode aggressive\n" + tu.extra
+		}
+		global := pskRule("aes128", "sha", 14, "", swantest.SwanAddr, swanBackupAddr) + c.global
+		if c.traps {
+			global += trapHostLine()
+		}
+		return ismConf{vrs: [][2]string{{"v", x.a}}, global: global, transforms: []string{"esp-aes128-hmac-sha"}, tunnels: []ismTunnel{tu}}.String()
+	}}
 	if c.backup {
-		x.backup = env.AddPeer(t, swanBackupAddr)
-		x.backupConf = dpdSwanConn(swanBackupAddr, swanPSK, c.aggressive)
-		x.backup.StartCharon(x.backupConf)
-		t.Cleanup(x.backup.Dump)
+		b := dpdSwanConn(swanBackupAddr, swanPSK, c.aggressive)
+		s.backup = &b
 	}
-	if c.traps {
-		x.traps = startTrapRx(t, env.NSISM)
-	}
-	x.g = gatewayIn(t, env.NSISM, dpdISMConfig(env.NSISM, c), x.log)
-	return x
-}
-
-// gatewayIn starts a gateway from a thread inside namespace ns: the
-// daemon's own namespace, where its trap sockets live, is ns.
-func gatewayIn(t *testing.T, ns, text string, log *syncBuffer) *Gateway {
-	t.Helper()
-	cfg, err := config.Parse("test.conf", strings.NewReader(text))
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, text)
-	}
-	o := Options{Logger: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})), NoXFRM: true}
-	var g *Gateway
-	if err := swantest.InNamespace(ns, func() (err error) {
-		g, err = New(cfg, o)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(g.Close)
-	return g
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers: the gateway's
-// log, shown when a test fails.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	return s
 }
 
 // tunnel returns what `show ipsec tunnel detail ipsec:t1` shows, as text
 // and as data.
-func (x *dpdLab) tunnel(t *testing.T) (string, TunnelStatus) {
+func (x *lab) tunnel(t *testing.T) (string, operator.TunnelStatus) {
 	t.Helper()
 	return showTunnel(t, x.g)
 }
 
-func showTunnel(t *testing.T, g *Gateway) (string, TunnelStatus) {
+func showTunnel(t *testing.T, g *Gateway) (string, operator.TunnelStatus) {
 	t.Helper()
 	text, data, err := g.Exec("show ipsec tunnel detail ipsec:t1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := data.([]TunnelStatus)
+	ts := data.([]operator.TunnelStatus)
 	if len(ts) != 1 || ts[0].IKE == nil {
 		t.Fatalf("show ipsec tunnel detail: want one signaled tunnel:\n%s", text)
 	}
@@ -187,7 +109,7 @@ func statsIKE(t *testing.T, g *Gateway) ike.Counters {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := data.(Statistics)
+	st := data.(operator.Statistics)
 	if st.IKE == nil {
 		t.Fatal("show ipsec statistics: no IKE counters")
 	}
@@ -195,20 +117,20 @@ func statsIKE(t *testing.T, g *Gateway) ike.Counters {
 }
 
 // showSAs returns `show ipsec sa` as text and data.
-func showSAs(t *testing.T, g *Gateway) (string, []SAStatus) {
+func showSAs(t *testing.T, g *Gateway) (string, []datapath.SAStatus) {
 	t.Helper()
 	text, data, err := g.Exec("show ipsec sa")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sas, _ := data.([]SAStatus)
+	sas, _ := data.([]datapath.SAStatus)
 	return text, sas
 }
 
 // waitDead waits until DPD has declared peer dead (after, if not zero,
 // the time after) and returns when it did, as show ipsec tunnel detail
 // reports it.
-func (x *dpdLab) waitDead(t *testing.T, peer netip.Addr, after time.Time, timeout time.Duration) time.Time {
+func (x *lab) waitDead(t *testing.T, peer netip.Addr, after time.Time, timeout time.Duration) time.Time {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -224,7 +146,7 @@ func (x *dpdLab) waitDead(t *testing.T, peer netip.Addr, after time.Time, timeou
 }
 
 // waitUpWith waits until the tunnel is up with SAs to dest.
-func (x *dpdLab) waitUpWith(t *testing.T, dest netip.Addr, timeout time.Duration) TunnelStatus {
+func (x *lab) waitUpWith(t *testing.T, dest netip.Addr, timeout time.Duration) operator.TunnelStatus {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -241,7 +163,7 @@ func (x *dpdLab) waitUpWith(t *testing.T, dest netip.Addr, timeout time.Duration
 
 // hasSAWith reports whether an outbound SA goes to peer and an inbound
 // one comes from it.
-func hasSAWith(sas []SAStatus, peer netip.Addr) bool {
+func hasSAWith(sas []datapath.SAStatus, peer netip.Addr) bool {
 	in, out := false, false
 	for _, sa := range sas {
 		in = in || sa.Direction == "inbound" && sa.Source == peer.String()
@@ -251,7 +173,7 @@ func hasSAWith(sas []SAStatus, peer netip.Addr) bool {
 }
 
 // saSPIs returns the SPIs of the SAs that carry traffic with peer.
-func saSPIs(sas []SAStatus, peer netip.Addr) []string {
+func saSPIs(sas []datapath.SAStatus, peer netip.Addr) []string {
 	var out []string
 	for _, sa := range sas {
 		if sa.Source == peer.String() || sa.Destination == peer.String() {

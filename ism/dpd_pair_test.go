@@ -8,40 +8,31 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/ike"
-	"github.com/ismgw/ism/internal/netlab"
 )
 
 // pairDPD is the DPD of the gateway that probes in the ISM↔ISM tests: by
 // the idle rule, soon.
 var pairDPD = dpdTimers{sent: time.Hour, silent: time.Hour, idle: 2 * time.Second, retryInterval: time.Second, retries: 2}
 
-// signaledPair renders one side of a signaled tunnel between two ISMs:
-// a (192.0.2.1, 198.51.100.0/24 behind it) and b (192.0.2.2,
-// 203.0.113.0/24 behind it), pre-shared key, main mode. dpd holds the
-// global DPD lines, tunnel the tunnel block's extra lines.
-func signaledPair(side, netns, dpd, tunnel string) string {
-	src, dst, local, remote := "192.0.2.1", "192.0.2.2", "198.51.100.0", "203.0.113.0"
-	if side == "b" {
-		src, dst, local, remote = dst, src, remote, local
+// pairSpec is the lab of a signaled tunnel between two ISMs: A (192.0.2.1,
+// 198.51.100.0/24 behind it) and B (192.0.2.2, 203.0.113.0/24 behind it),
+// pre-shared key, main mode, esp-aes128-gcm16. dpd holds the global DPD
+// lines, tunnelA and tunnelB the tunnel blocks' extra lines.
+func pairSpec(dpd, tunnelA, tunnelB string) labSpec {
+	side := func(ns, src, dst, local, remote, extra string) string {
+		return ismConf{vrs: [][2]string{{"v", ns}}, global: pskRule("aes128", "sha", 14, "", netip.MustParseAddr(dst)) + dpd,
+			transforms: []string{"esp-aes128-gcm16"},
+			tunnels:    []ismTunnel{{source: src, dest: dst, local: local + " 255.255.255.0", remote: remote + " 255.255.255.0", extra: extra}},
+		}.String()
 	}
-	return fmt.Sprintf(`virtual-router v netns %[1]s
-ipsec isakmp-policy-rule 1
-  encryption aes128
-  hash sha
-  group 14
-  authentication pre-shared-key
-ipsec pre-shared-key address %[3]s ascii %[7]s
-%[6]sipsec transform-set ts
-  transform 1 esp-aes128-gcm16
-interface tunnel ipsec:t1
-  virtual-router v
-  tunnel source %[2]s
-  tunnel destination %[3]s
-  tunnel transform-set ts
-  tunnel local-selector %[4]s 255.255.255.0
-  tunnel remote-selector %[5]s 255.255.255.0
-%[8]sip route %[5]s 255.255.255.0 ipsec:t1
-`, netns, src, dst, local, remote, dpd, swanPSK, tunnel)
+	return labSpec{hosts: true,
+		a: func(x *lab) string {
+			return side(x.a, "192.0.2.1", "192.0.2.2", "198.51.100.0", "203.0.113.0", tunnelA)
+		},
+		b: func(x *lab) string {
+			return side(x.b, "192.0.2.2", "192.0.2.1", "203.0.113.0", "198.51.100.0", tunnelB)
+		},
+	}
 }
 
 // ikeSAOf returns the one IKE SA of a gateway (`show ike sa`).
@@ -65,6 +56,7 @@ func ikeSAOf(t *testing.T, g *Gateway) ike.IKESAStatus {
 // (tunnel dpd off), that end does not announce DPD, so the other sends it
 // no inquiry however long the tunnel idles, and it sends none either.
 func TestDPDBetweenGateways(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		bTunnel string // b's tunnel lines
@@ -76,13 +68,8 @@ func TestDPDBetweenGateways(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			l := netlab.New(t)
-			a, b := l.NS("a"), l.NS("b")
-			l.Link(a, "eth0", netip.MustParsePrefix("192.0.2.1/24"), b, "eth0", netip.MustParsePrefix("192.0.2.2/24"))
-			l.MustRun(a, "ip", "addr", "add", "198.51.100.1/32", "dev", "lo")
-			l.MustRun(b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
-			ga := mustGateway(t, signaledPair("a", a, pairDPD.lines(), ""))
-			gb := mustGateway(t, signaledPair("b", b, pairDPD.lines(), c.bTunnel))
+			x := newLab(t, pairSpec(pairDPD.lines(), "", c.bTunnel))
+			l, a, ga, gb := x.lab, x.a, x.ga, x.gb
 			// The first packet starts IKE and may be lost: ping twice.
 			if _, err := l.Run(a, "ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", "198.51.100.1", "203.0.113.1"); err != nil {
 				if out, err := l.Run(a, "ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", "198.51.100.1", "203.0.113.1"); err != nil {

@@ -1,7 +1,6 @@
 package ism
 
 import (
-	"fmt"
 	"net/netip"
 	"os/exec"
 	"regexp"
@@ -10,6 +9,8 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/ism/datapath"
+	"github.com/ismgw/ism/ism/lookaside"
 )
 
 // Dead peer detection and tunnel failover end to end (the seed's "DPD and
@@ -62,10 +63,11 @@ var peerLosses = []peerLoss{
 // backup destination. Then the destination comes back and the backup is
 // lost: the traffic returns to the destination.
 func TestDPDFailover(t *testing.T) {
+	t.Parallel()
 	for _, loss := range peerLosses {
 		t.Run(loss.name, func(t *testing.T) {
 			t.Parallel()
-			x := newDPDLab(t, dpdLabConfig{global: failoverTimers.lines() + "ipsec failover hold-down 2\n", backup: true, traps: true})
+			x := newLab(t, dpdSpec(dpdLabConfig{global: failoverTimers.lines() + "ipsec failover hold-down 2\n", backup: true, traps: true}))
 			p := startPinger(t, x.env.NSISM, "198.51.100.1", "203.0.113.1", pingInterval)
 			p.waitReplies(t, "through the tunnel to the destination", time.Time{}, 5, 30*time.Second)
 			x.waitUpWith(t, swantest.SwanAddr, 5*time.Second)
@@ -81,7 +83,7 @@ func TestDPDFailover(t *testing.T) {
 // switchOver loses the peer the tunnel uses (from) and checks that DPD
 // declares it dead, its SAs go, the traps arrive and the traffic resumes
 // with to; n counts the switches so far, this one included.
-func (x *dpdLab) switchOver(t *testing.T, p *pinger, loss peerLoss, fromEnv *swantest.Env, from netip.Addr, toEnv *swantest.Env, to netip.Addr, n int) {
+func (x *lab) switchOver(t *testing.T, p *pinger, loss peerLoss, fromEnv *swantest.Env, from netip.Addr, toEnv *swantest.Env, to netip.Addr, n int) {
 	t.Helper()
 	_, before := showSAs(t, x.g)
 	old := saSPIs(before, from)
@@ -172,11 +174,11 @@ func (x *dpdLab) switchOver(t *testing.T, p *pinger, loss peerLoss, fromEnv *swa
 }
 
 // checkSADatabase checks that the SA database holds none of the SPIs.
-func (x *dpdLab) checkSADatabase(t *testing.T, spis []string) {
+func (x *lab) checkSADatabase(t *testing.T, spis []string) {
 	t.Helper()
-	for _, sa := range x.g.eng.SAs() {
+	for _, sa := range allSAs(x.g) {
 		for _, spi := range spis {
-			if fmt.Sprintf("0x%08x", sa.Config().SPI) == spi {
+			if sa.SPI == spi {
 				t.Errorf("SA database still holds SA %s of the dead peer", spi)
 			}
 		}
@@ -217,8 +219,8 @@ func charonChildren(t *testing.T, env *swantest.Env) int {
 // the built-in schedule.
 func TestDPDSetupFailover(t *testing.T) {
 	t.Parallel()
-	x := newDPDLab(t, dpdLabConfig{global: "ipsec failover hold-down 2\n", backup: true, traps: true,
-		aggressive: true, primaryPSK: "not-the-key-ism-has"})
+	x := newLab(t, dpdSpec(dpdLabConfig{global: "ipsec failover hold-down 2\n", backup: true, traps: true,
+		aggressive: true, primaryPSK: "not-the-key-ism-has"}))
 	p := startPinger(t, x.env.NSISM, "198.51.100.1", "203.0.113.1", pingInterval)
 	start := time.Now()
 	p.waitReplies(t, "through the tunnel to the backup", time.Time{}, 3, 45*time.Second)
@@ -260,7 +262,7 @@ var (
 func TestDPDIdle(t *testing.T) {
 	t.Parallel()
 	timers := dpdTimers{sent: time.Hour, silent: time.Hour, idle: 3 * time.Second, retryInterval: time.Second, retries: 2}
-	x := newDPDLab(t, dpdLabConfig{global: timers.lines()})
+	x := newLab(t, dpdSpec(dpdLabConfig{global: timers.lines()}))
 	if out, err := x.env.Initiate("net", 15*time.Second); err != nil {
 		t.Fatalf("charon initiate: %v\n%s", err, out)
 	}
@@ -304,7 +306,7 @@ func TestDPDIdle(t *testing.T) {
 // traffic.
 func TestDPDNoBackupRoutes(t *testing.T) {
 	t.Parallel()
-	x := newDPDLab(t, dpdLabConfig{global: failoverTimers.lines()})
+	x := newLab(t, dpdSpec(dpdLabConfig{global: failoverTimers.lines()}))
 	p := startPinger(t, x.env.NSISM, "198.51.100.1", "203.0.113.1", pingInterval)
 	p.waitReplies(t, "through the tunnel", time.Time{}, 3, 30*time.Second)
 	x.waitUpWith(t, swantest.SwanAddr, 5*time.Second)
@@ -321,7 +323,7 @@ func TestDPDNoBackupRoutes(t *testing.T) {
 			t.Errorf("show ipsec tunnel detail lacks %q:\n%s", w, text)
 		}
 	}
-	if len(st.SAs) != 0 || len(x.g.eng.SAs()) != 0 {
+	if len(st.SAs) != 0 || len(allSAs(x.g)) != 0 {
 		t.Errorf("SAs left after the peer died: %+v", st.SAs)
 	}
 	if saText, _ := showSAs(t, x.g); strings.TrimSpace(saText) != "" {
@@ -340,7 +342,7 @@ func TestDPDNoBackupRoutes(t *testing.T) {
 
 // waitRoute waits until the route to 203.0.113.0/24 through the secure
 // interface is in ISM's namespace (want) or gone from it.
-func (x *dpdLab) waitRoute(t *testing.T, want bool) {
+func (x *lab) waitRoute(t *testing.T, want bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -348,13 +350,22 @@ func (x *dpdLab) waitRoute(t *testing.T, want bool) {
 		if err != nil {
 			t.Fatalf("ip route: %v\n%s", err, out)
 		}
-		if strings.Contains(string(out), "dev "+TUNName) == want {
+		if strings.Contains(string(out), "dev "+lookaside.TUNName) == want {
 			return
 		}
 		if time.Now().After(deadline) {
 			text, _ := x.tunnel(t)
-			t.Fatalf("route to 203.0.113.0/24 via %s present: %v, want %v\nip route: %s\n%s", TUNName, !want, want, out, text)
+			t.Fatalf("route to 203.0.113.0/24 via %s present: %v, want %v\nip route: %s\n%s", lookaside.TUNName, !want, want, out, text)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// allSAs returns every SA the gateway's tunnels hold.
+func allSAs(g *Gateway) []datapath.SAStatus {
+	var out []datapath.SAStatus
+	for _, t := range g.Tunnels() {
+		out = append(out, t.SAs...)
+	}
+	return out
 }

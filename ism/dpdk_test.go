@@ -23,11 +23,11 @@ func TestDPDKTunnel(t *testing.T) {
 			devs := func(n int) string {
 				return fmt.Sprintf("dpdk vdev crypto_aesni_gcm%d\ndpdk vdev crypto_aesni_mb%d\n", n, n)
 			}
-			x := newLab2(t, e2eCase{transform: tr, mode: ipsec.Tunnel, udp: true,
-				extraA: "  tunnel driver dpdk\n" + devs(2*i), extraB: "  tunnel driver dpdk\n" + devs(2*i+1)})
+			x := newLab(t, manualSpec(t, e2eCase{transform: tr, mode: ipsec.Tunnel, udp: true,
+				extraA: "  tunnel driver dpdk\n" + devs(2*i), extraB: "  tunnel driver dpdk\n" + devs(2*i+1)}))
 			for _, g := range []*Gateway{x.ga, x.gb} {
-				if g.pool == nil {
-					t.Fatalf("no driver buffer pool: packets are not in DPDK memory (drivers %v)", g.drivers)
+				if snap := g.Snapshot(); snap.Datapaths.Buffers == "" {
+					t.Fatalf("no driver buffer pool: packets are not in DPDK memory (drivers %v)", snap.Datapaths.Drivers)
 				}
 				text, _, _ := g.Exec("show ipsec sa")
 				if strings.Count(text, "driver dpdk") != 2 {
@@ -38,7 +38,7 @@ func TestDPDKTunnel(t *testing.T) {
 				t.Fatal(err)
 			}
 			x.transfer(t, 1<<20)
-			if fb := x.ga.eng.Fallbacks(); fb["fault"]+fb["queue-full"] != 0 {
+			if fb := x.ga.Statistics().Fallbacks; fb["fault"]+fb["queue-full"] != 0 {
 				t.Errorf("work fell back to the software engine: %v", fb)
 			}
 		})

@@ -6,15 +6,14 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/net/ipv4"
 
-	"github.com/ismgw/ism/internal/netlab"
 	"github.com/ismgw/ism/ipsec"
+	"github.com/ismgw/ism/ism/lookaside"
 	"github.com/ismgw/ism/offload"
 	"github.com/ismgw/ism/transform"
 )
@@ -51,7 +50,7 @@ func dropped(r offload.DropReason, n uint64) map[string]uint64 {
 
 func tunnelDrops(g *Gateway, name string) drops {
 	t := g.tunnels[name]
-	tx, rx := t.tx.Snapshot(), t.rx.Snapshot()
+	tx, rx := t.d.TX.Snapshot(), t.d.RX.Snapshot()
 	return drops{tx.DropMap(), rx.DropMap()}
 }
 
@@ -74,7 +73,7 @@ func waitDrops(t *testing.T, g *Gateway, side string, want drops) {
 }
 
 // pingLost pings dst from a's inner address and expects no answer.
-func (x *lab2) pingLost(t *testing.T, dst string, n int) {
+func (x *lab) pingLost(t *testing.T, dst string, n int) {
 	t.Helper()
 	ns, src := x.from()
 	out, err := x.lab.Run(ns, "ping", "-c", fmt.Sprint(n), "-i", "0.2", "-W", "1", "-I", src, dst)
@@ -91,23 +90,23 @@ func (x *lab2) pingLost(t *testing.T, dst string, n int) {
 // selector-mismatch; 203.0.113.1 still goes through.
 func TestDropSelector(t *testing.T) {
 	t.Parallel()
-	x := newLab2(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel,
+	x := newLab(t, manualSpec(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel,
 		extraA: "  tunnel remote-selector range 203.0.113.1 203.0.113.2\n",
-		extraB: "  tunnel local-selector 203.0.113.1\n"})
+		extraB: "  tunnel local-selector 203.0.113.1\n"}))
 	aout, _ := sas(x.ga, "t1")
 	_, bin := sas(x.gb, "t1")
 	sel := dropped(offload.DropSelector, 2)
 
 	x.pingLost(t, "203.0.113.3", 2)
 	waitDrops(t, x.ga, "a", drops{tx: sel})
-	if n := aout.Counters().Packets.Load(); n != 0 {
+	if n := aout.Packets(); n != 0 {
 		t.Errorf("a sent %d packets outside its selectors", n)
 	}
 	waitDrops(t, x.gb, "b", drops{})
 
 	x.pingLost(t, "203.0.113.2", 2)
 	waitDrops(t, x.gb, "b", drops{rx: sel})
-	if a, b := aout.Counters().Packets.Load(), bin.Counters().Packets.Load(); a != 2 || b != 2 {
+	if a, b := aout.Packets(), bin.Packets(); a != 2 || b != 2 {
 		t.Errorf("a sent %d packets inside its selectors and b decrypted %d; want 2 and 2", a, b)
 	}
 
@@ -123,11 +122,12 @@ func TestDropSelector(t *testing.T) {
 // engine's global counters (the "Engine" line of show ipsec statistics);
 // no tunnel is charged, and the tunnel still works.
 func TestDropNoSA(t *testing.T) {
+	t.Parallel()
 	for _, udp := range []bool{false, true} {
 		c := e2eCase{transform: "esp-3des-hmac-sha", mode: ipsec.Tunnel, udp: udp}
 		t.Run(c.String(), func(t *testing.T) {
 			t.Parallel()
-			x := newLab2(t, c)
+			x := newLab(t, manualSpec(t, c))
 			// SPI, sequence number 1 (RFC 4303 §2), then bytes that
 			// would be the IV, payload and ICV.
 			pkt := make([]byte, 8+64)
@@ -149,9 +149,8 @@ func TestDropNoSA(t *testing.T) {
 				_, err = c.Write(pkt)
 				return err
 			})
-			if !waitFor(5*time.Second, func() bool { return x.gb.eng.Counters().Drops[offload.DropNoSA] == 1 }) {
-				v := x.gb.eng.Counters()
-				t.Fatalf("b's engine drops: %v, want no-sa 1", v.DropMap())
+			if !waitFor(5*time.Second, func() bool { return x.gb.Statistics().Engine.Drops[offload.DropNoSA.String()] == 1 }) {
+				t.Fatalf("b's engine drops: %v, want no-sa 1", x.gb.Statistics().Engine.Drops)
 			}
 			if st := x.gb.Statistics(); st.Engine.Drops[offload.DropNoSA.String()] != 1 {
 				t.Errorf("b's statistics: engine drops %v, want no-sa 1", st.Engine.Drops)
@@ -160,8 +159,8 @@ func TestDropNoSA(t *testing.T) {
 				t.Fatalf("after a packet without SA: %v", err)
 			}
 			waitDrops(t, x.gb, "b", drops{})
-			if v := x.gb.eng.Counters(); len(v.DropMap()) != 1 {
-				t.Errorf("b's engine drops: %v, want only no-sa 1", v.DropMap())
+			if v := x.gb.Statistics().Engine.Drops; len(v) != 1 {
+				t.Errorf("b's engine drops: %v, want only no-sa 1", v)
 			}
 		})
 	}
@@ -203,10 +202,11 @@ func ipsecSeqOffset(p transform.Protocol) int {
 // had the forged sequence number moved the window, the next pings would
 // fall behind it.
 func TestDropReplayAndTamper(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{"esp-aes128-gcm16", "esp-3des-hmac-sha", "ah-hmac-sha"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			x := newLab2(t, e2eCase{transform: name, mode: ipsec.Tunnel})
+			x := newLab(t, manualSpec(t, e2eCase{transform: name, mode: ipsec.Tunnel}))
 			tr, _ := transform.Lookup(name)
 			tap := rawIPsec(t, x.b, tr.Protocol, "192.0.2.2")
 			if err := x.ping(t, wirePings); err != nil {
@@ -221,8 +221,8 @@ func TestDropReplayAndTamper(t *testing.T) {
 			_, bin := sas(x.gb, "t1")
 			replay := dropped(offload.DropReplay, 1)
 			waitDrops(t, x.gb, "b", drops{rx: replay})
-			if got := bin.Counters().Snapshot(); !maps.Equal(got.DropMap(), replay) {
-				t.Errorf("b's inbound SA drops: %v, want %v", got.DropMap(), replay)
+			if got := bin.Drops(); !maps.Equal(got, replay) {
+				t.Errorf("b's inbound SA drops: %v, want %v", got, replay)
 			}
 
 			q := append([]byte(nil), p...)
@@ -237,14 +237,14 @@ func TestDropReplayAndTamper(t *testing.T) {
 			}
 			both := map[string]uint64{offload.DropReplay.String(): 1, offload.DropICV.String(): 1}
 			waitDrops(t, x.gb, "b", drops{rx: both})
-			if got := bin.Counters().Snapshot(); !maps.Equal(got.DropMap(), both) {
-				t.Errorf("b's inbound SA drops: %v, want %v", got.DropMap(), both)
+			if got := bin.Drops(); !maps.Equal(got, both) {
+				t.Errorf("b's inbound SA drops: %v, want %v", got, both)
 			}
 
 			if err := x.ping(t, wirePings); err != nil {
 				t.Fatalf("after a replay and a forgery: %v", err)
 			}
-			if n := bin.Counters().Packets.Load(); n != 2*wirePings {
+			if n := bin.Packets(); n != 2*wirePings {
 				t.Errorf("b's inbound SA took %d packets, want %d", n, 2*wirePings)
 			}
 			waitDrops(t, x.gb, "b", drops{rx: both})
@@ -281,17 +281,16 @@ func firstPacket(t *testing.T, tap *ipv4.RawConn, proto transform.Protocol) (*ip
 // through.
 func TestDropTunnelDown(t *testing.T) {
 	t.Parallel()
-	l := netlab.New(t)
-	c := e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel}
-	x := &lab2{lab: l, a: l.NS("a"), b: l.NS("b"), c: c}
 	// Host addresses only: b has a route to a, a none to b yet.
-	l.Link(x.a, "eth0", netip.MustParsePrefix("192.0.2.1/32"), x.b, "eth0", netip.MustParsePrefix("192.0.2.2/32"))
-	l.MustRun(x.b, "ip", "route", "add", "192.0.2.1/32", "dev", "eth0")
-	l.MustRun(x.b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
-	x.ka = "esp spi 0x1001 cipher-key " + keyHex(t, 20)
-	x.kb = "esp spi 0x2001 cipher-key " + keyHex(t, 20)
-	x.ga = mustGateway(t, x.config(t, "a", x.kb, x.ka, ""))
-	x.gb = mustGateway(t, x.config(t, "b", x.ka, x.kb, ""))
+	s := manualSpec(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel})
+	s.hostLink = true
+	prepare := s.prepare
+	s.prepare = func(x *lab) {
+		prepare(x)
+		x.lab.MustRun(x.b, "ip", "route", "add", "192.0.2.1/32", "dev", "eth0")
+	}
+	x := newLab(t, s)
+	l := x.lab
 	ta := x.ga.tunnels["t1"]
 
 	if ta.Up() {
@@ -305,14 +304,14 @@ func TestDropTunnelDown(t *testing.T) {
 	}
 	// A down tunnel's routes are withdrawn, so send to the secure
 	// interface's device directly (SO_BINDTODEVICE).
-	if out, err := l.Run(x.a, "ping", "-c", "2", "-i", "0.2", "-W", "1", "-I", TUNName, "203.0.113.1"); err == nil {
+	if out, err := l.Run(x.a, "ping", "-c", "2", "-i", "0.2", "-W", "1", "-I", lookaside.TUNName, "203.0.113.1"); err == nil {
 		t.Fatalf("ping through a down tunnel was answered\n%s", out)
 	}
 	waitDrops(t, x.ga, "a", drops{tx: dropped(offload.DropTunnelDown, 2)})
 
 	l.MustRun(x.a, "ip", "route", "add", "192.0.2.2/32", "dev", "eth0")
 	start := time.Now()
-	if !waitFor(pathCheckInterval+10*time.Second, ta.Up) {
+	if !waitFor(x.ga.timers.PathCheck+10*time.Second, ta.Up) {
 		t.Fatalf("a's tunnel still down %v after the route was added: %s", time.Since(start).Round(time.Millisecond), ta.Reason())
 	}
 	t.Logf("up %v after the route was added", time.Since(start).Round(time.Millisecond))

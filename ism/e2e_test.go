@@ -17,24 +17,12 @@ import (
 	"github.com/ismgw/ism/internal/netlab"
 	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/ism/config"
+	"github.com/ismgw/ism/ism/datapath"
+	"github.com/ismgw/ism/ism/vr"
+	"github.com/ismgw/ism/netns"
 	"github.com/ismgw/ism/offload"
 	"github.com/ismgw/ism/transform"
 )
-
-// lab2 is the standard two-gateway topology: transport namespaces a and b
-// joined by a veth pair (eth0, 192.0.2.1/24 and 192.0.2.2/24). In tunnel
-// mode the secure interfaces sit in a and b too, with 198.51.100.1/30 and
-// 198.51.100.2/30, and host 203.0.113.1 on b's loopback is reached through
-// the tunnel. In transport mode the operational VRs are namespaces aop and
-// bop, which hold the endpoint addresses themselves on loopback.
-type lab2 struct {
-	lab      *netlab.Lab
-	a, b     string // transport namespaces
-	aop, bop string // operational namespaces (transport mode)
-	ga, gb   *Gateway
-	ka, kb   string // the configs' key lines, per side
-	c        e2eCase
-}
 
 // e2eCase is one manual tunnel setup.
 type e2eCase struct {
@@ -66,88 +54,88 @@ func keyHex(t *testing.T, n int) string {
 	return hex.EncodeToString(b)
 }
 
-func newLab2(t *testing.T, c e2eCase) *lab2 {
-	l := netlab.New(t)
-	x := &lab2{lab: l, a: l.NS("a"), b: l.NS("b"), c: c}
-	l.Link(x.a, "eth0", netip.MustParsePrefix("192.0.2.1/24"), x.b, "eth0", netip.MustParsePrefix("192.0.2.2/24"))
-	if c.mode == ipsec.Transport {
-		x.aop, x.bop = l.NS("aop"), l.NS("bop")
-		l.MustRun(x.aop, "ip", "addr", "add", "192.0.2.1/32", "dev", "lo")
-		l.MustRun(x.bop, "ip", "addr", "add", "192.0.2.2/32", "dev", "lo")
-	} else {
-		l.MustRun(x.b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
-	}
+// manualSpec is the lab of a manual tunnel between gateways A and B. In
+// tunnel mode the secure interfaces sit in a and b, with 198.51.100.1/30
+// and 198.51.100.2/30, and host 203.0.113.1 on b's loopback is reached
+// through the tunnel. In transport mode the operational VRs are namespaces
+// aop and bop, which hold the endpoint addresses themselves on loopback.
+func manualSpec(t *testing.T, c e2eCase) labSpec {
 	tr, ok := transform.Lookup(c.transform)
 	if !ok {
 		t.Fatalf("no transform %s", c.transform)
 	}
-	proto := tr.Protocol.String()
-	keys := func(spi uint32, ck, ak string) string {
-		s := fmt.Sprintf("%s spi 0x%x", proto, spi)
-		if ck != "" {
+	keys := func(spi uint32) string {
+		s := fmt.Sprintf("%s spi 0x%x", tr.Protocol, spi)
+		if ck := keyHex(t, tr.CipherKeyLen()); ck != "" {
 			s += " cipher-key " + ck
 		}
-		if ak != "" {
+		if ak := keyHex(t, tr.AuthKeyLen()); ak != "" {
 			s += " auth-key " + ak
 		}
 		return s
 	}
-	ck1, ak1 := keyHex(t, tr.CipherKeyLen()), keyHex(t, tr.AuthKeyLen())
-	ck2, ak2 := keyHex(t, tr.CipherKeyLen()), keyHex(t, tr.AuthKeyLen())
-	ab, ba := keys(0x1001, ck1, ak1), keys(0x2001, ck2, ak2) // a→b and b→a
-	x.ga = mustGatewayWith(t, x.config(t, "a", ba, ab, c.extraA), Options{NoXFRM: !c.xfrm})
-	x.gb = mustGateway(t, x.config(t, "b", ab, ba, c.extraB))
-	x.ka, x.kb = ab, ba
-	return x
+	ab, ba := keys(0x1001), keys(0x2001) // a→b and b→a
+	s := labSpec{
+		prepare: func(x *lab) {
+			x.c, x.ka, x.kb = c, ab, ba
+			if c.mode == ipsec.Transport {
+				x.lab.MustRun(x.aop, "ip", "addr", "add", "192.0.2.1/32", "dev", "lo")
+				x.lab.MustRun(x.bop, "ip", "addr", "add", "192.0.2.2/32", "dev", "lo")
+			} else {
+				x.lab.MustRun(x.b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
+			}
+		},
+		a:     func(x *lab) string { return x.config(t, "a", ba, ab, c.extraA) },
+		b:     func(x *lab) string { return x.config(t, "b", ab, ba, c.extraB) },
+		aOpts: gwOpts{xfrm: c.xfrm},
+	}
+	if c.mode == ipsec.Transport {
+		s.ops = []string{"aop", "bop"}
+	}
+	return s
 }
 
-// config returns side's configuration: in is the SA it receives with, out
-// the one it sends with.
-func (x *lab2) config(t *testing.T, side, in, out, extra string) string {
-	src, dst, trNS, opNS, addr := "192.0.2.1", "192.0.2.2", x.a, x.aop, "198.51.100.1 255.255.255.252"
+// config returns side's configuration of a manual tunnel: in is the SA it
+// receives with, out the one it sends with.
+func (x *lab) config(t *testing.T, side, in, out, extra string) string {
+	return x.manualConf(side, in, out, extra).String()
+}
+
+func (x *lab) manualConf(side, in, out, extra string) ismConf {
+	tu := ismTunnel{vr: "tr", source: "192.0.2.1", dest: "192.0.2.2", address: "198.51.100.1 255.255.255.252",
+		udp: x.c.udp, in: in, out: out, extra: extra}
+	trNS, opNS := x.a, x.aop
 	if side == "b" {
-		src, dst, trNS, opNS, addr = "192.0.2.2", "192.0.2.1", x.b, x.bop, "198.51.100.2 255.255.255.252"
+		tu.source, tu.dest, tu.address, trNS, opNS = "192.0.2.2", "192.0.2.1", "198.51.100.2 255.255.255.252", x.b, x.bop
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "virtual-router tr netns %s\n", trNS)
+	c := ismConf{vrs: [][2]string{{"tr", trNS}}, transforms: []string{x.c.transform}}
 	if x.c.mode == ipsec.Transport {
-		fmt.Fprintf(&b, "virtual-router op netns %s\n", opNS)
+		c.vrs = append(c.vrs, [2]string{"op", opNS})
+		tu.vr, tu.transportVR, tu.transport, tu.address = "op", "tr", true, ""
+	} else if side == "a" {
+		tu.routes = []string{"203.0.113.0 255.255.255.0"}
 	}
-	fmt.Fprintf(&b, "ipsec transform-set ts\n  transform 1 %s\n", x.c.transform)
-	fmt.Fprintf(&b, "interface tunnel ipsec:t1\n")
-	if x.c.mode == ipsec.Transport {
-		fmt.Fprintf(&b, "  virtual-router op\n  transport-virtual-router tr\n  tunnel mode transport\n")
-	} else {
-		fmt.Fprintf(&b, "  virtual-router tr\n  ip address %s\n", addr)
-	}
-	fmt.Fprintf(&b, "  tunnel source %s\n  tunnel destination %s\n  tunnel transform-set ts\n", src, dst)
-	if x.c.udp {
-		fmt.Fprintf(&b, "  tunnel udp-encapsulation\n")
-	}
-	fmt.Fprintf(&b, "  tunnel sa inbound %s\n  tunnel sa outbound %s\n%s", in, out, extra)
-	if side == "a" && x.c.mode == ipsec.Tunnel {
-		fmt.Fprintf(&b, "ip route 203.0.113.0 255.255.255.0 ipsec:t1\n")
-	}
-	return b.String()
+	c.tunnels = []ismTunnel{tu}
+	return c
 }
 
 // from and to are the inner addresses a pings b with, and the namespaces
 // they live in.
-func (x *lab2) from() (ns, addr string) {
+func (x *lab) from() (ns, addr string) {
 	if x.c.mode == ipsec.Transport {
 		return x.aop, "192.0.2.1"
 	}
 	return x.a, "198.51.100.1"
 }
 
-func (x *lab2) to() (ns, addr string) {
+func (x *lab) to() (ns, addr string) {
 	if x.c.mode == ipsec.Transport {
 		return x.bop, "192.0.2.2"
 	}
 	return x.b, "203.0.113.1"
 }
 
-func (x *lab2) ping(t *testing.T, n int) error {
+func (x *lab) ping(t *testing.T, n int) error {
 	ns, src := x.from()
 	_, dst := x.to()
 	out, err := x.lab.Run(ns, "ping", "-c", fmt.Sprint(n), "-i", "0.1", "-W", "2", "-I", src, dst)
@@ -159,7 +147,7 @@ func (x *lab2) ping(t *testing.T, n int) error {
 
 // transfer sends size random bytes over TCP from a to b through the tunnel
 // and checks that they arrive intact.
-func (x *lab2) transfer(t *testing.T, size int) {
+func (x *lab) transfer(t *testing.T, size int) {
 	t.Helper()
 	ans, aaddr := x.from()
 	bns, baddr := x.to()
@@ -176,18 +164,23 @@ func transferBetween(t *testing.T, fromNS, src, toNS, dst string, size int) {
 		return err
 	})
 	defer ln.Close()
-	got := make(chan [32]byte, 1)
+	type result struct {
+		sum [32]byte
+		n   int64
+		err error
+	}
+	got := make(chan result, 1)
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
-			got <- [32]byte{}
+			got <- result{err: err}
 			return
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(30 * time.Second))
+		c.SetDeadline(time.Now().Add(60 * time.Second))
 		h := sha256.New()
-		io.Copy(h, c)
-		got <- [32]byte(h.Sum(nil))
+		n, err := io.Copy(h, c)
+		got <- result{[32]byte(h.Sum(nil)), n, err}
 	}()
 	var c net.Conn
 	inNS(t, fromNS, func() (err error) {
@@ -197,17 +190,17 @@ func transferBetween(t *testing.T, fromNS, src, toNS, dst string, size int) {
 	})
 	data := make([]byte, size)
 	rand.Read(data)
-	c.SetDeadline(time.Now().Add(30 * time.Second))
+	c.SetDeadline(time.Now().Add(60 * time.Second))
 	if _, err := c.Write(data); err != nil {
 		t.Fatalf("TCP write through the tunnel: %v", err)
 	}
 	c.Close()
 	select {
-	case h := <-got:
-		if h != sha256.Sum256(data) {
-			t.Fatal("TCP transfer through the tunnel: data differs")
+	case r := <-got:
+		if r.sum != sha256.Sum256(data) {
+			t.Fatalf("TCP transfer through the tunnel: data differs (%d of %d bytes arrived: %v)", r.n, size, r.err)
 		}
-	case <-time.After(40 * time.Second):
+	case <-time.After(70 * time.Second):
 		t.Fatal("TCP transfer through the tunnel timed out")
 	}
 }
@@ -221,46 +214,54 @@ func runIn(ns string, args ...string) (string, error) {
 // inNS runs fn inside the named namespace.
 func inNS(t *testing.T, name string, fn func() error) {
 	t.Helper()
-	ns, err := openNetns(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.close()
-	if err := ns.do(fn); err != nil {
+	if err := netns.Do(name, fn); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// mustGateway builds a gateway from configuration text on ISM's own data
-// path (NoXFRM: the same on a host whose kernel has ESP); it is closed when
-// the test ends.
-func mustGateway(t *testing.T, text string) *Gateway {
-	t.Helper()
-	return mustGatewayWith(t, text, Options{NoXFRM: true})
+// saRef names one SA of a tunnel, read through `show ipsec sa`: two refs
+// are equal when they name the same SA (SPI and creation).
+type saRef struct {
+	g       *Gateway
+	spi     string
+	created time.Time
 }
 
-// mustGatewayWith is mustGateway with options.
-func mustGatewayWith(t *testing.T, text string, o Options) *Gateway {
-	t.Helper()
-	cfg, err := config.Parse("test.conf", strings.NewReader(text))
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, text)
+// sas returns a tunnel's current outbound and newest inbound SA.
+func sas(g *Gateway, name string) (out, in saRef) {
+	for _, s := range g.Tunnels() {
+		if s.Name != "ipsec:"+name {
+			continue
+		}
+		for _, sa := range s.SAs {
+			r := saRef{g, sa.SPI, sa.Created}
+			if sa.Direction == ipsec.Outbound.String() {
+				out = r
+			} else {
+				in = r
+			}
+		}
 	}
-	g, err := New(cfg, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(g.Close)
-	return g
+	return out, in
 }
 
-// sas returns a tunnel's current outbound and inbound SA.
-func sas(g *Gateway, name string) (out, in *offload.SA) {
-	t := g.tunnels[name]
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.out.Load(), t.in[len(t.in)-1]
+// status returns the SA's status now; the zero status once it is gone.
+func (r saRef) status() datapath.SAStatus {
+	for _, s := range r.g.Tunnels() {
+		for _, sa := range s.SAs {
+			if sa.SPI == r.spi && sa.Created.Equal(r.created) {
+				return sa
+			}
+		}
+	}
+	return datapath.SAStatus{}
 }
+
+func (r saRef) Packets() uint64 { return r.status().Packets }
+func (r saRef) Seq() uint64     { return r.status().Seq }
+func (r saRef) State() string   { return r.status().State }
+
+func (r saRef) Drops() map[string]uint64 { return r.status().Drops }
 
 // seedTransforms are the manual transforms tested end to end: the seed's and
 // AES-CBC and AES-GCM.
@@ -275,6 +276,7 @@ var seedTransforms = []string{
 // raw ESP and ESP in UDP; the SA counters on each side match what the other
 // side sent, and nothing is dropped.
 func TestManualTunnels(t *testing.T) {
+	t.Parallel()
 	var cases []e2eCase
 	for _, tr := range seedTransforms {
 		for _, mode := range []ipsec.Mode{ipsec.Tunnel, ipsec.Transport} {
@@ -287,36 +289,40 @@ func TestManualTunnels(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.String(), func(t *testing.T) {
 			t.Parallel()
-			x := newLab2(t, c)
+			x := newLab(t, manualSpec(t, c))
 			if err := x.ping(t, 5); err != nil {
 				t.Fatal(err)
 			}
 			aout, ain := sas(x.ga, "t1")
 			bout, bin := sas(x.gb, "t1")
-			if aout.Counters().Packets.Load() != 5 || bin.Counters().Packets.Load() != 5 ||
-				bout.Counters().Packets.Load() != 5 || ain.Counters().Packets.Load() != 5 {
+			// ping is done once it has its replies; the last ones may
+			// still be on their way through the receiving gateway.
+			waitFor(3*time.Second, func() bool { return min(aout.Packets(), bin.Packets(), bout.Packets(), ain.Packets()) >= 5 })
+			if aout.Packets() != 5 || bin.Packets() != 5 ||
+				bout.Packets() != 5 || ain.Packets() != 5 {
 				t.Fatalf("after 5 pings: a out %d, b in %d, b out %d, a in %d; want 5 each",
-					aout.Counters().Packets.Load(), bin.Counters().Packets.Load(), bout.Counters().Packets.Load(), ain.Counters().Packets.Load())
+					aout.Packets(), bin.Packets(), bout.Packets(), ain.Packets())
 			}
 			x.transfer(t, 1<<20)
 			// The last ACKs may still be on their way: wait for both
-			// directions to settle, then every packet sent must have
-			// been received.
-			settled := func() bool {
-				return aout.Counters().Packets.Load() == bin.Counters().Packets.Load() &&
-					bout.Counters().Packets.Load() == ain.Counters().Packets.Load()
-			}
-			for end := time.Now().Add(3 * time.Second); !settled() && time.Now().Before(end); {
+			// directions to settle (no change between two reads), then
+			// every packet sent must have been received.
+			var last, now [4]uint64
+			read := func() [4]uint64 { return [4]uint64{aout.Packets(), bin.Packets(), bout.Packets(), ain.Packets()} }
+			for end := time.Now().Add(3 * time.Second); time.Now().Before(end); last = now {
+				if now = read(); now == last && now[0] == now[1] && now[2] == now[3] {
+					break
+				}
 				time.Sleep(20 * time.Millisecond)
 			}
-			if a, b := aout.Counters().Packets.Load(), bin.Counters().Packets.Load(); a != b {
+			if a, b := now[0], now[1]; a != b {
 				t.Errorf("a sent %d packets, b received %d", a, b)
 			}
-			if a, b := bout.Counters().Packets.Load(), ain.Counters().Packets.Load(); a != b {
+			if a, b := now[2], now[3]; a != b {
 				t.Errorf("b sent %d packets, a received %d", a, b)
 			}
 			for _, g := range []*Gateway{x.ga, x.gb} {
-				for _, c := range []*offload.Counters{&g.tunnels["t1"].tx, &g.tunnels["t1"].rx} {
+				for _, c := range []*offload.Counters{&g.tunnels["t1"].d.TX, &g.tunnels["t1"].d.RX} {
 					if v := c.Snapshot(); v.Dropped() != 0 {
 						t.Errorf("drops: %v", v.DropMap())
 					}
@@ -331,6 +337,7 @@ var _ = bytes.Equal
 // TestHostCheck: the tunnel source must be an address of the transport VR;
 // Host answers from the namespace itself.
 func TestHostCheck(t *testing.T) {
+	t.Parallel()
 	l := netlab.New(t)
 	a, b := l.NS("a"), l.NS("b")
 	l.Link(a, "eth0", netip.MustParsePrefix("192.0.2.1/24"), b, "eth0", netip.MustParsePrefix("192.0.2.2/24"))
@@ -359,7 +366,7 @@ interface tunnel ipsec:t1
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = cfg.CheckHost(Host{})
+		err = cfg.CheckHost(vr.Host{})
 		if got := fmt.Sprint(err); (c.want == "" && err != nil) || (c.want != "" && got != c.want) {
 			t.Errorf("source %s: %v, want %q", c.src, err, c.want)
 		}

@@ -12,27 +12,24 @@ import (
 // that one only; the other keeps its SAs (the same objects, sequence numbers
 // and counters) and its traffic keeps flowing.
 func TestReloadKeepsUntouchedTunnels(t *testing.T) {
-	x := newLab2(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel})
+	t.Parallel()
+	x := newLab(t, manualSpec(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel}))
 	if err := x.ping(t, 3); err != nil {
 		t.Fatal(err)
 	}
 	keepOut, keepIn := sas(x.ga, "t1")
 	seq := keepOut.Seq()
-	before := x.ga.tunnels["t1"].tx.Packets.Load()
+	before := x.ga.tunnels["t1"].d.TX.Packets.Load()
 
 	// A second tunnel appears; t1 is untouched.
-	text := x.config(t, "a", x.kb, x.ka, "") + `interface tunnel ipsec:t2
-  virtual-router tr
-  ip address 198.51.100.5 255.255.255.252
-  tunnel source 192.0.2.1
-  tunnel destination 192.0.2.2
-  tunnel transform-set ts
-  tunnel sa inbound esp spi 0x3001 cipher-key ` + strings.Repeat("11", 20) + `
-  tunnel sa outbound esp spi 0x4001 cipher-key ` + strings.Repeat("22", 20) + "\n"
+	c := x.manualConf("a", x.kb, x.ka, "")
+	c.tunnels = append(c.tunnels, ismTunnel{name: "t2", vr: "tr", address: "198.51.100.5 255.255.255.252", source: "192.0.2.1", dest: "192.0.2.2",
+		in: "esp spi 0x3001 cipher-key " + strings.Repeat("11", 20), out: "esp spi 0x4001 cipher-key " + strings.Repeat("22", 20)})
+	text := c.String()
 	reload := func(text string) { t.Helper(); reloadText(t, x.ga, text) }
 	reload(text)
 	out, in := sas(x.ga, "t1")
-	if out != keepOut || in != keepIn || out.Seq() != seq || x.ga.tunnels["t1"].tx.Packets.Load() != before {
+	if out != keepOut || in != keepIn || out.Seq() != seq || x.ga.tunnels["t1"].d.TX.Packets.Load() != before {
 		t.Fatal("reload rebuilt an untouched tunnel")
 	}
 	if x.ga.tunnels["t2"] == nil || !x.ga.tunnels["t2"].Up() {

@@ -6,29 +6,27 @@ import (
 	"testing"
 
 	"github.com/ismgw/ism/ipsec"
-	"github.com/ismgw/ism/ism/config"
 )
 
 // TestPolicyRoute: traffic reaches a secure interface by a source-based
 // policy route (the seed: "by routing or policy routing"), with no route to
 // its destination; other sources do not use the tunnel.
 func TestPolicyRoute(t *testing.T) {
-	x := newLab2(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel})
+	t.Parallel()
+	x := newLab(t, manualSpec(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel}))
 	// Rebuild a with a policy route instead of the destination route.
-	text := strings.Replace(x.config(t, "a", x.kb, x.ka, ""), "ip route 203.0.113.0 255.255.255.0 ipsec:t1\n",
-		"ip policy-route source 198.51.100.128 255.255.255.128 ipsec:t1\n", 1)
-	textB := x.config(t, "b", x.ka, x.kb, "") + "ip route 198.51.100.128 255.255.255.128 ipsec:t1\n"
+	confA := x.manualConf("a", x.kb, x.ka, "")
+	confA.tunnels[0].routes = nil
+	confA.routes = "ip policy-route source 198.51.100.128 255.255.255.128 ipsec:t1\n"
+	text := confA.String()
+	confB := x.manualConf("b", x.ka, x.kb, "")
+	confB.routes = "ip route 198.51.100.128 255.255.255.128 ipsec:t1\n"
+	textB := confB.String()
 	for _, c := range []struct {
 		g    *Gateway
 		text string
 	}{{x.ga, text}, {x.gb, textB}} {
-		cfg, err := config.Parse("test.conf", strings.NewReader(c.text))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.g.Reload(cfg); err != nil {
-			t.Fatal(err)
-		}
+		reloadText(t, c.g, c.text)
 	}
 	x.lab.MustRun(x.a, "ip", "addr", "add", "198.51.100.129/32", "dev", "lo")
 	if rules := x.lab.MustRun(x.a, "ip", "rule", "show"); !strings.Contains(rules, "from 198.51.100.128/25 lookup") {
@@ -37,7 +35,7 @@ func TestPolicyRoute(t *testing.T) {
 	if out, err := x.lab.Run(x.a, "ping", "-c", "2", "-i", "0.2", "-W", "2", "-I", "198.51.100.129", "203.0.113.1"); err != nil {
 		t.Fatalf("ping from the policy-routed source: %v\n%s", err, out)
 	}
-	if n := x.ga.tunnels["t1"].tx.Packets.Load(); n != 2 {
+	if n := x.ga.tunnels["t1"].d.TX.Packets.Load(); n != 2 {
 		t.Errorf("tunnel sent %d packets, want 2", n)
 	}
 	// Another source has no route to 203.0.113.1 at all.
@@ -45,11 +43,8 @@ func TestPolicyRoute(t *testing.T) {
 		t.Error("a source outside the policy route reached the tunnel's far side")
 	}
 	// Removing the policy route withdraws the rule.
-	plain := strings.Replace(text, "ip policy-route source 198.51.100.128 255.255.255.128 ipsec:t1\n", "", 1)
-	cfg, _ := config.Parse("test.conf", strings.NewReader(plain))
-	if err := x.ga.Reload(cfg); err != nil {
-		t.Fatal(err)
-	}
+	confA.routes = ""
+	reloadText(t, x.ga, confA.String())
 	if rules := x.lab.MustRun(x.a, "ip", "rule", "show"); strings.Contains(rules, "198.51.100.128/25") {
 		t.Errorf("policy rule left behind:\n%s", rules)
 	}
@@ -60,8 +55,9 @@ func TestPolicyRoute(t *testing.T) {
 // refuses bigger DF packets with "fragmentation needed" (RFC 1191) — for a
 // host behind the gateway too — and fragments the rest before ISM sees them.
 func TestMTU(t *testing.T) {
-	x := newLab2(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel})
-	mtu := x.ga.tunnels["t1"].mtu.Load()
+	t.Parallel()
+	x := newLab(t, manualSpec(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel}))
+	mtu := x.ga.tunnels["t1"].d.MTU.Load()
 	if mtu != 1446 {
 		t.Fatalf("inner MTU %d, want 1446", mtu)
 	}

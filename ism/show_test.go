@@ -15,13 +15,15 @@ import (
 	"testing"
 
 	"github.com/ismgw/ism/ipsec"
+	"github.com/ismgw/ism/ism/operator"
 )
 
 // TestShowCommands runs every show command on a live tunnel: the output
 // names what the operator needs, -json data decodes, and no key appears
 // anywhere (the seed: the operator may not read session keys).
 func TestShowCommands(t *testing.T) {
-	x := newLab2(t, e2eCase{transform: "esp-3des-hmac-sha", mode: ipsec.Tunnel})
+	t.Parallel()
+	x := newLab(t, manualSpec(t, e2eCase{transform: "esp-3des-hmac-sha", mode: ipsec.Tunnel}))
 	if err := x.ping(t, 4); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +73,8 @@ func TestShowCommands(t *testing.T) {
 // TestControlSocketAndMetrics: ismctl's protocol over the unix socket (root
 // only), reload through it, and the Prometheus endpoint.
 func TestControlSocketAndMetrics(t *testing.T) {
-	x := newLab2(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel})
+	t.Parallel()
+	x := newLab(t, manualSpec(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel}))
 	if err := x.ping(t, 2); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +82,7 @@ func TestControlSocketAndMetrics(t *testing.T) {
 	defer cancel()
 	sock := filepath.Join(t.TempDir(), "run", "ismd.sock")
 	reloads := 0
-	if err := ServeControl(ctx, sock, x.ga, func() error { reloads++; return fmt.Errorf("file.conf:3: bad") }, x.ga.log); err != nil {
+	if err := operator.ServeControl(ctx, sock, x.ga, func() error { reloads++; return fmt.Errorf("file.conf:3: bad") }, x.ga.log); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(sock)
@@ -89,18 +92,18 @@ func TestControlSocketAndMetrics(t *testing.T) {
 	if di, _ := os.Stat(filepath.Dir(sock)); di.Mode().Perm() != 0o700 {
 		t.Errorf("socket directory mode %v, want 0700", di.Mode())
 	}
-	resp, err := Call(sock, "show ipsec tunnel")
+	resp, err := operator.Call(sock, "show ipsec tunnel")
 	if err != nil || !strings.Contains(resp.Text, "ipsec:t1") {
 		t.Fatalf("show over the socket: %+v %v", resp, err)
 	}
-	var ts []TunnelStatus
+	var ts []operator.TunnelStatus
 	if err := json.Unmarshal(resp.Data, &ts); err != nil || len(ts) != 1 || ts[0].Outbound.Packets != 2 {
 		t.Fatalf("json data: %v %+v", err, ts)
 	}
-	if resp, _ := Call(sock, "reload"); resp.Error != "file.conf:3: bad" || reloads != 1 {
+	if resp, _ := operator.Call(sock, "reload"); resp.Error != "file.conf:3: bad" || reloads != 1 {
 		t.Errorf("reload: %+v (%d)", resp, reloads)
 	}
-	if resp, _ := Call(sock, "show nothing"); resp.Error == "" {
+	if resp, _ := operator.Call(sock, "show nothing"); resp.Error == "" {
 		t.Error("bad command gave no error")
 	}
 
@@ -110,7 +113,7 @@ func TestControlSocketAndMetrics(t *testing.T) {
 	}
 	addr := netip.MustParseAddrPort(ln.Addr().String())
 	ln.Close()
-	if err := ServeMetrics(ctx, addr, x.ga, x.ga.log); err != nil {
+	if err := operator.ServeMetrics(ctx, addr, x.ga, x.ga.log); err != nil {
 		t.Fatal(err)
 	}
 	r, err := http.Get("http://" + addr.String() + "/metrics")

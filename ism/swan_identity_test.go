@@ -17,7 +17,7 @@ import (
 // through.
 type swanUpCase struct {
 	name  string
-	setup func(t *testing.T, role string) (ismSide, swanPeer, swantest.Conf)
+	setup func(t *testing.T, role string) (ismConf, swanPeer, swantest.Conf)
 	// detail and ikesa are strings `show ipsec tunnel detail` and `show
 	// ike sa` must contain; the detail always names the peer's address.
 	detail, ikesa []string
@@ -29,7 +29,7 @@ func runSwanUpCases(t *testing.T, cases []swanUpCase) {
 			t.Run(c.name+"/"+role, func(t *testing.T) {
 				t.Parallel()
 				side, peer, conf := c.setup(t, role)
-				x := startSwan(t, side, peer, conf)
+				x := newLab(t, swanSpec(side, peer, conf))
 				x.bringUp(t, role)
 				x.traffic(t, ismHost, swanHost)
 				x.wantShow(t, "show ipsec tunnel detail", append([]string{"is up", "IKE: up with " + peer.addr() + ":4500"}, c.detail...)...)
@@ -54,7 +54,7 @@ func TestSwanIdentities(t *testing.T) {
 			// that identity (here one no configuration names), and sends
 			// to that address.
 			name: "aggressive-fqdn",
-			setup: func(t *testing.T, role string) (ismSide, swanPeer, swantest.Conf) {
+			setup: func(t *testing.T, role string) (ismConf, swanPeer, swantest.Conf) {
 				tu := ismTunnel{extra: fmt.Sprintf("  tunnel local-identity %s\n  tunnel ike-mode aggressive\n", gwFQDN)}
 				peer := swanPeer{Aggressive: true, Proposals: "aes128-sha1-modp2048", ESP: "aes128-sha1", LocalID: branchFQDN, RemoteID: gwFQDN}
 				if role == "responder" {
@@ -62,7 +62,7 @@ func TestSwanIdentities(t *testing.T) {
 				} else {
 					tu.extra += "  tunnel remote-identity " + branchFQDN + "\n"
 				}
-				return ismSide{global: pskRule("aes128", "sha", 14, branchFQDN), transforms: []string{"esp-aes128-hmac-sha"}, tunnels: []ismTunnel{tu}},
+				return ismConf{global: pskRule("aes128", "sha", 14, branchFQDN), transforms: []string{"esp-aes128-hmac-sha"}, tunnels: []ismTunnel{tu}},
 					peer, swantest.Conf{}
 			},
 			detail: []string{"esp-aes128-hmac-sha, no PFS"},
@@ -72,12 +72,12 @@ func TestSwanIdentities(t *testing.T) {
 			// ISM has a key only for the FQDN: the peer's user@fqdn
 			// identity finds it on the second lookup, stripped of user@.
 			name: "user-fqdn-stripped",
-			setup: func(t *testing.T, role string) (ismSide, swanPeer, swantest.Conf) {
+			setup: func(t *testing.T, role string) (ismConf, swanPeer, swantest.Conf) {
 				tu := ismTunnel{extra: fmt.Sprintf("  tunnel local-identity %s\n  tunnel remote-identity %s\n  tunnel ike-mode aggressive\n", gwFQDN, branchUser)}
 				if role == "responder" {
 					tu.dest = branchFQDN
 				}
-				return ismSide{global: pskRule("aes256", "sha256", 14, branchFQDN), transforms: []string{"esp-aes256-hmac-sha"}, tunnels: []ismTunnel{tu}},
+				return ismConf{global: pskRule("aes256", "sha256", 14, branchFQDN), transforms: []string{"esp-aes256-hmac-sha"}, tunnels: []ismTunnel{tu}},
 					swanPeer{Aggressive: true, Proposals: "aes256-sha256-modp2048", ESP: "aes256-sha1", LocalID: branchUser, RemoteID: gwFQDN},
 					swantest.Conf{}
 			},
@@ -88,7 +88,7 @@ func TestSwanIdentities(t *testing.T) {
 			// Main mode with RSA signatures: a CA made by the test,
 			// ISM's certificate, key and CA in files the config names.
 			name: "rsa-signature",
-			setup: func(t *testing.T, role string) (ismSide, swanPeer, swantest.Conf) {
+			setup: func(t *testing.T, role string) (ismConf, swanPeer, swantest.Conf) {
 				pki := swantest.NewPKI(t)
 				ismCert, ismKey := pki.Issue(t, 2, gwFQDN, net.IP(swantest.ISMAddr.AsSlice()))
 				swanCert, swanKey := pki.Issue(t, 3, branchFQDN, net.IP(swantest.SwanAddr.AsSlice()))
@@ -103,7 +103,7 @@ func TestSwanIdentities(t *testing.T) {
 					"ipsec local-certificate %s key %s\nipsec ca-certificate %s\n",
 					filepath.Join(dir, "ism.pem"), filepath.Join(dir, "ism.key"), filepath.Join(dir, "ca.pem"))
 				tu := ismTunnel{extra: fmt.Sprintf("  tunnel local-identity %s\n  tunnel remote-identity %s\n", gwFQDN, branchFQDN)}
-				return ismSide{global: global, transforms: []string{"esp-aes128-hmac-sha256"}, tunnels: []ismTunnel{tu}},
+				return ismConf{global: global, transforms: []string{"esp-aes128-hmac-sha256"}, tunnels: []ismTunnel{tu}},
 					swanPeer{Auth: "pubkey", Cert: "swan.pem", Proposals: "aes128-sha256-modp2048", ESP: "aes128-sha256",
 						LocalID: branchFQDN, RemoteID: gwFQDN, Secrets: []charon.Secret{{Name: "rsa-1", File: "swan.pem"}}},
 					swantest.Conf{Files: map[string][]byte{"x509ca/ca.pem": swantest.CertPEM(pki.CA),

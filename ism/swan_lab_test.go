@@ -1,21 +1,16 @@
 package ism
 
 import (
-	"bytes"
-	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ismgw/ism/internal/swantest"
 	"github.com/ismgw/ism/internal/swantest/charon"
-	"github.com/ismgw/ism/ism/config"
 )
 
 // The gateway-level IKEv1 cases against strongSwan (swan_*_test.go): ISM in
@@ -106,126 +101,41 @@ func (p swanPeer) render() string {
 	return charon.Swanctl{Connections: []charon.Connection{conn}, Secrets: p.Secrets}.Render()
 }
 
-// ismSide is ISM's configuration: VR v (ISM's namespace), the global
-// lines, transform set ts and the tunnels, each routed to its remote
-// selector.
-type ismSide struct {
-	global     string // policy rules, keys, certificates, SNMP
-	transforms []string
-	tunnels    []ismTunnel
+// swanSpec is the lab of ISM against charon: charon with peer's
+// configuration, ISM with side's (signaled).
+func swanSpec(side ismConf, peer swanPeer, conf swantest.Conf) labSpec {
+	conf.Swanctl = peer.render()
+	conf.AggressivePSK = conf.AggressivePSK || peer.Aggressive
+	return labSpec{charon: &conf, peerAddr: peer.Addr, a: func(x *lab) string { return side.signaled(x.a).String() }}
 }
 
-// ismTunnel is one signaled tunnel to charon.
-type ismTunnel struct {
-	name   string
-	dest   string // default: charon's address
-	local  string // local selector, default 198.51.100.0/24
-	remote string // remote selector and route, default 203.0.113.0/24
-	extra  string // more lines in the interface block
-}
-
-// pskRule is one policy rule with pre-shared keys, the key for charon's
-// address and, if id is set, for that identity instead.
-func pskRule(enc, hash string, group int, id string) string {
-	key := fmt.Sprintf("ipsec pre-shared-key address %s ascii %s\n", swantest.SwanAddr, swanPSK)
-	if id != "" {
-		key = fmt.Sprintf("ipsec pre-shared-key identity %s ascii %s\n", id, swanPSK)
-	}
-	return fmt.Sprintf("ipsec isakmp-policy-rule 1\n  encryption %s\n  hash %s\n  group %d\n  authentication pre-shared-key\n%s",
-		enc, hash, group, key)
-}
-
-func (s ismSide) render(env *swantest.Env) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "virtual-router v netns %s\n%s", env.NSISM, s.global)
-	fmt.Fprintf(&b, "ipsec transform-set ts\n")
-	for i, tr := range s.transforms {
-		fmt.Fprintf(&b, "  transform %d %s\n", i+1, tr)
-	}
-	for _, tu := range s.tunnels {
-		if tu.name == "" {
-			tu.name = "t1"
-		}
-		if tu.dest == "" {
-			tu.dest = swantest.SwanAddr.String()
-		}
+// signaled is c against charon: VR v in ISM's namespace ns, each tunnel's
+// selectors 198.51.100.0/24 and 203.0.113.0/24 unless set.
+func (c ismConf) signaled(ns string) ismConf {
+	c.vrs = [][2]string{{"v", ns}}
+	c.tunnels = append([]ismTunnel(nil), c.tunnels...)
+	for i := range c.tunnels {
+		tu := &c.tunnels[i]
 		if tu.local == "" {
 			tu.local = "198.51.100.0/24"
 		}
 		if tu.remote == "" {
 			tu.remote = "203.0.113.0/24"
 		}
-		fmt.Fprintf(&b, "interface tunnel ipsec:%s\n  virtual-router v\n  tunnel source %s\n  tunnel destination %s\n  tunnel transform-set ts\n",
-			tu.name, swantest.ISMAddr, tu.dest)
-		fmt.Fprintf(&b, "  tunnel local-selector %s\n  tunnel remote-selector %s\n%s", tu.local, tu.remote, tu.extra)
-		fmt.Fprintf(&b, "ip route %s ipsec:%s\n", tu.remote, tu.name)
 	}
-	return b.String()
-}
-
-// startSwan starts charon with peer's configuration (routes through its
-// userspace ESP installed), then ISM with side's.
-func startSwan(t *testing.T, side ismSide, peer swanPeer, conf swantest.Conf) *swanLab {
-	t.Helper()
-	env := swantest.New(t)
-	if peer.Addr != "" {
-		if out, err := runIn(env.NSSwan, "ip", "addr", "add", peer.Addr+"/24", "dev", vethOf(t, env.NSSwan)); err != nil {
-			t.Fatalf("%v: %s", err, out)
-		}
-	}
-	conf.Swanctl, conf.InstallRoutes = peer.render(), true
-	conf.AggressivePSK = conf.AggressivePSK || peer.Aggressive
-	env.StartCharon(conf)
-	text := side.render(env)
-	cfg, err := config.Parse("test.conf", strings.NewReader(text))
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, text)
-	}
-	// The gateway's log (keys never appear in it) is shown with charon's
-	// when the test fails.
-	var log lockedBuffer
-	g, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(&log, nil)), NoXFRM: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		g.Close()
-		if t.Failed() {
-			env.Dump()
-			t.Logf("ISM log:\n%s", log.String())
-		}
-	})
-	return &swanLab{env: env, g: g}
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent use.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	return c
 }
 
 // bringUp negotiates the child "net" from the role's end and waits for a
 // ping from ISM's host to charon's to get through.
-func (x *swanLab) bringUp(t *testing.T, role string) {
+func (x *lab) bringUp(t *testing.T, role string) {
 	t.Helper()
 	x.bringUpChild(t, role, "net", ismHost, swanHost)
 }
 
 // bringUpChild negotiates one child between ISM's host from and charon's
 // host to: as initiator the pings start IKE, as responder charon does.
-func (x *swanLab) bringUpChild(t *testing.T, role, child, from, to string) {
+func (x *lab) bringUpChild(t *testing.T, role, child, from, to string) {
 	t.Helper()
 	if role == "responder" {
 		if out, err := x.env.Initiate(child, 20*time.Second); err != nil {
@@ -238,7 +148,7 @@ func (x *swanLab) bringUpChild(t *testing.T, role, child, from, to string) {
 
 // traffic checks a bringUp tunnel: a ping and a 1 MiB TCP transfer each
 // way between ISM's host from and charon's host to.
-func (x *swanLab) traffic(t *testing.T, from, to string) {
+func (x *lab) traffic(t *testing.T, from, to string) {
 	t.Helper()
 	x.pingUntil(t, x.env.NSISM, from, to, 3)
 	transferBetween(t, x.env.NSISM, from, x.env.NSSwan, to, 1<<20)
@@ -246,7 +156,7 @@ func (x *swanLab) traffic(t *testing.T, from, to string) {
 }
 
 // show runs an operator command.
-func (x *swanLab) show(t *testing.T, cmd string) string {
+func (x *lab) show(t *testing.T, cmd string) string {
 	t.Helper()
 	out, _, err := x.g.Exec(cmd)
 	if err != nil {
@@ -256,7 +166,7 @@ func (x *swanLab) show(t *testing.T, cmd string) string {
 }
 
 // wantShow checks that a show command's output has every string.
-func (x *swanLab) wantShow(t *testing.T, cmd string, want ...string) string {
+func (x *lab) wantShow(t *testing.T, cmd string, want ...string) string {
 	t.Helper()
 	out := x.show(t, cmd)
 	for _, w := range want {
@@ -268,7 +178,7 @@ func (x *swanLab) wantShow(t *testing.T, cmd string, want ...string) string {
 }
 
 // ikeSARows returns the IKE SA lines of `show ike sa` (no header).
-func (x *swanLab) ikeSARows(t *testing.T) []string {
+func (x *lab) ikeSARows(t *testing.T) []string {
 	t.Helper()
 	out := x.show(t, "show ike sa")
 	if strings.HasPrefix(out, "No IKE SAs") {
@@ -286,7 +196,7 @@ type ikeCounters struct {
 var ikeCountersRE = regexp.MustCompile(`IKE: (\d+) received, (\d+) malformed, (\d+) unknown SA, (\d+) auth failures, (\d+) no proposal chosen, (\d+) retransmits, (\d+) phase 1 and (\d+) quick modes done, (\d+) rekeys`)
 
 // ikeCounters reads the IKE line of `show ipsec statistics`.
-func (x *swanLab) ikeCounters(t *testing.T) ikeCounters {
+func (x *lab) ikeCounters(t *testing.T) ikeCounters {
 	t.Helper()
 	out := x.show(t, "show ipsec statistics")
 	m := ikeCountersRE.FindStringSubmatch(out)
@@ -302,7 +212,7 @@ func (x *swanLab) ikeCounters(t *testing.T) ikeCounters {
 
 // waitFor polls cond every 100 ms until it holds, or fails the test after
 // within with what and the tunnels' detail.
-func (x *swanLab) waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+func (x *lab) waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	for end := time.Now().Add(within); !cond(); {
 		if time.Now().After(end) {
@@ -314,7 +224,7 @@ func (x *swanLab) waitFor(t *testing.T, within time.Duration, what string, cond 
 
 // reloadCharon replaces charon's swanctl.conf and loads it again, the
 // connections and secrets of the old one replaced.
-func (x *swanLab) reloadCharon(t *testing.T, peer swanPeer) {
+func (x *lab) reloadCharon(t *testing.T, peer swanPeer) {
 	t.Helper()
 	path := filepath.Join(x.env.Dir, "swanctl", "swanctl.conf")
 	if err := os.WriteFile(path, []byte(peer.render()), 0o600); err != nil {

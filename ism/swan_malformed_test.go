@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/ismgw/ism/ike/v1"
 	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/ism/transport"
 )
 
 // mainModeMM1 is the first message of a main mode (RFC 2409 §5: HDR, SA)
@@ -100,8 +101,8 @@ func TestSwanMalformedISAKMP(t *testing.T) {
 	for _, role := range swanRoles {
 		t.Run(role, func(t *testing.T) {
 			t.Parallel()
-			x := startSwan(t, ismSide{global: pskRule("aes128", "sha", 14, ""), transforms: []string{"esp-aes128-hmac-sha"}, tunnels: []ismTunnel{{}}},
-				swanPeer{Proposals: "aes128-sha1-modp2048", ESP: "aes128-sha1"}, swantest.Conf{})
+			x := newLab(t, swanSpec(ismConf{global: pskRule("aes128", "sha", 14, ""), transforms: []string{"esp-aes128-hmac-sha"}, tunnels: []ismTunnel{{}}},
+				swanPeer{Proposals: "aes128-sha1-modp2048", ESP: "aes128-sha1"}, swantest.Conf{}))
 			malformed, tooLong, noSA, unknown := badISAKMP(t)
 			espUnknownSPI := append([]byte{0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 1}, make([]byte, 48)...)
 			if err := swantest.InNamespace(x.env.NSSwan, func() error {
@@ -118,14 +119,14 @@ func TestSwanMalformedISAKMP(t *testing.T) {
 					if len(msg) >= 8 {
 						rand.Read(msg[:8])
 					}
-					if port != IKEPort {
+					if port != transport.IKEPort {
 						msg = append([]byte{0, 0, 0, 0}, msg...)
 					}
 					_, err := c.WriteToUDPAddrPort(msg, netip.AddrPortFrom(swantest.ISMAddr, port))
 					return err
 				}
 				for _, b := range append(malformed, tooLong, noSA, unknown) {
-					if err := send(IKEPort, b); err != nil {
+					if err := send(transport.IKEPort, b); err != nil {
 						return err
 					}
 					if err := send(4500, b); err != nil {

@@ -71,8 +71,8 @@ func TestSwanProposals(t *testing.T) {
 				traps := listenTraps(t)
 				global := pskRule("aes128", "sha", 14, "") + fmt.Sprintf(
 					"snmp-server host 127.0.0.1 udp-port %d version 2c community public\nsnmp-server enable traps ike-failure\n", traps.port())
-				x := startSwan(t, ismSide{global: global, transforms: transforms, tunnels: []ismTunnel{tu}},
-					swanPeer{Proposals: "aes128-sha1-modp2048", ESP: c.esp}, swantest.Conf{})
+				x := newLab(t, swanSpec(ismConf{global: global, transforms: transforms, tunnels: []ismTunnel{tu}},
+					swanPeer{Proposals: "aes128-sha1-modp2048", ESP: c.esp}, swantest.Conf{}))
 				if want, ok := c.up[role]; ok {
 					x.bringUp(t, role)
 					x.traffic(t, ismHost, swanHost)
@@ -98,7 +98,7 @@ func TestSwanProposals(t *testing.T) {
 
 // failNegotiation starts a negotiation that must fail from the role's end
 // and waits until ISM says it failed.
-func (x *swanLab) failNegotiation(t *testing.T, role string) {
+func (x *lab) failNegotiation(t *testing.T, role string) {
 	t.Helper()
 	if role == "responder" {
 		if out, err := x.env.Initiate("net", 10*time.Second); err == nil {

@@ -14,7 +14,7 @@ import (
 // and the same running gateway negotiates and carries traffic.
 type swanRefusal struct {
 	name, role string
-	side       ismSide
+	side       ismConf
 	bad, good  swanPeer
 	// reason is in the tunnel's down reason, when ISM can tell which
 	// tunnel the peer meant ("" when it cannot).
@@ -34,18 +34,18 @@ type swanRefusal struct {
 func TestSwanRefusals(t *testing.T) {
 	t.Parallel()
 	rule := pskRule("aes128", "sha", 14, "")
-	byAddress := ismSide{global: rule, transforms: []string{"esp-aes128-hmac-sha"}, tunnels: []ismTunnel{{}}}
+	byAddress := ismConf{global: rule, transforms: []string{"esp-aes128-hmac-sha"}, tunnels: []ismTunnel{{}}}
 	good := swanPeer{Proposals: "aes128-sha1-modp2048", ESP: "aes128-sha1"}
 	wrongKey := good
 	wrongKey.PSK = "not-the-interop-psk"
-	byFQDN := func(role string) ismSide {
+	byFQDN := func(role string) ismConf {
 		tu := ismTunnel{extra: "  tunnel local-identity " + gwFQDN + "\n  tunnel ike-mode aggressive\n"}
 		if role == "responder" {
 			tu.dest = branchFQDN
 		} else {
 			tu.extra += "  tunnel remote-identity " + branchFQDN + "\n"
 		}
-		return ismSide{global: pskRule("aes128", "sha", 14, branchFQDN), transforms: []string{"esp-aes128-hmac-sha"}, tunnels: []ismTunnel{tu}}
+		return ismConf{global: pskRule("aes128", "sha", 14, branchFQDN), transforms: []string{"esp-aes128-hmac-sha"}, tunnels: []ismTunnel{tu}}
 	}
 	branch := swanPeer{Aggressive: true, Proposals: "aes128-sha1-modp2048", ESP: "aes128-sha1", LocalID: branchFQDN, RemoteID: gwFQDN}
 	branchWrongKey := branch
@@ -62,7 +62,7 @@ func TestSwanRefusals(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name+"/"+c.role, func(t *testing.T) {
 			t.Parallel()
-			x := startSwan(t, c.side, c.bad, swantest.Conf{})
+			x := newLab(t, swanSpec(c.side, c.bad, swantest.Conf{}))
 			if c.role == "responder" {
 				// charon's exchange fails; it gives up on its own time.
 				x.env.Initiate("net", time.Second) //nolint:errcheck // ISM's counter judges

@@ -17,7 +17,7 @@ func TestSwanSharedIKESA(t *testing.T) {
 	for _, role := range swanRoles {
 		t.Run(role, func(t *testing.T) {
 			t.Parallel()
-			side := ismSide{global: pskRule("aes128", "sha", 14, ""), transforms: []string{"esp-aes128-hmac-sha"}, tunnels: []ismTunnel{
+			side := ismConf{global: pskRule("aes128", "sha", 14, ""), transforms: []string{"esp-aes128-hmac-sha"}, tunnels: []ismTunnel{
 				{name: "t1", local: "198.51.100.0/25", remote: "203.0.113.0/25"},
 				{name: "t2", local: "198.51.100.128/25", remote: "203.0.113.128/25"},
 			}}
@@ -25,7 +25,7 @@ func TestSwanSharedIKESA(t *testing.T) {
 				LocalTS: "203.0.113.0/25", RemoteTS: "198.51.100.0/25",
 				Children: []charon.Child{{Name: "net2", LocalTS: []string{"203.0.113.128/25"}, RemoteTS: []string{"198.51.100.128/25"},
 					ESPProposals: []string{"aes128-sha1"}}}}
-			x := startSwan(t, side, peer, swantest.Conf{})
+			x := newLab(t, swanSpec(side, peer, swantest.Conf{}))
 			if out, err := runIn(x.env.NSISM, "ip", "addr", "add", "198.51.100.129/32", "dev", "lo"); err != nil {
 				t.Fatalf("%v: %s", err, out)
 			}
@@ -42,7 +42,7 @@ func TestSwanSharedIKESA(t *testing.T) {
 			}
 			for _, name := range []string{"t1", "t2"} {
 				st := x.g.tunnels[name]
-				if v := st.rx.Snapshot(); v.Packets == 0 || v.Dropped() != 0 {
+				if v := st.d.RX.Snapshot(); v.Packets == 0 || v.Dropped() != 0 {
 					t.Errorf("%s inbound: %d packets, drops %v", name, v.Packets, v.DropMap())
 				}
 			}

@@ -69,52 +69,22 @@ secrets {
 `, swantest.SwanAddr, swantest.ISMAddr, proposals, extra, local, remote, esp, secrets)
 }
 
-// ismSignaled renders ISM's side of a swanCase.
-func ismSignaled(env *swantest.Env, c swanCase) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "virtual-router v netns %s\n%s", env.NSISM, c.ism)
-	fmt.Fprintf(&b, "ipsec transform-set ts\n")
-	for i, tr := range c.transforms {
-		fmt.Fprintf(&b, "  transform %d %s\n", i+1, tr)
-	}
-	fmt.Fprintf(&b, `interface tunnel ipsec:t1
-  virtual-router v
-  tunnel source %s
-  tunnel destination %s
-  tunnel transform-set ts
-  tunnel local-selector 198.51.100.0 255.255.255.0
-  tunnel remote-selector 203.0.113.0 255.255.255.0
-%sip route 203.0.113.0 255.255.255.0 ipsec:t1
-`, swantest.ISMAddr, swantest.SwanAddr, c.tunnel)
-	return b.String()
-}
-
-// swanLab is one running case.
-type swanLab struct {
-	env *swantest.Env
-	g   *Gateway
-}
-
-func newSwanLab(t *testing.T, c swanCase) *swanLab {
-	env := swantest.New(t)
-	env.StartCharon(swantest.Conf{Swanctl: c.swan, AggressivePSK: c.aggressive, InstallRoutes: true, Files: c.files})
-	x := &swanLab{env: env, g: mustGateway(t, ismSignaled(env, c))}
-	t.Cleanup(func() {
-		if t.Failed() {
-			env.Dump()
-		}
-	})
-	return x
+// swanCaseSpec is the lab of a swanCase.
+func swanCaseSpec(c swanCase) labSpec {
+	side := ismConf{global: c.ism, transforms: c.transforms,
+		tunnels: []ismTunnel{{local: "198.51.100.0 255.255.255.0", remote: "203.0.113.0 255.255.255.0", extra: c.tunnel}}}
+	return labSpec{charon: &swantest.Conf{Swanctl: c.swan, AggressivePSK: c.aggressive, Files: c.files},
+		a: func(x *lab) string { return side.signaled(x.a).String() }}
 }
 
 // pingFromISM pings charon's side through the tunnel; the first packets
 // start the negotiation, so it retries for a while.
-func (x *swanLab) pingFromISM(t *testing.T, n int) {
+func (x *lab) pingFromISM(t *testing.T, n int) {
 	t.Helper()
 	x.pingUntil(t, x.env.NSISM, "198.51.100.1", "203.0.113.1", n)
 }
 
-func (x *swanLab) pingUntil(t *testing.T, ns, src, dst string, n int) {
+func (x *lab) pingUntil(t *testing.T, ns, src, dst string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -134,6 +104,7 @@ func (x *swanLab) pingUntil(t *testing.T, ns, src, dst string, n int) {
 // (the first packet starts IKE) and as responder (charon initiates), then
 // ping and a TCP transfer go through the tunnel.
 func TestSignaledAgainstStrongSwan(t *testing.T) {
+	t.Parallel()
 	psk := fmt.Sprintf("ipsec pre-shared-key address %s ascii %s\n", swantest.SwanAddr, swanPSK)
 	rule := func(enc, hash string, group int) string {
 		return fmt.Sprintf("ipsec isakmp-policy-rule 1\n  encryption %s\n  hash %s\n  group %d\n  authentication pre-shared-key\n", enc, hash, group)
@@ -152,7 +123,7 @@ func TestSignaledAgainstStrongSwan(t *testing.T) {
 		for _, role := range []string{"initiator", "responder"} {
 			t.Run(c.name+"/"+role, func(t *testing.T) {
 				t.Parallel()
-				x := newSwanLab(t, c)
+				x := newLab(t, swanCaseSpec(c))
 				if role == "responder" {
 					if out, err := x.env.Initiate("net", 15*time.Second); err != nil {
 						t.Fatalf("charon initiate: %v\n%s", err, out)

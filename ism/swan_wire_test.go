@@ -37,8 +37,8 @@ func TestSwanWireTshark(t *testing.T) {
 			t.Run(c.transform+"/"+role, func(t *testing.T) {
 				t.Parallel()
 				needTool(t, "tshark", "tshark")
-				x := startSwan(t, ismSide{global: c.rule, transforms: []string{c.transform}, tunnels: []ismTunnel{{}}},
-					swanPeer{Proposals: c.ike, ESP: c.esp}, swantest.Conf{})
+				x := newLab(t, swanSpec(ismConf{global: c.rule, transforms: []string{c.transform}, tunnels: []ismTunnel{{}}},
+					swanPeer{Proposals: c.ike, ESP: c.esp}, swantest.Conf{}))
 				keys := x.hookKeys()
 				x.bringUp(t, role)
 				sas := keys.pair(t)
@@ -77,7 +77,7 @@ type swanKeys struct {
 
 // hookKeys makes the gateway hand every SA IKE installs to the returned
 // collector. Call it before any traffic.
-func (x *swanLab) hookKeys() *swanKeys {
+func (x *lab) hookKeys() *swanKeys {
 	k := &swanKeys{}
 	x.g.seam.keyHook = func(id ipsec.SAID, u ike.UserSA) {
 		k.mu.Lock()
@@ -154,7 +154,10 @@ func checkSwanPings(t *testing.T, pkts []innerPacket, sas [2]wireSA) {
 // vethOf returns the name of the veth interface in a namespace.
 func vethOf(t *testing.T, ns string) string {
 	t.Helper()
-	out, err := runIn(ns, "ip", "-o", "link", "show", "type", "veth")
+	// Standard output only: ip warns on standard error when a peer's
+	// namespace is going away ("Peer netns reference is invalid").
+	b, err := exec.Command("ip", "-n", ns, "-o", "link", "show", "type", "veth").Output()
+	out := string(b)
 	if err != nil {
 		t.Fatalf("ip link: %v\n%s", err, out)
 	}

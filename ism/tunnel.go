@@ -7,57 +7,43 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ismgw/ism/clock"
 	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/ism/config"
+	"github.com/ismgw/ism/ism/datapath"
+	"github.com/ismgw/ism/ism/vr"
 	"github.com/ismgw/ism/offload"
-	"github.com/ismgw/ism/selector"
 	"github.com/ismgw/ism/transform"
 )
 
-// Tunnel is a secure tunnel with the secure IP interface stacked on it. The
-// data path reads it concurrently with the control plane; fields that change
-// after creation are atomic or guarded by mu.
+// Tunnel is a secure tunnel with the secure IP interface stacked on it.
+// IKE's goroutines and the data path read it concurrently with the control
+// plane; fields that change after creation are atomic or guarded by mu.
 type Tunnel struct {
 	Name string
-	id   uint64
 	cfg  *config.Tunnel
-	op   *vr // operational VR: the secure interface
-	tr   *vr // transport VR: the endpoints
-	ep   *endpoint
+	// d is what the datapath knows of the tunnel, and the state it shares.
+	d      *datapath.Tunnel
+	op, tr *vr.VR
 
-	local, remote selector.Selector
-	mode          ipsec.Mode
-	udp           bool
-
-	// out is the outbound SA packets are sent with; nil when there is none.
-	out atomic.Pointer[offload.SA]
-	// xf is the tunnel's XFRM protocol offload; nil on the lookaside
-	// datapath.
-	xf atomic.Pointer[xfrmPath]
-	// txSock is the transport socket outbound packets leave by.
-	txSock atomic.Pointer[sock]
-	up     atomic.Bool
+	up atomic.Bool
 	// ready says the tunnel's routes belong in its operational VR: a
 	// manual tunnel when it is up, a signaled one once its endpoint works,
 	// so that traffic reaches it and starts IKE.
 	ready atomic.Bool
 	// acquired is when the data path last asked IKE for SAs (unix nano).
 	acquired atomic.Int64
-	// mtu is the largest inner packet the tunnel carries.
-	mtu atomic.Int32
-	// tx and rx count the tunnel's traffic and drops by direction, across
-	// SAs and rekeys.
-	tx, rx offload.Counters
-	since  atomic.Int64 // when the state last changed (unix nano)
+	since    atomic.Int64 // when the state last changed (unix nano)
 
 	mu     sync.Mutex
-	in     []*offload.SA // inbound SAs (two during a rekey)
-	outs   []*offload.SA // outbound SAs still installed
-	xin    []*xfrmSA     // the kernel's inbound SAs (XFRM datapath)
-	xouts  []*xfrmSA     // the kernel's outbound SAs
-	reason string        // why the tunnel is down
-	// dpWhy is why the tunnel runs on its datapath, for driver kernel
-	// and auto.
+	dp     int           // the index of its datapath in Gateway.dps
+	path   datapath.Path // nil while it has none
+	closed bool          // torn down: no path may be set again
+	// sas are the SAs installed on the path, by direction.
+	sas    map[ipsec.SAID]ipsec.Direction
+	reason string // why the tunnel is down
+	// dpWhy is why the tunnel runs on its datapath, when the gateway chose
+	// it over another.
 	dpWhy    string
 	pathMTU  int
 	dest     netip.Addr // the current destination
@@ -82,19 +68,28 @@ func (t *Tunnel) routed() bool {
 	return t.Up()
 }
 
+// setReady says whether a signaled tunnel's routes belong in; it reports
+// whether that changed.
+func (t *Tunnel) setReady(ready bool) bool {
+	changed := t.ready.Swap(ready) != ready
+	t.d.Routed.Store(t.routed())
+	return changed
+}
+
 // Up reports whether the tunnel carries traffic.
 func (t *Tunnel) Up() bool { return t.up.Load() }
 
 // setState changes the state; it reports whether it changed.
-func (t *Tunnel) setState(up bool, reason string) bool {
+func (t *Tunnel) setState(c clock.Clock, up bool, reason string) bool {
 	t.mu.Lock()
 	t.reason = reason
 	t.mu.Unlock()
-	if t.up.Swap(up) == up {
-		return false
+	changed := t.up.Swap(up) != up
+	t.d.Routed.Store(t.routed())
+	if changed {
+		t.since.Store(c.Now().UnixNano())
 	}
-	t.since.Store(time.Now().UnixNano())
-	return true
+	return changed
 }
 
 // Reason returns why the tunnel is down, or "" when it is up.
@@ -107,32 +102,76 @@ func (t *Tunnel) Reason() string {
 	return t.reason
 }
 
-// sasConfig builds the offload SA for one direction of a manual SA.
-func (t *Tunnel) saConfig(c *config.SA) offload.SAConfig {
-	tc := t.cfg
-	sc := offload.SAConfig{
-		SPI: c.SPI, Transform: c.Transform, Mode: t.mode,
-		CipherKey: c.CipherKey, AuthKey: c.AuthKey,
-		ESN: tc.ESN, ReplayWindow: tc.ReplayWindow, Driver: string(tc.Driver), Cookie: t.id,
-		UDPEncap: t.udp, SrcPort: tc.UDPEncapPort, DstPort: tc.UDPEncapPort,
-	}
-	if c.Direction == ipsec.Outbound {
-		sc.Direction = ipsec.Outbound
-		sc.Src, sc.Dst = tc.TunnelSource, t.dest
-	} else {
-		sc.Direction = ipsec.Inbound
-		sc.Src, sc.Dst = t.dest, tc.TunnelSource
-	}
-	return sc
+// currentPath returns the tunnel's path, or nil.
+func (t *Tunnel) currentPath() datapath.Path {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.path
 }
 
-// transformName is the tunnel's transform for show output: the manual SA's,
-// or the negotiated one, or the set's first.
-func (t *Tunnel) transform() transform.Transform {
-	if sa := t.out.Load(); sa != nil {
-		return sa.Transform()
+// destination returns the current destination.
+func (t *Tunnel) destination() netip.Addr {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.dest
+}
+
+// hasSAs reports whether the tunnel has SAs both ways.
+func (t *Tunnel) hasSAs() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.hasSAsLocked()
+}
+
+func (t *Tunnel) hasSAsLocked() bool {
+	var in, out bool
+	for _, d := range t.sas {
+		in, out = in || d == ipsec.Inbound, out || d == ipsec.Outbound
 	}
-	if len(t.cfg.TransformSet.Transforms) > 0 {
+	return in && out
+}
+
+// pathState returns whether the destination is routable and, if not, why.
+func (t *Tunnel) pathState() (bool, string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.routable, t.reason
+}
+
+// retryDue reports whether a tunnel whose peer DPD declared dead should
+// try the peer again now, and notes the try.
+func (t *Tunnel) retryDue(now time.Time, every time.Duration) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	due := !t.deadAt.IsZero() && now.Sub(t.deadAt) > every && now.Sub(t.retried) > every
+	if due {
+		t.retried = now
+	}
+	return due
+}
+
+// setDatapathWhy notes why the tunnel runs on its datapath.
+func (t *Tunnel) setDatapathWhy(s string) {
+	t.mu.Lock()
+	t.dpWhy = s
+	t.mu.Unlock()
+}
+
+// transform is the tunnel's transform for show output and its MTU: its
+// outbound SA's, or the transform set's first.
+func (t *Tunnel) transform() transform.Transform {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := false
+	for _, d := range t.sas {
+		out = out || d == ipsec.Outbound
+	}
+	switch {
+	case out && t.signaled():
+		return t.negotiated
+	case out:
+		return t.cfg.Outbound.Transform
+	case len(t.cfg.TransformSet.Transforms) > 0:
 		return t.cfg.TransformSet.Transforms[0]
 	}
 	return transform.Transform{}
@@ -141,19 +180,21 @@ func (t *Tunnel) transform() transform.Transform {
 // computeMTU sets the inner MTU from the path MTU to the destination.
 func (t *Tunnel) computeMTU() {
 	if t.cfg.MTU > 0 {
-		t.mtu.Store(int32(t.cfg.MTU))
+		t.d.MTU.Store(int32(t.cfg.MTU))
 		return
 	}
-	path := t.pathMTU
+	t.mu.Lock()
+	path, dest := t.pathMTU, t.dest
+	t.mu.Unlock()
 	if path == 0 {
 		path = 1500
 	}
 	tr := t.transform()
 	if !tr.Valid() {
-		t.mtu.Store(int32(path - 80))
+		t.d.MTU.Store(int32(path - 80))
 		return
 	}
-	t.mtu.Store(int32(offload.MaxInner(tr, t.mode, t.dest.Is6(), t.udp, path)))
+	t.d.MTU.Store(int32(offload.MaxInner(tr, t.d.Mode, dest.Is6(), t.d.UDPPort != 0, path)))
 }
 
 func (t *Tunnel) String() string { return fmt.Sprintf("ipsec:%s", t.Name) }

@@ -174,7 +174,7 @@ func parseSALine(t *testing.T, line string) (proto string, spi uint32, ck, ak st
 }
 
 // wireSAs returns the lab's SAs: a→b, then b→a.
-func (x *lab2) wireSAs(t *testing.T) [2]wireSA {
+func (x *lab) wireSAs(t *testing.T) [2]wireSA {
 	t.Helper()
 	tr, ok := transform.Lookup(x.c.transform)
 	if !ok {
@@ -269,7 +269,7 @@ func checkPings(t *testing.T, pkts []innerPacket, sas [2]wireSA, from, to string
 
 // pingCaptured runs wirePings pings through the lab's tunnel while
 // capturing a's eth0 and returns the capture.
-func pingCaptured(t *testing.T, x *lab2) string {
+func pingCaptured(t *testing.T, x *lab) string {
 	t.Helper()
 	c := startCapture(t, x.lab, x.a, "eth0")
 	if err := x.ping(t, wirePings); err != nil {
@@ -398,12 +398,13 @@ var tsharkTransforms = []string{
 // the inner echo requests and replies are there; with a wrong key every
 // ICV is bad.
 func TestWireTshark(t *testing.T) {
+	t.Parallel()
 	for _, tr := range tsharkTransforms {
 		for _, udp := range []bool{false, true} {
 			c := e2eCase{transform: tr, mode: ipsec.Tunnel, udp: udp}
 			t.Run(c.String(), func(t *testing.T) {
 				t.Parallel()
-				x := newLab2(t, c)
+				x := newLab(t, manualSpec(t, c))
 				pcap := pingCaptured(t, x)
 				sas := x.wireSAs(t)
 				_, from := x.from()
@@ -575,6 +576,7 @@ func scapyPackets(t *testing.T, rs []scapyResult) []innerPacket {
 // (raw and in UDP): every ICV verifies and the inner echo requests and
 // replies are there; with a wrong key every packet is refused.
 func TestWireScapy(t *testing.T) {
+	t.Parallel()
 	var cases []e2eCase
 	for _, tr := range []string{"ah-hmac-md5", "ah-hmac-sha"} {
 		for _, mode := range []ipsec.Mode{ipsec.Tunnel, ipsec.Transport} {
@@ -589,7 +591,7 @@ func TestWireScapy(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.String(), func(t *testing.T) {
 			t.Parallel()
-			x := newLab2(t, c)
+			x := newLab(t, manualSpec(t, c))
 			pcap := pingCaptured(t, x)
 			sas := x.wireSAs(t)
 			runs := scapyJudge(t, pcap, sas, [2]wireSA{sas[0].spoiled(), sas[1].spoiled()})

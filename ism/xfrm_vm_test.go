@@ -2,7 +2,6 @@ package ism
 
 import (
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
@@ -11,7 +10,8 @@ import (
 	"github.com/ismgw/ism/driver/kernel"
 	"github.com/ismgw/ism/internal/netlab"
 	"github.com/ismgw/ism/ipsec"
-	"github.com/ismgw/ism/ism/config"
+	"github.com/ismgw/ism/ism/operator"
+	"github.com/ismgw/ism/ism/xfrm"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -36,84 +36,54 @@ func needXFRM(t *testing.T, tr transform.Transform) {
 	}
 }
 
-// xfrmLab is gateway A on the XFRM datapath, its secure interface in an
-// operational VR (namespace aop) apart from its transport VR (a), and
-// gateway B on the software engine in namespace b, as in lab2: a and b
-// joined by a veth pair (192.0.2.1/24, 192.0.2.2/24), 198.51.100.1/30 and
-// 198.51.100.2/30 on the secure interfaces, host 203.0.113.1 on b's
-// loopback behind B's tunnel.
-type xfrmLab struct {
-	lab2
-	aop   string
-	textA string // A's configuration
-	textB string
-	keys  []string    // the SAs' keys in hex
-	log   *syncBuffer // A's log, JSON
-	in    ipsec.SAID  // A's kernel SAs
-	out   ipsec.SAID
-}
-
-func newXFRMLab(t *testing.T, trName, extraA string) *xfrmLab {
+// xfrmSpec is the lab of gateway A on the XFRM datapath, its secure
+// interface in an operational VR (namespace aop) apart from its transport
+// VR (a), and gateway B on the software engine in namespace b, as in
+// manualSpec: a and b joined by a veth pair (192.0.2.1/24, 192.0.2.2/24),
+// 198.51.100.1/30 and 198.51.100.2/30 on the secure interfaces, host
+// 203.0.113.1 on b's loopback behind B's tunnel. A logs in JSON.
+func xfrmSpec(t *testing.T, trName, extraA string) labSpec {
 	tr, ok := transform.Lookup(trName)
 	if !ok {
 		t.Fatalf("no transform %s", trName)
 	}
 	needXFRM(t, tr)
-	l := netlab.New(t)
-	x := &xfrmLab{lab2: lab2{lab: l, a: l.NS("a"), b: l.NS("b"), c: e2eCase{transform: trName, mode: ipsec.Tunnel}}, aop: l.NS("aop")}
-	l.Link(x.a, "eth0", netip.MustParsePrefix("192.0.2.1/24"), x.b, "eth0", netip.MustParsePrefix("192.0.2.2/24"))
-	l.MustRun(x.b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
-	keys := func(spi uint32) string {
+	var keys []string
+	key := func(spi uint32) string {
 		s := fmt.Sprintf("%s spi 0x%x", tr.Protocol, spi)
 		if n := tr.CipherKeyLen(); n > 0 {
 			k := keyHex(t, n)
 			s += " cipher-key " + k
-			x.keys = append(x.keys, k)
+			keys = append(keys, k)
 		}
 		if n := tr.AuthKeyLen(); n > 0 {
 			k := keyHex(t, n)
 			s += " auth-key " + k
-			x.keys = append(x.keys, k)
+			keys = append(keys, k)
 		}
 		return s
 	}
-	ab, ba := keys(0x1001), keys(0x2001)
+	ab, ba := key(0x1001), key(0x2001)
 	a1, a2 := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
-	x.out = ipsec.SAID{Dst: a2, SPI: 0x1001, Protocol: tr.Protocol}
-	x.in = ipsec.SAID{Dst: a1, SPI: 0x2001, Protocol: tr.Protocol}
-	x.textA = fmt.Sprintf(`virtual-router tr netns %s
-virtual-router op netns %s
-ipsec transform-set ts
-  transform 1 %s
-interface tunnel ipsec:t1
-  virtual-router op
-  transport-virtual-router tr
-  ip address 198.51.100.1 255.255.255.252
-  tunnel source 192.0.2.1
-  tunnel destination 192.0.2.2
-  tunnel transform-set ts
-  tunnel driver kernel
-  tunnel sa inbound %s
-  tunnel sa outbound %s
-%sip route 203.0.113.0 255.255.255.0 ipsec:t1
-`, x.a, x.aop, trName, ba, ab, extraA)
-	cfg, err := config.Parse("a.conf", strings.NewReader(x.textA))
-	if err != nil {
-		t.Fatal(err)
+	return labSpec{ops: []string{"aop"}, aOpts: gwOpts{xfrm: true, json: true},
+		prepare: func(x *lab) {
+			x.c, x.keys = e2eCase{transform: trName, mode: ipsec.Tunnel}, keys
+			x.out = ipsec.SAID{Dst: a2, SPI: 0x1001, Protocol: tr.Protocol}
+			x.in = ipsec.SAID{Dst: a1, SPI: 0x2001, Protocol: tr.Protocol}
+			x.lab.MustRun(x.b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
+		},
+		a: func(x *lab) string {
+			return ismConf{vrs: [][2]string{{"tr", x.a}, {"op", x.aop}}, transforms: []string{trName},
+				tunnels: []ismTunnel{{vr: "op", transportVR: "tr", address: "198.51.100.1 255.255.255.252", source: "192.0.2.1", dest: "192.0.2.2",
+					in: ba, out: ab, extra: "  tunnel driver kernel\n" + extraA, routes: []string{"203.0.113.0 255.255.255.0"}}}}.String()
+		},
+		b: func(x *lab) string { return x.config(t, "b", ab, ba, "  tunnel driver software\n") },
 	}
-	x.log = &syncBuffer{}
-	if x.ga, err = New(cfg, Options{Logger: slog.New(slog.NewJSONHandler(x.log, &slog.HandlerOptions{Level: slog.LevelDebug}))}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(x.ga.Close)
-	x.textB = x.config(t, "b", ab, ba, "  tunnel driver software\n")
-	x.gb = mustGateway(t, x.textB)
-	return x
 }
 
 // pings pings n times from A's side to the host behind B and from B's
 // secure interface to A's.
-func (x *xfrmLab) pings(t *testing.T, n int) {
+func (x *lab) pings(t *testing.T, n int) {
 	t.Helper()
 	for _, p := range [][3]string{{x.aop, "198.51.100.1", "203.0.113.1"}, {x.b, "198.51.100.2", "198.51.100.1"}} {
 		if out, err := x.lab.Run(p[0], "ping", "-c", fmt.Sprint(n), "-i", "0.1", "-W", "2", "-I", p[1], p[2]); err != nil {
@@ -127,7 +97,7 @@ func (x *xfrmLab) pings(t *testing.T, n int) {
 
 // kernelUsage queries one of A's SAs in its transport namespace's kernel,
 // apart from the gateway.
-func (x *xfrmLab) kernelUsage(t *testing.T, id ipsec.SAID) kernel.SAUsage {
+func (x *lab) kernelUsage(t *testing.T, id ipsec.SAID) kernel.SAUsage {
 	t.Helper()
 	c, err := kernel.OpenXFRM(x.a)
 	if err != nil {
@@ -151,11 +121,11 @@ func TestXFRMDatapath(t *testing.T) {
 	for _, tr := range []string{"esp-aes128-gcm16", "esp-aes128-hmac-sha", "ah-hmac-sha"} {
 		t.Run(tr, func(t *testing.T) {
 			t.Parallel()
-			x := newXFRMLab(t, tr, "")
+			x := newLab(t, xfrmSpec(t, tr, ""))
 			x.pings(t, 5)
 			text, st := tunnelDetail(t, x.ga)
 			t.Logf("A: %s", text)
-			if st.State != "up" || st.Datapath != "xfrm" || st.Driver != xfrmDriverText || !strings.HasPrefix(st.Interface, "ismx") ||
+			if st.State != "up" || st.Datapath != "xfrm" || st.Driver != xfrm.DriverText || !strings.HasPrefix(st.Interface, "ismx") ||
 				!strings.Contains(text, "Driver kernel (xfrm protocol offload) (driver kernel: kernel XFRM accepts "+tr+")") {
 				t.Errorf("A is not on the XFRM datapath:\n%s", text)
 			}
@@ -173,7 +143,7 @@ func TestXFRMDatapath(t *testing.T) {
 				t.Errorf("show on A: %d out, %d in; the kernel: %d, %d", st.Outbound.Packets, st.Inbound.Packets, out.Packets, in.Packets)
 			}
 			sas, _, err := x.ga.Exec("show ipsec sa")
-			if err != nil || strings.Count(sas, "driver "+xfrmDriverText) != 2 {
+			if err != nil || strings.Count(sas, "driver "+xfrm.DriverText) != 2 {
 				t.Errorf("show ipsec sa: want two XFRM SAs:\n%s", sas)
 			}
 			if link := x.lab.MustRun(x.aop, "ip", "-d", "link", "show"); !strings.Contains(link, "xfrm if_id") {
@@ -188,8 +158,8 @@ func TestXFRMDatapath(t *testing.T) {
 					}
 				}
 			}
-			if !strings.Contains(x.log.String(), `"driver":"`+xfrmDriverText+`"`) {
-				t.Errorf("the log does not say %q:\n%s", xfrmDriverText, x.log.String())
+			if !strings.Contains(x.log.String(), `"driver":"`+xfrm.DriverText+`"`) {
+				t.Errorf("the log does not say %q:\n%s", xfrm.DriverText, x.log.String())
 			}
 		})
 	}
@@ -202,23 +172,22 @@ func TestXFRMDatapath(t *testing.T) {
 func TestXFRMFault(t *testing.T) {
 	gcm, _ := transform.Lookup("esp-aes128-gcm16")
 	needXFRM(t, gcm)
-	l := netlab.New(t)
-	a := l.NS("pre")
-	name := fmt.Sprintf("ismx%d", nextIfID.Load()+1)
-	l.MustRun(a, "ip", "link", "add", name, "type", "veth", "peer", "name", "blocker")
-	x := &xfrmLab{lab2: lab2{lab: l, a: a, b: l.NS("b"), c: e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel}}}
-	l.Link(x.a, "eth0", netip.MustParsePrefix("192.0.2.1/24"), x.b, "eth0", netip.MustParsePrefix("192.0.2.2/24"))
-	l.MustRun(x.b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
-	ck1, ck2 := keyHex(t, gcm.CipherKeyLen()), keyHex(t, gcm.CipherKeyLen())
-	ab, ba := "esp spi 0x1001 cipher-key "+ck1, "esp spi 0x2001 cipher-key "+ck2
-	x.ga = mustGatewayWith(t, x.config(t, "a", ba, ab, "  tunnel driver kernel\n"), Options{})
-	x.gb = mustGateway(t, x.config(t, "b", ab, ba, "  tunnel driver software\n"))
+	s := manualSpec(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel, xfrm: true,
+		extraA: "  tunnel driver kernel\n", extraB: "  tunnel driver software\n"})
+	var name string
+	prepare := s.prepare
+	s.prepare = func(x *lab) {
+		prepare(x)
+		name = xfrm.NextLinkName()
+		x.lab.MustRun(x.a, "ip", "link", "add", name, "type", "veth", "peer", "name", "blocker")
+	}
+	x := newLab(t, s)
 	if err := x.ping(t, 3); err != nil {
 		t.Fatal(err)
 	}
 	text, st := tunnelDetail(t, x.ga)
 	t.Logf("A: %s", text)
-	if st.State != "up" || st.Datapath != "lookaside" || !strings.Contains(text, "Datapath lookaside: fallback: xfrm protocol offload faulted: ism: create XFRM interface "+name) {
+	if st.State != "up" || st.Datapath != "lookaside" || !strings.Contains(text, "Datapath lookaside: fallback: xfrm protocol offload faulted: xfrm: create XFRM interface "+name) {
 		t.Errorf("want the tunnel up on the lookaside datapath with the fault:\n%s", text)
 	}
 	if fb := x.ga.Statistics().Fallbacks; fb["xfrm-fault"] != 1 {
@@ -239,13 +208,10 @@ func signaledXFRM(t *testing.T, extra string) (l *netlab.Lab, a, b string, ga, g
 	t.Helper()
 	gcm, _ := transform.Lookup("esp-aes128-gcm16")
 	needXFRM(t, gcm)
-	l = netlab.New(t)
-	a, b = l.NS("a"), l.NS("b")
-	l.Link(a, "eth0", netip.MustParsePrefix("192.0.2.1/24"), b, "eth0", netip.MustParsePrefix("192.0.2.2/24"))
-	l.MustRun(a, "ip", "addr", "add", "198.51.100.1/32", "dev", "lo")
-	l.MustRun(b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
-	ga = mustGatewayWith(t, signaledPair("a", a, "", "  tunnel driver kernel\n"+extra), Options{})
-	gb = mustGateway(t, signaledPair("b", b, "", "  tunnel driver software\n"+extra))
+	s := pairSpec("", "  tunnel driver kernel\n"+extra, "  tunnel driver software\n"+extra)
+	s.aOpts.xfrm = true
+	x := newLab(t, s)
+	l, a, b, ga, gb = x.lab, x.a, x.b, x.ga, x.gb
 	var out string
 	var err error
 	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); {
@@ -272,7 +238,7 @@ func TestXFRMSignaled(t *testing.T) {
 		t.Errorf("want A up on the XFRM datapath with two SAs that carried the pings:\n%s", text)
 	}
 	for _, sa := range st.SAs {
-		if sa.Driver != xfrmDriverText || !strings.HasSuffix(sa.Lifetime, "(kernel limits)") {
+		if sa.Driver != xfrm.DriverText || !strings.HasSuffix(sa.Lifetime, "(kernel limits)") {
 			t.Errorf("SA %s: driver %q, lifetime %q", sa.SPI, sa.Driver, sa.Lifetime)
 		}
 	}
@@ -283,7 +249,7 @@ func TestXFRMSignaled(t *testing.T) {
 
 // noXFRMLeft checks that A's namespaces hold no XFRM SA, policy or
 // interface.
-func (x *xfrmLab) noXFRMLeft(t *testing.T, when string) {
+func (x *lab) noXFRMLeft(t *testing.T, when string) {
 	t.Helper()
 	for _, c := range [][]string{{"ip", "xfrm", "state"}, {"ip", "xfrm", "policy"}} {
 		if out := x.lab.MustRun(x.a, c...); strings.TrimSpace(out) != "" {
@@ -301,13 +267,13 @@ func (x *xfrmLab) noXFRMLeft(t *testing.T, when string) {
 // B restarts with each reload: A's rebuilt manual SAs start their sequence
 // numbers again, which B's replay window would refuse.
 func TestXFRMReload(t *testing.T) {
-	x := newXFRMLab(t, "esp-aes128-gcm16", "")
+	x := newLab(t, xfrmSpec(t, "esp-aes128-gcm16", ""))
 	x.pings(t, 2)
 	reload := func(text string) {
 		t.Helper()
 		reloadText(t, x.ga, text)
 		x.gb.Close()
-		x.gb = mustGateway(t, x.textB)
+		x.gb, _ = startGateway(t, x.textB, gwOpts{})
 	}
 	reload(strings.Replace(x.textA, "tunnel driver kernel", "tunnel driver software", 1))
 	x.noXFRMLeft(t, "after a reload to driver software")
@@ -338,7 +304,7 @@ func TestXFRMRekeyVolume(t *testing.T) {
 	_, a, b, ga, _ := signaledXFRM(t, "  tunnel lifetime kilobytes 4096\n")
 	_, before := tunnelDetail(t, ga)
 	transferBetween(t, a, "198.51.100.1", b, "203.0.113.1", 3<<20)
-	var st TunnelStatus
+	var st operator.TunnelStatus
 	var text string
 	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		if text, st = tunnelDetail(t, ga); st.IKE != nil && st.IKE.Rekeys > 0 && st.State == "up" {
@@ -346,7 +312,7 @@ func TestXFRMRekeyVolume(t *testing.T) {
 		}
 	}
 	t.Logf("A: %s", text)
-	if ga.x.expires[0].Load() == 0 {
+	if ga.seam.expires[0].Load() == 0 {
 		t.Error("no soft expire notification from the kernel")
 	}
 	if st.IKE == nil || st.IKE.Rekeys == 0 || st.Datapath != "xfrm" {
@@ -358,7 +324,7 @@ func TestXFRMRekeyVolume(t *testing.T) {
 	}
 	fresh := 0
 	for _, sa := range st.SAs {
-		if !spis[sa.SPI] && sa.Driver == xfrmDriverText {
+		if !spis[sa.SPI] && sa.Driver == xfrm.DriverText {
 			fresh++
 		}
 	}

@@ -48,6 +48,10 @@ func Open(name string) (*NS, error) {
 // Name returns the name the namespace was opened by.
 func (n *NS) Name() string { return n.name }
 
+// FD returns the namespace's file descriptor, for netlink sockets opened
+// in it and links moved into it. It is valid until Close.
+func (n *NS) FD() int { return n.fd }
+
 // Do runs fn on a locked OS thread inside the namespace and returns fn's
 // error, or why the thread could not enter it.
 func (n *NS) Do(fn func() error) error {

@@ -113,6 +113,11 @@ func (e *Engine) addSA(c SAConfig, init func(*SA) error) (*SA, error) {
 	c.CipherKey, c.AuthKey = c.CipherKey.Clone(), c.AuthKey.Clone()
 	sa := &SA{id: c.ID(), cfg: c, t: c.Transform, e: e, born: time.Now(), outer: outerHeaderLen(&c), ipv6: c.Dst.Is6()}
 	sa.shape = shapeOf(&c)
+	sa.ends = Outer{Src: netip.AddrPortFrom(c.Src, 0), Dst: netip.AddrPortFrom(c.Dst, 0)}
+	if c.UDPEncap {
+		sp, dp := c.ports()
+		sa.ends = Outer{Src: netip.AddrPortFrom(c.Src, sp), Dst: netip.AddrPortFrom(c.Dst, dp)}
+	}
 	if c.Direction == ipsec.Outbound {
 		sa.replay = &replayWindow{} // none: only inbound SAs check replays
 		sa.buildTemplate()
@@ -165,6 +170,8 @@ func checkSAConfig(c *SAConfig) error {
 		return fmt.Errorf("%w: endpoints %v and %v", ErrBadSA, c.Src, c.Dst)
 	case c.UDPEncap && t.Protocol != transform.ESP:
 		return fmt.Errorf("%w: UDP encapsulation is for ESP only (RFC 3948)", ErrBadSA)
+	case c.Framing == FrameESP && !c.UDPEncap:
+		return fmt.Errorf("%w: framing from the ESP header is for ESP in UDP", ErrBadSA)
 	case c.ReplayWindow < 0 || c.ReplayWindow > MaxReplayWindow:
 		return fmt.Errorf("%w: replay window %d outside 0..%d", ErrBadSA, c.ReplayWindow, MaxReplayWindow)
 	case len(c.CipherKey) != t.CipherKeyLen():

@@ -24,6 +24,9 @@ type framing struct {
 	// ESP with the ESN high bits under the ICV).
 	icvMove bool
 	v6      bool
+	// fromESP: inbound, the packet started at the ESP header (a UDP
+	// socket took the IP and UDP headers off; Packet.Outer has them).
+	fromESP bool
 	mut4    header.IPv4Mutable
 	mut6    header.IPv6Mutable
 }
@@ -86,6 +89,10 @@ func (p *Processor) prepareOutbound(pk *Packet, i int) DropReason {
 		return DropMalformed
 	}
 	b.Len = n
+	if keep > 0 && sa.fromESP {
+		// The UDP socket writes its own IP header: the original goes.
+		b.Off, b.Len, keep = b.Off+keep, b.Len-keep, 0
+	}
 	var r DropReason
 	if sa.t.Protocol == transform.AH {
 		r = p.ahOut(pk, keep, nh, i)
@@ -194,6 +201,9 @@ func (p *Processor) espOut(pk *Packet, keep int, nh uint8, i int) DropReason {
 			op.AuthLen += 4
 		}
 		op.DigestOff = op.AuthOff + op.AuthLen
+	}
+	if sa.fromESP {
+		return NotDropped // the UDP socket writes the IP and UDP headers
 	}
 	proto := uint8(header.ProtoESP)
 	if udp > 0 {
@@ -360,6 +370,14 @@ func (p *Processor) prepareInbound(pk *Packet) DropReason {
 	f := &pk.f
 	*f = framing{}
 	pkt := b.Bytes()
+	if dst := pk.Outer.Dst.Addr(); dst.IsValid() {
+		// ESP in UDP from a UDP socket: it starts at the ESP header.
+		if header.IsNonESP(pkt) || header.IsNATKeepalive(pkt) {
+			return DropMalformed // IKE and keepalives are not for the data path
+		}
+		f.fromESP, f.v6 = true, dst.Is6()
+		return p.espIn(pk, 0, dst)
+	}
 	var proto uint8
 	var dst netip.Addr
 	switch pkt[0] >> 4 {
@@ -567,6 +585,24 @@ func (p *Processor) finishInbound(pk *Packet) DropReason {
 		}
 		b.Off += start
 		b.Len = n
+	} else if f.fromESP {
+		// The UDP socket took the IP header off: the packet gets one
+		// again, from the addresses it arrived with.
+		ipLen := header.IPv4MinimumSize
+		if f.v6 {
+			ipLen = header.IPv6MinimumSize
+		}
+		if b.Off+start < ipLen {
+			return DropMalformed
+		}
+		b.Off, b.Len = b.Off+start-ipLen, ipLen+n
+		pkt = b.Bytes()
+		src, dst := pk.Outer.Src.Addr(), pk.Outer.Dst.Addr()
+		if f.v6 {
+			header.IPv6(pkt).Encode(&header.IPv6Fields{PayloadLength: uint16(n), NextHeader: nh, HopLimit: header.DefaultTTL, Src: src, Dst: dst})
+		} else {
+			header.IPv4(pkt).Encode(&header.IPv4Fields{TotalLength: uint16(b.Len), TTL: header.DefaultTTL, Protocol: nh, Src: src, Dst: dst})
+		}
 	} else {
 		// Move the IP header up to the payload, over the framing.
 		off := b.Off + start - f.ipLen

@@ -2,6 +2,7 @@ package offload
 
 import (
 	"crypto/rand"
+	"net/netip"
 	"time"
 
 	"github.com/ismgw/ism/driver"
@@ -41,11 +42,23 @@ type Packet struct {
 	// NextHeader is, after Decap, the protocol of the result: 4 or 41 in
 	// tunnel mode, the transport protocol in transport mode.
 	NextHeader uint8
+	// Outer is, for Decap, where a packet that starts at the ESP header
+	// came from and went to: ESP in UDP as a UDP socket received it,
+	// which took the IP and UDP headers off. With Outer zero, Buf holds
+	// the whole outer IP packet. Encap leaves it alone: an encapsulated
+	// packet goes to its SA's SA.Outer().Dst.
+	Outer Outer
 
 	op  driver.Op
 	bnd *binding
 	seq uint64
 	f   framing
+}
+
+// Outer is where a packet comes from and goes to outside the tunnel. A
+// zero port is raw IP.
+type Outer struct {
+	Src, Dst netip.AddrPort
 }
 
 // NewPacket returns a packet with a Go-memory buffer of BufferSize bytes,
@@ -57,7 +70,7 @@ func NewPacket() *Packet {
 // Reset makes the packet ready for a new payload of n bytes at Headroom.
 func (p *Packet) Reset(n int) {
 	p.Buf.Off, p.Buf.Len = Headroom, n
-	p.SA, p.Drop, p.NextHeader, p.bnd = nil, NotDropped, 0, nil
+	p.SA, p.Drop, p.NextHeader, p.bnd, p.Outer = nil, NotDropped, 0, nil, Outer{}
 }
 
 // Processor runs bursts of packets through the engine. It is owned by one

@@ -25,9 +25,14 @@ type SAConfig struct {
 	// UDPEncap puts ESP in UDP (RFC 3948); the ports default to 4500.
 	UDPEncap         bool
 	SrcPort, DstPort uint16
-	CipherKey        ipsec.Key
-	AuthKey          ipsec.Key
-	ESN              bool
+	// Framing is where the SA's outbound packets start when Encap hands
+	// them out: the whole outer IP packet, or the ESP header for a UDP
+	// socket that writes the IP and UDP headers itself (SA.Outer says
+	// where they go).
+	Framing   Framing
+	CipherKey ipsec.Key
+	AuthKey   ipsec.Key
+	ESN       bool
 	// ReplayWindow is the inbound anti-replay window in packets; 0 turns
 	// the check off. Use DefaultReplayWindow unless configured.
 	ReplayWindow int
@@ -37,6 +42,24 @@ type SAConfig struct {
 	// Cookie is the owner's reference (its tunnel); offload never reads it.
 	Cookie uint64
 }
+
+// Framing is where the packets of an SA start as Encap hands them out; see
+// Packet.Outer for Decap.
+type Framing uint8
+
+// Framings.
+const (
+	// FrameIP is the whole outer IP packet, as a raw IP socket with
+	// IP_HDRINCL sends it: the engine writes the outer IP header (tunnel
+	// mode) and, for ESP in UDP, the UDP header.
+	FrameIP Framing = iota
+	// FrameESP starts at the ESP header of ESP in UDP (RFC 3948), for a
+	// UDP socket that writes the outer IP and UDP headers itself; in
+	// transport mode the original IP header is taken off, the socket
+	// writing its own. SA.Outer says where the packets go; received
+	// ones come with Packet.Outer.
+	FrameESP
+)
 
 // ID returns the SA's identity.
 func (c *SAConfig) ID() ipsec.SAID {
@@ -64,6 +87,9 @@ type SA struct {
 	stats Counters
 	used  atomic.Int64 // last packet, nanotime
 	outer int          // outer IP (+UDP) header bytes in tunnel mode
+	// ends are the SA's outer addresses and ports, which Encap gives each
+	// packet (Packet.Outer).
+	ends Outer
 	// tmpl is the outer header of tunnel mode with every constant field
 	// filled in; tmplSum is the one's complement sum of its constant
 	// IPv4 header words, so that the per-packet checksum is incremental.
@@ -91,6 +117,7 @@ type shape struct {
 	aead, encrypts, auths    bool
 	esnICV                   bool // ESN high bits go under a non-AEAD ICV
 	ipLen, udpLen            int  // tunnel mode's outer IP and UDP headers
+	fromESP                  bool // FrameESP: no outer IP or UDP header
 }
 
 func shapeOf(c *SAConfig) shape {
@@ -104,6 +131,9 @@ func shapeOf(c *SAConfig) shape {
 	if c.UDPEncap {
 		s.udpLen = header.UDPMinimumSize
 	}
+	if c.UDPEncap && c.Framing == FrameESP {
+		s.ipLen, s.udpLen, s.fromESP = 0, 0, true
+	}
 	return s
 }
 
@@ -116,6 +146,10 @@ func (sa *SA) Config() SAConfig {
 	c.CipherKey, c.AuthKey = nil, nil
 	return c
 }
+
+// Outer returns the SA's outer source and destination, with the UDP ports
+// of ESP in UDP: where its outbound packets go.
+func (sa *SA) Outer() Outer { return sa.ends }
 
 // Transform returns the SA's transform.
 func (sa *SA) Transform() transform.Transform { return sa.t }

@@ -15,8 +15,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/ismgw/ism/ism"
 	"github.com/ismgw/ism/ism/config"
+	"github.com/ismgw/ism/ism/operator"
 )
 
 func main() {
@@ -24,7 +24,7 @@ func main() {
 	asJSON := flag.Bool("json", false, "print the data as JSON, for scripts")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: ismctl [-socket PATH] [-json] COMMAND\n\ncommands:\n")
-		for _, c := range append(ism.Commands, "reload") {
+		for _, c := range append(operator.Commands, "reload") {
 			fmt.Fprintf(os.Stderr, "  %s\n", c)
 		}
 		flag.PrintDefaults()
@@ -34,7 +34,7 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	resp, err := ism.Call(*sock, strings.Join(flag.Args(), " "))
+	resp, err := operator.Call(*sock, strings.Join(flag.Args(), " "))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ismctl: %v\n", err)
 		os.Exit(1)

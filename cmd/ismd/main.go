@@ -20,6 +20,8 @@ import (
 	_ "github.com/ismgw/ism/driver/kernel" // registers the kernel driver
 	"github.com/ismgw/ism/ism"
 	"github.com/ismgw/ism/ism/config"
+	"github.com/ismgw/ism/ism/operator"
+	"github.com/ismgw/ism/ism/vr"
 )
 
 func main() {
@@ -74,12 +76,12 @@ func main() {
 		log.Info("configuration reloaded", "config", c)
 		return nil
 	}
-	if err := ism.ServeControl(ctx, cfg.ControlSocket, g, reload, log); err != nil {
+	if err := operator.ServeControl(ctx, cfg.ControlSocket, g, reload, log); err != nil {
 		log.Error("control socket", "err", err)
 		os.Exit(1)
 	}
 	if cfg.Metrics.IsValid() {
-		if err := ism.ServeMetrics(ctx, cfg.Metrics, g, log); err != nil {
+		if err := operator.ServeMetrics(ctx, cfg.Metrics, g, log); err != nil {
 			log.Error("metrics", "err", err)
 			os.Exit(1)
 		}
@@ -106,7 +108,7 @@ func load(path string) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := cfg.CheckHost(ism.Host{}); err != nil {
+	if err := cfg.CheckHost(vr.Host{}); err != nil {
 		return nil, err
 	}
 	return cfg, nil

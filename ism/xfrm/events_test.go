@@ -1,4 +1,4 @@
-package ism
+package xfrm
 
 import (
 	"encoding/binary"
@@ -33,7 +33,7 @@ func expireMsg(dst netip.Addr, spi uint32, proto uint8, hard bool) []byte {
 }
 
 func TestParseExpire(t *testing.T) {
-	for _, c := range []xfrmExpire{
+	for _, c := range []expire{
 		{dst: netip.MustParseAddr("192.0.2.2"), spi: 0xc0ffee01, proto: transform.ESP, hard: true,
 			usage: kernel.SAUsage{Bytes: 0xc0ffee01 * 100, Packets: 0xc0ffee01}},
 		{dst: netip.MustParseAddr("2001:db8::2"), spi: 0x1001, proto: transform.AH,

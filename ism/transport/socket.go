@@ -1,4 +1,4 @@
-package ism
+package transport
 
 import (
 	"fmt"
@@ -10,19 +10,39 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
+	"github.com/ismgw/ism/ism/vr"
+	"github.com/ismgw/ism/netns"
 	"github.com/ismgw/ism/offload/header"
 )
+
+// IKEPort is the IKE port (RFC 2408 §3.1); NAT-T uses the tunnel's UDP
+// encapsulation port, 4500 by default.
+const IKEPort = 500
 
 // socketBuffer is the send and receive buffer size asked for each data-path
 // socket, so that a burst of full-size packets fits.
 const socketBuffer = 4 << 20
 
-// sock is one data-path socket of an endpoint: raw IP for ESP or AH (the
-// kernel delivers whole IPv4 packets, and takes them whole with
-// IP_HDRINCL/IPV6_HDRINCL), or UDP for ESP in UDP and IKE. Reads and writes
-// are batched with recvmmsg and sendmmsg. Safe for concurrent use.
-type sock struct {
-	kind  sockKind
+// Kind is what a socket carries.
+type Kind uint8
+
+// Kinds.
+const (
+	// ESP and AH are raw IP sockets: the kernel delivers whole IPv4
+	// packets and takes whole ones (IP_HDRINCL, IPV6_HDRINCL).
+	ESP Kind = iota
+	AH
+	// UDP carries IKE (port 500) or IKE and ESP in UDP (the NAT-T
+	// port); the kernel writes and strips the IP and UDP headers.
+	UDP
+)
+
+func (k Kind) String() string { return [...]string{"esp", "ah", "udp"}[k] }
+
+// Socket is one socket of an endpoint. Reads and writes are batched with
+// recvmmsg and sendmmsg. It is safe for concurrent use.
+type Socket struct {
+	kind  Kind
 	local netip.AddrPort
 	conn  net.PacketConn
 	pc    *ipv4.PacketConn // the batch API; works on IPv6 sockets too
@@ -32,24 +52,20 @@ type sock struct {
 	gro bool
 }
 
-type sockKind uint8
+// Kind returns what the socket carries.
+func (s *Socket) Kind() Kind { return s.kind }
 
-const (
-	sockESP sockKind = iota
-	sockAH
-	sockUDP
-)
+// Local returns the address (and port) the socket is bound to.
+func (s *Socket) Local() netip.AddrPort { return s.local }
 
-func (k sockKind) String() string { return [...]string{"esp", "ah", "udp"}[k] }
-
-// openSock opens a socket of the given kind bound to local, inside ns.
-func openSock(ns *netns, kind sockKind, local netip.AddrPort) (*sock, error) {
-	s := &sock{kind: kind, local: local}
+// openSocket opens a socket of the given kind bound to local, inside ns.
+func openSocket(ns *netns.NS, kind Kind, local netip.AddrPort) (*Socket, error) {
+	s := &Socket{kind: kind, local: local}
 	v6 := local.Addr().Is6()
-	err := ns.do(func() error {
+	err := ns.Do(func() error {
 		var err error
 		switch kind {
-		case sockUDP:
+		case UDP:
 			nw := "udp4"
 			if v6 {
 				nw = "udp6"
@@ -57,19 +73,19 @@ func openSock(ns *netns, kind sockKind, local netip.AddrPort) (*sock, error) {
 			s.conn, err = net.ListenUDP(nw, net.UDPAddrFromAddrPort(local))
 		default:
 			proto := header.ProtoESP
-			if kind == sockAH {
+			if kind == AH {
 				proto = header.ProtoAH
 			}
 			nw := fmt.Sprintf("ip4:%d", proto)
 			if v6 {
 				nw = fmt.Sprintf("ip6:%d", proto)
 			}
-			s.conn, err = net.ListenIP(nw, &net.IPAddr{IP: ipOf(local.Addr())})
+			s.conn, err = net.ListenIP(nw, &net.IPAddr{IP: vr.IP(local.Addr())})
 		}
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("ism: %s socket on %s: %w", kind, local, err)
+		return nil, fmt.Errorf("transport: %s socket on %s: %w", kind, local, err)
 	}
 	sc, err := s.conn.(syscall.Conn).SyscallConn()
 	if err != nil {
@@ -82,7 +98,7 @@ func openSock(ns *netns, kind sockKind, local netip.AddrPort) (*sock, error) {
 		_ = unix.SetsockoptInt(f, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBuffer)
 		_ = unix.SetsockoptInt(f, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, socketBuffer)
 		switch {
-		case kind == sockUDP:
+		case kind == UDP:
 			s.gro = local.Port() != IKEPort && enableGRO(f)
 			s.gso.Store(local.Port() != IKEPort)
 		case v6:
@@ -96,20 +112,20 @@ func openSock(ns *netns, kind sockKind, local netip.AddrPort) (*sock, error) {
 	}
 	if err != nil {
 		s.conn.Close()
-		return nil, fmt.Errorf("ism: %s socket on %s: %w", kind, local, err)
+		return nil, fmt.Errorf("transport: %s socket on %s: %w", kind, local, err)
 	}
 	s.pc = ipv4.NewPacketConn(s.conn)
 	return s, nil
 }
 
-func (s *sock) close() error { return s.conn.Close() }
+func (s *Socket) close() error { return s.conn.Close() }
 
 // readBatch reads up to len(ms) datagrams (recvmmsg).
-func (s *sock) readBatch(ms []ipv4.Message) (int, error) { return s.pc.ReadBatch(ms, 0) }
+func (s *Socket) readBatch(ms []ipv4.Message) (int, error) { return s.pc.ReadBatch(ms, 0) }
 
 // writeBatch sends every message (sendmmsg), retrying short writes; it
 // returns how many were sent before an error.
-func (s *sock) writeBatch(ms []ipv4.Message) (int, error) {
+func (s *Socket) writeBatch(ms []ipv4.Message) (int, error) {
 	sent := 0
 	for sent < len(ms) {
 		n, err := s.pc.WriteBatch(ms[sent:], 0)
@@ -121,5 +137,8 @@ func (s *sock) writeBatch(ms []ipv4.Message) (int, error) {
 	return sent, nil
 }
 
-// udpAddr converts for the net API.
-func udpAddr(a netip.AddrPort) *net.UDPAddr { return net.UDPAddrFromAddrPort(a) }
+// WriteTo sends one datagram to remote: an IKE message or a keepalive.
+func (s *Socket) WriteTo(b []byte, remote netip.AddrPort) error {
+	_, err := s.conn.WriteTo(b, net.UDPAddrFromAddrPort(remote))
+	return err
+}

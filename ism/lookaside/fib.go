@@ -1,20 +1,20 @@
-package ism
+package lookaside
 
 import (
 	"net/netip"
 	"slices"
 )
 
-// prefixTable maps prefixes to tunnels with longest-prefix match. It is
+// prefixTable maps prefixes to paths with longest-prefix match. It is
 // built once and then only read; the zero value is empty.
 type prefixTable struct {
 	lens []int // distinct prefix lengths present, longest first
-	m    map[netip.Prefix]*Tunnel
+	m    map[netip.Prefix]*path
 }
 
-func (p *prefixTable) add(pfx netip.Prefix, t *Tunnel) {
+func (p *prefixTable) add(pfx netip.Prefix, t *path) {
 	if p.m == nil {
-		p.m = map[netip.Prefix]*Tunnel{}
+		p.m = map[netip.Prefix]*path{}
 	}
 	pfx = pfx.Masked()
 	if _, dup := p.m[pfx]; dup {
@@ -28,7 +28,7 @@ func (p *prefixTable) add(pfx netip.Prefix, t *Tunnel) {
 	}
 }
 
-func (p *prefixTable) lookup(a netip.Addr) *Tunnel {
+func (p *prefixTable) lookup(a netip.Addr) *path {
 	for _, l := range p.lens {
 		if l > a.BitLen() {
 			continue
@@ -51,7 +51,7 @@ type fib struct {
 	byDst prefixTable
 }
 
-func (f *fib) lookup(src, dst netip.Addr) *Tunnel {
+func (f *fib) lookup(src, dst netip.Addr) *path {
 	if t := f.bySrc.lookup(src); t != nil {
 		return t
 	}

@@ -1,4 +1,4 @@
-package ism
+package operator
 
 import (
 	"context"
@@ -10,13 +10,14 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/ismgw/ism/ism/datapath"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // metrics exports the tunnels' counters to Prometheus, read on each scrape.
 type metrics struct {
-	g       *Gateway
+	g       Gateway
 	up      *prometheus.Desc
 	packets *prometheus.Desc
 	bytes   *prometheus.Desc
@@ -24,7 +25,7 @@ type metrics struct {
 	gwDrops *prometheus.Desc
 }
 
-func newMetrics(g *Gateway) *metrics {
+func newMetrics(g Gateway) *metrics {
 	return &metrics{
 		g:       g,
 		up:      prometheus.NewDesc("ism_tunnel_up", "Whether the secure tunnel is up (1) or down (0).", []string{"tunnel"}, nil),
@@ -42,7 +43,8 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
-	for _, t := range m.g.Tunnels() {
+	snap := m.g.Snapshot()
+	for _, t := range snap.Tunnels {
 		up := 0.0
 		if t.State == "up" {
 			up = 1
@@ -50,7 +52,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.up, prometheus.GaugeValue, up, t.Name)
 		for _, d := range []struct {
 			dir string
-			t   TrafficStatus
+			t   datapath.Traffic
 		}{{"inbound", t.Inbound}, {"outbound", t.Outbound}} {
 			ch <- prometheus.MustNewConstMetric(m.packets, prometheus.CounterValue, float64(d.t.Packets), t.Name, d.dir)
 			ch <- prometheus.MustNewConstMetric(m.bytes, prometheus.CounterValue, float64(d.t.Bytes), t.Name, d.dir)
@@ -59,25 +61,25 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
-	st := m.g.Statistics()
+	st := snap.Statistics()
 	for reason, n := range st.Gateway {
 		ch <- prometheus.MustNewConstMetric(m.gwDrops, prometheus.CounterValue, float64(n), reason)
 	}
-	for reason, n := range onlyNoSA(st.Engine.Drops) {
+	for reason, n := range OnlyNoSA(st.Engine.Drops) {
 		ch <- prometheus.MustNewConstMetric(m.gwDrops, prometheus.CounterValue, float64(n), reason)
 	}
 }
 
 // ServeMetrics serves Prometheus metrics at http://addr/metrics, in the
 // daemon's own namespace, until ctx ends. It returns once listening.
-func ServeMetrics(ctx context.Context, addr netip.AddrPort, g *Gateway, log *slog.Logger) error {
+func ServeMetrics(ctx context.Context, addr netip.AddrPort, g Gateway, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newMetrics(g))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	ln, err := net.Listen("tcp", addr.String())
 	if err != nil {
-		return fmt.Errorf("ism: metrics listener: %w", err)
+		return fmt.Errorf("operator: metrics listener: %w", err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {

@@ -1,4 +1,4 @@
-package ism
+package vr
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/ismgw/ism/netns"
 	"github.com/jsimonetti/rtnetlink/v2"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -20,21 +21,24 @@ const routeProtocol = 0xd4
 // device, where ISM picks the tunnel.
 const policyTable = 0x1500
 
-// rtnl is a route-netlink connection in one VR. It is safe for concurrent
-// use.
-type rtnl struct {
+// Netlink is a route-netlink connection in one VR: links, addresses, routes
+// and rules. It is safe for concurrent use; the zero value is not usable
+// (DialNetlink).
+type Netlink struct {
 	c *rtnetlink.Conn
 }
 
-func dialRtnl(ns *netns) (*rtnl, error) {
-	c, err := rtnetlink.Dial(&netlink.Config{NetNS: ns.fd})
+// DialNetlink opens a route-netlink connection in ns.
+func DialNetlink(ns *netns.NS) (*Netlink, error) {
+	c, err := rtnetlink.Dial(&netlink.Config{NetNS: ns.FD()})
 	if err != nil {
-		return nil, fmt.Errorf("ism: rtnetlink in netns %q: %w", ns.name, err)
+		return nil, fmt.Errorf("vr: rtnetlink in netns %q: %w", ns.Name(), err)
 	}
-	return &rtnl{c: c}, nil
+	return &Netlink{c: c}, nil
 }
 
-func (r *rtnl) close() error { return r.c.Close() }
+// Close closes the connection.
+func (r *Netlink) Close() error { return r.c.Close() }
 
 func family(a netip.Addr) uint8 {
 	if a.Is4() {
@@ -43,10 +47,11 @@ func family(a netip.Addr) uint8 {
 	return unix.AF_INET6
 }
 
-func ipOf(a netip.Addr) net.IP { return net.IP(a.AsSlice()) }
+// IP converts for the net and rtnetlink APIs.
+func IP(a netip.Addr) net.IP { return net.IP(a.AsSlice()) }
 
-// linkIndex returns the index of the named link.
-func (r *rtnl) linkIndex(name string) (uint32, error) {
+// LinkIndex returns the index of the named link.
+func (r *Netlink) LinkIndex(name string) (uint32, error) {
 	links, err := r.c.Link.List()
 	if err != nil {
 		return 0, err
@@ -56,23 +61,23 @@ func (r *rtnl) linkIndex(name string) (uint32, error) {
 			return l.Index, nil
 		}
 	}
-	return 0, fmt.Errorf("ism: no link %q", name)
+	return 0, fmt.Errorf("vr: no link %q", name)
 }
 
-// linkUp sets a link up with the given MTU.
-func (r *rtnl) linkUp(index uint32, mtu uint32) error {
+// LinkUp sets a link up with the given MTU.
+func (r *Netlink) LinkUp(index uint32, mtu uint32) error {
 	return r.c.Link.Set(&rtnetlink.LinkMessage{
 		Family: unix.AF_UNSPEC, Index: index, Flags: unix.IFF_UP, Change: unix.IFF_UP,
 		Attributes: &rtnetlink.LinkAttributes{MTU: mtu},
 	})
 }
 
-// addAddr configures p on the link; an address already there is fine.
-func (r *rtnl) addAddr(index uint32, p netip.Prefix) error {
+// AddAddr configures p on the link; an address already there is fine.
+func (r *Netlink) AddAddr(index uint32, p netip.Prefix) error {
 	a := p.Addr()
 	err := r.c.Address.New(&rtnetlink.AddressMessage{
 		Family: family(a), PrefixLength: uint8(p.Bits()), Index: index, Scope: unix.RT_SCOPE_UNIVERSE,
-		Attributes: &rtnetlink.AddressAttributes{Address: ipOf(a), Local: ipOf(a)},
+		Attributes: &rtnetlink.AddressAttributes{Address: IP(a), Local: IP(a)},
 	})
 	if errors.Is(err, unix.EEXIST) {
 		return nil
@@ -80,17 +85,17 @@ func (r *rtnl) addAddr(index uint32, p netip.Prefix) error {
 	return err
 }
 
-// delAddr removes p from the link.
-func (r *rtnl) delAddr(index uint32, p netip.Prefix) error {
+// DelAddr removes p from the link.
+func (r *Netlink) DelAddr(index uint32, p netip.Prefix) error {
 	a := p.Addr()
 	return r.c.Address.Delete(&rtnetlink.AddressMessage{
 		Family: family(a), PrefixLength: uint8(p.Bits()), Index: index,
-		Attributes: &rtnetlink.AddressAttributes{Address: ipOf(a), Local: ipOf(a)},
+		Attributes: &rtnetlink.AddressAttributes{Address: IP(a), Local: IP(a)},
 	})
 }
 
-// addresses lists the addresses configured in the namespace.
-func (r *rtnl) addresses() ([]netip.Addr, error) {
+// Addresses lists the addresses configured in the namespace.
+func (r *Netlink) Addresses() ([]netip.Addr, error) {
 	msgs, err := r.c.Address.List()
 	if err != nil {
 		return nil, err
@@ -115,7 +120,7 @@ func routeMsg(index uint32, dst netip.Prefix, mtu int, table uint32) *rtnetlink.
 	m := &rtnetlink.RouteMessage{
 		Family: family(dst.Addr()), DstLength: uint8(dst.Bits()), Table: unix.RT_TABLE_UNSPEC,
 		Protocol: routeProtocol, Scope: unix.RT_SCOPE_LINK, Type: unix.RTN_UNICAST,
-		Attributes: rtnetlink.RouteAttributes{Dst: ipOf(dst.Masked().Addr()), OutIface: index, Table: table},
+		Attributes: rtnetlink.RouteAttributes{Dst: IP(dst.Masked().Addr()), OutIface: index, Table: table},
 	}
 	if mtu > 0 {
 		m.Attributes.Metrics = &rtnetlink.RouteMetrics{MTU: uint32(mtu)}
@@ -125,7 +130,7 @@ func routeMsg(index uint32, dst netip.Prefix, mtu int, table uint32) *rtnetlink.
 
 // replaceRoute installs (or replaces) a route to dst through the link, with
 // a path MTU when mtu > 0, in table (0: main).
-func (r *rtnl) replaceRoute(index uint32, dst netip.Prefix, mtu int, table uint32) error {
+func (r *Netlink) replaceRoute(index uint32, dst netip.Prefix, mtu int, table uint32) error {
 	if table == 0 {
 		table = unix.RT_TABLE_MAIN
 	}
@@ -133,7 +138,7 @@ func (r *rtnl) replaceRoute(index uint32, dst netip.Prefix, mtu int, table uint3
 }
 
 // delRoute removes a route ISM installed; a route already gone is fine.
-func (r *rtnl) delRoute(index uint32, dst netip.Prefix, table uint32) error {
+func (r *Netlink) delRoute(index uint32, dst netip.Prefix, table uint32) error {
 	if table == 0 {
 		table = unix.RT_TABLE_MAIN
 	}
@@ -147,7 +152,7 @@ func (r *rtnl) delRoute(index uint32, dst netip.Prefix, table uint32) error {
 }
 
 func ruleMsg(src netip.Prefix, table uint32, prio uint32) *rtnetlink.RuleMessage {
-	ip := ipOf(src.Masked().Addr())
+	ip := IP(src.Masked().Addr())
 	proto := uint8(routeProtocol)
 	return &rtnetlink.RuleMessage{
 		Family: family(src.Addr()), SrcLength: uint8(src.Bits()), Table: unix.RT_TABLE_UNSPEC, Action: unix.FR_ACT_TO_TBL,
@@ -156,7 +161,7 @@ func ruleMsg(src netip.Prefix, table uint32, prio uint32) *rtnetlink.RuleMessage
 }
 
 // addRule sends traffic from src to table.
-func (r *rtnl) addRule(src netip.Prefix, table, prio uint32) error {
+func (r *Netlink) addRule(src netip.Prefix, table, prio uint32) error {
 	err := r.c.Rule.Add(ruleMsg(src, table, prio))
 	if errors.Is(err, unix.EEXIST) {
 		return nil
@@ -165,7 +170,7 @@ func (r *rtnl) addRule(src netip.Prefix, table, prio uint32) error {
 }
 
 // delRule removes a rule addRule made.
-func (r *rtnl) delRule(src netip.Prefix, table, prio uint32) error {
+func (r *Netlink) delRule(src netip.Prefix, table, prio uint32) error {
 	err := r.c.Rule.Delete(ruleMsg(src, table, prio))
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
 		return nil
@@ -173,36 +178,45 @@ func (r *rtnl) delRule(src netip.Prefix, table, prio uint32) error {
 	return err
 }
 
-// route is what the kernel would do with a packet to an address.
-type route struct {
-	ifindex uint32
-	mtu     int // the route's MTU, or the device's
-	src     netip.Addr
+// Path is what the kernel would do with a packet to an address.
+type Path struct {
+	Ifindex uint32
+	MTU     int // the route's MTU, or the device's
+	Src     netip.Addr
 }
 
-// lookup asks the kernel for the route to dst (ip route get).
-func (r *rtnl) lookup(dst netip.Addr) (route, error) {
+// Lookup asks the kernel for the route to dst (ip route get).
+func (r *Netlink) Lookup(dst netip.Addr) (Path, error) {
 	msgs, err := r.c.Route.Get(&rtnetlink.RouteMessage{
 		Family: family(dst), DstLength: uint8(dst.BitLen()),
-		Attributes: rtnetlink.RouteAttributes{Dst: ipOf(dst)},
+		Attributes: rtnetlink.RouteAttributes{Dst: IP(dst)},
 	})
 	if err != nil {
-		return route{}, err
+		return Path{}, err
 	}
 	if len(msgs) == 0 {
-		return route{}, errors.New("no route")
+		return Path{}, errors.New("no route")
 	}
 	m := msgs[0]
 	if m.Type != unix.RTN_UNICAST && m.Type != unix.RTN_LOCAL {
-		return route{}, fmt.Errorf("route type %d", m.Type)
+		return Path{}, fmt.Errorf("route type %d", m.Type)
 	}
-	rt := route{ifindex: m.Attributes.OutIface}
-	rt.src, _ = netip.AddrFromSlice(m.Attributes.Src)
-	rt.src = rt.src.Unmap()
+	rt := Path{Ifindex: m.Attributes.OutIface}
+	rt.Src, _ = netip.AddrFromSlice(m.Attributes.Src)
+	rt.Src = rt.Src.Unmap()
 	if m.Attributes.Metrics != nil && m.Attributes.Metrics.MTU > 0 {
-		rt.mtu = int(m.Attributes.Metrics.MTU)
-	} else if l, err := r.c.Link.Get(rt.ifindex); err == nil && l.Attributes != nil {
-		rt.mtu = int(l.Attributes.MTU)
+		rt.MTU = int(m.Attributes.Metrics.MTU)
+	} else if l, err := r.c.Link.Get(rt.Ifindex); err == nil && l.Attributes != nil {
+		rt.MTU = int(l.Attributes.MTU)
 	}
 	return rt, nil
 }
+
+// NewLink creates a link.
+func (r *Netlink) NewLink(m *rtnetlink.LinkMessage) error { return r.c.Link.New(m) }
+
+// SetLink changes a link.
+func (r *Netlink) SetLink(m *rtnetlink.LinkMessage) error { return r.c.Link.Set(m) }
+
+// DeleteLink removes a link.
+func (r *Netlink) DeleteLink(index uint32) error { return r.c.Link.Delete(index) }

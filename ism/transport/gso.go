@@ -1,4 +1,4 @@
-package ism
+package transport
 
 import (
 	"encoding/binary"

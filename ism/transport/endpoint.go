@@ -1,0 +1,190 @@
+package transport
+
+import (
+	"errors"
+	"log/slog"
+	"net/netip"
+	"sync"
+
+	"github.com/ismgw/ism/ism/vr"
+	"github.com/ismgw/ism/offload"
+	"github.com/ismgw/ism/offload/header"
+)
+
+// Handler takes what the endpoints' sockets receive: IKE messages for the
+// IKE daemon, ESP and AH for a datapath. Its methods are called from the
+// sockets' read loops and must not block.
+type Handler interface {
+	// IKE takes an IKE message (the non-ESP marker taken off) that
+	// arrived on local from remote; it copies msg.
+	IKE(local, remote netip.AddrPort, msg []byte)
+	// NewReceiver returns the receiver of one read loop.
+	NewReceiver() Receiver
+}
+
+// Receiver takes the ESP and AH packets one read loop reads. It is used by
+// that loop's goroutine only.
+type Receiver interface {
+	// Alloc fills pkts with empty packets of offload.BufferSize to read
+	// into.
+	Alloc(pkts []*offload.Packet)
+	// Receive takes a burst of ESP and AH packets: whole IP packets from
+	// raw sockets, ESP from the ESP header with Packet.Outer set from UDP
+	// sockets. The loop reuses the packets once it returns; one whose Buf
+	// is nil was kept (abandoned to a stuck driver) and is replaced.
+	Receive(burst []*offload.Packet)
+	// Drop counts a packet that reached no tunnel.
+	Drop(r offload.DropReason)
+}
+
+// Endpoints are the tunnel endpoints of every transport VR, each shared by
+// the tunnels whose source it is, and the goroutines that read their
+// sockets. Its methods are safe for concurrent use; the zero value is not
+// usable (NewEndpoints).
+type Endpoints struct {
+	h   Handler
+	log *slog.Logger
+	wg  sync.WaitGroup
+
+	mu     sync.Mutex
+	m      map[endpointKey]*Endpoint
+	closed bool
+}
+
+type endpointKey struct {
+	vr    *vr.VR
+	local netip.Addr
+}
+
+// NewEndpoints returns an empty set whose sockets hand what they read to h.
+func NewEndpoints(h Handler, log *slog.Logger) *Endpoints {
+	return &Endpoints{h: h, log: log, m: map[endpointKey]*Endpoint{}}
+}
+
+// Get returns the endpoint for local in v, with a reference taken for the
+// caller (Release gives it back).
+func (e *Endpoints) Get(v *vr.VR, local netip.Addr) *Endpoint {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	k := endpointKey{v, local}
+	ep, ok := e.m[k]
+	if !ok {
+		ep = &Endpoint{set: e, key: k, socks: map[sockKey]*Socket{}}
+		e.m[k] = ep
+	}
+	ep.refs++
+	return ep
+}
+
+// Release gives back a reference Get took; the endpoint's sockets close
+// with the last one.
+func (e *Endpoints) Release(ep *Endpoint) {
+	e.mu.Lock()
+	ep.refs--
+	last := ep.refs == 0
+	if last {
+		delete(e.m, ep.key)
+	}
+	e.mu.Unlock()
+	if last {
+		ep.close()
+	}
+}
+
+// UDP returns the UDP socket bound to local, for IKE to send from, or nil.
+func (e *Endpoints) UDP(local netip.AddrPort) *Socket {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k, ep := range e.m {
+		if k.local == local.Addr() {
+			if s := ep.lookup(UDP, local.Port()); s != nil {
+				return s
+			}
+		}
+	}
+	return nil
+}
+
+// Close closes every socket and waits for the read loops to end.
+func (e *Endpoints) Close() {
+	e.mu.Lock()
+	e.closed = true
+	eps := e.m
+	e.m = map[endpointKey]*Endpoint{}
+	e.mu.Unlock()
+	for _, ep := range eps {
+		ep.close()
+	}
+	e.wg.Wait()
+}
+
+// Endpoint is a tunnel source address in a transport VR and the sockets
+// the tunnels using it need: raw ESP, raw AH, and UDP for IKE and ESP in
+// UDP. Sockets open on first use and stay open while a tunnel uses the
+// endpoint. It is safe for concurrent use.
+type Endpoint struct {
+	set *Endpoints
+	key endpointKey
+
+	mu    sync.Mutex
+	socks map[sockKey]*Socket
+	refs  int // guarded by set.mu
+}
+
+type sockKey struct {
+	kind Kind
+	port uint16
+}
+
+// Local returns the endpoint's address.
+func (ep *Endpoint) Local() netip.Addr { return ep.key.local }
+
+// Socket returns the endpoint's socket of a kind (on a port, for UDP: 0 is
+// the NAT-T port), opening it and starting its read loop on first use.
+func (ep *Endpoint) Socket(kind Kind, port uint16) (*Socket, error) {
+	if kind == UDP && port == 0 {
+		port = header.NATTPort
+	}
+	if kind != UDP {
+		port = 0
+	}
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	k := sockKey{kind, port}
+	if s, ok := ep.socks[k]; ok {
+		return s, nil
+	}
+	e := ep.set
+	e.mu.Lock()
+	closed := e.closed
+	if !closed {
+		e.wg.Add(1)
+	}
+	e.mu.Unlock()
+	if closed {
+		return nil, errors.New("transport: endpoints closed")
+	}
+	s, err := openSocket(ep.key.vr.NS, kind, netip.AddrPortFrom(ep.key.local, port))
+	if err != nil {
+		e.wg.Done()
+		return nil, err
+	}
+	ep.socks[k] = s
+	go e.loop(s)
+	return s, nil
+}
+
+func (ep *Endpoint) lookup(kind Kind, port uint16) *Socket {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	return ep.socks[sockKey{kind, port}]
+}
+
+func (ep *Endpoint) close() {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	for k, s := range ep.socks {
+		s.close()
+		delete(ep.socks, k)
+	}
+}

@@ -1,0 +1,108 @@
+package transport
+
+import (
+	"errors"
+	"net"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
+
+	"github.com/ismgw/ism/offload"
+)
+
+// Sender batches encapsulated packets per socket and sends each batch with
+// one sendmmsg, ESP in UDP segmented by the kernel (UDP_SEGMENT) where it
+// can. The zero value is ready; it is owned by one goroutine.
+type Sender struct {
+	batches []sendBatch
+}
+
+type sendBatch struct {
+	s     *Socket
+	gso   gsoBatch
+	msgs  []ipv4.Message
+	pkts  []*offload.Packet
+	ips   []net.IPAddr
+	udps  []net.UDPAddr
+	bytes [][16]byte
+}
+
+// Add queues an encapsulated packet on s: a whole IP packet for a raw
+// socket, ESP from the ESP header for a UDP socket, which writes the IP
+// and UDP headers. It goes to its SA's outer destination.
+func (tx *Sender) Add(s *Socket, pk *offload.Packet) {
+	var b *sendBatch
+	for i := range tx.batches {
+		if tx.batches[i].s == s {
+			b = &tx.batches[i]
+			break
+		}
+	}
+	if b == nil {
+		tx.batches = append(tx.batches, sendBatch{s: s})
+		b = &tx.batches[len(tx.batches)-1]
+	}
+	i := len(b.msgs)
+	if i == len(b.ips) {
+		b.ips = append(b.ips, net.IPAddr{})
+		b.udps = append(b.udps, net.UDPAddr{})
+		b.bytes = append(b.bytes, [16]byte{})
+	}
+	dst := pk.SA.Outer().Dst
+	a := dst.Addr().As16()
+	ip := b.bytes[i][:]
+	copy(ip, a[:])
+	if dst.Addr().Is4() {
+		ip = ip[12:]
+	}
+	m := ipv4.Message{Buffers: [][]byte{pk.Buf.Bytes()}}
+	if s.kind == UDP {
+		u := &b.udps[i]
+		u.IP, u.Port = ip, int(dst.Port())
+		m.Addr = u
+	} else {
+		b.ips[i].IP = ip
+		m.Addr = &b.ips[i]
+	}
+	b.msgs = append(b.msgs, m)
+	b.pkts = append(b.pkts, pk)
+}
+
+// Flush sends every queued batch; refused is called for each packet a
+// socket did not take.
+func (tx *Sender) Flush(refused func(*offload.Packet)) {
+	for i := range tx.batches {
+		b := &tx.batches[i]
+		if len(b.msgs) == 0 {
+			continue
+		}
+		sent := b.send()
+		for _, pk := range b.pkts[sent:] {
+			refused(pk)
+		}
+		clear(b.msgs)
+		clear(b.pkts)
+		b.msgs, b.pkts = b.msgs[:0], b.pkts[:0]
+	}
+}
+
+// send writes the batch and returns how many packets left.
+func (b *sendBatch) send() int {
+	if b.s.kind != UDP || !b.s.gso.Load() || len(b.msgs) == 1 {
+		n, _ := b.s.writeBatch(b.msgs)
+		return n
+	}
+	b.gso.coalesce(b.msgs)
+	n, err := b.s.writeBatch(b.gso.out)
+	sent := 0
+	for _, c := range b.gso.counts[:n] {
+		sent += c
+	}
+	if errors.Is(err, unix.EIO) || errors.Is(err, unix.EINVAL) {
+		// The path cannot segment (no checksum offload): fall back.
+		b.s.gso.Store(false)
+		m, _ := b.s.writeBatch(b.msgs[sent:])
+		return sent + m
+	}
+	return sent
+}
