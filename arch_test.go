@@ -58,6 +58,8 @@ var rules = map[string]rule{
 	"ism/xfrm":      leaf("driver/kernel", "ipsec", "ism/datapath", "ism/vr", "selector", "transform"),
 	"ism/operator":  leaf("ike", "ism/datapath", "offload"),
 	"ism":           {mayNot: []string{"bench", "cmd/", "internal/", "cluster", "checkpoint"}},
+	// The raw ESP ring transport, standalone until ism/transport uses it.
+	"ism/transport/ring": leaf(),
 
 	// The cluster, beside the line card.
 	"checkpoint": {mayNot: []string{"ism", "ism/", "ike", "ike/", "offload", "cluster", "driver", "fallback", "bench", "cmd/", "internal/"}},
