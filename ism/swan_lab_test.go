@@ -37,9 +37,12 @@ const (
 // first packet to the tunnel), or charon does (swanctl --initiate).
 var swanRoles = []string{"initiator", "responder"}
 
-// swanPeer is charon's swanctl.conf: one IKEv1 connection "ism" with the
-// child "net" (203.0.113.0/24 to 198.51.100.0/24) and any more children.
+// swanPeer is charon's swanctl.conf: one connection "ism" (IKEv1 unless
+// Version says 2) with the child "net" (203.0.113.0/24 to 198.51.100.0/24)
+// and any more children.
 type swanPeer struct {
+	// Version is the IKE version, 1 unless 2.
+	Version int
 	// Addr is charon's address, default SwanAddr; another one is added
 	// to its veth.
 	Addr       string
@@ -88,7 +91,16 @@ func (p swanPeer) render() string {
 	if p.Secrets == nil && p.Auth == "psk" {
 		p.Secrets = []charon.Secret{{Name: "ike-1", IDs: []string{p.LocalID, p.RemoteID}, Secret: p.PSK}}
 	}
-	conn := charon.Connection{Name: "ism", Version: 1, Aggressive: p.Aggressive,
+	conn := p.connection("ism")
+	return charon.Swanctl{Connections: []charon.Connection{conn}, Secrets: p.Secrets}.Render()
+}
+
+// connection is charon's connection name, with the defaults filled in.
+func (p swanPeer) connection(name string) charon.Connection {
+	if p.Version == 0 {
+		p.Version = 1
+	}
+	conn := charon.Connection{Name: name, Version: p.Version, Aggressive: p.Aggressive,
 		LocalAddrs: []string{p.addr()}, RemoteAddrs: []string{swantest.ISMAddr.String()}, Proposals: []string{p.Proposals},
 		Timers: charon.Timers{Rekey: charon.Never},
 		Local:  charon.End{Auth: p.Auth, ID: p.LocalID},
@@ -98,7 +110,12 @@ func (p swanPeer) render() string {
 	if p.Cert != "" {
 		conn.Local.Certs = []string{p.Cert}
 	}
-	return charon.Swanctl{Connections: []charon.Connection{conn}, Secrets: p.Secrets}.Render()
+	if p.Version == 2 {
+		// MOBIKE would move the IKE SA to charon's other addresses.
+		no := false
+		conn.Mobike = &no
+	}
+	return conn
 }
 
 // swanSpec is the lab of ISM against charon: charon with peer's
