@@ -56,7 +56,10 @@ type IKESAStatus struct {
 
 // TunnelStatus describes one signaled tunnel (`show ipsec tunnel detail`).
 type TunnelStatus struct {
-	Name        string
+	Name string
+	// Version is the IKE version the tunnel negotiates with: 1 (zero
+	// means 1) or 2.
+	Version     int
 	State       string // "down", "negotiating", "up"
 	Peer        netip.AddrPort
 	QuickMode   string // state of the quick mode in progress, if any

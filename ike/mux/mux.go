@@ -238,7 +238,10 @@ func (m *Daemon) Status() ike.Status {
 			sa.Version = v
 			st.IKESAs = append(st.IKESAs, sa)
 		}
-		st.Tunnels = append(st.Tunnels, s.Tunnels...)
+		for _, tu := range s.Tunnels {
+			tu.Version = v
+			st.Tunnels = append(st.Tunnels, tu)
+		}
 		n := m.unowned[v].Load()
 		s.Counters.Received += n
 		s.Counters.Dropped += n
