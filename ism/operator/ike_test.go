@@ -14,7 +14,7 @@ import (
 // fakeGateway serves a fixed snapshot.
 type fakeGateway struct{ snap Snapshot }
 
-func (g fakeGateway) Snapshot() Snapshot                   { return g.snap }
+func (g fakeGateway) Snapshot() Snapshot                    { return g.snap }
 func (g fakeGateway) ClearStatistics([]string) (int, error) { return 0, nil }
 
 // ikeSnapshot has an IKEv1 tunnel and an IKEv2 tunnel with the hybrid,
