@@ -67,6 +67,21 @@ type Config struct {
 	Clock clock.Clock
 	// Logger receives the daemon's logs; nil discards them.
 	Logger *slog.Logger
+	// KeyLog, when set, receives the keys of each IKE SA the daemon sets
+	// up (IKEv2), for a protocol analyser to decrypt its messages, as
+	// crypto/tls's KeyLogWriter serves Wireshark: it discloses the SAs and
+	// is for tests and debugging only. Nil, the default, logs nothing.
+	KeyLog func(IKESAKeys)
+}
+
+// IKESAKeys are an IKE SA's SPIs, negotiated algorithms and the keys that
+// protect its messages (SK_ei, SK_er, SK_ai, SK_ar, RFC 7296 §2.14; an
+// AES-GCM key with its 4-byte salt): the row of Wireshark's IKEv2
+// decryption table. Config.KeyLog gets copies.
+type IKESAKeys struct {
+	SPIi, SPIr     uint64
+	Policy         Policy
+	EI, ER, AI, AR []byte
 }
 
 // MaxPolicies is the number of IKE policy rules JUNOSe allows.

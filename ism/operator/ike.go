@@ -75,7 +75,7 @@ func IKESAOf(s ike.IKESAStatus) IKESA {
 	if prf == 0 {
 		prf = p.Hash
 	}
-	v.PRF = "hmac-" + prf.String()
+	v.PRF = "hmac-" + hashName(prf)
 	v.Integrity = integrity(v.Version, p)
 	v.Group = methodName(p.Group)
 	for _, m := range s.AdditionalKE {
@@ -91,10 +91,18 @@ func integrity(version int, p ike.Policy) string {
 	case p.Encryption.AEAD():
 		return "none"
 	case version == 1:
-		return "hmac-" + p.Hash.String()
+		return "hmac-" + hashName(p.Hash)
 	}
 	bits := map[ike.Hash]int{ike.HashMD5: 96, ike.HashSHA1: 96, ike.HashSHA256: 128, ike.HashSHA384: 192, ike.HashSHA512: 256}[p.Hash]
-	return fmt.Sprintf("hmac-%s-%d", p.Hash, bits)
+	return fmt.Sprintf("hmac-%s-%d", hashName(p.Hash), bits)
+}
+
+// hashName names a hash as the RFCs do: sha1, not the configuration's sha.
+func hashName(h ike.Hash) string {
+	if h == ike.HashSHA1 {
+		return "sha1"
+	}
+	return h.String()
 }
 
 // methodName is a key exchange method with its name: "20 (ecp384)".

@@ -55,7 +55,7 @@ func TestShowIKE(t *testing.T) {
 	g := fakeGateway{ikeSnapshot()}
 	want := map[string][]string{
 		"show ike sa": {
-			"IKEv1 aggressive", "aes128/hmac-sha/hmac-sha/modp1024", "nat-t",
+			"IKEv1 aggressive", "aes128/hmac-sha1/hmac-sha1/modp1024", "nat-t",
 			"IKEv2", "responder", "aes256-gcm/none/hmac-sha384/ecp384+mlkem768", "ecdsa-sig", "remote", "1 sent", "3s ago",
 			"0102030405060708/1112131415161718"},
 		"show ipsec tunnel detail new": {
