@@ -34,7 +34,7 @@ type dpdLabConfig struct {
 	// aggressive makes both ends use IKEv1 aggressive mode; ikev2 makes
 	// them speak IKEv2.
 	aggressive, ikev2 bool
-	traps      bool
+	traps             bool
 }
 
 // dpdSwanConn renders a charon at local for ISM's tunnel: IKEv1 main mode
