@@ -182,9 +182,17 @@ func startGateway(t *testing.T, text string, o gwOpts) (*Gateway, *syncBuffer) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		var state string
+		if t.Failed() {
+			// What the gateway counted says where packets went.
+			for _, cmd := range []string{"show ipsec tunnel detail", "show ipsec statistics"} {
+				out, _, err := g.Exec(cmd)
+				state += fmt.Sprintf("%s:\n%s%v\n", cmd, out, err)
+			}
+		}
 		g.Close()
 		if t.Failed() {
-			t.Logf("ISM's log:\n%s", log.String())
+			t.Logf("ISM's log:\n%s\n%s", log.String(), state)
 		}
 	})
 	return g, log
