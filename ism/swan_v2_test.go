@@ -32,9 +32,11 @@ type v2Family struct {
 	// empty); ismKey is ISM's pre-shared key line.
 	swanID, ismID, ismKey string
 	// ismExtra is more of ISM's tunnel's lines; childTimers and
-	// ikeTimers are charon's child's and IKE SA's.
+	// ikeTimers are charon's child's and IKE SA's, ikeExtra more settings of
+	// charon's connection (over_time).
 	ismExtra               string
 	childTimers, ikeTimers charon.Timers
+	ikeExtra               []string
 	// algorithms is what `show ike sa` says of the IKE SA; swanIKE what
 	// charon lists (encr-alg, integ-alg, prf-alg, dh-group), swanESP its
 	// child's encr-alg and, after a rekey with PFS, dh-group.
@@ -51,7 +53,7 @@ func (f v2Family) swanNet() string  { return fmt.Sprintf("203.0.113.%d/28", 16*f
 // peer is charon's connection of the family.
 func (f v2Family) peer() swanPeer {
 	p := swanPeer{Name: f.name, Child: f.name, Version: 2, Addr: f.addr, Proposals: f.ike, ESP: f.esp,
-		LocalTS: f.swanNet(), RemoteTS: f.ismNet(), LocalID: f.swanID, RemoteID: f.ismID, Timers: f.childTimers, IKETimers: f.ikeTimers}
+		LocalTS: f.swanNet(), RemoteTS: f.ismNet(), LocalID: f.swanID, RemoteID: f.ismID, Timers: f.childTimers, IKETimers: f.ikeTimers, IKEExtra: f.ikeExtra}
 	return p
 }
 
