@@ -152,6 +152,25 @@ func addresses(ifi *net.Interface) ([]netip.Addr, error) {
 	return out, nil
 }
 
+// AddLocal makes the ring take the ESP and AH for a too.
+func (c *Conn) AddLocal(a netip.Addr) error {
+	if err := c.steer.local.Put(a.Unmap().As16(), uint8(1)); err != nil {
+		return fmt.Errorf("ring: local address %s: %w", a, err)
+	}
+	return nil
+}
+
+// RemoveLocal leaves the ESP and AH for a to the kernel again.
+func (c *Conn) RemoveLocal(a netip.Addr) error {
+	if err := c.steer.local.Delete(a.Unmap().As16()); err != nil {
+		return fmt.Errorf("ring: local address %s: %w", a, err)
+	}
+	return nil
+}
+
+// Interface returns the name of the interface the ring runs on.
+func (c *Conn) Interface() string { return c.ifname }
+
 // Mode says how the XDP program runs: "native" (in the driver) or
 // "generic" (after the kernel has made a socket buffer).
 func (c *Conn) Mode() string { return c.steer.mode }
@@ -223,21 +242,26 @@ func (c *Conn) Send(pkts [][]byte) (int, error) {
 	}
 	x.tx.publish()
 	err := x.kick()
-	c.slowBy = slow[:0]
-	c.txMu.Unlock()
 	c.sent.Add(uint64(n))
 	if err != nil {
+		c.txMu.Unlock()
 		return n, fmt.Errorf("ring: send: %w", err)
 	}
 	if len(slow) > 0 {
+		// Under txMu still: slow is c.slowBy's array, which the next
+		// Send reuses.
 		k, err := c.fb.Send(slow)
 		c.slow.Add(uint64(k))
 		n += k
 		clear(slow)
+		c.slowBy = slow[:0]
 		if err != nil {
+			c.txMu.Unlock()
 			return n, err
 		}
 	}
+	c.slowBy = slow[:0]
+	c.txMu.Unlock()
 	if bad > 0 {
 		return n, fmt.Errorf("ring: %d packets are not whole IP packets", bad)
 	}
@@ -297,6 +321,11 @@ func (c *Conn) ReceiveFuncs() []ReceiveFunc {
 func (c *Conn) receive(q *queue, bufs [][]byte, sizes []int) (int, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	// Close unmaps the rings under q.mu once closed is set: checked
+	// here, they stay mapped until this receive returns.
+	if c.closed.Load() {
+		return 0, net.ErrClosed
+	}
 	x := q.x
 	for x.rx.avail() == 0 {
 		if c.closed.Load() {

@@ -15,6 +15,12 @@ import (
 // meanwhile (ring traffic does not keep it fresh).
 const neighTTL = time.Second
 
+// missTTL is how long a destination without a usable neighbour entry
+// stays on the socket path before the kernel's table is read again: the
+// packet that took the socket path made the kernel resolve it, which
+// takes a round trip on the link.
+const missTTL = 20 * time.Millisecond
+
 // Neighbour states whose link-layer address may be used (rtnetlink(7)).
 const usableNUD = unix.NUD_REACHABLE | unix.NUD_STALE | unix.NUD_DELAY | unix.NUD_PROBE | unix.NUD_PERMANENT | unix.NUD_NOARP
 
@@ -64,6 +70,9 @@ func (n *nextHops) lookup(dst netip.Addr) ([6]byte, bool) {
 	}
 	h = n.resolve(dst, now)
 	h.expires = now.Add(neighTTL)
+	if !h.ok {
+		h.expires = now.Add(missTTL)
+	}
 	n.cache[dst] = h
 	if h.stale {
 		return h.mac, false
@@ -86,7 +95,7 @@ func (n *nextHops) resolve(dst netip.Addr, now time.Time) hop {
 	if gw, ok := netip.AddrFromSlice(routes[0].Attributes.Gateway); ok && gw.IsValid() {
 		via = gw.Unmap()
 	}
-	if now.Sub(n.dumped) >= neighTTL {
+	if age := now.Sub(n.dumped); age >= neighTTL || !n.neighs[via].ok && age >= missTTL {
 		n.dumpNeighbours(now)
 	}
 	return n.neighs[via]
