@@ -63,6 +63,13 @@ type Pipeline struct {
 	next       uint64 // the ticket delivered next
 	delivering bool   // a lane is delivering
 
+	// inCrypto is the bursts between the intake and the delivery;
+	// bursts and overlapped count the bursts run, and those that began
+	// their crypto while another burst was in it (PipelineStats).
+	inCrypto           atomic.Int32
+	bursts, overlapped atomic.Uint64
+	lanesUsed          atomic.Int32 // lanes that ran a burst
+
 	lanes   sync.Mutex
 	running atomic.Int32 // lanes started and not yet left
 	target  atomic.Int32 // lanes wanted
@@ -149,6 +156,22 @@ func (pl *Pipeline) SetWorkers(n int) {
 // Workers returns the number of lanes wanted.
 func (pl *Pipeline) Workers() int { return int(pl.target.Load()) }
 
+// PipelineStats counts a pipeline's bursts.
+type PipelineStats struct {
+	// Bursts is how many bursts ran; Overlapped how many of them began
+	// their crypto while another burst was still in its own: the lanes'
+	// work overlapped (on as many cores as the machine gave them).
+	Bursts, Overlapped uint64
+	// Lanes is how many lanes ran a burst, of those started since the
+	// pipeline was made.
+	Lanes int
+}
+
+// Stats returns the pipeline's counters.
+func (pl *Pipeline) Stats() PipelineStats {
+	return PipelineStats{Bursts: pl.bursts.Load(), Overlapped: pl.overlapped.Load(), Lanes: int(pl.lanesUsed.Load())}
+}
+
 // Wait returns once the input is closed, every burst taken in has been
 // delivered and the lanes have ended.
 func (pl *Pipeline) Wait() { pl.wg.Wait() }
@@ -160,10 +183,17 @@ func (pl *Pipeline) lane() {
 		pl.e.retire(p)
 		pl.wg.Done()
 	}()
-	for !pl.leave() {
+	for ran := false; !pl.leave(); ran = true {
 		b := pl.admit(p)
 		if b == nil {
 			return
+		}
+		if !ran {
+			pl.lanesUsed.Add(1)
+		}
+		pl.bursts.Add(1)
+		if pl.inCrypto.Add(1) > 1 {
+			pl.overlapped.Add(1)
 		}
 		p.now = nanotime()
 		p.cr.run(&b.st, b.Pkts)
@@ -171,6 +201,7 @@ func (pl *Pipeline) lane() {
 			p.finish(b.Pkts, pl.dir)
 			p.endBurst()
 		}
+		pl.inCrypto.Add(-1)
 		pl.complete(p, b)
 	}
 }
