@@ -206,7 +206,8 @@ func TestDropReplayAndTamper(t *testing.T) {
 	for _, name := range []string{"esp-aes128-gcm16", "esp-3des-hmac-sha", "ah-hmac-sha"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			x := newLab(t, manualSpec(t, e2eCase{transform: name, mode: ipsec.Tunnel}))
+			// b on raw sockets, so that its tap sees what a sends.
+			x := newLab(t, manualSpec(t, e2eCase{transform: name, mode: ipsec.Tunnel, raw: [2]string{"", "socket"}}))
 			tr, _ := transform.Lookup(name)
 			tap := rawIPsec(t, x.b, tr.Protocol, "192.0.2.2")
 			if err := x.ping(t, wirePings); err != nil {

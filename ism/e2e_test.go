@@ -34,6 +34,10 @@ type e2eCase struct {
 	// xfrm lets a's gateway choose XFRM protocol offload where the
 	// kernel has it; otherwise both stay on ISM's own data path.
 	xfrm bool
+	// raw is each side's "dataplane raw-transport" (a, b), default auto:
+	// a capture or a raw socket in a namespace whose gateway runs an
+	// AF_XDP ring sees none of the ESP the ring sends and takes.
+	raw [2]string
 }
 
 func (c e2eCase) String() string {
@@ -109,6 +113,9 @@ func (x *lab) manualConf(side, in, out, extra string) ismConf {
 		tu.source, tu.dest, tu.address, trNS, opNS = "192.0.2.2", "192.0.2.1", "198.51.100.2 255.255.255.252", x.b, x.bop
 	}
 	c := ismConf{vrs: [][2]string{{"tr", trNS}}, transforms: []string{x.c.transform}}
+	if raw := x.c.raw[map[string]int{"a": 0, "b": 1}[side]]; raw != "" {
+		c.global = "dataplane raw-transport " + raw + "\n"
+	}
 	if x.c.mode == ipsec.Transport {
 		c.vrs = append(c.vrs, [2]string{"op", opNS})
 		tu.vr, tu.transportVR, tu.transport, tu.address = "op", "tr", true, ""

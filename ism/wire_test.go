@@ -24,7 +24,8 @@ import (
 )
 
 // The wire judged by others: a ping goes through a manual tunnel while
-// tcpdump captures a's eth0, then a program written outside this project
+// tcpdump captures b's eth0 (raw ESP from a through its AF_XDP ring, the
+// rest through sockets), then a program written outside this project
 // decrypts the capture with the configured keys and checks every ICV:
 // tshark for ESP in tunnel mode (raw and in UDP), scapy
 // (testdata/ipsec_judge.py) for AH and for transport mode. Each judge then
@@ -268,10 +269,15 @@ func checkPings(t *testing.T, pkts []innerPacket, sas [2]wireSA, from, to string
 }
 
 // pingCaptured runs wirePings pings through the lab's tunnel while
-// capturing a's eth0 and returns the capture.
+// capturing b's eth0 and returns the capture. b must run raw ESP on raw
+// sockets (e2eCase.raw), as its capture would see nothing of an AF_XDP
+// ring's; a runs whichever it chose.
 func pingCaptured(t *testing.T, x *lab) string {
 	t.Helper()
-	c := startCapture(t, x.lab, x.a, "eth0")
+	if x.c.raw[1] != "socket" {
+		t.Fatal("pingCaptured: b's raw ESP must be on raw sockets")
+	}
+	c := startCapture(t, x.lab, x.b, "eth0")
 	if err := x.ping(t, wirePings); err != nil {
 		t.Fatal(err)
 	}
@@ -401,11 +407,15 @@ func TestWireTshark(t *testing.T) {
 	t.Parallel()
 	for _, tr := range tsharkTransforms {
 		for _, udp := range []bool{false, true} {
-			c := e2eCase{transform: tr, mode: ipsec.Tunnel, udp: udp}
+			// a sends and takes raw ESP through its AF_XDP ring.
+			c := e2eCase{transform: tr, mode: ipsec.Tunnel, udp: udp, raw: [2]string{"ring", "socket"}}
 			t.Run(c.String(), func(t *testing.T) {
 				t.Parallel()
 				x := newLab(t, manualSpec(t, c))
 				pcap := pingCaptured(t, x)
+				if !udp {
+					x.wantRing(t, wirePings, false) // the first pings resolve b
+				}
 				sas := x.wireSAs(t)
 				_, from := x.from()
 				_, to := x.to()
@@ -580,12 +590,12 @@ func TestWireScapy(t *testing.T) {
 	var cases []e2eCase
 	for _, tr := range []string{"ah-hmac-md5", "ah-hmac-sha"} {
 		for _, mode := range []ipsec.Mode{ipsec.Tunnel, ipsec.Transport} {
-			cases = append(cases, e2eCase{transform: tr, mode: mode})
+			cases = append(cases, e2eCase{transform: tr, mode: mode, raw: [2]string{"", "socket"}})
 		}
 	}
 	for _, tr := range []string{"esp-3des-hmac-sha", "esp-des-hmac-md5", "esp-null-hmac-sha", "esp-aes128-hmac-sha", "esp-aes128-gcm16"} {
 		for _, udp := range []bool{false, true} {
-			cases = append(cases, e2eCase{transform: tr, mode: ipsec.Transport, udp: udp})
+			cases = append(cases, e2eCase{transform: tr, mode: ipsec.Transport, udp: udp, raw: [2]string{"", "socket"}})
 		}
 	}
 	for _, c := range cases {
