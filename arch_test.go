@@ -47,6 +47,9 @@ var rules = map[string]rule{
 	"ike":    leaf("clock", "ipsec", "selector", "transform"),
 	"ike/v1": leaf("clock", "ike", "ipsec", "selector", "transform"),
 	"ike/v2": leaf("clock", "ike", "ipsec", "selector", "transform"),
+	// The version multiplexer: the one package that knows both versions
+	// (ike itself must not import them).
+	"ike/mux": leaf("ike", "ike/v1", "ike/v2", "ipsec"),
 
 	// The line card: the gateway over its datapaths.
 	"ism/config":    leaf("ipsec", "selector", "transform"),

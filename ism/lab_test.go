@@ -182,9 +182,17 @@ func startGateway(t *testing.T, text string, o gwOpts) (*Gateway, *syncBuffer) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		var state string
+		if t.Failed() {
+			// What the gateway counted says where packets went.
+			for _, cmd := range []string{"show ipsec tunnel detail", "show ipsec statistics"} {
+				out, _, err := g.Exec(cmd)
+				state += fmt.Sprintf("%s:\n%s%v\n", cmd, out, err)
+			}
+		}
 		g.Close()
 		if t.Failed() {
-			t.Logf("ISM's log:\n%s", log.String())
+			t.Logf("ISM's log:\n%s\n%s", log.String(), state)
 		}
 	})
 	return g, log
@@ -196,8 +204,12 @@ type labSpec struct {
 	// its routes through its userspace ESP installed; A starts in a,
 	// which is its VR v. Otherwise the peer is gateway B.
 	charon *swantest.Conf
-	// peerAddr is one more address of the peer on its veth.
-	peerAddr string
+	// peerAddr is one more address of the peer on its veth, peerAddrs
+	// more still; hostAddrs more addresses of the inner hosts, each on
+	// its side's loopback (198.51.100.0/24 in a, 203.0.113.0/24 in b),
+	// before the peer starts.
+	peerAddr             string
+	peerAddrs, hostAddrs []string
 	// hostLink puts host addresses (/32) on the veth: no routes between
 	// the two.
 	hostLink bool
@@ -279,8 +291,17 @@ func newLab(t *testing.T, s labSpec) *lab {
 			x.bop = x.lab.NS(o)
 		}
 	}
-	if s.peerAddr != "" {
-		x.lab.MustRun(x.b, "ip", "addr", "add", s.peerAddr+"/24", "dev", vethOf(t, x.b))
+	for _, a := range append([]string{s.peerAddr}, s.peerAddrs...) {
+		if a != "" {
+			x.lab.MustRun(x.b, "ip", "addr", "add", a+"/24", "dev", vethOf(t, x.b))
+		}
+	}
+	for _, a := range s.hostAddrs {
+		ns := x.a
+		if strings.HasPrefix(a, "203.0.113.") {
+			ns = x.b
+		}
+		x.lab.MustRun(ns, "ip", "addr", "add", a+"/32", "dev", "lo")
 	}
 	if s.charon != nil {
 		x.primaryConf = *s.charon

@@ -34,6 +34,8 @@ type path struct {
 	// txHow what show says of it.
 	txSock atomic.Pointer[transport.Socket]
 	txHow  atomic.Pointer[string]
+	// hold keeps the packets that wait for the first outbound SA.
+	hold holdQueue
 
 	mu     sync.Mutex
 	in     []*offload.SA // inbound SAs (two during a rekey)
@@ -78,6 +80,10 @@ func (p *path) AddSA(sa *datapath.SA) error {
 	}
 	if c.ID() != sa.ID {
 		return fmt.Errorf("lookaside: SA %s is not %s", sa.ID, c.ID())
+	}
+	if sa.Direction == ipsec.Outbound {
+		// After p.mu is unlocked: the held packets leave on the new SA.
+		defer p.d.releaseAfter(p, sa.ReleaseDelay)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
