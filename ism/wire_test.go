@@ -182,7 +182,8 @@ func (x *lab) wireSAs(t *testing.T) [2]wireSA {
 		t.Fatalf("no transform %s", x.c.transform)
 	}
 	var out [2]wireSA
-	for i, e := range []struct{ src, dst, line string }{{"192.0.2.1", "192.0.2.2", x.ka}, {"192.0.2.2", "192.0.2.1", x.kb}} {
+	ends := x.outer()
+	for i, e := range []struct{ src, dst, line string }{{ends[0], ends[1], x.ka}, {ends[1], ends[0], x.kb}} {
 		proto, spi, ck, ak := parseSALine(t, e.line)
 		out[i] = wireSA{src: e.src, dst: e.dst, proto: proto, spi: spi, ck: ck, ak: ak, tr: tr,
 			tunnelMode: x.c.mode == ipsec.Tunnel}
@@ -344,8 +345,12 @@ func tsharkESP(t *testing.T, pcap string, sas [2]wireSA) []innerPacket {
 		enc, auth := tsharkAlgorithms(t, s.tr)
 		// Eight fields, all quoted: protocol, source, destination, SPI,
 		// encryption algorithm and key, authentication algorithm and key.
-		args = append(args, "-o", fmt.Sprintf(`uat:esp_sa:"IPv4","%s","%s","0x%08x","%s","%s","%s","%s"`,
-			s.src, s.dst, s.spi, enc, tsharkKey(s.ck), auth, tsharkKey(s.ak)))
+		family := "IPv4"
+		if strings.Contains(s.src, ":") {
+			family = "IPv6"
+		}
+		args = append(args, "-o", fmt.Sprintf(`uat:esp_sa:"%s","%s","%s","0x%08x","%s","%s","%s","%s"`,
+			family, s.src, s.dst, s.spi, enc, tsharkKey(s.ck), auth, tsharkKey(s.ak)))
 	}
 	fields := []string{"esp.spi", "esp.sequence", "esp.icv_good", "esp.icv_bad", "udp.dstport",
 		"ip.src", "ip.dst", "icmp.type", "icmp.seq"}
@@ -380,11 +385,12 @@ func tsharkESP(t *testing.T, pcap string, sas [2]wireSA) []innerPacket {
 		}
 		p.spi, p.seq = uint32(spi), uint32(seq)
 		p.icvGood, p.icvBad = first(v[2]) == "1" && first(v[3]) != "1", first(v[3]) == "1"
-		// After decryption the frame has two IP headers: outer, inner.
+		// After decryption the frame has two IP headers: outer, inner
+		// (an IPv6 outer header is not among ip.src and ip.dst).
 		srcs, dsts := strings.Split(v[5], ","), strings.Split(v[6], ",")
-		if len(srcs) == 2 && len(dsts) == 2 && v[7] != "" {
+		if len(srcs) == len(dsts) && len(srcs) >= 1 && v[7] != "" {
 			p.decrypted = true
-			p.src, p.dst = srcs[1], dsts[1]
+			p.src, p.dst = srcs[len(srcs)-1], dsts[len(dsts)-1]
 			p.icmpType, _ = strconv.Atoi(v[7])
 			p.icmpSeq, _ = strconv.Atoi(strings.Split(v[8], ",")[0])
 		}
