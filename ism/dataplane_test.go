@@ -2,10 +2,16 @@ package ism
 
 import (
 	"fmt"
+	"net"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
 
 	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/ism/config"
@@ -149,4 +155,69 @@ func TestRawESPv6(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRingUnavailable: where the ring cannot run (a's eth0 already runs
+// another XDP program, which the ring never replaces), `dataplane
+// raw-transport ring` puts the tunnel on raw sockets, logs a warning,
+// counts ring-unavailable and says why in show; traffic flows. A reload to
+// auto rebuilds the tunnel, again on raw sockets, without counting it (no
+// ping then: a's rebuilt manual SA starts again at sequence number 1,
+// which b's window has seen).
+func TestRingUnavailable(t *testing.T) {
+	t.Parallel()
+	s := manualSpec(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel, raw: [2]string{"ring", "socket"}})
+	prepare := s.prepare
+	s.prepare = func(x *lab) {
+		prepare(x)
+		inNS(t, x.a, func() error {
+			prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "BSD",
+				Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2 /* XDP_PASS */), asm.Return()}})
+			if err != nil {
+				return err
+			}
+			ifi, err := net.InterfaceByName("eth0")
+			if err != nil {
+				return err
+			}
+			lk, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifi.Index})
+			if err != nil {
+				return err
+			}
+			t.Cleanup(func() { lk.Close(); prog.Close() })
+			return nil
+		})
+	}
+	x := newLab(t, s)
+	if err := x.ping(t, 3); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string, counted uint64) {
+		t.Helper()
+		text, _, err := x.ga.Exec("show ipsec tunnel detail ipsec:t1")
+		if err != nil || !strings.Contains(text, "Transport: raw socket (ring: eth0: cannot attach the XDP program") {
+			t.Errorf("%s: show does not say why the tunnel is on raw sockets (%v):\n%s", when, err, text)
+		}
+		if n := x.ga.Statistics().Fallbacks["ring-unavailable"]; n != counted {
+			t.Errorf("%s: ring-unavailable %d, want %d", when, n, counted)
+		}
+		if rings := x.ga.eps.Rings(); len(rings) != 0 {
+			t.Errorf("%s: a runs rings %v", when, rings)
+		}
+	}
+	check("ring", 1)
+	if !strings.Contains(x.log.String(), "the ring is not available") {
+		t.Error("no warning in the log")
+	}
+	cfg, err := config.Parse("test.conf", strings.NewReader(strings.Replace(x.textA, "dataplane raw-transport ring", "dataplane raw-transport auto", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := x.ga.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(10*time.Second, x.ga.tunnels["t1"].Up) {
+		t.Fatal("a's tunnel is not up again after the reload")
+	}
+	check("auto", 1)
 }
