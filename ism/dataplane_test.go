@@ -92,9 +92,7 @@ func TestDataplaneWorkers(t *testing.T) {
 		*f = func(x *lab) string { return "dataplane workers 2\n" + conf(x) }
 	}
 	x := newLab(t, s)
-	if err := x.ping(t, 2); err != nil { // the neighbours resolved
-		t.Fatal(err)
-	}
+	x.pingUntil(t, x.a, "198.51.100.1", "203.0.113.1", 2) // the neighbours resolved
 	capt := startCapture(t, x.lab, x.b, "eth0")
 	x.transfer(t, 16<<20)
 	seqs := espSequences(t, capt.stop(t, 1), 0x1001)
@@ -189,9 +187,7 @@ func TestRingUnavailable(t *testing.T) {
 		})
 	}
 	x := newLab(t, s)
-	if err := x.ping(t, 3); err != nil {
-		t.Fatal(err)
-	}
+	x.pingUntil(t, x.a, "198.51.100.1", "203.0.113.1", 3)
 	check := func(when string, counted uint64) {
 		t.Helper()
 		text, _, err := x.ga.Exec("show ipsec tunnel detail ipsec:t1")
