@@ -123,7 +123,11 @@ func TunnelTable(w io.Writer, rows []TunnelResult, cmps []EncapComparison, wg *W
 	}
 	for _, r := range rows {
 		if r.Transport != "" {
-			fmt.Fprintf(w, "%s %s: a sent through %s\n", r.Transform, r.Encap, r.Transport)
+			fmt.Fprintf(w, "%s %s: a sent through %s", r.Transform, r.Encap, r.Transport)
+			if r.Driver != "" {
+				fmt.Fprintf(w, ", crypto on driver %s", r.Driver)
+			}
+			fmt.Fprintln(w)
 		}
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ismgw/ism/internal/netlab"
@@ -27,6 +28,7 @@ type TunnelResult struct {
 	// pipeline's lanes (dataplane workers; 0 is auto).
 	Transport string  `json:"transport"`
 	Workers   int     `json:"workers"`
+	Driver    string  `json:"driver,omitempty"` // -driver
 	Seconds   int     `json:"seconds"`
 	Gbps      float64 `json:"gbps"`
 	BareGbps  float64 `json:"bare_gbps"`
@@ -56,14 +58,23 @@ type TunnelSetup struct {
 	RawTransport string
 	// Workers is "dataplane workers" (0: auto, GOMAXPROCS).
 	Workers int
+	// Driver is the gateways' crypto driver ("" is auto); with dpdk each
+	// gateway gets DPDK software crypto devices of its own
+	// (crypto_aesni_gcm, crypto_aesni_mb), as a DPDK device belongs to
+	// one driver.
+	Driver string
 }
+
+// vdevs numbers the DPDK devices MeasureTunnel makes, unique in the
+// process.
+var vdevs atomic.Int32
 
 // MeasureTunnel sets up namespaces a and b joined by a veth pair, two
 // in-process gateways with a manual tunnel using transform t, set up as s
 // says, and runs iperf3 for d over the bare veth and then through the
 // tunnel.
 func MeasureTunnel(t transform.Transform, s TunnelSetup, d time.Duration) (TunnelResult, error) {
-	r := TunnelResult{Transform: t.Name(), Seconds: int(d.Seconds()), Encap: "esp", Workers: s.Workers}
+	r := TunnelResult{Transform: t.Name(), Seconds: int(d.Seconds()), Encap: "esp", Workers: s.Workers, Driver: s.Driver}
 	if s.UDP {
 		r.Encap = "udp"
 	}
@@ -78,7 +89,14 @@ func MeasureTunnel(t transform.Transform, s TunnelSetup, d time.Duration) (Tunne
 		l.MustRun(b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
 		keys := map[string]string{}
 		ga := startGateway(&h, s.global()+manualPair(t, keys, "a", a, s.UDP))
-		startGateway(&h, s.global()+manualPair(t, keys, "b", b, s.UDP))
+		gb := startGateway(&h, s.global()+manualPair(t, keys, "b", b, s.UDP))
+		if s.Driver != "" {
+			for _, g := range []*ism.Gateway{ga, gb} {
+				if sas := g.Snapshot().Tunnels[0].SAs; len(sas) == 0 || sas[0].Driver != s.Driver {
+					h.Fatalf("the tunnel's SAs are not on driver %s: %+v", s.Driver, sas)
+				}
+			}
+		}
 		// The tunnel must work before it is measured.
 		if out, err := l.Run(a, "ping", "-c", "2", "-i", "0.2", "-W", "2", "-I", "198.51.100.1", "203.0.113.1"); err != nil {
 			h.Fatalf("no traffic through the tunnel: %v\n%s", err, out)
@@ -103,6 +121,13 @@ func (s TunnelSetup) global() string {
 	}
 	if s.RawTransport != "" {
 		g += "dataplane raw-transport " + s.RawTransport + "\n"
+	}
+	if s.Driver != "" {
+		g += "driver " + s.Driver + "\n"
+	}
+	if s.Driver == "dpdk" {
+		n := vdevs.Add(1)
+		g += fmt.Sprintf("dpdk vdev crypto_aesni_gcm%d\ndpdk vdev crypto_aesni_mb%d\n", n, n)
 	}
 	return g
 }

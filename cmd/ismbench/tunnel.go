@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/bench"
+	_ "github.com/ismgw/ism/driver/dpdk" // registers "dpdk" (or its not-built stub)
 	"github.com/ismgw/ism/transform"
 )
 
@@ -16,6 +17,7 @@ func tunnel(args []string) error {
 	dur := fs.Duration("duration", 10*time.Second, "iperf3 time per path")
 	encap := fs.String("encap", "udp", "encapsulations, comma-separated: udp (ESP in UDP, RFC 3948), esp (raw IP protocol 50, through the AF_XDP ring where it runs), esp-socket (raw ESP on raw sockets)")
 	workers := fs.Int("workers", 0, "dataplane workers of both gateways (0: auto, one per CPU)")
+	drv := fs.String("driver", "", "the gateways' crypto driver: software, dpdk (ismbench built with -tags dpdk; each gateway gets its own DPDK software crypto devices), kernel; default auto")
 	asJSON := fs.Bool("json", false, "print one JSON object per line")
 	prof := fs.String("cpuprofile", "", "write a CPU profile of the gateways to this file")
 	peer := fs.String("peer", "", "strongswan: also measure ISM against charon, charon against charon (ESP in UDP, IKEv1 main mode); wireguard-go: also measure a wireguard-go tunnel between the same namespaces")
@@ -63,7 +65,7 @@ func tunnel(args []string) error {
 	for _, t := range trs {
 		by := map[string]float64{}
 		for _, e := range encaps {
-			setup := bench.TunnelSetup{UDP: e == "udp", Workers: *workers}
+			setup := bench.TunnelSetup{UDP: e == "udp", Workers: *workers, Driver: *drv}
 			if e == "esp-socket" {
 				setup.RawTransport = "socket"
 			}
