@@ -94,10 +94,10 @@ func TestDataplaneWorkers(t *testing.T) {
 	x := newLab(t, s)
 	x.pingUntil(t, x.a, "198.51.100.1", "203.0.113.1", 2) // the neighbours resolved
 	capt := startCapture(t, x.lab, x.b, "eth0")
-	x.transfer(t, 16<<20)
+	x.transfer(t, 4<<20)
 	seqs := espSequences(t, capt.stop(t, 1), 0x1001)
-	if len(seqs) < 1000 {
-		t.Fatalf("tshark saw %d ESP packets from a, want a 16 MiB transfer's", len(seqs))
+	if len(seqs) < 500 { // of about 3000: tcpdump misses some on a busy machine
+		t.Fatalf("tshark saw %d ESP packets from a, want a 4 MiB transfer's", len(seqs))
 	}
 	for i := 1; i < len(seqs); i++ {
 		if seqs[i] <= seqs[i-1] {
