@@ -50,7 +50,6 @@ type ReceiveFunc func(bufs [][]byte, sizes []int) (int, error)
 type Conn struct {
 	ifname  string
 	ifindex int
-	mtu     int
 	src     [6]byte
 	steer   *steer
 	queues  []*queue
@@ -93,7 +92,7 @@ func Open(c Config) (conn *Conn, err error) {
 			return fail(err)
 		}
 	}
-	cn := &Conn{ifname: ifi.Name, ifindex: ifi.Index, mtu: ifi.MTU, fb: c.Fallback}
+	cn := &Conn{ifname: ifi.Name, ifindex: ifi.Index, fb: c.Fallback}
 	copy(cn.src[:], ifi.HardwareAddr)
 	defer func() {
 		if err != nil {
@@ -124,7 +123,7 @@ func Open(c Config) (conn *Conn, err error) {
 			return fail(classify(err, ErrNoBPF))
 		}
 	}
-	if cn.hops, err = newNextHops(ifi.Index); err != nil {
+	if cn.hops, err = newNextHops(ifi.Index, ifi.MTU); err != nil {
 		return fail(fmt.Errorf("rtnetlink: %w", err))
 	}
 	if cn.fb == nil {

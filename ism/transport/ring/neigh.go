@@ -35,6 +35,8 @@ type nextHops struct {
 	now     func() time.Time
 
 	mu     sync.Mutex
+	mtu    int                // the interface's MTU, read again every neighTTL
+	mtuAt  time.Time          // when mtu was read
 	cache  map[netip.Addr]hop // by destination
 	neighs map[netip.Addr]hop // the interface's neighbour table
 	dumped time.Time          // when neighs was read
@@ -48,12 +50,27 @@ type hop struct {
 	expires time.Time
 }
 
-func newNextHops(ifindex int) (*nextHops, error) {
+func newNextHops(ifindex, mtu int) (*nextHops, error) {
 	c, err := rtnetlink.Dial(nil)
 	if err != nil {
 		return nil, err
 	}
-	return &nextHops{ifindex: ifindex, conn: c, now: time.Now, cache: map[netip.Addr]hop{}}, nil
+	return &nextHops{ifindex: ifindex, conn: c, now: time.Now, mtu: mtu, mtuAt: time.Now(), cache: map[netip.Addr]hop{}}, nil
+}
+
+// linkMTU returns the interface's MTU, read from the kernel at most every
+// neighTTL: frames over a lowered MTU would be dropped by the link.
+func (n *nextHops) linkMTU() int {
+	now := n.now()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if now.Sub(n.mtuAt) >= neighTTL {
+		n.mtuAt = now
+		if m, err := n.conn.Link.Get(uint32(n.ifindex)); err == nil && m.Attributes != nil {
+			n.mtu = int(m.Attributes.MTU)
+		}
+	}
+	return n.mtu
 }
 
 // lookup returns the next hop's address for dst, or false when the packet

@@ -20,6 +20,7 @@ func (c *Conn) Send(pkts [][]byte) (int, error) {
 		return 0, net.ErrClosed
 	}
 	x := c.queues[0].x
+	mtu := c.hops.linkMTU()
 	x.reclaim()
 	slow := c.slowBy[:0]
 	var lastDst netip.Addr
@@ -36,7 +37,7 @@ func (c *Conn) Send(pkts [][]byte) (int, error) {
 			lastDst = h.dst
 			lastMAC, lastOK = c.hops.lookup(h.dst)
 		}
-		if !lastOK || len(p) > c.mtu {
+		if !lastOK || len(p) > mtu {
 			slow = append(slow, p)
 			continue
 		}
