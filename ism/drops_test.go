@@ -316,7 +316,7 @@ func TestDropTunnelDown(t *testing.T) {
 		t.Fatalf("a's tunnel still down %v after the route was added: %s", time.Since(start).Round(time.Millisecond), ta.Reason())
 	}
 	t.Logf("up %v after the route was added", time.Since(start).Round(time.Millisecond))
-	if err := x.ping(t, 3); err != nil {
-		t.Fatalf("after the route was added: %v", err)
-	}
+	// The path check marks the tunnel up, then installs its routes: the
+	// first pings may find none yet (no-route) on a loaded machine.
+	x.pingUntil(t, x.a, "198.51.100.1", "203.0.113.1", 3)
 }
