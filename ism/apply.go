@@ -22,10 +22,13 @@ import (
 // tunnels, traps and IKE are joined.
 func (g *Gateway) apply(cfg *config.Config) error {
 	g.applying = cfg
+	g.look.SetWorkers(cfg.Dataplane.Workers)
+	rawChanged := g.cfg != nil && g.cfg.Dataplane.RawTransport != cfg.Dataplane.RawTransport
+	g.eps.SetRawMode(transport.RawMode(cfg.Dataplane.RawTransport))
 	var errs []error
 	for _, tc := range cfg.Tunnels {
 		old := g.tunnels[tc.Name]
-		if old != nil && old.cfg.Equal(tc) && !g.leavesDatapath(old, cfg) {
+		if old != nil && old.cfg.Equal(tc) && !g.leavesDatapath(old, cfg) && !(rawChanged && tc.UDPEncapPort == 0) {
 			old.cfg = tc
 			continue
 		}

@@ -65,6 +65,8 @@ type Config struct {
 	Driver Driver
 	// DPDK holds the EAL arguments and virtual devices of the dpdk driver.
 	DPDK DPDK
+	// Dataplane holds the packet processing settings ("dataplane").
+	Dataplane Dataplane
 
 	// VRs are the virtual routers, DefaultVR first, then in file order.
 	VRs []VR

@@ -32,6 +32,7 @@ func (p *parser) resolve() *Config {
 		ReplayWindow:     g.replay.or(DefaultReplayWindow),
 		Driver:           g.driver.or(DriverAuto),
 		DPDK:             g.dpdk,
+		Dataplane:        g.dataplane.resolve(),
 		VRs:              []VR{{Name: DefaultVR}},
 		Certificates:     g.certs,
 		Metrics:          g.metrics,

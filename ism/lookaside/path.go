@@ -30,8 +30,10 @@ type path struct {
 
 	// out is the outbound SA packets are sent with; nil when there is none.
 	out atomic.Pointer[offload.SA]
-	// txSock is the transport socket outbound packets leave by.
+	// txSock is the transport socket outbound packets leave by, and
+	// txHow what show says of it.
 	txSock atomic.Pointer[transport.Socket]
+	txHow  atomic.Pointer[string]
 	// hold keeps the packets that wait for the first outbound SA.
 	hold holdQueue
 
@@ -57,7 +59,14 @@ func (p *path) AddSA(sa *datapath.SA) error {
 			port = sa.DstPort
 		}
 	}
-	s, err := t.Endpoint.Socket(kind, port)
+	var s *transport.Socket
+	var err error
+	how := fmt.Sprintf("UDP socket %s, port %d", t.Endpoint.Local(), port)
+	if kind != transport.UDP && sa.Direction == ipsec.Outbound {
+		s, how, err = t.Endpoint.RawSocket(kind, sa.ID.Dst)
+	} else {
+		s, err = t.Endpoint.Socket(kind, port)
+	}
 	if err != nil {
 		return err
 	}
@@ -91,6 +100,7 @@ func (p *path) AddSA(sa *datapath.SA) error {
 	}
 	p.outs = append(p.outs, osa)
 	p.txSock.Store(s)
+	p.txHow.Store(&how)
 	p.out.Store(osa)
 	return nil
 }
@@ -155,6 +165,9 @@ func (p *path) Status() datapath.Status {
 	s := datapath.Status{Datapath: p.d.Name(), Interface: TUNName}
 	if sa := p.out.Load(); sa != nil {
 		s.Driver, s.DriverReason = sa.Driver()
+		if how := p.txHow.Load(); how != nil {
+			s.Transport = *how
+		}
 	}
 	p.mu.Lock()
 	sas := slices.Concat(p.in, p.outs)

@@ -63,6 +63,9 @@ func writeTunnelDetail(w io.Writer, ts []TunnelStatus) {
 			}
 			fmt.Fprintln(w)
 		}
+		if s.Transport != "" {
+			fmt.Fprintf(w, "  Transport: %s\n", s.Transport)
+		}
 		if s.DatapathReason != "" && s.Datapath != "xfrm" {
 			fmt.Fprintf(w, "  Datapath %s: %s\n", s.Datapath, s.DatapathReason)
 		}
