@@ -81,6 +81,11 @@ type Config struct {
 	Metrics netip.AddrPort
 	// ControlSocket is the path of ismd's unix control socket.
 	ControlSocket string
+
+	// Checkpoint is where the SAs' state goes for a restart; Cluster the
+	// node's cluster (zero: none).
+	Checkpoint Checkpoint
+	Cluster    Cluster
 }
 
 // Tunnel returns the tunnel called name (without "ipsec:"), or nil.
