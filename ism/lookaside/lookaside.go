@@ -70,6 +70,7 @@ type Datapath struct {
 
 var (
 	_ datapath.Datapath  = (*Datapath)(nil)
+	_ datapath.Resumer   = (*path)(nil)
 	_ transport.Receiver = (*receiver)(nil)
 )
 
