@@ -140,7 +140,7 @@ func sendUnsolicitedNA(vip VIP) error {
 		return fmt.Errorf("vr: neighbour advertisement from %s: %w", vip.Prefix.Addr(), err)
 	}
 	pkt := make([]byte, 32)
-	pkt[0] = 136                              // neighbour advertisement; code and checksum 0 (the kernel sums)
+	pkt[0] = 136                               // neighbour advertisement; code and checksum 0 (the kernel sums)
 	binary.BigEndian.PutUint32(pkt[4:], 1<<29) // override
 	t := vip.Prefix.Addr().As16()
 	copy(pkt[8:24], t[:])
