@@ -57,7 +57,7 @@ var rules = map[string]rule{
 	"ism/lookaside": leaf("clock", "driver", "fallback", "ipsec", "ism/datapath", "ism/transport", "ism/vr", "offload", "offload/header", "transform"),
 	"ism/xfrm":      leaf("driver/kernel", "ipsec", "ism/datapath", "ism/vr", "selector", "transform"),
 	"ism/operator":  leaf("ike", "ism/datapath", "offload"),
-	"ism":           {mayNot: []string{"bench", "cmd/", "internal/", "cluster", "checkpoint"}},
+	"ism":           {mayNot: []string{"bench", "cmd/", "internal/", "cluster"}},
 
 	// The cluster, beside the line card.
 	"checkpoint": {mayNot: []string{"ism", "ism/", "ike", "ike/", "offload", "cluster", "driver", "fallback", "bench", "cmd/", "internal/"}},

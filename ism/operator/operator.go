@@ -67,9 +67,12 @@ type TunnelStatus struct {
 	DatapathReason string              `json:"datapath_reason,omitempty"`
 	SAs            []datapath.SAStatus `json:"sas"`
 	// IKE is the negotiation state of a signaled tunnel.
-	IKE      *ike.TunnelStatus `json:"ike,omitempty"`
-	Inbound  datapath.Traffic  `json:"inbound"`
-	Outbound datapath.Traffic  `json:"outbound"`
+	IKE *ike.TunnelStatus `json:"ike,omitempty"`
+	// Resumed says how the tunnel resumed from a checkpoint (a restart,
+	// a cluster takeover): per SA, where it resumed and why there.
+	Resumed  []string         `json:"resumed,omitempty"`
+	Inbound  datapath.Traffic `json:"inbound"`
+	Outbound datapath.Traffic `json:"outbound"`
 }
 
 // Statistics is what `show ipsec statistics` shows: the gateway's totals.
