@@ -54,12 +54,27 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	g, err := ism.New(cfg, ism.Options{Logger: log})
+	sf, err := stateFile(cfg)
+	if err != nil {
+		printErrors(err)
+		os.Exit(1)
+	}
+	resume := loadState(sf, log)
+	g, err := ism.New(cfg, ism.Options{Logger: log, Resume: resume})
+	if resume != nil {
+		resume.State.Zero()
+	}
 	if err != nil {
 		log.Error("start", "err", err)
 		os.Exit(1)
 	}
 	defer g.Close()
+	cp := startCheckpoints(cfg, sf, g, log)
+	defer func() {
+		if err := cp.stop(); err != nil {
+			log.Error("last checkpoint", "err", err)
+		}
+	}()
 
 	var reloadMu sync.Mutex
 	reload := func() error {
