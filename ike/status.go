@@ -2,6 +2,7 @@ package ike
 
 import (
 	"net/netip"
+	"reflect"
 	"time"
 
 	"github.com/ismgw/ism/ipsec"
@@ -14,6 +15,10 @@ type Status struct {
 	IKESAs   []IKESAStatus
 	Tunnels  []TunnelStatus
 	Counters Counters
+	// ByVersion holds, from a daemon that runs more than one IKE version
+	// (ike/mux), each version's counters, by version number; Counters is
+	// then their sum. Nil from a daemon of one version.
+	ByVersion map[int]Counters
 }
 
 // IKESAStatus describes one IKE SA (`show ike sa`).
@@ -51,7 +56,10 @@ type IKESAStatus struct {
 
 // TunnelStatus describes one signaled tunnel (`show ipsec tunnel detail`).
 type TunnelStatus struct {
-	Name        string
+	Name string
+	// Version is the IKE version the tunnel negotiates with: 1 (zero
+	// means 1) or 2.
+	Version     int
 	State       string // "down", "negotiating", "up"
 	Peer        netip.AddrPort
 	QuickMode   string // state of the quick mode in progress, if any
@@ -149,4 +157,13 @@ type Counters struct {
 	InvalidIKESPILimited  uint64 // INVALID_IKE_SPI notifies not sent: rate limit
 	IntermediateExchanges uint64 // IKE_INTERMEDIATE exchanges completed, either role (RFC 9242)
 	FollowupKEExchanges   uint64 // IKE_FOLLOWUP_KE exchanges completed, either role (RFC 9370 §2.2.4)
+}
+
+// Add adds o's counts to c, field by field.
+func (c *Counters) Add(o Counters) {
+	cv, ov := reflect.ValueOf(c).Elem(), reflect.ValueOf(o)
+	for i := range cv.NumField() {
+		f := cv.Field(i)
+		f.SetUint(f.Uint() + ov.Field(i).Uint())
+	}
 }

@@ -147,7 +147,7 @@ func b2i(b bool) int {
 	return 0
 }
 
-var rekeysRE = regexp.MustCompile(`IKE: up with .*, (\d+) rekeys`)
+var rekeysRE = regexp.MustCompile(`IKE(?:v2)?: up with .*, (\d+) rekeys`)
 
 // rekeys returns the rekeys `show ipsec tunnel detail` counts for t1, -1
 // when the tunnel is not up.

@@ -100,15 +100,25 @@ func (d *Datapath) outbound(dev *device) {
 			pk := pkts[i]
 			pk.Reset(sizes[i])
 			pt, r := classify(f, pk.Buf.Bytes())
-			if r != offload.NotDropped {
-				if pt != nil {
-					pt.t.TX.Drop(r)
-					if r == offload.DropNoSA && pt.t.Signaled {
-						d.events.Acquire(pt.t)
-					}
-				} else {
-					d.drops.Drop(r)
+			switch {
+			case r == offload.DropNoSA && pt.t.Signaled:
+				// Held until IKE installs an SA (hold.go).
+				d.holdOrDrop(pt, pk.Buf.Bytes())
+				d.events.Acquire(pt.t)
+				if pt.out.Load() != nil { // the SA came meanwhile
+					pt.release()
 				}
+				continue
+			case r == offload.NotDropped && pt.hold.holding.Load():
+				// Behind the held packets, in order.
+				d.holdOrDrop(pt, pk.Buf.Bytes())
+				pt.release()
+				continue
+			case r != offload.NotDropped && pt != nil:
+				pt.t.TX.Drop(r)
+				continue
+			case r != offload.NotDropped:
+				d.drops.Drop(r)
 				continue
 			}
 			pk.SA = pt.out.Load()

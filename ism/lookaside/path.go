@@ -32,6 +32,8 @@ type path struct {
 	out atomic.Pointer[offload.SA]
 	// txSock is the transport socket outbound packets leave by.
 	txSock atomic.Pointer[transport.Socket]
+	// hold keeps the packets that wait for the first outbound SA.
+	hold holdQueue
 
 	mu     sync.Mutex
 	in     []*offload.SA // inbound SAs (two during a rekey)
@@ -75,6 +77,10 @@ func (p *path) addSA(sa *datapath.SA, r *offload.Resume) error {
 	}
 	if c.ID() != sa.ID {
 		return fmt.Errorf("lookaside: SA %s is not %s", sa.ID, c.ID())
+	}
+	if sa.Direction == ipsec.Outbound {
+		// After p.mu is unlocked: the held packets leave on the new SA.
+		defer p.d.releaseAfter(p, sa.ReleaseDelay)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

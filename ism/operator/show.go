@@ -66,29 +66,8 @@ func writeTunnelDetail(w io.Writer, ts []TunnelStatus) {
 		if s.DatapathReason != "" && s.Datapath != "xfrm" {
 			fmt.Fprintf(w, "  Datapath %s: %s\n", s.Datapath, s.DatapathReason)
 		}
-		if i := s.IKE; i != nil {
-			fmt.Fprintf(w, "  IKE: %s", i.State)
-			if i.Peer.IsValid() {
-				fmt.Fprintf(w, " with %s", i.Peer)
-			}
-			if i.QuickMode != "" {
-				fmt.Fprintf(w, ", quick mode %s", i.QuickMode)
-			}
-			if i.Transform.Valid() {
-				fmt.Fprintf(w, ", %s", i.Transform)
-				if i.PFSGroup != 0 {
-					fmt.Fprintf(w, ", PFS group %d", i.PFSGroup)
-				} else {
-					fmt.Fprint(w, ", no PFS")
-				}
-				fmt.Fprintf(w, ", %s left, %d rekeys", i.TimeLeft.Round(time.Second), i.Rekeys)
-			}
-			fmt.Fprintln(w)
-			if i.LastError != "" {
-				fmt.Fprintf(w, "  Last negotiation error: %s\n", i.LastError)
-			}
-			writeDPD(w, i.DPD)
-			writeFailover(w, i.Failover)
+		if s.IKE != nil {
+			writeIKEDetail(w, s)
 		}
 		for i, l := range s.Resumed {
 			if i == 0 {
