@@ -36,7 +36,7 @@ const restartPSK = "restart psk"
 func restartConfA(dir string) string {
 	return fmt.Sprintf(`checkpoint state-directory %[1]s/state-a
 checkpoint key-file %[1]s/a.key
-checkpoint interval 0
+checkpoint interval 200
 ipsec isakmp-policy-rule 10
   encryption aes128
   hash sha
