@@ -35,11 +35,13 @@ func (s *SAState) Zero() { s.Data.Zero() }
 // ImportOptions say how far an imported IKE SA's counters jump past the
 // record: what the old daemon may have used after it was taken.
 type ImportOptions struct {
-	// MessageIDs is, for IKEv2, how far the message IDs of requests jump
-	// (RFC 6311 §3: the peer may have answered requests the record does
-	// not know of); zero means DefaultMessageIDMargin. Where the peer
-	// announced IKEV2_MESSAGE_ID_SYNC_SUPPORTED the daemon synchronises
-	// with it instead (RFC 6311 §4).
+	// MessageIDs is, for IKEv2, how far past the record's the peer's
+	// next request ID may be (it may have sent requests the old daemon
+	// answered after the record): the first request that authenticates
+	// within it sets the window there. This end's requests resume at the
+	// record's ID, never past it, since a peer with a window of one
+	// ignores any other (RFC 7296 §2.3); zero means
+	// DefaultMessageIDMargin.
 	MessageIDs uint32
 	// DPDSequence is, for IKEv1, how far the R-U-THERE sequence number
 	// jumps (RFC 3706 §7); zero means DefaultDPDSequenceMargin.
