@@ -76,6 +76,17 @@ func main() {
 		}
 	}()
 
+	cn, err := startCluster(cfg, g, log)
+	if err != nil {
+		printErrors(err)
+		os.Exit(1)
+	}
+	defer func() {
+		if err := cn.leave(); err != nil {
+			log.Error("leaving the cluster", "err", err)
+		}
+	}()
+
 	var reloadMu sync.Mutex
 	reload := func() error {
 		reloadMu.Lock()
@@ -91,12 +102,12 @@ func main() {
 		log.Info("configuration reloaded", "config", c)
 		return nil
 	}
-	if err := operator.ServeControl(ctx, cfg.ControlSocket, g, reload, log); err != nil {
+	if err := operator.ServeControl(ctx, cfg.ControlSocket, daemonGateway{g, cn}, reload, log); err != nil {
 		log.Error("control socket", "err", err)
 		os.Exit(1)
 	}
 	if cfg.Metrics.IsValid() {
-		if err := operator.ServeMetrics(ctx, cfg.Metrics, g, log); err != nil {
+		if err := operator.ServeMetrics(ctx, cfg.Metrics, g, log, cn.collectors()...); err != nil {
 			log.Error("metrics", "err", err)
 			os.Exit(1)
 		}
