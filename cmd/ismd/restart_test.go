@@ -249,7 +249,7 @@ func grepKeys(t *testing.T, what string, data []byte, env *swantest.Env) {
 			keys[fmt.Sprintf("charon's integrity key of %08x", spi)] = k.Integ
 		}
 	}
-	if len(keys) < 4 {
+	if len(keys) < 2 || env != nil && len(keys) < 4 {
 		t.Errorf("only %d keys to look for", len(keys))
 	}
 	for name, k := range keys {
