@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,8 +16,12 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/ismgw/ism/cluster"
+	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/internal/etcdtest"
 	"github.com/ismgw/ism/internal/netlab"
+	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/internal/swantest/charon"
+	"github.com/ismgw/ism/ism/operator"
 )
 
 // Issue 11, §2 and §3: ISM nodes in a cluster on a real etcd cluster of
@@ -46,6 +51,8 @@ cluster group g1
   virtual-address %[7]s/24
   tunnel ipsec:m1
   tunnel ipsec:s1
+  tunnel ipsec:c1
+  tunnel ipsec:c2
 checkpoint state-directory %[6]s/state-%[1]s
 checkpoint key-file %[6]s/state.key
 checkpoint interval 200
@@ -72,8 +79,30 @@ interface tunnel ipsec:s1
   tunnel transform-set gcm
   tunnel local-selector 198.51.100.12/30
   tunnel remote-selector 198.51.100.66/32
+ipsec pre-shared-key address 203.0.113.51 ascii "%[8]s"
+ipsec transform-set cbc
+  transform 1 esp-aes128-hmac-sha
+interface tunnel ipsec:c1
+  ip address 198.51.100.1 255.255.255.252
+  tunnel type signaled
+  tunnel source %[7]s
+  tunnel destination 203.0.113.51
+  tunnel transform-set cbc
+  tunnel local-selector 198.51.100.0/30
+  tunnel remote-selector 198.51.100.128/30
+interface tunnel ipsec:c2
+  ip address 198.51.100.5 255.255.255.252
+  tunnel type signaled
+  tunnel ike-version 2
+  tunnel source %[7]s
+  tunnel destination 203.0.113.51
+  tunnel transform-set cbc
+  tunnel local-selector 198.51.100.4/30
+  tunnel remote-selector 198.51.100.132/30
 ip route 198.51.100.65/32 ipsec:m1
 ip route 198.51.100.66/32 ipsec:s1
+ip route 198.51.100.128/30 ipsec:c1
+ip route 198.51.100.132/30 ipsec:c2
 `, node, eps.String(), etcd.PKI.CAFile, cert, key, dir, clusterVIP, restartPSK, restartK1, restartK2)
 }
 
@@ -107,13 +136,31 @@ interface tunnel ipsec:s1
 `, restartPSK, restartK1, restartK2, clusterVIP)
 }
 
-// clusterLab is etcd, the nodes and B.
+// clusterCharon is charon at 203.0.113.51: v1 (IKEv1) and v2 (IKEv2) to
+// the VIP, with DPD, each with a child SA that rekeys every 25 s.
+func clusterCharon() string {
+	conn := func(name string, version int, local, remote string) charon.Connection {
+		return charon.Connection{Name: name, Version: version, LocalAddrs: []string{"203.0.113.51"}, RemoteAddrs: []string{clusterVIP},
+			Proposals: []string{"aes128-sha1-modp2048"}, Timers: charon.Timers{Rekey: charon.Never},
+			DPDDelay: 2 * time.Second, DPDTimeout: 10 * time.Second, Mobike: new(bool),
+			Local: charon.End{Auth: "psk", ID: "203.0.113.51"}, Remote: charon.End{Auth: "psk", ID: clusterVIP},
+			Children: []charon.Child{{Name: name + "net", LocalTS: []string{local}, RemoteTS: []string{remote},
+				ESPProposals: []string{"aes128-sha1"}, Timers: charon.Timers{Rekey: 25 * time.Second, Life: 60 * time.Second, Rand: time.Second}}}}
+	}
+	return charon.Swanctl{Connections: []charon.Connection{
+		conn("v1", 1, "198.51.100.128/30", "198.51.100.0/30"), conn("v2", 2, "198.51.100.132/30", "198.51.100.4/30")},
+		Secrets: []charon.Secret{{Name: "ike-1", IDs: []string{"203.0.113.51", clusterVIP}, Secret: restartPSK}}}.Render()
+}
+
+// clusterLab is etcd, the nodes, B and charon.
 type clusterLab struct {
 	dir   string
 	etcd  *etcdtest.Cluster
 	nodes map[string]*daemon
 	b     *daemon
 	bNS   string
+	swan  *charon.Charon
+	cNS   string
 }
 
 func newClusterLab(t *testing.T, names ...string) *clusterLab {
@@ -146,6 +193,13 @@ func newClusterLab(t *testing.T, names ...string) *clusterLab {
 		lab.MustRun(x.bNS, "ip", "addr", "add", a, "dev", "lo")
 	}
 	x.b = newDaemon(t, ismd, ismctl, x.bNS, dir, "b", clusterPeerConf())
+	x.cNS = lab.NS("c")
+	lab.Link(x.cNS, "eth0", netip.MustParsePrefix("203.0.113.51/24"), tx, "tc", netip.Prefix{})
+	lab.MustRun(tx, "ip", "link", "set", "tc", "master", "br0")
+	for _, a := range []string{"198.51.100.129/32", "198.51.100.133/32"} {
+		lab.MustRun(x.cNS, "ip", "addr", "add", a, "dev", "lo")
+	}
+	x.swan = charon.Start(t, x.cNS, filepath.Join(dir, "charon"), charon.Conf{Swanctl: clusterCharon(), InstallRoutes: true})
 	return x
 }
 
@@ -191,6 +245,15 @@ func TestClusterTakeover(t *testing.T) {
 	m1 := startPing(t, x.bNS, "198.51.100.65", "198.51.100.9", 10*time.Millisecond)
 	s1 := startPing(t, x.bNS, "198.51.100.66", "198.51.100.13", 10*time.Millisecond)
 	x.b.waitFor(30*time.Second, "both tunnels carrying pings", func() bool { return m1.count() > 20 && s1.count() > 20 })
+	for _, child := range []string{"v1net", "v2net"} {
+		if out, err := x.swan.Initiate(child, 20*time.Second); err != nil {
+			t.Fatalf("charon: initiate %s: %v\n%s", child, err, out)
+		}
+	}
+	c1 := startPing(t, x.cNS, "198.51.100.129", "198.51.100.1", 10*time.Millisecond)
+	c2 := startPing(t, x.cNS, "198.51.100.133", "198.51.100.5", 10*time.Millisecond)
+	x.b.waitFor(30*time.Second, "charon's tunnels carrying pings", func() bool { return c1.count() > 20 && c2.count() > 20 })
+	swanIKE, swanChildren := swanSAs(t, x.swan)
 	bIKE := cookies(x.b.mustShow("show", "ike", "sa"))
 	bDrops := x.b.replayDrops("m1") + x.b.replayDrops("s1")
 	n1.waitFor(10*time.Second, "a checkpoint of g1 in etcd", func() bool {
@@ -206,7 +269,7 @@ func TestClusterTakeover(t *testing.T) {
 	n1.kill()
 	killed := time.Now()
 	n2.waitFor(15*time.Second, "n2 owning g1", func() bool { return n2.owns("g1") })
-	for name, p := range map[string]*pinger{"m1": m1, "s1": s1} {
+	for name, p := range map[string]*pinger{"m1": m1, "s1": s1, "c1": c1, "c2": c2} {
 		n2.waitFor(10*time.Second, name+" carrying pings through n2", func() bool { _, ok := p.firstAfter(killed); return ok })
 		first, _ := p.firstAfter(killed)
 		t.Logf("%s: first reply %v after the kill", name, first.Sub(killed).Round(time.Millisecond))
@@ -230,16 +293,78 @@ func TestClusterTakeover(t *testing.T) {
 	if after := cookies(x.b.mustShow("show", "ike", "sa")); after != bIKE || bIKE == "" {
 		t.Errorf("B's IKE SAs changed:\nbefore %s\nafter  %s", bIKE, after)
 	}
+	if ike, _ := swanSAs(t, x.swan); ike != swanIKE {
+		t.Errorf("charon's IKE SAs changed: before %s, after %s", swanIKE, ike)
+	}
+
+	// After the takeover, charon rekeys both child SAs on schedule on the
+	// same IKE SAs (n2 answers the quick mode and the CREATE_CHILD_SA),
+	// and, the traffic stopped, n2 answers its liveness checks.
+	n2.waitFor(40*time.Second, "charon's child SAs rekeyed", func() bool {
+		ike, children := swanSAs(t, x.swan)
+		fresh := 0
+		for _, c := range strings.Split(children, "]") {
+			if strings.Contains(c, " INSTALLED ") && !strings.Contains(swanChildren, c+"]") {
+				fresh++
+			}
+		}
+		return ike == swanIKE && fresh == 2
+	})
+	before := c1.count() + c2.count()
+	n2.waitFor(5*time.Second, "pings through the rekeyed child SAs", func() bool { return c1.count()+c2.count() > before+100 })
+	c1.stop()
+	c2.stop()
+	answered := n2.ikeCounters().DPDAnswered
+	n2.waitFor(20*time.Second, "charon's liveness checks answered", func() bool { return n2.ikeCounters().DPDAnswered >= answered+2 })
+	if ike, _ := swanSAs(t, x.swan); ike != swanIKE {
+		t.Errorf("charon's IKE SAs changed after the rekeys: before %s, after %s", swanIKE, ike)
+	}
+	if log := x.swan.Log(); strings.Contains(log, "dead peer") {
+		t.Errorf("charon declared the cluster dead")
+	}
+
 	show := n2.mustShow("show", "cluster")
 	if !strings.Contains(show, "g1") || len(n2.cluster().Takeovers) == 0 {
 		t.Errorf("n2's show cluster:\n%s", show)
 	}
-	grepEtcd(t, x.etcd)
+	grepEtcd(t, x.etcd, x.swan)
 }
 
-// grepEtcd fails the test if any key or value in etcd holds a manual key,
-// raw or in hex.
-func grepEtcd(t *testing.T, etcd *etcdtest.Cluster) {
+// swanSAs describes charon's IKE SAs (connection, unique id and SPIs) and
+// their child SAs (name, state and SPIs) apart.
+func swanSAs(t *testing.T, ch *charon.Charon) (ike, children string) {
+	t.Helper()
+	sas, err := swantest.ListSAsOf(ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(sas, func(a, b swantest.IKESA) int { return strings.Compare(a.Conn, b.Conn) })
+	var i, c strings.Builder
+	for _, sa := range sas {
+		fmt.Fprintf(&i, "[%s %s %s/%s]", sa.Conn, sa.F["uniqueid"], sa.F["initiator-spi"], sa.F["responder-spi"])
+		for _, ch := range sa.Children {
+			fmt.Fprintf(&c, "[%s %s %s/%s]", ch.Name, ch.F["state"], ch.F["spi-in"], ch.F["spi-out"])
+		}
+	}
+	return i.String(), c.String()
+}
+
+// ikeCounters returns the node's IKE counters (show ipsec statistics).
+func (d *daemon) ikeCounters() ike.Counters {
+	d.t.Helper()
+	var st operator.Statistics
+	if err := json.Unmarshal([]byte(d.mustShow("-json", "show", "ipsec", "statistics")), &st); err != nil {
+		d.t.Fatal(err)
+	}
+	if st.IKE == nil {
+		return ike.Counters{}
+	}
+	return *st.IKE
+}
+
+// grepEtcd fails the test if any key or value in etcd holds a manual key
+// or a key charon logged, raw or in hex.
+func grepEtcd(t *testing.T, etcd *etcdtest.Cluster, ch *charon.Charon) {
 	t.Helper()
 	cli := etcd.Client("grep")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -255,5 +380,5 @@ func grepEtcd(t *testing.T, etcd *etcdtest.Cluster) {
 	if len(resp.Kvs) < 3 {
 		t.Fatalf("only %d keys in etcd", len(resp.Kvs))
 	}
-	grepKeys(t, "etcd's keyspace", all, nil)
+	grepKeys(t, "etcd's keyspace", all, swantest.LoggedKeysOf(ch))
 }
