@@ -82,7 +82,8 @@ var rules = map[string]rule{
 	"internal/swantest":        leaf("internal/swantest/charon", "internal/netlab", "netns"),
 	"internal/testpkt":         leaf("offload/header"),
 	"internal/testvec":         leaf(),
-	"internal/etcdtest":        leaf("internal/netlab", "internal/swantest", "netns"),
+	"internal/etcdlab":         leaf("internal/netlab", "netns"),
+	"internal/etcdtest":        leaf("internal/etcdlab"),
 }
 
 // production reports whether pkg ships: anything but this test, the
