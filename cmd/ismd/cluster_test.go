@@ -46,6 +46,7 @@ func clusterNodeConf(dir, node, cert, key string, etcd *etcdtest.Cluster) string
 %[2]scluster etcd ca-certificate %[3]s
 cluster etcd certificate %[4]s key %[5]s
 cluster lease ttl 2
+cluster etcd election-timeout 500
 cluster key-file %[6]s/cluster.key
 cluster group g1
   virtual-address %[7]s/24
@@ -163,7 +164,7 @@ type clusterLab struct {
 	cNS   string
 }
 
-func newClusterLab(t *testing.T, names ...string) *clusterLab {
+func newClusterLab(t *testing.T, withCharon bool, names ...string) *clusterLab {
 	ismd, ismctl := build(t)
 	etcd := etcdtest.Start(t, etcdtest.Options{Namespaces: true,
 		Args: []string{"--heartbeat-interval", "50", "--election-timeout", "500"}})
@@ -193,6 +194,9 @@ func newClusterLab(t *testing.T, names ...string) *clusterLab {
 		lab.MustRun(x.bNS, "ip", "addr", "add", a, "dev", "lo")
 	}
 	x.b = newDaemon(t, ismd, ismctl, x.bNS, dir, "b", clusterPeerConf())
+	if !withCharon {
+		return x
+	}
 	x.cNS = lab.NS("c")
 	lab.Link(x.cNS, "eth0", netip.MustParsePrefix("203.0.113.51/24"), tx, "tc", netip.Prefix{})
 	lab.MustRun(tx, "ip", "link", "set", "tc", "master", "br0")
@@ -232,7 +236,7 @@ func (d *daemon) owns(group string) bool {
 }
 
 func TestClusterTakeover(t *testing.T) {
-	x := newClusterLab(t, "n1", "n2")
+	x := newClusterLab(t, true, "n1", "n2")
 	n1, n2 := x.nodes["n1"], x.nodes["n2"]
 	n1.start()
 	n1.waitFor(30*time.Second, "n1 owning g1", func() bool { return n1.owns("g1") })
@@ -381,4 +385,75 @@ func grepEtcd(t *testing.T, etcd *etcdtest.Cluster, ch *charon.Charon) {
 		t.Fatalf("only %d keys in etcd", len(resp.Kvs))
 	}
 	grepKeys(t, "etcd's keyspace", all, swantest.LoggedKeysOf(ch))
+}
+
+// TestClusterEtcdLossAndDrain: with one etcd member killed nothing moves;
+// with all three killed the owner keeps forwarding and the other node
+// takes nothing (every member refuses connections: no quorum can move the
+// group); with etcd back, `ismctl cluster drain` hands the group over to
+// the other node while B's tunnels keep running, without renegotiation
+// or replay drop.
+func TestClusterEtcdLossAndDrain(t *testing.T) {
+	x := newClusterLab(t, false, "n1", "n2")
+	n1, n2 := x.nodes["n1"], x.nodes["n2"]
+	n1.start()
+	n1.waitFor(30*time.Second, "n1 owning g1", func() bool { return n1.owns("g1") })
+	n2.start()
+	n2.waitFor(20*time.Second, "n2 in the cluster", func() bool { return len(n2.cluster().Nodes) == 2 })
+	x.b.start()
+	m1 := startPing(t, x.bNS, "198.51.100.65", "198.51.100.9", 10*time.Millisecond)
+	s1 := startPing(t, x.bNS, "198.51.100.66", "198.51.100.13", 10*time.Millisecond)
+	x.b.waitFor(30*time.Second, "both tunnels carrying pings", func() bool { return m1.count() > 20 && s1.count() > 20 })
+	bIKE := cookies(x.b.mustShow("show", "ike", "sa"))
+	bDrops := x.b.replayDrops("m1") + x.b.replayDrops("s1")
+	flowing := func(what string) {
+		t.Helper()
+		c1, c2 := m1.count(), s1.count()
+		n1.waitFor(5*time.Second, what, func() bool { return m1.count() > c1+50 && s1.count() > c2+50 })
+	}
+
+	x.etcd.Members[0].Kill()
+	time.Sleep(3 * time.Second) // past the lease TTL
+	flowing("pings with one etcd member down")
+	if !n1.owns("g1") || n2.owns("g1") {
+		t.Fatalf("g1 moved with one etcd member down:\n%s", n2.mustShow("show", "cluster"))
+	}
+
+	for _, m := range x.etcd.Members[1:] {
+		m.Kill()
+	}
+	time.Sleep(3 * time.Second)
+	flowing("pings with etcd down")
+	if st := n1.cluster(); st.Etcd.Reachable || !st.Etcd.Holding {
+		t.Errorf("n1 with etcd down: %+v", st.Etcd)
+	}
+	if n2.owns("g1") || !strings.Contains(n1.mustShow("show", "ipsec", "tunnel"), "up") {
+		t.Fatalf("with etcd down: n2 owns g1 or n1's tunnels are down:\n%s", n1.mustShow("show", "ipsec", "tunnel"))
+	}
+	for _, m := range x.etcd.Members {
+		m.Start()
+	}
+	x.etcd.WaitReady(30 * time.Second)
+	n1.waitFor(20*time.Second, "n1 seeing etcd again", func() bool { return n1.cluster().Etcd.Reachable })
+	if !n1.owns("g1") {
+		t.Fatalf("n1 lost g1 while etcd was down:\n%s", n1.mustShow("show", "cluster"))
+	}
+
+	out := n1.mustShow("cluster", "drain")
+	n2.waitFor(20*time.Second, "n2 owning g1 after the drain", func() bool { return n2.owns("g1") })
+	flowing("pings through n2 after the drain")
+	if n1.owns("g1") {
+		t.Errorf("n1 still owns g1 after %q", out)
+	}
+	if n := x.b.replayDrops("m1") + x.b.replayDrops("s1"); n != bDrops {
+		t.Errorf("B dropped %d packets as replays", n-bDrops)
+	}
+	if after := cookies(x.b.mustShow("show", "ike", "sa")); after != bIKE {
+		t.Errorf("B's IKE SAs changed:\nbefore %s\nafter  %s", bIKE, after)
+	}
+	st := n2.cluster()
+	if len(st.Takeovers) == 0 || !st.Takeovers[len(st.Takeovers)-1].Handover {
+		t.Errorf("n2's takeovers: %+v", st.Takeovers)
+	}
+	n1.mustShow("cluster", "undrain")
 }
