@@ -53,8 +53,13 @@ type ClusterResult struct {
 	// written a second per tunnel.
 	EtcdTxnsPerS       float64 `json:"etcd_txns_per_s"`
 	EtcdPutsPerTunnelS float64 `json:"etcd_puts_per_tunnel_s"`
-	TargetTakeoverS    float64 `json:"target_takeover_s"`
-	Met                bool    `json:"met"`
+	// StartS is the survivor's own account (show cluster): from the
+	// moment it set out to take the group (its owner's lease gone) to
+	// the end of the line card's start.
+	StartS          float64 `json:"survivor_start_s"`
+	Survivor        string  `json:"survivor"`
+	TargetTakeoverS float64 `json:"target_takeover_s"`
+	Met             bool    `json:"met"`
 }
 
 const clusterVIP = "203.0.113.100"
@@ -65,6 +70,10 @@ type clusterStatus struct {
 	Groups []struct {
 		Name, Owner, Local string
 		Txns, Puts         uint64
+	}
+	Takeovers []struct {
+		Group, To string
+		Duration  time.Duration
 	}
 }
 
@@ -171,6 +180,16 @@ func MeasureCluster(c ClusterConfig, run int) (ClusterResult, error) {
 			r.LostPackets, r.ProbePackets = r.LostPackets+l, r.ProbePackets+n
 		}
 		after := b.peerCounters()
+		for _, n := range nodes[1:] {
+			var st clusterStatus
+			if n.call("show cluster", &st) == nil {
+				for _, tk := range st.Takeovers {
+					if tk.Group == "g1" {
+						r.Survivor, r.StartS = st.Node, tk.Duration.Seconds()
+					}
+				}
+			}
+		}
 		r.TakeoverS = last.Sub(killed).Seconds()
 		r.Renegotiations, r.ReplayDrops = after.ikeSAs-before.ikeSAs, after.replayDrops-before.replayDrops
 		r.Met = r.TakeoverS <= r.TargetTakeoverS && r.Renegotiations == 0 && r.ReplayDrops == 0
