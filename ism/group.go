@@ -213,6 +213,13 @@ func (g *Gateway) releaseVIP(grp *group) {
 	grp.vip = vr.VIP{}
 }
 
+// ClusterOwnership reports a change of this node's ownership of a group
+// with the cluster-ownership trap: event "acquired" or "stopped", reason
+// how or why.
+func (g *Gateway) ClusterOwnership(group, node, event, reason string) {
+	g.traps.Load().ClusterOwnership(group, node, event, reason)
+}
+
 // ExportGroup returns the state of a group's tunnels for the cluster's
 // checkpoints: none unless the group runs here.
 func (g *Gateway) ExportGroup(name string) ([]checkpoint.Tunnel, error) {

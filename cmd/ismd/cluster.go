@@ -74,7 +74,22 @@ func clusterConfig(cfg *config.Config, g *ism.Gateway, log *slog.Logger) (cluste
 		cc.Groups = append(cc.Groups, cluster.Group{Name: gc.Name, TransportVR: gc.TransportVR.Name, VIP: gc.VIP,
 			Tunnels: gc.Tunnels})
 	}
-	cc.Events = func(e cluster.Event) { log.Info("cluster event", "event", e.String()) }
+	cc.Events = func(e cluster.Event) {
+		log.Info("cluster event", "event", e.String())
+		switch e.Kind {
+		case cluster.Acquired:
+			how := "failover"
+			if e.Handover {
+				how = "handover"
+			}
+			if e.From != "" {
+				how += " from " + e.From
+			}
+			g.ClusterOwnership(e.Group, e.Node, "acquired", fmt.Sprintf("%s in %v", how, e.Duration.Round(time.Millisecond)))
+		case cluster.Released:
+			g.ClusterOwnership(e.Group, e.Node, "stopped", e.Reason)
+		}
+	}
 	return cc, nil
 }
 

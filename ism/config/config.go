@@ -261,9 +261,12 @@ const (
 	TrapIKEFailure Trap = "ike-failure" // an IKE negotiation failed
 	TrapDPD        Trap = "dpd"         // DPD declared a peer dead
 	TrapFailover   Trap = "failover"    // a tunnel switched destination
+	// TrapClusterOwnership: this cluster node took a tunnel group or
+	// stopped owning one.
+	TrapClusterOwnership Trap = "cluster-ownership"
 )
 
 // AllTraps returns every trap.
 func AllTraps() []Trap {
-	return []Trap{TrapTunnelUp, TrapTunnelDown, TrapIKEFailure, TrapDPD, TrapFailover}
+	return []Trap{TrapTunnelUp, TrapTunnelDown, TrapIKEFailure, TrapDPD, TrapFailover, TrapClusterOwnership}
 }
