@@ -130,7 +130,10 @@ func sendUnsolicitedNA(vip VIP) error {
 		return fmt.Errorf("vr: neighbour advertisement: %w", err)
 	}
 	defer unix.Close(fd)
-	for _, o := range [][2]int{{unix.IPV6_MULTICAST_HOPS, 255}, {unix.IPV6_UNICAST_HOPS, 255}, {unix.IPV6_MULTICAST_IF, int(vip.Index)}} {
+	// Free bind: the VIP may still be settling in the kernel (an address
+	// added a moment ago), and the advertisement must go out now.
+	for _, o := range [][2]int{{unix.IPV6_MULTICAST_HOPS, 255}, {unix.IPV6_UNICAST_HOPS, 255}, {unix.IPV6_MULTICAST_IF, int(vip.Index)},
+		{unix.IPV6_FREEBIND, 1}} {
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, o[0], o[1]); err != nil {
 			return fmt.Errorf("vr: neighbour advertisement: %w", err)
 		}
