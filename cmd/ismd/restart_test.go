@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,8 +32,9 @@ var (
 
 const restartPSK = "restart psk"
 
-// restartConfA is gateway A at 192.0.2.1: m1 manual and s1 signaled to
-// ISM B (192.0.2.3), c1 signaled to charon (192.0.2.2).
+// restartConfA is gateway A at 192.0.2.1: m1 manual, s1 (IKEv1) and s2
+// (IKEv2) signaled to ISM B (192.0.2.3), c1 (IKEv1) and c2 (IKEv2)
+// signaled to charon (192.0.2.2).
 func restartConfA(dir string) string {
 	return fmt.Sprintf(`checkpoint state-directory %[1]s/state-a
 checkpoint key-file %[1]s/a.key
@@ -64,6 +66,24 @@ interface tunnel ipsec:s1
   tunnel transform-set gcm
   tunnel local-selector 198.51.100.12/30
   tunnel remote-selector 203.0.113.66/32
+interface tunnel ipsec:s2
+  ip address 198.51.100.17 255.255.255.252
+  tunnel type signaled
+  tunnel ike-version 2
+  tunnel source 192.0.2.1
+  tunnel destination 192.0.2.3
+  tunnel transform-set gcm
+  tunnel local-selector 198.51.100.16/30
+  tunnel remote-selector 203.0.113.67/32
+interface tunnel ipsec:c2
+  ip address 198.51.100.21 255.255.255.252
+  tunnel type signaled
+  tunnel ike-version 2
+  tunnel source 192.0.2.1
+  tunnel destination 192.0.2.2
+  tunnel transform-set cbc
+  tunnel local-selector 198.51.100.20/30
+  tunnel remote-selector 203.0.113.128/26
 interface tunnel ipsec:c1
   tunnel type signaled
   tunnel source 192.0.2.1
@@ -74,10 +94,12 @@ interface tunnel ipsec:c1
 ip route 203.0.113.65/32 ipsec:m1
 ip route 203.0.113.66/32 ipsec:s1
 ip route 203.0.113.1/32 ipsec:c1
+ip route 203.0.113.67/32 ipsec:s2
+ip route 203.0.113.129/32 ipsec:c2
 `, dir, restartPSK, restartK1, restartK2)
 }
 
-// restartConfB is ISM B at 192.0.2.3, the mirror of A's m1 and s1.
+// restartConfB is ISM B at 192.0.2.3, the mirror of A's m1, s1 and s2.
 func restartConfB() string {
 	return fmt.Sprintf(`checkpoint interval 0
 ipsec isakmp-policy-rule 10
@@ -103,10 +125,19 @@ interface tunnel ipsec:s1
   tunnel transform-set gcm
   tunnel local-selector 203.0.113.66/32
   tunnel remote-selector 198.51.100.12/30
+interface tunnel ipsec:s2
+  ip address 198.51.100.18 255.255.255.252
+  tunnel type signaled
+  tunnel ike-version 2
+  tunnel source 192.0.2.3
+  tunnel destination 192.0.2.1
+  tunnel transform-set gcm
+  tunnel local-selector 203.0.113.67/32
+  tunnel remote-selector 198.51.100.16/30
 `, restartPSK, restartK1, restartK2)
 }
 
-// restartCharon is charon's side of c1, IKEv1, with DPD.
+// restartCharon is charon's side of c1 (IKEv1) and c2 (IKEv2), with DPD.
 func restartCharon() string {
 	conn := charon.Connection{Name: "ism", Version: 1, LocalAddrs: []string{"192.0.2.2"}, RemoteAddrs: []string{"192.0.2.1"},
 		Proposals: []string{"aes128-sha1-modp2048"}, Timers: charon.Timers{Rekey: charon.Never},
@@ -114,7 +145,15 @@ func restartCharon() string {
 		Local: charon.End{Auth: "psk", ID: "192.0.2.2"}, Remote: charon.End{Auth: "psk", ID: "192.0.2.1"},
 		Children: []charon.Child{{Name: "net", LocalTS: []string{"203.0.113.0/26"}, RemoteTS: []string{"198.51.100.0/28"},
 			ESPProposals: []string{"aes128-sha1"}, Timers: charon.Timers{Rekey: charon.Never}}}}
-	return charon.Swanctl{Connections: []charon.Connection{conn},
+	// A's IKEv1 main mode carries INITIAL_CONTACT, on which charon
+	// deletes every IKE SA with A's identity, the IKEv2 one included,
+	// unless it enforces no uniqueness.
+	conn.Extra = []string{"unique = never"}
+	v2 := conn
+	v2.Name, v2.Version = "ism2", 2
+	v2.Children = []charon.Child{{Name: "net2", LocalTS: []string{"203.0.113.128/26"}, RemoteTS: []string{"198.51.100.20/30"},
+		ESPProposals: []string{"aes128-sha1"}, Timers: charon.Timers{Rekey: charon.Never}}}
+	return charon.Swanctl{Connections: []charon.Connection{conn, v2},
 		Secrets: []charon.Secret{{Name: "ike-1", IDs: []string{"192.0.2.2", "192.0.2.1"}, Secret: restartPSK}}}.Render()
 }
 
@@ -123,7 +162,7 @@ type restartLab struct {
 	dir          string
 	a, b         *daemon
 	env          *swantest.Env
-	m1, s1, c1   *pinger
+	pings        map[string]*pinger
 	bIKE, swanSA string
 }
 
@@ -132,7 +171,7 @@ func newRestartLab(t *testing.T) *restartLab {
 	env := swantest.New(t)
 	t.Cleanup(env.Dump)
 	bEnv := env.AddPeer(t, netip.MustParseAddr("192.0.2.3"))
-	for _, a := range []string{"203.0.113.65/32", "203.0.113.66/32"} {
+	for _, a := range []string{"203.0.113.65/32", "203.0.113.66/32", "203.0.113.67/32"} {
 		if out, err := command("ip", "-n", bEnv.NSSwan, "addr", "add", a, "dev", "lo"); err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
@@ -147,11 +186,18 @@ func newRestartLab(t *testing.T) *restartLab {
 		b: newDaemon(t, ismd, ismctl, bEnv.NSSwan, dir, "b", restartConfB())}
 	x.b.start()
 	x.a.start()
-	x.m1 = startPing(t, env.NSISM, "198.51.100.9", "203.0.113.65", 10*time.Millisecond)
-	x.s1 = startPing(t, env.NSISM, "198.51.100.13", "203.0.113.66", 10*time.Millisecond)
-	x.c1 = startPing(t, env.NSISM, "198.51.100.1", "203.0.113.1", 10*time.Millisecond)
+	x.pings = map[string]*pinger{}
+	for name, p := range map[string][2]string{"m1": {"198.51.100.9", "203.0.113.65"}, "s1": {"198.51.100.13", "203.0.113.66"},
+		"s2": {"198.51.100.17", "203.0.113.67"}, "c1": {"198.51.100.1", "203.0.113.1"}, "c2": {"198.51.100.21", "203.0.113.129"}} {
+		x.pings[name] = startPing(t, env.NSISM, p[0], p[1], 10*time.Millisecond)
+	}
 	x.a.waitFor(30*time.Second, "every tunnel carrying pings", func() bool {
-		return x.m1.count() > 20 && x.s1.count() > 20 && x.c1.count() > 20
+		for _, p := range x.pings {
+			if p.count() <= 20 {
+				return false
+			}
+		}
+		return true
 	})
 	return x
 }
@@ -160,7 +206,7 @@ func TestRestartResumesTunnels(t *testing.T) {
 	x := newRestartLab(t)
 	bIKE := cookies(x.b.mustShow("show", "ike", "sa"))
 	swanBefore := charonSA(t, x.env)
-	bDrops := x.b.replayDrops("m1") + x.b.replayDrops("s1")
+	bDrops := x.b.replayDrops("m1") + x.b.replayDrops("s1") + x.b.replayDrops("s2")
 
 	// Let a checkpoint or two land with the pings going, then crash.
 	time.Sleep(600 * time.Millisecond)
@@ -174,7 +220,7 @@ func TestRestartResumesTunnels(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // the peers notice nothing but silence
 	started := x.a.start()
 
-	for name, p := range map[string]*pinger{"m1": x.m1, "s1": x.s1, "c1": x.c1} {
+	for name, p := range x.pings {
 		x.a.waitFor(10*time.Second, name+" carrying pings again", func() bool { _, ok := p.firstAfter(started); return ok })
 		first, _ := p.firstAfter(started)
 		t.Logf("%s: first reply %v after the restart (%v after the kill)", name, first.Sub(started).Round(time.Millisecond), first.Sub(killed).Round(time.Millisecond))
@@ -193,7 +239,7 @@ func TestRestartResumesTunnels(t *testing.T) {
 			t.Errorf("A's show detail lacks %q:\n%s", want, detail)
 		}
 	}
-	if n := x.b.replayDrops("m1") + x.b.replayDrops("s1"); n != bDrops {
+	if n := x.b.replayDrops("m1") + x.b.replayDrops("s1") + x.b.replayDrops("s2"); n != bDrops {
 		t.Errorf("B dropped %d packets as replays after A's restart", n-bDrops)
 	}
 	if after := cookies(x.b.mustShow("show", "ike", "sa")); after != bIKE || bIKE == "" {
@@ -223,8 +269,10 @@ func charonSA(t *testing.T, env *swantest.Env) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	slices.SortFunc(sas, func(a, b swantest.IKESA) int { return strings.Compare(a.Conn, b.Conn) })
 	var b strings.Builder
 	for _, sa := range sas {
+		slices.SortFunc(sa.Children, func(a, b swantest.ChildSA) int { return strings.Compare(a.Name, b.Name) })
 		fmt.Fprintf(&b, "[%s %s %s/%s", sa.Conn, sa.F["uniqueid"], sa.F["initiator-spi"], sa.F["responder-spi"])
 		for _, c := range sa.Children {
 			fmt.Fprintf(&b, " %s %s/%s", c.Name, c.F["spi-in"], c.F["spi-out"])
