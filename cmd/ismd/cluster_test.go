@@ -1,15 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -456,4 +461,117 @@ func TestClusterEtcdLossAndDrain(t *testing.T) {
 		t.Errorf("n2's takeovers: %+v", st.Takeovers)
 	}
 	n1.mustShow("cluster", "undrain")
+}
+
+// TestClusterPartition: the owner is cut off from etcd but not from B. It
+// stops sending from the VIP (fenced by its lease time) before the other
+// node takes the group: tcpdump at B sees every packet from the VIP come
+// from the first node's MAC, then only from the second's, never both
+// interleaved. B's tunnels carry on through the second node, and the first
+// takes nothing back when the partition heals.
+func TestClusterPartition(t *testing.T) {
+	x := newClusterLab(t, false, "n1", "n2")
+	n1, n2 := x.nodes["n1"], x.nodes["n2"]
+	n1.start()
+	n1.waitFor(30*time.Second, "n1 owning g1", func() bool { return n1.owns("g1") })
+	n2.start()
+	n2.waitFor(20*time.Second, "n2 in the cluster", func() bool { return len(n2.cluster().Nodes) == 2 })
+	x.b.start()
+	m1 := startPing(t, x.bNS, "198.51.100.65", "198.51.100.9", 10*time.Millisecond)
+	s1 := startPing(t, x.bNS, "198.51.100.66", "198.51.100.13", 10*time.Millisecond)
+	x.b.waitFor(30*time.Second, "both tunnels carrying pings", func() bool { return m1.count() > 20 && s1.count() > 20 })
+	bIKE := cookies(x.b.mustShow("show", "ike", "sa"))
+	bDrops := x.b.replayDrops("m1") + x.b.replayDrops("s1")
+	mac := func(ns string) string {
+		out, err := command("ip", "-n", ns, "-br", "link", "show", "eth1")
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		return strings.Fields(out)[2]
+	}
+	mac1, mac2 := mac(n1.ns), mac(n2.ns)
+
+	dump := exec.Command("ip", "netns", "exec", x.bNS, "tcpdump", "-i", "eth0", "-e", "-n", "-tt", "-l", "src", "host", clusterVIP)
+	out, err := dump.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dump.Start(); err != nil {
+		t.Fatalf("tcpdump: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(dump.Process.Pid, syscall.SIGKILL); _ = dump.Wait() })
+	type seen struct {
+		at  float64
+		mac string
+	}
+	var mu sync.Mutex
+	var frames []seen
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) < 2 {
+				continue
+			}
+			at, err := strconv.ParseFloat(f[0], 64)
+			if err != nil {
+				continue
+			}
+			mu.Lock()
+			frames = append(frames, seen{at, f[1]})
+			mu.Unlock()
+		}
+	}()
+	count := func(m string) (n int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, f := range frames {
+			if f.mac == m {
+				n++
+			}
+		}
+		return n
+	}
+	x.b.waitFor(10*time.Second, "tcpdump seeing n1's packets", func() bool { return count(mac1) > 20 })
+
+	x.etcd.Cut(n1.ns)
+	n2.waitFor(20*time.Second, "n2 owning g1", func() bool { return n2.owns("g1") })
+	x.b.waitFor(10*time.Second, "tcpdump seeing n2's packets", func() bool { return count(mac2) > 50 })
+	c1, c2 := m1.count(), s1.count()
+	x.b.waitFor(5*time.Second, "pings through n2", func() bool { return m1.count() > c1+50 && s1.count() > c2+50 })
+	if n1.owns("g1") {
+		t.Fatalf("n1 still owns g1 cut off from etcd:\n%s", n1.mustShow("show", "cluster"))
+	}
+	mu.Lock()
+	var last1, first2 float64
+	for _, f := range frames {
+		switch f.mac {
+		case mac1:
+			last1 = f.at
+		case mac2:
+			if first2 == 0 {
+				first2 = f.at
+			}
+		default:
+			t.Errorf("a packet from the VIP with MAC %s, neither node's (%s, %s)", f.mac, mac1, mac2)
+		}
+	}
+	mu.Unlock()
+	if last1 == 0 || first2 == 0 || last1 >= first2 {
+		t.Fatalf("B received n1's last packet from the VIP at %.6f, n2's first at %.6f: not one after the other", last1, first2)
+	}
+	t.Logf("partition: %.3f s between n1's last packet from the VIP and n2's first", first2-last1)
+
+	x.etcd.Mend(n1.ns)
+	n1.waitFor(20*time.Second, "n1 back in the cluster", func() bool { return n1.cluster().Lease.State == "held" })
+	time.Sleep(time.Second)
+	if n1.owns("g1") || !n2.owns("g1") {
+		t.Errorf("the group moved back when the partition healed:\n%s", n2.mustShow("show", "cluster"))
+	}
+	if n := x.b.replayDrops("m1") + x.b.replayDrops("s1"); n != bDrops {
+		t.Errorf("B dropped %d packets as replays", n-bDrops)
+	}
+	if after := cookies(x.b.mustShow("show", "ike", "sa")); after != bIKE {
+		t.Errorf("B's IKE SAs changed:\nbefore %s\nafter  %s", bIKE, after)
+	}
 }
