@@ -209,11 +209,6 @@ func (p *pinger) count() int {
 	return len(p.replies)
 }
 
-// traffic sums a tunnel's packets both ways.
-func traffic(s operator.TunnelStatus) uint64 {
-	return s.Inbound.Packets + s.Outbound.Packets
-}
-
 // command runs a command and returns its output.
 func command(args ...string) (string, error) {
 	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()

@@ -159,11 +159,10 @@ func restartCharon() string {
 
 // restartLab is A, B and charon with their tunnels up and pings running.
 type restartLab struct {
-	dir          string
-	a, b         *daemon
-	env          *swantest.Env
-	pings        map[string]*pinger
-	bIKE, swanSA string
+	dir   string
+	a, b  *daemon
+	env   *swantest.Env
+	pings map[string]*pinger
 }
 
 func newRestartLab(t *testing.T) *restartLab {

@@ -100,11 +100,3 @@ func (cp *checkpoints) stop() error {
 	cp.c.Stop()
 	return cp.c.Checkpoint()
 }
-
-// status is the checkpoints' status for show; zero when off.
-func (cp *checkpoints) status() checkpoint.Status {
-	if cp == nil {
-		return checkpoint.Status{}
-	}
-	return cp.c.Status()
-}
