@@ -397,7 +397,7 @@ func grepEtcd(t *testing.T, etcd *etcdtest.Cluster, ch *charon.Charon) {
 // takes nothing (every member refuses connections: no quorum can move the
 // group); with etcd back, `ismctl cluster drain` hands the group over to
 // the other node while B's tunnels keep running, without renegotiation
-// or replay drop.
+// or replay drop; a clean stop of that node hands it back.
 func TestClusterEtcdLossAndDrain(t *testing.T) {
 	x := newClusterLab(t, false, "n1", "n2")
 	n1, n2 := x.nodes["n1"], x.nodes["n2"]
@@ -461,6 +461,22 @@ func TestClusterEtcdLossAndDrain(t *testing.T) {
 		t.Errorf("n2's takeovers: %+v", st.Takeovers)
 	}
 	n1.mustShow("cluster", "undrain")
+
+	// A clean stop (SIGTERM) of the owner hands the group back over
+	// before the process exits.
+	n2.term()
+	n1.waitFor(20*time.Second, "n1 owning g1 after n2's stop", func() bool { return n1.owns("g1") })
+	flowing("pings through n1 after n2's stop")
+	st = n1.cluster()
+	if len(st.Takeovers) == 0 || !st.Takeovers[len(st.Takeovers)-1].Handover {
+		t.Errorf("n1's takeovers after n2's stop: %+v", st.Takeovers)
+	}
+	if after := cookies(x.b.mustShow("show", "ike", "sa")); after != bIKE {
+		t.Errorf("B's IKE SAs changed after n2's stop:\nbefore %s\nafter  %s", bIKE, after)
+	}
+	if n := x.b.replayDrops("m1") + x.b.replayDrops("s1"); n != bDrops {
+		t.Errorf("B dropped %d packets as replays after n2's stop", n-bDrops)
+	}
 }
 
 // TestClusterPartition: the owner is cut off from etcd but not from B. It

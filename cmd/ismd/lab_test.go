@@ -84,6 +84,20 @@ func (d *daemon) kill() {
 	_ = cmd.Wait()
 }
 
+// term sends SIGTERM by pid, as an operator's stop would, and waits for
+// the process to exit.
+func (d *daemon) term() {
+	d.mu.Lock()
+	cmd := d.cmd
+	d.cmd = nil
+	d.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
+	_ = cmd.Wait()
+}
+
 // show runs ismctl against the daemon.
 func (d *daemon) show(args ...string) (string, error) {
 	out, err := exec.Command(d.ctl, append([]string{"-socket", d.sock}, args...)...).CombinedOutput()
