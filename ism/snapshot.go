@@ -98,6 +98,10 @@ func (g *Gateway) tunnelStatus(t *Tunnel) operator.TunnelStatus {
 	if t.Up() {
 		s.State = "up"
 	}
+	if t.standby {
+		s.State = "standby"
+	}
+	s.Resumed = t.resumedLines()
 	for _, p := range t.d.Addresses {
 		s.Addresses = append(s.Addresses, p.String())
 	}

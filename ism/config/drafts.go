@@ -40,6 +40,8 @@ type drafts struct {
 	routes []routeDraft
 	// proutes are the policy routes.
 	proutes []routeDraft
+	ckpt    ckptDraft
+	cl      clusterDraft
 }
 
 // zero overwrites the keys the drafts hold, including those of lines that

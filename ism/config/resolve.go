@@ -62,6 +62,7 @@ func (p *parser) resolve() *Config {
 	for _, r := range p.resolveRoutes(c, p.d.proutes, "ip policy-route source") {
 		c.PolicyRoutes = append(c.PolicyRoutes, PolicyRoute{Source: r.Prefix, Tunnel: r.Tunnel, VR: r.VR})
 	}
+	c.Checkpoint, c.Cluster = p.resolveCheckpoint(), p.resolveCluster(c)
 	return c
 }
 

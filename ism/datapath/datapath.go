@@ -141,6 +141,12 @@ type Tunnel struct {
 	Op, Transport *vr.VR
 	Endpoint      *transport.Endpoint
 
+	// Fence, when set, reports whether the tunnel may still send: a
+	// cluster group's ownership is valid (cluster.Takeover.Valid). A
+	// datapath that frames packets itself checks it before each burst
+	// and drops the burst (tunnel-down) once it says no.
+	Fence func() bool
+
 	// Routed says the tunnel's routes are in: traffic reaching it is
 	// carried (else counted as tunnel-down).
 	Routed atomic.Bool

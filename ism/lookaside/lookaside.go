@@ -82,7 +82,10 @@ type Datapath struct {
 	closed  bool
 }
 
-var _ datapath.Datapath = (*Datapath)(nil)
+var (
+	_ datapath.Datapath = (*Datapath)(nil)
+	_ datapath.Resumer  = (*path)(nil)
+)
 
 // New starts a datapath: its engine on the drivers, with the software
 // engine behind them.

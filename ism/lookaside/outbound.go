@@ -158,10 +158,15 @@ func (d *Datapath) readOutbound(dev *device, b *offload.Burst) bool {
 // it.
 func (d *Datapath) sendOutbound(b *offload.Burst, tx *transport.Sender) {
 	ob := b.Owner.(*outBurst)
+	fence := burstFence{}
 	for i, pk := range b.Pkts {
 		pt := ob.paths[i]
 		if pk.Drop != offload.NotDropped {
 			pt.t.TX.Drop(pk.Drop)
+			continue
+		}
+		if fence.fenced(pt) {
+			pt.t.TX.Drop(offload.DropTunnelDown)
 			continue
 		}
 		s := pt.txSock.Load()
@@ -182,6 +187,22 @@ func (d *Datapath) refused(pk *offload.Packet) {
 	if pk.SA != nil {
 		pk.SA.Counters().Drop(offload.DropSendError)
 	}
+}
+
+// burstFence checks the fence of each path of a burst once
+// (datapath.Tunnel.Fence): a cluster node whose ownership of a group ended
+// sends nothing more from its VIP, even when stalled past the deadline.
+type burstFence struct {
+	last   *path
+	closed bool
+}
+
+func (b *burstFence) fenced(p *path) bool {
+	if p != b.last {
+		b.last = p
+		b.closed = p.t.Fence != nil && !p.t.Fence()
+	}
+	return b.closed
 }
 
 // classify finds the path of a packet read from an operational VR's device

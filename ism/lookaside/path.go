@@ -45,7 +45,13 @@ type path struct {
 
 // AddSA installs an SA in the engine, opening the endpoint's socket it
 // arrives on or leaves by. The newest outbound SA is the one packets take.
-func (p *path) AddSA(sa *datapath.SA) error {
+func (p *path) AddSA(sa *datapath.SA) error { return p.addSA(sa, nil) }
+
+// ResumeSA installs an SA as AddSA does, its state continuing r.
+func (p *path) ResumeSA(sa *datapath.SA, r offload.Resume) error { return p.addSA(sa, &r) }
+
+// addSA is AddSA, resuming the SA's state when r is set.
+func (p *path) addSA(sa *datapath.SA, r *offload.Resume) error {
 	defer sa.CipherKey.Zero()
 	defer sa.AuthKey.Zero()
 	t := p.t
@@ -90,7 +96,12 @@ func (p *path) AddSA(sa *datapath.SA) error {
 	if p.closed {
 		return errors.New("lookaside: tunnel closed")
 	}
-	osa, err := p.d.eng.AddSA(c)
+	var osa *offload.SA
+	if r != nil {
+		osa, err = p.d.eng.ResumeSA(c, *r)
+	} else {
+		osa, err = p.d.eng.AddSA(c)
+	}
 	if err != nil {
 		return err
 	}
@@ -133,6 +144,26 @@ func (p *path) DeleteSA(id ipsec.SAID) error {
 		return nil
 	}
 	return p.d.eng.DeleteSA(id)
+}
+
+// Checkpoint returns the path's SAs with their keys and sequence state.
+func (p *path) Checkpoint() ([]datapath.SAState, error) {
+	p.mu.Lock()
+	sas := slices.Concat(p.in, p.outs)
+	p.mu.Unlock()
+	out := make([]datapath.SAState, 0, len(sas))
+	for _, osa := range sas {
+		ck, ak, err := osa.Keys()
+		if errors.Is(err, offload.ErrNoSA) {
+			continue // deleted meanwhile
+		}
+		c := osa.Config()
+		out = append(out, datapath.SAState{
+			SA: datapath.SA{ID: osa.ID(), Direction: c.Direction, Transform: c.Transform, Src: c.Src, UDPEncap: c.UDPEncap,
+				SrcPort: c.SrcPort, DstPort: c.DstPort, CipherKey: ck, AuthKey: ak, ESN: c.ESN, Limits: c.Limits},
+			Mode: c.Mode, ReplayWindow: c.ReplayWindow, Snapshot: osa.Snapshot()})
+	}
+	return out, nil
 }
 
 // find returns the path's SA with identity id, or nil; p.mu is held.

@@ -25,6 +25,9 @@ var Commands = []string{
 	"show ipsec statistics",
 	"show ike sa",
 	"clear ipsec tunnel statistics [NAME]",
+	"show cluster",
+	"cluster drain",
+	"cluster undrain",
 }
 
 // Exec runs an operator command on g (everything but reload, which the

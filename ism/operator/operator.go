@@ -77,10 +77,13 @@ type TunnelStatus struct {
 	SAs            []datapath.SAStatus `json:"sas"`
 	// IKE is the negotiation state of a signaled tunnel, IKESA the IKE SA
 	// it rides on (as `show ike sa` shows it).
-	IKE      *ike.TunnelStatus `json:"ike,omitempty"`
-	IKESA    *IKESA            `json:"ike_sa,omitempty"`
-	Inbound  datapath.Traffic  `json:"inbound"`
-	Outbound datapath.Traffic  `json:"outbound"`
+	IKE   *ike.TunnelStatus `json:"ike,omitempty"`
+	IKESA *IKESA            `json:"ike_sa,omitempty"`
+	// Resumed says how the tunnel resumed from a checkpoint (a restart,
+	// a cluster takeover): per SA, where it resumed and why there.
+	Resumed  []string         `json:"resumed,omitempty"`
+	Inbound  datapath.Traffic `json:"inbound"`
+	Outbound datapath.Traffic `json:"outbound"`
 }
 
 // Statistics is what `show ipsec statistics` shows: the gateway's totals.

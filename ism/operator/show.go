@@ -72,6 +72,13 @@ func writeTunnelDetail(w io.Writer, ts []TunnelStatus) {
 		if s.IKE != nil {
 			writeIKEDetail(w, s)
 		}
+		for i, l := range s.Resumed {
+			if i == 0 {
+				fmt.Fprintf(w, "  Checkpoint: %s\n", l)
+			} else {
+				fmt.Fprintf(w, "    %s\n", l)
+			}
+		}
 		for _, sa := range s.SAs {
 			fmt.Fprintf(w, "  %s SA spi %s %s, %s, sequence %d", titleCase(sa.Direction), sa.SPI, sa.Transform, sa.State, sa.Seq)
 			if sa.Direction == "inbound" {
