@@ -55,7 +55,7 @@ var rules = map[string]rule{
 	"ism/config":    leaf("ipsec", "selector", "transform"),
 	"ism/trap":      leaf("ipsec", "ism/config"),
 	"ism/vr":        leaf("netns"),
-	"ism/transport": leaf("driver", "ism/vr", "netns", "offload", "offload/header"),
+	"ism/transport": leaf("driver", "ism/transport/ring", "ism/vr", "netns", "offload", "offload/header"),
 	"ism/datapath":  leaf("ipsec", "ism/transport", "ism/vr", "offload", "selector", "transform"),
 	"ism/lookaside": leaf("clock", "driver", "fallback", "ipsec", "ism/datapath", "ism/transport", "ism/vr", "offload", "offload/header", "transform"),
 	"ism/xfrm":      leaf("driver/kernel", "ipsec", "ism/datapath", "ism/vr", "selector", "transform"),
