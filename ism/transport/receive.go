@@ -71,11 +71,15 @@ func (r *sockReader) String() string  { return r.s.kind.String() + " socket " + 
 
 func (r *sockReader) Read(pkts []*offload.Packet) (int, error) {
 	n := min(len(pkts), len(r.msgs))
-	for i := range n {
-		r.bufs[i][0] = readBuf(pkts[i])
-		r.msgs[i].Buffers = r.bufs[i][:]
-	}
 	for {
+		// Each read points the messages at the packets' buffers again:
+		// a batch of control messages only has still moved the packets
+		// around (a packet read into buffer i is pkts[i] before the
+		// swaps below).
+		for i := range n {
+			r.bufs[i][0] = readBuf(pkts[i])
+			r.msgs[i].Buffers = r.bufs[i][:]
+		}
 		k, err := r.read(r.msgs[:n])
 		if err != nil {
 			return 0, err
