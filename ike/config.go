@@ -44,6 +44,9 @@ type Config struct {
 	// FailoverHoldDown is the least time between two failovers of a
 	// tunnel. Zero: DefaultFailoverHoldDown; negative: none.
 	FailoverHoldDown time.Duration
+	// Backoff puts off the next negotiation of a tunnel's selector pair
+	// after failed ones (acquires and rekeys). Zero: DefaultBackoff.
+	Backoff Backoff
 	// FragmentMTU is the largest IP datagram an IKEv2 message fragment
 	// may fill (RFC 7383 §2.5.1), headers included. Zero: 576 bytes over
 	// IPv4 and 1280 over IPv6, the sizes every path carries; negative:
@@ -93,6 +96,14 @@ func (c *Config) CookieLimit() int {
 
 // DefaultIKELifetime is an IKE policy's lifetime when it has none.
 const DefaultIKELifetime = 24 * time.Hour
+
+// The bounds of an IKE SA's lifetime: those the configuration accepts
+// (an IKE policy rule's "lifetime seconds"), and those a peer's proposal
+// is held to.
+const (
+	MinIKELifetime = 60 * time.Second
+	MaxIKELifetime = 864000 * time.Second
+)
 
 // Retransmit is a retransmission schedule: the first resend after Timeout,
 // each next one Base times later but never more than Cap after the one
@@ -373,6 +384,9 @@ func (c *Config) validate(version int) error {
 		errs = append(errs, fmt.Errorf("ike: fragment MTU %d: from %d to 65535 bytes", c.FragmentMTU, MinFragmentMTU))
 	}
 	if err := c.DPD.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("ike: %w", err))
+	}
+	if err := c.Backoff.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("ike: %w", err))
 	}
 	if c.CookieLimit() < 0 {
