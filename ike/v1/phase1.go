@@ -102,6 +102,7 @@ func (p *phase1) choosePolicy(sa *SA) (ike.Policy, Transform, error) {
 	d := p.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	why := errors.New("v1: no IKE policy matches the peer's proposals")
 	for _, pol := range d.cfg.Policies {
 		if !p.usable(pol, p.psk) {
 			continue
@@ -111,11 +112,15 @@ func (p *phase1) choosePolicy(sa *SA) (ike.Policy, Transform, error) {
 			if err != nil || got.Encryption != pol.Encryption || got.Hash != pol.Hash || got.Auth != pol.Auth || got.Group != pol.Group {
 				continue
 			}
+			if err := checkIKELifetime(got.Lifetime, policyLifetime(pol)); err != nil {
+				why = fmt.Errorf("%w: the proposed IKE SA %w", errNoProposal, err)
+				continue
+			}
 			pol.Lifetime = lesserLifetime(policyLifetime(pol), got.Lifetime)
 			return pol, withLifetime(t, pol.Lifetime), nil
 		}
 	}
-	return ike.Policy{}, Transform{}, errors.New("v1: no IKE policy matches the peer's proposals")
+	return ike.Policy{}, Transform{}, why
 }
 
 // withLifetime returns the transform to echo with the lifetime in force:
@@ -134,6 +139,18 @@ func withLifetime(t Transform, lt time.Duration) Transform {
 		out.Attrs = append(out.Attrs, a)
 	}
 	return out
+}
+
+// checkIKELifetime refuses an IKE SA lifetime a peer proposed below the
+// least the configuration accepts (ike.MinIKELifetime), or below this
+// end's own when that is shorter (tests); a longer one than this end's
+// is cut to this end's (lesserLifetime).
+func checkIKELifetime(lt, own time.Duration) error {
+	least := min(ike.MinIKELifetime, own)
+	if lt > 0 && lt < least {
+		return fmt.Errorf("%w: %v, the minimum is %v", ipsec.ErrLifetimeTooShort, lt, least)
+	}
+	return nil
 }
 
 func lesserLifetime(a, b time.Duration) time.Duration {
@@ -159,6 +176,9 @@ func (p *phase1) acceptResponderSA(body []byte) (ike.Policy, error) {
 	defer d.mu.Unlock()
 	for _, pol := range d.cfg.Policies {
 		if p.usable(pol, p.psk) && got.Encryption == pol.Encryption && got.Hash == pol.Hash && got.Auth == pol.Auth && got.Group == pol.Group {
+			if err := checkIKELifetime(got.Lifetime, policyLifetime(pol)); err != nil {
+				return ike.Policy{}, fmt.Errorf("%w: the responder's IKE SA %w", errNoProposal, err)
+			}
 			pol.Lifetime = lesserLifetime(policyLifetime(pol), got.Lifetime)
 			return pol, nil
 		}
