@@ -48,7 +48,7 @@ type ikeSA struct {
 	exchanges map[uint32]*exchange
 	replies   [4]reply // recently answered messages, for retransmits
 	nextReply int
-	pending   []packet // arrived before phase 1 completed
+	pending   []packet  // arrived before phase 1 completed
 	waiting   []*qmPlan // quick modes to start once established
 
 	created, expires  time.Time
