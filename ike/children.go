@@ -1,7 +1,9 @@
 package ike
 
 import (
+	"cmp"
 	"net/netip"
+	"slices"
 
 	"github.com/ismgw/ism/selector"
 )
@@ -68,4 +70,12 @@ func overlaps(s selector.Selector, set selector.Set) bool {
 		}
 	}
 	return false
+}
+
+// SortNegotiations orders negotiations by their selectors, so that show
+// lists them the same way each time.
+func SortNegotiations(ns []NegotiationStatus) {
+	slices.SortStableFunc(ns, func(a, b NegotiationStatus) int {
+		return cmp.Or(cmp.Compare(a.Local.String(), b.Local.String()), cmp.Compare(a.Remote.String(), b.Remote.String()))
+	})
 }

@@ -261,6 +261,7 @@ func (d *Daemon) negotiationsLocked(tu *tunnel, now time.Time) []ike.Negotiation
 			add(k[0], k[1], rekey, "backing off", r)
 		}
 	}
+	ike.SortNegotiations(out)
 	return out
 }
 

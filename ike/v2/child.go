@@ -25,8 +25,9 @@ type childSA struct {
 	mode      ipsec.Mode
 	esn       bool
 	encap     bool
-	local     selector.Selector
-	remote    selector.Selector
+	local     selector.Set // TSi or TSr: this end's
+	remote    selector.Set
+	initiator bool // this end started the exchange that made it
 	pfs       int
 	lifetime  ipsec.Lifetime
 	created   time.Time
@@ -36,9 +37,21 @@ type childSA struct {
 	soft, hard clock.Timer
 	rekeying   bool            // a CREATE_CHILD_SA this end started replaces it
 	collision  *childCollision // the peer rekeyed it too, meanwhile (§2.8.1)
-	retry      clock.Timer     // a rekey waiting after TEMPORARY_FAILURE (§2.25)
+	retry      clock.Timer     // a rekey waiting after TEMPORARY_FAILURE (§2.25) or a failure (the back-off)
+	rekeyRetry ike.Retry       // this end's rekeys of it (Daemon.mu)
+	inRekey    bool            // rekeying, as status reads it (Daemon.mu)
 	replaced   bool            // a newer child replaced it: its Delete is under way
 	dead       bool
+}
+
+// status describes the child SA. Daemon.mu must be held.
+func (c *childSA) status(now time.Time) ike.ChildStatus {
+	st := ike.ChildStatus{Local: c.local, Remote: c.remote, InboundSPI: c.in.SPI, OutboundSPI: c.out.SPI,
+		Transform: c.transform, PFSGroup: c.pfs, UDPEncap: c.encap, Lifetime: c.lifetime, Initiator: c.initiator, Rekeying: c.inRekey}
+	if c.lifetime.Time > 0 && !c.created.IsZero() {
+		st.TimeLeft = max(0, c.created.Add(c.lifetime.Time).Sub(now))
+	}
+	return st
 }
 
 // childKeys are the keys of a new child SA, split from KEYMAT (§2.17).
@@ -108,20 +121,30 @@ func (sa *ikeSA) install(c *childSA, k childKeys, replaces *childSA) {
 	}
 	d.mu.Lock()
 	tu := d.tunnels[c.tunnel]
-	wasUp := false
+	wasUp, recovered := false, false
 	if tu != nil {
 		wasUp = tu.state == tunnelUp
+		prior := tu.newest(c.local, c.remote) // the child a peer's rekey replaces
 		tu.children = append(tu.children, c)
-		tu.state, tu.busy, tu.lastError, tu.peer = tunnelUp, false, "", sa.remote
+		tu.state, tu.lastError, tu.peer = tunnelUp, "", sa.remote
+		if c.initiator && replaces == nil {
+			recovered = d.negotiatedLocked(tu)
+		}
 		d.failoverDoneLocked(tu, c)
-		if replaces != nil || wasUp {
+		if replaces != nil || prior != nil {
 			tu.rekeys++
 			d.counters.Rekeys++
+		}
+		if replaces != nil {
+			replaces.inRekey = false
 		}
 	}
 	d.children[c.in], d.children[c.out] = c, c
 	d.counters.QuickModesCompleted++
 	d.mu.Unlock()
+	if recovered {
+		d.log.Info("negotiation succeeded after failures", "tunnel", c.tunnel, "local", c.local.String(), "remote", c.remote.String())
+	}
 	name, peer := c.tunnel, sa.remote
 	sa.after(func() {
 		if err := d.inst.AddSA(c.in, in); err != nil {
@@ -138,7 +161,7 @@ func (sa *ikeSA) install(c *childSA, k childKeys, replaces *childSA) {
 			return
 		}
 		d.log.Info("SA installed", "tunnel", name, "spi_in", hexSPI(c.in.SPI), "spi_out", hexSPI(c.out.SPI),
-			"transform", c.transform.String(), "encap", c.encap)
+			"transform", c.transform.String(), "encap", c.encap, "local", c.local.String(), "remote", c.remote.String())
 		if !wasUp && d.lis != nil {
 			d.lis.TunnelUp(name, peer)
 		}
