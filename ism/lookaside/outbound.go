@@ -70,6 +70,7 @@ func (d *Datapath) outbound(dev *device) {
 	sizes := make([]int, n)
 	work := make([]*offload.Packet, 0, n)
 	paths := make([]*path, 0, n)
+	socks := make([]*transport.Socket, 0, n)
 	lens := make([]int, 0, n) // inner lengths, for the counters
 	var tx transport.Sender
 	refused := func(pk *offload.Packet) {
@@ -95,25 +96,27 @@ func (d *Datapath) outbound(dev *device) {
 			}
 		}
 		f := dev.fib.Load()
-		work, paths, lens = work[:0], paths[:0], lens[:0]
+		work, paths, socks, lens = work[:0], paths[:0], socks[:0], lens[:0]
 		for i := range k {
 			pk := pkts[i]
 			pk.Reset(sizes[i])
-			pt, r := classify(f, pk.Buf.Bytes())
+			pt, sa, r := classify(f, pk.Buf.Bytes())
 			if r != offload.NotDropped {
 				if pt != nil {
 					pt.t.TX.Drop(r)
 					if r == offload.DropNoSA && pt.t.Signaled {
-						d.events.Acquire(pt.t)
+						src, dst, _ := addrs(pk.Buf.Bytes())
+						d.events.Acquire(pt.t, src, dst)
 					}
 				} else {
 					d.drops.Drop(r)
 				}
 				continue
 			}
-			pk.SA = pt.out.Load()
+			pk.SA = sa.sa
 			work = append(work, pk)
 			paths = append(paths, pt)
+			socks = append(socks, sa.sock)
 			lens = append(lens, sizes[i])
 		}
 		if len(work) == 0 {
@@ -126,7 +129,7 @@ func (d *Datapath) outbound(dev *device) {
 				pt.t.TX.Drop(pk.Drop)
 				continue
 			}
-			s := pt.txSock.Load()
+			s := socks[i]
 			if s == nil {
 				refused(pk)
 				continue
@@ -145,25 +148,28 @@ func (d *Datapath) outbound(dev *device) {
 	}
 }
 
-// classify finds the path of a packet read from an operational VR's device
-// and checks that the tunnel may send it.
-func classify(f *fib, pkt []byte) (*path, offload.DropReason) {
+// classify finds the path of a packet read from an operational VR's device,
+// checks that the tunnel may send it, and picks its outbound SA.
+func classify(f *fib, pkt []byte) (*path, *saEntry, offload.DropReason) {
 	src, dst, ok := addrs(pkt)
 	if !ok {
-		return nil, offload.DropMalformed
+		return nil, nil, offload.DropMalformed
 	}
 	p := f.lookup(src, dst)
 	switch {
 	case p == nil:
-		return nil, offload.DropNoRoute
+		return nil, nil, offload.DropNoRoute
 	case !p.t.Routed.Load():
-		return p, offload.DropTunnelDown
+		return p, nil, offload.DropTunnelDown
 	case !p.t.Local.Contains(src) || !p.t.Remote.Contains(dst):
-		return p, offload.DropSelector
-	case p.out.Load() == nil:
-		return p, offload.DropNoSA
-	case len(pkt) > int(p.t.MTU.Load()):
-		return p, offload.DropTooBig
+		return p, nil, offload.DropSelector
 	}
-	return p, offload.NotDropped
+	sa := p.outs.Load().pick(src, dst)
+	switch {
+	case sa == nil:
+		return p, nil, offload.DropNoSA
+	case len(pkt) > int(p.t.MTU.Load()):
+		return p, nil, offload.DropTooBig
+	}
+	return p, sa, offload.NotDropped
 }

@@ -1,0 +1,124 @@
+package lookaside
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+
+	"github.com/ismgw/ism/ism/transport"
+	"github.com/ismgw/ism/offload"
+	"github.com/ismgw/ism/selector"
+)
+
+// A signaled tunnel may hold several child SA pairs, each with selectors
+// of its own inside the tunnel's (a peer that narrows, or adds SAs for
+// parts of the tunnel's traffic). An outbound packet takes the narrowest
+// SA whose selectors contain it; an inbound packet must be inside the
+// selectors of the SA it came on. The tables below are what the packet
+// path reads: built under path.mu when an SA comes or goes, published
+// whole, never changed after. A tunnel with one SA pair of its own
+// selectors (every manual tunnel, most signaled ones) costs what one SA
+// did: the first outbound entry takes every packet, and there is no
+// inbound table.
+
+// saEntry is an SA of a path with what the packet path needs of it.
+type saEntry struct {
+	sa *offload.SA
+	// sock is the transport socket the SA's packets leave by (outbound).
+	sock *transport.Socket
+	// local and remote are the SA's own selectors; nil when it has the
+	// tunnel's.
+	local, remote selector.Set
+	// width orders outbound SAs, narrowest first: their selectors' host
+	// bits (the tunnel's SAs: the most there are); seq, the newest first
+	// of equal width.
+	width int
+	seq   uint64
+}
+
+// narrowed reports whether the SA has selectors of its own.
+func (e *saEntry) narrowed() bool { return e.local != nil || e.remote != nil }
+
+// covers reports whether an outbound packet from src to dst fits the SA:
+// the packet is inside the tunnel's selectors already.
+func (e *saEntry) covers(src, dst netip.Addr) bool {
+	return !e.narrowed() || e.local.Contains(src) && e.remote.Contains(dst)
+}
+
+// sameSelectors reports whether two SAs carry the same traffic (one
+// replaces the other in a rekey).
+func (e *saEntry) sameSelectors(o *saEntry) bool {
+	return e.local.Equal(o.local) && e.remote.Equal(o.remote)
+}
+
+// tunnelWidth is the width of an SA with the tunnel's selectors: wider
+// than any narrowed one.
+const tunnelWidth = 1 << 16
+
+// outTable is a path's outbound SAs in the order packets try them. The
+// zero value has none.
+type outTable struct {
+	sas []saEntry
+}
+
+// pick returns the SA a packet from src to dst takes, or nil.
+func (t *outTable) pick(src, dst netip.Addr) *saEntry {
+	for i := range t.sas {
+		if e := &t.sas[i]; e.covers(src, dst) {
+			return e
+		}
+	}
+	return nil
+}
+
+// first returns the SA most packets take, for show, or nil.
+func (t *outTable) first() *saEntry {
+	if len(t.sas) == 0 {
+		return nil
+	}
+	return &t.sas[len(t.sas)-1]
+}
+
+// newOutTable orders outbound SAs: narrowest first, newest first of equal
+// width.
+func newOutTable(outs []saEntry) *outTable {
+	t := &outTable{sas: slices.Clone(outs)}
+	slices.SortStableFunc(t.sas, func(a, b saEntry) int {
+		if c := cmp.Compare(a.width, b.width); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.seq, a.seq)
+	})
+	return t
+}
+
+// inTable holds a path's inbound SAs with selectors of their own; nil when
+// it has none, so that the packet path skips it.
+type inTable struct {
+	sas []saEntry
+}
+
+// admits reports whether a packet from src to dst that arrived on sa is
+// inside its selectors.
+func (t *inTable) admits(sa *offload.SA, src, dst netip.Addr) bool {
+	for i := range t.sas {
+		if e := &t.sas[i]; e.sa == sa {
+			return e.local.Contains(dst) && e.remote.Contains(src)
+		}
+	}
+	return true
+}
+
+// newInTable returns the table of the narrowed inbound SAs, nil if none.
+func newInTable(ins []saEntry) *inTable {
+	var t *inTable
+	for _, e := range ins {
+		if e.narrowed() {
+			if t == nil {
+				t = &inTable{}
+			}
+			t.sas = append(t.sas, e)
+		}
+	}
+	return t
+}
