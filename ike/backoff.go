@@ -3,6 +3,8 @@ package ike
 import (
 	"fmt"
 	"time"
+
+	"github.com/ismgw/ism/ipsec"
 )
 
 // Backoff is how long this end waits before it negotiates a selector pair
@@ -17,7 +19,7 @@ type Backoff struct {
 // DefaultBackoff is the back-off when none is configured: a second, up to
 // 30 s (the kernel's larval SA holds strongSwan's acquires for 30 s, so a
 // peer refused by charon sees charon try about as often).
-var DefaultBackoff = Backoff{Initial: time.Second, Maximum: 30 * time.Second}
+var DefaultBackoff = Backoff{Initial: ipsec.DefaultBackoffInitial, Maximum: ipsec.DefaultBackoffMaximum}
 
 // Or returns b with each zero field taken from DefaultBackoff.
 func (b Backoff) Or() Backoff {

@@ -97,14 +97,6 @@ func (c *Config) CookieLimit() int {
 // DefaultIKELifetime is an IKE policy's lifetime when it has none.
 const DefaultIKELifetime = 24 * time.Hour
 
-// The bounds of an IKE SA's lifetime: those the configuration accepts
-// (an IKE policy rule's "lifetime seconds"), and those a peer's proposal
-// is held to.
-const (
-	MinIKELifetime = 60 * time.Second
-	MaxIKELifetime = 864000 * time.Second
-)
-
 // Retransmit is a retransmission schedule: the first resend after Timeout,
 // each next one Base times later but never more than Cap after the one
 // before (zero: no cap), at most Tries resends.

@@ -77,6 +77,14 @@ const (
 	MaxLifetimeBytes = (1<<32 - 1) * 1024
 )
 
+// The bounds of an IKE SA's lifetime: those the configuration accepts (an
+// IKE policy rule's "lifetime seconds"), and those a peer's proposal is
+// held to.
+const (
+	MinIKELifetime = 60 * time.Second
+	MaxIKELifetime = 864000 * time.Second
+)
+
 // ErrLifetimeTooShort: a lifetime below MinLifetime or MinLifetimeBytes.
 var ErrLifetimeTooShort = errors.New("lifetime too short")
 

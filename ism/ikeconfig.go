@@ -20,7 +20,8 @@ func ikeConfig(cfg *config.Config, log *slog.Logger, clk clock.Clock) (ike.Confi
 	c := ike.Config{Logger: log, Clock: clk,
 		Lifetime:         cfg.Lifetime,
 		DPD:              cfg.DPD,
-		FailoverHoldDown: holdDown(cfg.FailoverHoldDown)}
+		FailoverHoldDown: holdDown(cfg.FailoverHoldDown),
+		Backoff:          ike.Backoff(cfg.Backoff)}
 	for _, p := range cfg.IKEPolicies {
 		ip := ike.Policy{Group: int(p.Group), Lifetime: p.Lifetime}
 		ip.Encryption = map[config.IKEEncryption]ike.Encryption{config.IKEDES: ike.EncDES, config.IKE3DES: ike.Enc3DES,

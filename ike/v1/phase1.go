@@ -142,11 +142,11 @@ func withLifetime(t Transform, lt time.Duration) Transform {
 }
 
 // checkIKELifetime refuses an IKE SA lifetime a peer proposed below the
-// least the configuration accepts (ike.MinIKELifetime), or below this
+// least the configuration accepts (ipsec.MinIKELifetime), or below this
 // end's own when that is shorter (tests); a longer one than this end's
 // is cut to this end's (lesserLifetime).
 func checkIKELifetime(lt, own time.Duration) error {
-	least := min(ike.MinIKELifetime, own)
+	least := min(ipsec.MinIKELifetime, own)
 	if lt > 0 && lt < least {
 		return fmt.Errorf("%w: %v, the minimum is %v", ipsec.ErrLifetimeTooShort, lt, least)
 	}

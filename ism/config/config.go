@@ -48,6 +48,9 @@ type Config struct {
 	DPD ipsec.DPD
 	// FailoverHoldDown is the global failover hold-down time.
 	FailoverHoldDown time.Duration
+	// Backoff puts off the next negotiation of a tunnel's selector pair
+	// after failed ones ("ipsec negotiation back-off").
+	Backoff Backoff
 	// ReplayWindow is the global anti-replay window; 0 is off.
 	ReplayWindow int
 	// Driver is the global crypto driver choice.

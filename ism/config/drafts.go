@@ -65,6 +65,7 @@ type globalDraft struct {
 	lifetime lifetimeDraft
 	dpd      dpdDraft
 	holdDown opt[time.Duration]
+	backoff  backoffDraft
 	replay   opt[int]
 	driver   opt[Driver]
 	dpdk     DPDK

@@ -27,6 +27,7 @@ func (p *parser) resolve() *Config {
 			Retries:       ipsec.DefaultDPDRetries,
 		}),
 		FailoverHoldDown: g.holdDown.or(ipsec.DefaultFailoverHoldDown),
+		Backoff:          p.resolveBackoff(),
 		ReplayWindow:     g.replay.or(DefaultReplayWindow),
 		Driver:           g.driver.or(DriverAuto),
 		DPDK:             g.dpdk,
