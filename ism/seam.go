@@ -189,7 +189,7 @@ func (s *seam) DeleteSA(id ipsec.SAID) error {
 	}
 	s.forget(id, t)
 	if !t.hasSAs() {
-		s.g.changeState(t, false, "no SAs: negotiating")
+		s.g.changeState(t, false, "no SAs")
 	}
 	return err
 }

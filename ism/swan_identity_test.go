@@ -32,7 +32,7 @@ func runSwanUpCases(t *testing.T, cases []swanUpCase) {
 				x := newLab(t, swanSpec(side, peer, conf))
 				x.bringUp(t, role)
 				x.traffic(t, ismHost, swanHost)
-				x.wantShow(t, "show ipsec tunnel detail", append([]string{"is up", "IKE: up with " + peer.addr() + ":4500"}, c.detail...)...)
+				x.wantShow(t, "show ipsec tunnel detail", append([]string{"is up", "IKE SA (phase 1) with " + peer.addr() + ":4500: established", "Child SAs (phase 2): up"}, c.detail...)...)
 				x.wantShow(t, "show ike sa", c.ikesa...)
 				if rows := x.ikeSARows(t); len(rows) != 1 {
 					t.Errorf("show ike sa: %d IKE SAs, want 1:\n%s", len(rows), strings.Join(rows, "\n"))

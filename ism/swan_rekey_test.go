@@ -147,7 +147,7 @@ func b2i(b bool) int {
 	return 0
 }
 
-var rekeysRE = regexp.MustCompile(`IKE: up with .*, (\d+) rekeys`)
+var rekeysRE = regexp.MustCompile(`Child SAs \(phase 2\): up, .*, (\d+) rekeys`)
 
 // rekeys returns the rekeys `show ipsec tunnel detail` counts for t1, -1
 // when the tunnel is not up.

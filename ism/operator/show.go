@@ -67,26 +67,7 @@ func writeTunnelDetail(w io.Writer, ts []TunnelStatus) {
 			fmt.Fprintf(w, "  Datapath %s: %s\n", s.Datapath, s.DatapathReason)
 		}
 		if i := s.IKE; i != nil {
-			fmt.Fprintf(w, "  IKE: %s", i.State)
-			if i.Peer.IsValid() {
-				fmt.Fprintf(w, " with %s", i.Peer)
-			}
-			if i.QuickMode != "" {
-				fmt.Fprintf(w, ", quick mode %s", i.QuickMode)
-			}
-			if i.Transform.Valid() {
-				fmt.Fprintf(w, ", %s", i.Transform)
-				if i.PFSGroup != 0 {
-					fmt.Fprintf(w, ", PFS group %d", i.PFSGroup)
-				} else {
-					fmt.Fprint(w, ", no PFS")
-				}
-				fmt.Fprintf(w, ", %s left, %d rekeys", i.TimeLeft.Round(time.Second), i.Rekeys)
-			}
-			fmt.Fprintln(w)
-			if i.LastError != "" {
-				fmt.Fprintf(w, "  Last negotiation error: %s\n", i.LastError)
-			}
+			writeIKETunnel(w, i, s.SAs)
 			writeDPD(w, i.DPD)
 			writeFailover(w, i.Failover)
 		}
@@ -94,6 +75,9 @@ func writeTunnelDetail(w io.Writer, ts []TunnelStatus) {
 			fmt.Fprintf(w, "  %s SA spi %s %s, %s, sequence %d", titleCase(sa.Direction), sa.SPI, sa.Transform, sa.State, sa.Seq)
 			if sa.Direction == "inbound" {
 				fmt.Fprintf(w, ", replay window %d", sa.ReplayWindow)
+			}
+			if sa.Selectors != "" {
+				fmt.Fprintf(w, ", selectors %s", sa.Selectors)
 			}
 			fmt.Fprintf(w, ", lifetime %s\n", sa.Lifetime)
 		}
@@ -117,6 +101,9 @@ func writeSAs(w io.Writer, ts []TunnelStatus) {
 			fmt.Fprintf(w, "\n  state %s, driver %s", sa.State, sa.Driver)
 			if sa.DriverReason != "" {
 				fmt.Fprintf(w, " (%s)", sa.DriverReason)
+			}
+			if sa.Selectors != "" {
+				fmt.Fprintf(w, "\n  selectors %s", sa.Selectors)
 			}
 			fmt.Fprintf(w, "\n  sequence %d, esn %v", sa.Seq, sa.ESN)
 			if sa.Direction == "inbound" {
