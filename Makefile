@@ -37,7 +37,14 @@ build:
 ## test: every test, DPDK-tagged ones included
 test: deps
 	$(GO) vet ./...
-	$(GO) test $(TEST_FLAGS) ./...
+	@log=$$(mktemp); trap 'rm -f $$log' EXIT; \
+	echo "$(GO) test $(TEST_FLAGS) ./..."; \
+	if ! bash -o pipefail -c '$(GO) test $(TEST_FLAGS) ./... 2>&1 | tee '$$log; then \
+		echo "== what failed (each failing test, then its messages by file:line)"; \
+		grep -aE '^ *--- FAIL|^FAIL|^panic:' $$log; \
+		grep -aE '^ +[a-z_0-9]+_test\.go:[0-9]+: ' $$log | cut -c1-300 | tail -40; \
+		exit 1; \
+	fi
 	$(GO) test $(TEST_FLAGS) -tags dpdk ./driver/dpdk/...
 	$(GO) test $(TEST_FLAGS) -tags dpdk -run DPDK ./ism/
 	$(MAKE) --no-print-directory test-kernel

@@ -47,6 +47,9 @@ var rules = map[string]rule{
 	"ike":    leaf("clock", "ipsec", "selector", "transform"),
 	"ike/v1": leaf("clock", "ike", "ipsec", "selector", "transform"),
 	"ike/v2": leaf("clock", "ike", "ipsec", "selector", "transform"),
+	// The version multiplexer: the one package that knows both versions
+	// (ike itself must not import them).
+	"ike/mux": leaf("ike", "ike/v1", "ike/v2", "ipsec"),
 
 	// The line card: the gateway over its datapaths.
 	"ism/config":    leaf("ipsec", "selector", "transform"),
@@ -58,6 +61,8 @@ var rules = map[string]rule{
 	"ism/xfrm":      leaf("driver/kernel", "ipsec", "ism/datapath", "ism/vr", "selector", "transform"),
 	"ism/operator":  leaf("ike", "ism/datapath", "offload"),
 	"ism":           {mayNot: []string{"bench", "cmd/", "internal/", "cluster", "checkpoint"}},
+	// The raw ESP ring transport, standalone until ism/transport uses it.
+	"ism/transport/ring": leaf(),
 
 	// The cluster, beside the line card.
 	"checkpoint": {mayNot: []string{"ism", "ism/", "ike", "ike/", "offload", "cluster", "driver", "fallback", "bench", "cmd/", "internal/"}},

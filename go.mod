@@ -3,6 +3,7 @@ module github.com/ismgw/ism
 go 1.26.8
 
 require (
+	github.com/cilium/ebpf v0.22.0
 	github.com/gosnmp/gosnmp v1.47.0
 	github.com/jsimonetti/rtnetlink/v2 v2.3.0
 	github.com/mdlayher/netlink v1.11.2

@@ -51,35 +51,12 @@ type EngineWork struct {
 // accel, or NewEngineWork fails.
 func NewEngineWork(t transform.Transform, size int, accel driver.Driver) (*EngineWork, error) {
 	w := &EngineWork{Transform: t, Size: size, fb: fallback.New(1)}
-	var accels []driver.Driver
-	if accel != nil {
-		accels = []driver.Driver{accel}
-	}
-	var err error
-	if w.tx, err = offload.New(offload.Config{Fallback: w.fb, Drivers: accels}); err != nil {
-		return nil, err
-	}
-	if w.rx, err = offload.New(offload.Config{Fallback: w.fb, Drivers: accels}); err != nil {
-		return nil, err
-	}
-	w.ptx, w.prx = w.tx.NewProcessor(), w.rx.NewProcessor()
-	src, dst := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
-	c := offload.SAConfig{SPI: 0x1000, Transform: t, Src: src, Dst: dst,
-		CipherKey: make(ipsec.Key, t.CipherKeyLen()), AuthKey: make(ipsec.Key, t.AuthKeyLen()),
-		ReplayWindow: offload.DefaultReplayWindow}
-	c.Direction = ipsec.Outbound
-	if w.sa, err = w.tx.AddSA(c); err != nil {
-		return nil, err
-	}
-	c.Direction = ipsec.Inbound
-	in, err := w.rx.AddSA(c)
+	p, err := newSAPair(t, w.fb, accel, offload.DefaultReplayWindow)
 	if err != nil {
 		return nil, err
 	}
-	w.Driver, _ = w.sa.Driver()
-	if name, _ := in.Driver(); accel != nil && (w.Driver != accel.Name() || name != accel.Name()) {
-		return nil, fmt.Errorf("bench: %s is not supported by %s", t, accel.Name())
-	}
+	w.tx, w.rx, w.sa, w.Driver = p.tx, p.rx, p.out, p.driver
+	w.ptx, w.prx = w.tx.NewProcessor(), w.rx.NewProcessor()
 	if size < 28 {
 		return nil, fmt.Errorf("bench: size %d is smaller than an IPv4 UDP header", size)
 	}
@@ -110,6 +87,46 @@ func NewEngineWork(t transform.Transform, size int, accel driver.Driver) (*Engin
 	return w, nil
 }
 
+// saPair is a workload's SA pair: the outbound SA on tx, the matching
+// inbound one on rx.
+type saPair struct {
+	tx, rx  *offload.Engine
+	out, in *offload.SA
+	driver  string // the driver both are bound to
+}
+
+// newSAPair makes two engines on fb and accel and an SA pair for t between
+// them with zero keys and the given replay window; with accel set, both
+// SAs must bind to it.
+func newSAPair(t transform.Transform, fb, accel driver.Driver, window int) (p saPair, err error) {
+	var accels []driver.Driver
+	if accel != nil {
+		accels = []driver.Driver{accel}
+	}
+	if p.tx, err = offload.New(offload.Config{Fallback: fb, Drivers: accels}); err != nil {
+		return p, err
+	}
+	if p.rx, err = offload.New(offload.Config{Fallback: fb, Drivers: accels}); err != nil {
+		return p, err
+	}
+	src, dst := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+	c := offload.SAConfig{SPI: 0x1000, Transform: t, Src: src, Dst: dst, ReplayWindow: window,
+		CipherKey: make(ipsec.Key, t.CipherKeyLen()), AuthKey: make(ipsec.Key, t.AuthKeyLen())}
+	c.Direction = ipsec.Outbound
+	if p.out, err = p.tx.AddSA(c); err != nil {
+		return p, err
+	}
+	c.Direction = ipsec.Inbound
+	if p.in, err = p.rx.AddSA(c); err != nil {
+		return p, err
+	}
+	p.driver, _ = p.out.Driver()
+	if name, _ := p.in.Driver(); accel != nil && (p.driver != accel.Name() || name != accel.Name()) {
+		return p, fmt.Errorf("bench: %s is not supported by %s", t, accel.Name())
+	}
+	return p, nil
+}
+
 // Close releases the engines.
 func (w *EngineWork) Close() {
 	w.tx.Close()
@@ -122,7 +139,7 @@ func (w *EngineWork) Close() {
 func (w *EngineWork) reset(i int) {
 	pk := w.pkts[i]
 	pk.Reset(w.Size)
-	copy(pk.Buf.Bytes()[:20], w.inner[:20])
+	*(*[20]byte)(pk.Buf.Bytes()) = [20]byte(w.inner)
 	pk.SA = w.sa
 }
 

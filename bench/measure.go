@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -27,15 +28,31 @@ type EngineResult struct {
 	// VsCryptoPerf is Gbps over dpdk-test-crypto-perf's on the same PMD,
 	// algorithm and size (DPDK driver, encapsulation).
 	VsCryptoPerf float64 `json:"vs_crypto_perf,omitempty"`
+	// SharedSA rows (-shared-sa) measure one SA pair on Cores crypto
+	// workers (an offload.Pipeline, order checked) against the same SA on
+	// one goroutine in the same run: OneCoreGbps, and VsOneCore = Gbps /
+	// OneCoreGbps.
+	SharedSA    bool    `json:"shared_sa,omitempty"`
+	OneCoreGbps float64 `json:"one_core_gbps,omitempty"`
+	VsOneCore   float64 `json:"vs_one_core,omitempty"`
+	// PipelineCPUs is the CPU time the process used during the pipelined
+	// passes over their wall time: how many cores it actually got (on a
+	// machine busy with other work, fewer than Cores, and VsOneCore says
+	// more about the machine than about the pipeline).
+	PipelineCPUs float64 `json:"pipeline_cpus,omitempty"`
+	// CPUEfficiency is the CPU time per packet on one core over that of
+	// the pipeline (handoffs, a second core's caches): what the pipeline
+	// costs whatever else runs on the machine. Cores free for it, the
+	// pipeline reaches about Cores × CPUEfficiency of one core.
+	CPUEfficiency float64 `json:"cpu_efficiency,omitempty"`
 }
 
-// rounds is how many times the engine and the baseline take turns, so that
-// noise on a shared machine falls on both.
-const rounds = 5
-
-// MeasureEngine measures one workload for about d in all, split between the
-// engine and the baseline, on cores goroutines each with its own SA pair.
-// accel nil means the software engine.
+// MeasureEngine measures one workload for about d in all on cores
+// goroutines, each with its own SA pair. Each goroutine alternates a pass
+// of the engine over its Pool packets with a pass of the baseline over the
+// same buffers, so that both see the same machine: the ratio is the median
+// of the passes' ratios, which a burst of load on a shared machine moves
+// little; the rates are the sums. accel nil means the software engine.
 func MeasureEngine(t transform.Transform, size int, op Operation, accel driver.Driver, cores int, d time.Duration) (EngineResult, error) {
 	cores = max(cores, 1)
 	works := make([]*EngineWork, cores)
@@ -47,36 +64,67 @@ func MeasureEngine(t transform.Transform, size int, op Operation, accel driver.D
 		defer w.Close()
 		works[i] = w
 	}
-	slice := d / (2 * rounds)
 	var ism, base rate
-	for range rounds {
-		ism.add(runAll(works, slice, func(w *EngineWork) (int, time.Duration) {
-			if op == Encap {
+	ratios := make([][]float64, cores)
+	pkts := make([]int, cores)
+	ismBusy, baseBusy := make([]time.Duration, cores), make([]time.Duration, cores)
+	var wg sync.WaitGroup
+	for i, w := range works {
+		wg.Go(func() {
+			end := time.Now().Add(d)
+			for time.Now().Before(end) {
+				if op == Decap {
+					w.PrepareDecap()
+				}
 				t0 := time.Now()
-				return w.Encap(), time.Since(t0)
+				var n int
+				if op == Encap {
+					n = w.Encap()
+				} else {
+					n = w.Decap()
+				}
+				t1 := time.Now()
+				if op == Decap {
+					w.PrepareRawOpen()
+				}
+				t2 := time.Now()
+				if op == Encap {
+					w.RawSeal()
+				} else {
+					w.RawOpen()
+				}
+				t3 := time.Now()
+				pkts[i] += n
+				ismBusy[i] += t1.Sub(t0)
+				baseBusy[i] += t3.Sub(t2)
+				ratios[i] = append(ratios[i], float64(t3.Sub(t2))/float64(t1.Sub(t0))*float64(n)/float64(Pool))
 			}
-			w.PrepareDecap()
-			t0 := time.Now()
-			return w.Decap(), time.Since(t0)
-		}))
-		base.add(runAll(works, slice, func(w *EngineWork) (int, time.Duration) {
-			if op == Encap {
-				t0 := time.Now()
-				return w.RawSeal(), time.Since(t0)
-			}
-			w.PrepareRawOpen()
-			t0 := time.Now()
-			return w.RawOpen(), time.Since(t0)
-		}))
+		})
 	}
+	wg.Wait()
+	ism.add(pkts, ismBusy)
+	full := make([]int, cores)
+	var all []float64
+	for i := range full {
+		full[i] = len(ratios[i]) * Pool
+		all = append(all, ratios[i]...)
+	}
+	base.add(full, baseBusy)
 	r := EngineResult{Transform: t.Name(), Size: size, Operation: op, Driver: works[0].Driver, Cores: cores}
 	r.PPS = ism.pps()
 	r.Gbps = r.PPS * float64(size) * 8 / 1e9
 	r.RawGbps = base.pps() * float64(size) * 8 / 1e9
-	if r.RawGbps > 0 {
-		r.Ratio = r.Gbps / r.RawGbps
-	}
+	r.Ratio = median(all)
 	return r, nil
+}
+
+// median returns the middle of v, which it sorts; 0 for none.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 // rate sums packets and busy time per goroutine.
@@ -104,24 +152,4 @@ func (r *rate) pps() float64 {
 		}
 	}
 	return s
-}
-
-// runAll runs step on every workload in its own goroutine until d has
-// passed, and returns each one's packets and timed duration.
-func runAll(works []*EngineWork, d time.Duration, step func(*EngineWork) (int, time.Duration)) ([]int, []time.Duration) {
-	pkts := make([]int, len(works))
-	busy := make([]time.Duration, len(works))
-	var wg sync.WaitGroup
-	for i, w := range works {
-		wg.Go(func() {
-			end := time.Now().Add(d)
-			for time.Now().Before(end) {
-				n, t := step(w)
-				pkts[i] += n
-				busy[i] += t
-			}
-		})
-	}
-	wg.Wait()
-	return pkts, busy
 }

@@ -20,7 +20,15 @@ func PrintJSON(w io.Writer, v any) error {
 // EngineTable prints engine results as a readable table.
 func EngineTable(w io.Writer, rows []EngineResult) error {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "transform\tsize\tdir\tdriver\tcores\tMpps\tGbps\traw Gbps\tratio\tvs software\tvs crypto-perf\t")
+	shared := false
+	for _, r := range rows {
+		shared = shared || r.SharedSA
+	}
+	head := "transform\tsize\tdir\tdriver\tcores\tMpps\tGbps\traw Gbps\tratio\tvs software\tvs crypto-perf\t"
+	if shared {
+		head += "one SA: 1 core Gbps\tvs one core\tCPUs used\tCPU efficiency\t"
+	}
+	fmt.Fprintln(tw, head)
 	dash := func(v float64) string {
 		if v > 0 {
 			return fmt.Sprintf("%.2f", v)
@@ -28,8 +36,12 @@ func EngineTable(w io.Writer, rows []EngineResult) error {
 		return "-"
 	}
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%.3f\t%.2f\t%s\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%.3f\t%.2f\t%s\t%s\t%s\t%s\t",
 			r.Transform, r.Size, r.Operation, r.Driver, r.Cores, r.PPS/1e6, r.Gbps, dash(r.RawGbps), dash(r.Ratio), dash(r.VsSoftware), dash(r.VsCryptoPerf))
+		if shared {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t", dash(r.OneCoreGbps), dash(r.VsOneCore), dash(r.PipelineCPUs), dash(r.CPUEfficiency))
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }
@@ -77,4 +89,34 @@ func IKETable(w io.Writer, r IKEResult) error {
 	}
 	_, err := fmt.Fprintf(w, "; %d retransmits, %d failed negotiations\n", r.Retransmits, r.Failures)
 	return err
+}
+
+// TunnelTable prints `ismbench tunnel` results: ISM's rows, wireguard-go's
+// when measured, and raw ESP against ESP in UDP per transform.
+func TunnelTable(w io.Writer, rows []TunnelResult, cmps []EncapComparison, wg *WireGuardResult) error {
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
+	head := "tunnel\ttransform\tencap\tseconds\tGbps\tbare Gbps\tratio\t"
+	if wg != nil {
+		head += "vs wireguard-go\t"
+	}
+	fmt.Fprintln(tw, head)
+	for _, r := range rows {
+		fmt.Fprintf(tw, "ISM\t%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t", r.Transform, r.Encap, r.Seconds, r.Gbps, r.BareGbps, r.Ratio)
+		if wg != nil {
+			fmt.Fprintf(tw, "%.2f\t", r.VsWireGuard)
+		}
+		fmt.Fprintln(tw)
+	}
+	if wg != nil {
+		fmt.Fprintf(tw, "%s\tchacha20-poly1305\tudp\t%d\t%.3f\t%.3f\t%.3f\t1.00\t\n", wg.Peer, wg.Seconds, wg.Gbps, wg.BareGbps, wg.Ratio)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, c := range cmps {
+		if _, err := fmt.Fprintf(w, "%s: raw ESP %.2f of ESP in UDP\n", c.Transform, c.RawVsUDP); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -21,11 +21,23 @@ import (
 // same namespaces, in the same run.
 type TunnelResult struct {
 	Transform string  `json:"transform"`
-	Encap     string  `json:"encapsulation"` // "esp" or "udp" (RFC 3948)
+	Encap     string  `json:"encap"` // "esp" (IP protocol 50) or "udp" (RFC 3948)
 	Seconds   int     `json:"seconds"`
 	Gbps      float64 `json:"gbps"`
 	BareGbps  float64 `json:"bare_gbps"`
 	Ratio     float64 `json:"ratio"`
+	// With -peer wireguard-go: wireguard-go's Gbit/s in the same run
+	// (MeasureWireGuard) and Gbps over it.
+	WireGuardGbps float64 `json:"wireguard_gbps,omitempty"`
+	VsWireGuard   float64 `json:"vs_wireguard,omitempty"`
+}
+
+// EncapComparison is the row of `ismbench tunnel -encap esp,udp` that sets
+// the two encapsulations of one transform side by side: raw ESP's Gbit/s
+// over ESP in UDP's, measured in the same run.
+type EncapComparison struct {
+	Transform string  `json:"transform"`
+	RawVsUDP  float64 `json:"raw_vs_udp"`
 }
 
 // MeasureTunnel sets up namespaces a and b joined by a veth pair, two

@@ -29,6 +29,7 @@ type session struct {
 	dir    ipsec.Direction
 	salt   [4]byte
 	icvLen int
+	tagLen int // the AEAD's tag, written after the ciphertext
 
 	aead      cipher.AEAD // AES-GCM or ChaCha20-Poly1305
 	truncated bool        // AES-GCM with an 8-byte ICV: aead makes 16-byte tags
@@ -81,6 +82,9 @@ func newSession(c driver.SessionConfig) (*session, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("fallback: %s: %w", t, err)
+	}
+	if s.aead != nil {
+		s.tagLen = s.aead.Overhead()
 	}
 	if s.block != nil && !s.truncated {
 		blk, out := s.block, c.Direction == ipsec.Outbound

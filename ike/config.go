@@ -70,6 +70,21 @@ type Config struct {
 	Clock clock.Clock
 	// Logger receives the daemon's logs; nil discards them.
 	Logger *slog.Logger
+	// KeyLog, when set, receives the keys of each IKE SA the daemon sets
+	// up (IKEv2), for a protocol analyser to decrypt its messages, as
+	// crypto/tls's KeyLogWriter serves Wireshark: it discloses the SAs and
+	// is for tests and debugging only. Nil, the default, logs nothing.
+	KeyLog func(IKESAKeys)
+}
+
+// IKESAKeys are an IKE SA's SPIs, negotiated algorithms and the keys that
+// protect its messages (SK_ei, SK_er, SK_ai, SK_ar, RFC 7296 §2.14; an
+// AES-GCM key with its 4-byte salt): the row of Wireshark's IKEv2
+// decryption table. Config.KeyLog gets copies.
+type IKESAKeys struct {
+	SPIi, SPIr     uint64
+	Policy         Policy
+	EI, ER, AI, AR []byte
 }
 
 // MaxPolicies is the number of IKE policy rules JUNOSe allows.
@@ -280,6 +295,10 @@ func (m Phase1Mode) String() string {
 // Tunnel is a signaled tunnel as IKE sees it.
 type Tunnel struct {
 	Name string
+	// Version is the IKE version the tunnel negotiates with: 0 or 1 for
+	// IKEv1, 2 for IKEv2. A daemon of one version (v1.New, v2.New) runs
+	// whatever tunnels it is given; ike/mux gives each its own.
+	Version int
 	// Source is the local endpoint (the tunnel source).
 	Source netip.Addr
 	// Destination is the peer's address; invalid when the destination is
@@ -389,6 +408,20 @@ func (c *Config) validate(version int) error {
 		errs = append(errs, t.validate(names, version)...)
 	}
 	return errors.Join(errs...)
+}
+
+// ValidFor reports whether IKE version 1 or 2 can negotiate the policy:
+// its algorithms and its authentication method (ECDSA signatures are
+// IKEv2 only). A daemon that runs both versions gives each the policies
+// it can use.
+func (p Policy) ValidFor(version int) error {
+	if err := p.validate(version); err != nil {
+		return err
+	}
+	if p.Auth == AuthECDSASig && version == 1 {
+		return errors.New("ecdsa-sig needs IKEv2")
+	}
+	return nil
 }
 
 // validate checks a policy's algorithms for an IKE version.

@@ -2,6 +2,7 @@ package ike
 
 import (
 	"net/netip"
+	"reflect"
 	"time"
 
 	"github.com/ismgw/ism/ipsec"
@@ -15,6 +16,10 @@ type Status struct {
 	IKESAs   []IKESAStatus
 	Tunnels  []TunnelStatus
 	Counters Counters
+	// ByVersion holds, from a daemon that runs more than one IKE version
+	// (ike/mux), each version's counters, by version number; Counters is
+	// then their sum. Nil from a daemon of one version.
+	ByVersion map[int]Counters
 }
 
 // IKESAStatus describes one IKE SA (`show ike sa`).
@@ -55,6 +60,9 @@ type IKESAStatus struct {
 // child SA; Children lists them all.
 type TunnelStatus struct {
 	Name string
+	// Version is the IKE version the tunnel negotiates with: 1 (zero
+	// means 1) or 2.
+	Version int
 	// State is that of its child SAs (phase 2): "up" with one at least,
 	// "negotiating" while this end negotiates the first, else "down".
 	State     string
@@ -201,4 +209,13 @@ type Counters struct {
 	InvalidIKESPILimited  uint64 // INVALID_IKE_SPI notifies not sent: rate limit
 	IntermediateExchanges uint64 // IKE_INTERMEDIATE exchanges completed, either role (RFC 9242)
 	FollowupKEExchanges   uint64 // IKE_FOLLOWUP_KE exchanges completed, either role (RFC 9370 §2.2.4)
+}
+
+// Add adds o's counts to c, field by field.
+func (c *Counters) Add(o Counters) {
+	cv, ov := reflect.ValueOf(c).Elem(), reflect.ValueOf(o)
+	for i := range cv.NumField() {
+		f := cv.Field(i)
+		f.SetUint(f.Uint() + ov.Field(i).Uint())
+	}
 }

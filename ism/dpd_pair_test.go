@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ism/operator"
 )
 
 // pairDPD is the DPD of the gateway that probes in the ISM↔ISM tests: by
@@ -36,13 +37,13 @@ func pairSpec(dpd, tunnelA, tunnelB string) labSpec {
 }
 
 // ikeSAOf returns the one IKE SA of a gateway (`show ike sa`).
-func ikeSAOf(t *testing.T, g *Gateway) ike.IKESAStatus {
+func ikeSAOf(t *testing.T, g *Gateway) operator.IKESA {
 	t.Helper()
 	text, data, err := g.Exec("show ike sa")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sas := data.([]ike.IKESAStatus)
+	sas := data.([]operator.IKESA)
 	if len(sas) != 1 {
 		t.Fatalf("show ike sa: want one IKE SA:\n%s", text)
 	}

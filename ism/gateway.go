@@ -18,7 +18,7 @@ import (
 	"github.com/ismgw/ism/clock"
 	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ike"
-	v1 "github.com/ismgw/ism/ike/v1"
+	"github.com/ismgw/ism/ike/mux"
 	"github.com/ismgw/ism/ism/config"
 	"github.com/ismgw/ism/ism/datapath"
 	"github.com/ismgw/ism/ism/lookaside"
@@ -59,11 +59,10 @@ type Timers struct {
 	DeadRetry time.Duration
 }
 
-// NewIKE is the IKE daemon of Options.IKE's default: IKEv1. A daemon that
-// runs IKEv1 and IKEv2 side by side, by each tunnel's ike-version, plugs in
-// here.
+// NewIKE is the IKE daemon of Options.IKE's default: IKEv1 and IKEv2 side
+// by side (ike/mux), each tunnel negotiating with its ike-version.
 func NewIKE(c ike.Config, in ike.Installer, tr ike.Transport, l ike.Listener) (ike.Daemon, error) {
-	return v1.New(c, in, tr, l)
+	return mux.NewDaemon(c, in, tr, l)
 }
 
 // acquireEvery limits how often the data path asks IKE to negotiate for a

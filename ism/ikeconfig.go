@@ -2,11 +2,14 @@ package ism
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/ismgw/ism/clock"
@@ -21,17 +24,11 @@ func ikeConfig(cfg *config.Config, log *slog.Logger, clk clock.Clock) (ike.Confi
 		Lifetime:         cfg.Lifetime,
 		DPD:              cfg.DPD,
 		FailoverHoldDown: holdDown(cfg.FailoverHoldDown),
-		Backoff:          ike.Backoff(cfg.Backoff)}
+		Backoff:          ike.Backoff(cfg.Backoff),
+		FragmentMTU:      cfg.FragmentMTU,
+		CookieThreshold:  cfg.CookieThreshold}
 	for _, p := range cfg.IKEPolicies {
-		ip := ike.Policy{Group: int(p.Group), Lifetime: p.Lifetime}
-		ip.Encryption = map[config.IKEEncryption]ike.Encryption{config.IKEDES: ike.EncDES, config.IKE3DES: ike.Enc3DES,
-			config.IKEAES128: ike.EncAES128, config.IKEAES192: ike.EncAES192, config.IKEAES256: ike.EncAES256}[p.Encryption]
-		ip.Hash = map[config.IKEHash]ike.Hash{config.IKEMD5: ike.HashMD5, config.IKESHA1: ike.HashSHA1, config.IKESHA256: ike.HashSHA256}[p.Hash]
-		ip.Auth = ike.AuthPSK
-		if p.Authentication == config.RSASignatureAuth {
-			ip.Auth = ike.AuthRSASig
-		}
-		c.Policies = append(c.Policies, ip)
+		c.Policies = append(c.Policies, ikePolicy(p))
 	}
 	for _, k := range cfg.PreSharedKeys {
 		peer := k.Identity.Value
@@ -45,6 +42,9 @@ func ikeConfig(cfg *config.Config, log *slog.Logger, clk clock.Clock) (ike.Confi
 		if err != nil {
 			return c, err
 		}
+		if err := checkKeyType(cfg, certs); err != nil {
+			return c, err
+		}
 		c.Certificates = certs
 	}
 	for _, t := range cfg.Tunnels {
@@ -52,7 +52,8 @@ func ikeConfig(cfg *config.Config, log *slog.Logger, clk clock.Clock) (ike.Confi
 			continue
 		}
 		it := ike.Tunnel{
-			Name: t.Name, Source: t.TunnelSource, Destination: t.TunnelDestination.Addr,
+			Name: t.Name, Version: t.IKEVersion, SAMode: t.Mode, ESN: t.ESN,
+			Source: t.TunnelSource, Destination: t.TunnelDestination.Addr,
 			Mode: ike.MainMode, TransformSet: t.TransformSet.Transforms, PFSGroup: int(t.PFSGroup),
 			Lifetime:      t.Lifetime,
 			LocalSelector: t.LocalSelector, RemoteSelector: t.RemoteSelector,
@@ -161,10 +162,7 @@ func loadCertificates(c config.Certificates) (*ike.Certificates, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ism: private key: %w", err)
 	}
-	key, err := x509.ParsePKCS8PrivateKey(blocks[0].Bytes)
-	if err != nil {
-		key, err = x509.ParsePKCS1PrivateKey(blocks[0].Bytes)
-	}
+	key, err := parsePrivateKey(blocks[0])
 	clear(blocks[0].Bytes)
 	if err != nil {
 		return nil, fmt.Errorf("ism: private key %s: %w", c.Key, err)
@@ -174,5 +172,70 @@ func loadCertificates(c config.Certificates) (*ike.Certificates, error) {
 		return nil, fmt.Errorf("ism: private key %s cannot sign", c.Key)
 	}
 	out.Key = signer
+	out.RSAPSS = c.RSAPSS
 	return out, nil
+}
+
+// parsePrivateKey reads a PEM private key by its type: PKCS #1
+// ("RSA PRIVATE KEY"), SEC 1 ("EC PRIVATE KEY", RFC 5915) or PKCS #8
+// ("PRIVATE KEY"), which is also tried for any other type.
+func parsePrivateKey(b *pem.Block) (any, error) {
+	switch b.Type {
+	case "RSA PRIVATE KEY":
+		return x509.ParsePKCS1PrivateKey(b.Bytes)
+	case "EC PRIVATE KEY":
+		return x509.ParseECPrivateKey(b.Bytes)
+	}
+	return x509.ParsePKCS8PrivateKey(b.Bytes)
+}
+
+// checkKeyType refuses a local key of the wrong type for a policy rule's
+// signatures, or rsa-pss with a key that is not RSA, naming the rule's
+// authentication line (or the certificate's).
+func checkKeyType(cfg *config.Config, certs *ike.Certificates) error {
+	kind := ""
+	switch certs.Key.Public().(type) {
+	case *rsa.PublicKey:
+		kind = "RSA"
+	case *ecdsa.PublicKey:
+		kind = "ECDSA"
+	}
+	at := func(p config.Pos, format string, args ...any) error {
+		return config.Error{File: p.File, Line: p.Line, Msg: fmt.Sprintf(format, args...)}
+	}
+	for _, p := range cfg.IKEPolicies {
+		want := map[config.AuthMethod]string{config.RSASignatureAuth: "RSA", config.ECDSASignatureAuth: "ECDSA"}[p.Authentication]
+		if want != "" && want != kind {
+			return at(p.AuthPos, "authentication: %s needs an %s key, and %s holds a %s key", p.Authentication, want, cfg.Certificates.Key, keyKind(kind))
+		}
+	}
+	if certs.RSAPSS && kind != "RSA" {
+		return at(cfg.Certificates.Pos, "ipsec local-certificate: rsa-pss needs an RSA key, and %s holds %s key", cfg.Certificates.Key, keyKind(kind))
+	}
+	return nil
+}
+
+// keyKind names a key type with its article.
+func keyKind(k string) string {
+	switch k {
+	case "RSA":
+		return "an RSA"
+	case "ECDSA":
+		return "an ECDSA"
+	}
+	return "another type of"
+}
+
+// ikePolicy maps a policy rule to IKE's, for both versions.
+func ikePolicy(p config.IKEPolicy) ike.Policy {
+	hashes := map[config.IKEHash]ike.Hash{config.IKEMD5: ike.HashMD5, config.IKESHA1: ike.HashSHA1, config.IKESHA256: ike.HashSHA256,
+		config.IKESHA384: ike.HashSHA384, config.IKESHA512: ike.HashSHA512}
+	ip := ike.Policy{Group: int(p.Group), Lifetime: p.Lifetime, Hash: hashes[p.Hash], PRF: hashes[p.PRF],
+		AdditionalKE: slices.Clone(p.AdditionalKE), AdditionalKEOptional: p.AdditionalKEOptional}
+	ip.Encryption = map[config.IKEEncryption]ike.Encryption{config.IKEDES: ike.EncDES, config.IKE3DES: ike.Enc3DES,
+		config.IKEAES128: ike.EncAES128, config.IKEAES192: ike.EncAES192, config.IKEAES256: ike.EncAES256,
+		config.IKEAES128GCM: ike.EncAES128GCM, config.IKEAES256GCM: ike.EncAES256GCM}[p.Encryption]
+	ip.Auth = map[config.AuthMethod]ike.AuthMethod{config.PreSharedKeyAuth: ike.AuthPSK, config.RSASignatureAuth: ike.AuthRSASig,
+		config.ECDSASignatureAuth: ike.AuthECDSASig}[p.Authentication]
+	return ip
 }

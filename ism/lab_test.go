@@ -196,8 +196,12 @@ type labSpec struct {
 	// its routes through its userspace ESP installed; A starts in a,
 	// which is its VR v. Otherwise the peer is gateway B.
 	charon *swantest.Conf
-	// peerAddr is one more address of the peer on its veth.
-	peerAddr string
+	// peerAddr is one more address of the peer on its veth, peerAddrs
+	// more still; hostAddrs more addresses of the inner hosts, each on
+	// its side's loopback (198.51.100.0/24 in a, 203.0.113.0/24 in b),
+	// before the peer starts.
+	peerAddr             string
+	peerAddrs, hostAddrs []string
 	// hostLink puts host addresses (/32) on the veth: no routes between
 	// the two.
 	hostLink bool
@@ -279,8 +283,17 @@ func newLab(t *testing.T, s labSpec) *lab {
 			x.bop = x.lab.NS(o)
 		}
 	}
-	if s.peerAddr != "" {
-		x.lab.MustRun(x.b, "ip", "addr", "add", s.peerAddr+"/24", "dev", vethOf(t, x.b))
+	for _, a := range append([]string{s.peerAddr}, s.peerAddrs...) {
+		if a != "" {
+			x.lab.MustRun(x.b, "ip", "addr", "add", a+"/24", "dev", vethOf(t, x.b))
+		}
+	}
+	for _, a := range s.hostAddrs {
+		ns := x.a
+		if strings.HasPrefix(a, "203.0.113.") {
+			ns = x.b
+		}
+		x.lab.MustRun(ns, "ip", "addr", "add", a+"/32", "dev", "lo")
 	}
 	if s.charon != nil {
 		x.primaryConf = *s.charon

@@ -139,7 +139,8 @@ func (s *seam) AddSA(id ipsec.SAID, u ike.UserSA) error {
 	sa := func() *datapath.SA {
 		return &datapath.SA{ID: id, Direction: dir, Transform: u.Transform, Src: u.Src, UDPEncap: u.UDPEncap,
 			SrcPort: u.SrcPort, DstPort: u.DstPort, CipherKey: u.CipherKey.Clone(), AuthKey: u.AuthKey.Clone(),
-			ESN: u.ESN, Limits: ipsec.Limits{Soft: u.Soft, Hard: u.Hard}, Local: local, Remote: remote}
+			ESN: u.ESN, Limits: ipsec.Limits{Soft: u.Soft, Hard: u.Hard}, ReleaseDelay: releaseDelay(t, u),
+			Local: local, Remote: remote}
 	}
 	p := t.currentPath()
 	if p == nil {
@@ -174,6 +175,19 @@ func (s *seam) AddSA(id ipsec.SAID, u ike.UserSA) error {
 		}
 	}
 	return nil
+}
+
+// ikev1ReleaseDelay is how long the packets held for an IKEv1
+// negotiation wait once the outbound SA is in, for the peer to install its
+// inbound SA from the quick mode's last message (datapath.SA.ReleaseDelay).
+const ikev1ReleaseDelay = 200 * time.Millisecond
+
+// releaseDelay is an SA's datapath.SA.ReleaseDelay.
+func releaseDelay(t *Tunnel, u ike.UserSA) time.Duration {
+	if u.Inbound || t.cfg.IKEVersion != 1 {
+		return 0
+	}
+	return ikev1ReleaseDelay
 }
 
 // DeleteSA removes an SA and zeroes its keys; a tunnel left without SAs one
@@ -311,6 +325,9 @@ func (s *seam) NegotiationFailed(tunnel, reason string) {
 	}
 	if !t.Up() {
 		t.setState(s.g.clock, false, "negotiation failed: "+reason)
+	}
+	if h, ok := t.currentPath().(datapath.Holder); ok {
+		h.DropHeld() // what waited for the negotiation
 	}
 	s.g.traps.Load().IKEFailure(t.String(), t.destination(), reason)
 	s.g.log.Warn("IKE: negotiation failed", "tunnel", t.String(), "reason", reason)

@@ -46,7 +46,7 @@ func (g *Gateway) Snapshot() operator.Snapshot {
 		for _, s := range st.Tunnels {
 			ikeByName[s.Name] = s
 		}
-		snap.IKE, snap.IKESAs = &st.Counters, st.IKESAs
+		snap.IKE, snap.IKESAs, snap.IKEVersions = &st.Counters, st.IKESAs, st.ByVersion
 	}
 	for _, t := range ts {
 		s := g.tunnelStatus(t)

@@ -1,9 +1,12 @@
 package ism
 
 import (
+	"cmp"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,9 +40,15 @@ const (
 // first packet to the tunnel), or charon does (swanctl --initiate).
 var swanRoles = []string{"initiator", "responder"}
 
-// swanPeer is charon's swanctl.conf: one IKEv1 connection "ism" with the
-// child "net" (203.0.113.0/24 to 198.51.100.0/24) and any more children.
+// swanPeer is charon's swanctl.conf: one connection "ism" (IKEv1 unless
+// Version says 2) with the child "net" (203.0.113.0/24 to 198.51.100.0/24)
+// and any more children.
 type swanPeer struct {
+	// Name is the connection's name, "ism" unless set; Child its first
+	// child's, "net" unless set.
+	Name, Child string
+	// Version is the IKE version, 1 unless 2.
+	Version int
 	// Addr is charon's address, default SwanAddr; another one is added
 	// to its veth.
 	Addr       string
@@ -66,12 +75,13 @@ func (p swanPeer) addr() string {
 	return p.Addr
 }
 
-func (p swanPeer) render() string {
+// withDefaults fills in what p leaves out.
+func (p swanPeer) withDefaults() swanPeer {
 	if p.Auth == "" {
 		p.Auth = "psk"
 	}
 	if p.LocalID == "" {
-		p.LocalID = swantest.SwanAddr.String()
+		p.LocalID = p.addr()
 	}
 	if p.RemoteID == "" {
 		p.RemoteID = swantest.ISMAddr.String()
@@ -88,17 +98,51 @@ func (p swanPeer) render() string {
 	if p.Secrets == nil && p.Auth == "psk" {
 		p.Secrets = []charon.Secret{{Name: "ike-1", IDs: []string{p.LocalID, p.RemoteID}, Secret: p.PSK}}
 	}
-	conn := charon.Connection{Name: "ism", Version: 1, Aggressive: p.Aggressive,
+	return p
+}
+
+func (p swanPeer) render() string { return renderPeers(p) }
+
+// renderPeers renders charon's swanctl.conf with a connection for each
+// peer (named "ism" unless Name says), with their secrets.
+func renderPeers(peers ...swanPeer) string {
+	var s charon.Swanctl
+	for i, p := range peers {
+		p = p.withDefaults()
+		name := p.Name
+		if name == "" {
+			name = "ism"
+		}
+		s.Connections = append(s.Connections, p.connection(name))
+		for _, sec := range p.Secrets {
+			sec.Name = fmt.Sprintf("%s-%d", sec.Name, i)
+			s.Secrets = append(s.Secrets, sec)
+		}
+	}
+	return s.Render()
+}
+
+// connection is charon's connection name, with the defaults filled in.
+func (p swanPeer) connection(name string) charon.Connection {
+	if p.Version == 0 {
+		p.Version = 1
+	}
+	conn := charon.Connection{Name: name, Version: p.Version, Aggressive: p.Aggressive,
 		LocalAddrs: []string{p.addr()}, RemoteAddrs: []string{swantest.ISMAddr.String()}, Proposals: []string{p.Proposals},
 		Timers: charon.Timers{Rekey: charon.Never},
 		Local:  charon.End{Auth: p.Auth, ID: p.LocalID},
 		Remote: charon.End{Auth: p.Auth, ID: p.RemoteID},
-		Children: append([]charon.Child{{Name: "net", LocalTS: []string{p.LocalTS}, RemoteTS: []string{p.RemoteTS},
+		Children: append([]charon.Child{{Name: cmp.Or(p.Child, "net"), LocalTS: []string{p.LocalTS}, RemoteTS: []string{p.RemoteTS},
 			ESPProposals: []string{p.ESP}, Timers: p.Timers}}, p.Children...)}
 	if p.Cert != "" {
 		conn.Local.Certs = []string{p.Cert}
 	}
-	return charon.Swanctl{Connections: []charon.Connection{conn}, Secrets: p.Secrets}.Render()
+	if p.Version == 2 {
+		// MOBIKE would move the IKE SA to charon's other addresses.
+		no := false
+		conn.Mobike = &no
+	}
+	return conn
 }
 
 // swanSpec is the lab of ISM against charon: charon with peer's
@@ -107,6 +151,19 @@ func swanSpec(side ismConf, peer swanPeer, conf swantest.Conf) labSpec {
 	conf.Swanctl = peer.render()
 	conf.AggressivePSK = conf.AggressivePSK || peer.Aggressive
 	return labSpec{charon: &conf, peerAddr: peer.Addr, a: func(x *lab) string { return side.signaled(x.a).String() }}
+}
+
+// swanSpecPeers is swanSpec with several connections, each at its peer's
+// address (added to charon's link).
+func swanSpecPeers(side ismConf, conf swantest.Conf, peers ...swanPeer) labSpec {
+	conf.Swanctl = renderPeers(peers...)
+	s := labSpec{charon: &conf, a: func(x *lab) string { return side.signaled(x.a).String() }}
+	for _, p := range peers {
+		if p.Addr != "" && p.Addr != swantest.SwanAddr.String() && !slices.Contains(s.peerAddrs, p.Addr) {
+			s.peerAddrs = append(s.peerAddrs, p.Addr)
+		}
+	}
+	return s
 }
 
 // signaled is c against charon: VR v in ISM's namespace ns, each tunnel's

@@ -52,8 +52,9 @@ func mainModeMM1() []byte {
 
 // badISAKMP returns datagrams derived from a well-formed MM1: malformed
 // ones, one too long for any ISAKMP message, one whose only payload is of
-// an unknown type, and a well-formed one for an IKE SA that does not exist.
-func badISAKMP(t *testing.T) (malformed [][]byte, tooLong, noSA, unknownSA []byte) {
+// an unknown type, a well-formed one for an IKE SA that does not exist,
+// and one that says it is IKEv2 (version 2.0).
+func badISAKMP(t *testing.T) (malformed [][]byte, tooLong, noSA, unknownSA, v2 []byte) {
 	t.Helper()
 	base := mainModeMM1()
 	m, err := v1.ParseMessage(base)
@@ -70,12 +71,14 @@ func badISAKMP(t *testing.T) (malformed [][]byte, tooLong, noSA, unknownSA []byt
 	for _, n := range []int{0, 1, 8, 16, 27, 28, 40, len(base) - 1} {
 		malformed = append(malformed, base[:n:n]) // truncated: shorter than its length field
 	}
+	if malformed[1][0] == 0xff { // one 0xff octet is a NAT-T keepalive (RFC 3948 §2.3), not garbage
+		malformed[1] = []byte{0xfe}
+	}
 	malformed = append(malformed,
 		mut(func(b []byte) []byte { return append(b, 0, 0, 0, 0) }),                         // longer than its length field
 		mut(func(b []byte) []byte { binary.BigEndian.PutUint16(b[30:], 0xffff); return b }), // SA payload past the end
 		mut(func(b []byte) []byte { binary.BigEndian.PutUint16(b[30:], 2); return b }),      // SA payload shorter than its header
 		mut(func(b []byte) []byte { binary.BigEndian.PutUint16(b[42:], 0x0fff); return b }), // proposal past the SA payload
-		mut(func(b []byte) []byte { b[17] = 0x20; return b }),                               // ISAKMP version 2.0
 		mut(func(b []byte) []byte { return setLen(append(b[:v1.HeaderSize+8], 0, 0, 0)) }),  // SA payload cut inside
 		mut(func(b []byte) []byte { clear(b[v1.HeaderSize:]); return b }),                   // payloads zeroed
 		mut(func(b []byte) []byte { binary.BigEndian.PutUint32(b[32:], 2); return b }),      // DOI 2
@@ -87,15 +90,18 @@ func badISAKMP(t *testing.T) (malformed [][]byte, tooLong, noSA, unknownSA []byt
 		b[18] = 5          // informational
 		return b
 	})
-	return malformed, tooLong, noSA, unknownSA
+	v2 = mut(func(b []byte) []byte { b[17] = 0x20; return b }) // version 2.0
+	return malformed, tooLong, noSA, unknownSA, v2
 }
 
 // TestSwanMalformedISAKMP: malformed and truncated ISAKMP datagrams sent
 // from a raw UDP socket in charon's namespace to ISM's ports 500 and 4500
 // (there behind the non-ESP marker, RFC 3948 §2.2), a message for an
-// unknown IKE SA, and an ESP-in-UDP packet for an unknown SPI are refused
-// and counted; nothing of them stays, and the gateway then negotiates with
-// charon (as initiator and as responder) and carries traffic.
+// unknown IKE SA, one of IKE version 2 (which no tunnel speaks, so no
+// IKEv2 daemon runs) and an ESP-in-UDP packet for an unknown SPI are
+// refused and counted; nothing of them stays, and the gateway then
+// negotiates with charon (as initiator and as responder) and carries
+// traffic.
 func TestSwanMalformedISAKMP(t *testing.T) {
 	t.Parallel()
 	for _, role := range swanRoles {
@@ -103,7 +109,7 @@ func TestSwanMalformedISAKMP(t *testing.T) {
 			t.Parallel()
 			x := newLab(t, swanSpec(ismConf{global: pskRule("aes128", "sha", 14, ""), transforms: []string{"esp-aes128-hmac-sha"}, tunnels: []ismTunnel{{}}},
 				swanPeer{Proposals: "aes128-sha1-modp2048", ESP: "aes128-sha1"}, swantest.Conf{}))
-			malformed, tooLong, noSA, unknown := badISAKMP(t)
+			malformed, tooLong, noSA, unknown, v2 := badISAKMP(t)
 			espUnknownSPI := append([]byte{0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 1}, make([]byte, 48)...)
 			if err := swantest.InNamespace(x.env.NSSwan, func() error {
 				c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IP(swantest.SwanAddr.AsSlice())})
@@ -125,7 +131,7 @@ func TestSwanMalformedISAKMP(t *testing.T) {
 					_, err := c.WriteToUDPAddrPort(msg, netip.AddrPortFrom(swantest.ISMAddr, port))
 					return err
 				}
-				for _, b := range append(malformed, tooLong, noSA, unknown) {
+				for _, b := range append(malformed, tooLong, noSA, unknown, v2) {
 					if err := send(transport.IKEPort, b); err != nil {
 						return err
 					}
@@ -140,9 +146,10 @@ func TestSwanMalformedISAKMP(t *testing.T) {
 			}
 			// Every malformed datagram is counted as such on both ports,
 			// tooLong and the first message without an SA payload (noSA)
-			// too; unknown is counted as for an unknown IKE SA.
+			// too; unknown is counted as for an unknown IKE SA, v2 as
+			// dropped by IKEv2.
 			wantMalformed := uint64(2*len(malformed) + 2 + 2)
-			wantReceived := wantMalformed + 2
+			wantReceived := wantMalformed + 2 + 2
 			x.waitFor(t, 10*time.Second, "the datagrams counted", func() bool {
 				c := x.ikeCounters(t)
 				return c.received >= wantReceived && c.malformed >= wantMalformed && c.unknownSA >= 2
@@ -150,11 +157,20 @@ func TestSwanMalformedISAKMP(t *testing.T) {
 			if c := x.ikeCounters(t); c.received != wantReceived || c.malformed != wantMalformed || c.unknownSA != 2 {
 				t.Errorf("IKE counters: %d received, %d malformed, %d unknown SA; want %d, %d, 2", c.received, c.malformed, c.unknownSA, wantReceived, wantMalformed)
 			}
+			if c := x.g.Statistics().IKEVersions["ikev2"]; c.Received != 2 || c.Dropped != 2 {
+				t.Errorf("IKEv2 counters: %d received, %d dropped; want 2 and 2", c.Received, c.Dropped)
+			}
 			x.waitFor(t, 5*time.Second, "the ESP packet for an unknown SPI counted", func() bool {
 				return x.g.Statistics().Engine.Drops["no-sa"] > 0
 			})
 			x.wantShow(t, "show ipsec statistics", "no-sa")
-			if rows := x.ikeSARows(t); len(rows) != 0 {
+			// A datagram that fails phase 1 is counted before the IKE
+			// SA it opened is gone.
+			rows := x.ikeSARows(t)
+			for end := time.Now().Add(5 * time.Second); len(rows) != 0 && time.Now().Before(end); rows = x.ikeSARows(t) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if len(rows) != 0 {
 				t.Errorf("IKE SAs left by garbage:\n%s", strings.Join(rows, "\n"))
 			}
 			x.bringUp(t, role)

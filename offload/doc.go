@@ -16,6 +16,12 @@
 //     verified, check the padding and strip the framing; outbound, move the
 //     ICV into place.
 //
+// A Pipeline runs the same three stages for one producer and one consumer
+// with the crypto of its bursts spread over worker goroutines, so that a
+// single SA can use more than one core: stage 1 runs in Submit, stage 2 on
+// the workers, stage 3 in Next, which returns the bursts in the order they
+// were submitted.
+//
 // Packets come back in the order given. A packet that cannot be sent or
 // delivered gets a DropReason, counted per SA and globally; the data path
 // never returns an error or logs per packet.

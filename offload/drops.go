@@ -30,6 +30,8 @@ const (
 	DropNoRoute                  // no secure interface for the destination
 	DropSendError                // the transport socket refused the packet
 	DropDeliverError             // the secure-interface device refused the packet
+	DropHoldOverflow             // held for an acquire (a negotiation), over the hold queue's bound
+	DropHoldFailed               // held for an acquire whose negotiation failed or took too long
 	numDropReasons
 )
 
@@ -56,6 +58,8 @@ var dropNames = [...]string{
 	DropNoRoute:       "no-route",
 	DropSendError:     "send-error",
 	DropDeliverError:  "deliver-error",
+	DropHoldOverflow:  "acquire-overflow",
+	DropHoldFailed:    "acquire-failed",
 }
 
 func (r DropReason) String() string {

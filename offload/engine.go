@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ismgw/ism/driver"
@@ -47,9 +49,15 @@ type Engine struct {
 	notify func(Event)
 	log    *slog.Logger
 
-	mu     sync.Mutex
-	procs  []*Processor
-	closed sync.Once
+	// leases are the asynchronous drivers' queue pairs, by driver index;
+	// nextQP hands them out round robin.
+	leases [][]*qpLease
+	nextQP atomic.Uint64
+
+	mu      sync.Mutex
+	procs   []*Processor
+	retired CounterValues // counters of Processors no longer in use
+	closed  sync.Once
 }
 
 const sadShards = 64
@@ -80,6 +88,15 @@ func New(c Config) (*Engine, error) {
 		e.shards[i].sas = map[uint32][]*SA{}
 	}
 	e.disp = newDispatcher(e, c.Fallback, c.Drivers, log)
+	e.leases = make([][]*qpLease, len(e.disp.all))
+	for i, drv := range e.disp.all {
+		if e.disp.sync[i] != nil {
+			continue
+		}
+		for j := range max(1, e.disp.infos[i].QueuePairs) {
+			e.leases[i] = append(e.leases[i], &qpLease{qp: drv.QueuePair(j)})
+		}
+	}
 	return e, nil
 }
 
@@ -119,6 +136,7 @@ func (e *Engine) addSA(c SAConfig, init func(*SA) error) (*SA, error) {
 			return nil, err
 		}
 	}
+	sa.aged = sa.softAt != 0 || sa.hardAt != 0
 	sh := &e.shards[c.SPI%sadShards]
 	sh.mu.Lock()
 	for _, o := range sh.sas[c.SPI] {
@@ -249,8 +267,10 @@ func (e *Engine) Sweep() {
 }
 
 // NewProcessor returns a Processor for one goroutine.
-func (e *Engine) NewProcessor() *Processor {
-	p := newProcessor(e)
+func (e *Engine) NewProcessor() *Processor { return e.newProcessor(true) }
+
+func (e *Engine) newProcessor(crypto bool) *Processor {
+	p := newProcessor(e, crypto)
 	e.mu.Lock()
 	e.procs = append(e.procs, p)
 	e.mu.Unlock()
@@ -261,7 +281,7 @@ func (e *Engine) NewProcessor() *Processor {
 func (e *Engine) Counters() CounterValues {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var v CounterValues
+	v := e.retired
 	for _, p := range e.procs {
 		v.Add(p.stats.Snapshot())
 	}
@@ -272,8 +292,22 @@ func (e *Engine) Counters() CounterValues {
 func (e *Engine) ResetCounters() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.retired = CounterValues{}
 	for _, p := range e.procs {
 		p.stats.Reset()
+	}
+}
+
+// retire drops Processors from the engine's list, keeping their counts in
+// the global counters.
+func (e *Engine) retire(ps ...*Processor) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, p := range ps {
+		if i := slices.Index(e.procs, p); i >= 0 {
+			e.retired.Add(p.stats.Snapshot())
+			e.procs = slices.Delete(e.procs, i, i+1)
+		}
 	}
 }
 

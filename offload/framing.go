@@ -20,7 +20,10 @@ type framing struct {
 	nhPos  int  // transport mode: offset of the next-header field to rewrite
 	inner  int  // outbound: bytes accounted against the lifetime
 	esn    bool // the ESN high bits sit before the ICV and must go
-	v6     bool
+	// icvMove: outbound, finish moves the ICV into its place (AH, or
+	// ESP with the ESN high bits under the ICV).
+	icvMove bool
+	v6      bool
 	// fromESP: inbound, the packet started at the ESP header (a UDP
 	// socket took the IP and UDP headers off; Packet.Outer has them).
 	fromESP bool
@@ -145,6 +148,7 @@ func (p *Processor) espOut(pk *Packet, keep int, nh uint8, i int) DropReason {
 	padLen := (bs - (plain+header.ESPTrailerSize)&(bs-1)) & (bs - 1) // block sizes are powers of 2
 	f.payLen = plain + padLen + header.ESPTrailerSize
 	f.esn = sa.esnICV
+	f.icvMove = f.esn
 	f.ipLen = keep
 	if sa.cfg.Mode == ipsec.Tunnel {
 		f.ipLen = sa.ipLen
@@ -175,12 +179,15 @@ func (p *Processor) espOut(pk *Packet, keep int, nh uint8, i int) DropReason {
 	switch {
 	case p.ivHook != nil:
 		p.ivHook(iv, seq)
+		copy(op.IV[:], iv)
 	case sa.aead:
 		// The sequence number never repeats under a key, so it is the IV
 		// (RFC 4106 §3.1, RFC 7634 §2).
 		binary.BigEndian.PutUint64(iv, seq)
+		binary.BigEndian.PutUint64(op.IV[:], seq)
 	default:
 		copy(iv, p.nextIV(ivLen))
+		copy(op.IV[:], iv)
 	}
 	op.DigestOff = f.pay + f.payLen
 	if sa.aead {
@@ -195,7 +202,6 @@ func (p *Processor) espOut(pk *Packet, keep int, nh uint8, i int) DropReason {
 		}
 		op.DigestOff = op.AuthOff + op.AuthLen
 	}
-	copy(op.IV[:], iv)
 	if sa.fromESP {
 		return NotDropped // the UDP socket writes the IP and UDP headers
 	}
@@ -207,7 +213,11 @@ func (p *Processor) espOut(pk *Packet, keep int, nh uint8, i int) DropReason {
 			header.UDP(pkt[f.ipLen:]).Encode(&header.UDPFields{SrcPort: sp, DstPort: dp, Length: uint16(b.Len - f.ipLen)})
 		}
 	}
-	p.writeIP(pk, keep, proto, pkt[insert:])
+	if keep == 0 {
+		sa.writeOuter(pkt[:b.Len], pkt[insert:], seq)
+	} else {
+		p.writeIP(pk, keep, proto, nil)
+	}
 	return NotDropped
 }
 
@@ -240,8 +250,14 @@ func (p *Processor) writeIP(pk *Packet, keep int, proto uint8, inner []byte) {
 		ip.UpdateChecksum()
 		return
 	}
-	// RFC 4301 §5.1.2.1: copy DSCP and ECN from the inner header; copy DF
-	// from an IPv4 inner header. The rest is the SA's template.
+	sa.writeOuter(pkt, inner, pk.seq)
+}
+
+// writeOuter writes tunnel mode's outer header, the SA's template with the
+// packet's own fields, in front of inner (RFC 4301 §5.1.2.1: DSCP and ECN
+// copied from the inner header, DF from an IPv4 inner header). pkt is the
+// whole packet.
+func (sa *SA) writeOuter(pkt, inner []byte, seq uint64) {
 	var tos uint8
 	var flags uint16
 	if inner[0]>>4 == 4 {
@@ -250,19 +266,25 @@ func (p *Processor) writeIP(pk *Packet, keep int, proto uint8, inner []byte) {
 	} else {
 		tos = header.IPv6(inner).TrafficClass()
 	}
-	n := copy(pkt, sa.tmpl[:sa.outer])
-	if f.v6 {
+	n := sa.outer
+	if n == header.IPv4MinimumSize {
+		// The identification need only be unique while fragments may be
+		// in flight: the sequence number's low bits are.
+		h := (*[header.IPv4MinimumSize]byte)(pkt)
+		*h = [header.IPv4MinimumSize]byte(sa.tmpl[:])
+		header.IPv4(h[:]).SetVariable(tos, uint16(len(pkt)), uint16(seq), flags, sa.tmplSum)
+		return
+	}
+	copy(pkt, sa.tmpl[:n])
+	if sa.ipv6 {
 		ip := header.IPv6(pkt)
 		ip.SetTrafficClass(tos)
-		ip.SetPayloadLength(uint16(b.Len - header.IPv6MinimumSize))
+		ip.SetPayloadLength(uint16(len(pkt) - header.IPv6MinimumSize))
 	} else {
-		// The identification need only be unique while fragments may
-		// be in flight: the sequence number's low bits are.
-		id := uint16(pk.seq)
-		header.IPv4(pkt).SetVariable(tos, uint16(b.Len), id, flags, sa.tmplSum)
+		header.IPv4(pkt).SetVariable(tos, uint16(len(pkt)), uint16(seq), flags, sa.tmplSum)
 	}
-	if sa.cfg.UDPEncap {
-		header.UDP(pkt[n-header.UDPMinimumSize:]).SetLength(uint16(b.Len - n + header.UDPMinimumSize))
+	if sa.udpLen > 0 {
+		header.UDP(pkt[n-header.UDPMinimumSize:]).SetLength(uint16(len(pkt) - n + header.UDPMinimumSize))
 	}
 }
 
@@ -296,7 +318,7 @@ func (p *Processor) ahOut(pk *Packet, keep int, nh uint8, i int) DropReason {
 	f.hdr = f.ipLen
 	header.AH(pkt[f.hdr:]).Encode(&header.AHFields{NextHeader: nh, Length: ahLen, SPI: sa.cfg.SPI, Seq: uint32(seq)})
 	p.writeIP(pk, keep, header.ProtoAH, pkt[insert:])
-	f.esn = sa.cfg.ESN
+	f.esn, f.icvMove = sa.cfg.ESN, true
 	*op = driver.Op{AuthOff: 0, AuthLen: b.Len}
 	if f.esn {
 		binary.BigEndian.PutUint32(pkt[b.Len:], uint32(seq>>32))
@@ -327,7 +349,7 @@ func restoreMutable(pkt []byte, f *framing) {
 func (p *Processor) finishOutbound(pk *Packet) DropReason {
 	sa, b, f, op := pk.SA, pk.Buf, &pk.f, &pk.op
 	pkt := b.Mem[b.Off:]
-	icv := sa.t.ICVLen()
+	icv := sa.icvLen
 	if sa.t.Protocol == transform.AH {
 		copy(pkt[f.hdr+header.AHMinimumSize:], pkt[op.DigestOff:op.DigestOff+icv])
 		restoreMutable(pkt, f)
@@ -520,6 +542,15 @@ func (p *Processor) ahIn(pk *Packet, dst netip.Addr) DropReason {
 // (tunnel mode) or the rebuilt original packet (transport mode).
 func (p *Processor) finishInbound(pk *Packet) DropReason {
 	sa, b, f := pk.SA, pk.Buf, &pk.f
+	if sa.hasLimits() {
+		// Packets of the burst verified so far count: the one that
+		// reaches the hard limit is the last delivered (prepare admitted
+		// the whole burst before any of it was accounted).
+		if over, cause := sa.overLimit(p.pending(sa)); over {
+			sa.expire(true, cause)
+			return DropLifetime
+		}
+	}
 	p.lockReplay(sa)
 	if r := sa.replay.update(pk.seq); r != NotDropped {
 		return r

@@ -49,11 +49,10 @@ type Packet struct {
 	// packet goes to its SA's SA.Outer().Dst.
 	Outer Outer
 
-	op   driver.Op
-	bnd  *binding
-	seq  uint64
-	f    framing
-	proc *Processor
+	op  driver.Op
+	bnd *binding
+	seq uint64
+	f   framing
 }
 
 // Outer is where a packet comes from and goes to outside the tunnel. A
@@ -77,14 +76,15 @@ func (p *Packet) Reset(n int) {
 // Processor runs bursts of packets through the engine. It is owned by one
 // goroutine and is not safe for concurrent use.
 type Processor struct {
-	e     *Engine
-	qps   []driver.QueuePair // by driver index; nil for inline drivers
+	e *Engine
+	// cur is the burst being prepared or finished: own when the
+	// Processor runs whole bursts, a Burst's when it is one stage of a
+	// Pipeline.
+	cur   *burstState
+	own   burstState
+	cr    cryptoRunner
 	stats Counters
 	now   int64
-	byDrv [][]*driver.Op
-	deq   [BurstSize]*driver.Op
-	held  []*binding // bindings referenced by the burst in flight
-	acc   []acct     // SA traffic of the burst, accounted at its end
 	// runEnd[i] is the end of the run of packets with packet i's SA:
 	// sequence numbers are reserved for the rest of a run at once.
 	runEnd  [BurstSize]int
@@ -103,61 +103,38 @@ type Processor struct {
 	ivHook func(iv []byte, seq uint64)
 }
 
-func newProcessor(e *Engine) *Processor {
-	p := &Processor{e: e}
-	e.mu.Lock()
-	n := len(e.procs)
-	e.mu.Unlock()
-	d := e.disp
-	p.qps = make([]driver.QueuePair, len(d.all))
-	p.byDrv = make([][]*driver.Op, len(d.all))
-	for i, drv := range d.all {
-		p.byDrv[i] = make([]*driver.Op, 0, BurstSize)
-		if d.sync[i] == nil {
-			p.qps[i] = drv.QueuePair(n % d.infos[i].QueuePairs)
-		}
+// newProcessor returns a Processor; crypto says whether it runs the crypto
+// stage itself (a Pipeline's stage Processors do not, its workers do).
+func newProcessor(e *Engine, crypto bool) *Processor {
+	p := &Processor{e: e, ivPos: BurstSize * 16}
+	p.own.init(len(e.disp.all))
+	p.cur = &p.own
+	if crypto {
+		p.cr.init(e)
 	}
-	p.ivPos = len(p.ivs)
-	p.held = make([]*binding, 0, 2*BurstSize)
-	p.acc = make([]acct, 0, BurstSize)
 	return p
 }
 
-// hold returns the SA's binding with a reference taken for this burst, or
-// nil once the SA is deleted.
+// hold returns the SA's binding with a reference taken for the burst, or
+// nil once the SA is deleted. (prepare has the common case inline: the
+// binding held since the previous packet.)
 func (p *Processor) hold(sa *SA) *binding {
+	s := p.cur
 	for {
 		b := sa.bind.Load()
 		if b == nil {
 			return nil
 		}
-		if n := len(p.held); n > 0 && p.held[n-1] == b {
+		if b == s.last {
 			return b
 		}
-		if p.holdBinding(b) {
+		if s.holdBinding(b) {
 			return b
 		}
 		if sa.state.Load()&stateDeleted != 0 {
 			return nil
 		}
 	}
-}
-
-// holdBinding takes a reference on b until the end of the burst.
-func (p *Processor) holdBinding(b *binding) bool {
-	if !b.acquire() {
-		return false
-	}
-	p.held = append(p.held, b)
-	return true
-}
-
-func (p *Processor) releaseAll() {
-	for _, b := range p.held {
-		b.release()
-	}
-	clear(p.held)
-	p.held = p.held[:0]
 }
 
 // Encap encapsulates each packet with its SA (set by the caller) and returns
@@ -175,12 +152,21 @@ func (p *Processor) Decap(pkts []*Packet) {
 
 func (p *Processor) run(pkts []*Packet, dir ipsec.Direction) {
 	p.now = nanotime()
+	p.cur = &p.own
+	p.prepare(pkts, dir)
+	p.cr.run(p.cur, pkts)
+	p.finish(pkts, dir)
+	p.endBurst()
+}
+
+// prepare is stage 1: each packet's SA, framing and op; the ops go to the
+// burst's per-driver lists.
+func (p *Processor) prepare(pkts []*Packet, dir ipsec.Direction) {
 	if dir == ipsec.Outbound {
 		p.findRuns(pkts)
 	}
-	// 1. prepare
+	s := p.cur
 	for i, pk := range pkts {
-		pk.proc = p
 		var r DropReason
 		if dir == ipsec.Outbound {
 			r = p.prepareOutbound(pk, i)
@@ -191,7 +177,10 @@ func (p *Processor) run(pkts []*Packet, dir ipsec.Direction) {
 			p.drop(pk, r)
 			continue
 		}
-		if pk.bnd = p.hold(pk.SA); pk.bnd == nil {
+		if pk.bnd = pk.SA.bind.Load(); pk.bnd != s.last || pk.bnd == nil {
+			pk.bnd = p.hold(pk.SA)
+		}
+		if pk.bnd == nil {
 			p.drop(pk, DropNoSA) // deleted meanwhile
 			continue
 		}
@@ -199,35 +188,26 @@ func (p *Processor) run(pkts []*Packet, dir ipsec.Direction) {
 		pk.op.Buf = pk.Buf
 		pk.op.Status = driver.NotProcessed
 		pk.op.Tag = uint64(i)
-		p.byDrv[pk.bnd.idx] = append(p.byDrv[pk.bnd.idx], &pk.op)
+		s.byDrv[pk.bnd.idx] = append(s.byDrv[pk.bnd.idx], &pk.op)
 	}
-	// 2. crypto
-	for idx, ops := range p.byDrv {
-		if len(ops) == 0 {
-			continue
-		}
-		if s := p.e.disp.sync[idx]; s != nil {
-			s.Process(ops)
-		} else {
-			p.submit(idx, ops, pkts)
-		}
-		clear(ops)
-		p.byDrv[idx] = ops[:0]
-	}
-	// 3. finish
-	defer p.endBurst()
-	var pkts2, bytes uint64
+}
+
+// finish is stage 3: each op's outcome, the replay window (inbound) and
+// the framing's last touches; it counts what went through.
+func (p *Processor) finish(pkts []*Packet, dir ipsec.Direction) {
+	var n, bytes uint64
 	for _, pk := range pkts {
 		if pk.Drop != NotDropped {
 			continue
 		}
-		r := p.status(pk)
-		if r == NotDropped {
-			if dir == ipsec.Outbound {
-				r = p.finishOutbound(pk)
-			} else {
-				r = p.finishInbound(pk)
-			}
+		var r DropReason
+		switch {
+		case pk.op.Status != driver.OK:
+			r = p.status(pk)
+		case dir == ipsec.Inbound:
+			r = p.finishInbound(pk)
+		case pk.f.icvMove:
+			r = p.finishOutbound(pk)
 		}
 		if r != NotDropped {
 			p.drop(pk, r)
@@ -236,10 +216,10 @@ func (p *Processor) run(pkts []*Packet, dir ipsec.Direction) {
 			}
 			continue
 		}
-		pkts2++
+		n++
 		bytes += uint64(pk.Buf.Len)
 	}
-	p.stats.Packets.Add(pkts2)
+	p.stats.Packets.Add(n)
 	p.stats.Bytes.Add(bytes)
 }
 
@@ -251,26 +231,28 @@ type acct struct {
 
 // charge adds traffic to the burst's account of sa.
 func (p *Processor) charge(sa *SA, pkts, bytes int64) {
-	if n := len(p.acc); n > 0 && p.acc[n-1].sa == sa {
-		p.acc[n-1].pkts += pkts
-		p.acc[n-1].bytes += bytes
+	s := p.cur
+	if n := len(s.acc); n > 0 && s.acc[n-1].sa == sa {
+		s.acc[n-1].pkts += pkts
+		s.acc[n-1].bytes += bytes
 		return
 	}
-	for i := range p.acc {
-		if p.acc[i].sa == sa {
-			p.acc[i].pkts += pkts
-			p.acc[i].bytes += bytes
+	for i := range s.acc {
+		if s.acc[i].sa == sa {
+			s.acc[i].pkts += pkts
+			s.acc[i].bytes += bytes
 			return
 		}
 	}
-	p.acc = append(p.acc, acct{sa, pkts, bytes})
+	s.acc = append(s.acc, acct{sa, pkts, bytes})
 }
 
 // pending returns what the burst has charged sa so far.
 func (p *Processor) pending(sa *SA) (pkts, bytes uint64) {
-	for i := len(p.acc) - 1; i >= 0; i-- {
-		if p.acc[i].sa == sa {
-			return uint64(max(0, p.acc[i].pkts)), uint64(max(0, p.acc[i].bytes))
+	s := p.cur
+	for i := len(s.acc) - 1; i >= 0; i-- {
+		if s.acc[i].sa == sa {
+			return uint64(max(0, s.acc[i].pkts)), uint64(max(0, s.acc[i].bytes))
 		}
 	}
 	return 0, 0
@@ -280,14 +262,26 @@ func (p *Processor) pending(sa *SA) (pkts, bytes uint64) {
 // and lets go of the bindings it held.
 func (p *Processor) endBurst() {
 	p.lockReplay(nil)
-	for _, a := range p.acc {
-		if a.pkts > 0 {
+	p.account()
+	p.cur.releaseAll()
+}
+
+// account charges the burst's traffic to its SAs, firing the lifetime
+// events it crosses, and empties the burst's account. A negative account
+// (packets charged when a Pipeline prepared them, dropped after) is given
+// back.
+func (p *Processor) account() {
+	s := p.cur
+	for _, a := range s.acc {
+		switch {
+		case a.pkts > 0:
 			a.sa.account(uint64(a.pkts), uint64(a.bytes), p.now)
+		case a.pkts < 0:
+			a.sa.refund(uint64(-a.pkts), uint64(-a.bytes))
 		}
 	}
-	clear(p.acc)
-	p.acc = p.acc[:0]
-	p.releaseAll()
+	clear(s.acc)
+	s.acc = s.acc[:0]
 }
 
 // findRuns records the runs of consecutive packets with one SA.
@@ -348,67 +342,6 @@ func (p *Processor) drop(pk *Packet, r DropReason) {
 	p.stats.Drop(r)
 	if pk.SA != nil {
 		pk.SA.stats.Drop(r)
-	}
-}
-
-// submit runs ops on an asynchronous driver's queue pair and waits for them.
-// What the queue will not take within a bound goes to the fallback engine;
-// a queue that does not complete within stuckAfter faults the driver.
-func (p *Processor) submit(idx int, ops []*driver.Op, pkts []*Packet) {
-	qp := p.qps[idx]
-	sent, inflight, idle := 0, 0, 0
-	for sent < len(ops) && idle < 64 {
-		n := qp.Enqueue(ops[sent:])
-		sent += n
-		inflight += n
-		if n == 0 {
-			idle++
-		}
-		inflight -= qp.Dequeue(p.deq[:])
-	}
-	if sent < len(ops) {
-		rest := ops[sent:]
-		for _, op := range rest {
-			pk := pkts[op.Tag]
-			if fb := p.e.disp.spill(pk.SA); fb != nil && p.holdBinding(fb) {
-				op.Session = fb.sess
-			}
-		}
-		p.e.disp.counts[fbQueueFull].Add(uint64(len(rest)))
-		p.e.disp.sync[0].Process(rest)
-	}
-	var deadline time.Time
-	for inflight > 0 {
-		n := qp.Dequeue(p.deq[:])
-		inflight -= n
-		if n > 0 {
-			deadline = time.Time{}
-			continue
-		}
-		if deadline.IsZero() {
-			deadline = time.Now().Add(stuckAfter)
-		} else if time.Now().After(deadline) {
-			p.stuck(idx, ops[:sent], pkts)
-			return
-		}
-	}
-}
-
-// stuck gives up on ops a driver never completed: their packets are dropped
-// and come back with Buf nil, the buffer abandoned to the driver; the
-// driver's SAs move to the fallback engine.
-func (p *Processor) stuck(idx int, ops []*driver.Op, pkts []*Packet) {
-	drv := p.e.disp.all[idx]
-	for _, op := range ops {
-		if op.Status == driver.NotProcessed {
-			op.Status = driver.Fault
-			pkts[op.Tag].Buf = nil
-		}
-	}
-	for _, sa := range p.e.SAs() {
-		if b := sa.bind.Load(); b != nil && b.idx == idx {
-			p.e.disp.moveToFallback(sa, drv.Name()+" queue stuck")
-		}
 	}
 }
 

@@ -98,6 +98,7 @@ type SA struct {
 	ipv6    bool  // outer addresses are IPv6
 	softAt  int64 // nanotime of soft/hard age expiry, 0: none
 	hardAt  int64
+	aged    bool // softAt or hardAt is set
 	born    time.Time
 
 	mu       sync.Mutex // serialises replay updates; guards fallback
@@ -268,6 +269,14 @@ func (sa *SA) setState(bit uint32) bool {
 
 // admit checks that the SA may carry a packet now.
 func (sa *SA) admit(now int64) DropReason {
+	if sa.state.Load()&(stateHard|stateOverflow|stateDeleted) != 0 || sa.aged {
+		return sa.admitAged(now)
+	}
+	return NotDropped // the common case, inlined
+}
+
+// admitAged is admit for an SA that has an age limit or is unusable.
+func (sa *SA) admitAged(now int64) DropReason {
 	if s := sa.state.Load(); s&(stateHard|stateOverflow|stateDeleted) != 0 {
 		if s&stateOverflow != 0 {
 			return DropSeqOverflow
@@ -310,6 +319,14 @@ func (sa *SA) account(pkts, bytes uint64, now int64) {
 	case l.Soft.Packets != 0 && pk >= l.Soft.Packets:
 		sa.expire(false, CausePackets)
 	}
+}
+
+// refund takes back traffic accounted for packets that were dropped after
+// all (a Pipeline accounts outbound packets when it prepares them). Events
+// already fired stay fired.
+func (sa *SA) refund(pkts, bytes uint64) {
+	sa.stats.Packets.Add(-pkts)
+	sa.stats.Bytes.Add(-bytes)
 }
 
 // overLimit reports whether the SA has already carried its hard limit,

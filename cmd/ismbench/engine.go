@@ -21,7 +21,8 @@ func engine(args []string) error {
 	sizes := fs.String("size", "64,512,1420", "inner packet sizes in bytes, comma-separated")
 	drv := fs.String("driver", fallback.Name, "driver: software, dpdk, kernel, or all")
 	dur := fs.Duration("duration", 2*time.Second, "time per measurement (engine and baseline together)")
-	cores := fs.Int("cores", 1, "goroutines, each with its own SA pair")
+	cores := fs.Int("cores", 1, "goroutines, each with its own SA pair (with -shared-sa: crypto workers on one SA pair)")
+	shared := fs.Bool("shared-sa", false, "one SA pair on -cores crypto workers (offload.Pipeline, order checked), against the same SA on one core")
 	dirs := fs.String("direction", "encap,decap", "encap, decap, or both")
 	asJSON := fs.Bool("json", false, "print one JSON object per line")
 	eal := fs.String("eal", "", "DPDK EAL arguments (driver dpdk)")
@@ -65,7 +66,11 @@ func engine(args []string) error {
 			for _, dir := range strings.Split(*dirs, ",") {
 				var soft float64
 				for _, d := range drivers {
-					r, err := bench.MeasureEngine(t, size, bench.Operation(dir), d, *cores, *dur)
+					measure := bench.MeasureEngine
+					if *shared {
+						measure = bench.MeasureSharedSA
+					}
+					r, err := measure(t, size, bench.Operation(dir), d, *cores, *dur)
 					if err != nil {
 						fmt.Fprintf(os.Stderr, "ismbench: %s %d %s: %v\n", t, size, dir, err)
 						continue

@@ -1,20 +1,26 @@
 // Command ismbench is ISM's benchmark harness.
 //
-//	ismbench engine [-transform NAME] [-size BYTES] [-driver NAME|all] [-duration D] [-cores N] [-json]
-//	ismbench tunnel [-transform NAME] [-duration D] [-encap udp|esp] [-peer strongswan] [-json]
+//	ismbench engine [-transform NAME] [-size BYTES] [-driver NAME|all] [-duration D] [-cores N] [-shared-sa] [-json]
+//	ismbench tunnel [-transform NAME] [-duration D] [-encap udp|esp|esp,udp] [-peer strongswan|wireguard-go] [-json]
 //	ismbench ike [-tunnels N] [-window N] [-transform NAME] [-group G] [-quick] [-no-strongswan] [-json]
 //	ismbench failover [-runs N] [-loss kill|link-down] [-dpd-silent D] [...] [-json]
 //
 // engine measures the ESP/AH engine's encapsulation and decapsulation per
 // transform, size and driver against the plain standard-library cipher and
 // MAC on the same buffers, measured in the same run (the ratio column).
+// With -shared-sa it measures one SA pair on -cores crypto workers (the
+// offload pipeline, every packet's order checked) against the same SA on
+// one core, in the same run (the vs one core column, JSON vs_one_core).
 //
 // tunnel (root) sets up two gateways in two network namespaces joined by a
 // veth pair and measures iperf3 TCP through a manual tunnel and over the
 // bare veth in the same run. With -peer strongswan it measures, in one
 // run and with the same transform, a signaled tunnel between two gateways
 // (ESP in UDP), a gateway against strongSwan's charon, two charons
-// against each other, and the bare veth.
+// against each other, and the bare veth. With -peer wireguard-go it also
+// measures a wireguard-go tunnel between the same kind of namespaces (in
+// this process, no kernel module) and sets ISM's rows against it; with
+// -encap esp,udp it measures both encapsulations and their ratio.
 //
 // ike (root) sets up many tunnels in parallel (at most -window in flight)
 // from a gateway to one charon, each with its own endpoint pair, then from
@@ -46,7 +52,8 @@ func usage() {
 commands:
   engine   the ESP/AH engine per transform, size and driver, against the raw standard library
   tunnel   iperf3 TCP through an ISM tunnel between two namespaces, against the bare veth (root);
-           with -peer strongswan also ISM against strongSwan and strongSwan against strongSwan
+           with -peer strongswan also ISM against strongSwan and strongSwan against strongSwan,
+           with -peer wireguard-go also a wireguard-go tunnel; -encap esp,udp both encapsulations
   ike      IKE setups per second and memory per tunnel, ISM and strongSwan against strongSwan (root)
   failover DPD detection and failover to a backup destination against strongSwan (root)
 `)

@@ -14,10 +14,10 @@ func tunnel(args []string) error {
 	fs := newFlags("tunnel")
 	tname := fs.String("transform", "esp-aes128-gcm16", "transforms, comma-separated")
 	dur := fs.Duration("duration", 10*time.Second, "iperf3 time per path")
-	encap := fs.String("encap", "udp", "encapsulation: udp (ESP in UDP, RFC 3948) or esp (raw IP protocol 50)")
+	encap := fs.String("encap", "udp", "encapsulations, comma-separated: udp (ESP in UDP, RFC 3948), esp (raw IP protocol 50)")
 	asJSON := fs.Bool("json", false, "print one JSON object per line")
 	prof := fs.String("cpuprofile", "", "write a CPU profile of the gateways to this file")
-	peer := fs.String("peer", "", "strongswan: also measure ISM against charon, charon against charon (ESP in UDP, IKEv1 main mode)")
+	peer := fs.String("peer", "", "strongswan: also measure ISM against charon, charon against charon (ESP in UDP, IKEv1 main mode); wireguard-go: also measure a wireguard-go tunnel between the same namespaces")
 	ike := ikeFlags(fs)
 	fs.Parse(args)
 	stop, err := cpuProfile(*prof)
@@ -26,35 +26,65 @@ func tunnel(args []string) error {
 	}
 	defer stop()
 	switch *peer {
-	case "":
+	case "", "wireguard-go":
 	case "strongswan":
 		return peers(*tname, ike(), *dur, *asJSON)
 	default:
-		return fmt.Errorf("-peer %q: want strongswan", *peer)
+		return fmt.Errorf("-peer %q: want strongswan or wireguard-go", *peer)
 	}
-	var rows []bench.TunnelResult
+	var trs []transform.Transform
 	for _, n := range strings.Split(*tname, ",") {
 		t, ok := transform.Lookup(strings.TrimSpace(n))
 		if !ok {
 			return fmt.Errorf("unknown transform %q", n)
 		}
-		if *encap != "udp" && *encap != "esp" {
-			return fmt.Errorf("-encap %q: want udp or esp", *encap)
+		trs = append(trs, t)
+	}
+	encaps := strings.Split(*encap, ",")
+	for _, e := range encaps {
+		if e != "udp" && e != "esp" {
+			return fmt.Errorf("-encap %q: want udp, esp or both", e)
 		}
-		r, err := bench.MeasureTunnel(t, *encap == "udp", *dur)
+	}
+	var wg *bench.WireGuardResult
+	if *peer == "wireguard-go" {
+		r, err := bench.MeasureWireGuard(*dur)
 		if err != nil {
 			return err
 		}
+		wg = &r
 		if *asJSON {
 			bench.PrintJSON(os.Stdout, r)
 		}
-		rows = append(rows, r)
+	}
+	var rows []bench.TunnelResult
+	var cmps []bench.EncapComparison
+	for _, t := range trs {
+		by := map[string]float64{}
+		for _, e := range encaps {
+			r, err := bench.MeasureTunnel(t, e == "udp", *dur)
+			if err != nil {
+				return err
+			}
+			if wg != nil && wg.Gbps > 0 {
+				r.WireGuardGbps, r.VsWireGuard = wg.Gbps, r.Gbps/wg.Gbps
+			}
+			by[e] = r.Gbps
+			if *asJSON {
+				bench.PrintJSON(os.Stdout, r)
+			}
+			rows = append(rows, r)
+		}
+		if by["esp"] > 0 && by["udp"] > 0 {
+			c := bench.EncapComparison{Transform: t.Name(), RawVsUDP: by["esp"] / by["udp"]}
+			if *asJSON {
+				bench.PrintJSON(os.Stdout, c)
+			}
+			cmps = append(cmps, c)
+		}
 	}
 	if !*asJSON {
-		fmt.Printf("%-24s %6s %8s %10s %10s %7s\n", "transform", "encap", "seconds", "Gbps", "bare Gbps", "ratio")
-		for _, r := range rows {
-			fmt.Printf("%-24s %6s %8d %10.3f %10.3f %7.3f\n", r.Transform, r.Encap, r.Seconds, r.Gbps, r.BareGbps, r.Ratio)
-		}
+		return bench.TunnelTable(os.Stdout, rows, cmps, wg)
 	}
 	return nil
 }

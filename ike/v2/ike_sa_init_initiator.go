@@ -1,6 +1,7 @@
 package v2
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -202,6 +203,14 @@ func (sa *ikeSA) keysFromSeed(seed []byte) error {
 	su := sa.suite
 	sa.keys = deriveIKEKeys(su, seed, sa.ni, sa.nr, sa.spiI, sa.spiR)
 	clear(seed)
+	sa.d.mu.Lock()
+	log := sa.d.cfg.KeyLog
+	sa.d.mu.Unlock()
+	if log != nil { // tests only: an effect, run once sa.mu is released
+		k, c := sa.keys, bytes.Clone
+		keys := ike.IKESAKeys{SPIi: sa.spiI, SPIr: sa.spiR, Policy: su.policy(), EI: c(k.ei), ER: c(k.er), AI: c(k.ai), AR: c(k.ar)}
+		sa.after(func() { log(keys) })
+	}
 	ie, err := newSKCrypto(su.encr, su.integ, sa.keys.ei, sa.keys.ai)
 	if err != nil {
 		return err

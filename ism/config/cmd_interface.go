@@ -25,7 +25,7 @@ var interfaceCommands = []command{
 	{"tunnel remote-selector", "SELECTOR", 1, 3, true, (*parser).cmdRemoteSelector},
 	{"tunnel sa", "inbound|outbound esp|ah spi SPI [cipher-key HEX] [auth-key HEX]", 4, 8, false, (*parser).cmdTunnelSA},
 	{"tunnel lifetime", "[seconds SECONDS] [kilobytes KILOBYTES]", 2, 4, true, (*parser).cmdTunnelLifetime},
-	{"tunnel pfs group", "1|2|5|14|15|16|19|20|21", 1, 1, true, (*parser).cmdTunnelPFS},
+	{"tunnel pfs group", "1|2|5|14|15|16|19|20|21|31", 1, 1, true, (*parser).cmdTunnelPFS},
 	{"tunnel local-identity", "IDENTITY", 1, 1, true, (*parser).cmdLocalIdentity},
 	{"tunnel remote-identity", "IDENTITY", 1, 1, true, (*parser).cmdRemoteIdentity},
 	{"tunnel ike-mode", "main|aggressive", 1, 1, true, (*parser).cmdIKEMode},

@@ -18,10 +18,12 @@ var transformSetCommands = []command{
 
 // policyCommands are the commands of an "ipsec isakmp-policy-rule" block.
 var policyCommands = []command{
-	{"encryption", "des|3des|aes128|aes192|aes256", 1, 1, true, (*parser).cmdEncryption},
-	{"hash", "md5|sha|sha1|sha256", 1, 1, true, (*parser).cmdHash},
-	{"group", "1|2|5|14|15|16|19|20|21", 1, 1, true, (*parser).cmdGroup},
-	{"authentication", "pre-shared-key|rsa-signature", 1, 1, true, (*parser).cmdAuthentication},
+	{"encryption", "des|3des|aes128|aes192|aes256|aes128-gcm|aes256-gcm", 1, 1, true, (*parser).cmdEncryption},
+	{"hash", "md5|sha|sha1|sha256|sha384|sha512", 1, 1, true, (*parser).cmdHash},
+	{"prf", "md5|sha|sha256|sha384|sha512", 1, 1, true, (*parser).cmdPRF},
+	{"group", "1|2|5|14|15|16|19|20|21|31", 1, 1, true, (*parser).cmdGroup},
+	{"additional-key-exchange", "mlkem768 [optional]", 1, 2, true, (*parser).cmdAdditionalKE},
+	{"authentication", "pre-shared-key|rsa-signature|ecdsa-signature", 1, 1, true, (*parser).cmdAuthentication},
 	{"lifetime seconds", "SECONDS", 1, 1, true, (*parser).cmdPolicyLifetime},
 }
 
@@ -93,22 +95,32 @@ func (p *parser) cmdPolicyRule(c *cmdCtx) {
 }
 
 func (p *parser) cmdEncryption(c *cmdCtx) {
-	k, ok := c.keyword(0, string(IKEDES), string(IKE3DES), string(IKEAES128), string(IKEAES192), string(IKEAES256))
+	k, ok := c.keyword(0, string(IKEDES), string(IKE3DES), string(IKEAES128), string(IKEAES192), string(IKEAES256),
+		string(IKEAES128GCM), string(IKEAES256GCM))
 	if ok {
 		p.cur.rule.enc.put(IKEEncryption(k), c.line)
 	}
 }
 
 func (p *parser) cmdHash(c *cmdCtx) {
-	k, ok := c.keyword(0, "md5", "sha", "sha1", "sha256")
-	if !ok {
-		return
+	if h, ok := c.hash("md5", "sha", "sha1", "sha256", "sha384", "sha512"); ok {
+		p.cur.rule.hash.put(h, c.line)
 	}
-	h := IKEHash(k)
+}
+
+func (p *parser) cmdPRF(c *cmdCtx) {
+	if h, ok := c.hash("md5", "sha", "sha256", "sha384", "sha512"); ok {
+		p.cur.rule.prf.put(h, c.line)
+	}
+}
+
+// hash parses argument 0 as one of the hash names; "sha" is SHA-1.
+func (c *cmdCtx) hash(names ...string) (IKEHash, bool) {
+	k, ok := c.keyword(0, names...)
 	if k == "sha" {
-		h = IKESHA1
+		k = string(IKESHA1)
 	}
-	p.cur.rule.hash.put(h, c.line)
+	return IKEHash(k), ok
 }
 
 // group parses argument i as a Diffie-Hellman group.
@@ -117,8 +129,27 @@ func (c *cmdCtx) group(i int) (DHGroup, bool) {
 	if g := DHGroup(n); err == nil && g.Valid() {
 		return g, true
 	}
-	c.errf("bad Diffie-Hellman group %q: expected 1, 2, 5, 14, 15, 16, 19, 20 or 21", c.arg(i))
+	if err == nil && n == MLKEM768 {
+		c.errf("%d is ML-KEM-768, a key encapsulation mechanism, not a Diffie-Hellman group: use \"additional-key-exchange mlkem768\" in the isakmp-policy-rule", n)
+		return 0, false
+	}
+	c.errf("bad Diffie-Hellman group %q: expected 1, 2, 5, 14, 15, 16, 19, 20, 21 or 31", c.arg(i))
 	return 0, false
+}
+
+// cmdAdditionalKE: "additional-key-exchange mlkem768 [optional]".
+func (p *parser) cmdAdditionalKE(c *cmdCtx) {
+	if _, ok := c.keyword(0, "mlkem768"); !ok {
+		return
+	}
+	optional := false
+	if len(c.args) == 2 {
+		if _, ok := c.keyword(1, "optional"); !ok {
+			return
+		}
+		optional = true
+	}
+	p.cur.rule.addKE.put(additionalKE{methods: []int{MLKEM768}, optional: optional}, c.line)
 }
 
 func (p *parser) cmdGroup(c *cmdCtx) {
@@ -128,7 +159,7 @@ func (p *parser) cmdGroup(c *cmdCtx) {
 }
 
 func (p *parser) cmdAuthentication(c *cmdCtx) {
-	k, ok := c.keyword(0, string(PreSharedKeyAuth), string(RSASignatureAuth))
+	k, ok := c.keyword(0, string(PreSharedKeyAuth), string(RSASignatureAuth), string(ECDSASignatureAuth))
 	if ok {
 		p.cur.rule.auth.put(AuthMethod(k), c.line)
 	}
@@ -183,7 +214,15 @@ func (p *parser) cmdLocalCert(c *cmdCtx) {
 	if _, ok := c.keyword(1, "key"); !ok {
 		return
 	}
+	if len(c.args) == 4 {
+		if _, ok := c.keyword(3, "rsa-pss"); !ok {
+			return
+		}
+		p.d.g.certs.RSAPSS = true
+		p.d.g.pssLine = c.line
+	}
 	p.d.g.certs.Local, p.d.g.certs.Key = c.file(0), c.file(2)
+	p.d.g.certs.Pos = Pos{File: p.file, Line: c.line}
 	p.d.g.certLine = c.line
 }
 

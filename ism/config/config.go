@@ -51,6 +51,17 @@ type Config struct {
 	// Backoff puts off the next negotiation of a tunnel's selector pair
 	// after failed ones ("ipsec negotiation back-off").
 	Backoff Backoff
+	// IKEVersion is the IKE version of the signaled tunnels that do not
+	// set one ("ipsec ike-version"): 1 (the default, as JUNOSe) or 2.
+	IKEVersion int
+	// FragmentMTU is the largest IP datagram an IKEv2 message fragment
+	// fills (RFC 7383); 0 is the default (576 bytes over IPv4, 1280 over
+	// IPv6), -1 is fragmentation off ("ipsec ike fragmentation").
+	FragmentMTU int
+	// CookieThreshold is the number of half-open IKEv2 SAs from which
+	// IKE_SA_INIT requests must carry a cookie (RFC 7296 §2.6); nil is
+	// the default (10), 0 always ("ipsec ike cookie-threshold").
+	CookieThreshold *int
 	// ReplayWindow is the global anti-replay window; 0 is off.
 	ReplayWindow int
 	// Driver is the global crypto driver choice.

@@ -66,17 +66,23 @@ type globalDraft struct {
 	dpd      dpdDraft
 	holdDown opt[time.Duration]
 	backoff  backoffDraft
-	replay   opt[int]
-	driver   opt[Driver]
-	dpdk     DPDK
-	certs    Certificates
-	certLine int // line of "ipsec local-certificate"
-	caLine   int // line of the first "ipsec ca-certificate"
-	hosts    []hostDraft
-	engineID []byte
-	traps    opt[[]Trap]
-	metrics  netip.AddrPort
-	control  opt[string]
+	// ikeVersion, fragMTU (-1 is off) and cookies are the "ipsec
+	// ike-version" and "ipsec ike" settings.
+	ikeVersion opt[int]
+	fragMTU    opt[int]
+	cookies    opt[int]
+	replay     opt[int]
+	driver     opt[Driver]
+	dpdk       DPDK
+	certs      Certificates
+	certLine   int // line of "ipsec local-certificate"
+	pssLine    int // the same, when it says rsa-pss
+	caLine     int // line of the first "ipsec ca-certificate"
+	hosts      []hostDraft
+	engineID   []byte
+	traps      opt[[]Trap]
+	metrics    netip.AddrPort
+	control    opt[string]
 }
 
 // lifetimeDraft is "lifetime [seconds N] [kilobytes N]", the volume kept
@@ -126,8 +132,16 @@ type policyDraft struct {
 	enc        opt[IKEEncryption]
 	hash       opt[IKEHash]
 	group      opt[DHGroup]
+	prf        opt[IKEHash]
+	addKE      opt[additionalKE]
 	auth       opt[AuthMethod]
 	life       opt[time.Duration]
+}
+
+// additionalKE is an "additional-key-exchange" line.
+type additionalKE struct {
+	methods  []int
+	optional bool
 }
 
 type pskDraft struct {

@@ -117,6 +117,7 @@ func TestManualPair(t *testing.T) {
 func TestSignaled(t *testing.T) {
 	c := mustParseFile(t, "testdata/good/signaled.conf")
 	a := netip.MustParseAddr
+	pos := func(line int) Pos { return Pos{File: "testdata/good/signaled.conf", Line: line} }
 	b1, dsl, v6 := c.Tunnel("branch1"), c.Tunnel("dsl245"), c.Tunnel("v6lab")
 	if b1 == nil || dsl == nil || v6 == nil {
 		t.Fatalf("tunnels %v", c.Tunnels)
@@ -128,10 +129,12 @@ func TestSignaled(t *testing.T) {
 	}{
 		{"global lifetime", c.Lifetime, ipsec.Lifetime{Time: 8 * time.Hour, Bytes: 102400 * 1024}},
 		{"policies", c.IKEPolicies, []IKEPolicy{
-			{Priority: 10, Encryption: IKEAES256, Hash: IKESHA256, Group: 14, Authentication: PreSharedKeyAuth, Lifetime: 24 * time.Hour},
-			{Priority: 20, Encryption: IKEAES128, Hash: IKESHA1, Group: 2, Authentication: RSASignatureAuth, Lifetime: 8 * time.Hour},
+			{Priority: 10, Encryption: IKEAES256, Hash: IKESHA256, Group: 14, Authentication: PreSharedKeyAuth, Lifetime: 24 * time.Hour,
+				Pos: pos(13), AuthPos: pos(17)},
+			{Priority: 20, Encryption: IKEAES128, Hash: IKESHA1, Group: 2, Authentication: RSASignatureAuth, Lifetime: 8 * time.Hour,
+				Pos: pos(19), AuthPos: pos(23)},
 		}},
-		{"certificates", c.Certificates, Certificates{Local: "/etc/ism/hub.pem", Key: "/etc/ism/hub.key", CAs: []string{"/etc/ism/ca.pem"}}},
+		{"certificates", c.Certificates, Certificates{Local: "/etc/ism/hub.pem", Key: "/etc/ism/hub.key", CAs: []string{"/etc/ism/ca.pem"}, Pos: pos(25)}},
 		{"psk ascii", c.PreSharedKeys[0], PreSharedKey{Addr: a("192.0.2.2"), Key: ipsec.Key("branch one secret")}},
 		{"psk hex", c.PreSharedKeys[1], PreSharedKey{Addr: a("192.0.2.3"), Key: ipsec.Key("one two three")}},
 		{"psk identity", c.PreSharedKeys[2], PreSharedKey{Identity: Identity{Kind: IdentityFQDN, Value: "branch245.customer77.isp.net"}, Key: ipsec.Key("dsl-secret-245")}},
@@ -144,7 +147,7 @@ func TestSignaled(t *testing.T) {
 		{"b1 identities", [2]Identity{b1.LocalIdentity, b1.RemoteIdentity}, [2]Identity{
 			{Kind: IdentityAddress, Value: "192.0.2.1", Addr: a("192.0.2.1")},
 			{Kind: IdentityAddress, Value: "192.0.2.2", Addr: a("192.0.2.2")}}},
-		{"b1 ike", [2]any{b1.IKEVersion, b1.IKEMode}, [2]any{1, MainMode}},
+		{"b1 ike", [2]any{b1.IKEVersion, b1.IKEMode}, [2]any{2, MainMode}},
 		{"b1 dpd", b1.DPD, ipsec.DPD{Enabled: true, Sent: 20 * time.Second, Silent: 40 * time.Second, Idle: 120 * time.Second, RetryInterval: 3 * time.Second, Retries: 5}},
 		{"b1 hold-down", b1.FailoverHoldDown, 120 * time.Second},
 		{"b1 replay", b1.ReplayWindow, 4096},
@@ -280,7 +283,7 @@ func TestRelativeCertificatePaths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Certificates{Local: "/etc/ism/certs/gw.pem", Key: "/etc/keys/gw.key", CAs: []string{"/opt/ca.pem"}}
+	want := Certificates{Local: "/etc/ism/certs/gw.pem", Key: "/etc/keys/gw.key", CAs: []string{"/opt/ca.pem"}, Pos: Pos{File: "/etc/ism/ismd.conf", Line: 1}}
 	if !reflect.DeepEqual(c.Certificates, want) {
 		t.Errorf("got %+v, want %+v", c.Certificates, want)
 	}

@@ -28,6 +28,8 @@ func (p *parser) resolve() *Config {
 		}),
 		FailoverHoldDown: g.holdDown.or(ipsec.DefaultFailoverHoldDown),
 		Backoff:          p.resolveBackoff(),
+		IKEVersion:       g.ikeVersion.or(1),
+		FragmentMTU:      g.fragMTU.v,
 		ReplayWindow:     g.replay.or(DefaultReplayWindow),
 		Driver:           g.driver.or(DriverAuto),
 		DPDK:             g.dpdk,
@@ -35,6 +37,10 @@ func (p *parser) resolve() *Config {
 		Certificates:     g.certs,
 		Metrics:          g.metrics,
 		ControlSocket:    g.control.or(DefaultControlSocket),
+	}
+	if g.cookies.ok() {
+		n := g.cookies.v
+		c.CookieThreshold = &n
 	}
 	for _, v := range p.d.vrs {
 		c.VRs = append(c.VRs, v.VR)
@@ -51,6 +57,7 @@ func (p *parser) resolve() *Config {
 			c.Tunnels = append(c.Tunnels, t)
 		}
 	}
+	p.checkIKEVersions(c)
 	c.Routes = p.resolveRoutes(c, p.d.routes, "ip route")
 	for _, r := range p.resolveRoutes(c, p.d.proutes, "ip policy-route source") {
 		c.PolicyRoutes = append(c.PolicyRoutes, PolicyRoute{Source: r.Prefix, Tunnel: r.Tunnel, VR: r.VR})
@@ -88,23 +95,28 @@ func (p *parser) resolvePolicies() []IKEPolicy {
 	rules := slices.Clone(p.d.rules)
 	slices.SortFunc(rules, func(a, b *policyDraft) int { return cmp.Compare(a.prio, b.prio) })
 	var out []IKEPolicy
-	rsaChecked := false
+	sigChecked := false
 	for _, r := range rules {
 		pol := IKEPolicy{
-			Priority:       r.prio,
-			Encryption:     r.enc.or(def.Encryption),
-			Hash:           r.hash.or(def.Hash),
-			Group:          r.group.or(def.Group),
-			Authentication: r.auth.or(def.Authentication),
-			Lifetime:       r.life.or(def.Lifetime),
+			Priority:             r.prio,
+			Encryption:           r.enc.or(def.Encryption),
+			Hash:                 r.hash.or(def.Hash),
+			Group:                r.group.or(def.Group),
+			PRF:                  r.prf.v,
+			AdditionalKE:         r.addKE.v.methods,
+			AdditionalKEOptional: r.addKE.v.optional,
+			Authentication:       r.auth.or(def.Authentication),
+			Lifetime:             r.life.or(def.Lifetime),
+			Pos:                  Pos{File: p.file, Line: r.line},
+			AuthPos:              Pos{File: p.file, Line: max(r.auth.line, r.line)},
 		}
-		if pol.Authentication == RSASignatureAuth && !rsaChecked {
-			rsaChecked = true
+		if pol.Authentication.Signature() && !sigChecked {
+			sigChecked = true
 			if p.d.g.certLine == 0 {
-				p.errs.add(r.auth.line, "authentication: rsa-signature needs \"ipsec local-certificate\"")
+				p.errs.add(r.auth.line, "authentication: %s needs \"ipsec local-certificate\"", pol.Authentication)
 			}
 			if p.d.g.caLine == 0 {
-				p.errs.add(r.auth.line, "authentication: rsa-signature needs at least one \"ipsec ca-certificate\"")
+				p.errs.add(r.auth.line, "authentication: %s needs at least one \"ipsec ca-certificate\"", pol.Authentication)
 			}
 		}
 		out = append(out, pol)

@@ -188,14 +188,12 @@ func (k *tunnelCheck) signaled() {
 		Bytes: d.lifetime.bytes.or(c.Lifetime.Bytes),
 	}
 	t.PFSGroup = d.pfs.v
-	t.IKEVersion = d.ikeVersion.or(1)
+	t.IKEVersion = d.ikeVersion.or(c.IKEVersion)
 	t.IKEMode = d.ikeMode.or(MainMode)
 	if t.IKEMode == AggressiveMode && t.IKEVersion == 2 {
-		k.errf(d.ikeMode.line, "tunnel ike-mode", "aggressive mode is IKEv1 only, and this tunnel uses IKEv2")
+		k.errf(d.ikeMode.line, "tunnel ike-mode", "aggressive mode is IKEv1 only, and this tunnel uses IKEv2 (%s)", versionWhere(d))
 	}
-	if t.IKEVersion == 2 && !IKEv2Available {
-		k.errf(d.ikeVersion.line, "tunnel ike-version", "IKEv2 is not available in this release: signaled tunnels speak IKEv1 (tunnel ike-version 1)")
-	}
+	k.versionChecks()
 	t.DPD = d.dpd.resolve(c.DPD)
 	t.FailoverHoldDown = d.holdDown.or(c.FailoverHoldDown)
 	t.LocalIdentity = d.localID.or(Identity{Kind: IdentityAddress, Value: d.source.v.String(), Addr: d.source.v})
@@ -251,11 +249,7 @@ func (k *tunnelCheck) aggressive() {
 	default:
 		return
 	}
-	alt := "only rsa-signature policy rules"
-	if IKEv2Available {
-		alt = "use IKEv2, or " + alt
-	}
-	k.errf(line, cmd, "pre-shared keys with an FQDN or user@fqdn identity need IKEv1 aggressive mode: add \"tunnel ike-mode aggressive\" (or %s)", alt)
+	k.errf(line, cmd, "pre-shared keys with an FQDN or user@fqdn identity need IKEv1 aggressive mode: add \"tunnel ike-mode aggressive\" (or \"tunnel ike-version 2\", or only signature policy rules)")
 }
 
 // preSharedKeys checks that a tunnel whose every policy rule needs a

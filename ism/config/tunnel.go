@@ -266,8 +266,3 @@ func (sa SA) LogValue() slog.Value {
 		slog.String("destination", sa.Destination.String()),
 	)
 }
-
-// IKEv2Available says whether the daemon speaks IKEv2. Until it does, a
-// tunnel asking for IKEv2 fails validation rather than run IKEv1 with a
-// peer that expects IKEv2.
-const IKEv2Available = false

@@ -66,6 +66,14 @@ type Path interface {
 	Close()
 }
 
+// Holder is a Path that holds the packets which found its signaled tunnel
+// without an outbound SA, to send them once IKE installs one. The line card
+// tells it when the negotiation failed: the held packets are then dropped,
+// counted as acquire-failed.
+type Holder interface {
+	DropHeld()
+}
+
 // Events is how a datapath tells the line card what happened. Calls come
 // from the datapath's goroutines and must not block.
 type Events interface {
@@ -166,6 +174,12 @@ type SA struct {
 	// takes the narrowest whose selectors contain it (the newest of
 	// equals: a rekey's); an inbound SA's packets must be inside its own.
 	Local, Remote selector.Set
+	// ReleaseDelay is, for an outbound SA, how long the packets a Holder
+	// held for the negotiation wait once it is installed: an IKEv1 peer
+	// installs its inbound SA only when it has the quick mode's last
+	// message, sent just before (RFC 2409 §5.5; the commit bit that
+	// would say when is rarely implemented).
+	ReleaseDelay time.Duration
 }
 
 // Narrowed reports whether the SA has selectors of its own.

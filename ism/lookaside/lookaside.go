@@ -56,6 +56,11 @@ type Datapath struct {
 	drops offload.Counters
 	wg    sync.WaitGroup
 
+	// relMu guards relProc, the processor that sends the packets held for
+	// an acquire once the SA is in (hold.go).
+	relMu   sync.Mutex
+	relProc *offload.Processor
+
 	// byID maps the engine's SA cookies to paths, for the receive side.
 	byID   atomic.Pointer[map[uint64]*path]
 	nextID atomic.Uint64
@@ -65,6 +70,7 @@ type Datapath struct {
 	devs    map[*vr.VR]*device
 	paths   map[*datapath.Tunnel]*path
 	pending map[*grace]struct{}
+	delayed map[*delayed]struct{} // releases of held packets (hold.go)
 	closed  bool
 }
 
@@ -77,7 +83,8 @@ var (
 // engine behind them.
 func New(c Config) (*Datapath, error) {
 	d := &Datapath{log: c.Logger, events: c.Events, clock: clock.Or(c.Clock), fb: fallback.New(0), drivers: c.Drivers,
-		devs: map[*vr.VR]*device{}, paths: map[*datapath.Tunnel]*path{}, pending: map[*grace]struct{}{}}
+		devs: map[*vr.VR]*device{}, paths: map[*datapath.Tunnel]*path{}, pending: map[*grace]struct{}{},
+		delayed: map[*delayed]struct{}{}}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -111,6 +118,7 @@ func (d *Datapath) armSweep() {
 	d.sweeper = d.clock.AfterFunc(sweepEvery, func() {
 		defer d.wg.Done()
 		d.eng.Sweep()
+		d.expireHeld()
 		d.mu.Lock()
 		if !d.closed {
 			d.armSweep()
@@ -239,6 +247,12 @@ func (d *Datapath) Close() {
 		_ = d.eng.DeleteSA(g.id)
 	}
 	clear(d.pending)
+	for r := range d.delayed {
+		if r.timer.Stop() {
+			d.wg.Done()
+		}
+	}
+	clear(d.delayed)
 	paths := make([]*path, 0, len(d.paths))
 	for _, p := range d.paths {
 		paths = append(paths, p)

@@ -101,16 +101,28 @@ func (d *Datapath) outbound(dev *device) {
 			pk := pkts[i]
 			pk.Reset(sizes[i])
 			pt, sa, r := classify(f, pk.Buf.Bytes())
-			if r != offload.NotDropped {
-				if pt != nil {
-					pt.t.TX.Drop(r)
-					if r == offload.DropNoSA && pt.t.Signaled {
-						src, dst, _ := addrs(pk.Buf.Bytes())
-						d.events.Acquire(pt.t, src, dst)
-					}
-				} else {
-					d.drops.Drop(r)
+			switch {
+			case r == offload.DropNoSA && pt.t.Signaled:
+				// Held until IKE installs an SA that covers it (hold.go),
+				// negotiated for its own addresses.
+				src, dst, _ := addrs(pk.Buf.Bytes())
+				d.holdOrDrop(pt, pk.Buf.Bytes(), src, dst)
+				d.events.Acquire(pt.t, src, dst)
+				if pt.outs.Load().pick(src, dst) != nil { // the SA came meanwhile
+					pt.release()
 				}
+				continue
+			case r == offload.NotDropped && sa.held.Load():
+				// Behind the packets held for its SA, in order.
+				src, dst, _ := addrs(pk.Buf.Bytes())
+				d.holdOrDrop(pt, pk.Buf.Bytes(), src, dst)
+				pt.release()
+				continue
+			case r != offload.NotDropped && pt != nil:
+				pt.t.TX.Drop(r)
+				continue
+			case r != offload.NotDropped:
+				d.drops.Drop(r)
 				continue
 			}
 			pk.SA = sa.sa

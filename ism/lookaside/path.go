@@ -32,6 +32,8 @@ type path struct {
 	outs atomic.Pointer[outTable]
 	// ins are the inbound SAs with selectors of their own; nil if none.
 	ins atomic.Pointer[inTable]
+	// hold keeps the packets that wait for an outbound SA to cover them.
+	hold holdQueue
 
 	mu     sync.Mutex
 	in     []saEntry // inbound SAs (two during a rekey)
@@ -42,7 +44,8 @@ type path struct {
 
 // AddSA installs an SA in the engine, opening the endpoint's socket it
 // arrives on or leaves by. Of outbound SAs with the same selectors, the
-// newest is the one packets take.
+// newest is the one packets take; the held packets it covers leave on it
+// after sa.ReleaseDelay.
 func (p *path) AddSA(sa *datapath.SA) error {
 	defer sa.CipherKey.Zero()
 	defer sa.AuthKey.Zero()
@@ -72,6 +75,10 @@ func (p *path) AddSA(sa *datapath.SA) error {
 	if c.ID() != sa.ID {
 		return fmt.Errorf("lookaside: SA %s is not %s", sa.ID, c.ID())
 	}
+	if sa.Direction == ipsec.Outbound {
+		// After p.mu is unlocked: the held packets leave on the new SA.
+		defer p.d.releaseAfter(p, sa.ReleaseDelay)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -90,6 +97,8 @@ func (p *path) AddSA(sa *datapath.SA) error {
 	if sa.Direction == ipsec.Inbound {
 		p.in = append(p.in, e)
 	} else {
+		e.held = new(atomic.Bool)
+		p.hold.await(e.held) // before the SA is published
 		p.out = append(p.out, e)
 	}
 	p.publish()

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 
 	"github.com/ismgw/ism/ism/transport"
 	"github.com/ismgw/ism/offload"
@@ -34,6 +35,10 @@ type saEntry struct {
 	// of equal width.
 	width int
 	seq   uint64
+	// held is set, on an outbound SA, while packets held before it came
+	// wait for their release (hold.go): the packets it takes queue
+	// behind them.
+	held *atomic.Bool
 }
 
 // narrowed reports whether the SA has selectors of its own.

@@ -3,6 +3,7 @@ package lookaside
 import (
 	"errors"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ismgw/ism/fallback"
@@ -59,7 +60,7 @@ func testPath(tb testing.TB) (*path, *offload.Engine) {
 // (nil: the tunnel's).
 func (p *path) add(sa *offload.SA, local, remote selector.Set) {
 	p.seq++
-	e := saEntry{sa: sa, width: tunnelWidth, seq: p.seq}
+	e := saEntry{sa: sa, width: tunnelWidth, seq: p.seq, held: new(atomic.Bool)}
 	if local != nil {
 		e.local, e.remote = local, remote
 		e.width = local.HostBits() + remote.HostBits()

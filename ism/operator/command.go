@@ -8,9 +8,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
-	"time"
 
-	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ism/datapath"
 	"github.com/ismgw/ism/offload"
 )
@@ -43,6 +41,7 @@ func Exec(g Gateway, line string) (string, any, error) {
 		return fmt.Sprintf("cleared the statistics of %d tunnel(s)\n", n), map[string]int{"cleared": n}, nil
 	}
 	snap := g.Snapshot()
+	snap.linkIKESAs()
 	switch {
 	case match(f, "show", "ipsec", "tunnel", "detail"):
 		ts, err := selectTunnels(snap.Tunnels, f[4:])
@@ -73,8 +72,9 @@ func Exec(g Gateway, line string) (string, any, error) {
 		writeStatistics(&b, st)
 		return b.String(), st, nil
 	case match(f, "show", "ike", "sa") && len(f) == 3:
-		writeIKESAs(&b, snap.IKESAs)
-		return b.String(), snap.IKESAs, nil
+		sas := IKESAs(snap.IKESAs)
+		writeIKESAs(&b, sas)
+		return b.String(), sas, nil
 	}
 	return "", nil, fmt.Errorf("%w %q; commands: %s", ErrUnknownCommand, line, strings.Join(Commands, "; "))
 }
@@ -149,12 +149,7 @@ func writeStatistics(w io.Writer, st Statistics) {
 	for _, k := range keys {
 		fmt.Fprintf(w, "  %-20s %d\n", k, all[k])
 	}
-	if c := st.IKE; c != nil {
-		fmt.Fprintf(w, "IKE: %d received, %d malformed, %d unknown SA, %d auth failures, %d no proposal chosen, %d retransmits, %d phase 1 and %d quick modes done, %d rekeys, %d dropped, %d duplicates\n",
-			c.Received, c.Malformed, c.UnknownSA, c.AuthFailed, c.NoProposalChosen, c.Retransmits, c.Phase1Established, c.QuickModesCompleted, c.Rekeys, c.Dropped, c.Duplicates)
-		fmt.Fprintf(w, "DPD: %d inquiries, %d acknowledged, %d answered, %d peers dead; %d failovers\n",
-			c.DPDInquiries, c.DPDAcks, c.DPDAnswered, c.DPDPeersDead, c.Failovers)
-	}
+	writeIKEStatistics(w, st)
 	for _, r := range st.Traps {
 		fmt.Fprintf(w, "SNMP traps to %s\n", r)
 	}
@@ -177,23 +172,4 @@ func OnlyNoSA(m map[string]uint64) map[string]uint64 {
 		return map[string]uint64{offload.DropNoSA.String(): n}
 	}
 	return nil
-}
-
-// writeIKESAs prints `show ike sa`.
-func writeIKESAs(w io.Writer, sas []ike.IKESAStatus) {
-	if len(sas) == 0 {
-		fmt.Fprintln(w, "No IKE SAs")
-		return
-	}
-	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "Local\tRemote\tRemote identity\tMode\tState\tPolicy\tNAT-T\tLifetime left\tRekeys\tCookies")
-	for _, s := range sas {
-		role := "responder"
-		if s.Initiator {
-			role = "initiator"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s\t%s\t%s\t%v\t%s\t%d\t%s/%s\n", s.Local, s.Remote, orDash(s.RemoteID), s.Mode, role, s.State,
-			s.Policy, s.NATT, s.LifetimeLeft.Round(time.Second), s.Rekeys, s.ICookie, s.RCookie)
-	}
-	tw.Flush()
 }

@@ -4,6 +4,7 @@
 package operator
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/ismgw/ism/ike"
@@ -30,8 +31,11 @@ type Snapshot struct {
 	// summed, with the fallbacks between datapaths.
 	Datapaths datapath.Stats
 	// IKE is nil when no IKE daemon runs.
-	IKE    *ike.Counters
-	IKESAs []ike.IKESAStatus
+	IKE *ike.Counters
+	// IKEVersions are each IKE version's counters, by version, when the
+	// daemon runs both (IKE is their sum).
+	IKEVersions map[int]ike.Counters
+	IKESAs      []ike.IKESAStatus
 	// Traps are the SNMP trap receivers' states.
 	Traps []string
 }
@@ -66,8 +70,10 @@ type TunnelStatus struct {
 	Datapath       string              `json:"datapath"`
 	DatapathReason string              `json:"datapath_reason,omitempty"`
 	SAs            []datapath.SAStatus `json:"sas"`
-	// IKE is the negotiation state of a signaled tunnel.
+	// IKE is the negotiation state of a signaled tunnel, IKESA the IKE SA
+	// it rides on (as `show ike sa` shows it).
 	IKE      *ike.TunnelStatus `json:"ike,omitempty"`
+	IKESA    *IKESA            `json:"ike_sa,omitempty"`
 	Inbound  datapath.Traffic  `json:"inbound"`
 	Outbound datapath.Traffic  `json:"outbound"`
 }
@@ -85,7 +91,10 @@ type Statistics struct {
 	Drivers   []string          `json:"drivers"`
 	Fallbacks map[string]uint64 `json:"fallbacks"`
 	IKE       *ike.Counters     `json:"ike,omitempty"`
-	Traps     []string          `json:"snmp_traps,omitempty"`
+	// IKEVersions are the counters of each IKE version ("ikev1",
+	// "ikev2"), IKE their sum.
+	IKEVersions map[string]ike.Counters `json:"ike_versions,omitempty"`
+	Traps       []string                `json:"snmp_traps,omitempty"`
 }
 
 // TransformSetStatus is what `show ipsec transform-set` shows of a set.
@@ -101,6 +110,12 @@ func (s *Snapshot) Statistics() Statistics {
 		Inbound: datapath.Traffic{Drops: map[string]uint64{}}, Outbound: datapath.Traffic{Drops: map[string]uint64{}},
 		Engine: s.Datapaths.Engine, Gateway: s.Datapaths.Drops, Drivers: s.Datapaths.Drivers, Fallbacks: s.Datapaths.Fallbacks,
 		IKE: s.IKE, Traps: s.Traps}
+	for v, c := range s.IKEVersions {
+		if st.IKEVersions == nil {
+			st.IKEVersions = map[string]ike.Counters{}
+		}
+		st.IKEVersions[fmt.Sprintf("ikev%d", v)] = c
+	}
 	for _, t := range s.Tunnels {
 		if t.State == "up" {
 			st.TunnelsUp++

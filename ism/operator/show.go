@@ -66,10 +66,8 @@ func writeTunnelDetail(w io.Writer, ts []TunnelStatus) {
 		if s.DatapathReason != "" && s.Datapath != "xfrm" {
 			fmt.Fprintf(w, "  Datapath %s: %s\n", s.Datapath, s.DatapathReason)
 		}
-		if i := s.IKE; i != nil {
-			writeIKETunnel(w, i, s.SAs)
-			writeDPD(w, i.DPD)
-			writeFailover(w, i.Failover)
+		if s.IKE != nil {
+			writeIKEDetail(w, s)
 		}
 		for _, sa := range s.SAs {
 			fmt.Fprintf(w, "  %s SA spi %s %s, %s, sequence %d", titleCase(sa.Direction), sa.SPI, sa.Transform, sa.State, sa.Seq)

@@ -10,21 +10,17 @@ import (
 	"github.com/ismgw/ism/ism/datapath"
 )
 
-// writeIKETunnel prints what IKE says of a signaled tunnel in `show ipsec
-// tunnel detail`, in the words of `show ike sa`: the IKE SA (phase 1) with
-// its peer, then its child SAs (phase 2), each with its selectors, SPIs,
-// transform, lifetime left and the counters of its SAs (sas, by SPI); then
-// the negotiations this end has under way or waiting, and why the last
-// one failed.
-func writeIKETunnel(w io.Writer, i *ike.TunnelStatus, sas []datapath.SAStatus) {
-	fmt.Fprint(w, "  IKE SA (phase 1)")
-	if i.Peer.IsValid() {
-		fmt.Fprintf(w, " with %s", i.Peer)
-	} else if i.Destination.IsValid() {
-		fmt.Fprintf(w, " with %s", i.Destination)
+// writeChildren prints a signaled tunnel's child SAs (IKEv1's phase 2
+// SAs) in `show ipsec tunnel detail`: how they stand, then each with its
+// selectors, SPIs, transform, lifetime left and the counters of its SAs
+// (sas, by SPI); then the negotiations this end has under way or
+// waiting, and why the last one failed.
+func writeChildren(w io.Writer, i *ike.TunnelStatus, sas []datapath.SAStatus) {
+	if i.Version == 2 {
+		fmt.Fprintf(w, "  Child SAs: %s\n", phase2Text(i))
+	} else {
+		fmt.Fprintf(w, "  Child SAs (phase 2): %s\n", phase2Text(i))
 	}
-	fmt.Fprintf(w, ": %s\n", orDash(i.IKESA))
-	fmt.Fprintf(w, "  Child SAs (phase 2): %s\n", phase2Text(i))
 	for _, c := range i.Children {
 		fmt.Fprintf(w, "    %s to %s: %s, %s, %s left", c.Local, c.Remote, c.Transform, pfsText(c.PFSGroup), c.TimeLeft.Round(time.Second))
 		if c.Rekeying {

@@ -1,0 +1,22 @@
+package bench
+
+import (
+	"os"
+	"testing"
+	"time"
+)
+
+// TestWireGuardTunnel: the wireguard-go anchor carries iperf3 traffic
+// between two namespaces (root: namespaces; iperf3 must be installed).
+func TestWireGuardTunnel(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces and veth pairs")
+	}
+	r, err := MeasureWireGuard(time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Gbps <= 0 || r.BareGbps <= 0 || r.Ratio <= 0 || r.Peer != "wireguard-go" {
+		t.Fatalf("%+v", r)
+	}
+}

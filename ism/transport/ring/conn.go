@@ -1,0 +1,386 @@
+package ring
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Config configures a Conn.
+type Config struct {
+	// Interface is the transport interface, in the caller's network
+	// namespace.
+	Interface string
+	// Local are the addresses whose ESP and AH the ring takes; nil means
+	// every address on the interface when Open runs.
+	Local []netip.Addr
+	// Fallback sends what the ring cannot: packets to a next hop the
+	// kernel has not resolved, packets over the MTU (the kernel fragments
+	// them), packets routed out of another interface. Nil means Sockets
+	// of the Conn's own.
+	Fallback Sender
+}
+
+// Sender sends whole IP packets. Sockets and Conn are Senders.
+type Sender interface {
+	Send(pkts [][]byte) (int, error)
+}
+
+// ReceiveFunc receives a batch of whole IP packets (the Ethernet header
+// stripped) into bufs, setting their lengths in sizes, and returns how many
+// it received; len(sizes) >= len(bufs). It blocks until at least one packet
+// is there, and returns net.ErrClosed once the Conn is closed. A packet
+// longer than its buffer is cut to the buffer's length.
+type ReceiveFunc func(bufs [][]byte, sizes []int) (int, error)
+
+// Conn is a raw ESP and AH transport on one Ethernet interface with AF_XDP
+// rings: sends are written into the ring's frames and handed to the kernel
+// with one system call per batch; receives are taken by an XDP program on
+// the interface and read from the ring, with no system call while packets
+// keep coming. Only unfragmented ESP and AH for the local addresses are
+// taken: fragments, ICMP errors and everything else stay on the kernel's
+// path. A Conn is safe for concurrent use; each ReceiveFunc is used by one
+// goroutine at a time.
+type Conn struct {
+	ifname  string
+	ifindex int
+	mtu     int
+	src     [6]byte
+	steer   *steer
+	queues  []*queue
+	hops    *nextHops
+	fb      Sender
+	ownFB   *Sockets
+	closed  atomic.Bool
+	sent    atomic.Uint64 // through the ring
+	slow    atomic.Uint64 // through the fallback
+	rcvd    atomic.Uint64
+
+	txMu   sync.Mutex // the send ring of queue 0, and slowBuf
+	slowBy [][]byte
+}
+
+// queue is one receive queue's socket.
+type queue struct {
+	x  *xsk
+	f  *os.File // x.fd in the runtime's poller, for blocking receives
+	rc interface {
+		Read(func(fd uintptr) bool) error
+	}
+	mu    sync.Mutex
+	addrs []uint64 // frames to give back, scratch
+}
+
+// Open sets up the rings on the interface: an AF_XDP socket per receive
+// queue, the XDP program that steers ESP and AH to them, and the
+// neighbour resolver. It runs in the caller's network namespace. Its
+// errors are *ProbeError.
+func Open(c Config) (conn *Conn, err error) {
+	fail := func(e error) (*Conn, error) { return nil, &ProbeError{Interface: c.Interface, Err: e} }
+	ifi, err := checkInterface(c.Interface)
+	if err != nil {
+		return fail(err)
+	}
+	local := c.Local
+	if local == nil {
+		if local, err = addresses(ifi); err != nil {
+			return fail(err)
+		}
+	}
+	cn := &Conn{ifname: ifi.Name, ifindex: ifi.Index, mtu: ifi.MTU, fb: c.Fallback}
+	copy(cn.src[:], ifi.HardwareAddr)
+	defer func() {
+		if err != nil {
+			cn.Close()
+		}
+	}()
+	nq := rxQueues(ifi.Name)
+	if cn.steer, err = newSteer(ifi.Index, nq, local); err != nil {
+		return fail(classify(err, ErrNoBPF))
+	}
+	for q := range nq {
+		x, err := newXSK(ifi.Index, q)
+		if err != nil {
+			return fail(classify(err, ErrXDPSocket))
+		}
+		qu := &queue{x: x, addrs: make([]uint64, 0, ringSize)}
+		cn.queues = append(cn.queues, qu)
+		if err := unix.SetNonblock(x.fd, true); err != nil {
+			return fail(classify(err, ErrXDPSocket))
+		}
+		qu.f = os.NewFile(uintptr(x.fd), fmt.Sprintf("xsk:%s:%d", ifi.Name, q))
+		rc, err := qu.f.SyscallConn()
+		if err != nil {
+			return fail(classify(err, ErrXDPSocket))
+		}
+		qu.rc = rc
+		if err := cn.steer.addSocket(q, x.fd); err != nil {
+			return fail(classify(err, ErrNoBPF))
+		}
+	}
+	if cn.hops, err = newNextHops(ifi.Index); err != nil {
+		return fail(fmt.Errorf("rtnetlink: %w", err))
+	}
+	if cn.fb == nil {
+		if cn.ownFB, err = OpenSockets(); err != nil {
+			return fail(classify(err, ErrPermission))
+		}
+		cn.fb = cn.ownFB
+	}
+	return cn, nil
+}
+
+// addresses returns the interface's addresses.
+func addresses(ifi *net.Interface) ([]netip.Addr, error) {
+	as, err := ifi.Addrs()
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, a := range as {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr())
+		}
+	}
+	return out, nil
+}
+
+// Mode says how the XDP program runs: "native" (in the driver) or
+// "generic" (after the kernel has made a socket buffer).
+func (c *Conn) Mode() string { return c.steer.mode }
+
+// BatchSize is the most packets a ReceiveFunc returns at once, and the
+// batch Send is built for.
+func (c *Conn) BatchSize() int { return 128 }
+
+// Send sends whole IP packets (IPv4 or IPv6, header included, as for a raw
+// socket with IP_HDRINCL): through the ring where the next hop is resolved
+// and the packet fits the MTU, else through the fallback. It returns how
+// many were sent, with the first error; it does not keep pkts.
+func (c *Conn) Send(pkts [][]byte) (int, error) {
+	c.txMu.Lock()
+	if c.closed.Load() {
+		c.txMu.Unlock()
+		return 0, net.ErrClosed
+	}
+	x := c.queues[0].x
+	x.reclaim()
+	slow := c.slowBy[:0]
+	var lastDst netip.Addr
+	var lastMAC [6]byte
+	var lastOK bool
+	n, bad := 0, 0
+	for _, p := range pkts {
+		h, ok := parseIP(p)
+		if !ok {
+			bad++
+			continue
+		}
+		if h.dst != lastDst {
+			lastDst = h.dst
+			lastMAC, lastOK = c.hops.lookup(h.dst)
+		}
+		if !lastOK || len(p) > c.mtu {
+			slow = append(slow, p)
+			continue
+		}
+		if len(x.free) == 0 || x.tx.free() == 0 {
+			x.tx.publish()
+			if err := x.kick(); err != nil {
+				c.txMu.Unlock()
+				return n, fmt.Errorf("ring: send: %w", err)
+			}
+			x.reclaim()
+			if len(x.free) == 0 || x.tx.free() == 0 {
+				slow = append(slow, p) // the ring is full: let the kernel queue it
+				continue
+			}
+		}
+		addr := x.free[len(x.free)-1]
+		x.free = x.free[:len(x.free)-1]
+		f := x.frame(addr)
+		copy(f[0:6], lastMAC[:])
+		copy(f[6:12], c.src[:])
+		if !h.v6 {
+			binary.BigEndian.PutUint16(f[ethType:], unix.ETH_P_IP)
+			copy(f[ethLen:], p)
+			ipv4Checksum(f[ethLen : ethLen+h.hdrLen])
+		} else {
+			binary.BigEndian.PutUint16(f[ethType:], unix.ETH_P_IPV6)
+			copy(f[ethLen:], p)
+		}
+		d := x.tx.xdpDesc(x.tx.cachedProd)
+		d.Addr, d.Len, d.Options = addr, uint32(ethLen+len(p)), 0
+		x.tx.cachedProd++
+		n++
+	}
+	x.tx.publish()
+	err := x.kick()
+	c.slowBy = slow[:0]
+	c.txMu.Unlock()
+	c.sent.Add(uint64(n))
+	if err != nil {
+		return n, fmt.Errorf("ring: send: %w", err)
+	}
+	if len(slow) > 0 {
+		k, err := c.fb.Send(slow)
+		c.slow.Add(uint64(k))
+		n += k
+		clear(slow)
+		if err != nil {
+			return n, err
+		}
+	}
+	if bad > 0 {
+		return n, fmt.Errorf("ring: %d packets are not whole IP packets", bad)
+	}
+	return n, nil
+}
+
+// ipHeader is what Send needs of a packet's IP header.
+type ipHeader struct {
+	dst    netip.Addr
+	v6     bool
+	hdrLen int // IPv4: the header's length with options
+}
+
+// parseIP checks that p is a whole IPv4 or IPv6 packet, its length fields
+// saying len(p) (RFC 791 §3.1, RFC 8200 §3), and returns its header.
+func parseIP(p []byte) (ipHeader, bool) {
+	switch {
+	case len(p) >= 20 && p[0]>>4 == 4:
+		hl := int(p[0]&0xf) * 4
+		if hl < 20 || hl > len(p) || int(binary.BigEndian.Uint16(p[2:])) != len(p) {
+			return ipHeader{}, false
+		}
+		return ipHeader{dst: netip.AddrFrom4([4]byte(p[16:20])), hdrLen: hl}, true
+	case len(p) >= 40 && p[0]>>4 == 6:
+		if 40+int(binary.BigEndian.Uint16(p[4:])) != len(p) {
+			return ipHeader{}, false
+		}
+		return ipHeader{dst: netip.AddrFrom16([16]byte(p[24:40])), v6: true}, true
+	}
+	return ipHeader{}, false
+}
+
+// ipv4Checksum fills in an IPv4 header's checksum (RFC 791 §3.1), as the
+// kernel does for a raw socket with IP_HDRINCL.
+func ipv4Checksum(h []byte) {
+	h[10], h[11] = 0, 0
+	var sum uint32
+	for i := 0; i+1 < len(h); i += 2 {
+		sum += uint32(h[i])<<8 | uint32(h[i+1])
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	binary.BigEndian.PutUint16(h[10:], ^uint16(sum))
+}
+
+// ReceiveFuncs returns one receive function per receive queue of the
+// interface.
+func (c *Conn) ReceiveFuncs() []ReceiveFunc {
+	fns := make([]ReceiveFunc, len(c.queues))
+	for i, q := range c.queues {
+		fns[i] = func(bufs [][]byte, sizes []int) (int, error) { return c.receive(q, bufs, sizes) }
+	}
+	return fns
+}
+
+func (c *Conn) receive(q *queue, bufs [][]byte, sizes []int) (int, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	x := q.x
+	for x.rx.avail() == 0 {
+		if c.closed.Load() {
+			return 0, net.ErrClosed
+		}
+		// The poller waits for the socket to be readable: the rx ring
+		// has descriptors.
+		err := q.rc.Read(func(uintptr) bool { return x.rx.avail() > 0 || c.closed.Load() })
+		if err != nil {
+			if c.closed.Load() {
+				return 0, net.ErrClosed
+			}
+			return 0, err
+		}
+	}
+	n := min(int(x.rx.avail()), len(bufs))
+	q.addrs = q.addrs[:0]
+	for i := range n {
+		d := x.rx.xdpDesc(x.rx.cachedCons)
+		x.rx.cachedCons++
+		frame := x.umem[d.Addr : d.Addr+uint64(d.Len)]
+		sizes[i] = copy(bufs[i], frame[min(ethLen, len(frame)):])
+		q.addrs = append(q.addrs, d.Addr&^(FrameSize-1))
+	}
+	x.rx.release()
+	x.refill(q.addrs)
+	c.rcvd.Add(uint64(n))
+	return n, nil
+}
+
+// Stats counts a Conn's traffic.
+type Stats struct {
+	RingSent, FallbackSent, Received uint64
+	// Kernel counters of the AF_XDP sockets: packets dropped for want of
+	// room in the receive ring or of frames in the fill ring.
+	RxDropped, RxRingFull, RxFillEmpty uint64
+}
+
+// Stats returns the Conn's counters.
+func (c *Conn) Stats() Stats {
+	s := Stats{RingSent: c.sent.Load(), FallbackSent: c.slow.Load(), Received: c.rcvd.Load()}
+	c.txMu.Lock() // Close closes the sockets under it
+	defer c.txMu.Unlock()
+	for _, q := range c.queues {
+		if !c.closed.Load() {
+			k := q.x.stats()
+			s.RxDropped += k.Rx_dropped
+			s.RxRingFull += k.Rx_ring_full
+			s.RxFillEmpty += k.Rx_fill_ring_empty_descs
+		}
+	}
+	return s
+}
+
+// Close detaches the XDP program, so that the kernel takes ESP and AH
+// again, and closes the sockets; blocked receives return net.ErrClosed.
+func (c *Conn) Close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	if c.steer != nil {
+		c.steer.close()
+	}
+	c.txMu.Lock() // no Send in flight from here on
+	defer c.txMu.Unlock()
+	for _, q := range c.queues {
+		if q.f != nil {
+			_ = q.f.Close() // wakes a blocked receive
+		}
+	}
+	for _, q := range c.queues {
+		q.mu.Lock()
+		if q.f != nil {
+			q.x.fd = -1 // closed with the file
+		}
+		q.x.close()
+		q.mu.Unlock()
+	}
+	var err error
+	if c.hops != nil {
+		err = c.hops.close()
+	}
+	if c.ownFB != nil {
+		err = errors.Join(err, c.ownFB.Close())
+	}
+	return err
+}

@@ -1,0 +1,116 @@
+package ring
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/jsimonetti/rtnetlink/v2"
+	"golang.org/x/sys/unix"
+)
+
+// neighTTL is how long a resolved next hop is used before it is looked up
+// again: the kernel's own neighbour entry may have changed or gone stale
+// meanwhile (ring traffic does not keep it fresh).
+const neighTTL = time.Second
+
+// Neighbour states whose link-layer address may be used (rtnetlink(7)).
+const usableNUD = unix.NUD_REACHABLE | unix.NUD_STALE | unix.NUD_DELAY | unix.NUD_PROBE | unix.NUD_PERMANENT | unix.NUD_NOARP
+
+// nextHops resolves destinations to the link-layer address of their next
+// hop through the interface, with the kernel's routes and neighbour table
+// (rtnetlink). It never resolves anything itself: a destination the kernel
+// has no usable neighbour entry for is sent through the socket path, which
+// makes the kernel resolve it. It is safe for concurrent use.
+type nextHops struct {
+	ifindex int
+	conn    *rtnetlink.Conn
+	now     func() time.Time
+
+	mu     sync.Mutex
+	cache  map[netip.Addr]hop // by destination
+	neighs map[netip.Addr]hop // the interface's neighbour table
+	dumped time.Time          // when neighs was read
+}
+
+// hop is a resolved (or unresolvable) destination.
+type hop struct {
+	mac     [6]byte
+	ok      bool // mac is usable; else use the socket path
+	stale   bool // the kernel's entry is stale
+	expires time.Time
+}
+
+func newNextHops(ifindex int) (*nextHops, error) {
+	c, err := rtnetlink.Dial(nil)
+	if err != nil {
+		return nil, err
+	}
+	return &nextHops{ifindex: ifindex, conn: c, now: time.Now, cache: map[netip.Addr]hop{}}, nil
+}
+
+// lookup returns the next hop's address for dst, or false when the packet
+// must take the socket path: no route through the interface, no usable
+// neighbour entry yet, or (once a second) a stale entry the kernel should
+// confirm again, which a packet through it makes the kernel do.
+func (n *nextHops) lookup(dst netip.Addr) ([6]byte, bool) {
+	now := n.now()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	h, found := n.cache[dst]
+	if found && now.Before(h.expires) {
+		return h.mac, h.ok
+	}
+	h = n.resolve(dst, now)
+	h.expires = now.Add(neighTTL)
+	n.cache[dst] = h
+	if h.stale {
+		return h.mac, false
+	}
+	return h.mac, h.ok
+}
+
+// resolve asks the kernel for dst's route and finds its gateway's (or its
+// own) neighbour entry.
+func (n *nextHops) resolve(dst netip.Addr, now time.Time) hop {
+	fam := uint8(unix.AF_INET)
+	if dst.Is6() {
+		fam = unix.AF_INET6
+	}
+	routes, err := n.conn.Route.Get(&rtnetlink.RouteMessage{Family: fam, Attributes: rtnetlink.RouteAttributes{Dst: net.IP(dst.AsSlice())}})
+	if err != nil || len(routes) == 0 || int(routes[0].Attributes.OutIface) != n.ifindex {
+		return hop{}
+	}
+	via := dst
+	if gw, ok := netip.AddrFromSlice(routes[0].Attributes.Gateway); ok && gw.IsValid() {
+		via = gw.Unmap()
+	}
+	if now.Sub(n.dumped) >= neighTTL {
+		n.dumpNeighbours(now)
+	}
+	return n.neighs[via]
+}
+
+// dumpNeighbours reads the interface's neighbour table.
+func (n *nextHops) dumpNeighbours(now time.Time) {
+	list, err := n.conn.Neigh.List()
+	if err != nil {
+		return
+	}
+	n.neighs, n.dumped = map[netip.Addr]hop{}, now
+	for _, m := range list {
+		if int(m.Index) != n.ifindex || m.Attributes == nil || len(m.Attributes.LLAddress) != 6 || m.State&usableNUD == 0 {
+			continue
+		}
+		a, ok := netip.AddrFromSlice(m.Attributes.Address)
+		if !ok {
+			continue
+		}
+		h := hop{ok: true, stale: m.State&unix.NUD_STALE != 0}
+		copy(h.mac[:], m.Attributes.LLAddress)
+		n.neighs[a.Unmap()] = h
+	}
+}
+
+func (n *nextHops) close() error { return n.conn.Close() }
