@@ -51,6 +51,7 @@ func swanChildPeer(version int, children ...string) swanPeer {
 //   - charon adds a narrower child (203.0.113.0/25) to the tunnel's
 //     (203.0.113.0/24): traffic to each goes on its own SA, the counters
 //     of each SA say so;
+//   - charon rekeys the narrow child: that pair alone is replaced;
 //   - charon deletes the tunnel's child (a peer-side phase 2 delete):
 //     tunnel detail and `show ike sa` agree before and after, the IKE SA
 //     established, the narrow child alone up;
@@ -85,7 +86,8 @@ func swanChildSAs(t *testing.T, version int, role string) {
 		short = []string{"short"}
 	}
 	children := func(names ...string) swanPeer { return swanChildPeer(version, append(names, short...)...) }
-	spec := swanSpec(side, children("net"), swantest.Conf{})
+	// An IKEv1 charon keeps a rekeyed child until it expires, unless told.
+	spec := swanSpec(side, children("net"), swantest.Conf{Charon: "delete_rekeyed = yes\n"})
 	spec.hostAddrs = []string{swanHostFar} // swanHostHigh is there already
 	spec.traps, spec.inA = true, true
 	x := newLab(t, spec)
@@ -97,7 +99,7 @@ func swanChildSAs(t *testing.T, version int, role string) {
 	if out, err := x.env.Initiate("narrow", 20*time.Second); err != nil {
 		t.Fatalf("charon initiate narrow: %v\n%s", err, out)
 	}
-	x.waitFor(t, 10*time.Second, "the narrow child", func() bool { return len(x.children(t)) == 2 })
+	x.waitFor(t, 10*time.Second, "the narrow child", func() bool { return x.childCount(t) == 2 })
 	before := x.children(t)
 	x.pingUntil(t, x.env.NSISM, ismHost, swanHost, 5)
 	x.pingUntil(t, x.env.NSISM, ismHost, swanHostHigh, 5)
@@ -117,12 +119,27 @@ func swanChildSAs(t *testing.T, version int, role string) {
 	}
 	x.wantIKEStory(t, p1, p2+"up, 2 child SA pairs")
 
+	// Charon rekeys the narrow child: that pair alone is replaced, with its
+	// selectors; the tunnel's child keeps its SAs.
+	old := x.children(t)
+	if out, err := x.env.Swanctl("--rekey", "--child", "narrow"); err != nil {
+		t.Fatalf("charon rekey narrow: %v\n%s", err, out)
+	}
+	x.waitFor(t, 15*time.Second, "the rekey of the narrow child", func() bool {
+		n, ok := x.children(t)[childNarrow]
+		return x.childCount(t) == 2 && ok && n.spiOut != old[childNarrow].spiOut
+	})
+	if c := x.children(t); c["203.0.113.0/24"].spiOut != old["203.0.113.0/24"].spiOut || c["203.0.113.0/24"].spiIn != old["203.0.113.0/24"].spiIn {
+		t.Errorf("the rekey of the narrow child replaced the tunnel's child: %+v, then %+v", old, c)
+	}
+	x.pingUntil(t, x.env.NSISM, ismHost, swanHost, 3)
+
 	// The peer deletes the tunnel's child (phase 2): the IKE SA stays, the
 	// narrow child carries on.
 	if out, err := x.env.Swanctl("--terminate", "--child", "net"); err != nil {
 		t.Fatalf("charon terminate net: %v\n%s", err, out)
 	}
-	x.waitFor(t, 10*time.Second, "the delete of the tunnel's child", func() bool { return len(x.children(t)) == 1 })
+	x.waitFor(t, 10*time.Second, "the delete of the tunnel's child", func() bool { return x.childCount(t) == 1 })
 	x.wantChildren(t, "the narrow child", childNarrow)
 	x.wantIKEStory(t, p1, p2+"up, 1 child SA pair")
 	x.pingUntil(t, x.env.NSISM, ismHost, swanHost, 3)
@@ -166,7 +183,7 @@ func swanChildSAs(t *testing.T, version int, role string) {
 	// Charon gets the child: the next attempt brings it up beside the
 	// narrow one, and the ping gets through on it.
 	x.reloadCharon(t, children("narrow", "high"))
-	x.waitFor(t, 20*time.Second, "the disjoint child", func() bool { return len(x.children(t)) == 2 })
+	x.waitFor(t, 20*time.Second, "the disjoint child", func() bool { return x.childCount(t) == 2 })
 	x.wantChildren(t, "the two halves", childHigh, childNarrow)
 	before = x.children(t)
 	x.pingUntil(t, x.env.NSISM, ismHost, swanHostFar, 3)
@@ -190,7 +207,7 @@ func swanChildSAs(t *testing.T, version int, role string) {
 			t.Fatalf("charon terminate %s: %v\n%s", c, err, out)
 		}
 	}
-	x.waitFor(t, 10*time.Second, "the delete of both children", func() bool { return len(x.children(t)) == 0 })
+	x.waitFor(t, 10*time.Second, "the delete of both children", func() bool { return x.childCount(t) == 0 })
 	x.wantIKEStory(t, p1, p2+"none, waiting for traffic")
 	if out := x.show(t, "show ipsec tunnel detail"); !strings.Contains(out, "ipsec:t1 is down") {
 		t.Errorf("a tunnel without child SAs is not down:\n%s", out)
@@ -204,21 +221,25 @@ func swanChildSAs(t *testing.T, version int, role string) {
 		if !strings.Contains(x.log.String(), "the minimum is 30s") {
 			t.Errorf("ISM's log does not say why the 22 s lifetime was refused")
 		}
-		if n := len(x.children(t)); n != 0 {
+		if n := x.childCount(t); n != 0 {
 			t.Errorf("%d child SAs after the refused one, want none", n)
 		}
 	}
 }
 
-// childTraffic is what a child SA pair carried: its outbound and inbound
-// SAs' packets.
-type childTraffic struct{ out, in uint64 }
+// childTraffic is a child SA pair: the packets its outbound and inbound
+// SAs carried, and their SPIs.
+type childTraffic struct {
+	out, in       uint64
+	spiOut, spiIn uint32
+}
 
 // childMap is a tunnel's child SAs by their remote selectors.
 type childMap map[string]childTraffic
 
-// children returns t1's child SAs as IKE lists them, each with the packets
-// its SAs carried as the datapath counts them.
+// children returns t1's child SAs as IKE lists them (the newest of those
+// with the same selectors), each with the packets its SAs carried as the
+// datapath counts them.
 func (x *lab) children(t *testing.T) childMap {
 	t.Helper()
 	m := childMap{}
@@ -227,7 +248,7 @@ func (x *lab) children(t *testing.T) childMap {
 			continue
 		}
 		for _, c := range tu.IKE.Children {
-			var ct childTraffic
+			ct := childTraffic{spiOut: c.OutboundSPI, spiIn: c.InboundSPI}
 			for _, sa := range tu.SAs {
 				switch {
 				case sa.Direction == "outbound" && sa.SPI == fmt.Sprintf("0x%08x", c.OutboundSPI):
@@ -242,12 +263,23 @@ func (x *lab) children(t *testing.T) childMap {
 	return m
 }
 
+// childCount returns how many child SA pairs t1 has.
+func (x *lab) childCount(t *testing.T) int {
+	t.Helper()
+	for _, tu := range x.g.Snapshot().Tunnels {
+		if tu.Name == "ipsec:t1" && tu.IKE != nil {
+			return len(tu.IKE.Children)
+		}
+	}
+	return 0
+}
+
 // wantChildren checks that t1's child SAs have these remote selectors.
 func (x *lab) wantChildren(t *testing.T, what string, remotes ...string) {
 	t.Helper()
 	got := x.children(t)
 	for _, r := range remotes {
-		if _, ok := got[r]; !ok || len(got) != len(remotes) {
+		if _, ok := got[r]; !ok || x.childCount(t) != len(remotes) {
 			t.Errorf("%s: child SAs to %v, want %v:\n%s", what, got, remotes, x.show(t, "show ipsec tunnel detail"))
 			return
 		}
