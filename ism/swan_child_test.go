@@ -9,6 +9,8 @@ import (
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/internal/swantest"
 	"github.com/ismgw/ism/internal/swantest/charon"
+	"github.com/ismgw/ism/ipsec"
+	"github.com/ismgw/ism/transform"
 )
 
 // Charon's hosts besides swanHost, and the children of its connection,
@@ -51,7 +53,8 @@ func swanChildPeer(version int, children ...string) swanPeer {
 //   - charon adds a narrower child (203.0.113.0/25) to the tunnel's
 //     (203.0.113.0/24): traffic to each goes on its own SA, the counters
 //     of each SA say so;
-//   - charon rekeys the narrow child: that pair alone is replaced;
+//   - charon rekeys the narrow child, ISM the tunnel's: each time that
+//     pair alone is replaced;
 //   - charon deletes the tunnel's child (a peer-side phase 2 delete):
 //     tunnel detail and `show ike sa` agree before and after, the IKE SA
 //     established, the narrow child alone up;
@@ -132,7 +135,19 @@ func swanChildSAs(t *testing.T, version int, role string) {
 	if c := x.children(t); c["203.0.113.0/24"].spiOut != old["203.0.113.0/24"].spiOut || c["203.0.113.0/24"].spiIn != old["203.0.113.0/24"].spiIn {
 		t.Errorf("the rekey of the narrow child replaced the tunnel's child: %+v, then %+v", old, c)
 	}
+	// ISM rekeys the tunnel's child (its outbound SA's soft lifetime):
+	// that pair alone is replaced, for the tunnel's selectors.
+	old = x.children(t)
+	x.g.daemon().Expire(ipsec.SAID{Dst: swantest.SwanAddr, SPI: old["203.0.113.0/24"].spiOut, Protocol: transform.ESP}, false)
+	x.waitFor(t, 15*time.Second, "ISM's rekey of the tunnel's child", func() bool {
+		n, ok := x.children(t)["203.0.113.0/24"]
+		return x.childCount(t) == 2 && ok && n.spiOut != old["203.0.113.0/24"].spiOut
+	})
+	if c := x.children(t); c[childNarrow].spiOut != old[childNarrow].spiOut || c[childNarrow].spiIn != old[childNarrow].spiIn {
+		t.Errorf("the rekey of the tunnel's child replaced the narrow child: %+v, then %+v", old, c)
+	}
 	x.pingUntil(t, x.env.NSISM, ismHost, swanHost, 3)
+	x.pingUntil(t, x.env.NSISM, ismHost, swanHostHigh, 3)
 
 	// The peer deletes the tunnel's child (phase 2): the IKE SA stays, the
 	// narrow child carries on.
