@@ -44,7 +44,7 @@ func TestSwanWireTshark(t *testing.T) {
 				sas := keys.pair(t)
 				lab := netlab.New(t)
 				capt := startCapture(t, lab, x.env.NSISM, vethOf(t, x.env.NSISM))
-				if out, err := runIn(x.env.NSISM, "ping", "-c", fmt.Sprint(swanPings), "-i", "0.2", "-W", "2", "-I", ismHost, swanHost); err != nil {
+				if out, err := runIn(x.env.NSISM, "ping", "-c", fmt.Sprint(swanPings), "-i", "0.2", "-W", "10", "-I", ismHost, swanHost); err != nil {
 					t.Fatalf("ping: %v\n%s", err, out)
 				}
 				pcap := espOnly(t, capt.stop(t, 2*swanPings))

@@ -122,6 +122,9 @@ type childSA struct {
 	retry         clock.Timer // a rekey waiting for the back-off after a failed one
 	rekeying      bool
 	dead          bool
+	// successor is the rekey that replaces this pair, waiting to take
+	// over (switchLater).
+	successor *successor
 }
 
 // status describes the child SA.
