@@ -66,10 +66,11 @@ type Path interface {
 	Close()
 }
 
-// Holder is a Path that holds the packets which found its signaled tunnel
-// without an outbound SA, to send them once IKE installs one. The line card
-// tells it when the negotiation failed: the held packets are then dropped,
-// counted as acquire-failed.
+// Holder is a Path that holds the packets which found no outbound SA of
+// its signaled tunnel covering them, to send each on the SA that covers it
+// once IKE installs one. The line card tells it when a negotiation failed:
+// the held packets no SA covers are then dropped, counted as
+// acquire-failed.
 type Holder interface {
 	DropHeld()
 }
