@@ -33,6 +33,10 @@ func TestPairPFS(t *testing.T) {
 				st.Negotiations[0].Failures != int(refused) || st.Negotiations[0].State != "backing off" {
 				t.Errorf("PFS %d against %d: rekeyed %d times, %d refused, negotiations %+v", c.a, c.b, st.Rekeys, refused, st.Negotiations)
 			}
+			// For one reason, refused again and again: reported once.
+			if n := countEvents(p.a.lis, "failed", "t1"); refused > 1 && n != 1 {
+				t.Errorf("PFS %d against %d: %d refusals reported %d times, want once", c.a, c.b, refused, n)
+			}
 			continue
 		}
 		if st.Rekeys != 1 || st.PFSGroup != c.want {
