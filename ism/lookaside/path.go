@@ -91,8 +91,7 @@ func (p *path) AddSA(sa *datapath.SA) error {
 	p.seq++
 	e := saEntry{sa: osa, sock: s, width: tunnelWidth, seq: p.seq}
 	if sa.Narrowed() {
-		e.local, e.remote = sa.Local, sa.Remote
-		e.width = sa.Local.HostBits() + sa.Remote.HostBits()
+		e.setSelectors(sa.Local, sa.Remote)
 	}
 	if sa.Direction == ipsec.Inbound {
 		p.in = append(p.in, e)

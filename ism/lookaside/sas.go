@@ -2,6 +2,7 @@ package lookaside
 
 import (
 	"cmp"
+	"encoding/binary"
 	"net/netip"
 	"slices"
 	"sync/atomic"
@@ -28,8 +29,11 @@ type saEntry struct {
 	// sock is the transport socket the SA's packets leave by (outbound).
 	sock *transport.Socket
 	// local and remote are the SA's own selectors; nil when it has the
-	// tunnel's.
-	local, remote selector.Set
+	// tunnel's. local4 and remote4 are the same as IPv4 ranges when every
+	// selector is IPv4 (v4): the packet path compares integers.
+	local, remote   selector.Set
+	local4, remote4 []span4
+	v4              bool
 	// width orders outbound SAs, narrowest first: their selectors' host
 	// bits (the tunnel's SAs: the most there are); seq, the newest first
 	// of equal width.
@@ -41,13 +45,56 @@ type saEntry struct {
 	held *atomic.Bool
 }
 
+// span4 is a selector as a range of IPv4 addresses.
+type span4 struct{ from, to uint32 }
+
+// setSelectors gives the SA selectors of its own, and orders it by their
+// width.
+func (e *saEntry) setSelectors(local, remote selector.Set) {
+	e.local, e.remote = local, remote
+	e.width = local.HostBits() + remote.HostBits()
+	e.local4, e.remote4, e.v4 = nil, nil, true
+	for _, side := range []struct {
+		set selector.Set
+		out *[]span4
+	}{{local, &e.local4}, {remote, &e.remote4}} {
+		for _, x := range side.set {
+			if !x.From.Is4() || !x.To.Is4() {
+				e.local4, e.remote4, e.v4 = nil, nil, false
+				return
+			}
+			*side.out = append(*side.out, span4{u32(x.From), u32(x.To)})
+		}
+	}
+}
+
+func u32(a netip.Addr) uint32 {
+	b := a.As4()
+	return binary.BigEndian.Uint32(b[:])
+}
+
+func in4(spans []span4, a uint32) bool {
+	for _, s := range spans {
+		if a >= s.from && a <= s.to {
+			return true
+		}
+	}
+	return false
+}
+
 // narrowed reports whether the SA has selectors of its own.
 func (e *saEntry) narrowed() bool { return e.local != nil || e.remote != nil }
 
 // covers reports whether an outbound packet from src to dst fits the SA:
 // the packet is inside the tunnel's selectors already.
 func (e *saEntry) covers(src, dst netip.Addr) bool {
-	return !e.narrowed() || e.local.Contains(src) && e.remote.Contains(dst)
+	switch {
+	case !e.narrowed():
+		return true
+	case e.v4:
+		return src.Is4() && dst.Is4() && in4(e.local4, u32(src)) && in4(e.remote4, u32(dst))
+	}
+	return e.local.Contains(src) && e.remote.Contains(dst)
 }
 
 // sameSelectors reports whether two SAs carry the same traffic (one
@@ -108,7 +155,7 @@ type inTable struct {
 func (t *inTable) admits(sa *offload.SA, src, dst netip.Addr) bool {
 	for i := range t.sas {
 		if e := &t.sas[i]; e.sa == sa {
-			return e.local.Contains(dst) && e.remote.Contains(src)
+			return e.covers(dst, src)
 		}
 	}
 	return true

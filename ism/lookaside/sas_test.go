@@ -62,8 +62,7 @@ func (p *path) add(sa *offload.SA, local, remote selector.Set) {
 	p.seq++
 	e := saEntry{sa: sa, width: tunnelWidth, seq: p.seq, held: new(atomic.Bool)}
 	if local != nil {
-		e.local, e.remote = local, remote
-		e.width = local.HostBits() + remote.HostBits()
+		e.setSelectors(local, remote)
 	}
 	if sa.Direction() == ipsec.Inbound {
 		p.in = append(p.in, e)
@@ -182,5 +181,31 @@ func BenchmarkClassify(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestCovers: an SA's selectors hold a packet the same way whether they
+// are IPv4 (compared as integers), IPv6 or both.
+func TestCovers(t *testing.T) {
+	a := netip.MustParseAddr
+	for _, c := range []struct {
+		local, remote selector.Set
+		src, dst      string
+		want          bool
+	}{
+		{selector.Of(pfx("198.51.100.0/24")), selector.Set{pfx("203.0.113.0/28"), pfx("203.0.113.64/28")}, "198.51.100.7", "203.0.113.70", true},
+		{selector.Of(pfx("198.51.100.0/24")), selector.Set{pfx("203.0.113.0/28"), pfx("203.0.113.64/28")}, "198.51.100.7", "203.0.113.20", false},
+		{selector.Of(pfx("198.51.100.0/24")), selector.Of(pfx("203.0.113.0/24")), "2001:db8::1", "203.0.113.1", false},
+		{selector.Of(pfx("2001:db8:1::/48")), selector.Of(pfx("2001:db8:2::/48")), "2001:db8:1::5", "2001:db8:2::5", true},
+		{selector.Of(pfx("2001:db8:1::/48")), selector.Of(pfx("2001:db8:2::/48")), "2001:db8:1::5", "2001:db8:3::5", false},
+		{selector.Set{pfx("198.51.100.0/24"), pfx("2001:db8:1::/48")}, selector.Set{pfx("203.0.113.0/24"), pfx("2001:db8:2::/48")}, "198.51.100.1", "203.0.113.1", true},
+		{selector.Set{pfx("198.51.100.0/24"), pfx("2001:db8:1::/48")}, selector.Set{pfx("203.0.113.0/24"), pfx("2001:db8:2::/48")}, "2001:db8:1::1", "203.0.113.1", true},
+		{selector.Set{pfx("198.51.100.0/24"), pfx("2001:db8:1::/48")}, selector.Set{pfx("203.0.113.0/24"), pfx("2001:db8:2::/48")}, "198.51.101.1", "203.0.113.1", false},
+	} {
+		var e saEntry
+		e.setSelectors(c.local, c.remote)
+		if got := e.covers(a(c.src), a(c.dst)); got != c.want || got != (c.local.Contains(a(c.src)) && c.remote.Contains(a(c.dst))) {
+			t.Errorf("%v to %v holds %s to %s: %v, want %v", c.local, c.remote, c.src, c.dst, got, c.want)
+		}
 	}
 }
