@@ -23,12 +23,13 @@ import (
 //
 // The shortest lifetime ISM accepts, in its configuration and from a peer,
 // is 30 s (ipsec.MinLifetime); the tunnel's is 60 s, so the 30 s comes
-// from charon (child life_time 30 s, rekey_time 27 s): when charon starts
+// from charon (child life_time 30 s, rekey_time 28 s): when charon starts
 // a quick mode ISM takes the lesser of the proposed lifetime and its own,
 // and rekeys that SA at 80 to 90 % of it, before charon would; when ISM
 // starts one it proposes its own 60 s, which charon accepts while keeping
-// its own 30 s, and charon rekeys that SA at 27 s. So the rekeys alternate between
-// the two ends, in both swanRoles, and each end's make-before-break is tried.
+// its own 30 s, and charon rekeys that SA at 28 s. So the rekeys alternate
+// between the two ends, in both swanRoles, and each end's make-before-break
+// is tried.
 func TestSwanRekeyLifetime(t *testing.T) {
 	t.Parallel()
 	// The swanRoles mostly wait: they run at once, from goroutines, taking
@@ -49,7 +50,7 @@ func swanRekeyLifetime(t *testing.T, role string) {
 	side := ismConf{global: pskRule("aes128", "sha", 14, ""), transforms: []string{"esp-aes128-hmac-sha"},
 		tunnels: []ismTunnel{{extra: "  tunnel lifetime seconds 60\n"}}}
 	peer := swanPeer{Proposals: "aes128-sha1-modp2048", ESP: "aes128-sha1",
-		Timers: charon.Timers{Life: 30 * time.Second, Rekey: 27 * time.Second, Rand: charon.Never}}
+		Timers: charon.Timers{Life: 30 * time.Second, Rekey: 28 * time.Second, Rand: charon.Never}}
 	x := newLab(t, swanSpec(side, peer, swantest.Conf{}))
 	x.bringUp(t, role)
 	x.show(t, "clear ipsec tunnel statistics")
