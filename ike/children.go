@@ -61,6 +61,18 @@ func AcquirePair(t *Tunnel, children []Pair, src, dst netip.Addr) (local, remote
 	return local, remote, true
 }
 
+// AcquireSelectors returns the selectors an acquire proposes in tunnel t,
+// whose child SAs have the pairs children: AcquirePair's for a packet from
+// src to dst; without a packet's addresses (either invalid), the tunnel's
+// whole selectors, wanted only when the tunnel is down. ok is false when
+// no negotiation is wanted.
+func AcquireSelectors(t *Tunnel, children []Pair, src, dst netip.Addr, down bool) (local, remote selector.Selector, ok bool) {
+	if src.IsValid() && dst.IsValid() {
+		return AcquirePair(t, children, src, dst)
+	}
+	return t.LocalSelector, t.RemoteSelector, down
+}
+
 // overlaps reports whether s has an address in common with a selector of
 // the set.
 func overlaps(s selector.Selector, set selector.Set) bool {

@@ -38,3 +38,23 @@ func TestAcquirePair(t *testing.T) {
 		}
 	}
 }
+
+// TestAcquireSelectors: without a packet's addresses an acquire proposes
+// the whole tunnel, and only for a tunnel that is down; with them,
+// AcquirePair's.
+func TestAcquireSelectors(t *testing.T) {
+	p := func(s string) selector.Selector { return selector.FromPrefix(netip.MustParsePrefix(s)) }
+	tu := &Tunnel{LocalSelector: p("198.51.100.0/24"), RemoteSelector: p("203.0.113.0/24")}
+	low := Pair{selector.Of(p("198.51.100.0/24")), selector.Of(p("203.0.113.0/25"))}
+	var none netip.Addr
+	if l, r, ok := AcquireSelectors(tu, []Pair{low}, none, none, true); !ok || l != tu.LocalSelector || r != tu.RemoteSelector {
+		t.Errorf("no addresses, tunnel down: %v %v %v, want the tunnel's", l, r, ok)
+	}
+	if _, _, ok := AcquireSelectors(tu, []Pair{low}, netip.MustParseAddr("198.51.100.1"), none, false); ok {
+		t.Error("no destination, tunnel up: a negotiation is wanted")
+	}
+	l, r, ok := AcquireSelectors(tu, []Pair{low}, netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("203.0.113.200"), false)
+	if !ok || l.String() != "198.51.100.0/24" || r.String() != "203.0.113.128/25" {
+		t.Errorf("a packet beside the child: %v %v %v, want the other half", l, r, ok)
+	}
+}

@@ -47,14 +47,8 @@ func (d *Daemon) AcquireFor(name string, src, dst netip.Addr) {
 		d.mu.Unlock()
 		return
 	}
-	local, remote := tu.cfg.LocalSelector, tu.cfg.RemoteSelector
-	if src.IsValid() && dst.IsValid() {
-		var ok bool
-		if local, remote, ok = ike.AcquirePair(&tu.cfg, tu.pairs(), src, dst); !ok {
-			d.mu.Unlock()
-			return
-		}
-	} else if tu.state != stateDown {
+	local, remote, ok := ike.AcquireSelectors(&tu.cfg, tu.pairs(), src, dst, tu.state == stateDown)
+	if !ok {
 		d.mu.Unlock()
 		return
 	}

@@ -50,18 +50,12 @@ func (d *Daemon) AcquireFor(name string, src, dst netip.Addr) {
 		d.mu.Unlock()
 		return
 	}
-	local, remote := tu.cfg.LocalSelector, tu.cfg.RemoteSelector
-	if src.IsValid() && dst.IsValid() {
-		var ok bool
-		if local, remote, ok = ike.AcquirePair(&tu.cfg, tu.pairs(), src, dst); !ok {
-			d.mu.Unlock()
-			return
-		}
-	} else {
-		if tu.state != tunnelDown {
-			d.mu.Unlock()
-			return
-		}
+	local, remote, ok := ike.AcquireSelectors(&tu.cfg, tu.pairs(), src, dst, tu.state == tunnelDown)
+	if !ok {
+		d.mu.Unlock()
+		return
+	}
+	if !src.IsValid() || !dst.IsValid() {
 		src, dst = netip.Addr{}, netip.Addr{}
 	}
 	from, to := tu.cfg.Source, tu.remoteAddr()
