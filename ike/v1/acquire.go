@@ -214,12 +214,19 @@ func (d *Daemon) peerNegotiationFailed(tu *tunnel, reason string) {
 	if tu.acq == nil {
 		tu.qm = ""
 	}
+	lost := tu.state == stateUp && len(tu.children) == 0 // see removeChild
+	if lost {
+		tu.state = stateDown
+	}
 	changed := tu.peerFailure != reason
 	tu.peerFailure = reason
 	name := tu.cfg.Name
 	d.mu.Unlock()
 	if changed && d.lis != nil {
 		d.lis.NegotiationFailed(name, reason)
+	}
+	if lost && d.lis != nil {
+		d.lis.TunnelDown(name, reason)
 	}
 }
 

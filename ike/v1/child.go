@@ -156,7 +156,11 @@ func (d *Daemon) removeChild(c *childSA, reason string) {
 	}
 	d.stopChildLocked(c)
 	tu := c.tu
-	down := len(tu.children) == 0 && tu.state == stateUp
+	// A peer that rekeyed deletes the old child right after its QM3,
+	// which may overtake this end's install of the new one (QM_R2): the
+	// tunnel stays up for it (peerNegotiationFailed takes it down if it
+	// fails).
+	down := len(tu.children) == 0 && tu.state == stateUp && tu.qm != "QM_R2"
 	if down {
 		tu.state = stateDown
 		tu.lastError = reason

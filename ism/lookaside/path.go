@@ -46,7 +46,13 @@ type path struct {
 // arrives on or leaves by. Of outbound SAs with the same selectors, the
 // newest is the one packets take; the held packets it covers leave on it
 // after sa.ReleaseDelay.
-func (p *path) AddSA(sa *datapath.SA) error {
+func (p *path) AddSA(sa *datapath.SA) error { return p.addSA(sa, nil) }
+
+// ResumeSA installs an SA as AddSA does, its state continuing r.
+func (p *path) ResumeSA(sa *datapath.SA, r offload.Resume) error { return p.addSA(sa, &r) }
+
+// addSA is AddSA, resuming the SA's state when r is set.
+func (p *path) addSA(sa *datapath.SA, r *offload.Resume) error {
 	defer sa.CipherKey.Zero()
 	defer sa.AuthKey.Zero()
 	t := p.t
@@ -60,7 +66,14 @@ func (p *path) AddSA(sa *datapath.SA) error {
 			port = sa.DstPort
 		}
 	}
-	s, err := t.Endpoint.Socket(kind, port)
+	var s *transport.Socket
+	var err error
+	how := fmt.Sprintf("UDP socket %s, port %d", t.Endpoint.Local(), port)
+	if kind != transport.UDP && sa.Direction == ipsec.Outbound {
+		s, how, err = t.Endpoint.RawSocket(kind, sa.ID.Dst)
+	} else {
+		s, err = t.Endpoint.Socket(kind, port)
+	}
 	if err != nil {
 		return err
 	}
@@ -84,12 +97,17 @@ func (p *path) AddSA(sa *datapath.SA) error {
 	if p.closed {
 		return errors.New("lookaside: tunnel closed")
 	}
-	osa, err := p.d.eng.AddSA(c)
+	var osa *offload.SA
+	if r != nil {
+		osa, err = p.d.eng.ResumeSA(c, *r)
+	} else {
+		osa, err = p.d.eng.AddSA(c)
+	}
 	if err != nil {
 		return err
 	}
 	p.seq++
-	e := saEntry{sa: osa, sock: s, width: tunnelWidth, seq: p.seq}
+	e := saEntry{sa: osa, sock: s, how: how, width: tunnelWidth, seq: p.seq}
 	if sa.Narrowed() {
 		e.setSelectors(sa.Local, sa.Remote)
 	}
@@ -133,6 +151,29 @@ func (p *path) DeleteSA(id ipsec.SAID) error {
 	return p.d.eng.DeleteSA(id)
 }
 
+// Checkpoint returns the path's SAs with their keys, selectors and
+// sequence state.
+func (p *path) Checkpoint() ([]datapath.SAState, error) {
+	p.mu.Lock()
+	sas := slices.Concat(p.in, p.out)
+	p.mu.Unlock()
+	out := make([]datapath.SAState, 0, len(sas))
+	for _, e := range sas {
+		osa := e.sa
+		ck, ak, err := osa.Keys()
+		if errors.Is(err, offload.ErrNoSA) {
+			continue // deleted meanwhile
+		}
+		c := osa.Config()
+		out = append(out, datapath.SAState{
+			SA: datapath.SA{ID: osa.ID(), Direction: c.Direction, Transform: c.Transform, Src: c.Src, UDPEncap: c.UDPEncap,
+				SrcPort: c.SrcPort, DstPort: c.DstPort, CipherKey: ck, AuthKey: ak, ESN: c.ESN, Limits: c.Limits,
+				Local: e.local, Remote: e.remote},
+			Mode: c.Mode, ReplayWindow: c.ReplayWindow, Snapshot: osa.Snapshot()})
+	}
+	return out, nil
+}
+
 // find returns the path's SA with identity id; p.mu is held.
 func (p *path) find(id ipsec.SAID) (saEntry, bool) {
 	for _, e := range slices.Concat(p.in, p.out) {
@@ -164,6 +205,7 @@ func (p *path) Status() datapath.Status {
 	s := datapath.Status{Datapath: p.d.Name(), Interface: TUNName}
 	if e := p.outs.Load().first(); e != nil {
 		s.Driver, s.DriverReason = e.sa.Driver()
+		s.Transport = e.how
 	}
 	p.mu.Lock()
 	sas := slices.Concat(p.in, p.out)

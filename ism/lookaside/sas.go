@@ -26,8 +26,10 @@ import (
 // saEntry is an SA of a path with what the packet path needs of it.
 type saEntry struct {
 	sa *offload.SA
-	// sock is the transport socket the SA's packets leave by (outbound).
+	// sock is the transport socket the SA's packets leave by (outbound),
+	// and how what show says of it.
 	sock *transport.Socket
+	how  string
 	// local and remote are the SA's own selectors; nil when it has the
 	// tunnel's. local4 and remote4 are the same as IPv4 ranges when every
 	// selector is IPv4 (v4): the packet path compares integers.
