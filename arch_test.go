@@ -57,7 +57,7 @@ var rules = map[string]rule{
 	"ism/vr":        leaf("netns"),
 	"ism/transport": leaf("driver", "ism/transport/ring", "ism/vr", "netns", "offload", "offload/header"),
 	"ism/datapath":  leaf("ipsec", "ism/transport", "ism/vr", "offload", "selector", "transform"),
-	"ism/lookaside": leaf("clock", "driver", "fallback", "ipsec", "ism/datapath", "ism/transport", "ism/vr", "offload", "offload/header", "transform"),
+	"ism/lookaside": leaf("clock", "driver", "fallback", "ipsec", "ism/datapath", "ism/transport", "ism/vr", "offload", "offload/header", "selector", "transform"),
 	"ism/xfrm":      leaf("driver/kernel", "ipsec", "ism/datapath", "ism/vr", "selector", "transform"),
 	"ism/operator":  leaf("ike", "ism/datapath", "offload"),
 	"ism":           {mayNot: []string{"bench", "cmd/", "internal/", "cluster"}},

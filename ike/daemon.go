@@ -17,6 +17,14 @@ type Daemon interface {
 	// Acquire starts negotiating SAs for a signaled tunnel that has none;
 	// it does nothing if the tunnel is up or negotiating.
 	Acquire(tunnel string)
+	// AcquireFor starts negotiating a child SA for traffic from src to dst
+	// (the inner addresses of a packet no SA of the tunnel covered), unless
+	// one covers it, one is being negotiated, or the back-off after failed
+	// negotiations says to wait. The selectors proposed are the widest part
+	// of the tunnel's around the packet that its child SAs leave (the
+	// tunnel's whole selectors when it has none); IKEv2 puts the packet's
+	// addresses first (RFC 7296 §2.9). Invalid addresses are Acquire.
+	AcquireFor(tunnel string, src, dst netip.Addr)
 	// Expire reports that an SA crossed its soft (rekey) or hard lifetime
 	// in the data path.
 	Expire(id ipsec.SAID, hard bool)

@@ -122,6 +122,15 @@ func (w *RecordWriter) Selector(s selector.Selector) {
 	w.U8(uint8(s.Bits))
 }
 
+// SelectorSet writes one side of a child SA's selectors (IKEv2: one or
+// more traffic selectors): their count, then each.
+func (w *RecordWriter) SelectorSet(set selector.Set) {
+	w.U8(uint8(len(set)))
+	for _, s := range set {
+		w.Selector(s)
+	}
+}
+
 // RecordReader reads a record written by a RecordWriter. A read past the
 // end or of a malformed field fails the reader: every later read returns
 // zero values and Err says where it first failed.
@@ -302,4 +311,19 @@ func (r *RecordReader) Selector() selector.Selector {
 		r.fail("selector", fmt.Errorf("kind %d from %v to %v", s.Kind, s.From, s.To))
 	}
 	return s
+}
+
+// SelectorSet reads what RecordWriter.SelectorSet wrote; an empty set
+// fails the reader.
+func (r *RecordReader) SelectorSet() selector.Set {
+	n := int(r.U8())
+	if n == 0 {
+		r.fail("selector set", errors.New("empty"))
+		return nil
+	}
+	set := make(selector.Set, 0, n)
+	for range n {
+		set = append(set, r.Selector())
+	}
+	return set
 }

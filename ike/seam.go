@@ -29,8 +29,10 @@ type UserSA struct {
 	AuthKey          ipsec.Key
 	// Soft asks for a rekey when crossed; Hard makes the SA unusable.
 	Soft, Hard ipsec.Lifetime
-	// Local and Remote are the negotiated selectors (IDci/IDcr).
-	Local, Remote selector.Selector
+	// Local and Remote are the negotiated selectors, this end's and the
+	// peer's (IKEv1 IDci/IDcr, one each; IKEv2 TSi/TSr, one or more): the
+	// traffic the SA carries. Rekeys keep them.
+	Local, Remote selector.Set
 	PFSGroup      int // 0 when no PFS
 	// Mode is the IPsec mode; IKEv1 negotiates tunnel mode only.
 	Mode ipsec.Mode
@@ -93,7 +95,11 @@ type Listener interface {
 	TunnelUp(tunnel string, peer netip.AddrPort)
 	// TunnelDown: the tunnel lost its SAs (delete, expiry, DPD).
 	TunnelDown(tunnel, reason string)
-	// NegotiationFailed: an IKE or quick-mode negotiation failed.
+	// NegotiationFailed: a negotiation of the tunnel's SAs failed, and
+	// its state changed: the first failure since the last success, or a
+	// failure for another reason than the last. Repeated failures are
+	// counted in Status (TunnelStatus.Negotiations) and put off by the
+	// back-off, not reported again.
 	NegotiationFailed(tunnel, reason string)
 	// PeerDead: DPD declared the tunnel's destination peer dead at
 	// detectedAt. Every SA between the two endpoints is deleted;

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/ipsec"
+	"github.com/ismgw/ism/selector"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -55,14 +56,35 @@ type IKESAStatus struct {
 }
 
 // TunnelStatus describes one signaled tunnel (`show ipsec tunnel detail`).
+// State and the fields from Transform to TimeLeft describe its newest
+// child SA; Children lists them all.
 type TunnelStatus struct {
 	Name string
 	// Version is the IKE version the tunnel negotiates with: 1 (zero
 	// means 1) or 2.
-	Version     int
-	State       string // "down", "negotiating", "up"
-	Peer        netip.AddrPort
-	QuickMode   string // state of the quick mode in progress, if any
+	Version int
+	// State is that of its child SAs (phase 2): "up" with one at least,
+	// "negotiating" while this end negotiates the first, else "down".
+	State     string
+	Peer      netip.AddrPort
+	QuickMode string // state of the quick mode in progress, if any
+	// IKESA is the state of the IKE SA (phase 1) with the tunnel's peer,
+	// as `show ike sa` has it: "established", the state of one being
+	// negotiated ("MM_KEY_I", "IKE_AUTH sent"), or "none".
+	IKESA string
+	// Children are the tunnel's child SA pairs (IKEv1 phase 2 SAs,
+	// IKEv2 CHILD_SAs), oldest first.
+	Children []ChildStatus
+	// Negotiations are the selector pairs this end negotiates, or waits
+	// to negotiate again after failures (the back-off).
+	Negotiations []NegotiationStatus
+	// Attempts and Failures count the negotiations of child SAs this end
+	// started for the tunnel, and those that failed.
+	Attempts, Failures int
+	// Waiting says, of a tunnel with no child SA and none being
+	// negotiated, what starts one: "traffic", or "the peer" when its
+	// destination is known only by its identity.
+	Waiting     string
 	Transform   transform.Transform
 	PFSGroup    int
 	InboundSPI  uint32
@@ -77,6 +99,36 @@ type TunnelStatus struct {
 	Destination netip.Addr
 	DPD         TunnelDPD
 	Failover    TunnelFailover
+}
+
+// ChildStatus describes a child SA pair: an inbound and an outbound SA
+// negotiated together, with their selectors.
+type ChildStatus struct {
+	Local, Remote           selector.Set
+	InboundSPI, OutboundSPI uint32
+	Transform               transform.Transform
+	PFSGroup                int
+	UDPEncap                bool
+	Lifetime                ipsec.Lifetime // the negotiated lifetime in force
+	TimeLeft                time.Duration  // until the hard lifetime
+	Initiator               bool           // this end negotiated it
+	Rekeying                bool           // a rekey of it is under way
+}
+
+// NegotiationStatus is a selector pair this end negotiates a child SA
+// for, or waits to negotiate again: an acquire's, or the rekey of the
+// child SA with these selectors.
+type NegotiationStatus struct {
+	Local, Remote selector.Set
+	Rekey         bool
+	// State is "negotiating" (and the exchange's state, if known) or
+	// "backing off".
+	State              string
+	Attempts, Failures int
+	LastError          string
+	// NextAttempt is the earliest time of the next attempt (an
+	// acquire's waits for traffic too); zero when one is under way.
+	NextAttempt time.Time
 }
 
 // TunnelDPD is a tunnel's dead peer detection state, for the destination

@@ -33,6 +33,11 @@ const (
 	DefaultDPDRetryInterval = 5 * time.Second
 	DefaultDPDRetries       = 3
 	DefaultFailoverHoldDown = 60 * time.Second
+	// DefaultBackoffInitial and DefaultBackoffMaximum are the wait
+	// before a failed negotiation of a tunnel's selector pair is tried
+	// again, and the most it doubles to ("ipsec negotiation back-off").
+	DefaultBackoffInitial = time.Second
+	DefaultBackoffMaximum = 30 * time.Second
 )
 
 // Resolve returns the settings in force: d's, with each zero timer or count

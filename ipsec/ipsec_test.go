@@ -3,6 +3,7 @@ package ipsec
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -58,5 +59,26 @@ func TestNames(t *testing.T) {
 	}
 	if !(Lifetime{}).IsZero() || (Lifetime{Bytes: 1}).IsZero() {
 		t.Error("IsZero")
+	}
+}
+
+func TestLifetimeMinimum(t *testing.T) {
+	for _, c := range []struct {
+		l  Lifetime
+		ok bool
+	}{
+		{Lifetime{}, true},
+		{Lifetime{Time: MinLifetime}, true},
+		{Lifetime{Time: 22 * time.Second}, false},
+		{Lifetime{Time: time.Hour, Bytes: 512}, false},
+		{Lifetime{Bytes: MinLifetimeBytes}, true},
+	} {
+		err := c.l.CheckMinimum(Lifetime{Time: time.Hour})
+		if (err == nil) != c.ok || err != nil && !errors.Is(err, ErrLifetimeTooShort) {
+			t.Errorf("%+v: %v", c.l, err)
+		}
+	}
+	if err := (Lifetime{Time: 6 * time.Second}).CheckMinimum(Lifetime{Time: 5 * time.Second}); err != nil {
+		t.Errorf("a lifetime above this end's own shorter one: %v", err)
 	}
 }

@@ -197,7 +197,11 @@ func (g *Gateway) build(t *Tunnel) error {
 			}
 		}
 		t.setReady(true)
-		t.setState(g.clock, false, "no SAs yet: negotiated on the first packet")
+		if t.d.Destination.IsValid() {
+			t.setState(g.clock, false, "no SAs yet: negotiated on the first packet")
+		} else {
+			t.setState(g.clock, false, "no SAs yet: the peer starts them (the destination is known only by its identity)")
+		}
 		return nil
 	}
 	if err := g.checkPath(t); err != nil {

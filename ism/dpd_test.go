@@ -122,7 +122,8 @@ func (x *lab) switchOver(t *testing.T, p *pinger, loss peerLoss, fromEnv *swante
 	}
 	for _, w := range []string{
 		"Secure IP interface ipsec:t1 is up",
-		"IKE: up with " + to.String(),
+		"IKE SA (phase 1) with " + to.String(),
+		"Child SAs (phase 2): up",
 		"DPD: on, peer supports it: true",
 		"peer " + from.String() + " declared dead at " + deadAt.Format(time.DateTime),
 		"last from " + from.String() + " to " + to.String(),

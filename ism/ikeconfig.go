@@ -24,6 +24,7 @@ func ikeConfig(cfg *config.Config, log *slog.Logger, clk clock.Clock) (ike.Confi
 		Lifetime:         cfg.Lifetime,
 		DPD:              cfg.DPD,
 		FailoverHoldDown: holdDown(cfg.FailoverHoldDown),
+		Backoff:          ike.Backoff(cfg.Backoff),
 		FragmentMTU:      cfg.FragmentMTU,
 		CookieThreshold:  cfg.CookieThreshold}
 	for _, p := range cfg.IKEPolicies {

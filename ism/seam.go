@@ -132,10 +132,15 @@ func (s *seam) AddSA(id ipsec.SAID, u ike.UserSA) error {
 	if u.Inbound {
 		dir = ipsec.Inbound
 	}
+	local, remote := u.Local, u.Remote
+	if local.Is(t.d.Local) && remote.Is(t.d.Remote) {
+		local, remote = nil, nil // the tunnel's own
+	}
 	sa := func() *datapath.SA {
 		return &datapath.SA{ID: id, Direction: dir, Transform: u.Transform, Src: u.Src, UDPEncap: u.UDPEncap,
 			SrcPort: u.SrcPort, DstPort: u.DstPort, CipherKey: u.CipherKey.Clone(), AuthKey: u.AuthKey.Clone(),
-			ESN: u.ESN, Limits: ipsec.Limits{Soft: u.Soft, Hard: u.Hard}, ReleaseDelay: releaseDelay(t, u)}
+			ESN: u.ESN, Limits: ipsec.Limits{Soft: u.Soft, Hard: u.Hard}, ReleaseDelay: releaseDelay(t, u),
+			Local: local, Remote: remote}
 	}
 	p := t.currentPath()
 	if p == nil {
@@ -201,7 +206,7 @@ func (s *seam) DeleteSA(id ipsec.SAID) error {
 	}
 	s.forget(id, t)
 	if !t.hasSAs() {
-		s.g.changeState(t, false, "no SAs: negotiating")
+		s.g.changeState(t, false, "no SAs")
 	}
 	return err
 }
@@ -290,9 +295,10 @@ func (g *Gateway) saExpired(id ipsec.SAID, hard bool, cause string) {
 	}
 }
 
-// Acquire asks IKE for SAs for a signaled tunnel that has none, at most
-// every acquireEvery.
-func (s *seam) Acquire(dt *datapath.Tunnel) {
+// Acquire asks IKE for an SA for traffic of a signaled tunnel from src to
+// dst that found none, at most every acquireEvery for the tunnel; IKE's
+// own back-off puts off the negotiations that keep failing.
+func (s *seam) Acquire(dt *datapath.Tunnel, src, dst netip.Addr) {
 	t := s.g.tunnelByName(dt.Name)
 	if t == nil || t.d != dt {
 		return
@@ -303,7 +309,7 @@ func (s *seam) Acquire(dt *datapath.Tunnel) {
 		return
 	}
 	if d := s.g.daemon(); d != nil {
-		d.Acquire(t.Name)
+		d.AcquireFor(t.Name, src, dst)
 	}
 }
 

@@ -3,6 +3,7 @@ package ism
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,9 +31,14 @@ func runSwanUpCases(t *testing.T, cases []swanUpCase) {
 				t.Parallel()
 				side, peer, conf := c.setup(t, role)
 				x := newLab(t, swanSpec(side, peer, conf))
+				if _, err := netip.ParseAddr(side.tunnels[0].dest); side.tunnels[0].dest != "" && err != nil {
+					// Only the peer can start a tunnel to an FQDN: show says so.
+					x.wantShow(t, "show ipsec tunnel detail", "is down", "the peer starts them",
+						"none, waiting for the peer to start them (its destination is known only by its identity)")
+				}
 				x.bringUp(t, role)
 				x.traffic(t, ismHost, swanHost)
-				x.wantShow(t, "show ipsec tunnel detail", append([]string{"is up", "IKE: up with " + peer.addr() + ":4500"}, c.detail...)...)
+				x.wantShow(t, "show ipsec tunnel detail", append([]string{"is up", "IKE SA (phase 1) with " + peer.addr() + ":4500: established", "Child SAs (phase 2): up"}, c.detail...)...)
 				x.wantShow(t, "show ike sa", c.ikesa...)
 				if rows := x.ikeSARows(t); len(rows) != 1 {
 					t.Errorf("show ike sa: %d IKE SAs, want 1:\n%s", len(rows), strings.Join(rows, "\n"))

@@ -17,17 +17,19 @@ import (
 	"github.com/ismgw/ism/ism/datapath"
 )
 
-// TestSwanRekeyLifetime: user SAs with a 24 s lifetime rekey under a
+// TestSwanRekeyLifetime: user SAs with a 30 s lifetime rekey under a
 // continuous ping (one echo every 0.2 s) without losing a packet or the
 // tunnel going down: each new SA is installed before the old one goes.
 //
-// The configuration's shortest lifetime is 60 s, so the 24 s comes from
-// charon (child life_time 24 s, rekey_time 22 s): when charon starts a
-// quick mode ISM takes the lesser of the proposed lifetime and its own, and
-// rekeys that SA at 80 to 90 % of it, before charon would; when ISM starts
-// one it proposes its own 60 s, which charon accepts while keeping its own
-// 24 s, and charon rekeys that SA at 22 s. So the rekeys alternate between
-// the two ends, in both swanRoles, and each end's make-before-break is tried.
+// The shortest lifetime ISM accepts, in its configuration and from a peer,
+// is 30 s (ipsec.MinLifetime); the tunnel's is 60 s, so the 30 s comes
+// from charon (child life_time 30 s, rekey_time 28 s): when charon starts
+// a quick mode ISM takes the lesser of the proposed lifetime and its own,
+// and rekeys that SA at 80 to 90 % of it, before charon would; when ISM
+// starts one it proposes its own 60 s, which charon accepts while keeping
+// its own 30 s, and charon rekeys that SA at 28 s. So the rekeys alternate
+// between the two ends, in both swanRoles, and each end's make-before-break
+// is tried.
 func TestSwanRekeyLifetime(t *testing.T) {
 	t.Parallel()
 	// The swanRoles mostly wait: they run at once, from goroutines, taking
@@ -48,7 +50,7 @@ func swanRekeyLifetime(t *testing.T, role string) {
 	side := ismConf{global: pskRule("aes128", "sha", 14, ""), transforms: []string{"esp-aes128-hmac-sha"},
 		tunnels: []ismTunnel{{extra: "  tunnel lifetime seconds 60\n"}}}
 	peer := swanPeer{Proposals: "aes128-sha1-modp2048", ESP: "aes128-sha1",
-		Timers: charon.Timers{Life: 24 * time.Second, Rekey: 22 * time.Second, Rand: charon.Never}}
+		Timers: charon.Timers{Life: 30 * time.Second, Rekey: 28 * time.Second, Rand: charon.Never}}
 	x := newLab(t, swanSpec(side, peer, swantest.Conf{}))
 	x.bringUp(t, role)
 	x.show(t, "clear ipsec tunnel statistics")
@@ -149,7 +151,7 @@ func b2i(b bool) int {
 	return 0
 }
 
-var rekeysRE = regexp.MustCompile(`IKE(?:v2)?: up with .*, (\d+) rekeys`)
+var rekeysRE = regexp.MustCompile(`Child SAs(?: \(phase 2\))?: up, .*, (\d+) rekeys`)
 
 // rekeys returns the rekeys `show ipsec tunnel detail` counts for t1, -1
 // when the tunnel is not up.
@@ -197,9 +199,8 @@ var (
 )
 
 // stop interrupts the ping, which then prints its statistics, and returns
-// how many echo requests it sent and how many of them had their reply. The
-// last request may still be on its way when ping stops: it counts as
-// answered unless a later one went unanswered too.
+// how many echo requests it sent and how many of them had their reply,
+// those still on their way when it stopped counted as answered.
 func (p *bgPing) stop(t *testing.T) (sent, received int) {
 	t.Helper()
 	_ = p.cmd.Process.Signal(syscall.SIGINT)
@@ -216,9 +217,18 @@ func (p *bgPing) stop(t *testing.T) (sent, received int) {
 		n, _ := strconv.Atoi(r[1])
 		replied[n] = true
 	}
-	if received == sent-1 && !replied[sent] {
-		t.Logf("echo %d was on its way when ping stopped", sent)
-		received++
+	// The last echoes may still be on their way when ping stops (on a
+	// loaded machine, under the race detector, a reply can take longer
+	// than the 0.2 s between two echoes): a trailing run of unanswered
+	// ones, at most a second's worth, counts as answered. A gap before an
+	// answered echo is a loss.
+	inFlight := 0
+	for n := sent; n > max(sent-5, 0) && !replied[n]; n-- {
+		inFlight++
+	}
+	if inFlight > 0 && received == sent-inFlight {
+		t.Logf("echoes %d to %d were on their way when ping stopped", sent-inFlight+1, sent)
+		received += inFlight
 	}
 	if received != sent {
 		// -D -O: when each echo that never had its reply was found

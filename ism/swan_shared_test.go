@@ -37,7 +37,7 @@ func TestSwanSharedIKESA(t *testing.T) {
 				t.Errorf("show ike sa: %d IKE SAs, want 1:\n%s", len(rows), strings.Join(rows, "\n"))
 			}
 			detail := x.wantShow(t, "show ipsec tunnel detail", "ipsec:t1 is up", "ipsec:t2 is up")
-			if n := strings.Count(detail, "IKE: up with 192.0.2.2:4500"); n != 2 {
+			if n := strings.Count(detail, "IKE SA (phase 1) with 192.0.2.2:4500: established"); n != 2 {
 				t.Errorf("show ipsec tunnel detail: %d tunnels up with charon, want 2:\n%s", n, detail)
 			}
 			for _, name := range []string{"t1", "t2"} {

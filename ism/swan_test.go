@@ -142,7 +142,7 @@ func TestSignaledAgainstStrongSwan(t *testing.T) {
 				}
 				detail, _, _ := x.g.Exec("show ipsec tunnel detail")
 				ikesa, _, _ := x.g.Exec("show ike sa")
-				for _, w := range []string{"IKE: up with 192.0.2.2", c.transforms[len(c.transforms)-1], "left, 0 rekeys"} {
+				for _, w := range []string{"IKE SA (phase 1) with 192.0.2.2:4500: established", "Child SAs (phase 2): up, 1 child SA pair, newest " + c.transforms[len(c.transforms)-1], "left, 0 rekeys"} {
 					if !strings.Contains(detail, w) {
 						t.Errorf("show ipsec tunnel detail lacks %q:\n%s", w, detail)
 					}

@@ -59,10 +59,10 @@ func TestSwanV2DocsExample(t *testing.T) {
 			x.bringUpChild(t, role, "net", ismHost, swanHost)
 			x.traffic(t, ismHost, swanHost)
 			x.wantShow(t, "show ike sa", "IKEv2", "aes256-gcm/none/hmac-sha384/ecp384", "hub.example.net")
-			x.wantShow(t, "show ipsec tunnel detail hub", "IKEv2: up with 192.0.2.2:4500, child SA esp-aes256-gcm16")
+			x.wantShow(t, "show ipsec tunnel detail hub", "IKE SA with 192.0.2.2:4500: established", "Child SAs: up, 1 child SA pair, newest esp-aes256-gcm16")
 			x.rekeyChild(t, role, map[string]string{"initiator": "hub", "responder": "net"}[role])
 			x.waitFor(t, 20*time.Second, "the child SA rekeyed", func() bool { return x.tunnelRekeys(t, "hub") >= 1 })
-			x.wantShow(t, "show ipsec tunnel detail hub", "IKEv2: up with 192.0.2.2:4500, child SA esp-aes256-gcm16, PFS group 20")
+			x.wantShow(t, "show ipsec tunnel detail hub", "IKE SA with 192.0.2.2:4500: established", "newest esp-aes256-gcm16, PFS group 20")
 			x.pingUntil(t, x.env.NSISM, ismHost, swanHost, 2)
 		})
 	}

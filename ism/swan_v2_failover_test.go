@@ -43,7 +43,7 @@ func TestSwanV2Failover(t *testing.T) {
 			if f.Count != 1 || f.LastFrom != swantest.SwanAddr || f.LastTo != swanBackupAddr || !f.OnBackup {
 				t.Errorf("failover state %+v, want one switch from %s to %s", f, swantest.SwanAddr, swanBackupAddr)
 			}
-			x.wantShow(t, "show ipsec tunnel detail", "IKEv2: up with "+swanBackupAddr.String(), "last from "+swantest.SwanAddr.String()+" to "+swanBackupAddr.String())
+			x.wantShow(t, "show ipsec tunnel detail", "IKE SA with "+swanBackupAddr.String(), "Child SAs: up", "last from "+swantest.SwanAddr.String()+" to "+swanBackupAddr.String())
 			saText, sas := showSAs(t, x.g)
 			if left := saSPIs(sas, swantest.SwanAddr); len(left) != 0 || len(old) != 2 {
 				t.Errorf("SAs with the dead destination: before %v, after %v\n%s", old, left, saText)

@@ -152,7 +152,7 @@ func TestSwanV2Path(t *testing.T) {
 			}
 			// NAT-T: charon's libipsec fakes a NAT (its NAT_DETECTION hash
 			// never matches), so IKE floated to 4500 and ESP rides in UDP.
-			x.wantShow(t, "show ipsec tunnel detail", "IKEv2: up with 192.0.2.2:4500",
+			x.wantShow(t, "show ipsec tunnel detail", "IKE SA with 192.0.2.2:4500: established", "Child SAs: up",
 				"authentication "+strings.TrimSuffix(certs.ismAuth, "nature")+", NAT remote")
 
 			// charon restarts: the old IKE SA is gone from its memory, not

@@ -168,7 +168,7 @@ func TestSwanV2Proposals(t *testing.T) {
 					want = fmt.Sprintf("PFS group %d", f.pfs)
 				}
 				x.waitFor(t, 20*time.Second, f.name+" rekeyed", func() bool { return x.tunnelRekeys(t, f.name) >= 1 })
-				x.wantShow(t, "show ipsec tunnel detail "+f.name, "IKEv2: up with "+f.addr+":4500", want)
+				x.wantShow(t, "show ipsec tunnel detail "+f.name, "IKE SA with "+f.addr+":4500: established", "Child SAs: up", want)
 				x.pingUntil(t, x.env.NSISM, f.ismHost(), f.swanHost(), 2)
 			}
 			x.checkSwanSAs(t, fams)

@@ -132,6 +132,14 @@ func (m *Daemon) Acquire(tunnel string) {
 	}
 }
 
+// AcquireFor starts a negotiation for traffic from src to dst with the
+// tunnel's daemon.
+func (m *Daemon) AcquireFor(tunnel string, src, dst netip.Addr) {
+	if d := m.daemon((*m.tunnels.Load())[tunnel]); d != nil {
+		d.AcquireFor(tunnel, src, dst)
+	}
+}
+
 // Expire goes to the daemon that installed the SA; an SA no daemon
 // installed here (a child SA that came with an imported IKE SA) goes to
 // each, and the one that does not know it ignores it.

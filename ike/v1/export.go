@@ -355,7 +355,7 @@ func (d *Daemon) Forget(match func(tunnel string) bool) {
 		if tu.sa != nil {
 			drop[tu.sa] = true
 		}
-		tu.state, tu.sa, tu.qmBusy, tu.qm = stateDown, nil, false, ""
+		tu.state, tu.sa, tu.acq, tu.qm = stateDown, nil, nil, ""
 		tu.lastError = "handed to another node"
 	}
 	for _, sa := range d.sas {

@@ -120,7 +120,7 @@ func (d *Daemon) holdDownExpired(tu *tunnel) {
 		h.pendingReason = ""
 		d.mu.Unlock()
 		return
-	case tu.qmBusy:
+	case tu.acq != nil:
 		h.due = true
 		d.mu.Unlock()
 		return
@@ -146,12 +146,13 @@ func (d *Daemon) switchLocked(tu *tunnel, reason string, lastHeard, now time.Tim
 	name := tu.cfg.Name
 	tu.peer, tu.sa = netip.AddrPort{}, nil
 	for _, sa := range d.halfOpen {
-		sa.waiting = slices.DeleteFunc(sa.waiting, func(n string) bool { return n == name })
+		sa.waiting = slices.DeleteFunc(sa.waiting, func(p *qmPlan) bool { return p.tu == tu })
 	}
 	for _, sa := range d.sas {
-		sa.waiting = slices.DeleteFunc(sa.waiting, func(n string) bool { return n == name })
+		sa.waiting = slices.DeleteFunc(sa.waiting, func(p *qmPlan) bool { return p.tu == tu })
 	}
-	tu.qmBusy, tu.qm = false, ""
+	tu.acq, tu.qm = nil, ""
+	tu.retries = nil // the new destination starts afresh
 	if tu.state == stateNegotiating {
 		tu.state = stateDown
 	}
@@ -179,10 +180,10 @@ func (d *Daemon) afterSwitch(tu *tunnel, sw switched) {
 		d.lis.Failover(sw.name, sw.from, sw.to, sw.reason)
 	}
 	d.mu.Lock()
-	ready := tu.state == stateDown && !tu.qmBusy
+	ready := tu.state == stateDown && tu.acq == nil
 	d.mu.Unlock()
 	if ready {
-		d.negotiate(tu, false)
+		d.Acquire(sw.name)
 	}
 }
 

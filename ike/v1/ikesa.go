@@ -49,8 +49,8 @@ type ikeSA struct {
 	exchanges map[uint32]*exchange
 	replies   [4]reply // recently answered messages, for retransmits
 	nextReply int
-	pending   []packet // arrived before phase 1 completed
-	waiting   []string // tunnels to start quick mode for once established
+	pending   []packet  // arrived before phase 1 completed
+	waiting   []*qmPlan // quick modes to start once established
 
 	created, expires  time.Time
 	soft, hard, alive clock.Timer
@@ -166,7 +166,7 @@ func (d *Daemon) findIKESA(local, remote netip.Addr) *ikeSA {
 
 // established marks phase 1 complete and arms the lifetime timers; it
 // returns the messages that waited for it and the tunnels to negotiate.
-func (d *Daemon) establish(sa *ikeSA, lifetime time.Duration) ([]packet, []string) {
+func (d *Daemon) establish(sa *ikeSA, lifetime time.Duration) ([]packet, []*qmPlan) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.now()

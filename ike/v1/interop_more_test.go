@@ -127,9 +127,9 @@ func TestInteropRekeyShortLifetime(t *testing.T) {
 			ismInit := role == "ISMInitiator"
 			cfg := pskConfig(policy(ike.EncAES128, ike.HashSHA1, ike.AuthPSK, 14))
 			tu := ismTunnel(t, "t1", "esp-aes128-hmac-sha")
-			if ismInit {
-				tu.Lifetime = ipsec.Lifetime{Time: 6 * time.Second}
-			}
+			// A peer's lifetime below 30 s is refused unless this end's
+			// own is shorter still (ipsec.Lifetime.CheckMinimum).
+			tu.Lifetime = ipsec.Lifetime{Time: 6 * time.Second}
 			cfg.Tunnels = []ike.Tunnel{tu}
 			sc := swanConn{Proposals: "aes128-sha1-modp2048", ESPProposals: "aes128-sha1"}
 			if !ismInit {

@@ -8,9 +8,9 @@ import (
 )
 
 // startPhase1 starts a phase 1 as initiator to remote for tunnel tu, with
-// the tunnels in waiting to get a quick mode once it is established.
+// the quick modes in waiting to start once it is established.
 // It returns the new IKE SA, or nil if the daemon is closed.
-func (d *Daemon) startPhase1(mode ike.Phase1Mode, tu *tunnel, local, remote netip.Addr, waiting []string) *ikeSA {
+func (d *Daemon) startPhase1(mode ike.Phase1Mode, tu *tunnel, local, remote netip.Addr, waiting []*qmPlan) *ikeSA {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -88,8 +88,8 @@ func (d *Daemon) phase1Done(p *phase1) {
 			d.removeIKESA(o)
 		}
 	}
-	for _, name := range waiting {
-		d.startQuickMode(name, sa)
+	for _, plan := range waiting {
+		d.startQuickMode(plan, sa)
 	}
 	for _, pk := range pending {
 		d.Receive(pk.local, pk.remote, pk.data)
@@ -135,13 +135,14 @@ func (d *Daemon) phase1Failed(p *phase1, err error) {
 	sa.failure = reason
 	waiting := sa.waiting
 	sa.waiting = nil
-	var names, retry []string
+	var failed, retry []*qmPlan
+	var peerTunnel string
 	if sa.initiator {
-		names = append(names, waiting...)
+		failed = waiting
 	} else {
 		retry = waiting
 		if p.tunnel != nil {
-			names = append(names, p.tunnel.Name)
+			peerTunnel = p.tunnel.Name
 		}
 	}
 	remote, initiator := sa.remote.Addr(), sa.initiator
@@ -154,32 +155,27 @@ func (d *Daemon) phase1Failed(p *phase1, err error) {
 	}
 	d.mu.Unlock()
 	d.removeIKESA(sa)
-	for _, name := range names {
-		d.negotiationFailed(name, remote, reason)
+	for _, plan := range failed {
+		d.negotiationFailed(plan, remote, reason)
 	}
-	for _, name := range retry {
-		d.renegotiate(name)
-	}
-	if initiator && setupFailure(err) {
-		for _, name := range waiting {
-			d.setupFailed(name, remote, reason, lastHeard)
+	if peerTunnel != "" {
+		d.mu.Lock()
+		tu := d.tunnels[peerTunnel]
+		d.mu.Unlock()
+		if tu != nil {
+			d.peerNegotiationFailed(tu, reason)
 		}
 	}
-}
-
-// renegotiate starts a tunnel's own negotiation after the phase 1 it
-// waited for failed.
-func (d *Daemon) renegotiate(name string) {
-	d.mu.Lock()
-	tu := d.tunnels[name]
-	if tu == nil || d.closed {
-		d.mu.Unlock()
-		return
+	for _, plan := range retry {
+		// The phase 1 the peer started failed: this end's own one
+		// decides the plan's outcome.
+		d.negotiate(plan)
 	}
-	tu.qmBusy = false
-	rekey := tu.state == stateUp
-	d.mu.Unlock()
-	d.negotiate(tu, rekey)
+	if initiator && setupFailure(err) {
+		for _, plan := range waiting {
+			d.setupFailed(plan.tu.cfg.Name, remote, reason, lastHeard)
+		}
+	}
 }
 
 // errNoProposal: no proposal of the peer is acceptable.

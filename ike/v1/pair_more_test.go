@@ -307,7 +307,7 @@ func TestPairIPv6(t *testing.T) {
 	w.waitEvent(t, b.lis, "up", "t6", 10*time.Second)
 	checkKeysMatch(t, a, b, "t6", "t6")
 	for _, sa := range a.inst.SAs() {
-		if !sa.Local.Is6() || sa.Local.Bits != 48 || len(sa.CipherKey) != 36 {
+		if len(sa.Local) != 1 || !sa.Local[0].Is6() || sa.Local[0].Bits != 48 || len(sa.CipherKey) != 36 {
 			t.Errorf("SA %+v", sa)
 		}
 	}

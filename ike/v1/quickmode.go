@@ -26,7 +26,7 @@ type quickMode struct {
 	tu *tunnel
 
 	initiator bool
-	replaces  *childSA // the child a rekey this end started replaces
+	plan      *qmPlan // what this end started it for
 
 	ni, nr   []byte
 	dh       *ike.KeyExchange
@@ -137,7 +137,7 @@ func (q *quickMode) userSAs() (in, out ike.UserSA) {
 		soft.Bytes = hard.Bytes - max(hard.Bytes/10, min(hard.Bytes/2, 16<<20))
 	}
 	base := ike.UserSA{Tunnel: name, Transform: q.tr, UDPEncap: q.attrs.udp(), Soft: soft, Hard: hard,
-		Local: q.localSel, Remote: q.peerSel, PFSGroup: q.attrs.Group}
+		Local: selector.Of(q.localSel), Remote: selector.Of(q.peerSel), PFSGroup: q.attrs.Group}
 	in, out = base, base
 	in.Inbound = true
 	in.Src, in.Dst = remote.Addr(), local.Addr()
@@ -159,7 +159,7 @@ func (q *quickMode) child() *childSA {
 	d.mu.Unlock()
 	p := q.tr.Protocol
 	return &childSA{tu: q.tu, ikesa: q.sa, transform: q.tr, pfs: q.attrs.Group, lifetime: q.lifetime,
-		encap: q.attrs.udp(), initiator: q.initiator,
+		encap: q.attrs.udp(), initiator: q.initiator, local: q.localSel, remote: q.peerSel,
 		in:  ipsec.SAID{Dst: local, SPI: q.ourSPI, Protocol: p},
 		out: ipsec.SAID{Dst: remote, SPI: q.peerSPI, Protocol: p}}
 }

@@ -10,20 +10,23 @@ import (
 	"github.com/ismgw/ism/transform"
 )
 
-// startQuickMode starts a quick mode for the named tunnel on an
-// established IKE SA.
-func (d *Daemon) startQuickMode(name string, sa *ikeSA) {
+// startQuickMode starts the quick mode of a plan on an established IKE
+// SA.
+func (d *Daemon) startQuickMode(plan *qmPlan, sa *ikeSA) {
+	tu := plan.tu
 	d.mu.Lock()
-	tu := d.tunnels[name]
-	if tu == nil {
+	name := tu.cfg.Name
+	if d.tunnels[name] != tu || plan.replaces != nil && plan.replaces.dead {
+		if plan.replaces != nil {
+			plan.replaces.rekeying = false
+		} else if tu.acq == plan {
+			tu.acq = nil
+		}
 		d.mu.Unlock()
 		return
 	}
-	tu.qmBusy = true
-	tu.qm = "QM_I1"
-	var replaces *childSA
-	if c := tu.cur(); c != nil && c.rekeying {
-		replaces = c
+	if plan.replaces == nil {
+		tu.qm = "QM_I1"
 	}
 	d.mu.Unlock()
 	msgID := d.msgID(sa)
@@ -31,7 +34,7 @@ func (d *Daemon) startQuickMode(name string, sa *ikeSA) {
 	d.mu.Lock()
 	initIV(ex)
 	d.mu.Unlock()
-	q := &quickMode{d: d, ex: ex, sa: sa, tu: tu, initiator: true, replaces: replaces}
+	q := &quickMode{d: d, ex: ex, sa: sa, tu: tu, initiator: true, plan: plan}
 	d.mu.Lock()
 	remote := sa.remote.Addr()
 	d.mu.Unlock()
@@ -43,12 +46,11 @@ func (d *Daemon) startQuickMode(name string, sa *ikeSA) {
 			if errors.Is(err, errNoProposal) || isNotify(err, NotifyNoProposalChosen) {
 				d.count(func(c *ike.Counters) { c.NoProposalChosen++ })
 			}
-			d.log.Warn("quick mode failed", "tunnel", name, "err", err)
-			d.negotiationFailed(name, remote, "quick mode: "+errString(err))
+			d.negotiationFailed(plan, remote, "quick mode: "+errString(err))
 		}
 	}) {
 		ex.done(nil)
-		d.negotiationFailed(name, remote, "daemon closed")
+		d.negotiationFailed(plan, remote, "daemon closed")
 	}
 }
 
@@ -85,7 +87,6 @@ func (q *quickMode) runInitiator() error {
 	}
 	q.ex.send(q.ex.sealed(ExchangeQuick, []outPayload{{PayloadHash, q.hash3()}}))
 	q.d.mu.Lock()
-	q.tu.qmBusy = false
 	q.tu.peer = q.sa.remote
 	q.tu.sa = q.sa
 	q.d.mu.Unlock()
@@ -93,11 +94,11 @@ func (q *quickMode) runInitiator() error {
 	q.d.mu.Lock()
 	q.sa.remember(q.ex.msgID, pk.data, q.ex.last)
 	q.d.mu.Unlock()
-	if q.replaces != nil {
-		q.d.switchLater(c, out, q.replaces)
+	if q.plan != nil && q.plan.replaces != nil {
+		q.d.switchLater(c, out, q.plan)
 		return nil
 	}
-	if err := q.d.installOutbound(c, out, nil); err != nil {
+	if err := q.d.installOutbound(c, out, q.plan); err != nil {
 		return fmt.Errorf("v1: installing the outbound SA: %w", err)
 	}
 	return nil
@@ -113,11 +114,13 @@ func (q *quickMode) runInitiator() error {
 const rekeySwitchDelay = 500 * time.Millisecond
 
 // switchLater installs a rekey's outbound SA, and retires the pair it
-// replaces, rekeySwitchDelay after QM3; the old pair carries the traffic
-// until then, or until it expires or the peer deletes it (takeOver).
-func (d *Daemon) switchLater(c *childSA, out ike.UserSA, old *childSA) {
+// replaces (plan.replaces), rekeySwitchDelay after QM3; the old pair
+// carries the traffic until then, or until it expires or the peer deletes
+// it (takeOver).
+func (d *Daemon) switchLater(c *childSA, out ike.UserSA, plan *qmPlan) {
+	old := plan.replaces
 	d.mu.Lock()
-	old.successor = &successor{c: c, out: out}
+	old.successor = &successor{c: c, out: out, plan: plan}
 	d.mu.Unlock()
 	d.clk.AfterFunc(rekeySwitchDelay, func() { d.takeOver(old) })
 }
@@ -127,6 +130,7 @@ func (d *Daemon) switchLater(c *childSA, out ike.UserSA, old *childSA) {
 type successor struct {
 	c    *childSA
 	out  ike.UserSA
+	plan *qmPlan // the rekey's
 	done bool
 }
 
@@ -148,7 +152,7 @@ func (d *Daemon) takeOver(old *childSA) bool {
 		_ = d.inst.DeleteSA(s.c.in)
 		return false
 	}
-	if err := d.installOutbound(s.c, s.out, old); err != nil {
+	if err := d.installOutbound(s.c, s.out, s.plan); err != nil {
 		d.log.Warn("rekey: installing the outbound SA failed", "tunnel", name, "err", err)
 		return false
 	}
@@ -180,7 +184,7 @@ func (q *quickMode) proposals() ([]Proposal, error) {
 	local := q.sa.local.Addr()
 	d.mu.Unlock()
 	q.lifetime = lt
-	q.localSel, q.peerSel = t.LocalSelector, t.RemoteSelector
+	q.localSel, q.peerSel = q.plan.local, q.plan.remote
 	attrs := childAttrs{Encap: encap, Group: t.PFSGroup, Lifetime: lt}
 	spis := map[transform.Protocol]uint32{}
 	var props []Proposal
@@ -223,7 +227,9 @@ func (q *quickMode) sendQM1(props []Proposal) error {
 	ps = append(ps, outPayload{PayloadID, q.idci}, outPayload{PayloadID, q.idcr})
 	q.ex.send(q.seal(q.hash1, ps))
 	q.d.mu.Lock()
-	q.tu.qm = "QM_I2"
+	if q.plan.replaces == nil {
+		q.tu.qm = "QM_I2"
+	}
 	q.d.mu.Unlock()
 	return nil
 }
@@ -268,14 +274,26 @@ func (q *quickMode) readQM2(m *Message, props []Proposal) error {
 		return fmt.Errorf("%w: the responder changed the proposal", errNoProposal)
 	}
 	q.tr, q.attrs = tr, attrs
+	own := q.lifetime
+	if err := attrs.Lifetime.CheckMinimum(own); err != nil {
+		// As a responder refuses one (quickmode_responder.go: choose).
+		q.d.sendNotify(q.sa, NotifyNoProposalChosen, got.Protocol, got.SPI)
+		return fmt.Errorf("%w: the responder's SA %w", errNoProposal, err)
+	}
 	q.lifetime = ike.LesserLifetime(q.lifetime, attrs.Lifetime)
 	q.peerSPI = binary.BigEndian.Uint32(got.SPI)
 	q.ourSPI = binary.BigEndian.Uint32(mine.SPI)
 	for _, np := range m.All(PayloadNotify) {
 		if n, err := ParseNotify(np.Body); err == nil && n.Type == NotifyResponderLifetime {
-			if lt, err := parseResponderLifetime(n); err == nil {
-				q.lifetime = ike.LesserLifetime(q.lifetime, lt)
+			lt, err := parseResponderLifetime(n)
+			if err == nil {
+				err = lt.CheckMinimum(own)
 			}
+			if err != nil {
+				q.d.sendNotify(q.sa, NotifyNoProposalChosen, got.Protocol, got.SPI)
+				return fmt.Errorf("%w: the responder's lifetime %w", errNoProposal, err)
+			}
+			q.lifetime = ike.LesserLifetime(q.lifetime, lt)
 		}
 	}
 	return q.dhShared(m)

@@ -20,12 +20,11 @@ func (d *Daemon) quickModeResponder(ex *exchange, first packet) {
 	q.zero()
 	if err != nil {
 		ex.done(nil)
-		d.log.Warn("quick mode refused", "peer", first.remote, "err", err)
 		if q.tu != nil {
-			d.mu.Lock()
-			name, remote := q.tu.cfg.Name, q.sa.remote.Addr()
-			d.mu.Unlock()
-			d.negotiationFailed(name, remote, "quick mode: "+errString(err))
+			d.log.Debug("quick mode refused", "peer", first.remote, "err", err)
+			d.peerNegotiationFailed(q.tu, "quick mode: "+errString(err))
+		} else {
+			d.log.Warn("quick mode refused", "peer", first.remote, "err", err)
 		}
 		if c != nil {
 			_ = d.inst.DeleteSA(c.in)
@@ -177,6 +176,13 @@ func (q *quickMode) choose(sa *SA) (*Proposal, error) {
 		for _, t := range prop.Transforms {
 			tr, attrs, err := parseIPsecTransform(prop.Protocol, &t)
 			if err != nil || !encapOK(q.sa, attrs.Encap) {
+				continue
+			}
+			if err := attrs.Lifetime.CheckMinimum(q.lifetime); err != nil {
+				// The bounds of the configuration's "ipsec lifetime"
+				// (ipsec.MinLifetime): a longer one than this end's
+				// is cut to this end's by RESPONDER-LIFETIME.
+				why = fmt.Errorf("%w: the proposed SA %w", errNoProposal, err)
 				continue
 			}
 			group, err := ike.ChoosePFSGroup(pfs, attrs.Group)

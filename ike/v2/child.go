@@ -25,8 +25,9 @@ type childSA struct {
 	mode      ipsec.Mode
 	esn       bool
 	encap     bool
-	local     selector.Selector
-	remote    selector.Selector
+	local     selector.Set // TSi or TSr: this end's
+	remote    selector.Set
+	initiator bool // this end started the exchange that made it
 	pfs       int
 	lifetime  ipsec.Lifetime
 	created   time.Time
@@ -36,7 +37,9 @@ type childSA struct {
 	soft, hard clock.Timer
 	rekeying   bool            // a CREATE_CHILD_SA this end started replaces it
 	collision  *childCollision // the peer rekeyed it too, meanwhile (§2.8.1)
-	retry      clock.Timer     // a rekey waiting after TEMPORARY_FAILURE (§2.25)
+	retry      clock.Timer     // a rekey waiting after TEMPORARY_FAILURE (§2.25) or a failure (the back-off)
+	rekeyRetry ike.Retry       // this end's rekeys of it (Daemon.mu)
+	inRekey    bool            // rekeying, as status reads it (Daemon.mu)
 	replaced   bool            // a newer child replaced it: its Delete is under way
 	dead       bool
 
@@ -49,37 +52,20 @@ type childSA struct {
 	outWait     clock.Timer
 }
 
+// status describes the child SA. Daemon.mu must be held.
+func (c *childSA) status(now time.Time) ike.ChildStatus {
+	st := ike.ChildStatus{Local: c.local, Remote: c.remote, InboundSPI: c.in.SPI, OutboundSPI: c.out.SPI,
+		Transform: c.transform, PFSGroup: c.pfs, UDPEncap: c.encap, Lifetime: c.lifetime, Initiator: c.initiator, Rekeying: c.inRekey}
+	if c.lifetime.Time > 0 && !c.created.IsZero() {
+		st.TimeLeft = max(0, c.created.Add(c.lifetime.Time).Sub(now))
+	}
+	return st
+}
+
 // outboundWait is how long a child this end made answering the peer's
 // rekey keeps its outbound SA back when the peer does not delete the old
 // one: long enough for the answer to reach the peer and be acted on.
 const outboundWait = 3 * time.Second
-
-// childKeys are the keys of a new child SA, split from KEYMAT (§2.17).
-type childKeys struct {
-	inEnc, inAuth, outEnc, outAuth []byte
-}
-
-// splitKeymat takes the keys of a child SA from KEYMAT: "all keys for SAs
-// carrying data from the initiator to the responder are taken before SAs
-// going in the other direction", each SA's encryption key before its
-// integrity key (§2.17). initiator is whether this end started the
-// exchange that made the child.
-func splitKeymat(km []byte, t transform.Transform, initiator bool) childKeys {
-	take := func(n int) []byte {
-		k := append([]byte(nil), km[:n]...)
-		km = km[n:]
-		return k
-	}
-	ie, ia := take(t.CipherKeyLen()), take(t.AuthKeyLen())
-	re, ra := take(t.CipherKeyLen()), take(t.AuthKeyLen())
-	if initiator {
-		return childKeys{outEnc: ie, outAuth: ia, inEnc: re, inAuth: ra}
-	}
-	return childKeys{outEnc: re, outAuth: ra, inEnc: ie, inAuth: ia}
-}
-
-// keymatLen is the KEYMAT length a transform needs.
-func keymatLen(t transform.Transform) int { return 2 * (t.CipherKeyLen() + t.AuthKeyLen()) }
 
 // install installs a negotiated child SA: its inbound SA, then its
 // outbound one, and makes it the tunnel's newest. With replaces set (this
@@ -121,20 +107,30 @@ func (sa *ikeSA) install(c *childSA, k childKeys, replaces *childSA) {
 	}
 	d.mu.Lock()
 	tu := d.tunnels[c.tunnel]
-	wasUp := false
+	wasUp, recovered := false, false
 	if tu != nil {
 		wasUp = tu.state == tunnelUp
+		prior := tu.newest(c.local, c.remote) // the child a peer's rekey replaces
 		tu.children = append(tu.children, c)
-		tu.state, tu.busy, tu.lastError, tu.peer = tunnelUp, false, "", sa.remote
+		tu.state, tu.lastError, tu.peer = tunnelUp, "", sa.remote
+		if c.initiator && replaces == nil {
+			recovered = d.negotiatedLocked(tu)
+		}
 		d.failoverDoneLocked(tu, c)
-		if replaces != nil || wasUp {
+		if replaces != nil || prior != nil {
 			tu.rekeys++
 			d.counters.Rekeys++
+		}
+		if replaces != nil {
+			replaces.inRekey = false
 		}
 	}
 	d.children[c.in], d.children[c.out] = c, c
 	d.counters.QuickModesCompleted++
 	d.mu.Unlock()
+	if recovered {
+		d.log.Info("negotiation succeeded after failures", "tunnel", c.tunnel, "local", c.local.String(), "remote", c.remote.String())
+	}
 	name, peer := c.tunnel, sa.remote
 	// Answering the peer's rekey: send on the new SA once the peer has
 	// it, which it shows by deleting the old child (§2.8; strongSwan's
@@ -170,7 +166,7 @@ func (sa *ikeSA) install(c *childSA, k childKeys, replaces *childSA) {
 			return
 		}
 		d.log.Info("SA installed", "tunnel", name, "spi_in", hexSPI(c.in.SPI), "spi_out", hexSPI(c.out.SPI),
-			"transform", c.transform.String(), "encap", c.encap)
+			"transform", c.transform.String(), "encap", c.encap, "local", c.local.String(), "remote", c.remote.String())
 		if !wasUp && d.lis != nil {
 			d.lis.TunnelUp(name, peer)
 		}

@@ -58,9 +58,13 @@ func (sa *ikeSA) childRefused(t ike.Tunnel, old *childSA, n NotifyType) bool {
 		if old.dead || old.collision != nil {
 			return true // the peer's rekey of it stands
 		}
+		d.mu.Lock()
+		old.inRekey = false
+		d.mu.Unlock()
 		old.retry = d.clk.AfterFunc(d.retryDelay(), func() {
 			owner := d.lockOwner(old)
 			defer owner.unlock()
+			old.retry = nil
 			owner.rekeyChild(old)
 		})
 		return true

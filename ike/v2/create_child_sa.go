@@ -3,6 +3,7 @@ package v2
 import (
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ipsec"
@@ -27,7 +28,8 @@ type childExchange struct {
 	ni, nr        []byte
 	kex           *ike.KeyExchange
 	replaces      *childSA
-	local, remote selector.Selector // proposed
+	local, remote selector.Set // proposed
+	src, dst      netip.Addr   // proposed first: the packet's (§2.9), when valid
 	// fail reports a negotiation that failed after its CREATE_CHILD_SA,
 	// in IKE_FOLLOWUP_KE (nil in IKE_AUTH, which has none).
 	fail func(sa *ikeSA, reason string)
@@ -39,28 +41,31 @@ func (sa *ikeSA) createChild(name string, old *childSA) {
 	d := sa.d
 	d.mu.Lock()
 	tu := d.tunnels[name]
-	var t ike.Tunnel
+	var cx childExchange
 	if tu != nil {
-		t = tu.cfg
+		cx.tunnel = tu.cfg
+		cx.local, cx.remote, cx.src, cx.dst = tu.proposalFor()
 	}
 	d.mu.Unlock()
 	if tu == nil {
 		return
 	}
-	sa.createChildGroup(t, old, t.PFSGroup)
-}
-
-func (sa *ikeSA) createChildGroup(t ike.Tunnel, old *childSA, pfs int) {
-	d := sa.d
-	cx := &childExchange{tunnel: t, replaces: old, local: t.LocalSelector, remote: t.RemoteSelector}
 	if old != nil {
 		// §2.8: the new child has the old one's selectors.
-		cx.local, cx.remote = old.local, old.remote
+		cx.local, cx.remote, cx.src, cx.dst = old.local, old.remote, netip.Addr{}, netip.Addr{}
 	}
+	sa.createChildGroup(cx, old, cx.tunnel.PFSGroup)
+}
+
+// createChildGroup queues the CREATE_CHILD_SA of a proposal with a KE of
+// the given group (0: none).
+func (sa *ikeSA) createChildGroup(proposal childExchange, old *childSA, pfs int) {
+	d := sa.d
+	t := proposal.tunnel
+	cx := &childExchange{tunnel: t, replaces: old, local: proposal.local, remote: proposal.remote, src: proposal.src, dst: proposal.dst}
 	fail := func(sa *ikeSA, reason string) {
 		if old != nil {
-			old.rekeying = false
-			d.log.Warn("child SA rekey failed", "tunnel", t.Name, "spi", hexSPI(old.in.SPI), "reason", reason)
+			sa.rekeyFailed(old, reason)
 			return
 		}
 		sa.after(func() { d.negotiationFailed(t.Name, sa.remote.Addr(), reason) })
@@ -87,7 +92,7 @@ func (sa *ikeSA) createChildGroup(t ike.Tunnel, old *childSA, pfs int) {
 				n := Notify{Protocol: protocolOf(old.transform), SPI: spiBytes(old.in.SPI), Type: RekeySA}
 				ps = append(ps, Payload{Type: PayloadNotify, Body: n.marshal()})
 			}
-			cp := childPayloads(&t, cx.offer, cx.local, cx.remote)
+			cp := childPayloads(&t, cx.offer, cx.local, cx.remote, cx.src, cx.dst)
 			ps = append(ps, cp[:len(cp)-2]...) // [N(USE_TRANSPORT_MODE),] SA
 			ps = append(ps, Payload{Type: PayloadNonce, Body: cx.ni})
 			if pfs != 0 {
@@ -110,7 +115,7 @@ func (sa *ikeSA) createChildGroup(t ike.Tunnel, old *childSA, pfs int) {
 					g := int(binary.BigEndian.Uint16(e.Data))
 					if _, err := ike.ChoosePFSGroup(t.PFSGroup, g); err == nil && g != pfs && g != 0 {
 						d.count(func(c *ike.Counters) { c.InvalidKE++ })
-						sa.createChildGroup(t, old, g)
+						sa.createChildGroup(*cx, old, g)
 						return
 					}
 				}
@@ -197,7 +202,7 @@ func (sa *ikeSA) acceptChild(m *Message, cx *childExchange) error {
 		keys := splitKeymat(km, ch.t, true)
 		clear(km)
 		c := &childSA{sa: sa, tunnel: cx.tunnel.Name, transform: ch.t, mode: cx.tunnel.SAMode, esn: ch.esn,
-			encap: sa.encap(), local: local, remote: remote, pfs: ch.pfs, lifetime: lifetime, ni: cx.ni, nr: nr,
+			encap: sa.encap(), local: local, remote: remote, initiator: true, pfs: ch.pfs, lifetime: lifetime, ni: cx.ni, nr: nr,
 			in:  ipsec.SAID{Dst: sa.local.Addr(), SPI: cx.offer.spis[ch.t.Protocol], Protocol: ch.t.Protocol},
 			out: ipsec.SAID{Dst: sa.remote.Addr(), SPI: ch.peerSPI, Protocol: ch.t.Protocol}}
 		sa.install(c, keys, cx.replaces)
@@ -238,13 +243,66 @@ func (sa *ikeSA) sendDeleteSPI(ch childChoice, o childOffer) {
 }
 
 // rekeyChild starts the rekey of a child SA before it expires, unless one
-// is under way or it is no longer the tunnel's newest. The SA's mutex must
-// be held.
+// is under way, one waits for its back-off, or it is no longer the newest
+// of its selectors (the peer rekeyed it). The SA's mutex must be held.
 func (sa *ikeSA) rekeyChild(c *childSA) {
 	if c.dead || c.rekeying || c.replaced || c.collision != nil || sa.state != stateEstablished {
 		return
 	}
+	d := sa.d
+	d.mu.Lock()
+	tu := d.tunnels[c.tunnel]
+	stale := tu != nil && tu.newest(c.local, c.remote) != c
+	waits := !c.rekeyRetry.Due(d.clk.Now())
+	if !stale && !waits {
+		c.rekeyRetry.Start()
+		c.inRekey = true
+		if tu != nil {
+			tu.attempts++
+		}
+	}
+	d.mu.Unlock()
+	if stale || waits {
+		return
+	}
 	c.rekeying = true
-	sa.d.log.Info("rekeying child SA", "tunnel", c.tunnel, "spi", hexSPI(c.in.SPI))
+	d.log.Info("rekeying child SA", "tunnel", c.tunnel, "spi", hexSPI(c.in.SPI))
 	sa.createChild(c.tunnel, c)
+}
+
+// rekeyFailed records a failed rekey of c this end started and tries
+// again when the back-off ends, if c lives that long. The SA's mutex must
+// be held.
+func (sa *ikeSA) rekeyFailed(c *childSA, reason string) {
+	d := sa.d
+	c.rekeying = false
+	now := d.clk.Now()
+	d.mu.Lock()
+	c.inRekey = false
+	changed := c.rekeyRetry.Fail(now, reason, d.cfg.Backoff)
+	next := c.rekeyRetry.Next
+	if tu := d.tunnels[c.tunnel]; tu != nil {
+		tu.failures++
+		tu.lastError = reason
+	}
+	d.mu.Unlock()
+	if !c.dead && c.retry == nil && (c.lifetime.Time == 0 || next.Before(c.created.Add(c.lifetime.Time))) {
+		c.retry = d.clk.AfterFunc(next.Sub(now), func() {
+			owner := d.lockOwner(c)
+			defer owner.unlock()
+			c.retry = nil
+			owner.rekeyChild(c)
+		})
+	}
+	if !changed {
+		d.log.Debug("child SA rekey failed again", "tunnel", c.tunnel, "spi", hexSPI(c.in.SPI), "reason", reason, "next_attempt", next)
+		return
+	}
+	d.log.Warn("child SA rekey failed", "tunnel", c.tunnel, "spi", hexSPI(c.in.SPI), "reason", reason, "next_attempt", next)
+	name := c.tunnel
+	sa.after(func() {
+		if d.lis != nil {
+			d.lis.NegotiationFailed(name, "rekey: "+reason)
+		}
+	})
 }

@@ -2,6 +2,7 @@ package v2
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"sort"
 
 	"github.com/ismgw/ism/ike"
@@ -128,25 +129,7 @@ func (sa *ikeSA) respondChild(m *Message, cands []ike.Tunnel, withKE bool, ni, n
 		return refuse(InvalidSyntax, nil)
 	}
 	_, transport := m.Notify(UseTransportMode)
-	var tun *ike.Tunnel
-	var remoteSel, localSel = tsi.Selectors, tsr.Selectors
-	var rs, ls selector.Selector
-	// A tunnel whose selectors are the peer's exactly comes first; then
-	// the first one they meet, narrowed (§2.9).
-	for pass := 0; pass < 2 && tun == nil; pass++ {
-		for i := range cands {
-			t := &cands[i]
-			r, ok1 := narrow(t.RemoteSelector, remoteSel)
-			l, ok2 := narrow(t.LocalSelector, localSel)
-			exact := r == t.RemoteSelector && l == t.LocalSelector &&
-				len(remoteSel) > 0 && len(localSel) > 0 && tsSelector(remoteSel[0].Start, remoteSel[0].End) == r &&
-				tsSelector(localSel[0].Start, localSel[0].End) == l
-			if ok1 && ok2 && (exact || pass == 1) {
-				tun, rs, ls = t, r, l
-				break
-			}
-		}
-	}
+	tun, rs, ls := chooseTunnel(cands, tsi.Selectors, tsr.Selectors)
 	if tun == nil {
 		return refuse(TSUnacceptable, nil)
 	}
@@ -205,7 +188,7 @@ func (sa *ikeSA) respondChild(m *Message, cands []ike.Tunnel, withKE bool, ni, n
 		return c
 	}
 	payloads = append(payloads, Payload{Type: PayloadSA, Body: ch.proposal(spi).marshal()},
-		Payload{Type: PayloadTSi, Body: tsPayload(rs)}, Payload{Type: PayloadTSr, Body: tsPayload(ls)})
+		Payload{Type: PayloadTSi, Body: tsPayload(netip.Addr{}, rs)}, Payload{Type: PayloadTSr, Body: tsPayload(netip.Addr{}, ls)})
 	// The SA payload leads the child payloads in §1.3's diagrams; order
 	// does not matter on the wire (§2.5) beyond SK being last.
 	if len(ch.addke) > 0 {
@@ -217,6 +200,38 @@ func (sa *ikeSA) respondChild(m *Message, cands []ike.Tunnel, withKE bool, ni, n
 			}}
 	}
 	return payloads, mk(sa, nil), nil
+}
+
+// chooseTunnel picks the tunnel of a child SA the peer proposes with
+// traffic selectors tsi (the peer's side) and tsr (this end's), and the
+// selectors it narrows them to: a tunnel whose selectors are the peer's
+// exactly comes first; then the first that holds the packet the peer put
+// first (§2.9); then the first the proposal meets at all. nil: none.
+func chooseTunnel(cands []ike.Tunnel, tsi, tsr []TrafficSelector) (*ike.Tunnel, selector.Set, selector.Set) {
+	hi, okI := hint(tsi)
+	hr, okR := hint(tsr)
+	only := func(ts []TrafficSelector, s selector.Selector) bool {
+		if _, ok := hint(ts); ok {
+			ts = ts[1:]
+		}
+		return len(ts) == 1 && tsSelector(ts[0].Start, ts[0].End) == s
+	}
+	for pass := range 3 {
+		for i := range cands {
+			t := &cands[i]
+			r, ok1 := narrow(t.RemoteSelector, tsi)
+			l, ok2 := narrow(t.LocalSelector, tsr)
+			if !ok1 || !ok2 {
+				continue
+			}
+			exact := r.Is(t.RemoteSelector) && l.Is(t.LocalSelector) && only(tsi, t.RemoteSelector) && only(tsr, t.LocalSelector)
+			holds := okI && okR && r.Contains(hi) && l.Contains(hr)
+			if exact || pass == 1 && holds || pass == 2 {
+				return t, r, l
+			}
+		}
+	}
+	return nil, nil, nil
 }
 
 // childFollowup is a child SA waiting for its additional key exchanges.

@@ -98,7 +98,7 @@ func (d *Daemon) holdDownExpired(tu *tunnel) {
 		h.pendingReason = ""
 		d.mu.Unlock()
 		return
-	case tu.busy:
+	case tu.acq != nil:
 		h.due = true // the negotiation's failure switches (failover)
 		d.mu.Unlock()
 		return
@@ -121,7 +121,8 @@ func (d *Daemon) switchLocked(tu *tunnel, reason string, lastHeard, now time.Tim
 	from := tu.dest()
 	tu.onBackup = !tu.onBackup
 	tu.peer = netip.AddrPort{}
-	tu.busy = false
+	tu.acq = nil
+	tu.retries = nil // the new destination starts afresh
 	if tu.state == tunnelNegotiating {
 		tu.state = tunnelDown
 	}

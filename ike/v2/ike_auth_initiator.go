@@ -2,6 +2,7 @@ package v2
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ipsec"
@@ -28,6 +29,7 @@ type authExchange struct {
 	offer  childOffer
 	idi    []byte // IDi body
 	plan   authPlan
+	child  childExchange // the child SA's proposal: selectors, and the packet's addresses
 }
 
 // startAuth sends IKE_AUTH for the first waiting tunnel.
@@ -45,6 +47,7 @@ func (sa *ikeSA) startAuth() {
 	reason := "tunnel removed"
 	if tu != nil {
 		ex.tunnel = tu.cfg
+		ex.child.local, ex.child.remote, ex.child.src, ex.child.dst = tu.proposalFor()
 		var err error
 		if ex.plan, err = d.planAuth(sa, 0, tu.cfg.RemoteIdentity(), sa.remote.Addr()); err != nil {
 			tu, reason = nil, err.Error()
@@ -87,7 +90,7 @@ func (sa *ikeSA) startAuth() {
 				// whatever it still has from an earlier life of ours.
 				ps = append(ps, notifyPayload(InitialContact, nil))
 			}
-			return append(ps, childPayloads(&ex.tunnel, offer, ex.tunnel.LocalSelector, ex.tunnel.RemoteSelector)...), nil
+			return append(ps, childPayloads(&ex.tunnel, offer, ex.child.local, ex.child.remote, ex.child.src, ex.child.dst)...), nil
 		},
 		onResponse: func(sa *ikeSA, m *Message) { sa.ikeAuthResponse(m, &ex) },
 		onTimeout: func(sa *ikeSA) {
@@ -127,15 +130,16 @@ func (sa *ikeSA) offerFor(t *ike.Tunnel, pfs int) (childOffer, error) {
 	return o, nil
 }
 
-// childPayloads are the payloads that propose a child SA.
-func childPayloads(t *ike.Tunnel, o childOffer, local, remote selector.Selector) []Payload {
+// childPayloads are the payloads that propose a child SA: with src and
+// dst, when valid, first in TSi and TSr (§2.9).
+func childPayloads(t *ike.Tunnel, o childOffer, local, remote selector.Set, src, dst netip.Addr) []Payload {
 	var ps []Payload
 	if t.SAMode == ipsec.Transport {
 		ps = append(ps, notifyPayload(UseTransportMode, nil))
 	}
 	return append(ps, Payload{Type: PayloadSA, Body: o.sa().marshal()},
-		Payload{Type: PayloadTSi, Body: tsPayload(local)},
-		Payload{Type: PayloadTSr, Body: tsPayload(remote)})
+		Payload{Type: PayloadTSi, Body: tsPayload(src, local)},
+		Payload{Type: PayloadTSr, Body: tsPayload(dst, remote)})
 }
 
 // ikeAuthResponse processes the responder's IKE_AUTH.
@@ -201,7 +205,7 @@ func (sa *ikeSA) ikeAuthResponse(m *Message, ex *authExchange) {
 		})
 		sa.after(func() { d.negotiationFailed(name, sa.remote.Addr(), "child SA refused: "+e.Type.String()) })
 	} else if err := sa.acceptChild(m, &childExchange{tunnel: ex.tunnel, offer: ex.offer, ni: sa.ni, nr: sa.nr,
-		local: ex.tunnel.LocalSelector, remote: ex.tunnel.RemoteSelector}); err != nil {
+		local: ex.child.local, remote: ex.child.remote}); err != nil {
 		sa.after(func() { d.negotiationFailed(name, sa.remote.Addr(), err.Error()) })
 	}
 	for _, w := range sa.waiting {

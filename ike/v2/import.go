@@ -48,7 +48,7 @@ func (d *Daemon) readRecord(data []byte) (*imported, error) {
 			c.tunnel, ic.onBackup = r.String(), r.Bool()
 			c.in, c.out, c.transform = r.SAID(), r.SAID(), r.Transform()
 			c.mode, c.esn, c.encap = ipsec.Mode(r.U8()), r.Bool(), r.Bool()
-			c.local, c.remote = r.Selector(), r.Selector()
+			c.local, c.remote = r.SelectorSet(), r.SelectorSet()
 			c.pfs, c.lifetime, c.created = int(r.U16()), r.Lifetime(), r.Time()
 		})
 		ic.c = c
@@ -144,7 +144,7 @@ func (d *Daemon) adopt(im *imported, resync uint32) {
 		d.children[c.in], d.children[c.out] = c, c
 		tu.children = append(tu.children, c)
 		slices.SortFunc(tu.children, func(a, b *childSA) int { return a.created.Compare(b.created) })
-		tu.peer, tu.onBackup, tu.busy, tu.lastError = sa.remote, ic.onBackup, false, ""
+		tu.peer, tu.onBackup, tu.acq, tu.lastError = sa.remote, ic.onBackup, nil, ""
 		if tu.state != tunnelUp {
 			tu.state = tunnelUp
 			up = append(up, c.tunnel)
@@ -192,7 +192,7 @@ func (d *Daemon) Forget(match func(tunnel string) bool) {
 	for name, tu := range d.tunnels {
 		if match == nil || match(name) {
 			sources[tu.cfg.Source.String()] = true
-			tu.state, tu.busy, tu.lastError = tunnelDown, false, "handed to another node"
+			tu.state, tu.acq, tu.lastError = tunnelDown, nil, "handed to another node"
 		}
 	}
 	var drop []*ikeSA

@@ -2,6 +2,8 @@ package v2
 
 import (
 	"encoding/binary"
+
+	"github.com/ismgw/ism/transform"
 )
 
 // The key schedule of RFC 7296 §2.13, §2.14 and §2.17:
@@ -78,3 +80,30 @@ func childKeymat(p prfFunc, skd, gir, ni, nr, extra []byte, n int) []byte {
 	defer clear(seed)
 	return p.plus(skd, seed, n)
 }
+
+// childKeys are the keys of a new child SA, split from KEYMAT (§2.17).
+type childKeys struct {
+	inEnc, inAuth, outEnc, outAuth []byte
+}
+
+// splitKeymat takes the keys of a child SA from KEYMAT: "all keys for SAs
+// carrying data from the initiator to the responder are taken before SAs
+// going in the other direction", each SA's encryption key before its
+// integrity key (§2.17). initiator is whether this end started the
+// exchange that made the child.
+func splitKeymat(km []byte, t transform.Transform, initiator bool) childKeys {
+	take := func(n int) []byte {
+		k := append([]byte(nil), km[:n]...)
+		km = km[n:]
+		return k
+	}
+	ie, ia := take(t.CipherKeyLen()), take(t.AuthKeyLen())
+	re, ra := take(t.CipherKeyLen()), take(t.AuthKeyLen())
+	if initiator {
+		return childKeys{outEnc: ie, outAuth: ia, inEnc: re, inAuth: ra}
+	}
+	return childKeys{outEnc: re, outAuth: ra, inEnc: ie, inAuth: ia}
+}
+
+// keymatLen is the KEYMAT length a transform needs.
+func keymatLen(t transform.Transform) int { return 2 * (t.CipherKeyLen() + t.AuthKeyLen()) }

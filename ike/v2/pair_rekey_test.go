@@ -28,8 +28,16 @@ func TestPairPFS(t *testing.T) {
 		p.advance(t, 55*time.Minute)
 		st := p.a.d.Status().Tunnels[0]
 		if c.want == 0 {
-			if st.Rekeys != 0 || p.b.d.Status().Counters.NoProposalChosen != 1 {
-				t.Errorf("PFS %d against %d: rekeyed %d times", c.a, c.b, st.Rekeys)
+			// Each refusal puts the next try off (ike.Backoff) until
+			// the child SA expires.
+			refused := p.b.d.Status().Counters.NoProposalChosen
+			if st.Rekeys != 0 || refused < 1 || len(st.Negotiations) != 1 || !st.Negotiations[0].Rekey ||
+				st.Negotiations[0].Failures != int(refused) || st.Negotiations[0].State != "backing off" {
+				t.Errorf("PFS %d against %d: rekeyed %d times, %d refused, negotiations %+v", c.a, c.b, st.Rekeys, refused, st.Negotiations)
+			}
+			// For one reason, refused again and again: reported once.
+			if n := countEvents(p.a.lis, "failed", "t1"); refused > 1 && n != 1 {
+				t.Errorf("PFS %d against %d: %d refusals reported %d times, want once", c.a, c.b, refused, n)
 			}
 			continue
 		}

@@ -6,9 +6,10 @@ import (
 
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ipsec"
+	"github.com/ismgw/ism/selector"
 )
 
-// tunnelState is where a signaled tunnel stands.
+// tunnelState is where a signaled tunnel's child SAs stand.
 type tunnelState uint8
 
 const (
@@ -21,15 +22,24 @@ func (s tunnelState) String() string { return [...]string{"down", "negotiating",
 
 // tunnel is a signaled tunnel's negotiation state. Guarded by Daemon.mu.
 type tunnel struct {
-	cfg       ike.Tunnel
-	state     tunnelState
-	peer      netip.AddrPort // where its SAs go, once negotiated
-	children  []*childSA     // live child SAs, oldest first
-	busy      bool           // a negotiation this end started is running
-	lastError string
-	rekeys    int
-	onBackup  bool           // the backup destination is in use (failover.go)
-	hist      *tunnelHistory // failover history, nil until needed
+	cfg   ike.Tunnel
+	state tunnelState
+	peer  netip.AddrPort // where its SAs go, once negotiated
+	// children are its live child SAs, oldest first, each with its own
+	// traffic selectors inside the tunnel's.
+	children []*childSA
+	// acq is the child SA this end negotiates for traffic none of the
+	// tunnel's covered (acquire.go); nil when none. Rekeys run beside
+	// it, one per child.
+	acq *acquire
+	// retries are the back-off records of the selector pairs whose
+	// acquires failed; an entry goes when its pair gets a child SA.
+	retries            map[[2]selector.Selector]*ike.Retry
+	attempts, failures int // negotiations this end started, and failed
+	lastError          string
+	rekeys             int
+	onBackup           bool           // the backup destination is in use (failover.go)
+	hist               *tunnelHistory // failover history, nil until needed
 }
 
 // cur returns the newest child SA.
@@ -38,6 +48,25 @@ func (tu *tunnel) cur() *childSA {
 		return nil
 	}
 	return tu.children[len(tu.children)-1]
+}
+
+// newest returns the newest live child SA with the given selectors.
+func (tu *tunnel) newest(local, remote selector.Set) *childSA {
+	for i := len(tu.children) - 1; i >= 0; i-- {
+		if c := tu.children[i]; c.local.Equal(local) && c.remote.Equal(remote) {
+			return c
+		}
+	}
+	return nil
+}
+
+// pairs returns the selectors of the tunnel's child SAs.
+func (tu *tunnel) pairs() []ike.Pair {
+	ps := make([]ike.Pair, len(tu.children))
+	for i, c := range tu.children {
+		ps[i] = ike.Pair{Local: c.local, Remote: c.remote}
+	}
+	return ps
 }
 
 // remoteAddr is where this end initiates to: the peer it learned, or the
@@ -52,85 +81,30 @@ func (tu *tunnel) remoteAddr() netip.Addr {
 // status describes the tunnel. Daemon.mu must be held.
 func (d *Daemon) tunnelStatus(tu *tunnel, now time.Time) ike.TunnelStatus {
 	st := ike.TunnelStatus{Name: tu.cfg.Name, State: tu.state.String(), Peer: tu.peer, Rekeys: tu.rekeys,
-		LastError: tu.lastError, Destination: tu.dest(), Failover: d.failoverStatusLocked(tu, now)}
-	if c := tu.cur(); c != nil {
-		st.Transform, st.PFSGroup, st.UDPEncap, st.Lifetime = c.transform, c.pfs, c.encap, c.lifetime
-		st.InboundSPI, st.OutboundSPI = c.in.SPI, c.out.SPI
-		if c.lifetime.Time > 0 {
-			if left := c.created.Add(c.lifetime.Time).Sub(now); left > 0 {
-				st.TimeLeft = left
-			}
+		LastError: tu.lastError, Destination: tu.dest(), Failover: d.failoverStatusLocked(tu, now),
+		Attempts: tu.attempts, Failures: tu.failures}
+	st.IKESA = "none"
+	if remote := tu.remoteAddr(); remote.IsValid() {
+		if sa := d.findIKESA(tu.cfg.Source, remote); sa != nil {
+			st.IKESA = sa.stateShadow.String()
 		}
+	}
+	for _, c := range tu.children {
+		st.Children = append(st.Children, c.status(now))
+	}
+	st.Negotiations = d.negotiationsLocked(tu, now)
+	if len(tu.children) == 0 && tu.acq == nil {
+		st.Waiting = "traffic"
+		if !tu.remoteAddr().IsValid() {
+			st.Waiting = "the peer"
+		}
+	}
+	if c := tu.cur(); c != nil {
+		cs := c.status(now)
+		st.Transform, st.PFSGroup, st.UDPEncap, st.Lifetime = c.transform, c.pfs, c.encap, c.lifetime
+		st.InboundSPI, st.OutboundSPI, st.TimeLeft = c.in.SPI, c.out.SPI, cs.TimeLeft
 	}
 	return st
-}
-
-// Acquire starts negotiating a child SA for a tunnel that has none: a
-// CREATE_CHILD_SA on the IKE SA with its destination, or IKE_SA_INIT and
-// IKE_AUTH first when there is none. It does nothing if the tunnel is up
-// or negotiating, or is known only by an identity and waits for its peer.
-func (d *Daemon) Acquire(name string) {
-	d.mu.Lock()
-	tu := d.tunnels[name]
-	if tu == nil || d.closed || tu.state != tunnelDown || tu.busy {
-		d.mu.Unlock()
-		return
-	}
-	local, remote := tu.cfg.Source, tu.remoteAddr()
-	if !remote.IsValid() {
-		tu.lastError = "the destination is known only by its identity: waiting for the peer to connect"
-		d.mu.Unlock()
-		return
-	}
-	tu.state, tu.busy = tunnelNegotiating, true
-	d.mu.Unlock()
-	d.negotiate(name, local, remote)
-}
-
-// negotiate gets a child SA for the tunnel on the IKE SA between local and
-// remote, making one if needed.
-func (d *Daemon) negotiate(name string, local, remote netip.Addr) {
-	for {
-		d.mu.Lock()
-		sa := d.findIKESA(local, remote)
-		d.mu.Unlock()
-		if sa == nil {
-			d.initiate(local, remote, name)
-			return
-		}
-		sa.lock()
-		switch sa.state {
-		case stateEstablished:
-			sa.createChild(name, nil)
-		case stateInitSent, stateIntSent, stateAuthSent, stateInitDone:
-			sa.waiting = append(sa.waiting, name)
-		default: // it died meanwhile: look again
-			sa.unlock()
-			continue
-		}
-		sa.unlock()
-		return
-	}
-}
-
-// negotiationFailed records a failed negotiation for a tunnel and tells
-// the listener.
-func (d *Daemon) negotiationFailed(name string, remote netip.Addr, reason string) {
-	d.mu.Lock()
-	tu := d.tunnels[name]
-	if tu == nil {
-		d.mu.Unlock()
-		return
-	}
-	tu.lastError, tu.busy = reason, false
-	if tu.state == tunnelNegotiating {
-		tu.state = tunnelDown
-	}
-	d.mu.Unlock()
-	d.log.Info("negotiation failed", "tunnel", name, "remote", remote, "reason", reason)
-	if d.lis != nil {
-		d.lis.NegotiationFailed(name, reason)
-	}
 }
 
 // Expire handles a lifetime crossing the data path reports: a soft one

@@ -5,7 +5,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -164,7 +166,7 @@ func (p *parser) cmdAuthentication(c *cmdCtx) {
 }
 
 func (p *parser) cmdPolicyLifetime(c *cmdCtx) {
-	if v, ok := c.seconds(0, "seconds", 60, 864000); ok {
+	if v, ok := c.seconds(0, "seconds", uint64(ipsec.MinIKELifetime/time.Second), uint64(ipsec.MaxIKELifetime/time.Second)); ok {
 		p.cur.rule.life.put(v, c.line)
 	}
 }

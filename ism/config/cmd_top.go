@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/ismgw/ism/ipsec"
 )
 
 // topCommands are the commands of the top level.
@@ -21,6 +23,7 @@ var topCommands = []command{
 	{"ipsec dpd timers", "[sent SECONDS] [silent SECONDS] [idle SECONDS]", 2, 6, true, (*parser).cmdIPsecDPDTimers},
 	{"ipsec dpd retry", "[interval SECONDS] [count N]", 2, 4, true, (*parser).cmdIPsecDPDRetry},
 	{"ipsec failover hold-down", "SECONDS", 1, 1, true, (*parser).cmdIPsecHoldDown},
+	{"ipsec negotiation back-off", "[initial SECONDS] [maximum SECONDS]", 2, 4, true, (*parser).cmdIPsecBackoff},
 	{"ipsec ike-version", "1|2", 1, 1, true, (*parser).cmdIPsecIKEVersion},
 	{"ipsec ike fragmentation", "mtu BYTES|off", 1, 2, true, (*parser).cmdIKEFragmentation},
 	{"ipsec ike cookie-threshold", "N", 1, 1, true, (*parser).cmdCookieThreshold},
@@ -87,12 +90,12 @@ func (c *cmdCtx) lifetime(l *lifetimeDraft) {
 		return
 	}
 	if i, has := idx["seconds"]; has {
-		if v, ok := c.seconds(i, "seconds", 30, 864000); ok {
+		if v, ok := c.seconds(i, "seconds", uint64(ipsec.MinLifetime/time.Second), uint64(ipsec.MaxLifetime/time.Second)); ok {
 			l.seconds.put(v, c.line)
 		}
 	}
 	if i, has := idx["kilobytes"]; has {
-		if v, ok := c.number(i, "kilobytes", 1, 1<<32-1); ok {
+		if v, ok := c.number(i, "kilobytes", ipsec.MinLifetimeBytes/1024, ipsec.MaxLifetimeBytes/1024); ok {
 			l.bytes.put(v*1024, c.line)
 		}
 	}

@@ -48,6 +48,9 @@ type Config struct {
 	DPD ipsec.DPD
 	// FailoverHoldDown is the global failover hold-down time.
 	FailoverHoldDown time.Duration
+	// Backoff puts off the next negotiation of a tunnel's selector pair
+	// after failed ones ("ipsec negotiation back-off").
+	Backoff Backoff
 	// IKEVersion is the IKE version of the signaled tunnels that do not
 	// set one ("ipsec ike-version"): 1 (the default, as JUNOSe) or 2.
 	IKEVersion int

@@ -67,6 +67,7 @@ type globalDraft struct {
 	lifetime lifetimeDraft
 	dpd      dpdDraft
 	holdDown opt[time.Duration]
+	backoff  backoffDraft
 	// ikeVersion, fragMTU (-1 is off) and cookies are the "ipsec
 	// ike-version" and "ipsec ike" settings.
 	ikeVersion opt[int]

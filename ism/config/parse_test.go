@@ -197,6 +197,7 @@ interface tunnel ipsec:a
 		{"lifetime", c.Lifetime, ipsec.Lifetime{Time: 28800 * time.Second, Bytes: 102400 * 1024}},
 		{"dpd", c.DPD, ipsec.DPD{Sent: 30 * time.Second, Silent: 60 * time.Second, Idle: 150 * time.Second, RetryInterval: 5 * time.Second, Retries: 3}},
 		{"hold-down", c.FailoverHoldDown, 60 * time.Second},
+		{"back-off", c.Backoff, Backoff{Initial: time.Second, Maximum: 30 * time.Second}},
 		{"replay", c.ReplayWindow, 1024},
 		{"driver", c.Driver, DriverAuto},
 		{"policies", c.IKEPolicies, []IKEPolicy{DefaultIKEPolicy()}},
@@ -347,5 +348,24 @@ func TestParseFileMissing(t *testing.T) {
 	_, err := ParseFile(filepath.Join(t.TempDir(), "none.conf"))
 	if !errors.Is(err, fs.ErrNotExist) || !strings.HasPrefix(err.Error(), "config: ") {
 		t.Errorf("got %v", err)
+	}
+}
+
+// TestBackoff: "ipsec negotiation back-off" with one part left out keeps
+// the other's default, unless the initial wait is above the default
+// maximum, which then is the initial wait.
+func TestBackoff(t *testing.T) {
+	for _, c := range []struct {
+		line string
+		want Backoff
+	}{
+		{"ipsec negotiation back-off initial 2 maximum 120", Backoff{2 * time.Second, 2 * time.Minute}},
+		{"ipsec negotiation back-off initial 5", Backoff{5 * time.Second, 30 * time.Second}},
+		{"ipsec negotiation back-off initial 60", Backoff{time.Minute, time.Minute}},
+		{"ipsec negotiation back-off maximum 600", Backoff{time.Second, 10 * time.Minute}},
+	} {
+		if got := mustParse(t, c.line+"\n").Backoff; got != c.want {
+			t.Errorf("%s: %+v, want %+v", c.line, got, c.want)
+		}
 	}
 }

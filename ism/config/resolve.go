@@ -27,6 +27,7 @@ func (p *parser) resolve() *Config {
 			Retries:       ipsec.DefaultDPDRetries,
 		}),
 		FailoverHoldDown: g.holdDown.or(ipsec.DefaultFailoverHoldDown),
+		Backoff:          p.resolveBackoff(),
 		IKEVersion:       g.ikeVersion.or(1),
 		FragmentMTU:      g.fragMTU.v,
 		ReplayWindow:     g.replay.or(DefaultReplayWindow),

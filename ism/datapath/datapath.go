@@ -66,10 +66,11 @@ type Path interface {
 	Close()
 }
 
-// Holder is a Path that holds the packets which found its signaled tunnel
-// without an outbound SA, to send them once IKE installs one. The line card
-// tells it when the negotiation failed: the held packets are then dropped,
-// counted as acquire-failed.
+// Holder is a Path that holds the packets which found no outbound SA of
+// its signaled tunnel covering them, to send each on the SA that covers it
+// once IKE installs one. The line card tells it when a negotiation failed:
+// the held packets no SA covers are then dropped, counted as
+// acquire-failed.
 type Holder interface {
 	DropHeld()
 }
@@ -80,8 +81,9 @@ type Events interface {
 	// Expired: an SA crossed its soft (rekey wanted) or hard lifetime;
 	// after a hard one it carries nothing more.
 	Expired(id ipsec.SAID, hard bool, cause string)
-	// Acquire: outbound traffic of a tunnel found no SA.
-	Acquire(t *Tunnel)
+	// Acquire: outbound traffic of a tunnel from src to dst (the inner
+	// addresses) found no SA.
+	Acquire(t *Tunnel, src, dst netip.Addr)
 }
 
 // Errors of datapaths.
@@ -173,6 +175,12 @@ type SA struct {
 	ESN bool
 	// Limits are the SA's soft and hard lifetimes; zero for manual SAs.
 	Limits ipsec.Limits
+	// Local and Remote are the SA's own selectors when IKE negotiated
+	// narrower ones than the tunnel's: the traffic it carries, of the
+	// tunnel's. nil: the tunnel's. Of a tunnel's outbound SAs a packet
+	// takes the narrowest whose selectors contain it (the newest of
+	// equals: a rekey's); an inbound SA's packets must be inside its own.
+	Local, Remote selector.Set
 	// ReleaseDelay is, for an outbound SA, how long the packets a Holder
 	// held for the negotiation wait once it is installed: an IKEv1 peer
 	// installs its inbound SA only when it has the quick mode's last
@@ -180,6 +188,9 @@ type SA struct {
 	// would say when is rarely implemented).
 	ReleaseDelay time.Duration
 }
+
+// Narrowed reports whether the SA has selectors of its own.
+func (sa *SA) Narrowed() bool { return sa.Local != nil || sa.Remote != nil }
 
 // Usage is what a path counted for an SA.
 type Usage struct {
@@ -267,6 +278,17 @@ type SAStatus struct {
 	Created      time.Time         `json:"created"`
 	LastUsed     time.Time         `json:"last_used,omitzero"`
 	Lifetime     string            `json:"lifetime"`
+	// Selectors are the SA's own, "LOCAL to REMOTE" (as its tunnel's
+	// are said: this end's first), when narrower than the tunnel's.
+	Selectors string `json:"selectors,omitempty"`
+}
+
+// SelectorsText says an SA's own selectors: "" when it has the tunnel's.
+func SelectorsText(local, remote selector.Set) string {
+	if local == nil && remote == nil {
+		return ""
+	}
+	return local.String() + " to " + remote.String()
 }
 
 // Stats is what a datapath counted beyond its tunnels.

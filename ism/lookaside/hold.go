@@ -1,6 +1,7 @@
 package lookaside
 
 import (
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,17 +12,19 @@ import (
 	"github.com/ismgw/ism/offload"
 )
 
-// The acquire hold queue: the packets that reach a signaled tunnel before
-// its first outbound SA (the ones that make the gateway ask IKE for SAs)
-// wait, bounded, and leave in order once IKE installs the SA, as a kernel
-// holds them on its larval SA (Linux XFRM with xfrm_larval_drop off).
-// Over the bound they are dropped as acquire-overflow; when the
-// negotiation fails or takes longer than HoldTime, as acquire-failed.
+// The acquire hold queue: the packets that reach a signaled tunnel where
+// no outbound SA covers them (the ones that make the gateway ask IKE for
+// SAs) wait, bounded, and leave in order on the SA that covers them once
+// IKE installs it, as a kernel holds them on its larval SA (Linux XFRM
+// with xfrm_larval_drop off). Over the bound they are dropped as
+// acquire-overflow; when the negotiation fails or a packet has waited
+// HoldTime, as acquire-failed.
 //
-// Order: while packets are held or being released the tunnel is
-// holding, and every packet of the tunnel queues behind them, also once
-// the SA is in; the release sends them in bursts until the queue is
-// empty, then stops holding.
+// Order: an outbound SA installed while packets are held is marked held
+// until a release finds no held packet any SA covers; meanwhile the
+// packets it takes queue behind the held ones. The tunnel's other SAs
+// keep sending: a second child SA being negotiated, or backing off, never
+// holds up the traffic of the first.
 
 // Bounds of a tunnel's hold queue.
 const (
@@ -32,106 +35,136 @@ const (
 	HoldTime = 30 * time.Second
 )
 
-// holdQueue is one tunnel's held packets, as copies. The zero value is an
-// empty queue; it is safe for concurrent use.
-type holdQueue struct {
-	// holding is set while packets are held or being released: the
-	// tunnel's packets queue behind them.
-	holding atomic.Bool
-
-	mu    sync.Mutex
-	pkts  [][]byte
-	bytes int
-	since time.Time // when the oldest held packet arrived
+// heldPacket is a copy of a held packet with its addresses.
+type heldPacket struct {
+	b        []byte
+	src, dst netip.Addr
+	at       time.Time // when it arrived
 }
 
-// hold queues a copy of pkt, unless that would cross a bound; it reports
-// whether it did.
-func (q *holdQueue) hold(pkt []byte, now time.Time) bool {
+// released is a held packet leaving, with the SA that covers it.
+type released struct {
+	b  []byte
+	sa *saEntry
+}
+
+// holdQueue is one tunnel's held packets. The zero value is an empty
+// queue; it is safe for concurrent use.
+type holdQueue struct {
+	mu    sync.Mutex
+	pkts  []heldPacket
+	bytes int
+	// marked are the held flags of the outbound SAs installed while
+	// packets were held (saEntry.held), set until a take finds none that
+	// an SA covers.
+	marked []*atomic.Bool
+}
+
+// hold queues a copy of pkt from src to dst, unless that would cross a
+// bound; it reports whether it did.
+func (q *holdQueue) hold(pkt []byte, src, dst netip.Addr, now time.Time) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.pkts) >= HoldPackets || q.bytes+len(pkt) > HoldBytes {
 		return false
 	}
-	if len(q.pkts) == 0 {
-		q.since = now
-	}
-	q.pkts = append(q.pkts, append([]byte(nil), pkt...))
+	q.pkts = append(q.pkts, heldPacket{b: append([]byte(nil), pkt...), src: src, dst: dst, at: now})
 	q.bytes += len(pkt)
-	q.holding.Store(true)
 	return true
 }
 
-// take returns up to n held packets, oldest first; with none left it stops
-// holding and returns nil.
-func (q *holdQueue) take(n int) [][]byte {
+// await sets the held flag of a new outbound SA when packets are held:
+// the SA's own packets queue behind them until they are released.
+func (q *holdQueue) await(held *atomic.Bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.pkts) == 0 {
-		q.holding.Store(false)
-		return nil
+	if len(q.pkts) > 0 {
+		held.Store(true)
+		q.marked = append(q.marked, held)
 	}
-	n = min(n, len(q.pkts))
-	out := q.pkts[:n:n]
-	q.pkts = q.pkts[n:]
-	for _, p := range out {
-		q.bytes -= len(p)
+}
+
+// take returns up to n held packets that an SA of t covers, oldest first,
+// with their SAs; the others stay. With none to take it clears the held
+// flags and returns nil.
+func (q *holdQueue) take(n int, t *outTable) []released {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []released
+	kept := q.pkts[:0]
+	for _, h := range q.pkts {
+		if len(out) < n {
+			if e := t.pick(h.src, h.dst); e != nil {
+				out = append(out, released{b: h.b, sa: e})
+				q.bytes -= len(h.b)
+				continue
+			}
+		}
+		kept = append(kept, h)
+	}
+	clear(q.pkts[len(kept):])
+	q.pkts = kept
+	if len(out) == 0 {
+		for _, f := range q.marked {
+			f.Store(false)
+		}
+		q.marked = nil
 	}
 	return out
 }
 
-// expire empties the queue when its oldest packet has waited HoldTime, or
-// at once with force, and returns how many packets it dropped.
-func (q *holdQueue) expire(now time.Time, force bool) int {
+// expire drops the packets that have waited HoldTime, or with force those
+// that no SA of t covers (what waited for a negotiation that failed), and
+// returns how many it dropped.
+func (q *holdQueue) expire(now time.Time, force bool, t *outTable) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	n := len(q.pkts)
-	if n == 0 || !force && now.Sub(q.since) < HoldTime {
-		return 0
+	kept := q.pkts[:0]
+	for _, h := range q.pkts {
+		if force && t.pick(h.src, h.dst) == nil || !force && now.Sub(h.at) >= HoldTime {
+			q.bytes -= len(h.b)
+			continue
+		}
+		kept = append(kept, h)
 	}
-	q.pkts, q.bytes = nil, 0
-	q.holding.Store(false)
+	n := len(q.pkts) - len(kept)
+	clear(q.pkts[len(kept):])
+	q.pkts = kept
 	return n
 }
 
-// holdOrDrop queues a packet of pt that has no outbound SA yet (or must
-// wait behind packets that had none), counting it when the queue is full.
-func (d *Datapath) holdOrDrop(pt *path, pkt []byte) {
-	if !pt.hold.hold(pkt, d.clock.Now()) {
+// holdOrDrop queues a packet of pt that no outbound SA covers yet (or
+// that must wait behind packets held for its SA), counting it when the
+// queue is full.
+func (d *Datapath) holdOrDrop(pt *path, pkt []byte, src, dst netip.Addr) {
+	if !pt.hold.hold(pkt, src, dst, d.clock.Now()) {
 		pt.t.TX.Drop(offload.DropHoldOverflow)
 	}
 }
 
-// release sends the tunnel's held packets on its outbound SA, in order,
-// in bursts, until none is left. It runs on the goroutine that installed
-// the SA; releases of all tunnels share one processor.
+// release sends the tunnel's held packets that an outbound SA covers, in
+// order, in bursts, each on the SA that covers it, until none is left.
+// It runs on the goroutine that installed the SA or held a packet;
+// releases of all tunnels share one processor.
 func (p *path) release() {
-	if !p.hold.holding.Load() {
-		return
-	}
 	d := p.d
 	d.relMu.Lock()
 	defer d.relMu.Unlock()
-	if d.relProc == nil {
-		d.relProc = d.eng.NewProcessor()
-	}
 	var tx transport.Sender
 	for {
-		held := p.hold.take(offload.BurstSize)
+		held := p.hold.take(offload.BurstSize, p.outs.Load())
 		if held == nil {
 			return
 		}
-		sa, s := p.out.Load(), p.txSock.Load()
-		if sa == nil || s == nil { // the SA went again
-			p.t.TX.Drops[offload.DropHoldFailed].Add(uint64(len(held)))
-			continue
+		if d.relProc == nil {
+			d.relProc = d.eng.NewProcessor()
 		}
 		pkts := make([]*offload.Packet, len(held))
 		d.newPackets(pkts, offload.BufferSize)
-		for i, b := range held {
-			pkts[i].Reset(len(b))
-			copy(pkts[i].Buf.Bytes(), b)
-			pkts[i].SA = sa
+		for i, h := range held {
+			pkts[i].Reset(len(h.b))
+			copy(pkts[i].Buf.Bytes(), h.b)
+			pkts[i].SA = h.sa.sa
 		}
 		d.relProc.Encap(pkts)
 		for i, pk := range pkts {
@@ -140,8 +173,8 @@ func (p *path) release() {
 				continue
 			}
 			p.t.TX.Packets.Add(1)
-			p.t.TX.Bytes.Add(uint64(len(held[i])))
-			tx.Add(s, pk)
+			p.t.TX.Bytes.Add(uint64(len(held[i].b)))
+			tx.Add(held[i].sa.sock, pk)
 		}
 		tx.Flush(func(pk *offload.Packet) { p.t.TX.Drop(offload.DropSendError) })
 	}
@@ -178,9 +211,9 @@ func (d *Datapath) releaseAfter(p *path, delay time.Duration) {
 type delayed struct{ timer clock.Timer }
 
 // DropHeld drops the packets held for the tunnel's negotiation, which
-// failed (datapath.Holder).
+// failed (datapath.Holder): those no outbound SA covers.
 func (p *path) DropHeld() {
-	if n := p.hold.expire(time.Time{}, true); n > 0 {
+	if n := p.hold.expire(time.Time{}, true, p.outs.Load()); n > 0 {
 		p.t.TX.Drops[offload.DropHoldFailed].Add(uint64(n))
 	}
 }
@@ -196,7 +229,7 @@ func (d *Datapath) expireHeld() {
 	d.mu.Unlock()
 	now := d.clock.Now()
 	for _, p := range paths {
-		if n := p.hold.expire(now, false); n > 0 {
+		if n := p.hold.expire(now, false, nil); n > 0 {
 			p.t.TX.Drops[offload.DropHoldFailed].Add(uint64(n))
 		}
 	}

@@ -75,6 +75,12 @@ func (d *Datapath) deliver(work []*offload.Packet, rx *deliverer) {
 			p.t.RX.Drop(offload.DropSelector)
 			continue
 		}
+		if ins := p.ins.Load(); ins != nil && !ins.admits(pk.SA, src, dst) {
+			// inside the tunnel's selectors, not its SA's
+			p.t.RX.Drop(offload.DropSelector)
+			pk.SA.Counters().Drop(offload.DropSelector)
+			continue
+		}
 		p.t.RX.Packets.Add(1)
 		p.t.RX.Bytes.Add(uint64(pk.Buf.Len))
 		rx.add(p.dev, pk)

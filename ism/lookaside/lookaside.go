@@ -197,6 +197,7 @@ func (d *Datapath) Open(t *datapath.Tunnel) (datapath.Path, error) {
 		return nil, err
 	}
 	p := &path{d: d, t: t, id: d.nextID.Add(1), dev: dev}
+	p.outs.Store(&outTable{})
 	for i, a := range t.Addresses {
 		if err := t.Op.Netlink.AddAddr(dev.index, a); err != nil {
 			for _, b := range t.Addresses[:i] {

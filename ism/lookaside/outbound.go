@@ -53,14 +53,15 @@ type outBurst struct {
 	slots []*offload.Packet
 	bufs  [][]byte
 	sizes []int
-	paths []*path // of Burst.Pkts[i]
-	lens  []int   // inner lengths, for the counters
+	paths []*path             // of Burst.Pkts[i]
+	socks []*transport.Socket // of Burst.Pkts[i]'s SA
+	lens  []int               // inner lengths, for the counters
 }
 
 func (d *Datapath) newOutBurst(dev *device) *outBurst {
 	n := min(dev.dev.BatchSize(), offload.BurstSize)
 	ob := &outBurst{slots: make([]*offload.Packet, n), bufs: make([][]byte, n), sizes: make([]int, n),
-		paths: make([]*path, 0, n), lens: make([]int, 0, n)}
+		paths: make([]*path, 0, n), socks: make([]*transport.Socket, 0, n), lens: make([]int, 0, n)}
 	d.newPackets(ob.slots, offload.BufferSize)
 	for i := range ob.slots {
 		ob.setBuf(i)
@@ -105,7 +106,7 @@ func (d *Datapath) readOutbound(dev *device, b *offload.Burst) bool {
 			ob.setBuf(i)
 		}
 	}
-	ob.paths, ob.lens = ob.paths[:0], ob.lens[:0]
+	ob.paths, ob.socks, ob.lens = ob.paths[:0], ob.socks[:0], ob.lens[:0]
 	for len(b.Pkts) == 0 {
 		k, err := dev.dev.Read(ob.bufs, ob.sizes, tunOffset)
 		if err != nil {
@@ -123,19 +124,22 @@ func (d *Datapath) readOutbound(dev *device, b *offload.Burst) bool {
 		for i := range k {
 			pk := ob.slots[i]
 			pk.Reset(ob.sizes[i])
-			pt, r := classify(f, pk.Buf.Bytes())
+			pt, sa, r := classify(f, pk.Buf.Bytes())
 			switch {
 			case r == offload.DropNoSA && pt.t.Signaled:
-				// Held until IKE installs an SA (hold.go).
-				d.holdOrDrop(pt, pk.Buf.Bytes())
-				d.events.Acquire(pt.t)
-				if pt.out.Load() != nil { // the SA came meanwhile
+				// Held until IKE installs an SA that covers it (hold.go),
+				// negotiated for its own addresses.
+				src, dst, _ := addrs(pk.Buf.Bytes())
+				d.holdOrDrop(pt, pk.Buf.Bytes(), src, dst)
+				d.events.Acquire(pt.t, src, dst)
+				if pt.outs.Load().pick(src, dst) != nil { // the SA came meanwhile
 					pt.release()
 				}
 				continue
-			case r == offload.NotDropped && pt.hold.holding.Load():
-				// Behind the held packets, in order.
-				d.holdOrDrop(pt, pk.Buf.Bytes())
+			case r == offload.NotDropped && sa.held.Load():
+				// Behind the packets held for its SA, in order.
+				src, dst, _ := addrs(pk.Buf.Bytes())
+				d.holdOrDrop(pt, pk.Buf.Bytes(), src, dst)
 				pt.release()
 				continue
 			case r != offload.NotDropped && pt != nil:
@@ -145,9 +149,10 @@ func (d *Datapath) readOutbound(dev *device, b *offload.Burst) bool {
 				d.drops.Drop(r)
 				continue
 			}
-			pk.SA = pt.out.Load()
+			pk.SA = sa.sa
 			b.Pkts = append(b.Pkts, pk)
 			ob.paths = append(ob.paths, pt)
+			ob.socks = append(ob.socks, sa.sock)
 			ob.lens = append(ob.lens, ob.sizes[i])
 		}
 	}
@@ -169,7 +174,7 @@ func (d *Datapath) sendOutbound(b *offload.Burst, tx *transport.Sender) {
 			pt.t.TX.Drop(offload.DropTunnelDown)
 			continue
 		}
-		s := pt.txSock.Load()
+		s := ob.socks[i]
 		if s == nil {
 			d.refused(pk)
 			continue
@@ -205,25 +210,28 @@ func (b *burstFence) fenced(p *path) bool {
 	return b.closed
 }
 
-// classify finds the path of a packet read from an operational VR's device
-// and checks that the tunnel may send it.
-func classify(f *fib, pkt []byte) (*path, offload.DropReason) {
+// classify finds the path of a packet read from an operational VR's device,
+// checks that the tunnel may send it, and picks its outbound SA.
+func classify(f *fib, pkt []byte) (*path, *saEntry, offload.DropReason) {
 	src, dst, ok := addrs(pkt)
 	if !ok {
-		return nil, offload.DropMalformed
+		return nil, nil, offload.DropMalformed
 	}
 	p := f.lookup(src, dst)
 	switch {
 	case p == nil:
-		return nil, offload.DropNoRoute
+		return nil, nil, offload.DropNoRoute
 	case !p.t.Routed.Load():
-		return p, offload.DropTunnelDown
+		return p, nil, offload.DropTunnelDown
 	case !p.t.Local.Contains(src) || !p.t.Remote.Contains(dst):
-		return p, offload.DropSelector
-	case p.out.Load() == nil:
-		return p, offload.DropNoSA
-	case len(pkt) > int(p.t.MTU.Load()):
-		return p, offload.DropTooBig
+		return p, nil, offload.DropSelector
 	}
-	return p, offload.NotDropped
+	sa := p.outs.Load().pick(src, dst)
+	switch {
+	case sa == nil:
+		return p, nil, offload.DropNoSA
+	case len(pkt) > int(p.t.MTU.Load()):
+		return p, nil, offload.DropTooBig
+	}
+	return p, sa, offload.NotDropped
 }

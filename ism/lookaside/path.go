@@ -28,23 +28,24 @@ type path struct {
 	id  uint64 // the engine's cookie for the tunnel's SAs
 	dev *device
 
-	// out is the outbound SA packets are sent with; nil when there is none.
-	out atomic.Pointer[offload.SA]
-	// txSock is the transport socket outbound packets leave by, and
-	// txHow what show says of it.
-	txSock atomic.Pointer[transport.Socket]
-	txHow  atomic.Pointer[string]
-	// hold keeps the packets that wait for the first outbound SA.
+	// outs are the outbound SAs packets choose from (sas.go); never nil.
+	outs atomic.Pointer[outTable]
+	// ins are the inbound SAs with selectors of their own; nil if none.
+	ins atomic.Pointer[inTable]
+	// hold keeps the packets that wait for an outbound SA to cover them.
 	hold holdQueue
 
 	mu     sync.Mutex
-	in     []*offload.SA // inbound SAs (two during a rekey)
-	outs   []*offload.SA // outbound SAs still installed
+	in     []saEntry // inbound SAs (two during a rekey)
+	out    []saEntry // outbound SAs still installed
+	seq    uint64    // SAs installed so far
 	closed bool
 }
 
 // AddSA installs an SA in the engine, opening the endpoint's socket it
-// arrives on or leaves by. The newest outbound SA is the one packets take.
+// arrives on or leaves by. Of outbound SAs with the same selectors, the
+// newest is the one packets take; the held packets it covers leave on it
+// after sa.ReleaseDelay.
 func (p *path) AddSA(sa *datapath.SA) error { return p.addSA(sa, nil) }
 
 // ResumeSA installs an SA as AddSA does, its state continuing r.
@@ -105,39 +106,43 @@ func (p *path) addSA(sa *datapath.SA, r *offload.Resume) error {
 	if err != nil {
 		return err
 	}
-	if sa.Direction == ipsec.Inbound {
-		p.in = append(p.in, osa)
-		return nil
+	p.seq++
+	e := saEntry{sa: osa, sock: s, how: how, width: tunnelWidth, seq: p.seq}
+	if sa.Narrowed() {
+		e.setSelectors(sa.Local, sa.Remote)
 	}
-	p.outs = append(p.outs, osa)
-	p.txSock.Store(s)
-	p.txHow.Store(&how)
-	p.out.Store(osa)
+	if sa.Direction == ipsec.Inbound {
+		p.in = append(p.in, e)
+	} else {
+		e.held = new(atomic.Bool)
+		p.hold.await(e.held) // before the SA is published
+		p.out = append(p.out, e)
+	}
+	p.publish()
 	return nil
 }
 
-// DeleteSA removes an SA. An outbound SA a rekey replaced goes a moment
-// later, for the packets that took it before the switch and may still be in
-// a burst.
+// publish rebuilds the tables the packet path reads; p.mu is held.
+func (p *path) publish() {
+	p.outs.Store(newOutTable(p.out))
+	p.ins.Store(newInTable(p.in))
+}
+
+// DeleteSA removes an SA. An outbound SA a rekey replaced (another with
+// its selectors is installed) goes a moment later, for the packets that
+// took it before the switch and may still be in a burst.
 func (p *path) DeleteSA(id ipsec.SAID) error {
 	p.mu.Lock()
-	sa := p.find(id)
-	if sa == nil {
+	e, ok := p.find(id)
+	if !ok {
 		p.mu.Unlock()
 		return fmt.Errorf("%w %s", datapath.ErrNoSA, id)
 	}
-	p.in = slices.DeleteFunc(p.in, func(x *offload.SA) bool { return x == sa })
-	p.outs = slices.DeleteFunc(p.outs, func(x *offload.SA) bool { return x == sa })
-	replaced := false
-	if p.out.Load() == sa {
-		var next *offload.SA
-		if n := len(p.outs); n > 0 {
-			next = p.outs[n-1]
-		}
-		p.out.Store(next)
-	} else {
-		replaced = sa.Direction() == ipsec.Outbound
-	}
+	p.in = slices.DeleteFunc(p.in, func(x saEntry) bool { return x.sa == e.sa })
+	p.out = slices.DeleteFunc(p.out, func(x saEntry) bool { return x.sa == e.sa })
+	replaced := e.sa.Direction() == ipsec.Outbound &&
+		slices.ContainsFunc(p.out, func(x saEntry) bool { return x.sameSelectors(&e) })
+	p.publish()
 	p.mu.Unlock()
 	if replaced {
 		p.d.deleteLater(id)
@@ -146,13 +151,15 @@ func (p *path) DeleteSA(id ipsec.SAID) error {
 	return p.d.eng.DeleteSA(id)
 }
 
-// Checkpoint returns the path's SAs with their keys and sequence state.
+// Checkpoint returns the path's SAs with their keys, selectors and
+// sequence state.
 func (p *path) Checkpoint() ([]datapath.SAState, error) {
 	p.mu.Lock()
-	sas := slices.Concat(p.in, p.outs)
+	sas := slices.Concat(p.in, p.out)
 	p.mu.Unlock()
 	out := make([]datapath.SAState, 0, len(sas))
-	for _, osa := range sas {
+	for _, e := range sas {
+		osa := e.sa
 		ck, ak, err := osa.Keys()
 		if errors.Is(err, offload.ErrNoSA) {
 			continue // deleted meanwhile
@@ -160,30 +167,32 @@ func (p *path) Checkpoint() ([]datapath.SAState, error) {
 		c := osa.Config()
 		out = append(out, datapath.SAState{
 			SA: datapath.SA{ID: osa.ID(), Direction: c.Direction, Transform: c.Transform, Src: c.Src, UDPEncap: c.UDPEncap,
-				SrcPort: c.SrcPort, DstPort: c.DstPort, CipherKey: ck, AuthKey: ak, ESN: c.ESN, Limits: c.Limits},
+				SrcPort: c.SrcPort, DstPort: c.DstPort, CipherKey: ck, AuthKey: ak, ESN: c.ESN, Limits: c.Limits,
+				Local: e.local, Remote: e.remote},
 			Mode: c.Mode, ReplayWindow: c.ReplayWindow, Snapshot: osa.Snapshot()})
 	}
 	return out, nil
 }
 
-// find returns the path's SA with identity id, or nil; p.mu is held.
-func (p *path) find(id ipsec.SAID) *offload.SA {
-	for _, sa := range slices.Concat(p.in, p.outs) {
-		if sa.ID() == id {
-			return sa
+// find returns the path's SA with identity id; p.mu is held.
+func (p *path) find(id ipsec.SAID) (saEntry, bool) {
+	for _, e := range slices.Concat(p.in, p.out) {
+		if e.sa.ID() == id {
+			return e, true
 		}
 	}
-	return nil
+	return saEntry{}, false
 }
 
 // QuerySA returns an SA's counters and last use.
 func (p *path) QuerySA(id ipsec.SAID) (datapath.Usage, error) {
 	p.mu.Lock()
-	sa := p.find(id)
+	e, ok := p.find(id)
 	p.mu.Unlock()
-	if sa == nil {
+	if !ok {
 		return datapath.Usage{}, fmt.Errorf("%w %s", datapath.ErrNoSA, id)
 	}
+	sa := e.sa
 	c := sa.Counters()
 	return datapath.Usage{Bytes: c.Bytes.Load(), Packets: c.Packets.Load(), LastUsed: sa.LastUsed()}, nil
 }
@@ -194,18 +203,18 @@ func (p *path) Link() vr.Link { return vr.Link{Index: p.dev.index, Device: p.dev
 // Status shows the device, the outbound SA's driver and the SAs.
 func (p *path) Status() datapath.Status {
 	s := datapath.Status{Datapath: p.d.Name(), Interface: TUNName}
-	if sa := p.out.Load(); sa != nil {
-		s.Driver, s.DriverReason = sa.Driver()
-		if how := p.txHow.Load(); how != nil {
-			s.Transport = *how
-		}
+	if e := p.outs.Load().first(); e != nil {
+		s.Driver, s.DriverReason = e.sa.Driver()
+		s.Transport = e.how
 	}
 	p.mu.Lock()
-	sas := slices.Concat(p.in, p.outs)
+	sas := slices.Concat(p.in, p.out)
 	p.mu.Unlock()
 	name := "ipsec:" + p.t.Name
-	for _, sa := range sas {
-		s.SAs = append(s.SAs, saStatus(name, sa))
+	for _, e := range sas {
+		st := saStatus(name, e.sa)
+		st.Selectors = datapath.SelectorsText(e.local, e.remote)
+		s.SAs = append(s.SAs, st)
 	}
 	return s
 }
@@ -218,13 +227,13 @@ func (p *path) Close() {
 		return
 	}
 	p.closed = true
-	p.out.Store(nil)
-	sas := slices.Concat(p.in, p.outs)
-	p.in, p.outs = nil, nil
+	sas := slices.Concat(p.in, p.out)
+	p.in, p.out = nil, nil
+	p.publish()
 	p.mu.Unlock()
 	d := p.d
-	for _, sa := range sas {
-		if err := d.eng.DeleteSA(sa.ID()); err != nil && !errors.Is(err, offload.ErrNoSA) {
+	for _, e := range sas {
+		if err := d.eng.DeleteSA(e.sa.ID()); err != nil && !errors.Is(err, offload.ErrNoSA) {
 			d.log.Warn("delete SA", "tunnel", p.t.Name, "err", err)
 		}
 	}

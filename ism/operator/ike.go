@@ -195,15 +195,24 @@ func writeIKESAs(w io.Writer, sas []IKESA) {
 }
 
 // linkIKESAs gives each signaled tunnel the IKE SA it rides on: the
-// established one between its source and the peer its IKE status names.
+// established one between its source and its peer (or, with no child SA
+// left, the destination in use), so that tunnel detail tells what `show
+// ike sa` does.
 func (s *Snapshot) linkIKESAs() {
 	for i := range s.Tunnels {
 		t := &s.Tunnels[i]
-		if t.IKE == nil || !t.IKE.Peer.IsValid() {
+		if t.IKE == nil {
+			continue
+		}
+		peer := t.IKE.Peer.Addr()
+		if !peer.IsValid() {
+			peer = t.IKE.Destination
+		}
+		if !peer.IsValid() {
 			continue
 		}
 		for _, sa := range s.IKESAs {
-			if sa.Established && sa.Remote.Addr() == t.IKE.Peer.Addr() && sa.Local.Addr().String() == t.Source &&
+			if sa.Established && sa.Remote.Addr() == peer && sa.Local.Addr().String() == t.Source &&
 				max(sa.Version, 1) == max(t.IKE.Version, 1) {
 				v := IKESAOf(sa)
 				t.IKESA = &v
@@ -214,44 +223,31 @@ func (s *Snapshot) linkIKESAs() {
 }
 
 // writeIKEDetail prints a signaled tunnel's IKE state in `show ipsec
-// tunnel detail`: the negotiation and child SA, the IKE SA it rides on,
-// liveness (DPD) and failover.
+// tunnel detail` in the words of `show ike sa`: the IKE SA (phase 1) it
+// rides on, then its child SAs (phase 2), each with its selectors, SPIs,
+// transform, lifetime left and the counters of its SAs; the negotiations
+// this end has under way or waiting, why the last one failed; liveness
+// (DPD) and failover.
 func writeIKEDetail(w io.Writer, s TunnelStatus) {
 	i := s.IKE
-	if max(i.Version, 1) == 1 {
-		fmt.Fprintf(w, "  IKE: %s", i.State)
-	} else {
-		fmt.Fprintf(w, "  IKEv%d: %s", i.Version, i.State)
+	v2 := i.Version == 2
+	fmt.Fprint(w, "  IKE SA")
+	if !v2 {
+		fmt.Fprint(w, " (phase 1)")
 	}
 	if i.Peer.IsValid() {
 		fmt.Fprintf(w, " with %s", i.Peer)
-	}
-	if i.QuickMode != "" {
-		fmt.Fprintf(w, ", quick mode %s", i.QuickMode)
-	}
-	if i.Transform.Valid() {
-		if i.Version == 2 {
-			fmt.Fprint(w, ", child SA")
-		} else {
-			fmt.Fprint(w, ",")
-		}
-		fmt.Fprintf(w, " %s", i.Transform)
-		if i.PFSGroup != 0 {
-			fmt.Fprintf(w, ", PFS group %d", i.PFSGroup)
-		} else {
-			fmt.Fprint(w, ", no PFS")
-		}
-		fmt.Fprintf(w, ", %s left, %d rekeys", i.TimeLeft.Round(time.Second), i.Rekeys)
-	}
-	fmt.Fprintln(w)
-	if i.LastError != "" {
-		fmt.Fprintf(w, "  Last negotiation error: %s\n", i.LastError)
+	} else if i.Destination.IsValid() {
+		fmt.Fprintf(w, " with %s", i.Destination)
 	}
 	if v := s.IKESA; v != nil {
-		fmt.Fprintf(w, "  IKE SA %s/%s, %s %s, %s, authentication %s, NAT %s, %s left, %d rekeys\n", v.SPIi, v.SPIr, v.version(), v.Role,
+		fmt.Fprintf(w, ": %s, %s/%s, %s %s, %s, authentication %s, NAT %s, %s left, %d rekeys\n", v.State, v.SPIi, v.SPIr, v.version(), v.Role,
 			v.algorithms(), v.Authentication, v.nat(), time.Duration(v.LifetimeLeft)*time.Second, v.Rekeys)
+	} else {
+		fmt.Fprintf(w, ": %s\n", orDash(i.IKESA))
 	}
-	if i.Version == 2 {
+	writeChildren(w, i, s.SAs)
+	if v2 {
 		writeLiveness(w, s.IKESA)
 	} else {
 		writeDPD(w, i.DPD)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/selector"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -16,6 +17,10 @@ type fakeGateway struct{ snap Snapshot }
 
 func (g fakeGateway) Snapshot() Snapshot                    { return g.snap }
 func (g fakeGateway) ClearStatistics([]string) (int, error) { return 0, nil }
+
+func sel(s string) selector.Set {
+	return selector.Of(selector.FromPrefix(netip.MustParsePrefix(s)))
+}
 
 // ikeSnapshot has an IKEv1 tunnel and an IKEv2 tunnel with the hybrid,
 // each on its IKE SA, and both versions' counters.
@@ -26,10 +31,13 @@ func ikeSnapshot() Snapshot {
 	return Snapshot{
 		Tunnels: []TunnelStatus{
 			{Name: "ipsec:old", Type: "signaled", State: "up", Source: "192.0.2.1",
-				IKE: &ike.TunnelStatus{Name: "old", Version: 1, State: "up", Peer: ap("192.0.2.5:4500"), Transform: gcm, PFSGroup: 14}},
+				IKE: &ike.TunnelStatus{Name: "old", Version: 1, State: "up", IKESA: "established", Peer: ap("192.0.2.5:4500"), Transform: gcm, PFSGroup: 14,
+					Children: []ike.ChildStatus{{Local: sel("10.1.0.0/16"), Remote: sel("10.2.0.0/16"), InboundSPI: 0xc1, OutboundSPI: 0xc2, Transform: gcm, PFSGroup: 14}}}},
 			{Name: "ipsec:new", Type: "signaled", State: "up", Source: "192.0.2.1",
 				IKE: &ike.TunnelStatus{Name: "new", Version: 2, State: "up", Peer: ap("192.0.2.2:4500"), Transform: gcm, PFSGroup: 31,
-					TimeLeft: time.Hour, Rekeys: 2, LastError: "NO_PROPOSAL_CHOSEN"}},
+					TimeLeft: time.Hour, Rekeys: 2, LastError: "NO_PROPOSAL_CHOSEN", IKESA: "established",
+					Children: []ike.ChildStatus{{Local: sel("10.1.0.0/16"), Remote: sel("10.3.0.0/24"), InboundSPI: 0xd1, OutboundSPI: 0xd2,
+						Transform: gcm, PFSGroup: 31, TimeLeft: time.Hour}}}},
 		},
 		IKE: &ike.Counters{Received: 30},
 		IKEVersions: map[int]ike.Counters{1: {Received: 10},
@@ -59,11 +67,14 @@ func TestShowIKE(t *testing.T) {
 			"IKEv2", "responder", "aes256-gcm/none/hmac-sha384/ecp384+mlkem768", "ecdsa-sig", "remote", "1 sent", "3s ago",
 			"0102030405060708/1112131415161718"},
 		"show ipsec tunnel detail new": {
-			"IKEv2: up with 192.0.2.2:4500, child SA esp-aes256-gcm16, PFS group 31, 1h0m0s left, 2 rekeys",
+			"IKE SA with 192.0.2.2:4500: established, 0102030405060708/1112131415161718, IKEv2 responder, aes256-gcm/none/hmac-sha384/ecp384+mlkem768, authentication ecdsa-sig, NAT remote, 2h0m0s left, 1 rekeys",
+			"Child SAs: up, 1 child SA pair, newest esp-aes256-gcm16, PFS group 31, 1h0m0s left, 2 rekeys",
+			"10.1.0.0/16 to 10.3.0.0/24: esp-aes256-gcm16, PFS group 31, 1h0m0s left",
+			"inbound spi 0x000000d1 (not installed); outbound spi 0x000000d2 (not installed)",
 			"Last negotiation error: NO_PROPOSAL_CHOSEN",
-			"IKE SA 0102030405060708/1112131415161718, IKEv2 responder, aes256-gcm/none/hmac-sha384/ecp384+mlkem768, authentication ecdsa-sig, NAT remote, 2h0m0s left, 1 rekeys",
 			"Liveness: checks on, peer last heard 3s ago"},
-		"show ipsec tunnel detail old": {"IKE: up with 192.0.2.5:4500, esp-aes256-gcm16, PFS group 14", "IKE SA aa/bb, IKEv1 aggressive initiator", "DPD: off"},
+		"show ipsec tunnel detail old": {"IKE SA (phase 1) with 192.0.2.5:4500: established, aa/bb, IKEv1 aggressive initiator",
+			"Child SAs (phase 2): up, 1 child SA pair, newest esp-aes256-gcm16, PFS group 14", "DPD: off"},
 		"show ipsec statistics": {
 			"IKEv1: 10 received",
 			"IKEv2: 20 received", "0 child SA and 7 IKE SA rekeys", "cookies 5 sent",

@@ -84,6 +84,9 @@ func writeTunnelDetail(w io.Writer, ts []TunnelStatus) {
 			if sa.Direction == "inbound" {
 				fmt.Fprintf(w, ", replay window %d", sa.ReplayWindow)
 			}
+			if sa.Selectors != "" {
+				fmt.Fprintf(w, ", selectors %s", sa.Selectors)
+			}
 			fmt.Fprintf(w, ", lifetime %s\n", sa.Lifetime)
 		}
 		for _, d := range []struct {
@@ -106,6 +109,9 @@ func writeSAs(w io.Writer, ts []TunnelStatus) {
 			fmt.Fprintf(w, "\n  state %s, driver %s", sa.State, sa.Driver)
 			if sa.DriverReason != "" {
 				fmt.Fprintf(w, " (%s)", sa.DriverReason)
+			}
+			if sa.Selectors != "" {
+				fmt.Fprintf(w, "\n  selectors %s", sa.Selectors)
 			}
 			fmt.Fprintf(w, "\n  sequence %d, esn %v", sa.Seq, sa.ESN)
 			if sa.Direction == "inbound" {

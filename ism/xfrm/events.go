@@ -172,6 +172,8 @@ func (d *Datapath) acquired(dst []byte) {
 	}
 	d.mu.Unlock()
 	for _, t := range ts {
-		d.events.Acquire(t)
+		// The tunnel's SAs have its own selectors (AddSA): it wants
+		// one for them all, whatever the packet.
+		d.events.Acquire(t, netip.Addr{}, netip.Addr{})
 	}
 }

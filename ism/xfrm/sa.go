@@ -75,10 +75,17 @@ func (p *path) addPolicies() error {
 }
 
 // AddSA installs an SA in the kernel with its keys, bound to the tunnel's
-// interface. ESP in UDP is not XFRM's here: it wraps ErrUnsupported.
+// interface. ESP in UDP is not XFRM's here, nor an SA with selectors of
+// its own (the tunnel's one policy each way would send every packet to
+// whichever of its SAs the kernel finds first): both wrap ErrUnsupported,
+// and the tunnel moves to the lookaside datapath.
 func (p *path) AddSA(in *datapath.SA) error {
 	defer in.CipherKey.Zero()
 	defer in.AuthKey.Zero()
+	if in.Narrowed() {
+		return fmt.Errorf("%w: IKE negotiated a child SA for %s, narrower than the tunnel's selectors; a tunnel's child SAs with selectors of their own run on the lookaside datapath",
+			datapath.ErrUnsupported, datapath.SelectorsText(in.Local, in.Remote))
+	}
 	if in.UDPEncap {
 		return fmt.Errorf("%w: IKE negotiated UDP encapsulation (NAT traversal), which runs on the lookaside datapath", datapath.ErrUnsupported)
 	}

@@ -94,3 +94,22 @@ func TestPolicySelectors(t *testing.T) {
 		t.Errorf("prefixes: %v", got)
 	}
 }
+
+// TestXFRMNarrowedSA: an SA with selectors of its own is refused with
+// ErrUnsupported (the gateway then moves the tunnel to the lookaside
+// datapath) before anything reaches the kernel, and its keys are zeroed.
+func TestXFRMNarrowedSA(t *testing.T) {
+	l := selector.FromPrefix(netip.MustParsePrefix("198.51.100.0/24"))
+	r := selector.FromPrefix(netip.MustParsePrefix("203.0.113.0/24"))
+	p := &path{t: &datapath.Tunnel{Name: "t1", Local: l, Remote: r}}
+	key := ipsec.Key{1, 2, 3, 4}
+	sa := &datapath.SA{Direction: ipsec.Outbound, CipherKey: key, Local: selector.Of(l),
+		Remote: selector.Of(selector.FromPrefix(netip.MustParsePrefix("203.0.113.0/25")))}
+	err := p.AddSA(sa)
+	if !errors.Is(err, datapath.ErrUnsupported) || !strings.Contains(err.Error(), "198.51.100.0/24 to 203.0.113.0/25") {
+		t.Fatalf("AddSA: %v", err)
+	}
+	if key[0] != 0 {
+		t.Error("the refused SA's key was not zeroed")
+	}
+}
