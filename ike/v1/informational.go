@@ -213,7 +213,9 @@ func (d *Daemon) handleDelete(sa *ikeSA, del *Delete) {
 }
 
 // initialContact deletes the state of every earlier IKE SA with the peer
-// (RFC 2407 §4.6.3.3): the peer rebooted and forgot them.
+// (RFC 2407 §4.6.3.3): the peer rebooted and forgot them. Only between the
+// same two addresses: the peer's SAs with another address of this end
+// are another pair's.
 func (d *Daemon) initialContact(sa *ikeSA) {
 	d.mu.Lock()
 	var old []*ikeSA
@@ -224,7 +226,7 @@ func (d *Daemon) initialContact(sa *ikeSA) {
 	}
 	var stale []*childSA
 	for _, c := range d.children {
-		if c.ikesa != sa && c.ikesa != nil && c.ikesa.remote.Addr() == sa.remote.Addr() && c.created.Before(sa.created) {
+		if c.ikesa != sa && c.ikesa != nil && c.ikesa.peer() == sa.peer() && c.created.Before(sa.created) {
 			stale = append(stale, c)
 		}
 	}

@@ -1,0 +1,44 @@
+package v1
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
+)
+
+// TestPairInitialContactPerAddress: a hub (A, one address) sets up a
+// tunnel with each of two addresses of B, one IKE SA each; each phase 1
+// carries INITIAL-CONTACT (A has no other IKE SA with that destination).
+// B deletes only what it holds between the same two addresses, so the
+// first tunnel stays up when the second comes.
+func TestPairInitialContactPerAddress(t *testing.T) {
+	t.Parallel()
+	net2 := netip.MustParsePrefix("203.0.113.128/25")
+	ca, cb := baseConfig(), baseConfig()
+	ca.PreSharedKeys = append(ca.PreSharedKeys, ike.PreSharedKey{Peer: addrC.String(), Key: ipsec.Key("pair-secret")})
+	ca.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-hmac-sha"),
+		pairTunnel(t, "t2", addrA, addrC, netA, net2, "esp-aes128-hmac-sha")}
+	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha"),
+		pairTunnel(t, "t2", addrC, addrA, net2, netA, "esp-aes128-hmac-sha")}
+	w := newSim(t)
+	a := newSide(t, w, ca, addrA, 0x1000)
+	b := newSide(t, w, cb, addrB, 0x2000)
+	w.Attach(addrC, b.d)
+	for _, name := range []string{"t1", "t2"} {
+		a.d.Acquire(name)
+		w.waitEvent(t, b.lis, "up", name, 10*time.Second)
+		w.waitEvent(t, a.lis, "up", name, 10*time.Second)
+	}
+	w.sleep(t, time.Second)
+	for _, name := range []string{"t1", "t2"} {
+		if st := tunnelStatus(t, b.d, name); st.State != "up" {
+			t.Errorf("B's %s is %s (%s) after both came up", name, st.State, st.LastError)
+		}
+	}
+	if n := len(b.d.Status().IKESAs); n != 2 {
+		t.Errorf("B holds %d IKE SAs, want one per address", n)
+	}
+}
