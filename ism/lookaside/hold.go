@@ -74,6 +74,9 @@ func (q *holdQueue) take(n int) [][]byte {
 	n = min(n, len(q.pkts))
 	out := q.pkts[:n:n]
 	q.pkts = q.pkts[n:]
+	if len(q.pkts) == 0 {
+		q.pkts = nil // its array points at what out holds: let it go with out
+	}
 	for _, p := range out {
 		q.bytes -= len(p)
 	}

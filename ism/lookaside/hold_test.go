@@ -47,6 +47,9 @@ func TestHoldQueue(t *testing.T) {
 	if q.holding.Load() || q.bytes != 0 {
 		t.Fatalf("holding %v, %d bytes after the release", q.holding.Load(), q.bytes)
 	}
+	if cap(q.pkts) != 0 {
+		t.Fatalf("the emptied queue keeps an array of %d packets alive", cap(q.pkts))
+	}
 
 	big := bytes.Repeat([]byte{1}, 4000)
 	n := 0
