@@ -30,7 +30,7 @@ type echoServer struct {
 func startEcho(h *harness, ns, addr string, id byte) {
 	var conn *net.UDPConn
 	if err := netns.Do(ns, func() (err error) {
-		conn, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(addr), Port: probePort})
+		conn, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(addr), Port: probePort})
 		return err
 	}); err != nil {
 		h.Fatalf("bench: echo server in %s: %v", ns, err)
@@ -84,7 +84,7 @@ func startProber(h *harness, ns, src, dst string, interval time.Duration) *probe
 	if err := netns.Do(ns, func() (err error) {
 		// Not connected: ICMP errors while the tunnel is down must not
 		// end up as read errors.
-		p.conn, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(src)})
+		p.conn, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(src)})
 		return err
 	}); err != nil {
 		h.Fatalf("bench: prober in %s: %v", ns, err)
