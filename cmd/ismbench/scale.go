@@ -19,6 +19,7 @@ func scale(args []string) error {
 	baseline := fs.Bool("baseline", true, "with more than 1,000 tunnels, measure 1,000 first in the same run (setups_per_s_at_1000)")
 	timeout := fs.Duration("timeout", 0, "bound on each run (default 60s plus 20ms a tunnel)")
 	asJSON := fs.Bool("json", false, "print one JSON object per line")
+	plotDir := fs.String("plot", "", "write plots (SVG and PNG) of setups per second and tunnels up over time into this directory")
 	prof := fs.String("cpuprofile", "", "write a CPU profile of this process (the initiating gateway) to this file")
 	memprof := fs.String("memprofile", "", "write the initiating gateway's heap profile, tunnels established, to this file")
 	proposal := ikeFlags(fs)
@@ -58,6 +59,9 @@ func scale(args []string) error {
 	}
 	if !*asJSON {
 		bench.ScaleTable(os.Stdout, rows)
+	}
+	if err == nil && *plotDir != "" {
+		err = bench.PlotScale(*plotDir, rows)
 	}
 	return err
 }

@@ -23,6 +23,7 @@ func soak(args []string) error {
 	every := fs.Duration("sample-every", 5*time.Second, "time between two readings of memory, goroutines and counters")
 	window := fs.Int("window", 250, "most tunnels started and not yet up during the setup")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	plotDir := fs.String("plot", "", "write plots (SVG and PNG) of heap, goroutines, rekeys per second and tunnels up over time into this directory")
 	proposal := ikeFlags(fs)
 	fs.Parse(args)
 	t, ok := transform.Lookup(*tname)
@@ -41,7 +42,12 @@ func soak(args []string) error {
 		return err
 	}
 	if *asJSON {
-		return bench.PrintJSON(os.Stdout, r)
+		err = bench.PrintJSON(os.Stdout, r)
+	} else {
+		err = bench.SoakTable(os.Stdout, r)
 	}
-	return bench.SoakTable(os.Stdout, r)
+	if err == nil && *plotDir != "" {
+		err = bench.PlotSoak(*plotDir, r)
+	}
+	return err
 }
