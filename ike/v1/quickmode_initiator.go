@@ -28,12 +28,15 @@ func (d *Daemon) startQuickMode(name string, sa *ikeSA) {
 	msgID := d.msgID(sa)
 	ex := d.newExchange(sa, msgID)
 	d.mu.Lock()
-	initIV(ex)
-	d.mu.Unlock()
-	q := &quickMode{d: d, ex: ex, sa: sa, tu: tu, initiator: true, replaces: replaces}
-	d.mu.Lock()
+	ivErr := initIV(ex)
 	remote := sa.remote.Addr()
 	d.mu.Unlock()
+	q := &quickMode{d: d, ex: ex, sa: sa, tu: tu, initiator: true, replaces: replaces}
+	if ivErr != nil {
+		ex.done(nil)
+		d.negotiationFailed(name, remote, "quick mode: "+errString(ivErr))
+		return
+	}
 	if !d.spawn(func() {
 		err := q.runInitiator()
 		q.zero()
