@@ -46,6 +46,7 @@ type Daemon struct {
 	inits    map[respKey]*ikeSA // responders, by initiator cookie and peer
 	tunnels  map[string]*tunnel
 	children map[ipsec.SAID]*childSA // by inbound and outbound SAID
+	pairs    pairIndex               // sas and children by endpoint pair
 	dpd      map[peerKey]*dpdPeer    // peers DPD watches
 	counters ike.Counters
 	closed   bool

@@ -41,4 +41,52 @@ func TestPairInitialContactPerAddress(t *testing.T) {
 	if n := len(b.d.Status().IKESAs); n != 2 {
 		t.Errorf("B holds %d IKE SAs, want one per address", n)
 	}
+	checkPairIndex(t, a.d)
+	checkPairIndex(t, b.d)
+	// A deleted tunnel's SAs leave the index with it.
+	ca.Tunnels = ca.Tunnels[:1]
+	if err := a.d.Reconfigure(ca); err != nil {
+		t.Fatal(err)
+	}
+	w.sleep(t, time.Second)
+	checkPairIndex(t, a.d)
+	checkPairIndex(t, b.d)
+	a.d.mu.Lock()
+	n := len(a.d.pairs.children)
+	a.d.mu.Unlock()
+	if n != 1 {
+		t.Errorf("A's index holds child SAs of %d pairs after t2 was removed, want 1", n)
+	}
+}
+
+// checkPairIndex asserts that the endpoint-pair index holds exactly the
+// IKE SAs of Daemon.sas and the child SAs of Daemon.children.
+func checkPairIndex(t *testing.T, d *Daemon) {
+	t.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for k, s := range d.pairs.sas {
+		for sa := range s {
+			n++
+			if d.sas[sa.key()] != sa || sa.peer() != k {
+				t.Errorf("index holds IKE SA %v under %v, not in the daemon's SAs", sa.key(), k)
+			}
+		}
+	}
+	if n != len(d.sas) {
+		t.Errorf("index holds %d IKE SAs, the daemon %d", n, len(d.sas))
+	}
+	n = 0
+	for k, s := range d.pairs.children {
+		for c := range s {
+			n += 2
+			if d.children[c.in] != c || d.children[c.out] != c || childPair(c) != k {
+				t.Errorf("index holds child SA %v under %v, not in the daemon's children", c.in, k)
+			}
+		}
+	}
+	if n != len(d.children) {
+		t.Errorf("index holds %d child SAIDs, the daemon %d", n, len(d.children))
+	}
 }

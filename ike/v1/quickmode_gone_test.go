@@ -40,4 +40,5 @@ func TestQuickModeOnDeletedIKESA(t *testing.T) {
 	w.waitFor(t, b.lis, 10*time.Second, "the failed quick mode", func(e iketest.Event) bool {
 		return e.Kind == "failed" && e.Tunnel == "t1" && strings.Contains(e.Reason, "deleted")
 	})
+	checkPairIndex(t, b.d)
 }

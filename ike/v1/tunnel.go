@@ -235,8 +235,7 @@ func (d *Daemon) installOutbound(c *childSA, out ike.UserSA, replaces *childSA) 
 	tu := c.tu
 	wasUp := tu.state == stateUp
 	c.created = d.now()
-	d.children[c.in] = c
-	d.children[c.out] = c
+	d.putChildLocked(c)
 	tu.children = append(tu.children, c)
 	tu.state = stateUp
 	tu.lastError = ""
@@ -316,8 +315,7 @@ func (d *Daemon) stopChildLocked(c *childSA) {
 			t.Stop()
 		}
 	}
-	delete(d.children, c.in)
-	delete(d.children, c.out)
+	d.deleteChildLocked(c)
 	tu := c.tu
 	for i, x := range tu.children {
 		if x == c {
