@@ -105,6 +105,10 @@ type ScaleResult struct {
 	CPUSecondsPerSetup     float64 `json:"cpu_s_per_setup"`
 	PeerCPUSecondsPerSetup float64 `json:"peer_cpu_s_per_setup"`
 
+	// ShowOneSeconds is how long `show ipsec tunnel detail t0` took on
+	// the initiator with every tunnel up.
+	ShowOneSeconds float64 `json:"show_one_s"`
+
 	Retransmits uint64 `json:"retransmits"` // both sides
 	Failures    int    `json:"failures"`    // failed negotiations, both sides
 	PingsSent   int    `json:"pings_sent"`
@@ -191,6 +195,11 @@ func runScale(h *harness, o ScaleOptions) ScaleResult {
 	r.T50Seconds, r.T90Seconds, r.T100Seconds = quantileSince(ups, start, 0.5), quantileSince(ups, start, 0.9), quantileSince(ups, start, 1)
 	r.SetupsSeries, r.UpSeries = perSecond(ups, start)
 
+	showStart := time.Now()
+	if _, _, err := a.g.Exec("show ipsec tunnel detail t0"); err != nil {
+		h.Fatalf("show: %v", err)
+	}
+	r.ShowOneSeconds = time.Since(showStart).Seconds()
 	r.PingsSent, r.PingsLost = lab.pingSamples(samples, 3)
 	r.PingsLost = r.PingsSent - r.PingsLost
 	time.Sleep(500 * time.Millisecond) // the last exchanges' goroutines end

@@ -10,16 +10,16 @@ import (
 func ScaleTable(w io.Writer, rows []ScaleResult) error {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "tunnels\tIKE\tsetups/s\tvs 1,000\tt50 s\tt90 s\tt100 s\tload s\tlive B/tunnel\tRSS B/tunnel\tidle live B/tunnel\t"+
-		"peer live B/tunnel\tCPU ms/setup\tpeer CPU ms/setup\tretransmits\tfailures\tpings lost\t")
+		"peer live B/tunnel\tCPU ms/setup\tpeer CPU ms/setup\tshow one ms\tretransmits\tfailures\tpings lost\t")
 	for _, r := range rows {
 		vs := "-"
 		if r.Vs1000 > 0 {
 			vs = fmt.Sprintf("%.2f", r.Vs1000)
 		}
-		fmt.Fprintf(tw, "%d\tv%d\t%.0f\t%s\t%.1f\t%.1f\t%.1f\t%.2f\t%.0f\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%d\t%d\t%d/%d\t\n",
+		fmt.Fprintf(tw, "%d\tv%d\t%.0f\t%s\t%.1f\t%.1f\t%.1f\t%.2f\t%.0f\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.1f\t%d\t%d\t%d/%d\t\n",
 			r.Tunnels, r.IKEVersion, r.SetupsPerS, vs, r.T50Seconds, r.T90Seconds, r.T100Seconds, r.LoadSeconds,
 			r.LiveBytesPerTunnel, r.RSSBytesPerTunnel, r.ConfiguredLiveBytesPerTunnel, r.PeerLiveBytesPerTunnel,
-			1000*r.CPUSecondsPerSetup, 1000*r.PeerCPUSecondsPerSetup, r.Retransmits, r.Failures, r.PingsLost, r.PingsSent)
+			1000*r.CPUSecondsPerSetup, 1000*r.PeerCPUSecondsPerSetup, 1000*r.ShowOneSeconds, r.Retransmits, r.Failures, r.PingsLost, r.PingsSent)
 	}
 	return tw.Flush()
 }
