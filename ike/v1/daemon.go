@@ -77,6 +77,9 @@ type config struct {
 	clk     clock.Clock
 	log     *slog.Logger
 	retrans ike.Retransmit
+	// anyDPD says whether some tunnel has DPD on; when none has, a phase
+	// 1 need not look through the tunnels for one to the peer.
+	anyDPD bool
 }
 
 func compile(c ike.Config) (*config, error) {
@@ -114,6 +117,9 @@ func compile(c ike.Config) (*config, error) {
 		for _, ca := range c.Certificates.CAs {
 			cc.roots.AddCert(ca)
 		}
+	}
+	for i := range cc.Tunnels {
+		cc.anyDPD = cc.anyDPD || cc.TunnelDPD(&cc.Tunnels[i]).Enabled
 	}
 	return cc, nil
 }
