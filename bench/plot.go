@@ -17,6 +17,7 @@ import (
 func PlotScale(dir string, rows []ScaleResult) error {
 	setups := newPlot("Tunnel setups per second, ISM to ISM", "seconds since the first packet", "setups per second")
 	up := newPlot("Tunnels up", "seconds since the first packet", "% of the tunnels up")
+	up.Legend.Top = false // bottom right: the lines rise to the top right
 	var sl, ul []any
 	for _, r := range rows {
 		name := fmt.Sprintf("%d tunnels, IKEv%d", r.Tunnels, r.IKEVersion)
