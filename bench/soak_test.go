@@ -47,6 +47,7 @@ func needRoot(t *testing.T) {
 // and rules must match the configuration, and no file descriptor or
 // goroutine may be left over.
 func TestSoakShort(t *testing.T) {
+	t.Parallel()
 	needRoot(t)
 	tr, _ := transform.Lookup("esp-aes128-gcm16")
 	o := SoakOptions{Tunnels: 24, IKEVersion: 1, IKE: IKE{Encryption: "aes128", Hash: "sha256", Group: 19}, Transform: tr,
