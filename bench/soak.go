@@ -58,8 +58,9 @@ type SoakResult struct {
 	LostPingsRestart int     `json:"lost_pings_restart"`
 	RestartGapS      float64 `json:"restart_gap_s"`
 	// The slopes are least squares over the readings after the first
-	// fifth of the soak (warm-up), of the initiator's live heap and
-	// goroutines.
+	// fifth of the soak (warm-up), of the initiator's live heap (less what
+	// the probes' records in the same process take) and goroutines, and
+	// of the responder's live heap (its own process).
 	HeapSlopeBytesPerMin     float64 `json:"heap_slope_bytes_per_min"`
 	GoroutineSlopePerMin     float64 `json:"goroutine_slope_per_min"`
 	PeerHeapSlopeBytesPerMin float64 `json:"peer_heap_slope_bytes_per_min"`
@@ -198,6 +199,9 @@ func runSoak(h *harness, o SoakOptions) SoakResult {
 		as := s.a.stats(true)
 		qm := s.a.ikeCounters().QuickModesCompleted
 		r.Series.Seconds = append(r.Series.Seconds, now.Sub(start).Seconds())
+		for _, p := range probes {
+			as.HeapLive -= p.footprint() // the harness's, not the gateway's
+		}
 		r.Series.HeapLive = append(r.Series.HeapLive, as.HeapLive)
 		r.Series.Goroutines = append(r.Series.Goroutines, as.Goroutines)
 		r.Series.TunnelsUp = append(r.Series.TunnelsUp, as.UpNow)

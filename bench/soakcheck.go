@@ -117,13 +117,9 @@ func (s *soak) checkEnd(r *SoakResult) {
 func (p *prober) lostOutside(from, to time.Time) (sent, lost, lostIn int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	first := uint64(len(p.sent))
-	for seq := range p.answers {
-		first = min(first, seq)
-	}
-	for seq := first; seq < uint64(len(p.sent)); seq++ {
+	for seq := p.firstAnsweredLocked(); seq < len(p.sent); seq++ {
 		sent++
-		if _, ok := p.answers[seq]; ok {
+		if !p.answers[seq].at.IsZero() {
 			continue
 		}
 		if at := p.sent[seq]; !at.Before(from) && !at.After(to) {
