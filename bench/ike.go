@@ -34,14 +34,16 @@ type IKEOptions struct {
 }
 
 // IKEResult is one row of `ismbench ike`. A setup is one IKEv1 main mode
-// (PSK) and one quick mode: a tunnel from nothing to its SAs installed on
-// both sides. In the setup runs every tunnel has its own endpoint pair, so
+// (PSK) and one quick mode, or with IKEv2 (Version 2) one IKE_SA_INIT and
+// one IKE_AUTH, which carries the first child SA: a tunnel from nothing to
+// its SAs installed on both sides. In the setup runs every tunnel has its own endpoint pair, so
 // its own IKE SA (ISM keeps one IKE SA per endpoint pair); they are
 // initiated against one charon, first by an ISM gateway (a first packet
 // routed into each tunnel), then by another charon (vici initiate
 // requests), all at once or at most Window in flight, and the rate is
 // tunnels over the time from the first initiation to the last tunnel up.
 type IKEResult struct {
+	Version  int    `json:"version"` // IKE version, 1 or 2
 	Tunnels  int    `json:"tunnels"`
 	Window   int    `json:"window"`   // 0: all at once
 	Proposal string `json:"proposal"` // phase 1, as strongSwan names it
@@ -174,7 +176,7 @@ func (o IKEOptions) Validate() error {
 // with o.QuickModes, the shared-IKE-SA runs. A run that fails leaves its
 // fields zero; the error joins every failure.
 func MeasureIKE(o IKEOptions) (IKEResult, error) {
-	r := IKEResult{Tunnels: o.Tunnels, Window: o.Window, Proposal: o.IKE.swan()}
+	r := IKEResult{Version: o.IKE.version(), Tunnels: o.Tunnels, Window: o.Window, Proposal: o.IKE.swan()}
 	if err := o.Validate(); err != nil {
 		return r, err
 	}
@@ -276,7 +278,7 @@ func ikeLab(h *harness, o IKEOptions, pairs int, psk, esp string, prog *progress
 	ch := startCharon(h, resp, charon.Conf{
 		Charon: fmt.Sprintf("block_threshold = 1000000\n  max_ikev1_exchanges = %d", o.Tunnels+3),
 		Swanctl: swanctlConf(psk, swanPeer{Name: "ism", Local: responderNet.String(),
-			Remote: initiatorNet.String(), IKE: o.IKE.swan(), ESP: esp,
+			Remote: initiatorNet.String(), IKE: o.IKE.swan(), ESP: esp, Version: o.IKE.version(),
 			Children: []swanChild{{Name: "net", LocalTS: innerRemoteAll.String(), RemoteTS: innerAll.String()}}})})
 	ev := viciClient(h, ch)
 	if err := ev.Listen("child-updown", func(m *charon.Message) {

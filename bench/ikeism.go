@@ -122,7 +122,7 @@ func (s *setupLog) Enabled(_ context.Context, l slog.Level) bool { return l >= s
 
 func (s *setupLog) Handle(_ context.Context, r slog.Record) error {
 	switch r.Message {
-	case "phase 1 established":
+	case "phase 1 established", "IKE SA established": // IKEv1's, IKEv2's
 		s.p.addPhase1(r.Time)
 	case "tunnel up":
 		i := -1

@@ -108,7 +108,7 @@ func swanInitiators(o IKEOptions, pairs int, esp string) ([]swanPeer, []swanTarg
 		child := swanChild{LocalTS: innerLocal.String(), RemoteTS: innerRemote(i).String()}
 		if pairs == 1 {
 			if i == 0 {
-				conns = append(conns, swanPeer{Name: "c", Local: local.String(), Remote: remote.String(), IKE: o.IKE.swan(), ESP: esp})
+				conns = append(conns, swanPeer{Name: "c", Local: local.String(), Remote: remote.String(), IKE: o.IKE.swan(), ESP: esp, Version: o.IKE.version()})
 			}
 			child.Name = "c-" + strconv.Itoa(i)
 			conns[0].Children = append(conns[0].Children, child)
@@ -116,7 +116,7 @@ func swanInitiators(o IKEOptions, pairs int, esp string) ([]swanPeer, []swanTarg
 			continue
 		}
 		child.Name = "c" + strconv.Itoa(i)
-		conns = append(conns, swanPeer{Name: child.Name, Local: local.String(), Remote: remote.String(), IKE: o.IKE.swan(), ESP: esp,
+		conns = append(conns, swanPeer{Name: child.Name, Local: local.String(), Remote: remote.String(), IKE: o.IKE.swan(), ESP: esp, Version: o.IKE.version(),
 			Children: []swanChild{child}})
 		targets = append(targets, swanTarget{ike: child.Name, child: child.Name})
 	}

@@ -14,11 +14,12 @@ import (
 // PeersResult is one row of `ismbench tunnel -peer strongswan`: iperf3 TCP
 // from namespace a to namespace b over four paths, one after the other in
 // one run, each with the same ESP transform in UDP (RFC 3948; charon's
-// userspace ESP always encapsulates) and the same IKEv1 main mode proposal:
+// userspace ESP always encapsulates) and the same IKE version and proposal:
 // two ISM gateways with a signaled tunnel, ISM against charon, charon
 // against charon (kernel-libipsec), and the bare veth.
 type PeersResult struct {
 	Transform         string  `json:"transform"`
+	IKEVersion        int     `json:"ike_version"`
 	Seconds           int     `json:"seconds"`
 	Gbps              float64 `json:"gbps"` // ISM to ISM
 	StrongSwanGbps    float64 `json:"strongswan_gbps"`
@@ -42,7 +43,7 @@ var (
 // MeasurePeers measures the four paths for d each with transform t and
 // phase 1 proposal p.
 func MeasurePeers(t transform.Transform, p IKE, d time.Duration) (PeersResult, error) {
-	r := PeersResult{Transform: t.Name(), Seconds: int(d.Seconds())}
+	r := PeersResult{Transform: t.Name(), IKEVersion: p.version(), Seconds: int(d.Seconds())}
 	if _, err := exec.LookPath("iperf3"); err != nil {
 		return r, fmt.Errorf("bench: iperf3 is required: %w", err)
 	}
@@ -127,7 +128,7 @@ func swanToSwan(h *harness, p IKE, esp string, d time.Duration) float64 {
 
 // peerConn is one side of the charon tunnels of MeasurePeers.
 func peerConn(local, remote netip.Addr, localNet, remoteNet netip.Prefix, p IKE, esp string) swanPeer {
-	return swanPeer{Name: "bench", Local: local.String(), Remote: remote.String(), IKE: p.swan(), ESP: esp,
+	return swanPeer{Name: "bench", Local: local.String(), Remote: remote.String(), IKE: p.swan(), ESP: esp, Version: p.version(),
 		Children: []swanChild{{Name: "bench", LocalTS: localNet.String(), RemoteTS: remoteNet.String()}}}
 }
 

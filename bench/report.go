@@ -49,10 +49,10 @@ func EngineTable(w io.Writer, rows []EngineResult) error {
 // PeersTable prints `ismbench tunnel -peer strongswan` results.
 func PeersTable(w io.Writer, rows []PeersResult) error {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "transform\tseconds\tISM-ISM Gbps\tISM-strongSwan Gbps\tstrongSwan-strongSwan Gbps\tbare Gbps\tvs strongSwan\t")
+	fmt.Fprintln(tw, "transform\tIKE\tseconds\tISM-ISM Gbps\tISM-strongSwan Gbps\tstrongSwan-strongSwan Gbps\tbare Gbps\tvs strongSwan\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t\n",
-			r.Transform, r.Seconds, r.Gbps, r.ISMStrongSwanGbps, r.StrongSwanGbps, r.BareGbps, r.VsStrongSwan)
+		fmt.Fprintf(tw, "%s\tv%d\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t\n",
+			r.Transform, r.IKEVersion, r.Seconds, r.Gbps, r.ISMStrongSwanGbps, r.StrongSwanGbps, r.BareGbps, r.VsStrongSwan)
 	}
 	return tw.Flush()
 }
@@ -64,18 +64,22 @@ func IKETable(w io.Writer, r IKEResult) error {
 	if r.Window > 0 && r.Window < r.Tunnels {
 		window = fmt.Sprintf("at most %d in flight", r.Window)
 	}
-	fmt.Fprintf(w, "%d tunnels (%s), IKEv1 main mode PSK %s, quick mode %s\n", r.Tunnels, window, r.Proposal, r.ESP)
+	kind, setup, phase1, quick := "IKEv1 main mode", "phase 1 + quick mode", "phase 1s/s", "quick modes/s"
+	if r.Version == 2 {
+		kind, setup, phase1, quick = "IKEv2", "IKE_SA_INIT + IKE_AUTH", "IKE SAs/s", "CREATE_CHILD_SAs/s"
+	}
+	fmt.Fprintf(w, "%d tunnels (%s), %s PSK %s, child SA %s\n", r.Tunnels, window, kind, r.Proposal, r.ESP)
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\tISM\tstrongSwan\t")
 	row := func(name, format string, a, b float64) {
 		fmt.Fprintf(tw, "%s\t"+format+"\t"+format+"\t\n", name, a, b)
 	}
-	row("setups/s (phase 1 + quick mode, own IKE SA)", "%.1f", r.SetupsPerS, r.StrongSwanSetupsPerS)
-	row("phase 1s/s (same runs)", "%.1f", r.Phase1PerS, r.StrongSwanPhase1PerS)
+	row("setups/s ("+setup+", own IKE SA)", "%.1f", r.SetupsPerS, r.StrongSwanSetupsPerS)
+	row(phase1+" (same runs)", "%.1f", r.Phase1PerS, r.StrongSwanPhase1PerS)
 	row("seconds to half the tunnels up", "%.2f", r.T50Seconds, r.StrongSwanT50Seconds)
 	row("seconds to 90% of the tunnels up", "%.2f", r.T90Seconds, r.StrongSwanT90Seconds)
 	if r.QuickModesPerS > 0 {
-		row("quick modes/s (one shared IKE SA)", "%.1f", r.QuickModesPerS, r.StrongSwanQuickModesPerS)
+		row(quick+" (one shared IKE SA)", "%.1f", r.QuickModesPerS, r.StrongSwanQuickModesPerS)
 	}
 	row("bytes per established tunnel", "%.0f", r.BytesPerTunnel, r.StrongSwanBytesPerTunnel)
 	row("initiator CPU seconds (setup run)", "%.2f", r.CPUSeconds, r.StrongSwanCPUSeconds)

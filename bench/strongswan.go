@@ -10,12 +10,19 @@ import (
 )
 
 // IKE is the phase 1 proposal of the benchmarks that negotiate: the same
-// on both sides, ISM's isakmp-policy-rule and charon's proposals.
+// on both sides, ISM's isakmp-policy-rule and charon's proposals, and the
+// IKE version both speak.
 type IKE struct {
 	Encryption string // aes128, aes256, 3des
 	Hash       string // sha (SHA-1), sha256
 	Group      int    // Diffie-Hellman group: 2, 5, 14, 15, 16, 19, 20, 21
+	// Version is 1 (main mode and quick mode; 0 means 1) or 2 (IKE_SA_INIT
+	// and IKE_AUTH).
+	Version int
 }
+
+// version is p's IKE version, 1 or 2.
+func (p IKE) version() int { return max(p.Version, 1) }
 
 // DefaultIKE is AES-128, SHA-256 and the 2048-bit MODP group (14).
 var DefaultIKE = IKE{Encryption: "aes128", Hash: "sha256", Group: 14}
@@ -35,12 +42,19 @@ func (p IKE) Validate() error {
 	if _, ok := map[string]bool{"md5": true, "sha": true, "sha256": true}[p.Hash]; !ok {
 		return fmt.Errorf("bench: IKE hash %q: want md5, sha or sha256", p.Hash)
 	}
+	if p.Version < 0 || p.Version > 2 {
+		return fmt.Errorf("bench: IKE version %d: want 1 or 2", p.Version)
+	}
 	return nil
 }
 
 // policyRule is ISM's configuration of the proposal.
 func (p IKE) policyRule() string {
-	return fmt.Sprintf("ipsec isakmp-policy-rule 1\n  encryption %s\n  hash %s\n  group %d\n  authentication pre-shared-key\n",
+	v := ""
+	if p.version() == 2 {
+		v = "ipsec ike-version 2\n"
+	}
+	return v + fmt.Sprintf("ipsec isakmp-policy-rule 1\n  encryption %s\n  hash %s\n  group %d\n  authentication pre-shared-key\n",
 		p.Encryption, p.Hash, p.Group)
 }
 
@@ -81,13 +95,14 @@ func swanESP(t transform.Transform) (string, error) {
 }
 
 // swanPeer is one charon connection, PSK-authenticated by address, never
-// rekeyed during a run.
+// rekeyed during a run, of IKE version Version (0 means 1).
 type swanPeer struct {
 	Name     string
 	Local    string // local_addrs: an address, or a prefix for a responder
 	Remote   string // remote_addrs
 	IKE      string // proposals
 	ESP      string // esp_proposals
+	Version  int
 	Children []swanChild
 }
 
@@ -99,9 +114,13 @@ type swanChild struct {
 
 // conn is the connection for charon's renderer.
 func (c swanPeer) conn() charon.Connection {
-	conn := charon.Connection{Name: c.Name, Version: 1, LocalAddrs: []string{c.Local}, RemoteAddrs: []string{c.Remote},
+	conn := charon.Connection{Name: c.Name, Version: max(c.Version, 1), LocalAddrs: []string{c.Local}, RemoteAddrs: []string{c.Remote},
 		Proposals: []string{c.IKE}, Timers: charon.Timers{Rekey: charon.Never},
 		Local: charon.End{Auth: "psk"}, Remote: charon.End{Auth: "psk"}}
+	if conn.Version == 2 {
+		no := false
+		conn.Mobike = &no // the responder's many addresses are not one peer's
+	}
 	for _, ch := range c.Children {
 		conn.Children = append(conn.Children, charon.Child{Name: ch.Name, LocalTS: []string{ch.LocalTS}, RemoteTS: []string{ch.RemoteTS},
 			ESPProposals: []string{c.ESP}, Timers: charon.Timers{Rekey: charon.Never}})

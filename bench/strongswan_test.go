@@ -41,7 +41,7 @@ func TestIKEProposal(t *testing.T) {
 	if got := (IKE{Encryption: "3des", Hash: "sha", Group: 19}).swan(); got != "3des-sha1-ecp256" {
 		t.Errorf("3des/sha/19: %q", got)
 	}
-	for _, bad := range []IKE{{"aes128", "sha256", 3}, {"blowfish", "sha", 2}, {"aes128", "sha512", 2}} {
+	for _, bad := range []IKE{{"aes128", "sha256", 3, 1}, {"blowfish", "sha", 2, 1}, {"aes128", "sha512", 2, 2}, {"aes128", "sha256", 14, 3}} {
 		if bad.Validate() == nil {
 			t.Errorf("%+v validated", bad)
 		}
@@ -72,10 +72,18 @@ func TestSignaledConfigParses(t *testing.T) {
 			t.Fatalf("%s: type %v, UDP port %d; want signaled, ESP in UDP", tc.Name, tc.Type, tc.UDPEncapPort)
 		}
 	}
-	// The throughput benchmark's pair is valid too.
-	for _, tu := range []signaledTunnel{tunnelAB, tunnelBA} {
-		if _, err := config.Parse("peer.conf", strings.NewReader(signaledConfig("ns0", DefaultIKE, newPSK(), tr, []signaledTunnel{tu}))); err != nil {
-			t.Error(err)
+	// The throughput benchmark's pair is valid too, with either IKE
+	// version.
+	for _, v := range []int{1, 2} {
+		p := DefaultIKE
+		p.Version = v
+		for _, tu := range []signaledTunnel{tunnelAB, tunnelBA} {
+			cfg, err := config.Parse("peer.conf", strings.NewReader(signaledConfig("ns0", p, newPSK(), tr, []signaledTunnel{tu})))
+			if err != nil {
+				t.Error(err)
+			} else if cfg.IKEVersion != v {
+				t.Errorf("IKE version %d configured as %d", v, cfg.IKEVersion)
+			}
 		}
 	}
 }

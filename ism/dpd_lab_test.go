@@ -31,18 +31,19 @@ type dpdLabConfig struct {
 	backup         bool
 	// primaryPSK is the destination charon's key, swanPSK when empty.
 	primaryPSK string
-	// aggressive makes both ends use IKEv1 aggressive mode.
-	aggressive bool
-	traps      bool
+	// aggressive makes both ends use IKEv1 aggressive mode; ikev2 makes
+	// them speak IKEv2.
+	aggressive, ikev2 bool
+	traps             bool
 }
 
 // dpdSwanConn renders a charon at local for ISM's tunnel: IKEv1 main mode
-// (or aggressive mode), PSK psk, one child "net" for 203.0.113.0/24
+// (or aggressive mode) or IKEv2 (version 2), PSK psk, one child "net" for 203.0.113.0/24
 // (charon) and 198.51.100.0/24 (ISM), without DPD of its own.
-func dpdSwanConn(local netip.Addr, psk string, aggressive bool) swantest.Conf {
+func dpdSwanConn(local netip.Addr, psk string, aggressive bool, version int) swantest.Conf {
 	addr, ism := local.String(), swantest.ISMAddr.String()
 	return swantest.Conf{InstallRoutes: true, AggressivePSK: aggressive, Swanctl: charon.Swanctl{
-		Connections: []charon.Connection{{Name: "ism", Version: 1, Aggressive: aggressive,
+		Connections: []charon.Connection{{Name: "ism", Version: version, Aggressive: aggressive, Mobike: noMobike(version),
 			LocalAddrs: []string{addr}, RemoteAddrs: []string{ism}, Proposals: []string{"aes128-sha1-modp2048"},
 			Timers: charon.Timers{Rekey: charon.Never},
 			Local:  charon.End{Auth: "psk", ID: addr}, Remote: charon.End{Auth: "psk", ID: ism},
@@ -50,6 +51,16 @@ func dpdSwanConn(local netip.Addr, psk string, aggressive bool) swantest.Conf {
 				ESPProposals: []string{"aes128-sha1"}}}}},
 		Secrets: []charon.Secret{{Name: "ike-1", IDs: []string{addr, ism}, Secret: psk}},
 	}.Render()}
+}
+
+// noMobike turns MOBIKE off for IKEv2, which would move the IKE SA to
+// charon's other addresses; nil for IKEv1.
+func noMobike(version int) *bool {
+	if version != 2 {
+		return nil
+	}
+	no := false
+	return &no
 }
 
 // dpdSpec is the DPD lab: ISM's tunnel ipsec:t1 from 192.0.2.1 to charon
@@ -60,7 +71,11 @@ func dpdSpec(c dpdLabConfig) labSpec {
 	if psk == "" {
 		psk = swanPSK
 	}
-	primary := dpdSwanConn(swantest.SwanAddr, psk, c.aggressive)
+	version := 1
+	if c.ikev2 {
+		version = 2
+	}
+	primary := dpdSwanConn(swantest.SwanAddr, psk, c.aggressive, version)
 	s := labSpec{charon: &primary, traps: c.traps, inA: true, a: func(x *lab) string {
 		tu := ismTunnel{local: "198.51.100.0 255.255.255.0", remote: "203.0.113.0 255.255.255.0", extra: c.tunnel}
 		if c.backup {
@@ -70,13 +85,16 @@ func dpdSpec(c dpdLabConfig) labSpec {
 			tu.extra = "  tunnel ike-mode aggressive\n" + tu.extra
 		}
 		global := pskRule("aes128", "sha", 14, "", swantest.SwanAddr, swanBackupAddr) + c.global
+		if c.ikev2 {
+			global = "ipsec ike-version 2\n" + global
+		}
 		if c.traps {
 			global += trapHostLine()
 		}
 		return ismConf{vrs: [][2]string{{"v", x.a}}, global: global, transforms: []string{"esp-aes128-hmac-sha"}, tunnels: []ismTunnel{tu}}.String()
 	}}
 	if c.backup {
-		b := dpdSwanConn(swanBackupAddr, swanPSK, c.aggressive)
+		b := dpdSwanConn(swanBackupAddr, swanPSK, c.aggressive, version)
 		s.backup = &b
 	}
 	return s

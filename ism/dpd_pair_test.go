@@ -72,8 +72,8 @@ func TestDPDBetweenGateways(t *testing.T) {
 			x := newLab(t, pairSpec(pairDPD.lines(), "", c.bTunnel))
 			l, a, ga, gb := x.lab, x.a, x.ga, x.gb
 			// The first packet starts IKE and may be lost: ping twice.
-			if _, err := l.Run(a, "ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", "198.51.100.1", "203.0.113.1"); err != nil {
-				if out, err := l.Run(a, "ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", "198.51.100.1", "203.0.113.1"); err != nil {
+			if _, err := l.Run(a, "ping", "-c", "3", "-i", "0.2", "-W", "10", "-I", "198.51.100.1", "203.0.113.1"); err != nil {
+				if out, err := l.Run(a, "ping", "-c", "3", "-i", "0.2", "-W", "10", "-I", "198.51.100.1", "203.0.113.1"); err != nil {
 					t.Fatalf("ping through the tunnel: %v\n%s", err, out)
 				}
 			}

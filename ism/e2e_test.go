@@ -138,7 +138,7 @@ func (x *lab) to() (ns, addr string) {
 func (x *lab) ping(t *testing.T, n int) error {
 	ns, src := x.from()
 	_, dst := x.to()
-	out, err := x.lab.Run(ns, "ping", "-c", fmt.Sprint(n), "-i", "0.1", "-W", "2", "-I", src, dst)
+	out, err := x.lab.Run(ns, "ping", "-c", fmt.Sprint(n), "-i", "0.1", "-W", "10", "-I", src, dst)
 	if err != nil {
 		return fmt.Errorf("ping %s → %s: %v\n%s", src, dst, err, out)
 	}

@@ -182,9 +182,17 @@ func startGateway(t *testing.T, text string, o gwOpts) (*Gateway, *syncBuffer) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		var state string
+		if t.Failed() {
+			// What the gateway counted says where packets went.
+			for _, cmd := range []string{"show ipsec tunnel detail", "show ipsec statistics"} {
+				out, _, err := g.Exec(cmd)
+				state += fmt.Sprintf("%s:\n%s%v\n", cmd, out, err)
+			}
+		}
 		g.Close()
 		if t.Failed() {
-			t.Logf("ISM's log:\n%s", log.String())
+			t.Logf("ISM's log:\n%s\n%s", log.String(), state)
 		}
 	})
 	return g, log
@@ -275,6 +283,11 @@ func newLab(t *testing.T, s labSpec) *lab {
 			x.lab.MustRun(x.b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
 		}
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			x.dumpKernel(t)
+		}
+	})
 	for _, o := range s.ops {
 		switch o {
 		case "aop":
@@ -349,4 +362,18 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// dumpKernel logs what the kernel of each of the lab's namespaces counted
+// against packets (UDP without a socket or with a full buffer, IP discards),
+// for a failed test: a packet lost outside the gateways shows there.
+func (x *lab) dumpKernel(t *testing.T) {
+	for _, ns := range []string{x.a, x.b, x.aop, x.bop} {
+		if ns == "" {
+			continue
+		}
+		out, err := x.lab.Run(ns, "nstat", "-asz", "UdpInDatagrams", "UdpNoPorts", "UdpInErrors", "UdpRcvbufErrors",
+			"IpInDiscards", "IpInAddrErrors", "IpOutNoRoutes", "IpExtInNoRoutes", "IcmpInDestUnreachs", "IcmpOutDestUnreachs")
+		t.Logf("kernel counters in %s (%v):\n%s", ns, err, out)
+	}
 }

@@ -32,7 +32,7 @@ func TestPolicyRoute(t *testing.T) {
 	if rules := x.lab.MustRun(x.a, "ip", "rule", "show"); !strings.Contains(rules, "from 198.51.100.128/25 lookup") {
 		t.Fatalf("no policy rule:\n%s", rules)
 	}
-	if out, err := x.lab.Run(x.a, "ping", "-c", "2", "-i", "0.2", "-W", "2", "-I", "198.51.100.129", "203.0.113.1"); err != nil {
+	if out, err := x.lab.Run(x.a, "ping", "-c", "2", "-i", "0.2", "-W", "10", "-I", "198.51.100.129", "203.0.113.1"); err != nil {
 		t.Fatalf("ping from the policy-routed source: %v\n%s", err, out)
 	}
 	if n := x.ga.tunnels["t1"].d.TX.Packets.Load(); n != 2 {
@@ -65,7 +65,7 @@ func TestMTU(t *testing.T) {
 		t.Fatalf("route without the tunnel MTU: %s", r)
 	}
 	// 1418 bytes of ICMP payload is a 1446-byte packet: it fits.
-	if out, err := x.lab.Run(x.a, "ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1418", "-I", "198.51.100.1", "203.0.113.1"); err != nil {
+	if out, err := x.lab.Run(x.a, "ping", "-c", "1", "-W", "10", "-M", "do", "-s", "1418", "-I", "198.51.100.1", "203.0.113.1"); err != nil {
 		t.Fatalf("1446-byte DF ping: %v\n%s", err, out)
 	}
 	// One byte more is refused locally with the path MTU.
@@ -74,7 +74,7 @@ func TestMTU(t *testing.T) {
 		t.Fatalf("1447-byte DF ping: want refused with mtu 1446: %v\n%s", err, out)
 	}
 	// Without DF the kernel fragments and the fragments go through.
-	if out, err := x.lab.Run(x.a, "ping", "-c", "1", "-W", "2", "-M", "dont", "-s", "3000", "-I", "198.51.100.1", "203.0.113.1"); err != nil {
+	if out, err := x.lab.Run(x.a, "ping", "-c", "1", "-W", "10", "-M", "dont", "-s", "3000", "-I", "198.51.100.1", "203.0.113.1"); err != nil {
 		t.Fatalf("3028-byte ping without DF: %v\n%s", err, out)
 	}
 	// A host behind gateway a gets ICMP "fragmentation needed" from it.
@@ -82,7 +82,7 @@ func TestMTU(t *testing.T) {
 	x.lab.Link(h, "eth0", netip.MustParsePrefix("198.51.100.130/26"), x.a, "eth1", netip.MustParsePrefix("198.51.100.129/26"))
 	x.lab.MustRun(h, "ip", "route", "add", "default", "via", "198.51.100.129")
 	x.lab.MustRun(x.a, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-	out, err = x.lab.Run(h, "ping", "-c", "2", "-W", "2", "-M", "do", "-s", "1472", "203.0.113.1")
+	out, err = x.lab.Run(h, "ping", "-c", "2", "-W", "10", "-M", "do", "-s", "1472", "203.0.113.1")
 	if err == nil || !strings.Contains(out, "mtu = 1446") && !strings.Contains(out, "mtu=1446") {
 		t.Fatalf("host behind the gateway: want ICMP fragmentation needed with mtu 1446:\n%s", out)
 	}

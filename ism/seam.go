@@ -174,8 +174,11 @@ func (s *seam) AddSA(id ipsec.SAID, u ike.UserSA) error {
 
 // ikev1ReleaseDelay is how long the packets held for an IKEv1
 // negotiation wait once the outbound SA is in, for the peer to install its
-// inbound SA from the quick mode's last message (datapath.SA.ReleaseDelay).
-const ikev1ReleaseDelay = 200 * time.Millisecond
+// inbound SA (and charon its routes) from the quick mode's last message,
+// which nothing acknowledges (datapath.SA.ReleaseDelay). 200 ms was too
+// short for a charon on a loaded machine: the first ping went to a peer
+// without the SA.
+const ikev1ReleaseDelay = time.Second
 
 // releaseDelay is an SA's datapath.SA.ReleaseDelay.
 func releaseDelay(t *Tunnel, u ike.UserSA) time.Duration {

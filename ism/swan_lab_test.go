@@ -63,6 +63,7 @@ type swanPeer struct {
 	LocalTS    string          // the child's local_ts, default 203.0.113.0/24
 	RemoteTS   string          // the child's remote_ts, default 198.51.100.0/24
 	Timers     charon.Timers   // the child "net"'s
+	IKETimers  charon.Timers   // the IKE SA's; zero: no rekey
 	Children   []charon.Child  // more children
 	Secrets    []charon.Secret // default: PSK for LocalID and RemoteID
 }
@@ -129,7 +130,7 @@ func (p swanPeer) connection(name string) charon.Connection {
 	}
 	conn := charon.Connection{Name: name, Version: p.Version, Aggressive: p.Aggressive,
 		LocalAddrs: []string{p.addr()}, RemoteAddrs: []string{swantest.ISMAddr.String()}, Proposals: []string{p.Proposals},
-		Timers: charon.Timers{Rekey: charon.Never},
+		Timers: cmp.Or(p.IKETimers, charon.Timers{Rekey: charon.Never}),
 		Local:  charon.End{Auth: p.Auth, ID: p.LocalID},
 		Remote: charon.End{Auth: p.Auth, ID: p.RemoteID},
 		Children: append([]charon.Child{{Name: cmp.Or(p.Child, "net"), LocalTS: []string{p.LocalTS}, RemoteTS: []string{p.RemoteTS},

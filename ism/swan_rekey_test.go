@@ -2,9 +2,11 @@ package ism
 
 import (
 	"bytes"
+	"fmt"
 	"os/exec"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -173,7 +175,7 @@ func (x *lab) startPing(t *testing.T, from, to string) *bgPing {
 	t.Helper()
 	p := &bgPing{}
 	// ip netns exec execs ping: the pid is ping's.
-	p.cmd = exec.Command("ip", "netns", "exec", x.env.NSISM, "ping", "-i", "0.2", "-W", "2", "-w", "120", "-I", from, to)
+	p.cmd = exec.Command("ip", "netns", "exec", x.env.NSISM, "ping", "-D", "-O", "-i", "0.2", "-W", "2", "-w", "120", "-I", from, to)
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -190,6 +192,8 @@ func (x *lab) startPing(t *testing.T, from, to string) *bgPing {
 var (
 	pingStatsRE = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
 	pingSeqRE   = regexp.MustCompile(`icmp_seq=(\d+) `)
+	// pingMissingRE is ping -D -O's line for an echo without a reply.
+	pingMissingRE = regexp.MustCompile(`\[([0-9.]+)\] no answer yet for icmp_seq=(\d+)`)
 )
 
 // stop interrupts the ping, which then prints its statistics, and returns
@@ -215,6 +219,18 @@ func (p *bgPing) stop(t *testing.T) (sent, received int) {
 	if received == sent-1 && !replied[sent] {
 		t.Logf("echo %d was on its way when ping stopped", sent)
 		received++
+	}
+	if received != sent {
+		// -D -O: when each echo that never had its reply was found
+		// missing, to set beside the SA events in the logs.
+		var lost []string
+		for _, m := range pingMissingRE.FindAllStringSubmatch(out, -1) {
+			if n, _ := strconv.Atoi(m[2]); !replied[n] {
+				sec, _ := strconv.ParseFloat(m[1], 64)
+				lost = append(lost, fmt.Sprintf("echo %d missing at %s", n, time.UnixMicro(int64(sec*1e6)).UTC().Format("15:04:05.000")))
+			}
+		}
+		t.Logf("unanswered echoes: %s", strings.Join(lost, "; "))
 	}
 	return sent, received
 }

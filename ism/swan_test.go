@@ -88,7 +88,7 @@ func (x *lab) pingUntil(t *testing.T, ns, src, dst string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		out, err := runIn(ns, "ping", "-c", fmt.Sprint(n), "-i", "0.2", "-W", "2", "-I", src, dst)
+		out, err := runIn(ns, "ping", "-c", fmt.Sprint(n), "-i", "0.2", "-W", "10", "-I", src, dst)
 		if err == nil {
 			return
 		}

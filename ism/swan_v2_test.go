@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/internal/swantest/charon"
 	"github.com/ismgw/ism/ipsec"
 )
 
@@ -30,6 +31,10 @@ type v2Family struct {
 	// swanID and ismID are charon's and ISM's identities (addresses when
 	// empty); ismKey is ISM's pre-shared key line.
 	swanID, ismID, ismKey string
+	// ismExtra is more of ISM's tunnel's lines; childTimers and
+	// ikeTimers are charon's child's and IKE SA's.
+	ismExtra               string
+	childTimers, ikeTimers charon.Timers
 	// algorithms is what `show ike sa` says of the IKE SA; swanIKE what
 	// charon lists (encr-alg, integ-alg, prf-alg, dh-group), swanESP its
 	// child's encr-alg and, after a rekey with PFS, dh-group.
@@ -46,13 +51,13 @@ func (f v2Family) swanNet() string  { return fmt.Sprintf("203.0.113.%d/28", 16*f
 // peer is charon's connection of the family.
 func (f v2Family) peer() swanPeer {
 	p := swanPeer{Name: f.name, Child: f.name, Version: 2, Addr: f.addr, Proposals: f.ike, ESP: f.esp,
-		LocalTS: f.swanNet(), RemoteTS: f.ismNet(), LocalID: f.swanID, RemoteID: f.ismID}
+		LocalTS: f.swanNet(), RemoteTS: f.ismNet(), LocalID: f.swanID, RemoteID: f.ismID, Timers: f.childTimers, IKETimers: f.ikeTimers}
 	return p
 }
 
 // tunnel is ISM's tunnel of the family.
 func (f v2Family) tunnel() ismTunnel {
-	tu := ismTunnel{name: f.name, dest: f.addr, local: f.ismNet(), remote: f.swanNet()}
+	tu := ismTunnel{name: f.name, dest: f.addr, local: f.ismNet(), remote: f.swanNet(), extra: f.ismExtra}
 	if f.pfs != 0 {
 		tu.extra += fmt.Sprintf("  tunnel pfs group %d\n", f.pfs)
 	}
@@ -238,4 +243,3 @@ func (x *lab) checkSwanSAs(t *testing.T, fams []v2Family) {
 		}
 	}
 }
-

@@ -23,28 +23,31 @@ const swanPings = 5
 // decrypts the ESP (in UDP, since charon's userspace ESP always
 // encapsulates) with the keys IKE installed, read through the test-only
 // hook: every ICV is good and the inner echo requests and replies are
-// there; with a spoiled key tshark refuses them.
+// there; with a spoiled key tshark refuses them. With IKEv1 and with
+// IKEv2 (the child SA's KEYMAT, RFC 7296 §2.17).
 func TestSwanWireTshark(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		transform, rule, ike, esp string
+		version                   int
 	}{
-		{"esp-aes128-hmac-sha", pskRule("aes128", "sha", 14, ""), "aes128-sha1-modp2048", "aes128-sha1"},
-		{"esp-aes256-gcm16", pskRule("aes256", "sha256", 14, ""), "aes256-sha256-modp2048", "aes256gcm16"},
+		{"esp-aes128-hmac-sha", pskRule("aes128", "sha", 14, ""), "aes128-sha1-modp2048", "aes128-sha1", 1},
+		{"esp-aes256-gcm16", pskRule("aes256", "sha256", 14, ""), "aes256-sha256-modp2048", "aes256gcm16", 1},
+		{"esp-aes128-hmac-sha", "ipsec ike-version 2\n" + pskRule("aes128", "sha256", 14, ""), "aes128-sha256-modp2048", "aes128-sha1", 2},
 	}
 	for _, c := range cases {
 		for _, role := range swanRoles {
-			t.Run(c.transform+"/"+role, func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s/ikev%d/%s", c.transform, c.version, role), func(t *testing.T) {
 				t.Parallel()
 				needTool(t, "tshark", "tshark")
 				x := newLab(t, swanSpec(ismConf{global: c.rule, transforms: []string{c.transform}, tunnels: []ismTunnel{{}}},
-					swanPeer{Proposals: c.ike, ESP: c.esp}, swantest.Conf{}))
+					swanPeer{Version: c.version, Proposals: c.ike, ESP: c.esp}, swantest.Conf{}))
 				keys := x.hookKeys()
 				x.bringUp(t, role)
 				sas := keys.pair(t)
 				lab := netlab.New(t)
 				capt := startCapture(t, lab, x.env.NSISM, vethOf(t, x.env.NSISM))
-				if out, err := runIn(x.env.NSISM, "ping", "-c", fmt.Sprint(swanPings), "-i", "0.2", "-W", "2", "-I", ismHost, swanHost); err != nil {
+				if out, err := runIn(x.env.NSISM, "ping", "-c", fmt.Sprint(swanPings), "-i", "0.2", "-W", "10", "-I", ismHost, swanHost); err != nil {
 					t.Fatalf("ping: %v\n%s", err, out)
 				}
 				pcap := espOnly(t, capt.stop(t, 2*swanPings))

@@ -86,7 +86,7 @@ func xfrmSpec(t *testing.T, trName, extraA string) labSpec {
 func (x *lab) pings(t *testing.T, n int) {
 	t.Helper()
 	for _, p := range [][3]string{{x.aop, "198.51.100.1", "203.0.113.1"}, {x.b, "198.51.100.2", "198.51.100.1"}} {
-		if out, err := x.lab.Run(p[0], "ping", "-c", fmt.Sprint(n), "-i", "0.1", "-W", "2", "-I", p[1], p[2]); err != nil {
+		if out, err := x.lab.Run(p[0], "ping", "-c", fmt.Sprint(n), "-i", "0.1", "-W", "10", "-I", p[1], p[2]); err != nil {
 			r, _ := x.lab.Run(x.aop, "ip", "route")
 			a, _ := x.lab.Run(x.aop, "ip", "addr")
 			s, _, _ := x.ga.Exec("show ipsec tunnel detail")
@@ -229,7 +229,7 @@ func signaledXFRM(t *testing.T, extra string) (l *netlab.Lab, a, b string, ga, g
 // A's kernel, and pings go both ways through them.
 func TestXFRMSignaled(t *testing.T) {
 	l, _, b, ga, gb := signaledXFRM(t, "")
-	if out, err := l.Run(b, "ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", "203.0.113.1", "198.51.100.1"); err != nil {
+	if out, err := l.Run(b, "ping", "-c", "3", "-i", "0.2", "-W", "10", "-I", "203.0.113.1", "198.51.100.1"); err != nil {
 		t.Fatalf("ping from b: %v\n%s", err, out)
 	}
 	text, st := tunnelDetail(t, ga)

@@ -21,12 +21,15 @@ func ike(args []string) error {
 	prof := fs.String("cpuprofile", "", "write a CPU profile of the runs (the in-process gateway) to this file")
 	memprof := fs.String("memprofile", "", "write the gateway's heap profile, tunnels established, to this file")
 	proposal := ikeFlags(fs)
+	version := fs.Int("version", 1, "IKE version: 1 (main mode and quick mode) or 2")
 	fs.Parse(args)
 	t, ok := transform.Lookup(*tname)
 	if !ok {
 		return fmt.Errorf("unknown transform %q", *tname)
 	}
-	o := bench.IKEOptions{Tunnels: *n, IKE: proposal(), Transform: t, QuickModes: *quick, Timeout: *timeout, Window: *window, NoStrongSwan: *noSwan}
+	p := proposal()
+	p.Version = *version
+	o := bench.IKEOptions{Tunnels: *n, IKE: p, Transform: t, QuickModes: *quick, Timeout: *timeout, Window: *window, NoStrongSwan: *noSwan}
 	if err := o.Validate(); err != nil {
 		return err
 	}

@@ -1,8 +1,8 @@
 // Command ismbench is ISM's benchmark harness.
 //
 //	ismbench engine [-transform NAME] [-size BYTES] [-driver NAME|all] [-duration D] [-cores N] [-shared-sa] [-json]
-//	ismbench tunnel [-transform NAME] [-duration D] [-encap udp|esp|esp,udp] [-peer strongswan|wireguard-go] [-json]
-//	ismbench ike [-tunnels N] [-window N] [-transform NAME] [-group G] [-quick] [-no-strongswan] [-json]
+//	ismbench tunnel [-transform NAME] [-duration D] [-encap udp|esp|esp,udp] [-peer strongswan|wireguard-go] [-ike-version 1|2] [-json]
+//	ismbench ike [-version 1|2] [-tunnels N] [-window N] [-transform NAME] [-group G] [-quick] [-no-strongswan] [-json]
 //	ismbench failover [-runs N] [-loss kill|link-down] [-dpd-silent D] [...] [-json]
 //	ismbench scale [-tunnels N] [-ike-version 1|2] [-window N] [-samples N] [-plot DIR] [-json]
 //	ismbench soak [-tunnels N] [-duration D] [-lifetime D] [-reload-every D] [-churn N] [-plot DIR] [-json]
@@ -27,7 +27,7 @@
 // ike (root) sets up many tunnels in parallel (at most -window in flight)
 // from a gateway to one charon, each with its own endpoint pair, then from
 // another charon to it, and reports setups per second (IKEv1 main mode and
-// quick mode), the memory each initiator holds per established tunnel and
+// quick mode, or with -version 2 IKEv2's IKE_SA_INIT and IKE_AUTH), the memory each initiator holds per established tunnel and
 // the CPU time each side used; -quick adds runs where every tunnel shares
 // one IKE SA.
 //

@@ -17,8 +17,9 @@ func tunnel(args []string) error {
 	encap := fs.String("encap", "udp", "encapsulations, comma-separated: udp (ESP in UDP, RFC 3948), esp (raw IP protocol 50)")
 	asJSON := fs.Bool("json", false, "print one JSON object per line")
 	prof := fs.String("cpuprofile", "", "write a CPU profile of the gateways to this file")
-	peer := fs.String("peer", "", "strongswan: also measure ISM against charon, charon against charon (ESP in UDP, IKEv1 main mode); wireguard-go: also measure a wireguard-go tunnel between the same namespaces")
+	peer := fs.String("peer", "", "strongswan: also measure ISM against charon, charon against charon (ESP in UDP, IKE as -ike-version says); wireguard-go: also measure a wireguard-go tunnel between the same namespaces")
 	ike := ikeFlags(fs)
+	version := fs.Int("ike-version", 1, "with -peer strongswan: the signaled tunnels' IKE version, 1 or 2")
 	fs.Parse(args)
 	stop, err := cpuProfile(*prof)
 	if err != nil {
@@ -28,7 +29,9 @@ func tunnel(args []string) error {
 	switch *peer {
 	case "", "wireguard-go":
 	case "strongswan":
-		return peers(*tname, ike(), *dur, *asJSON)
+		p := ike()
+		p.Version = *version
+		return peers(*tname, p, *dur, *asJSON)
 	default:
 		return fmt.Errorf("-peer %q: want strongswan or wireguard-go", *peer)
 	}

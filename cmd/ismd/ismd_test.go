@@ -101,7 +101,7 @@ interface tunnel ipsec:t1
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	l.MustRun(a, "ping", "-c", "2", "-i", "0.2", "-W", "2", "-I", "198.51.100.1", "203.0.113.1")
+	l.MustRun(a, "ping", "-c", "2", "-i", "0.2", "-W", "10", "-I", "198.51.100.1", "203.0.113.1")
 	out, err := ctl("a", "-json", "show", "ipsec", "tunnel", "detail")
 	if err != nil || !strings.Contains(out, `"packets": 2`) || strings.Contains(out, k1) || strings.Contains(out, k2) {
 		t.Fatalf("show -json: %v\n%s", err, out)
@@ -131,7 +131,7 @@ interface tunnel ipsec:t1
 	if err == nil || !strings.Contains(out, files["a"]+":") {
 		t.Errorf("reload of a broken file: %v\n%s", err, out)
 	}
-	l.MustRun(a, "ping", "-c", "1", "-W", "2", "-I", "198.51.100.1", "203.0.113.1")
+	l.MustRun(a, "ping", "-c", "1", "-W", "10", "-I", "198.51.100.1", "203.0.113.1")
 
 	procs["a"].Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/transform"
@@ -95,10 +96,80 @@ func (q *quickMode) runInitiator() error {
 	q.d.mu.Lock()
 	q.sa.remember(q.ex.msgID, pk.data, q.ex.last)
 	q.d.mu.Unlock()
-	if err := q.d.installOutbound(c, out, q.replaces); err != nil {
+	if q.replaces != nil {
+		q.d.switchLater(c, out, q.replaces)
+		return nil
+	}
+	if err := q.d.installOutbound(c, out, nil); err != nil {
 		return fmt.Errorf("v1: installing the outbound SA: %w", err)
 	}
 	return nil
+}
+
+// rekeySwitchDelay is how long the initiator of a rekey keeps sending on
+// the old outbound SA after QM3. A responder may install its new SAs only
+// when QM3 arrives (charon does; RFC 2409 leaves it open): packets on the
+// new outbound SA that overtake QM3's processing would be dropped there,
+// and a delete of the old pair sent right after QM3 can be processed
+// before it (charon handles one IKE SA's messages on several threads),
+// leaving the peer without an outbound SA for a moment.
+const rekeySwitchDelay = 500 * time.Millisecond
+
+// switchLater installs a rekey's outbound SA, and retires the pair it
+// replaces, rekeySwitchDelay after QM3; the old pair carries the traffic
+// until then, or until it expires or the peer deletes it (takeOver).
+func (d *Daemon) switchLater(c *childSA, out ike.UserSA, old *childSA) {
+	d.mu.Lock()
+	old.successor = &successor{c: c, out: out}
+	d.mu.Unlock()
+	d.clk.AfterFunc(rekeySwitchDelay, func() { d.takeOver(old) })
+}
+
+// successor is a rekey's new pair waiting to take over from the old one:
+// its inbound SA is in, its outbound SA not yet.
+type successor struct {
+	c    *childSA
+	out  ike.UserSA
+	done bool
+}
+
+// takeOver makes old's successor, if one waits, the tunnel's current pair
+// and retires old; it reports whether one did. A tunnel removed or a daemon
+// closed meanwhile gets the successor's inbound SA deleted instead.
+func (d *Daemon) takeOver(old *childSA) bool {
+	d.mu.Lock()
+	s := old.successor
+	if s == nil || s.done {
+		d.mu.Unlock()
+		return false
+	}
+	s.done = true
+	name := s.c.tu.cfg.Name
+	gone := d.closed || d.tunnels[name] != s.c.tu
+	d.mu.Unlock()
+	if gone {
+		_ = d.inst.DeleteSA(s.c.in)
+		return false
+	}
+	if err := d.installOutbound(s.c, s.out, old); err != nil {
+		d.log.Warn("rekey: installing the outbound SA failed", "tunnel", name, "err", err)
+		return false
+	}
+	return true
+}
+
+// dropSuccessor deletes the inbound SA of a rekey still waiting to take
+// over from c, when c's tunnel goes down.
+func (d *Daemon) dropSuccessor(c *childSA) {
+	d.mu.Lock()
+	s := c.successor
+	if s == nil || s.done {
+		d.mu.Unlock()
+		return
+	}
+	s.done = true
+	d.mu.Unlock()
+	_ = d.inst.DeleteSA(s.c.in)
 }
 
 // proposals builds one proposal per transform of the set, numbered in

@@ -88,6 +88,9 @@ type childSA struct {
 	hard      clock.Timer
 	rekeying  bool
 	dead      bool
+	// successor is the rekey that replaces this pair, waiting to take
+	// over (switchLater).
+	successor *successor
 }
 
 // tunnelStatusLocked describes a tunnel; newest holds the newest
@@ -216,7 +219,10 @@ func (d *Daemon) Expire(id ipsec.SAID, hard bool) {
 		return
 	}
 	if hard {
-		d.removeChild(c, "lifetime expired")
+		// A rekey waiting to take over does so now.
+		if !d.takeOver(c) {
+			d.removeChild(c, "lifetime expired")
+		}
 		return
 	}
 	d.rekeyChild(c)
@@ -253,7 +259,7 @@ func (d *Daemon) installOutbound(c *childSA, out ike.UserSA, replaces *childSA) 
 	if c.lifetime.Time > 0 {
 		soft := d.jitter(c.lifetime.Time)
 		c.soft = d.clk.AfterFunc(soft, func() { d.rekeyChild(c) })
-		c.hard = d.clk.AfterFunc(c.lifetime.Time, func() { d.removeChild(c, "lifetime expired") })
+		c.hard = d.clk.AfterFunc(c.lifetime.Time, func() { d.Expire(c.in, true) })
 	}
 	peer := tu.peer
 	name := tu.cfg.Name
@@ -362,7 +368,7 @@ func (d *Daemon) peerDeleted(out ipsec.SAID) {
 		c = nil // a delete names the peer's inbound SPI only
 	}
 	d.mu.Unlock()
-	if c != nil {
+	if c != nil && !d.takeOver(c) {
 		d.removeChild(c, "deleted by the peer")
 	}
 }
@@ -386,6 +392,7 @@ func (d *Daemon) tunnelDown(tu *tunnel, reason string) {
 	cs := append([]*childSA(nil), tu.children...)
 	d.mu.Unlock()
 	for _, c := range cs {
+		d.dropSuccessor(c)
 		d.removeChild(c, reason)
 	}
 }

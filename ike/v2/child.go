@@ -39,7 +39,20 @@ type childSA struct {
 	retry      clock.Timer     // a rekey waiting after TEMPORARY_FAILURE (§2.25)
 	replaced   bool            // a newer child replaced it: its Delete is under way
 	dead       bool
+
+	// successorOf is the child the peer's rekey made this one to replace
+	// (this end answered it): its outbound SA waits in pendingOut until
+	// that child is gone, as the peer installs its inbound SA only once it
+	// has the answer; outWait installs it after outboundWait regardless.
+	successorOf *childSA
+	pendingOut  *ike.UserSA
+	outWait     clock.Timer
 }
+
+// outboundWait is how long a child this end made answering the peer's
+// rekey keeps its outbound SA back when the peer does not delete the old
+// one: long enough for the answer to reach the peer and be acted on.
+const outboundWait = 3 * time.Second
 
 // childKeys are the keys of a new child SA, split from KEYMAT (§2.17).
 type childKeys struct {
@@ -123,6 +136,25 @@ func (sa *ikeSA) install(c *childSA, k childKeys, replaces *childSA) {
 	d.counters.QuickModesCompleted++
 	d.mu.Unlock()
 	name, peer := c.tunnel, sa.remote
+	// Answering the peer's rekey: send on the new SA once the peer has
+	// it, which it shows by deleting the old child (§2.8; strongSwan's
+	// responder does the same), so that no packet meets a peer that has
+	// no SA for it yet.
+	if old := c.successorOf; old != nil && !old.dead && wasUp {
+		c.pendingOut = &out
+		c.outWait = d.clk.AfterFunc(outboundWait, func() {
+			owner := d.lockOwner(c)
+			defer owner.unlock()
+			owner.installOutbound(c)
+		})
+		sa.after(func() {
+			if err := d.inst.AddSA(c.in, in); err != nil {
+				d.log.Warn("inbound SA not installed", "tunnel", name, "spi", hexSPI(c.in.SPI), "err", err)
+				d.deleteChild(c, "installing the SA failed", true)
+			}
+		})
+		return
+	}
 	sa.after(func() {
 		if err := d.inst.AddSA(c.in, in); err != nil {
 			d.log.Warn("inbound SA not installed", "tunnel", name, "spi", hexSPI(c.in.SPI), "err", err)
@@ -146,6 +178,31 @@ func (sa *ikeSA) install(c *childSA, k childKeys, replaces *childSA) {
 	if replaces != nil {
 		sa.retire(replaces)
 	}
+}
+
+// installOutbound installs the outbound SA a child answering the peer's
+// rekey kept back (install), at once. The SA's mutex must be held.
+func (sa *ikeSA) installOutbound(c *childSA) {
+	out := c.pendingOut
+	if out == nil || c.dead {
+		return
+	}
+	c.pendingOut = nil
+	if c.outWait != nil {
+		c.outWait.Stop()
+	}
+	d, name := sa.d, c.tunnel
+	sa.after(func() {
+		defer out.CipherKey.Zero()
+		defer out.AuthKey.Zero()
+		if err := d.inst.AddSA(c.out, *out); err != nil {
+			d.log.Warn("outbound SA not installed", "tunnel", name, "spi", hexSPI(c.out.SPI), "err", err)
+			d.deleteChild(c, "installing the SA failed", true)
+			return
+		}
+		d.log.Info("SA installed", "tunnel", name, "spi_in", hexSPI(c.in.SPI), "spi_out", hexSPI(c.out.SPI),
+			"transform", c.transform.String(), "encap", c.encap)
+	})
 }
 
 // retire deletes a child that a rekey this end made replaced: its
@@ -180,7 +237,7 @@ func deletePayload(c *childSA) Payload {
 }
 
 func (sa *ikeSA) stopTimers(c *childSA) {
-	for _, t := range []clock.Timer{c.soft, c.hard, c.retry} {
+	for _, t := range []clock.Timer{c.soft, c.hard, c.retry, c.outWait} {
 		if t != nil {
 			t.Stop()
 		}
@@ -196,10 +253,22 @@ func (sa *ikeSA) forgetChild(c *childSA) (down bool) {
 	}
 	c.dead = true
 	sa.stopTimers(c)
+	if c.pendingOut != nil {
+		c.pendingOut.CipherKey.Zero()
+		c.pendingOut.AuthKey.Zero()
+		c.pendingOut = nil
+	}
 	for i, x := range sa.children {
 		if x == c {
 			sa.children = append(sa.children[:i], sa.children[i+1:]...)
 			break
+		}
+	}
+	// The child that replaces it sends from now on, before this one's
+	// outbound SA goes (the after functions run in order).
+	for _, x := range sa.children {
+		if x.successorOf == c {
+			sa.installOutbound(x)
 		}
 	}
 	d := sa.d

@@ -198,6 +198,9 @@ func (sa *ikeSA) respondChild(m *Message, cands []ike.Tunnel, withKE bool, ni, n
 			local: ls, remote: rs, pfs: ch.pfs, lifetime: lifetime, ni: ni, nr: nr,
 			in:  ipsec.SAID{Dst: sa.local.Addr(), SPI: spi, Protocol: ch.t.Protocol},
 			out: ipsec.SAID{Dst: sa.remote.Addr(), SPI: ch.peerSPI, Protocol: ch.t.Protocol}}
+		if old != nil && !old.rekeying {
+			c.successorOf = old // the peer's rekey, no collision
+		}
 		sa.install(c, keys, nil)
 		return c
 	}

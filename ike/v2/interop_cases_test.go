@@ -10,6 +10,7 @@ import (
 // TestInteropPSKAddress: identities are the addresses; IKE
 // aes128-sha256-modp2048, ESP aes128gcm16 without PFS.
 func TestInteropPSKAddress(t *testing.T) {
+	t.Parallel()
 	roles(t, func(t *testing.T, ismInit bool) {
 		cfg := pskConfig(ike.Policy{Encryption: ike.EncAES128, Hash: ike.HashSHA256, Auth: ike.AuthPSK, Group: 14})
 		cfg.Tunnels = []ike.Tunnel{interopTunnel(t, "esp-aes128-gcm16")}
@@ -23,6 +24,7 @@ func TestInteropPSKAddress(t *testing.T) {
 // TestInteropPSKFQDN: FQDN identities both ways, the key found by the
 // peer's FQDN; IKE aes256gcm16-prfsha384-ecp384, ESP aes128-sha1.
 func TestInteropPSKFQDN(t *testing.T) {
+	t.Parallel()
 	roles(t, func(t *testing.T, ismInit bool) {
 		cfg := ike.Config{Policies: []ike.Policy{{Encryption: ike.EncAES256GCM, PRF: ike.HashSHA384, Auth: ike.AuthPSK, Group: 20}},
 			PreSharedKeys: []ike.PreSharedKey{{Peer: "swan.example.net", Key: ipsec.Key(interopPSK)}}}
@@ -45,6 +47,7 @@ func TestInteropPSKFQDN(t *testing.T) {
 // for the FQDN and finds it by stripping the user (the seed). IKE
 // aes128-sha1-modp1024, ESP 3des-md5 (the seed's).
 func TestInteropPSKUserFQDN(t *testing.T) {
+	t.Parallel()
 	roles(t, func(t *testing.T, ismInit bool) {
 		cfg := ike.Config{Policies: []ike.Policy{{Encryption: ike.EncAES128, Hash: ike.HashSHA1, Auth: ike.AuthPSK, Group: 2}},
 			PreSharedKeys: []ike.PreSharedKey{{Peer: "swan.example.net", Key: ipsec.Key(interopPSK)}}}
@@ -62,6 +65,7 @@ func TestInteropPSKUserFQDN(t *testing.T) {
 
 // TestInteropCurve25519: group 31 (RFC 8031) for the IKE SA.
 func TestInteropCurve25519(t *testing.T) {
+	t.Parallel()
 	roles(t, func(t *testing.T, ismInit bool) {
 		cfg := pskConfig(ike.Policy{Encryption: ike.EncAES128, Hash: ike.HashSHA256, Auth: ike.AuthPSK, Group: 31})
 		cfg.Tunnels = []ike.Tunnel{interopTunnel(t, "esp-aes128-gcm16")}
@@ -76,6 +80,7 @@ func TestInteropCurve25519(t *testing.T) {
 // are the ones charon accepts; charon's INVALID_KE_PAYLOAD (ISM's first
 // KE is of group 14, charon wants 19) makes ISM retry with group 19.
 func TestInteropProposalOrder(t *testing.T) {
+	t.Parallel()
 	roles(t, func(t *testing.T, ismInit bool) {
 		cfg := pskConfig(ike.Policy{Encryption: ike.EncAES256, Hash: ike.HashSHA512, Auth: ike.AuthPSK, Group: 14},
 			ike.Policy{Encryption: ike.EncAES128, Hash: ike.HashSHA256, Auth: ike.AuthPSK, Group: 19})

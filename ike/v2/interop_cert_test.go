@@ -89,7 +89,7 @@ func (c certCase) conf(t *testing.T) swantest.Conf {
 	if sc.Auth == "" {
 		sc.Auth = "pubkey"
 	}
-	sc.LocalCert, sc.LocalID, sc.RemoteID, sc.Secrets = "swan.pem", c.swan.id.Name, c.ism.id.Name, " "
+	sc.LocalCert, sc.LocalID, sc.RemoteID, sc.NoSecrets = "swan.pem", c.swan.id.Name, c.ism.id.Name, true
 	return swantest.Conf{Swanctl: sc.render(), Files: files, Charon: c.charon}
 }
 
@@ -131,6 +131,7 @@ func lazyCA(mk func(t *testing.T) *swantest.CA) func(t *testing.T) *swantest.CA 
 // TestInteropCertRSA: RSA certificates with FQDN identities; both ends
 // sign RFC 7427 PKCS #1 v1.5 with SHA-256 (charon's default for its key).
 func TestInteropCertRSA(t *testing.T) {
+	t.Parallel()
 	roles(t, func(t *testing.T, ismInit bool) {
 		root := interopRoot(t)
 		c := certCase{ism: issueEnd(t, root, ike.Identity{Kind: ike.IDFQDN, Name: ismFQDN}, rsa2k),
@@ -149,6 +150,7 @@ func TestInteropCertRSA(t *testing.T) {
 // charon requiring it of ISM (remote auth = ike:rsa/pss-sha256) and signing
 // with it (charon.rsa_pss).
 func TestInteropCertRSAPSS(t *testing.T) {
+	t.Parallel()
 	roles(t, func(t *testing.T, ismInit bool) {
 		root := interopRoot(t)
 		c := certCase{ism: issueEnd(t, root, ike.Identity{Kind: ike.IDFQDN, Name: ismFQDN}, rsa2k),
@@ -169,6 +171,7 @@ func TestInteropCertRSAPSS(t *testing.T) {
 // each curve's hash; user@fqdn identities in the rfc822Name
 // subjectAltName.
 func TestInteropCertECDSA(t *testing.T) {
+	t.Parallel()
 	roles(t, func(t *testing.T, ismInit bool) {
 		root := interopRoot(t)
 		c := certCase{ism: issueEnd(t, root, ike.Identity{Kind: ike.IDUserFQDN, Name: "gw@" + ismFQDN}, swantest.KeySpec{Curve: elliptic.P256()}),
@@ -189,6 +192,7 @@ func TestInteropCertECDSA(t *testing.T) {
 // (charon.signature_authentication = no): the classic methods, RSA (1)
 // from ISM and ECDSA P-256 (9) from charon.
 func TestInteropCertClassic(t *testing.T) {
+	t.Parallel()
 	roles(t, func(t *testing.T, ismInit bool) {
 		root := interopRoot(t)
 		c := certCase{ism: issueEnd(t, root, ike.Identity{Kind: ike.IDFQDN, Name: ismFQDN}, rsa2k),
@@ -207,6 +211,7 @@ func TestInteropCertClassic(t *testing.T) {
 // its own intermediate; ISM trusts the root only: each sends its
 // intermediate, and the other verifies the chain through it.
 func TestInteropCertIntermediate(t *testing.T) {
+	t.Parallel()
 	roles(t, func(t *testing.T, ismInit bool) {
 		root := interopRoot(t)
 		ismCA := root.Intermediate(t, "ISM gateways CA", rsa2k, swantest.Around(time.Now()))
@@ -233,8 +238,10 @@ var otherRoot = lazyCA(func(t *testing.T) *swantest.CA {
 // checking end says why, the other hears AUTHENTICATION_FAILED, and
 // neither keeps an SA.
 func TestInteropCertWrongCA(t *testing.T) {
+	t.Parallel()
 	for _, bad := range []string{"CharonCert", "ISMCert"} {
 		t.Run(bad, func(t *testing.T) {
+			t.Parallel()
 			roles(t, func(t *testing.T, ismInit bool) {
 				root := interopRoot(t)
 				ism, swan := ike.Identity{Kind: ike.IDFQDN, Name: ismFQDN}, ike.Identity{Kind: ike.IDFQDN, Name: swanFQDN}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ike/internal/iketest"
+	"github.com/ismgw/ism/internal/swantest/charon"
 	"github.com/ismgw/ism/ipsec"
 )
 
@@ -78,6 +79,7 @@ func rekeyed(t *testing.T, inst *iketest.Installer, within time.Duration) (old, 
 // lifetime) and once by charon (its rekey_time), with PFS: charon shows
 // the new SPIs, with the DH group, and no longer the old ones.
 func TestInteropRekey(t *testing.T) {
+	t.Parallel()
 	for _, ismRekeys := range []bool{true, false} {
 		name := map[bool]string{true: "ISMRekeys", false: "CharonRekeys"}[ismRekeys]
 		t.Run(name, func(t *testing.T) {
@@ -85,14 +87,14 @@ func TestInteropRekey(t *testing.T) {
 			cfg := pskConfig(ike.Policy{Encryption: ike.EncAES128, Hash: ike.HashSHA256, Auth: ike.AuthPSK, Group: 14})
 			tu := interopTunnel(t, "esp-aes128-hmac-sha")
 			tu.PFSGroup = 14
-			extra := ""
+			var timers charon.Timers
 			if ismRekeys {
 				tu.Lifetime = ipsec.Lifetime{Time: 12 * time.Second}
 			} else {
-				extra = "rekey_time = 5s\n        life_time = 60s\n        rand_time = 0"
+				timers = charon.Timers{Rekey: 5 * time.Second, Life: 60 * time.Second, Rand: charon.Never}
 			}
 			cfg.Tunnels = []ike.Tunnel{tu}
-			x := newInterop(t, cfg, swanConn{Proposals: "aes128-sha256-modp2048", ESPProposals: "aes128-sha1-modp2048", ChildExtra: extra}.render())
+			x := newInterop(t, cfg, swanConn{Proposals: "aes128-sha256-modp2048", ESPProposals: "aes128-sha1-modp2048", ChildTimers: timers}.render())
 			x.up(t, true)
 			old, cur := rekeyed(t, x.inst, 30*time.Second)
 			_, c := x.waitCharon(t)
@@ -118,6 +120,7 @@ func TestInteropRekey(t *testing.T) {
 
 // TestInteropDelete: child and IKE SA deletes each way.
 func TestInteropDelete(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []string{"ISMChild", "CharonChild", "CharonIKE", "ISMIKE"} {
 		t.Run(tc, func(t *testing.T) {
 			t.Parallel()
@@ -176,6 +179,7 @@ func TestInteropDelete(t *testing.T) {
 // captured with the SK keys ISM derived (read through the daemon's
 // state) and finds the payloads ISM sent and charon's answer.
 func TestInteropTsharkDecrypt(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("tshark"); err != nil {
 		t.Fatal("needs tshark (apt-get install tshark)")
 	}
@@ -198,7 +202,7 @@ func TestInteropTsharkDecrypt(t *testing.T) {
 		}
 	}
 	t.Cleanup(stop)
-	waitFor(t, "tshark capturing", func() bool {
+	waitWithin(t, tsharkStart, "tshark capturing", func() bool {
 		b, _ := os.ReadFile(pcap + ".err")
 		return strings.Contains(string(b), "Capture started")
 	})

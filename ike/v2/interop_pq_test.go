@@ -20,6 +20,7 @@ func pqInteropPolicy(optional bool) ike.Policy {
 
 // TestInteropAdditionalKEFallback: optional ML-KEM against charon 5.9.
 func TestInteropAdditionalKEFallback(t *testing.T) {
+	t.Parallel()
 	roles(t, func(t *testing.T, ismInit bool) {
 		cfg := pskConfig(pqInteropPolicy(true))
 		cfg.Tunnels = []ike.Tunnel{interopTunnel(t, "esp-aes128-gcm16")}
@@ -40,6 +41,7 @@ func TestInteropAdditionalKEFallback(t *testing.T) {
 // TestInteropAdditionalKERequired: required ML-KEM against charon 5.9:
 // no IKE SA, NO_PROPOSAL_CHOSEN counted by ISM.
 func TestInteropAdditionalKERequired(t *testing.T) {
+	t.Parallel()
 	roles(t, func(t *testing.T, ismInit bool) {
 		cfg := pskConfig(pqInteropPolicy(false))
 		cfg.Tunnels = []ike.Tunnel{interopTunnel(t, "esp-aes128-gcm16")}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/internal/swantest/charon"
 	"github.com/ismgw/ism/ipsec"
 )
 
@@ -46,20 +47,21 @@ func (x *interop) charonIKESA(t *testing.T, st ike.IKESAStatus) swantest.IKESA {
 // SA, with the new SPI pair, the old one gone, and the same child SA; ISM's
 // installer saw nothing but the first SA pair.
 func TestInteropIKERekey(t *testing.T) {
+	t.Parallel()
 	for _, ismRekeys := range []bool{true, false} {
 		name := map[bool]string{true: "ISMRekeys", false: "CharonRekeys"}[ismRekeys]
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			pol := aes128sha256g14
-			extra := ""
+			sc := swanConn{Proposals: "aes128-sha256-modp2048", ESPProposals: "aes128gcm16"}
 			if ismRekeys {
 				pol.Lifetime = 12 * time.Second
 			} else {
-				extra = "rekey_time = 6s\n    over_time = 60s\n    rand_time = 0"
+				sc.IKETimers, sc.IKEExtra = charon.Timers{Rekey: 6 * time.Second, Rand: charon.Never}, []string{"over_time = 60s"}
 			}
 			cfg := pskConfig(pol)
 			cfg.Tunnels = []ike.Tunnel{interopTunnel(t, "esp-aes128-gcm16")}
-			x := newInterop(t, cfg, swanConn{Proposals: "aes128-sha256-modp2048", ESPProposals: "aes128gcm16", IKEExtra: extra}.render())
+			x := newInterop(t, cfg, sc.render())
 			x.up(t, true)
 			_, child := x.waitCharon(t)
 			old := x.d.Status().IKESAs[0]
@@ -135,6 +137,7 @@ func (h *holdTransport) release() {
 // (charon logs it). Both keep the same one new IKE SA, with the same child
 // SA, and ISM's installer sees nothing.
 func TestInteropIKERekeyCollision(t *testing.T) {
+	t.Parallel()
 	cfg := pskConfig(aes128sha256g14)
 	cfg.Tunnels = []ike.Tunnel{interopTunnel(t, "esp-aes128-gcm16")}
 	x := newInterop(t, cfg, swanConn{Proposals: "aes128-sha256-modp2048", ESPProposals: "aes128gcm16"}.render())
@@ -203,6 +206,7 @@ func TestInteropIKERekeyCollision(t *testing.T) {
 // waiting (a raw IKE_SA_INIT), so charon demands a cookie of ISM, then
 // ECP-256; ISM follows both.
 func TestInteropCookies(t *testing.T) {
+	t.Parallel()
 	p19 := ike.Policy{Encryption: ike.EncAES128, Hash: ike.HashSHA256, Auth: ike.AuthPSK, Group: 19}
 	t.Run("ISMDemands", func(t *testing.T) {
 		t.Parallel()
@@ -251,6 +255,7 @@ func TestInteropCookies(t *testing.T) {
 // drops the old IKE SA and child SAs at once — DPD is off, so nothing
 // else would.
 func TestInteropInitialContact(t *testing.T) {
+	t.Parallel()
 	cfg := pskConfig(aes128sha256g14)
 	cfg.Tunnels = []ike.Tunnel{interopTunnel(t, "esp-aes128-gcm16")}
 	conf := swanConn{Proposals: "aes128-sha256-modp2048", ESPProposals: "aes128gcm16"}.render()
@@ -287,6 +292,7 @@ func TestInteropInitialContact(t *testing.T) {
 // pid) and the tunnel fails over to a second charon at its backup
 // destination, which then holds ISM's child SA.
 func TestInteropFailover(t *testing.T) {
+	t.Parallel()
 	backupAddr := netip.MustParseAddr("192.0.2.3")
 	cfg := pskConfig(aes128sha256g14)
 	cfg.PreSharedKeys = append(cfg.PreSharedKeys, ike.PreSharedKey{Peer: backupAddr.String(), Key: ipsec.Key(interopPSK)})

@@ -15,6 +15,7 @@ import (
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ike/internal/iketest"
 	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/internal/swantest/charon"
 	"github.com/ismgw/ism/ipsec"
 )
 
@@ -66,15 +67,25 @@ func newInteropIn(t *testing.T, env *swantest.Env, cfg ike.Config, conf swantest
 	return x
 }
 
+// TestMain runs sixteen tests at once unless -test.parallel says
+// otherwise: the interop tests wait on charon's timers and exchanges in
+// namespaces of their own, not on the CPU.
+func TestMain(m *testing.M) { swantest.MainParallel(m, 16) }
+
 // swanConn is charon's side of one test: a connection "ism" with one
-// child "net", IKEv2, pre-shared keys unless Auth says otherwise.
+// child "net", IKEv2, pre-shared keys unless Auth says otherwise, rendered
+// by charon.Swanctl.
 type swanConn struct {
 	Local                   netip.Addr // charon's address; swantest.SwanAddr when invalid
 	Proposals, ESPProposals string
-	IKEExtra                string // more settings of the connection (rekey_time, dpd_delay)
-	LocalID, RemoteID       string // charon's own identity and ISM's; addresses when empty
-	ChildExtra              string
-	Secrets                 string // whole secrets body; one ike secret for the two ids when empty
+	// IKETimers and ChildTimers are the IKE SA's and the child's rekey
+	// and life times (charon's defaults when zero); IKEExtra more
+	// settings of the connection.
+	IKETimers, ChildTimers charon.Timers
+	IKEExtra               []string
+	LocalID, RemoteID      string // charon's own identity and ISM's; addresses when empty
+	// NoSecrets leaves out the pre-shared key for the two identities.
+	NoSecrets bool
 	// Auth and RemoteAuth are charon's local and remote auth (psk when
 	// empty; RemoteAuth defaults to Auth); LocalCert its certs file.
 	Auth, RemoteAuth, LocalCert string
@@ -90,54 +101,26 @@ func (c swanConn) render() string {
 	if c.RemoteID == "" {
 		c.RemoteID = swantest.ISMAddr.String()
 	}
-	if c.Secrets == "" {
-		c.Secrets = fmt.Sprintf("ike-1 {\n id-a = %s\n id-b = %s\n secret = %q\n}\n", c.LocalID, c.RemoteID, interopPSK)
-	}
 	if c.Auth == "" {
 		c.Auth = "psk"
 	}
 	if c.RemoteAuth == "" {
 		c.RemoteAuth = c.Auth
 	}
-	certs := ""
+	no := false
+	conn := charon.Connection{Name: "ism", Version: 2, LocalAddrs: []string{c.Local.String()}, RemoteAddrs: []string{swantest.ISMAddr.String()},
+		Proposals: []string{c.Proposals}, Timers: c.IKETimers, Mobike: &no, Extra: append([]string{"reauth_time = 0"}, c.IKEExtra...),
+		Local: charon.End{Auth: c.Auth, ID: c.LocalID}, Remote: charon.End{Auth: c.RemoteAuth, ID: c.RemoteID},
+		Children: []charon.Child{{Name: "net", LocalTS: []string{netB.String()}, RemoteTS: []string{netA.String()},
+			ESPProposals: []string{c.ESPProposals}, Timers: c.ChildTimers}}}
 	if c.LocalCert != "" {
-		certs = "certs = " + c.LocalCert
+		conn.Local.Certs = []string{c.LocalCert}
 	}
-	return fmt.Sprintf(`connections {
-  ism {
-    version = 2
-    local_addrs = %s
-    remote_addrs = %s
-    proposals = %s
-    reauth_time = 0
-    mobike = no
-    %s
-    local {
-      auth = %s
-      id = %s
-      %s
-    }
-    remote {
-      auth = %s
-      id = %s
-    }
-    children {
-      net {
-        local_ts = %s
-        remote_ts = %s
-        esp_proposals = %s
-        mode = tunnel
-        start_action = none
-        %s
-      }
-    }
-  }
-}
-secrets {
-%s
-}
-`, c.Local, swantest.ISMAddr, c.Proposals, c.IKEExtra, c.Auth, c.LocalID, certs, c.RemoteAuth, c.RemoteID, netB, netA,
-		c.ESPProposals, c.ChildExtra, c.Secrets)
+	sc := charon.Swanctl{Connections: []charon.Connection{conn}}
+	if !c.NoSecrets {
+		sc.Secrets = []charon.Secret{{Name: "ike-1", IDs: []string{c.LocalID, c.RemoteID}, Secret: interopPSK}}
+	}
+	return sc.Render()
 }
 
 // interopTunnel is ISM's tunnel to charon.

@@ -1,6 +1,7 @@
 package v2
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
@@ -105,4 +106,45 @@ func TestPairRekeyByVolume(t *testing.T) {
 	}
 	id := p.a.inst.Calls()[1].ID
 	checkMakeBeforeBreak(t, p, func() { p.a.d.Expire(id, false) })
+}
+
+// TestPairRekeyResponderHoldsOutbound: the end that answers a child SA
+// rekey installs the new inbound SA at once but keeps sending on the old
+// outbound SA until the peer deletes the old child (the peer installs its
+// new inbound SA only once it has the answer, so a packet sent on the new
+// SA sooner could find no SA there), or until outboundWait has passed
+// when no Delete comes: here A's Delete is dropped on the wire.
+func TestPairRekeyResponderHoldsOutbound(t *testing.T) {
+	clk := clocktest.New(t0)
+	ca, cb := pairConfig(clk), pairConfig(clk)
+	ta := pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-gcm16")
+	ta.Lifetime = ipsec.Lifetime{Time: time.Hour}
+	ca.Tunnels = []ike.Tunnel{ta}
+	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-gcm16")}
+	p := newPair(t, clk, ca, cb)
+	p.up(t, "t1")
+	before := len(p.b.inst.Calls())
+	p.w.SetFilter(func(local, remote netip.AddrPort, msg []byte) []byte {
+		if m, err := ParseMessage(msg); err == nil && m.Exchange == Informational && !m.IsResponse() && local.Addr() == addrA {
+			return nil // A's Delete of the old child
+		}
+		return msg
+	})
+	p.advance(t, 47*time.Minute) // A rekeys at 48 to 54 minutes
+	for i := 0; len(p.b.inst.Calls()) == before; i++ {
+		if i > 8*60 {
+			t.Fatal("A did not rekey")
+		}
+		p.advance(t, time.Second)
+	}
+	calls := p.b.inst.Calls()[before:]
+	if len(calls) != 1 || calls[0].Op != "add" || !calls[0].SA.Inbound {
+		t.Fatalf("B's installer calls after A's rekey, before A's Delete: %v; want the new inbound SA only", calls)
+	}
+	p.advance(t, outboundWait)
+	calls = p.b.inst.Calls()[before:]
+	if len(calls) != 2 || calls[1].Op != "add" || calls[1].SA.Inbound {
+		t.Fatalf("B's installer calls %v after %v without A's Delete; want the new outbound SA added", calls, outboundWait)
+	}
+	checkKeysMatch(t, p.a, p.b, "t1", "t1")
 }
