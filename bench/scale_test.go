@@ -11,7 +11,6 @@ import (
 // version: all come up on both gateways, the sampled tunnels answer
 // pings, and the figures are consistent with each other.
 func TestMeasureScale(t *testing.T) {
-	t.Parallel()
 	needRoot(t)
 	tr, _ := transform.Lookup("esp-aes128-gcm16")
 	for _, v := range []int{1, 2} {

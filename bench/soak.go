@@ -53,10 +53,13 @@ type SoakResult struct {
 	// LostPings are the probes of the sampled tunnels that got no answer,
 	// outside the peer's restart; LostPingsRestart those from the restart
 	// until the probes came back.
-	ProbesSent       int     `json:"probes_sent"`
-	LostPings        int     `json:"lost_pings"`
-	LostPingsRestart int     `json:"lost_pings_restart"`
-	RestartGapS      float64 `json:"restart_gap_s"`
+	ProbesSent       int `json:"probes_sent"`
+	LostPings        int `json:"lost_pings"`
+	LostPingsRestart int `json:"lost_pings_restart"`
+	// LostAt is when the first 100 probes lost outside the restart were
+	// sent, in seconds since the soak started.
+	LostAt      []float64 `json:"lost_at_s,omitempty"`
+	RestartGapS float64   `json:"restart_gap_s"`
 	// The slopes are least squares over the readings after the first
 	// fifth of the soak (warm-up), of the initiator's live heap (less what
 	// the probes' records in the same process take) and goroutines, and
@@ -225,7 +228,11 @@ func runSoak(h *harness, o SoakOptions) SoakResult {
 		r.RestartGapS = restartEnd.Sub(restartAt).Seconds()
 	}
 	for _, p := range probes {
-		sent, lost, lostIn := p.lostOutside(restartAt, restartEnd)
+		sent, lost, lostIn := p.lostOutside(restartAt, restartEnd, func(at time.Time) {
+			if len(r.LostAt) < 100 {
+				r.LostAt = append(r.LostAt, at.Sub(start).Seconds())
+			}
+		})
 		r.ProbesSent += sent
 		r.LostPings += lost
 		r.LostPingsRestart += lostIn

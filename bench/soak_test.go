@@ -47,7 +47,6 @@ func needRoot(t *testing.T) {
 // and rules must match the configuration, and no file descriptor or
 // goroutine may be left over.
 func TestSoakShort(t *testing.T) {
-	t.Parallel()
 	needRoot(t)
 	tr, _ := transform.Lookup("esp-aes128-gcm16")
 	o := SoakOptions{Tunnels: 24, IKEVersion: 1, IKE: IKE{Encryption: "aes128", Hash: "sha256", Group: 19}, Transform: tr,
@@ -61,7 +60,8 @@ func TestSoakShort(t *testing.T) {
 		r.Rekeys, r.RekeysPerS, r.Reloads, r.LostPings, r.ProbesSent, r.LostPingsRestart, r.RestartGapS,
 		r.HeapSlopeBytesPerMin, r.GoroutineSlopePerMin, r.FDsStart, r.FDsEnd)
 	if r.LostPings != 0 {
-		t.Errorf("%d probes lost outside the peer's restart", r.LostPings)
+		t.Errorf("%d probes lost outside the peer's restart (%.1fs), sent at %.1f s; reloads every %v", r.LostPings,
+			r.Series.PeerRestartAt, r.LostAt, o.ReloadEvery)
 	}
 	if r.LeakedSAs != 0 {
 		t.Errorf("%d SAs left behind", r.LeakedSAs)

@@ -113,8 +113,9 @@ func (s *soak) checkEnd(r *SoakResult) {
 }
 
 // lostOutside counts, from the first probe answered, the probes sent,
-// those lost outside [from, to] and those lost inside it.
-func (p *prober) lostOutside(from, to time.Time) (sent, lost, lostIn int) {
+// those lost outside [from, to] (each one's sending time goes to lostAt)
+// and those lost inside it.
+func (p *prober) lostOutside(from, to time.Time, lostAt func(time.Time)) (sent, lost, lostIn int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for seq := p.firstAnsweredLocked(); seq < len(p.sent); seq++ {
@@ -126,6 +127,7 @@ func (p *prober) lostOutside(from, to time.Time) (sent, lost, lostIn int) {
 			lostIn++
 		} else {
 			lost++
+			lostAt(at)
 		}
 	}
 	return sent, lost, lostIn
