@@ -217,6 +217,7 @@ func runScale(h *harness, o ScaleOptions) ScaleResult {
 	r.PeerLiveBytesPerTunnel, r.PeerRSSBytesPerTunnel = float64(ps.HeapLive)/float64(n), float64(ps.RSS)/float64(n)
 	r.Retransmits = as.Retransmits + ps.Retransmits
 	r.Failures = as.Failures + ps.Failures
+	peer.stop(h)
 	return r
 }
 

@@ -340,10 +340,14 @@ func (p *peerProcess) reload(h *harness, text string) gwStats {
 	return p.ask(h, "reload "+path)
 }
 
-// stop ends the child: its gateway closes (and deletes its SAs).
-func (p *peerProcess) stop() {
+// stop ends the child: its gateway closes (and deletes its SAs). A child
+// that did not exit cleanly (a panic; under the race detector, a race it
+// found) fails the run.
+func (p *peerProcess) stop(h *harness) {
 	fmt.Fprintln(p.in, "quit")
-	p.cmd.Wait()
+	if err := p.cmd.Wait(); err != nil {
+		h.Fatalf("peer gateway: %v (its errors are on stderr)", err)
+	}
 }
 
 // cpu is the child's CPU time so far.

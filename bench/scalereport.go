@@ -33,7 +33,7 @@ func SoakTable(w io.Writer, r SoakResult) error {
 		{"rekeys", fmt.Sprintf("%d (%.1f/s)", r.Rekeys, r.RekeysPerS)},
 		{"reloads", fmt.Sprintf("%d (%d tunnels added, %d removed)", r.Reloads, r.Added, r.Removed)},
 		{"peer restarts", fmt.Sprintf("%d (probes back after %.1f s)", r.PeerRestarts, r.RestartGapS)},
-		{"probes lost", fmt.Sprintf("%d of %d (%d more during the restart)", r.LostPings, r.ProbesSent, r.LostPingsRestart)},
+		{"probes lost", fmt.Sprintf("%d of %d (%d more during the restart); longest loss %.1f s", r.LostPings, r.ProbesSent, r.LostPingsRestart, r.LongestLossS)},
 		{"heap slope", fmt.Sprintf("%.0f B/min (peer %.0f B/min)", r.HeapSlopeBytesPerMin, r.PeerHeapSlopeBytesPerMin)},
 		{"goroutine slope", fmt.Sprintf("%.2f/min", r.GoroutineSlopePerMin)},
 		{"file descriptors", fmt.Sprintf("%d at the start, %d at the end", r.FDsStart, r.FDsEnd)},

@@ -113,14 +113,17 @@ func (s *soak) checkEnd(r *SoakResult) {
 }
 
 // lostOutside counts, from the first probe answered, the probes sent,
-// those lost outside [from, to] (each one's sending time goes to lostAt)
-// and those lost inside it.
-func (p *prober) lostOutside(from, to time.Time, lostAt func(time.Time)) (sent, lost, lostIn int) {
+// those lost outside [from, to] (each one's sending time goes to lostAt),
+// those lost inside it, and the longest run of probes lost in a row
+// outside it.
+func (p *prober) lostOutside(from, to time.Time, lostAt func(time.Time)) (sent, lost, lostIn, longest int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	run := 0
 	for seq := p.firstAnsweredLocked(); seq < len(p.sent); seq++ {
 		sent++
 		if !p.answers[seq].at.IsZero() {
+			run = 0
 			continue
 		}
 		if at := p.sent[seq]; !at.Before(from) && !at.After(to) {
@@ -128,9 +131,11 @@ func (p *prober) lostOutside(from, to time.Time, lostAt func(time.Time)) (sent, 
 		} else {
 			lost++
 			lostAt(at)
+			run++
+			longest = max(longest, run)
 		}
 	}
-	return sent, lost, lostIn
+	return sent, lost, lostIn, longest
 }
 
 // slope is the least-squares slope of ys over xs.
