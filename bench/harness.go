@@ -42,6 +42,11 @@ func (h *harness) Cleanup(f func()) {
 func (h *harness) Fatalf(format string, args ...any) { panic(fatal{fmt.Errorf(format, args...)}) }
 func (h *harness) Skip(args ...any)                  { panic(fatal{errors.New(fmt.Sprint(args...))}) }
 
+// TempDir and Failed complete etcdlab.TB: a directory removed at the end,
+// and never failed (a failure ends the run at once).
+func (h *harness) TempDir() string { return tempDir(h) }
+func (h *harness) Failed() bool    { return false }
+
 func (h *harness) cleanup() {
 	for i := len(h.cleanups) - 1; i >= 0; i-- {
 		h.cleanups[i]()

@@ -1,12 +1,17 @@
 package bench
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"net"
+	"strconv"
 	"sync"
+	"syscall"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ismgw/ism/netns"
 )
@@ -30,8 +35,20 @@ type echoServer struct {
 // startEcho opens an echo server on addr:probePort inside namespace ns.
 func startEcho(h *harness, ns, addr string, id byte) {
 	var conn *net.UDPConn
-	if err := netns.Do(ns, func() (err error) {
-		conn, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(addr), Port: probePort})
+	if err := netns.Do(ns, func() error {
+		// Free bind: the address may come later (a tunnel's, once its
+		// gateway runs) and go and come back (a gateway restarted).
+		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_FREEBIND, 1) }); err != nil {
+				return err
+			}
+			return serr
+		}}
+		pc, err := lc.ListenPacket(context.Background(), "udp", net.JoinHostPort(addr, strconv.Itoa(probePort)))
+		if err == nil {
+			conn = pc.(*net.UDPConn)
+		}
 		return err
 	}); err != nil {
 		h.Fatalf("bench: echo server in %s: %v", ns, err)

@@ -118,8 +118,20 @@ func TunnelTable(w io.Writer, rows []TunnelResult, cmps []EncapComparison, wg *W
 		return err
 	}
 	for _, c := range cmps {
-		if _, err := fmt.Fprintf(w, "%s: raw ESP %.2f of ESP in UDP\n", c.Transform, c.RawVsUDP); err != nil {
-			return err
+		if c.RawVsUDP > 0 {
+			fmt.Fprintf(w, "%s: raw ESP %.2f of ESP in UDP\n", c.Transform, c.RawVsUDP)
+		}
+		if c.RingVsSocket > 0 {
+			fmt.Fprintf(w, "%s: raw ESP through the gateway's transport %.2f of raw sockets\n", c.Transform, c.RingVsSocket)
+		}
+	}
+	for _, r := range rows {
+		if r.Transport != "" {
+			fmt.Fprintf(w, "%s %s: a sent through %s", r.Transform, r.Encap, r.Transport)
+			if r.Driver != "" {
+				fmt.Fprintf(w, ", crypto on driver %s", r.Driver)
+			}
+			fmt.Fprintln(w)
 		}
 	}
 	return nil

@@ -175,43 +175,44 @@ func (w *sharedWork) oneCore(d time.Duration) (int, time.Duration, error) {
 	return n, time.Since(t0), nil
 }
 
-// pipelined runs bursts through a pipeline with workers crypto goroutines
-// for d: a producer goroutine loads and submits, this goroutine takes them
-// out and checks them.
+// pipelined runs bursts through a pipeline with workers lanes for d, as a
+// gateway does: each lane loads a burst (Fill), prepares, encrypts or
+// decrypts and finishes it, and the bursts are checked in order
+// (Deliver).
 func (w *sharedWork) pipelined(workers int, d time.Duration) (int, time.Duration, error) {
 	eng, dir := w.tx, ipsec.Outbound
 	if w.op == Decap {
 		eng, dir = w.rx, ipsec.Inbound
 	}
-	pl := eng.NewPipeline(dir, offload.PipelineConfig{Workers: workers, Depth: sharedDepth(workers)})
-	free := make(chan *offload.Burst, len(w.pkts))
-	for k := range w.pkts {
-		b := pl.NewBurst()
-		b.Owner = k
-		free <- b
-	}
-	t0 := time.Now()
-	go func() {
-		defer pl.Close()
-		for time.Since(t0) < d {
-			b := <-free
-			b.Pkts = append(b.Pkts[:0], w.load(b.Owner.(int))...)
-			pl.Submit(b)
-		}
-	}()
+	made := 0
 	n := 0
 	var err error
-	for {
-		b, ok := pl.Next()
-		if !ok {
-			break
-		}
-		if err == nil {
-			err = w.check(b.Owner.(int), b.Pkts)
-		}
-		n += len(b.Pkts)
-		free <- b
-	}
+	// Bursts are checked in the order their packet sets were filled.
+	filled := make(chan int, sharedDepth(workers))
+	t0 := time.Now()
+	pl := eng.NewPipeline(dir, offload.PipelineConfig{Workers: workers, Depth: sharedDepth(workers),
+		NewBurst: func(b *offload.Burst) {
+			b.Owner = made
+			made++
+		},
+		Fill: func(b *offload.Burst) bool {
+			if time.Since(t0) >= d {
+				return false
+			}
+			b.Pkts = append(b.Pkts, w.load(b.Owner.(int))...)
+			filled <- b.Owner.(int)
+			return true
+		},
+		Deliver: func(b *offload.Burst) {
+			if k := <-filled; k != b.Owner.(int) && err == nil {
+				err = fmt.Errorf("bench: packet set %d delivered in place of %d: out of order", b.Owner.(int), k)
+			}
+			if err == nil {
+				err = w.check(b.Owner.(int), b.Pkts)
+			}
+			n += len(b.Pkts)
+		}})
+	pl.Wait()
 	return n, time.Since(t0), err
 }
 

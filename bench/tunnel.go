@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ismgw/ism/internal/netlab"
@@ -20,8 +21,14 @@ import (
 // manual tunnel between two namespaces, and over the bare veth between the
 // same namespaces, in the same run.
 type TunnelResult struct {
-	Transform string  `json:"transform"`
-	Encap     string  `json:"encap"` // "esp" (IP protocol 50) or "udp" (RFC 3948)
+	Transform string `json:"transform"`
+	Encap     string `json:"encap"` // "esp" (IP protocol 50) or "udp" (RFC 3948)
+	// Transport is how gateway a's packets left, as show says: the
+	// AF_XDP ring, a raw socket, a UDP socket. Workers is each
+	// pipeline's lanes (dataplane workers; 0 is auto).
+	Transport string  `json:"transport"`
+	Workers   int     `json:"workers"`
+	Driver    string  `json:"driver,omitempty"` // -driver
 	Seconds   int     `json:"seconds"`
 	Gbps      float64 `json:"gbps"`
 	BareGbps  float64 `json:"bare_gbps"`
@@ -37,16 +44,38 @@ type TunnelResult struct {
 // over ESP in UDP's, measured in the same run.
 type EncapComparison struct {
 	Transform string  `json:"transform"`
-	RawVsUDP  float64 `json:"raw_vs_udp"`
+	RawVsUDP  float64 `json:"raw_vs_udp,omitempty"`
+	// RingVsSocket is raw ESP through the gateway's default transport
+	// (the AF_XDP ring where it runs) over raw ESP on raw sockets.
+	RingVsSocket float64 `json:"ring_vs_socket,omitempty"`
 }
 
+// TunnelSetup is what MeasureTunnel's gateways are configured with.
+type TunnelSetup struct {
+	// UDP is ESP in UDP; else raw ESP, through the transport RawTransport
+	// says ("dataplane raw-transport": auto, ring or socket; "" is auto).
+	UDP          bool
+	RawTransport string
+	// Workers is "dataplane workers" (0: auto, GOMAXPROCS).
+	Workers int
+	// Driver is the gateways' crypto driver ("" is auto); with dpdk each
+	// gateway gets DPDK software crypto devices of its own
+	// (crypto_aesni_gcm, crypto_aesni_mb), as a DPDK device belongs to
+	// one driver.
+	Driver string
+}
+
+// vdevs numbers the DPDK devices MeasureTunnel makes, unique in the
+// process.
+var vdevs atomic.Int32
+
 // MeasureTunnel sets up namespaces a and b joined by a veth pair, two
-// in-process gateways with a manual tunnel using transform t (ESP in UDP
-// when udp is set), and runs iperf3 for d over the bare veth and then
-// through the tunnel.
-func MeasureTunnel(t transform.Transform, udp bool, d time.Duration) (TunnelResult, error) {
-	r := TunnelResult{Transform: t.Name(), Seconds: int(d.Seconds()), Encap: "esp"}
-	if udp {
+// in-process gateways with a manual tunnel using transform t, set up as s
+// says, and runs iperf3 for d over the bare veth and then through the
+// tunnel.
+func MeasureTunnel(t transform.Transform, s TunnelSetup, d time.Duration) (TunnelResult, error) {
+	r := TunnelResult{Transform: t.Name(), Seconds: int(d.Seconds()), Encap: "esp", Workers: s.Workers, Driver: s.Driver}
+	if s.UDP {
 		r.Encap = "udp"
 	}
 	if _, err := exec.LookPath("iperf3"); err != nil {
@@ -59,19 +88,48 @@ func MeasureTunnel(t transform.Transform, udp bool, d time.Duration) (TunnelResu
 		l.Link(a, "eth0", netip.MustParsePrefix("192.0.2.1/24"), b, "eth0", netip.MustParsePrefix("192.0.2.2/24"))
 		l.MustRun(b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
 		keys := map[string]string{}
-		startGateway(&h, manualPair(t, keys, "a", a, udp))
-		startGateway(&h, manualPair(t, keys, "b", b, udp))
+		ga := startGateway(&h, s.global()+manualPair(t, keys, "a", a, s.UDP))
+		gb := startGateway(&h, s.global()+manualPair(t, keys, "b", b, s.UDP))
+		if s.Driver != "" {
+			for _, g := range []*ism.Gateway{ga, gb} {
+				if sas := g.Snapshot().Tunnels[0].SAs; len(sas) == 0 || sas[0].Driver != s.Driver {
+					h.Fatalf("the tunnel's SAs are not on driver %s: %+v", s.Driver, sas)
+				}
+			}
+		}
 		// The tunnel must work before it is measured.
 		if out, err := l.Run(a, "ping", "-c", "2", "-i", "0.2", "-W", "2", "-I", "198.51.100.1", "203.0.113.1"); err != nil {
 			h.Fatalf("no traffic through the tunnel: %v\n%s", err, out)
 		}
 		r.BareGbps = iperf(&h, l, a, b, "192.0.2.1", "192.0.2.2", d)
 		r.Gbps = iperf(&h, l, a, b, "198.51.100.1", "203.0.113.1", d)
+		if ts := ga.Snapshot().Tunnels; len(ts) == 1 {
+			r.Transport = ts[0].Transport
+		}
 		if r.BareGbps > 0 {
 			r.Ratio = r.Gbps / r.BareGbps
 		}
 	})
 	return r, err
+}
+
+// global returns the dataplane lines of s.
+func (s TunnelSetup) global() string {
+	g := ""
+	if s.Workers > 0 {
+		g += fmt.Sprintf("dataplane workers %d\n", s.Workers)
+	}
+	if s.RawTransport != "" {
+		g += "dataplane raw-transport " + s.RawTransport + "\n"
+	}
+	if s.Driver != "" {
+		g += "driver " + s.Driver + "\n"
+	}
+	if s.Driver == "dpdk" {
+		n := vdevs.Add(1)
+		g += fmt.Sprintf("dpdk vdev crypto_aesni_gcm%d\ndpdk vdev crypto_aesni_mb%d\n", n, n)
+	}
+	return g
 }
 
 // manualPair returns one side's configuration of a manual tunnel between

@@ -22,10 +22,15 @@ import (
 // tunnels, traps and IKE are joined.
 func (g *Gateway) apply(cfg *config.Config) error {
 	g.applying = cfg
+	g.look.SetWorkers(cfg.Dataplane.Workers)
+	rawChanged := g.cfg != nil && g.cfg.Dataplane.RawTransport != cfg.Dataplane.RawTransport
+	g.eps.SetRawMode(transport.RawMode(cfg.Dataplane.RawTransport))
+	g.syncGroups(cfg)
+	g.publishVIPs()
 	var errs []error
 	for _, tc := range cfg.Tunnels {
 		old := g.tunnels[tc.Name]
-		if old != nil && old.cfg.Equal(tc) && !g.leavesDatapath(old, cfg) {
+		if old != nil && old.cfg.Equal(tc) && !g.leavesDatapath(old, cfg) && !(rawChanged && tc.UDPEncapPort == 0) {
 			old.cfg = tc
 			continue
 		}
@@ -123,6 +128,9 @@ func (g *Gateway) describe(d *datapath.Tunnel, tc *config.Tunnel, cfg *config.Co
 	}
 	d.Source, d.Destination, d.Backup = tc.TunnelSource, tc.TunnelDestination.Addr, tc.BackupDestination.Addr.IsValid()
 	d.UDPPort, d.Driver, d.ReplayWindow = tc.UDPEncapPort, string(tc.Driver), tc.ReplayWindow
+	if grp := g.groupOf(tc.Name); grp != nil {
+		d.Fence = grp.may
+	}
 	for _, p := range []netip.Prefix{tc.Address, tc.Address6} {
 		if p.IsValid() {
 			d.Addresses = append(d.Addresses, p)
@@ -149,6 +157,11 @@ func (g *Gateway) setup(tc *config.Tunnel, op, tr *vr.VR, cfg *config.Config) *T
 		dest: tc.TunnelDestination.Addr, sas: map[ipsec.SAID]ipsec.Direction{}}
 	g.describe(t.d, tc, cfg)
 	t.d.Endpoint = g.eps.Get(tr, tc.TunnelSource)
+	if grp := g.groupOf(tc.Name); grp != nil && !grp.active {
+		t.standby = true
+		t.setState(g.clock, false, fmt.Sprintf("standby: cluster group %s runs on another node", grp.cfg.Name))
+		return t
+	}
 	t.setState(g.clock, false, "starting")
 	if err := g.build(t); err != nil {
 		t.setState(g.clock, false, err.Error())
@@ -174,6 +187,9 @@ func (g *Gateway) build(t *Tunnel) error {
 	if t.signaled() {
 		if err := g.openIKE(t); err != nil {
 			return err
+		}
+		if p := g.pending; p != nil && p.tunnels[t.Name] != nil {
+			p.signaled = append(p.signaled, t)
 		}
 		if t.d.Destination.IsValid() {
 			if err := g.checkPath(t); err != nil {
@@ -255,8 +271,14 @@ func (g *Gateway) fellBack(t *Tunnel, dp datapath.Datapath, err error) {
 	g.log.Error("datapath fault: tunnel moves to the next datapath", "tunnel", t.String(), "datapath", dp.Name(), "err", err)
 }
 
-// addManual installs a manual tunnel's two SAs on p.
+// addManual installs a manual tunnel's two SAs on p: resumed from its
+// checkpoint when there is one that fits, else afresh.
 func (g *Gateway) addManual(t *Tunnel, p datapath.Path) error {
+	if rec, written := g.pending.take(t.Name); rec != nil {
+		if done, err := g.resumeManual(t, p, rec, written, g.pending.policy); done || err != nil {
+			return err
+		}
+	}
 	tc := t.cfg
 	for _, c := range []*config.SA{tc.Inbound, tc.Outbound} {
 		sa := &datapath.SA{ID: ipsec.SAID{Dst: t.dest, SPI: c.SPI, Protocol: c.Transform.Protocol}, Direction: c.Direction,

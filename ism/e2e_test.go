@@ -34,10 +34,20 @@ type e2eCase struct {
 	// xfrm lets a's gateway choose XFRM protocol offload where the
 	// kernel has it; otherwise both stay on ISM's own data path.
 	xfrm bool
+	// v6 puts the tunnel's ends on IPv6 (tunnel mode): outerA and
+	// outerB on the veth.
+	v6 bool
+	// raw is each side's "dataplane raw-transport" (a, b), default auto:
+	// a capture or a raw socket in a namespace whose gateway runs an
+	// AF_XDP ring sees none of the ESP the ring sends and takes.
+	raw [2]string
 }
 
 func (c e2eCase) String() string {
 	s := c.transform + "/" + c.mode.String()
+	if c.v6 {
+		s += "/ipv6"
+	}
 	if c.udp {
 		s += "/udp"
 	}
@@ -84,6 +94,10 @@ func manualSpec(t *testing.T, c e2eCase) labSpec {
 			} else {
 				x.lab.MustRun(x.b, "ip", "addr", "add", "203.0.113.1/32", "dev", "lo")
 			}
+			if c.v6 {
+				x.lab.MustRun(x.a, "ip", "addr", "add", outerA6+"/64", "dev", "eth0", "nodad")
+				x.lab.MustRun(x.b, "ip", "addr", "add", outerB6+"/64", "dev", "eth0", "nodad")
+			}
 		},
 		a:     func(x *lab) string { return x.config(t, "a", ba, ab, c.extraA) },
 		b:     func(x *lab) string { return x.config(t, "b", ab, ba, c.extraB) },
@@ -102,13 +116,17 @@ func (x *lab) config(t *testing.T, side, in, out, extra string) string {
 }
 
 func (x *lab) manualConf(side, in, out, extra string) ismConf {
-	tu := ismTunnel{vr: "tr", source: "192.0.2.1", dest: "192.0.2.2", address: "198.51.100.1 255.255.255.252",
+	ends := x.outer()
+	tu := ismTunnel{vr: "tr", source: ends[0], dest: ends[1], address: "198.51.100.1 255.255.255.252",
 		udp: x.c.udp, in: in, out: out, extra: extra}
 	trNS, opNS := x.a, x.aop
 	if side == "b" {
-		tu.source, tu.dest, tu.address, trNS, opNS = "192.0.2.2", "192.0.2.1", "198.51.100.2 255.255.255.252", x.b, x.bop
+		tu.source, tu.dest, tu.address, trNS, opNS = ends[1], ends[0], "198.51.100.2 255.255.255.252", x.b, x.bop
 	}
 	c := ismConf{vrs: [][2]string{{"tr", trNS}}, transforms: []string{x.c.transform}}
+	if raw := x.c.raw[map[string]int{"a": 0, "b": 1}[side]]; raw != "" {
+		c.global = "dataplane raw-transport " + raw + "\n"
+	}
 	if x.c.mode == ipsec.Transport {
 		c.vrs = append(c.vrs, [2]string{"op", opNS})
 		tu.vr, tu.transportVR, tu.transport, tu.address = "op", "tr", true, ""
@@ -117,6 +135,20 @@ func (x *lab) manualConf(side, in, out, extra string) ismConf {
 	}
 	c.tunnels = []ismTunnel{tu}
 	return c
+}
+
+// The tunnel's ends on IPv6 (e2eCase.v6).
+const (
+	outerA6 = "2001:db8:2::1"
+	outerB6 = "2001:db8:2::2"
+)
+
+// outer returns a manual tunnel's ends: a's, then b's.
+func (x *lab) outer() [2]string {
+	if x.c.v6 {
+		return [2]string{outerA6, outerB6}
+	}
+	return [2]string{"192.0.2.1", "192.0.2.2"}
 }
 
 // from and to are the inner addresses a pings b with, and the namespaces

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ismgw/ism/checkpoint"
 	"github.com/ismgw/ism/clock"
 	"github.com/ismgw/ism/driver"
 	"github.com/ismgw/ism/ike"
@@ -47,6 +48,9 @@ type Options struct {
 	// Timers shorten the gateway's own timers, for tests; zero fields
 	// keep the defaults.
 	Timers Timers
+	// Resume is the checkpoint the tunnels resume from (a restart); nil
+	// starts every SA afresh.
+	Resume *Resume
 }
 
 // Timers are the gateway's own timers.
@@ -93,6 +97,12 @@ type Gateway struct {
 	vrs      map[string]*vr.VR
 	tunnels  map[string]*Tunnel
 	byName   atomic.Pointer[map[string]*Tunnel]
+	// groups are the cluster's tunnel groups (group.go), vips their
+	// VIPs for fencedAddr; pending is what the tunnels being built
+	// resume from.
+	groups  map[string]*group
+	vips    atomic.Pointer[map[netip.Addr]*group]
+	pending *resumeSet
 
 	// ike negotiates the signaled tunnels' SAs; nil until one is
 	// configured.
@@ -154,12 +164,21 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.jobs.init()
 	g.mu.Lock()
+	if r := o.Resume; r != nil && r.State != nil {
+		written := r.State.Written
+		g.pending = newResumeSet(r.State.Tunnels, func(string) time.Time { return written }, checkpoint.PolicyOf(r.State))
+	}
 	err = g.apply(cfg)
+	pend := g.pending
+	g.pending = nil
 	g.mu.Unlock()
 	if err != nil {
+		pend.zero()
 		g.Close()
 		return nil, err
 	}
+	g.resumeSignaled(pend)
+	pend.zero()
 	g.wg.Add(1)
 	go g.control()
 	g.armPathCheck()

@@ -224,6 +224,9 @@ func (s *seam) QuerySA(id ipsec.SAID) (ike.SAUsage, error) {
 // Send sends an IKE message from a tunnel endpoint's socket, with the
 // non-ESP marker on the NAT-T port (RFC 3948 §2.2).
 func (s *seam) Send(local, remote netip.AddrPort, msg []byte) error {
+	if s.g.fencedAddr(local.Addr()) {
+		return fmt.Errorf("ism: %s: %w", local, errFenced)
+	}
 	sk := s.g.eps.UDP(local)
 	if sk == nil {
 		return fmt.Errorf("ism: no IKE socket on %s", local)
@@ -236,6 +239,9 @@ func (s *seam) Send(local, remote netip.AddrPort, msg []byte) error {
 
 // SendKeepalive sends a NAT-keepalive (RFC 3948 §2.3).
 func (s *seam) SendKeepalive(local, remote netip.AddrPort) error {
+	if s.g.fencedAddr(local.Addr()) {
+		return fmt.Errorf("ism: %s: %w", local, errFenced)
+	}
 	sk := s.g.eps.UDP(local)
 	if sk == nil {
 		return fmt.Errorf("ism: no IKE socket on %s", local)

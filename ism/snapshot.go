@@ -60,6 +60,12 @@ func (g *Gateway) Snapshot() operator.Snapshot {
 		snap.Datapaths.Engine.Add(st.Engine)
 		snap.Datapaths.Drivers = append(snap.Datapaths.Drivers, st.Drivers...)
 		snap.Datapaths.Buffers += st.Buffers
+		snap.Datapaths.Workers = max(snap.Datapaths.Workers, st.Workers)
+		snap.Datapaths.Pipelines.Devices += st.Pipelines.Devices
+		snap.Datapaths.Pipelines.Sockets += st.Pipelines.Sockets
+		snap.Datapaths.Pipelines.Bursts += st.Pipelines.Bursts
+		snap.Datapaths.Pipelines.Overlapped += st.Pipelines.Overlapped
+		snap.Datapaths.Pipelines.Lanes = max(snap.Datapaths.Pipelines.Lanes, st.Pipelines.Lanes)
 		if st.Drops != nil {
 			snap.Datapaths.Drops = st.Drops
 		}
@@ -67,6 +73,10 @@ func (g *Gateway) Snapshot() operator.Snapshot {
 	}
 	for k, v := range g.fallbacks {
 		snap.Datapaths.Fallbacks[k] = v.Load()
+	}
+	snap.Datapaths.Fallbacks["ring-unavailable"] = g.eps.RingUnavailable()
+	for _, r := range g.eps.Rings() {
+		snap.Rings = append(snap.Rings, r.String())
 	}
 	for _, r := range g.traps.Load().Stats() {
 		snap.Traps = append(snap.Traps, r.String())
@@ -88,6 +98,10 @@ func (g *Gateway) tunnelStatus(t *Tunnel) operator.TunnelStatus {
 	if t.Up() {
 		s.State = "up"
 	}
+	if t.standby {
+		s.State = "standby"
+	}
+	s.Resumed = t.resumedLines()
 	for _, p := range t.d.Addresses {
 		s.Addresses = append(s.Addresses, p.String())
 	}
@@ -113,6 +127,7 @@ func (g *Gateway) tunnelStatus(t *Tunnel) operator.TunnelStatus {
 	}
 	ps := p.Status()
 	s.Datapath, s.Interface, s.Driver, s.DriverReason, s.SAs = ps.Datapath, ps.Interface, ps.Driver, ps.DriverReason, ps.SAs
+	s.Transport = ps.Transport
 	if ps.Reason != "" {
 		s.DatapathReason = ps.Reason
 	}

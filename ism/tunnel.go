@@ -55,6 +55,12 @@ type Tunnel struct {
 	// try at the peer since.
 	deadAt  time.Time
 	retried time.Time
+	// resumed says how the tunnel's SAs resumed from a checkpoint, for
+	// show detail.
+	resumed []string
+	// standby: the tunnel's cluster group runs on another node; it has
+	// no path. Fixed at setup.
+	standby bool
 }
 
 // signaled reports whether IKE negotiates the tunnel's SAs.

@@ -24,7 +24,8 @@ import (
 )
 
 // The wire judged by others: a ping goes through a manual tunnel while
-// tcpdump captures a's eth0, then a program written outside this project
+// tcpdump captures b's eth0 (raw ESP from a through its AF_XDP ring, the
+// rest through sockets), then a program written outside this project
 // decrypts the capture with the configured keys and checks every ICV:
 // tshark for ESP in tunnel mode (raw and in UDP), scapy
 // (testdata/ipsec_judge.py) for AH and for transport mode. Each judge then
@@ -181,7 +182,8 @@ func (x *lab) wireSAs(t *testing.T) [2]wireSA {
 		t.Fatalf("no transform %s", x.c.transform)
 	}
 	var out [2]wireSA
-	for i, e := range []struct{ src, dst, line string }{{"192.0.2.1", "192.0.2.2", x.ka}, {"192.0.2.2", "192.0.2.1", x.kb}} {
+	ends := x.outer()
+	for i, e := range []struct{ src, dst, line string }{{ends[0], ends[1], x.ka}, {ends[1], ends[0], x.kb}} {
 		proto, spi, ck, ak := parseSALine(t, e.line)
 		out[i] = wireSA{src: e.src, dst: e.dst, proto: proto, spi: spi, ck: ck, ak: ak, tr: tr,
 			tunnelMode: x.c.mode == ipsec.Tunnel}
@@ -268,10 +270,15 @@ func checkPings(t *testing.T, pkts []innerPacket, sas [2]wireSA, from, to string
 }
 
 // pingCaptured runs wirePings pings through the lab's tunnel while
-// capturing a's eth0 and returns the capture.
+// capturing b's eth0 and returns the capture. b must run raw ESP on raw
+// sockets (e2eCase.raw), as its capture would see nothing of an AF_XDP
+// ring's; a runs whichever it chose.
 func pingCaptured(t *testing.T, x *lab) string {
 	t.Helper()
-	c := startCapture(t, x.lab, x.a, "eth0")
+	if x.c.raw[1] != "socket" {
+		t.Fatal("pingCaptured: b's raw ESP must be on raw sockets")
+	}
+	c := startCapture(t, x.lab, x.b, "eth0")
 	if err := x.ping(t, wirePings); err != nil {
 		t.Fatal(err)
 	}
@@ -338,8 +345,12 @@ func tsharkESP(t *testing.T, pcap string, sas [2]wireSA) []innerPacket {
 		enc, auth := tsharkAlgorithms(t, s.tr)
 		// Eight fields, all quoted: protocol, source, destination, SPI,
 		// encryption algorithm and key, authentication algorithm and key.
-		args = append(args, "-o", fmt.Sprintf(`uat:esp_sa:"IPv4","%s","%s","0x%08x","%s","%s","%s","%s"`,
-			s.src, s.dst, s.spi, enc, tsharkKey(s.ck), auth, tsharkKey(s.ak)))
+		family := "IPv4"
+		if strings.Contains(s.src, ":") {
+			family = "IPv6"
+		}
+		args = append(args, "-o", fmt.Sprintf(`uat:esp_sa:"%s","%s","%s","0x%08x","%s","%s","%s","%s"`,
+			family, s.src, s.dst, s.spi, enc, tsharkKey(s.ck), auth, tsharkKey(s.ak)))
 	}
 	fields := []string{"esp.spi", "esp.sequence", "esp.icv_good", "esp.icv_bad", "udp.dstport",
 		"ip.src", "ip.dst", "icmp.type", "icmp.seq"}
@@ -374,11 +385,12 @@ func tsharkESP(t *testing.T, pcap string, sas [2]wireSA) []innerPacket {
 		}
 		p.spi, p.seq = uint32(spi), uint32(seq)
 		p.icvGood, p.icvBad = first(v[2]) == "1" && first(v[3]) != "1", first(v[3]) == "1"
-		// After decryption the frame has two IP headers: outer, inner.
+		// After decryption the frame has two IP headers: outer, inner
+		// (an IPv6 outer header is not among ip.src and ip.dst).
 		srcs, dsts := strings.Split(v[5], ","), strings.Split(v[6], ",")
-		if len(srcs) == 2 && len(dsts) == 2 && v[7] != "" {
+		if len(srcs) == len(dsts) && len(srcs) >= 1 && v[7] != "" {
 			p.decrypted = true
-			p.src, p.dst = srcs[1], dsts[1]
+			p.src, p.dst = srcs[len(srcs)-1], dsts[len(dsts)-1]
 			p.icmpType, _ = strconv.Atoi(v[7])
 			p.icmpSeq, _ = strconv.Atoi(strings.Split(v[8], ",")[0])
 		}
@@ -401,11 +413,15 @@ func TestWireTshark(t *testing.T) {
 	t.Parallel()
 	for _, tr := range tsharkTransforms {
 		for _, udp := range []bool{false, true} {
-			c := e2eCase{transform: tr, mode: ipsec.Tunnel, udp: udp}
+			// a sends and takes raw ESP through its AF_XDP ring.
+			c := e2eCase{transform: tr, mode: ipsec.Tunnel, udp: udp, raw: [2]string{"ring", "socket"}}
 			t.Run(c.String(), func(t *testing.T) {
 				t.Parallel()
 				x := newLab(t, manualSpec(t, c))
 				pcap := pingCaptured(t, x)
+				if !udp {
+					x.wantRing(t, wirePings, false) // the first pings resolve b
+				}
 				sas := x.wireSAs(t)
 				_, from := x.from()
 				_, to := x.to()
@@ -580,12 +596,12 @@ func TestWireScapy(t *testing.T) {
 	var cases []e2eCase
 	for _, tr := range []string{"ah-hmac-md5", "ah-hmac-sha"} {
 		for _, mode := range []ipsec.Mode{ipsec.Tunnel, ipsec.Transport} {
-			cases = append(cases, e2eCase{transform: tr, mode: mode})
+			cases = append(cases, e2eCase{transform: tr, mode: mode, raw: [2]string{"", "socket"}})
 		}
 	}
 	for _, tr := range []string{"esp-3des-hmac-sha", "esp-des-hmac-md5", "esp-null-hmac-sha", "esp-aes128-hmac-sha", "esp-aes128-gcm16"} {
 		for _, udp := range []bool{false, true} {
-			cases = append(cases, e2eCase{transform: tr, mode: ipsec.Transport, udp: udp})
+			cases = append(cases, e2eCase{transform: tr, mode: ipsec.Transport, udp: udp, raw: [2]string{"", "socket"}})
 		}
 	}
 	for _, c := range cases {

@@ -49,7 +49,7 @@ func (s *burstState) releaseAll() {
 // qpLease is one queue pair of an asynchronous driver with the lock that
 // lets several goroutines share it: a queue pair is owned by one goroutine
 // at a time (driver.QueuePair), and there may be more Processors and
-// pipeline workers than queue pairs. The lock is held for a whole
+// pipeline lanes than queue pairs. The lock is held for a whole
 // submission, enqueue to last completion, so that a Dequeue returns only
 // the holder's ops.
 type qpLease struct {
@@ -58,7 +58,7 @@ type qpLease struct {
 }
 
 // cryptoRunner is stage 2: it runs a burst's ops on their drivers. It is
-// owned by one goroutine (a Processor's, or a pipeline worker's) and
+// owned by its Processor's goroutine and
 // touches only the ops, except that a stuck accelerator's packets lose
 // their buffers.
 type cryptoRunner struct {

@@ -16,11 +16,11 @@
 //     verified, check the padding and strip the framing; outbound, move the
 //     ICV into place.
 //
-// A Pipeline runs the same three stages for one producer and one consumer
-// with the crypto of its bursts spread over worker goroutines, so that a
-// single SA can use more than one core: stage 1 runs in Submit, stage 2 on
-// the workers, stage 3 in Next, which returns the bursts in the order they
-// were submitted.
+// A Pipeline runs the same three stages on several lanes (goroutines), each
+// taking a whole burst from its input to its delivery, so that a single SA
+// can use more than one core: the intake (reading the burst and stage 1)
+// and the delivery (inbound, stage 3; then the send or write) take turns in
+// one order, stage 2 runs on the lanes at once.
 //
 // Packets come back in the order given. A packet that cannot be sent or
 // delivered gets a DropReason, counted per SA and globally; the data path

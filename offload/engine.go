@@ -267,10 +267,8 @@ func (e *Engine) Sweep() {
 }
 
 // NewProcessor returns a Processor for one goroutine.
-func (e *Engine) NewProcessor() *Processor { return e.newProcessor(true) }
-
-func (e *Engine) newProcessor(crypto bool) *Processor {
-	p := newProcessor(e, crypto)
+func (e *Engine) NewProcessor() *Processor {
+	p := newProcessor(e)
 	e.mu.Lock()
 	e.procs = append(e.procs, p)
 	e.mu.Unlock()

@@ -15,3 +15,7 @@ func SetReplayTop(sa *SA, seq uint64) {
 	sa.replay.top.Store(seq)
 	sa.mu.Unlock()
 }
+
+// HoldFinish makes a pipeline call hold before it finishes each inbound
+// burst (tests that need several bursts prepared before any finishes).
+func HoldFinish(c *PipelineConfig, hold func()) { c.holdFinish = hold }

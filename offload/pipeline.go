@@ -3,175 +3,326 @@ package offload
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ismgw/ism/ipsec"
 )
 
-// Pipeline runs bursts of one direction through the engine with their
-// crypto spread over worker goroutines, so that a single SA can use more
-// than one core while its packets keep their order (the pipeline of
-// wireguard-go's device/send.go and receive.go). One producer feeds it and
-// one consumer drains it:
+// Pipeline runs bursts of one direction through the engine on several
+// lanes (goroutines) at once, so that a single SA can use more than one
+// core while its packets keep their order. Each lane runs a whole burst,
+// so that the burst's packets stay in one core's caches from the read to
+// the send (moving a burst of 128 full-size packets between cores costs
+// about as much as its crypto):
 //
-//  1. Submit, on the producer's goroutine, prepares a burst in order: the
-//     SA's state and lifetime, framing and sequence numbers (outbound), SA
-//     lookup and the replay pre-check (inbound), each packet's op. Outbound
-//     traffic is accounted against the SA's lifetime here, in packet order,
-//     so the packet that crosses a limit is the same however many bursts
-//     are in flight. The burst then goes to the order queue and to the work
-//     queue.
-//  2. A worker takes the burst from the work queue and runs its ops on
-//     their drivers (each worker has its own queue pairs), then signals the
-//     burst done. It touches only the ops and the bytes they cover. When
-//     every worker already has a burst waiting, Submit runs this stage
-//     itself, on the core whose caches hold the burst.
-//  3. Next, on the consumer's goroutine, takes the oldest burst from the
-//     order queue, waits for its done signal and finishes it: each op's
-//     outcome, the replay check-and-update (inbound: in sequence order,
-//     only for packets whose ICV verified), de-framing, inbound lifetime
-//     accounting, counters. Bursts come out in the order they went in.
+//  1. Intake, one lane at a time, in the order bursts are delivered: Fill
+//     reads the caller's input into the burst (a TUN device, a socket),
+//     then the burst is prepared: the SA's state and lifetime, framing and
+//     sequence numbers (outbound), SA lookup and the replay pre-check
+//     (inbound), each packet's op. Outbound traffic is accounted against
+//     the SA's lifetime here, in packet order, so the packet that crosses a
+//     limit is the same however many bursts are in flight. The burst gets
+//     its place in the order.
+//  2. Crypto, on the lane, in parallel with the other lanes: each op on its
+//     driver (each lane has its own queue pairs). Outbound bursts are
+//     finished here too (each op's outcome, the ICV's place): nothing of it
+//     depends on order.
+//  3. Delivery, one burst at a time, in the intake's order. Inbound bursts
+//     are finished first: the replay check-and-update in sequence order,
+//     only for packets whose ICV verified, de-framing, lifetime accounting,
+//     counters. Then Deliver hands the burst on (a socket send, a TUN
+//     write). The lane whose burst is next delivers it, and then the bursts
+//     after it that other lanes left ready; a lane whose burst must wait
+//     for an earlier one leaves it and takes the next intake turn.
 //
-// Locking rule: a Burst belongs to one stage at a time. It is handed on by a
-// channel operation (Submit's send, the worker's done signal, the order
-// queue), which orders each stage's writes before the next stage's reads;
-// no lock is taken per packet. Submit blocks while Depth bursts are in
-// flight.
+// Locking rule: a Burst belongs to one lane at a time; it is handed to the
+// delivering lane through the order ring under the delivery lock, which
+// orders the first lane's writes before the second's reads. No lock is
+// taken per packet. The intake lock is held across Fill: a lane that waits
+// for input (a blocking read) holds it, and the other lanes wait for it
+// once their bursts are delivered.
 //
-// Submit and Close are called by one goroutine, Next by one goroutine
-// (it may be the same). A Pipeline is made by Engine.NewPipeline; it has no
-// usable zero value.
+// A Pipeline is made by Engine.NewPipeline, which starts its lanes; it has
+// no usable zero value. SetWorkers and Wait are safe for concurrent use.
 type Pipeline struct {
-	dir      ipsec.Direction
-	pre, fin *Processor
-	work     chan *Burst
-	order    chan *Burst
-	ndrv     int
-	workers  int
-	wg       sync.WaitGroup
-	close    sync.Once
-	drained  bool
-	help     *cryptoRunner // the producer's, when it does a burst's crypto
+	e   *Engine
+	dir ipsec.Direction
+	c   PipelineConfig
+
+	intake  sync.Mutex
+	stopped bool   // Fill said the input is closed; guarded by intake
+	ticket  uint64 // the next burst's place in the order; guarded by intake
+
+	free chan *Burst // bursts not in flight
+	made int         // bursts made; guarded by intake
+	// depth is the most bursts made.
+	depth atomic.Int32
+
+	mu         sync.Mutex // the delivery stage
+	ready      [orderRing]*Burst
+	next       uint64 // the ticket delivered next
+	delivering bool   // a lane is delivering
+
+	// inCrypto is the bursts between the intake and the delivery;
+	// bursts and overlapped count the bursts run, and those that began
+	// their crypto while another burst was in it (PipelineStats).
+	inCrypto           atomic.Int32
+	bursts, overlapped atomic.Uint64
+	lanesUsed          atomic.Int32 // lanes that ran a burst
+
+	lanes   sync.Mutex
+	running atomic.Int32 // lanes started and not yet left
+	target  atomic.Int32 // lanes wanted
+	ended   bool         // a lane saw the input closed; guarded by lanes
+	wg      sync.WaitGroup
 }
+
+// orderRing bounds the bursts in flight.
+const orderRing = 256
 
 // PipelineConfig configures a Pipeline.
 type PipelineConfig struct {
-	// Workers is the number of crypto goroutines; 0 means GOMAXPROCS.
+	// Workers is the number of lanes; 0 means GOMAXPROCS.
 	Workers int
-	// Depth is the most bursts in flight between Submit and Next; 0 means
-	// four per worker.
+	// Depth is the most bursts in flight, made as traffic needs them; 0
+	// means two per lane. At most 256.
 	Depth int
+	// NewBurst is called for each burst the pipeline makes, to set its
+	// Owner (the caller's per-burst state, such as the buffers Fill reads
+	// into), one at a time and never during Fill. Nil leaves Owner nil.
+	NewBurst func(b *Burst)
+	// Fill reads the next burst of input into b.Pkts (empty, with room
+	// for BurstSize packets); outbound, each packet's SA is set. It is
+	// called by one lane at a time, in the order the bursts are delivered,
+	// and may block waiting for input. It returns false when the input is
+	// closed: the pipeline then delivers the bursts it has and its lanes
+	// end.
+	Fill func(b *Burst) bool
+	// Deliver takes each burst once its packets are done, each carrying
+	// its result or its Drop, in the order Fill filled them, one at a
+	// time. The burst is reused once Deliver returns, unless Deliver has
+	// taken packets out of it (setting a packet's Buf to nil is the
+	// caller's business: Fill must give the burst new packets).
+	Deliver func(b *Burst)
+
+	holdFinish func() // tests: called before each inbound finish
 }
 
-// Burst is one burst of packets in a Pipeline. Make it with NewBurst of
-// the Pipeline it goes through. Between Next and the next Submit it
-// belongs to the caller, who sets Pkts (at most BurstSize packets) and
-// Owner; the pipeline never reads Owner.
+// Burst is one burst of packets in a Pipeline. Between Fill and the return
+// of Deliver its packets belong to the pipeline; Owner is the caller's and
+// the pipeline never reads it.
 type Burst struct {
 	Pkts  []*Packet
 	Owner any
 
-	st   burstState
-	done chan struct{}
+	st     burstState
+	ticket uint64
 }
 
-// NewPipeline starts a pipeline for dir's SAs with c.Workers crypto
-// goroutines, stopped by Close.
+// NewPipeline starts a pipeline for dir's SAs with c.Workers lanes, which
+// run until Fill reports the input closed.
 func (e *Engine) NewPipeline(dir ipsec.Direction, c PipelineConfig) *Pipeline {
-	if c.Workers <= 0 {
-		c.Workers = runtime.GOMAXPROCS(0)
+	pl := &Pipeline{e: e, dir: dir, c: c, free: make(chan *Burst, orderRing)}
+	if c.Depth > 0 {
+		pl.depth.Store(int32(min(c.Depth, orderRing)))
 	}
-	if c.Depth <= 0 {
-		c.Depth = 4 * c.Workers
-	}
-	pl := &Pipeline{dir: dir, pre: e.newProcessor(false), fin: e.newProcessor(false), ndrv: len(e.disp.all), workers: c.Workers,
-		work: make(chan *Burst, c.Depth), order: make(chan *Burst, c.Depth)}
-	pl.help = &cryptoRunner{}
-	pl.help.init(e)
-	for range c.Workers {
-		cr := &cryptoRunner{}
-		cr.init(e)
-		pl.wg.Add(1)
-		go pl.worker(cr)
-	}
+	pl.SetWorkers(c.Workers)
 	return pl
 }
 
-// NewBurst returns an empty burst for this pipeline, with room for
-// BurstSize packets.
-func (pl *Pipeline) NewBurst() *Burst {
-	b := &Burst{Pkts: make([]*Packet, 0, BurstSize), done: make(chan struct{}, 1)}
-	b.st.init(pl.ndrv)
-	return b
+// SetWorkers sets the number of lanes; 0 means GOMAXPROCS. Lanes beyond
+// the number leave after their current burst; new ones start at once. It
+// does nothing once the input is closed.
+func (pl *Pipeline) SetWorkers(n int) {
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	pl.lanes.Lock()
+	defer pl.lanes.Unlock()
+	if pl.ended {
+		return
+	}
+	pl.target.Store(int32(n))
+	if pl.c.Depth <= 0 {
+		pl.depth.Store(int32(min(2*n, orderRing)))
+	}
+	for pl.running.Load() < int32(n) {
+		pl.running.Add(1)
+		pl.wg.Add(1)
+		go pl.lane()
+	}
 }
 
-// Depth returns the most bursts in flight; a producer that keeps Depth+2
-// bursts never waits for one of its own.
-func (pl *Pipeline) Depth() int { return cap(pl.order) }
+// Workers returns the number of lanes wanted.
+func (pl *Pipeline) Workers() int { return int(pl.target.Load()) }
 
-// Workers returns the number of crypto goroutines.
-func (pl *Pipeline) Workers() int { return pl.workers }
+// PipelineStats counts a pipeline's bursts.
+type PipelineStats struct {
+	// Bursts is how many bursts ran; Overlapped how many of them began
+	// their crypto while another burst was still in its own: the lanes'
+	// work overlapped (on as many cores as the machine gave them).
+	Bursts, Overlapped uint64
+	// Lanes is how many lanes ran a burst, of those started since the
+	// pipeline was made.
+	Lanes int
+}
 
-// Submit prepares b and hands it to the workers; it blocks while Depth
-// bursts are in flight. b belongs to the pipeline until Next returns it.
-// len(b.Pkts) must be at most BurstSize.
-func (pl *Pipeline) Submit(b *Burst) {
-	p := pl.pre
+// Stats returns the pipeline's counters.
+func (pl *Pipeline) Stats() PipelineStats {
+	return PipelineStats{Bursts: pl.bursts.Load(), Overlapped: pl.overlapped.Load(), Lanes: int(pl.lanesUsed.Load())}
+}
+
+// Wait returns once the input is closed, every burst taken in has been
+// delivered and the lanes have ended.
+func (pl *Pipeline) Wait() { pl.wg.Wait() }
+
+// lane runs bursts until the input closes or the lane is no longer wanted.
+func (pl *Pipeline) lane() {
+	p := pl.e.NewProcessor()
+	defer func() {
+		pl.e.retire(p)
+		pl.wg.Done()
+	}()
+	for ran := false; !pl.leave(); ran = true {
+		b := pl.admit(p)
+		if b == nil {
+			return
+		}
+		if !ran {
+			pl.lanesUsed.Add(1)
+		}
+		pl.bursts.Add(1)
+		if pl.inCrypto.Add(1) > 1 {
+			pl.overlapped.Add(1)
+		}
+		p.now = nanotime()
+		p.cr.run(&b.st, b.Pkts)
+		if pl.dir == ipsec.Outbound {
+			p.finish(b.Pkts, pl.dir)
+			p.endBurst()
+		}
+		pl.inCrypto.Add(-1)
+		pl.complete(p, b)
+	}
+}
+
+// leave reports whether this lane should end because fewer are wanted.
+func (pl *Pipeline) leave() bool {
+	if pl.running.Load() <= pl.target.Load() {
+		return false
+	}
+	pl.lanes.Lock()
+	defer pl.lanes.Unlock()
+	if pl.running.Load() <= pl.target.Load() {
+		return false
+	}
+	pl.running.Add(-1)
+	return true
+}
+
+// take returns a free burst, making one while fewer than the depth exist.
+// pl.intake is held.
+func (pl *Pipeline) take() *Burst {
+	select {
+	case b := <-pl.free:
+		return b
+	default:
+	}
+	if pl.made < int(pl.depth.Load()) {
+		pl.made++
+		b := &Burst{Pkts: make([]*Packet, 0, BurstSize)}
+		b.st.init(len(pl.e.disp.all))
+		if pl.c.NewBurst != nil {
+			pl.c.NewBurst(b)
+		}
+		return b
+	}
+	return <-pl.free
+}
+
+// admit is the intake: a free burst, Fill, then prepare in order. It
+// returns the burst, or nil once the input is closed.
+func (pl *Pipeline) admit(p *Processor) *Burst {
+	pl.lockIntake()
+	var b *Burst
+	if !pl.stopped {
+		b = pl.take()
+		b.Pkts = b.Pkts[:0]
+		if pl.stopped = !pl.c.Fill(b); pl.stopped {
+			pl.free <- b
+		}
+	}
+	if pl.stopped {
+		pl.intake.Unlock()
+		pl.lanes.Lock()
+		pl.ended = true
+		pl.running.Add(-1)
+		pl.lanes.Unlock()
+		return nil
+	}
 	p.now = nanotime()
 	p.cur = &b.st
 	p.prepare(b.Pkts, pl.dir)
 	if pl.dir == ipsec.Outbound {
 		p.account()
 	}
-	pl.order <- b
-	if len(pl.work) >= pl.workers {
-		// Every worker has a burst waiting already: the producer does
-		// this one's crypto itself, on the core whose caches hold the
-		// burst it has just read and framed.
-		pl.help.run(&b.st, b.Pkts)
-		b.done <- struct{}{}
+	b.ticket = pl.ticket
+	pl.ticket++
+	pl.intake.Unlock()
+	return b
+}
+
+// intakeSpin is how many times a lane yields its core while it waits for
+// the intake before it sleeps on the lock: about 50 µs, a few intake turns.
+const intakeSpin = 256
+
+// lockIntake takes the intake lock. A lane that finds it held yields and
+// tries again for a while before it sleeps: a sleeping lane is woken onto
+// the run queue of the core that let go of the lock, behind that lane's
+// own crypto, and another core takes it from there only after its thread
+// has been woken too (tens of microseconds on a virtual machine, as much as
+// a burst's crypto). Yielding keeps the waiting lane's thread on its core.
+func (pl *Pipeline) lockIntake() {
+	for range intakeSpin {
+		if pl.intake.TryLock() {
+			return
+		}
+		runtime.Gosched()
+	}
+	pl.intake.Lock()
+}
+
+// complete is stage 3: b is ready; if it is next, this lane delivers it
+// and every ready burst after it.
+func (pl *Pipeline) complete(p *Processor, b *Burst) {
+	pl.mu.Lock()
+	pl.ready[b.ticket%orderRing] = b
+	if pl.delivering {
+		pl.mu.Unlock()
 		return
 	}
-	pl.work <- b
-}
-
-// Next returns the oldest burst once its crypto is done, finished: each
-// packet carries its result or its Drop, in the order submitted. It blocks
-// until that burst is ready, and reports false once the pipeline is closed
-// and every burst has come out.
-func (pl *Pipeline) Next() (*Burst, bool) {
-	b, ok := <-pl.order
-	if !ok {
-		if !pl.drained {
-			pl.drained = true
-			pl.pre.e.retire(pl.pre, pl.fin)
+	pl.delivering = true
+	for {
+		nb := pl.ready[pl.next%orderRing]
+		if nb == nil || nb.ticket != pl.next {
+			break
 		}
-		return nil, false
+		pl.ready[pl.next%orderRing] = nil
+		pl.next++
+		pl.mu.Unlock()
+		if pl.dir == ipsec.Inbound {
+			if pl.c.holdFinish != nil {
+				pl.c.holdFinish()
+			}
+			p.now = nanotime()
+			p.cur = &nb.st
+			p.finish(nb.Pkts, pl.dir)
+			p.endBurst()
+		}
+		pl.c.Deliver(nb)
+		pl.free <- nb
+		pl.mu.Lock()
 	}
-	<-b.done
-	p := pl.fin
-	p.now = nanotime()
-	p.cur = &b.st
-	p.finish(b.Pkts, pl.dir)
-	p.endBurst()
-	return b, true
-}
-
-// Close stops the pipeline after the bursts already submitted: it waits
-// for the workers to finish them and exit. Next still returns those bursts,
-// then reports false. Call it once Submit is no longer called.
-func (pl *Pipeline) Close() {
-	pl.close.Do(func() {
-		close(pl.work)
-		close(pl.order)
-		pl.wg.Wait()
-	})
-}
-
-// worker is stage 2.
-func (pl *Pipeline) worker(cr *cryptoRunner) {
-	defer pl.wg.Done()
-	for b := range pl.work {
-		cr.run(&b.st, b.Pkts)
-		b.done <- struct{}{}
-	}
+	pl.delivering = false
+	pl.mu.Unlock()
 }

@@ -14,34 +14,56 @@ import (
 func TestPipelineZeroAllocs(t *testing.T) {
 	a, b := newSide(t), newSide(t)
 	pair(t, gcm, pairOpts{window: 1024, esn: true}, a, b)
-	out := a.e.NewPipeline(ipsec.Outbound, offload.PipelineConfig{Workers: 2})
-	in := b.e.NewPipeline(ipsec.Inbound, offload.PipelineConfig{Workers: 2})
-	t.Cleanup(out.Close)
-	t.Cleanup(in.Close)
-	ob, ib := out.NewBurst(), in.NewBurst()
 	src := numbered(1000, 1)
 	pkts := make([]*offload.Packet, 64)
 	for i := range pkts {
 		pkts[i] = packet(src)
 	}
-	run := func() {
-		ob.Pkts = ob.Pkts[:0]
-		for _, pk := range pkts {
-			pk.Reset(len(src))
-			copy(pk.Buf.Bytes()[:28], src)
-			pk.SA = a.sa
-			ob.Pkts = append(ob.Pkts, pk)
-		}
-		out.Submit(ob)
-		got, _ := out.Next()
-		ib.Pkts = append(ib.Pkts[:0], got.Pkts...)
-		in.Submit(ib)
-		got, _ = in.Next()
-		for _, pk := range got.Pkts {
-			if pk.Drop != offload.NotDropped {
-				t.Fatal(pk.Drop)
+	// Each pipeline takes a burst when asked on its channel and says
+	// when it is delivered.
+	outGo, inGo, done := make(chan bool), make(chan bool), make(chan struct{})
+	var encapped []*offload.Packet
+	out := a.e.NewPipeline(ipsec.Outbound, offload.PipelineConfig{Workers: 2,
+		Fill: func(bu *offload.Burst) bool {
+			if !<-outGo {
+				return false
 			}
-		}
+			for _, pk := range pkts {
+				pk.Reset(len(src))
+				copy(pk.Buf.Bytes()[:28], src)
+				pk.SA = a.sa
+				bu.Pkts = append(bu.Pkts, pk)
+			}
+			return true
+		},
+		Deliver: func(bu *offload.Burst) { encapped = bu.Pkts; done <- struct{}{} }})
+	in := b.e.NewPipeline(ipsec.Inbound, offload.PipelineConfig{Workers: 2,
+		Fill: func(bu *offload.Burst) bool {
+			if !<-inGo {
+				return false
+			}
+			bu.Pkts = append(bu.Pkts, encapped...)
+			return true
+		},
+		Deliver: func(bu *offload.Burst) {
+			for _, pk := range bu.Pkts {
+				if pk.Drop != offload.NotDropped {
+					t.Error(pk.Drop)
+				}
+			}
+			done <- struct{}{}
+		}})
+	t.Cleanup(func() {
+		outGo <- false
+		inGo <- false
+		out.Wait()
+		in.Wait()
+	})
+	run := func() {
+		outGo <- true
+		<-done
+		inGo <- true
+		<-done
 	}
 	run()
 	if n := testing.AllocsPerRun(100, run); n != 0 {

@@ -15,44 +15,35 @@ import (
 	"github.com/ismgw/ism/transform"
 )
 
-// pipe drives a Pipeline from a producer goroutine, as the gateway does:
-// it submits the given bursts in order while the caller takes them out
-// with next.
-type pipe struct {
-	pl   *offload.Pipeline
-	free chan *offload.Burst
-}
-
-func newPipe(t *testing.T, e *offload.Engine, dir ipsec.Direction, workers int) *pipe {
+// run sends bursts through a pipeline of dir's SAs on e with workers
+// lanes, as the gateway does: Fill takes them from the list, Deliver
+// collects them. It returns the packets that came out, burst by burst, in
+// the order they came, once the pipeline has ended.
+func run(t *testing.T, e *offload.Engine, dir ipsec.Direction, workers int, bursts [][]*offload.Packet) [][]*offload.Packet {
 	t.Helper()
-	pl := e.NewPipeline(dir, offload.PipelineConfig{Workers: workers})
-	t.Cleanup(pl.Close)
-	p := &pipe{pl: pl, free: make(chan *offload.Burst, pl.Depth()+2)}
-	for range pl.Depth() + 2 {
-		p.free <- pl.NewBurst()
-	}
-	return p
+	return runWith(t, e, dir, offload.PipelineConfig{Workers: workers}, bursts, nil)
 }
 
-// run submits bursts (from a goroutine) and returns the packets that come
-// out of Next, burst by burst, in the order they came.
-func (p *pipe) run(bursts [][]*offload.Packet) [][]*offload.Packet {
-	go func() {
-		for _, pkts := range bursts {
-			b := <-p.free
-			b.Pkts = append(b.Pkts[:0], pkts...)
-			p.pl.Submit(b)
-		}
-	}()
+// runWith is run with a configuration; atEnd, if set, is called when Fill
+// has no more bursts.
+func runWith(t *testing.T, e *offload.Engine, dir ipsec.Direction, c offload.PipelineConfig, bursts [][]*offload.Packet, atEnd func()) [][]*offload.Packet {
+	t.Helper()
 	var out [][]*offload.Packet
-	for range bursts {
-		b, ok := p.pl.Next()
-		if !ok {
-			break
+	next := 0
+	c.Fill = func(b *offload.Burst) bool {
+		if next == len(bursts) {
+			if atEnd != nil {
+				atEnd()
+				atEnd = nil
+			}
+			return false
 		}
-		out = append(out, append([]*offload.Packet(nil), b.Pkts...))
-		p.free <- b
+		b.Pkts = append(b.Pkts, bursts[next]...)
+		next++
+		return true
 	}
+	c.Deliver = func(b *offload.Burst) { out = append(out, append([]*offload.Packet(nil), b.Pkts...)) }
+	e.NewPipeline(dir, c).Wait()
 	return out
 }
 
@@ -108,7 +99,7 @@ func TestPipelineOrder(t *testing.T) {
 					pk.SA = a.sa
 					pkts = append(pkts, pk)
 				}
-				out := newPipe(t, a.e, ipsec.Outbound, 4).run(split(r, pkts))
+				out := run(t, a.e, ipsec.Outbound, 4, split(r, pkts))
 				var wire []*offload.Packet
 				for _, burst := range out {
 					wire = append(wire, burst...)
@@ -127,7 +118,7 @@ func TestPipelineOrder(t *testing.T) {
 						t.Fatalf("packet %d has sequence number %d", i, got)
 					}
 				}
-				for _, burst := range newPipe(t, b.e, ipsec.Inbound, 4).run(split(r, wire)) {
+				for _, burst := range run(t, b.e, ipsec.Inbound, 4, split(r, wire)) {
 					for _, pk := range burst {
 						if pk.Drop != offload.NotDropped {
 							t.Fatalf("inbound drop %v", pk.Drop)
@@ -183,7 +174,6 @@ func TestPipelineReplay(t *testing.T) {
 		const w = 64
 		pair(t, gcm, pairOpts{window: w, esn: esn}, a, b)
 		wire := sealed(t, a, 300)
-		pl := newPipe(t, b.e, ipsec.Inbound, 2)
 		type step struct {
 			seqs  []int // sequence numbers, one burst
 			drops []offload.DropReason
@@ -196,21 +186,22 @@ func TestPipelineReplay(t *testing.T) {
 			{[]int{200 - w + 1, 200 - w, 199, 199}, []offload.DropReason{ok, old, ok, dup}},
 			{[]int{200 - w + 1, 201, 201, 5}, []offload.DropReason{dup, ok, dup, old}},
 		}
-		// Every burst is submitted before any comes out: each one's
-		// pre-check sees none of the others' updates.
+		var bursts [][]*offload.Packet
 		for _, s := range steps {
-			bu := <-pl.free
-			bu.Pkts = bu.Pkts[:0]
+			var pkts []*offload.Packet
 			for _, q := range s.seqs {
-				bu.Pkts = append(bu.Pkts, packet(wire[q-1]))
+				pkts = append(pkts, packet(wire[q-1]))
 			}
-			pl.pl.Submit(bu)
+			bursts = append(bursts, pkts)
 		}
-		var out [][]*offload.Packet
-		for range steps {
-			bu, _ := pl.pl.Next()
-			out = append(out, bu.Pkts)
-		}
+		// Every burst is prepared before any is finished: each one's
+		// pre-check sees none of the others' updates. Finishing waits
+		// until the intake has seen the end of the input, after the last
+		// burst's prepare.
+		c := offload.PipelineConfig{Workers: 2, Depth: len(steps) + 1}
+		ended := make(chan struct{})
+		offload.HoldFinish(&c, func() { <-ended })
+		out := runWith(t, b.e, ipsec.Inbound, c, bursts, func() { close(ended) })
 		var replays, outside uint64
 		for i, s := range steps {
 			for j, pk := range out[i] {
@@ -238,7 +229,7 @@ func TestPipelineReplay(t *testing.T) {
 	}
 }
 
-// TestPipelineLifetimeOutbound: with five bursts of 128 in flight at once,
+// TestPipelineLifetimeOutbound: with five bursts of 128 on four lanes,
 // exactly the first 300 packets go out (the 300th reaches the hard limit and
 // is sent), the soft limit fires once at the 100th, the hard once, and the
 // rest are counted as lifetime drops.
@@ -261,16 +252,12 @@ func TestPipelineLifetimeOutbound(t *testing.T) {
 			}
 			bursts = append(bursts, pkts)
 		}
-		p := newPipe(t, a.e, ipsec.Outbound, 2)
-		if p.pl.Depth() < 5 {
-			t.Fatal("depth too small for the test")
-		}
 		var all []*offload.Packet
 		for _, burst := range bursts {
 			all = append(all, burst...)
 		}
 		sent := 0
-		for _, burst := range p.run(bursts) {
+		for _, burst := range run(t, a.e, ipsec.Outbound, 4, bursts) {
 			for _, pk := range burst {
 				switch {
 				case pk.Drop == offload.NotDropped:
@@ -319,7 +306,7 @@ func TestPipelineLifetimeInbound(t *testing.T) {
 		pkts = append(pkts, packet(w))
 	}
 	delivered := 0
-	for _, burst := range newPipe(t, b.e, ipsec.Inbound, 2).run(split(rand.New(rand.NewPCG(5, 6)), pkts)) {
+	for _, burst := range run(t, b.e, ipsec.Inbound, 2, split(rand.New(rand.NewPCG(5, 6)), pkts)) {
 		for _, pk := range burst {
 			switch pk.Drop {
 			case offload.NotDropped:
@@ -353,7 +340,7 @@ func TestPipelineDrops(t *testing.T) {
 	unknown := bytes.Clone(wire[2])
 	binary.BigEndian.PutUint32(unknown[20:], 0x9999)
 	pkts := []*offload.Packet{packet(wire[0]), packet(tampered), packet(unknown), packet([]byte{0x45, 0}), packet(wire[3])}
-	out := newPipe(t, b.e, ipsec.Inbound, 2).run([][]*offload.Packet{pkts})
+	out := run(t, b.e, ipsec.Inbound, 2, [][]*offload.Packet{pkts})
 	want := []offload.DropReason{offload.NotDropped, offload.DropICV, offload.DropNoSA, offload.DropMalformed, offload.NotDropped}
 	for i, pk := range out[0] {
 		if pk.Drop != want[i] {
@@ -369,43 +356,47 @@ func TestPipelineDrops(t *testing.T) {
 	}
 }
 
-// TestPipelineClose: Close lets the bursts in flight finish, Next returns
-// them and then reports false, and no goroutine is left behind; the
-// pipeline's counts stay in the engine's counters.
-func TestPipelineClose(t *testing.T) {
+// TestPipelineEnd: once Fill reports the input closed, the bursts taken in
+// are delivered, Wait returns, no goroutine is left behind, SetWorkers
+// starts none, and the lanes' counts stay in the engine's counters.
+func TestPipelineEnd(t *testing.T) {
 	a, b := newSide(t), newSide(t)
 	pair(t, gcm, pairOpts{}, a, b)
 	before := runtime.NumGoroutine()
-	pl := a.e.NewPipeline(ipsec.Outbound, offload.PipelineConfig{Workers: 3})
+	var bursts [][]*offload.Packet
 	for i := range 3 {
-		bu := pl.NewBurst()
+		var pkts []*offload.Packet
 		for j := range 10 {
 			pk := packet(numbered(60, uint32(i*10+j)))
 			pk.SA = a.sa
-			bu.Pkts = append(bu.Pkts, pk)
+			pkts = append(pkts, pk)
 		}
-		pl.Submit(bu)
+		bursts = append(bursts, pkts)
 	}
-	pl.Close()
+	next := 0
 	n := 0
-	for {
-		bu, ok := pl.Next()
-		if !ok {
-			break
-		}
-		for _, pk := range bu.Pkts {
-			if pk.Drop == offload.NotDropped {
-				n++
+	pl := a.e.NewPipeline(ipsec.Outbound, offload.PipelineConfig{Workers: 3,
+		Fill: func(b *offload.Burst) bool {
+			if next == len(bursts) {
+				return false
 			}
-		}
-	}
+			b.Pkts = append(b.Pkts, bursts[next]...)
+			next++
+			return true
+		},
+		Deliver: func(b *offload.Burst) {
+			for _, pk := range b.Pkts {
+				if pk.Drop == offload.NotDropped {
+					n++
+				}
+			}
+		}})
+	pl.Wait()
 	if n != 30 {
-		t.Errorf("%d packets after Close, want 30", n)
+		t.Errorf("%d packets delivered, want 30", n)
 	}
-	if _, ok := pl.Next(); ok {
-		t.Error("Next after the drain")
-	}
-	pl.Close() // twice is fine
+	pl.SetWorkers(4)
+	pl.Wait()
 	if g := a.e.Counters(); g.Packets != 30 {
 		t.Errorf("engine counted %d packets", g.Packets)
 	}
@@ -416,5 +407,63 @@ func TestPipelineClose(t *testing.T) {
 	if g := runtime.NumGoroutine(); g > before {
 		buf := make([]byte, 1<<16)
 		t.Fatalf("%d goroutines before, %d after:\n%s", before, g, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// TestPipelineSetWorkers: lanes come and go while one SA's packets flow
+// (Fill changes the number of lanes every ten bursts), and the packets
+// still come out in order with consecutive sequence numbers.
+func TestPipelineSetWorkers(t *testing.T) {
+	a, b := newSide(t), newSide(t)
+	pair(t, gcm, pairOpts{window: 1024}, a, b)
+	const bursts = 300
+	var pl *offload.Pipeline
+	ready := make(chan struct{})
+	k, want, seq := 0, 0, uint32(0)
+	src := numbered(100, 0)
+	c := offload.PipelineConfig{Workers: 1,
+		NewBurst: func(bu *offload.Burst) {
+			pkts := make([]*offload.Packet, offload.BurstSize)
+			for i := range pkts {
+				pkts[i] = offload.NewPacket()
+			}
+			bu.Owner = pkts
+		},
+		Fill: func(bu *offload.Burst) bool {
+			<-ready
+			if k == bursts {
+				return false
+			}
+			if k%10 == 5 {
+				pl.SetWorkers(1 + k/10%4)
+			}
+			n := 1 + k*7%offload.BurstSize
+			for _, pk := range bu.Owner.([]*offload.Packet)[:n] {
+				pk.Reset(len(src))
+				copy(pk.Buf.Bytes(), src)
+				pk.SA = a.sa
+				bu.Pkts = append(bu.Pkts, pk)
+			}
+			want += n
+			k++
+			return true
+		},
+		Deliver: func(bu *offload.Burst) {
+			for _, pk := range bu.Pkts {
+				if pk.Drop != offload.NotDropped {
+					t.Errorf("drop %v", pk.Drop)
+					continue
+				}
+				if got := seqOf(pk.Buf.Bytes(), gcm); got != seq+1 {
+					t.Errorf("sequence number %d after %d", got, seq)
+				}
+				seq++
+			}
+		}}
+	pl = a.e.NewPipeline(ipsec.Outbound, c)
+	close(ready)
+	pl.Wait()
+	if int(seq) != want || a.sa.Seq() != uint64(want) {
+		t.Errorf("%d packets came out in order, SA at %d; want %d", seq, a.sa.Seq(), want)
 	}
 }

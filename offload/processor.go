@@ -78,8 +78,8 @@ func (p *Packet) Reset(n int) {
 type Processor struct {
 	e *Engine
 	// cur is the burst being prepared or finished: own when the
-	// Processor runs whole bursts, a Burst's when it is one stage of a
-	// Pipeline.
+	// Processor runs whole bursts, a Burst's when it is a Pipeline's
+	// lane.
 	cur   *burstState
 	own   burstState
 	cr    cryptoRunner
@@ -103,15 +103,12 @@ type Processor struct {
 	ivHook func(iv []byte, seq uint64)
 }
 
-// newProcessor returns a Processor; crypto says whether it runs the crypto
-// stage itself (a Pipeline's stage Processors do not, its workers do).
-func newProcessor(e *Engine, crypto bool) *Processor {
+// newProcessor returns a Processor with its own queue pairs.
+func newProcessor(e *Engine) *Processor {
 	p := &Processor{e: e, ivPos: BurstSize * 16}
 	p.own.init(len(e.disp.all))
 	p.cur = &p.own
-	if crypto {
-		p.cr.init(e)
-	}
+	p.cr.init(e)
 	return p
 }
 

@@ -49,6 +49,17 @@ func (sa *SA) Snapshot() SeqSnapshot {
 	return s
 }
 
+// Keys returns copies of the SA's keys, for a checkpoint that seals them
+// at once and zeroes the copies. A deleted SA's keys are gone: ErrNoSA.
+func (sa *SA) Keys() (cipher, auth ipsec.Key, err error) {
+	sa.mu.Lock()
+	defer sa.mu.Unlock()
+	if sa.state.Load()&stateDeleted != 0 {
+		return nil, nil, fmt.Errorf("%w %s: deleted", ErrNoSA, sa.id)
+	}
+	return sa.cfg.CipherKey.Clone(), sa.cfg.AuthKey.Clone(), nil
+}
+
 // Resume is where a resumed SA starts.
 type Resume struct {
 	// After is, for an outbound SA, the last sequence number to count as

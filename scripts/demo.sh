@@ -48,10 +48,17 @@ ip -n "$B" addr add 203.0.113.129/32 dev lo
 k1=$(hex 24) a1=$(hex 20) k2=$(hex 24) a2=$(hex 20)
 g1=$(hex 20) g2=$(hex 20)
 
+# The state files' wrapping key (each gateway has its own state directory:
+# two daemons on one machine must not share one).
+hex 32 > "$work/checkpoint.key"
+chmod 600 "$work/checkpoint.key"
+
 config() { # side src dst addr1 addr2 spi-in spi-out legacy-keys-in legacy-keys-out gcm-in gcm-out
 	cat <<CONF
 ! ISM demo, gateway $1
 control socket $work/$1.sock
+checkpoint state-directory $work/$1-state
+checkpoint key-file $work/checkpoint.key
 ipsec transform-set legacy
   transform 1 esp-3des-hmac-sha
 ipsec transform-set strong

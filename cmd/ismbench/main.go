@@ -4,6 +4,8 @@
 //	ismbench tunnel [-transform NAME] [-duration D] [-encap udp|esp|esp,udp] [-peer strongswan|wireguard-go] [-ike-version 1|2] [-json]
 //	ismbench ike [-version 1|2] [-tunnels N] [-window N] [-transform NAME] [-group G] [-quick] [-no-strongswan] [-json]
 //	ismbench failover [-runs N] [-loss kill|link-down] [-dpd-silent D] [...] [-json]
+//	ismbench cluster [-runs N] [-nodes 2|3] [-ttl D] [-interval D] [-ismd FILE] [-json]
+//	ismbench restart [-runs N] [-checkpoint D] [-interval D] [-ismd FILE] [-json]
 //	ismbench scale [-tunnels N] [-ike-version 1|2] [-window N] [-samples N] [-plot DIR] [-json]
 //	ismbench soak [-tunnels N] [-duration D] [-lifetime D] [-reload-every D] [-churn N] [-plot DIR] [-json]
 //
@@ -36,6 +38,18 @@
 // the tunnel, loses the destination, and measures the time to DPD's
 // verdict, the time from it to traffic through the backup, and the probes
 // lost, against the configured DPD timers.
+//
+// cluster (root; etcd and ismd installed) runs a real three-member etcd
+// cluster and ISM nodes (ismd processes) owning one tunnel group with its
+// VIP, a peer gateway with a manual, an IKEv1 and an IKEv2 tunnel to it and
+// 10 ms probes through each, kills the owner with SIGKILL and measures
+// takeover_s (kill to the first probe through the survivor), lost_packets,
+// renegotiations (IKE SAs the peer set up after the kill), replay_drops
+// and the owner's etcd writes per second, against lease TTL + 1 s.
+//
+// restart (root; ismd installed) kills one gateway with SIGKILL and starts
+// it again with the same configuration: resume_s is from the restart to
+// the first probe through each tunnel (target 1 s), with the same counts.
 //
 // scale (root) sets up N tunnels (default 10,000, each with its own
 // endpoint pair, so its own IKE SA) between two ISM gateways in two
@@ -77,6 +91,8 @@ commands:
            with -peer wireguard-go also a wireguard-go tunnel; -encap esp,udp both encapsulations
   ike      IKE setups per second and memory per tunnel, ISM and strongSwan against strongSwan (root)
   failover DPD detection and failover to a backup destination against strongSwan (root)
+  cluster  kill -9 of a cluster node on etcd: takeover time, loss, renegotiations, replay drops (root)
+  restart  kill -9 and restart of a gateway: time to resume its tunnels from its state file (root)
   scale    N tunnels between two ISM gateways: setups per second, memory and CPU per tunnel (root)
   soak     the scale run's tunnels under a rekey storm, reloads and a peer restart: losses and leaks (root)
 `)
@@ -105,6 +121,10 @@ func main() {
 		err = ike(os.Args[2:])
 	case "failover":
 		err = failover(os.Args[2:])
+	case "cluster":
+		err = cluster(os.Args[2:])
+	case "restart":
+		err = restart(os.Args[2:])
 	case "scale":
 		err = scale(os.Args[2:])
 	case "soak":

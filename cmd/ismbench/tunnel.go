@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/bench"
+	_ "github.com/ismgw/ism/driver/dpdk" // registers "dpdk" (or its not-built stub)
 	"github.com/ismgw/ism/transform"
 )
 
@@ -14,7 +15,9 @@ func tunnel(args []string) error {
 	fs := newFlags("tunnel")
 	tname := fs.String("transform", "esp-aes128-gcm16", "transforms, comma-separated")
 	dur := fs.Duration("duration", 10*time.Second, "iperf3 time per path")
-	encap := fs.String("encap", "udp", "encapsulations, comma-separated: udp (ESP in UDP, RFC 3948), esp (raw IP protocol 50)")
+	encap := fs.String("encap", "udp", "encapsulations, comma-separated: udp (ESP in UDP, RFC 3948), esp (raw IP protocol 50, through the AF_XDP ring where it runs), esp-socket (raw ESP on raw sockets)")
+	workers := fs.Int("workers", 0, "dataplane workers of both gateways (0: auto, one per CPU)")
+	drv := fs.String("driver", "", "the gateways' crypto driver: software, dpdk (ismbench built with -tags dpdk; each gateway gets its own DPDK software crypto devices), kernel; default auto")
 	asJSON := fs.Bool("json", false, "print one JSON object per line")
 	prof := fs.String("cpuprofile", "", "write a CPU profile of the gateways to this file")
 	peer := fs.String("peer", "", "strongswan: also measure ISM against charon, charon against charon (ESP in UDP, IKE as -ike-version says); wireguard-go: also measure a wireguard-go tunnel between the same namespaces")
@@ -45,8 +48,8 @@ func tunnel(args []string) error {
 	}
 	encaps := strings.Split(*encap, ",")
 	for _, e := range encaps {
-		if e != "udp" && e != "esp" {
-			return fmt.Errorf("-encap %q: want udp, esp or both", e)
+		if e != "udp" && e != "esp" && e != "esp-socket" {
+			return fmt.Errorf("-encap %q: want udp, esp, esp-socket or several", e)
 		}
 	}
 	var wg *bench.WireGuardResult
@@ -65,10 +68,15 @@ func tunnel(args []string) error {
 	for _, t := range trs {
 		by := map[string]float64{}
 		for _, e := range encaps {
-			r, err := bench.MeasureTunnel(t, e == "udp", *dur)
+			setup := bench.TunnelSetup{UDP: e == "udp", Workers: *workers, Driver: *drv}
+			if e == "esp-socket" {
+				setup.RawTransport = "socket"
+			}
+			r, err := bench.MeasureTunnel(t, setup, *dur)
 			if err != nil {
 				return err
 			}
+			r.Encap = e
 			if wg != nil && wg.Gbps > 0 {
 				r.WireGuardGbps, r.VsWireGuard = wg.Gbps, r.Gbps/wg.Gbps
 			}
@@ -78,8 +86,14 @@ func tunnel(args []string) error {
 			}
 			rows = append(rows, r)
 		}
-		if by["esp"] > 0 && by["udp"] > 0 {
-			c := bench.EncapComparison{Transform: t.Name(), RawVsUDP: by["esp"] / by["udp"]}
+		if by["esp"] > 0 && (by["udp"] > 0 || by["esp-socket"] > 0) {
+			c := bench.EncapComparison{Transform: t.Name()}
+			if by["udp"] > 0 {
+				c.RawVsUDP = by["esp"] / by["udp"]
+			}
+			if by["esp-socket"] > 0 {
+				c.RingVsSocket = by["esp"] / by["esp-socket"]
+			}
 			if *asJSON {
 				bench.PrintJSON(os.Stdout, c)
 			}

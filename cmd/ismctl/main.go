@@ -4,6 +4,7 @@
 //	ismctl [-socket PATH] [-json] show ipsec tunnel [detail] [NAME]
 //	ismctl show ipsec transform-set | show ipsec sa | show ipsec statistics
 //	ismctl clear ipsec tunnel statistics [NAME]
+//	ismctl show cluster | cluster drain | cluster undrain
 //	ismctl reload
 package main
 

@@ -59,21 +59,29 @@ func TestDaemon(t *testing.T) {
 	dir := t.TempDir()
 	k1, k2 := strings.Repeat("a1", 20), strings.Repeat("b2", 20)
 	conf := func(side, src, dst, addr, spiIn, keyIn, spiOut, keyOut, extra string) string {
-		return fmt.Sprintf(`control socket %s/%s.sock
+		// Each daemon has a state directory of its own in the test's
+		// directory, never the machine's (/var/lib/ism, /etc/ism): a
+		// state file left by an earlier run would resume its SAs.
+		return fmt.Sprintf(`control socket %[1]s/%[2]s.sock
+checkpoint state-directory %[1]s/state-%[2]s
+checkpoint key-file %[1]s/state.key
 ipsec transform-set ts
   transform 1 esp-aes128-gcm16
 interface tunnel ipsec:t1
-  ip address %s 255.255.255.252
-  tunnel source %s
-  tunnel destination %s
+  ip address %[3]s 255.255.255.252
+  tunnel source %[4]s
+  tunnel destination %[5]s
   tunnel transform-set ts
-  tunnel sa inbound esp spi 0x%s cipher-key %s
-  tunnel sa outbound esp spi 0x%s cipher-key %s
-%s`, dir, side, addr, src, dst, spiIn, keyIn, spiOut, keyOut, extra)
+  tunnel sa inbound esp spi 0x%[6]s cipher-key %[7]s
+  tunnel sa outbound esp spi 0x%[8]s cipher-key %[9]s
+%[10]s`, dir, side, addr, src, dst, spiIn, keyIn, spiOut, keyOut, extra)
 	}
 	confA := conf("a", "192.0.2.1", "192.0.2.2", "198.51.100.1", "2001", k2, "1001", k1, "ip route 203.0.113.0 255.255.255.0 ipsec:t1\n")
 	confB := conf("b", "192.0.2.2", "192.0.2.1", "198.51.100.2", "1001", k1, "2001", k2, "")
 	files := map[string]string{"a": filepath.Join(dir, "a.conf"), "b": filepath.Join(dir, "b.conf")}
+	if err := os.WriteFile(filepath.Join(dir, "state.key"), []byte(strings.Repeat("3c", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	os.WriteFile(files["a"], []byte(confA), 0o600)
 	os.WriteFile(files["b"], []byte(confB), 0o600)
 	procs := map[string]*exec.Cmd{}

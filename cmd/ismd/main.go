@@ -54,12 +54,38 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	g, err := ism.New(cfg, ism.Options{Logger: log})
+	sf, err := stateFile(cfg)
+	if err != nil {
+		printErrors(err)
+		os.Exit(1)
+	}
+	resume := loadState(sf, log)
+	g, err := ism.New(cfg, ism.Options{Logger: log, Resume: resume})
+	if resume != nil {
+		resume.State.Zero()
+	}
 	if err != nil {
 		log.Error("start", "err", err)
 		os.Exit(1)
 	}
 	defer g.Close()
+	cp := startCheckpoints(cfg, sf, g, log)
+	defer func() {
+		if err := cp.stop(); err != nil {
+			log.Error("last checkpoint", "err", err)
+		}
+	}()
+
+	cn, err := startCluster(cfg, g, log)
+	if err != nil {
+		printErrors(err)
+		os.Exit(1)
+	}
+	defer func() {
+		if err := cn.leave(); err != nil {
+			log.Error("leaving the cluster", "err", err)
+		}
+	}()
 
 	var reloadMu sync.Mutex
 	reload := func() error {
@@ -76,12 +102,12 @@ func main() {
 		log.Info("configuration reloaded", "config", c)
 		return nil
 	}
-	if err := operator.ServeControl(ctx, cfg.ControlSocket, g, reload, log); err != nil {
+	if err := operator.ServeControl(ctx, cfg.ControlSocket, daemonGateway{g, cn}, reload, log); err != nil {
 		log.Error("control socket", "err", err)
 		os.Exit(1)
 	}
 	if cfg.Metrics.IsValid() {
-		if err := operator.ServeMetrics(ctx, cfg.Metrics, g, log); err != nil {
+		if err := operator.ServeMetrics(ctx, cfg.Metrics, g, log, cn.collectors()...); err != nil {
 			log.Error("metrics", "err", err)
 			os.Exit(1)
 		}

@@ -5,6 +5,7 @@ package dpdk
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -107,34 +108,30 @@ func TestPipeline(t *testing.T) {
 // sizes and checks that every one comes out, in order, not dropped.
 func through(t *testing.T, e *offload.Engine, dir ipsec.Direction, pkts []*offload.Packet, r *rand.Rand) {
 	t.Helper()
-	pl := e.NewPipeline(dir, offload.PipelineConfig{Workers: 2})
-	free := make(chan *offload.Burst, pl.Depth()+2)
-	for range cap(free) {
-		free <- pl.NewBurst()
-	}
-	go func() {
-		defer pl.Close()
-		for rest := pkts; len(rest) > 0; {
-			k := min(len(rest), 1+r.IntN(offload.BurstSize))
-			bu := <-free
-			bu.Pkts = append(bu.Pkts[:0], rest[:k]...)
-			pl.Submit(bu)
-			rest = rest[k:]
-		}
-	}()
-	i := 0
-	for {
-		bu, ok := pl.Next()
-		if !ok {
-			break
-		}
-		for _, pk := range bu.Pkts {
-			if pk != pkts[i] || pk.Drop != offload.NotDropped {
-				t.Fatalf("%s: packet %d out of order or dropped (%v)", dir, i, pk.Drop)
+	rest, i := pkts, 0
+	var bad error
+	pl := e.NewPipeline(dir, offload.PipelineConfig{Workers: 2,
+		Fill: func(bu *offload.Burst) bool { // one lane at a time
+			if len(rest) == 0 {
+				return false
 			}
-			i++
-		}
-		free <- bu
+			k := min(len(rest), 1+r.IntN(offload.BurstSize))
+			bu.Pkts = append(bu.Pkts, rest[:k]...)
+			rest = rest[k:]
+			return true
+		},
+		Deliver: func(bu *offload.Burst) { // one burst at a time, in order
+			for _, pk := range bu.Pkts {
+				if bad == nil && (pk != pkts[i] || pk.Drop != offload.NotDropped) {
+					bad = fmt.Errorf("%s: packet %d out of order or dropped (%v)", dir, i, pk.Drop)
+				}
+				i++
+			}
+		},
+	})
+	pl.Wait()
+	if bad != nil {
+		t.Fatal(bad)
 	}
 	if i != len(pkts) {
 		t.Fatalf("%s: %d of %d packets came out", dir, i, len(pkts))

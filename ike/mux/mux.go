@@ -132,10 +132,17 @@ func (m *Daemon) Acquire(tunnel string) {
 	}
 }
 
-// Expire goes to the daemon that installed the SA.
+// Expire goes to the daemon that installed the SA; an SA no daemon
+// installed here (a child SA that came with an imported IKE SA) goes to
+// each, and the one that does not know it ignores it.
 func (m *Daemon) Expire(id ipsec.SAID, hard bool) {
 	v, ok := m.owners.Load(id)
 	if !ok {
+		for _, v := range Versions {
+			if d := m.daemon(v); d != nil {
+				d.Expire(id, hard)
+			}
+		}
 		return
 	}
 	if d := m.daemon(v.(int)); d != nil {

@@ -40,6 +40,7 @@ type ikeSA struct {
 	policy   ike.Policy // negotiated; Lifetime is the one in force
 	hash     crypto.Hash
 	block    cipher.Block
+	ekey     []byte // the key of block, kept for Export
 	skeyidD  []byte
 	skeyidA  []byte
 	p1IV     []byte // last CBC block of phase 1, for quick mode IVs
@@ -281,6 +282,7 @@ func (d *Daemon) removeIKESA(sa *ikeSA) {
 	}
 	clear(sa.skeyidD)
 	clear(sa.skeyidA)
+	clear(sa.ekey)
 	sa.block = nil
 	sa.pending = nil
 	d.mu.Unlock()

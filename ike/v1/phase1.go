@@ -202,9 +202,9 @@ func (p *phase1) deriveKeys() error {
 	keys := DeriveSKEYIDs(h, p.skeyid, gxy, p.sa.icookie, p.sa.rcookie)
 	ekey := EncryptionKey(h, keys.E, p.policy.Encryption.KeyLen())
 	block, err := newBlock(p.policy.Encryption, ekey)
-	clear(ekey)
 	clear(keys.E)
 	if err != nil {
+		clear(ekey)
 		keys.Zero()
 		return err
 	}
@@ -212,7 +212,7 @@ func (p *phase1) deriveKeys() error {
 	d.mu.Lock()
 	p.sa.policy = p.policy
 	p.sa.hash = h
-	p.sa.block = block
+	p.sa.block, p.sa.ekey = block, ekey
 	p.sa.skeyidD, p.sa.skeyidA = keys.D, keys.A
 	p.sa.p1IV = Phase1IV(h, p.gxi, p.gxr, block.BlockSize())
 	d.mu.Unlock()

@@ -190,6 +190,10 @@ func (d *Daemon) negotiationFailed(name string, remote netip.Addr, reason string
 	if tu.state == stateNegotiating {
 		tu.state = stateDown
 	}
+	lost := tu.state == stateUp && len(tu.children) == 0 // see removeChild
+	if lost {
+		tu.state = stateDown
+	}
 	for _, c := range tu.children {
 		c.rekeying = false
 	}
@@ -203,6 +207,9 @@ func (d *Daemon) negotiationFailed(name string, remote netip.Addr, reason string
 	d.mu.Unlock()
 	if d.lis != nil {
 		d.lis.NegotiationFailed(name, reason)
+		if lost {
+			d.lis.TunnelDown(name, reason)
+		}
 	}
 	if due {
 		d.failover(tu, from, reason, heard)
@@ -341,7 +348,11 @@ func (d *Daemon) removeChild(c *childSA, reason string) {
 	}
 	d.stopChildLocked(c)
 	tu := c.tu
-	down := len(tu.children) == 0 && tu.state == stateUp
+	// A peer that rekeyed deletes the old child right after its QM3,
+	// which may overtake this end's install of the new one (QM_R2): the
+	// tunnel stays up for it (negotiationFailed takes it down if it
+	// fails).
+	down := len(tu.children) == 0 && tu.state == stateUp && tu.qm != "QM_R2"
 	if down {
 		tu.state = stateDown
 		tu.lastError = reason

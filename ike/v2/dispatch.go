@@ -113,6 +113,8 @@ func (sa *ikeSA) receive(local, remote netip.AddrPort, m *Message) {
 	}
 	switch {
 	case m.MessageID == sa.win.expect:
+	case m.MessageID > sa.win.expect && m.MessageID-sa.win.expect <= sa.resync:
+		sa.win.expect = m.MessageID // an imported SA: the peer's requests moved on (import.go)
 	case m.MessageID+1 == sa.win.expect && sa.win.hasResp:
 		// A retransmission: the same response again, to where it came
 		// from (§2.1, §2.11).
@@ -126,6 +128,7 @@ func (sa *ikeSA) receive(local, remote netip.AddrPort, m *Message) {
 		return
 	}
 	sa.heard()
+	sa.resync = 0
 	sa.win.lastIn = sa.in
 	sa.oldKeys.zero() // no retransmission of an earlier request can come now
 	sa.oldKeys = ikeKeys{}

@@ -86,11 +86,17 @@ type ikeSA struct {
 	// exchanges, by link (followup.go).
 	followups map[string]*followupR
 
-	win      window
-	children []*childSA
-	rekeys   int         // IKE SA rekeys that led to this one
-	rk       *ikeRekey   // this end's rekey of the SA, while it runs
-	retry    clock.Timer // a rekey waiting after TEMPORARY_FAILURE (§2.25)
+	win window
+	// resync, on an imported SA (import.go), is how far past
+	// win.expect the peer's first request may be: its requests may have
+	// moved on since the record. Zero once one is taken. resyncOut: the
+	// peer has answered none of its requests yet.
+	resync    uint32
+	resyncOut bool
+	children  []*childSA
+	rekeys    int         // IKE SA rekeys that led to this one
+	rk        *ikeRekey   // this end's rekey of the SA, while it runs
+	retry     clock.Timer // a rekey waiting after TEMPORARY_FAILURE (§2.25)
 	// successor is the IKE SA that took over the child SAs (§2.8);
 	// unsettled marks a new IKE SA whose rekey collided with this end's
 	// until the nonces decide (§2.8.2). unsettled is written with

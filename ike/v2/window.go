@@ -169,6 +169,16 @@ func (sa *ikeSA) retransmit(r *request) {
 func (sa *ikeSA) response(m *Message) bool {
 	w := &sa.win
 	r := w.out
+	if r != nil && sa.resyncOut && m.MessageID == r.msgID && m.Exchange != r.exchange {
+		// An imported SA (import.go): the peer answered a request of
+		// this ID that the old daemon sent after the record; it is
+		// again from the next ID.
+		w.timer.Stop()
+		w.out, w.nextID = nil, w.nextID+1
+		w.queue = append([]*request{r.fresh()}, w.queue...)
+		sa.sendNext()
+		return true
+	}
 	if r == nil || m.MessageID != r.msgID || m.Exchange != r.exchange {
 		return false
 	}
@@ -177,6 +187,7 @@ func (sa *ikeSA) response(m *Message) bool {
 	}
 	w.out = nil
 	w.nextID++
+	sa.resyncOut = false
 	r.onResponse(sa, m)
 	sa.sendNext()
 	return true

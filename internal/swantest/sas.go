@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/ismgw/ism/internal/swantest/charon"
 )
 
 // IKESA is one IKE SA as swanctl --list-sas --raw shows it.
@@ -32,6 +34,19 @@ func (e *Env) ListSAs() ([]IKESA, error) {
 	}
 	return parseListSAs(out)
 }
+
+// ListSAsOf returns the IKE SAs of a charon started on its own
+// (charon.Start), outside an Env.
+func ListSAsOf(ch *charon.Charon) ([]IKESA, error) {
+	out, err := ch.Swanctl("--list-sas", "--raw")
+	if err != nil {
+		return nil, fmt.Errorf("swantest: list-sas: %v: %s", err, out)
+	}
+	return parseListSAs(out)
+}
+
+// LoggedKeysOf reads the IPsec keys a charon started on its own logged.
+func LoggedKeysOf(ch *charon.Charon) map[uint32]LoggedKey { return parseLoggedKeys(ch.Log()) }
 
 func parseListSAs(out string) ([]IKESA, error) {
 	var sas []IKESA

@@ -82,7 +82,7 @@ bogus
 	want := `all.conf:1: driver: expected auto or software or dpdk or kernel, got "turbo"
 all.conf:2: ipsec replay-window: window 99999 out of range: expected 0 to 65536
 all.conf:6: tunnel transform-set: no ipsec transform-set "missing" is declared
-all.conf:7: unknown command "bogus"; expected one of: control, dpdk, driver, interface, ip, ipsec, metrics, snmp-server, virtual-router`
+all.conf:7: unknown command "bogus"; expected one of: checkpoint, cluster, control, dataplane, dpdk, driver, interface, ip, ipsec, metrics, snmp-server, virtual-router`
 	if err == nil || err.Error() != want {
 		t.Fatalf("got\n%v\nwant\n%s", err, want)
 	}

@@ -28,6 +28,8 @@ var topCommands = []command{
 	{"driver", "auto|software|dpdk|kernel", 1, 1, true, (*parser).cmdDriver},
 	{"dpdk eal-args", "ARGUMENT...", 1, -1, true, (*parser).cmdEALArgs},
 	{"dpdk vdev", "DEVICE", 1, 1, false, (*parser).cmdVDev},
+	{"dataplane workers", "auto|N", 1, 1, true, (*parser).cmdDataplaneWorkers},
+	{"dataplane raw-transport", "auto|ring|socket", 1, 1, true, (*parser).cmdDataplaneRaw},
 	{"interface tunnel", "ipsec:NAME", 1, 1, false, (*parser).cmdInterface},
 	{"ip route", "PREFIX MASK|PREFIX/LENGTH ipsec:NAME", 2, 3, false, (*parser).cmdRoute},
 	{"ip policy-route source", "PREFIX MASK|PREFIX/LENGTH ipsec:NAME", 2, 3, false, (*parser).cmdPolicyRoute},

@@ -68,6 +68,8 @@ type Config struct {
 	Driver Driver
 	// DPDK holds the EAL arguments and virtual devices of the dpdk driver.
 	DPDK DPDK
+	// Dataplane holds the packet processing settings ("dataplane").
+	Dataplane Dataplane
 
 	// VRs are the virtual routers, DefaultVR first, then in file order.
 	VRs []VR
@@ -95,6 +97,11 @@ type Config struct {
 	Metrics netip.AddrPort
 	// ControlSocket is the path of ismd's unix control socket.
 	ControlSocket string
+
+	// Checkpoint is where the SAs' state goes for a restart; Cluster the
+	// node's cluster (zero: none).
+	Checkpoint Checkpoint
+	Cluster    Cluster
 }
 
 // Tunnel returns the tunnel called name (without "ipsec:"), or nil.
@@ -259,9 +266,12 @@ const (
 	TrapIKEFailure Trap = "ike-failure" // an IKE negotiation failed
 	TrapDPD        Trap = "dpd"         // DPD declared a peer dead
 	TrapFailover   Trap = "failover"    // a tunnel switched destination
+	// TrapClusterOwnership: this cluster node took a tunnel group or
+	// stopped owning one.
+	TrapClusterOwnership Trap = "cluster-ownership"
 )
 
 // AllTraps returns every trap.
 func AllTraps() []Trap {
-	return []Trap{TrapTunnelUp, TrapTunnelDown, TrapIKEFailure, TrapDPD, TrapFailover}
+	return []Trap{TrapTunnelUp, TrapTunnelDown, TrapIKEFailure, TrapDPD, TrapFailover, TrapClusterOwnership}
 }

@@ -77,7 +77,7 @@ func TestDocsExamplesParse(t *testing.T) {
 // in docs/config.md, and each transform is in its table.
 func TestDocsCoverEveryCommand(t *testing.T) {
 	_, doc := docBlocks(t)
-	for _, k := range []blockKind{topLevel, transformSetBlock, policyBlock, interfaceBlock} {
+	for _, k := range []blockKind{topLevel, transformSetBlock, policyBlock, interfaceBlock, clusterGroupBlock} {
 		for _, cmd := range tables(k) {
 			if !strings.Contains(doc, "\n### `"+cmd.path+"`") {
 				t.Errorf("no heading for %q", cmd.path)

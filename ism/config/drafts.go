@@ -40,6 +40,8 @@ type drafts struct {
 	routes []routeDraft
 	// proutes are the policy routes.
 	proutes []routeDraft
+	ckpt    ckptDraft
+	cl      clusterDraft
 }
 
 // zero overwrites the keys the drafts hold, including those of lines that
@@ -74,15 +76,17 @@ type globalDraft struct {
 	replay     opt[int]
 	driver     opt[Driver]
 	dpdk       DPDK
-	certs      Certificates
-	certLine   int // line of "ipsec local-certificate"
-	pssLine    int // the same, when it says rsa-pss
-	caLine     int // line of the first "ipsec ca-certificate"
-	hosts      []hostDraft
-	engineID   []byte
-	traps      opt[[]Trap]
-	metrics    netip.AddrPort
-	control    opt[string]
+	// dataplane is "dataplane ...".
+	dataplane dataplaneDraft
+	certs     Certificates
+	certLine  int // line of "ipsec local-certificate"
+	pssLine   int // the same, when it says rsa-pss
+	caLine    int // line of the first "ipsec ca-certificate"
+	hosts     []hostDraft
+	engineID  []byte
+	traps     opt[[]Trap]
+	metrics   netip.AddrPort
+	control   opt[string]
 }
 
 // lifetimeDraft is "lifetime [seconds N] [kilobytes N]", the volume kept

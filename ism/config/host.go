@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 )
 
 // Host answers what Parse cannot know: the addresses configured on the
@@ -14,7 +15,9 @@ type Host interface {
 }
 
 // CheckHost is the second stage of validation: every tunnel source must be
-// an address configured in the tunnel's transport VR. It returns every
+// an address configured in the tunnel's transport VR, but for tunnels of a
+// cluster group, whose source is the group's virtual address: that must
+// have an address of its network beside it. It returns every
 // problem as Error values joined with errors.Join, or nil.
 func (c *Config) CheckHost(h Host) error {
 	errs := errorList{file: c.File}
@@ -40,6 +43,14 @@ func (c *Config) CheckHost(h Host) error {
 		}
 		if r.err != nil {
 			errs.add(line, "tunnel source: cannot list the addresses of %s: %v", where, r.err)
+			continue
+		}
+		if g := c.Group(t.Name); g != nil {
+			// The VIP comes and goes with the group's ownership; the
+			// network it goes on must be there.
+			if !slices.ContainsFunc(r.addrs, func(a netip.Addr) bool { return a != g.VIP.Addr() && g.VIP.Masked().Contains(a.WithZone("").Unmap()) }) {
+				errs.add(line, "tunnel source: the virtual address %s of cluster group %s needs an address of %s in %s to go beside", g.VIP.Addr(), g.Name, where, g.VIP.Masked())
+			}
 			continue
 		}
 		if !hasAddr(r.addrs, t.TunnelSource) {

@@ -61,6 +61,7 @@ const (
 	transformSetBlock
 	policyBlock
 	interfaceBlock
+	clusterGroupBlock
 	discardBlock // the lines under a block command that failed
 )
 
@@ -72,6 +73,7 @@ type block struct {
 	iface *ifaceDraft
 	tset  *tsetDraft
 	rule  *policyDraft
+	group *groupDraft
 }
 
 // command is one command of a block's table.
@@ -90,13 +92,15 @@ func (cmd *command) words() []string { return strings.Fields(cmd.path) }
 func tables(k blockKind) []command {
 	switch k {
 	case topLevel:
-		return topCommands
+		return topTable
 	case transformSetBlock:
 		return transformSetCommands
 	case policyBlock:
 		return policyCommands
 	case interfaceBlock:
 		return interfaceCommands
+	case clusterGroupBlock:
+		return groupCommands
 	}
 	return nil
 }
@@ -134,7 +138,7 @@ func (p *parser) dispatch(ln line) {
 	b := p.top
 	if ln.indent {
 		if p.cur == nil {
-			p.errs.add(ln.num, "indented line %q is not inside a block (blocks are opened by interface tunnel, ipsec transform-set and ipsec isakmp-policy-rule)", firstWords(ln.words, 2))
+			p.errs.add(ln.num, "indented line %q is not inside a block (blocks are opened by interface tunnel, ipsec transform-set, ipsec isakmp-policy-rule and cluster group)", firstWords(ln.words, 2))
 			return
 		}
 		if p.cur.kind == discardBlock {
@@ -179,7 +183,7 @@ func (p *parser) dispatch(ln line) {
 
 // isOpener reports whether a top-level command opens a block.
 func isOpener(path string) bool {
-	return path == "interface tunnel" || path == "ipsec transform-set" || path == "ipsec isakmp-policy-rule"
+	return path == "interface tunnel" || path == "ipsec transform-set" || path == "ipsec isakmp-policy-rule" || path == "cluster group"
 }
 
 // open starts a block; the lines indented under it go to its table.

@@ -33,6 +33,7 @@ func (p *parser) resolve() *Config {
 		ReplayWindow:     g.replay.or(DefaultReplayWindow),
 		Driver:           g.driver.or(DriverAuto),
 		DPDK:             g.dpdk,
+		Dataplane:        g.dataplane.resolve(),
 		VRs:              []VR{{Name: DefaultVR}},
 		Certificates:     g.certs,
 		Metrics:          g.metrics,
@@ -62,6 +63,7 @@ func (p *parser) resolve() *Config {
 	for _, r := range p.resolveRoutes(c, p.d.proutes, "ip policy-route source") {
 		c.PolicyRoutes = append(c.PolicyRoutes, PolicyRoute{Source: r.Prefix, Tunnel: r.Tunnel, VR: r.VR})
 	}
+	c.Checkpoint, c.Cluster = p.resolveCheckpoint(), p.resolveCluster(c)
 	return c
 }
 

@@ -141,6 +141,12 @@ type Tunnel struct {
 	Op, Transport *vr.VR
 	Endpoint      *transport.Endpoint
 
+	// Fence, when set, reports whether the tunnel may still send: a
+	// cluster group's ownership is valid (cluster.Takeover.Valid). A
+	// datapath that frames packets itself checks it before each burst
+	// and drops the burst (tunnel-down) once it says no.
+	Fence func() bool
+
 	// Routed says the tunnel's routes are in: traffic reaching it is
 	// carried (else counted as tunnel-down).
 	Routed atomic.Bool
@@ -190,7 +196,10 @@ type Status struct {
 	Driver, DriverReason string
 	// Reason says why the tunnel runs on this datapath, if it says.
 	Reason string
-	SAs    []SAStatus
+	// Transport is how the outbound SA's packets leave: "af_xdp ring on
+	// eth0 (native XDP)", "raw socket (why)", a UDP socket.
+	Transport string
+	SAs       []SAStatus
 	// In and Out are traffic the path's live SAs carried that the
 	// tunnel's counters do not hold yet (the kernel counts XFRM's).
 	In, Out Traffic
@@ -274,4 +283,20 @@ type Stats struct {
 	// Fallbacks count packets or tunnels that fell back to the software
 	// engine, by reason.
 	Fallbacks map[string]uint64
+	// Workers is the number of lanes each of the datapath's pipelines
+	// runs, and Pipelines how many run.
+	Workers   int
+	Pipelines Pipelines
+}
+
+// Pipelines counts a datapath's running pipelines by what they serve.
+type Pipelines struct {
+	Devices int `json:"devices"` // secure-interface devices' send sides
+	Sockets int `json:"sockets"` // transport sockets' and rings' receive sides
+	// Bursts counts the bursts the pipelines ran, Overlapped those that
+	// began their crypto while another burst was in its own.
+	Bursts     uint64 `json:"bursts"`
+	Overlapped uint64 `json:"overlapped"`
+	// Lanes is the most lanes that ran bursts in one pipeline.
+	Lanes int `json:"lanes"`
 }

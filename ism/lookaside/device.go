@@ -26,7 +26,7 @@ const tunMTU = 9000
 const tunOffset = 16
 
 // device is an operational VR's secure-interface device, shared by the
-// VR's tunnels on this datapath, and the fib its outbound loop reads.
+// VR's tunnels on this datapath, and the fib its outbound pipeline reads.
 type device struct {
 	v     *vr.VR
 	dev   tun.Device
@@ -36,7 +36,7 @@ type device struct {
 }
 
 // device returns v's device with a reference taken, creating it and
-// starting its outbound loop on first use. d.mu is held.
+// starting its outbound pipeline on first use. d.mu is held.
 func (d *Datapath) device(v *vr.VR) (*device, error) {
 	if dev := d.devs[v]; dev != nil {
 		dev.refs++
@@ -69,7 +69,7 @@ func (d *Datapath) device(v *vr.VR) (*device, error) {
 }
 
 // release drops a reference to dev; the last one closes the device, which
-// ends its outbound loop. d.mu is held.
+// ends its outbound pipeline. d.mu is held.
 func (d *Datapath) release(dev *device) {
 	if dev.refs--; dev.refs > 0 {
 		return

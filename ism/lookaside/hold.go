@@ -130,7 +130,7 @@ func (p *path) release() {
 			continue
 		}
 		pkts := make([]*offload.Packet, len(held))
-		d.newPackets(pkts)
+		d.newPackets(pkts, offload.BufferSize)
 		for i, b := range held {
 			pkts[i].Reset(len(b))
 			copy(pkts[i].Buf.Bytes(), b)

@@ -1,31 +1,60 @@
 package lookaside
 
 import (
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/ism/transport"
 	"github.com/ismgw/ism/offload"
 )
 
-// NewReceiver returns the receiver of one transport read loop: it
-// decapsulates what the loop read, checks each inner packet against its
-// tunnel's selectors and writes it to the tunnel's operational VR device.
-func (d *Datapath) NewReceiver() transport.Receiver {
-	return &receiver{d: d, p: d.eng.NewProcessor()}
+// Serve runs the receive side of one transport socket or ring queue, a
+// pipeline whose lanes take turns to read a burst (the pipeline's intake),
+// decapsulate it at once, and deliver it in the order read: each inner
+// packet checked against its tunnel's selectors and written to the
+// tunnel's operational VR device. It returns once the socket is closed.
+func (d *Datapath) Serve(r transport.Reader) {
+	var rx deliverer // Deliver's, which runs one burst at a time
+	size := r.BufferSize()
+	if r.ESP() && d.pool == nil {
+		// The device coalesces a TCP flow's segments into the first
+		// one's buffer.
+		size = max(size, transport.BigBufferSize)
+	}
+	pl := d.eng.NewPipeline(ipsec.Inbound, offload.PipelineConfig{Workers: d.Workers(),
+		NewBurst: func(b *offload.Burst) {
+			pkts := make([]*offload.Packet, offload.BurstSize)
+			d.newPackets(pkts, size)
+			b.Owner = &inBurst{slots: pkts}
+		},
+		Fill: func(b *offload.Burst) bool {
+			ib := b.Owner.(*inBurst)
+			for i := range ib.slots {
+				if ib.slots[i].Buf == nil { // abandoned to a stuck driver
+					d.newPackets(ib.slots[i:i+1], size)
+				}
+			}
+			n, err := r.Read(ib.slots)
+			if err != nil {
+				return false
+			}
+			b.Pkts = append(b.Pkts, ib.slots[:n]...)
+			return true
+		},
+		Deliver: func(b *offload.Burst) { d.deliver(b.Pkts, &rx) },
+	})
+	d.run(pl, "socket")
 }
 
-// receiver is owned by one read loop.
-type receiver struct {
-	d  *Datapath
-	p  *offload.Processor
-	rx deliverer
+// inBurst is an inbound burst's own packets, read into.
+type inBurst struct {
+	slots []*offload.Packet
 }
 
-func (r *receiver) Alloc(pkts []*offload.Packet) { r.d.newPackets(pkts) }
+// Drop counts a packet that reached no tunnel.
+func (d *Datapath) Drop(r offload.DropReason) { d.drops.Drop(r) }
 
-func (r *receiver) Drop(reason offload.DropReason) { r.d.drops.Drop(reason) }
-
-func (r *receiver) Receive(work []*offload.Packet) {
-	d := r.d
-	r.p.Decap(work)
+// deliver checks each decapsulated packet against its tunnel's selectors
+// and writes it to the tunnel's operational VR device.
+func (d *Datapath) deliver(work []*offload.Packet, rx *deliverer) {
 	byID := *d.byID.Load()
 	for _, pk := range work {
 		if pk.Drop != offload.NotDropped {
@@ -48,13 +77,13 @@ func (r *receiver) Receive(work []*offload.Packet) {
 		}
 		p.t.RX.Packets.Add(1)
 		p.t.RX.Bytes.Add(uint64(pk.Buf.Len))
-		r.rx.add(p.dev, pk)
+		rx.add(p.dev, pk)
 	}
-	r.rx.flush(d)
+	rx.flush(d)
 }
 
 // deliverer batches decapsulated packets per operational VR device. The
-// zero value is ready; it is owned by one goroutine.
+// zero value is ready; it is used by one goroutine at a time.
 type deliverer struct {
 	batches []deliverBatch
 }

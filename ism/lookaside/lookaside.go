@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,7 +23,6 @@ import (
 	"github.com/ismgw/ism/fallback"
 	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/ism/datapath"
-	"github.com/ismgw/ism/ism/transport"
 	"github.com/ismgw/ism/ism/vr"
 	"github.com/ismgw/ism/offload"
 )
@@ -37,6 +37,9 @@ type Config struct {
 	// clock.Real.
 	Clock  clock.Clock
 	Logger *slog.Logger
+	// Workers is the number of lanes of each pipeline (a VR device's
+	// send side, a transport socket's receive side); 0 means GOMAXPROCS.
+	Workers int
 }
 
 // Datapath is the lookaside datapath. Its methods are safe for concurrent
@@ -65,7 +68,12 @@ type Datapath struct {
 	byID   atomic.Pointer[map[uint64]*path]
 	nextID atomic.Uint64
 
+	// workers is Config.Workers, as SetWorkers changed it.
+	workers atomic.Int32
+
 	mu      sync.Mutex
+	pipes   map[*offload.Pipeline]string // running, by kind: "device", "socket"
+	ended   offload.PipelineStats        // of the pipelines that ended
 	sweeper clock.Timer
 	devs    map[*vr.VR]*device
 	paths   map[*datapath.Tunnel]*path
@@ -75,8 +83,8 @@ type Datapath struct {
 }
 
 var (
-	_ datapath.Datapath  = (*Datapath)(nil)
-	_ transport.Receiver = (*receiver)(nil)
+	_ datapath.Datapath = (*Datapath)(nil)
+	_ datapath.Resumer  = (*path)(nil)
 )
 
 // New starts a datapath: its engine on the drivers, with the software
@@ -84,7 +92,8 @@ var (
 func New(c Config) (*Datapath, error) {
 	d := &Datapath{log: c.Logger, events: c.Events, clock: clock.Or(c.Clock), fb: fallback.New(0), drivers: c.Drivers,
 		devs: map[*vr.VR]*device{}, paths: map[*datapath.Tunnel]*path{}, pending: map[*grace]struct{}{},
-		delayed: map[*delayed]struct{}{}}
+		delayed: map[*delayed]struct{}{}, pipes: map[*offload.Pipeline]string{}}
+	d.workers.Store(int32(max(c.Workers, 0)))
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -125,6 +134,42 @@ func (d *Datapath) armSweep() {
 		}
 		d.mu.Unlock()
 	})
+}
+
+// Workers returns the number of lanes each pipeline runs.
+func (d *Datapath) Workers() int {
+	if n := int(d.workers.Load()); n > 0 {
+		return n
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+// SetWorkers sets the number of lanes of every pipeline, running or to
+// come; 0 means GOMAXPROCS.
+func (d *Datapath) SetWorkers(n int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.workers.Store(int32(max(n, 0)))
+	for pl := range d.pipes {
+		pl.SetWorkers(d.Workers())
+	}
+}
+
+// run keeps a pipeline in the list SetWorkers changes until it ends;
+// kind says what it serves in Stats.
+func (d *Datapath) run(pl *offload.Pipeline, kind string) {
+	d.mu.Lock()
+	d.pipes[pl] = kind
+	pl.SetWorkers(d.Workers()) // SetWorkers may have run since it started
+	d.mu.Unlock()
+	pl.Wait()
+	d.mu.Lock()
+	delete(d.pipes, pl)
+	st := pl.Stats()
+	d.ended.Bursts += st.Bursts
+	d.ended.Overlapped += st.Overlapped
+	d.ended.Lanes = max(d.ended.Lanes, st.Lanes)
+	d.mu.Unlock()
 }
 
 // Name returns "lookaside".
@@ -217,6 +262,21 @@ func (d *Datapath) Stats() datapath.Stats {
 		s.Drivers = append(s.Drivers, drv.Name())
 	}
 	s.Buffers = d.poolName
+	s.Workers = d.Workers()
+	d.mu.Lock()
+	s.Pipelines.Bursts, s.Pipelines.Overlapped, s.Pipelines.Lanes = d.ended.Bursts, d.ended.Overlapped, d.ended.Lanes
+	for pl, kind := range d.pipes {
+		st := pl.Stats()
+		s.Pipelines.Bursts += st.Bursts
+		s.Pipelines.Overlapped += st.Overlapped
+		s.Pipelines.Lanes = max(s.Pipelines.Lanes, st.Lanes)
+		if kind == "device" {
+			s.Pipelines.Devices++
+		} else {
+			s.Pipelines.Sockets++
+		}
+	}
+	d.mu.Unlock()
 	return s
 }
 
@@ -226,7 +286,7 @@ func (d *Datapath) ResetStats() {
 	d.eng.ResetCounters()
 }
 
-// Close stops the outbound loops (the TUN devices close), closes the
+// Close stops the outbound pipelines (the TUN devices close), closes the
 // paths, deleting their SAs at once, then the engine and the drivers.
 // The endpoints' read loops, which call the datapath, must have ended.
 func (d *Datapath) Close() {

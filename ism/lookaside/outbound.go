@@ -9,18 +9,20 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/ismgw/ism/driver"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/ism/transport"
 	"github.com/ismgw/ism/offload"
 	"github.com/ismgw/ism/offload/header"
 )
 
-// newPackets fills pkts with packets whose buffers hold at least
-// offload.BufferSize: from an accelerator's own memory when one offers it
+// newPackets fills pkts with packets whose buffers hold at least size
+// bytes: from an accelerator's own memory when one offers it
 // (driver.BufferPool: DPDK mbufs, so that packets are read straight into
-// memory the device can reach, with no copy), else from Go memory.
-func (d *Datapath) newPackets(pkts []*offload.Packet) {
+// memory the device can reach, with no copy) and size is no more than
+// offload.BufferSize, else from Go memory.
+func (d *Datapath) newPackets(pkts []*offload.Packet, size int) {
 	got := 0
-	if d.pool != nil {
+	if d.pool != nil && size <= offload.BufferSize {
 		bufs := make([]*driver.Buffer, len(pkts))
 		got = d.pool.AllocBuffers(bufs)
 		for i := range got {
@@ -28,7 +30,7 @@ func (d *Datapath) newPackets(pkts []*offload.Packet) {
 		}
 	}
 	for i := got; i < len(pkts); i++ {
-		pkts[i] = offload.NewPacket()
+		pkts[i] = &offload.Packet{Buf: &driver.Buffer{Mem: make([]byte, max(size, offload.BufferSize)), Off: offload.Headroom}}
 	}
 }
 
@@ -45,44 +47,70 @@ func addrs(pkt []byte) (src, dst netip.Addr, ok bool) {
 	return netip.Addr{}, netip.Addr{}, false
 }
 
-// outbound is the send side of one operational VR:
+// outBurst is an outbound burst's own state: the packets the device is
+// read into, and the path and inner length of each packet of the burst.
+type outBurst struct {
+	slots []*offload.Packet
+	bufs  [][]byte
+	sizes []int
+	paths []*path // of Burst.Pkts[i]
+	lens  []int   // inner lengths, for the counters
+}
+
+func (d *Datapath) newOutBurst(dev *device) *outBurst {
+	n := min(dev.dev.BatchSize(), offload.BurstSize)
+	ob := &outBurst{slots: make([]*offload.Packet, n), bufs: make([][]byte, n), sizes: make([]int, n),
+		paths: make([]*path, 0, n), lens: make([]int, 0, n)}
+	d.newPackets(ob.slots, offload.BufferSize)
+	for i := range ob.slots {
+		ob.setBuf(i)
+	}
+	return ob
+}
+
+func (ob *outBurst) setBuf(i int) {
+	ob.bufs[i] = ob.slots[i].Buf.Mem[offload.Headroom-tunOffset : offload.Headroom+driver.MaxPacket]
+}
+
+// startOutbound starts the send side of an operational VR's device, a
+// pipeline whose lanes take turns to
 //
-//  1. read a batch from the secure-interface device;
-//  2. find each packet's tunnel (fib), check that the tunnel is routed, that
-//     the packet is inside its selectors and MTU, and take the outbound SA;
-//  3. encapsulate the batch (offload);
-//  4. send each packet on its tunnel's transport socket, a batch per socket.
+//  1. read a batch from the secure-interface device and find each
+//     packet's tunnel (fib), check that the tunnel is routed, that the
+//     packet is inside its selectors and MTU, and take the outbound SA
+//     (readOutbound, the pipeline's intake);
+//  2. encapsulate the batch (offload), the lanes at once;
+//  3. send each packet on its tunnel's transport socket, a batch per
+//     socket (sendOutbound), in the order read.
 //
-// One goroutine per device runs it, until the device closes.
+// It returns once the device is closed.
 func (d *Datapath) outbound(dev *device) {
 	defer d.wg.Done()
-	n := dev.dev.BatchSize()
-	p := d.eng.NewProcessor()
-	pkts := make([]*offload.Packet, n)
-	d.newPackets(pkts)
-	bufs := make([][]byte, n)
-	setBuf := func(i int) {
-		bufs[i] = pkts[i].Buf.Mem[offload.Headroom-tunOffset : offload.Headroom+driver.MaxPacket]
-	}
-	for i := range pkts {
-		setBuf(i)
-	}
-	sizes := make([]int, n)
-	work := make([]*offload.Packet, 0, n)
-	paths := make([]*path, 0, n)
-	lens := make([]int, 0, n) // inner lengths, for the counters
-	var tx transport.Sender
-	refused := func(pk *offload.Packet) {
-		d.drops.Drop(offload.DropSendError)
-		if pk.SA != nil {
-			pk.SA.Counters().Drop(offload.DropSendError)
+	var tx transport.Sender // Deliver's, which runs one burst at a time
+	pl := d.eng.NewPipeline(ipsec.Outbound, offload.PipelineConfig{Workers: d.Workers(),
+		NewBurst: func(b *offload.Burst) { b.Owner = d.newOutBurst(dev) },
+		Fill:     func(b *offload.Burst) bool { return d.readOutbound(dev, b) },
+		Deliver:  func(b *offload.Burst) { d.sendOutbound(b, &tx) },
+	})
+	d.run(pl, "device")
+}
+
+// readOutbound reads the device until a batch has a packet to send, and
+// puts those in b. It returns false once the device is closed.
+func (d *Datapath) readOutbound(dev *device, b *offload.Burst) bool {
+	ob := b.Owner.(*outBurst)
+	for i := range ob.slots {
+		if ob.slots[i].Buf == nil { // abandoned to a stuck driver
+			d.newPackets(ob.slots[i:i+1], offload.BufferSize)
+			ob.setBuf(i)
 		}
 	}
-	for {
-		k, err := dev.dev.Read(bufs, sizes, tunOffset)
+	ob.paths, ob.lens = ob.paths[:0], ob.lens[:0]
+	for len(b.Pkts) == 0 {
+		k, err := dev.dev.Read(ob.bufs, ob.sizes, tunOffset)
 		if err != nil {
 			if errors.Is(err, os.ErrClosed) {
-				return
+				return false
 			}
 			if errors.Is(err, tun.ErrTooManySegments) {
 				d.drops.Drop(offload.DropTooBig)
@@ -90,15 +118,11 @@ func (d *Datapath) outbound(dev *device) {
 				d.log.Warn("secure-interface device read", "vr", dev.v.Name, "err", err)
 				time.Sleep(10 * time.Millisecond)
 			}
-			if k == 0 {
-				continue
-			}
 		}
 		f := dev.fib.Load()
-		work, paths, lens = work[:0], paths[:0], lens[:0]
 		for i := range k {
-			pk := pkts[i]
-			pk.Reset(sizes[i])
+			pk := ob.slots[i]
+			pk.Reset(ob.sizes[i])
 			pt, r := classify(f, pk.Buf.Bytes())
 			switch {
 			case r == offload.DropNoSA && pt.t.Signaled:
@@ -122,37 +146,63 @@ func (d *Datapath) outbound(dev *device) {
 				continue
 			}
 			pk.SA = pt.out.Load()
-			work = append(work, pk)
-			paths = append(paths, pt)
-			lens = append(lens, sizes[i])
-		}
-		if len(work) == 0 {
-			continue
-		}
-		p.Encap(work)
-		for i, pk := range work {
-			pt := paths[i]
-			if pk.Drop != offload.NotDropped {
-				pt.t.TX.Drop(pk.Drop)
-				continue
-			}
-			s := pt.txSock.Load()
-			if s == nil {
-				refused(pk)
-				continue
-			}
-			pt.t.TX.Packets.Add(1)
-			pt.t.TX.Bytes.Add(uint64(lens[i]))
-			tx.Add(s, pk)
-		}
-		tx.Flush(refused)
-		for i := range k {
-			if pkts[i].Buf == nil { // abandoned to a stuck driver
-				pkts[i] = offload.NewPacket()
-				setBuf(i)
-			}
+			b.Pkts = append(b.Pkts, pk)
+			ob.paths = append(ob.paths, pt)
+			ob.lens = append(ob.lens, ob.sizes[i])
 		}
 	}
+	return true
+}
+
+// sendOutbound sends an encapsulated burst, a batch per socket, and counts
+// it.
+func (d *Datapath) sendOutbound(b *offload.Burst, tx *transport.Sender) {
+	ob := b.Owner.(*outBurst)
+	fence := burstFence{}
+	for i, pk := range b.Pkts {
+		pt := ob.paths[i]
+		if pk.Drop != offload.NotDropped {
+			pt.t.TX.Drop(pk.Drop)
+			continue
+		}
+		if fence.fenced(pt) {
+			pt.t.TX.Drop(offload.DropTunnelDown)
+			continue
+		}
+		s := pt.txSock.Load()
+		if s == nil {
+			d.refused(pk)
+			continue
+		}
+		pt.t.TX.Packets.Add(1)
+		pt.t.TX.Bytes.Add(uint64(ob.lens[i]))
+		tx.Add(s, pk)
+	}
+	tx.Flush(d.refused)
+}
+
+// refused counts a packet a socket did not take.
+func (d *Datapath) refused(pk *offload.Packet) {
+	d.drops.Drop(offload.DropSendError)
+	if pk.SA != nil {
+		pk.SA.Counters().Drop(offload.DropSendError)
+	}
+}
+
+// burstFence checks the fence of each path of a burst once
+// (datapath.Tunnel.Fence): a cluster node whose ownership of a group ended
+// sends nothing more from its VIP, even when stalled past the deadline.
+type burstFence struct {
+	last   *path
+	closed bool
+}
+
+func (b *burstFence) fenced(p *path) bool {
+	if p != b.last {
+		b.last = p
+		b.closed = p.t.Fence != nil && !p.t.Fence()
+	}
+	return b.closed
 }
 
 // classify finds the path of a packet read from an operational VR's device

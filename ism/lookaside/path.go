@@ -30,8 +30,10 @@ type path struct {
 
 	// out is the outbound SA packets are sent with; nil when there is none.
 	out atomic.Pointer[offload.SA]
-	// txSock is the transport socket outbound packets leave by.
+	// txSock is the transport socket outbound packets leave by, and
+	// txHow what show says of it.
 	txSock atomic.Pointer[transport.Socket]
+	txHow  atomic.Pointer[string]
 	// hold keeps the packets that wait for the first outbound SA.
 	hold holdQueue
 
@@ -43,7 +45,13 @@ type path struct {
 
 // AddSA installs an SA in the engine, opening the endpoint's socket it
 // arrives on or leaves by. The newest outbound SA is the one packets take.
-func (p *path) AddSA(sa *datapath.SA) error {
+func (p *path) AddSA(sa *datapath.SA) error { return p.addSA(sa, nil) }
+
+// ResumeSA installs an SA as AddSA does, its state continuing r.
+func (p *path) ResumeSA(sa *datapath.SA, r offload.Resume) error { return p.addSA(sa, &r) }
+
+// addSA is AddSA, resuming the SA's state when r is set.
+func (p *path) addSA(sa *datapath.SA, r *offload.Resume) error {
 	defer sa.CipherKey.Zero()
 	defer sa.AuthKey.Zero()
 	t := p.t
@@ -57,7 +65,14 @@ func (p *path) AddSA(sa *datapath.SA) error {
 			port = sa.DstPort
 		}
 	}
-	s, err := t.Endpoint.Socket(kind, port)
+	var s *transport.Socket
+	var err error
+	how := fmt.Sprintf("UDP socket %s, port %d", t.Endpoint.Local(), port)
+	if kind != transport.UDP && sa.Direction == ipsec.Outbound {
+		s, how, err = t.Endpoint.RawSocket(kind, sa.ID.Dst)
+	} else {
+		s, err = t.Endpoint.Socket(kind, port)
+	}
 	if err != nil {
 		return err
 	}
@@ -81,7 +96,12 @@ func (p *path) AddSA(sa *datapath.SA) error {
 	if p.closed {
 		return errors.New("lookaside: tunnel closed")
 	}
-	osa, err := p.d.eng.AddSA(c)
+	var osa *offload.SA
+	if r != nil {
+		osa, err = p.d.eng.ResumeSA(c, *r)
+	} else {
+		osa, err = p.d.eng.AddSA(c)
+	}
 	if err != nil {
 		return err
 	}
@@ -91,6 +111,7 @@ func (p *path) AddSA(sa *datapath.SA) error {
 	}
 	p.outs = append(p.outs, osa)
 	p.txSock.Store(s)
+	p.txHow.Store(&how)
 	p.out.Store(osa)
 	return nil
 }
@@ -125,6 +146,26 @@ func (p *path) DeleteSA(id ipsec.SAID) error {
 	return p.d.eng.DeleteSA(id)
 }
 
+// Checkpoint returns the path's SAs with their keys and sequence state.
+func (p *path) Checkpoint() ([]datapath.SAState, error) {
+	p.mu.Lock()
+	sas := slices.Concat(p.in, p.outs)
+	p.mu.Unlock()
+	out := make([]datapath.SAState, 0, len(sas))
+	for _, osa := range sas {
+		ck, ak, err := osa.Keys()
+		if errors.Is(err, offload.ErrNoSA) {
+			continue // deleted meanwhile
+		}
+		c := osa.Config()
+		out = append(out, datapath.SAState{
+			SA: datapath.SA{ID: osa.ID(), Direction: c.Direction, Transform: c.Transform, Src: c.Src, UDPEncap: c.UDPEncap,
+				SrcPort: c.SrcPort, DstPort: c.DstPort, CipherKey: ck, AuthKey: ak, ESN: c.ESN, Limits: c.Limits},
+			Mode: c.Mode, ReplayWindow: c.ReplayWindow, Snapshot: osa.Snapshot()})
+	}
+	return out, nil
+}
+
 // find returns the path's SA with identity id, or nil; p.mu is held.
 func (p *path) find(id ipsec.SAID) *offload.SA {
 	for _, sa := range slices.Concat(p.in, p.outs) {
@@ -155,6 +196,9 @@ func (p *path) Status() datapath.Status {
 	s := datapath.Status{Datapath: p.d.Name(), Interface: TUNName}
 	if sa := p.out.Load(); sa != nil {
 		s.Driver, s.DriverReason = sa.Driver()
+		if how := p.txHow.Load(); how != nil {
+			s.Transport = *how
+		}
 	}
 	p.mu.Lock()
 	sas := slices.Concat(p.in, p.outs)

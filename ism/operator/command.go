@@ -25,6 +25,9 @@ var Commands = []string{
 	"show ipsec statistics",
 	"show ike sa",
 	"clear ipsec tunnel statistics [NAME]",
+	"show cluster",
+	"cluster drain",
+	"cluster undrain",
 }
 
 // Exec runs an operator command on g (everything but reload, which the
@@ -125,6 +128,11 @@ func writeTransformSets(w io.Writer, sets []TransformSetStatus) {
 func writeStatistics(w io.Writer, st Statistics) {
 	fmt.Fprintf(w, "Uptime %s; %d tunnels, %d up; %d SAs\n", st.Uptime, st.Tunnels, st.TunnelsUp, st.SAs)
 	fmt.Fprintf(w, "Drivers: %s\n", strings.Join(st.Drivers, ", "))
+	fmt.Fprintf(w, "Dataplane workers: %d per pipeline; %d secure-interface device and %d socket pipelines running; %d bursts, %d overlapping another's crypto; at most %d lanes ran one pipeline's bursts\n",
+		st.Workers, st.Pipelines.Devices, st.Pipelines.Sockets, st.Pipelines.Bursts, st.Pipelines.Overlapped, st.Pipelines.Lanes)
+	for _, r := range st.Rings {
+		fmt.Fprintf(w, "Ring: %s\n", r)
+	}
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "\tPackets\tBytes\tDropped")
 	for _, r := range []struct {

@@ -81,6 +81,13 @@ func serveOne(c net.Conn, g Gateway, reload func() error, log *slog.Logger) {
 		} else {
 			resp.Text = "configuration reloaded\n"
 		}
+	} else if text, data, ok, err := command(g, cmd); ok {
+		if err != nil {
+			resp.Error = err.Error()
+		} else {
+			resp.Text = text
+			resp.Data, _ = json.Marshal(data)
+		}
 	} else {
 		text, data, err := Exec(g, cmd)
 		if err != nil {
@@ -91,6 +98,22 @@ func serveOne(c net.Conn, g Gateway, reload func() error, log *slog.Logger) {
 		}
 	}
 	json.NewEncoder(c).Encode(resp)
+}
+
+// Commander is a Gateway with commands of its own beyond Exec's (ismd's
+// cluster commands: show cluster, cluster drain).
+type Commander interface {
+	// Command runs cmd; handled is false for a command it does not
+	// know, which then goes to Exec.
+	Command(cmd string) (text string, data any, handled bool, err error)
+}
+
+// command runs cmd through g's Commander, if it has one.
+func command(g Gateway, cmd string) (string, any, bool, error) {
+	if c, ok := g.(Commander); ok {
+		return c.Command(cmd)
+	}
+	return "", nil, false, nil
 }
 
 // Call sends one command to the control socket at path and returns the

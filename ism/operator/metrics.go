@@ -71,10 +71,12 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 }
 
 // ServeMetrics serves Prometheus metrics at http://addr/metrics, in the
-// daemon's own namespace, until ctx ends. It returns once listening.
-func ServeMetrics(ctx context.Context, addr netip.AddrPort, g Gateway, log *slog.Logger) error {
+// daemon's own namespace, until ctx ends, with the extra collectors' (the
+// cluster's). It returns once listening.
+func ServeMetrics(ctx context.Context, addr netip.AddrPort, g Gateway, log *slog.Logger, extra ...prometheus.Collector) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newMetrics(g))
+	reg.MustRegister(extra...)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	ln, err := net.Listen("tcp", addr.String())

@@ -38,6 +38,8 @@ type Snapshot struct {
 	IKESAs      []ike.IKESAStatus
 	// Traps are the SNMP trap receivers' states.
 	Traps []string
+	// Rings are the AF_XDP rings of raw ESP and AH, with their counters.
+	Rings []string
 }
 
 // TunnelStatus is what `show ipsec tunnel` shows of a tunnel.
@@ -64,6 +66,9 @@ type TunnelStatus struct {
 	Transform     string    `json:"transform"`
 	Driver        string    `json:"driver"`
 	DriverReason  string    `json:"driver_reason,omitempty"`
+	// Transport is how the outbound SA's packets leave: an AF_XDP ring,
+	// a raw socket (and why not the ring), a UDP socket.
+	Transport string `json:"transport,omitempty"`
 	// Datapath is "xfrm" (the kernel frames ESP/AH) or "lookaside" (the
 	// offload engine and a driver); DatapathReason says why, for the
 	// drivers kernel and auto.
@@ -72,10 +77,13 @@ type TunnelStatus struct {
 	SAs            []datapath.SAStatus `json:"sas"`
 	// IKE is the negotiation state of a signaled tunnel, IKESA the IKE SA
 	// it rides on (as `show ike sa` shows it).
-	IKE      *ike.TunnelStatus `json:"ike,omitempty"`
-	IKESA    *IKESA            `json:"ike_sa,omitempty"`
-	Inbound  datapath.Traffic  `json:"inbound"`
-	Outbound datapath.Traffic  `json:"outbound"`
+	IKE   *ike.TunnelStatus `json:"ike,omitempty"`
+	IKESA *IKESA            `json:"ike_sa,omitempty"`
+	// Resumed says how the tunnel resumed from a checkpoint (a restart,
+	// a cluster takeover): per SA, where it resumed and why there.
+	Resumed  []string         `json:"resumed,omitempty"`
+	Inbound  datapath.Traffic `json:"inbound"`
+	Outbound datapath.Traffic `json:"outbound"`
 }
 
 // Statistics is what `show ipsec statistics` shows: the gateway's totals.
@@ -95,6 +103,13 @@ type Statistics struct {
 	// "ikev2"), IKE their sum.
 	IKEVersions map[string]ike.Counters `json:"ike_versions,omitempty"`
 	Traps       []string                `json:"snmp_traps,omitempty"`
+
+	// Workers is the number of lanes each data-path pipeline runs, and
+	// Pipelines how many pipelines run.
+	Workers   int                `json:"dataplane_workers"`
+	Pipelines datapath.Pipelines `json:"pipelines"`
+	// Rings are the AF_XDP rings raw ESP and AH use, with their counters.
+	Rings []string `json:"rings,omitempty"`
 }
 
 // TransformSetStatus is what `show ipsec transform-set` shows of a set.
@@ -109,7 +124,7 @@ func (s *Snapshot) Statistics() Statistics {
 	st := Statistics{Uptime: s.Uptime.Round(time.Second).String(), Tunnels: len(s.Tunnels),
 		Inbound: datapath.Traffic{Drops: map[string]uint64{}}, Outbound: datapath.Traffic{Drops: map[string]uint64{}},
 		Engine: s.Datapaths.Engine, Gateway: s.Datapaths.Drops, Drivers: s.Datapaths.Drivers, Fallbacks: s.Datapaths.Fallbacks,
-		IKE: s.IKE, Traps: s.Traps}
+		IKE: s.IKE, Traps: s.Traps, Workers: s.Datapaths.Workers, Pipelines: s.Datapaths.Pipelines, Rings: s.Rings}
 	for v, c := range s.IKEVersions {
 		if st.IKEVersions == nil {
 			st.IKEVersions = map[string]ike.Counters{}

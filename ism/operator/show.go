@@ -63,11 +63,21 @@ func writeTunnelDetail(w io.Writer, ts []TunnelStatus) {
 			}
 			fmt.Fprintln(w)
 		}
+		if s.Transport != "" {
+			fmt.Fprintf(w, "  Transport: %s\n", s.Transport)
+		}
 		if s.DatapathReason != "" && s.Datapath != "xfrm" {
 			fmt.Fprintf(w, "  Datapath %s: %s\n", s.Datapath, s.DatapathReason)
 		}
 		if s.IKE != nil {
 			writeIKEDetail(w, s)
+		}
+		for i, l := range s.Resumed {
+			if i == 0 {
+				fmt.Fprintf(w, "  Checkpoint: %s\n", l)
+			} else {
+				fmt.Fprintf(w, "    %s\n", l)
+			}
 		}
 		for _, sa := range s.SAs {
 			fmt.Fprintf(w, "  %s SA spi %s %s, %s, sequence %d", titleCase(sa.Direction), sa.SPI, sa.Transform, sa.State, sa.Seq)

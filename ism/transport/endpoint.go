@@ -1,10 +1,10 @@
 package transport
 
 import (
-	"errors"
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ismgw/ism/ism/vr"
 	"github.com/ismgw/ism/offload"
@@ -13,26 +13,15 @@ import (
 
 // Handler takes what the endpoints' sockets receive: IKE messages for the
 // IKE daemon, ESP and AH for a datapath. Its methods are called from the
-// sockets' read loops and must not block.
+// sockets' read loops.
 type Handler interface {
 	// IKE takes an IKE message (the non-ESP marker taken off) that
-	// arrived on local from remote; it copies msg.
+	// arrived on local from remote; it copies msg and must not block.
 	IKE(local, remote netip.AddrPort, msg []byte)
-	// NewReceiver returns the receiver of one read loop.
-	NewReceiver() Receiver
-}
-
-// Receiver takes the ESP and AH packets one read loop reads. It is used by
-// that loop's goroutine only.
-type Receiver interface {
-	// Alloc fills pkts with empty packets of offload.BufferSize to read
-	// into.
-	Alloc(pkts []*offload.Packet)
-	// Receive takes a burst of ESP and AH packets: whole IP packets from
-	// raw sockets, ESP from the ESP header with Packet.Outer set from UDP
-	// sockets. The loop reuses the packets once it returns; one whose Buf
-	// is nil was kept (abandoned to a stuck driver) and is replaced.
-	Receive(burst []*offload.Packet)
+	// Serve runs the receive side of one socket or ring queue: it reads
+	// bursts with r, from goroutines of its own taking turns, until
+	// r.Read reports net.ErrClosed, and then returns.
+	Serve(r Reader)
 	// Drop counts a packet that reached no tunnel.
 	Drop(r offload.DropReason)
 }
@@ -49,6 +38,12 @@ type Endpoints struct {
 	mu     sync.Mutex
 	m      map[endpointKey]*Endpoint
 	closed bool
+	// raw is how raw ESP and AH travel; rings are the AF_XDP rings open,
+	// noRing why a ring could not open on an interface.
+	raw             RawMode
+	rings           map[ringKey]*rawRing
+	noRing          map[ringKey]error
+	ringUnavailable atomic.Uint64
 }
 
 type endpointKey struct {
@@ -58,7 +53,8 @@ type endpointKey struct {
 
 // NewEndpoints returns an empty set whose sockets hand what they read to h.
 func NewEndpoints(h Handler, log *slog.Logger) *Endpoints {
-	return &Endpoints{h: h, log: log, m: map[endpointKey]*Endpoint{}}
+	return &Endpoints{h: h, log: log, m: map[endpointKey]*Endpoint{}, raw: RawAuto,
+		rings: map[ringKey]*rawRing{}, noRing: map[ringKey]error{}}
 }
 
 // Get returns the endpoint for local in v, with a reference taken for the
@@ -132,8 +128,9 @@ type Endpoint struct {
 }
 
 type sockKey struct {
-	kind Kind
-	port uint16
+	kind    Kind
+	port    uint16
+	ifindex uint32 // a ring socket's interface
 }
 
 // Local returns the endpoint's address.
@@ -150,7 +147,7 @@ func (ep *Endpoint) Socket(kind Kind, port uint16) (*Socket, error) {
 	}
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
-	k := sockKey{kind, port}
+	k := sockKey{kind: kind, port: port}
 	if s, ok := ep.socks[k]; ok {
 		return s, nil
 	}
@@ -162,7 +159,7 @@ func (ep *Endpoint) Socket(kind Kind, port uint16) (*Socket, error) {
 	}
 	e.mu.Unlock()
 	if closed {
-		return nil, errors.New("transport: endpoints closed")
+		return nil, errClosed
 	}
 	s, err := openSocket(ep.key.vr.NS, kind, netip.AddrPortFrom(ep.key.local, port))
 	if err != nil {
@@ -177,14 +174,18 @@ func (ep *Endpoint) Socket(kind Kind, port uint16) (*Socket, error) {
 func (ep *Endpoint) lookup(kind Kind, port uint16) *Socket {
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
-	return ep.socks[sockKey{kind, port}]
+	return ep.socks[sockKey{kind: kind, port: port}]
 }
 
 func (ep *Endpoint) close() {
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
 	for k, s := range ep.socks {
-		s.close()
+		if s.ring != nil {
+			ep.set.releaseRing(s.ring, ep.key.local)
+		} else {
+			s.close()
+		}
 		delete(ep.socks, k)
 	}
 }

@@ -13,79 +13,117 @@ import (
 	"github.com/ismgw/ism/offload/header"
 )
 
-// loop is the receive side of one socket:
-//
-//  1. read a batch (recvmmsg); from UDP, hand IKE to the Handler and drop
-//     keepalives, and give each ESP packet its outer addresses and ports
-//     (the socket took the IP and UDP headers off);
-//  2. give the ESP and AH packets to the socket's Receiver.
-//
-// One goroutine per socket runs it, until the socket closes.
+// Reader reads bursts of ESP and AH from one socket or one ring queue of
+// an endpoint. It is used by one goroutine at a time (the goroutines of a
+// datapath's pipeline take turns).
+type Reader interface {
+	// Read reads at least one packet into pkts' buffers and returns how
+	// many it filled; they are moved to the front of pkts (the order of
+	// the others changes too): whole IP packets from raw sockets
+	// and rings, ESP from the ESP header with Packet.Outer set from UDP
+	// sockets. IKE messages and NAT keepalives read on the way go to the
+	// Handler or are dropped. It blocks until there is a packet, and
+	// returns net.ErrClosed once the socket is closed. Every packet's
+	// buffer must hold BufferSize bytes.
+	Read(pkts []*offload.Packet) (int, error)
+	// BufferSize is the least a packet buffer must hold: more than
+	// offload.BufferSize when datagrams arrive coalesced.
+	BufferSize() int
+	// ESP says whether ESP or AH may arrive (not on the IKE port).
+	ESP() bool
+	// String names the socket for logs.
+	String() string
+}
+
+// BigBufferSize is the size of a buffer that holds a 64 KiB IP packet with
+// the engine's headroom and tailroom: a coalesced datagram's segment, and
+// what a TUN device needs to coalesce a TCP flow's segments into the first
+// one's buffer on the way in (GRO).
+const BigBufferSize = offload.Headroom + 1<<16 + offload.Tailroom
+
+// loop is the receive side of one socket: the Handler serves its Reader
+// until the socket closes. One goroutine per socket runs it.
 func (e *Endpoints) loop(s *Socket) {
 	defer e.wg.Done()
-	r := e.h.NewReceiver()
 	if s.kind == UDP && s.gro {
-		e.loopGRO(s, r)
+		e.h.Serve(&groReader{sockReader: e.newSockReader(s, groMsgs)})
 		return
 	}
-	n := offload.BurstSize
-	pkts := make([]*offload.Packet, n)
-	r.Alloc(pkts)
-	msgs := make([]ipv4.Message, n)
-	for i := range msgs {
-		msgs[i].Buffers = [][]byte{readBuf(pkts[i])}
+	e.h.Serve(e.newSockReader(s, offload.BurstSize))
+}
+
+// sockReader reads a socket with recvmmsg, straight into the packets'
+// buffers.
+type sockReader struct {
+	e    *Endpoints
+	s    *Socket
+	msgs []ipv4.Message
+	bufs [][1][]byte
+}
+
+func (e *Endpoints) newSockReader(s *Socket, n int) *sockReader {
+	return &sockReader{e: e, s: s, msgs: make([]ipv4.Message, n), bufs: make([][1][]byte, n)}
+}
+
+func (r *sockReader) BufferSize() int { return offload.BufferSize }
+func (r *sockReader) ESP() bool       { return r.s.kind != UDP || r.s.local.Port() != IKEPort }
+func (r *sockReader) String() string  { return r.s.kind.String() + " socket " + r.s.local.String() }
+
+func (r *sockReader) Read(pkts []*offload.Packet) (int, error) {
+	n := min(len(pkts), len(r.msgs))
+	for i := range n {
+		r.bufs[i][0] = readBuf(pkts[i])
+		r.msgs[i].Buffers = r.bufs[i][:]
 	}
-	work := make([]*offload.Packet, 0, n)
 	for {
-		k, err := s.readBatch(msgs)
+		k, err := r.read(r.msgs[:n])
 		if err != nil {
-			if e.readFailed(s, err) {
-				return
-			}
-			continue
+			return 0, err
 		}
-		work = work[:0]
+		got := 0
 		for i := range k {
-			pk := pkts[i]
-			pk.Reset(msgs[i].N)
-			switch from := msgs[i].Addr.(type) {
+			// A control message went before: this packet takes its
+			// place.
+			pkts[got], pkts[i] = pkts[i], pkts[got]
+			pk := pkts[got]
+			pk.Reset(r.msgs[i].N)
+			switch from := r.msgs[i].Addr.(type) {
 			case *net.UDPAddr:
 				src := from.AddrPort()
-				if e.control(s, src, pk.Buf.Bytes()) {
+				if r.e.control(r.s, src, pk.Buf.Bytes()) {
 					continue
 				}
-				pk.Outer = offload.Outer{Src: unmap(src), Dst: s.local}
+				pk.Outer = offload.Outer{Src: unmap(src), Dst: r.s.local}
 			case *net.IPAddr:
-				if a, ok := netip.AddrFromSlice(from.IP); ok && s.local.Addr().Is6() && s.kind == ESP {
+				if a, ok := netip.AddrFromSlice(from.IP); ok && r.s.local.Addr().Is6() && r.s.kind == ESP {
 					// IPv6 raw sockets deliver no IP header.
-					pk.Outer = offload.Outer{Src: netip.AddrPortFrom(a, 0), Dst: s.local}
+					pk.Outer = offload.Outer{Src: netip.AddrPortFrom(a, 0), Dst: r.s.local}
 				}
 			default:
 				continue
 			}
-			work = append(work, pk)
+			got++
 		}
-		if len(work) > 0 {
-			r.Receive(work)
-		}
-		for i := range k {
-			if pkts[i].Buf == nil {
-				r.Alloc(pkts[i : i+1])
-				msgs[i].Buffers[0] = readBuf(pkts[i])
-			}
+		if got > 0 {
+			return got, nil
 		}
 	}
 }
 
-// readFailed says whether a read loop ends: its socket closed. Other
-// errors are logged, and the loop reads again a moment later.
-func (e *Endpoints) readFailed(s *Socket, err error) bool {
-	if errors.Is(err, net.ErrClosed) {
-		return true
+// read reads a batch, waiting a moment after an error other than the
+// socket's closing (which it returns).
+func (r *sockReader) read(ms []ipv4.Message) (int, error) {
+	for {
+		k, err := r.s.readBatch(ms)
+		if err == nil {
+			return k, nil
+		}
+		if errors.Is(err, net.ErrClosed) {
+			return 0, net.ErrClosed
+		}
+		r.e.log.Warn("transport socket read", "socket", r.s.local.String(), "kind", r.s.kind.String(), "err", err)
+		time.Sleep(10 * time.Millisecond)
 	}
-	e.log.Warn("transport socket read", "socket", s.local.String(), "kind", s.kind.String(), "err", err)
-	time.Sleep(10 * time.Millisecond)
-	return false
 }
 
 // readBuf is where a datagram is read into: the packet's buffer past the
@@ -94,75 +132,84 @@ func readBuf(pk *offload.Packet) []byte {
 	return pk.Buf.Mem[offload.Headroom : offload.Headroom+driver.MaxPacket]
 }
 
-// loopGRO is loop for a UDP socket whose datagrams arrive coalesced: each
-// read takes up to groMsgs runs of datagrams, which are split into packets
-// and handed on a burst at a time.
-func (e *Endpoints) loopGRO(s *Socket, r Receiver) {
-	// Segments are copied out of the coalesced datagrams into packets
-	// whose buffers can take a whole 64 KiB: the secure-interface device
-	// coalesces a TCP flow's segments into the first one's buffer (GRO),
-	// so that the kernel takes a flow's burst in one write.
-	pkts := make([]*offload.Packet, offload.BurstSize)
-	for i := range pkts {
-		pkts[i] = bigPacket()
-	}
-	msgs := make([]ipv4.Message, groMsgs)
-	for i := range msgs {
-		msgs[i].Buffers = [][]byte{make([]byte, groBufSize)}
-		msgs[i].OOB = make([]byte, 2*cmsgSpace)
-	}
-	next := 0
-	flush := func() {
-		r.Receive(pkts[:next])
-		for i := range next {
-			if pkts[i].Buf == nil {
-				pkts[i] = bigPacket()
-			}
+// groReader reads a UDP socket whose datagrams arrive coalesced: each read
+// takes up to groMsgs runs of datagrams, which are split into packets a
+// burst at a time; what does not fit in one burst waits for the next Read.
+// Segments are copied out of the coalesced datagrams into packets whose
+// buffers take a whole 64 KiB (BigBufferSize): the secure-interface device
+// coalesces a TCP flow's segments into the first one's buffer (GRO), so
+// that the kernel takes a flow's burst in one write.
+type groReader struct {
+	*sockReader
+	data [][]byte // the coalesced datagrams read
+	// at is the next segment to hand out: datagram i, offset off.
+	i, k, off int
+}
+
+func (r *groReader) BufferSize() int { return BigBufferSize }
+
+func (r *groReader) Read(pkts []*offload.Packet) (int, error) {
+	if r.data == nil {
+		r.data = make([][]byte, len(r.msgs))
+		for i := range r.msgs {
+			r.data[i] = make([]byte, groBufSize)
+			r.msgs[i].OOB = make([]byte, 2*cmsgSpace)
 		}
-		next = 0
+		r.i, r.k = 0, 0
 	}
-	for {
-		k, err := s.readBatch(msgs)
-		if err != nil {
-			if e.readFailed(s, err) {
-				return
+	got := 0
+	for got == 0 {
+		if r.i == r.k {
+			for i := range r.msgs {
+				r.bufs[i][0] = r.data[i]
+				r.msgs[i].Buffers = r.bufs[i][:]
 			}
+			k, err := r.read(r.msgs)
+			if err != nil {
+				return 0, err
+			}
+			r.i, r.k, r.off = 0, k, 0
+		}
+		got = r.split(pkts)
+	}
+	return got, nil
+}
+
+// split hands out the segments read, as many as pkts holds.
+func (r *groReader) split(pkts []*offload.Packet) int {
+	got := 0
+	for ; r.i < r.k; r.i, r.off = r.i+1, 0 {
+		m := &r.msgs[r.i]
+		ua, ok := m.Addr.(*net.UDPAddr)
+		if !ok {
 			continue
 		}
-		for i := range k {
-			m := &msgs[i]
-			ua, ok := m.Addr.(*net.UDPAddr)
-			if !ok {
+		from := ua.AddrPort()
+		data := m.Buffers[0][:m.N]
+		seg := groSize(m.OOB[:m.NN])
+		if seg <= 0 {
+			seg = len(data)
+		}
+		for ; r.off < len(data); r.off += seg {
+			if got == len(pkts) {
+				return got
+			}
+			d := data[r.off:min(r.off+seg, len(data))]
+			if r.e.control(r.s, from, d) {
 				continue
 			}
-			from := ua.AddrPort()
-			data := m.Buffers[0][:m.N]
-			seg := groSize(m.OOB[:m.NN])
-			if seg <= 0 {
-				seg = len(data)
+			if len(d) > driver.MaxPacket {
+				r.e.h.Drop(offload.DropTooBig)
+				continue
 			}
-			for off := 0; off < len(data); off += seg {
-				d := data[off:min(off+seg, len(data))]
-				if e.control(s, from, d) {
-					continue
-				}
-				if len(d) > driver.MaxPacket {
-					r.Drop(offload.DropTooBig)
-					continue
-				}
-				pk := pkts[next]
-				pk.Reset(len(d))
-				copy(pk.Buf.Bytes(), d)
-				pk.Outer = offload.Outer{Src: unmap(from), Dst: s.local}
-				if next++; next == len(pkts) {
-					flush()
-				}
-			}
-		}
-		if next > 0 {
-			flush()
+			pk := pkts[got]
+			pk.Reset(len(d))
+			copy(pk.Buf.Bytes(), d)
+			pk.Outer = offload.Outer{Src: unmap(from), Dst: r.s.local}
+			got++
 		}
 	}
+	return got
 }
 
 // control takes the UDP datagrams that are not ESP — IKE, which goes to
@@ -182,8 +229,3 @@ func (e *Endpoints) control(s *Socket, from netip.AddrPort, payload []byte) bool
 }
 
 func unmap(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) }
-
-// bigPacket returns a packet whose buffer holds a 64 KiB IP packet.
-func bigPacket() *offload.Packet {
-	return &offload.Packet{Buf: &driver.Buffer{Mem: make([]byte, offload.Headroom+1<<16+offload.Tailroom), Off: offload.Headroom}}
-}

@@ -12,7 +12,9 @@ import (
 
 // Sender batches encapsulated packets per socket and sends each batch with
 // one sendmmsg, ESP in UDP segmented by the kernel (UDP_SEGMENT) where it
-// can. The zero value is ready; it is owned by one goroutine.
+// can, raw ESP and AH on a ring socket written into the ring with one
+// system call. The zero value is ready; it is used by one goroutine at a
+// time.
 type Sender struct {
 	batches []sendBatch
 }
@@ -25,6 +27,7 @@ type sendBatch struct {
 	ips   []net.IPAddr
 	udps  []net.UDPAddr
 	bytes [][16]byte
+	bufs  [][]byte // a ring socket's packets
 }
 
 // Add queues an encapsulated packet on s: a whole IP packet for a raw
@@ -41,6 +44,11 @@ func (tx *Sender) Add(s *Socket, pk *offload.Packet) {
 	if b == nil {
 		tx.batches = append(tx.batches, sendBatch{s: s})
 		b = &tx.batches[len(tx.batches)-1]
+	}
+	if s.ring != nil {
+		b.pkts = append(b.pkts, pk)
+		b.bufs = append(b.bufs, pk.Buf.Bytes())
+		return
 	}
 	i := len(b.msgs)
 	if i == len(b.ips) {
@@ -73,7 +81,7 @@ func (tx *Sender) Add(s *Socket, pk *offload.Packet) {
 func (tx *Sender) Flush(refused func(*offload.Packet)) {
 	for i := range tx.batches {
 		b := &tx.batches[i]
-		if len(b.msgs) == 0 {
+		if len(b.pkts) == 0 {
 			continue
 		}
 		sent := b.send()
@@ -82,12 +90,19 @@ func (tx *Sender) Flush(refused func(*offload.Packet)) {
 		}
 		clear(b.msgs)
 		clear(b.pkts)
-		b.msgs, b.pkts = b.msgs[:0], b.pkts[:0]
+		clear(b.bufs)
+		b.msgs, b.pkts, b.bufs = b.msgs[:0], b.pkts[:0], b.bufs[:0]
 	}
 }
 
 // send writes the batch and returns how many packets left.
 func (b *sendBatch) send() int {
+	if b.s.ring != nil {
+		// Through the ring, or what it cannot take through raw
+		// sockets; it says how many went, not which.
+		n, _ := b.s.ring.conn.Send(b.bufs)
+		return n
+	}
 	if b.s.kind != UDP || !b.s.gso.Load() || len(b.msgs) == 1 {
 		n, _ := b.s.writeBatch(b.msgs)
 		return n

@@ -50,6 +50,9 @@ type Socket struct {
 	// on receive; gso is turned off if the kernel refuses it.
 	gso atomic.Bool
 	gro bool
+	// ring is set on a ring socket: an endpoint's raw ESP or AH sent
+	// through the AF_XDP ring on one interface; it has no conn.
+	ring *rawRing
 }
 
 // Kind returns what the socket carries.

@@ -59,15 +59,20 @@ var codeOIDs = map[string]string{
 	"ismTrapFromDestination":     OIDFromDestination,
 	"ismTrapToDestinationType":   OIDToDestinationType,
 	"ismTrapToDestination":       OIDToDestination,
+	"ismClusterOwnership":        OIDClusterOwner,
+	"ismTrapGroupName":           OIDGroupName,
+	"ismTrapNode":                OIDNode,
+	"ismTrapOwnershipEvent":      OIDOwnershipEvent,
 }
 
 // notificationNames are the MIB's names of the configuration's traps.
 var notificationNames = map[config.Trap]string{
-	config.TrapTunnelUp:   "ismTunnelUp",
-	config.TrapTunnelDown: "ismTunnelDown",
-	config.TrapIKEFailure: "ismIkeFailure",
-	config.TrapDPD:        "ismDpdPeerDead",
-	config.TrapFailover:   "ismTunnelFailover",
+	config.TrapTunnelUp:         "ismTunnelUp",
+	config.TrapTunnelDown:       "ismTunnelDown",
+	config.TrapIKEFailure:       "ismIkeFailure",
+	config.TrapDPD:              "ismDpdPeerDead",
+	config.TrapFailover:         "ismTunnelFailover",
+	config.TrapClusterOwnership: "ismClusterOwnership",
 }
 
 // TestMIBMatchesCode has net-snmp parse dist/ISM-IPSEC-MIB.txt and checks

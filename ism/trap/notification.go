@@ -20,6 +20,9 @@ type notification struct {
 	destination, to netip.Addr
 	reason          string
 	detectedAt      time.Time
+	// group, node and event are a cluster ownership change's: the
+	// tunnel group, the node (this one) and what happened to it.
+	group, node, event string
 }
 
 // varbinds returns the variable bindings of the SNMPv2-Trap-PDU: sysUpTime.0
@@ -29,8 +32,12 @@ func (n *notification) varbinds() []gosnmp.SnmpPDU {
 	v := []gosnmp.SnmpPDU{
 		{Name: oidSysUpTime, Type: gosnmp.TimeTicks, Value: n.uptime},
 		{Name: oidSnmpTrapOID, Type: gosnmp.ObjectIdentifier, Value: notificationOID[n.kind]},
-		octets(OIDTunnelName, displayString(n.tunnel)),
 	}
+	if n.kind == config.TrapClusterOwnership {
+		return append(v, octets(OIDGroupName, displayString(n.group)), octets(OIDNode, displayString(n.node)),
+			octets(OIDOwnershipEvent, displayString(n.event)), octets(OIDReason, displayString(n.reason)))
+	}
+	v = append(v, octets(OIDTunnelName, displayString(n.tunnel)))
 	switch n.kind {
 	case config.TrapTunnelUp:
 		v = appendAddress(v, OIDDestinationType, OIDDestination, n.destination)

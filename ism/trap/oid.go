@@ -21,18 +21,22 @@ const (
 	OIDIKEFailure     = MIBOID + ".0.3" // ismIkeFailure
 	OIDDPDPeerDead    = MIBOID + ".0.4" // ismDpdPeerDead
 	OIDTunnelFailover = MIBOID + ".0.5" // ismTunnelFailover
+	OIDClusterOwner   = MIBOID + ".0.6" // ismClusterOwnership
 
 	// Objects, accessible-for-notify, under ismIpsecObjects (MIBOID.1);
 	// a varbind names the scalar instance, the object's OID plus ".0".
-	OIDTunnelName          = MIBOID + ".1.1" // ismTrapTunnelName, DisplayString
-	OIDDestinationType     = MIBOID + ".1.2" // ismTrapDestinationType, InetAddressType
-	OIDDestination         = MIBOID + ".1.3" // ismTrapDestination, InetAddress
-	OIDReason              = MIBOID + ".1.4" // ismTrapReason, DisplayString
-	OIDDetectedAt          = MIBOID + ".1.5" // ismTrapDetectedAt, DateAndTime
-	OIDFromDestinationType = MIBOID + ".1.6" // ismTrapFromDestinationType
-	OIDFromDestination     = MIBOID + ".1.7" // ismTrapFromDestination
-	OIDToDestinationType   = MIBOID + ".1.8" // ismTrapToDestinationType
-	OIDToDestination       = MIBOID + ".1.9" // ismTrapToDestination
+	OIDTunnelName          = MIBOID + ".1.1"  // ismTrapTunnelName, DisplayString
+	OIDDestinationType     = MIBOID + ".1.2"  // ismTrapDestinationType, InetAddressType
+	OIDDestination         = MIBOID + ".1.3"  // ismTrapDestination, InetAddress
+	OIDReason              = MIBOID + ".1.4"  // ismTrapReason, DisplayString
+	OIDDetectedAt          = MIBOID + ".1.5"  // ismTrapDetectedAt, DateAndTime
+	OIDFromDestinationType = MIBOID + ".1.6"  // ismTrapFromDestinationType
+	OIDFromDestination     = MIBOID + ".1.7"  // ismTrapFromDestination
+	OIDToDestinationType   = MIBOID + ".1.8"  // ismTrapToDestinationType
+	OIDToDestination       = MIBOID + ".1.9"  // ismTrapToDestination
+	OIDGroupName           = MIBOID + ".1.10" // ismTrapGroupName, DisplayString
+	OIDNode                = MIBOID + ".1.11" // ismTrapNode, DisplayString
+	OIDOwnershipEvent      = MIBOID + ".1.12" // ismTrapOwnershipEvent, DisplayString
 )
 
 // The two varbinds that open every SNMPv2-Trap-PDU (RFC 3416 §4.2.6), from
@@ -44,9 +48,10 @@ const (
 
 // notificationOID maps each trap of the configuration to its notification.
 var notificationOID = map[config.Trap]string{
-	config.TrapTunnelUp:   OIDTunnelUp,
-	config.TrapTunnelDown: OIDTunnelDown,
-	config.TrapIKEFailure: OIDIKEFailure,
-	config.TrapDPD:        OIDDPDPeerDead,
-	config.TrapFailover:   OIDTunnelFailover,
+	config.TrapTunnelUp:         OIDTunnelUp,
+	config.TrapTunnelDown:       OIDTunnelDown,
+	config.TrapIKEFailure:       OIDIKEFailure,
+	config.TrapDPD:              OIDDPDPeerDead,
+	config.TrapFailover:         OIDTunnelFailover,
+	config.TrapClusterOwnership: OIDClusterOwner,
 }

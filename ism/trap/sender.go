@@ -142,6 +142,13 @@ func (s *Sender) Failover(tunnel string, from, to netip.Addr, reason string) {
 	s.post(&notification{kind: config.TrapFailover, tunnel: tunnel, destination: from, to: to, reason: reason})
 }
 
+// ClusterOwnership reports that this cluster node (node) took the tunnel
+// group or stopped owning it: event is "acquired" or "stopped", reason how
+// or why (failover from NODE, handover, fenced, ...) (ismClusterOwnership).
+func (s *Sender) ClusterOwnership(group, node, event, reason string) {
+	s.post(&notification{kind: config.TrapClusterOwnership, group: group, node: node, event: event, reason: reason})
+}
+
 // post queues n for every receiver, or counts it dropped where the queue
 // is full or the Sender closed.
 func (s *Sender) post(n *notification) {

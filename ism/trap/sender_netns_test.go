@@ -69,6 +69,7 @@ const (
 	wantIKEFailure  = "1.3.6.1.4.1.32473.1.0.3"
 	wantDPDPeerDead = "1.3.6.1.4.1.32473.1.0.4"
 	wantFailover    = "1.3.6.1.4.1.32473.1.0.5"
+	wantOwnership   = "1.3.6.1.4.1.32473.1.0.6"
 	wantName        = "1.3.6.1.4.1.32473.1.1.1.0"
 	wantDestType    = "1.3.6.1.4.1.32473.1.1.2.0"
 	wantDest        = "1.3.6.1.4.1.32473.1.1.3.0"
@@ -78,6 +79,9 @@ const (
 	wantFrom        = "1.3.6.1.4.1.32473.1.1.7.0"
 	wantToType      = "1.3.6.1.4.1.32473.1.1.8.0"
 	wantTo          = "1.3.6.1.4.1.32473.1.1.9.0"
+	wantGroup       = "1.3.6.1.4.1.32473.1.1.10.0"
+	wantNode        = "1.3.6.1.4.1.32473.1.1.11.0"
+	wantEvent       = "1.3.6.1.4.1.32473.1.1.12.0"
 )
 
 // checkTrap checks a decoded trap: sysUpTime.0 and snmpTrapOID.0 first
@@ -147,25 +151,26 @@ snmp-server host ::1 udp-port 1168 version 2c community v6-community
 	s.IKEFailure("branch2", netip.MustParseAddr("2001:db8::2"), "no proposal chosen")
 	s.PeerDead("branch1", netip.MustParseAddr("198.51.100.7"), detected)
 	s.Failover("branch1", netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("203.0.113.9"), "dpd: peer dead")
+	s.ClusterOwnership("east", "gw2", "acquired", "failover from gw1 in 2.1s")
 
 	principals := map[string]string{
 		"v4-community": "v2c", "v6-community": "v2c",
 		"watcher": "v3", "md5user": "v3", "shaaes": "v3", "sha256aes": "v3", "md5des": "v3",
 	}
 	for p := range principals {
-		d.waitTraps(t, p, 5)
+		d.waitTraps(t, p, 6)
 	}
 	all := d.traps(t)
-	if len(all) != 5*len(principals) {
-		t.Errorf("snmptrapd decoded %d traps, want %d", len(all), 5*len(principals))
+	if len(all) != 6*len(principals) {
+		t.Errorf("snmptrapd decoded %d traps, want %d", len(all), 6*len(principals))
 	}
 	v6 := []byte{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02}
 	// DateAndTime 2026-11-27,8:59:24.3,+0:0 (RFC 2579 §2).
 	when := []byte{0x07, 0xea, 11, 27, 8, 59, 24, 3, '+', 0, 0}
 	for p, version := range principals {
 		got := from(all, p)
-		if len(got) != 5 {
-			t.Errorf("%s: %d traps, want 5", p, len(got))
+		if len(got) != 6 {
+			t.Errorf("%s: %d traps, want 6", p, len(got))
 			continue
 		}
 		for _, r := range got {
@@ -182,6 +187,8 @@ snmp-server host ::1 udp-port 1168 version 2c community v6-community
 			octs(wantDetectedAt, when))
 		checkTrap(t, got[4], wantFailover, str(wantName, "branch1"), integer(wantFromType, 1), ipv4(wantFrom, 198, 51, 100, 7),
 			integer(wantToType, 1), ipv4(wantTo, 203, 0, 113, 9), str(wantReason, "dpd: peer dead"))
+		checkTrap(t, got[5], wantOwnership, str(wantGroup, "east"), str(wantNode, "gw2"), str(wantEvent, "acquired"),
+			str(wantReason, "failover from gw1 in 2.1s"))
 		for i := 1; i < len(got); i++ {
 			if got[i].vars[0].num < got[i-1].vars[0].num {
 				t.Errorf("%s: sysUpTime went back from %d to %d", p, got[i-1].vars[0].num, got[i].vars[0].num)
@@ -189,8 +196,8 @@ snmp-server host ::1 udp-port 1168 version 2c community v6-community
 		}
 	}
 	for _, st := range s.Stats() {
-		if st.Sent != 5 || st.Dropped != 0 || st.Errors != 0 {
-			t.Errorf("stats %v: want sent 5 dropped 0 errors 0", st)
+		if st.Sent != 6 || st.Dropped != 0 || st.Errors != 0 {
+			t.Errorf("stats %v: want sent 6 dropped 0 errors 0", st)
 		}
 	}
 }

@@ -15,6 +15,12 @@ import (
 // meanwhile (ring traffic does not keep it fresh).
 const neighTTL = time.Second
 
+// missTTL is how long a destination without a usable neighbour entry
+// stays on the socket path before the kernel's table is read again: the
+// packet that took the socket path made the kernel resolve it, which
+// takes a round trip on the link.
+const missTTL = 20 * time.Millisecond
+
 // Neighbour states whose link-layer address may be used (rtnetlink(7)).
 const usableNUD = unix.NUD_REACHABLE | unix.NUD_STALE | unix.NUD_DELAY | unix.NUD_PROBE | unix.NUD_PERMANENT | unix.NUD_NOARP
 
@@ -29,6 +35,8 @@ type nextHops struct {
 	now     func() time.Time
 
 	mu     sync.Mutex
+	mtu    int                // the interface's MTU, read again every neighTTL
+	mtuAt  time.Time          // when mtu was read
 	cache  map[netip.Addr]hop // by destination
 	neighs map[netip.Addr]hop // the interface's neighbour table
 	dumped time.Time          // when neighs was read
@@ -42,12 +50,27 @@ type hop struct {
 	expires time.Time
 }
 
-func newNextHops(ifindex int) (*nextHops, error) {
+func newNextHops(ifindex, mtu int) (*nextHops, error) {
 	c, err := rtnetlink.Dial(nil)
 	if err != nil {
 		return nil, err
 	}
-	return &nextHops{ifindex: ifindex, conn: c, now: time.Now, cache: map[netip.Addr]hop{}}, nil
+	return &nextHops{ifindex: ifindex, conn: c, now: time.Now, mtu: mtu, mtuAt: time.Now(), cache: map[netip.Addr]hop{}}, nil
+}
+
+// linkMTU returns the interface's MTU, read from the kernel at most every
+// neighTTL: frames over a lowered MTU would be dropped by the link.
+func (n *nextHops) linkMTU() int {
+	now := n.now()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if now.Sub(n.mtuAt) >= neighTTL {
+		n.mtuAt = now
+		if m, err := n.conn.Link.Get(uint32(n.ifindex)); err == nil && m.Attributes != nil {
+			n.mtu = int(m.Attributes.MTU)
+		}
+	}
+	return n.mtu
 }
 
 // lookup returns the next hop's address for dst, or false when the packet
@@ -64,6 +87,9 @@ func (n *nextHops) lookup(dst netip.Addr) ([6]byte, bool) {
 	}
 	h = n.resolve(dst, now)
 	h.expires = now.Add(neighTTL)
+	if !h.ok {
+		h.expires = now.Add(missTTL)
+	}
 	n.cache[dst] = h
 	if h.stale {
 		return h.mac, false
@@ -86,7 +112,7 @@ func (n *nextHops) resolve(dst netip.Addr, now time.Time) hop {
 	if gw, ok := netip.AddrFromSlice(routes[0].Attributes.Gateway); ok && gw.IsValid() {
 		via = gw.Unmap()
 	}
-	if now.Sub(n.dumped) >= neighTTL {
+	if age := now.Sub(n.dumped); age >= neighTTL || !n.neighs[via].ok && age >= missTTL {
 		n.dumpNeighbours(now)
 	}
 	return n.neighs[via]

@@ -73,6 +73,23 @@ func TestRingSend(t *testing.T) {
 			if st2 := c.Stats(); st2.FallbackSent-st.FallbackSent != 1 || st2.RingSent != st.RingSent {
 				t.Fatalf("stats %+v after %+v: want 1 more through the socket path", st2, st)
 			}
+			// The interface's MTU lowered: what no longer fits takes
+			// the socket path once the ring reads the MTU again.
+			l.MustRun(l.a, "ip", "link", "set", "eth0", "mtu", "1400")
+			c.hops.mu.Lock()
+			c.hops.mtuAt = time.Time{} // as if neighTTL had passed
+			c.hops.mu.Unlock()
+			st = c.Stats()
+			if n, err := c.Send([][]byte{espPacket(f.src, f.dst, 1420, 10000)}); n != 0 || !errors.Is(err, unix.EMSGSIZE) {
+				t.Fatalf("over the lowered MTU: sent %d: %v", n, err)
+			}
+			if st2 := c.Stats(); st2.RingSent != st.RingSent {
+				t.Fatalf("over the lowered MTU: sent through the ring (%+v after %+v)", st2, st)
+			}
+			l.MustRun(l.a, "ip", "link", "set", "eth0", "mtu", "1500")
+			c.hops.mu.Lock()
+			c.hops.mtuAt = time.Time{}
+			c.hops.mu.Unlock()
 			// Not whole IP packets: refused, the rest sent.
 			short := espPacket(f.src, f.dst, 100, 1)
 			if n, err := c.Send([][]byte{{0x45}, short[:60], espPacket(f.src, f.dst, 100, 2)}); n != 1 || err == nil {

@@ -1,17 +1,20 @@
-// Package etcdtest runs real etcd clusters for tests: members are etcd
-// processes from Debian's etcd-server package, never embedded in the test
-// and never mocked, on mutual TLS with certificates the test makes
+// Package etcdlab runs real etcd clusters for tests and benchmarks: members
+// are etcd processes from Debian's etcd-server package, never embedded and
+// never mocked, on mutual TLS with certificates the test makes
 // (NewPKI). A member can be killed by pid (kill -9) and started again on
 // its data. With Options.Namespaces each member lives in a network
 // namespace of its own, joined with the others through a bridge in a hub
 // namespace by veth pairs, and a test can attach namespaces for its nodes
 // (Attach) and cut any of them off the hub (Cut, Mend).
-package etcdtest
+package etcdlab
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -19,15 +22,20 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-
 	"github.com/ismgw/ism/internal/netlab"
-	"github.com/ismgw/ism/internal/swantest"
+	"github.com/ismgw/ism/netns"
 )
+
+// TB is what a cluster reports to: a *testing.T, or a benchmark harness
+// with the same methods. It imports neither package testing nor etcd's
+// client (internal/etcdtest adds the client for tests).
+type TB interface {
+	netlab.TB
+	TempDir() string
+	Failed() bool
+}
 
 // Options configures a cluster.
 type Options struct {
@@ -45,7 +53,7 @@ type Options struct {
 type Cluster struct {
 	PKI     *PKI
 	Members []*Member
-	t       testing.TB
+	t       TB
 	lab     *netlab.Lab
 	hub     string
 	// Observer is the namespace the test's own clients dial from in
@@ -76,7 +84,7 @@ type Member struct {
 // Start starts a cluster and waits until it serves. etcd must be
 // installed (apt-get install etcd-server): as root its absence fails the
 // test; otherwise the test is skipped.
-func Start(t testing.TB, o Options) *Cluster {
+func Start(t TB, o Options) *Cluster {
 	t.Helper()
 	if _, err := exec.LookPath("etcd"); err != nil {
 		if os.Geteuid() == 0 {
@@ -138,10 +146,10 @@ func Start(t testing.TB, o Options) *Cluster {
 }
 
 // freePort returns a loopback address with a port free a moment ago.
-func freePort(t testing.TB) string {
+func freePort(t TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("etcdtest: %v", err)
+		t.Fatalf("etcdlab: %v", err)
 	}
 	defer l.Close()
 	return l.Addr().String()
@@ -162,7 +170,7 @@ func (c *Cluster) link(ns, ifc string, addr netip.Prefix) {
 func (c *Cluster) Attach(name string) string {
 	c.t.Helper()
 	if c.lab == nil {
-		c.t.Fatalf("etcdtest: Attach needs Options.Namespaces")
+		c.t.Fatalf("etcdlab: Attach needs Options.Namespaces")
 	}
 	c.mu.Lock()
 	c.hosts++
@@ -184,7 +192,7 @@ func (c *Cluster) setLink(ns, state string) {
 	ifc, ok := c.links[ns]
 	c.mu.Unlock()
 	if !ok {
-		c.t.Fatalf("etcdtest: %s is not on the hub", ns)
+		c.t.Fatalf("etcdlab: %s is not on the hub", ns)
 	}
 	c.lab.MustRun(c.hub, "ip", "link", "set", ifc, state)
 }
@@ -199,14 +207,14 @@ func (c *Cluster) Endpoints() []string {
 }
 
 // Dialer returns a dialer whose connections are made in ns ("" for the
-// test's own namespace), for clientv3.Config.DialOptions and for nodes.
+// test's own namespace), for etcd clients and for nodes.
 func Dialer(ns string) func(ctx context.Context, addr string) (net.Conn, error) {
 	return func(ctx context.Context, addr string) (net.Conn, error) {
 		if ns == "" {
 			return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 		}
 		var conn net.Conn
-		err := swantest.InNamespace(ns, func() error {
+		err := netns.Do(ns, func() error {
 			var err error
 			conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 			return err
@@ -215,47 +223,53 @@ func Dialer(ns string) func(ctx context.Context, addr string) (net.Conn, error) 
 	}
 }
 
-// ClientConfig returns a client configuration for the named client: its
-// certificate, the cluster's endpoints, and in namespace mode a dialer
-// from the observer namespace.
-func (c *Cluster) ClientConfig(name string) clientv3.Config {
-	cfg := clientv3.Config{Endpoints: c.Endpoints(), TLS: c.PKI.ClientTLS(c.t, name),
-		DialTimeout: 2 * time.Second, Logger: zap.NewNop()}
-	if c.Observer != "" {
-		cfg.DialOptions = dialOptions(Dialer(c.Observer))
-	}
-	return cfg
-}
-
-// Client returns a client for the test, closed when the test ends.
-func (c *Cluster) Client(name string) *clientv3.Client {
-	c.t.Helper()
-	cli, err := clientv3.New(c.ClientConfig(name))
-	if err != nil {
-		c.t.Fatalf("etcdtest: client: %v", err)
-	}
-	c.t.Cleanup(func() { cli.Close() })
-	return cli
-}
-
-// WaitReady waits until the cluster answers a linearizable read.
+// WaitReady waits until the cluster serves: a member says it is healthy
+// (GET /health on its client URL, with a client certificate: etcd answers
+// true once a leader serves its reads through raft), asked from the
+// observer namespace in namespace mode.
 func (c *Cluster) WaitReady(timeout time.Duration) {
 	c.t.Helper()
-	cli := c.Client("etcdtest-ready")
+	dial := Dialer(c.Observer)
+	cl := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: c.PKI.ClientTLS(c.t, "etcdlab-ready"),
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) { return dial(ctx, addr) }}}
+	defer cl.CloseIdleConnections()
 	deadline := time.Now().Add(timeout)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := cli.Get(ctx, "etcdtest-ready")
-		cancel()
+		err := c.healthy(cl)
 		if err == nil {
 			return
 		}
 		if time.Now().After(deadline) {
 			c.dumpLogs()
-			c.t.Fatalf("etcdtest: cluster not ready after %v: %v", timeout, err)
+			c.t.Fatalf("etcdlab: cluster not ready after %v: %v", timeout, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// healthy returns nil once a member says it is healthy, else every
+// member's error.
+func (c *Cluster) healthy(cl *http.Client) error {
+	var errs []error
+	for _, m := range c.Members {
+		resp, err := cl.Get(m.ClientURL + "/health")
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var h struct{ Health string }
+		err = json.NewDecoder(resp.Body).Decode(&h)
+		resp.Body.Close()
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s: /health: %w", m.Name, err))
+		case h.Health != "true":
+			errs = append(errs, fmt.Errorf("%s: health %q", m.Name, h.Health))
+		default:
+			return nil
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (c *Cluster) stop() {
@@ -284,11 +298,11 @@ func (m *Member) Start() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.cmd != nil {
-		t.Fatalf("etcdtest: %s already running", m.Name)
+		t.Fatalf("etcdlab: %s already running", m.Name)
 	}
 	log, err := os.OpenFile(m.dir+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		t.Fatalf("etcdtest: %v", err)
+		t.Fatalf("etcdlab: %v", err)
 	}
 	args := m.args
 	if m.NS != "" {
@@ -298,7 +312,7 @@ func (m *Member) Start() {
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		log.Close()
-		t.Fatalf("etcdtest: start %s: %v", m.Name, err)
+		t.Fatalf("etcdlab: start %s: %v", m.Name, err)
 	}
 	m.cmd, m.log = cmd, log
 }

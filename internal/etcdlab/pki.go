@@ -1,4 +1,4 @@
-package etcdtest
+package etcdlab
 
 import (
 	"crypto/ecdsa"
@@ -13,7 +13,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"testing"
 	"time"
 )
 
@@ -32,7 +31,7 @@ type PKI struct {
 
 // NewPKI makes a CA and a member certificate for ips (127.0.0.1 and
 // localhost are always in it) in dir.
-func NewPKI(t testing.TB, dir string, ips []netip.Addr) *PKI {
+func NewPKI(t TB, dir string, ips []netip.Addr) *PKI {
 	t.Helper()
 	p := &PKI{Dir: dir}
 	key := newKey(t)
@@ -43,7 +42,7 @@ func NewPKI(t testing.TB, dir string, ips []netip.Addr) *PKI {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		t.Fatalf("etcdtest: CA: %v", err)
+		t.Fatalf("etcdlab: CA: %v", err)
 	}
 	p.ca, _ = x509.ParseCertificate(der)
 	p.caKey = key
@@ -59,26 +58,26 @@ func NewPKI(t testing.TB, dir string, ips []netip.Addr) *PKI {
 }
 
 // Client issues a client certificate for name and returns its files.
-func (p *PKI) Client(t testing.TB, name string) (certFile, keyFile string) {
+func (p *PKI) Client(t TB, name string) (certFile, keyFile string) {
 	t.Helper()
 	return p.issue(t, name, nil, nil, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth})
 }
 
 // ClientTLS returns a client TLS configuration for name: its certificate
 // and the CA as the only root.
-func (p *PKI) ClientTLS(t testing.TB, name string) *tls.Config {
+func (p *PKI) ClientTLS(t TB, name string) *tls.Config {
 	t.Helper()
 	cf, kf := p.Client(t, name)
 	cert, err := tls.LoadX509KeyPair(cf, kf)
 	if err != nil {
-		t.Fatalf("etcdtest: %v", err)
+		t.Fatalf("etcdlab: %v", err)
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(p.ca)
 	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}
 }
 
-func (p *PKI) issue(t testing.TB, cn string, ips []net.IP, dns []string, usage []x509.ExtKeyUsage) (string, string) {
+func (p *PKI) issue(t TB, cn string, ips []net.IP, dns []string, usage []x509.ExtKeyUsage) (string, string) {
 	key := newKey(t)
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(t), Subject: pkix.Name{CommonName: cn},
@@ -88,11 +87,11 @@ func (p *PKI) issue(t testing.TB, cn string, ips []net.IP, dns []string, usage [
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
 	if err != nil {
-		t.Fatalf("etcdtest: certificate %s: %v", cn, err)
+		t.Fatalf("etcdlab: certificate %s: %v", cn, err)
 	}
 	kder, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		t.Fatalf("etcdtest: %v", err)
+		t.Fatalf("etcdlab: %v", err)
 	}
 	cf, kf := filepath.Join(p.Dir, cn+".pem"), filepath.Join(p.Dir, cn+"-key.pem")
 	writePEM(t, cf, "CERTIFICATE", der)
@@ -100,24 +99,24 @@ func (p *PKI) issue(t testing.TB, cn string, ips []net.IP, dns []string, usage [
 	return cf, kf
 }
 
-func newKey(t testing.TB) *ecdsa.PrivateKey {
+func newKey(t TB) *ecdsa.PrivateKey {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatalf("etcdtest: %v", err)
+		t.Fatalf("etcdlab: %v", err)
 	}
 	return k
 }
 
-func serial(t testing.TB) *big.Int {
+func serial(t TB) *big.Int {
 	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
-		t.Fatalf("etcdtest: %v", err)
+		t.Fatalf("etcdlab: %v", err)
 	}
 	return n
 }
 
-func writePEM(t testing.TB, path, typ string, der []byte) {
+func writePEM(t TB, path, typ string, der []byte) {
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatalf("etcdtest: %v", err)
+		t.Fatalf("etcdlab: %v", err)
 	}
 }
