@@ -53,7 +53,8 @@ type EncapComparison struct {
 // TunnelSetup is what MeasureTunnel's gateways are configured with.
 type TunnelSetup struct {
 	// UDP is ESP in UDP; else raw ESP, through the transport RawTransport
-	// says ("dataplane raw-transport": auto, ring or socket; "" is auto).
+	// says ("dataplane raw-transport": auto, ring or socket; "" is the
+	// default, socket).
 	UDP          bool
 	RawTransport string
 	// Workers is "dataplane workers" (0: auto, GOMAXPROCS).

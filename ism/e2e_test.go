@@ -37,7 +37,7 @@ type e2eCase struct {
 	// v6 puts the tunnel's ends on IPv6 (tunnel mode): outerA and
 	// outerB on the veth.
 	v6 bool
-	// raw is each side's "dataplane raw-transport" (a, b), default auto:
+	// raw is each side's "dataplane raw-transport" (a, b), default socket;
 	// a capture or a raw socket in a namespace whose gateway runs an
 	// AF_XDP ring sees none of the ESP the ring sends and takes.
 	raw [2]string

@@ -64,6 +64,7 @@ type swanPeer struct {
 	RemoteTS   string          // the child's remote_ts, default 198.51.100.0/24
 	Timers     charon.Timers   // the child "net"'s
 	IKETimers  charon.Timers   // the IKE SA's; zero: no rekey
+	IKEExtra   []string        // more settings of the connection (over_time)
 	Children   []charon.Child  // more children
 	Secrets    []charon.Secret // default: PSK for LocalID and RemoteID
 }
@@ -135,6 +136,7 @@ func (p swanPeer) connection(name string) charon.Connection {
 		Remote: charon.End{Auth: p.Auth, ID: p.RemoteID},
 		Children: append([]charon.Child{{Name: cmp.Or(p.Child, "net"), LocalTS: []string{p.LocalTS}, RemoteTS: []string{p.RemoteTS},
 			ESPProposals: []string{p.ESP}, Timers: p.Timers}}, p.Children...)}
+	conn.Extra = p.IKEExtra
 	if p.Cert != "" {
 		conn.Local.Certs = []string{p.Cert}
 	}

@@ -32,9 +32,11 @@ type v2Family struct {
 	// empty); ismKey is ISM's pre-shared key line.
 	swanID, ismID, ismKey string
 	// ismExtra is more of ISM's tunnel's lines; childTimers and
-	// ikeTimers are charon's child's and IKE SA's.
+	// ikeTimers are charon's child's and IKE SA's, ikeExtra more settings of
+	// charon's connection (over_time).
 	ismExtra               string
 	childTimers, ikeTimers charon.Timers
+	ikeExtra               []string
 	// algorithms is what `show ike sa` says of the IKE SA; swanIKE what
 	// charon lists (encr-alg, integ-alg, prf-alg, dh-group), swanESP its
 	// child's encr-alg and, after a rekey with PFS, dh-group.
@@ -51,7 +53,7 @@ func (f v2Family) swanNet() string  { return fmt.Sprintf("203.0.113.%d/28", 16*f
 // peer is charon's connection of the family.
 func (f v2Family) peer() swanPeer {
 	p := swanPeer{Name: f.name, Child: f.name, Version: 2, Addr: f.addr, Proposals: f.ike, ESP: f.esp,
-		LocalTS: f.swanNet(), RemoteTS: f.ismNet(), LocalID: f.swanID, RemoteID: f.ismID, Timers: f.childTimers, IKETimers: f.ikeTimers}
+		LocalTS: f.swanNet(), RemoteTS: f.ismNet(), LocalID: f.swanID, RemoteID: f.ismID, Timers: f.childTimers, IKETimers: f.ikeTimers, IKEExtra: f.ikeExtra}
 	return p
 }
 
@@ -90,22 +92,23 @@ func v2Lab(global string, transforms []string, conf swantest.Conf, fams ...v2Fam
 }
 
 // TestSwanV2Proposals: the IKE proposal families (aes128-sha256-modp2048,
-// aes256gcm16-prfsha384-ecp384, curve25519, aes128-sha1-modp1024), ESP of
-// the seed (aes128-sha1, 3des-md5) and AES-GCM and ChaCha20-Poly1305,
+// aes256gcm16-prfsha384-ecp384, curve25519, aes128-sha1-modp1024,
+// aes192-sha512-ecp521), ESP of the seed (aes128-sha1, 3des-md5,
+// aes256-sha512) and AES-GCM and ChaCha20-Poly1305,
 // PFS off and on (group 20, 31, 2: the child SA rekey runs a new key
 // exchange), pre-shared keys by address, by FQDN and for a user@fqdn
 // peer found by its FQDN (the seed's stripped lookup), and INVALID_KE
 // both ways (family e: ISM's first key exchange is of group 14 and charon
-// wants 19; charon's is of group 15 and ISM wants 19). One charon, five
+// wants 19; charon's is of group 15 and ISM wants 19). One charon, six
 // connections; ISM initiates, then charon does.
 func TestSwanV2Proposals(t *testing.T) {
 	t.Parallel()
 	rules := ""
 	for i, r := range [][3]string{{"aes128", "hash sha256", "14"}, {"aes256-gcm", "prf sha384", "20"}, {"aes128", "hash sha256", "31"},
-		{"aes128", "hash sha", "2"}, {"aes128", "hash sha256", "19"}} {
+		{"aes128", "hash sha", "2"}, {"aes128", "hash sha256", "19"}, {"aes192", "hash sha512", "21"}} {
 		rules += fmt.Sprintf("ipsec isakmp-policy-rule %d\n  encryption %s\n  %s\n  group %s\n", i+1, r[0], r[1], r[2])
 	}
-	transforms := []string{"esp-aes128-hmac-sha", "esp-aes256-gcm16", "esp-chacha20-poly1305", "esp-3des-hmac-md5", "esp-aes128-gcm16"}
+	transforms := []string{"esp-aes128-hmac-sha", "esp-aes256-gcm16", "esp-chacha20-poly1305", "esp-3des-hmac-md5", "esp-aes128-gcm16", "esp-aes256-hmac-sha512"}
 	fams := []v2Family{
 		{name: "a", addr: "192.0.2.2", k: 0, ike: "aes128-sha256-modp2048", esp: "aes128-sha1",
 			ismKey:     fmt.Sprintf("ipsec pre-shared-key address 192.0.2.2 ascii %s\n", swanPSK),
@@ -129,6 +132,10 @@ func TestSwanV2Proposals(t *testing.T) {
 			ismKey:     fmt.Sprintf("ipsec pre-shared-key address 192.0.2.7 ascii %s\n", swanPSK),
 			algorithms: "aes128/hmac-sha256-128/hmac-sha256/ecp256",
 			swanIKE:    [4]string{"AES_CBC", "HMAC_SHA2_256_128", "PRF_HMAC_SHA2_256", "ECP_256"}, swanESP: [2]string{"AES_GCM_16", ""}},
+		{name: "f", addr: "192.0.2.8", k: 5, ike: "aes192-sha512-ecp521", esp: "aes256-sha512",
+			ismKey:     fmt.Sprintf("ipsec pre-shared-key address 192.0.2.8 ascii %s\n", swanPSK),
+			algorithms: "aes192/hmac-sha512-256/hmac-sha512/ecp521",
+			swanIKE:    [4]string{"AES_CBC", "HMAC_SHA2_512_256", "PRF_HMAC_SHA2_512", "ECP_521"}, swanESP: [2]string{"AES_CBC", ""}},
 	}
 	for _, role := range swanRoles {
 		t.Run(role, func(t *testing.T) {

@@ -69,7 +69,10 @@ func tunnel(args []string) error {
 		by := map[string]float64{}
 		for _, e := range encaps {
 			setup := bench.TunnelSetup{UDP: e == "udp", Workers: *workers, Driver: *drv}
-			if e == "esp-socket" {
+			switch e {
+			case "esp":
+				setup.RawTransport = "auto" // the ring where it runs
+			case "esp-socket":
 				setup.RawTransport = "socket"
 			}
 			r, err := bench.MeasureTunnel(t, setup, *dur)

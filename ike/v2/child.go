@@ -305,6 +305,10 @@ func (sa *ikeSA) removeChild(c *childSA, reason string) {
 		return
 	}
 	replaced := c.replaced
+	rekeyed := replaced
+	for _, x := range sa.children {
+		rekeyed = rekeyed || x.successorOf == c
+	}
 	down := sa.forgetChild(c)
 	d := sa.d
 	if down {
@@ -318,12 +322,23 @@ func (sa *ikeSA) removeChild(c *childSA, reason string) {
 		if !replaced {
 			_ = d.inst.DeleteSA(c.out)
 		}
-		_ = d.inst.DeleteSA(c.in)
+		if rekeyed && d.inboundGrace > 0 {
+			// Packets the peer sealed on the old SA before it switched may
+			// still be on their way (a userspace ESP queues them apart
+			// from IKE): its inbound SA takes them a while longer.
+			d.clk.AfterFunc(d.inboundGrace, func() { _ = d.inst.DeleteSA(c.in) })
+		} else {
+			_ = d.inst.DeleteSA(c.in)
+		}
 		if down && d.lis != nil {
 			d.lis.TunnelDown(c.tunnel, reason)
 		}
 	})
 }
+
+// rekeyedInboundGrace is how long a rekeyed child's inbound SA outlives
+// it, as ike/v1's replaced SAs do (strongSwan: delete_rekeyed_delay).
+const rekeyedInboundGrace = 2 * time.Second
 
 // deleteChild deletes a child SA, telling the peer with an INFORMATIONAL
 // Delete when tell is set and the IKE SA is up (§1.4.1). It takes the

@@ -33,6 +33,9 @@ type Daemon struct {
 	clk  clock.Clock
 	rand io.Reader // safe for concurrent use
 	log  *slog.Logger
+	// inboundGrace is rekeyedInboundGrace; the pair tests, whose fake
+	// clock stands still between steps, set it to zero.
+	inboundGrace time.Duration
 
 	mu       sync.Mutex
 	cfg      *config
@@ -129,7 +132,7 @@ func New(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Listener)
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	d := &Daemon{inst: inst, tr: tr, lis: lis, clk: clockOf(cfg), rand: &lockedReader{r: r}, log: lg, cfg: c,
+	d := &Daemon{inst: inst, tr: tr, lis: lis, clk: clockOf(cfg), rand: &lockedReader{r: r}, log: lg, cfg: c, inboundGrace: rekeyedInboundGrace,
 		sas: map[uint64]*ikeSA{}, halfOpen: map[respKey]*ikeSA{}, tunnels: map[string]*tunnel{}, children: map[ipsec.SAID]*childSA{}}
 	for _, t := range c.Tunnels {
 		d.tunnels[t.Name] = &tunnel{cfg: t}

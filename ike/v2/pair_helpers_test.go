@@ -85,6 +85,7 @@ func newPair(t *testing.T, clk *clocktest.Fake, ca, cb ike.Config) *pair {
 			t.Fatal(err)
 		}
 		s.d = d
+		d.inboundGrace = 0 // the tests below step the clock only to the rekeys
 		w.Attach(addr, d)
 		t.Cleanup(func() { d.Close() })
 		return s

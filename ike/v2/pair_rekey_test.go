@@ -7,6 +7,7 @@ import (
 
 	"github.com/ismgw/ism/clock/clocktest"
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ike/internal/iketest"
 	"github.com/ismgw/ism/ipsec"
 )
 
@@ -145,6 +146,47 @@ func TestPairRekeyResponderHoldsOutbound(t *testing.T) {
 	calls = p.b.inst.Calls()[before:]
 	if len(calls) != 2 || calls[1].Op != "add" || calls[1].SA.Inbound {
 		t.Fatalf("B's installer calls %v after %v without A's Delete; want the new outbound SA added", calls, outboundWait)
+	}
+	checkKeysMatch(t, p.a, p.b, "t1", "t1")
+}
+
+// TestPairRekeyedInboundGrace: once the peer has deleted the child its
+// rekey replaced, the old outbound SA goes at once and the old inbound SA
+// rekeyedInboundGrace later, for the packets the peer sealed before it
+// switched.
+func TestPairRekeyedInboundGrace(t *testing.T) {
+	clk := clocktest.New(t0)
+	ca, cb := pairConfig(clk), pairConfig(clk)
+	ta := pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-gcm16")
+	ta.Lifetime = ipsec.Lifetime{Time: time.Hour}
+	ca.Tunnels = []ike.Tunnel{ta}
+	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-gcm16")}
+	p := newPair(t, clk, ca, cb)
+	p.b.d.inboundGrace = rekeyedInboundGrace
+	p.up(t, "t1")
+	before := len(p.b.inst.Calls())
+	deletes := func() []iketest.Call {
+		var ds []iketest.Call
+		for _, c := range p.b.inst.Calls()[before:] {
+			if c.Op == "delete" {
+				ds = append(ds, c)
+			}
+		}
+		return ds
+	}
+	p.advance(t, 47*time.Minute) // A rekeys at 48 to 54 minutes
+	for i := 0; len(deletes()) == 0; i++ {
+		if i > 8*60 {
+			t.Fatal("A did not rekey")
+		}
+		p.advance(t, time.Second)
+	}
+	if ds := deletes(); len(ds) != 1 || ds[0].ID.Dst != addrA {
+		t.Fatalf("B's deletes right after A's Delete: %v; want the old outbound SA only", ds)
+	}
+	p.advance(t, rekeyedInboundGrace)
+	if ds := deletes(); len(ds) != 2 || ds[1].ID.Dst != addrB {
+		t.Fatalf("B's deletes %v after the grace; want the old inbound SA too", ds)
 	}
 	checkKeysMatch(t, p.a, p.b, "t1", "t1")
 }

@@ -57,5 +57,5 @@ func (p *parser) cmdDataplaneRaw(c *cmdCtx) {
 }
 
 func (d dataplaneDraft) resolve() Dataplane {
-	return Dataplane{Workers: d.workers.or(0), RawTransport: d.raw.or(RawAuto)}
+	return Dataplane{Workers: d.workers.or(0), RawTransport: d.raw.or(RawSocket)}
 }

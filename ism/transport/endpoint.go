@@ -53,7 +53,7 @@ type endpointKey struct {
 
 // NewEndpoints returns an empty set whose sockets hand what they read to h.
 func NewEndpoints(h Handler, log *slog.Logger) *Endpoints {
-	return &Endpoints{h: h, log: log, m: map[endpointKey]*Endpoint{}, raw: RawAuto,
+	return &Endpoints{h: h, log: log, m: map[endpointKey]*Endpoint{}, raw: RawSockets,
 		rings: map[ringKey]*rawRing{}, noRing: map[ringKey]error{}}
 }
 
