@@ -9,6 +9,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -44,7 +45,7 @@ func startEcho(h *harness, ns, addr string, id byte) {
 			}
 			return serr
 		}}
-		pc, err := lc.ListenPacket(context.Background(), "udp4", net.JoinHostPort(addr, strconv.Itoa(probePort)))
+		pc, err := lc.ListenPacket(context.Background(), "udp", net.JoinHostPort(addr, strconv.Itoa(probePort)))
 		if err == nil {
 			conn = pc.(*net.UDPConn)
 		}
@@ -89,19 +90,19 @@ type prober struct {
 	done     sync.WaitGroup
 
 	mu      sync.Mutex
-	sent    []time.Time       // by sequence number
-	answers map[uint64]answer // first answer per sequence number
+	sent    []time.Time // by sequence number
+	answers []answer    // first answer per sequence number; at zero: none
 }
 
 // startProber sends a probe from src in namespace ns to dst:probePort
 // every interval until stopped.
 func startProber(h *harness, ns, src, dst string, interval time.Duration) *prober {
 	p := &prober{dst: &net.UDPAddr{IP: net.ParseIP(dst), Port: probePort}, interval: interval,
-		stop: make(chan struct{}), answers: map[uint64]answer{}}
+		stop: make(chan struct{})}
 	if err := netns.Do(ns, func() (err error) {
 		// Not connected: ICMP errors while the tunnel is down must not
 		// end up as read errors.
-		p.conn, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(src)})
+		p.conn, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(src)})
 		return err
 	}); err != nil {
 		h.Fatalf("bench: prober in %s: %v", ns, err)
@@ -122,6 +123,7 @@ func (p *prober) send() {
 		binary.BigEndian.PutUint64(b[:], seq)
 		p.mu.Lock()
 		p.sent = append(p.sent, time.Now())
+		p.answers = append(p.answers, answer{})
 		p.mu.Unlock()
 		_, _ = p.conn.WriteToUDP(b[:], p.dst) // no route or no SA yet: lost, and counted so
 		select {
@@ -145,7 +147,7 @@ func (p *prober) receive() {
 		}
 		seq, now := binary.BigEndian.Uint64(buf), time.Now()
 		p.mu.Lock()
-		if _, dup := p.answers[seq]; !dup && seq < uint64(len(p.sent)) {
+		if seq < uint64(len(p.answers)) && p.answers[seq].at.IsZero() {
 			p.answers[seq] = answer{at: now, from: buf[8]}
 		}
 		p.mu.Unlock()
@@ -174,7 +176,7 @@ func (p *prober) firstFrom(id byte, since time.Time) (time.Time, bool) {
 	defer p.mu.Unlock()
 	var first time.Time
 	for seq, a := range p.answers {
-		if a.from == id && !p.sent[seq].Before(since) && (first.IsZero() || a.at.Before(first)) {
+		if !a.at.IsZero() && a.from == id && !p.sent[seq].Before(since) && (first.IsZero() || a.at.Before(first)) {
 			first = a.at
 		}
 	}
@@ -186,17 +188,33 @@ func (p *prober) firstFrom(id byte, since time.Time) (time.Time, bool) {
 func (p *prober) lost() (lost, counted int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	first := uint64(len(p.sent))
-	for seq := range p.answers {
-		first = min(first, seq)
-	}
-	for seq := first; seq < uint64(len(p.sent)); seq++ {
+	first := p.firstAnsweredLocked()
+	for seq := first; seq < len(p.sent); seq++ {
 		counted++
-		if _, ok := p.answers[seq]; !ok {
+		if p.answers[seq].at.IsZero() {
 			lost++
 		}
 	}
 	return lost, counted
+}
+
+// firstAnsweredLocked is the first sequence number answered, or how many
+// were sent. p.mu must be held.
+func (p *prober) firstAnsweredLocked() int {
+	for seq, a := range p.answers {
+		if !a.at.IsZero() {
+			return seq
+		}
+	}
+	return len(p.sent)
+}
+
+// footprint is the heap the prober's records take: what a soak takes off
+// the initiating gateway's heap, which shares this process.
+func (p *prober) footprint() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return uint64(cap(p.sent))*uint64(unsafe.Sizeof(time.Time{})) + uint64(cap(p.answers))*uint64(unsafe.Sizeof(answer{}))
 }
 
 // waitFrom waits until server id answered a probe sent at or after since,

@@ -113,7 +113,8 @@ const DefaultIKELifetime = 24 * time.Hour
 
 // Retransmit is a retransmission schedule: the first resend after Timeout,
 // each next one Base times later but never more than Cap after the one
-// before (zero: no cap), at most Tries resends.
+// before (zero: no cap), at most Tries resends (zero: the default of 5;
+// negative: none), the request given up one more wait later.
 type Retransmit struct {
 	Timeout time.Duration
 	Base    float64

@@ -26,7 +26,8 @@ func ikeConfig(cfg *config.Config, log *slog.Logger, clk clock.Clock) (ike.Confi
 		FailoverHoldDown: holdDown(cfg.FailoverHoldDown),
 		Backoff:          ike.Backoff(cfg.Backoff),
 		FragmentMTU:      cfg.FragmentMTU,
-		CookieThreshold:  cfg.CookieThreshold}
+		CookieThreshold:  cfg.CookieThreshold,
+		Retransmit:       ikeRetransmit(cfg.Retransmit)}
 	for _, p := range cfg.IKEPolicies {
 		c.Policies = append(c.Policies, ikePolicy(p))
 	}
@@ -89,6 +90,16 @@ func ikeConfig(cfg *config.Config, log *slog.Logger, clk clock.Clock) (ike.Confi
 		c.Tunnels = append(c.Tunnels, it)
 	}
 	return c, nil
+}
+
+// ikeRetransmit maps the configuration's schedule to IKE's, where zero
+// Tries is the default and a negative one no resend.
+func ikeRetransmit(r config.Retransmit) ike.Retransmit {
+	out := ike.Retransmit{Timeout: r.Timeout, Base: r.Base, Tries: r.Count, Cap: r.Cap}
+	if out.Tries == 0 {
+		out.Tries = -1
+	}
+	return out
 }
 
 // holdDown maps the configuration's hold-down (0: none) to IKE's (0: the

@@ -168,3 +168,26 @@ func writePKI(t *testing.T, dir string, spec swantest.KeySpec, pemType string) {
 		}
 	}
 }
+
+// TestIKEConfigRetransmit: "ipsec ike retransmit" reaches both IKE
+// daemons' schedule; count 0 becomes IKE's "no resend", the default
+// schedule IKE's defaults.
+func TestIKEConfigRetransmit(t *testing.T) {
+	for _, tc := range []struct {
+		text string
+		want ike.Retransmit
+	}{
+		{"", ike.Retransmit{Timeout: 2 * time.Second, Base: 1.8, Tries: 5}},
+		{"ipsec ike retransmit count 3 timeout 500 base 2 cap 1500\n",
+			ike.Retransmit{Timeout: 500 * time.Millisecond, Base: 2, Tries: 3, Cap: 1500 * time.Millisecond}},
+		{"ipsec ike retransmit count 0 timeout 250\n", ike.Retransmit{Timeout: 250 * time.Millisecond, Base: 1.8, Tries: -1}},
+	} {
+		ic, err := ikeConfig(parseIn(t, t.TempDir(), tc.text), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ic.Retransmit != tc.want {
+			t.Errorf("%q: %+v, want %+v", tc.text, ic.Retransmit, tc.want)
+		}
+	}
+}

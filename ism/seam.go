@@ -171,7 +171,8 @@ func (s *seam) AddSA(id ipsec.SAID, u ike.UserSA) error {
 		t.setReady(true)
 		if g.changeState(t, true, "") {
 			g.log.Info("tunnel up", "tunnel", t.String(), "peer", u.Dst.String(), "transform", u.Transform.Name())
-			g.post(func() { t.computeMTU(); g.mu.Lock(); g.syncTunnelRoutes(t); g.mu.Unlock() })
+			// Under g.mu: a reload (apply) replaces t.cfg, which computeMTU reads.
+			g.post(func() { g.mu.Lock(); t.computeMTU(); g.syncTunnelRoutes(t); g.mu.Unlock() })
 		}
 	}
 	return nil

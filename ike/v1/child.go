@@ -49,8 +49,7 @@ func (d *Daemon) installOutbound(c *childSA, out ike.UserSA, plan *qmPlan) error
 	wasUp := tu.state == stateUp
 	prior := tu.newest(c.local, c.remote) // the child a peer's rekey replaces
 	c.created = d.now()
-	d.children[c.in] = c
-	d.children[c.out] = c
+	d.putChildLocked(c)
 	tu.children = append(tu.children, c)
 	tu.state = stateUp
 	tu.lastError = ""
@@ -135,8 +134,7 @@ func (d *Daemon) stopChildLocked(c *childSA) {
 			t.Stop()
 		}
 	}
-	delete(d.children, c.in)
-	delete(d.children, c.out)
+	d.deleteChildLocked(c)
 	tu := c.tu
 	for i, x := range tu.children {
 		if x == c {

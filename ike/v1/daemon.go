@@ -46,6 +46,7 @@ type Daemon struct {
 	inits    map[respKey]*ikeSA // responders, by initiator cookie and peer
 	tunnels  map[string]*tunnel
 	children map[ipsec.SAID]*childSA // by inbound and outbound SAID
+	pairs    pairIndex               // sas and children by endpoint pair
 	dpd      map[peerKey]*dpdPeer    // peers DPD watches
 	counters ike.Counters
 	closed   bool
@@ -76,6 +77,9 @@ type config struct {
 	clk     clock.Clock
 	log     *slog.Logger
 	retrans ike.Retransmit
+	// anyDPD says whether some tunnel has DPD on; when none has, a phase
+	// 1 need not look through the tunnels for one to the peer.
+	anyDPD bool
 }
 
 func compile(c ike.Config) (*config, error) {
@@ -96,8 +100,11 @@ func compile(c ike.Config) (*config, error) {
 	if cc.retrans.Base < 1 {
 		cc.retrans.Base = 1.8
 	}
-	if cc.retrans.Tries <= 0 {
+	switch {
+	case cc.retrans.Tries == 0:
 		cc.retrans.Tries = 5
+	case cc.retrans.Tries < 0:
+		cc.retrans.Tries = 0 // no resend
 	}
 	if cc.Keepalive <= 0 {
 		cc.Keepalive = 20 * time.Second
@@ -110,6 +117,9 @@ func compile(c ike.Config) (*config, error) {
 		for _, ca := range c.Certificates.CAs {
 			cc.roots.AddCert(ca)
 		}
+	}
+	for i := range cc.Tunnels {
+		cc.anyDPD = cc.anyDPD || cc.TunnelDPD(&cc.Tunnels[i]).Enabled
 	}
 	return cc, nil
 }

@@ -61,7 +61,7 @@ func (d *Daemon) receiveKnown(h Header, p packet) func() {
 		if ho := d.halfOpen[h.ICookie()]; ho != nil && ho.remote.Addr() == remote.Addr() && h.MessageID() == 0 {
 			delete(d.halfOpen, ho.icookie)
 			ho.rcookie = h.RCookie()
-			d.sas[ho.key()] = ho
+			d.putSALocked(ho)
 			sa = ho
 		}
 	}
@@ -143,7 +143,7 @@ func (d *Daemon) receiveNew(h Header, p packet) func() {
 	}
 	sa := d.newIKESA(false, mode, p.local, p.remote)
 	sa.icookie = h.ICookie()
-	d.sas[sa.key()] = sa
+	d.putSALocked(sa)
 	d.inits[key] = sa
 	ex := d.newExchangeLocked(sa, 0)
 	ex.lastIn = sha256.Sum256(p.data) // its retransmissions are duplicates
@@ -152,7 +152,7 @@ func (d *Daemon) receiveNew(h Header, p packet) func() {
 		run = func() { d.aggressiveResponder(ex, p) }
 	}
 	if !d.spawnLocked(run) {
-		delete(d.sas, sa.key())
+		d.deleteSALocked(sa)
 		delete(d.inits, key)
 	}
 	return nil

@@ -88,6 +88,9 @@ func tunnelPeerKey(tu *tunnel) peerKey {
 // identity id, when known) has DPD on: whether this end announces DPD to
 // that peer. Daemon.mu must be held.
 func (d *Daemon) wantDPDLocked(local, remote netip.Addr, id ike.Identity) bool {
+	if !d.cfg.anyDPD {
+		return false
+	}
 	for _, tu := range d.tunnels {
 		t := &tu.cfg
 		if t.Source != local {
@@ -121,7 +124,7 @@ func (d *Daemon) dpdArmSALocked(key peerKey, tu *tunnel, sa *ikeSA) {
 	}
 	p := d.dpd[key]
 	if p == nil {
-		if tu != nil && !d.cfg.TunnelDPD(&tu.cfg).Enabled {
+		if !d.cfg.anyDPD || tu != nil && !d.cfg.TunnelDPD(&tu.cfg).Enabled {
 			return
 		}
 		p = &dpdPeer{key: key, lastIKE: d.now()}

@@ -284,7 +284,7 @@ func (d *Daemon) adopt(im *importedSA, o ike.ImportOptions) {
 	d.mu.Lock()
 	now := d.now()
 	sa.lastRecv, sa.lastHeard = now, now
-	d.sas[sa.key()] = sa
+	d.putSALocked(sa)
 	d.armImportedLocked(sa, now)
 	var up []string
 	for _, ic := range kids {
@@ -295,7 +295,7 @@ func (d *Daemon) adopt(im *importedSA, o ike.ImportOptions) {
 		c := ic.c
 		c.tu = tu
 		tu.sa, tu.peer, tu.onBackup = sa, ic.peer, ic.onBackup
-		d.children[c.in], d.children[c.out] = c, c
+		d.putChildLocked(c)
 		tu.children = append(tu.children, c)
 		slices.SortFunc(tu.children, func(a, b *childSA) int { return a.created.Compare(b.created) })
 		if tu.state != stateUp {

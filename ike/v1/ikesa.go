@@ -155,7 +155,7 @@ func (d *Daemon) findIKESA(local, remote netip.Addr) *ikeSA {
 			best = sa
 		}
 	}
-	for _, sa := range d.sas {
+	for sa := range d.pairs.sas[peerKey{local, remote}] {
 		consider(sa)
 	}
 	for _, sa := range d.halfOpen {
@@ -259,7 +259,7 @@ func (d *Daemon) removeIKESA(sa *ikeSA) {
 	}
 	sa.dead = true
 	sa.state = "deleted"
-	delete(d.sas, sa.key())
+	d.deleteSALocked(sa)
 	if d.halfOpen[sa.icookie] == sa {
 		delete(d.halfOpen, sa.icookie)
 	}

@@ -213,18 +213,20 @@ func (d *Daemon) handleDelete(sa *ikeSA, del *Delete) {
 }
 
 // initialContact deletes the state of every earlier IKE SA with the peer
-// (RFC 2407 §4.6.3.3): the peer rebooted and forgot them.
+// (RFC 2407 §4.6.3.3): the peer rebooted and forgot them. Only between the
+// same two addresses: the peer's SAs with another address of this end
+// are another pair's.
 func (d *Daemon) initialContact(sa *ikeSA) {
 	d.mu.Lock()
 	var old []*ikeSA
-	for _, o := range d.sas {
-		if o != sa && o.established && o.remote.Addr() == sa.remote.Addr() && o.local.Addr() == sa.local.Addr() {
+	for o := range d.pairs.sas[sa.peer()] {
+		if o != sa && o.established {
 			old = append(old, o)
 		}
 	}
 	var stale []*childSA
-	for _, c := range d.children {
-		if c.ikesa != sa && c.ikesa != nil && c.ikesa.remote.Addr() == sa.remote.Addr() && c.created.Before(sa.created) {
+	for c := range d.pairs.children[sa.peer()] {
+		if c.ikesa != sa && c.ikesa != nil && c.ikesa.peer() == sa.peer() && c.created.Before(sa.created) {
 			stale = append(stale, c)
 		}
 	}

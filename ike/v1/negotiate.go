@@ -3,6 +3,7 @@ package v1
 import (
 	"errors"
 	"net/netip"
+	"slices"
 
 	"github.com/ismgw/ism/ike"
 )
@@ -63,8 +64,8 @@ func (d *Daemon) phase1Done(p *phase1) {
 	// A renegotiated phase 1 replaces the older SAs with the peer.
 	d.mu.Lock()
 	var older []*ikeSA
-	for _, o := range d.sas {
-		if o != sa && o.established && !o.dead && o.peer() == sa.peer() && o.created.Before(sa.created) {
+	for o := range d.pairs.sas[sa.peer()] {
+		if o != sa && o.established && !o.dead && o.created.Before(sa.created) {
 			older = append(older, o)
 		}
 	}
@@ -74,9 +75,9 @@ func (d *Daemon) phase1Done(p *phase1) {
 	if len(older) > 0 {
 		d.counters.Rekeys++
 	}
-	for _, tu := range d.tunnels {
-		for _, o := range older {
-			if tu.sa == o {
+	if len(older) > 0 { // a rekey: not a walk over every tunnel per setup
+		for _, tu := range d.tunnels {
+			if slices.Contains(older, tu.sa) {
 				tu.sa = sa
 			}
 		}
@@ -244,8 +245,8 @@ func (p *phase1) initialContactPayload() []outPayload {
 	d := p.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, o := range d.sas {
-		if o != p.sa && !o.dead && o.established && o.peer() == p.sa.peer() {
+	for o := range d.pairs.sas[p.sa.peer()] {
+		if o != p.sa && !o.dead && o.established {
 			return nil
 		}
 	}

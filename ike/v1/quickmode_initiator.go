@@ -32,12 +32,15 @@ func (d *Daemon) startQuickMode(plan *qmPlan, sa *ikeSA) {
 	msgID := d.msgID(sa)
 	ex := d.newExchange(sa, msgID)
 	d.mu.Lock()
-	initIV(ex)
-	d.mu.Unlock()
-	q := &quickMode{d: d, ex: ex, sa: sa, tu: tu, initiator: true, plan: plan}
-	d.mu.Lock()
+	ivErr := initIV(ex)
 	remote := sa.remote.Addr()
 	d.mu.Unlock()
+	q := &quickMode{d: d, ex: ex, sa: sa, tu: tu, initiator: true, plan: plan}
+	if ivErr != nil {
+		ex.done(nil)
+		d.negotiationFailed(plan, remote, "quick mode: "+errString(ivErr))
+		return
+	}
 	if !d.spawn(func() {
 		err := q.runInitiator()
 		q.zero()

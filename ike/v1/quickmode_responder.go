@@ -40,8 +40,11 @@ var errNoTunnel = errors.New("v1: no tunnel for the proposed selectors")
 func (q *quickMode) runResponder(first packet) (*childSA, error) {
 	d := q.d
 	d.mu.Lock()
-	initIV(q.ex)
+	err := initIV(q.ex)
 	d.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
 	m, err := q.open(first, q.hash1)
 	if err != nil {
 		d.count(func(c *ike.Counters) { c.Dropped++ })
@@ -109,10 +112,18 @@ func (q *quickMode) runResponder(first packet) (*childSA, error) {
 	return c, nil
 }
 
+// errIKESAGone: the IKE SA was deleted (its keys zeroed) between the
+// quick mode's start and its first message.
+var errIKESAGone = errors.New("v1: the IKE SA was deleted")
+
 // initIV sets the exchange's first IV from the phase 1 IV and its message
 // ID. Daemon.mu must be held.
-func initIV(ex *exchange) {
+func initIV(ex *exchange) error {
+	if ex.sa.dead || ex.sa.block == nil {
+		return errIKESAGone
+	}
 	ex.iv = ExchangeIV(ex.sa.hash, ex.sa.p1IV, ex.msgID, ex.sa.block.BlockSize())
+	return nil
 }
 
 // findTunnel finds the tunnel with the IKE SA's peer whose selectors

@@ -102,8 +102,11 @@ func compile(c ike.Config) (*config, error) {
 	if cc.retrans.Base < 1 {
 		cc.retrans.Base = defaultRetransmit.Base
 	}
-	if cc.retrans.Tries <= 0 {
+	switch {
+	case cc.retrans.Tries == 0:
 		cc.retrans.Tries = defaultRetransmit.Tries
+	case cc.retrans.Tries < 0:
+		cc.retrans.Tries = 0 // no resend
 	}
 	if cc.Keepalive <= 0 {
 		cc.Keepalive = 20 * time.Second

@@ -83,8 +83,8 @@ func (sa *ikeSA) ikeAuthResponder(m *Message) {
 	if _, ok := m.Notify(InitialContact); ok {
 		// §2.4: the peer has no other IKE SA with this end; whatever
 		// this end still holds with it is stale.
-		remote, id := sa.remote.Addr(), peerID
-		sa.after(func() { d.initialContact(sa, remote, id) })
+		local, remote, id := sa.local.Addr(), sa.remote.Addr(), peerID
+		sa.after(func() { d.initialContact(sa, local, remote, id) })
 	}
 	child, _, _ := sa.respondChild(m, cands, false, sa.ni, sa.nr, nil)
 	sa.respond(IKEAuth, append(ps, child...))
@@ -114,18 +114,23 @@ func (d *Daemon) tunnelsFor(local, remote netip.Addr, id ike.Identity) []ike.Tun
 
 // initialContact deletes every other IKE SA with the peer, and their
 // child SAs, without a word to it (§2.4).
-func (d *Daemon) initialContact(keep *ikeSA, remote netip.Addr, id ike.Identity) {
+func (d *Daemon) initialContact(keep *ikeSA, local, remote netip.Addr, id ike.Identity) {
 	d.mu.Lock()
-	var stale []*ikeSA
+	var others []*ikeSA
 	for _, sa := range d.sas {
-		if sa != keep && sa.remote.Addr() == remote {
-			stale = append(stale, sa)
+		if sa != keep {
+			others = append(others, sa)
 		}
 	}
 	d.mu.Unlock()
-	for _, sa := range stale {
+	for _, sa := range others {
 		sa.lock()
-		if sa.state == stateEstablished && (sa.remoteID.IsZero() || sa.remoteID.Equal(id)) {
+		// The addresses under the SA's lock: a NAT-T float changes them.
+		// Only this end's address the peer contacted: an IKE SA with the
+		// same peer at another local address (another identity of this
+		// end) is no business of this one's.
+		if sa.state == stateEstablished && sa.remote.Addr() == remote && sa.local.Addr() == local &&
+			(sa.remoteID.IsZero() || sa.remoteID.Equal(id)) {
 			d.log.Info("INITIAL_CONTACT: deleting a stale IKE SA", "remote", remote, "sa", sa.String())
 			sa.destroy("the peer restarted (INITIAL_CONTACT)")
 		}

@@ -160,7 +160,7 @@ func (sa *ikeSA) retransmit(r *request) {
 		sa.refragment(r)
 	}
 	sa.sendAll(r.wire)
-	r.timeout = time.Duration(float64(r.timeout) * max(r.schedule.Base, 1))
+	r.timeout = r.schedule.Next(r.timeout)
 	sa.armRetransmit(r)
 }
 

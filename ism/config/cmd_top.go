@@ -27,6 +27,7 @@ var topCommands = []command{
 	{"ipsec ike-version", "1|2", 1, 1, true, (*parser).cmdIPsecIKEVersion},
 	{"ipsec ike fragmentation", "mtu BYTES|off", 1, 2, true, (*parser).cmdIKEFragmentation},
 	{"ipsec ike cookie-threshold", "N", 1, 1, true, (*parser).cmdCookieThreshold},
+	{"ipsec ike retransmit", "[count N] [timeout MILLISECONDS] [base FACTOR] [cap MILLISECONDS]", 2, 8, true, (*parser).cmdIKERetransmit},
 	{"driver", "auto|software|dpdk|kernel", 1, 1, true, (*parser).cmdDriver},
 	{"dpdk eal-args", "ARGUMENT...", 1, -1, true, (*parser).cmdEALArgs},
 	{"dpdk vdev", "DEVICE", 1, 1, false, (*parser).cmdVDev},

@@ -62,6 +62,9 @@ type Config struct {
 	// IKE_SA_INIT requests must carry a cookie (RFC 7296 §2.6); nil is
 	// the default (10), 0 always ("ipsec ike cookie-threshold").
 	CookieThreshold *int
+	// Retransmit is the retransmission schedule of IKE requests, both
+	// versions ("ipsec ike retransmit"); DefaultRetransmit when unset.
+	Retransmit Retransmit
 	// ReplayWindow is the global anti-replay window; 0 is off.
 	ReplayWindow int
 	// Driver is the global crypto driver choice.

@@ -73,6 +73,7 @@ type globalDraft struct {
 	ikeVersion opt[int]
 	fragMTU    opt[int]
 	cookies    opt[int]
+	retransmit opt[Retransmit]
 	replay     opt[int]
 	driver     opt[Driver]
 	dpdk       DPDK

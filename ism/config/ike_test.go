@@ -2,6 +2,7 @@ package config
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -55,5 +56,49 @@ func TestIKEDefaults(t *testing.T) {
 	c = mustParse(t, "ipsec ike-version 2\nipsec ike fragmentation off\n")
 	if c.FragmentMTU != -1 {
 		t.Errorf("fragmentation off: %d, want -1", c.FragmentMTU)
+	}
+}
+
+// TestIKERetransmit: "ipsec ike retransmit" sets what it names and leaves
+// the rest at DefaultRetransmit; without it the schedule is the default,
+// which gives up 82.5 s after the first sending.
+func TestIKERetransmit(t *testing.T) {
+	for _, tc := range []struct {
+		text   string
+		want   Retransmit
+		giveUp time.Duration
+	}{
+		{"", DefaultRetransmit, 82530560 * time.Microsecond},
+		{"ipsec ike retransmit count 0\n", Retransmit{Count: 0, Timeout: 2 * time.Second, Base: 1.8}, 2 * time.Second},
+		{"ipsec ike retransmit count 3 timeout 500 base 2 cap 1500\n",
+			Retransmit{Count: 3, Timeout: 500 * time.Millisecond, Base: 2, Cap: 1500 * time.Millisecond}, 4500 * time.Millisecond},
+		{"ipsec ike retransmit base 1\n", Retransmit{Count: 5, Timeout: 2 * time.Second, Base: 1}, 12 * time.Second},
+	} {
+		c := mustParse(t, tc.text)
+		if c.Retransmit != tc.want || c.Retransmit.GiveUp() != tc.giveUp {
+			t.Errorf("%q: %+v giving up after %v, want %+v and %v", tc.text, c.Retransmit, c.Retransmit.GiveUp(), tc.want, tc.giveUp)
+		}
+	}
+}
+
+// TestIKERetransmitBad: each wrong "ipsec ike retransmit" is refused with
+// its line.
+func TestIKERetransmitBad(t *testing.T) {
+	for _, tc := range []struct{ text, want string }{
+		{"ipsec ike retransmit count 21", "x.conf:2: ipsec ike retransmit: count 21 out of range: expected 0 to 20"},
+		{"ipsec ike retransmit timeout 50", "x.conf:2: ipsec ike retransmit: timeout 50 out of range: expected 100 to 60000"},
+		{"ipsec ike retransmit base 0.5", `x.conf:2: ipsec ike retransmit: base "0.5": expected a factor from 1 to 4, such as 1.5`},
+		{"ipsec ike retransmit base NaN", `x.conf:2: ipsec ike retransmit: base "NaN": expected a factor from 1 to 4, such as 1.5`},
+		{"ipsec ike retransmit cap 1000", "x.conf:2: ipsec ike retransmit: cap 1000 ms is shorter than the first wait (timeout 2000 ms)"},
+		{"ipsec ike retransmit cap 400 timeout 500", "x.conf:2: ipsec ike retransmit: cap 400 ms is shorter than the first wait (timeout 500 ms)"},
+		{"ipsec ike retransmit tries 3", `x.conf:2: ipsec ike retransmit: expected count or timeout or base or cap, got "tries"`},
+		{"ipsec ike retransmit count 2 count 3", "x.conf:2: ipsec ike retransmit: count given twice"},
+		{"ipsec ike retransmit count", "x.conf:2: ipsec ike retransmit: takes 2 to 8 arguments, got 1"},
+		{"ipsec ike retransmit count 3\nipsec ike retransmit count 4", `x.conf:3: duplicate "ipsec ike retransmit" (first on line 2)`},
+	} {
+		c, err := Parse("x.conf", strings.NewReader("!\n"+tc.text+"\n"))
+		if c != nil || err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.text, err, tc.want)
+		}
 	}
 }

@@ -30,6 +30,7 @@ func (p *parser) resolve() *Config {
 		Backoff:          p.resolveBackoff(),
 		IKEVersion:       g.ikeVersion.or(1),
 		FragmentMTU:      g.fragMTU.v,
+		Retransmit:       g.retransmit.or(DefaultRetransmit),
 		ReplayWindow:     g.replay.or(DefaultReplayWindow),
 		Driver:           g.driver.or(DriverAuto),
 		DPDK:             g.dpdk,

@@ -61,6 +61,9 @@ func TestHoldQueue(t *testing.T) {
 	if q.await(&late); late.Load() {
 		t.Fatal("an SA installed with nothing held is marked")
 	}
+	if cap(q.pkts) != 0 {
+		t.Fatalf("the emptied queue keeps an array of %d packets alive", cap(q.pkts))
+	}
 
 	big := bytes.Repeat([]byte{1}, 4000)
 	n := 0

@@ -1,0 +1,151 @@
+package bench
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/ismgw/ism/internal/netlab"
+	"github.com/ismgw/ism/transform"
+)
+
+// scaleLab is two namespaces joined by a veth pair for a scale or soak
+// run, with the address plan of the IKE benchmark: the initiating gateway
+// (a hub, in a) at initiatorAddr protecting innerLocal, the responding one
+// (in b) with one address per tunnel (endpoints), so that each tunnel has
+// its own endpoint pair and IKE SA, and tunnel i protecting innerRemote(i).
+// The sampled tunnels' inner hosts are on b's loopback.
+type scaleLab struct {
+	l    *netlab.Lab
+	a, b string
+}
+
+func newScaleLab(h *harness, tunnels int, samples []int) *scaleLab {
+	l := netlab.New(h)
+	s := &scaleLab{l: l, a: l.NS("a"), b: l.NS("b")}
+	for _, ns := range []string{s.a, s.b} {
+		l.MustRun(ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
+	}
+	l.Link(s.a, "eth0", transitI, s.b, "eth0", transitR)
+	var ba, bb strings.Builder
+	fmt.Fprintf(&ba, "addr add %s/128 dev lo nodad\naddr add %s/128 dev lo nodad\nroute add %s via %s\n",
+		initiatorAddr, innerLocalHost, responderNet, transitR.Addr())
+	fmt.Fprintf(&bb, "route add %s via %s\n", initiatorNet, transitI.Addr())
+	for i := range tunnels {
+		_, b := endpoints(i, tunnels)
+		fmt.Fprintf(&bb, "addr add %s/128 dev lo nodad\n", b)
+	}
+	for _, i := range samples {
+		fmt.Fprintf(&bb, "addr add %s/128 dev lo nodad\n", sampleHost(i))
+	}
+	for ns, cmds := range map[string]string{s.a: ba.String(), s.b: bb.String()} {
+		cmd := l.Command(ns, "ip", "-batch", "-")
+		cmd.Stdin = strings.NewReader(cmds)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			h.Fatalf("ip -batch in %s: %v\n%s", ns, err, out)
+		}
+	}
+	return s
+}
+
+// sampleHost is the address b answers pings on in tunnel i.
+func sampleHost(i int) netip.Addr { return innerRemote(i).Addr().Next() }
+
+// scaleConf is what the two gateways' configurations share.
+type scaleConf struct {
+	ikeVersion int
+	ike        IKE
+	transform  transform.Transform
+	psk        string
+	lifetime   time.Duration // of the user SAs; 0: as long as allowed
+	retransmit string        // "ipsec ike retransmit" arguments, or none
+}
+
+func (c scaleConf) global(ns string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "virtual-router v netns %s\nipsec ike-version %d\n%s", ns, c.ikeVersion, c.ike.policyRule())
+	if c.lifetime > 0 {
+		fmt.Fprintf(&b, "ipsec lifetime seconds %d\n", int(c.lifetime.Seconds()))
+	} else {
+		b.WriteString("ipsec lifetime seconds 864000 kilobytes 4294967295\n")
+	}
+	if c.retransmit != "" {
+		fmt.Fprintf(&b, "ipsec ike retransmit %s\n", c.retransmit)
+	}
+	fmt.Fprintf(&b, "ipsec transform-set ts\n  transform 1 %s\n", c.transform.Name())
+	return b.String()
+}
+
+func scaleTunnel(b *strings.Builder, i int, src, dst netip.Addr, local, remote netip.Prefix) {
+	fmt.Fprintf(b, "interface tunnel ipsec:t%d\n  virtual-router v\n  tunnel source %s\n  tunnel destination %s\n"+
+		"  tunnel transform-set ts\n  tunnel local-selector %s\n  tunnel remote-selector %s\n  tunnel udp-encapsulation\n",
+		i, src, dst, local, remote)
+}
+
+// initiatorConfig is the hub's configuration with tunnels ids (indexes of
+// the plan of n endpoint pairs), each routed.
+func (c scaleConf) initiatorConfig(ns string, n int, ids []int) string {
+	var b strings.Builder
+	b.WriteString(c.global(ns))
+	seen := make(map[netip.Addr]bool, len(ids))
+	for _, i := range ids {
+		if _, dst := endpoints(i, n); !seen[dst] {
+			seen[dst] = true
+			fmt.Fprintf(&b, "ipsec pre-shared-key address %s ascii %s\n", dst, c.psk)
+		}
+	}
+	for _, i := range ids {
+		src, dst := endpoints(i, n)
+		scaleTunnel(&b, i, src, dst, innerLocal, innerRemote(i))
+	}
+	for _, i := range ids {
+		fmt.Fprintf(&b, "ip route %s ipsec:t%d\n", innerRemote(i), i)
+	}
+	return b.String()
+}
+
+// responderConfig is the other side's: every tunnel from its own address
+// to the hub; the sampled tunnels' answers are routed by their source.
+func (c scaleConf) responderConfig(ns string, n int, ids, samples []int) string {
+	var b strings.Builder
+	b.WriteString(c.global(ns))
+	fmt.Fprintf(&b, "ipsec pre-shared-key address %s ascii %s\n", initiatorAddr, c.psk)
+	for _, i := range ids {
+		hub, src := endpoints(i, n)
+		scaleTunnel(&b, i, src, hub, innerRemote(i), innerLocal)
+	}
+	for _, i := range samples {
+		fmt.Fprintf(&b, "ip policy-route source %s ipsec:t%d\n", innerRemote(i), i)
+	}
+	return b.String()
+}
+
+// sampleTunnels returns k tunnel indexes spread over n.
+func sampleTunnels(n, k int) []int {
+	k = min(k, n)
+	out := make([]int, 0, k)
+	for j := range k {
+		out = append(out, j*n/k)
+	}
+	return out
+}
+
+// pingSamples pings each sampled tunnel's far host count times from the
+// hub's inner address and returns how many answers came back of how many
+// sent.
+func (s *scaleLab) pingSamples(samples []int, count int) (sent, received int) {
+	for _, i := range samples {
+		out, _ := s.l.Run(s.a, "ping", "-6", "-n", "-q", "-c", fmt.Sprint(count), "-i", "0.2", "-W", "2",
+			"-I", innerLocalHost.String(), sampleHost(i).String())
+		sent += count
+		var tx, rx int
+		for _, line := range strings.Split(out, "\n") {
+			if _, err := fmt.Sscanf(line, "%d packets transmitted, %d received", &tx, &rx); err == nil {
+				received += rx
+				break
+			}
+		}
+	}
+	return sent, received
+}

@@ -1,0 +1,86 @@
+package bench
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/ismgw/ism/transform"
+)
+
+// peerEnv makes the test binary the responding gateway of a scale or soak
+// run (ServeScalePeer), as "ismbench scale-peer" is for ismbench.
+const peerEnv = "ISM_BENCH_SCALE_PEER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(peerEnv) != "" {
+		if err := ServeScalePeer(os.Args[len(os.Args)-1], os.Stdin, os.Stdout); err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// testPeer runs this test binary as the peer gateway.
+func testPeer(t *testing.T) PeerCommand {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return PeerCommand{Path: exe, Args: []string{"-test.run=^$"}, Env: []string{peerEnv + "=1"}}
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces and veth pairs (CI runs as root)")
+	}
+}
+
+// TestSoakShort is `ismbench soak` in a minute: 24 tunnels between two
+// gateways with the shortest SA lifetime (30 s, so every tunnel rekeys
+// at least once) and a reload every 15 s that removes and adds tunnels,
+// four tunnels carrying probes. No tunnel may be without working SAs
+// (every probe lost for a second), no SA left behind,
+// the routes and rules must match the configuration, and no file
+// descriptor or goroutine may be left over. (The peer's restart stays in
+// the benchmark: without DPD, the initiator keeps sending on SAs the
+// restarted peer no longer has until it hears their deletes, and the
+// probes lost then depend on timing.)
+func TestSoakShort(t *testing.T) {
+	needRoot(t)
+	tr, _ := transform.Lookup("esp-aes128-gcm16")
+	o := SoakOptions{Tunnels: 24, IKEVersion: 1, IKE: IKE{Encryption: "aes128", Hash: "sha256", Group: 19}, Transform: tr,
+		Duration: 50 * time.Second, Lifetime: 30 * time.Second, ReloadEvery: 15 * time.Second, Churn: 2,
+		Samples: 4, SampleEvery: 2 * time.Second, Peer: testPeer(t)}
+	r, err := MeasureSoak(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d rekeys (%.1f/s), %d reloads, probes lost %d of %d (at %.1f s), heap slope %.0f B/min, goroutine slope %.2f/min, fds %d->%d",
+		r.Rekeys, r.RekeysPerS, r.Reloads, r.LostPings, r.ProbesSent, r.LostAt,
+		r.HeapSlopeBytesPerMin, r.GoroutineSlopePerMin, r.FDsStart, r.FDsEnd)
+	// A probe lost now and then is the benchmark's figure (lost_pings); a
+	// tunnel without working SAs loses every probe for longer.
+	if r.LongestLossS >= 1 {
+		t.Errorf("a sampled tunnel lost every probe for %.1f s: %d probes lost, sent at %.1f s; reloads every %v",
+			r.LongestLossS, r.LostPings, r.LostAt, o.ReloadEvery)
+	}
+	if r.LeakedSAs != 0 {
+		t.Errorf("%d SAs left behind", r.LeakedSAs)
+	}
+	if r.RoutesHave != r.RoutesWant || r.RulesHave != r.RulesWant {
+		t.Errorf("%d routes and %d rules, want %d and %d", r.RoutesHave, r.RulesHave, r.RoutesWant, r.RulesWant)
+	}
+	if r.FDsEnd > r.FDsStart {
+		t.Errorf("%d file descriptors at the start, %d at the end", r.FDsStart, r.FDsEnd)
+	}
+	if last := r.Series.Goroutines[len(r.Series.Goroutines)-1]; last > r.Series.Goroutines[0]+4 {
+		t.Errorf("goroutines went from %d to %d", r.Series.Goroutines[0], last)
+	}
+	if r.Rekeys < uint64(o.Tunnels) || r.Reloads < 3 {
+		t.Errorf("%d rekeys, %d reloads: want every tunnel rekeyed and 3 reloads", r.Rekeys, r.Reloads)
+	}
+}

@@ -1,0 +1,159 @@
+package bench
+
+import (
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/netns"
+)
+
+// ikeCounters are the gateway's IKE counters (zero without IKE).
+func (s *scaleGateway) ikeCounters() ike.Counters {
+	if c := s.g.Statistics().IKE; c != nil {
+		return *c
+	}
+	return ike.Counters{}
+}
+
+// leakedSAs counts the SAs in the gateway's data paths that outlived
+// maxAge, and those beyond two pairs on one tunnel (an old pair waits for
+// its last packets while a rekeyed one takes over; more is a leak).
+func (s *scaleGateway) leakedSAs(maxAge time.Duration) int {
+	n := 0
+	now := time.Now()
+	for _, t := range s.g.Tunnels() {
+		n += max(0, len(t.SAs)-4)
+		for _, sa := range t.SAs {
+			if now.Sub(sa.Created) > maxAge {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// downTunnels returns the indexes of the gateway's tunnels ("ipsec:tN")
+// that are not up.
+func (s *scaleGateway) downTunnels() []int {
+	var out []int
+	for _, t := range s.g.Tunnels() {
+		if t.State == "up" {
+			continue
+		}
+		if i, err := strconv.Atoi(strings.TrimPrefix(t.Name, "ipsec:t")); err == nil {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// acquireDown sends a packet into every configured tunnel of the
+// initiator that is down, to bring it up.
+func (s *soak) acquireDown() {
+	var conn *net.UDPConn
+	if err := netns.Do(s.lab.a, func() (err error) {
+		conn, err = net.ListenUDP("udp6", net.UDPAddrFromAddrPort(netip.AddrPortFrom(innerLocalHost, 0)))
+		return err
+	}); err != nil {
+		s.h.Fatalf("trigger socket: %v", err)
+	}
+	defer conn.Close()
+	for _, i := range s.a.downTunnels() {
+		if i < s.plan { // not the initiator's sentinel
+			_, _ = conn.WriteToUDPAddrPort([]byte{0}, netip.AddrPortFrom(sampleHost(i), 9))
+		}
+	}
+}
+
+// waitAllUp waits until every configured tunnel is up on both gateways.
+func (l *scaleLab) waitAllUp(h *harness, s *soak, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for {
+		s.acquireDown()
+		as, ps := s.a.stats(false), s.peer.ask(h, "full")
+		down := s.a.downTunnels()
+		if len(down) == 0 && ps.UpNow == len(s.ids) {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.Fatalf("after the soak %d tunnels down on the initiator (%v), %d of %d up on the responder; initiator %+v",
+				len(down), down[:min(5, len(down))], ps.UpNow, len(s.ids), as)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// checkEnd reads what must be back to the configuration at the end: the
+// routes and rules, the SAs, the file descriptors.
+func (s *soak) checkEnd(r *SoakResult) {
+	maxAge := s.o.Lifetime + 15*time.Second
+	ps := s.peer.ask(s.h, "full "+strconv.Itoa(int(maxAge.Seconds())))
+	as := s.a.stats(true)
+	r.LeakedSAs = s.a.leakedSAs(maxAge) + ps.LeakedSAs
+	r.FDsEnd = as.FDs
+	r.Failures = as.Failures + ps.Failures
+	r.Retransmits = as.Retransmits + ps.Retransmits
+	r.RoutesWant, r.RulesWant = len(s.ids), len(s.samples)
+	routes := s.lab.l.MustRun(s.lab.a, "ip", "-6", "route", "show")
+	for _, line := range strings.Split(routes, "\n") {
+		if p, err := netip.ParsePrefix(strings.Fields(line + " x")[0]); err == nil && innerRemoteAll.Contains(p.Addr()) {
+			r.RoutesHave++
+		}
+	}
+	rules := s.lab.l.MustRun(s.lab.b, "ip", "-6", "rule", "show")
+	for _, line := range strings.Split(rules, "\n") {
+		if strings.Contains(line, "from 2001:db8:200:") {
+			r.RulesHave++
+		}
+	}
+}
+
+// lostOutside counts, from the first probe answered, the probes sent,
+// those lost outside [from, to] (each one's sending time goes to lostAt),
+// those lost inside it, and the longest run of probes lost in a row
+// outside it.
+func (p *prober) lostOutside(from, to time.Time, lostAt func(time.Time)) (sent, lost, lostIn, longest int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	run := 0
+	for seq := p.firstAnsweredLocked(); seq < len(p.sent); seq++ {
+		sent++
+		if !p.answers[seq].at.IsZero() {
+			run = 0
+			continue
+		}
+		if at := p.sent[seq]; !at.Before(from) && !at.After(to) {
+			lostIn++
+		} else {
+			lost++
+			lostAt(at)
+			run++
+			longest = max(longest, run)
+		}
+	}
+	return sent, lost, lostIn, longest
+}
+
+// slope is the least-squares slope of ys over xs.
+func slope[T int | uint64](xs []float64, ys []T) float64 {
+	skip := len(xs) / 5 // warm-up
+	xs, ys = xs[skip:], ys[skip:]
+	n := float64(len(xs))
+	if n < 3 {
+		return 0
+	}
+	var sx, sy, sxx, sxy float64
+	for i, x := range xs {
+		y := float64(ys[i])
+		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
+	}
+	d := n*sxx - sx*sx
+	if d == 0 {
+		return 0
+	}
+	return (n*sxy - sx*sy) / d
+}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+
+	"github.com/ismgw/ism/bench"
+	"github.com/ismgw/ism/transform"
+)
+
+func scale(args []string) error {
+	fs := newFlags("scale")
+	n := fs.Int("tunnels", 10000, fmt.Sprintf("tunnels, 1 to %d", bench.MaxIKETunnels))
+	version := fs.Int("ike-version", 1, "IKE version of the tunnels: 1 or 2")
+	tname := fs.String("transform", "esp-aes128-gcm16", "the child SAs' transform")
+	window := fs.Int("window", 250, "most tunnels started and not yet up; 0 starts all at once")
+	samples := fs.Int("samples", 8, "tunnels pinged once all are up")
+	baseline := fs.Bool("baseline", true, "with more than 1,000 tunnels, measure 1,000 first in the same run (setups_per_s_at_1000)")
+	timeout := fs.Duration("timeout", 0, "bound on each run (default 60s plus 20ms a tunnel)")
+	asJSON := fs.Bool("json", false, "print one JSON object per line")
+	plotDir := fs.String("plot", "", "write plots (SVG and PNG) of setups per second and tunnels up over time into this directory")
+	prof := fs.String("cpuprofile", "", "write a CPU profile of this process (the initiating gateway) to this file")
+	memprof := fs.String("memprofile", "", "write the initiating gateway's heap profile, tunnels established, to this file")
+	proposal := ikeFlags(fs)
+	fs.Parse(args)
+	t, ok := transform.Lookup(*tname)
+	if !ok {
+		return fmt.Errorf("unknown transform %q", *tname)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	o := bench.ScaleOptions{Tunnels: *n, IKEVersion: *version, IKE: proposal(), Transform: t, Window: *window,
+		Samples: *samples, Baseline: *baseline, Timeout: *timeout, Peer: bench.PeerCommand{Path: exe, Args: []string{"scale-peer"}}}
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	stop, err := cpuProfile(*prof)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	if *memprof != "" {
+		runtime.MemProfileRate = 256
+		f, err := os.Create(*memprof)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		o.HeapProfile = f
+	}
+	rows, err := bench.MeasureScale(o)
+	for _, r := range rows {
+		if *asJSON {
+			bench.PrintJSON(os.Stdout, r)
+		}
+	}
+	if !*asJSON {
+		bench.ScaleTable(os.Stdout, rows)
+	}
+	if err == nil && *plotDir != "" {
+		err = bench.PlotScale(*plotDir, rows)
+	}
+	return err
+}
+
+// scalePeer is the hidden "scale-peer CONFIG" command: the responding
+// gateway of scale and soak, in a process of its own.
+func scalePeer(args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("scale-peer: want the configuration file")
+	}
+	return bench.ServeScalePeer(args[0], os.Stdin, os.Stdout)
+}

@@ -1,0 +1,92 @@
+package v1
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
+)
+
+// TestPairInitialContactPerAddress: a hub (A, one address) sets up a
+// tunnel with each of two addresses of B, one IKE SA each; each phase 1
+// carries INITIAL-CONTACT (A has no other IKE SA with that destination).
+// B deletes only what it holds between the same two addresses, so the
+// first tunnel stays up when the second comes.
+func TestPairInitialContactPerAddress(t *testing.T) {
+	t.Parallel()
+	net2 := netip.MustParsePrefix("203.0.113.128/25")
+	ca, cb := baseConfig(), baseConfig()
+	ca.PreSharedKeys = append(ca.PreSharedKeys, ike.PreSharedKey{Peer: addrC.String(), Key: ipsec.Key("pair-secret")})
+	ca.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-hmac-sha"),
+		pairTunnel(t, "t2", addrA, addrC, netA, net2, "esp-aes128-hmac-sha")}
+	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha"),
+		pairTunnel(t, "t2", addrC, addrA, net2, netA, "esp-aes128-hmac-sha")}
+	w := newSim(t)
+	a := newSide(t, w, ca, addrA, 0x1000)
+	b := newSide(t, w, cb, addrB, 0x2000)
+	w.Attach(addrC, b.d)
+	for _, name := range []string{"t1", "t2"} {
+		a.d.Acquire(name)
+		w.waitEvent(t, b.lis, "up", name, 10*time.Second)
+		w.waitEvent(t, a.lis, "up", name, 10*time.Second)
+	}
+	w.sleep(t, time.Second)
+	for _, name := range []string{"t1", "t2"} {
+		if st := tunnelStatus(t, b.d, name); st.State != "up" {
+			t.Errorf("B's %s is %s (%s) after both came up", name, st.State, st.LastError)
+		}
+	}
+	if n := len(b.d.Status().IKESAs); n != 2 {
+		t.Errorf("B holds %d IKE SAs, want one per address", n)
+	}
+	checkPairIndex(t, a.d)
+	checkPairIndex(t, b.d)
+	// A deleted tunnel's SAs leave the index with it.
+	ca.Tunnels = ca.Tunnels[:1]
+	if err := a.d.Reconfigure(ca); err != nil {
+		t.Fatal(err)
+	}
+	w.sleep(t, time.Second)
+	checkPairIndex(t, a.d)
+	checkPairIndex(t, b.d)
+	a.d.mu.Lock()
+	n := len(a.d.pairs.children)
+	a.d.mu.Unlock()
+	if n != 1 {
+		t.Errorf("A's index holds child SAs of %d pairs after t2 was removed, want 1", n)
+	}
+}
+
+// checkPairIndex asserts that the endpoint-pair index holds exactly the
+// IKE SAs of Daemon.sas and the child SAs of Daemon.children.
+func checkPairIndex(t *testing.T, d *Daemon) {
+	t.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for k, s := range d.pairs.sas {
+		for sa := range s {
+			n++
+			if d.sas[sa.key()] != sa || sa.peer() != k {
+				t.Errorf("index holds IKE SA %v under %v, not in the daemon's SAs", sa.key(), k)
+			}
+		}
+	}
+	if n != len(d.sas) {
+		t.Errorf("index holds %d IKE SAs, the daemon %d", n, len(d.sas))
+	}
+	n = 0
+	for k, s := range d.pairs.children {
+		for c := range s {
+			n += 2
+			if d.children[c.in] != c || d.children[c.out] != c || childPair(c) != k {
+				t.Errorf("index holds child SA %v under %v, not in the daemon's children", c.in, k)
+			}
+		}
+	}
+	if n != len(d.children) {
+		t.Errorf("index holds %d child SAIDs, the daemon %d", n, len(d.children))
+	}
+}
