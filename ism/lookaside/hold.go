@@ -104,6 +104,9 @@ func (q *holdQueue) take(n int, t *outTable) []released {
 	}
 	clear(q.pkts[len(kept):])
 	q.pkts = kept
+	if len(kept) == 0 {
+		q.pkts = nil // its array held what out holds: let it go with out
+	}
 	if len(out) == 0 {
 		for _, f := range q.marked {
 			f.Store(false)
@@ -130,6 +133,9 @@ func (q *holdQueue) expire(now time.Time, force bool, t *outTable) int {
 	n := len(q.pkts) - len(kept)
 	clear(q.pkts[len(kept):])
 	q.pkts = kept
+	if len(kept) == 0 {
+		q.pkts = nil // its array held what out holds: let it go with out
+	}
 	return n
 }
 
