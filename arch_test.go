@@ -54,6 +54,7 @@ var rules = map[string]rule{
 	// The line card: the gateway over its datapaths.
 	"ism/config":    leaf("ipsec", "selector", "transform"),
 	"ism/trap":      leaf("ipsec", "ism/config"),
+	"ism/ikeconf":   leaf("clock", "ike", "ipsec", "ism/config", "selector", "transform"),
 	"ism/vr":        leaf("netns"),
 	"ism/transport": leaf("driver", "ism/transport/ring", "ism/vr", "netns", "offload", "offload/header"),
 	"ism/datapath":  leaf("ipsec", "ism/transport", "ism/vr", "offload", "selector", "transform"),

@@ -22,6 +22,7 @@ import (
 	"github.com/ismgw/ism/ike/mux"
 	"github.com/ismgw/ism/ism/config"
 	"github.com/ismgw/ism/ism/datapath"
+	"github.com/ismgw/ism/ism/ikeconf"
 	"github.com/ismgw/ism/ism/lookaside"
 	"github.com/ismgw/ism/ism/transport"
 	"github.com/ismgw/ism/ism/trap"
@@ -327,7 +328,7 @@ func (g *Gateway) configureIKE(cfg *config.Config) error {
 	if !signaled && d == nil {
 		return nil
 	}
-	ic, err := ikeConfig(cfg, g.log.With("component", "ike"), g.clock)
+	ic, err := ikeconf.Build(cfg, g.log.With("component", "ike"), g.clock)
 	if err != nil {
 		return err
 	}

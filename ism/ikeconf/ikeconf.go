@@ -1,4 +1,8 @@
-package ism
+// Package ikeconf translates a gateway's configuration (ism/config) into
+// the IKE daemon's (ike.Config): what the configuration language says of
+// policies, keys, certificates and timers, in the words IKE negotiates
+// with. It has no state.
+package ikeconf
 
 import (
 	"crypto"
@@ -18,8 +22,11 @@ import (
 	"github.com/ismgw/ism/selector"
 )
 
-// ikeConfig translates the configuration for the IKE daemon.
-func ikeConfig(cfg *config.Config, log *slog.Logger, clk clock.Clock) (ike.Config, error) {
+// Build translates the configuration's IKE part (policy rules, pre-shared
+// keys, certificates, identities, timers, the retransmission schedule)
+// for the IKE daemon; a certificate or key that cannot be loaded, or a key
+// of the wrong type for a rule, is an error.
+func Build(cfg *config.Config, log *slog.Logger, clk clock.Clock) (ike.Config, error) {
 	c := ike.Config{Logger: log, Clock: clk,
 		Lifetime:         cfg.Lifetime,
 		DPD:              cfg.DPD,

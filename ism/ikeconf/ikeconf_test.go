@@ -1,4 +1,4 @@
-package ism
+package ikeconf
 
 import (
 	"crypto/elliptic"
@@ -55,7 +55,7 @@ interface tunnel ipsec:t1
   tunnel pfs group 31
 `
 	c := parseIn(t, dir, text)
-	ic, err := ikeConfig(c, nil, nil)
+	ic, err := Build(c, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestIKEConfigKeyTypes(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			writePKI(t, dir, c.key, c.pemType)
-			ic, err := ikeConfig(parseIn(t, dir, c.text), nil, nil)
+			ic, err := Build(parseIn(t, dir, c.text), nil, nil)
 			if c.err == "" {
 				if err != nil || ic.Certificates == nil || ic.Certificates.RSAPSS != strings.Contains(c.text, "rsa-pss") {
 					t.Fatalf("%v, %+v", err, ic.Certificates)
@@ -182,7 +182,7 @@ func TestIKEConfigRetransmit(t *testing.T) {
 			ike.Retransmit{Timeout: 500 * time.Millisecond, Base: 2, Tries: 3, Cap: 1500 * time.Millisecond}},
 		{"ipsec ike retransmit count 0 timeout 250\n", ike.Retransmit{Timeout: 250 * time.Millisecond, Base: 1.8, Tries: -1}},
 	} {
-		ic, err := ikeConfig(parseIn(t, t.TempDir(), tc.text), nil, nil)
+		ic, err := Build(parseIn(t, t.TempDir(), tc.text), nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
