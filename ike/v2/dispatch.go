@@ -134,7 +134,8 @@ func (sa *ikeSA) receive(local, remote netip.AddrPort, m *Message) {
 	sa.oldKeys = ikeKeys{}
 	if local.Port() == 4500 && !sa.natt {
 		// The initiator floated (§2.23); answer on 4500 from now on.
-		sa.natt, sa.local, sa.remote = true, local, remote
+		sa.natt = true
+		sa.setEndpoints(local, remote)
 	}
 	sa.follow(remote)
 	switch {

@@ -79,10 +79,19 @@ func (sa *ikeSA) float4500() {
 		return
 	}
 	sa.natt = true
-	sa.local = netip.AddrPortFrom(sa.local.Addr(), 4500)
-	if sa.remote.Port() == 500 {
-		sa.remote = netip.AddrPortFrom(sa.remote.Addr(), 4500)
+	remote := sa.remote
+	if remote.Port() == 500 {
+		remote = netip.AddrPortFrom(remote.Addr(), 4500)
 	}
+	sa.setEndpoints(netip.AddrPortFrom(sa.local.Addr(), 4500), remote)
+}
+
+// setEndpoints changes the SA's addresses and ports, which the daemon also
+// reads under Daemon.mu (findIKESA). The SA's mutex must be held.
+func (sa *ikeSA) setEndpoints(local, remote netip.AddrPort) {
+	sa.d.mu.Lock()
+	sa.local, sa.remote = local, remote
+	sa.d.mu.Unlock()
 }
 
 // encap reports whether the SA's child SAs carry ESP in UDP.
@@ -123,7 +132,7 @@ func (sa *ikeSA) follow(from netip.AddrPort) {
 	}
 	d := sa.d
 	d.log.Info("peer moved", "from", sa.remote, "to", from)
-	sa.remote = from
+	sa.setEndpoints(sa.local, from)
 	up, ok := d.inst.(ike.EndpointUpdater)
 	if !ok {
 		return
