@@ -16,8 +16,17 @@ import (
 // starts a rekey, a hard one deletes the SA pair.
 func (d *Daemon) Expire(id ipsec.SAID, hard bool) {
 	d.mu.Lock()
-	c := d.children[id]
+	c, old := d.children[id], d.pendingIn[id]
 	d.mu.Unlock()
+	if c == nil && old != nil {
+		// The inbound SA of a rekey waiting to take over: the peer
+		// sends on it, so it has the pair; the pair takes over now, and
+		// its crossing is handled as any other's.
+		d.takeOver(old)
+		d.mu.Lock()
+		c = d.children[id]
+		d.mu.Unlock()
+	}
 	if c == nil {
 		return
 	}

@@ -46,10 +46,13 @@ type Daemon struct {
 	inits    map[respKey]*ikeSA // responders, by initiator cookie and peer
 	tunnels  map[string]*tunnel
 	children map[ipsec.SAID]*childSA // by inbound and outbound SAID
-	pairs    pairIndex               // sas and children by endpoint pair
-	dpd      map[peerKey]*dpdPeer    // peers DPD watches
-	counters ike.Counters
-	closed   bool
+	// pendingIn maps the inbound SAID of a rekey's pair waiting to take
+	// over (switchLater) to the child it replaces.
+	pendingIn map[ipsec.SAID]*childSA
+	pairs     pairIndex            // sas and children by endpoint pair
+	dpd       map[peerKey]*dpdPeer // peers DPD watches
+	counters  ike.Counters
+	closed    bool
 	// busy counts the exchange goroutines not waiting in read, and
 	// waiting the exchanges that are; quiet (for tests) reads both.
 	busy    int
@@ -134,7 +137,7 @@ func New(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Listener)
 	d := &Daemon{
 		inst: inst, tr: tr, lis: lis, cfg: c,
 		sas: map[saKey]*ikeSA{}, halfOpen: map[Cookie]*ikeSA{}, inits: map[respKey]*ikeSA{},
-		tunnels: map[string]*tunnel{}, children: map[ipsec.SAID]*childSA{}, dpd: map[peerKey]*dpdPeer{},
+		tunnels: map[string]*tunnel{}, children: map[ipsec.SAID]*childSA{}, pendingIn: map[ipsec.SAID]*childSA{}, dpd: map[peerKey]*dpdPeer{},
 		waiting: map[*exchange]bool{},
 	}
 	d.rand, d.clk, d.log = &lockedReader{r: c.rand}, c.clk, c.log

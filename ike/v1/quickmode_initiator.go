@@ -124,6 +124,7 @@ func (d *Daemon) switchLater(c *childSA, out ike.UserSA, plan *qmPlan) {
 	old := plan.replaces
 	d.mu.Lock()
 	old.successor = &successor{c: c, out: out, plan: plan}
+	d.pendingIn[c.in] = old
 	d.mu.Unlock()
 	d.clk.AfterFunc(rekeySwitchDelay, func() { d.takeOver(old) })
 }
@@ -148,6 +149,7 @@ func (d *Daemon) takeOver(old *childSA) bool {
 		return false
 	}
 	s.done = true
+	delete(d.pendingIn, s.c.in)
 	name := s.c.tu.cfg.Name
 	gone := d.closed || d.tunnels[name] != s.c.tu
 	d.mu.Unlock()
@@ -172,6 +174,7 @@ func (d *Daemon) dropSuccessor(c *childSA) {
 		return
 	}
 	s.done = true
+	delete(d.pendingIn, s.c.in)
 	d.mu.Unlock()
 	_ = d.inst.DeleteSA(s.c.in)
 }
