@@ -98,7 +98,7 @@ func (q *quickMode) runInitiator() error {
 	q.sa.remember(q.ex.msgID, pk.data, q.ex.last)
 	q.d.mu.Unlock()
 	if q.plan != nil && q.plan.replaces != nil {
-		q.d.switchLater(c, out, q.plan)
+		q.d.switchLater(c, out, q.plan, q.sa, q.ex.last)
 		return nil
 	}
 	if err := q.d.installOutbound(c, out, q.plan); err != nil {
@@ -120,13 +120,30 @@ const rekeySwitchDelay = 500 * time.Millisecond
 // replaces (plan.replaces), rekeySwitchDelay after QM3; the old pair
 // carries the traffic until then, or until it expires or the peer deletes
 // it (takeOver).
-func (d *Daemon) switchLater(c *childSA, out ike.UserSA, plan *qmPlan) {
+//
+// A peer that has QM3 sends on the new pair (charon switches at once): when
+// nothing came in on the new inbound SA by then, QM3 may have been lost on
+// a busy path (the responder has nothing to resend), so it goes once more
+// and the switch waits as long again.
+func (d *Daemon) switchLater(c *childSA, out ike.UserSA, plan *qmPlan, sa *ikeSA, qm3 []byte) {
 	old := plan.replaces
 	d.mu.Lock()
 	old.successor = &successor{c: c, out: out, plan: plan}
 	d.pendingIn[c.in] = old
 	d.mu.Unlock()
-	d.clk.AfterFunc(rekeySwitchDelay, func() { d.takeOver(old) })
+	d.clk.AfterFunc(rekeySwitchDelay, func() {
+		if u, err := d.inst.QuerySA(c.in); err == nil && u.Packets == 0 {
+			d.mu.Lock()
+			waiting := old.successor != nil && !old.successor.done
+			d.mu.Unlock()
+			if waiting {
+				d.sendTo(sa, qm3)
+				d.clk.AfterFunc(rekeySwitchDelay, func() { d.takeOver(old) })
+				return
+			}
+		}
+		d.takeOver(old)
+	})
 }
 
 // successor is a rekey's new pair waiting to take over from the old one:
