@@ -59,13 +59,13 @@ func (d *Datapath) deliver(work []*offload.Packet, rx *deliverer) {
 	for _, pk := range work {
 		if pk.Drop != offload.NotDropped {
 			if pk.SA != nil {
-				if p := byID[pk.SA.Cookie()]; p != nil {
+				if p := d.pathOf(&byID, pk.SA.Cookie()); p != nil {
 					p.t.RX.Drop(pk.Drop)
 				}
 			}
 			continue
 		}
-		p := byID[pk.SA.Cookie()]
+		p := d.pathOf(&byID, pk.SA.Cookie())
 		if p == nil {
 			d.drops.Drop(offload.DropNoSA)
 			continue
@@ -86,6 +86,20 @@ func (d *Datapath) deliver(work []*offload.Packet, rx *deliverer) {
 		rx.add(p.dev, pk)
 	}
 	rx.flush(d)
+}
+
+// pathOf returns the path of an SA's cookie from byID, the map the burst
+// started with; a path opened since it was built (publishPending) has it
+// built now, and byID is the new one.
+func (d *Datapath) pathOf(byID *map[uint64]*path, cookie uint64) *path {
+	if p := (*byID)[cookie]; p != nil {
+		return p
+	}
+	d.mu.Lock()
+	d.publishPending()
+	d.mu.Unlock()
+	*byID = *d.byID.Load()
+	return (*byID)[cookie]
 }
 
 // deliverer batches decapsulated packets per operational VR device. The
