@@ -49,8 +49,12 @@ func (g *Gateway) apply(cfg *config.Config) error {
 		}
 		g.tunnels[tc.Name] = g.setup(tc, op, tr, cfg)
 	}
+	wanted := make(map[string]bool, len(cfg.Tunnels))
+	for _, tc := range cfg.Tunnels {
+		wanted[tc.Name] = true
+	}
 	for name, t := range g.tunnels {
-		if cfg.Tunnel(name) == nil {
+		if !wanted[name] {
 			g.log.Info("tunnel removed", "tunnel", t.String())
 			g.teardown(t)
 			delete(g.tunnels, name)
