@@ -216,7 +216,7 @@ func split(cfg ike.Config) (map[int]ike.Config, error) {
 	var errs []error
 	for _, v := range Versions {
 		c := cfg
-		c.Tunnels = slices.DeleteFunc(slices.Clone(cfg.Tunnels), func(t ike.Tunnel) bool { return version(t) != v })
+		c.Tunnels = tunnelsOf(cfg.Tunnels, v)
 		c.Policies = slices.DeleteFunc(slices.Clone(cfg.Policies), func(p ike.Policy) bool { return p.ValidFor(v) != nil })
 		parts[v] = c
 		if len(c.Tunnels) == 0 {
@@ -235,6 +235,30 @@ func split(cfg ike.Config) (map[int]ike.Config, error) {
 		}
 	}
 	return parts, errors.Join(errs...)
+}
+
+// tunnelsOf returns the tunnels of version v: all of them shared, not
+// copied, when they all are (the daemons keep their tunnels' entries).
+func tunnelsOf(all []ike.Tunnel, v int) []ike.Tunnel {
+	n := 0
+	for _, t := range all {
+		if version(t) == v {
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return nil
+	case len(all):
+		return all
+	}
+	out := make([]ike.Tunnel, 0, n)
+	for _, t := range all {
+		if version(t) == v {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // Status merges the daemons' status: their IKE SAs (IKESAStatus.Version

@@ -142,7 +142,8 @@ func New(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Listener)
 	}
 	d.rand, d.clk, d.log = &lockedReader{r: c.rand}, c.clk, c.log
 	d.ctx, d.cancel = context.WithCancel(context.Background())
-	for _, t := range c.Tunnels {
+	for i := range c.Tunnels {
+		t := &c.Tunnels[i]
 		d.tunnels[t.Name] = &tunnel{cfg: t, state: stateDown}
 	}
 	return d, nil
@@ -163,7 +164,8 @@ func (d *Daemon) Reconfigure(cfg ike.Config) error {
 	old := d.cfg
 	d.cfg = c
 	keep := map[string]bool{}
-	for _, t := range c.Tunnels {
+	for i := range c.Tunnels {
+		t := &c.Tunnels[i]
 		keep[t.Name] = true
 		if tu, ok := d.tunnels[t.Name]; ok {
 			tu.cfg = t

@@ -67,7 +67,7 @@ func checkPairIndex(t *testing.T, d *Daemon) {
 	defer d.mu.Unlock()
 	n := 0
 	for k, s := range d.pairs.sas {
-		for sa := range s {
+		for _, sa := range s {
 			n++
 			if d.sas[sa.key()] != sa || sa.peer() != k {
 				t.Errorf("index holds IKE SA %v under %v, not in the daemon's SAs", sa.key(), k)
@@ -79,7 +79,7 @@ func checkPairIndex(t *testing.T, d *Daemon) {
 	}
 	n = 0
 	for k, s := range d.pairs.children {
-		for c := range s {
+		for _, c := range s {
 			n += 2
 			if d.children[c.in] != c || d.children[c.out] != c || childPair(c) != k {
 				t.Errorf("index holds child SA %v under %v, not in the daemon's children", c.in, k)

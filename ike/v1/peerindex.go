@@ -1,5 +1,7 @@
 package v1
 
+import "slices"
+
 // pairIndex holds the IKE SAs of Daemon.sas and the child SAs of
 // Daemon.children by endpoint pair, so that an event of one pair (a phase
 // 1 completing, an INITIAL-CONTACT, an acquire looking for an IKE SA)
@@ -8,28 +10,31 @@ package v1
 // grow with the number of tunnels. Daemon.mu guards it; the zero value is
 // empty and ready.
 type pairIndex struct {
-	sas      map[peerKey]map[*ikeSA]struct{}
-	children map[peerKey]map[*childSA]struct{}
+	sas      map[peerKey][]*ikeSA
+	children map[peerKey][]*childSA
 }
 
-func addTo[T comparable](m *map[peerKey]map[T]struct{}, k peerKey, v T) {
+// A pair has one IKE SA and one child SA most of the time, two during a
+// rekey: a short slice each, where a set was a map of its own.
+func addTo[T comparable](m *map[peerKey][]T, k peerKey, v T) {
 	if *m == nil {
-		*m = map[peerKey]map[T]struct{}{}
+		*m = map[peerKey][]T{}
 	}
 	s := (*m)[k]
-	if s == nil {
-		s = map[T]struct{}{}
-		(*m)[k] = s
+	if !slices.Contains(s, v) {
+		(*m)[k] = append(s, v)
 	}
-	s[v] = struct{}{}
 }
 
-func removeFrom[T comparable](m map[peerKey]map[T]struct{}, k peerKey, v T) {
-	if s := m[k]; s != nil {
-		delete(s, v)
-		if len(s) == 0 {
-			delete(m, k)
-		}
+func removeFrom[T comparable](m map[peerKey][]T, k peerKey, v T) {
+	s := m[k]
+	i := slices.Index(s, v)
+	switch {
+	case i < 0:
+	case len(s) == 1:
+		delete(m, k)
+	default:
+		m[k] = slices.Delete(s, i, i+1)
 	}
 }
 

@@ -202,7 +202,7 @@ func (q *quickMode) proposals() ([]Proposal, error) {
 	d := q.d
 	d.mu.Lock()
 	t := q.tu.cfg
-	lt := d.tunnelLifetime(&t)
+	lt := d.tunnelLifetime(t)
 	encap := encapMode(q.sa)
 	local := q.sa.local.Addr()
 	d.mu.Unlock()
