@@ -294,7 +294,8 @@ func (d *Daemon) adopt(im *importedSA, o ike.ImportOptions) {
 		}
 		c := ic.c
 		c.tu = tu
-		tu.sa, tu.peer, tu.onBackup = sa, ic.peer, ic.onBackup
+		d.setSALocked(tu, sa)
+		tu.peer, tu.onBackup = ic.peer, ic.onBackup
 		d.putChildLocked(c)
 		tu.children = append(tu.children, c)
 		slices.SortFunc(tu.children, func(a, b *childSA) int { return a.created.Compare(b.created) })

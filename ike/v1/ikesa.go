@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/ismgw/ism/clock"
@@ -55,6 +56,32 @@ type ikeSA struct {
 	created, expires  time.Time
 	soft, hard, alive clock.Timer
 	rekeys            int
+
+	// users are the tunnels whose SAs were last negotiated on it
+	// (tunnel.sa), so that its rekey or removal looks at those only; an
+	// entry whose tunnel has moved on since is skipped (usersLocked).
+	users []*tunnel
+}
+
+// setSALocked makes sa the IKE SA tu's SAs were last negotiated on.
+// Daemon.mu must be held.
+func (d *Daemon) setSALocked(tu *tunnel, sa *ikeSA) {
+	if sa != nil && tu.sa != sa && !slices.Contains(sa.users, tu) {
+		sa.users = append(sa.users, tu)
+	}
+	tu.sa = sa
+}
+
+// usersLocked returns the configured tunnels whose IKE SA is sa.
+// Daemon.mu must be held.
+func (d *Daemon) usersLocked(sa *ikeSA) []*tunnel {
+	var out []*tunnel
+	for _, tu := range sa.users {
+		if tu.sa == sa && d.tunnels[tu.cfg.Name] == tu {
+			out = append(out, tu)
+		}
+	}
+	return out
 }
 
 // reply remembers the answer to a message so that a retransmission of
@@ -225,8 +252,8 @@ func (d *Daemon) ikeSASoftExpire(sa *ikeSA) {
 		return
 	}
 	var users []*tunnel
-	for _, tu := range d.tunnels {
-		if tu.sa == sa && tu.cur() != nil {
+	for _, tu := range d.usersLocked(sa) {
+		if tu.cur() != nil {
 			users = append(users, tu)
 		}
 	}
@@ -275,11 +302,12 @@ func (d *Daemon) removeIKESA(sa *ikeSA) {
 	for _, ex := range sa.exchanges {
 		exs = append(exs, ex)
 	}
-	for _, tu := range d.tunnels {
+	for _, tu := range sa.users {
 		if tu.sa == sa {
 			tu.sa = nil
 		}
 	}
+	sa.users = nil
 	clear(sa.skeyidD)
 	clear(sa.skeyidA)
 	clear(sa.ekey)

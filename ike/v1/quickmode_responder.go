@@ -104,7 +104,7 @@ func (q *quickMode) runResponder(first packet) (*childSA, error) {
 	}
 	d.mu.Lock()
 	q.tu.peer = q.sa.remote
-	q.tu.sa = q.sa
+	d.setSALocked(q.tu, q.sa)
 	d.mu.Unlock()
 	if err := d.installOutbound(c, out, nil); err != nil {
 		return nil, fmt.Errorf("v1: installing the outbound SA: %w", err)
