@@ -294,6 +294,37 @@ func (m *Daemon) Status() ike.Status {
 	return st
 }
 
+// TunnelStatus asks the tunnel's daemon for its status
+// (ike.TunnelStatuser), or takes it from that daemon's whole Status.
+func (m *Daemon) TunnelStatus(name string) (ike.TunnelStatus, []ike.IKESAStatus, bool) {
+	v := (*m.tunnels.Load())[name]
+	d := m.daemon(v)
+	if d == nil {
+		return ike.TunnelStatus{}, nil, false
+	}
+	var (
+		st  ike.TunnelStatus
+		sas []ike.IKESAStatus
+		ok  bool
+	)
+	if ts, can := d.(ike.TunnelStatuser); can {
+		st, sas, ok = ts.TunnelStatus(name)
+	} else {
+		all := d.Status()
+		for _, t := range all.Tunnels {
+			if t.Name == name {
+				st, ok = t, true
+			}
+		}
+		sas = all.IKESAs
+	}
+	st.Version = v
+	for i := range sas {
+		sas[i].Version = v
+	}
+	return st, sas, ok
+}
+
 // Close closes both daemons.
 func (m *Daemon) Close() error {
 	m.mu.Lock()

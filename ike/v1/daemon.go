@@ -224,6 +224,29 @@ func (d *Daemon) Status() ike.Status {
 	return st
 }
 
+// TunnelStatus returns one tunnel's status and that of the IKE SAs with
+// its peer (ike.TunnelStatuser), looking at that peer's SAs only.
+func (d *Daemon) TunnelStatus(name string) (ike.TunnelStatus, []ike.IKESAStatus, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	tu := d.tunnels[name]
+	if tu == nil {
+		return ike.TunnelStatus{}, nil, false
+	}
+	now := d.now()
+	key := tunnelPeerKey(tu)
+	var sas []ike.IKESAStatus
+	newest := map[peerKey]*ikeSA{}
+	for _, sa := range d.pairs.sas[key] {
+		sas = append(sas, sa.status(now))
+		if o := newest[key]; sa.established && !sa.dead && (o == nil || sa.created.After(o.created)) {
+			newest[key] = sa
+		}
+	}
+	sort.Slice(sas, func(i, j int) bool { return sas[i].ICookie < sas[j].ICookie })
+	return d.tunnelStatusLocked(tu, now, newest), sas, true
+}
+
 // Close deletes every SA, tells the peers, and waits for the exchanges in
 // progress to end.
 func (d *Daemon) Close() error {
