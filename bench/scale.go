@@ -87,13 +87,16 @@ type ScaleResult struct {
 	// tunnel (after a collection: from one configured tunnel to N more
 	// up, over N; its IKE SA, both SAs, routes' state, the tunnel: what
 	// the VR's data path and the endpoint hold whatever the number of
-	// tunnels is left out); BytesPerTunnel its heap spans and stacks in
-	// use, RSSBytesPerTunnel its resident set; ConfiguredLiveBytesPerTunnel
-	// the live heap per configured idle tunnel, before any negotiation.
+	// tunnels is left out, and so are the packet buffers the data path's
+	// pipelines made under the load, PacketBufferBytes); BytesPerTunnel
+	// its heap spans and stacks in use, RSSBytesPerTunnel its resident
+	// set; ConfiguredLiveBytesPerTunnel the live heap per configured idle
+	// tunnel, before any negotiation.
 	LiveBytesPerTunnel           float64 `json:"live_bytes_per_tunnel"`
 	BytesPerTunnel               float64 `json:"bytes_per_tunnel"`
 	RSSBytesPerTunnel            float64 `json:"rss_bytes_per_tunnel"`
 	ConfiguredLiveBytesPerTunnel float64 `json:"configured_live_bytes_per_tunnel"`
+	PacketBufferBytes            int64   `json:"packet_buffer_bytes"`
 	// PeerLiveBytesPerTunnel and PeerRSSBytesPerTunnel are the
 	// responder's live heap and resident set over N, everything included
 	// (N endpoint addresses, two sockets each).
@@ -170,6 +173,7 @@ func runScale(h *harness, o ScaleOptions) ScaleResult {
 	// what the VR's data path and the endpoint hold whatever the number of
 	// tunnels (TUN device, sockets, receive buffers) is in it.
 	a := startScaleGateway(h, sc.initiatorConfig(lab.a, n, []int{n}))
+	buf0 := a.stats(true).BufferBytes
 	m0, rss0 := readMemory(), selfRSS()
 	cfg, err := config.Parse("initiator.conf", strings.NewReader(sc.initiatorConfig(lab.a, n, append(ids, n))))
 	if err != nil {
@@ -181,7 +185,9 @@ func runScale(h *harness, o ScaleOptions) ScaleResult {
 	}
 	r.LoadSeconds = time.Since(loadStart).Seconds()
 	cfg = nil
+	buf1 := a.stats(true).BufferBytes
 	m1 := readMemory()
+	m1.live -= uint64(max(0, buf1-buf0))
 
 	cpu0, peerCPU0 := selfCPU(), peer.cpu()
 	start := time.Now()
@@ -211,8 +217,9 @@ func runScale(h *harness, o ScaleOptions) ScaleResult {
 		writeHeapProfile(h, o.HeapProfile)
 	}
 	_, r.ConfiguredLiveBytesPerTunnel = m0.perTunnel(m1, n)
-	r.BytesPerTunnel = (float64(as.HeapInUse) - float64(m0.inUse)) / float64(n)
-	r.LiveBytesPerTunnel = (float64(as.HeapLive) - float64(m0.live)) / float64(n)
+	r.PacketBufferBytes = as.BufferBytes - buf0
+	r.BytesPerTunnel = (float64(as.HeapInUse) - float64(m0.inUse) - float64(r.PacketBufferBytes)) / float64(n)
+	r.LiveBytesPerTunnel = (float64(as.HeapLive) - float64(m0.live) - float64(r.PacketBufferBytes)) / float64(n)
 	r.RSSBytesPerTunnel = (float64(as.RSS) - float64(rss0)) / float64(n)
 	r.PeerLiveBytesPerTunnel, r.PeerRSSBytesPerTunnel = float64(ps.HeapLive)/float64(n), float64(ps.RSS)/float64(n)
 	r.Retransmits = as.Retransmits + ps.Retransmits

@@ -37,6 +37,9 @@ type gwStats struct {
 	LastDown    string `json:"last_down,omitempty"`
 	HeapLive    uint64 `json:"heap_live"`   // after a full collection
 	HeapInUse   uint64 `json:"heap_in_use"` // heap spans and stacks in use
+	// BufferBytes is what of the heap the data path's pipelines hold in
+	// packet buffers (by socket, device and lane, not by tunnel).
+	BufferBytes int64  `json:"buffer_bytes"`
 	RSS         uint64 `json:"rss"`
 	Goroutines  int    `json:"goroutines"`
 	FDs         int    `json:"fds"`
@@ -153,6 +156,7 @@ func (s *scaleGateway) stats(full bool) gwStats {
 	}
 	gs := s.g.Statistics()
 	st.UpNow, st.Tunnels, st.SAs = gs.TunnelsUp, gs.Tunnels, gs.SAs
+	st.BufferBytes = gs.Pipelines.BufferBytes
 	if gs.IKE != nil {
 		st.Retransmits = gs.IKE.Retransmits
 	}

@@ -19,10 +19,11 @@ func (d *Datapath) Serve(r transport.Reader) {
 		// one's buffer.
 		size = max(size, transport.BigBufferSize)
 	}
+	var owned int64 // NewBurst's, one at a time
 	pl := d.eng.NewPipeline(ipsec.Inbound, offload.PipelineConfig{Workers: d.Workers(),
 		NewBurst: func(b *offload.Burst) {
 			pkts := make([]*offload.Packet, offload.BurstSize)
-			d.newPackets(pkts, size)
+			owned += d.own(d.newPackets(pkts, size))
 			b.Owner = &inBurst{slots: pkts}
 		},
 		Fill: func(b *offload.Burst) bool {
@@ -42,6 +43,7 @@ func (d *Datapath) Serve(r transport.Reader) {
 		Deliver: func(b *offload.Burst) { d.deliver(b.Pkts, &rx) },
 	})
 	d.run(pl, "socket")
+	d.bufBytes.Add(-owned)
 }
 
 // inBurst is an inbound burst's own packets, read into.

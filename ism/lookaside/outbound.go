@@ -20,7 +20,7 @@ import (
 // (driver.BufferPool: DPDK mbufs, so that packets are read straight into
 // memory the device can reach, with no copy) and size is no more than
 // offload.BufferSize, else from Go memory.
-func (d *Datapath) newPackets(pkts []*offload.Packet, size int) {
+func (d *Datapath) newPackets(pkts []*offload.Packet, size int) (goBytes int64) {
 	got := 0
 	if d.pool != nil && size <= offload.BufferSize {
 		bufs := make([]*driver.Buffer, len(pkts))
@@ -29,9 +29,18 @@ func (d *Datapath) newPackets(pkts []*offload.Packet, size int) {
 			pkts[i] = &offload.Packet{Buf: bufs[i]}
 		}
 	}
+	n := max(size, offload.BufferSize)
 	for i := got; i < len(pkts); i++ {
-		pkts[i] = &offload.Packet{Buf: &driver.Buffer{Mem: make([]byte, max(size, offload.BufferSize)), Off: offload.Headroom}}
+		pkts[i] = &offload.Packet{Buf: &driver.Buffer{Mem: make([]byte, n), Off: offload.Headroom}}
 	}
+	return int64(len(pkts)-got) * int64(n)
+}
+
+// own counts n bytes of packet buffers a pipeline's new burst holds for
+// as long as the pipeline runs (BufferBytes), and returns n.
+func (d *Datapath) own(n int64) int64 {
+	d.bufBytes.Add(n)
+	return n
 }
 
 // addrs returns an IP packet's source and destination.
@@ -58,11 +67,11 @@ type outBurst struct {
 	lens  []int               // inner lengths, for the counters
 }
 
-func (d *Datapath) newOutBurst(dev *device) *outBurst {
+func (d *Datapath) newOutBurst(dev *device, owned *int64) *outBurst {
 	n := min(dev.dev.BatchSize(), offload.BurstSize)
 	ob := &outBurst{slots: make([]*offload.Packet, n), bufs: make([][]byte, n), sizes: make([]int, n),
 		paths: make([]*path, 0, n), socks: make([]*transport.Socket, 0, n), lens: make([]int, 0, n)}
-	d.newPackets(ob.slots, offload.BufferSize)
+	*owned += d.own(d.newPackets(ob.slots, offload.BufferSize))
 	for i := range ob.slots {
 		ob.setBuf(i)
 	}
@@ -88,12 +97,14 @@ func (ob *outBurst) setBuf(i int) {
 func (d *Datapath) outbound(dev *device) {
 	defer d.wg.Done()
 	var tx transport.Sender // Deliver's, which runs one burst at a time
+	var owned int64         // NewBurst's, one at a time
 	pl := d.eng.NewPipeline(ipsec.Outbound, offload.PipelineConfig{Workers: d.Workers(),
-		NewBurst: func(b *offload.Burst) { b.Owner = d.newOutBurst(dev) },
+		NewBurst: func(b *offload.Burst) { b.Owner = d.newOutBurst(dev, &owned) },
 		Fill:     func(b *offload.Burst) bool { return d.readOutbound(dev, b) },
 		Deliver:  func(b *offload.Burst) { d.sendOutbound(b, &tx) },
 	})
 	d.run(pl, "device")
+	d.bufBytes.Add(-owned)
 }
 
 // readOutbound reads the device until a batch has a packet to send, and
