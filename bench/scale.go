@@ -173,8 +173,8 @@ func runScale(h *harness, o ScaleOptions) ScaleResult {
 	// what the VR's data path and the endpoint hold whatever the number of
 	// tunnels (TUN device, sockets, receive buffers) is in it.
 	a := startScaleGateway(h, sc.initiatorConfig(lab.a, n, []int{n}))
-	buf0 := a.stats(true).BufferBytes
-	m0, rss0 := readMemory(), selfRSS()
+	m0, buf0 := a.memory()
+	rss0 := selfRSS()
 	cfg, err := config.Parse("initiator.conf", strings.NewReader(sc.initiatorConfig(lab.a, n, append(ids, n))))
 	if err != nil {
 		h.Fatalf("initiator config: %v", err)
@@ -185,8 +185,7 @@ func runScale(h *harness, o ScaleOptions) ScaleResult {
 	}
 	r.LoadSeconds = time.Since(loadStart).Seconds()
 	cfg = nil
-	buf1 := a.stats(true).BufferBytes
-	m1 := readMemory()
+	m1, buf1 := a.memory()
 	m1.live -= uint64(max(0, buf1-buf0))
 
 	cpu0, peerCPU0 := selfCPU(), peer.cpu()
@@ -226,6 +225,20 @@ func runScale(h *harness, o ScaleOptions) ScaleResult {
 	r.Failures = as.Failures + ps.Failures
 	peer.stop(h)
 	return r
+}
+
+// memory reads the live heap and what of it the data path's pipelines
+// hold in packet buffers, at a moment when no pipeline made a burst
+// between the two readings (a gateway just started makes its first).
+func (s *scaleGateway) memory() (memory, int64) {
+	bufs := func() int64 { return s.g.Statistics().Pipelines.BufferBytes }
+	for {
+		before := bufs()
+		m := readMemory()
+		if after := bufs(); after == before {
+			return m, after
+		}
+	}
 }
 
 // startScaleGateway builds an in-process gateway from configuration text;
