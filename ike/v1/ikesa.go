@@ -53,9 +53,10 @@ type ikeSA struct {
 	pending   []packet  // arrived before phase 1 completed
 	waiting   []*qmPlan // quick modes to start once established
 
-	created, expires  time.Time
-	soft, hard, alive clock.Timer
-	rekeys            int
+	created, expires time.Time
+	life             lifeTimer // rekey, then expiry
+	alive            clock.Timer
+	rekeys           int
 
 	// users are the tunnels whose SAs were last negotiated on it
 	// (tunnel.sa), so that its rekey or removal looks at those only; an
@@ -205,8 +206,7 @@ func (d *Daemon) establish(sa *ikeSA, lifetime time.Duration) ([]packet, []*qmPl
 	// Rekey before expiry, jittered (the seed: "the actual lifetime may
 	// differ from the configured one"): at 80–90 % of the lifetime.
 	soft := d.jitter(lifetime)
-	sa.soft = d.clk.AfterFunc(soft, func() { d.ikeSASoftExpire(sa) })
-	sa.hard = d.clk.AfterFunc(lifetime, func() { d.ikeSAHardExpire(sa) })
+	d.armLifeLocked(&sa.life, soft, lifetime, func() { d.ikeSASoftExpire(sa) }, func() { d.ikeSAHardExpire(sa) })
 	if sa.localNAT {
 		d.armKeepalive(sa)
 	}
@@ -293,10 +293,9 @@ func (d *Daemon) removeIKESA(sa *ikeSA) {
 	if k := (respKey{sa.icookie, sa.remote.Addr()}); d.inits[k] == sa {
 		delete(d.inits, k)
 	}
-	for _, t := range []clock.Timer{sa.soft, sa.hard, sa.alive} {
-		if t != nil {
-			t.Stop()
-		}
+	sa.life.stop()
+	if sa.alive != nil {
+		sa.alive.Stop()
 	}
 	exs := make([]*exchange, 0, len(sa.exchanges))
 	for _, ex := range sa.exchanges {

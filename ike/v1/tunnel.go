@@ -119,8 +119,7 @@ type childSA struct {
 	encap         bool
 	initiator     bool
 	created       time.Time
-	soft          clock.Timer
-	hard          clock.Timer
+	life          lifeTimer   // rekey, then expiry
 	retry         clock.Timer // a rekey waiting for the back-off after a failed one
 	rekeying      bool
 	dead          bool
