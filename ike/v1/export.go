@@ -189,7 +189,7 @@ func (im *importedSA) zero() {
 func readIKESA(data []byte) (*importedSA, error) {
 	r := ike.NewRecordReader(data)
 	im := &importedSA{at: r.Time()}
-	sa := &ikeSA{exchanges: map[uint32]*exchange{}, established: true, state: "established"}
+	sa := &ikeSA{established: true, state: "established"}
 	copy(sa.icookie[:], r.Bytes())
 	copy(sa.rcookie[:], r.Bytes())
 	var aggressive bool

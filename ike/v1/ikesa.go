@@ -47,8 +47,8 @@ type ikeSA struct {
 	p1IV     []byte // last CBC block of phase 1, for quick mode IVs
 	remoteID ike.Identity
 
-	exchanges map[uint32]*exchange
-	replies   [4]reply // recently answered messages, for retransmits
+	exchanges map[uint32]*exchange // nil when none runs (exchange.go)
+	replies   [4]reply             // recently answered messages, for retransmits
 	nextReply int
 	pending   []packet  // arrived before phase 1 completed
 	waiting   []*qmPlan // quick modes to start once established
@@ -152,7 +152,7 @@ func (sa *ikeSA) status(now time.Time) ike.IKESAStatus {
 // newIKESA makes an IKE SA in negotiation and indexes it. Daemon.mu must
 // be held.
 func (d *Daemon) newIKESA(initiator bool, mode ike.Phase1Mode, local, remote netip.AddrPort) *ikeSA {
-	sa := &ikeSA{initiator: initiator, mode: mode, local: local, remote: remote, exchanges: map[uint32]*exchange{}, created: d.now()}
+	sa := &ikeSA{initiator: initiator, mode: mode, local: local, remote: remote, created: d.now()}
 	if initiator {
 		d.random(sa.icookie[:])
 		sa.state = "MM_SA_I"
