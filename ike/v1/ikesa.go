@@ -48,7 +48,7 @@ type ikeSA struct {
 	remoteID ike.Identity
 
 	exchanges map[uint32]*exchange // nil when none runs (exchange.go)
-	replies   [4]reply             // recently answered messages, for retransmits
+	replies   []reply              // recently answered messages, for retransmits (remember)
 	nextReply int
 	pending   []packet  // arrived before phase 1 completed
 	waiting   []*qmPlan // quick modes to start once established
@@ -100,10 +100,20 @@ func (sa *ikeSA) key() saKey { return saKey{sa.icookie, sa.rcookie} }
 func (sa *ikeSA) peer() peerKey { return peerKey{sa.local.Addr(), sa.remote.Addr()} }
 
 // remember records resp as the answer to msg. Daemon.mu must be held.
+// The last rememberedReplies answers are kept, in a slice that grows to
+// that: most IKE SAs answer one or two messages.
 func (sa *ikeSA) remember(msgID uint32, msg, resp []byte) {
-	sa.replies[sa.nextReply] = reply{msgID: msgID, sum: sha256.Sum256(msg), resp: resp}
-	sa.nextReply = (sa.nextReply + 1) % len(sa.replies)
+	r := reply{msgID: msgID, sum: sha256.Sum256(msg), resp: resp}
+	if len(sa.replies) < rememberedReplies {
+		sa.replies = append(sa.replies, r)
+		return
+	}
+	sa.replies[sa.nextReply] = r
+	sa.nextReply = (sa.nextReply + 1) % rememberedReplies
 }
+
+// rememberedReplies is how many answers an IKE SA keeps for retransmits.
+const rememberedReplies = 4
 
 // answer returns the remembered answer to msg. Daemon.mu must be held.
 func (sa *ikeSA) answer(msg []byte) ([]byte, bool) {
