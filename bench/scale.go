@@ -228,15 +228,21 @@ func runScale(h *harness, o ScaleOptions) ScaleResult {
 }
 
 // memory reads the live heap and what of it the data path's pipelines
-// hold in packet buffers, at a moment when no pipeline made a burst
-// between the two readings (a gateway just started makes its first).
+// hold in packet buffers, at a moment when no pipeline is making a burst:
+// the data path counts a burst's buffers before it makes them, so the
+// count is the same a while before the heap is read and after it (a
+// gateway just started makes its first bursts meanwhile).
 func (s *scaleGateway) memory() (memory, int64) {
 	bufs := func() int64 { return s.g.Statistics().Pipelines.BufferBytes }
 	for {
 		before := bufs()
+		time.Sleep(100 * time.Millisecond) // a burst counted is made by then
+		if bufs() != before {
+			continue
+		}
 		m := readMemory()
-		if after := bufs(); after == before {
-			return m, after
+		if bufs() == before {
+			return m, before
 		}
 	}
 }

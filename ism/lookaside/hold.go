@@ -166,7 +166,7 @@ func (p *path) release() {
 			d.relProc = d.eng.NewProcessor()
 		}
 		pkts := make([]*offload.Packet, len(held))
-		d.newPackets(pkts, offload.BufferSize)
+		d.newPackets(pkts, offload.BufferSize, nil)
 		for i, h := range held {
 			pkts[i].Reset(len(h.b))
 			copy(pkts[i].Buf.Bytes(), h.b)

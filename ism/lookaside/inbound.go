@@ -23,14 +23,14 @@ func (d *Datapath) Serve(r transport.Reader) {
 	pl := d.eng.NewPipeline(ipsec.Inbound, offload.PipelineConfig{Workers: d.Workers(),
 		NewBurst: func(b *offload.Burst) {
 			pkts := make([]*offload.Packet, offload.BurstSize)
-			owned += d.own(d.newPackets(pkts, size))
+			d.newPackets(pkts, size, &owned)
 			b.Owner = &inBurst{slots: pkts}
 		},
 		Fill: func(b *offload.Burst) bool {
 			ib := b.Owner.(*inBurst)
 			for i := range ib.slots {
 				if ib.slots[i].Buf == nil { // abandoned to a stuck driver
-					d.newPackets(ib.slots[i:i+1], size)
+					d.newPackets(ib.slots[i:i+1], size, nil)
 				}
 			}
 			n, err := r.Read(ib.slots)

@@ -19,8 +19,10 @@ import (
 // bytes: from an accelerator's own memory when one offers it
 // (driver.BufferPool: DPDK mbufs, so that packets are read straight into
 // memory the device can reach, with no copy) and size is no more than
-// offload.BufferSize, else from Go memory.
-func (d *Datapath) newPackets(pkts []*offload.Packet, size int) (goBytes int64) {
+// offload.BufferSize, else from Go memory. With owned, the Go memory is
+// counted there and in BufferBytes (own) before it is allocated, so that
+// the count never lags the heap.
+func (d *Datapath) newPackets(pkts []*offload.Packet, size int, owned *int64) {
 	got := 0
 	if d.pool != nil && size <= offload.BufferSize {
 		bufs := make([]*driver.Buffer, len(pkts))
@@ -30,17 +32,14 @@ func (d *Datapath) newPackets(pkts []*offload.Packet, size int) (goBytes int64) 
 		}
 	}
 	n := max(size, offload.BufferSize)
+	if owned != nil {
+		b := int64(len(pkts)-got) * int64(n)
+		*owned += b
+		d.bufBytes.Add(b)
+	}
 	for i := got; i < len(pkts); i++ {
 		pkts[i] = &offload.Packet{Buf: &driver.Buffer{Mem: make([]byte, n), Off: offload.Headroom}}
 	}
-	return int64(len(pkts)-got) * int64(n)
-}
-
-// own counts n bytes of packet buffers a pipeline's new burst holds for
-// as long as the pipeline runs (BufferBytes), and returns n.
-func (d *Datapath) own(n int64) int64 {
-	d.bufBytes.Add(n)
-	return n
 }
 
 // addrs returns an IP packet's source and destination.
@@ -71,7 +70,7 @@ func (d *Datapath) newOutBurst(dev *device, owned *int64) *outBurst {
 	n := min(dev.dev.BatchSize(), offload.BurstSize)
 	ob := &outBurst{slots: make([]*offload.Packet, n), bufs: make([][]byte, n), sizes: make([]int, n),
 		paths: make([]*path, 0, n), socks: make([]*transport.Socket, 0, n), lens: make([]int, 0, n)}
-	*owned += d.own(d.newPackets(ob.slots, offload.BufferSize))
+	d.newPackets(ob.slots, offload.BufferSize, owned)
 	for i := range ob.slots {
 		ob.setBuf(i)
 	}
@@ -113,7 +112,7 @@ func (d *Datapath) readOutbound(dev *device, b *offload.Burst) bool {
 	ob := b.Owner.(*outBurst)
 	for i := range ob.slots {
 		if ob.slots[i].Buf == nil { // abandoned to a stuck driver
-			d.newPackets(ob.slots[i:i+1], offload.BufferSize)
+			d.newPackets(ob.slots[i:i+1], offload.BufferSize, nil)
 			ob.setBuf(i)
 		}
 	}
