@@ -175,6 +175,14 @@ type clusterLab struct {
 }
 
 func newClusterLab(t *testing.T, withCharon bool, names ...string) *clusterLab {
+	return newClusterLabOf(t, clusterNodeConf, clusterPeerConf(), []string{"198.51.100.65/32", "198.51.100.66/32"}, withCharon, names...)
+}
+
+// newClusterLabOf is newClusterLab with other configurations: nodeConf
+// makes each node's, peerConf is B's, and peerAddrs are B's addresses
+// behind its tunnels.
+func newClusterLabOf(t *testing.T, nodeConf func(dir, node, cert, key string, etcd *etcdtest.Cluster) string, peerConf string,
+	peerAddrs []string, withCharon bool, names ...string) *clusterLab {
 	ismd, ismctl := build(t)
 	etcd := etcdtest.Start(t, etcdtest.Options{Namespaces: true,
 		Args: []string{"--heartbeat-interval", "50", "--election-timeout", "500"}})
@@ -195,15 +203,15 @@ func newClusterLab(t *testing.T, withCharon bool, names ...string) *clusterLab {
 		lab.Link(ns, "eth1", netip.MustParsePrefix(fmt.Sprintf("203.0.113.%d/24", i+1)), tx, port, netip.Prefix{})
 		lab.MustRun(tx, "ip", "link", "set", port, "master", "br0")
 		cert, key := etcd.PKI.Client(t, name)
-		x.nodes[name] = newDaemon(t, ismd, ismctl, ns, dir, name, clusterNodeConf(dir, name, cert, key, etcd))
+		x.nodes[name] = newDaemon(t, ismd, ismctl, ns, dir, name, nodeConf(dir, name, cert, key, etcd))
 	}
 	x.bNS = lab.NS("b")
 	lab.Link(x.bNS, "eth0", netip.MustParsePrefix("203.0.113.50/24"), tx, "tb", netip.Prefix{})
 	lab.MustRun(tx, "ip", "link", "set", "tb", "master", "br0")
-	for _, a := range []string{"198.51.100.65/32", "198.51.100.66/32"} {
+	for _, a := range peerAddrs {
 		lab.MustRun(x.bNS, "ip", "addr", "add", a, "dev", "lo")
 	}
-	x.b = newDaemon(t, ismd, ismctl, x.bNS, dir, "b", clusterPeerConf())
+	x.b = newDaemon(t, ismd, ismctl, x.bNS, dir, "b", peerConf)
 	if !withCharon {
 		return x
 	}
