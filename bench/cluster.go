@@ -68,12 +68,15 @@ type ClusterResult struct {
 	// lease by up to a TTL. EtcdWarnings counts the lines the members
 	// logged at warn meanwhile (late heartbeats, slow applies);
 	// EtcdLog holds them when the target was missed.
-	EtcdElections   uint64   `json:"etcd_elections"`
-	EtcdWarnings    int      `json:"etcd_warnings"`
-	EtcdLog         []string `json:"etcd_log,omitempty"`
-	Survivor        string   `json:"survivor"`
-	TargetTakeoverS float64  `json:"target_takeover_s"`
-	Met             bool     `json:"met"`
+	EtcdElections uint64   `json:"etcd_elections"`
+	EtcdWarnings  int      `json:"etcd_warnings"`
+	EtcdLog       []string `json:"etcd_log,omitempty"`
+	// SurvivorRejoined says the survivor lost its own lease meanwhile
+	// (fenced: etcd did not renew it in time) and joined again.
+	SurvivorRejoined bool    `json:"survivor_rejoined"`
+	Survivor         string  `json:"survivor"`
+	TargetTakeoverS  float64 `json:"target_takeover_s"`
+	Met              bool    `json:"met"`
 }
 
 const clusterVIP = "203.0.113.100"
@@ -81,6 +84,7 @@ const clusterVIP = "203.0.113.100"
 // clusterStatus is what the benchmark reads of `show cluster`.
 type clusterStatus struct {
 	Node   string
+	Lease  struct{ ID int64 }
 	Groups []struct {
 		Name, Owner, Local string
 		Txns, Puts         uint64
@@ -169,6 +173,13 @@ func MeasureCluster(c ClusterConfig, run int) (ClusterResult, error) {
 		r.EtcdTxnsPerS, r.EtcdPutsPerTunnelS = float64(txns1-txns0)/d, float64(puts1-puts0)/d/float64(len(benchProbes))
 		before := b.peerCounters()
 		ew := watchElection(&h, etcd)
+		leases := map[string]int64{}
+		for _, n := range nodes[1:] {
+			var st clusterStatus
+			if n.call("show cluster", &st) == nil {
+				leases[st.Node] = st.Lease.ID
+			}
+		}
 
 		killed := time.Now()
 		owner.kill()
@@ -198,6 +209,7 @@ func MeasureCluster(c ClusterConfig, run int) (ClusterResult, error) {
 		for _, n := range nodes[1:] {
 			var st clusterStatus
 			if n.call("show cluster", &st) == nil {
+				r.SurvivorRejoined = r.SurvivorRejoined || st.Lease.ID != leases[st.Node]
 				for _, tk := range st.Takeovers {
 					if tk.Group == "g1" {
 						r.Survivor, r.StartS = st.Node, tk.Duration.Seconds()
