@@ -307,6 +307,9 @@ func TestClusterTakeover(t *testing.T) {
 		}
 	}
 	time.Sleep(time.Second)
+	for name, p := range map[string]*pinger{"m1": m1, "s1": s1, "c1": c1, "c2": c2} {
+		t.Logf("%s: %d pings unanswered over the takeover", name, p.lost())
+	}
 
 	// The stream carried on through n2: iperf3 ends without an error,
 	// and bytes flowed in every interval from its stall on.
