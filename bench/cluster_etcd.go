@@ -8,24 +8,20 @@ import (
 	"sync"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-	"google.golang.org/grpc"
-
 	"github.com/ismgw/ism/internal/etcdlab"
 )
 
-// etcdWatch splits a takeover between etcd and ISM: a client in the
-// observer namespace watches the group's election and sees when the
-// killed owner's key is deleted, that is when etcd expired its lease and
-// revoked it (etcd's part: the TTL from the owner's last renewal, the
-// lessor's expiry check, raft); from then on the survivor's watch,
-// campaign and start are ISM's. It also reads the members' raft terms
-// (a term change is a leader election, which extends every lease) and
-// the warnings they logged meanwhile.
+// etcdWatch splits a takeover between etcd and ISM: the observer watches
+// the group's election and sees when the killed owner's key is deleted,
+// that is when etcd expired its lease and revoked it (etcd's part: the
+// TTL from the owner's last renewal, the lessor's expiry check every
+// 500 ms, raft); from then on the survivor's watch, campaign and start
+// are ISM's. It also reads the members' raft terms (a term change is a
+// leader election, which extends every lease) and the warnings they
+// logged meanwhile. It uses etcd's JSON gateway (etcdlab), not etcd's
+// client, which only package cluster loads.
 type etcdWatch struct {
 	etcd  *etcdlab.Cluster
-	cli   *clientv3.Client
 	marks map[string]int64 // log offsets at start
 	terms uint64
 
@@ -35,46 +31,23 @@ type etcdWatch struct {
 
 // watchElection starts watching group g1's election.
 func watchElection(h *harness, etcd *etcdlab.Cluster) *etcdWatch {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints(), TLS: etcd.PKI.ClientTLS(h, "bench-observer"),
-		DialTimeout: 2 * time.Second, Logger: zap.NewNop(),
-		DialOptions: []grpc.DialOption{grpc.WithContextDialer(etcdlab.Dialer(etcd.Observer))}})
-	if err != nil {
-		h.Fatalf("bench: etcd client: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	h.Cleanup(func() { cancel(); cli.Close() })
-	w := &etcdWatch{etcd: etcd, cli: cli, marks: map[string]int64{}}
-	w.terms = w.term()
+	w := &etcdWatch{etcd: etcd, marks: map[string]int64{}, terms: etcd.RaftTerm()}
 	for _, m := range etcd.Members {
 		if st, err := os.Stat(m.LogPath()); err == nil {
 			w.marks[m.Name] = st.Size()
 		}
 	}
-	ch := cli.Watch(ctx, "/ism/election/g1/", clientv3.WithPrefix(), clientv3.WithFilterPut())
-	go func() {
-		for r := range ch {
-			at := time.Now()
-			if len(r.Events) > 0 {
-				w.mu.Lock()
-				w.deleted = append(w.deleted, at)
-				w.mu.Unlock()
-			}
-		}
-	}()
-	return w
-}
-
-// term returns the highest raft term a member reports.
-func (w *etcdWatch) term() uint64 {
-	var top uint64
-	for _, ep := range w.etcd.Endpoints() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		if st, err := w.cli.Status(ctx, ep); err == nil {
-			top = max(top, st.RaftTerm)
-		}
-		cancel()
+	ctx, cancel := context.WithCancel(context.Background())
+	h.Cleanup(cancel)
+	err := etcd.WatchDeletes(ctx, "/ism/election/g1/", func(at time.Time) {
+		w.mu.Lock()
+		w.deleted = append(w.deleted, at)
+		w.mu.Unlock()
+	})
+	if err != nil {
+		h.Fatalf("bench: %v", err)
 	}
-	return top
+	return w
 }
 
 // expired returns when the first election key was deleted after since.
@@ -90,7 +63,7 @@ func (w *etcdWatch) expired(since time.Time) (time.Time, bool) {
 }
 
 // elections returns the leader elections since the watch began.
-func (w *etcdWatch) elections() uint64 { return w.term() - w.terms }
+func (w *etcdWatch) elections() uint64 { return w.etcd.RaftTerm() - w.terms }
 
 // warnings returns the lines the members logged since the watch began.
 func (w *etcdWatch) warnings() []string {
