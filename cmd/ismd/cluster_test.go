@@ -287,8 +287,9 @@ func TestClusterTakeover(t *testing.T) {
 		return false
 	})
 	// An iperf3 TCP stream from H through the VIP and m1 to B, flowing
-	// before the kill.
-	stream := x.startStream(t, 14*time.Second, "20M")
+	// before the kill; 20 s, so that even a takeover at the test's slack
+	// (6 s) and TCP's retransmission back-off leave seconds of flow.
+	stream := x.startStream(t, 20*time.Second, "20M")
 	in0 := x.b.tunnels()["m1"].Inbound.Packets
 	x.b.waitFor(10*time.Second, "the iperf3 stream through m1", func() bool { return x.b.tunnels()["m1"].Inbound.Packets > in0+1000 })
 	time.Sleep(500 * time.Millisecond) // pings both ways past the checkpoint
