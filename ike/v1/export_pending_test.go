@@ -112,3 +112,40 @@ func TestWaitingPairSeed(t *testing.T) {
 		t.Error("a format 2 record read as format 1")
 	}
 }
+
+// TestImportedChildRekeys: the importer itself rekeys an imported child
+// SA, with the child's selectors (a record carries them since format 2;
+// a format 1 child gets its tunnel's): B accepts the quick mode on the
+// same IKE SA and both ends agree on the new keys.
+func TestImportedChildRekeys(t *testing.T) {
+	t.Parallel()
+	ca, cb := baseConfig(), baseConfig()
+	ta := pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-hmac-sha")
+	tb := pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha")
+	ta.Lifetime = ipsec.Lifetime{Time: 10 * time.Minute}
+	tb.Lifetime = ta.Lifetime
+	ca.Tunnels, cb.Tunnels = []ike.Tunnel{ta}, []ike.Tunnel{tb}
+	a, b, w := newPair(t, ca, cb)
+	b.d.Acquire("t1") // B initiated: A, the importer, answered the quick mode
+	w.waitEvent(t, a.lis, "up", "t1", 10*time.Second)
+	w.waitEvent(t, b.lis, "up", "t1", 10*time.Second)
+	phase1s, rekeys := b.d.Status().Counters.Phase1Established, tunnelStatus(t, b.d, "t1").Rekeys
+
+	a2 := handOver(t, w, a, ca)
+	st := tunnelStatus(t, a2.d, "t1")
+	if len(st.Children) != 1 || !st.Children[0].Local.Equal(selector.Of(ta.LocalSelector)) ||
+		!st.Children[0].Remote.Equal(selector.Of(ta.RemoteSelector)) {
+		t.Fatalf("imported child SAs %+v, want the tunnel's selectors %v, %v", st.Children, ta.LocalSelector, ta.RemoteSelector)
+	}
+	_, _, ids := a2.inst.Tunnel("t1")
+	a2.d.Expire(ids[0], false) // the importer rekeys now
+	w.waitUntil(t, 10*time.Second, "the importer's rekey", func() bool { return tunnelStatus(t, b.d, "t1").Rekeys > rekeys })
+	w.sleep(t, 3*time.Second) // the switch and the old pair's retirement
+	checkKeysMatch(t, a2, b, "t1", "t1")
+	if st := tunnelStatus(t, a2.d, "t1"); st.State != "up" || len(st.Children) != 1 || st.Children[0].InboundSPI == 0 {
+		t.Errorf("the importer after its rekey: %+v", st)
+	}
+	if n := b.d.Status().Counters.Phase1Established; n != phase1s {
+		t.Errorf("B established %d phase 1s", n-phase1s)
+	}
+}
