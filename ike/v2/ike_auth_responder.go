@@ -94,11 +94,8 @@ func (sa *ikeSA) ikeAuthResponder(m *Message) {
 // use from local, those naming the identity first. Daemon.mu must be held.
 func (d *Daemon) tunnelsFor(local, remote netip.Addr, id ike.Identity) []ike.Tunnel {
 	var named, byAddr []ike.Tunnel
-	for _, tu := range d.tunnels {
+	for tu := range d.tunnelsAt(local, remote, id) {
 		t := tu.cfg
-		if t.Source != local {
-			continue
-		}
 		switch {
 		case t.Destination.IsValid() && t.Destination != remote && t.BackupDestination != remote:
 		case !t.RemoteID.IsZero() && t.RemoteID.Equal(id):
@@ -117,7 +114,7 @@ func (d *Daemon) tunnelsFor(local, remote netip.Addr, id ike.Identity) []ike.Tun
 func (d *Daemon) initialContact(keep *ikeSA, local, remote netip.Addr, id ike.Identity) {
 	d.mu.Lock()
 	var others []*ikeSA
-	for _, sa := range d.sas {
+	for sa := range d.idx.sas[endpointPair{local, remote}] {
 		if sa != keep {
 			others = append(others, sa)
 		}

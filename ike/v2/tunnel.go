@@ -40,6 +40,10 @@ type tunnel struct {
 	rekeys             int
 	onBackup           bool           // the backup destination is in use (failover.go)
 	hist               *tunnelHistory // failover history, nil until needed
+	// indexed and indexedID are where Daemon.idx files the tunnel
+	// (index.go).
+	indexed   []endpointPair
+	indexedID sourceID
 }
 
 // cur returns the newest child SA.

@@ -1,0 +1,158 @@
+package v2
+
+import (
+	"iter"
+	"net/netip"
+	"slices"
+
+	"github.com/ismgw/ism/ike"
+)
+
+// endpointPair is what the daemon's indexes file IKE SAs and tunnels
+// under: this end's address and the peer's (ports aside: a NAT-T float
+// changes them, not the pair).
+type endpointPair struct{ local, remote netip.Addr }
+
+// sourceID files a tunnel that names its peer's identity: its source and
+// the identity in its folded form.
+type sourceID struct {
+	local netip.Addr
+	id    ike.Identity
+}
+
+// indexes find the IKE SAs and tunnels of one peer without a walk over
+// all of them (issue 13: with 10,000 tunnels, each with its own endpoint
+// pair, a walk per setup made its cost grow with the number of tunnels).
+// Daemon.mu guards them; the zero value is empty and ready.
+type indexes struct {
+	sas   ike.Index[endpointPair, *ikeSA] // Daemon.sas by endpoint pair
+	peers map[netip.Addr]int              // how many of Daemon.sas have each peer address
+	// tunnels files each tunnel under its source and every address it
+	// may use: its destination, its backup destination and the peer it
+	// learned (tunnel.endpoints); ids, under its source and remote identity
+	// when it names one.
+	tunnels ike.Index[endpointPair, *tunnel]
+	ids     ike.Index[sourceID, *tunnel]
+}
+
+func (sa *ikeSA) pair() endpointPair { return endpointPair{sa.local.Addr(), sa.remote.Addr()} }
+
+// putSALocked enters sa into Daemon.sas, by this end's SPI, and the
+// indexes. Daemon.mu must be held.
+func (d *Daemon) putSALocked(sa *ikeSA) {
+	d.sas[sa.localSPI()] = sa
+	d.indexSALocked(sa)
+}
+
+// deleteSALocked takes sa out of Daemon.sas and the indexes, if it is
+// there. Daemon.mu must be held.
+func (d *Daemon) deleteSALocked(sa *ikeSA) {
+	if d.sas[sa.localSPI()] == sa {
+		delete(d.sas, sa.localSPI())
+	}
+	d.unindexSALocked(sa)
+}
+
+func (d *Daemon) indexSALocked(sa *ikeSA) {
+	sa.indexed = sa.pair()
+	d.idx.sas.Add(sa.indexed, sa)
+	if d.idx.peers == nil {
+		d.idx.peers = map[netip.Addr]int{}
+	}
+	d.idx.peers[sa.indexed.remote]++
+}
+
+func (d *Daemon) unindexSALocked(sa *ikeSA) {
+	k := sa.indexed
+	if !k.remote.IsValid() {
+		return
+	}
+	sa.indexed = endpointPair{}
+	d.idx.sas.Remove(k, sa)
+	if d.idx.peers[k.remote]--; d.idx.peers[k.remote] <= 0 {
+		delete(d.idx.peers, k.remote)
+	}
+}
+
+// moveSALocked changes an SA's endpoints, and where the indexes file it.
+// Daemon.mu and the SA's mutex must be held.
+func (d *Daemon) moveSALocked(sa *ikeSA, local, remote netip.AddrPort) {
+	indexed := sa.indexed.remote.IsValid()
+	if indexed {
+		d.unindexSALocked(sa)
+	}
+	sa.local, sa.remote = local, remote
+	if indexed {
+		d.indexSALocked(sa)
+	}
+}
+
+// endpoints returns the endpoint pairs the tunnel may be reached by: its
+// source with its destination, its backup destination and the peer it
+// learned, each once.
+func (tu *tunnel) endpoints() []endpointPair {
+	var ps []endpointPair
+	for _, a := range [...]netip.Addr{tu.cfg.Destination, tu.cfg.BackupDestination, tu.peer.Addr()} {
+		if p := (endpointPair{tu.cfg.Source, a}); a.IsValid() && !slices.Contains(ps, p) {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// indexTunnelLocked files the tunnel anew after its configuration or its
+// learned peer changed. Daemon.mu must be held.
+func (d *Daemon) indexTunnelLocked(tu *tunnel) {
+	ps := tu.endpoints()
+	var id sourceID
+	if !tu.cfg.RemoteID.IsZero() {
+		id = sourceID{tu.cfg.Source, tu.cfg.RemoteID.Folded()}
+	}
+	if slices.Equal(ps, tu.indexed) && id == tu.indexedID {
+		return
+	}
+	d.unindexTunnelLocked(tu)
+	for _, p := range ps {
+		d.idx.tunnels.Add(p, tu)
+	}
+	if id != (sourceID{}) {
+		d.idx.ids.Add(id, tu)
+	}
+	tu.indexed, tu.indexedID = ps, id
+}
+
+// unindexTunnelLocked takes the tunnel out of the indexes. Daemon.mu must
+// be held.
+func (d *Daemon) unindexTunnelLocked(tu *tunnel) {
+	for _, p := range tu.indexed {
+		d.idx.tunnels.Remove(p, tu)
+	}
+	if tu.indexedID != (sourceID{}) {
+		d.idx.ids.Remove(tu.indexedID, tu)
+	}
+	tu.indexed, tu.indexedID = nil, sourceID{}
+}
+
+// tunnelsAt yields, once each, the tunnels from local that may reach
+// remote (by destination, backup destination or learned peer) and, when
+// id is not zero, those from local naming id: a superset of the tunnels
+// of an event between the two addresses, which the caller filters as it
+// would the whole list. Daemon.mu must be held while it runs.
+func (d *Daemon) tunnelsAt(local, remote netip.Addr, id ike.Identity) iter.Seq[*tunnel] {
+	return func(yield func(*tunnel) bool) {
+		byPair := d.idx.tunnels[endpointPair{local, remote}]
+		for tu := range byPair {
+			if !yield(tu) {
+				return
+			}
+		}
+		if id.IsZero() {
+			return
+		}
+		for tu := range d.idx.ids[sourceID{local, id.Folded()}] {
+			if _, seen := byPair[tu]; !seen && !yield(tu) {
+				return
+			}
+		}
+	}
+}
