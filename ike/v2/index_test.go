@@ -1,0 +1,162 @@
+package v2
+
+import (
+	"maps"
+	"net/netip"
+	"slices"
+	"testing"
+
+	"github.com/ismgw/ism/clock/clocktest"
+	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ike/internal/iketest"
+)
+
+// checkIndexes fails the test unless the daemon's indexes hold exactly
+// its IKE SAs and tunnels where their endpoints and identities say: the
+// pair tests run it as they end, whatever moved the SAs and tunnels on
+// the way (NAT-T floats, a peer's new address, failovers, rekeys, reloads).
+func checkIndexes(t *testing.T, d *Daemon) {
+	t.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	peers, indexed := map[netip.Addr]int{}, 0
+	for _, sa := range d.sas {
+		if _, ok := d.idx.sas[sa.pair()][sa]; !ok || sa.indexed != sa.pair() {
+			t.Errorf("IKE SA %v (%v to %v) filed under %v", sa.localSPI(), sa.local, sa.remote, sa.indexed)
+		}
+		if sa.stateShadow == stateDead {
+			t.Errorf("IKE SA %v is dead and still in the daemon's map", sa.localSPI())
+		}
+		peers[sa.remote.Addr()]++
+	}
+	for _, s := range d.idx.sas {
+		indexed += len(s)
+	}
+	if indexed != len(d.sas) || !maps.Equal(peers, d.idx.peers) {
+		t.Errorf("%d IKE SAs, %d in the pair index; peer counts %v, want %v", len(d.sas), indexed, d.idx.peers, peers)
+	}
+	entries, ids := 0, 0
+	for name, tu := range d.tunnels {
+		ps := tu.endpoints()
+		if !slices.Equal(ps, tu.indexed) {
+			t.Errorf("tunnel %s filed under %v, its endpoints are %v", name, tu.indexed, ps)
+		}
+		for _, p := range ps {
+			if _, ok := d.idx.tunnels[p][tu]; !ok {
+				t.Errorf("tunnel %s not under %v", name, p)
+			}
+		}
+		entries += len(ps)
+		if r := tu.cfg.RemoteID; !r.IsZero() {
+			ids++
+			if _, ok := d.idx.ids[sourceID{tu.cfg.Source, r.Folded()}][tu]; !ok {
+				t.Errorf("tunnel %s not under its identity %v", name, r)
+			}
+		}
+	}
+	n, m := 0, 0
+	for _, s := range d.idx.tunnels {
+		n += len(s)
+	}
+	for _, s := range d.idx.ids {
+		m += len(s)
+	}
+	if n != entries || m != ids {
+		t.Errorf("tunnel index: %d entries, want %d; identity index: %d, want %d", n, entries, m, ids)
+	}
+}
+
+// at returns the names of the tunnels tunnelsAt yields.
+func at(d *Daemon, local, remote netip.Addr, id ike.Identity) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var names []string
+	for tu := range d.tunnelsAt(local, remote, id) {
+		names = append(names, tu.cfg.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// TestIndexesFollowReconfigure: a reload that changes a tunnel's
+// destination, gives one a backup destination and a remote identity, and
+// removes another, refiles them: the look-ups of a peer find exactly the
+// tunnels the new configuration sends to it.
+func TestIndexesFollowReconfigure(t *testing.T) {
+	addrD := netip.MustParseAddr("192.0.2.4")
+	c := pairConfig(clocktest.New(t0))
+	c.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-gcm16"),
+		pairTunnel(t, "t2", addrA, addrB, netA, netB, "esp-aes128-gcm16"),
+		pairTunnel(t, "t3", addrA, addrC, netA, netB, "esp-aes128-gcm16")}
+	d, err := New(c, iketest.NewInstaller(1), iketest.NewWire(), iketest.NewListener())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if got := at(d, addrA, addrB, ike.Identity{}); !slices.Equal(got, []string{"t1", "t2"}) {
+		t.Fatalf("tunnels to B: %v", got)
+	}
+	peer := ike.Identity{Kind: ike.IDFQDN, Name: "Peer.Example"}
+	c.Tunnels = c.Tunnels[:2]
+	c.Tunnels[0].Destination = addrC
+	c.Tunnels[1].BackupDestination, c.Tunnels[1].RemoteID = addrD, peer
+	if err := d.Reconfigure(c); err != nil {
+		t.Fatal(err)
+	}
+	checkIndexes(t, d)
+	for _, x := range []struct {
+		remote netip.Addr
+		id     ike.Identity
+		want   []string
+	}{{addrB, ike.Identity{}, []string{"t2"}}, {addrC, ike.Identity{}, []string{"t1"}}, {addrD, ike.Identity{}, []string{"t2"}},
+		{addrC, ike.Identity{Kind: ike.IDFQDN, Name: "peer.example"}, []string{"t1", "t2"}}} {
+		if got := at(d, addrA, x.remote, x.id); !slices.Equal(got, x.want) {
+			t.Errorf("tunnels to %v (%v): %v, want %v", x.remote, x.id, got, x.want)
+		}
+	}
+	if got := at(d, addrB, addrA, peer); len(got) != 0 {
+		t.Errorf("tunnels from another source: %v", got)
+	}
+}
+
+// TestOnlySACounts: INITIAL_CONTACT's test, whether an IKE SA is the only
+// one with its peer, counts the SAs of the peer's address from any local
+// address, and forgets a destroyed one.
+func TestOnlySACounts(t *testing.T) {
+	d, err := New(pairConfig(clocktest.New(t0)), iketest.NewInstaller(1), iketest.NewWire(), iketest.NewListener())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	only := func(sa *ikeSA) bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.onlySA(sa)
+	}
+	x := d.newIKESA(true, netip.AddrPortFrom(addrA, 500), netip.AddrPortFrom(addrB, 500), 0)
+	if !only(x) {
+		t.Fatal("the first SA with B is not the only one")
+	}
+	other := netip.MustParseAddr("192.0.2.9")
+	y := d.newIKESA(true, netip.AddrPortFrom(other, 500), netip.AddrPortFrom(addrB, 500), 0)
+	if only(x) || only(y) {
+		t.Fatal("two SAs with B, from two local addresses, and one is the only one")
+	}
+	y.lock()
+	y.setEndpoints(netip.AddrPortFrom(other, 4500), netip.AddrPortFrom(addrC, 4500))
+	y.unlock()
+	if !only(x) || !only(y) {
+		t.Fatal("after one SA moved to another peer, the other is not the only one with B")
+	}
+	checkIndexes(t, d)
+	y.lock()
+	y.destroy("test")
+	y.unlock()
+	x.lock()
+	x.setEndpoints(netip.AddrPortFrom(addrA, 4500), netip.AddrPortFrom(addrC, 4500))
+	x.unlock()
+	if !only(x) {
+		t.Fatal("a destroyed SA still counts")
+	}
+	checkIndexes(t, d)
+}
