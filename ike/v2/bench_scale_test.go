@@ -158,3 +158,26 @@ func benchSetupAmong(b *testing.B, n int) {
 		b.Fatalf("%d IKE SAs at the hub, want %d", len(st.IKESAs), n-1)
 	}
 }
+
+// BenchmarkIKEv2Reconfigure measures a reload of n tunnels into a daemon
+// that has them: the cost per tunnel (ns/op divided by n) must not grow
+// with n.
+func BenchmarkIKEv2Reconfigure(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("tunnels=%d", n), func(b *testing.B) {
+			hub, _ := scaleConfigs(b, n)
+			d, err := New(hub, iketest.NewInstaller(1), iketest.NewWire(), iketest.NewListener())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer d.Close()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := d.Reconfigure(hub); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/tunnel")
+		})
+	}
+}
