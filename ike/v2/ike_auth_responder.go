@@ -114,7 +114,7 @@ func (d *Daemon) tunnelsFor(local, remote netip.Addr, id ike.Identity) []ike.Tun
 func (d *Daemon) initialContact(keep *ikeSA, local, remote netip.Addr, id ike.Identity) {
 	d.mu.Lock()
 	var others []*ikeSA
-	for sa := range d.idx.sas[endpointPair{local, remote}] {
+	for sa := range d.idx.sas.Get(endpointPair{local, remote}) {
 		if sa != keep {
 			others = append(others, sa)
 		}

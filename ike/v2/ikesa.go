@@ -201,7 +201,7 @@ func (d *Daemon) freeSPILocked() uint64 {
 func (d *Daemon) findIKESA(local, remote netip.Addr) *ikeSA {
 	var best *ikeSA
 	var bestEst bool
-	for sa := range d.idx.sas[endpointPair{local, remote}] {
+	for sa := range d.idx.sas.Get(endpointPair{local, remote}) {
 		if !sa.usableLocked() {
 			continue
 		}

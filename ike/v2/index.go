@@ -140,8 +140,8 @@ func (d *Daemon) unindexTunnelLocked(tu *tunnel) {
 // would the whole list. Daemon.mu must be held while it runs.
 func (d *Daemon) tunnelsAt(local, remote netip.Addr, id ike.Identity) iter.Seq[*tunnel] {
 	return func(yield func(*tunnel) bool) {
-		byPair := d.idx.tunnels[endpointPair{local, remote}]
-		for tu := range byPair {
+		pair := endpointPair{local, remote}
+		for tu := range d.idx.tunnels.Get(pair) {
 			if !yield(tu) {
 				return
 			}
@@ -149,8 +149,8 @@ func (d *Daemon) tunnelsAt(local, remote netip.Addr, id ike.Identity) iter.Seq[*
 		if id.IsZero() {
 			return
 		}
-		for tu := range d.idx.ids[sourceID{local, id.Folded()}] {
-			if _, seen := byPair[tu]; !seen && !yield(tu) {
+		for tu := range d.idx.ids.Get(sourceID{local, id.Folded()}) {
+			if !d.idx.tunnels.Has(pair, tu) && !yield(tu) {
 				return
 			}
 		}

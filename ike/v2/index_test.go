@@ -21,7 +21,7 @@ func checkIndexes(t *testing.T, d *Daemon) {
 	defer d.mu.Unlock()
 	peers, indexed := map[netip.Addr]int{}, 0
 	for _, sa := range d.sas {
-		if _, ok := d.idx.sas[sa.pair()][sa]; !ok || sa.indexed != sa.pair() {
+		if !d.idx.sas.Has(sa.pair(), sa) || sa.indexed != sa.pair() {
 			t.Errorf("IKE SA %v (%v to %v) filed under %v", sa.localSPI(), sa.local, sa.remote, sa.indexed)
 		}
 		if sa.stateShadow == stateDead {
@@ -29,8 +29,8 @@ func checkIndexes(t *testing.T, d *Daemon) {
 		}
 		peers[sa.remote.Addr()]++
 	}
-	for _, s := range d.idx.sas {
-		indexed += len(s)
+	for range d.idx.sas.All() {
+		indexed++
 	}
 	if indexed != len(d.sas) || !maps.Equal(peers, d.idx.peers) {
 		t.Errorf("%d IKE SAs, %d in the pair index; peer counts %v, want %v", len(d.sas), indexed, d.idx.peers, peers)
@@ -42,24 +42,24 @@ func checkIndexes(t *testing.T, d *Daemon) {
 			t.Errorf("tunnel %s filed under %v, its endpoints are %v", name, tu.indexed, ps)
 		}
 		for _, p := range ps {
-			if _, ok := d.idx.tunnels[p][tu]; !ok {
+			if !d.idx.tunnels.Has(p, tu) {
 				t.Errorf("tunnel %s not under %v", name, p)
 			}
 		}
 		entries += len(ps)
 		if r := tu.cfg.RemoteID; !r.IsZero() {
 			ids++
-			if _, ok := d.idx.ids[sourceID{tu.cfg.Source, r.Folded()}][tu]; !ok {
+			if !d.idx.ids.Has(sourceID{tu.cfg.Source, r.Folded()}, tu) {
 				t.Errorf("tunnel %s not under its identity %v", name, r)
 			}
 		}
 	}
 	n, m := 0, 0
-	for _, s := range d.idx.tunnels {
-		n += len(s)
+	for range d.idx.tunnels.All() {
+		n++
 	}
-	for _, s := range d.idx.ids {
-		m += len(s)
+	for range d.idx.ids.All() {
+		m++
 	}
 	if n != entries || m != ids {
 		t.Errorf("tunnel index: %d entries, want %d; identity index: %d, want %d", n, entries, m, ids)
