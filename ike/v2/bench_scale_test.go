@@ -28,6 +28,70 @@ func BenchmarkIKEv2SetupAmong(b *testing.B) {
 	}
 }
 
+// BenchmarkIKEv2ChildAmong measures one child SA's setup
+// (CREATE_CHILD_SA) and deletion on an IKE SA that carries n-1 others: n
+// tunnels between the same two addresses, each with its own selectors.
+// Both ends run in this process; compare the rows of one run.
+func BenchmarkIKEv2ChildAmong(b *testing.B) {
+	for _, n := range []int{100, 1000, 5000} {
+		b.Run(fmt.Sprintf("tunnels=%d", n), func(b *testing.B) { benchChildAmong(b, n) })
+	}
+}
+
+func benchChildAmong(b *testing.B, n int) {
+	hubCfg, spokeCfg := scaleConfigs(b, n)
+	for i := range n { // every tunnel between the hub and the first spoke
+		hubCfg.Tunnels[i].Destination, spokeCfg.Tunnels[i].Source = scaleSpoke(0), scaleSpoke(0)
+	}
+	w := iketest.NewWire()
+	defer w.Close()
+	th, ts := newEventTap("t0", n), newEventTap("t0", n)
+	hub, err := New(hubCfg, iketest.NewInstaller(1), w, th)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer hub.Close()
+	spokes, err := New(spokeCfg, iketest.NewInstaller(2), w, ts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer spokes.Close()
+	w.Attach(scaleHub, hub)
+	w.Attach(scaleSpoke(0), spokes)
+	// t0 first, alone: the IKE SA and its first child; then the others.
+	hub.Acquire("t0")
+	th.wait(b, "up")
+	ts.wait(b, "up")
+	const window = 100
+	for i := 1; i < n; i++ {
+		if i > window {
+			th.up(b)
+		}
+		hub.Acquire(fmt.Sprintf("t%d", i))
+	}
+	for range min(window, n-1) {
+		th.up(b)
+	}
+	for range n - 1 {
+		ts.up(b)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		hub.mu.Lock()
+		c := hub.tunnels["t0"].cur()
+		hub.mu.Unlock()
+		hub.deleteChild(c, "benchmark", true)
+		th.wait(b, "down")
+		ts.wait(b, "down")
+		hub.Acquire("t0")
+		th.wait(b, "up")
+		ts.wait(b, "up")
+	}
+	if st := hub.Status(); len(st.IKESAs) != 1 {
+		b.Fatalf("%d IKE SAs at the hub, want 1", len(st.IKESAs))
+	}
+}
+
 // scaleHub is the hub's address in the scale benchmark; scaleSpoke(i) is
 // the responder's address of tunnel i, scaleNet(i) the subnet behind it.
 var scaleHub = netip.MustParseAddr("2001:db8::1")

@@ -95,18 +95,35 @@ func (sa *ikeSA) ikeAuthResponder(m *Message) {
 func (d *Daemon) tunnelsFor(local, remote netip.Addr, id ike.Identity) []ike.Tunnel {
 	var named, byAddr []ike.Tunnel
 	for tu := range d.tunnelsAt(local, remote, id) {
-		t := tu.cfg
-		switch {
-		case t.Destination.IsValid() && t.Destination != remote && t.BackupDestination != remote:
-		case !t.RemoteID.IsZero() && t.RemoteID.Equal(id):
-			named = append(named, t)
-		case t.RemoteID.IsZero() && (t.Destination == remote || t.BackupDestination == remote):
-			byAddr = append(byAddr, t)
+		switch peerMatch(&tu.cfg, remote, id) {
+		case matchNamed:
+			named = append(named, tu.cfg)
+		case matchAddress:
+			byAddr = append(byAddr, tu.cfg)
 		}
 	}
 	sortTunnels(named)
 	sortTunnels(byAddr)
 	return append(named, byAddr...)
+}
+
+// How a tunnel matches a peer (tunnelsFor).
+const (
+	matchNone    = iota
+	matchNamed   // it names the peer's identity
+	matchAddress // it names no identity, and the peer's address
+)
+
+// peerMatch tells how a tunnel matches a peer at remote with identity id.
+func peerMatch(t *ike.Tunnel, remote netip.Addr, id ike.Identity) int {
+	switch {
+	case t.Destination.IsValid() && t.Destination != remote && t.BackupDestination != remote:
+	case !t.RemoteID.IsZero() && t.RemoteID.Equal(id):
+		return matchNamed
+	case t.RemoteID.IsZero() && (t.Destination == remote || t.BackupDestination == remote):
+		return matchAddress
+	}
+	return matchNone
 }
 
 // initialContact deletes every other IKE SA with the peer, and their

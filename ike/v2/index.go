@@ -1,6 +1,7 @@
 package v2
 
 import (
+	"hash/maphash"
 	"iter"
 	"net/netip"
 	"slices"
@@ -33,6 +34,10 @@ type indexes struct {
 	// when it names one.
 	tunnels ike.Index[endpointPair, *tunnel]
 	ids     ike.Index[sourceID, *tunnel]
+	// sels files each tunnel by its selectors and the ways it names its
+	// peer (index_sel.go), under hashes made with seed.
+	sels ike.Index[uint64, *tunnel]
+	seed maphash.Seed
 }
 
 func (sa *ikeSA) pair() endpointPair { return endpointPair{sa.local.Addr(), sa.remote.Addr()} }
@@ -108,7 +113,8 @@ func (d *Daemon) indexTunnelLocked(tu *tunnel) {
 	if !tu.cfg.RemoteID.IsZero() {
 		id = sourceID{tu.cfg.Source, tu.cfg.RemoteID.Folded()}
 	}
-	if slices.Equal(ps, tu.indexed) && id == tu.indexedID {
+	hs := d.selHashes(&tu.cfg)
+	if slices.Equal(ps, tu.indexed) && id == tu.indexedID && slices.Equal(hs, tu.indexedSels) {
 		return
 	}
 	d.unindexTunnelLocked(tu)
@@ -118,7 +124,10 @@ func (d *Daemon) indexTunnelLocked(tu *tunnel) {
 	if id != (sourceID{}) {
 		d.idx.ids.Add(id, tu)
 	}
-	tu.indexed, tu.indexedID = ps, id
+	for _, h := range hs {
+		d.idx.sels.Add(h, tu)
+	}
+	tu.indexed, tu.indexedID, tu.indexedSels = ps, id, hs
 }
 
 // unindexTunnelLocked takes the tunnel out of the indexes. Daemon.mu must
@@ -130,7 +139,10 @@ func (d *Daemon) unindexTunnelLocked(tu *tunnel) {
 	if tu.indexedID != (sourceID{}) {
 		d.idx.ids.Remove(tu.indexedID, tu)
 	}
-	tu.indexed, tu.indexedID = nil, sourceID{}
+	for _, h := range tu.indexedSels {
+		d.idx.sels.Remove(h, tu)
+	}
+	tu.indexed, tu.indexedID, tu.indexedSels = nil, sourceID{}, nil
 }
 
 // tunnelsAt yields, once each, the tunnels from local that may reach

@@ -35,8 +35,18 @@ func checkIndexes(t *testing.T, d *Daemon) {
 	if indexed != len(d.sas) || !maps.Equal(peers, d.idx.peers) {
 		t.Errorf("%d IKE SAs, %d in the pair index; peer counts %v, want %v", len(d.sas), indexed, d.idx.peers, peers)
 	}
-	entries, ids := 0, 0
+	entries, ids, sels := 0, 0, 0
 	for name, tu := range d.tunnels {
+		hs := d.selHashes(&tu.cfg)
+		if !slices.Equal(hs, tu.indexedSels) {
+			t.Errorf("tunnel %s filed by its selectors under %x, wants %x", name, tu.indexedSels, hs)
+		}
+		for _, h := range hs {
+			if !d.idx.sels.Has(h, tu) {
+				t.Errorf("tunnel %s not under its selectors' %x", name, h)
+			}
+		}
+		sels += len(hs)
 		ps := tu.endpoints()
 		if !slices.Equal(ps, tu.indexed) {
 			t.Errorf("tunnel %s filed under %v, its endpoints are %v", name, tu.indexed, ps)
@@ -54,7 +64,13 @@ func checkIndexes(t *testing.T, d *Daemon) {
 			}
 		}
 	}
-	n, m := 0, 0
+	n, m, k := 0, 0, 0
+	for range d.idx.sels.All() {
+		k++
+	}
+	if k != sels {
+		t.Errorf("selector index: %d entries, want %d", k, sels)
+	}
 	for range d.idx.tunnels.All() {
 		n++
 	}

@@ -40,10 +40,11 @@ type tunnel struct {
 	rekeys             int
 	onBackup           bool           // the backup destination is in use (failover.go)
 	hist               *tunnelHistory // failover history, nil until needed
-	// indexed and indexedID are where Daemon.idx files the tunnel
-	// (index.go).
-	indexed   []endpointPair
-	indexedID sourceID
+	// indexed, indexedID and indexedSels are where Daemon.idx files the
+	// tunnel (index.go, index_sel.go).
+	indexed     []endpointPair
+	indexedID   sourceID
+	indexedSels []uint64
 }
 
 // cur returns the newest child SA.
