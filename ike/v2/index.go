@@ -93,11 +93,11 @@ func (d *Daemon) moveSALocked(sa *ikeSA, local, remote netip.AddrPort) {
 }
 
 // endpoints returns the endpoint pairs the tunnel may be reached by: its
-// source with its destination, its backup destination and the peer it
-// learned, each once.
-func (tu *tunnel) endpoints() []endpointPair {
-	var ps []endpointPair
-	for _, a := range [...]netip.Addr{tu.cfg.Destination, tu.cfg.BackupDestination, tu.peer.Addr()} {
+// source with its destination, its backup destination and peer, the
+// address it learned, each once.
+func (tu *tunnel) endpoints(peer netip.Addr) []endpointPair {
+	ps := make([]endpointPair, 0, 3)
+	for _, a := range [...]netip.Addr{tu.cfg.Destination, tu.cfg.BackupDestination, peer} {
 		if p := (endpointPair{tu.cfg.Source, a}); a.IsValid() && !slices.Contains(ps, p) {
 			ps = append(ps, p)
 		}
@@ -105,44 +105,55 @@ func (tu *tunnel) endpoints() []endpointPair {
 	return ps
 }
 
-// indexTunnelLocked files the tunnel anew after its configuration or its
-// learned peer changed. Daemon.mu must be held.
+// indexTunnelLocked files the tunnel, or files it anew after its learned
+// peer changed. Its configuration must not change while it is filed:
+// Reconfigure takes it out first. Daemon.mu must be held.
 func (d *Daemon) indexTunnelLocked(tu *tunnel) {
-	ps := tu.endpoints()
-	var id sourceID
-	if !tu.cfg.RemoteID.IsZero() {
-		id = sourceID{tu.cfg.Source, tu.cfg.RemoteID.Folded()}
+	peer := tu.peer.Addr()
+	if tu.filed {
+		if peer == tu.filedPeer {
+			return
+		}
+		d.unindexTunnelLocked(tu)
 	}
-	hs := d.selHashes(&tu.cfg)
-	if slices.Equal(ps, tu.indexed) && id == tu.indexedID && slices.Equal(hs, tu.indexedSels) {
-		return
-	}
-	d.unindexTunnelLocked(tu)
-	for _, p := range ps {
-		d.idx.tunnels.Add(p, tu)
-	}
-	if id != (sourceID{}) {
-		d.idx.ids.Add(id, tu)
-	}
-	for _, h := range hs {
-		d.idx.sels.Add(h, tu)
-	}
-	tu.indexed, tu.indexedID, tu.indexedSels = ps, id, hs
+	d.fileTunnelLocked(tu, peer, true)
+	tu.filed, tu.filedPeer = true, peer
 }
 
 // unindexTunnelLocked takes the tunnel out of the indexes. Daemon.mu must
 // be held.
 func (d *Daemon) unindexTunnelLocked(tu *tunnel) {
-	for _, p := range tu.indexed {
-		d.idx.tunnels.Remove(p, tu)
+	if tu.filed {
+		d.fileTunnelLocked(tu, tu.filedPeer, false)
+		tu.filed, tu.filedPeer = false, netip.Addr{}
 	}
-	if tu.indexedID != (sourceID{}) {
-		d.idx.ids.Remove(tu.indexedID, tu)
+}
+
+// fileTunnelLocked adds the tunnel to, or removes it from, the indexes
+// under the keys of its configuration and peer. Daemon.mu must be held.
+func (d *Daemon) fileTunnelLocked(tu *tunnel, peer netip.Addr, add bool) {
+	for _, p := range tu.endpoints(peer) {
+		if add {
+			d.idx.tunnels.Add(p, tu)
+		} else {
+			d.idx.tunnels.Remove(p, tu)
+		}
 	}
-	for _, h := range tu.indexedSels {
-		d.idx.sels.Remove(h, tu)
+	if id := tu.cfg.RemoteID; !id.IsZero() {
+		k := sourceID{tu.cfg.Source, id.Folded()}
+		if add {
+			d.idx.ids.Add(k, tu)
+		} else {
+			d.idx.ids.Remove(k, tu)
+		}
 	}
-	tu.indexed, tu.indexedID, tu.indexedSels = nil, sourceID{}, nil
+	for _, h := range d.selHashes(&tu.cfg) {
+		if add {
+			d.idx.sels.Add(h, tu)
+		} else {
+			d.idx.sels.Remove(h, tu)
+		}
+	}
 }
 
 // tunnelsAt yields, once each, the tunnels from local that may reach

@@ -37,20 +37,17 @@ func checkIndexes(t *testing.T, d *Daemon) {
 	}
 	entries, ids, sels := 0, 0, 0
 	for name, tu := range d.tunnels {
-		hs := d.selHashes(&tu.cfg)
-		if !slices.Equal(hs, tu.indexedSels) {
-			t.Errorf("tunnel %s filed by its selectors under %x, wants %x", name, tu.indexedSels, hs)
+		if !tu.filed || tu.filedPeer != tu.peer.Addr() {
+			t.Errorf("tunnel %s: filed %v with peer %v, its peer is %v", name, tu.filed, tu.filedPeer, tu.peer)
 		}
+		hs := d.selHashes(&tu.cfg)
 		for _, h := range hs {
 			if !d.idx.sels.Has(h, tu) {
 				t.Errorf("tunnel %s not under its selectors' %x", name, h)
 			}
 		}
 		sels += len(hs)
-		ps := tu.endpoints()
-		if !slices.Equal(ps, tu.indexed) {
-			t.Errorf("tunnel %s filed under %v, its endpoints are %v", name, tu.indexed, ps)
-		}
+		ps := tu.endpoints(tu.peer.Addr())
 		for _, p := range ps {
 			if !d.idx.tunnels.Has(p, tu) {
 				t.Errorf("tunnel %s not under %v", name, p)

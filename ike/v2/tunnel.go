@@ -40,11 +40,11 @@ type tunnel struct {
 	rekeys             int
 	onBackup           bool           // the backup destination is in use (failover.go)
 	hist               *tunnelHistory // failover history, nil until needed
-	// indexed, indexedID and indexedSels are where Daemon.idx files the
-	// tunnel (index.go, index_sel.go).
-	indexed     []endpointPair
-	indexedID   sourceID
-	indexedSels []uint64
+	// filed: Daemon.idx holds the tunnel, under the keys of its
+	// configuration and filedPeer, the address it had learned then
+	// (index.go).
+	filed     bool
+	filedPeer netip.Addr
 }
 
 // cur returns the newest child SA.
