@@ -105,7 +105,7 @@ func (sa *ikeSA) startAuth() {
 // must be held.
 func (d *Daemon) onlySA(sa *ikeSA) bool {
 	n := d.idx.peers[sa.remote.Addr()]
-	if sa.indexed.remote.IsValid() {
+	if sa.filed {
 		n-- // itself
 	}
 	return n <= 0

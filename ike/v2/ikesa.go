@@ -47,9 +47,9 @@ type ikeSA struct {
 	// stateShadow copies state for the daemon's look-ups under
 	// Daemon.mu (findIKESA); written with both mutexes held.
 	stateShadow saState
-	// indexed is the pair the daemon's indexes file the SA under; zero
-	// while it is not in Daemon.sas. Guarded by Daemon.mu.
-	indexed endpointPair
+	// filed: the daemon's indexes hold the SA, under its endpoints
+	// (index.go). Guarded by Daemon.mu.
+	filed bool
 
 	suite    suite
 	keys     ikeKeys

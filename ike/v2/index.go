@@ -58,21 +58,27 @@ func (d *Daemon) deleteSALocked(sa *ikeSA) {
 	d.unindexSALocked(sa)
 }
 
+// indexSALocked files the SA under its endpoints, which change only
+// through moveSALocked while it is filed.
 func (d *Daemon) indexSALocked(sa *ikeSA) {
-	sa.indexed = sa.pair()
-	d.idx.sas.Add(sa.indexed, sa)
+	if sa.filed {
+		return
+	}
+	sa.filed = true
+	k := sa.pair()
+	d.idx.sas.Add(k, sa)
 	if d.idx.peers == nil {
 		d.idx.peers = map[netip.Addr]int{}
 	}
-	d.idx.peers[sa.indexed.remote]++
+	d.idx.peers[k.remote]++
 }
 
 func (d *Daemon) unindexSALocked(sa *ikeSA) {
-	k := sa.indexed
-	if !k.remote.IsValid() {
+	if !sa.filed {
 		return
 	}
-	sa.indexed = endpointPair{}
+	sa.filed = false
+	k := sa.pair()
 	d.idx.sas.Remove(k, sa)
 	if d.idx.peers[k.remote]--; d.idx.peers[k.remote] <= 0 {
 		delete(d.idx.peers, k.remote)
@@ -82,12 +88,10 @@ func (d *Daemon) unindexSALocked(sa *ikeSA) {
 // moveSALocked changes an SA's endpoints, and where the indexes file it.
 // Daemon.mu and the SA's mutex must be held.
 func (d *Daemon) moveSALocked(sa *ikeSA, local, remote netip.AddrPort) {
-	indexed := sa.indexed.remote.IsValid()
-	if indexed {
-		d.unindexSALocked(sa)
-	}
+	filed := sa.filed
+	d.unindexSALocked(sa)
 	sa.local, sa.remote = local, remote
-	if indexed {
+	if filed {
 		d.indexSALocked(sa)
 	}
 }
