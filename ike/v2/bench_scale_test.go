@@ -43,38 +43,16 @@ func benchChildAmong(b *testing.B, n int) {
 	for i := range n { // every tunnel between the hub and the first spoke
 		hubCfg.Tunnels[i].Destination, spokeCfg.Tunnels[i].Source = scaleSpoke(0), scaleSpoke(0)
 	}
-	w := iketest.NewWire()
-	defer w.Close()
-	th, ts := newEventTap("t0", n), newEventTap("t0", n)
-	hub, err := New(hubCfg, iketest.NewInstaller(1), w, th)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer hub.Close()
-	spokes, err := New(spokeCfg, iketest.NewInstaller(2), w, ts)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer spokes.Close()
-	w.Attach(scaleHub, hub)
-	w.Attach(scaleSpoke(0), spokes)
+	r := newScaleRig(b, n, hubCfg, spokeCfg, func(w *iketest.Wire, hub, spokes *Daemon) {
+		w.Attach(scaleHub, hub)
+		w.Attach(scaleSpoke(0), spokes)
+	})
+	hub, th, ts := r.hub, r.th, r.ts
 	// t0 first, alone: the IKE SA and its first child; then the others.
 	hub.Acquire("t0")
 	th.wait(b, "up")
 	ts.wait(b, "up")
-	const window = 100
-	for i := 1; i < n; i++ {
-		if i > window {
-			th.up(b)
-		}
-		hub.Acquire(fmt.Sprintf("t%d", i))
-	}
-	for range min(window, n-1) {
-		th.up(b)
-	}
-	for range n - 1 {
-		ts.up(b)
-	}
+	r.upAll(b, n, 100)
 	b.ReportAllocs()
 	for b.Loop() {
 		hub.mu.Lock()
@@ -172,37 +150,57 @@ func (e *eventTap) wait(b *testing.B, kind string) {
 	}
 }
 
-func benchSetupAmong(b *testing.B, n int) {
-	hubCfg, spokeCfg := scaleConfigs(b, n)
+// scaleRig is a hub and a responder daemon over the in-memory wire, with
+// an eventTap each watching t0.
+type scaleRig struct {
+	hub, spokes *Daemon
+	th, ts      *eventTap
+}
+
+// newScaleRig starts the two daemons of n tunnels; attach puts them on
+// the wire. They close when the benchmark ends.
+func newScaleRig(b *testing.B, n int, hubCfg, spokeCfg ike.Config, attach func(w *iketest.Wire, hub, spokes *Daemon)) *scaleRig {
 	w := iketest.NewWire()
-	defer w.Close()
-	th, ts := newEventTap("t0", n), newEventTap("t0", n)
-	hub, err := New(hubCfg, iketest.NewInstaller(1), w, th)
-	if err != nil {
+	b.Cleanup(w.Close)
+	r := &scaleRig{th: newEventTap("t0", n), ts: newEventTap("t0", n)}
+	var err error
+	if r.hub, err = New(hubCfg, iketest.NewInstaller(1), w, r.th); err != nil {
 		b.Fatal(err)
 	}
-	defer hub.Close()
-	spokes, err := New(spokeCfg, iketest.NewInstaller(2), w, ts)
-	if err != nil {
+	b.Cleanup(func() { r.hub.Close() })
+	if r.spokes, err = New(spokeCfg, iketest.NewInstaller(2), w, r.ts); err != nil {
 		b.Fatal(err)
 	}
-	defer spokes.Close()
-	w.Attach(scaleHub, hub)
-	w.AttachOthers(spokes)
-	// The others come up first, at most 200 setups at a time.
-	const window = 200
+	b.Cleanup(func() { r.spokes.Close() })
+	attach(w, r.hub, r.spokes)
+	return r
+}
+
+// upAll brings up t1 to t(n-1), at most window setups at a time, and
+// waits until both ends have them up.
+func (r *scaleRig) upAll(b *testing.B, n, window int) {
 	for i := 1; i < n; i++ {
 		if i > window {
-			th.up(b)
+			r.th.up(b)
 		}
-		hub.Acquire(fmt.Sprintf("t%d", i))
+		r.hub.Acquire(fmt.Sprintf("t%d", i))
 	}
 	for range min(window, n-1) {
-		th.up(b)
+		r.th.up(b)
 	}
 	for range n - 1 {
-		ts.up(b)
+		r.ts.up(b)
 	}
+}
+
+func benchSetupAmong(b *testing.B, n int) {
+	hubCfg, spokeCfg := scaleConfigs(b, n)
+	r := newScaleRig(b, n, hubCfg, spokeCfg, func(w *iketest.Wire, hub, spokes *Daemon) {
+		w.Attach(scaleHub, hub)
+		w.AttachOthers(spokes)
+	})
+	hub, th, ts := r.hub, r.th, r.ts
+	r.upAll(b, n, 200)
 	b.ReportAllocs()
 	for b.Loop() {
 		hub.Acquire("t0")
