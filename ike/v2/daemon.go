@@ -160,7 +160,9 @@ func (d *Daemon) Reconfigure(cfg ike.Config) error {
 		keep[t.Name] = true
 		tu, ok := d.tunnels[t.Name]
 		if ok {
-			d.unindexTunnelLocked(tu) // filed under its old configuration
+			if !sameKeys(&tu.cfg, &t) {
+				d.unindexTunnelLocked(tu) // filed under its old configuration
+			}
 			tu.cfg = t
 			tu.onBackup = tu.onBackup && t.BackupDestination.IsValid()
 		} else {

@@ -110,8 +110,9 @@ func (tu *tunnel) endpoints(peer netip.Addr) []endpointPair {
 }
 
 // indexTunnelLocked files the tunnel, or files it anew after its learned
-// peer changed. Its configuration must not change while it is filed:
-// Reconfigure takes it out first. Daemon.mu must be held.
+// peer changed. The keys its configuration gives (sameKeys) must not
+// change while it is filed: Reconfigure takes it out first. Daemon.mu
+// must be held.
 func (d *Daemon) indexTunnelLocked(tu *tunnel) {
 	peer := tu.peer.Addr()
 	if tu.filed {
@@ -131,6 +132,13 @@ func (d *Daemon) unindexTunnelLocked(tu *tunnel) {
 		d.fileTunnelLocked(tu, tu.filedPeer, false)
 		tu.filed, tu.filedPeer = false, netip.Addr{}
 	}
+}
+
+// sameKeys reports whether two configurations of a tunnel file it under
+// the same keys.
+func sameKeys(a, b *ike.Tunnel) bool {
+	return a.Source == b.Source && a.Destination == b.Destination && a.BackupDestination == b.BackupDestination &&
+		a.RemoteID.Folded() == b.RemoteID.Folded() && a.RemoteSelector == b.RemoteSelector && a.LocalSelector == b.LocalSelector
 }
 
 // fileTunnelLocked adds the tunnel to, or removes it from, the indexes

@@ -9,6 +9,7 @@ import (
 	"github.com/ismgw/ism/clock/clocktest"
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ike/internal/iketest"
+	"github.com/ismgw/ism/selector"
 )
 
 // checkIndexes fails the test unless the daemon's indexes hold exactly
@@ -92,27 +93,31 @@ func at(d *Daemon, local, remote netip.Addr, id ike.Identity) []string {
 }
 
 // TestIndexesFollowReconfigure: a reload that changes a tunnel's
-// destination, gives one a backup destination and a remote identity, and
-// removes another, refiles them: the look-ups of a peer find exactly the
-// tunnels the new configuration sends to it.
+// destination, gives one a backup destination and a remote identity,
+// changes only the selectors of a third and removes a fourth refiles them:
+// the look-ups of a peer find exactly the tunnels the new configuration
+// sends to it, and a child SA request finds a tunnel by its new selectors.
 func TestIndexesFollowReconfigure(t *testing.T) {
 	addrD := netip.MustParseAddr("192.0.2.4")
 	c := pairConfig(clocktest.New(t0))
 	c.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-gcm16"),
 		pairTunnel(t, "t2", addrA, addrB, netA, netB, "esp-aes128-gcm16"),
+		pairTunnel(t, "t4", addrA, addrB, netA, netB, "esp-aes128-gcm16"),
 		pairTunnel(t, "t3", addrA, addrC, netA, netB, "esp-aes128-gcm16")}
 	d, err := New(c, iketest.NewInstaller(1), iketest.NewWire(), iketest.NewListener())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	if got := at(d, addrA, addrB, ike.Identity{}); !slices.Equal(got, []string{"t1", "t2"}) {
+	if got := at(d, addrA, addrB, ike.Identity{}); !slices.Equal(got, []string{"t1", "t2", "t4"}) {
 		t.Fatalf("tunnels to B: %v", got)
 	}
 	peer := ike.Identity{Kind: ike.IDFQDN, Name: "Peer.Example"}
-	c.Tunnels = c.Tunnels[:2]
+	narrower := selector.FromPrefix(netip.MustParsePrefix("203.0.113.0/25"))
+	c.Tunnels = c.Tunnels[:3]
 	c.Tunnels[0].Destination = addrC
 	c.Tunnels[1].BackupDestination, c.Tunnels[1].RemoteID = addrD, peer
+	c.Tunnels[2].RemoteSelector = narrower
 	if err := d.Reconfigure(c); err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +126,7 @@ func TestIndexesFollowReconfigure(t *testing.T) {
 		remote netip.Addr
 		id     ike.Identity
 		want   []string
-	}{{addrB, ike.Identity{}, []string{"t2"}}, {addrC, ike.Identity{}, []string{"t1"}}, {addrD, ike.Identity{}, []string{"t2"}},
+	}{{addrB, ike.Identity{}, []string{"t2", "t4"}}, {addrC, ike.Identity{}, []string{"t1"}}, {addrD, ike.Identity{}, []string{"t2"}},
 		{addrC, ike.Identity{Kind: ike.IDFQDN, Name: "peer.example"}, []string{"t1", "t2"}}} {
 		if got := at(d, addrA, x.remote, x.id); !slices.Equal(got, x.want) {
 			t.Errorf("tunnels to %v (%v): %v, want %v", x.remote, x.id, got, x.want)
@@ -129,6 +134,14 @@ func TestIndexesFollowReconfigure(t *testing.T) {
 	}
 	if got := at(d, addrB, addrA, peer); len(got) != 0 {
 		t.Errorf("tunnels from another source: %v", got)
+	}
+	m := &Message{Payloads: []Payload{{Type: PayloadTSi, Body: tsPayload(netip.Addr{}, selector.Of(narrower))},
+		{Type: PayloadTSr, Body: tsPayload(netip.Addr{}, selector.Of(selector.FromPrefix(netA)))}}}
+	d.mu.Lock()
+	got := d.childCandidates(addrA, addrB, ike.Identity{}, m)
+	d.mu.Unlock()
+	if len(got) != 1 || got[0].Name != "t4" {
+		t.Errorf("a child SA request for t4's new selectors finds %d tunnels", len(got))
 	}
 }
 
