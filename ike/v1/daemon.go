@@ -237,7 +237,7 @@ func (d *Daemon) TunnelStatus(name string) (ike.TunnelStatus, []ike.IKESAStatus,
 	key := tunnelPeerKey(tu)
 	var sas []ike.IKESAStatus
 	newest := map[peerKey]*ikeSA{}
-	for _, sa := range d.pairs.sas[key] {
+	for sa := range d.pairs.sas.Get(key) {
 		sas = append(sas, sa.status(now))
 		if o := newest[key]; sa.established && !sa.dead && (o == nil || sa.created.After(o.created)) {
 			newest[key] = sa

@@ -1,6 +1,6 @@
 package v1
 
-import "slices"
+import "github.com/ismgw/ism/ike"
 
 // pairIndex holds the IKE SAs of Daemon.sas and the child SAs of
 // Daemon.children by endpoint pair, so that an event of one pair (a phase
@@ -10,32 +10,8 @@ import "slices"
 // grow with the number of tunnels. Daemon.mu guards it; the zero value is
 // empty and ready.
 type pairIndex struct {
-	sas      map[peerKey][]*ikeSA
-	children map[peerKey][]*childSA
-}
-
-// A pair has one IKE SA and one child SA most of the time, two during a
-// rekey: a short slice each, where a set was a map of its own.
-func addTo[T comparable](m *map[peerKey][]T, k peerKey, v T) {
-	if *m == nil {
-		*m = map[peerKey][]T{}
-	}
-	s := (*m)[k]
-	if !slices.Contains(s, v) {
-		(*m)[k] = append(s, v)
-	}
-}
-
-func removeFrom[T comparable](m map[peerKey][]T, k peerKey, v T) {
-	s := m[k]
-	i := slices.Index(s, v)
-	switch {
-	case i < 0:
-	case len(s) == 1:
-		delete(m, k)
-	default:
-		m[k] = slices.Delete(s, i, i+1)
-	}
+	sas      ike.Index[peerKey, *ikeSA]
+	children ike.Index[peerKey, *childSA]
 }
 
 // childPair is a child SA's endpoint pair: its inbound SA's destination is
@@ -46,14 +22,14 @@ func childPair(c *childSA) peerKey { return peerKey{c.in.Dst, c.out.Dst} }
 // held.
 func (d *Daemon) putSALocked(sa *ikeSA) {
 	d.sas[sa.key()] = sa
-	addTo(&d.pairs.sas, sa.peer(), sa)
+	d.pairs.sas.Add(sa.peer(), sa)
 }
 
 // deleteSALocked takes sa out of Daemon.sas and the index. Daemon.mu must
 // be held.
 func (d *Daemon) deleteSALocked(sa *ikeSA) {
 	delete(d.sas, sa.key())
-	removeFrom(d.pairs.sas, sa.peer(), sa)
+	d.pairs.sas.Remove(sa.peer(), sa)
 }
 
 // putChildLocked enters c into Daemon.children (by both SAIDs) and the
@@ -61,7 +37,7 @@ func (d *Daemon) deleteSALocked(sa *ikeSA) {
 func (d *Daemon) putChildLocked(c *childSA) {
 	d.children[c.in] = c
 	d.children[c.out] = c
-	addTo(&d.pairs.children, childPair(c), c)
+	d.pairs.children.Add(childPair(c), c)
 }
 
 // deleteChildLocked takes c out of Daemon.children and the index.
@@ -69,5 +45,5 @@ func (d *Daemon) putChildLocked(c *childSA) {
 func (d *Daemon) deleteChildLocked(c *childSA) {
 	delete(d.children, c.in)
 	delete(d.children, c.out)
-	removeFrom(d.pairs.children, childPair(c), c)
+	d.pairs.children.Remove(childPair(c), c)
 }
