@@ -132,6 +132,12 @@ func TestOuterICMP(t *testing.T) {
 
 					t.Fatalf("a's tunnel MTU %d after the ICMP error, want %d (path MTU %d); a's route to b:\n%s", mtu(), want, path, out)
 				}
+				// The route into the tunnel carries the new MTU: a's kernel
+				// tells senders, instead of the gateway dropping what no
+				// longer fits.
+				if out, err := x.lab.Run(x.a, "ip", "route", "show", "203.0.113.0/24"); err != nil || !strings.Contains(out, fmt.Sprintf("mtu %d", want)) {
+					t.Errorf("a's route into the tunnel (%v): %s; want mtu %d", err, out, want)
+				}
 				if err := x.ping(t, 2); err != nil {
 					t.Fatal(err)
 				}
