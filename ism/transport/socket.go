@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -161,10 +162,16 @@ func (s *Socket) writeBatch(ms []ipv4.Message) (int, error) {
 	sent := 0
 	for sent < len(ms) {
 		n, err := s.pc.WriteBatch(ms[sent:], 0)
-		if err != nil {
-			if s.errq {
-				s.drainErrors() // a refused send queued its error
+		if err != nil && s.errq {
+			s.drainErrors() // a refused send queued its error
+			if errors.Is(err, unix.ENOBUFS) {
+				// A full device queue dropped it: without IPV6_RECVERR
+				// the kernel says nothing of that, and neither do we.
+				sent++
+				continue
 			}
+		}
+		if err != nil {
 			return sent, err
 		}
 		sent += n
