@@ -56,8 +56,8 @@ func (o ScaleOptions) Validate() error {
 
 // ScaleResult is one row of `ismbench scale`: N tunnels between two ISM
 // gateways, the initiator (a hub with one address, in this process) and
-// the responder (one address per tunnel, so one IKE SA per tunnel, in a
-// process of its own). The initiator's configuration is loaded (a reload
+// the responder (one address per tunnel, so one IKE SA per tunnel, in
+// processes of its own, peerTunnels tunnels each). The initiator's configuration is loaded (a reload
 // from none), then each tunnel is brought up by a packet routed into it
 // (acquire), at most Window in flight. A setup is a tunnel from nothing to
 // its SAs installed on both sides: phase 1 (or IKE_SA_INIT and IKE_AUTH)
@@ -165,7 +165,7 @@ func runScale(h *harness, o ScaleOptions) ScaleResult {
 	for i := range ids {
 		ids[i] = i
 	}
-	peer := startPeer(h, o.Peer, sc.responderConfig(lab.b, n, ids, samples))
+	peer := startPeers(h, o.Peer, sc.responderConfigs(lab, ids, samples))
 	// The baseline has one tunnel that never comes up (index n), so that
 	// what the VR's data path and the endpoint hold whatever the number of
 	// tunnels (TUN device, sockets, receive buffers) is in it.
@@ -244,7 +244,7 @@ const scaleStall = 100 * time.Second
 // acquireAll sends a first packet into each tunnel of ids 0..n-1, at most
 // window ahead of those up, again every other second to those still down,
 // until all are up on both gateways.
-func (s *scaleLab) acquireAll(h *harness, a *scaleGateway, peer *peerProcess, n, window int, deadline time.Time) {
+func (s *scaleLab) acquireAll(h *harness, a *scaleGateway, peer *peerGroup, n, window int, deadline time.Time) {
 	var conn *net.UDPConn
 	if err := netns.Do(s.a, func() (err error) {
 		conn, err = net.ListenUDP("udp6", net.UDPAddrFromAddrPort(netip.AddrPortFrom(innerLocalHost, 0)))

@@ -149,7 +149,7 @@ type soak struct {
 	ids     []int // configured tunnels, in order of age
 	samples []int
 	a       *scaleGateway
-	peer    *peerProcess
+	peer    *peerGroup
 }
 
 func runSoak(h *harness, o SoakOptions) SoakResult {
@@ -169,14 +169,14 @@ func runSoak(h *harness, o SoakOptions) SoakResult {
 	for i := range o.Tunnels {
 		s.ids = append(s.ids, i)
 	}
-	s.peer = startPeer(h, o.Peer, s.peerConfig())
+	s.peer = startPeers(h, o.Peer, s.peerConfigs())
 	s.a = startScaleGateway(h, s.sc.initiatorConfig(s.lab.a, s.plan, s.ids))
 	s.lab.acquireAll(h, s.a, s.peer, o.Tunnels, o.Window, time.Now().Add(60*time.Second+time.Duration(o.Tunnels)*20*time.Millisecond))
 
 	r := SoakResult{Tunnels: o.Tunnels, IKEVersion: o.IKEVersion, LifetimeS: o.Lifetime.Seconds()}
 	var probes []*prober
 	for _, i := range s.samples {
-		startEcho(h, s.lab.b, sampleHost(i).String(), 1)
+		startEcho(h, s.lab.peerNS(i), sampleHost(i).String(), 1)
 		probes = append(probes, startProber(h, s.lab.a, innerLocalHost.String(), sampleHost(i).String(), o.ProbeInterval))
 	}
 	for _, p := range probes {
@@ -265,9 +265,9 @@ func runSoak(h *harness, o SoakOptions) SoakResult {
 // failure 3.2 s later.
 const soakRetransmit = "count 2 timeout 1000 base 1.8"
 
-// peerConfig is the responder's configuration with the tunnels now.
-func (s *soak) peerConfig() string {
-	return s.sc.responderConfig(s.lab.b, s.plan, s.ids, s.samples)
+// peerConfigs are the responders' configurations with the tunnels now.
+func (s *soak) peerConfigs() []string {
+	return s.sc.responderConfigs(s.lab, s.ids, s.samples)
 }
 
 // reload removes the oldest Churn tunnels that are not sampled and adds
@@ -286,7 +286,7 @@ func (s *soak) reload() {
 	for k := range s.o.Churn {
 		s.ids = append(s.ids, next+k)
 	}
-	s.peer.reload(s.h, s.peerConfig())
+	s.peer.reload(s.h, s.peerConfigs())
 	cfg, err := config.Parse("initiator.conf", strings.NewReader(s.sc.initiatorConfig(s.lab.a, s.plan, s.ids)))
 	if err != nil {
 		s.h.Fatalf("initiator config: %v", err)
@@ -299,6 +299,5 @@ func (s *soak) reload() {
 // restartPeer stops the responding gateway (it deletes its SAs on the way
 // out) and starts it again with the same configuration.
 func (s *soak) restartPeer() {
-	s.peer.stop(s.h)
-	s.peer = startPeer(s.h, s.o.Peer, s.peerConfig())
+	s.peer.restart(s.h, s.peerConfigs())
 }

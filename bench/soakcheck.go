@@ -104,10 +104,12 @@ func (s *soak) checkEnd(r *SoakResult) {
 			r.RoutesHave++
 		}
 	}
-	rules := s.lab.l.MustRun(s.lab.b, "ip", "-6", "rule", "show")
-	for _, line := range strings.Split(rules, "\n") {
-		if strings.Contains(line, "from 2001:db8:200:") {
-			r.RulesHave++
+	for _, ns := range s.lab.peers {
+		rules := s.lab.l.MustRun(ns, "ip", "-6", "rule", "show")
+		for _, line := range strings.Split(rules, "\n") {
+			if strings.Contains(line, "from 2001:db8:200:") {
+				r.RulesHave++
+			}
 		}
 	}
 }
