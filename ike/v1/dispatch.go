@@ -43,10 +43,14 @@ func (d *Daemon) Receive(local, remote netip.AddrPort, msg []byte) {
 	}
 }
 
-// resend returns a function that sends msg again on sa's endpoints.
-// Daemon.mu must be held.
+// resend returns a function that sends msg again on sa's endpoints, or
+// nil for no msg (a retransmitted final message has no answer). Daemon.mu
+// must be held.
 func (d *Daemon) resend(sa *ikeSA, msg []byte) func() {
 	d.counters.Duplicates++
+	if msg == nil {
+		return nil
+	}
 	local, remote := sa.local, sa.remote
 	return func() { _ = d.tr.Send(local, remote, msg) }
 }

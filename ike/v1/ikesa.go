@@ -63,6 +63,7 @@ type reply struct {
 	msgID uint32
 	sum   [32]byte
 	resp  []byte
+	final bool // the message ended its exchange (QM3): nothing to answer
 }
 
 type peerKey struct{ local, remote netip.Addr }
@@ -77,11 +78,20 @@ func (sa *ikeSA) remember(msgID uint32, msg, resp []byte) {
 	sa.nextReply = (sa.nextReply + 1) % len(sa.replies)
 }
 
-// answer returns the remembered answer to msg. Daemon.mu must be held.
+// rememberFinal records msg as the last message of its exchange, so that
+// a retransmission of it is known for one and not taken for a new
+// exchange with the same message ID. Daemon.mu must be held.
+func (sa *ikeSA) rememberFinal(msgID uint32, msg []byte) {
+	sa.replies[sa.nextReply] = reply{msgID: msgID, sum: sha256.Sum256(msg), final: true}
+	sa.nextReply = (sa.nextReply + 1) % len(sa.replies)
+}
+
+// answer returns the remembered answer to msg, nil for a final message,
+// and whether msg was seen. Daemon.mu must be held.
 func (sa *ikeSA) answer(msg []byte) ([]byte, bool) {
 	sum := sha256.Sum256(msg)
 	for _, r := range sa.replies {
-		if r.sum == sum && r.resp != nil {
+		if r.sum == sum && (r.resp != nil || r.final) {
 			return r.resp, true
 		}
 	}
@@ -92,7 +102,7 @@ func (sa *ikeSA) answer(msg []byte) ([]byte, bool) {
 // must be held.
 func (sa *ikeSA) replied(msgID uint32) bool {
 	for _, r := range sa.replies {
-		if r.msgID == msgID && r.resp != nil {
+		if r.msgID == msgID && (r.resp != nil || r.final) {
 			return true
 		}
 	}

@@ -312,3 +312,40 @@ func TestPairIPv6(t *testing.T) {
 		}
 	}
 }
+
+// TestPairDuplicateQM3: a QM3 that arrives again after the responder's
+// quick mode finished (the initiator of a rekey resends it when nothing
+// came in on the new SA: an idle tunnel) is a counted duplicate. It was
+// taken for a new quick mode with the same message ID, decrypted with a
+// fresh IV and refused as malformed, once per rekey of an idle tunnel.
+func TestPairDuplicateQM3(t *testing.T) {
+	ca, cb := baseConfig(), baseConfig()
+	ca.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-hmac-sha")}
+	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha")}
+	a, b, w := newPair(t, ca, cb)
+	var n atomic.Int32
+	var qm3 atomic.Pointer[[]byte]
+	w.SetFilter(func(local, remote netip.AddrPort, msg []byte) []byte {
+		if n.Add(1) == 9 { // main mode's six, QM1, QM2, QM3
+			dup := append([]byte(nil), msg...)
+			qm3.Store(&dup)
+		}
+		return msg
+	})
+	a.d.Acquire("t1")
+	w.waitEvent(t, a.lis, "up", "t1", 10*time.Second)
+	w.waitEvent(t, b.lis, "up", "t1", 10*time.Second)
+	w.sleep(t, 100*time.Millisecond)
+	m := qm3.Load()
+	if m == nil || Header(*m).Exchange() != ExchangeQuick {
+		t.Fatal("the ninth message was not QM3")
+	}
+	before := b.d.Status().Counters
+	b.d.Receive(netip.AddrPortFrom(addrB, 500), netip.AddrPortFrom(addrA, 500), *m)
+	w.sleep(t, 100*time.Millisecond)
+	after := b.d.Status().Counters
+	if after.Duplicates != before.Duplicates+1 || after.Dropped != before.Dropped {
+		t.Errorf("QM3 again: duplicates %d -> %d, dropped %d -> %d; want one duplicate, nothing dropped",
+			before.Duplicates, after.Duplicates, before.Dropped, after.Dropped)
+	}
+}
