@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -72,6 +73,14 @@ func (g *peerGroup) cpu() time.Duration {
 		d += p.cpu()
 	}
 	return d
+}
+
+// withLogDir is pc with its gateways logging into dir, if set.
+func (pc PeerCommand) withLogDir(dir string) PeerCommand {
+	if dir != "" {
+		pc.Env = append(slices.Clip(pc.Env), logDirEnv+"="+dir)
+	}
+	return pc
 }
 
 // sumStats adds gateways' readings up, as if of one gateway (LastDown is

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -16,24 +17,25 @@ import (
 // per tunnel (endpoints), so that each tunnel has its own endpoint pair and
 // IKE SA, and tunnel i protecting innerRemote(i). The responding gateway
 // has two sockets per address, so it is split over as many processes (each
-// with its own limit on open files) and namespaces as it takes
-// tunnelsPerPeer tunnels each: tunnel i's is peers[peerOf(i)], joined to a by
-// a veth pair of its own. The sampled tunnels' inner hosts are on their
+// with its own limit on open files) and namespaces as it takes perPeer
+// tunnels each: tunnel i's is peers[peerOf(i)], joined to a by a veth pair
+// of its own. The sampled tunnels' inner hosts are on their
 // responder's loopback.
 type scaleLab struct {
-	l     *netlab.Lab
-	a     string
-	peers []string
-	plan  int // endpoint pairs in the address plan
+	l       *netlab.Lab
+	a       string
+	peers   []string
+	plan    int // endpoint pairs in the address plan
+	perPeer int // tunnels per responder
 }
 
-// tunnelsPerPeer is the most tunnels one responding process serves: two
-// sockets per address fit 20,000 open files, the hard limit of some
-// containers.
-const tunnelsPerPeer = 5000
+// DefaultPeerTunnels is the most tunnels one responding process serves
+// by default: two sockets per address fit 20,000 open files, the hard
+// limit of some containers.
+const DefaultPeerTunnels = 5000
 
 // peerOf is the index of tunnel i's responder.
-func (s *scaleLab) peerOf(i int) int { return i % s.plan / tunnelsPerPeer }
+func (s *scaleLab) peerOf(i int) int { return i % s.plan / s.perPeer }
 
 // peerNS is the namespace of tunnel i's responder.
 func (s *scaleLab) peerNS(i int) string { return s.peers[s.peerOf(i)] }
@@ -46,10 +48,12 @@ func transit(k int) (netip.Prefix, netip.Prefix) {
 	return i, netip.PrefixFrom(i.Addr().Next(), transitI.Bits())
 }
 
-func newScaleLab(h *harness, plan int, samples []int) *scaleLab {
+// newScaleLab makes the namespaces for plan endpoint pairs, perPeer
+// (0: DefaultPeerTunnels) a responder.
+func newScaleLab(h *harness, plan, perPeer int, samples []int) *scaleLab {
 	l := netlab.New(h)
-	s := &scaleLab{l: l, a: l.NS("a"), plan: plan}
-	for k := range (plan + tunnelsPerPeer - 1) / tunnelsPerPeer {
+	s := &scaleLab{l: l, a: l.NS("a"), plan: plan, perPeer: cmp.Or(perPeer, DefaultPeerTunnels)}
+	for k := range (plan + s.perPeer - 1) / s.perPeer {
 		s.peers = append(s.peers, l.NS(fmt.Sprintf("b%d", k)))
 	}
 	cmds := map[string]*strings.Builder{s.a: {}}

@@ -125,17 +125,41 @@ func (l *upLog) times() []time.Time {
 // scaleGateway is one gateway of a run with what its upLog saw. It is not
 // safe for concurrent use.
 type scaleGateway struct {
-	g   *ism.Gateway
-	log *upLog
+	g    *ism.Gateway
+	log  *upLog
+	file *os.File // the full log, or nil
 }
 
-func newScaleGateway(cfg *config.Config) (*scaleGateway, error) {
-	l := newUpLog()
-	g, err := ism.New(cfg, ism.Options{Logger: slog.New(l), NoXFRM: true})
+// newScaleGateway starts a gateway; with logDir, its whole log (debug
+// level) goes to a file of its own there too.
+func newScaleGateway(cfg *config.Config, logDir string) (*scaleGateway, error) {
+	s := &scaleGateway{log: newUpLog()}
+	var h slog.Handler = s.log
+	if logDir != "" {
+		f, err := openGatewayLog(logDir)
+		if err != nil {
+			return nil, err
+		}
+		s.file = f
+		h = teeHandler{s.log, slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})}
+	}
+	g, err := ism.New(cfg, ism.Options{Logger: slog.New(h), NoXFRM: true})
 	if err != nil {
+		s.close()
 		return nil, err
 	}
-	return &scaleGateway{g: g, log: l}, nil
+	s.g = g
+	return s, nil
+}
+
+// close closes the gateway and its log.
+func (s *scaleGateway) close() {
+	if s.g != nil {
+		s.g.Close()
+	}
+	if s.file != nil {
+		s.file.Close()
+	}
 }
 
 // stats reads the gateway's counters; with full, also the tunnels and SAs
@@ -188,7 +212,8 @@ func selfRSS() uint64 {
 // `soak` in a process of its own, so that its CPU time and memory are
 // measured apart from the initiator's: it builds the gateway from the
 // configuration file at path, prints one JSON line when it is up, then
-// answers each line of in with one JSON line of out: "stats" and "full"
+// answers each line of in with one JSON line of out (with $ISMBENCH_LOG_DIR
+// set, its gateway's whole log goes to a file there): "stats" and "full"
 // (gwStats), "reload PATH" (gwStats after the reload), "quit" (closes the
 // gateway and returns).
 func ServeScalePeer(path string, in io.Reader, out io.Writer) error {
@@ -202,11 +227,11 @@ func ServeScalePeer(path string, in io.Reader, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	s, err := newScaleGateway(cfg)
+	s, err := newScaleGateway(cfg, os.Getenv(logDirEnv))
 	if err != nil {
 		return err
 	}
-	defer s.g.Close()
+	defer s.close()
 	enc := json.NewEncoder(out)
 	if err := enc.Encode(s.stats(false)); err != nil {
 		return err

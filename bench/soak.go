@@ -36,6 +36,8 @@ type SoakOptions struct {
 	SampleEvery time.Duration
 	Window      int
 	Peer        PeerCommand
+	PeerTunnels int    // see ScaleOptions
+	LogDir      string // see ScaleOptions
 }
 
 // SoakResult is what `ismbench soak` measured.
@@ -98,7 +100,7 @@ type SoakSeries struct {
 
 // Validate says whether the options make sense.
 func (o SoakOptions) Validate() error {
-	so := ScaleOptions{Tunnels: o.Tunnels, IKEVersion: o.IKEVersion, IKE: o.IKE, Window: o.Window, Peer: o.Peer}
+	so := ScaleOptions{Tunnels: o.Tunnels, IKEVersion: o.IKEVersion, IKE: o.IKE, Window: o.Window, Peer: o.Peer, PeerTunnels: o.PeerTunnels}
 	if err := so.Validate(); err != nil {
 		return err
 	}
@@ -160,7 +162,7 @@ func runSoak(h *harness, o SoakOptions) SoakResult {
 	}
 	s.plan = o.Tunnels + reloads*o.Churn
 	s.samples = sampleTunnels(o.Tunnels, o.Samples)
-	s.lab = newScaleLab(h, s.plan, s.samples)
+	s.lab = newScaleLab(h, s.plan, o.PeerTunnels, s.samples)
 	// A negotiation cut by the peer's restart (its messages reached the
 	// old process) fails after 6 s instead of the built-in 82.5 s, and
 	// the tunnel's next packet starts it anew with the new process.
@@ -169,8 +171,8 @@ func runSoak(h *harness, o SoakOptions) SoakResult {
 	for i := range o.Tunnels {
 		s.ids = append(s.ids, i)
 	}
-	s.peer = startPeers(h, o.Peer, s.peerConfigs())
-	s.a = startScaleGateway(h, s.sc.initiatorConfig(s.lab.a, s.plan, s.ids))
+	s.peer = startPeers(h, o.Peer.withLogDir(o.LogDir), s.peerConfigs())
+	s.a = startScaleGateway(h, s.sc.initiatorConfig(s.lab.a, s.plan, s.ids), o.LogDir)
 	s.lab.acquireAll(h, s.a, s.peer, o.Tunnels, o.Window, time.Now().Add(60*time.Second+time.Duration(o.Tunnels)*20*time.Millisecond))
 
 	r := SoakResult{Tunnels: o.Tunnels, IKEVersion: o.IKEVersion, LifetimeS: o.Lifetime.Seconds()}

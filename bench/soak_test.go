@@ -40,7 +40,8 @@ func needRoot(t *testing.T) {
 }
 
 // TestSoakShort is `ismbench soak` in a minute: 24 tunnels between two
-// gateways with the shortest SA lifetime (30 s, so every tunnel rekeys
+// gateways (the responding one split over two processes and namespaces,
+// as 10,000 tunnels are) with the shortest SA lifetime (30 s, so every tunnel rekeys
 // at least once) and a reload every 15 s that removes and adds tunnels,
 // four tunnels carrying probes. No tunnel may be without working SAs
 // (every probe lost for a second), no SA left behind,
@@ -54,7 +55,7 @@ func TestSoakShort(t *testing.T) {
 	tr, _ := transform.Lookup("esp-aes128-gcm16")
 	o := SoakOptions{Tunnels: 24, IKEVersion: 1, IKE: IKE{Encryption: "aes128", Hash: "sha256", Group: 19}, Transform: tr,
 		Duration: 50 * time.Second, Lifetime: 30 * time.Second, ReloadEvery: 15 * time.Second, Churn: 2,
-		Samples: 4, SampleEvery: 2 * time.Second, Peer: testPeer(t)}
+		Samples: 4, SampleEvery: 2 * time.Second, Peer: testPeer(t), PeerTunnels: 16}
 	r, err := MeasureSoak(o)
 	if err != nil {
 		t.Fatal(err)
