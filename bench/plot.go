@@ -104,7 +104,7 @@ func savePlots(dir string, plots map[string]*plot.Plot) error {
 func PlotFailover(dir string, rows []FailoverResult) error {
 	p := newPlot("Failover: probes lost against DPD events", "seconds since the destination was lost",
 		"probes lost (% of those sent in 100 ms)")
-	p.Y.Min, p.Y.Max = 0, 105
+	p.Y.Min, p.Y.Max = 0, 150 // room above the lines for the legend
 	var lines []any
 	for _, r := range rows {
 		t := r.Timeline
@@ -127,7 +127,7 @@ func PlotFailover(dir string, rows []FailoverResult) error {
 	}
 	for k, e := range events {
 		for i, r := range rows {
-			l, err := plotter.NewLine(plotter.XYs{{X: e.at(r), Y: 0}, {X: e.at(r), Y: 105}})
+			l, err := plotter.NewLine(plotter.XYs{{X: e.at(r), Y: 0}, {X: e.at(r), Y: 110}})
 			if err != nil {
 				return err
 			}
