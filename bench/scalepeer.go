@@ -41,6 +41,7 @@ type gwStats struct {
 	Goroutines  int    `json:"goroutines"`
 	FDs         int    `json:"fds"`
 	LeakedSAs   int    `json:"leaked_sas"` // "full SECONDS": SAs older, or beyond two pairs a tunnel
+	Malformed   int    `json:"malformed"`  // quick modes refused as malformed: messages it could not decrypt or parse
 	Error       string `json:"error,omitempty"`
 }
 
@@ -53,6 +54,7 @@ type upLog struct {
 	upAt     map[int]time.Time
 	again    uint64
 	failures int
+	refused  int // quick modes refused as malformed
 	downs    int
 	lastDown string // the reason of the last "tunnel down"
 	changed  chan struct{}
@@ -88,6 +90,15 @@ func (l *upLog) Handle(_ context.Context, r slog.Record) error {
 		case l.changed <- struct{}{}:
 		default:
 		}
+	case "quick mode refused":
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "err" && strings.Contains(a.Value.String(), "malformed") {
+				l.mu.Lock()
+				l.refused++
+				l.mu.Unlock()
+			}
+			return true
+		})
 	case "IKE: negotiation failed":
 		l.mu.Lock()
 		l.failures++
@@ -167,7 +178,7 @@ func (s *scaleGateway) close() {
 // tunnel or the whole heap).
 func (s *scaleGateway) stats(full bool) gwStats {
 	s.log.mu.Lock()
-	st := gwStats{Up: len(s.log.upAt), Failures: s.log.failures, Rekeys: s.log.again, Downs: s.log.downs, LastDown: s.log.lastDown}
+	st := gwStats{Up: len(s.log.upAt), Failures: s.log.failures, Malformed: s.log.refused, Rekeys: s.log.again, Downs: s.log.downs, LastDown: s.log.lastDown}
 	s.log.mu.Unlock()
 	st.Goroutines = runtime.NumGoroutine()
 	st.FDs = countFDs()

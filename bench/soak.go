@@ -80,9 +80,14 @@ type SoakResult struct {
 	RulesHave                int     `json:"rules_have"`
 	// LeakedSAs are SAs still in either data path well past their hard
 	// lifetime, or beyond two pairs on a tunnel, at the end.
-	LeakedSAs   int    `json:"leaked_sas"`
-	Failures    int    `json:"failures"`
-	Retransmits uint64 `json:"retransmits"`
+	LeakedSAs int `json:"leaked_sas"`
+	// MalformedQuickModes are the quick mode messages either gateway
+	// refused as malformed (could not decrypt or parse): 0 between two ISM
+	// gateways, whatever the churn (the responder process's before a
+	// restart are not counted).
+	MalformedQuickModes int    `json:"malformed_quick_modes"`
+	Failures            int    `json:"failures"`
+	Retransmits         uint64 `json:"retransmits"`
 
 	Series SoakSeries `json:"series"`
 }

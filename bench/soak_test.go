@@ -45,8 +45,9 @@ func needRoot(t *testing.T) {
 // at least once) and a reload every 15 s that removes and adds tunnels,
 // four tunnels carrying probes. No tunnel may be without working SAs
 // (every probe lost for a second), no SA left behind,
-// the routes and rules must match the configuration, and no file
-// descriptor or goroutine may be left over. (The peer's restart stays in
+// the routes and rules must match the configuration, no quick mode
+// message refused as malformed (a retransmission taken for a new exchange),
+// and no file descriptor or goroutine may be left over. (The peer's restart stays in
 // the benchmark: without DPD, the initiator keeps sending on SAs the
 // restarted peer no longer has until it hears their deletes, and the
 // probes lost then depend on timing.)
@@ -68,6 +69,9 @@ func TestSoakShort(t *testing.T) {
 	if r.LongestLossS >= 1 {
 		t.Errorf("a sampled tunnel lost every probe for %.1f s: %d probes lost, sent at %.1f s; reloads every %v",
 			r.LongestLossS, r.LostPings, r.LostAt, o.ReloadEvery)
+	}
+	if r.MalformedQuickModes != 0 {
+		t.Errorf("%d quick mode messages refused as malformed between two ISM gateways", r.MalformedQuickModes)
 	}
 	if r.LeakedSAs != 0 {
 		t.Errorf("%d SAs left behind", r.LeakedSAs)

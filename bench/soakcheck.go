@@ -96,6 +96,7 @@ func (s *soak) checkEnd(r *SoakResult) {
 	r.LeakedSAs = s.a.leakedSAs(maxAge) + ps.LeakedSAs
 	r.FDsEnd = as.FDs
 	r.Failures = as.Failures + ps.Failures
+	r.MalformedQuickModes = as.Malformed + ps.Malformed
 	r.Retransmits = as.Retransmits + ps.Retransmits
 	r.RoutesWant, r.RulesWant = len(s.ids), len(s.samples)
 	routes := s.lab.l.MustRun(s.lab.a, "ip", "-6", "route", "show")
