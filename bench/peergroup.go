@@ -102,6 +102,7 @@ func sumStats(sts []gwStats) gwStats {
 		t.Goroutines += s.Goroutines
 		t.FDs += s.FDs
 		t.LeakedSAs += s.LeakedSAs
+		t.LeakedWhere = append(t.LeakedWhere, s.LeakedWhere...)
 		t.Malformed += s.Malformed
 		if s.LastDown != "" {
 			t.LastDown = s.LastDown

@@ -26,23 +26,24 @@ import (
 // tunnels and SAs, its IKE counters, and its process's memory, goroutines
 // and file descriptors (of the whole process when the gateway shares it).
 type gwStats struct {
-	Up          int    `json:"up"`      // distinct tunnels logged up since the start
-	UpNow       int    `json:"up_now"`  // tunnels up now
-	Tunnels     int    `json:"tunnels"` // configured
-	SAs         int    `json:"sas"`
-	Failures    int    `json:"failures"` // negotiations that failed
-	Rekeys      uint64 `json:"rekeys"`   // SAs installed beyond each tunnel's first
-	Retransmits uint64 `json:"retransmits"`
-	Downs       int    `json:"downs"` // "tunnel down" records
-	LastDown    string `json:"last_down,omitempty"`
-	HeapLive    uint64 `json:"heap_live"`   // after a full collection
-	HeapInUse   uint64 `json:"heap_in_use"` // heap spans and stacks in use
-	RSS         uint64 `json:"rss"`
-	Goroutines  int    `json:"goroutines"`
-	FDs         int    `json:"fds"`
-	LeakedSAs   int    `json:"leaked_sas"` // "full SECONDS": SAs older, or beyond two pairs a tunnel
-	Malformed   int    `json:"malformed"`  // quick modes refused as malformed: messages it could not decrypt or parse
-	Error       string `json:"error,omitempty"`
+	Up          int      `json:"up"`      // distinct tunnels logged up since the start
+	UpNow       int      `json:"up_now"`  // tunnels up now
+	Tunnels     int      `json:"tunnels"` // configured
+	SAs         int      `json:"sas"`
+	Failures    int      `json:"failures"` // negotiations that failed
+	Rekeys      uint64   `json:"rekeys"`   // SAs installed beyond each tunnel's first
+	Retransmits uint64   `json:"retransmits"`
+	Downs       int      `json:"downs"` // "tunnel down" records
+	LastDown    string   `json:"last_down,omitempty"`
+	HeapLive    uint64   `json:"heap_live"`   // after a full collection
+	HeapInUse   uint64   `json:"heap_in_use"` // heap spans and stacks in use
+	RSS         uint64   `json:"rss"`
+	Goroutines  int      `json:"goroutines"`
+	FDs         int      `json:"fds"`
+	LeakedSAs   int      `json:"leaked_sas"`             // "full SECONDS": SAs older, or beyond two pairs a tunnel
+	LeakedWhere []string `json:"leaked_where,omitempty"` // the tunnels with LeakedSAs
+	Malformed   int      `json:"malformed"`              // quick modes refused as malformed: messages it could not decrypt or parse
+	Error       string   `json:"error,omitempty"`
 }
 
 // upLog is a gateway's logger during a scale or soak run: it records when
@@ -255,7 +256,7 @@ func ServeScalePeer(path string, in io.Reader, out io.Writer) error {
 		case "stats", "full":
 			st = s.stats(cmd == "full")
 			if secs, err := strconv.Atoi(arg); err == nil && cmd == "full" {
-				st.LeakedSAs = s.leakedSAs(time.Duration(secs) * time.Second)
+				st.LeakedSAs, st.LeakedWhere = s.leakedSAs(time.Duration(secs) * time.Second)
 			}
 		case "reload":
 			cfg, err := config.ParseFile(arg)

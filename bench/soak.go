@@ -61,6 +61,8 @@ type SoakResult struct {
 	// LostAt is when the first 100 probes lost outside the restart were
 	// sent, in seconds since the soak started.
 	LostAt []float64 `json:"lost_at_s,omitempty"`
+	// LostByTunnel is LostPings by sampled tunnel, those that lost any.
+	LostByTunnel map[string]int `json:"lost_by_tunnel,omitempty"`
 	// LongestLossS is the longest time a sampled tunnel lost every probe,
 	// outside the restart: a tunnel left without working SAs.
 	LongestLossS float64 `json:"longest_loss_s"`
@@ -81,6 +83,9 @@ type SoakResult struct {
 	// LeakedSAs are SAs still in either data path well past their hard
 	// lifetime, or beyond two pairs on a tunnel, at the end.
 	LeakedSAs int `json:"leaked_sas"`
+	// LeakedWhere names the tunnels with leaked SAs on each gateway
+	// ("ipsec:t7: 6 SAs", "ipsec:t9: 1 old"), up to 8 a gateway process.
+	LeakedWhere []string `json:"leaked_where,omitempty"`
 	// MalformedQuickModes are the quick mode messages either gateway
 	// refused as malformed (could not decrypt or parse): 0 between two ISM
 	// gateways, whatever the churn (the responder process's before a
@@ -241,7 +246,7 @@ func runSoak(h *harness, o SoakOptions) SoakResult {
 		}
 		r.RestartGapS = restartEnd.Sub(restartAt).Seconds()
 	}
-	for _, p := range probes {
+	for k, p := range probes {
 		sent, lost, lostIn, longest := p.lostOutside(restartAt, restartEnd, func(at time.Time) {
 			if len(r.LostAt) < 100 {
 				r.LostAt = append(r.LostAt, at.Sub(start).Seconds())
@@ -249,6 +254,12 @@ func runSoak(h *harness, o SoakOptions) SoakResult {
 		})
 		r.ProbesSent += sent
 		r.LostPings += lost
+		if lost > 0 {
+			if r.LostByTunnel == nil {
+				r.LostByTunnel = map[string]int{}
+			}
+			r.LostByTunnel[fmt.Sprintf("ipsec:t%d", s.samples[k])] = lost
+		}
 		r.LostPingsRestart += lostIn
 		r.LongestLossS = max(r.LongestLossS, float64(longest)*o.ProbeInterval.Seconds())
 	}

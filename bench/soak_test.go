@@ -74,7 +74,7 @@ func TestSoakShort(t *testing.T) {
 		t.Errorf("%d quick mode messages refused as malformed between two ISM gateways", r.MalformedQuickModes)
 	}
 	if r.LeakedSAs != 0 {
-		t.Errorf("%d SAs left behind", r.LeakedSAs)
+		t.Errorf("%d SAs left behind: %v", r.LeakedSAs, r.LeakedWhere)
 	}
 	if r.RoutesHave != r.RoutesWant || r.RulesHave != r.RulesWant {
 		t.Errorf("%d routes and %d rules, want %d and %d", r.RoutesHave, r.RulesHave, r.RoutesWant, r.RulesWant)

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -21,19 +22,30 @@ func (s *scaleGateway) ikeCounters() ike.Counters {
 
 // leakedSAs counts the SAs in the gateway's data paths that outlived
 // maxAge, and those beyond two pairs on one tunnel (an old pair waits for
-// its last packets while a rekeyed one takes over; more is a leak).
-func (s *scaleGateway) leakedSAs(maxAge time.Duration) int {
+// its last packets while a rekeyed one takes over; more is a leak), and
+// names what it found: "TUNNEL: N old" or "TUNNEL: N SAs", the first 8.
+func (s *scaleGateway) leakedSAs(maxAge time.Duration) (int, []string) {
 	n := 0
+	var where []string
 	now := time.Now()
 	for _, t := range s.g.Tunnels() {
-		n += max(0, len(t.SAs)-4)
+		old := 0
 		for _, sa := range t.SAs {
 			if now.Sub(sa.Created) > maxAge {
-				n++
+				old++
 			}
 		}
+		extra := max(0, len(t.SAs)-4)
+		n += extra + old
+		switch {
+		case len(where) == 8:
+		case old > 0:
+			where = append(where, fmt.Sprintf("%s: %d old", t.Name, old))
+		case extra > 0:
+			where = append(where, fmt.Sprintf("%s: %d SAs", t.Name, len(t.SAs)))
+		}
 	}
-	return n
+	return n, where
 }
 
 // downTunnels returns the indexes of the gateway's tunnels ("ipsec:tN")
@@ -93,7 +105,9 @@ func (s *soak) checkEnd(r *SoakResult) {
 	maxAge := s.o.Lifetime + 15*time.Second
 	ps := s.peer.ask(s.h, "full "+strconv.Itoa(int(maxAge.Seconds())))
 	as := s.a.stats(true)
-	r.LeakedSAs = s.a.leakedSAs(maxAge) + ps.LeakedSAs
+	n, where := s.a.leakedSAs(maxAge)
+	r.LeakedSAs = n + ps.LeakedSAs
+	r.LeakedWhere = append(where, ps.LeakedWhere...)
 	r.FDsEnd = as.FDs
 	r.Failures = as.Failures + ps.Failures
 	r.MalformedQuickModes = as.Malformed + ps.Malformed
