@@ -50,13 +50,18 @@ func TestPairLifetimes(t *testing.T) {
 	}
 }
 
-// TestPairRetransmitAndDuplicates: lost and duplicated messages are
-// retransmitted and answered again.
-func TestPairRetransmitAndDuplicates(t *testing.T) {
+// newOneTunnelPair starts two daemons with tunnel t1 between them.
+func newOneTunnelPair(t *testing.T) (a, b *pairSide, w *sim) {
 	ca, cb := baseConfig(), baseConfig()
 	ca.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-hmac-sha")}
 	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha")}
-	a, b, w := newPair(t, ca, cb)
+	return newPair(t, ca, cb)
+}
+
+// TestPairRetransmitAndDuplicates: lost and duplicated messages are
+// retransmitted and answered again.
+func TestPairRetransmitAndDuplicates(t *testing.T) {
+	a, b, w := newOneTunnelPair(t)
 	var n atomic.Int32
 	w.SetFilter(func(local, remote netip.AddrPort, msg []byte) []byte {
 		switch n.Add(1) {
@@ -319,10 +324,7 @@ func TestPairIPv6(t *testing.T) {
 // taken for a new quick mode with the same message ID, decrypted with a
 // fresh IV and refused as malformed, once per rekey of an idle tunnel.
 func TestPairDuplicateQM3(t *testing.T) {
-	ca, cb := baseConfig(), baseConfig()
-	ca.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-hmac-sha")}
-	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha")}
-	a, b, w := newPair(t, ca, cb)
+	a, b, w := newOneTunnelPair(t)
 	var n atomic.Int32
 	var qm3 atomic.Pointer[[]byte]
 	w.SetFilter(func(local, remote netip.AddrPort, msg []byte) []byte {
