@@ -353,7 +353,7 @@ func (d *Daemon) msgID(sa *ikeSA) uint32 {
 		id := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 		d.mu.Lock()
 		_, busy := sa.exchanges[id]
-		used := sa.replied(id)
+		used := sa.replied(id) || sa.quickModeEnded(id)
 		d.mu.Unlock()
 		if id != 0 && !busy && !used {
 			return id

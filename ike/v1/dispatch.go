@@ -43,14 +43,10 @@ func (d *Daemon) Receive(local, remote netip.AddrPort, msg []byte) {
 	}
 }
 
-// resend returns a function that sends msg again on sa's endpoints, or
-// nil for no msg (a retransmitted final message has no answer). Daemon.mu
-// must be held.
+// resend returns a function that sends msg again on sa's endpoints.
+// Daemon.mu must be held.
 func (d *Daemon) resend(sa *ikeSA, msg []byte) func() {
 	d.counters.Duplicates++
-	if msg == nil {
-		return nil
-	}
 	local, remote := sa.local, sa.remote
 	return func() { _ = d.tr.Send(local, remote, msg) }
 }
@@ -92,6 +88,10 @@ func (d *Daemon) receiveKnown(h Header, p packet) func() {
 		d.counters.Dropped++
 	case h.MessageID() == 0:
 		d.counters.Dropped++
+	case h.Exchange() == ExchangeQuick && sa.quickModeEnded(h.MessageID()):
+		// A late copy of an ended quick mode's message: decrypted as a
+		// new one (a fresh IV), it would be refused as malformed.
+		d.counters.Duplicates++
 	case !sa.established:
 		if len(sa.pending) < maxPending {
 			sa.pending = append(sa.pending, p)

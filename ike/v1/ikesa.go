@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/ismgw/ism/clock"
@@ -49,6 +50,8 @@ type ikeSA struct {
 	exchanges map[uint32]*exchange
 	replies   [4]reply // recently answered messages, for retransmits
 	nextReply int
+	ended     [8]uint32 // message IDs of the last quick modes to end
+	nextEnded int
 	pending   []packet  // arrived before phase 1 completed
 	waiting   []*qmPlan // quick modes to start once established
 
@@ -63,7 +66,6 @@ type reply struct {
 	msgID uint32
 	sum   [32]byte
 	resp  []byte
-	final bool // the message ended its exchange (QM3): nothing to answer
 }
 
 type peerKey struct{ local, remote netip.Addr }
@@ -78,31 +80,36 @@ func (sa *ikeSA) remember(msgID uint32, msg, resp []byte) {
 	sa.nextReply = (sa.nextReply + 1) % len(sa.replies)
 }
 
-// rememberFinal records msg as the last message of its exchange, so that
-// a retransmission of it is known for one and not taken for a new
-// exchange with the same message ID. Daemon.mu must be held.
-func (sa *ikeSA) rememberFinal(msgID uint32, msg []byte) {
-	sa.replies[sa.nextReply] = reply{msgID: msgID, sum: sha256.Sum256(msg), final: true}
-	sa.nextReply = (sa.nextReply + 1) % len(sa.replies)
-}
-
-// answer returns the remembered answer to msg, nil for a final message,
-// and whether msg was seen. Daemon.mu must be held.
+// answer returns the remembered answer to msg. Daemon.mu must be held.
 func (sa *ikeSA) answer(msg []byte) ([]byte, bool) {
 	sum := sha256.Sum256(msg)
 	for _, r := range sa.replies {
-		if r.sum == sum && (r.resp != nil || r.final) {
+		if r.sum == sum && r.resp != nil {
 			return r.resp, true
 		}
 	}
 	return nil, false
 }
 
+// endQuickMode records that the quick mode with msgID ended, however it
+// ended. Daemon.mu must be held.
+func (sa *ikeSA) endQuickMode(msgID uint32) {
+	sa.ended[sa.nextEnded] = msgID
+	sa.nextEnded = (sa.nextEnded + 1) % len(sa.ended)
+}
+
+// quickModeEnded reports whether a quick mode with msgID ended lately: a
+// message with its ID is a late copy (a QM3 sent again, a QM2 after the
+// initiator gave up), never a new quick mode. Daemon.mu must be held.
+func (sa *ikeSA) quickModeEnded(msgID uint32) bool {
+	return msgID != 0 && slices.Contains(sa.ended[:], msgID)
+}
+
 // replied reports whether msgID was used by a finished exchange. Daemon.mu
 // must be held.
 func (sa *ikeSA) replied(msgID uint32) bool {
 	for _, r := range sa.replies {
-		if r.msgID == msgID && (r.resp != nil || r.final) {
+		if r.msgID == msgID && r.resp != nil {
 			return true
 		}
 	}

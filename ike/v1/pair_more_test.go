@@ -318,36 +318,55 @@ func TestPairIPv6(t *testing.T) {
 	}
 }
 
-// TestPairDuplicateQM3: a QM3 that arrives again after the responder's
-// quick mode finished (the initiator of a rekey resends it when nothing
-// came in on the new SA: an idle tunnel) is a counted duplicate. It was
-// taken for a new quick mode with the same message ID, decrypted with a
-// fresh IV and refused as malformed, once per rekey of an idle tunnel.
-func TestPairDuplicateQM3(t *testing.T) {
-	a, b, w := newOneTunnelPair(t)
-	var n atomic.Int32
-	var qm3 atomic.Pointer[[]byte]
-	w.SetFilter(func(local, remote netip.AddrPort, msg []byte) []byte {
-		if n.Add(1) == 9 { // main mode's six, QM1, QM2, QM3
-			dup := append([]byte(nil), msg...)
-			qm3.Store(&dup)
+// TestPairLateQuickModeCopies: a message of a quick mode that ended is a
+// counted duplicate, never a new quick mode: a QM3 sent again after the
+// responder finished (the initiator of a rekey resends it when nothing
+// came in on the new SA: an idle tunnel), and a QM2 that arrives after
+// the initiator gave up. Both were taken for a new quick mode with the
+// same message ID, decrypted with a fresh IV and refused as malformed
+// (hundreds a minute in a soak of 1,000 tunnels).
+func TestPairLateQuickModeCopies(t *testing.T) {
+	late := func(t *testing.T, loseQM2 bool) {
+		a, b, w := newOneTunnelPair(t)
+		var n atomic.Int32
+		var kept atomic.Pointer[[]byte]
+		w.SetFilter(func(local, remote netip.AddrPort, msg []byte) []byte {
+			if Header(msg).Exchange() != ExchangeQuick {
+				return msg
+			}
+			switch k := n.Add(1); {
+			case loseQM2 && remote.Addr() == addrA: // every QM2, from B
+				dup := append([]byte(nil), msg...)
+				kept.Store(&dup)
+				return nil
+			case !loseQM2 && k == 3: // QM3
+				dup := append([]byte(nil), msg...)
+				kept.Store(&dup)
+			}
+			return msg
+		})
+		a.d.Acquire("t1")
+		to, from, self := b, addrA, addrB
+		if loseQM2 {
+			w.waitEvent(t, a.lis, "failed", "t1", 5*time.Minute)
+			to, from, self = a, addrB, addrA
+		} else {
+			w.waitEvent(t, b.lis, "up", "t1", 10*time.Second)
 		}
-		return msg
-	})
-	a.d.Acquire("t1")
-	w.waitEvent(t, a.lis, "up", "t1", 10*time.Second)
-	w.waitEvent(t, b.lis, "up", "t1", 10*time.Second)
-	w.sleep(t, 100*time.Millisecond)
-	m := qm3.Load()
-	if m == nil || Header(*m).Exchange() != ExchangeQuick {
-		t.Fatal("the ninth message was not QM3")
+		w.sleep(t, 100*time.Millisecond)
+		m := kept.Load()
+		if m == nil {
+			t.Fatal("no quick mode message kept")
+		}
+		before := to.d.Status().Counters
+		to.d.Receive(netip.AddrPortFrom(self, 500), netip.AddrPortFrom(from, 500), *m)
+		w.sleep(t, 100*time.Millisecond)
+		after := to.d.Status().Counters
+		if after.Duplicates != before.Duplicates+1 || after.Dropped != before.Dropped {
+			t.Errorf("late copy: duplicates %d -> %d, dropped %d -> %d; want one duplicate, nothing dropped",
+				before.Duplicates, after.Duplicates, before.Dropped, after.Dropped)
+		}
 	}
-	before := b.d.Status().Counters
-	b.d.Receive(netip.AddrPortFrom(addrB, 500), netip.AddrPortFrom(addrA, 500), *m)
-	w.sleep(t, 100*time.Millisecond)
-	after := b.d.Status().Counters
-	if after.Duplicates != before.Duplicates+1 || after.Dropped != before.Dropped {
-		t.Errorf("QM3 again: duplicates %d -> %d, dropped %d -> %d; want one duplicate, nothing dropped",
-			before.Duplicates, after.Duplicates, before.Dropped, after.Dropped)
-	}
+	t.Run("QM3 after the responder finished", func(t *testing.T) { late(t, false) })
+	t.Run("QM2 after the initiator gave up", func(t *testing.T) { late(t, true) })
 }

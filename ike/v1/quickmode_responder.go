@@ -105,8 +105,6 @@ func (q *quickMode) runResponder(first packet) (*childSA, error) {
 	d.mu.Lock()
 	q.tu.peer = q.sa.remote
 	q.tu.sa = q.sa
-	// The initiator of a rekey may send QM3 again (switchLater).
-	q.sa.rememberFinal(q.ex.msgID, pk.data)
 	d.mu.Unlock()
 	if err := d.installOutbound(c, out, nil); err != nil {
 		return nil, fmt.Errorf("v1: installing the outbound SA: %w", err)
