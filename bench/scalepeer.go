@@ -40,7 +40,7 @@ type gwStats struct {
 	RSS         uint64   `json:"rss"`
 	Goroutines  int      `json:"goroutines"`
 	FDs         int      `json:"fds"`
-	LeakedSAs   int      `json:"leaked_sas"`             // "full SECONDS": SAs older, or beyond two pairs a tunnel
+	LeakedSAs   int      `json:"leaked_sas"`             // "full SECONDS": SAs older, or beyond three pairs a tunnel
 	LeakedWhere []string `json:"leaked_where,omitempty"` // the tunnels with LeakedSAs
 	Malformed   int      `json:"malformed"`              // quick modes refused as malformed: messages it could not decrypt or parse
 	Error       string   `json:"error,omitempty"`

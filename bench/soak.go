@@ -81,7 +81,8 @@ type SoakResult struct {
 	RulesWant                int     `json:"rules_want"`
 	RulesHave                int     `json:"rules_have"`
 	// LeakedSAs are SAs still in either data path well past their hard
-	// lifetime, or beyond two pairs on a tunnel, at the end.
+	// lifetime, or beyond three pairs on a tunnel (see leakedSAs), at the
+	// end.
 	LeakedSAs int `json:"leaked_sas"`
 	// LeakedWhere names the tunnels with leaked SAs on each gateway
 	// ("ipsec:t7: 6 SAs", "ipsec:t9: 1 old"), up to 8 a gateway process.
