@@ -370,3 +370,24 @@ func TestPairLateQuickModeCopies(t *testing.T) {
 	t.Run("QM3 after the responder finished", func(t *testing.T) { late(t, false) })
 	t.Run("QM2 after the initiator gave up", func(t *testing.T) { late(t, true) })
 }
+
+// TestPairRemovedTunnelDropsIKESA: a reload that removes the last tunnel
+// from a local address deletes the IKE SAs on it, and tells the peer; it
+// kept sending keepalives from an address whose sockets were closed, and
+// stayed in memory, until its lifetime ended.
+func TestPairRemovedTunnelDropsIKESA(t *testing.T) {
+	a, b, w := newOneTunnelPair(t)
+	a.d.Acquire("t1")
+	w.waitEvent(t, a.lis, "up", "t1", 10*time.Second)
+	w.waitEvent(t, b.lis, "up", "t1", 10*time.Second)
+	if err := a.d.Reconfigure(baseConfig()); err != nil {
+		t.Fatal(err)
+	}
+	w.sleep(t, time.Second)
+	if sas := a.d.Status().IKESAs; len(sas) != 0 {
+		t.Errorf("IKE SAs after the tunnel's removal: %+v", sas)
+	}
+	if sas := b.d.Status().IKESAs; len(sas) != 0 {
+		t.Errorf("the peer's IKE SAs after the delete: %+v", sas)
+	}
+}
