@@ -172,7 +172,7 @@ func (d *Daemon) findIKESA(local, remote netip.Addr) *ikeSA {
 			best = sa
 		}
 	}
-	for sa := range d.pairs.sas[peerKey{local, remote}] {
+	for sa := range d.pairs.sas.Get(peerKey{local, remote}) {
 		consider(sa)
 	}
 	for _, sa := range d.halfOpen {
