@@ -215,10 +215,7 @@ func (d *Daemon) dropUnusedIKESAs() {
 	}
 	d.mu.Unlock()
 	for _, sa := range drop {
-		if d.isEstablished(sa) {
-			d.sendDeleteIKESA(sa)
-		}
-		d.removeIKESA(sa)
+		d.deleteIKESA(sa)
 	}
 }
 
@@ -287,10 +284,7 @@ func (d *Daemon) Close() error {
 	}
 	d.mu.Unlock()
 	for _, sa := range sas {
-		if d.isEstablished(sa) {
-			d.sendDeleteIKESA(sa)
-		}
-		d.removeIKESA(sa)
+		d.deleteIKESA(sa)
 	}
 	d.cfg.psk.Zero()
 	return nil

@@ -258,7 +258,10 @@ func (d *Daemon) ikeSASoftExpire(sa *ikeSA) {
 }
 
 // ikeSAHardExpire deletes the SA at the end of its lifetime.
-func (d *Daemon) ikeSAHardExpire(sa *ikeSA) {
+func (d *Daemon) ikeSAHardExpire(sa *ikeSA) { d.deleteIKESA(sa) }
+
+// deleteIKESA tells the peer, if the SA is established, and forgets it.
+func (d *Daemon) deleteIKESA(sa *ikeSA) {
 	if d.isEstablished(sa) {
 		d.sendDeleteIKESA(sa)
 	}
