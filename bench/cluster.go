@@ -56,10 +56,27 @@ type ClusterResult struct {
 	// StartS is the survivor's own account (show cluster): from the
 	// moment it set out to take the group (its owner's lease gone) to
 	// the end of the line card's start.
-	StartS          float64 `json:"survivor_start_s"`
-	Survivor        string  `json:"survivor"`
-	TargetTakeoverS float64 `json:"target_takeover_s"`
-	Met             bool    `json:"met"`
+	StartS float64 `json:"survivor_start_s"`
+	// EtcdExpiryS is from the kill to the owner's election key deleted
+	// (seen by a watch of an observer): etcd's part, the lease expiring
+	// and being revoked. AfterExpiryS is the rest, ISM's part: the
+	// survivor's watch, campaign, start, VIP and first packet.
+	EtcdExpiryS  float64 `json:"etcd_expiry_s"`
+	AfterExpiryS float64 `json:"after_expiry_s"`
+	// EtcdElections counts etcd leader elections (raft term changes)
+	// from before the kill to after the takeover: each extends every
+	// lease by up to a TTL. EtcdWarnings counts the lines the members
+	// logged at warn meanwhile (late heartbeats, slow applies);
+	// EtcdLog holds them when the target was missed.
+	EtcdElections uint64   `json:"etcd_elections"`
+	EtcdWarnings  int      `json:"etcd_warnings"`
+	EtcdLog       []string `json:"etcd_log,omitempty"`
+	// SurvivorRejoined says the survivor lost its own lease meanwhile
+	// (fenced: etcd did not renew it in time) and joined again.
+	SurvivorRejoined bool    `json:"survivor_rejoined"`
+	Survivor         string  `json:"survivor"`
+	TargetTakeoverS  float64 `json:"target_takeover_s"`
+	Met              bool    `json:"met"`
 }
 
 const clusterVIP = "203.0.113.100"
@@ -67,6 +84,7 @@ const clusterVIP = "203.0.113.100"
 // clusterStatus is what the benchmark reads of `show cluster`.
 type clusterStatus struct {
 	Node   string
+	Lease  struct{ ID int64 }
 	Groups []struct {
 		Name, Owner, Local string
 		Txns, Puts         uint64
@@ -154,6 +172,14 @@ func MeasureCluster(c ClusterConfig, run int) (ClusterResult, error) {
 		d := time.Since(t0).Seconds()
 		r.EtcdTxnsPerS, r.EtcdPutsPerTunnelS = float64(txns1-txns0)/d, float64(puts1-puts0)/d/float64(len(benchProbes))
 		before := b.peerCounters()
+		ew := watchElection(&h, etcd)
+		leases := map[string]int64{}
+		for _, n := range nodes[1:] {
+			var st clusterStatus
+			if n.call("show cluster", &st) == nil {
+				leases[st.Node] = st.Lease.ID
+			}
+		}
 
 		killed := time.Now()
 		owner.kill()
@@ -183,6 +209,7 @@ func MeasureCluster(c ClusterConfig, run int) (ClusterResult, error) {
 		for _, n := range nodes[1:] {
 			var st clusterStatus
 			if n.call("show cluster", &st) == nil {
+				r.SurvivorRejoined = r.SurvivorRejoined || st.Lease.ID != leases[st.Node]
 				for _, tk := range st.Takeovers {
 					if tk.Group == "g1" {
 						r.Survivor, r.StartS = st.Node, tk.Duration.Seconds()
@@ -191,8 +218,17 @@ func MeasureCluster(c ClusterConfig, run int) (ClusterResult, error) {
 			}
 		}
 		r.TakeoverS = last.Sub(killed).Seconds()
+		if at, ok := ew.expired(killed); ok {
+			r.EtcdExpiryS, r.AfterExpiryS = at.Sub(killed).Seconds(), last.Sub(at).Seconds()
+		}
+		r.EtcdElections = ew.elections()
+		warnings := ew.warnings()
+		r.EtcdWarnings = len(warnings)
 		r.Renegotiations, r.ReplayDrops = after.ikeSAs-before.ikeSAs, after.replayDrops-before.replayDrops
 		r.Met = r.TakeoverS <= r.TargetTakeoverS && r.Renegotiations == 0 && r.ReplayDrops == 0
+		if !r.Met {
+			r.EtcdLog = warnings[:min(len(warnings), 20)]
+		}
 	})
 	return r, err
 }
@@ -241,10 +277,10 @@ func maxTime(a, b time.Time) time.Time {
 // ClusterTable prints the runs.
 func ClusterTable(w io.Writer, rows []ClusterResult) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "run\tnodes\ttunnels\tlease TTL s\ttakeover s\tlost\tof probes\trenegotiations\treplay drops\tetcd txn/s\tetcd puts/s/tunnel\tmet\t")
+	fmt.Fprintln(tw, "run\tnodes\ttunnels\tlease TTL s\ttakeover s\tof it etcd s\tetcd elections\tlost\tof probes\trenegotiations\treplay drops\tetcd txn/s\tetcd puts/s/tunnel\tmet\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%.3f\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%v\t\n", r.Run, r.Nodes, r.Tunnels, r.LeaseTTL, r.TakeoverS,
-			r.LostPackets, r.ProbePackets, r.Renegotiations, r.ReplayDrops, r.EtcdTxnsPerS, r.EtcdPutsPerTunnelS, r.Met)
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%.3f\t%.3f\t%d\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%v\t\n", r.Run, r.Nodes, r.Tunnels, r.LeaseTTL, r.TakeoverS,
+			r.EtcdExpiryS, r.EtcdElections, r.LostPackets, r.ProbePackets, r.Renegotiations, r.ReplayDrops, r.EtcdTxnsPerS, r.EtcdPutsPerTunnelS, r.Met)
 	}
 	if err := tw.Flush(); err != nil || len(rows) == 0 {
 		return err

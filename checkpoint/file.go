@@ -6,14 +6,24 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
-// DefaultStateDir is the daemon's state directory, and StateFileName the
-// checkpoint file in it.
+// DefaultStateDir is the daemon's state directory, StateFileName the
+// checkpoint file in it and LockFileName the lock its daemon holds.
 const (
 	DefaultStateDir = "/var/lib/ism"
 	StateFileName   = "checkpoint"
+	LockFileName    = "lock"
 )
+
+// ErrStateInUse says another process holds the state directory: two
+// daemons sharing one would overwrite each other's checkpoints and resume
+// each other's SAs.
+var ErrStateInUse = errors.New("checkpoint: state directory in use by another daemon")
 
 // ErrNoState is returned by Load when there is no state file yet (a first
 // start); it wraps fs.ErrNotExist.
@@ -35,10 +45,14 @@ type KeyConfig struct {
 type StateFile struct {
 	dir, path string
 	seal      *Sealer
+	lock      *os.File // flock'd while the StateFile is open
 }
 
 // OpenStateFile returns the state file in dir (made 0700 if missing) and
-// loads its wrapping key, refusing a key inside dir.
+// loads its wrapping key, refusing a key inside dir. It locks dir (an
+// exclusive flock on its lock file, which holds the pid): a second
+// OpenStateFile of the same directory, in this process or another, fails
+// with ErrStateInUse until Close or the holder's exit.
 func OpenStateFile(dir string, key KeyConfig) (*StateFile, error) {
 	if dir == "" {
 		dir = DefaultStateDir
@@ -56,8 +70,13 @@ func OpenStateFile(dir string, key KeyConfig) (*StateFile, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("checkpoint: state directory: %w", err)
 	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
 	s, err := load(kp)
 	if err != nil {
+		lock.Close()
 		return nil, err
 	}
 	// A save cut short (the daemon killed between create and rename)
@@ -66,7 +85,45 @@ func OpenStateFile(dir string, key KeyConfig) (*StateFile, error) {
 	for _, f := range left {
 		os.Remove(f)
 	}
-	return &StateFile{dir: dir, path: filepath.Join(dir, StateFileName), seal: s}, nil
+	return &StateFile{dir: dir, path: filepath.Join(dir, StateFileName), seal: s, lock: lock}, nil
+}
+
+// lockDir takes dir's lock, or says which process holds it. The lock is
+// the kernel's (flock), so it goes with its holder, even one killed.
+func lockDir(dir string) (*os.File, error) {
+	path := filepath.Join(dir, LockFileName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(path)
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			holder := "another process"
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				holder = "pid " + strconv.Itoa(pid)
+			}
+			return nil, fmt.Errorf("%w: %s is locked by %s (%s); give each daemon its own checkpoint state-directory",
+				ErrStateInUse, dir, holder, path)
+		}
+		return nil, fmt.Errorf("checkpoint: lock %s: %w", path, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return f, nil
+}
+
+// Close releases the state directory's lock. The StateFile must not be
+// used after.
+func (f *StateFile) Close() error {
+	if f.lock == nil {
+		return nil
+	}
+	err := f.lock.Close()
+	f.lock = nil
+	return err
 }
 
 // tempPattern names Save's temporary files.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -204,4 +205,40 @@ func TestKeyFiles(t *testing.T) {
 	if _, err := OpenStateFile(state, KeyConfig{File: rawKey}); err != nil {
 		t.Fatalf("key next door: %v", err)
 	}
+}
+
+// TestStateDirLocked: a state directory is one daemon's: a second open,
+// here or in another process, is refused with ErrStateInUse naming the
+// holder's pid until the first closes; a holder that dies (here: Close)
+// leaves no stale lock behind.
+func TestStateDirLocked(t *testing.T) {
+	root := t.TempDir()
+	state, key := filepath.Join(root, "state"), KeyConfig{Machine: filepath.Join(root, "etc", "checkpoint.key")}
+	f, err := OpenStateFile(state, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = OpenStateFile(state, key)
+	if !errors.Is(err, ErrStateInUse) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("second open of a locked state directory: %v", err)
+	}
+	if err := f.Save(sampleState(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	g, err := OpenStateFile(state, key)
+	if err != nil {
+		t.Fatalf("open after Close: %v", err)
+	}
+	defer g.Close()
+	if _, err := g.Load(); err != nil {
+		t.Fatalf("the state the first holder saved: %v", err)
+	}
+	other, err := OpenStateFile(filepath.Join(root, "state2"), key)
+	if err != nil {
+		t.Fatalf("another directory, same key: %v", err)
+	}
+	other.Close()
 }

@@ -274,6 +274,7 @@ func TestSaveKilled(t *testing.T) {
 			t.Fatalf("run %d: state %d does not hold its own data", run, n)
 		}
 		last = max(last, uint64(st.Written.UnixNano()))
+		f.Close() // the next saver takes the directory's lock
 		left, _ := filepath.Glob(filepath.Join(dir, "state", ".*"))
 		if len(left) != 0 {
 			t.Fatalf("run %d: left %v", run, left)

@@ -48,7 +48,10 @@ func (n *Node) establish(ctx context.Context) (*session, error) {
 	}
 	s := &session{lease: g.ID, ttl: time.Duration(g.TTL) * time.Second}
 	// The session outlives Run's context, so that leaving can still
-	// hand groups over; leave and fenceNow end it.
+	// hand groups over; leave and fenceNow end it. It keeps the lease
+	// alive too (the client's KeepAlive stream, every TTL/3): renewals
+	// the fence does not count only make the lease outlive the fence
+	// longer, never shorter.
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.cs, err = concurrency.NewSession(n.cli, concurrency.WithLease(g.ID), concurrency.WithContext(s.ctx))
 	if err == nil {

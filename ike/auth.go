@@ -133,6 +133,20 @@ func (id Identity) Equal(o Identity) bool {
 	return id.Name == o.Name
 }
 
+// Folded returns the identity in the form Equal compares, for a map key:
+// an address identity's address, a name's name, FQDNs in lower case.
+// Equal identities have the same Folded form when their names are ASCII,
+// as FQDNs on the wire are (IDNA).
+func (id Identity) Folded() Identity {
+	switch id.Kind {
+	case IDAddress:
+		return Identity{Kind: id.Kind, Addr: id.Addr}
+	case IDFQDN, IDUserFQDN:
+		return Identity{Kind: id.Kind, Name: strings.ToLower(id.Name)}
+	}
+	return Identity{Kind: id.Kind, Name: id.Name}
+}
+
 // stripUser returns the FQDN part of a user@fqdn identity.
 func stripUser(s string) (string, bool) {
 	i := strings.LastIndexByte(s, '@')

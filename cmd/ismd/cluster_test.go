@@ -36,7 +36,9 @@ import (
 // while B pings through the group's manual and signaled tunnels moves the
 // group to the survivor, which takes the VIP with a gratuitous ARP,
 // resumes the SAs past their margins and carries on with the same IKE SA:
-// B sees no new IKE SA and drops nothing as a replay.
+// B sees no new IKE SA and drops nothing as a replay; an iperf3 stream
+// between hosts behind the cluster and behind B carries on through the
+// survivor (cluster_stream_test.go).
 
 const clusterVIP = "203.0.113.100"
 
@@ -131,6 +133,7 @@ interface tunnel ipsec:m1
   tunnel transform-set gcm
   tunnel sa inbound esp spi 0x1001 cipher-key %[2]s
   tunnel sa outbound esp spi 0x2001 cipher-key %[3]s
+ip route 203.0.113.60/32 ipsec:m1
 interface tunnel ipsec:s1
   ip address 198.51.100.14 255.255.255.252
   tunnel type signaled
@@ -160,6 +163,8 @@ func clusterCharon() string {
 
 // clusterLab is etcd, the nodes, B and charon.
 type clusterLab struct {
+	lab   *netlab.Lab
+	tx    string // the transport bridge's namespace
 	dir   string
 	etcd  *etcdtest.Cluster
 	nodes map[string]*daemon
@@ -170,6 +175,14 @@ type clusterLab struct {
 }
 
 func newClusterLab(t *testing.T, withCharon bool, names ...string) *clusterLab {
+	return newClusterLabOf(t, clusterNodeConf, clusterPeerConf(), []string{"198.51.100.65/32", "198.51.100.66/32"}, withCharon, names...)
+}
+
+// newClusterLabOf is newClusterLab with other configurations: nodeConf
+// makes each node's, peerConf is B's, and peerAddrs are B's addresses
+// behind its tunnels.
+func newClusterLabOf(t *testing.T, nodeConf func(dir, node, cert, key string, etcd *etcdtest.Cluster) string, peerConf string,
+	peerAddrs []string, withCharon bool, names ...string) *clusterLab {
 	ismd, ismctl := build(t)
 	etcd := etcdtest.Start(t, etcdtest.Options{Namespaces: true,
 		Args: []string{"--heartbeat-interval", "50", "--election-timeout", "500"}})
@@ -183,22 +196,22 @@ func newClusterLab(t *testing.T, withCharon bool, names ...string) *clusterLab {
 			t.Fatal(err)
 		}
 	}
-	x := &clusterLab{dir: dir, etcd: etcd, nodes: map[string]*daemon{}}
+	x := &clusterLab{lab: lab, tx: tx, dir: dir, etcd: etcd, nodes: map[string]*daemon{}}
 	for i, name := range names {
 		ns := etcd.Attach(name)
 		port := fmt.Sprintf("t%d", i)
 		lab.Link(ns, "eth1", netip.MustParsePrefix(fmt.Sprintf("203.0.113.%d/24", i+1)), tx, port, netip.Prefix{})
 		lab.MustRun(tx, "ip", "link", "set", port, "master", "br0")
 		cert, key := etcd.PKI.Client(t, name)
-		x.nodes[name] = newDaemon(t, ismd, ismctl, ns, dir, name, clusterNodeConf(dir, name, cert, key, etcd))
+		x.nodes[name] = newDaemon(t, ismd, ismctl, ns, dir, name, nodeConf(dir, name, cert, key, etcd))
 	}
 	x.bNS = lab.NS("b")
 	lab.Link(x.bNS, "eth0", netip.MustParsePrefix("203.0.113.50/24"), tx, "tb", netip.Prefix{})
 	lab.MustRun(tx, "ip", "link", "set", "tb", "master", "br0")
-	for _, a := range []string{"198.51.100.65/32", "198.51.100.66/32"} {
+	for _, a := range peerAddrs {
 		lab.MustRun(x.bNS, "ip", "addr", "add", a, "dev", "lo")
 	}
-	x.b = newDaemon(t, ismd, ismctl, x.bNS, dir, "b", clusterPeerConf())
+	x.b = newDaemon(t, ismd, ismctl, x.bNS, dir, "b", peerConf)
 	if !withCharon {
 		return x
 	}
@@ -273,6 +286,12 @@ func TestClusterTakeover(t *testing.T) {
 		}
 		return false
 	})
+	// An iperf3 TCP stream from H through the VIP and m1 to B, flowing
+	// before the kill; 20 s, so that even a takeover at the test's slack
+	// (6 s) and TCP's retransmission back-off leave seconds of flow.
+	stream := x.startStream(t, 20*time.Second, "20M")
+	in0 := x.b.tunnels()["m1"].Inbound.Packets
+	x.b.waitFor(10*time.Second, "the iperf3 stream through m1", func() bool { return x.b.tunnels()["m1"].Inbound.Packets > in0+1000 })
 	time.Sleep(500 * time.Millisecond) // pings both ways past the checkpoint
 
 	n1.kill()
@@ -289,6 +308,23 @@ func TestClusterTakeover(t *testing.T) {
 		}
 	}
 	time.Sleep(time.Second)
+	for name, p := range map[string]*pinger{"m1": m1, "s1": s1, "c1": c1, "c2": c2} {
+		t.Logf("%s: %d pings unanswered over the takeover", name, p.lost())
+	}
+
+	// The stream carried on through n2: iperf3 ends without an error,
+	// and bytes flowed in every interval from its stall on.
+	rep := stream.wait(30 * time.Second)
+	stall, lastStall := rep.stalled()
+	kill := killed.Sub(stream.started).Seconds()
+	t.Logf("iperf3: %d bytes sent, %d received, %d retransmits; %.1f s stalled, from the kill at %.1f s to %.1f s into the stream",
+		rep.End.SumSent.Bytes, rep.End.SumReceived.Bytes, rep.End.SumSent.Retransmits, stall, kill, lastStall)
+	if n := len(rep.Intervals); n == 0 || rep.Intervals[n-1].Sum.End-lastStall < 2 || rep.Intervals[n-1].Sum.Bytes == 0 {
+		t.Errorf("iperf3: no bytes through n2 for 2 s after the stall: %+v", rep.Intervals)
+	}
+	if lastStall != 0 && lastStall < kill {
+		t.Errorf("iperf3 stalled before the kill (%.1f s, kill at %.1f s): %+v", lastStall, kill, rep.Intervals)
+	}
 
 	detail := n2.mustShow("show", "ipsec", "tunnel", "detail")
 	for _, want := range []string{"outbound SA 0x00001001 resumed at seq", "with its IKE SA"} {

@@ -48,8 +48,9 @@ interface tunnel ipsec:t1
 }
 
 // TestDaemon runs two ismd in two namespaces: a tunnel comes up, ismctl shows
-// it, SIGHUP applies an edited file, `ismctl reload` refuses a broken one
-// and the daemon keeps running, and SIGTERM stops it cleanly.
+// it, a third daemon on a's state directory is refused, SIGHUP applies an
+// edited file, `ismctl reload` refuses a broken one and the daemon keeps
+// running, and SIGTERM stops it cleanly.
 func TestDaemon(t *testing.T) {
 	ismd, ismctl := build(t)
 	l := netlab.New(t)
@@ -110,6 +111,16 @@ interface tunnel ipsec:t1
 		}
 	}
 	l.MustRun(a, "ping", "-c", "2", "-i", "0.2", "-W", "10", "-I", "198.51.100.1", "203.0.113.1")
+
+	// A second daemon given a's state directory is refused at its line,
+	// naming the holder: it would resume and overwrite a's checkpoints.
+	second := filepath.Join(dir, "second.conf")
+	os.WriteFile(second, []byte(fmt.Sprintf("control socket %[1]s/second.sock\ncheckpoint state-directory %[1]s/state-a\ncheckpoint key-file %[1]s/state.key\n", dir)), 0o600)
+	refused, err := exec.Command("timeout", "10", "ip", "netns", "exec", b, ismd, "-config", second).CombinedOutput()
+	want := fmt.Sprintf("%s:2: checkpoint: state directory in use by another daemon: %s/state-a is locked by pid %d", second, dir, procs["a"].Process.Pid)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(refused), want) {
+		t.Errorf("a second ismd on a's state directory: %v\n%s\nwant %q", err, refused, want)
+	}
 	out, err := ctl("a", "-json", "show", "ipsec", "tunnel", "detail")
 	if err != nil || !strings.Contains(out, `"packets": 2`) || strings.Contains(out, k1) || strings.Contains(out, k2) {
 		t.Fatalf("show -json: %v\n%s", err, out)

@@ -228,3 +228,10 @@ func command(args ...string) (string, error) {
 	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
 	return string(out), err
 }
+
+// lost returns the pings unanswered up to the last one answered.
+func (p *pinger) lost() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sent - len(p.replies)
+}

@@ -15,7 +15,9 @@ import (
 // daemon starts, so that its tunnels resume where they left off.
 
 // stateFile opens the state file the configuration names, nil when
-// checkpoints are off. Its errors name the configuration line.
+// checkpoints are off. It locks the state directory for the daemon's
+// life: a second daemon given the same one is refused (ErrStateInUse).
+// Its errors name the configuration line.
 func stateFile(cfg *config.Config) (*checkpoint.StateFile, error) {
 	ck := cfg.Checkpoint
 	if ck.Off {
@@ -24,7 +26,10 @@ func stateFile(cfg *config.Config) (*checkpoint.StateFile, error) {
 	sf, err := checkpoint.OpenStateFile(ck.StateDir, checkpoint.KeyConfig{File: ck.KeyFile})
 	if err != nil {
 		line := ck.KeyFileLine
-		if line == 0 || errors.Is(err, checkpoint.ErrKeyBesideState) {
+		switch {
+		case errors.Is(err, checkpoint.ErrStateInUse):
+			line = ck.StateDirLine
+		case line == 0 || errors.Is(err, checkpoint.ErrKeyBesideState):
 			line = max(ck.StateDirLine, line)
 		}
 		return nil, config.Error{File: cfg.File, Line: line, Msg: err.Error()}

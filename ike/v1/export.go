@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // Export and import of ISAKMP SAs (ike.Exporter): what another daemon
@@ -21,8 +22,9 @@ import (
 
 var _ ike.Exporter = (*Daemon)(nil)
 
-// exportFormat is the record format this daemon writes and reads.
-const exportFormat = 1
+// exportFormat is the record format this daemon writes; it reads it and
+// format 1 (no child selectors, no waiting pairs: export_pending.go).
+const exportFormat = 2
 
 // Export returns the established IKE SAs of the tunnels match accepts.
 func (d *Daemon) Export(match func(tunnel string) bool) ([]ike.SAState, error) {
@@ -112,16 +114,10 @@ func (d *Daemon) exportLocked(sa *ikeSA, kids []*childSA, now time.Time) (ike.SA
 			w.String(tu.cfg.Name)
 			w.AddrPort(tu.peer)
 			w.Bool(tu.onBackup)
-			w.SAID(c.in)
-			w.SAID(c.out)
-			w.Transform(c.transform)
-			w.U16(uint16(c.pfs))
-			w.Lifetime(c.lifetime)
-			w.Bool(c.encap)
-			w.Bool(c.initiator)
-			w.Time(c.created)
+			writeChild(w, c)
 		})
 	}
+	writeSuccessors(w, kids)
 	data, err := w.Finish()
 	if err != nil {
 		return ike.SAState{}, err
@@ -129,8 +125,11 @@ func (d *Daemon) exportLocked(sa *ikeSA, kids []*childSA, now time.Time) (ike.SA
 	return ike.SAState{Version: 1, Format: exportFormat, Tunnels: names, Data: data}, nil
 }
 
-// CanImport reports whether s is an IKEv1 record of this format.
-func (d *Daemon) CanImport(s ike.SAState) bool { return s.Version == 1 && s.Format == exportFormat }
+// CanImport reports whether s is an IKEv1 record of a format this daemon
+// reads.
+func (d *Daemon) CanImport(s ike.SAState) bool {
+	return s.Version == 1 && (s.Format == 1 || s.Format == exportFormat)
+}
 
 // importedSA is a record read back.
 type importedSA struct {
@@ -138,6 +137,7 @@ type importedSA struct {
 	sa       *ikeSA
 	dpdSeq   uint32
 	children []importedChild
+	waiting  []importedSuccessor
 }
 
 type importedChild struct {
@@ -158,7 +158,7 @@ func (d *Daemon) Import(states []ike.SAState, o ike.ImportOptions) error {
 		if !d.CanImport(s) {
 			return fmt.Errorf("%w: IKEv%d record format %d", ike.ErrImport, s.Version, s.Format)
 		}
-		im, err := readIKESA(s.Data)
+		im, err := readIKESA(s.Data, int(s.Format))
 		if err != nil {
 			return err
 		}
@@ -183,10 +183,13 @@ func (im *importedSA) zero() {
 	clear(im.sa.ekey)
 	clear(im.sa.skeyidD)
 	clear(im.sa.skeyidA)
+	for i := range im.waiting {
+		im.waiting[i].zero()
+	}
 }
 
-// readIKESA decodes a record.
-func readIKESA(data []byte) (*importedSA, error) {
+// readIKESA decodes a record of format.
+func readIKESA(data []byte, format int) (*importedSA, error) {
 	r := ike.NewRecordReader(data)
 	im := &importedSA{at: r.Time()}
 	sa := &ikeSA{exchanges: map[uint32]*exchange{}, established: true, state: "established"}
@@ -212,22 +215,27 @@ func readIKESA(data []byte) (*importedSA, error) {
 	n := r.U8()
 	for range n {
 		var ic importedChild
-		c := &childSA{ikesa: sa}
 		r.Block("child SA", func(r *ike.RecordReader) {
 			ic.tunnel, ic.peer, ic.onBackup = r.String(), r.AddrPort(), r.Bool()
-			c.in, c.out, c.transform = r.SAID(), r.SAID(), r.Transform()
-			c.pfs, c.lifetime = int(r.U16()), r.Lifetime()
-			c.encap, c.initiator, c.created = r.Bool(), r.Bool(), r.Time()
+			ic.c = readChild(r, format, sa)
 		})
-		ic.c = c
 		im.children = append(im.children, ic)
+	}
+	if format >= 2 {
+		im.waiting = readSuccessors(r, sa)
 	}
 	im.sa = sa
 	if err := r.Err(true); err != nil {
 		im.zero()
 		return nil, err
 	}
-	if err := checkImported(sa); err != nil {
+	err := checkImported(sa)
+	for i := range im.waiting {
+		if err == nil {
+			err = checkSuccessor(&im.waiting[i])
+		}
+	}
+	if err != nil {
 		im.zero()
 		return nil, err
 	}
@@ -281,6 +289,11 @@ func (d *Daemon) adopt(im *importedSA, o ike.ImportOptions) {
 		}
 		kids = append(kids, ic)
 	}
+	ready := map[ipsec.SAID]bool{}
+	for _, s := range im.waiting {
+		_, err := d.inst.QuerySA(s.c.in)
+		ready[s.c.in] = err == nil
+	}
 	d.mu.Lock()
 	now := d.now()
 	sa.lastRecv, sa.lastHeard = now, now
@@ -294,6 +307,9 @@ func (d *Daemon) adopt(im *importedSA, o ike.ImportOptions) {
 		}
 		c := ic.c
 		c.tu = tu
+		if !c.local.Valid() || !c.remote.Valid() { // a format 1 record
+			c.local, c.remote = tu.cfg.LocalSelector, tu.cfg.RemoteSelector
+		}
 		tu.sa, tu.peer, tu.onBackup = sa, ic.peer, ic.onBackup
 		d.putChildLocked(c)
 		tu.children = append(tu.children, c)
@@ -316,7 +332,11 @@ func (d *Daemon) adopt(im *importedSA, o ike.ImportOptions) {
 			p.seq = max(p.seq, im.dpdSeq+o.DPDSequence)
 		}
 	}
+	arm := d.adoptSuccessorsLocked(sa, im.waiting, ready, now)
 	d.mu.Unlock()
+	for _, f := range arm {
+		f()
+	}
 	d.log.Info("IKE SA imported", "sa", sa.String(), "children", len(kids))
 	for _, name := range up {
 		if d.lis != nil {
@@ -336,48 +356,5 @@ func (d *Daemon) armImportedLocked(sa *ikeSA, now time.Time) {
 	sa.hard = d.clk.AfterFunc(hard, func() { d.ikeSAHardExpire(sa) })
 	if sa.localNAT {
 		d.armKeepalive(sa)
-	}
-}
-
-// Forget drops the matched tunnels' child SAs and the IKE SAs they and
-// their sources use, telling neither the peer nor the Installer.
-func (d *Daemon) Forget(match func(tunnel string) bool) {
-	d.mu.Lock()
-	picked, sources := d.matchLocked(match)
-	drop := map[*ikeSA]bool{}
-	for _, tu := range picked {
-		for _, c := range append([]*childSA(nil), tu.children...) {
-			if c.ikesa != nil {
-				drop[c.ikesa] = true
-			}
-			d.stopChildLocked(c)
-		}
-		if tu.sa != nil {
-			drop[tu.sa] = true
-		}
-		tu.state, tu.sa, tu.acq, tu.qm = stateDown, nil, nil, ""
-		tu.lastError = "handed to another node"
-	}
-	for _, sa := range d.sas {
-		if sources[sa.local.Addr()] {
-			drop[sa] = true
-		}
-	}
-	for _, sa := range d.halfOpen {
-		if sources[sa.local.Addr()] {
-			drop[sa] = true
-		}
-	}
-	for key, p := range d.dpd {
-		if sources[key.local] {
-			if p.timer != nil {
-				p.timer.Stop()
-			}
-			delete(d.dpd, key)
-		}
-	}
-	d.mu.Unlock()
-	for sa := range drop {
-		d.removeIKESA(sa)
 	}
 }

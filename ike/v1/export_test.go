@@ -228,9 +228,10 @@ func TestImportWithoutSAs(t *testing.T) {
 // FuzzIKESARecord: a record that does not decode is refused with an
 // error, never a panic.
 func FuzzIKESARecord(f *testing.F) {
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		im, err := readIKESA(data)
+	f.Add([]byte{}, uint8(1))
+	f.Add([]byte{}, uint8(2))
+	f.Fuzz(func(t *testing.T, data []byte, format uint8) {
+		im, err := readIKESA(data, int(format))
 		if err == nil {
 			im.zero()
 		} else if !errors.Is(err, ike.ErrImport) {

@@ -52,7 +52,7 @@ func TestPairInitialContactPerAddress(t *testing.T) {
 	checkPairIndex(t, a.d)
 	checkPairIndex(t, b.d)
 	a.d.mu.Lock()
-	n := len(a.d.pairs.children)
+	n := a.d.pairs.children.Keys()
 	a.d.mu.Unlock()
 	if n != 1 {
 		t.Errorf("A's index holds child SAs of %d pairs after t2 was removed, want 1", n)
@@ -66,24 +66,20 @@ func checkPairIndex(t *testing.T, d *Daemon) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	n := 0
-	for k, s := range d.pairs.sas {
-		for sa := range s {
-			n++
-			if d.sas[sa.key()] != sa || sa.peer() != k {
-				t.Errorf("index holds IKE SA %v under %v, not in the daemon's SAs", sa.key(), k)
-			}
+	for k, sa := range d.pairs.sas.All() {
+		n++
+		if d.sas[sa.key()] != sa || sa.peer() != k {
+			t.Errorf("index holds IKE SA %v under %v, not in the daemon's SAs", sa.key(), k)
 		}
 	}
 	if n != len(d.sas) {
 		t.Errorf("index holds %d IKE SAs, the daemon %d", n, len(d.sas))
 	}
 	n = 0
-	for k, s := range d.pairs.children {
-		for c := range s {
-			n += 2
-			if d.children[c.in] != c || d.children[c.out] != c || childPair(c) != k {
-				t.Errorf("index holds child SA %v under %v, not in the daemon's children", c.in, k)
-			}
+	for k, c := range d.pairs.children.All() {
+		n += 2
+		if d.children[c.in] != c || d.children[c.out] != c || childPair(c) != k {
+			t.Errorf("index holds child SA %v under %v, not in the daemon's children", c.in, k)
 		}
 	}
 	if n != len(d.children) {

@@ -64,7 +64,7 @@ func (d *Daemon) phase1Done(p *phase1) {
 	// A renegotiated phase 1 replaces the older SAs with the peer.
 	d.mu.Lock()
 	var older []*ikeSA
-	for o := range d.pairs.sas[sa.peer()] {
+	for o := range d.pairs.sas.Get(sa.peer()) {
 		if o != sa && o.established && !o.dead && o.created.Before(sa.created) {
 			older = append(older, o)
 		}
@@ -245,7 +245,7 @@ func (p *phase1) initialContactPayload() []outPayload {
 	d := p.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for o := range d.pairs.sas[p.sa.peer()] {
+	for o := range d.pairs.sas.Get(p.sa.peer()) {
 		if o != p.sa && !o.dead && o.established {
 			return nil
 		}

@@ -1,5 +1,7 @@
 package v1
 
+import "github.com/ismgw/ism/ike"
+
 // pairIndex holds the IKE SAs of Daemon.sas and the child SAs of
 // Daemon.children by endpoint pair, so that an event of one pair (a phase
 // 1 completing, an INITIAL-CONTACT, an acquire looking for an IKE SA)
@@ -8,29 +10,8 @@ package v1
 // grow with the number of tunnels. Daemon.mu guards it; the zero value is
 // empty and ready.
 type pairIndex struct {
-	sas      map[peerKey]map[*ikeSA]struct{}
-	children map[peerKey]map[*childSA]struct{}
-}
-
-func addTo[T comparable](m *map[peerKey]map[T]struct{}, k peerKey, v T) {
-	if *m == nil {
-		*m = map[peerKey]map[T]struct{}{}
-	}
-	s := (*m)[k]
-	if s == nil {
-		s = map[T]struct{}{}
-		(*m)[k] = s
-	}
-	s[v] = struct{}{}
-}
-
-func removeFrom[T comparable](m map[peerKey]map[T]struct{}, k peerKey, v T) {
-	if s := m[k]; s != nil {
-		delete(s, v)
-		if len(s) == 0 {
-			delete(m, k)
-		}
-	}
+	sas      ike.Index[peerKey, *ikeSA]
+	children ike.Index[peerKey, *childSA]
 }
 
 // childPair is a child SA's endpoint pair: its inbound SA's destination is
@@ -41,14 +22,14 @@ func childPair(c *childSA) peerKey { return peerKey{c.in.Dst, c.out.Dst} }
 // held.
 func (d *Daemon) putSALocked(sa *ikeSA) {
 	d.sas[sa.key()] = sa
-	addTo(&d.pairs.sas, sa.peer(), sa)
+	d.pairs.sas.Add(sa.peer(), sa)
 }
 
 // deleteSALocked takes sa out of Daemon.sas and the index. Daemon.mu must
 // be held.
 func (d *Daemon) deleteSALocked(sa *ikeSA) {
 	delete(d.sas, sa.key())
-	removeFrom(d.pairs.sas, sa.peer(), sa)
+	d.pairs.sas.Remove(sa.peer(), sa)
 }
 
 // putChildLocked enters c into Daemon.children (by both SAIDs) and the
@@ -56,7 +37,7 @@ func (d *Daemon) deleteSALocked(sa *ikeSA) {
 func (d *Daemon) putChildLocked(c *childSA) {
 	d.children[c.in] = c
 	d.children[c.out] = c
-	addTo(&d.pairs.children, childPair(c), c)
+	d.pairs.children.Add(childPair(c), c)
 }
 
 // deleteChildLocked takes c out of Daemon.children and the index.
@@ -64,5 +45,5 @@ func (d *Daemon) putChildLocked(c *childSA) {
 func (d *Daemon) deleteChildLocked(c *childSA) {
 	delete(d.children, c.in)
 	delete(d.children, c.out)
-	removeFrom(d.pairs.children, childPair(c), c)
+	d.pairs.children.Remove(childPair(c), c)
 }

@@ -128,16 +128,33 @@ const rekeySwitchDelay = 500 * time.Millisecond
 func (d *Daemon) switchLater(c *childSA, out ike.UserSA, plan *qmPlan, sa *ikeSA, qm3 []byte) {
 	old := plan.replaces
 	d.mu.Lock()
-	old.successor = &successor{c: c, out: out, plan: plan}
+	old.successor = &successor{c: c, out: out, plan: plan, due: d.now().Add(rekeySwitchDelay), qm3: qm3}
 	d.pendingIn[c.in] = old
 	d.mu.Unlock()
-	d.clk.AfterFunc(rekeySwitchDelay, func() {
-		if u, err := d.inst.QuerySA(c.in); err == nil && u.Packets == 0 {
+	d.armSwitch(old, sa, rekeySwitchDelay)
+}
+
+// armSwitch makes old's successor take over after wait, or, when nothing
+// came in on its inbound SA by then and QM3 has not been resent yet,
+// resends QM3 and waits rekeySwitchDelay more (switchLater). An imported
+// successor is armed for what was left of its wait.
+func (d *Daemon) armSwitch(old *childSA, sa *ikeSA, wait time.Duration) {
+	d.clk.AfterFunc(wait, func() {
+		d.mu.Lock()
+		s := old.successor
+		d.mu.Unlock()
+		if s == nil {
+			return
+		}
+		if u, err := d.inst.QuerySA(s.c.in); err == nil && u.Packets == 0 {
 			d.mu.Lock()
-			waiting := old.successor != nil && !old.successor.done
+			resend := !s.done && !s.resent
+			if resend {
+				s.resent, s.due = true, d.now().Add(rekeySwitchDelay)
+			}
 			d.mu.Unlock()
-			if waiting {
-				d.sendTo(sa, qm3)
+			if resend {
+				d.sendTo(sa, s.qm3)
 				d.clk.AfterFunc(rekeySwitchDelay, func() { d.takeOver(old) })
 				return
 			}
@@ -147,12 +164,19 @@ func (d *Daemon) switchLater(c *childSA, out ike.UserSA, plan *qmPlan, sa *ikeSA
 }
 
 // successor is a rekey's new pair waiting to take over from the old one:
-// its inbound SA is in, its outbound SA not yet.
+// its inbound SA is in, its outbound SA not yet. Export carries it, so
+// that a daemon importing the IKE SA in the window switches as this one
+// would have.
 type successor struct {
 	c    *childSA
 	out  ike.UserSA
 	plan *qmPlan // the rekey's
 	done bool
+	// due is when the pair takes over; qm3 is the quick mode's last
+	// message, resent once (resent) when nothing came in by then.
+	due    time.Time
+	qm3    []byte
+	resent bool
 }
 
 // takeOver makes old's successor, if one waits, the tunnel's current pair

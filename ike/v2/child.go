@@ -113,6 +113,7 @@ func (sa *ikeSA) install(c *childSA, k childKeys, replaces *childSA) {
 		prior := tu.newest(c.local, c.remote) // the child a peer's rekey replaces
 		tu.children = append(tu.children, c)
 		tu.state, tu.lastError, tu.peer = tunnelUp, "", sa.remote
+		d.indexTunnelLocked(tu)
 		if c.initiator && replaces == nil {
 			recovered = d.negotiatedLocked(tu)
 		}

@@ -70,7 +70,7 @@ func (sa *ikeSA) createChildResponder(m *Message) {
 			cands = []ike.Tunnel{tu.cfg}
 		}
 	} else {
-		cands = d.tunnelsFor(sa.local.Addr(), sa.remote.Addr(), sa.remoteID)
+		cands = d.childCandidates(sa.local.Addr(), sa.remote.Addr(), sa.remoteID, m)
 	}
 	d.mu.Unlock()
 	nr := make([]byte, nonceLen)
@@ -210,12 +210,6 @@ func (sa *ikeSA) respondChild(m *Message, cands []ike.Tunnel, withKE bool, ni, n
 func chooseTunnel(cands []ike.Tunnel, tsi, tsr []TrafficSelector) (*ike.Tunnel, selector.Set, selector.Set) {
 	hi, okI := hint(tsi)
 	hr, okR := hint(tsr)
-	only := func(ts []TrafficSelector, s selector.Selector) bool {
-		if _, ok := hint(ts); ok {
-			ts = ts[1:]
-		}
-		return len(ts) == 1 && tsSelector(ts[0].Start, ts[0].End) == s
-	}
 	for pass := range 3 {
 		for i := range cands {
 			t := &cands[i]
@@ -224,7 +218,7 @@ func chooseTunnel(cands []ike.Tunnel, tsi, tsr []TrafficSelector) (*ike.Tunnel, 
 			if !ok1 || !ok2 {
 				continue
 			}
-			exact := r.Is(t.RemoteSelector) && l.Is(t.LocalSelector) && only(tsi, t.RemoteSelector) && only(tsr, t.LocalSelector)
+			exact := exactly(t, r, l, tsi, tsr)
 			holds := okI && okR && r.Contains(hi) && l.Contains(hr)
 			if exact || pass == 1 && holds || pass == 2 {
 				return t, r, l
@@ -232,6 +226,27 @@ func chooseTunnel(cands []ike.Tunnel, tsi, tsr []TrafficSelector) (*ike.Tunnel, 
 		}
 	}
 	return nil, nil, nil
+}
+
+// exactly reports whether the peer's traffic selectors, narrowed to r and
+// l, are the tunnel's own selectors and nothing else: chooseTunnel's first
+// choice.
+func exactly(t *ike.Tunnel, r, l selector.Set, tsi, tsr []TrafficSelector) bool {
+	s, okI := single(tsi)
+	d, okR := single(tsr)
+	return r.Is(t.RemoteSelector) && l.Is(t.LocalSelector) && okI && okR && s == t.RemoteSelector && d == t.LocalSelector
+}
+
+// single returns the selector of a list of traffic selectors that holds
+// one, the packet's hint aside (§2.9).
+func single(ts []TrafficSelector) (selector.Selector, bool) {
+	if _, ok := hint(ts); ok {
+		ts = ts[1:]
+	}
+	if len(ts) != 1 {
+		return selector.Selector{}, false
+	}
+	return tsSelector(ts[0].Start, ts[0].End), true
 }
 
 // childFollowup is a child SA waiting for its additional key exchanges.

@@ -43,6 +43,7 @@ type Daemon struct {
 	halfOpen map[respKey]*ikeSA
 	tunnels  map[string]*tunnel
 	children map[ipsec.SAID]*childSA // by inbound and outbound SAID
+	idx      indexes                 // sas and tunnels by peer (index.go)
 	counters ike.Counters
 	cookies  cookieJar
 	spiLimit rateLimit // INVALID_IKE_SPI notifies
@@ -135,7 +136,9 @@ func New(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Listener)
 	d := &Daemon{inst: inst, tr: tr, lis: lis, clk: clockOf(cfg), rand: &lockedReader{r: r}, log: lg, cfg: c, inboundGrace: rekeyedInboundGrace,
 		sas: map[uint64]*ikeSA{}, halfOpen: map[respKey]*ikeSA{}, tunnels: map[string]*tunnel{}, children: map[ipsec.SAID]*childSA{}}
 	for _, t := range c.Tunnels {
-		d.tunnels[t.Name] = &tunnel{cfg: t}
+		tu := &tunnel{cfg: t}
+		d.tunnels[t.Name] = tu
+		d.indexTunnelLocked(tu)
 	}
 	return d, nil
 }
@@ -155,12 +158,18 @@ func (d *Daemon) Reconfigure(cfg ike.Config) error {
 	keep := map[string]bool{}
 	for _, t := range c.Tunnels {
 		keep[t.Name] = true
-		if tu, ok := d.tunnels[t.Name]; ok {
+		tu, ok := d.tunnels[t.Name]
+		if ok {
+			if !sameKeys(&tu.cfg, &t) {
+				d.unindexTunnelLocked(tu) // filed under its old configuration
+			}
 			tu.cfg = t
 			tu.onBackup = tu.onBackup && t.BackupDestination.IsValid()
 		} else {
-			d.tunnels[t.Name] = &tunnel{cfg: t}
+			tu = &tunnel{cfg: t}
+			d.tunnels[t.Name] = tu
 		}
+		d.indexTunnelLocked(tu)
 	}
 	for name, tu := range d.tunnels {
 		if !keep[name] {
@@ -168,6 +177,7 @@ func (d *Daemon) Reconfigure(cfg ike.Config) error {
 			if h := tu.hist; h != nil && h.timer != nil {
 				h.timer.Stop()
 			}
+			d.unindexTunnelLocked(tu)
 			delete(d.tunnels, name)
 		}
 	}

@@ -63,6 +63,8 @@ func handOver(t *testing.T, p *pair, cfg ike.Config, after func()) *side {
 		states[i].Zero()
 	}
 	waitEvent(t, nu.lis, "up", "t1")
+	checkIndexes(t, p.a.d) // Forget's
+	checkIndexes(t, d)     // the imported SAs and tunnels
 	return nu
 }
 

@@ -121,6 +121,7 @@ func (d *Daemon) switchLocked(tu *tunnel, reason string, lastHeard, now time.Tim
 	from := tu.dest()
 	tu.onBackup = !tu.onBackup
 	tu.peer = netip.AddrPort{}
+	d.indexTunnelLocked(tu)
 	tu.acq = nil
 	tu.retries = nil // the new destination starts afresh
 	if tu.state == tunnelNegotiating {
@@ -186,9 +187,9 @@ func (sa *ikeSA) deadPeerFailover(reason string) {
 	local, remote, heard := sa.local.Addr(), sa.remote.Addr(), sa.lastHeard
 	d.mu.Lock()
 	var names []string
-	for name, tu := range d.tunnels {
-		if tu.cfg.Source == local && tu.dest() == remote && tu.cfg.BackupDestination.IsValid() {
-			names = append(names, name)
+	for tu := range d.tunnelsAt(local, remote, ike.Identity{}) {
+		if tu.dest() == remote && tu.cfg.BackupDestination.IsValid() {
+			names = append(names, tu.cfg.Name)
 		}
 	}
 	d.mu.Unlock()

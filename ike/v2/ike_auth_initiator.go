@@ -104,12 +104,11 @@ func (sa *ikeSA) startAuth() {
 // onlySA reports whether sa is the only IKE SA with its peer. Daemon.mu
 // must be held.
 func (d *Daemon) onlySA(sa *ikeSA) bool {
-	for _, o := range d.sas {
-		if o != sa && o.remote.Addr() == sa.remote.Addr() && o.stateShadow != stateDead {
-			return false
-		}
+	n := d.idx.peers[sa.remote.Addr()]
+	if sa.filed {
+		n-- // itself
 	}
-	return true
+	return n <= 0
 }
 
 // offerFor allocates inbound SPIs and returns the child SA offer of a

@@ -94,17 +94,12 @@ func (sa *ikeSA) ikeAuthResponder(m *Message) {
 // use from local, those naming the identity first. Daemon.mu must be held.
 func (d *Daemon) tunnelsFor(local, remote netip.Addr, id ike.Identity) []ike.Tunnel {
 	var named, byAddr []ike.Tunnel
-	for _, tu := range d.tunnels {
-		t := tu.cfg
-		if t.Source != local {
-			continue
-		}
-		switch {
-		case t.Destination.IsValid() && t.Destination != remote && t.BackupDestination != remote:
-		case !t.RemoteID.IsZero() && t.RemoteID.Equal(id):
-			named = append(named, t)
-		case t.RemoteID.IsZero() && (t.Destination == remote || t.BackupDestination == remote):
-			byAddr = append(byAddr, t)
+	for tu := range d.tunnelsAt(local, remote, id) {
+		switch peerMatch(&tu.cfg, remote, id) {
+		case matchNamed:
+			named = append(named, tu.cfg)
+		case matchAddress:
+			byAddr = append(byAddr, tu.cfg)
 		}
 	}
 	sortTunnels(named)
@@ -112,12 +107,31 @@ func (d *Daemon) tunnelsFor(local, remote netip.Addr, id ike.Identity) []ike.Tun
 	return append(named, byAddr...)
 }
 
+// How a tunnel matches a peer (tunnelsFor).
+const (
+	matchNone    = iota
+	matchNamed   // it names the peer's identity
+	matchAddress // it names no identity, and the peer's address
+)
+
+// peerMatch tells how a tunnel matches a peer at remote with identity id.
+func peerMatch(t *ike.Tunnel, remote netip.Addr, id ike.Identity) int {
+	switch {
+	case t.Destination.IsValid() && t.Destination != remote && t.BackupDestination != remote:
+	case !t.RemoteID.IsZero() && t.RemoteID.Equal(id):
+		return matchNamed
+	case t.RemoteID.IsZero() && (t.Destination == remote || t.BackupDestination == remote):
+		return matchAddress
+	}
+	return matchNone
+}
+
 // initialContact deletes every other IKE SA with the peer, and their
 // child SAs, without a word to it (§2.4).
 func (d *Daemon) initialContact(keep *ikeSA, local, remote netip.Addr, id ike.Identity) {
 	d.mu.Lock()
 	var others []*ikeSA
-	for _, sa := range d.sas {
+	for sa := range d.idx.sas.Get(endpointPair{local, remote}) {
 		if sa != keep {
 			others = append(others, sa)
 		}

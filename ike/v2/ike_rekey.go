@@ -297,7 +297,7 @@ func (sa *ikeSA) newSuccessor(initiator, unsettled bool, spiI, spiR uint64, su s
 		n.keys.zero()
 		return nil, fmt.Errorf("v2: IKE SPI %016x in use", n.localSPI())
 	}
-	d.sas[n.localSPI()] = n
+	d.putSALocked(n)
 	d.counters.IKESARekeys++
 	d.mu.Unlock()
 	n.lock()

@@ -236,8 +236,8 @@ func (sa *ikeSA) fail(reason string) {
 // wantsEncap reports whether a tunnel from local to remote forces UDP
 // encapsulation. Daemon.mu must be held.
 func (d *Daemon) wantsEncap(local, remote netip.Addr) bool {
-	for _, tu := range d.tunnels {
-		if tu.cfg.Source == local && tu.remoteAddr() == remote && tu.cfg.UDPEncap {
+	for tu := range d.tunnelsAt(local, remote, ike.Identity{}) {
+		if tu.remoteAddr() == remote && tu.cfg.UDPEncap {
 			return true
 		}
 	}

@@ -47,6 +47,9 @@ type ikeSA struct {
 	// stateShadow copies state for the daemon's look-ups under
 	// Daemon.mu (findIKESA); written with both mutexes held.
 	stateShadow saState
+	// filed: the daemon's indexes hold the SA, under its endpoints
+	// (index.go). Guarded by Daemon.mu.
+	filed bool
 
 	suite    suite
 	keys     ikeKeys
@@ -177,7 +180,7 @@ func (d *Daemon) newIKESA(initiator bool, local, remote netip.AddrPort, peerSPI 
 		sa.spiI, sa.spiR, sa.state = peerSPI, spi, stateInitDone
 		d.halfOpen[respKey{peerSPI, remote.Addr()}] = sa
 	}
-	d.sas[spi] = sa
+	d.putSALocked(sa)
 	return sa
 }
 
@@ -198,8 +201,8 @@ func (d *Daemon) freeSPILocked() uint64 {
 func (d *Daemon) findIKESA(local, remote netip.Addr) *ikeSA {
 	var best *ikeSA
 	var bestEst bool
-	for _, sa := range d.sas {
-		if sa.local.Addr() != local || sa.remote.Addr() != remote || !sa.usableLocked() {
+	for sa := range d.idx.sas.Get(endpointPair{local, remote}) {
+		if !sa.usableLocked() {
 			continue
 		}
 		est := sa.establishedLocked()
@@ -256,11 +259,12 @@ func (sa *ikeSA) destroy(reason string) {
 	waiting := sa.waiting
 	sa.waiting = nil
 	d := sa.d
-	sa.setState(stateDead)
+	// Dead and out of the maps in one step: an SA the indexes hold is
+	// never dead (onlySA counts them).
+	sa.state = stateDead
 	d.mu.Lock()
-	if d.sas[sa.localSPI()] == sa {
-		delete(d.sas, sa.localSPI())
-	}
+	sa.stateShadow = stateDead
+	d.deleteSALocked(sa)
 	if k := (respKey{sa.spiI, sa.remote.Addr()}); d.halfOpen[k] == sa {
 		delete(d.halfOpen, k)
 	}

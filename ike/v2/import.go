@@ -132,7 +132,7 @@ func (d *Daemon) adopt(im *imported, resync uint32) {
 	}
 	now := d.clk.Now()
 	sa.lastHeard, sa.resync, sa.resyncOut = now, resync, true
-	d.sas[sa.localSPI()] = sa
+	d.putSALocked(sa)
 	var up []string
 	for _, ic := range kids {
 		c := ic.c
@@ -145,6 +145,7 @@ func (d *Daemon) adopt(im *imported, resync uint32) {
 		tu.children = append(tu.children, c)
 		slices.SortFunc(tu.children, func(a, b *childSA) int { return a.created.Compare(b.created) })
 		tu.peer, tu.onBackup, tu.acq, tu.lastError = sa.remote, ic.onBackup, nil, ""
+		d.indexTunnelLocked(tu)
 		if tu.state != tunnelUp {
 			tu.state = tunnelUp
 			up = append(up, c.tunnel)

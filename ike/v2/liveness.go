@@ -46,11 +46,8 @@ func (l *liveness) tick() time.Duration {
 // the SA's peer; false when none has DPD on. Daemon.mu must be held.
 func (d *Daemon) dpdSettings(sa *ikeSA) (ipsec.DPD, bool) {
 	var out ipsec.DPD
-	for _, tu := range d.tunnels {
+	for tu := range d.tunnelsAt(sa.local.Addr(), sa.remote.Addr(), sa.remoteID) {
 		t := &tu.cfg
-		if t.Source != sa.local.Addr() {
-			continue
-		}
 		if tu.remoteAddr() != sa.remote.Addr() && (t.Destination.IsValid() || !t.RemoteID.Equal(sa.remoteID)) {
 			continue
 		}

@@ -90,7 +90,7 @@ func (sa *ikeSA) float4500() {
 // reads under Daemon.mu (findIKESA). The SA's mutex must be held.
 func (sa *ikeSA) setEndpoints(local, remote netip.AddrPort) {
 	sa.d.mu.Lock()
-	sa.local, sa.remote = local, remote
+	sa.d.moveSALocked(sa, local, remote)
 	sa.d.mu.Unlock()
 }
 

@@ -69,6 +69,12 @@ func TestPairNATRebinding(t *testing.T) {
 		st := p.b.d.Status().IKESAs
 		return len(st) == 1 && st[0].Remote == moved && p.a.idle()
 	})
+	p.b.d.mu.Lock()
+	atNew, atOld := p.b.d.findIKESA(addrB, moved.Addr()), p.b.d.findIKESA(addrB, addrA)
+	p.b.d.mu.Unlock()
+	if atNew == nil || atOld != nil {
+		t.Fatalf("B's IKE SA by the pair: at the new address %v, at the old %v", atNew, atOld)
+	}
 	updates := map[bool]iketest.Call{}
 	for _, call := range p.b.inst.Calls() {
 		if call.Op == "update" {

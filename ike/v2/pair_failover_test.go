@@ -89,6 +89,7 @@ func TestPairFailoverDPD(t *testing.T) {
 	if f.From != addrB || f.To != addrC {
 		t.Fatalf("failover %v", f)
 	}
+	checkIndexes(t, p.a.d) // right after the switch
 	waitEvent(t, c.lis, "up", "t1")
 	waitFor(t, "t1 up at C", func() bool {
 		st := p.a.d.Status().Tunnels[0]

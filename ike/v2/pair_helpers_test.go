@@ -88,6 +88,7 @@ func newPair(t *testing.T, clk *clocktest.Fake, ca, cb ike.Config) *pair {
 		d.inboundGrace = 0 // the tests below step the clock only to the rekeys
 		w.Attach(addr, d)
 		t.Cleanup(func() { d.Close() })
+		t.Cleanup(func() { checkIndexes(t, d) }) // before Close
 		return s
 	}
 	return &pair{a: mk(ca, addrA, 0x1000), b: mk(cb, addrB, 0x2000), w: w, clk: clk}

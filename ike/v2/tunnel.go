@@ -40,6 +40,11 @@ type tunnel struct {
 	rekeys             int
 	onBackup           bool           // the backup destination is in use (failover.go)
 	hist               *tunnelHistory // failover history, nil until needed
+	// filed: Daemon.idx holds the tunnel, under the keys of its
+	// configuration and filedPeer, the address it had learned then
+	// (index.go).
+	filed     bool
+	filedPeer netip.Addr
 }
 
 // cur returns the newest child SA.

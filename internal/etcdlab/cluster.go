@@ -339,3 +339,8 @@ func (m *Member) Kill() {
 	m.log.Close()
 	m.cmd, m.log = nil, nil
 }
+
+// LogPath returns the file the member's process logs to (etcd's zap log
+// at the level Start sets, warn: slow heartbeats and applies, lost
+// leaders).
+func (m *Member) LogPath() string { return m.dir + ".log" }

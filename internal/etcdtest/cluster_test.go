@@ -78,3 +78,56 @@ func TestNamespaces(t *testing.T) {
 	}
 	c.Mend(c.Members[2].NS)
 }
+
+// TestObserver: what etcdlab observes without etcd's client (for
+// ismbench): the raft term, which a leader election raises, and the
+// deletes under a prefix, put and lease-expiry ones alike, not the puts.
+func TestObserver(t *testing.T) {
+	c := Start(t, Options{Args: []string{"--heartbeat-interval", "50", "--election-timeout", "500"}})
+	term := c.RaftTerm()
+	if term == 0 {
+		t.Fatal("no raft term read")
+	}
+	cli := c.Client("observer-test")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	deletes := make(chan time.Time, 8)
+	if err := c.WatchDeletes(ctx, "/w/", func(at time.Time) { deletes <- at }); err != nil {
+		t.Fatal(err)
+	}
+	lease, err := cli.Grant(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"/w/a", "/x/b"} {
+		if _, err := cli.Put(ctx, k, "v", clientv3.WithLease(lease.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case at := <-deletes:
+		t.Fatalf("a delete seen at %v before the lease expired", at)
+	case <-time.After(200 * time.Millisecond):
+	}
+	select {
+	case <-deletes: // the lease expired: /w/a deleted
+	case <-time.After(10 * time.Second):
+		t.Fatal("the lease's expiry not seen")
+	}
+
+	// Kill the leader: another is elected, in a higher term.
+	for _, m := range c.Members {
+		st, err := cli.Status(ctx, m.ClientURL)
+		if err == nil && st.Leader == st.Header.MemberId {
+			m.Kill()
+			break
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for c.RaftTerm() <= term {
+		if time.Now().After(deadline) {
+			t.Fatalf("raft term still %d after the leader was killed", c.RaftTerm())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -21,6 +21,7 @@ type Receiver interface {
 type Wire struct {
 	mu       sync.Mutex
 	peers    map[netip.Addr]chan datagram
+	others   chan datagram // AttachOthers: for addresses no one attached
 	filter   func(local, remote netip.AddrPort, msg []byte) []byte
 	nat      map[netip.AddrPort]netip.AddrPort // inside -> outside
 	clk      clock.Clock                       // with delay: the datagrams' time in flight
@@ -43,13 +44,27 @@ func (w *Wire) Attach(a netip.Addr, r Receiver) {
 	w.mu.Lock()
 	w.peers[a] = ch
 	w.mu.Unlock()
-	go func() {
-		for d := range ch {
-			r.Receive(d.remote, d.local, d.msg)
-			w.received.Add(1)
-			w.queued.Add(-1)
-		}
-	}()
+	go w.serve(ch, r)
+}
+
+// serve hands the datagrams queued on ch to r, in order.
+func (w *Wire) serve(ch chan datagram, r Receiver) {
+	for d := range ch {
+		r.Receive(d.remote, d.local, d.msg)
+		w.received.Add(1)
+		w.queued.Add(-1)
+	}
+}
+
+// AttachOthers registers the receiver for every address no receiver is
+// attached to: one daemon with thousands of addresses (a scale benchmark)
+// without a queue and a goroutine for each.
+func (w *Wire) AttachOthers(r Receiver) {
+	ch := make(chan datagram, 1024)
+	w.mu.Lock()
+	w.others = ch
+	w.mu.Unlock()
+	go w.serve(ch, r)
 }
 
 // Idle reports whether every datagram sent has been received: the
@@ -67,6 +82,10 @@ func (w *Wire) Close() {
 	for a, ch := range w.peers {
 		close(ch)
 		delete(w.peers, a)
+	}
+	if w.others != nil {
+		close(w.others)
+		w.others = nil
 	}
 }
 
@@ -142,7 +161,11 @@ func (w *Wire) Send(local, remote netip.AddrPort, msg []byte) error {
 func (w *Wire) deliver(to netip.Addr, local, remote netip.AddrPort, msg []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if ch := w.peers[to]; ch != nil {
+	ch := w.peers[to]
+	if ch == nil {
+		ch = w.others
+	}
+	if ch != nil {
 		w.queued.Add(1) // before it can be received
 		select {
 		case ch <- datagram{local, remote, msg}:
