@@ -96,7 +96,23 @@ type FailoverResult struct {
 	TargetRestoreS    float64 `json:"target_restore_s"`
 	MetDetect         bool    `json:"met_detect_target"`
 	MetRestore        bool    `json:"met_restore_target"`
+
+	Timeline FailoverTimeline `json:"timeline"`
 }
+
+// FailoverTimeline is the probe stream of a failover run in bins of BinS
+// seconds, the first starting StartS seconds from the loss of the
+// destination (negative: before it): probes sent and lost in each, from
+// the first probe answered to the last.
+type FailoverTimeline struct {
+	BinS   float64 `json:"bin_s"`
+	StartS float64 `json:"start_s"`
+	Sent   []int   `json:"sent"`
+	Lost   []int   `json:"lost"`
+}
+
+// failoverBin is the timeline's bin width.
+const failoverBin = 100 * time.Millisecond
 
 // Echo servers' marks: which destination answered.
 const (
@@ -150,6 +166,8 @@ func MeasureFailover(c FailoverConfig, run int) (FailoverResult, error) {
 		p.halt()
 		time.Sleep(300 * time.Millisecond) // the last answers
 		r.LostPackets, r.ProbePackets = p.lost()
+		first, sent, lost := p.timeline(lostAt, failoverBin)
+		r.Timeline = FailoverTimeline{BinS: failoverBin.Seconds(), StartS: float64(first) * failoverBin.Seconds(), Sent: sent, Lost: lost}
 		r.DetectS = deadAt.Sub(lostAt).Seconds()
 		r.RestoreAfterDetectS = restored.Sub(deadAt).Seconds()
 		r.MetDetect = deadAt.Sub(lostAt) <= c.TargetDetect()

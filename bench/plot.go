@@ -1,9 +1,11 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -92,4 +94,85 @@ func savePlots(dir string, plots map[string]*plot.Plot) error {
 		}
 	}
 	return nil
+}
+
+// PlotFailover writes, into dir, the failover runs' timelines (failover,
+// SVG and PNG): the share of probes lost in each bin against the time
+// since the destination was lost, one line per run, and the events as
+// vertical lines: the loss, DPD declaring the peer dead, the first probe
+// answered through the backup destination.
+func PlotFailover(dir string, rows []FailoverResult) error {
+	p := newPlot("Failover: probes lost against DPD events", "seconds since the destination was lost",
+		"probes lost (% of those sent in 100 ms)")
+	p.Y.Min, p.Y.Max = 0, 150 // room above the lines for the legend
+	var lines []any
+	for _, r := range rows {
+		t := r.Timeline
+		xy := make(plotter.XYs, len(t.Sent))
+		for i := range t.Sent {
+			xy[i] = plotter.XY{X: t.StartS + (float64(i)+0.5)*t.BinS, Y: 100 * float64(t.Lost[i]) / float64(max(1, t.Sent[i]))}
+		}
+		lines = append(lines, fmt.Sprintf("run %d (%s)", r.Run, r.Loss), xy)
+	}
+	if err := plotutil.AddLines(p, lines...); err != nil {
+		return err
+	}
+	events := []struct {
+		name string
+		at   func(FailoverResult) float64
+	}{
+		{"destination lost", func(FailoverResult) float64 { return 0 }},
+		{"DPD: peer dead", func(r FailoverResult) float64 { return r.DetectS }},
+		{"through the backup", func(r FailoverResult) float64 { return r.DetectS + r.RestoreAfterDetectS }},
+	}
+	for k, e := range events {
+		for i, r := range rows {
+			l, err := plotter.NewLine(plotter.XYs{{X: e.at(r), Y: 0}, {X: e.at(r), Y: 110}})
+			if err != nil {
+				return err
+			}
+			l.Color = plotutil.Color(len(rows) + k)
+			l.Dashes = plotutil.Dashes(1 + k)
+			p.Add(l)
+			if i == 0 {
+				p.Legend.Add(e.name, l)
+			}
+		}
+	}
+	return savePlots(dir, map[string]*plot.Plot{"failover": p})
+}
+
+// PlotEngine writes, into dir, the engine's throughput by inner packet
+// size (engine, SVG and PNG): one line per transform and operation (and
+// driver, when the rows have several).
+func PlotEngine(dir string, rows []EngineResult) error {
+	p := newPlot("Engine throughput by packet size", "inner packet size (bytes)", "Gbit/s")
+	p.Legend.Left = true
+	p.Y.Min = 0
+	drivers := map[string]bool{}
+	for _, r := range rows {
+		drivers[r.Driver] = true
+	}
+	var names []string
+	lines := map[string]plotter.XYs{}
+	for _, r := range rows {
+		p.Y.Max = max(p.Y.Max, 1.6*r.Gbps) // room above the lines for the legend
+		name := fmt.Sprintf("%s %s", r.Transform, r.Operation)
+		if len(drivers) > 1 {
+			name += " (" + r.Driver + ")"
+		}
+		if _, ok := lines[name]; !ok {
+			names = append(names, name)
+		}
+		lines[name] = append(lines[name], plotter.XY{X: float64(r.Size), Y: r.Gbps})
+	}
+	var vs []any
+	for _, n := range names {
+		slices.SortFunc(lines[n], func(a, b plotter.XY) int { return cmp.Compare(a.X, b.X) })
+		vs = append(vs, n, lines[n])
+	}
+	if err := plotutil.AddLinePoints(p, vs...); err != nil {
+		return err
+	}
+	return savePlots(dir, map[string]*plot.Plot{"engine": p})
 }

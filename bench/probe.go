@@ -198,6 +198,37 @@ func (p *prober) lost() (lost, counted int) {
 	return lost, counted
 }
 
+// timeline counts the probes sent and those lost in bins of width bin,
+// from the bin that holds the first probe answered (sent before it are not
+// counted: the tunnel was not up yet) to the last probe; bins are numbered
+// from origin, so the first may be negative: first is its number.
+func (p *prober) timeline(origin time.Time, bin time.Duration) (first int, sent, lost []int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	seq0 := p.firstAnsweredLocked()
+	if seq0 == len(p.sent) {
+		return 0, nil, nil
+	}
+	binOf := func(t time.Time) int {
+		d := t.Sub(origin)
+		if d < 0 {
+			return int((d - bin + 1) / bin)
+		}
+		return int(d / bin)
+	}
+	first = binOf(p.sent[seq0])
+	n := binOf(p.sent[len(p.sent)-1]) - first + 1
+	sent, lost = make([]int, n), make([]int, n)
+	for seq := seq0; seq < len(p.sent); seq++ {
+		b := binOf(p.sent[seq]) - first
+		sent[b]++
+		if p.answers[seq].at.IsZero() {
+			lost[b]++
+		}
+	}
+	return first, sent, lost
+}
+
 // firstAnsweredLocked is the first sequence number answered, or how many
 // were sent. p.mu must be held.
 func (p *prober) firstAnsweredLocked() int {

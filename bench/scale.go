@@ -32,8 +32,14 @@ type ScaleOptions struct {
 	Baseline bool
 	// Timeout bounds each run; 0 means 60 seconds plus 20 ms a tunnel.
 	Timeout time.Duration
-	// Peer runs the responding gateway in a process of its own.
-	Peer PeerCommand
+	// Peer runs the responding gateway in processes of its own, each
+	// with PeerTunnels tunnels (0: DefaultPeerTunnels) in a namespace of
+	// its own.
+	Peer        PeerCommand
+	PeerTunnels int
+	// LogDir, if set, receives each gateway's whole log (debug level),
+	// a file per gateway: what to read when tunnels do not come up.
+	LogDir string
 	// HeapProfile, if set, receives the initiator's heap profile with its
 	// tunnels established.
 	HeapProfile io.Writer
@@ -48,6 +54,8 @@ func (o ScaleOptions) Validate() error {
 		return fmt.Errorf("bench: IKE version %d: want 1 or 2", o.IKEVersion)
 	case o.Window < 0:
 		return fmt.Errorf("bench: window %d: want 0 or more", o.Window)
+	case o.PeerTunnels < 0:
+		return fmt.Errorf("bench: %d tunnels per responding process: want 0 or more", o.PeerTunnels)
 	case o.Peer.Path == "":
 		return fmt.Errorf("bench: no command for the peer gateway")
 	}
@@ -56,8 +64,8 @@ func (o ScaleOptions) Validate() error {
 
 // ScaleResult is one row of `ismbench scale`: N tunnels between two ISM
 // gateways, the initiator (a hub with one address, in this process) and
-// the responder (one address per tunnel, so one IKE SA per tunnel, in a
-// process of its own). The initiator's configuration is loaded (a reload
+// the responder (one address per tunnel, so one IKE SA per tunnel, in
+// processes of its own, peerTunnels tunnels each). The initiator's configuration is loaded (a reload
 // from none), then each tunnel is brought up by a packet routed into it
 // (acquire), at most Window in flight. A setup is a tunnel from nothing to
 // its SAs installed on both sides: phase 1 (or IKE_SA_INIT and IKE_AUTH)
@@ -162,17 +170,17 @@ func runScale(h *harness, o ScaleOptions) ScaleResult {
 	esp, _ := swanESP(o.Transform)
 	r := ScaleResult{Tunnels: n, IKEVersion: o.IKEVersion, Window: o.Window, Proposal: o.IKE.swan(), ESP: esp}
 	samples := sampleTunnels(n, o.Samples)
-	lab := newScaleLab(h, n, samples)
+	lab := newScaleLab(h, n, o.PeerTunnels, samples)
 	sc := scaleConf{ikeVersion: o.IKEVersion, ike: o.IKE, transform: o.Transform, psk: newPSK()}
 	ids := make([]int, n)
 	for i := range ids {
 		ids[i] = i
 	}
-	peer := startPeer(h, o.Peer, sc.responderConfig(lab.b, n, ids, samples))
+	peer := startPeers(h, o.Peer.withLogDir(o.LogDir), sc.responderConfigs(lab, ids, samples))
 	// The baseline has one tunnel that never comes up (index n), so that
 	// what the VR's data path and the endpoint hold whatever the number of
 	// tunnels (TUN device, sockets, receive buffers) is in it.
-	a := startScaleGateway(h, sc.initiatorConfig(lab.a, n, []int{n}))
+	a := startScaleGateway(h, sc.initiatorConfig(lab.a, n, []int{n}), o.LogDir)
 	m0, buf0 := a.memory()
 	rss0 := selfRSS()
 	cfg, err := config.Parse("initiator.conf", strings.NewReader(sc.initiatorConfig(lab.a, n, append(ids, n))))
@@ -249,16 +257,16 @@ func (s *scaleGateway) memory() (memory, int64) {
 
 // startScaleGateway builds an in-process gateway from configuration text;
 // it is closed when the run ends.
-func startScaleGateway(h *harness, text string) *scaleGateway {
+func startScaleGateway(h *harness, text, logDir string) *scaleGateway {
 	cfg, err := config.Parse("bench.conf", strings.NewReader(text))
 	if err != nil {
 		h.Fatalf("bench config: %v", err)
 	}
-	g, err := newScaleGateway(cfg)
+	g, err := newScaleGateway(cfg, logDir)
 	if err != nil {
 		h.Fatalf("gateway: %v", err)
 	}
-	h.Cleanup(g.g.Close)
+	h.Cleanup(g.close)
 	return g
 }
 
@@ -270,7 +278,7 @@ const scaleStall = 100 * time.Second
 // acquireAll sends a first packet into each tunnel of ids 0..n-1, at most
 // window ahead of those up, again every other second to those still down,
 // until all are up on both gateways.
-func (s *scaleLab) acquireAll(h *harness, a *scaleGateway, peer *peerProcess, n, window int, deadline time.Time) {
+func (s *scaleLab) acquireAll(h *harness, a *scaleGateway, peer *peerGroup, n, window int, deadline time.Time) {
 	var conn *net.UDPConn
 	if err := netns.Do(s.a, func() (err error) {
 		conn, err = net.ListenUDP("udp6", net.UDPAddrFromAddrPort(netip.AddrPortFrom(innerLocalHost, 0)))

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -37,6 +38,32 @@ func TestMeasureScale(t *testing.T) {
 		case r.LiveBytesPerTunnel <= 0 || r.CPUSecondsPerSetup <= 0 || r.PeerCPUSecondsPerSetup <= 0 || r.PeerLiveBytesPerTunnel <= 0:
 			t.Errorf("IKEv%d: live %v B, CPU %v s and %v s a setup, peer live %v B", v, r.LiveBytesPerTunnel,
 				r.CPUSecondsPerSetup, r.PeerCPUSecondsPerSetup, r.PeerLiveBytesPerTunnel)
+		}
+	}
+}
+
+// TestResultKeys: the -json of scale and soak carries the figures issue
+// 13 names, under those names.
+func TestResultKeys(t *testing.T) {
+	for _, c := range []struct {
+		v    any
+		keys []string
+	}{
+		{ScaleResult{SetupsPerSAt1000: 1}, []string{"tunnels", "setups_per_s", "live_bytes_per_tunnel", "setups_per_s_at_1000"}},
+		{SoakResult{}, []string{"lost_pings", "heap_slope_bytes_per_min", "rekeys", "leaked_sas"}},
+	} {
+		b, err := json.Marshal(c.v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range c.keys {
+			if _, ok := m[k]; !ok {
+				t.Errorf("%T: no %q in %s", c.v, k, b)
+			}
 		}
 	}
 }

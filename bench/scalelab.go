@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -10,38 +11,78 @@ import (
 	"github.com/ismgw/ism/transform"
 )
 
-// scaleLab is two namespaces joined by a veth pair for a scale or soak
-// run, with the address plan of the IKE benchmark: the initiating gateway
-// (a hub, in a) at initiatorAddr protecting innerLocal, the responding one
-// (in b) with one address per tunnel (endpoints), so that each tunnel has
-// its own endpoint pair and IKE SA, and tunnel i protecting innerRemote(i).
-// The sampled tunnels' inner hosts are on b's loopback.
+// scaleLab is the namespaces of a scale or soak run, with the address
+// plan of the IKE benchmark: the initiating gateway (a hub, in a) at
+// initiatorAddr protecting innerLocal, the responding one with one address
+// per tunnel (endpoints), so that each tunnel has its own endpoint pair and
+// IKE SA, and tunnel i protecting innerRemote(i). The responding gateway
+// has two sockets per address, so it is split over as many processes (each
+// with its own limit on open files) and namespaces as it takes perPeer
+// tunnels each: tunnel i's is peers[peerOf(i)], joined to a by a veth pair
+// of its own. The sampled tunnels' inner hosts are on their
+// responder's loopback.
 type scaleLab struct {
-	l    *netlab.Lab
-	a, b string
+	l       *netlab.Lab
+	a       string
+	peers   []string
+	plan    int // endpoint pairs in the address plan
+	perPeer int // tunnels per responder
 }
 
-func newScaleLab(h *harness, tunnels int, samples []int) *scaleLab {
+// DefaultPeerTunnels is the most tunnels one responding process serves
+// by default: two sockets per address fit 20,000 open files, the hard
+// limit of some containers.
+const DefaultPeerTunnels = 5000
+
+// peerOf is the index of tunnel i's responder.
+func (s *scaleLab) peerOf(i int) int { return i % s.plan / s.perPeer }
+
+// peerNS is the namespace of tunnel i's responder.
+func (s *scaleLab) peerNS(i int) string { return s.peers[s.peerOf(i)] }
+
+// transit is the veth link between a and responder k, a's end first.
+func transit(k int) (netip.Prefix, netip.Prefix) {
+	b := transitI.Addr().As16()
+	b[6], b[7] = byte(k>>8), byte(k)
+	i := netip.PrefixFrom(netip.AddrFrom16(b), transitI.Bits())
+	return i, netip.PrefixFrom(i.Addr().Next(), transitI.Bits())
+}
+
+// newScaleLab makes the namespaces for plan endpoint pairs, perPeer
+// (0: DefaultPeerTunnels) a responder.
+func newScaleLab(h *harness, plan, perPeer int, samples []int) *scaleLab {
 	l := netlab.New(h)
-	s := &scaleLab{l: l, a: l.NS("a"), b: l.NS("b")}
-	for _, ns := range []string{s.a, s.b} {
+	s := &scaleLab{l: l, a: l.NS("a"), plan: plan, perPeer: cmp.Or(perPeer, DefaultPeerTunnels)}
+	for k := range (plan + s.perPeer - 1) / s.perPeer {
+		s.peers = append(s.peers, l.NS(fmt.Sprintf("b%d", k)))
+	}
+	cmds := map[string]*strings.Builder{s.a: {}}
+	for k, ns := range s.peers {
+		cmds[ns] = &strings.Builder{}
+		ti, tr := transit(k)
+		l.Link(s.a, fmt.Sprintf("eth%d", k), ti, ns, "eth0", tr)
+		fmt.Fprintf(cmds[ns], "route add %s via %s\n", initiatorNet, ti.Addr())
+	}
+	for ns := range cmds {
 		l.MustRun(ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
 	}
-	l.Link(s.a, "eth0", transitI, s.b, "eth0", transitR)
-	var ba, bb strings.Builder
-	fmt.Fprintf(&ba, "addr add %s/128 dev lo nodad\naddr add %s/128 dev lo nodad\nroute add %s via %s\n",
+	// Responder 0's addresses by the plan's prefix, the others' each.
+	fmt.Fprintf(cmds[s.a], "addr add %s/128 dev lo nodad\naddr add %s/128 dev lo nodad\nroute add %s via %s\n",
 		initiatorAddr, innerLocalHost, responderNet, transitR.Addr())
-	fmt.Fprintf(&bb, "route add %s via %s\n", initiatorNet, transitI.Addr())
-	for i := range tunnels {
-		_, b := endpoints(i, tunnels)
-		fmt.Fprintf(&bb, "addr add %s/128 dev lo nodad\n", b)
+	for i := range plan {
+		_, b := endpoints(i, plan)
+		fmt.Fprintf(cmds[s.peerNS(i)], "addr add %s/128 dev lo nodad\n", b)
+		if k := s.peerOf(i); k > 0 {
+			_, tr := transit(k)
+			fmt.Fprintf(cmds[s.a], "route add %s/128 via %s\n", b, tr.Addr())
+		}
 	}
 	for _, i := range samples {
-		fmt.Fprintf(&bb, "addr add %s/128 dev lo nodad\n", sampleHost(i))
+		fmt.Fprintf(cmds[s.peerNS(i)], "addr add %s/128 dev lo nodad\n", sampleHost(i))
 	}
-	for ns, cmds := range map[string]string{s.a: ba.String(), s.b: bb.String()} {
+	for ns, b := range cmds {
 		cmd := l.Command(ns, "ip", "-batch", "-")
-		cmd.Stdin = strings.NewReader(cmds)
+		cmd.Stdin = strings.NewReader(b.String())
 		if out, err := cmd.CombinedOutput(); err != nil {
 			h.Fatalf("ip -batch in %s: %v\n%s", ns, err, out)
 		}
@@ -105,20 +146,27 @@ func (c scaleConf) initiatorConfig(ns string, n int, ids []int) string {
 	return b.String()
 }
 
-// responderConfig is the other side's: every tunnel from its own address
-// to the hub; the sampled tunnels' answers are routed by their source.
-func (c scaleConf) responderConfig(ns string, n int, ids, samples []int) string {
-	var b strings.Builder
-	b.WriteString(c.global(ns))
-	fmt.Fprintf(&b, "ipsec pre-shared-key address %s ascii %s\n", initiatorAddr, c.psk)
+// responderConfigs are the other side's, one per responder of lab: every
+// tunnel from its own address to the hub; the sampled tunnels' answers
+// are routed by their source.
+func (c scaleConf) responderConfigs(lab *scaleLab, ids, samples []int) []string {
+	bs := make([]strings.Builder, len(lab.peers))
+	for k, ns := range lab.peers {
+		bs[k].WriteString(c.global(ns))
+		fmt.Fprintf(&bs[k], "ipsec pre-shared-key address %s ascii %s\n", initiatorAddr, c.psk)
+	}
 	for _, i := range ids {
-		hub, src := endpoints(i, n)
-		scaleTunnel(&b, i, src, hub, innerRemote(i), innerLocal)
+		hub, src := endpoints(i, lab.plan)
+		scaleTunnel(&bs[lab.peerOf(i)], i, src, hub, innerRemote(i), innerLocal)
 	}
 	for _, i := range samples {
-		fmt.Fprintf(&b, "ip policy-route source %s ipsec:t%d\n", innerRemote(i), i)
+		fmt.Fprintf(&bs[lab.peerOf(i)], "ip policy-route source %s ipsec:t%d\n", innerRemote(i), i)
 	}
-	return b.String()
+	out := make([]string, len(bs))
+	for k := range bs {
+		out[k] = bs[k].String()
+	}
+	return out
 }
 
 // sampleTunnels returns k tunnel indexes spread over n.

@@ -39,12 +39,14 @@ type gwStats struct {
 	HeapInUse   uint64 `json:"heap_in_use"` // heap spans and stacks in use
 	// BufferBytes is what of the heap the data path's pipelines hold in
 	// packet buffers (by socket, device and lane, not by tunnel).
-	BufferBytes int64  `json:"buffer_bytes"`
-	RSS         uint64 `json:"rss"`
-	Goroutines  int    `json:"goroutines"`
-	FDs         int    `json:"fds"`
-	LeakedSAs   int    `json:"leaked_sas"` // "full SECONDS": SAs older, or beyond two pairs a tunnel
-	Error       string `json:"error,omitempty"`
+	BufferBytes int64    `json:"buffer_bytes"`
+	RSS         uint64   `json:"rss"`
+	Goroutines  int      `json:"goroutines"`
+	FDs         int      `json:"fds"`
+	LeakedSAs   int      `json:"leaked_sas"`             // "full SECONDS": SAs older, or beyond three pairs a tunnel
+	LeakedWhere []string `json:"leaked_where,omitempty"` // the tunnels with LeakedSAs
+	Malformed   int      `json:"malformed"`              // quick modes refused as malformed: messages it could not decrypt or parse
+	Error       string   `json:"error,omitempty"`
 }
 
 // upLog is a gateway's logger during a scale or soak run: it records when
@@ -56,6 +58,7 @@ type upLog struct {
 	upAt     map[int]time.Time
 	again    uint64
 	failures int
+	refused  int // quick modes refused as malformed
 	downs    int
 	lastDown string // the reason of the last "tunnel down"
 	changed  chan struct{}
@@ -91,6 +94,15 @@ func (l *upLog) Handle(_ context.Context, r slog.Record) error {
 		case l.changed <- struct{}{}:
 		default:
 		}
+	case "quick mode refused":
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "err" && strings.Contains(a.Value.String(), "malformed") {
+				l.mu.Lock()
+				l.refused++
+				l.mu.Unlock()
+			}
+			return true
+		})
 	case "IKE: negotiation failed":
 		l.mu.Lock()
 		l.failures++
@@ -128,17 +140,41 @@ func (l *upLog) times() []time.Time {
 // scaleGateway is one gateway of a run with what its upLog saw. It is not
 // safe for concurrent use.
 type scaleGateway struct {
-	g   *ism.Gateway
-	log *upLog
+	g    *ism.Gateway
+	log  *upLog
+	file *os.File // the full log, or nil
 }
 
-func newScaleGateway(cfg *config.Config) (*scaleGateway, error) {
-	l := newUpLog()
-	g, err := ism.New(cfg, ism.Options{Logger: slog.New(l), NoXFRM: true})
+// newScaleGateway starts a gateway; with logDir, its whole log (debug
+// level) goes to a file of its own there too.
+func newScaleGateway(cfg *config.Config, logDir string) (*scaleGateway, error) {
+	s := &scaleGateway{log: newUpLog()}
+	var h slog.Handler = s.log
+	if logDir != "" {
+		f, err := openGatewayLog(logDir)
+		if err != nil {
+			return nil, err
+		}
+		s.file = f
+		h = teeHandler{s.log, slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})}
+	}
+	g, err := ism.New(cfg, ism.Options{Logger: slog.New(h), NoXFRM: true})
 	if err != nil {
+		s.close()
 		return nil, err
 	}
-	return &scaleGateway{g: g, log: l}, nil
+	s.g = g
+	return s, nil
+}
+
+// close closes the gateway and its log.
+func (s *scaleGateway) close() {
+	if s.g != nil {
+		s.g.Close()
+	}
+	if s.file != nil {
+		s.file.Close()
+	}
 }
 
 // stats reads the gateway's counters; with full, also the tunnels and SAs
@@ -146,7 +182,7 @@ func newScaleGateway(cfg *config.Config) (*scaleGateway, error) {
 // tunnel or the whole heap).
 func (s *scaleGateway) stats(full bool) gwStats {
 	s.log.mu.Lock()
-	st := gwStats{Up: len(s.log.upAt), Failures: s.log.failures, Rekeys: s.log.again, Downs: s.log.downs, LastDown: s.log.lastDown}
+	st := gwStats{Up: len(s.log.upAt), Failures: s.log.failures, Malformed: s.log.refused, Rekeys: s.log.again, Downs: s.log.downs, LastDown: s.log.lastDown}
 	s.log.mu.Unlock()
 	st.Goroutines = runtime.NumGoroutine()
 	st.FDs = countFDs()
@@ -192,7 +228,8 @@ func selfRSS() uint64 {
 // `soak` in a process of its own, so that its CPU time and memory are
 // measured apart from the initiator's: it builds the gateway from the
 // configuration file at path, prints one JSON line when it is up, then
-// answers each line of in with one JSON line of out: "stats" and "full"
+// answers each line of in with one JSON line of out (with $ISMBENCH_LOG_DIR
+// set, its gateway's whole log goes to a file there): "stats" and "full"
 // (gwStats), "reload PATH" (gwStats after the reload), "quit" (closes the
 // gateway and returns).
 func ServeScalePeer(path string, in io.Reader, out io.Writer) error {
@@ -206,11 +243,11 @@ func ServeScalePeer(path string, in io.Reader, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	s, err := newScaleGateway(cfg)
+	s, err := newScaleGateway(cfg, os.Getenv(logDirEnv))
 	if err != nil {
 		return err
 	}
-	defer s.g.Close()
+	defer s.close()
 	enc := json.NewEncoder(out)
 	if err := enc.Encode(s.stats(false)); err != nil {
 		return err
@@ -223,7 +260,7 @@ func ServeScalePeer(path string, in io.Reader, out io.Writer) error {
 		case "stats", "full":
 			st = s.stats(cmd == "full")
 			if secs, err := strconv.Atoi(arg); err == nil && cmd == "full" {
-				st.LeakedSAs = s.leakedSAs(time.Duration(secs) * time.Second)
+				st.LeakedSAs, st.LeakedWhere = s.leakedSAs(time.Duration(secs) * time.Second)
 			}
 		case "reload":
 			cfg, err := config.ParseFile(arg)

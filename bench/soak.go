@@ -36,6 +36,8 @@ type SoakOptions struct {
 	SampleEvery time.Duration
 	Window      int
 	Peer        PeerCommand
+	PeerTunnels int    // see ScaleOptions
+	LogDir      string // see ScaleOptions
 }
 
 // SoakResult is what `ismbench soak` measured.
@@ -59,6 +61,8 @@ type SoakResult struct {
 	// LostAt is when the first 100 probes lost outside the restart were
 	// sent, in seconds since the soak started.
 	LostAt []float64 `json:"lost_at_s,omitempty"`
+	// LostByTunnel is LostPings by sampled tunnel, those that lost any.
+	LostByTunnel map[string]int `json:"lost_by_tunnel,omitempty"`
 	// LongestLossS is the longest time a sampled tunnel lost every probe,
 	// outside the restart: a tunnel left without working SAs.
 	LongestLossS float64 `json:"longest_loss_s"`
@@ -77,10 +81,19 @@ type SoakResult struct {
 	RulesWant                int     `json:"rules_want"`
 	RulesHave                int     `json:"rules_have"`
 	// LeakedSAs are SAs still in either data path well past their hard
-	// lifetime, or beyond two pairs on a tunnel, at the end.
-	LeakedSAs   int    `json:"leaked_sas"`
-	Failures    int    `json:"failures"`
-	Retransmits uint64 `json:"retransmits"`
+	// lifetime, or beyond three pairs on a tunnel (see leakedSAs), at the
+	// end.
+	LeakedSAs int `json:"leaked_sas"`
+	// LeakedWhere names the tunnels with leaked SAs on each gateway
+	// ("ipsec:t7: 6 SAs", "ipsec:t9: 1 old"), up to 8 a gateway process.
+	LeakedWhere []string `json:"leaked_where,omitempty"`
+	// MalformedQuickModes are the quick mode messages either gateway
+	// refused as malformed (could not decrypt or parse): 0 between two ISM
+	// gateways, whatever the churn (the responder process's before a
+	// restart are not counted).
+	MalformedQuickModes int    `json:"malformed_quick_modes"`
+	Failures            int    `json:"failures"`
+	Retransmits         uint64 `json:"retransmits"`
 
 	Series SoakSeries `json:"series"`
 }
@@ -98,7 +111,7 @@ type SoakSeries struct {
 
 // Validate says whether the options make sense.
 func (o SoakOptions) Validate() error {
-	so := ScaleOptions{Tunnels: o.Tunnels, IKEVersion: o.IKEVersion, IKE: o.IKE, Window: o.Window, Peer: o.Peer}
+	so := ScaleOptions{Tunnels: o.Tunnels, IKEVersion: o.IKEVersion, IKE: o.IKE, Window: o.Window, Peer: o.Peer, PeerTunnels: o.PeerTunnels}
 	if err := so.Validate(); err != nil {
 		return err
 	}
@@ -149,7 +162,7 @@ type soak struct {
 	ids     []int // configured tunnels, in order of age
 	samples []int
 	a       *scaleGateway
-	peer    *peerProcess
+	peer    *peerGroup
 }
 
 func runSoak(h *harness, o SoakOptions) SoakResult {
@@ -160,7 +173,7 @@ func runSoak(h *harness, o SoakOptions) SoakResult {
 	}
 	s.plan = o.Tunnels + reloads*o.Churn
 	s.samples = sampleTunnels(o.Tunnels, o.Samples)
-	s.lab = newScaleLab(h, s.plan, s.samples)
+	s.lab = newScaleLab(h, s.plan, o.PeerTunnels, s.samples)
 	// A negotiation cut by the peer's restart (its messages reached the
 	// old process) fails after 6 s instead of the built-in 82.5 s, and
 	// the tunnel's next packet starts it anew with the new process.
@@ -169,14 +182,14 @@ func runSoak(h *harness, o SoakOptions) SoakResult {
 	for i := range o.Tunnels {
 		s.ids = append(s.ids, i)
 	}
-	s.peer = startPeer(h, o.Peer, s.peerConfig())
-	s.a = startScaleGateway(h, s.sc.initiatorConfig(s.lab.a, s.plan, s.ids))
+	s.peer = startPeers(h, o.Peer.withLogDir(o.LogDir), s.peerConfigs())
+	s.a = startScaleGateway(h, s.sc.initiatorConfig(s.lab.a, s.plan, s.ids), o.LogDir)
 	s.lab.acquireAll(h, s.a, s.peer, o.Tunnels, o.Window, time.Now().Add(60*time.Second+time.Duration(o.Tunnels)*20*time.Millisecond))
 
 	r := SoakResult{Tunnels: o.Tunnels, IKEVersion: o.IKEVersion, LifetimeS: o.Lifetime.Seconds()}
 	var probes []*prober
 	for _, i := range s.samples {
-		startEcho(h, s.lab.b, sampleHost(i).String(), 1)
+		startEcho(h, s.lab.peerNS(i), sampleHost(i).String(), 1)
 		probes = append(probes, startProber(h, s.lab.a, innerLocalHost.String(), sampleHost(i).String(), o.ProbeInterval))
 	}
 	for _, p := range probes {
@@ -234,7 +247,7 @@ func runSoak(h *harness, o SoakOptions) SoakResult {
 		}
 		r.RestartGapS = restartEnd.Sub(restartAt).Seconds()
 	}
-	for _, p := range probes {
+	for k, p := range probes {
 		sent, lost, lostIn, longest := p.lostOutside(restartAt, restartEnd, func(at time.Time) {
 			if len(r.LostAt) < 100 {
 				r.LostAt = append(r.LostAt, at.Sub(start).Seconds())
@@ -242,6 +255,12 @@ func runSoak(h *harness, o SoakOptions) SoakResult {
 		})
 		r.ProbesSent += sent
 		r.LostPings += lost
+		if lost > 0 {
+			if r.LostByTunnel == nil {
+				r.LostByTunnel = map[string]int{}
+			}
+			r.LostByTunnel[fmt.Sprintf("ipsec:t%d", s.samples[k])] = lost
+		}
 		r.LostPingsRestart += lostIn
 		r.LongestLossS = max(r.LongestLossS, float64(longest)*o.ProbeInterval.Seconds())
 	}
@@ -265,9 +284,9 @@ func runSoak(h *harness, o SoakOptions) SoakResult {
 // failure 3.2 s later.
 const soakRetransmit = "count 2 timeout 1000 base 1.8"
 
-// peerConfig is the responder's configuration with the tunnels now.
-func (s *soak) peerConfig() string {
-	return s.sc.responderConfig(s.lab.b, s.plan, s.ids, s.samples)
+// peerConfigs are the responders' configurations with the tunnels now.
+func (s *soak) peerConfigs() []string {
+	return s.sc.responderConfigs(s.lab, s.ids, s.samples)
 }
 
 // reload removes the oldest Churn tunnels that are not sampled and adds
@@ -286,7 +305,7 @@ func (s *soak) reload() {
 	for k := range s.o.Churn {
 		s.ids = append(s.ids, next+k)
 	}
-	s.peer.reload(s.h, s.peerConfig())
+	s.peer.reload(s.h, s.peerConfigs())
 	cfg, err := config.Parse("initiator.conf", strings.NewReader(s.sc.initiatorConfig(s.lab.a, s.plan, s.ids)))
 	if err != nil {
 		s.h.Fatalf("initiator config: %v", err)
@@ -299,6 +318,5 @@ func (s *soak) reload() {
 // restartPeer stops the responding gateway (it deletes its SAs on the way
 // out) and starts it again with the same configuration.
 func (s *soak) restartPeer() {
-	s.peer.stop(s.h)
-	s.peer = startPeer(s.h, s.o.Peer, s.peerConfig())
+	s.peer.restart(s.h, s.peerConfigs())
 }

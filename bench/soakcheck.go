@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -20,20 +21,33 @@ func (s *scaleGateway) ikeCounters() ike.Counters {
 }
 
 // leakedSAs counts the SAs in the gateway's data paths that outlived
-// maxAge, and those beyond two pairs on one tunnel (an old pair waits for
-// its last packets while a rekeyed one takes over; more is a leak).
-func (s *scaleGateway) leakedSAs(maxAge time.Duration) int {
+// maxAge, and those beyond three pairs on one tunnel, and names what it
+// found: "TUNNEL: N old" or "TUNNEL: N SAs", the first 8. Three pairs are
+// not a leak: an old pair waits for its last packets while a rekeyed one
+// takes over, and when both ends start the rekey at once (IKEv1 does not
+// resolve such a collision) both new pairs stay until they expire.
+func (s *scaleGateway) leakedSAs(maxAge time.Duration) (int, []string) {
 	n := 0
+	var where []string
 	now := time.Now()
 	for _, t := range s.g.Tunnels() {
-		n += max(0, len(t.SAs)-4)
+		old := 0
 		for _, sa := range t.SAs {
 			if now.Sub(sa.Created) > maxAge {
-				n++
+				old++
 			}
 		}
+		extra := max(0, len(t.SAs)-6)
+		n += extra + old
+		switch {
+		case len(where) == 8:
+		case old > 0:
+			where = append(where, fmt.Sprintf("%s: %d old", t.Name, old))
+		case extra > 0:
+			where = append(where, fmt.Sprintf("%s: %d SAs", t.Name, len(t.SAs)))
+		}
 	}
-	return n
+	return n, where
 }
 
 // downTunnels returns the indexes of the gateway's tunnels ("ipsec:tN")
@@ -93,9 +107,12 @@ func (s *soak) checkEnd(r *SoakResult) {
 	maxAge := s.o.Lifetime + 15*time.Second
 	ps := s.peer.ask(s.h, "full "+strconv.Itoa(int(maxAge.Seconds())))
 	as := s.a.stats(true)
-	r.LeakedSAs = s.a.leakedSAs(maxAge) + ps.LeakedSAs
+	n, where := s.a.leakedSAs(maxAge)
+	r.LeakedSAs = n + ps.LeakedSAs
+	r.LeakedWhere = append(where, ps.LeakedWhere...)
 	r.FDsEnd = as.FDs
 	r.Failures = as.Failures + ps.Failures
+	r.MalformedQuickModes = as.Malformed + ps.Malformed
 	r.Retransmits = as.Retransmits + ps.Retransmits
 	r.RoutesWant, r.RulesWant = len(s.ids), len(s.samples)
 	routes := s.lab.l.MustRun(s.lab.a, "ip", "-6", "route", "show")
@@ -104,10 +121,12 @@ func (s *soak) checkEnd(r *SoakResult) {
 			r.RoutesHave++
 		}
 	}
-	rules := s.lab.l.MustRun(s.lab.b, "ip", "-6", "rule", "show")
-	for _, line := range strings.Split(rules, "\n") {
-		if strings.Contains(line, "from 2001:db8:200:") {
-			r.RulesHave++
+	for _, ns := range s.lab.peers {
+		rules := s.lab.l.MustRun(ns, "ip", "-6", "rule", "show")
+		for _, line := range strings.Split(rules, "\n") {
+			if strings.Contains(line, "from 2001:db8:200:") {
+				r.RulesHave++
+			}
 		}
 	}
 }

@@ -120,7 +120,13 @@ func (g *Gateway) recheckPaths() {
 		case !routable && t.Up():
 			changed = g.changeState(t, false, reason) || changed
 		}
-		t.computeMTU()
+		mtu := t.d.MTU.Load()
+		if t.computeMTU(); t.d.MTU.Load() != mtu && !changed {
+			// A path MTU the kernel learnt from ICMP: the routes carry
+			// the tunnel's MTU, so that senders learn it too instead
+			// of their packets being dropped as too big.
+			g.syncTunnelRoutes(t)
+		}
 	}
 	if changed {
 		g.syncRoutes()

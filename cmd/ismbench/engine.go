@@ -25,6 +25,7 @@ func engine(args []string) error {
 	shared := fs.Bool("shared-sa", false, "one SA pair on -cores crypto workers (offload.Pipeline, order checked), against the same SA on one core")
 	dirs := fs.String("direction", "encap,decap", "encap, decap, or both")
 	asJSON := fs.Bool("json", false, "print one JSON object per line")
+	plotDir := fs.String("plot", "", "write a plot (SVG and PNG) of throughput by packet size and transform into this directory")
 	eal := fs.String("eal", "", "DPDK EAL arguments (driver dpdk)")
 	vdev := fs.String("vdev", "", "DPDK virtual devices, comma-separated (driver dpdk)")
 	fs.Parse(args)
@@ -107,7 +108,12 @@ func engine(args []string) error {
 		}
 	}
 	if !*asJSON {
-		return bench.EngineTable(os.Stdout, rows)
+		if err := bench.EngineTable(os.Stdout, rows); err != nil {
+			return err
+		}
+	}
+	if *plotDir != "" {
+		return bench.PlotEngine(*plotDir, rows)
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ func failover(args []string) error {
 	fs.StringVar(&d.Loss, "loss", d.Loss, "how the destination is lost: kill (charon killed) or link-down")
 	fs.DurationVar(&d.Interval, "interval", d.Interval, "time between two probe packets")
 	asJSON := fs.Bool("json", false, "print one JSON object per line")
+	plotDir := fs.String("plot", "", "write a plot (SVG and PNG) of the probes lost against the DPD events into this directory")
 	fs.Parse(args)
 	var rows []bench.FailoverResult
 	for run := 1; run <= *runs; run++ {
@@ -32,7 +33,12 @@ func failover(args []string) error {
 		rows = append(rows, r)
 	}
 	if !*asJSON {
-		return bench.FailoverTable(os.Stdout, d, rows)
+		if err := bench.FailoverTable(os.Stdout, d, rows); err != nil {
+			return err
+		}
+	}
+	if *plotDir != "" {
+		return bench.PlotFailover(*plotDir, rows)
 	}
 	return nil
 }

@@ -22,6 +22,8 @@ func scale(args []string) error {
 	plotDir := fs.String("plot", "", "write plots (SVG and PNG) of setups per second and tunnels up over time into this directory")
 	prof := fs.String("cpuprofile", "", "write a CPU profile of this process (the initiating gateway) to this file")
 	memprof := fs.String("memprofile", "", "write the initiating gateway's heap profile, tunnels established, to this file")
+	perPeer := fs.Int("peer-tunnels", bench.DefaultPeerTunnels, "most tunnels a responding process (and namespace) serves: each needs two sockets")
+	logDir := fs.String("log", "", "write each gateway's whole log (debug level) into this directory, a file per gateway")
 	proposal := ikeFlags(fs)
 	fs.Parse(args)
 	t, ok := transform.Lookup(*tname)
@@ -33,7 +35,7 @@ func scale(args []string) error {
 		return err
 	}
 	o := bench.ScaleOptions{Tunnels: *n, IKEVersion: *version, IKE: proposal(), Transform: t, Window: *window,
-		Samples: *samples, Baseline: *baseline, Timeout: *timeout, Peer: bench.PeerCommand{Path: exe, Args: []string{"scale-peer"}}}
+		Samples: *samples, Baseline: *baseline, Timeout: *timeout, Peer: bench.PeerCommand{Path: exe, Args: []string{"scale-peer"}}, PeerTunnels: *perPeer, LogDir: *logDir}
 	if err := o.Validate(); err != nil {
 		return err
 	}

@@ -36,7 +36,8 @@ const restartPSK = "restart psk"
 // (IKEv2) signaled to ISM B (192.0.2.3), c1 (IKEv1) and c2 (IKEv2)
 // signaled to charon (192.0.2.2).
 func restartConfA(dir string) string {
-	return fmt.Sprintf(`checkpoint state-directory %[1]s/state-a
+	return fmt.Sprintf(`dataplane raw-transport ring
+checkpoint state-directory %[1]s/state-a
 checkpoint key-file %[1]s/a.key
 checkpoint interval 200
 ipsec isakmp-policy-rule 10
@@ -101,7 +102,8 @@ ip route 203.0.113.129/32 ipsec:c2
 
 // restartConfB is ISM B at 192.0.2.3, the mirror of A's m1, s1 and s2.
 func restartConfB() string {
-	return fmt.Sprintf(`checkpoint interval 0
+	return fmt.Sprintf(`dataplane raw-transport ring
+checkpoint interval 0
 ipsec isakmp-policy-rule 10
   encryption aes128
   hash sha

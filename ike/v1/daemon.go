@@ -192,7 +192,33 @@ func (d *Daemon) Reconfigure(cfg ike.Config) error {
 	for _, tu := range gone {
 		d.tunnelDown(tu, "tunnel removed from the configuration")
 	}
+	if len(gone) > 0 {
+		d.dropUnusedIKESAs()
+	}
 	return nil
+}
+
+// dropUnusedIKESAs deletes, telling the peer, the IKE SAs on a local
+// address that no configured tunnel has as its source any more: the
+// gateway closes that address's sockets, and the SA would otherwise send
+// keepalives and retransmissions into nothing, and stay in memory, until
+// its lifetime ends.
+func (d *Daemon) dropUnusedIKESAs() {
+	d.mu.Lock()
+	used := make(map[netip.Addr]bool, len(d.tunnels))
+	for _, tu := range d.tunnels {
+		used[tu.cfg.Source.Unmap()] = true
+	}
+	var drop []*ikeSA
+	for _, sa := range d.sas {
+		if !used[sa.local.Addr().Unmap()] {
+			drop = append(drop, sa)
+		}
+	}
+	d.mu.Unlock()
+	for _, sa := range drop {
+		d.deleteIKESA(sa)
+	}
 }
 
 // Status returns a snapshot of the IKE SAs, the tunnels and the counters.
@@ -283,10 +309,7 @@ func (d *Daemon) Close() error {
 	}
 	d.mu.Unlock()
 	for _, sa := range sas {
-		if d.isEstablished(sa) {
-			d.sendDeleteIKESA(sa)
-		}
-		d.removeIKESA(sa)
+		d.deleteIKESA(sa)
 	}
 	d.cfg.psk.Zero()
 	return nil
@@ -378,7 +401,7 @@ func (d *Daemon) msgID(sa *ikeSA) uint32 {
 		id := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 		d.mu.Lock()
 		_, busy := sa.exchanges[id]
-		used := sa.replied(id)
+		used := sa.replied(id) || sa.quickModeEnded(id)
 		d.mu.Unlock()
 		if id != 0 && !busy && !used {
 			return id

@@ -88,6 +88,10 @@ func (d *Daemon) receiveKnown(h Header, p packet) func() {
 		d.counters.Dropped++
 	case h.MessageID() == 0:
 		d.counters.Dropped++
+	case h.Exchange() == ExchangeQuick && sa.quickModeEnded(h.MessageID()):
+		// A late copy of an ended quick mode's message: decrypted as a
+		// new one (a fresh IV), it would be refused as malformed.
+		d.counters.Duplicates++
 	case !sa.established:
 		if len(sa.pending) < maxPending {
 			sa.pending = append(sa.pending, p)

@@ -66,8 +66,9 @@ func (d *Daemon) newExchangeLocked(sa *ikeSA, msgID uint32) *exchange {
 	return ex
 }
 
-// done unregisters the exchange; if it answered a message last, the
-// answer is remembered for retransmissions of that message.
+// done unregisters the exchange and, for a quick mode, records its end;
+// if it answered a message last, the answer is remembered for
+// retransmissions of that message.
 func (ex *exchange) done(answered []byte) {
 	d := ex.d
 	d.mu.Lock()
@@ -76,6 +77,9 @@ func (ex *exchange) done(answered []byte) {
 		if len(ex.sa.exchanges) == 0 {
 			ex.sa.exchanges = nil // an idle IKE SA keeps no map
 		}
+	}
+	if ex.msgID != 0 {
+		ex.sa.endQuickMode(ex.msgID)
 	}
 	if answered != nil && ex.last != nil {
 		ex.sa.remember(ex.msgID, answered, ex.last)

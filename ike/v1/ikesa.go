@@ -50,6 +50,8 @@ type ikeSA struct {
 	exchanges map[uint32]*exchange // nil when none runs (exchange.go)
 	replies   []reply              // recently answered messages, for retransmits (remember)
 	nextReply int
+	ended     [8]uint32 // message IDs of the last quick modes to end
+	nextEnded int
 	pending   []packet  // arrived before phase 1 completed
 	waiting   []*qmPlan // quick modes to start once established
 
@@ -124,6 +126,20 @@ func (sa *ikeSA) answer(msg []byte) ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+// endQuickMode records that the quick mode with msgID ended, however it
+// ended. Daemon.mu must be held.
+func (sa *ikeSA) endQuickMode(msgID uint32) {
+	sa.ended[sa.nextEnded] = msgID
+	sa.nextEnded = (sa.nextEnded + 1) % len(sa.ended)
+}
+
+// quickModeEnded reports whether a quick mode with msgID ended lately: a
+// message with its ID is a late copy (a QM3 sent again, a QM2 after the
+// initiator gave up), never a new quick mode. Daemon.mu must be held.
+func (sa *ikeSA) quickModeEnded(msgID uint32) bool {
+	return msgID != 0 && slices.Contains(sa.ended[:], msgID)
 }
 
 // replied reports whether msgID was used by a finished exchange. Daemon.mu
@@ -278,7 +294,10 @@ func (d *Daemon) ikeSASoftExpire(sa *ikeSA) {
 }
 
 // ikeSAHardExpire deletes the SA at the end of its lifetime.
-func (d *Daemon) ikeSAHardExpire(sa *ikeSA) {
+func (d *Daemon) ikeSAHardExpire(sa *ikeSA) { d.deleteIKESA(sa) }
+
+// deleteIKESA tells the peer, if the SA is established, and forgets it.
+func (d *Daemon) deleteIKESA(sa *ikeSA) {
 	if d.isEstablished(sa) {
 		d.sendDeleteIKESA(sa)
 	}

@@ -50,13 +50,18 @@ func TestPairLifetimes(t *testing.T) {
 	}
 }
 
-// TestPairRetransmitAndDuplicates: lost and duplicated messages are
-// retransmitted and answered again.
-func TestPairRetransmitAndDuplicates(t *testing.T) {
+// newOneTunnelPair starts two daemons with tunnel t1 between them.
+func newOneTunnelPair(t *testing.T) (a, b *pairSide, w *sim) {
 	ca, cb := baseConfig(), baseConfig()
 	ca.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-hmac-sha")}
 	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha")}
-	a, b, w := newPair(t, ca, cb)
+	return newPair(t, ca, cb)
+}
+
+// TestPairRetransmitAndDuplicates: lost and duplicated messages are
+// retransmitted and answered again.
+func TestPairRetransmitAndDuplicates(t *testing.T) {
+	a, b, w := newOneTunnelPair(t)
 	var n atomic.Int32
 	w.SetFilter(func(local, remote netip.AddrPort, msg []byte) []byte {
 		switch n.Add(1) {
@@ -310,5 +315,79 @@ func TestPairIPv6(t *testing.T) {
 		if len(sa.Local) != 1 || !sa.Local[0].Is6() || sa.Local[0].Bits != 48 || len(sa.CipherKey) != 36 {
 			t.Errorf("SA %+v", sa)
 		}
+	}
+}
+
+// TestPairLateQuickModeCopies: a message of a quick mode that ended is a
+// counted duplicate, never a new quick mode: a QM3 sent again after the
+// responder finished (the initiator of a rekey resends it when nothing
+// came in on the new SA: an idle tunnel), and a QM2 that arrives after
+// the initiator gave up. Both were taken for a new quick mode with the
+// same message ID, decrypted with a fresh IV and refused as malformed
+// (hundreds a minute in a soak of 1,000 tunnels).
+func TestPairLateQuickModeCopies(t *testing.T) {
+	late := func(t *testing.T, loseQM2 bool) {
+		a, b, w := newOneTunnelPair(t)
+		var n atomic.Int32
+		var kept atomic.Pointer[[]byte]
+		w.SetFilter(func(local, remote netip.AddrPort, msg []byte) []byte {
+			if Header(msg).Exchange() != ExchangeQuick {
+				return msg
+			}
+			switch k := n.Add(1); {
+			case loseQM2 && remote.Addr() == addrA: // every QM2, from B
+				dup := append([]byte(nil), msg...)
+				kept.Store(&dup)
+				return nil
+			case !loseQM2 && k == 3: // QM3
+				dup := append([]byte(nil), msg...)
+				kept.Store(&dup)
+			}
+			return msg
+		})
+		a.d.Acquire("t1")
+		to, from, self := b, addrA, addrB
+		if loseQM2 {
+			w.waitEvent(t, a.lis, "failed", "t1", 5*time.Minute)
+			to, from, self = a, addrB, addrA
+		} else {
+			w.waitEvent(t, b.lis, "up", "t1", 10*time.Second)
+		}
+		w.sleep(t, 100*time.Millisecond)
+		m := kept.Load()
+		if m == nil {
+			t.Fatal("no quick mode message kept")
+		}
+		before := to.d.Status().Counters
+		to.d.Receive(netip.AddrPortFrom(self, 500), netip.AddrPortFrom(from, 500), *m)
+		w.sleep(t, 100*time.Millisecond)
+		after := to.d.Status().Counters
+		if after.Duplicates != before.Duplicates+1 || after.Dropped != before.Dropped {
+			t.Errorf("late copy: duplicates %d -> %d, dropped %d -> %d; want one duplicate, nothing dropped",
+				before.Duplicates, after.Duplicates, before.Dropped, after.Dropped)
+		}
+	}
+	t.Run("QM3 after the responder finished", func(t *testing.T) { late(t, false) })
+	t.Run("QM2 after the initiator gave up", func(t *testing.T) { late(t, true) })
+}
+
+// TestPairRemovedTunnelDropsIKESA: a reload that removes the last tunnel
+// from a local address deletes the IKE SAs on it, and tells the peer; it
+// kept sending keepalives from an address whose sockets were closed, and
+// stayed in memory, until its lifetime ended.
+func TestPairRemovedTunnelDropsIKESA(t *testing.T) {
+	a, b, w := newOneTunnelPair(t)
+	a.d.Acquire("t1")
+	w.waitEvent(t, a.lis, "up", "t1", 10*time.Second)
+	w.waitEvent(t, b.lis, "up", "t1", 10*time.Second)
+	if err := a.d.Reconfigure(baseConfig()); err != nil {
+		t.Fatal(err)
+	}
+	w.sleep(t, time.Second)
+	if sas := a.d.Status().IKESAs; len(sas) != 0 {
+		t.Errorf("IKE SAs after the tunnel's removal: %+v", sas)
+	}
+	if sas := b.d.Status().IKESAs; len(sas) != 0 {
+		t.Errorf("the peer's IKE SAs after the delete: %+v", sas)
 	}
 }

@@ -35,8 +35,11 @@ type Endpoints struct {
 	log *slog.Logger
 	wg  sync.WaitGroup
 
-	mu     sync.Mutex
-	m      map[endpointKey]*Endpoint
+	mu sync.Mutex
+	m  map[endpointKey]*Endpoint
+	// byAddr files the endpoints by local address alone, for UDP: IKE
+	// names the address it sends from, not its VR (usually one endpoint).
+	byAddr map[netip.Addr][]*Endpoint
 	closed bool
 	// raw is how raw ESP and AH travel; rings are the AF_XDP rings open,
 	// noRing why a ring could not open on an interface.
@@ -53,7 +56,7 @@ type endpointKey struct {
 
 // NewEndpoints returns an empty set whose sockets hand what they read to h.
 func NewEndpoints(h Handler, log *slog.Logger) *Endpoints {
-	return &Endpoints{h: h, log: log, m: map[endpointKey]*Endpoint{}, raw: RawSockets,
+	return &Endpoints{h: h, log: log, m: map[endpointKey]*Endpoint{}, byAddr: map[netip.Addr][]*Endpoint{}, raw: RawSockets,
 		rings: map[ringKey]*rawRing{}, noRing: map[ringKey]error{}}
 }
 
@@ -67,6 +70,7 @@ func (e *Endpoints) Get(v *vr.VR, local netip.Addr) *Endpoint {
 	if !ok {
 		ep = &Endpoint{set: e, key: k, socks: map[sockKey]*Socket{}}
 		e.m[k] = ep
+		e.byAddr[local] = append(e.byAddr[local], ep)
 	}
 	ep.refs++
 	return ep
@@ -80,6 +84,7 @@ func (e *Endpoints) Release(ep *Endpoint) {
 	last := ep.refs == 0
 	if last {
 		delete(e.m, ep.key)
+		e.unfile(ep)
 	}
 	e.mu.Unlock()
 	if last {
@@ -91,14 +96,28 @@ func (e *Endpoints) Release(ep *Endpoint) {
 func (e *Endpoints) UDP(local netip.AddrPort) *Socket {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for k, ep := range e.m {
-		if k.local == local.Addr() {
-			if s := ep.lookup(UDP, local.Port()); s != nil {
-				return s
-			}
+	for _, ep := range e.byAddr[local.Addr()] {
+		if s := ep.lookup(UDP, local.Port()); s != nil {
+			return s
 		}
 	}
 	return nil
+}
+
+// unfile takes ep out of byAddr. e.mu is held.
+func (e *Endpoints) unfile(ep *Endpoint) {
+	eps := e.byAddr[ep.key.local]
+	for i, x := range eps {
+		if x == ep {
+			eps = append(eps[:i], eps[i+1:]...)
+			break
+		}
+	}
+	if len(eps) == 0 {
+		delete(e.byAddr, ep.key.local)
+	} else {
+		e.byAddr[ep.key.local] = eps
+	}
 }
 
 // Close closes every socket and waits for the read loops to end.
@@ -107,6 +126,7 @@ func (e *Endpoints) Close() {
 	e.closed = true
 	eps := e.m
 	e.m = map[endpointKey]*Endpoint{}
+	e.byAddr = map[netip.Addr][]*Endpoint{}
 	e.mu.Unlock()
 	for _, ep := range eps {
 		ep.close()

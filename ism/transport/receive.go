@@ -125,6 +125,9 @@ func (r *sockReader) read(ms []ipv4.Message) (int, error) {
 		if errors.Is(err, net.ErrClosed) {
 			return 0, net.ErrClosed
 		}
+		if r.s.errq && r.s.drainErrors() > 0 {
+			continue // an ICMPv6 error about what the socket sent
+		}
 		r.e.log.Warn("transport socket read", "socket", r.s.local.String(), "kind", r.s.kind.String(), "err", err)
 		time.Sleep(10 * time.Millisecond)
 	}

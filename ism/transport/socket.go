@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -50,6 +51,13 @@ type Socket struct {
 	// on receive; gso is turned off if the kernel refuses it.
 	gso atomic.Bool
 	gro bool
+	// errq: an IPv6 raw socket with IPV6_RECVERR. The kernel lowers its
+	// path MTU on an ICMPv6 packet too big about what a raw IPv6 socket
+	// sent only when the socket asked for errors (rawv6_err; IPv4's
+	// raw_err always does); the errors then queue on the socket's error
+	// queue, which drainErrors empties.
+	errq bool
+	rc   syscall.RawConn
 	// ring is set on a ring socket: an endpoint's raw ESP or AH sent
 	// through the AF_XDP ring on one interface; it has no conn.
 	ring *rawRing
@@ -106,6 +114,10 @@ func openSocket(ns *netns.NS, kind Kind, local netip.AddrPort) (*Socket, error) 
 			s.gso.Store(local.Port() != IKEPort)
 		case v6:
 			serr = unix.SetsockoptInt(f, unix.IPPROTO_IPV6, unix.IPV6_HDRINCL, 1)
+			if serr == nil {
+				serr = unix.SetsockoptInt(f, unix.IPPROTO_IPV6, unix.IPV6_RECVERR, 1)
+				s.errq = true
+			}
 		default:
 			serr = unix.SetsockoptInt(f, unix.IPPROTO_IP, unix.IP_HDRINCL, 1)
 		}
@@ -117,8 +129,26 @@ func openSocket(ns *netns.NS, kind Kind, local netip.AddrPort) (*Socket, error) 
 		s.conn.Close()
 		return nil, fmt.Errorf("transport: %s socket on %s: %w", kind, local, err)
 	}
-	s.pc = ipv4.NewPacketConn(s.conn)
+	s.pc, s.rc = ipv4.NewPacketConn(s.conn), sc
 	return s, nil
+}
+
+// drainErrors empties an errq socket's error queue (the ICMPv6 errors
+// about what it sent, and its own refused sends) and returns how many
+// errors it held.
+func (s *Socket) drainErrors() int {
+	n := 0
+	_ = s.rc.Control(func(fd uintptr) {
+		var buf [256]byte
+		var oob [256]byte
+		for n < 1024 {
+			if _, _, _, _, err := unix.Recvmsg(int(fd), buf[:], oob[:], unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT); err != nil {
+				return
+			}
+			n++
+		}
+	})
+	return n
 }
 
 func (s *Socket) close() error { return s.conn.Close() }
@@ -132,6 +162,15 @@ func (s *Socket) writeBatch(ms []ipv4.Message) (int, error) {
 	sent := 0
 	for sent < len(ms) {
 		n, err := s.pc.WriteBatch(ms[sent:], 0)
+		if err != nil && s.errq {
+			s.drainErrors() // a refused send queued its error
+			if errors.Is(err, unix.ENOBUFS) {
+				// A full device queue dropped it: without IPV6_RECVERR
+				// the kernel says nothing of that, and neither do we.
+				sent++
+				continue
+			}
+		}
 		if err != nil {
 			return sent, err
 		}

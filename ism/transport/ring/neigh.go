@@ -45,6 +45,7 @@ type nextHops struct {
 // hop is a resolved (or unresolvable) destination.
 type hop struct {
 	mac     [6]byte
+	mtu     int  // the route's MTU (a path MTU the kernel learnt from ICMP included), 0 if it has none
 	ok      bool // mac is usable; else use the socket path
 	stale   bool // the kernel's entry is stale
 	expires time.Time
@@ -73,17 +74,18 @@ func (n *nextHops) linkMTU() int {
 	return n.mtu
 }
 
-// lookup returns the next hop's address for dst, or false when the packet
-// must take the socket path: no route through the interface, no usable
-// neighbour entry yet, or (once a second) a stale entry the kernel should
-// confirm again, which a packet through it makes the kernel do.
-func (n *nextHops) lookup(dst netip.Addr) ([6]byte, bool) {
+// lookup returns the next hop's address for dst and the route's MTU (0:
+// the interface's), or false when the packet must take the socket path:
+// no route through the interface, no usable neighbour entry yet, or (once
+// a second) a stale entry the kernel should confirm again, which a packet
+// through it makes the kernel do.
+func (n *nextHops) lookup(dst netip.Addr) ([6]byte, int, bool) {
 	now := n.now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	h, found := n.cache[dst]
 	if found && now.Before(h.expires) {
-		return h.mac, h.ok
+		return h.mac, h.mtu, h.ok
 	}
 	h = n.resolve(dst, now)
 	h.expires = now.Add(neighTTL)
@@ -92,9 +94,9 @@ func (n *nextHops) lookup(dst netip.Addr) ([6]byte, bool) {
 	}
 	n.cache[dst] = h
 	if h.stale {
-		return h.mac, false
+		return h.mac, h.mtu, false
 	}
-	return h.mac, h.ok
+	return h.mac, h.mtu, h.ok
 }
 
 // resolve asks the kernel for dst's route and finds its gateway's (or its
@@ -115,7 +117,11 @@ func (n *nextHops) resolve(dst netip.Addr, now time.Time) hop {
 	if age := now.Sub(n.dumped); age >= neighTTL || !n.neighs[via].ok && age >= missTTL {
 		n.dumpNeighbours(now)
 	}
-	return n.neighs[via]
+	h := n.neighs[via]
+	if m := routes[0].Attributes.Metrics; m != nil {
+		h.mtu = int(m.MTU)
+	}
+	return h
 }
 
 // dumpNeighbours reads the interface's neighbour table.

@@ -90,6 +90,43 @@ func TestRingSend(t *testing.T) {
 			c.hops.mu.Lock()
 			c.hops.mtuAt = time.Time{}
 			c.hops.mu.Unlock()
+			// A route MTU under the interface's (as a path MTU from an
+			// ICMP error is): what does not fit the path takes the
+			// socket path, where the kernel fragments IPv4 without DF.
+			host := netip.PrefixFrom(f.dst, f.dst.BitLen()).String()
+			l.MustRun(l.a, "ip", "route", "replace", host, "dev", "eth0", "mtu", "1300")
+			forget := func() {
+				c.hops.mu.Lock()
+				clear(c.hops.cache) // as if neighTTL had passed
+				c.hops.mu.Unlock()
+			}
+			forget()
+			st = c.Stats()
+			over := espPacket(f.src, f.dst, 1420, 10001)
+			if !f.v6 {
+				over[6] &^= 0x40 // DF clear: the kernel may fragment it
+			}
+			n, err := c.Send([][]byte{over, espPacket(f.src, f.dst, 1200, 10002)})
+			if st2 := c.Stats(); st2.RingSent-st.RingSent != 1 || st2.FallbackSent-st.FallbackSent != uint64(n-1) {
+				t.Fatalf("over the route's MTU: %d sent (%v), stats %+v after %+v; want the 1200-byte one through the ring, the other not", n, err, st2, st)
+			}
+			// IPv4: fragmented by the kernel and reassembled in b. IPv6:
+			// refused as a raw socket refuses it (a raw IPv6 socket with
+			// the header included never fragments).
+			want := 2
+			if f.v6 {
+				want = 1
+				if !errors.Is(err, unix.EMSGSIZE) {
+					t.Fatalf("over the route's MTU: %v, want EMSGSIZE", err)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if g := rx.read(want); n != want || len(g) != want {
+				t.Fatalf("over the route's MTU: sent %d, %d arrived; want %d", n, len(g), want)
+			}
+			l.MustRun(l.a, "ip", "route", "del", host, "dev", "eth0")
+			forget()
 			// Not whole IP packets: refused, the rest sent.
 			short := espPacket(f.src, f.dst, 100, 1)
 			if n, err := c.Send([][]byte{{0x45}, short[:60], espPacket(f.src, f.dst, 100, 2)}); n != 1 || err == nil {

@@ -11,7 +11,10 @@ import (
 
 // Send sends whole IP packets (IPv4 or IPv6, header included, as for a raw
 // socket with IP_HDRINCL): through the ring where the next hop is resolved
-// and the packet fits the MTU, else through the fallback. It returns how
+// and the packet fits the MTU (the interface's, or the route's where it is
+// lower: a route's mtu, or a path MTU the kernel learnt from an ICMP
+// error), else through the fallback, where the kernel fragments an IPv4
+// packet without DF that fits the interface but not the path. It returns how
 // many were sent, with the first error; it does not keep pkts.
 func (c *Conn) Send(pkts [][]byte) (int, error) {
 	c.txMu.Lock()
@@ -26,6 +29,7 @@ func (c *Conn) Send(pkts [][]byte) (int, error) {
 	var lastDst netip.Addr
 	var lastMAC [6]byte
 	var lastOK bool
+	lastMTU := mtu
 	n, bad := 0, 0
 	for _, p := range pkts {
 		h, ok := parseIP(p)
@@ -35,9 +39,14 @@ func (c *Conn) Send(pkts [][]byte) (int, error) {
 		}
 		if h.dst != lastDst {
 			lastDst = h.dst
-			lastMAC, lastOK = c.hops.lookup(h.dst)
+			var pathMTU int
+			lastMAC, pathMTU, lastOK = c.hops.lookup(h.dst)
+			lastMTU = mtu
+			if pathMTU > 0 {
+				lastMTU = min(mtu, pathMTU)
+			}
 		}
-		if !lastOK || len(p) > mtu {
+		if !lastOK || len(p) > lastMTU {
 			slow = append(slow, p)
 			continue
 		}
