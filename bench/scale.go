@@ -95,13 +95,16 @@ type ScaleResult struct {
 	// tunnel (after a collection: from one configured tunnel to N more
 	// up, over N; its IKE SA, both SAs, routes' state, the tunnel: what
 	// the VR's data path and the endpoint hold whatever the number of
-	// tunnels is left out); BytesPerTunnel its heap spans and stacks in
-	// use, RSSBytesPerTunnel its resident set; ConfiguredLiveBytesPerTunnel
-	// the live heap per configured idle tunnel, before any negotiation.
+	// tunnels is left out, and so are the packet buffers the data path's
+	// pipelines made under the load, PacketBufferBytes); BytesPerTunnel
+	// its heap spans and stacks in use, RSSBytesPerTunnel its resident
+	// set; ConfiguredLiveBytesPerTunnel the live heap per configured idle
+	// tunnel, before any negotiation.
 	LiveBytesPerTunnel           float64 `json:"live_bytes_per_tunnel"`
 	BytesPerTunnel               float64 `json:"bytes_per_tunnel"`
 	RSSBytesPerTunnel            float64 `json:"rss_bytes_per_tunnel"`
 	ConfiguredLiveBytesPerTunnel float64 `json:"configured_live_bytes_per_tunnel"`
+	PacketBufferBytes            int64   `json:"packet_buffer_bytes"`
 	// PeerLiveBytesPerTunnel and PeerRSSBytesPerTunnel are the
 	// responder's live heap and resident set over N, everything included
 	// (N endpoint addresses, two sockets each).
@@ -178,7 +181,8 @@ func runScale(h *harness, o ScaleOptions) ScaleResult {
 	// what the VR's data path and the endpoint hold whatever the number of
 	// tunnels (TUN device, sockets, receive buffers) is in it.
 	a := startScaleGateway(h, sc.initiatorConfig(lab.a, n, []int{n}), o.LogDir)
-	m0, rss0 := readMemory(), selfRSS()
+	m0, buf0 := a.memory()
+	rss0 := selfRSS()
 	cfg, err := config.Parse("initiator.conf", strings.NewReader(sc.initiatorConfig(lab.a, n, append(ids, n))))
 	if err != nil {
 		h.Fatalf("initiator config: %v", err)
@@ -189,7 +193,8 @@ func runScale(h *harness, o ScaleOptions) ScaleResult {
 	}
 	r.LoadSeconds = time.Since(loadStart).Seconds()
 	cfg = nil
-	m1 := readMemory()
+	m1, buf1 := a.memory()
+	m1.live -= uint64(max(0, buf1-buf0))
 
 	cpu0, peerCPU0 := selfCPU(), peer.cpu()
 	start := time.Now()
@@ -219,14 +224,35 @@ func runScale(h *harness, o ScaleOptions) ScaleResult {
 		writeHeapProfile(h, o.HeapProfile)
 	}
 	_, r.ConfiguredLiveBytesPerTunnel = m0.perTunnel(m1, n)
-	r.BytesPerTunnel = (float64(as.HeapInUse) - float64(m0.inUse)) / float64(n)
-	r.LiveBytesPerTunnel = (float64(as.HeapLive) - float64(m0.live)) / float64(n)
+	r.PacketBufferBytes = as.BufferBytes - buf0
+	r.BytesPerTunnel = (float64(as.HeapInUse) - float64(m0.inUse) - float64(r.PacketBufferBytes)) / float64(n)
+	r.LiveBytesPerTunnel = (float64(as.HeapLive) - float64(m0.live) - float64(r.PacketBufferBytes)) / float64(n)
 	r.RSSBytesPerTunnel = (float64(as.RSS) - float64(rss0)) / float64(n)
 	r.PeerLiveBytesPerTunnel, r.PeerRSSBytesPerTunnel = float64(ps.HeapLive)/float64(n), float64(ps.RSS)/float64(n)
 	r.Retransmits = as.Retransmits + ps.Retransmits
 	r.Failures = as.Failures + ps.Failures
 	peer.stop(h)
 	return r
+}
+
+// memory reads the live heap and what of it the data path's pipelines
+// hold in packet buffers, at a moment when no pipeline is making a burst:
+// the data path counts a burst's buffers before it makes them, so the
+// count is the same a while before the heap is read and after it (a
+// gateway just started makes its first bursts meanwhile).
+func (s *scaleGateway) memory() (memory, int64) {
+	bufs := func() int64 { return s.g.Statistics().Pipelines.BufferBytes }
+	for {
+		before := bufs()
+		time.Sleep(100 * time.Millisecond) // a burst counted is made by then
+		if bufs() != before {
+			continue
+		}
+		m := readMemory()
+		if bufs() == before {
+			return m, before
+		}
+	}
 }
 
 // startScaleGateway builds an in-process gateway from configuration text;

@@ -26,17 +26,20 @@ import (
 // tunnels and SAs, its IKE counters, and its process's memory, goroutines
 // and file descriptors (of the whole process when the gateway shares it).
 type gwStats struct {
-	Up          int      `json:"up"`      // distinct tunnels logged up since the start
-	UpNow       int      `json:"up_now"`  // tunnels up now
-	Tunnels     int      `json:"tunnels"` // configured
-	SAs         int      `json:"sas"`
-	Failures    int      `json:"failures"` // negotiations that failed
-	Rekeys      uint64   `json:"rekeys"`   // SAs installed beyond each tunnel's first
-	Retransmits uint64   `json:"retransmits"`
-	Downs       int      `json:"downs"` // "tunnel down" records
-	LastDown    string   `json:"last_down,omitempty"`
-	HeapLive    uint64   `json:"heap_live"`   // after a full collection
-	HeapInUse   uint64   `json:"heap_in_use"` // heap spans and stacks in use
+	Up          int    `json:"up"`      // distinct tunnels logged up since the start
+	UpNow       int    `json:"up_now"`  // tunnels up now
+	Tunnels     int    `json:"tunnels"` // configured
+	SAs         int    `json:"sas"`
+	Failures    int    `json:"failures"` // negotiations that failed
+	Rekeys      uint64 `json:"rekeys"`   // SAs installed beyond each tunnel's first
+	Retransmits uint64 `json:"retransmits"`
+	Downs       int    `json:"downs"` // "tunnel down" records
+	LastDown    string `json:"last_down,omitempty"`
+	HeapLive    uint64 `json:"heap_live"`   // after a full collection
+	HeapInUse   uint64 `json:"heap_in_use"` // heap spans and stacks in use
+	// BufferBytes is what of the heap the data path's pipelines hold in
+	// packet buffers (by socket, device and lane, not by tunnel).
+	BufferBytes int64    `json:"buffer_bytes"`
 	RSS         uint64   `json:"rss"`
 	Goroutines  int      `json:"goroutines"`
 	FDs         int      `json:"fds"`
@@ -189,6 +192,7 @@ func (s *scaleGateway) stats(full bool) gwStats {
 	}
 	gs := s.g.Statistics()
 	st.UpNow, st.Tunnels, st.SAs = gs.TunnelsUp, gs.Tunnels, gs.SAs
+	st.BufferBytes = gs.Pipelines.BufferBytes
 	if gs.IKE != nil {
 		st.Retransmits = gs.IKE.Retransmits
 	}

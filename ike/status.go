@@ -10,6 +10,15 @@ import (
 	"github.com/ismgw/ism/transform"
 )
 
+// TunnelStatuser is a Daemon that can describe one tunnel without
+// describing them all: `show ipsec tunnel NAME` costs that tunnel's
+// status, not every tunnel's.
+type TunnelStatuser interface {
+	// TunnelStatus returns the tunnel's status and that of the IKE SAs
+	// with its peer, or false for a tunnel the daemon does not run.
+	TunnelStatus(name string) (TunnelStatus, []IKESAStatus, bool)
+}
+
 // Status is a snapshot of the daemon for show commands. It never holds key
 // material.
 type Status struct {

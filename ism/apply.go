@@ -49,8 +49,12 @@ func (g *Gateway) apply(cfg *config.Config) error {
 		}
 		g.tunnels[tc.Name] = g.setup(tc, op, tr, cfg)
 	}
+	wanted := make(map[string]bool, len(cfg.Tunnels))
+	for _, tc := range cfg.Tunnels {
+		wanted[tc.Name] = true
+	}
 	for name, t := range g.tunnels {
-		if cfg.Tunnel(name) == nil {
+		if !wanted[name] {
 			g.log.Info("tunnel removed", "tunnel", t.String())
 			g.teardown(t)
 			delete(g.tunnels, name)
@@ -154,7 +158,7 @@ func (g *Gateway) describe(d *datapath.Tunnel, tc *config.Tunnel, cfg *config.Co
 // come up is down with the reason.
 func (g *Gateway) setup(tc *config.Tunnel, op, tr *vr.VR, cfg *config.Config) *Tunnel {
 	t := &Tunnel{Name: tc.Name, cfg: tc, d: &datapath.Tunnel{Op: op, Transport: tr}, op: op, tr: tr,
-		dest: tc.TunnelDestination.Addr, sas: map[ipsec.SAID]ipsec.Direction{}}
+		dest: tc.TunnelDestination.Addr}
 	g.describe(t.d, tc, cfg)
 	t.d.Endpoint = g.eps.Get(tr, tc.TunnelSource)
 	if grp := g.groupOf(tc.Name); grp != nil && !grp.active {
@@ -340,12 +344,12 @@ func (g *Gateway) teardown(t *Tunnel) {
 	p := t.path
 	t.path, t.closed = nil, true
 	ids := t.sas
-	t.sas = map[ipsec.SAID]ipsec.Direction{}
+	t.sas = nil
 	t.mu.Unlock()
 	if p != nil {
 		p.Close()
 	}
-	for id := range ids {
+	for id := range ids.all() {
 		g.seam.forget(id, t)
 	}
 	g.eps.Release(t.d.Endpoint)
@@ -363,7 +367,7 @@ func (g *Gateway) moveDatapath(t *Tunnel, cause error) error {
 	}
 	old := t.sas
 	if !last {
-		t.sas = map[ipsec.SAID]ipsec.Direction{}
+		t.sas = nil
 	}
 	t.mu.Unlock()
 	if last {
@@ -373,13 +377,13 @@ func (g *Gateway) moveDatapath(t *Tunnel, cause error) error {
 	if p != nil {
 		p.Close()
 	}
-	for id := range old {
+	for id := range old.all() {
 		g.seam.forget(id, t)
 	}
 	err := g.openPath(t, i+1)
 	g.post(func() {
 		if d := g.daemon(); d != nil {
-			for id := range old {
+			for id := range old.all() {
 				d.Expire(id, true)
 			}
 		}

@@ -37,7 +37,7 @@ func TestAcquireHold(t *testing.T) {
 			if out, err := runIn(x.env.NSISM, "ping", "-c", "1", "-W", "10", "-I", ismHost, swanHost); err != nil {
 				t.Fatalf("the first ping through the tunnel was not answered: %v\n%s\n%s", err, out, x.show(t, "show ipsec tunnel detail t1"))
 			}
-			if n := x.g.tunnels["t1"].d.TX.Drops[offload.DropNoSA].Load(); n != 0 {
+			if n := x.g.tunnels["t1"].d.TX.Drops(offload.DropNoSA); n != 0 {
 				t.Errorf("t1: %d packets dropped as no-sa", n)
 			}
 
@@ -57,9 +57,9 @@ func TestAcquireHold(t *testing.T) {
 			}
 			t2 := x.g.tunnels["t2"]
 			x.waitFor(t, 20*time.Second, "t2 up and its held packets sent", func() bool {
-				return t2.Up() && t2.d.TX.Packets.Load()+t2.d.TX.Drops[offload.DropHoldOverflow].Load() >= burst
+				return t2.Up() && t2.d.TX.Packets.Load()+t2.d.TX.Drops(offload.DropHoldOverflow) >= burst
 			})
-			sent, over := t2.d.TX.Packets.Load(), t2.d.TX.Drops[offload.DropHoldOverflow].Load()
+			sent, over := t2.d.TX.Packets.Load(), t2.d.TX.Drops(offload.DropHoldOverflow)
 			if sent < lookaside.HoldPackets || sent+over != burst {
 				t.Errorf("t2 sent %d and counted %d as acquire-overflow of a burst of %d: want at least %d sent, the rest counted",
 					sent, over, burst, lookaside.HoldPackets)
@@ -74,7 +74,7 @@ func TestAcquireHold(t *testing.T) {
 				x.wantShow(t, "show ipsec tunnel detail t2", fmt.Sprintf("acquire-overflow %d", over))
 				x.wantShow(t, "show ipsec statistics", "acquire-overflow")
 			}
-			if n := t2.d.TX.Drops[offload.DropNoSA].Load() + t2.d.TX.Drops[offload.DropHoldFailed].Load(); n != 0 {
+			if n := t2.d.TX.Drops(offload.DropNoSA) + t2.d.TX.Drops(offload.DropHoldFailed); n != 0 {
 				t.Errorf("t2: %d packets dropped as no-sa or acquire-failed", n)
 			}
 		})

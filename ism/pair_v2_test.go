@@ -50,7 +50,7 @@ func TestPairV2Hybrid(t *testing.T) {
 			tu := g.tunnels["t1"]
 			tu.mu.Lock()
 			var out ipsec.SAID
-			for id, dir := range tu.sas {
+			for id, dir := range tu.sas.all() {
 				if dir == ipsec.Outbound {
 					out = id
 				}

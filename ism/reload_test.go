@@ -1,6 +1,7 @@
 package ism
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -72,5 +73,37 @@ func reloadText(t *testing.T, g *Gateway, text string) {
 	}
 	if err := g.Reload(cfg); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReloadPublishesOnce: a reload that adds many tunnels, each with its
+// SAs installed at once, rebuilds the data path's map of tunnels once,
+// not once a tunnel (each rebuild walks every tunnel); so does the reload
+// that removes them.
+func TestReloadPublishesOnce(t *testing.T) {
+	t.Parallel()
+	const n = 64
+	x := newLab(t, labSpec{})
+	conf := func(n int) string {
+		c := ismConf{vrs: [][2]string{{"tr", x.a}}, transforms: []string{"esp-aes128-gcm16"}}
+		for i := range n {
+			c.tunnels = append(c.tunnels, ismTunnel{name: fmt.Sprintf("t%d", i), vr: "tr",
+				address: fmt.Sprintf("198.51.100.%d 255.255.255.252", 4*i+1),
+				in:      fmt.Sprintf("esp spi 0x%x cipher-key %s", 0x1000+i, keyHex(t, 20)),
+				out:     fmt.Sprintf("esp spi 0x%x cipher-key %s", 0x2000+i, keyHex(t, 20))})
+		}
+		return c.String()
+	}
+	g, _ := startGateway(t, conf(1), gwOpts{})
+	for _, want := range []int{n, 1} {
+		before := g.look.Publishes()
+		reloadText(t, g, conf(want))
+		if got := g.look.Publishes() - before; got != 1 {
+			t.Errorf("a reload to %d tunnels rebuilt the map of tunnels %d times, want 1", want, got)
+		}
+		st := g.Statistics()
+		if st.Tunnels != want || st.TunnelsUp != want {
+			t.Fatalf("after the reload to %d tunnels: %d tunnels, %d up", want, st.Tunnels, st.TunnelsUp)
+		}
 	}
 }

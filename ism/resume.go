@@ -135,7 +135,7 @@ func matchSignaled(t *Tunnel, rec *checkpoint.Tunnel) string {
 func (g *Gateway) dropResumed(t *Tunnel) {
 	t.mu.Lock()
 	ids := make([]ipsec.SAID, 0, len(t.sas))
-	for id := range t.sas {
+	for id := range t.sas.all() {
 		ids = append(ids, id)
 	}
 	p := t.path

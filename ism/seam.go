@@ -63,7 +63,7 @@ func (s *seam) register(id ipsec.SAID, t *Tunnel, dir ipsec.Direction) {
 	delete(s.reserved, id)
 	s.mu.Unlock()
 	t.mu.Lock()
-	t.sas[id] = dir
+	t.sas.add(id, dir)
 	t.mu.Unlock()
 }
 
@@ -75,7 +75,7 @@ func (s *seam) forget(id ipsec.SAID, t *Tunnel) {
 	}
 	s.mu.Unlock()
 	t.mu.Lock()
-	delete(t.sas, id)
+	t.sas.remove(id)
 	t.mu.Unlock()
 }
 

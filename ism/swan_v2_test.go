@@ -195,7 +195,7 @@ func (x *lab) rekeyChild(t *testing.T, role, name string) {
 	tu := x.g.tunnels[name]
 	tu.mu.Lock()
 	var out ipsec.SAID
-	for id, dir := range tu.sas {
+	for id, dir := range tu.sas.all() {
 		if dir == ipsec.Outbound {
 			out = id
 		}

@@ -159,7 +159,7 @@ func (d *dispatcher) bind(sa *SA) (*binding, error) {
 	if want == "auto" {
 		want = ""
 	}
-	t := sa.t
+	t := sa.cfg.Transform
 	var why []string
 	found := want == "" || want == d.all[0].Name()
 	for i := 1; i < len(d.all); i++ {
@@ -205,7 +205,7 @@ func (d *dispatcher) bind(sa *SA) (*binding, error) {
 func (d *dispatcher) fallbackBinding(sa *SA) (*binding, error) {
 	sess, err := d.all[0].NewSession(d.sessionConfig(sa, driver.CPUCrypto))
 	if err != nil {
-		return nil, fmt.Errorf("offload: %s: %w", sa.t, err)
+		return nil, fmt.Errorf("offload: %s: %w", sa.cfg.Transform, err)
 	}
 	return &binding{drv: d.all[0], sess: sess, reason: "software engine"}, nil
 }

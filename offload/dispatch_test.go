@@ -182,8 +182,8 @@ func TestOpFault(t *testing.T) {
 	if ok, _ := burst(); ok != 16 {
 		t.Fatalf("after the move: %d ok", ok)
 	}
-	if a.sa.Counters().Drops[offload.DropDriverFault].Load() != 11 || a.e.Fallbacks()["fault"] != 1 {
-		t.Errorf("counters: %d faults, fallbacks %v", a.sa.Counters().Drops[offload.DropDriverFault].Load(), a.e.Fallbacks())
+	if a.sa.Counters().Drops(offload.DropDriverFault) != 11 || a.e.Fallbacks()["fault"] != 1 {
+		t.Errorf("counters: %d faults, fallbacks %v", a.sa.Counters().Drops(offload.DropDriverFault), a.e.Fallbacks())
 	}
 }
 

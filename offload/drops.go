@@ -79,21 +79,45 @@ func DropReasons() []DropReason {
 }
 
 // Counters counts traffic and drops. The zero value is ready; it is safe for
-// concurrent use.
+// concurrent use. The drops by reason are made at the first drop: most
+// SAs and tunnels never drop, and they are many.
 type Counters struct {
 	Packets atomic.Uint64
 	Bytes   atomic.Uint64
-	Drops   [NumDropReasons]atomic.Uint64
+	drops   atomic.Pointer[dropCounts]
 }
 
+// dropCounts are the drops by reason.
+type dropCounts [NumDropReasons]atomic.Uint64
+
 // Drop counts one drop.
-func (c *Counters) Drop(r DropReason) { c.Drops[r].Add(1) }
+func (c *Counters) Drop(r DropReason) { c.DropN(r, 1) }
+
+// DropN counts n drops for one reason.
+func (c *Counters) DropN(r DropReason, n uint64) {
+	d := c.drops.Load()
+	if d == nil {
+		c.drops.CompareAndSwap(nil, new(dropCounts))
+		d = c.drops.Load()
+	}
+	d[r].Add(n)
+}
+
+// Drops returns the drops counted for one reason.
+func (c *Counters) Drops(r DropReason) uint64 {
+	if d := c.drops.Load(); d != nil {
+		return d[r].Load()
+	}
+	return 0
+}
 
 // Snapshot returns the counters' values.
 func (c *Counters) Snapshot() CounterValues {
 	v := CounterValues{Packets: c.Packets.Load(), Bytes: c.Bytes.Load()}
-	for i := range c.Drops {
-		v.Drops[i] = c.Drops[i].Load()
+	if d := c.drops.Load(); d != nil {
+		for i := range d {
+			v.Drops[i] = d[i].Load()
+		}
 	}
 	return v
 }
@@ -102,8 +126,10 @@ func (c *Counters) Snapshot() CounterValues {
 func (c *Counters) Reset() {
 	c.Packets.Store(0)
 	c.Bytes.Store(0)
-	for i := range c.Drops {
-		c.Drops[i].Store(0)
+	if d := c.drops.Load(); d != nil {
+		for i := range d {
+			d[i].Store(0)
+		}
 	}
 }
 

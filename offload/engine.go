@@ -111,13 +111,8 @@ func (e *Engine) addSA(c SAConfig, init func(*SA) error) (*SA, error) {
 		return nil, err
 	}
 	c.CipherKey, c.AuthKey = c.CipherKey.Clone(), c.AuthKey.Clone()
-	sa := &SA{id: c.ID(), cfg: c, t: c.Transform, e: e, born: time.Now(), outer: outerHeaderLen(&c), ipv6: c.Dst.Is6()}
+	sa := &SA{id: c.ID(), cfg: c, e: e, born: nanotime(), outer: outerHeaderLen(&c), ipv6: c.Dst.Is6()}
 	sa.shape = shapeOf(&c)
-	sa.ends = Outer{Src: netip.AddrPortFrom(c.Src, 0), Dst: netip.AddrPortFrom(c.Dst, 0)}
-	if c.UDPEncap {
-		sp, dp := c.ports()
-		sa.ends = Outer{Src: netip.AddrPortFrom(c.Src, sp), Dst: netip.AddrPortFrom(c.Dst, dp)}
-	}
 	if c.Direction == ipsec.Outbound {
 		sa.replay = &replayWindow{} // none: only inbound SAs check replays
 		sa.buildTemplate()

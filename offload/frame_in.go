@@ -109,7 +109,7 @@ func (p *Processor) espIn(pk *Packet, udp int, dst netip.Addr) DropReason {
 		return r
 	}
 	sa := pk.SA
-	t := sa.t
+	t := sa.cfg.Transform
 	ivLen, icv := t.IVLen(), t.ICVLen()
 	f.pay = f.hdr + header.ESPHeaderSize + ivLen
 	f.payLen = len(pkt) - f.pay - icv
@@ -160,7 +160,7 @@ func (p *Processor) ahIn(pk *Packet, dst netip.Addr) DropReason {
 		return r
 	}
 	sa := pk.SA
-	icv := sa.t.ICVLen()
+	icv := sa.cfg.Transform.ICVLen()
 	if ah.Length() != header.AHLength(icv, f.v6) {
 		return DropMalformed
 	}
@@ -209,7 +209,7 @@ func (p *Processor) finishInbound(pk *Packet) DropReason {
 	pkt := b.Bytes()
 	var nh uint8
 	var start, n int // the payload after the IPsec framing
-	if sa.t.Protocol == transform.AH {
+	if sa.cfg.Transform.Protocol == transform.AH {
 		restoreMutable(pkt, f)
 		ah := header.AH(pkt[f.hdr:])
 		nh, start = ah.NextHeader(), f.hdr+ah.Length()

@@ -72,7 +72,7 @@ func (p *Processor) prepareOutbound(pk *Packet, i int) DropReason {
 		b.Off, b.Len, keep = b.Off+keep, b.Len-keep, 0
 	}
 	var r DropReason
-	if sa.t.Protocol == transform.AH {
+	if sa.cfg.Transform.Protocol == transform.AH {
 		r = p.ahOut(pk, keep, nh, i)
 	} else {
 		r = p.espOut(pk, keep, nh, i)
@@ -220,7 +220,7 @@ func (sa *SA) writeOuter(pkt, inner []byte, seq uint64) {
 
 func (p *Processor) ahOut(pk *Packet, keep int, nh uint8, i int) DropReason {
 	sa, b, f, op := pk.SA, pk.Buf, &pk.f, &pk.op
-	icv := sa.t.ICVLen()
+	icv := sa.cfg.Transform.ICVLen()
 	ahLen := header.AHLength(icv, sa.ipv6)
 	// Mutable IPv4 options and IPv6 extension headers would need their own
 	// zeroing rules (RFC 4302 §3.3.3.1); ISM's transport mode does without.
@@ -264,7 +264,7 @@ func (p *Processor) finishOutbound(pk *Packet) DropReason {
 	sa, b, f, op := pk.SA, pk.Buf, &pk.f, &pk.op
 	pkt := b.Mem[b.Off:]
 	icv := sa.icvLen
-	if sa.t.Protocol == transform.AH {
+	if sa.cfg.Transform.Protocol == transform.AH {
 		copy(pkt[f.hdr+header.AHMinimumSize:], pkt[op.DigestOff:op.DigestOff+icv])
 		restoreMutable(pkt, f)
 	} else if f.esn {

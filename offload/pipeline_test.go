@@ -220,8 +220,8 @@ func TestPipelineReplay(t *testing.T) {
 			}
 		}
 		st := b.sa.Counters()
-		if st.Drops[dup].Load() != replays || st.Drops[old].Load() != outside || b.sa.Seq() != 201 {
-			t.Errorf("SA counters: %d replays, %d outside, top %d", st.Drops[dup].Load(), st.Drops[old].Load(), b.sa.Seq())
+		if st.Drops(dup) != replays || st.Drops(old) != outside || b.sa.Seq() != 201 {
+			t.Errorf("SA counters: %d replays, %d outside, top %d", st.Drops(dup), st.Drops(old), b.sa.Seq())
 		}
 		if g := b.e.Counters(); g.Drops[dup] != replays || g.Drops[old] != outside {
 			t.Errorf("global counters %v", g.DropMap())
@@ -279,8 +279,8 @@ func TestPipelineLifetimeOutbound(t *testing.T) {
 			t.Fatalf("bytes %v: %d sent, events %+v", bytesLimit, sent, evs)
 		}
 		st := a.sa.Counters()
-		if st.Packets.Load() != 300 || st.Drops[offload.DropLifetime].Load() != 5*offload.BurstSize-300 {
-			t.Errorf("counters: %d packets, %d lifetime drops", st.Packets.Load(), st.Drops[offload.DropLifetime].Load())
+		if st.Packets.Load() != 300 || st.Drops(offload.DropLifetime) != 5*offload.BurstSize-300 {
+			t.Errorf("counters: %d packets, %d lifetime drops", st.Packets.Load(), st.Drops(offload.DropLifetime))
 		}
 	}
 }
@@ -351,7 +351,7 @@ func TestPipelineDrops(t *testing.T) {
 	if g.Packets != 2 || g.Drops[offload.DropICV] != 1 || g.Drops[offload.DropNoSA] != 1 || g.Drops[offload.DropMalformed] != 1 {
 		t.Errorf("global counters: %d packets, drops %v", g.Packets, g.DropMap())
 	}
-	if n := b.sa.Counters().Drops[offload.DropICV].Load(); n != 1 {
+	if n := b.sa.Counters().Drops(offload.DropICV); n != 1 {
 		t.Errorf("SA counted %d ICV failures", n)
 	}
 }

@@ -48,8 +48,8 @@ func TestReplayWindow(t *testing.T) {
 		}
 	}
 	c := b.sa.Counters()
-	if c.Drops[offload.DropReplay].Load() != 3 || c.Drops[offload.DropOutsideWindow].Load() != 3 {
-		t.Errorf("counted replay %d, outside %d; want 3 and 3", c.Drops[offload.DropReplay].Load(), c.Drops[offload.DropOutsideWindow].Load())
+	if c.Drops(offload.DropReplay) != 3 || c.Drops(offload.DropOutsideWindow) != 3 {
+		t.Errorf("counted replay %d, outside %d; want 3 and 3", c.Drops(offload.DropReplay), c.Drops(offload.DropOutsideWindow))
 	}
 }
 
@@ -167,7 +167,7 @@ func TestSequenceOverflow(t *testing.T) {
 	if len(evs) != 1 || evs[0].Kind != offload.EventHardExpire || evs[0].Cause != offload.CauseSequence {
 		t.Errorf("events %+v", evs)
 	}
-	if a.sa.Counters().Drops[offload.DropSeqOverflow].Load() != 1 {
+	if a.sa.Counters().Drops(offload.DropSeqOverflow) != 1 {
 		t.Error("overflow drop not counted")
 	}
 }

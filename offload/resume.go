@@ -35,7 +35,7 @@ type SeqSnapshot struct {
 // bitmap belong to the same instant.
 func (sa *SA) Snapshot() SeqSnapshot {
 	s := SeqSnapshot{Used: ipsec.Lifetime{
-		Time:    time.Since(sa.born),
+		Time:    time.Duration(nanotime() - sa.born),
 		Bytes:   sa.stats.Bytes.Load(),
 		Packets: sa.stats.Packets.Load(),
 	}}
@@ -117,7 +117,7 @@ func (sa *SA) resume(r Resume) error {
 	}
 	sa.stats.Packets.Store(u.Packets)
 	sa.stats.Bytes.Store(u.Bytes)
-	sa.born = sa.born.Add(-u.Time)
+	sa.born -= int64(u.Time)
 	if sa.softAt != 0 {
 		sa.softAt -= int64(u.Time)
 	}

@@ -78,7 +78,6 @@ const (
 type SA struct {
 	id  ipsec.SAID
 	cfg SAConfig
-	t   transform.Transform
 
 	seq   atomic.Uint64 // outbound: last sequence number used
 	state atomic.Uint32
@@ -86,9 +85,6 @@ type SA struct {
 	stats Counters
 	used  atomic.Int64 // last packet, nanotime
 	outer int          // outer IP (+UDP) header bytes in tunnel mode
-	// ends are the SA's outer addresses and ports, which Encap gives each
-	// packet (Packet.Outer).
-	ends Outer
 	// tmpl is the outer header of tunnel mode with every constant field
 	// filled in; tmplSum is the one's complement sum of its constant
 	// IPv4 header words, so that the per-packet checksum is incremental.
@@ -97,8 +93,8 @@ type SA struct {
 	ipv6    bool  // outer addresses are IPv6
 	softAt  int64 // nanotime of soft/hard age expiry, 0: none
 	hardAt  int64
-	aged    bool // softAt or hardAt is set
-	born    time.Time
+	aged    bool  // softAt or hardAt is set
+	born    int64 // nanotime of its creation
 
 	mu       sync.Mutex // serialises replay updates; guards fallback
 	replay   *replayWindow
@@ -148,10 +144,17 @@ func (sa *SA) Config() SAConfig {
 
 // Outer returns the SA's outer source and destination, with the UDP ports
 // of ESP in UDP: where its outbound packets go.
-func (sa *SA) Outer() Outer { return sa.ends }
+func (sa *SA) Outer() Outer {
+	c := &sa.cfg
+	if !c.UDPEncap {
+		return Outer{Src: netip.AddrPortFrom(c.Src, 0), Dst: netip.AddrPortFrom(c.Dst, 0)}
+	}
+	sp, dp := c.ports()
+	return Outer{Src: netip.AddrPortFrom(c.Src, sp), Dst: netip.AddrPortFrom(c.Dst, dp)}
+}
 
 // Transform returns the SA's transform.
-func (sa *SA) Transform() transform.Transform { return sa.t }
+func (sa *SA) Transform() transform.Transform { return sa.cfg.Transform }
 
 // Direction returns the SA's direction.
 func (sa *SA) Direction() ipsec.Direction { return sa.cfg.Direction }
@@ -181,7 +184,7 @@ func (sa *SA) LastUsed() time.Time {
 }
 
 // Created returns when the SA was added.
-func (sa *SA) Created() time.Time { return sa.born }
+func (sa *SA) Created() time.Time { return epoch.Add(time.Duration(sa.born)) }
 
 // Usable reports whether the SA can still carry packets.
 func (sa *SA) Usable() bool {
@@ -217,7 +220,7 @@ func (sa *SA) Driver() (name, reason string) {
 
 // String describes the SA without its keys.
 func (sa *SA) String() string {
-	return fmt.Sprintf("SA %s %s %s %s %s->%s", sa.id, sa.cfg.Direction, sa.t, sa.cfg.Mode, sa.cfg.Src, sa.cfg.Dst)
+	return fmt.Sprintf("SA %s %s %s %s %s->%s", sa.id, sa.cfg.Direction, sa.cfg.Transform, sa.cfg.Mode, sa.cfg.Src, sa.cfg.Dst)
 }
 
 // Format prints String for every verb, so that %v and %+v of an SA can

@@ -37,7 +37,7 @@ func TestTamper(t *testing.T) {
 				if _, drop := decap(b, wire); drop != offload.NotDropped {
 					t.Fatalf("original packet dropped after tampering: %v", drop)
 				}
-				if n := b.sa.Counters().Drops[offload.DropICV].Load(); n == 0 {
+				if n := b.sa.Counters().Drops(offload.DropICV); n == 0 {
 					t.Fatal("no ICV failures counted")
 				}
 			})

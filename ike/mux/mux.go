@@ -216,7 +216,7 @@ func split(cfg ike.Config) (map[int]ike.Config, error) {
 	var errs []error
 	for _, v := range Versions {
 		c := cfg
-		c.Tunnels = slices.DeleteFunc(slices.Clone(cfg.Tunnels), func(t ike.Tunnel) bool { return version(t) != v })
+		c.Tunnels = tunnelsOf(cfg.Tunnels, v)
 		c.Policies = slices.DeleteFunc(slices.Clone(cfg.Policies), func(p ike.Policy) bool { return p.ValidFor(v) != nil })
 		parts[v] = c
 		if len(c.Tunnels) == 0 {
@@ -235,6 +235,30 @@ func split(cfg ike.Config) (map[int]ike.Config, error) {
 		}
 	}
 	return parts, errors.Join(errs...)
+}
+
+// tunnelsOf returns the tunnels of version v: all of them shared, not
+// copied, when they all are (the daemons keep their tunnels' entries).
+func tunnelsOf(all []ike.Tunnel, v int) []ike.Tunnel {
+	n := 0
+	for _, t := range all {
+		if version(t) == v {
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return nil
+	case len(all):
+		return all
+	}
+	out := make([]ike.Tunnel, 0, n)
+	for _, t := range all {
+		if version(t) == v {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // Status merges the daemons' status: their IKE SAs (IKESAStatus.Version
@@ -268,6 +292,37 @@ func (m *Daemon) Status() ike.Status {
 	st.Counters.Malformed += bad
 	sort.Slice(st.Tunnels, func(i, j int) bool { return st.Tunnels[i].Name < st.Tunnels[j].Name })
 	return st
+}
+
+// TunnelStatus asks the tunnel's daemon for its status
+// (ike.TunnelStatuser), or takes it from that daemon's whole Status.
+func (m *Daemon) TunnelStatus(name string) (ike.TunnelStatus, []ike.IKESAStatus, bool) {
+	v := (*m.tunnels.Load())[name]
+	d := m.daemon(v)
+	if d == nil {
+		return ike.TunnelStatus{}, nil, false
+	}
+	var (
+		st  ike.TunnelStatus
+		sas []ike.IKESAStatus
+		ok  bool
+	)
+	if ts, can := d.(ike.TunnelStatuser); can {
+		st, sas, ok = ts.TunnelStatus(name)
+	} else {
+		all := d.Status()
+		for _, t := range all.Tunnels {
+			if t.Name == name {
+				st, ok = t, true
+			}
+		}
+		sas = all.IKESAs
+	}
+	st.Version = v
+	for i := range sas {
+		sas[i].Version = v
+	}
+	return st, sas, ok
 }
 
 // Close closes both daemons.

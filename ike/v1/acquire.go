@@ -2,6 +2,7 @@ package v1
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/ismgw/ism/ike"
@@ -47,7 +48,7 @@ func (d *Daemon) AcquireFor(name string, src, dst netip.Addr) {
 		d.mu.Unlock()
 		return
 	}
-	local, remote, ok := ike.AcquireSelectors(&tu.cfg, tu.pairs(), src, dst, tu.state == stateDown)
+	local, remote, ok := ike.AcquireSelectors(tu.cfg, tu.pairs(), src, dst, tu.state == stateDown)
 	if !ok {
 		d.mu.Unlock()
 		return
@@ -65,16 +66,30 @@ func (d *Daemon) AcquireFor(name string, src, dst netip.Addr) {
 // retryFor returns the back-off record of a selector pair, making it.
 // Daemon.mu must be held.
 func (tu *tunnel) retryFor(local, remote selector.Selector) *ike.Retry {
-	k := [2]selector.Selector{local, remote}
-	r := tu.retries[k]
+	r := tu.retry(local, remote)
 	if r == nil {
-		if tu.retries == nil {
-			tu.retries = map[[2]selector.Selector]*ike.Retry{}
-		}
 		r = &ike.Retry{}
-		tu.retries[k] = r
+		tu.retries = append(tu.retries, pairRetry{local, remote, r})
 	}
 	return r
+}
+
+// pairRetry is the back-off record of one selector pair.
+type pairRetry struct {
+	local, remote selector.Selector
+	r             *ike.Retry
+}
+
+// retry returns the back-off record of a selector pair, or nil. A tunnel
+// has one pair most of the time: a short slice, where a map took a
+// kilobyte. Daemon.mu must be held.
+func (tu *tunnel) retry(local, remote selector.Selector) *ike.Retry {
+	for _, p := range tu.retries {
+		if p.local == local && p.remote == remote {
+			return p.r
+		}
+	}
+	return nil
 }
 
 // negotiate starts the quick mode of a plan, after a phase 1 if needed. An
@@ -192,8 +207,7 @@ func (d *Daemon) negotiationFailed(plan *qmPlan, remote netip.Addr, reason strin
 // record goes. Daemon.mu must be held. It reports whether the pair had
 // failed before.
 func (d *Daemon) negotiatedLocked(tu *tunnel, plan *qmPlan, local, remote selector.Selector) bool {
-	k := [2]selector.Selector{local, remote}
-	r := tu.retries[k]
+	r := tu.retry(local, remote)
 	if plan != nil {
 		r = plan.retry
 		if tu.acq == plan {
@@ -202,7 +216,10 @@ func (d *Daemon) negotiatedLocked(tu *tunnel, plan *qmPlan, local, remote select
 	} else {
 		tu.peerFailure = ""
 	}
-	delete(tu.retries, k)
+	tu.retries = slices.DeleteFunc(tu.retries, func(p pairRetry) bool { return p.local == local && p.remote == remote })
+	if len(tu.retries) == 0 {
+		tu.retries = nil
+	}
 	return r != nil && r.Succeed()
 }
 
@@ -251,15 +268,15 @@ func (d *Daemon) negotiationsLocked(tu *tunnel, now time.Time) []ike.Negotiation
 	}
 	for _, c := range tu.children {
 		if c.rekeying {
-			r := tu.retries[[2]selector.Selector{c.local, c.remote}]
+			r := tu.retry(c.local, c.remote)
 			busy[r] = true
 			add(c.local, c.remote, true, "negotiating", r)
 		}
 	}
-	for k, r := range tu.retries {
-		if !busy[r] && r.Failing() {
-			rekey := tu.newest(k[0], k[1]) != nil
-			add(k[0], k[1], rekey, "backing off", r)
+	for _, p := range tu.retries {
+		if !busy[p.r] && p.r.Failing() {
+			rekey := tu.newest(p.local, p.remote) != nil
+			add(p.local, p.remote, rekey, "backing off", p.r)
 		}
 	}
 	ike.SortNegotiations(out)

@@ -3,7 +3,6 @@ package v1
 import (
 	"time"
 
-	"github.com/ismgw/ism/clock"
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ipsec"
 )
@@ -76,8 +75,7 @@ func (d *Daemon) installOutbound(c *childSA, out ike.UserSA, plan *qmPlan) error
 	d.dpdArmLocked(peerKey{c.in.Dst, c.out.Dst}, tu)
 	if c.lifetime.Time > 0 {
 		soft := d.jitter(c.lifetime.Time)
-		c.soft = d.clk.AfterFunc(soft, func() { d.rekeyChild(c) })
-		c.hard = d.clk.AfterFunc(c.lifetime.Time, func() { d.Expire(c.in, true) })
+		d.armLifeLocked(&c.life, soft, c.lifetime.Time, func() { d.rekeyChild(c) }, func() { d.Expire(c.in, true) })
 	}
 	peer := tu.peer
 	name := tu.cfg.Name
@@ -138,10 +136,9 @@ func (d *Daemon) usableSA(c *childSA) *ikeSA {
 // its timers. Daemon.mu must be held.
 func (d *Daemon) stopChildLocked(c *childSA) {
 	c.dead = true
-	for _, t := range []clock.Timer{c.soft, c.hard, c.retry} {
-		if t != nil {
-			t.Stop()
-		}
+	c.life.stop()
+	if c.retry != nil {
+		c.retry.Stop()
 	}
 	d.deleteChildLocked(c)
 	tu := c.tu

@@ -142,7 +142,8 @@ func New(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Listener)
 	}
 	d.rand, d.clk, d.log = &lockedReader{r: c.rand}, c.clk, c.log
 	d.ctx, d.cancel = context.WithCancel(context.Background())
-	for _, t := range c.Tunnels {
+	for i := range c.Tunnels {
+		t := &c.Tunnels[i]
 		d.tunnels[t.Name] = &tunnel{cfg: t, state: stateDown}
 	}
 	return d, nil
@@ -163,7 +164,8 @@ func (d *Daemon) Reconfigure(cfg ike.Config) error {
 	old := d.cfg
 	d.cfg = c
 	keep := map[string]bool{}
-	for _, t := range c.Tunnels {
+	for i := range c.Tunnels {
+		t := &c.Tunnels[i]
 		keep[t.Name] = true
 		if tu, ok := d.tunnels[t.Name]; ok {
 			tu.cfg = t
@@ -246,6 +248,29 @@ func (d *Daemon) Status() ike.Status {
 	sort.Slice(st.IKESAs, func(i, j int) bool { return st.IKESAs[i].ICookie < st.IKESAs[j].ICookie })
 	st.Counters = d.counters
 	return st
+}
+
+// TunnelStatus returns one tunnel's status and that of the IKE SAs with
+// its peer (ike.TunnelStatuser), looking at that peer's SAs only.
+func (d *Daemon) TunnelStatus(name string) (ike.TunnelStatus, []ike.IKESAStatus, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	tu := d.tunnels[name]
+	if tu == nil {
+		return ike.TunnelStatus{}, nil, false
+	}
+	now := d.now()
+	key := tunnelPeerKey(tu)
+	var sas []ike.IKESAStatus
+	newest := map[peerKey]*ikeSA{}
+	for sa := range d.pairs.sas.Get(key) {
+		sas = append(sas, sa.status(now))
+		if o := newest[key]; sa.established && !sa.dead && (o == nil || sa.created.After(o.created)) {
+			newest[key] = sa
+		}
+	}
+	sort.Slice(sas, func(i, j int) bool { return sas[i].ICookie < sas[j].ICookie })
+	return d.tunnelStatusLocked(tu, now, newest), sas, true
 }
 
 // Close deletes every SA, tells the peers, and waits for the exchanges in

@@ -92,7 +92,7 @@ func (d *Daemon) wantDPDLocked(local, remote netip.Addr, id ike.Identity) bool {
 		return false
 	}
 	for _, tu := range d.tunnels {
-		t := &tu.cfg
+		t := tu.cfg
 		if t.Source != local {
 			continue
 		}
@@ -124,7 +124,7 @@ func (d *Daemon) dpdArmSALocked(key peerKey, tu *tunnel, sa *ikeSA) {
 	}
 	p := d.dpd[key]
 	if p == nil {
-		if !d.cfg.anyDPD || tu != nil && !d.cfg.TunnelDPD(&tu.cfg).Enabled {
+		if !d.cfg.anyDPD || tu != nil && !d.cfg.TunnelDPD(tu.cfg).Enabled {
 			return
 		}
 		p = &dpdPeer{key: key, lastIKE: d.now()}
@@ -185,7 +185,7 @@ func (d *Daemon) dpdSettingsLocked(p *dpdPeer) (ipsec.DPD, bool) {
 			continue
 		}
 		kept = append(kept, tu)
-		c := d.cfg.TunnelDPD(&tu.cfg)
+		c := d.cfg.TunnelDPD(tu.cfg)
 		if !c.Enabled {
 			continue
 		}
@@ -247,7 +247,7 @@ func (d *Daemon) heard(sa *ikeSA) {
 // established IKE SA of each peer. Daemon.mu must be held.
 func (d *Daemon) tunnelDPDLocked(tu *tunnel, newest map[peerKey]*ikeSA) ike.TunnelDPD {
 	key := tunnelPeerKey(tu)
-	st := ike.TunnelDPD{Enabled: d.cfg.TunnelDPD(&tu.cfg).Enabled}
+	st := ike.TunnelDPD{Enabled: d.cfg.TunnelDPD(tu.cfg).Enabled}
 	if sa := newest[key]; sa != nil {
 		st.PeerSupports = sa.peerDPD
 	}

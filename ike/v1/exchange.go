@@ -59,6 +59,9 @@ func (d *Daemon) newExchange(sa *ikeSA, msgID uint32) *exchange {
 func (d *Daemon) newExchangeLocked(sa *ikeSA, msgID uint32) *exchange {
 	ctx, cancel := context.WithCancel(d.ctx)
 	ex := &exchange{d: d, sa: sa, msgID: msgID, wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
+	if sa.exchanges == nil {
+		sa.exchanges = map[uint32]*exchange{}
+	}
 	sa.exchanges[msgID] = ex
 	return ex
 }
@@ -71,6 +74,9 @@ func (ex *exchange) done(answered []byte) {
 	d.mu.Lock()
 	if ex.sa.exchanges[ex.msgID] == ex {
 		delete(ex.sa.exchanges, ex.msgID)
+		if len(ex.sa.exchanges) == 0 {
+			ex.sa.exchanges = nil // an idle IKE SA keeps no map
+		}
 	}
 	if ex.msgID != 0 {
 		ex.sa.endQuickMode(ex.msgID)

@@ -192,7 +192,7 @@ func (im *importedSA) zero() {
 func readIKESA(data []byte, format int) (*importedSA, error) {
 	r := ike.NewRecordReader(data)
 	im := &importedSA{at: r.Time()}
-	sa := &ikeSA{exchanges: map[uint32]*exchange{}, established: true, state: "established"}
+	sa := &ikeSA{established: true, state: "established"}
 	copy(sa.icookie[:], r.Bytes())
 	copy(sa.rcookie[:], r.Bytes())
 	var aggressive bool
@@ -310,7 +310,8 @@ func (d *Daemon) adopt(im *importedSA, o ike.ImportOptions) {
 		if !c.local.Valid() || !c.remote.Valid() { // a format 1 record
 			c.local, c.remote = tu.cfg.LocalSelector, tu.cfg.RemoteSelector
 		}
-		tu.sa, tu.peer, tu.onBackup = sa, ic.peer, ic.onBackup
+		d.setSALocked(tu, sa)
+		tu.peer, tu.onBackup = ic.peer, ic.onBackup
 		d.putChildLocked(c)
 		tu.children = append(tu.children, c)
 		slices.SortFunc(tu.children, func(a, b *childSA) int { return a.created.Compare(b.created) })
@@ -321,8 +322,7 @@ func (d *Daemon) adopt(im *importedSA, o ike.ImportOptions) {
 		if c.lifetime.Time > 0 {
 			hard, _ := ike.Deadline(c.created.Add(c.lifetime.Time), now, 0)
 			soft, _ := ike.Deadline(c.created.Add(d.jitter(c.lifetime.Time)), now, 0)
-			c.soft = d.clk.AfterFunc(soft, func() { d.rekeyChild(c) })
-			c.hard = d.clk.AfterFunc(hard, func() { d.removeChild(c, "lifetime expired") })
+			d.armLifeLocked(&c.life, soft, hard, func() { d.rekeyChild(c) }, func() { d.removeChild(c, "lifetime expired") })
 		}
 		d.dpdArmSALocked(sa.peer(), tu, sa)
 	}
@@ -352,8 +352,7 @@ func (d *Daemon) armImportedLocked(sa *ikeSA, now time.Time) {
 	life := sa.policy.Lifetime
 	hard, _ := ike.Deadline(sa.expires, now, 0)
 	soft, _ := ike.Deadline(sa.expires.Add(-life).Add(d.jitter(life)), now, 0)
-	sa.soft = d.clk.AfterFunc(soft, func() { d.ikeSASoftExpire(sa) })
-	sa.hard = d.clk.AfterFunc(hard, func() { d.ikeSAHardExpire(sa) })
+	d.armLifeLocked(&sa.life, soft, hard, func() { d.ikeSASoftExpire(sa) }, func() { d.ikeSAHardExpire(sa) })
 	if sa.localNAT {
 		d.armKeepalive(sa)
 	}

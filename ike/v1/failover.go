@@ -92,7 +92,7 @@ func (d *Daemon) failover(tu *tunnel, from netip.Addr, reason string, lastHeard 
 	}
 	now := d.now()
 	h := tu.history()
-	hold := d.cfg.HoldDown(&tu.cfg)
+	hold := d.cfg.HoldDown(tu.cfg)
 	if until := h.switchedAt.Add(hold); !h.switchedAt.IsZero() && now.Before(until) {
 		h.pendingReason, h.pendingHeard = reason, lastHeard
 		if h.timer == nil {
@@ -210,7 +210,7 @@ func (d *Daemon) tunnelFailoverLocked(tu *tunnel, now time.Time) ike.TunnelFailo
 	}
 	st.Count, st.LastFrom, st.LastTo, st.LastReason = h.count, h.lastFrom, h.lastTo, h.lastReason
 	st.LastAt, st.LastDuration, st.InProgress = h.switchedAt, h.duration, h.measuring
-	if until := h.switchedAt.Add(d.cfg.HoldDown(&tu.cfg)); !h.switchedAt.IsZero() && until.After(now) {
+	if until := h.switchedAt.Add(d.cfg.HoldDown(tu.cfg)); !h.switchedAt.IsZero() && until.After(now) {
 		st.HoldDownUntil = until
 	}
 	st.Pending = h.timer != nil || h.due

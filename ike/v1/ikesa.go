@@ -47,17 +47,44 @@ type ikeSA struct {
 	p1IV     []byte // last CBC block of phase 1, for quick mode IVs
 	remoteID ike.Identity
 
-	exchanges map[uint32]*exchange
-	replies   [4]reply // recently answered messages, for retransmits
+	exchanges map[uint32]*exchange // nil when none runs (exchange.go)
+	replies   []reply              // recently answered messages, for retransmits (remember)
 	nextReply int
 	ended     [8]uint32 // message IDs of the last quick modes to end
 	nextEnded int
 	pending   []packet  // arrived before phase 1 completed
 	waiting   []*qmPlan // quick modes to start once established
 
-	created, expires  time.Time
-	soft, hard, alive clock.Timer
-	rekeys            int
+	created, expires time.Time
+	life             lifeTimer // rekey, then expiry
+	alive            clock.Timer
+	rekeys           int
+
+	// users are the tunnels whose SAs were last negotiated on it
+	// (tunnel.sa), so that its rekey or removal looks at those only; an
+	// entry whose tunnel has moved on since is skipped (usersLocked).
+	users []*tunnel
+}
+
+// setSALocked makes sa the IKE SA tu's SAs were last negotiated on.
+// Daemon.mu must be held.
+func (d *Daemon) setSALocked(tu *tunnel, sa *ikeSA) {
+	if sa != nil && tu.sa != sa && !slices.Contains(sa.users, tu) {
+		sa.users = append(sa.users, tu)
+	}
+	tu.sa = sa
+}
+
+// usersLocked returns the configured tunnels whose IKE SA is sa.
+// Daemon.mu must be held.
+func (d *Daemon) usersLocked(sa *ikeSA) []*tunnel {
+	var out []*tunnel
+	for _, tu := range sa.users {
+		if tu.sa == sa && d.tunnels[tu.cfg.Name] == tu {
+			out = append(out, tu)
+		}
+	}
+	return out
 }
 
 // reply remembers the answer to a message so that a retransmission of
@@ -75,10 +102,20 @@ func (sa *ikeSA) key() saKey { return saKey{sa.icookie, sa.rcookie} }
 func (sa *ikeSA) peer() peerKey { return peerKey{sa.local.Addr(), sa.remote.Addr()} }
 
 // remember records resp as the answer to msg. Daemon.mu must be held.
+// The last rememberedReplies answers are kept, in a slice that grows to
+// that: most IKE SAs answer one or two messages.
 func (sa *ikeSA) remember(msgID uint32, msg, resp []byte) {
-	sa.replies[sa.nextReply] = reply{msgID: msgID, sum: sha256.Sum256(msg), resp: resp}
-	sa.nextReply = (sa.nextReply + 1) % len(sa.replies)
+	r := reply{msgID: msgID, sum: sha256.Sum256(msg), resp: resp}
+	if len(sa.replies) < rememberedReplies {
+		sa.replies = append(sa.replies, r)
+		return
+	}
+	sa.replies[sa.nextReply] = r
+	sa.nextReply = (sa.nextReply + 1) % rememberedReplies
 }
+
+// rememberedReplies is how many answers an IKE SA keeps for retransmits.
+const rememberedReplies = 4
 
 // answer returns the remembered answer to msg. Daemon.mu must be held.
 func (sa *ikeSA) answer(msg []byte) ([]byte, bool) {
@@ -141,7 +178,7 @@ func (sa *ikeSA) status(now time.Time) ike.IKESAStatus {
 // newIKESA makes an IKE SA in negotiation and indexes it. Daemon.mu must
 // be held.
 func (d *Daemon) newIKESA(initiator bool, mode ike.Phase1Mode, local, remote netip.AddrPort) *ikeSA {
-	sa := &ikeSA{initiator: initiator, mode: mode, local: local, remote: remote, exchanges: map[uint32]*exchange{}, created: d.now()}
+	sa := &ikeSA{initiator: initiator, mode: mode, local: local, remote: remote, created: d.now()}
 	if initiator {
 		d.random(sa.icookie[:])
 		sa.state = "MM_SA_I"
@@ -195,8 +232,7 @@ func (d *Daemon) establish(sa *ikeSA, lifetime time.Duration) ([]packet, []*qmPl
 	// Rekey before expiry, jittered (the seed: "the actual lifetime may
 	// differ from the configured one"): at 80–90 % of the lifetime.
 	soft := d.jitter(lifetime)
-	sa.soft = d.clk.AfterFunc(soft, func() { d.ikeSASoftExpire(sa) })
-	sa.hard = d.clk.AfterFunc(lifetime, func() { d.ikeSAHardExpire(sa) })
+	d.armLifeLocked(&sa.life, soft, lifetime, func() { d.ikeSASoftExpire(sa) }, func() { d.ikeSAHardExpire(sa) })
 	if sa.localNAT {
 		d.armKeepalive(sa)
 	}
@@ -242,8 +278,8 @@ func (d *Daemon) ikeSASoftExpire(sa *ikeSA) {
 		return
 	}
 	var users []*tunnel
-	for _, tu := range d.tunnels {
-		if tu.sa == sa && tu.cur() != nil {
+	for _, tu := range d.usersLocked(sa) {
+		if tu.cur() != nil {
 			users = append(users, tu)
 		}
 	}
@@ -286,20 +322,20 @@ func (d *Daemon) removeIKESA(sa *ikeSA) {
 	if k := (respKey{sa.icookie, sa.remote.Addr()}); d.inits[k] == sa {
 		delete(d.inits, k)
 	}
-	for _, t := range []clock.Timer{sa.soft, sa.hard, sa.alive} {
-		if t != nil {
-			t.Stop()
-		}
+	sa.life.stop()
+	if sa.alive != nil {
+		sa.alive.Stop()
 	}
 	exs := make([]*exchange, 0, len(sa.exchanges))
 	for _, ex := range sa.exchanges {
 		exs = append(exs, ex)
 	}
-	for _, tu := range d.tunnels {
+	for _, tu := range sa.users {
 		if tu.sa == sa {
 			tu.sa = nil
 		}
 	}
+	sa.users = nil
 	clear(sa.skeyidD)
 	clear(sa.skeyidA)
 	clear(sa.ekey)

@@ -3,7 +3,6 @@ package v1
 import (
 	"errors"
 	"net/netip"
-	"slices"
 
 	"github.com/ismgw/ism/ike"
 )
@@ -75,11 +74,9 @@ func (d *Daemon) phase1Done(p *phase1) {
 	if len(older) > 0 {
 		d.counters.Rekeys++
 	}
-	if len(older) > 0 { // a rekey: not a walk over every tunnel per setup
-		for _, tu := range d.tunnels {
-			if slices.Contains(older, tu.sa) {
-				tu.sa = sa
-			}
+	for _, o := range older { // a rekey: the tunnels move to the new SA
+		for _, tu := range d.usersLocked(o) {
+			d.setSALocked(tu, sa)
 		}
 	}
 	d.mu.Unlock()

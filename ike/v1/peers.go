@@ -21,7 +21,7 @@ func (d *Daemon) matchTunnel(local, remote netip.Addr, id ike.Identity) *ike.Tun
 		return &t
 	}
 	for _, tu := range d.tunnels {
-		t := &tu.cfg
+		t := tu.cfg
 		if t.Source != local {
 			continue
 		}

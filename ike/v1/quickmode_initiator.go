@@ -91,7 +91,7 @@ func (q *quickMode) runInitiator() error {
 	q.ex.send(q.ex.sealed(ExchangeQuick, []outPayload{{PayloadHash, q.hash3()}}))
 	q.d.mu.Lock()
 	q.tu.peer = q.sa.remote
-	q.tu.sa = q.sa
+	q.d.setSALocked(q.tu, q.sa)
 	q.d.mu.Unlock()
 	// The answer to QM2 is QM3: remember it for retransmitted QM2s.
 	q.d.mu.Lock()
@@ -226,7 +226,7 @@ func (q *quickMode) proposals() ([]Proposal, error) {
 	d := q.d
 	d.mu.Lock()
 	t := q.tu.cfg
-	lt := d.tunnelLifetime(&t)
+	lt := d.tunnelLifetime(t)
 	encap := encapMode(q.sa)
 	local := q.sa.local.Addr()
 	d.mu.Unlock()

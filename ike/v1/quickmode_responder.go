@@ -104,7 +104,7 @@ func (q *quickMode) runResponder(first packet) (*childSA, error) {
 	}
 	d.mu.Lock()
 	q.tu.peer = q.sa.remote
-	q.tu.sa = q.sa
+	d.setSALocked(q.tu, q.sa)
 	d.mu.Unlock()
 	if err := d.installOutbound(c, out, nil); err != nil {
 		return nil, fmt.Errorf("v1: installing the outbound SA: %w", err)
@@ -136,7 +136,7 @@ func (q *quickMode) findTunnel() error {
 	sa := q.sa
 	var best *tunnel
 	for _, tu := range d.tunnels {
-		t := &tu.cfg
+		t := tu.cfg
 		if t.Source != sa.local.Addr() {
 			continue
 		}
@@ -150,7 +150,7 @@ func (q *quickMode) findTunnel() error {
 			continue
 		}
 		// The narrowest tunnel that contains the proposal wins.
-		if best == nil || narrower(t, &best.cfg) {
+		if best == nil || narrower(t, best.cfg) {
 			best = tu
 		}
 	}
@@ -158,7 +158,7 @@ func (q *quickMode) findTunnel() error {
 		return fmt.Errorf("%w: %v to %v from %v", errNoTunnel, q.peerSel, q.localSel, sa.remote.Addr())
 	}
 	q.tu = best
-	q.lifetime = d.tunnelLifetime(&best.cfg)
+	q.lifetime = d.tunnelLifetime(best.cfg)
 	best.qm = "QM_R1"
 	return nil
 }

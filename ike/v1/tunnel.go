@@ -26,7 +26,9 @@ func (s tunnelState) String() string {
 
 // tunnel is a signaled tunnel's negotiation state. Guarded by Daemon.mu.
 type tunnel struct {
-	cfg   ike.Tunnel
+	// cfg is the tunnel's entry in the configuration the daemon was given
+	// (config.Tunnels), shared, never changed.
+	cfg   *ike.Tunnel
 	state tunnelState
 	peer  netip.AddrPort // where its SAs go: learned for FQDN destinations
 	sa    *ikeSA         // the IKE SA its SAs were last negotiated on
@@ -41,7 +43,7 @@ type tunnel struct {
 	// retries are the back-off records of the selector pairs whose
 	// negotiations failed (acquire.go); an entry goes when its pair
 	// negotiates successfully.
-	retries            map[[2]selector.Selector]*ike.Retry
+	retries            []pairRetry
 	attempts, failures int    // negotiations this end started, and failed
 	peerFailure        string // the last failure of a quick mode the peer started, reported
 	lastError          string
@@ -62,7 +64,7 @@ func (tu *tunnel) dest() netip.Addr {
 // current returns the tunnel's configuration with the destination in use
 // as its destination.
 func (tu *tunnel) current() ike.Tunnel {
-	t := tu.cfg
+	t := *tu.cfg
 	t.Destination = tu.dest()
 	return t
 }
@@ -117,8 +119,7 @@ type childSA struct {
 	encap         bool
 	initiator     bool
 	created       time.Time
-	soft          clock.Timer
-	hard          clock.Timer
+	life          lifeTimer   // rekey, then expiry
 	retry         clock.Timer // a rekey waiting for the back-off after a failed one
 	rekeying      bool
 	dead          bool

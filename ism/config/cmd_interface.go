@@ -46,14 +46,16 @@ func (p *parser) cmdInterface(c *cmdCtx) {
 	if !ok {
 		return
 	}
-	for _, t := range p.d.ifaces {
-		if t.name == name {
-			p.errs.add(c.line, "duplicate interface tunnel ipsec:%s (first on line %d)", name, t.line)
-			return
-		}
+	if t := p.ifaceDraft(name); t != nil {
+		p.errs.add(c.line, "duplicate interface tunnel ipsec:%s (first on line %d)", name, t.line)
+		return
 	}
 	t := &ifaceDraft{name: name, line: c.line, failed: map[string]bool{}}
 	p.d.ifaces = append(p.d.ifaces, t)
+	if p.d.ifaceByName == nil {
+		p.d.ifaceByName = map[string]*ifaceDraft{}
+	}
+	p.d.ifaceByName[name] = t
 	p.open(interfaceBlock, "interface tunnel ipsec:"+name).iface = t
 }
 

@@ -37,7 +37,9 @@ type drafts struct {
 	rules  []*policyDraft
 	psks   []pskDraft
 	ifaces []*ifaceDraft
-	routes []routeDraft
+	// ifaceByName indexes ifaces; nil until the first.
+	ifaceByName map[string]*ifaceDraft
+	routes      []routeDraft
 	// proutes are the policy routes.
 	proutes []routeDraft
 	ckpt    ckptDraft

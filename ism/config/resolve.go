@@ -147,9 +147,13 @@ func (p *parser) resolveSNMP() SNMP {
 func (p *parser) resolveRoutes(c *Config, drafts []routeDraft, cmd string) []Route {
 	var out []Route
 	seen := map[Route]int{}
+	tunnels := make(map[string]*Tunnel, len(c.Tunnels))
+	for _, t := range c.Tunnels {
+		tunnels[t.Name] = t
+	}
 	for _, r := range drafts {
 		var vr string
-		if t := c.Tunnel(r.tunnel); t != nil {
+		if t := tunnels[r.tunnel]; t != nil {
 			vr = t.OperationalVR.Name
 		} else if d := p.ifaceDraft(r.tunnel); d != nil {
 			vr = d.vr.or(DefaultVR) // the tunnel has errors of its own
@@ -168,14 +172,8 @@ func (p *parser) resolveRoutes(c *Config, drafts []routeDraft, cmd string) []Rou
 	return out
 }
 
-func (p *parser) ifaceDraft(name string) *ifaceDraft {
-	for _, d := range p.d.ifaces {
-		if d.name == name {
-			return d
-		}
-	}
-	return nil
-}
+// ifaceDraft returns the interface block of a tunnel, or nil.
+func (p *parser) ifaceDraft(name string) *ifaceDraft { return p.d.ifaceByName[name] }
 
 // spiKey identifies a manual SA: RFC 4301 §4.1, an SPI is unique per
 // destination address and protocol.

@@ -321,4 +321,8 @@ type Pipelines struct {
 	Overlapped uint64 `json:"overlapped"`
 	// Lanes is the most lanes that ran bursts in one pipeline.
 	Lanes int `json:"lanes"`
+	// BufferBytes is the Go memory the running pipelines' bursts hold in
+	// packet buffers: it grows with the sockets, devices and lanes, not
+	// with the tunnels.
+	BufferBytes int64 `json:"buffer_bytes"`
 }

@@ -55,6 +55,15 @@ func Build(cfg *config.Config, log *slog.Logger, clk clock.Clock) (ike.Config, e
 		}
 		c.Certificates = certs
 	}
+	signaled := 0
+	for _, t := range cfg.Tunnels {
+		if t.Type == config.Signaled {
+			signaled++
+		}
+	}
+	if signaled > 0 {
+		c.Tunnels = make([]ike.Tunnel, 0, signaled) // the daemons keep it
+	}
 	for _, t := range cfg.Tunnels {
 		if t.Type != config.Signaled {
 			continue
@@ -68,8 +77,7 @@ func Build(cfg *config.Config, log *slog.Logger, clk clock.Clock) (ike.Config, e
 			UDPEncap: t.UDPEncapPort != 0, BackupDestination: t.BackupDestination.Addr,
 			FailoverHoldDown: holdDown(t.FailoverHoldDown),
 		}
-		dpd := t.DPD
-		it.DPD = &dpd
+		it.DPD = &t.DPD // the configuration's, shared: it never changes
 		if t.IKEMode == config.AggressiveMode {
 			it.Mode = ike.AggressiveMode
 		}

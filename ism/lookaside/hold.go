@@ -166,7 +166,7 @@ func (p *path) release() {
 			d.relProc = d.eng.NewProcessor()
 		}
 		pkts := make([]*offload.Packet, len(held))
-		d.newPackets(pkts, offload.BufferSize)
+		d.newPackets(pkts, offload.BufferSize, nil)
 		for i, h := range held {
 			pkts[i].Reset(len(h.b))
 			copy(pkts[i].Buf.Bytes(), h.b)
@@ -220,7 +220,7 @@ type delayed struct{ timer clock.Timer }
 // failed (datapath.Holder): those no outbound SA covers.
 func (p *path) DropHeld() {
 	if n := p.hold.expire(time.Time{}, true, p.outs.Load()); n > 0 {
-		p.t.TX.Drops[offload.DropHoldFailed].Add(uint64(n))
+		p.t.TX.DropN(offload.DropHoldFailed, uint64(n))
 	}
 }
 
@@ -236,7 +236,7 @@ func (d *Datapath) expireHeld() {
 	now := d.clock.Now()
 	for _, p := range paths {
 		if n := p.hold.expire(now, false, nil); n > 0 {
-			p.t.TX.Drops[offload.DropHoldFailed].Add(uint64(n))
+			p.t.TX.DropN(offload.DropHoldFailed, uint64(n))
 		}
 	}
 }

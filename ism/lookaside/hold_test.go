@@ -110,7 +110,7 @@ func TestHoldQueueSelectors(t *testing.T) {
 	}
 	p.hold.hold([]byte{4}, src, a("203.0.113.3"), now) // covered, not yet released
 	p.DropHeld()
-	if d := p.t.TX.Drops[offload.DropHoldFailed].Load(); d != 2 {
+	if d := p.t.TX.Drops(offload.DropHoldFailed); d != 2 {
 		t.Errorf("a failed negotiation dropped %d held packets, want the 2 no SA covers", d)
 	}
 	if got := p.hold.take(10, p.outs.Load()); len(got) != 1 || got[0].b[0] != 4 {

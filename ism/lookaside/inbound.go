@@ -19,17 +19,18 @@ func (d *Datapath) Serve(r transport.Reader) {
 		// one's buffer.
 		size = max(size, transport.BigBufferSize)
 	}
+	var owned int64 // NewBurst's, one at a time
 	pl := d.eng.NewPipeline(ipsec.Inbound, offload.PipelineConfig{Workers: d.Workers(),
 		NewBurst: func(b *offload.Burst) {
 			pkts := make([]*offload.Packet, offload.BurstSize)
-			d.newPackets(pkts, size)
+			d.newPackets(pkts, size, &owned)
 			b.Owner = &inBurst{slots: pkts}
 		},
 		Fill: func(b *offload.Burst) bool {
 			ib := b.Owner.(*inBurst)
 			for i := range ib.slots {
 				if ib.slots[i].Buf == nil { // abandoned to a stuck driver
-					d.newPackets(ib.slots[i:i+1], size)
+					d.newPackets(ib.slots[i:i+1], size, nil)
 				}
 			}
 			n, err := r.Read(ib.slots)
@@ -42,6 +43,7 @@ func (d *Datapath) Serve(r transport.Reader) {
 		Deliver: func(b *offload.Burst) { d.deliver(b.Pkts, &rx) },
 	})
 	d.run(pl, "socket")
+	d.bufBytes.Add(-owned)
 }
 
 // inBurst is an inbound burst's own packets, read into.
@@ -59,13 +61,13 @@ func (d *Datapath) deliver(work []*offload.Packet, rx *deliverer) {
 	for _, pk := range work {
 		if pk.Drop != offload.NotDropped {
 			if pk.SA != nil {
-				if p := byID[pk.SA.Cookie()]; p != nil {
+				if p := d.pathOf(&byID, pk.SA.Cookie()); p != nil {
 					p.t.RX.Drop(pk.Drop)
 				}
 			}
 			continue
 		}
-		p := byID[pk.SA.Cookie()]
+		p := d.pathOf(&byID, pk.SA.Cookie())
 		if p == nil {
 			d.drops.Drop(offload.DropNoSA)
 			continue
@@ -86,6 +88,20 @@ func (d *Datapath) deliver(work []*offload.Packet, rx *deliverer) {
 		rx.add(p.dev, pk)
 	}
 	rx.flush(d)
+}
+
+// pathOf returns the path of an SA's cookie from byID, the map the burst
+// started with; a path opened since it was built (publishPending) has it
+// built now, and byID is the new one.
+func (d *Datapath) pathOf(byID *map[uint64]*path, cookie uint64) *path {
+	if p := (*byID)[cookie]; p != nil {
+		return p
+	}
+	d.mu.Lock()
+	d.publishPending()
+	d.mu.Unlock()
+	*byID = *d.byID.Load()
+	return (*byID)[cookie]
 }
 
 // deliverer batches decapsulated packets per operational VR device. The

@@ -65,8 +65,15 @@ type Datapath struct {
 	relProc *offload.Processor
 
 	// byID maps the engine's SA cookies to paths, for the receive side.
-	byID   atomic.Pointer[map[uint64]*path]
-	nextID atomic.Uint64
+	// It is rebuilt (published) once per batch of paths opened or
+	// closed, not at each: see publishPending.
+	byID      atomic.Pointer[map[uint64]*path]
+	nextID    atomic.Uint64
+	publishes atomic.Uint64
+
+	// bufBytes is the Go memory of the packet buffers the running
+	// pipelines' bursts hold.
+	bufBytes atomic.Int64
 
 	// workers is Config.Workers, as SetWorkers changed it.
 	workers atomic.Int32
@@ -79,7 +86,10 @@ type Datapath struct {
 	paths   map[*datapath.Tunnel]*path
 	pending map[*grace]struct{}
 	delayed map[*delayed]struct{} // releases of held packets (hold.go)
-	closed  bool
+	// unpublished says paths were opened or closed since byID was
+	// last built.
+	unpublished bool
+	closed      bool
 }
 
 var (
@@ -208,18 +218,31 @@ func (d *Datapath) Open(t *datapath.Tunnel) (datapath.Path, error) {
 		}
 	}
 	d.paths[t] = p
-	d.publish()
+	d.unpublished = true // at the end of the load (SetRoutes) or its first packet
 	return p, nil
 }
 
-// publish rebuilds the cookie map; d.mu is held.
-func (d *Datapath) publish() {
+// publishPending rebuilds the cookie map if paths were opened or closed
+// since it was last built: at the end of a configuration load (SetRoutes),
+// or when a packet comes for a path not yet in it (pathOf), so that
+// loading n tunnels costs one rebuild, not n. A closed path stays in the
+// map until then, but no SA carries its cookie any more. d.mu is held.
+func (d *Datapath) publishPending() {
+	if !d.unpublished {
+		return
+	}
+	d.unpublished = false
+	d.publishes.Add(1)
 	m := make(map[uint64]*path, len(d.paths))
 	for _, p := range d.paths {
 		m[p.id] = p
 	}
 	d.byID.Store(&m)
 }
+
+// Publishes returns how many times the receive side's map of tunnels was
+// rebuilt.
+func (d *Datapath) Publishes() uint64 { return d.publishes.Load() }
 
 // Route is one of an operational VR's routes: a prefix (a destination, or
 // for a policy route a source) to a tunnel.
@@ -235,6 +258,7 @@ type Route struct {
 func (d *Datapath) SetRoutes(v *vr.VR, dst, src []Route) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.publishPending()
 	dev := d.devs[v]
 	if dev == nil {
 		return
@@ -264,6 +288,7 @@ func (d *Datapath) Stats() datapath.Stats {
 	}
 	s.Buffers = d.poolName
 	s.Workers = d.Workers()
+	s.Pipelines.BufferBytes = d.bufBytes.Load()
 	d.mu.Lock()
 	s.Pipelines.Bursts, s.Pipelines.Overlapped, s.Pipelines.Lanes = d.ended.Bursts, d.ended.Overlapped, d.ended.Lanes
 	for pl, kind := range d.pipes {

@@ -19,8 +19,10 @@ import (
 // bytes: from an accelerator's own memory when one offers it
 // (driver.BufferPool: DPDK mbufs, so that packets are read straight into
 // memory the device can reach, with no copy) and size is no more than
-// offload.BufferSize, else from Go memory.
-func (d *Datapath) newPackets(pkts []*offload.Packet, size int) {
+// offload.BufferSize, else from Go memory. With owned, the Go memory is
+// counted there and in BufferBytes (own) before it is allocated, so that
+// the count never lags the heap.
+func (d *Datapath) newPackets(pkts []*offload.Packet, size int, owned *int64) {
 	got := 0
 	if d.pool != nil && size <= offload.BufferSize {
 		bufs := make([]*driver.Buffer, len(pkts))
@@ -29,8 +31,14 @@ func (d *Datapath) newPackets(pkts []*offload.Packet, size int) {
 			pkts[i] = &offload.Packet{Buf: bufs[i]}
 		}
 	}
+	n := max(size, offload.BufferSize)
+	if owned != nil {
+		b := int64(len(pkts)-got) * int64(n)
+		*owned += b
+		d.bufBytes.Add(b)
+	}
 	for i := got; i < len(pkts); i++ {
-		pkts[i] = &offload.Packet{Buf: &driver.Buffer{Mem: make([]byte, max(size, offload.BufferSize)), Off: offload.Headroom}}
+		pkts[i] = &offload.Packet{Buf: &driver.Buffer{Mem: make([]byte, n), Off: offload.Headroom}}
 	}
 }
 
@@ -58,11 +66,11 @@ type outBurst struct {
 	lens  []int               // inner lengths, for the counters
 }
 
-func (d *Datapath) newOutBurst(dev *device) *outBurst {
+func (d *Datapath) newOutBurst(dev *device, owned *int64) *outBurst {
 	n := min(dev.dev.BatchSize(), offload.BurstSize)
 	ob := &outBurst{slots: make([]*offload.Packet, n), bufs: make([][]byte, n), sizes: make([]int, n),
 		paths: make([]*path, 0, n), socks: make([]*transport.Socket, 0, n), lens: make([]int, 0, n)}
-	d.newPackets(ob.slots, offload.BufferSize)
+	d.newPackets(ob.slots, offload.BufferSize, owned)
 	for i := range ob.slots {
 		ob.setBuf(i)
 	}
@@ -88,12 +96,14 @@ func (ob *outBurst) setBuf(i int) {
 func (d *Datapath) outbound(dev *device) {
 	defer d.wg.Done()
 	var tx transport.Sender // Deliver's, which runs one burst at a time
+	var owned int64         // NewBurst's, one at a time
 	pl := d.eng.NewPipeline(ipsec.Outbound, offload.PipelineConfig{Workers: d.Workers(),
-		NewBurst: func(b *offload.Burst) { b.Owner = d.newOutBurst(dev) },
+		NewBurst: func(b *offload.Burst) { b.Owner = d.newOutBurst(dev, &owned) },
 		Fill:     func(b *offload.Burst) bool { return d.readOutbound(dev, b) },
 		Deliver:  func(b *offload.Burst) { d.sendOutbound(b, &tx) },
 	})
 	d.run(pl, "device")
+	d.bufBytes.Add(-owned)
 }
 
 // readOutbound reads the device until a batch has a packet to send, and
@@ -102,7 +112,7 @@ func (d *Datapath) readOutbound(dev *device, b *offload.Burst) bool {
 	ob := b.Owner.(*outBurst)
 	for i := range ob.slots {
 		if ob.slots[i].Buf == nil { // abandoned to a stuck driver
-			d.newPackets(ob.slots[i:i+1], offload.BufferSize)
+			d.newPackets(ob.slots[i:i+1], offload.BufferSize, nil)
 			ob.setBuf(i)
 		}
 	}

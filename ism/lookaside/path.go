@@ -243,7 +243,7 @@ func (p *path) Close() {
 	d.mu.Lock()
 	if d.paths[p.t] == p {
 		delete(d.paths, p.t)
-		d.publish()
+		d.unpublished = true
 	}
 	d.release(p.dev)
 	d.mu.Unlock()

@@ -43,6 +43,21 @@ func Exec(g Gateway, line string) (string, any, error) {
 		}
 		return fmt.Sprintf("cleared the statistics of %d tunnel(s)\n", n), map[string]int{"cleared": n}, nil
 	}
+	if names, ok := tunnelNames(f); ok {
+		if ts, can := g.(TunnelSnapshotter); can {
+			snap, err := ts.SnapshotTunnels(names)
+			if err != nil {
+				return "", nil, err
+			}
+			snap.linkIKESAs()
+			if f[3] == "detail" {
+				writeTunnelDetail(&b, snap.Tunnels)
+			} else {
+				writeTunnels(&b, snap.Tunnels)
+			}
+			return b.String(), snap.Tunnels, nil
+		}
+	}
 	snap := g.Snapshot()
 	snap.linkIKESAs()
 	switch {
@@ -92,6 +107,18 @@ func match(f []string, words ...string) bool {
 		}
 	}
 	return true
+}
+
+// tunnelNames returns the names of `show ipsec tunnel [detail] NAME...`,
+// and false for any other command or one without names.
+func tunnelNames(f []string) ([]string, bool) {
+	switch {
+	case match(f, "show", "ipsec", "tunnel", "detail"):
+		return f[4:], len(f) > 4
+	case match(f, "show", "ipsec", "tunnel"):
+		return f[3:], len(f) > 3
+	}
+	return nil, false
 }
 
 // selectTunnels returns the named tunnels ("ipsec:" optional), or all.

@@ -21,6 +21,16 @@ type Gateway interface {
 	ClearStatistics(names []string) (int, error)
 }
 
+// TunnelSnapshotter is a Gateway that can give the state of some tunnels
+// only: show for named tunnels then costs what those tunnels cost, not
+// every tunnel's.
+type TunnelSnapshotter interface {
+	// SnapshotTunnels returns a Snapshot whose Tunnels are the named ones
+	// ("ipsec:" optional), in the order given, with the IKE SAs they link
+	// to; it fails on a name no tunnel has.
+	SnapshotTunnels(names []string) (Snapshot, error)
+}
+
 // Snapshot is a gateway's state at one moment.
 type Snapshot struct {
 	// Tunnels are in name order.
