@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -81,6 +82,16 @@ func startNode(t *testing.T, c *etcdtest.Cluster, name string, groups []Group, o
 	tn.cancel = cancel
 	go func() { tn.done <- n.Run(ctx) }()
 	t.Cleanup(tn.stop)
+	t.Cleanup(func() { // runs first: the node is still up
+		if t.Failed() {
+			var sb strings.Builder
+			st := n.Status()
+			st.WriteTo(&sb)
+			tn.mu.Lock()
+			t.Logf("node %s at the failure:\n%s\nevents: %+v", name, sb.String(), tn.events)
+			tn.mu.Unlock()
+		}
+	})
 	return tn
 }
 

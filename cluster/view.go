@@ -70,6 +70,9 @@ func (n *Node) refreshView() {
 				n.view = n.parseView(r)
 				n.reconcile()
 			}
+			if err != nil {
+				n.log.Debug("cluster view read failed; the next periodic read tries again", "err", err)
+			}
 			if n.refresh.again {
 				n.refresh.again = false
 				n.refreshView()
@@ -95,8 +98,17 @@ func (n *Node) parseView(r *clientv3.TxnResponse) view {
 }
 
 // watch refreshes the view on every change of the nodes or the
-// elections, until the session ends.
+// elections, and every TTL besides, until the session ends. The periodic
+// read is the backstop for a read that failed (etcd slow) or a decision
+// that could not be taken when its event came (the fence not yet valid at
+// the first read of a new session, say), which would otherwise wait for
+// the next change: a settled cluster has none.
 func (n *Node) watch(s *session) {
+	go func() {
+		for sleep(s.ctx, n, n.cfg.TTL) {
+			n.post(n.refreshView)
+		}
+	}()
 	for s.ctx.Err() == nil {
 		ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(s.ctx))
 		nodes := n.cli.Watch(ctx, n.nodesPrefix(), clientv3.WithPrefix())
