@@ -28,6 +28,10 @@ func (g *Gateway) apply(cfg *config.Config) error {
 	g.syncGroups(cfg)
 	g.publishVIPs()
 	var errs []error
+	// The endpoints of tunnels removed are released once IKE has heard
+	// of the new configuration: the deletes it sends for a removed
+	// tunnel's SAs leave from the removed tunnel's endpoint.
+	var release []*transport.Endpoint
 	for _, tc := range cfg.Tunnels {
 		old := g.tunnels[tc.Name]
 		if old != nil && old.cfg.Equal(tc) && !g.leavesDatapath(old, cfg) && !(rawChanged && tc.UDPEncapPort == 0) {
@@ -45,7 +49,7 @@ func (g *Gateway) apply(cfg *config.Config) error {
 		}
 		if old != nil {
 			g.log.Info("tunnel changed: rebuilding", "tunnel", old.String())
-			g.teardown(old)
+			g.teardown(old) // its sockets open anew: a change of raw transport needs that
 		}
 		g.tunnels[tc.Name] = g.setup(tc, op, tr, cfg)
 	}
@@ -56,13 +60,16 @@ func (g *Gateway) apply(cfg *config.Config) error {
 	for name, t := range g.tunnels {
 		if !wanted[name] {
 			g.log.Info("tunnel removed", "tunnel", t.String())
-			g.teardown(t)
+			release = append(release, g.dismantle(t))
 			delete(g.tunnels, name)
 		}
 	}
 	g.cfg = cfg
 	g.publish()
 	errs = append(errs, g.configureTraps(cfg.SNMP), g.configureIKE(cfg))
+	for _, ep := range release {
+		g.eps.Release(ep)
+	}
 	g.syncRoutes()
 	for name, v := range g.vrs {
 		if !g.vrUsed(v) {
@@ -338,7 +345,11 @@ func (g *Gateway) checkPath(t *Tunnel) error {
 
 // teardown deletes the tunnel's path (its SAs, interface and addresses)
 // and releases its endpoint.
-func (g *Gateway) teardown(t *Tunnel) {
+func (g *Gateway) teardown(t *Tunnel) { g.eps.Release(g.dismantle(t)) }
+
+// dismantle deletes the tunnel's path (its SAs, interface and addresses)
+// and returns its endpoint, still held, for the caller to release.
+func (g *Gateway) dismantle(t *Tunnel) *transport.Endpoint {
 	t.setState(g.clock, false, "removed")
 	t.mu.Lock()
 	p := t.path
@@ -352,7 +363,7 @@ func (g *Gateway) teardown(t *Tunnel) {
 	for id := range ids.all() {
 		g.seam.forget(id, t)
 	}
-	g.eps.Release(t.d.Endpoint)
+	return t.d.Endpoint
 }
 
 // moveDatapath moves a tunnel whose datapath could not take an SA to the

@@ -2,11 +2,14 @@ package ism
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/ism/config"
+	"github.com/ismgw/ism/ism/operator"
 )
 
 // TestReloadKeepsUntouchedTunnels: a reload that changes one tunnel rebuilds
@@ -105,5 +108,45 @@ func TestReloadPublishesOnce(t *testing.T) {
 		if st.Tunnels != want || st.TunnelsUp != want {
 			t.Fatalf("after the reload to %d tunnels: %d tunnels, %d up", want, st.Tunnels, st.TunnelsUp)
 		}
+	}
+}
+
+// TestRemovedTunnelTellsPeer: a reload that removes a signaled tunnel
+// deletes its SAs and the IKE SA no other tunnel uses, and the peer hears
+// of it (its IKE SA and the tunnel's SAs go at once, not at their
+// lifetimes' end): the deletes leave before the gateway closes the
+// removed tunnel's sockets.
+func TestRemovedTunnelTellsPeer(t *testing.T) {
+	t.Parallel()
+	x := newLab(t, pairSpec("", "", ""))
+	// The first packet starts IKE and may be lost: ping twice.
+	if _, err := x.lab.Run(x.a, "ping", "-c", "3", "-i", "0.2", "-W", "10", "-I", "198.51.100.1", "203.0.113.1"); err != nil {
+		if out, err := x.lab.Run(x.a, "ping", "-c", "3", "-i", "0.2", "-W", "10", "-I", "198.51.100.1", "203.0.113.1"); err != nil {
+			t.Fatalf("ping through the tunnel: %v\n%s", err, out)
+		}
+	}
+	ikeSAOf(t, x.gb) // b has its one IKE SA
+	text := ismConf{vrs: [][2]string{{"v", x.a}}, global: pskRule("aes128", "sha", 14, "", netip.MustParseAddr("192.0.2.2")), transforms: []string{"esp-aes128-gcm16"}}.String()
+	cfg, err := config.Parse("test.conf", strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := x.ga.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, data, err := x.gb.Exec("show ike sa")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, st := showTunnel(t, x.gb)
+		if len(data.([]operator.IKESA)) == 0 && st.State != "up" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b has not heard that a removed its tunnel:\n%s\n%s", out, ikeDetail(x.gb))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
