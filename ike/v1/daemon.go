@@ -45,6 +45,10 @@ type Daemon struct {
 	halfOpen map[Cookie]*ikeSA  // initiators waiting for the responder cookie
 	inits    map[respKey]*ikeSA // responders, by initiator cookie and peer
 	tunnels  map[string]*tunnel
+	// bySource files the tunnels by their configured source address, in
+	// configuration order: a responder looks only at the tunnels on the
+	// address a message arrived on.
+	bySource map[netip.Addr][]*tunnel
 	children map[ipsec.SAID]*childSA // by inbound and outbound SAID
 	// pendingIn maps the inbound SAID of a rekey's pair waiting to take
 	// over (switchLater) to the child it replaces.
@@ -146,7 +150,20 @@ func New(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Listener)
 		t := &c.Tunnels[i]
 		d.tunnels[t.Name] = &tunnel{cfg: t, state: stateDown}
 	}
+	d.fileSourcesLocked()
 	return d, nil
+}
+
+// fileSourcesLocked files the tunnels by source address again, in the
+// configuration's order. Daemon.mu is held (or d is not shared yet).
+func (d *Daemon) fileSourcesLocked() {
+	d.bySource = make(map[netip.Addr][]*tunnel)
+	for i := range d.cfg.Tunnels {
+		t := &d.cfg.Tunnels[i]
+		if tu := d.tunnels[t.Name]; tu != nil {
+			d.bySource[t.Source] = append(d.bySource[t.Source], tu)
+		}
+	}
 }
 
 // Reconfigure replaces the configuration. Established SAs stay; tunnels
@@ -186,6 +203,7 @@ func (d *Daemon) Reconfigure(cfg ike.Config) error {
 			}
 		}
 	}
+	d.fileSourcesLocked()
 	d.dpdRefreshLocked()
 	d.mu.Unlock()
 	old.psk.Zero()

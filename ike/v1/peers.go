@@ -20,11 +20,8 @@ func (d *Daemon) matchTunnel(local, remote netip.Addr, id ike.Identity) *ike.Tun
 		t := tu.current()
 		return &t
 	}
-	for _, tu := range d.tunnels {
+	for _, tu := range d.bySource[local] {
 		t := tu.cfg
-		if t.Source != local {
-			continue
-		}
 		if dest := tu.dest(); dest.IsValid() {
 			if dest != remote {
 				continue
@@ -53,8 +50,8 @@ func (d *Daemon) matchTunnel(local, remote netip.Addr, id ike.Identity) *ike.Tun
 // wantsEncap reports whether a tunnel to remote forces UDP encapsulation.
 // Daemon.mu must be held.
 func (d *Daemon) wantsEncap(local, remote netip.Addr) bool {
-	for _, tu := range d.tunnels {
-		if tu.cfg.Source == local && tu.dest() == remote && tu.cfg.UDPEncap {
+	for _, tu := range d.bySource[local] {
+		if tu.dest() == remote && tu.cfg.UDPEncap {
 			return true
 		}
 	}

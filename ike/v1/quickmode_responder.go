@@ -135,11 +135,8 @@ func (q *quickMode) findTunnel() error {
 	defer d.mu.Unlock()
 	sa := q.sa
 	var best *tunnel
-	for _, tu := range d.tunnels {
+	for _, tu := range d.bySource[sa.local.Addr()] {
 		t := tu.cfg
-		if t.Source != sa.local.Addr() {
-			continue
-		}
 		if dest := tu.dest(); dest.IsValid() && dest != sa.remote.Addr() && tu.peer.Addr() != sa.remote.Addr() {
 			continue
 		}
