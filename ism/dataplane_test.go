@@ -16,6 +16,8 @@ import (
 	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/ism/config"
 	"github.com/ismgw/ism/ism/operator"
+	"github.com/ismgw/ism/ism/transport"
+	"github.com/ismgw/ism/offload"
 )
 
 // The data plane through real namespaces: one SA's crypto on several
@@ -217,4 +219,26 @@ func TestRingUnavailable(t *testing.T) {
 		t.Fatal("a's tunnel is not up again after the reload")
 	}
 	check("auto", 1)
+}
+
+// TestInboundBuffersFollowTraffic: a socket's receive bursts start with a
+// packet buffer or two and grow with the traffic: pings leave the
+// receiving gateway's buffers small (a gateway with thousands of quiet
+// endpoints would otherwise hold a megabyte for each), and a TCP transfer
+// grows them to whole bursts of 64 KiB buffers, which the device needs to
+// coalesce the flow's segments.
+func TestInboundBuffersFollowTraffic(t *testing.T) {
+	t.Parallel()
+	x := newLab(t, manualSpec(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel, udp: true}))
+	x.pingUntil(t, x.a, "198.51.100.1", "203.0.113.1", 2)
+	quiet := x.gb.Statistics().Pipelines.ReceiveBufferBytes
+	x.transfer(t, 4<<20)
+	busy := x.gb.Statistics().Pipelines.ReceiveBufferBytes
+	t.Logf("b's receive buffers: %d bytes after pings, %d after a 4 MiB transfer", quiet, busy)
+	if quiet > 64<<10 {
+		t.Errorf("b's receive bursts hold %d bytes of packet buffers after a few pings; want under 64 KiB", quiet)
+	}
+	if busy < offload.BurstSize*transport.BigBufferSize {
+		t.Errorf("b's receive buffers went from %d to %d bytes over a TCP transfer; want at least a burst of 64 KiB buffers", quiet, busy)
+	}
 }

@@ -66,6 +66,7 @@ func (g *Gateway) Snapshot() operator.Snapshot {
 		snap.Datapaths.Pipelines.Bursts += st.Pipelines.Bursts
 		snap.Datapaths.Pipelines.Overlapped += st.Pipelines.Overlapped
 		snap.Datapaths.Pipelines.BufferBytes += st.Pipelines.BufferBytes
+		snap.Datapaths.Pipelines.ReceiveBufferBytes += st.Pipelines.ReceiveBufferBytes
 		snap.Datapaths.Pipelines.Lanes = max(snap.Datapaths.Pipelines.Lanes, st.Pipelines.Lanes)
 		if st.Drops != nil {
 			snap.Datapaths.Drops = st.Drops

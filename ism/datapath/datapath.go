@@ -325,4 +325,7 @@ type Pipelines struct {
 	// packet buffers: it grows with the sockets, devices and lanes, not
 	// with the tunnels.
 	BufferBytes int64 `json:"buffer_bytes"`
+	// ReceiveBufferBytes is the part of BufferBytes the sockets' and
+	// rings' receive bursts hold: it follows each one's traffic.
+	ReceiveBufferBytes int64 `json:"receive_buffer_bytes"`
 }

@@ -13,29 +13,49 @@ import (
 // tunnel's operational VR device. It returns once the socket is closed.
 func (d *Datapath) Serve(r transport.Reader) {
 	var rx deliverer // Deliver's, which runs one burst at a time
-	size := r.BufferSize()
+	// Bursts start small and grow with the traffic, so that a gateway
+	// with thousands of endpoints, most of them quiet, does not hold a
+	// megabyte of buffers for each: a burst reads into one packet at
+	// first, twice as many after a read that filled them all, up to
+	// offload.BurstSize. The device coalesces a TCP flow's segments into
+	// the first one's buffer, which then needs 64 KiB: the buffers grow
+	// to that once the socket has filled a whole burst, the sign of a
+	// flow. slots and size are the intake's (NewBurst and Fill run under
+	// it), and so is owned.
+	slots, size, grow := 1, r.BufferSize(), 0
 	if r.ESP() && d.pool == nil {
-		// The device coalesces a TCP flow's segments into the first
-		// one's buffer.
-		size = max(size, transport.BigBufferSize)
+		grow = max(size, transport.BigBufferSize)
 	}
-	var owned int64 // NewBurst's, one at a time
+	var owned int64
 	pl := d.eng.NewPipeline(ipsec.Inbound, offload.PipelineConfig{Workers: d.Workers(),
 		NewBurst: func(b *offload.Burst) {
-			pkts := make([]*offload.Packet, offload.BurstSize)
-			d.newPackets(pkts, size, &owned)
-			b.Owner = &inBurst{slots: pkts}
+			b.Owner = &inBurst{slots: make([]*offload.Packet, 0, offload.BurstSize), size: size}
 		},
 		Fill: func(b *offload.Burst) bool {
 			ib := b.Owner.(*inBurst)
+			before := owned
+			defer func() { d.rxBytes.Add(owned - before) }()
+			if ib.size < size {
+				d.regrow(ib, size, &owned)
+			}
+			if have := len(ib.slots); have < slots {
+				ib.slots = ib.slots[:slots]
+				d.newPackets(ib.slots[have:], ib.size, &owned)
+			}
 			for i := range ib.slots {
 				if ib.slots[i].Buf == nil { // abandoned to a stuck driver
-					d.newPackets(ib.slots[i:i+1], size, nil)
+					d.newPackets(ib.slots[i:i+1], ib.size, nil)
 				}
 			}
 			n, err := r.Read(ib.slots)
 			if err != nil {
 				return false
+			}
+			if n == len(ib.slots) {
+				slots = min(2*slots, offload.BurstSize)
+				if n == offload.BurstSize && grow > size {
+					size = grow
+				}
 			}
 			b.Pkts = append(b.Pkts, ib.slots[:n]...)
 			return true
@@ -44,11 +64,23 @@ func (d *Datapath) Serve(r transport.Reader) {
 	})
 	d.run(pl, "socket")
 	d.bufBytes.Add(-owned)
+	d.rxBytes.Add(-owned)
+}
+
+// regrow gives an inbound burst new packets whose buffers hold size
+// bytes; the old ones go to the garbage collector.
+func (d *Datapath) regrow(ib *inBurst, size int, owned *int64) {
+	old := int64(len(ib.slots)) * int64(max(ib.size, offload.BufferSize))
+	*owned -= old
+	d.bufBytes.Add(-old)
+	d.newPackets(ib.slots, size, owned)
+	ib.size = size
 }
 
 // inBurst is an inbound burst's own packets, read into.
 type inBurst struct {
 	slots []*offload.Packet
+	size  int // what each slot's buffer holds
 }
 
 // Drop counts a packet that reached no tunnel.

@@ -72,8 +72,8 @@ type Datapath struct {
 	publishes atomic.Uint64
 
 	// bufBytes is the Go memory of the packet buffers the running
-	// pipelines' bursts hold.
-	bufBytes atomic.Int64
+	// pipelines' bursts hold, rxBytes the sockets' receive bursts' part.
+	bufBytes, rxBytes atomic.Int64
 
 	// workers is Config.Workers, as SetWorkers changed it.
 	workers atomic.Int32
@@ -289,6 +289,7 @@ func (d *Datapath) Stats() datapath.Stats {
 	s.Buffers = d.poolName
 	s.Workers = d.Workers()
 	s.Pipelines.BufferBytes = d.bufBytes.Load()
+	s.Pipelines.ReceiveBufferBytes = d.rxBytes.Load()
 	d.mu.Lock()
 	s.Pipelines.Bursts, s.Pipelines.Overlapped, s.Pipelines.Lanes = d.ended.Bursts, d.ended.Overlapped, d.ended.Lanes
 	for pl, kind := range d.pipes {

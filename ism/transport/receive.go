@@ -142,44 +142,56 @@ func readBuf(pk *offload.Packet) []byte {
 // groReader reads a UDP socket whose datagrams arrive coalesced: each read
 // takes up to groMsgs runs of datagrams, which are split into packets a
 // burst at a time; what does not fit in one burst waits for the next Read.
-// Segments are copied out of the coalesced datagrams into packets whose
-// buffers take a whole 64 KiB (BigBufferSize): the secure-interface device
-// coalesces a TCP flow's segments into the first one's buffer (GRO), so
-// that the kernel takes a flow's burst in one write.
+// Segments are copied out of the coalesced datagrams into the packets'
+// buffers (a datapath may give bigger ones, for the secure-interface
+// device to coalesce a TCP flow's segments into the first one's buffer).
 type groReader struct {
 	*sockReader
 	data [][]byte // the coalesced datagrams read
+	// active is how many of msgs a read takes: one at first, doubling
+	// each time a read fills them all, so that an endpoint that carries
+	// little holds one 64 KiB buffer, not groMsgs.
+	active int
 	// at is the next segment to hand out: datagram i, offset off.
 	i, k, off int
 }
 
-func (r *groReader) BufferSize() int { return BigBufferSize }
+func (r *groReader) BufferSize() int { return offload.BufferSize }
 
 func (r *groReader) Read(pkts []*offload.Packet) (int, error) {
 	if r.data == nil {
 		r.data = make([][]byte, len(r.msgs))
-		for i := range r.msgs {
-			r.data[i] = make([]byte, groBufSize)
-			r.msgs[i].OOB = make([]byte, 2*cmsgSpace)
-		}
+		r.grow(1)
 		r.i, r.k = 0, 0
 	}
 	got := 0
 	for got == 0 {
 		if r.i == r.k {
-			for i := range r.msgs {
+			for i := range r.active {
 				r.bufs[i][0] = r.data[i]
 				r.msgs[i].Buffers = r.bufs[i][:]
 			}
-			k, err := r.read(r.msgs)
+			k, err := r.read(r.msgs[:r.active])
 			if err != nil {
 				return 0, err
 			}
 			r.i, r.k, r.off = 0, k, 0
+			if k == r.active {
+				r.grow(min(2*r.active, len(r.msgs)))
+			}
 		}
 		got = r.split(pkts)
 	}
 	return got, nil
+}
+
+// grow makes the first n messages' buffers.
+func (r *groReader) grow(n int) {
+	for i := r.active; i < n; i++ {
+		r.data[i] = make([]byte, groBufSize)
+		r.msgs[i].OOB = make([]byte, 2*cmsgSpace)
+	}
+	r.active = max(r.active, n)
 }
 
 // split hands out the segments read, as many as pkts holds.
