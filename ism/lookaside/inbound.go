@@ -19,9 +19,9 @@ func (d *Datapath) Serve(r transport.Reader) {
 	// first, twice as many after a read that filled them all, up to
 	// offload.BurstSize. The device coalesces a TCP flow's segments into
 	// the first one's buffer, which then needs 64 KiB: the buffers grow
-	// to that once the socket has filled a whole burst, the sign of a
-	// flow. slots and size are the intake's (NewBurst and Fill run under
-	// it), and so is owned.
+	// to that once a read brings half a burst, the sign of a flow. slots
+	// and size are the intake's (NewBurst and Fill run under it), and so
+	// is owned.
 	slots, size, grow := 1, r.BufferSize(), 0
 	if r.ESP() && d.pool == nil {
 		grow = max(size, transport.BigBufferSize)
@@ -53,9 +53,9 @@ func (d *Datapath) Serve(r transport.Reader) {
 			}
 			if n == len(ib.slots) {
 				slots = min(2*slots, offload.BurstSize)
-				if n == offload.BurstSize && grow > size {
-					size = grow
-				}
+			}
+			if n >= offload.BurstSize/2 && grow > size {
+				size = grow
 			}
 			b.Pkts = append(b.Pkts, ib.slots[:n]...)
 			return true
