@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"runtime"
@@ -22,20 +23,19 @@ func scale(args []string) error {
 	plotDir := fs.String("plot", "", "write plots (SVG and PNG) of setups per second and tunnels up over time into this directory")
 	prof := fs.String("cpuprofile", "", "write a CPU profile of this process (the initiating gateway) to this file")
 	memprof := fs.String("memprofile", "", "write the initiating gateway's heap profile, tunnels established, to this file")
-	perPeer := fs.Int("peer-tunnels", bench.DefaultPeerTunnels, "most tunnels a responding process (and namespace) serves: each needs two sockets")
-	logDir := fs.String("log", "", "write each gateway's whole log (debug level) into this directory, a file per gateway")
+	responder := responderFlags(fs)
 	proposal := ikeFlags(fs)
 	fs.Parse(args)
 	t, ok := transform.Lookup(*tname)
 	if !ok {
 		return fmt.Errorf("unknown transform %q", *tname)
 	}
-	exe, err := os.Executable()
+	peer, perPeer, logDir, err := responder()
 	if err != nil {
 		return err
 	}
 	o := bench.ScaleOptions{Tunnels: *n, IKEVersion: *version, IKE: proposal(), Transform: t, Window: *window,
-		Samples: *samples, Baseline: *baseline, Timeout: *timeout, Peer: bench.PeerCommand{Path: exe, Args: []string{"scale-peer"}}, PeerTunnels: *perPeer, LogDir: *logDir}
+		Samples: *samples, Baseline: *baseline, Timeout: *timeout, Peer: peer, PeerTunnels: perPeer, LogDir: logDir}
 	if err := o.Validate(); err != nil {
 		return err
 	}
@@ -66,6 +66,22 @@ func scale(args []string) error {
 		err = bench.PlotScale(*plotDir, rows)
 	}
 	return err
+}
+
+// responderFlags declares the flags of the responding gateway's processes,
+// which scale and soak share; the function it returns gives, once the flags
+// are parsed, the command that runs one (this program's scale-peer), the
+// tunnels each serves and the log directory.
+func responderFlags(fs *flag.FlagSet) func() (bench.PeerCommand, int, string, error) {
+	perPeer := fs.Int("peer-tunnels", bench.DefaultPeerTunnels, "most tunnels a responding process (and namespace) serves: each needs two sockets")
+	logDir := fs.String("log", "", "write each gateway's whole log (debug level) into this directory, a file per gateway")
+	return func() (bench.PeerCommand, int, string, error) {
+		exe, err := os.Executable()
+		if err != nil {
+			return bench.PeerCommand{}, 0, "", err
+		}
+		return bench.PeerCommand{Path: exe, Args: []string{"scale-peer"}}, *perPeer, *logDir, nil
+	}
 }
 
 // scalePeer is the hidden "scale-peer CONFIG" command: the responding

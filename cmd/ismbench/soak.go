@@ -24,21 +24,20 @@ func soak(args []string) error {
 	window := fs.Int("window", 250, "most tunnels started and not yet up during the setup")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	plotDir := fs.String("plot", "", "write plots (SVG and PNG) of heap, goroutines, rekeys per second and tunnels up over time into this directory")
-	perPeer := fs.Int("peer-tunnels", bench.DefaultPeerTunnels, "most tunnels a responding process (and namespace) serves: each needs two sockets")
-	logDir := fs.String("log", "", "write each gateway's whole log (debug level) into this directory, a file per gateway")
+	responder := responderFlags(fs)
 	proposal := ikeFlags(fs)
 	fs.Parse(args)
 	t, ok := transform.Lookup(*tname)
 	if !ok {
 		return fmt.Errorf("unknown transform %q", *tname)
 	}
-	exe, err := os.Executable()
+	peer, perPeer, logDir, err := responder()
 	if err != nil {
 		return err
 	}
 	o := bench.SoakOptions{Tunnels: *n, IKEVersion: *version, IKE: proposal(), Transform: t, Duration: *dur, Lifetime: *lifetime,
 		ReloadEvery: *reload, Churn: *churn, RestartPeer: *restart, Samples: *samples, SampleEvery: *every, Window: *window,
-		Peer: bench.PeerCommand{Path: exe, Args: []string{"scale-peer"}}, PeerTunnels: *perPeer, LogDir: *logDir}
+		Peer: peer, PeerTunnels: perPeer, LogDir: logDir}
 	r, err := bench.MeasureSoak(o)
 	if err != nil {
 		return err
