@@ -88,7 +88,9 @@ func (x *lab) pingUntil(t *testing.T, ns, src, dst string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		out, err := runIn(ns, "ping", "-c", fmt.Sprint(n), "-i", "0.2", "-W", "10", "-I", src, dst)
+		// -w: ping goes on sending until n echoes are answered (or 10 s
+		// pass), so that a lost echo does not leave the counters short.
+		out, err := runIn(ns, "ping", "-c", fmt.Sprint(n), "-i", "0.2", "-w", "10", "-I", src, dst)
 		if err == nil {
 			return
 		}
