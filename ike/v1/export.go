@@ -262,7 +262,7 @@ func checkImported(sa *ikeSA) error {
 	if len(sa.p1IV) != block.BlockSize() {
 		return fmt.Errorf("%w: %s: phase 1 IV of %d bytes", ike.ErrImport, sa, len(sa.p1IV))
 	}
-	sa.hash, sa.block = h, block
+	sa.hash = h
 	return nil
 }
 

@@ -2,7 +2,6 @@ package v1
 
 import (
 	"crypto"
-	"crypto/cipher"
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
@@ -40,8 +39,7 @@ type ikeSA struct {
 
 	policy   ike.Policy // negotiated; Lifetime is the one in force
 	hash     crypto.Hash
-	block    cipher.Block
-	ekey     []byte // the key of block, kept for Export
+	ekey     []byte // the message cipher's key (blockLocked); nil once deleted
 	skeyidD  []byte
 	skeyidA  []byte
 	p1IV     []byte // last CBC block of phase 1, for quick mode IVs
@@ -339,7 +337,7 @@ func (d *Daemon) removeIKESA(sa *ikeSA) {
 	clear(sa.skeyidD)
 	clear(sa.skeyidA)
 	clear(sa.ekey)
-	sa.block = nil
+	sa.ekey = nil
 	sa.pending = nil
 	d.mu.Unlock()
 	for _, ex := range exs {
