@@ -19,23 +19,25 @@ import (
 // marked established and only read afterwards.
 type ikeSA struct {
 	icookie, rcookie Cookie
-	initiator        bool
-	mode             ike.Phase1Mode
-	local, remote    netip.AddrPort // current endpoints; ports float to 4500
-	natt             bool           // using UDP 4500
-	localNAT         bool           // this end is behind a NAT (keepalives)
-	remoteNAT        bool
-	peerNATT         bool // the peer announced RFC 3947
-	localDPD         bool // this end announced RFC 3706
-	peerDPD          bool // the peer announced RFC 3706
-	peerSeq          uint32
-	peerSeqSeen      bool      // peerSeq holds the peer's last R-U-THERE number
-	lastRecv         time.Time // any message for the SA arrived
-	lastHeard        time.Time // an authenticated message arrived
-	state            string
-	established      bool
-	dead             bool
-	failure          string
+	// The small fields together, so that the struct fits 640 bytes.
+	initiator   bool
+	mode        ike.Phase1Mode
+	natt        bool // using UDP 4500
+	localNAT    bool // this end is behind a NAT (keepalives)
+	remoteNAT   bool
+	peerNATT    bool // the peer announced RFC 3947
+	localDPD    bool // this end announced RFC 3706
+	peerDPD     bool // the peer announced RFC 3706
+	peerSeq     uint32
+	peerSeqSeen bool // peerSeq holds the peer's last R-U-THERE number
+	established bool
+	dead        bool
+
+	local, remote netip.AddrPort // current endpoints; ports float to 4500
+	lastRecv      time.Time      // any message for the SA arrived
+	lastHeard     time.Time      // an authenticated message arrived
+	state         string
+	failure       string
 
 	policy   ike.Policy // negotiated; Lifetime is the one in force
 	hash     crypto.Hash

@@ -28,10 +28,11 @@ func (s tunnelState) String() string {
 type tunnel struct {
 	// cfg is the tunnel's entry in the configuration the daemon was given
 	// (config.Tunnels), shared, never changed.
-	cfg   *ike.Tunnel
-	state tunnelState
-	peer  netip.AddrPort // where its SAs go: learned for FQDN destinations
-	sa    *ikeSA         // the IKE SA its SAs were last negotiated on
+	cfg      *ike.Tunnel
+	state    tunnelState
+	onBackup bool           // the backup destination is in use (beside state: no padding)
+	peer     netip.AddrPort // where its SAs go: learned for FQDN destinations
+	sa       *ikeSA         // the IKE SA its SAs were last negotiated on
 	// children are its live child SAs, oldest first, each with its own
 	// selectors inside the tunnel's.
 	children []*childSA
@@ -48,7 +49,6 @@ type tunnel struct {
 	peerFailure        string // the last failure of a quick mode the peer started, reported
 	lastError          string
 	rekeys             int
-	onBackup           bool           // the backup destination is in use
 	hist               *tunnelHistory // DPD and failover history, nil until needed
 }
 
@@ -118,11 +118,11 @@ type childSA struct {
 	lifetime      ipsec.Lifetime
 	encap         bool
 	initiator     bool
+	rekeying      bool // (the bools together: the struct fits 352 bytes)
+	dead          bool
 	created       time.Time
 	life          lifeTimer   // rekey, then expiry
 	retry         clock.Timer // a rekey waiting for the back-off after a failed one
-	rekeying      bool
-	dead          bool
 	// successor is the rekey that replaces this pair, waiting to take
 	// over (switchLater).
 	successor *successor
