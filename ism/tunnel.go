@@ -38,18 +38,21 @@ type Tunnel struct {
 	since    atomic.Int64 // when the state last changed (unix nano)
 
 	mu     sync.Mutex
-	dp     int           // the index of its datapath in Gateway.dps
-	path   datapath.Path // nil while it has none
-	closed bool          // torn down: no path may be set again
+	closed bool // torn down: no path may be set again
+	// standby: the tunnel's cluster group runs on another node; it has
+	// no path. Fixed at setup.
+	standby  bool
+	routable bool
+	dp       int           // the index of its datapath in Gateway.dps
+	path     datapath.Path // nil while it has none
 	// sas are the SAs installed on the path.
 	sas    saSet
 	reason string // why the tunnel is down
 	// dpWhy is why the tunnel runs on its datapath, when the gateway chose
 	// it over another.
-	dpWhy    string
-	pathMTU  int
-	dest     netip.Addr // the current destination
-	routable bool
+	dpWhy   string
+	pathMTU int
+	dest    netip.Addr // the current destination
 	// negotiated and pfs are what IKE agreed for the current SAs.
 	negotiated transform.Transform
 	pfs        int
@@ -60,9 +63,6 @@ type Tunnel struct {
 	// resumed says how the tunnel's SAs resumed from a checkpoint, for
 	// show detail.
 	resumed []string
-	// standby: the tunnel's cluster group runs on another node; it has
-	// no path. Fixed at setup.
-	standby bool
 }
 
 // signaled reports whether IKE negotiates the tunnel's SAs.
