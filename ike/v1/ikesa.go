@@ -32,6 +32,7 @@ type ikeSA struct {
 	peerSeqSeen bool // peerSeq holds the peer's last R-U-THERE number
 	established bool
 	dead        bool
+	nextEnded   uint8 // in ended
 
 	local, remote netip.AddrPort // current endpoints; ports float to 4500
 	lastRecv      time.Time      // any message for the SA arrived
@@ -51,7 +52,6 @@ type ikeSA struct {
 	replies   []reply              // recently answered messages, for retransmits (remember)
 	nextReply int
 	ended     [8]uint32 // message IDs of the last quick modes to end
-	nextEnded int
 	pending   []packet  // arrived before phase 1 completed
 	waiting   []*qmPlan // quick modes to start once established
 
@@ -132,7 +132,7 @@ func (sa *ikeSA) answer(msg []byte) ([]byte, bool) {
 // ended. Daemon.mu must be held.
 func (sa *ikeSA) endQuickMode(msgID uint32) {
 	sa.ended[sa.nextEnded] = msgID
-	sa.nextEnded = (sa.nextEnded + 1) % len(sa.ended)
+	sa.nextEnded = (sa.nextEnded + 1) % uint8(len(sa.ended))
 }
 
 // quickModeEnded reports whether a quick mode with msgID ended lately: a
@@ -232,7 +232,7 @@ func (d *Daemon) establish(sa *ikeSA, lifetime time.Duration) ([]packet, []*qmPl
 	// Rekey before expiry, jittered (the seed: "the actual lifetime may
 	// differ from the configured one"): at 80–90 % of the lifetime.
 	soft := d.jitter(lifetime)
-	d.armLifeLocked(&sa.life, soft, lifetime, func() { d.ikeSASoftExpire(sa) }, func() { d.ikeSAHardExpire(sa) })
+	d.armLifeLocked(&sa.life, soft, lifetime, sa.lifeEvent(d))
 	if sa.localNAT {
 		d.armKeepalive(sa)
 	}
@@ -268,6 +268,18 @@ func (d *Daemon) armKeepalive(sa *ikeSA) {
 		_ = ks.SendKeepalive(local, remote)
 	}
 	sa.alive = d.clk.AfterFunc(d.cfg.Keepalive, tick)
+}
+
+// lifeEvent returns the SA's lifetime events: soft, a rekey; hard, the
+// end.
+func (sa *ikeSA) lifeEvent(d *Daemon) func(soft bool) {
+	return func(soft bool) {
+		if soft {
+			d.ikeSASoftExpire(sa)
+		} else {
+			d.ikeSAHardExpire(sa)
+		}
+	}
 }
 
 // ikeSASoftExpire renegotiates phase 1 if tunnels still use the SA.
@@ -322,7 +334,7 @@ func (d *Daemon) removeIKESA(sa *ikeSA) {
 	if k := (respKey{sa.icookie, sa.remote.Addr()}); d.inits[k] == sa {
 		delete(d.inits, k)
 	}
-	sa.life.stop()
+	d.stopLifeLocked(&sa.life)
 	if sa.alive != nil {
 		sa.alive.Stop()
 	}

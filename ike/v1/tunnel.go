@@ -114,12 +114,12 @@ type childSA struct {
 	in, out       ipsec.SAID
 	local, remote selector.Selector // IDci and IDcr, this end's first
 	transform     transform.Transform
-	pfs           int
 	lifetime      ipsec.Lifetime
 	encap         bool
 	initiator     bool
 	rekeying      bool // (the bools together: the struct fits 352 bytes)
 	dead          bool
+	pfs           uint16 // the DH group of PFS, 0 for none
 	created       time.Time
 	life          lifeTimer   // rekey, then expiry
 	retry         clock.Timer // a rekey waiting for the back-off after a failed one
@@ -131,7 +131,7 @@ type childSA struct {
 // status describes the child SA.
 func (c *childSA) status(now time.Time) ike.ChildStatus {
 	st := ike.ChildStatus{Local: selector.Of(c.local), Remote: selector.Of(c.remote), InboundSPI: c.in.SPI, OutboundSPI: c.out.SPI,
-		Transform: c.transform, PFSGroup: c.pfs, UDPEncap: c.encap, Lifetime: c.lifetime, Initiator: c.initiator, Rekeying: c.rekeying}
+		Transform: c.transform, PFSGroup: int(c.pfs), UDPEncap: c.encap, Lifetime: c.lifetime, Initiator: c.initiator, Rekeying: c.rekeying}
 	if c.lifetime.Time > 0 {
 		st.TimeLeft = max(0, c.created.Add(c.lifetime.Time).Sub(now))
 	}
@@ -158,7 +158,7 @@ func (d *Daemon) tunnelStatusLocked(tu *tunnel, now time.Time, newest map[peerKe
 	}
 	if c := tu.cur(); c != nil {
 		cs := c.status(now)
-		st.Transform, st.PFSGroup, st.UDPEncap, st.Lifetime = c.transform, c.pfs, c.encap, c.lifetime
+		st.Transform, st.PFSGroup, st.UDPEncap, st.Lifetime = c.transform, int(c.pfs), c.encap, c.lifetime
 		st.InboundSPI, st.OutboundSPI, st.TimeLeft = c.in.SPI, c.out.SPI, cs.TimeLeft
 	}
 	return st
