@@ -35,9 +35,9 @@ func (m *Daemon) installer(v int) ike.Installer {
 
 // AddSA installs the SA and notes its owner.
 func (i *installer) AddSA(id ipsec.SAID, sa ike.UserSA) error {
-	i.m.owners.Store(id, i.v)
+	i.m.owners.store(id, i.v)
 	if err := i.Installer.AddSA(id, sa); err != nil {
-		i.m.owners.CompareAndDelete(id, i.v)
+		i.m.owners.compareAndDelete(id, i.v)
 		return err
 	}
 	return nil
@@ -46,7 +46,7 @@ func (i *installer) AddSA(id ipsec.SAID, sa ike.UserSA) error {
 // DeleteSA removes the SA and forgets its owner.
 func (i *installer) DeleteSA(id ipsec.SAID) error {
 	err := i.Installer.DeleteSA(id)
-	i.m.owners.CompareAndDelete(id, i.v)
+	i.m.owners.compareAndDelete(id, i.v)
 	return err
 }
 

@@ -55,7 +55,7 @@ type Daemon struct {
 	// tunnels maps each tunnel to its version.
 	tunnels atomic.Pointer[map[string]int]
 	// owners maps each installed SA to the version that installed it.
-	owners sync.Map // ipsec.SAID → int
+	owners owners
 
 	// malformed counts datagrams too short for an IKE header, and
 	// unowned, per version, those of a version that runs no daemon.
@@ -144,7 +144,7 @@ func (m *Daemon) AcquireFor(tunnel string, src, dst netip.Addr) {
 // installed here (a child SA that came with an imported IKE SA) goes to
 // each, and the one that does not know it ignores it.
 func (m *Daemon) Expire(id ipsec.SAID, hard bool) {
-	v, ok := m.owners.Load(id)
+	v, ok := m.owners.load(id)
 	if !ok {
 		for _, v := range Versions {
 			if d := m.daemon(v); d != nil {
@@ -153,7 +153,7 @@ func (m *Daemon) Expire(id ipsec.SAID, hard bool) {
 		}
 		return
 	}
-	if d := m.daemon(v.(int)); d != nil {
+	if d := m.daemon(v); d != nil {
 		d.Expire(id, hard)
 	}
 }
