@@ -9,7 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/ismgw/ism/clock"
 	"github.com/ismgw/ism/ike"
 )
 
@@ -56,8 +55,8 @@ type ikeSA struct {
 	waiting   []*qmPlan // quick modes to start once established
 
 	created, expires time.Time
-	life             lifeTimer // rekey, then expiry
-	alive            clock.Timer
+	life             lifeTimer  // rekey, then expiry
+	alive            *lifeTimer // NAT-T keepalives, every Config.Keepalive
 	rekeys           int
 
 	// users are the tunnels whose SAs were last negotiated on it
@@ -250,24 +249,28 @@ func (d *Daemon) jitter(hard time.Duration) time.Duration {
 	return time.Duration(float64(hard) * frac)
 }
 
+// armKeepalive sends NAT-T keepalives on the SA (RFC 3948 §2.3) from the
+// daemon's timer list. Daemon.mu must be held.
 func (d *Daemon) armKeepalive(sa *ikeSA) {
 	ks, ok := d.tr.(ike.KeepaliveSender)
 	if !ok {
 		return
 	}
-	var tick func()
-	tick = func() {
+	k := d.cfg.Keepalive
+	if sa.alive == nil {
+		sa.alive = new(lifeTimer)
+	}
+	d.armLifeLocked(sa.alive, k, k, func(bool) {
 		d.mu.Lock()
 		if sa.dead {
 			d.mu.Unlock()
 			return
 		}
 		local, remote := sa.local, sa.remote
-		sa.alive = d.clk.AfterFunc(d.cfg.Keepalive, tick)
+		d.lives.add(sa.alive, d.lives.since()+k)
 		d.mu.Unlock()
 		_ = ks.SendKeepalive(local, remote)
-	}
-	sa.alive = d.clk.AfterFunc(d.cfg.Keepalive, tick)
+	})
 }
 
 // lifeEvent returns the SA's lifetime events: soft, a rekey; hard, the
@@ -336,7 +339,7 @@ func (d *Daemon) removeIKESA(sa *ikeSA) {
 	}
 	d.stopLifeLocked(&sa.life)
 	if sa.alive != nil {
-		sa.alive.Stop()
+		d.stopLifeLocked(sa.alive)
 	}
 	exs := make([]*exchange, 0, len(sa.exchanges))
 	for _, ex := range sa.exchanges {

@@ -2,12 +2,14 @@ package v1
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ismgw/ism/clock/clocktest"
+	"github.com/ismgw/ism/ike"
 )
 
 // TestLifeTimers: many SAs' lifetime events run from one clock timer, in
@@ -62,5 +64,63 @@ func TestLifeTimers(t *testing.T) {
 	clk.Advance(3 * time.Second)
 	if last := got[len(got)-1]; last != "e hard 1m14s" {
 		t.Errorf("last event %q, want e hard 1m14s", last)
+	}
+}
+
+// keepaliveCounter is a Transport that counts NAT-T keepalives.
+type keepaliveCounter struct {
+	mu   sync.Mutex
+	sent []netip.AddrPort
+}
+
+func (k *keepaliveCounter) Send(netip.AddrPort, netip.AddrPort, []byte) error { return nil }
+
+func (k *keepaliveCounter) SendKeepalive(_, remote netip.AddrPort) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.sent = append(k.sent, remote)
+	return nil
+}
+
+func (k *keepaliveCounter) count() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.sent)
+}
+
+// TestKeepalivesFromTimerList: an IKE SA behind a NAT sends a keepalive
+// every Config.Keepalive, from the daemon's timer list, to its current
+// peer endpoint, and none once deleted.
+func TestKeepalivesFromTimerList(t *testing.T) {
+	clk := clocktest.New(time.Unix(1e9, 0))
+	tr := &keepaliveCounter{}
+	d := &Daemon{tr: tr, cfg: &config{Config: ike.Config{Keepalive: 20 * time.Second}}}
+	d.lives = newTimerList(clk, d.runLife)
+	sa := &ikeSA{remote: netip.MustParseAddrPort("192.0.2.2:4500")}
+	d.mu.Lock()
+	d.armKeepalive(sa)
+	d.mu.Unlock()
+	clk.Advance(19 * time.Second)
+	if n := tr.count(); n != 0 {
+		t.Fatalf("%d keepalives after 19 s", n)
+	}
+	clk.Advance(41 * time.Second)
+	if n := tr.count(); n != 3 {
+		t.Fatalf("%d keepalives after 60 s, want 3", n)
+	}
+	d.mu.Lock()
+	sa.remote = netip.MustParseAddrPort("192.0.2.3:4500") // the NAT mapping moved
+	d.mu.Unlock()
+	clk.Advance(20 * time.Second)
+	d.mu.Lock()
+	sa.dead = true
+	d.stopLifeLocked(sa.alive)
+	d.mu.Unlock()
+	clk.Advance(time.Minute)
+	if n, last := tr.count(), tr.sent[len(tr.sent)-1]; n != 4 || last != sa.remote {
+		t.Errorf("%d keepalives, the last to %s; want 4, the last to %s", n, last, sa.remote)
+	}
+	if n := clk.Pending(); n != 0 {
+		t.Errorf("%d clock timers left", n)
 	}
 }
