@@ -114,7 +114,7 @@ func (e *Engine) addSA(c SAConfig, init func(*SA) error) (*SA, error) {
 	sa := &SA{cfg: c, e: e, born: nanotime(), outer: outerHeaderLen(&c), ipv6: c.Dst.Is6()}
 	sa.shape = shapeOf(&c)
 	if c.Direction == ipsec.Outbound {
-		sa.replay = &replayWindow{} // none: only inbound SAs check replays
+		sa.replay = &noReplayWindow // shared, never written: only inbound SAs check replays
 		sa.buildTemplate()
 	} else {
 		sa.replay = newReplayWindow(c.ReplayWindow)
