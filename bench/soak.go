@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -27,6 +28,12 @@ type SoakOptions struct {
 	Churn       int
 	// RestartPeer restarts the responding gateway once, half way.
 	RestartPeer bool
+	// RestartLosingDeletes is how many of the responder's processes (the
+	// last ones) restart with the deletes they send on the way out lost:
+	// to the initiator they vanish with their state, as a crashed peer
+	// does, and as the responder did for 891 of 10,000 tunnels whose
+	// deletes a burst lost.
+	RestartLosingDeletes int
 	// Samples tunnels, spread over all, carry a probe stream every
 	// ProbeInterval; they are never removed.
 	Samples       int
@@ -87,6 +94,14 @@ type SoakResult struct {
 	// LeakedWhere names the tunnels with leaked SAs on each gateway
 	// ("ipsec:t7: 6 SAs", "ipsec:t9: 1 old"), up to 8 a gateway process.
 	LeakedWhere []string `json:"leaked_where,omitempty"`
+	// TunnelsDownAtEnd are the configured tunnels not up on the initiator
+	// at the end, and PeerTunnelsDownAtEnd on the responder, after a
+	// packet was routed into each one down (signaled tunnels come up on
+	// demand: docs/config.md) every second for a minute: 0 once every
+	// tunnel is back after the peer's restart and the churn.
+	TunnelsDownAtEnd     int   `json:"tunnels_down_at_end"`
+	PeerTunnelsDownAtEnd int   `json:"peer_tunnels_down_at_end"`
+	DownAtEnd            []int `json:"down_at_end,omitempty"` // the first 8 on the initiator
 	// MalformedQuickModes are the quick mode messages either gateway
 	// refused as malformed (could not decrypt or parse): 0 between two ISM
 	// gateways, whatever the churn (the responder process's before a
@@ -122,6 +137,8 @@ func (o SoakOptions) Validate() error {
 		return fmt.Errorf("bench: lifetime %v: at least 30s", o.Lifetime)
 	case o.Churn < 0 || o.Churn+o.Samples > o.Tunnels:
 		return fmt.Errorf("bench: churn %d with %d samples of %d tunnels", o.Churn, o.Samples, o.Tunnels)
+	case o.RestartLosingDeletes < 0 || o.RestartLosingDeletes > 0 && !o.RestartPeer:
+		return fmt.Errorf("bench: %d responders losing their deletes without a restart", o.RestartLosingDeletes)
 	}
 	return nil
 }
@@ -265,7 +282,7 @@ func runSoak(h *harness, o SoakOptions) SoakResult {
 		r.LongestLossS = max(r.LongestLossS, float64(longest)*o.ProbeInterval.Seconds())
 	}
 	// Every tunnel configured now is up again; then nothing may be left.
-	s.lab.waitAllUp(h, s, 60*time.Second)
+	s.waitAllUp(&r, 60*time.Second)
 	ac := s.a.ikeCounters()
 	setups := s.a.stats(false).Up - ups0
 	r.Rekeys = ac.QuickModesCompleted - qm0 - uint64(max(0, setups))
@@ -316,7 +333,18 @@ func (s *soak) reload() {
 }
 
 // restartPeer stops the responding gateway (it deletes its SAs on the way
-// out) and starts it again with the same configuration.
+// out) and starts it again with the same configuration. The deletes of
+// the last RestartLosingDeletes processes go nowhere: a blackhole route
+// to the initiator in their namespaces while they stop.
 func (s *soak) restartPeer() {
-	s.peer.restart(s.h, s.peerConfigs())
+	lose := s.lab.peers[len(s.lab.peers)-min(s.o.RestartLosingDeletes, len(s.lab.peers)):]
+	hub := netip.PrefixFrom(initiatorAddr, 128).String()
+	for _, ns := range lose {
+		s.lab.l.MustRun(ns, "ip", "-6", "route", "add", "blackhole", hub)
+	}
+	s.peer.stop(s.h)
+	for _, ns := range lose {
+		s.lab.l.MustRun(ns, "ip", "-6", "route", "del", "blackhole", hub)
+	}
+	s.peer.start(s.h, s.peerConfigs())
 }

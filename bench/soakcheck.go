@@ -83,22 +83,47 @@ func (s *soak) acquireDown() {
 	}
 }
 
-// waitAllUp waits until every configured tunnel is up on both gateways.
-func (l *scaleLab) waitAllUp(h *harness, s *soak, timeout time.Duration) {
+// waitAllUp routes a packet into every configured tunnel down on the
+// initiator, every second, until every one is up on both gateways, at
+// most timeout, and records those still down in r.
+func (s *soak) waitAllUp(r *SoakResult, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	for {
 		s.acquireDown()
-		as, ps := s.a.stats(false), s.peer.ask(h, "full")
-		down := s.a.downTunnels()
-		if len(down) == 0 && ps.UpNow == len(s.ids) {
+		down, ps := s.a.downTunnels(), s.peer.ask(s.h, "full")
+		r.TunnelsDownAtEnd, r.PeerTunnelsDownAtEnd = len(down), len(s.ids)-ps.UpNow
+		r.DownAtEnd = down[:min(8, len(down))]
+		if r.TunnelsDownAtEnd == 0 && r.PeerTunnelsDownAtEnd == 0 || time.Now().After(deadline) {
 			return
-		}
-		if time.Now().After(deadline) {
-			h.Fatalf("after the soak %d tunnels down on the initiator (%v), %d of %d up on the responder; initiator %+v",
-				len(down), down[:min(5, len(down))], ps.UpNow, len(s.ids), as)
 		}
 		time.Sleep(time.Second)
 	}
+}
+
+// Problems lists what the soak found broken at the end: tunnels not back
+// up, SAs left behind, routes or rules out of step with the
+// configuration, quick modes refused as malformed, file descriptors left
+// over. The figures that depend on the machine's load (probes lost, the
+// heap's slope) are measured, not judged.
+func (r SoakResult) Problems() []string {
+	var out []string
+	if r.TunnelsDownAtEnd+r.PeerTunnelsDownAtEnd > 0 {
+		out = append(out, fmt.Sprintf("tunnels down at the end: %d on the initiator (%v), %d on the responder",
+			r.TunnelsDownAtEnd, r.DownAtEnd, r.PeerTunnelsDownAtEnd))
+	}
+	if r.LeakedSAs != 0 {
+		out = append(out, fmt.Sprintf("%d SAs left behind: %v", r.LeakedSAs, r.LeakedWhere))
+	}
+	if r.RoutesHave != r.RoutesWant || r.RulesHave != r.RulesWant {
+		out = append(out, fmt.Sprintf("%d routes and %d rules, want %d and %d", r.RoutesHave, r.RulesHave, r.RoutesWant, r.RulesWant))
+	}
+	if r.MalformedQuickModes != 0 {
+		out = append(out, fmt.Sprintf("%d quick mode messages refused as malformed between two ISM gateways", r.MalformedQuickModes))
+	}
+	if r.FDsEnd > r.FDsStart {
+		out = append(out, fmt.Sprintf("%d file descriptors at the start, %d at the end", r.FDsStart, r.FDsEnd))
+	}
+	return out
 }
 
 // checkEnd reads what must be back to the configuration at the end: the
