@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -39,9 +40,9 @@ func needRoot(t *testing.T) {
 	}
 }
 
-// TestSoakShort is `ismbench soak` in a minute: 24 tunnels between two
-// gateways (the responding one split over two processes and namespaces,
-// as 10,000 tunnels are) with the shortest SA lifetime (30 s, so every
+// TestSoakShort is `ismbench soak` in a minute, for IKEv1 and IKEv2: 24
+// tunnels between two gateways (the responding one split over two
+// processes and namespaces, as 10,000 tunnels are) with the shortest SA lifetime (30 s, so every
 // tunnel rekeys at least once), a reload every 15 s that removes and adds
 // tunnels, and the responder restarted half way, four tunnels carrying
 // probes. The first responder process (20 tunnels, the sampled ones among
@@ -56,8 +57,16 @@ func needRoot(t *testing.T) {
 // goroutines.
 func TestSoakShort(t *testing.T) {
 	needRoot(t)
+	// One after the other: the initiating gateways run in this process,
+	// whose file descriptors and goroutines each soak counts.
+	for _, version := range []int{1, 2} {
+		t.Run(fmt.Sprintf("IKEv%d", version), func(t *testing.T) { soakShort(t, version) })
+	}
+}
+
+func soakShort(t *testing.T, version int) {
 	tr, _ := transform.Lookup("esp-aes128-gcm16")
-	o := SoakOptions{Tunnels: 24, IKEVersion: 1, IKE: IKE{Encryption: "aes128", Hash: "sha256", Group: 19}, Transform: tr,
+	o := SoakOptions{Tunnels: 24, IKEVersion: version, IKE: IKE{Encryption: "aes128", Hash: "sha256", Group: 19}, Transform: tr,
 		Duration: 50 * time.Second, Lifetime: 30 * time.Second, ReloadEvery: 15 * time.Second, Churn: 2,
 		RestartPeer: true, RestartLosingDeletes: 1,
 		Samples: 4, SampleEvery: 2 * time.Second, Peer: testPeer(t), PeerTunnels: 20}
