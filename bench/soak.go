@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"strings"
@@ -77,7 +78,8 @@ type SoakResult struct {
 	// The slopes are least squares over the readings after the first
 	// fifth of the soak (warm-up), of the initiator's live heap (less what
 	// the probes' records in the same process take) and goroutines, and
-	// of the responder's live heap (its own process).
+	// of the responder's live heap (its own process); a restart of the
+	// peer, until every tunnel is up again, is left out (see slope).
 	HeapSlopeBytesPerMin     float64 `json:"heap_slope_bytes_per_min"`
 	GoroutineSlopePerMin     float64 `json:"goroutine_slope_per_min"`
 	PeerHeapSlopeBytesPerMin float64 `json:"peer_heap_slope_bytes_per_min"`
@@ -217,7 +219,7 @@ func runSoak(h *harness, o SoakOptions) SoakResult {
 	start := time.Now()
 	r.FDsStart = s.a.stats(false).FDs
 	nextReload, restartAt := start.Add(o.ReloadEvery), start.Add(o.Duration/2)
-	var restartEnd time.Time
+	var restartDone, restartEnd time.Time
 	lastQM, lastAt := qm0, start
 	tick := time.NewTicker(o.SampleEvery)
 	defer tick.Stop()
@@ -232,8 +234,9 @@ func runSoak(h *harness, o SoakOptions) SoakResult {
 		if o.RestartPeer && r.PeerRestarts == 0 && !now.Before(restartAt) {
 			restartAt = time.Now()
 			s.restartPeer()
+			restartDone = time.Now()
 			r.PeerRestarts++
-			r.Series.PeerRestartAt = restartAt.Sub(start).Seconds()
+			r.Series.PeerRestartAt = now.Sub(start).Seconds() // the reading below is after it
 		}
 		s.acquireDown()
 		as := s.a.stats(true)
@@ -256,9 +259,12 @@ func runSoak(h *harness, o SoakOptions) SoakResult {
 	}
 	time.Sleep(2 * time.Second) // the last answers arrive
 	if r.PeerRestarts > 0 {
-		restartEnd = restartAt
+		// The restart lasts until every sampled tunnel answered a probe
+		// sent once the new responder ran: the old one answers while it
+		// stops (20,000 deletes take it seconds at 10,000 tunnels).
+		restartEnd = restartDone
 		for _, p := range probes {
-			if at, ok := p.firstFrom(1, restartAt.Add(o.ProbeInterval)); ok && at.After(restartEnd) {
+			if at, ok := p.firstFrom(1, restartDone); ok && at.After(restartEnd) {
 				restartEnd = at
 			}
 		}
@@ -288,11 +294,21 @@ func runSoak(h *harness, o SoakOptions) SoakResult {
 	r.Rekeys = ac.QuickModesCompleted - qm0 - uint64(max(0, setups))
 	r.RekeysPerS = float64(r.Rekeys) / r.DurationS
 	s.checkEnd(&r)
-	r.HeapSlopeBytesPerMin = slope(r.Series.Seconds, r.Series.HeapLive) * 60
-	r.GoroutineSlopePerMin = slope(r.Series.Seconds, r.Series.Goroutines) * 60
-	if r.PeerRestarts == 0 {
-		r.PeerHeapSlopeBytesPerMin = slope(r.Series.Seconds, r.Series.PeerHeapLive) * 60
+	gapFrom, gapTo := math.Inf(1), math.Inf(1)
+	if r.PeerRestarts > 0 {
+		gapFrom = r.Series.PeerRestartAt
+		for i, t := range r.Series.Seconds {
+			if t > gapFrom && r.Series.TunnelsUp[i] >= o.Tunnels {
+				gapTo = t
+				break
+			}
+		}
 	}
+	r.HeapSlopeBytesPerMin = slope(r.Series.Seconds, r.Series.HeapLive, gapFrom, gapTo) * 60
+	r.GoroutineSlopePerMin = slope(r.Series.Seconds, r.Series.Goroutines, gapFrom, gapTo) * 60
+	// The responder's processes before and after the restart: each its
+	// own intercept.
+	r.PeerHeapSlopeBytesPerMin = slope(r.Series.Seconds, r.Series.PeerHeapLive, gapFrom, gapTo) * 60
 	s.peer.stop(h)
 	return r
 }

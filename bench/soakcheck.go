@@ -182,22 +182,39 @@ func (p *prober) lostOutside(from, to time.Time, lostAt func(time.Time)) (sent, 
 	return sent, lost, lostIn, longest
 }
 
-// slope is the least-squares slope of ys over xs.
-func slope[T int | uint64](xs []float64, ys []T) float64 {
-	skip := len(xs) / 5 // warm-up
-	xs, ys = xs[skip:], ys[skip:]
-	n := float64(len(xs))
-	if n < 3 {
+// slope is the least-squares slope of ys over xs, after the warm-up (the
+// first fifth of the readings) and leaving out those in [gapFrom, gapTo):
+// the peer's restart until every tunnel was up again. The readings before
+// and after the gap share the slope, each with its own intercept, so that
+// a step across the restart (tables grown while old and new SAs were
+// there together) is not taken for a slope; with no gap (+Inf) it is the
+// plain least-squares slope.
+func slope[T int | uint64](xs []float64, ys []T, gapFrom, gapTo float64) float64 {
+	type sums struct{ n, x, y, xx, xy float64 }
+	var seg [2]sums
+	for i := len(xs) / 5; i < len(xs); i++ {
+		x, y := xs[i], float64(ys[i])
+		if x >= gapFrom && x < gapTo {
+			continue
+		}
+		g := &seg[0]
+		if x >= gapTo {
+			g = &seg[1]
+		}
+		g.n, g.x, g.y, g.xx, g.xy = g.n+1, g.x+x, g.y+y, g.xx+x*x, g.xy+x*y
+	}
+	if seg[0].n+seg[1].n < 3 {
 		return 0
 	}
-	var sx, sy, sxx, sxy float64
-	for i, x := range xs {
-		y := float64(ys[i])
-		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
+	var num, den float64
+	for _, g := range seg {
+		if g.n > 0 {
+			num += g.xy - g.x*g.y/g.n
+			den += g.xx - g.x*g.x/g.n
+		}
 	}
-	d := n*sxx - sx*sx
-	if d == 0 {
+	if den == 0 {
 		return 0
 	}
-	return (n*sxy - sx*sy) / d
+	return num / den
 }
