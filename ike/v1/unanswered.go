@@ -10,13 +10,15 @@ import "time"
 // peer only was too busy), so that the next negotiation of any tunnel
 // with that peer, the back-off's retry of a rekey or the next acquire,
 // starts a new phase 1 instead of failing on it until it expires (a day,
-// by default). Dead peer detection finds the same sooner where it runs;
-// this needs none. RFC 7296 §2.4 says as much for IKEv2, which ike/v2
-// does (peerGone); charon does the same for IKEv1 when a retransmission
-// of any exchange times out.
+// by default). Where dead peer detection watches the peer, it is left to
+// declare the peer dead (its R-U-THERE on the SA goes unanswered as
+// well), so that the DPD events and failover stay its. RFC 7296 §2.4 says
+// as much for IKEv2, which ike/v2 does (peerGone); charon does the same
+// for IKEv1 when a retransmission of any exchange times out.
 func (d *Daemon) dropUnansweredIKESA(sa *ikeSA, start time.Time) {
 	d.mu.Lock()
-	silent := !sa.dead && !sa.lastRecv.After(start)
+	watched := sa.peerDPD && d.dpd[sa.peer()] != nil
+	silent := !sa.dead && !sa.lastRecv.After(start) && !watched
 	local, remote := sa.local, sa.remote
 	d.mu.Unlock()
 	if !silent {
