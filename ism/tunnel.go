@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unique"
 
 	"github.com/ismgw/ism/clock"
 	"github.com/ismgw/ism/ipsec"
@@ -158,8 +159,10 @@ func (t *Tunnel) retryDue(now time.Time, every time.Duration) bool {
 	return due
 }
 
-// setDatapathWhy notes why the tunnel runs on its datapath.
+// setDatapathWhy notes why the tunnel runs on its datapath. The reason is
+// interned: thousands of tunnels share a handful of them.
 func (t *Tunnel) setDatapathWhy(s string) {
+	s = unique.Make(s).Value()
 	t.mu.Lock()
 	t.dpWhy = s
 	t.mu.Unlock()
