@@ -218,6 +218,9 @@ func (sa *ikeSA) ikeAuthResponse(m *Message, ex *authExchange) {
 func (sa *ikeSA) establish() {
 	d := sa.d
 	sa.setState(stateEstablished)
+	// Both AUTHs are done: the IKE_SA_INIT messages they sign (§2.15)
+	// are not needed again.
+	sa.initReq, sa.initResp = nil, nil
 	sa.created = d.clk.Now()
 	sa.heard()
 	d.count(func(c *ike.Counters) { c.Phase1Established++ })

@@ -52,6 +52,7 @@ type window struct {
 	out    *request   // outstanding
 	queue  []*request // waiting their turn
 	timer  clock.Timer
+	armed  uint32 // how many times timer was armed: a stale one does nothing
 
 	expect   uint32    // the next request ID expected from the peer
 	lastIn   *skCrypto // what opened request expect-1 (the keys may have changed since)
@@ -60,10 +61,18 @@ type window struct {
 }
 
 func (w *window) stop() {
+	w.stopTimer()
+	w.out, w.queue, w.lastIn = nil, nil, nil
+}
+
+// stopTimer stops the retransmission timer and lets it go: its function
+// holds the request, with its handlers and datagrams, which an answered
+// exchange no longer needs.
+func (w *window) stopTimer() {
 	if w.timer != nil {
 		w.timer.Stop()
+		w.timer = nil
 	}
-	w.out, w.queue, w.lastIn = nil, nil, nil
 }
 
 // fresh returns the request as it was before it was sent, to send on
@@ -94,7 +103,11 @@ func (sa *ikeSA) sendNext() {
 	w := &sa.win
 	for w.out == nil && len(w.queue) > 0 && sa.state != stateDead {
 		r := w.queue[0]
+		w.queue[0] = nil // the array must not hold it once answered
 		w.queue = w.queue[1:]
+		if len(w.queue) == 0 {
+			w.queue = nil
+		}
 		ps, err := r.build(sa)
 		if err != nil {
 			sa.d.log.Warn("request not sent", "exchange", r.exchange.String(), "err", err)
@@ -128,13 +141,19 @@ func (sa *ikeSA) sendNext() {
 }
 
 func (sa *ikeSA) armRetransmit(r *request) {
-	if sa.win.timer != nil {
-		sa.win.timer.Stop()
-	}
-	sa.win.timer = sa.d.clk.AfterFunc(r.timeout, func() {
+	w := &sa.win
+	w.stopTimer()
+	// The function names the request by its arming, not by pointer: a
+	// stopped timer may stay in the runtime's heap a while, and must not
+	// keep an answered request's handlers and datagrams alive.
+	w.armed++
+	armed := w.armed
+	w.timer = sa.d.clk.AfterFunc(r.timeout, func() {
 		sa.lock()
 		defer sa.unlock()
-		sa.retransmit(r)
+		if sa.win.armed == armed && sa.win.out != nil {
+			sa.retransmit(sa.win.out)
+		}
 	})
 }
 
@@ -146,7 +165,7 @@ func (sa *ikeSA) retransmit(r *request) {
 		return
 	}
 	if r.tries >= r.schedule.Tries {
-		w.out = nil
+		w.out, w.timer = nil, nil
 		sa.d.log.Warn("peer did not answer", "exchange", r.exchange.String(), "msgid", r.msgID, "remote", sa.remote)
 		if r.onTimeout != nil {
 			r.onTimeout(sa)
@@ -173,7 +192,7 @@ func (sa *ikeSA) response(m *Message) bool {
 		// An imported SA (import.go): the peer answered a request of
 		// this ID that the old daemon sent after the record; it is
 		// again from the next ID.
-		w.timer.Stop()
+		w.stopTimer()
 		w.out, w.nextID = nil, w.nextID+1
 		w.queue = append([]*request{r.fresh()}, w.queue...)
 		sa.sendNext()
@@ -182,9 +201,7 @@ func (sa *ikeSA) response(m *Message) bool {
 	if r == nil || m.MessageID != r.msgID || m.Exchange != r.exchange {
 		return false
 	}
-	if w.timer != nil {
-		w.timer.Stop()
-	}
+	w.stopTimer()
 	w.out = nil
 	w.nextID++
 	sa.resyncOut = false

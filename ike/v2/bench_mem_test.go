@@ -1,0 +1,51 @@
+package v2
+
+import (
+	"runtime"
+	"testing"
+
+	"github.com/ismgw/ism/ike/internal/iketest"
+)
+
+// BenchmarkIKEv2HeapPerTunnel reports the live heap of n tunnels of the
+// scale plan (each with its own endpoint pair and IKE SA), configured and
+// then established, in both daemons together, per tunnel and side:
+// configured-B/tunnel and established-B/tunnel. The in-memory installer's
+// records of the SAs are counted too; `ismbench scale` measures one
+// gateway with its data path (issue 13's targets: 4 KiB and 8 KiB).
+func BenchmarkIKEv2HeapPerTunnel(b *testing.B) {
+	const n = 1000
+	for b.Loop() {
+		base := liveHeap()
+		hubCfg, spokeCfg := scaleConfigs(b, n)
+		cfgs := liveHeap()
+		r := newScaleRig(b, n, hubCfg, spokeCfg, func(w *iketest.Wire, hub, spokes *Daemon) {
+			w.Attach(scaleHub, hub)
+			w.AttachOthers(spokes)
+		})
+		configured := liveHeap()
+		r.hub.Acquire("t0")
+		r.th.wait(b, "up")
+		r.ts.wait(b, "up")
+		r.upAll(b, n, 200)
+		established := liveHeap()
+		b.ReportMetric(float64(configured-cfgs)/(2*n), "configured-B/tunnel")
+		b.ReportMetric(float64(established-cfgs)/(2*n), "established-B/tunnel")
+		b.ReportMetric(float64(cfgs-base)/(2*n), "config-B/tunnel")
+		runtime.KeepAlive(r)
+		b.StopTimer()
+		r.hub.Close()
+		r.spokes.Close()
+		b.StartTimer()
+	}
+}
+
+// liveHeap returns the bytes of live heap objects after a collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
