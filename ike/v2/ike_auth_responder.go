@@ -95,11 +95,11 @@ func (sa *ikeSA) ikeAuthResponder(m *Message) {
 func (d *Daemon) tunnelsFor(local, remote netip.Addr, id ike.Identity) []ike.Tunnel {
 	var named, byAddr []ike.Tunnel
 	for tu := range d.tunnelsAt(local, remote, id) {
-		switch peerMatch(&tu.cfg, remote, id) {
+		switch peerMatch(tu.cfg, remote, id) {
 		case matchNamed:
-			named = append(named, tu.cfg)
+			named = append(named, *tu.cfg)
 		case matchAddress:
-			byAddr = append(byAddr, tu.cfg)
+			byAddr = append(byAddr, *tu.cfg)
 		}
 	}
 	sortTunnels(named)

@@ -159,7 +159,7 @@ func (d *Daemon) fileTunnelLocked(tu *tunnel, peer netip.Addr, add bool) {
 			d.idx.ids.Remove(k, tu)
 		}
 	}
-	for _, h := range d.selHashes(&tu.cfg) {
+	for _, h := range d.selHashes(tu.cfg) {
 		if add {
 			d.idx.sels.Add(h, tu)
 		} else {

@@ -80,7 +80,7 @@ func (d *Daemon) exactTunnel(local, remote netip.Addr, id ike.Identity, tsi, tsr
 	consider := func(k selKey) {
 		k.local, k.remoteSel, k.localSel = local, rs, ls
 		for tu := range d.idx.sels.Get(d.selHash(k)) {
-			t := &tu.cfg
+			t := tu.cfg
 			how := peerMatch(t, remote, id)
 			if t.Source != local || how == matchNone {
 				continue

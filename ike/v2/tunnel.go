@@ -23,7 +23,9 @@ func (s tunnelState) String() string { return [...]string{"down", "negotiating",
 
 // tunnel is a signaled tunnel's negotiation state. Guarded by Daemon.mu.
 type tunnel struct {
-	cfg   ike.Tunnel
+	// cfg is the tunnel's entry in the configuration the daemon was
+	// given (config.Tunnels), shared, never changed.
+	cfg   *ike.Tunnel
 	state tunnelState
 	peer  netip.AddrPort // where its SAs go, once negotiated
 	// children are its live child SAs, oldest first, each with its own
