@@ -82,7 +82,7 @@ type ikeSA struct {
 	// §3.3.2, the initiator's key while its exchange runs.
 	intermediate       bool
 	intDone            int
-	oldKeys            ikeKeys // responder: the keys before the last IKE_INTERMEDIATE (addKeys)
+	oldKeys            *ikeKeys // responder: the keys before the last IKE_INTERMEDIATE (addKeys); nil when none
 	intAuthI, intAuthR []byte
 	intKex             *ike.KeyExchange
 	// followups are the peer's unfinished series of IKE_FOLLOWUP_KE
@@ -270,7 +270,7 @@ func (sa *ikeSA) destroy(reason string) {
 	}
 	d.mu.Unlock()
 	sa.keys.zero()
-	sa.oldKeys.zero()
+	sa.dropOldKeys()
 	sa.out, sa.in = nil, nil
 	if sa.kex != nil {
 		sa.kex.Zero()

@@ -156,12 +156,7 @@ func (d *Daemon) adopt(im *imported, resync uint32) {
 		if c.lifetime.Time > 0 {
 			hard, _ := ike.Deadline(c.created.Add(c.lifetime.Time), now, 0)
 			soft, _ := ike.Deadline(c.created.Add(d.jitter(c.lifetime.Time)), now, 0)
-			c.soft = d.clk.AfterFunc(soft, func() {
-				owner := d.lockOwner(c)
-				defer owner.unlock()
-				owner.rekeyChild(c)
-			})
-			c.hard = d.clk.AfterFunc(hard, func() { d.deleteChild(c, "lifetime expired", true) })
+			d.armLifetime(c, soft, hard)
 		}
 	}
 	hard, _ := ike.Deadline(sa.created.Add(sa.lifetime), now, 0)

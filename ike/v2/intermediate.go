@@ -130,6 +130,15 @@ func (sa *ikeSA) intermediateResponder(m *Message) {
 	}
 }
 
+// dropOldKeys zeroes and lets go the responder's keys before the last
+// IKE_INTERMEDIATE.
+func (sa *ikeSA) dropOldKeys() {
+	if sa.oldKeys != nil {
+		sa.oldKeys.zero()
+		sa.oldKeys = nil
+	}
+}
+
 // addKeys derives the keys of the next additional key exchange from its
 // shared secret (RFC 9370 §2.2.2) with the IKE SA's PRF and zeroes the
 // secret and the previous keys: the initiator's at once, the responder's
@@ -143,8 +152,8 @@ func (sa *ikeSA) addKeys(shared []byte) error {
 	if sa.initiator {
 		old.zero()
 	} else {
-		sa.oldKeys.zero()
-		sa.oldKeys = old
+		sa.dropOldKeys()
+		sa.oldKeys = &old
 	}
 	sa.intDone++
 	sa.d.count(func(c *ike.Counters) { c.IntermediateExchanges++ })
