@@ -238,11 +238,7 @@ func (sa *ikeSA) establish() {
 // the end of its lifetime, keepalives behind a NAT, and liveness checks.
 // The SA's mutex must be held.
 func (sa *ikeSA) armTimers() {
-	if sa.hard != nil {
-		sa.hard.Stop()
-	}
-	sa.hard = sa.d.clk.AfterFunc(sa.lifetime, func() { sa.expire() })
-	sa.armRekey()
+	sa.armLifetime(sa.d.jitter(sa.lifetime), sa.lifetime)
 	sa.armKeepalive()
 	sa.armLiveness()
 }

@@ -126,7 +126,7 @@ func (d *Daemon) ikeSAInitResponder(local, remote netip.AddrPort, m *Message) {
 	ps = append(ps, d.initExtensions(sa, false)...)
 	sa.respond(IKESAInit, ps)
 	sa.initResp = sa.win.lastResp[0]
-	sa.hard = d.clk.AfterFunc(halfOpenTimeout, func() {
+	sa.armLife(halfOpenTimeout, func() {
 		sa.lock()
 		defer sa.unlock()
 		if sa.state == stateInitDone {

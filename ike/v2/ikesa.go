@@ -113,8 +113,10 @@ type ikeSA struct {
 	created   time.Time
 	lastHeard time.Time // the last authenticated message from the peer
 	lifetime  time.Duration
-	soft      clock.Timer // rekey (§2.8)
-	hard      clock.Timer
+	// life is the one lifetime timer: the half-open SA's wait for
+	// IKE_AUTH, the established SA's rekey and then its end
+	// (armLifetime), the replaced SA's wait for the peer's Delete.
+	life      clock.Timer
 	keepalive clock.Timer
 	dpd       *liveness
 
@@ -248,7 +250,7 @@ func (sa *ikeSA) destroy(reason string) {
 	}
 	sa.win.stop()
 	sa.handOver()
-	for _, t := range []clock.Timer{sa.soft, sa.hard, sa.keepalive, sa.retry} {
+	for _, t := range []clock.Timer{sa.life, sa.keepalive, sa.retry} {
 		if t != nil {
 			t.Stop()
 		}

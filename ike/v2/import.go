@@ -161,12 +161,7 @@ func (d *Daemon) adopt(im *imported, resync uint32) {
 	}
 	hard, _ := ike.Deadline(sa.created.Add(sa.lifetime), now, 0)
 	soft, _ := ike.Deadline(sa.created.Add(d.jitter(sa.lifetime)), now, 0)
-	sa.hard = d.clk.AfterFunc(hard, func() { sa.expire() })
-	sa.soft = d.clk.AfterFunc(soft, func() {
-		sa.lock()
-		defer sa.unlock()
-		sa.rekeyIKE()
-	})
+	sa.armLifetime(soft, hard)
 	sa.armKeepalive()
 	sa.armLiveness()
 	d.log.Info("IKE SA imported", "sa", sa.String(), "children", len(sa.children))
