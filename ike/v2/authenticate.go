@@ -102,7 +102,7 @@ func (sa *ikeSA) ownAuth(p authPlan, idBody []byte, authMID uint32) ([]Payload, 
 		a := Auth{Method: AuthSharedKey, Data: pskAuth(sa.suite.prf, p.psk, octets)}
 		return nil, Payload{Type: PayloadAUTH, Body: a.marshal()}, nil
 	}
-	s, err := chooseScheme(p.certs.Key.Public(), sa.peerHashes, p.certs.RSAPSS)
+	s, err := chooseScheme(p.certs.Key.Public(), sa.hs.peerHashes, p.certs.RSAPSS)
 	if err != nil {
 		return nil, Payload{}, err
 	}
@@ -112,7 +112,7 @@ func (sa *ikeSA) ownAuth(p authPlan, idBody []byte, authMID uint32) ([]Payload, 
 	}
 	sa.ownScheme = s
 	sa.d.log.Debug("signing AUTH", "scheme", s.String(), "remote", sa.remote)
-	return certPayloads(p.certs.Chain, sa.peerCertReq), Payload{Type: PayloadAUTH, Body: a.marshal()}, nil
+	return certPayloads(p.certs.Chain, sa.hs.peerCertReq), Payload{Type: PayloadAUTH, Body: a.marshal()}, nil
 }
 
 // checkPeerAuth verifies the peer's AUTH a in message m, for its identity

@@ -218,9 +218,8 @@ func (sa *ikeSA) ikeAuthResponse(m *Message, ex *authExchange) {
 func (sa *ikeSA) establish() {
 	d := sa.d
 	sa.setState(stateEstablished)
-	// Both AUTHs are done: the IKE_SA_INIT messages they sign (§2.15)
-	// are not needed again.
-	sa.initReq, sa.initResp = nil, nil
+	// Both AUTHs are done: what they sign (§2.15) is not needed again.
+	sa.hs = nil
 	sa.created = d.clk.Now()
 	sa.heard()
 	d.count(func(c *ike.Counters) { c.Phase1Established++ })

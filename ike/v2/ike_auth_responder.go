@@ -45,7 +45,7 @@ func (sa *ikeSA) ikeAuthResponder(m *Message) {
 		refuse(err.Error())
 		return
 	}
-	sa.peerCertReq = append(sa.peerCertReq, peerCertReq(m)...)
+	sa.hs.peerCertReq = append(sa.hs.peerCertReq, peerCertReq(m)...)
 	d.mu.Lock()
 	cands := d.tunnelsFor(sa.local.Addr(), sa.remote.Addr(), peerID)
 	plan := authPlan{allowed: d.authMethods(sa.suite)}

@@ -175,7 +175,7 @@ func (sa *ikeSA) processInitResponse(m *Message) error {
 	}
 	sa.kex.Zero()
 	sa.kex = nil
-	sa.spiR, sa.nr, sa.suite, sa.initResp = m.SPIr, nr, su, m.raw
+	sa.spiR, sa.nr, sa.suite, sa.hs.initResp = m.SPIr, nr, su, m.raw
 	sa.lifetime = su.lifetime
 	if err := sa.deriveKeys(shared); err != nil {
 		return err

@@ -55,18 +55,14 @@ type ikeSA struct {
 	keys     ikeKeys
 	out, in  *skCrypto // this end's messages, the peer's
 	ni, nr   []byte
-	initReq  []byte // the IKE_SA_INIT request and response as sent (§2.15's RealMessage1/2)
-	initResp []byte
+	hs       *handshake       // until established; nil after, and on an SA made by a rekey or an import
 	kex      *ike.KeyExchange // the initiator's, until IKE_SA_INIT completes
 	remoteID ike.Identity
 	localID  ike.Identity
 
-	// Authentication (authenticate.go): the hashes of the peer's
-	// SIGNATURE_HASH_ALGORITHMS (nil: it sent none, RFC 7427 §4), the CA
-	// hashes of its CERTREQ, the method this end used, and the signature
-	// schemes of both ends (zero with pre-shared keys).
-	peerHashes            []crypto.Hash
-	peerCertReq           []byte
+	// Authentication (authenticate.go; the peer's hashes and CERTREQ are
+	// in hs): the method this end used, and the signature schemes of
+	// both ends (zero with pre-shared keys).
 	authMethod            ike.AuthMethod
 	ownScheme, peerScheme sigScheme
 	frag                  fragState // RFC 7383 (fragment.go)
@@ -78,13 +74,12 @@ type ikeSA struct {
 
 	// RFC 9370 additional key exchanges in IKE_INTERMEDIATE
 	// (intermediate.go): whether the peer announced IKE_INTERMEDIATE, the
-	// exchanges done, the running IntAuth_i and IntAuth_r of RFC 9242
-	// §3.3.2, the initiator's key while its exchange runs.
-	intermediate       bool
-	intDone            int
-	oldKeys            *ikeKeys // responder: the keys before the last IKE_INTERMEDIATE (addKeys); nil when none
-	intAuthI, intAuthR []byte
-	intKex             *ike.KeyExchange
+	// exchanges done (IntAuth_i and IntAuth_r are in hs), the initiator's
+	// key while its exchange runs.
+	intermediate bool
+	intDone      int
+	oldKeys      *ikeKeys // responder: the keys before the last IKE_INTERMEDIATE (addKeys); nil when none
+	intKex       *ike.KeyExchange
 	// followups are the peer's unfinished series of IKE_FOLLOWUP_KE
 	// exchanges, by link (followup.go).
 	followups map[string]*followupR
@@ -122,6 +117,19 @@ type ikeSA struct {
 
 	fx       []func() // effects queued while mu is held
 	flushing bool
+}
+
+// handshake is what an IKE SA keeps from IKE_SA_INIT (and
+// IKE_INTERMEDIATE) for its IKE_AUTH, and no longer once established.
+type handshake struct {
+	initReq, initResp []byte // the IKE_SA_INIT request and response as sent (§2.15's RealMessage1/2)
+	// The hashes of the peer's SIGNATURE_HASH_ALGORITHMS (nil: it sent
+	// none, RFC 7427 §4) and the CA hashes of its CERTREQ.
+	peerHashes  []crypto.Hash
+	peerCertReq []byte
+	// intAuthI and intAuthR are the running IntAuth_i and IntAuth_r of
+	// RFC 9242 §3.3.2.
+	intAuthI, intAuthR []byte
 }
 
 // lock takes the SA's mutex.
@@ -171,7 +179,7 @@ func (sa *ikeSA) header(t ExchangeType, msgID uint32, response bool) Header {
 
 // newIKESA makes an IKE SA and indexes it by this end's SPI.
 func (d *Daemon) newIKESA(initiator bool, local, remote netip.AddrPort, peerSPI uint64) *ikeSA {
-	sa := &ikeSA{d: d, initiator: initiator, local: local, remote: remote, created: d.clk.Now()}
+	sa := &ikeSA{d: d, initiator: initiator, local: local, remote: remote, created: d.clk.Now(), hs: &handshake{}}
 	sa.lastHeard = sa.created
 	d.mu.Lock()
 	defer d.mu.Unlock()

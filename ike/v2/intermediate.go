@@ -164,8 +164,8 @@ func (sa *ikeSA) addKeys(shared []byte) error {
 // gives them, to IntAuth_i and IntAuth_r with the SK_p keys in force.
 func (sa *ikeSA) foldIntAuth(req, resp []byte) {
 	p := sa.suite.prf
-	sa.intAuthI = p.sum(sa.keys.pi, sa.intAuthI, req)
-	sa.intAuthR = p.sum(sa.keys.pr, sa.intAuthR, resp)
+	sa.hs.intAuthI = p.sum(sa.keys.pi, sa.hs.intAuthI, req)
+	sa.hs.intAuthR = p.sum(sa.keys.pr, sa.hs.intAuthR, resp)
 }
 
 // intAuth returns IntAuth for the AUTH payloads of the IKE_AUTH exchange
@@ -176,7 +176,7 @@ func (sa *ikeSA) intAuth(authMID uint32) []byte {
 	if sa.intDone == 0 {
 		return nil
 	}
-	out := append(append([]byte(nil), sa.intAuthI...), sa.intAuthR...)
+	out := append(append([]byte(nil), sa.hs.intAuthI...), sa.hs.intAuthR...)
 	return binary.BigEndian.AppendUint32(out, authMID)
 }
 

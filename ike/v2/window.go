@@ -126,7 +126,7 @@ func (sa *ikeSA) sendNext() {
 			r.mtu = sa.frag.mtu
 		}
 		if r.exchange == IKESAInit {
-			sa.initReq = r.wire[0]
+			sa.hs.initReq = r.wire[0]
 		}
 		if r.schedule.Timeout == 0 {
 			sa.d.mu.Lock()
