@@ -207,9 +207,9 @@ func (d *Daemon) negotiationsLocked(tu *tunnel, now time.Time) []ike.Negotiation
 	for _, c := range tu.children {
 		switch {
 		case c.inRekey:
-			add(c.local, c.remote, true, "negotiating", &c.rekeyRetry)
-		case c.rekeyRetry.Failing():
-			add(c.local, c.remote, true, "backing off", &c.rekeyRetry)
+			add(c.local, c.remote, true, "negotiating", c.rekeys())
+		case c.rekeyRetry != nil && c.rekeyRetry.Failing():
+			add(c.local, c.remote, true, "backing off", c.rekeyRetry)
 		}
 	}
 	ike.SortNegotiations(out)

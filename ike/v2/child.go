@@ -38,7 +38,7 @@ type childSA struct {
 	rekeying   bool            // a CREATE_CHILD_SA this end started replaces it
 	collision  *childCollision // the peer rekeyed it too, meanwhile (§2.8.1)
 	retry      clock.Timer     // a rekey waiting after TEMPORARY_FAILURE (§2.25) or a failure (the back-off)
-	rekeyRetry ike.Retry       // this end's rekeys of it (Daemon.mu)
+	rekeyRetry *ike.Retry      // this end's rekeys of it, from the first (Daemon.mu)
 	inRekey    bool            // rekeying, as status reads it (Daemon.mu)
 	replaced   bool            // a newer child replaced it: its Delete is under way
 	dead       bool
@@ -50,6 +50,16 @@ type childSA struct {
 	successorOf *childSA
 	pendingOut  *ike.UserSA
 	outWait     clock.Timer
+}
+
+// rekeys returns the back-off record of this end's rekeys of the child,
+// making it: most children are never rekeyed by this end, or once.
+// Daemon.mu must be held.
+func (c *childSA) rekeys() *ike.Retry {
+	if c.rekeyRetry == nil {
+		c.rekeyRetry = &ike.Retry{}
+	}
+	return c.rekeyRetry
 }
 
 // status describes the child SA. Daemon.mu must be held.

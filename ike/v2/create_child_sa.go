@@ -253,9 +253,9 @@ func (sa *ikeSA) rekeyChild(c *childSA) {
 	d.mu.Lock()
 	tu := d.tunnels[c.tunnel]
 	stale := tu != nil && tu.newest(c.local, c.remote) != c
-	waits := !c.rekeyRetry.Due(d.clk.Now())
+	waits := !c.rekeys().Due(d.clk.Now())
 	if !stale && !waits {
-		c.rekeyRetry.Start()
+		c.rekeys().Start()
 		c.inRekey = true
 		if tu != nil {
 			tu.attempts++
@@ -279,8 +279,8 @@ func (sa *ikeSA) rekeyFailed(c *childSA, reason string) {
 	now := d.clk.Now()
 	d.mu.Lock()
 	c.inRekey = false
-	changed := c.rekeyRetry.Fail(now, reason, d.cfg.Backoff)
-	next := c.rekeyRetry.Next
+	changed := c.rekeys().Fail(now, reason, d.cfg.Backoff)
+	next := c.rekeys().Next
 	if tu := d.tunnels[c.tunnel]; tu != nil {
 		tu.failures++
 		tu.lastError = reason
