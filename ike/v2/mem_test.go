@@ -1,6 +1,7 @@
 package v2
 
 import (
+	"github.com/ismgw/ism/clock/clocktest"
 	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/transform"
@@ -65,3 +66,46 @@ func (in *nopInstaller) AllocateSPI(string, transform.Protocol, netip.Addr) (uin
 func (*nopInstaller) AddSA(ipsec.SAID, ike.UserSA) error      { return nil }
 func (*nopInstaller) DeleteSA(ipsec.SAID) error               { return nil }
 func (*nopInstaller) QuerySA(ipsec.SAID) (ike.SAUsage, error) { return ike.SAUsage{}, nil }
+
+// TestPairEstablishedKeepsLittle: once a tunnel is up, neither end keeps
+// what only its setup needed (issue 13: memory per tunnel): no answered
+// request (through the window's queue array or the retransmission
+// timer), no IKE_SA_INIT messages or other handshake state, no back-off
+// record of a pair that never failed, no rekey record of a child never
+// rekeyed.
+func TestPairEstablishedKeepsLittle(t *testing.T) {
+	clk := clocktest.New(t0)
+	ca, cb := pairConfig(clk), pairConfig(clk)
+	ca.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-gcm16")}
+	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-gcm16")}
+	p := newPair(t, clk, ca, cb)
+	p.up(t, "t1")
+	waitFor(t, "both ends idle", func() bool { return p.a.idle() && p.b.idle() })
+	for _, s := range []*side{p.a, p.b} {
+		s.d.mu.Lock()
+		tu := s.d.tunnels["t1"]
+		sas := make([]*ikeSA, 0, len(s.d.sas))
+		for _, sa := range s.d.sas {
+			sas = append(sas, sa)
+		}
+		if tu.retries != nil || tu.acq != nil {
+			t.Errorf("tunnel keeps back-off records %v or its acquire %v", tu.retries, tu.acq)
+		}
+		for _, c := range tu.children {
+			if c.rekeyRetry != nil {
+				t.Errorf("child %v has a rekey record", c.in)
+			}
+		}
+		s.d.mu.Unlock()
+		if len(sas) != 1 {
+			t.Fatalf("%d IKE SAs, want 1", len(sas))
+		}
+		sa := sas[0]
+		sa.lock()
+		if sa.hs != nil || sa.win.timer != nil || sa.win.queue != nil || sa.win.out != nil {
+			t.Errorf("initiator %v: handshake %v, retransmission timer %v, queue %v, outstanding %v",
+				sa.initiator, sa.hs, sa.win.timer, sa.win.queue, sa.win.out)
+		}
+		sa.unlock()
+	}
+}
