@@ -115,6 +115,8 @@ func (d *Daemon) tunnelStatus(tu *tunnel, now time.Time) ike.TunnelStatus {
 	return st
 }
 
+var _ ike.TunnelStatuser = (*Daemon)(nil)
+
 // TunnelStatus returns one tunnel's status and that of the IKE SAs
 // between its source and the addresses it may use (ike.TunnelStatuser),
 // found through the daemon's indexes: the cost is that tunnel's, not the
