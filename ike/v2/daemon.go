@@ -202,13 +202,14 @@ func (d *Daemon) Status() ike.Status {
 	}
 	d.mu.Unlock()
 	now := d.clk.Now()
-	var st ike.Status
+	st := ike.Status{IKESAs: make([]ike.IKESAStatus, 0, len(sas))}
 	for _, sa := range sas {
 		sa.mu.Lock()
 		st.IKESAs = append(st.IKESAs, sa.status(now))
 		sa.mu.Unlock()
 	}
 	d.mu.Lock()
+	st.Tunnels = make([]ike.TunnelStatus, 0, len(d.tunnels))
 	for _, tu := range d.tunnels {
 		st.Tunnels = append(st.Tunnels, d.tunnelStatus(tu, now))
 	}
