@@ -110,7 +110,7 @@ func (sa *ikeSA) ownAuth(p authPlan, idBody []byte, authMID uint32) ([]Payload, 
 	if err != nil {
 		return nil, Payload{}, err
 	}
-	sa.ownScheme = s
+	sa.signed().own = s
 	sa.d.log.Debug("signing AUTH", "scheme", s.String(), "remote", sa.remote)
 	return certPayloads(p.certs.Chain, sa.hs.peerCertReq), Payload{Type: PayloadAUTH, Body: a.marshal()}, nil
 }
@@ -145,7 +145,7 @@ func (sa *ikeSA) checkPeerAuth(m *Message, a Auth, p authPlan, id ike.Identity, 
 	if err != nil {
 		return fmt.Errorf("certificate %q: %w", leaf.Subject.String(), err)
 	}
-	sa.peerScheme = s
+	sa.signed().peer = s
 	d.log.Debug("peer AUTH verified", "scheme", s.String(), "subject", leaf.Subject.String(), "remote", sa.remote)
 	return nil
 }

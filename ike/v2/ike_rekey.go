@@ -296,7 +296,7 @@ func (sa *ikeSA) newSuccessor(initiator, unsettled bool, spiI, spiR uint64, su s
 		created: d.clk.Now(), lastHeard: sa.lastHeard, rekeys: sa.rekeys + 1,
 		// How the ends authenticated, and fragmentation (as charon's
 		// inherit_pre does: RFC 7383 support is the peer's, not the SA's).
-		authMethod: sa.authMethod, ownScheme: sa.ownScheme, peerScheme: sa.peerScheme,
+		authMethod: sa.authMethod, schemes: sa.schemes,
 		frag: fragState{on: sa.frag.on, mtu: sa.frag.mtu}}
 	// §2.18: the old SA's PRF makes SKEYSEED.
 	seed := sa.suite.prf.sum(sa.keys.d, shared, ni, nr, extra)

@@ -55,17 +55,16 @@ type ikeSA struct {
 	keys     ikeKeys
 	out, in  *skCrypto // this end's messages, the peer's
 	ni, nr   []byte
-	hs       *handshake       // until established; nil after, and on an SA made by a rekey or an import
-	kex      *ike.KeyExchange // the initiator's, until IKE_SA_INIT completes
+	hs       *handshake // until established; nil after, and on an SA made by a rekey or an import
 	remoteID ike.Identity
 	localID  ike.Identity
 
 	// Authentication (authenticate.go; the peer's hashes and CERTREQ are
 	// in hs): the method this end used, and the signature schemes of
-	// both ends (zero with pre-shared keys).
-	authMethod            ike.AuthMethod
-	ownScheme, peerScheme sigScheme
-	frag                  fragState // RFC 7383 (fragment.go)
+	// both ends (nil with pre-shared keys; shared with its successors).
+	authMethod ike.AuthMethod
+	schemes    *authSchemes
+	frag       fragState // RFC 7383 (fragment.go)
 
 	// NAT traversal (§2.23).
 	localNAT, remoteNAT bool // this end, the peer, behind a NAT
@@ -102,7 +101,6 @@ type ikeSA struct {
 	successor *ikeSA
 	unsettled bool
 	cookies   int      // COOKIE notifies its setup took (§2.6)
-	cookie    []byte   // initiator: the responder's cookie, first in IKE_SA_INIT
 	waiting   []string // tunnels that want a child SA once established
 
 	created   time.Time
@@ -130,6 +128,20 @@ type handshake struct {
 	// intAuthI and intAuthR are the running IntAuth_i and IntAuth_r of
 	// RFC 9242 §3.3.2.
 	intAuthI, intAuthR []byte
+	kex                *ike.KeyExchange // the initiator's, until IKE_SA_INIT completes
+	cookie             []byte           // initiator: the responder's cookie, first in IKE_SA_INIT
+}
+
+// authSchemes are the signature schemes an IKE SA's ends authenticated
+// with (RFC 7427).
+type authSchemes struct{ own, peer sigScheme }
+
+// signed returns the SA's schemes, making the record.
+func (sa *ikeSA) signed() *authSchemes {
+	if sa.schemes == nil {
+		sa.schemes = &authSchemes{}
+	}
+	return sa.schemes
 }
 
 // lock takes the SA's mutex.
@@ -282,9 +294,9 @@ func (sa *ikeSA) destroy(reason string) {
 	sa.keys.zero()
 	sa.dropOldKeys()
 	sa.out, sa.in = nil, nil
-	if sa.kex != nil {
-		sa.kex.Zero()
-		sa.kex = nil
+	if sa.hs != nil && sa.hs.kex != nil {
+		sa.hs.kex.Zero()
+		sa.hs.kex = nil
 	}
 	if sa.intKex != nil {
 		sa.intKex.Zero()
