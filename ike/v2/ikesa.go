@@ -38,18 +38,19 @@ type ikeSA struct {
 	d  *Daemon
 	mu sync.Mutex
 
-	initiator  bool   // immutable: this end sent the first IKE_SA_INIT
+	initiator  bool // immutable: this end sent the first IKE_SA_INIT
+	state      saState
 	spiI, spiR uint64 // spiI immutable; spiR set once by IKE_SA_INIT
 	local      netip.AddrPort
 	remote     netip.AddrPort
-	state      saState
 	failure    string
 	// stateShadow copies state for the daemon's look-ups under
 	// Daemon.mu (findIKESA); written with both mutexes held.
 	stateShadow saState
 	// filed: the daemon's indexes hold the SA, under its endpoints
 	// (index.go). Guarded by Daemon.mu.
-	filed bool
+	filed    bool
+	flushing bool // unlock is running fx (beside the other flags: TestStateSizes)
 
 	suite    suite
 	keys     ikeKeys
@@ -113,8 +114,7 @@ type ikeSA struct {
 	keepalive clock.Timer
 	dpd       *liveness
 
-	fx       []func() // effects queued while mu is held
-	flushing bool
+	fx []func() // effects queued while mu is held (flushing: unlock runs them)
 }
 
 // handshake is what an IKE SA keeps from IKE_SA_INIT (and

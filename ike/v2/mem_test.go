@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"unsafe"
 
 	"github.com/ismgw/ism/ike/internal/iketest"
 )
@@ -107,5 +108,27 @@ func TestPairEstablishedKeepsLittle(t *testing.T) {
 				sa.initiator, sa.hs, sa.win.timer, sa.win.queue, sa.win.out)
 		}
 		sa.unlock()
+	}
+}
+
+// TestStateSizes keeps the per-tunnel structures within their allocation
+// size classes (issue 13: memory per tunnel): an IKE SA within 1 KiB
+// (1,016 bytes, as an object over 512 bytes with pointers carries an
+// 8-byte header), a child SA within 384 bytes, a tunnel within 176. A
+// field that crosses one costs the next class, 128 or more bytes a
+// tunnel: move what only a setup or a rare case needs into a record made
+// when needed (handshake, authSchemes, rekeyRetry).
+func TestStateSizes(t *testing.T) {
+	for _, x := range []struct {
+		name      string
+		size, max uintptr
+	}{
+		{"ikeSA", unsafe.Sizeof(ikeSA{}), 1016},
+		{"childSA", unsafe.Sizeof(childSA{}), 384},
+		{"tunnel", unsafe.Sizeof(tunnel{}), 176},
+	} {
+		if x.size > x.max {
+			t.Errorf("%s is %d bytes, over %d", x.name, x.size, x.max)
+		}
 	}
 }
