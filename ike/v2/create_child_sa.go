@@ -136,6 +136,7 @@ func (sa *ikeSA) createChildGroup(proposal childExchange, old *childSA, pfs int)
 			fail(sa, "the peer did not answer CREATE_CHILD_SA")
 			sa.peerGone("the peer did not answer CREATE_CHILD_SA")
 		},
+		onDrop: fail,
 	})
 }
 

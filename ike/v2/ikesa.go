@@ -268,8 +268,16 @@ func (sa *ikeSA) destroy(reason string) {
 	for _, c := range append([]*childSA(nil), sa.children...) {
 		sa.removeChild(c, reason)
 	}
-	sa.win.stop()
+	held := sa.win.stop()
 	sa.handOver()
+	// A child SA negotiation that waited its turn, or its answer, fails
+	// with the SA: an acquire left pending held its tunnel negotiating,
+	// refusing every later acquire, after the peer was found gone.
+	for _, r := range held {
+		if r.onDrop != nil {
+			r.onDrop(sa, reason)
+		}
+	}
 	for _, t := range []clock.Timer{sa.life, sa.keepalive, sa.retry} {
 		if t != nil {
 			t.Stop()

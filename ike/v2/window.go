@@ -34,8 +34,9 @@ type request struct {
 	build      func(sa *ikeSA) ([]Payload, error)
 	onResponse func(sa *ikeSA, m *Message)
 	onTimeout  func(sa *ikeSA)
-	schedule   ike.Retransmit // zero: the configured one
-	plain      bool           // IKE_SA_INIT: not encrypted
+	onDrop     func(sa *ikeSA, reason string) // the SA ended first, the request queued or outstanding; may be nil
+	schedule   ike.Retransmit                 // zero: the configured one
+	plain      bool                           // IKE_SA_INIT: not encrypted
 
 	msgID   uint32
 	hdr     Header
@@ -60,9 +61,16 @@ type window struct {
 	hasResp  bool
 }
 
-func (w *window) stop() {
+// stop ends the window and returns the requests it held, outstanding
+// and queued.
+func (w *window) stop() []*request {
 	w.stopTimer()
+	held := w.queue
+	if w.out != nil {
+		held = append([]*request{w.out}, held...)
+	}
 	w.out, w.queue, w.lastIn = nil, nil, nil
+	return held
 }
 
 // stopTimer stops the retransmission timer and lets it go: its function
@@ -79,7 +87,7 @@ func (w *window) stopTimer() {
 // another IKE SA (the successor of a rekeyed one).
 func (r *request) fresh() *request {
 	return &request{exchange: r.exchange, kind: r.kind, build: r.build, onResponse: r.onResponse,
-		onTimeout: r.onTimeout, schedule: r.schedule, plain: r.plain}
+		onTimeout: r.onTimeout, onDrop: r.onDrop, schedule: r.schedule, plain: r.plain}
 }
 
 // outstanding reports whether the request outstanding is of kind k.
