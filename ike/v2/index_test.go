@@ -57,7 +57,7 @@ func checkIndexes(t *testing.T, d *Daemon) {
 		entries += len(ps)
 		if r := tu.cfg.RemoteID; !r.IsZero() {
 			ids++
-			if !d.idx.ids.Has(sourceID{tu.cfg.Source, r.Folded()}, tu) {
+			if !d.idx.ids.Has(d.idHash(tu.cfg.Source, r), tu) {
 				t.Errorf("tunnel %s not under its identity %v", name, r)
 			}
 		}
