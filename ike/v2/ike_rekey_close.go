@@ -30,10 +30,12 @@ const rekeyedWait = 20 * time.Second
 // awaitDelete arms the wait for the peer's Delete of a replaced SA. The
 // SA's mutex must be held.
 func (sa *ikeSA) awaitDelete() {
-	if sa.soft != nil {
-		sa.soft.Stop()
+	// The end of its lifetime may come first (expire deletes it then).
+	if left := sa.created.Add(sa.lifetime).Sub(sa.d.clk.Now()); left < rekeyedWait {
+		sa.armLife(max(0, left), sa.expire)
+		return
 	}
-	sa.soft = sa.d.clk.AfterFunc(rekeyedWait, func() {
+	sa.armLife(rekeyedWait, func() {
 		sa.lock()
 		defer sa.unlock()
 		if sa.state == stateRekeyed {
