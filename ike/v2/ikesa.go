@@ -269,7 +269,6 @@ func (sa *ikeSA) destroy(reason string) {
 		sa.removeChild(c, reason)
 	}
 	held := sa.win.stop()
-	sa.handOver()
 	// A child SA negotiation that waited its turn, or its answer, fails
 	// with the SA: an acquire left pending held its tunnel negotiating,
 	// refusing every later acquire, after the peer was found gone.
