@@ -34,12 +34,17 @@ type session struct {
 	aead      cipher.AEAD // AES-GCM or ChaCha20-Poly1305
 	truncated bool        // AES-GCM with an 8-byte ICV: aead makes 16-byte tags
 
-	block   cipher.Block // CBC ciphers
-	cbc     sync.Pool    // cipher.BlockMode with SetIV
-	authKey []byte
-	mac     sync.Pool // hash.Hash (HMAC)
+	block  cipher.Block // CBC ciphers
+	*pools              // nil for an AEAD: a session per SA stays small
 
 	closed atomic.Bool
+}
+
+// pools are the per-session state of CBC ciphers and HMACs.
+type pools struct {
+	cbc     sync.Pool // cipher.BlockMode with SetIV
+	authKey []byte
+	mac     sync.Pool // hash.Hash (HMAC)
 }
 
 type ivSetter interface {
@@ -86,6 +91,9 @@ func newSession(c driver.SessionConfig) (*session, error) {
 	if s.aead != nil {
 		s.tagLen = s.aead.Overhead()
 	}
+	if (s.block != nil && !s.truncated) || t.Integrity != transform.IntegrityNone {
+		s.pools = new(pools)
+	}
 	if s.block != nil && !s.truncated {
 		blk, out := s.block, c.Direction == ipsec.Outbound
 		zero := make([]byte, blk.BlockSize())
@@ -127,10 +135,12 @@ func (s *session) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	clear(s.authKey)
 	clear(s.salt[:])
 	s.aead, s.block = nil, nil
-	s.cbc.New, s.mac.New = nil, nil
+	if s.pools != nil {
+		clear(s.authKey)
+		s.cbc.New, s.mac.New = nil, nil
+	}
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unique"
 
 	"github.com/ismgw/ism/clock"
 	"github.com/ismgw/ism/ipsec"
@@ -38,18 +39,21 @@ type Tunnel struct {
 	since    atomic.Int64 // when the state last changed (unix nano)
 
 	mu     sync.Mutex
-	dp     int           // the index of its datapath in Gateway.dps
-	path   datapath.Path // nil while it has none
-	closed bool          // torn down: no path may be set again
+	closed bool // torn down: no path may be set again
+	// standby: the tunnel's cluster group runs on another node; it has
+	// no path. Fixed at setup.
+	standby  bool
+	routable bool
+	dp       int           // the index of its datapath in Gateway.dps
+	path     datapath.Path // nil while it has none
 	// sas are the SAs installed on the path.
 	sas    saSet
 	reason string // why the tunnel is down
 	// dpWhy is why the tunnel runs on its datapath, when the gateway chose
 	// it over another.
-	dpWhy    string
-	pathMTU  int
-	dest     netip.Addr // the current destination
-	routable bool
+	dpWhy   string
+	pathMTU int
+	dest    netip.Addr // the current destination
 	// negotiated and pfs are what IKE agreed for the current SAs.
 	negotiated transform.Transform
 	pfs        int
@@ -60,9 +64,6 @@ type Tunnel struct {
 	// resumed says how the tunnel's SAs resumed from a checkpoint, for
 	// show detail.
 	resumed []string
-	// standby: the tunnel's cluster group runs on another node; it has
-	// no path. Fixed at setup.
-	standby bool
 }
 
 // signaled reports whether IKE negotiates the tunnel's SAs.
@@ -158,8 +159,10 @@ func (t *Tunnel) retryDue(now time.Time, every time.Duration) bool {
 	return due
 }
 
-// setDatapathWhy notes why the tunnel runs on its datapath.
+// setDatapathWhy notes why the tunnel runs on its datapath. The reason is
+// interned: thousands of tunnels share a handful of them.
 func (t *Tunnel) setDatapathWhy(s string) {
+	s = unique.Make(s).Value()
 	t.mu.Lock()
 	t.dpWhy = s
 	t.mu.Unlock()

@@ -193,7 +193,7 @@ func (d *dispatcher) bind(sa *SA) (*binding, error) {
 	switch {
 	case len(why) > 0:
 		b.reason = "fallback: " + strings.Join(why, "; ")
-		d.log.Warn("SA uses the software engine", "sa", sa.id.String(), "reason", b.reason)
+		d.log.Warn("SA uses the software engine", "sa", sa.ID().String(), "reason", b.reason)
 	case want == d.all[0].Name():
 		b.reason = "configured"
 	case len(d.all) == 1:
@@ -245,7 +245,7 @@ func (d *dispatcher) moveToFallback(sa *SA, why string) {
 	}
 	old.retire()
 	d.counts[fbFault].Add(1)
-	d.log.Warn("SA moved to the software engine", "sa", sa.id.String(), "driver", old.drv.Name(), "reason", why)
+	d.log.Warn("SA moved to the software engine", "sa", sa.ID().String(), "driver", old.drv.Name(), "reason", why)
 }
 
 func (d *dispatcher) fallbacks() map[string]uint64 {

@@ -111,10 +111,10 @@ func (e *Engine) addSA(c SAConfig, init func(*SA) error) (*SA, error) {
 		return nil, err
 	}
 	c.CipherKey, c.AuthKey = c.CipherKey.Clone(), c.AuthKey.Clone()
-	sa := &SA{id: c.ID(), cfg: c, e: e, born: nanotime(), outer: outerHeaderLen(&c), ipv6: c.Dst.Is6()}
+	sa := &SA{cfg: c, e: e, born: nanotime(), outer: outerHeaderLen(&c), ipv6: c.Dst.Is6()}
 	sa.shape = shapeOf(&c)
 	if c.Direction == ipsec.Outbound {
-		sa.replay = &replayWindow{} // none: only inbound SAs check replays
+		sa.replay = &noReplayWindow // shared, never written: only inbound SAs check replays
 		sa.buildTemplate()
 	} else {
 		sa.replay = newReplayWindow(c.ReplayWindow)
@@ -135,7 +135,7 @@ func (e *Engine) addSA(c SAConfig, init func(*SA) error) (*SA, error) {
 	sh := &e.shards[c.SPI%sadShards]
 	sh.mu.Lock()
 	for _, o := range sh.sas[c.SPI] {
-		if o.id == sa.id {
+		if o.ID() == sa.ID() {
 			sh.mu.Unlock()
 			return nil, fmt.Errorf("%w 0x%08x for %s/%s", ErrDuplicateSPI, c.SPI, c.Dst, c.Transform.Protocol)
 		}
@@ -148,7 +148,7 @@ func (e *Engine) addSA(c SAConfig, init func(*SA) error) (*SA, error) {
 	sa.bind.Store(b)
 	sh.sas[c.SPI] = append(sh.sas[c.SPI], sa)
 	sh.mu.Unlock()
-	e.log.Info("SA added", "sa", sa.id.String(), "dir", c.Direction.String(), "transform", c.Transform.Name(), "driver", b.drv.Name(), "reason", b.reason)
+	e.log.Info("SA added", "sa", sa.ID().String(), "dir", c.Direction.String(), "transform", c.Transform.Name(), "driver", b.drv.Name(), "reason", b.reason)
 	return sa, nil
 }
 
@@ -187,7 +187,7 @@ func (e *Engine) lookup(spi uint32, p transform.Protocol, dst netip.Addr) *SA {
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
 	for _, sa := range sh.sas[spi] {
-		if sa.id.Protocol == p && sa.id.Dst == dst {
+		if sa.cfg.Transform.Protocol == p && sa.cfg.Dst == dst {
 			return sa
 		}
 	}
@@ -202,7 +202,7 @@ func (e *Engine) DeleteSA(id ipsec.SAID) error {
 	list := sh.sas[id.SPI]
 	var sa *SA
 	for i, o := range list {
-		if o.id == id {
+		if o.ID() == id {
 			sa = o
 			list = append(list[:i], list[i+1:]...)
 			break
@@ -313,7 +313,7 @@ func (e *Engine) Fallbacks() map[string]uint64 { return e.disp.fallbacks() }
 func (e *Engine) Close() {
 	e.closed.Do(func() {
 		for _, sa := range e.SAs() {
-			_ = e.DeleteSA(sa.id)
+			_ = e.DeleteSA(sa.ID())
 		}
 		e.disp.close()
 	})

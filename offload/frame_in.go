@@ -74,7 +74,7 @@ func (p *Processor) prepareInbound(pk *Packet) DropReason {
 // lookupInbound finds the inbound SA and checks it may take a packet now.
 func (p *Processor) lookupInbound(pk *Packet, spi uint32, proto transform.Protocol, dst netip.Addr) DropReason {
 	sa := p.last
-	if sa == nil || sa.id.SPI != spi || sa.id.Protocol != proto || sa.id.Dst != dst || sa.state.Load()&stateDeleted != 0 {
+	if sa == nil || sa.cfg.SPI != spi || sa.cfg.Transform.Protocol != proto || sa.cfg.Dst != dst || sa.state.Load()&stateDeleted != 0 {
 		if sa = p.e.lookup(spi, proto, dst); sa == nil || sa.cfg.Direction != ipsec.Inbound {
 			return DropNoSA
 		}

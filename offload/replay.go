@@ -16,6 +16,9 @@ type replayWindow struct {
 	bitmap []atomic.Uint64 // ring of words; len is a power of two
 }
 
+// noReplayWindow is every outbound SA's: empty, read only (Seq, Snapshot).
+var noReplayWindow replayWindow
+
 // MaxReplayWindow is the largest anti-replay window an SA may have.
 const MaxReplayWindow = 1 << 16
 

@@ -55,7 +55,7 @@ func (sa *SA) Keys() (cipher, auth ipsec.Key, err error) {
 	sa.mu.Lock()
 	defer sa.mu.Unlock()
 	if sa.state.Load()&stateDeleted != 0 {
-		return nil, nil, fmt.Errorf("%w %s: deleted", ErrNoSA, sa.id)
+		return nil, nil, fmt.Errorf("%w %s: deleted", ErrNoSA, sa.ID())
 	}
 	return sa.cfg.CipherKey.Clone(), sa.cfg.AuthKey.Clone(), nil
 }
@@ -99,7 +99,7 @@ func (sa *SA) resume(r Resume) error {
 	}
 	if sa.cfg.Direction == ipsec.Outbound {
 		if r.After >= limit {
-			return fmt.Errorf("%w: %s resumes past %d (ESN %v)", ErrSeqExhausted, sa.id, r.After, sa.cfg.ESN)
+			return fmt.Errorf("%w: %s resumes past %d (ESN %v)", ErrSeqExhausted, sa.ID(), r.After, sa.cfg.ESN)
 		}
 		sa.seq.Store(r.After)
 	} else {
@@ -113,7 +113,7 @@ func (sa *SA) resume(r Resume) error {
 	case h.Time > 0 && u.Time >= h.Time,
 		h.Bytes > 0 && u.Bytes >= h.Bytes,
 		h.Packets > 0 && u.Packets >= h.Packets:
-		return fmt.Errorf("%w: %s has used its hard lifetime", ErrBadSA, sa.id)
+		return fmt.Errorf("%w: %s has used its hard lifetime", ErrBadSA, sa.ID())
 	}
 	sa.stats.Packets.Store(u.Packets)
 	sa.stats.Bytes.Store(u.Bytes)

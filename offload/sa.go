@@ -15,9 +15,9 @@ import (
 // SAConfig is what an SA is made from.
 type SAConfig struct {
 	SPI       uint32
-	Transform transform.Transform
 	Direction ipsec.Direction
 	Mode      ipsec.Mode
+	Transform transform.Transform
 	// Src and Dst are the outer addresses: local and peer for an outbound
 	// SA, peer and local for an inbound one.
 	Src, Dst netip.Addr
@@ -29,9 +29,9 @@ type SAConfig struct {
 	// socket that writes the IP and UDP headers itself (SA.Outer says
 	// where they go).
 	Framing   Framing
+	ESN       bool
 	CipherKey ipsec.Key
 	AuthKey   ipsec.Key
-	ESN       bool
 	// ReplayWindow is the inbound anti-replay window in packets; 0 turns
 	// the check off. Use DefaultReplayWindow unless configured.
 	ReplayWindow int
@@ -76,25 +76,25 @@ const (
 // SA is one security association in one direction. It is safe for concurrent
 // use. Its keys are held until Delete zeroes them; no method prints them.
 type SA struct {
-	id  ipsec.SAID
-	cfg SAConfig
+	cfg SAConfig // its identity too (ID): not kept twice
 
 	seq   atomic.Uint64 // outbound: last sequence number used
 	state atomic.Uint32
-	bind  atomic.Pointer[binding]
-	stats Counters
-	used  atomic.Int64 // last packet, nanotime
-	outer int          // outer IP (+UDP) header bytes in tunnel mode
-	// tmpl is the outer header of tunnel mode with every constant field
-	// filled in; tmplSum is the one's complement sum of its constant
-	// IPv4 header words, so that the per-packet checksum is incremental.
-	tmpl    [header.IPv6MinimumSize + header.UDPMinimumSize]byte
+	// tmplSum is the one's complement sum of tmpl's constant IPv4 header
+	// words, so that the per-packet checksum is incremental.
 	tmplSum uint32
-	ipv6    bool  // outer addresses are IPv6
-	softAt  int64 // nanotime of soft/hard age expiry, 0: none
-	hardAt  int64
-	aged    bool  // softAt or hardAt is set
-	born    int64 // nanotime of its creation
+	bind    atomic.Pointer[binding]
+	stats   Counters
+	used    atomic.Int64 // last packet, nanotime
+	outer   int          // outer IP (+UDP) header bytes in tunnel mode
+	// tmpl is the outer header of tunnel mode with every constant field
+	// filled in.
+	tmpl   [header.IPv6MinimumSize + header.UDPMinimumSize]byte
+	ipv6   bool  // outer addresses are IPv6
+	aged   bool  // softAt or hardAt is set
+	softAt int64 // nanotime of soft/hard age expiry, 0: none
+	hardAt int64
+	born   int64 // nanotime of its creation
 
 	mu       sync.Mutex // serialises replay updates; guards fallback
 	replay   *replayWindow
@@ -109,9 +109,9 @@ type SA struct {
 // encapsulation, worked out once when the SA is added.
 type shape struct {
 	ivLen, icvLen, blockSize int
+	ipLen, udpLen            int // tunnel mode's outer IP and UDP headers
 	aead, encrypts, auths    bool
 	esnICV                   bool // ESN high bits go under a non-AEAD ICV
-	ipLen, udpLen            int  // tunnel mode's outer IP and UDP headers
 	fromESP                  bool // FrameESP: no outer IP or UDP header
 }
 
@@ -133,7 +133,7 @@ func shapeOf(c *SAConfig) shape {
 }
 
 // ID returns the SA's identity.
-func (sa *SA) ID() ipsec.SAID { return sa.id }
+func (sa *SA) ID() ipsec.SAID { return sa.cfg.ID() }
 
 // Config returns the SA's configuration without its keys.
 func (sa *SA) Config() SAConfig {
@@ -220,7 +220,7 @@ func (sa *SA) Driver() (name, reason string) {
 
 // String describes the SA without its keys.
 func (sa *SA) String() string {
-	return fmt.Sprintf("SA %s %s %s %s %s->%s", sa.id, sa.cfg.Direction, sa.cfg.Transform, sa.cfg.Mode, sa.cfg.Src, sa.cfg.Dst)
+	return fmt.Sprintf("SA %s %s %s %s %s->%s", sa.ID(), sa.cfg.Direction, sa.cfg.Transform, sa.cfg.Mode, sa.cfg.Src, sa.cfg.Dst)
 }
 
 // Format prints String for every verb, so that %v and %+v of an SA can

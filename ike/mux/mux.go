@@ -54,8 +54,6 @@ type Daemon struct {
 	daemons [numberOfSlots]atomic.Pointer[slot]
 	// tunnels maps each tunnel to its version.
 	tunnels atomic.Pointer[map[string]int]
-	// owners maps each installed SA to the version that installed it.
-	owners sync.Map // ipsec.SAID → int
 
 	// malformed counts datagrams too short for an IKE header, and
 	// unowned, per version, those of a version that runs no daemon.
@@ -140,21 +138,15 @@ func (m *Daemon) AcquireFor(tunnel string, src, dst netip.Addr) {
 	}
 }
 
-// Expire goes to the daemon that installed the SA; an SA no daemon
-// installed here (a child SA that came with an imported IKE SA) goes to
-// each, and the one that does not know it ignores it.
+// Expire goes to each daemon, and those that do not know the SA ignore it
+// (an SA's identity is one daemon's: the data path holds each once). A
+// map of SAs to their daemon cost about 100 bytes an SA, and an expire is
+// rare.
 func (m *Daemon) Expire(id ipsec.SAID, hard bool) {
-	v, ok := m.owners.Load(id)
-	if !ok {
-		for _, v := range Versions {
-			if d := m.daemon(v); d != nil {
-				d.Expire(id, hard)
-			}
+	for _, v := range Versions {
+		if d := m.daemon(v); d != nil {
+			d.Expire(id, hard)
 		}
-		return
-	}
-	if d := m.daemon(v.(int)); d != nil {
-		d.Expire(id, hard)
 	}
 }
 
@@ -189,7 +181,7 @@ func (m *Daemon) Reconfigure(cfg ike.Config) error {
 				errs = append(errs, fmt.Errorf("IKEv%d: %w", v, err))
 			}
 		default:
-			d, err := m.make[v](c, m.installer(v), m.tr, m.lis)
+			d, err := m.make[v](c, m.inst, m.tr, m.lis)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("IKEv%d: %w", v, err))
 				continue

@@ -75,7 +75,13 @@ func (d *Daemon) installOutbound(c *childSA, out ike.UserSA, plan *qmPlan) error
 	d.dpdArmLocked(peerKey{c.in.Dst, c.out.Dst}, tu)
 	if c.lifetime.Time > 0 {
 		soft := d.jitter(c.lifetime.Time)
-		d.armLifeLocked(&c.life, soft, c.lifetime.Time, func() { d.rekeyChild(c) }, func() { d.Expire(c.in, true) })
+		d.armLifeLocked(&c.life, soft, c.lifetime.Time, func(soft bool) {
+			if soft {
+				d.rekeyChild(c)
+			} else {
+				d.Expire(c.in, true)
+			}
+		})
 	}
 	peer := tu.peer
 	name := tu.cfg.Name
@@ -136,7 +142,7 @@ func (d *Daemon) usableSA(c *childSA) *ikeSA {
 // its timers. Daemon.mu must be held.
 func (d *Daemon) stopChildLocked(c *childSA) {
 	c.dead = true
-	c.life.stop()
+	d.stopLifeLocked(&c.life)
 	if c.retry != nil {
 		c.retry.Stop()
 	}

@@ -27,6 +27,22 @@ func newBlock(enc ike.Encryption, key []byte) (cipher.Block, error) {
 	return nil, fmt.Errorf("v1: encryption %v not supported", enc)
 }
 
+// blockLocked returns the block cipher of the SA's encrypted messages, or
+// nil before phase 1 keying and after the SA's deletion. It is made from
+// ekey at each use rather than kept: an AES key schedule is half a
+// kilobyte per tunnel, and an established IKE SA encrypts a few messages
+// a minute at most. Daemon.mu must be held.
+func (sa *ikeSA) blockLocked() cipher.Block {
+	if len(sa.ekey) == 0 {
+		return nil
+	}
+	b, err := newBlock(sa.policy.Encryption, sa.ekey)
+	if err != nil { // checked when the key was derived or imported
+		return nil
+	}
+	return b
+}
+
 // encryptMessage encrypts the body of the plaintext message msg with iv,
 // sets the E flag and the length, and returns the message and the IV for
 // the next message.

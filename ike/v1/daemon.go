@@ -38,6 +38,8 @@ type Daemon struct {
 	rand io.Reader // safe for concurrent use
 	clk  clock.Clock
 	log  *slog.Logger
+	// lives runs the SAs' lifetime events (lifeTimer) on one clock timer.
+	lives *timerList
 
 	mu       sync.Mutex
 	cfg      *config
@@ -145,6 +147,7 @@ func New(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Listener)
 		waiting: map[*exchange]bool{},
 	}
 	d.rand, d.clk, d.log = &lockedReader{r: c.rand}, c.clk, c.log
+	d.lives = newTimerList(c.clk, d.runLife)
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	for i := range c.Tunnels {
 		t := &c.Tunnels[i]

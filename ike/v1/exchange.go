@@ -224,11 +224,11 @@ func (ex *exchange) sealed(t ExchangeType, ps []outPayload) []byte {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if ex.msgID == 0 {
-		out, next := encryptMessage(ex.sa.block, ex.sa.p1IV, plain)
+		out, next := encryptMessage(ex.sa.blockLocked(), ex.sa.p1IV, plain)
 		ex.sa.p1IV = next
 		return out
 	}
-	out, next := encryptMessage(ex.sa.block, ex.iv, plain)
+	out, next := encryptMessage(ex.sa.blockLocked(), ex.iv, plain)
 	ex.iv = next
 	return out
 }
@@ -242,7 +242,7 @@ func (ex *exchange) open(p packet) (*Message, error) {
 	}
 	d := ex.d
 	d.mu.Lock()
-	block, iv := ex.sa.block, ex.iv
+	block, iv := ex.sa.blockLocked(), ex.iv
 	if ex.msgID == 0 {
 		iv = ex.sa.p1IV
 	}

@@ -262,7 +262,7 @@ func checkImported(sa *ikeSA) error {
 	if len(sa.p1IV) != block.BlockSize() {
 		return fmt.Errorf("%w: %s: phase 1 IV of %d bytes", ike.ErrImport, sa, len(sa.p1IV))
 	}
-	sa.hash, sa.block = h, block
+	sa.hash = h
 	return nil
 }
 
@@ -322,7 +322,13 @@ func (d *Daemon) adopt(im *importedSA, o ike.ImportOptions) {
 		if c.lifetime.Time > 0 {
 			hard, _ := ike.Deadline(c.created.Add(c.lifetime.Time), now, 0)
 			soft, _ := ike.Deadline(c.created.Add(d.jitter(c.lifetime.Time)), now, 0)
-			d.armLifeLocked(&c.life, soft, hard, func() { d.rekeyChild(c) }, func() { d.removeChild(c, "lifetime expired") })
+			d.armLifeLocked(&c.life, soft, hard, func(soft bool) {
+				if soft {
+					d.rekeyChild(c)
+				} else {
+					d.removeChild(c, "lifetime expired")
+				}
+			})
 		}
 		d.dpdArmSALocked(sa.peer(), tu, sa)
 	}
@@ -352,7 +358,7 @@ func (d *Daemon) armImportedLocked(sa *ikeSA, now time.Time) {
 	life := sa.policy.Lifetime
 	hard, _ := ike.Deadline(sa.expires, now, 0)
 	soft, _ := ike.Deadline(sa.expires.Add(-life).Add(d.jitter(life)), now, 0)
-	d.armLifeLocked(&sa.life, soft, hard, func() { d.ikeSASoftExpire(sa) }, func() { d.ikeSAHardExpire(sa) })
+	d.armLifeLocked(&sa.life, soft, hard, sa.lifeEvent(d))
 	if sa.localNAT {
 		d.armKeepalive(sa)
 	}

@@ -45,7 +45,7 @@ func writeChild(w *ike.RecordWriter, c *childSA) {
 	w.SAID(c.in)
 	w.SAID(c.out)
 	w.Transform(c.transform)
-	w.U16(uint16(c.pfs))
+	w.U16(c.pfs)
 	w.Lifetime(c.lifetime)
 	w.Bool(c.encap)
 	w.Bool(c.initiator)
@@ -59,7 +59,7 @@ func writeChild(w *ike.RecordWriter, c *childSA) {
 func readChild(r *ike.RecordReader, format int, sa *ikeSA) *childSA {
 	c := &childSA{ikesa: sa}
 	c.in, c.out, c.transform = r.SAID(), r.SAID(), r.Transform()
-	c.pfs, c.lifetime = int(r.U16()), r.Lifetime()
+	c.pfs, c.lifetime = r.U16(), r.Lifetime()
 	c.encap, c.initiator, c.created = r.Bool(), r.Bool(), r.Time()
 	if format >= 2 {
 		c.local, c.remote = r.Selector(), r.Selector()

@@ -2,7 +2,6 @@ package v1
 
 import (
 	"crypto"
-	"crypto/cipher"
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
@@ -10,7 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/ismgw/ism/clock"
 	"github.com/ismgw/ism/ike"
 )
 
@@ -20,28 +18,30 @@ import (
 // marked established and only read afterwards.
 type ikeSA struct {
 	icookie, rcookie Cookie
-	initiator        bool
-	mode             ike.Phase1Mode
-	local, remote    netip.AddrPort // current endpoints; ports float to 4500
-	natt             bool           // using UDP 4500
-	localNAT         bool           // this end is behind a NAT (keepalives)
-	remoteNAT        bool
-	peerNATT         bool // the peer announced RFC 3947
-	localDPD         bool // this end announced RFC 3706
-	peerDPD          bool // the peer announced RFC 3706
-	peerSeq          uint32
-	peerSeqSeen      bool      // peerSeq holds the peer's last R-U-THERE number
-	lastRecv         time.Time // any message for the SA arrived
-	lastHeard        time.Time // an authenticated message arrived
-	state            string
-	established      bool
-	dead             bool
-	failure          string
+	// The small fields together, so that the struct fits 640 bytes.
+	initiator   bool
+	mode        ike.Phase1Mode
+	natt        bool // using UDP 4500
+	localNAT    bool // this end is behind a NAT (keepalives)
+	remoteNAT   bool
+	peerNATT    bool // the peer announced RFC 3947
+	localDPD    bool // this end announced RFC 3706
+	peerDPD     bool // the peer announced RFC 3706
+	peerSeq     uint32
+	peerSeqSeen bool // peerSeq holds the peer's last R-U-THERE number
+	established bool
+	dead        bool
+	nextEnded   uint8 // in ended
+
+	local, remote netip.AddrPort // current endpoints; ports float to 4500
+	lastRecv      time.Time      // any message for the SA arrived
+	lastHeard     time.Time      // an authenticated message arrived
+	state         string
+	failure       string
 
 	policy   ike.Policy // negotiated; Lifetime is the one in force
 	hash     crypto.Hash
-	block    cipher.Block
-	ekey     []byte // the key of block, kept for Export
+	ekey     []byte // the message cipher's key (blockLocked); nil once deleted
 	skeyidD  []byte
 	skeyidA  []byte
 	p1IV     []byte // last CBC block of phase 1, for quick mode IVs
@@ -51,13 +51,12 @@ type ikeSA struct {
 	replies   []reply              // recently answered messages, for retransmits (remember)
 	nextReply int
 	ended     [8]uint32 // message IDs of the last quick modes to end
-	nextEnded int
 	pending   []packet  // arrived before phase 1 completed
 	waiting   []*qmPlan // quick modes to start once established
 
 	created, expires time.Time
-	life             lifeTimer // rekey, then expiry
-	alive            clock.Timer
+	life             lifeTimer  // rekey, then expiry
+	alive            *lifeTimer // NAT-T keepalives, every Config.Keepalive
 	rekeys           int
 
 	// users are the tunnels whose SAs were last negotiated on it
@@ -132,7 +131,7 @@ func (sa *ikeSA) answer(msg []byte) ([]byte, bool) {
 // ended. Daemon.mu must be held.
 func (sa *ikeSA) endQuickMode(msgID uint32) {
 	sa.ended[sa.nextEnded] = msgID
-	sa.nextEnded = (sa.nextEnded + 1) % len(sa.ended)
+	sa.nextEnded = (sa.nextEnded + 1) % uint8(len(sa.ended))
 }
 
 // quickModeEnded reports whether a quick mode with msgID ended lately: a
@@ -232,7 +231,7 @@ func (d *Daemon) establish(sa *ikeSA, lifetime time.Duration) ([]packet, []*qmPl
 	// Rekey before expiry, jittered (the seed: "the actual lifetime may
 	// differ from the configured one"): at 80–90 % of the lifetime.
 	soft := d.jitter(lifetime)
-	d.armLifeLocked(&sa.life, soft, lifetime, func() { d.ikeSASoftExpire(sa) }, func() { d.ikeSAHardExpire(sa) })
+	d.armLifeLocked(&sa.life, soft, lifetime, sa.lifeEvent(d))
 	if sa.localNAT {
 		d.armKeepalive(sa)
 	}
@@ -250,24 +249,40 @@ func (d *Daemon) jitter(hard time.Duration) time.Duration {
 	return time.Duration(float64(hard) * frac)
 }
 
+// armKeepalive sends NAT-T keepalives on the SA (RFC 3948 §2.3) from the
+// daemon's timer list. Daemon.mu must be held.
 func (d *Daemon) armKeepalive(sa *ikeSA) {
 	ks, ok := d.tr.(ike.KeepaliveSender)
 	if !ok {
 		return
 	}
-	var tick func()
-	tick = func() {
+	k := d.cfg.Keepalive
+	if sa.alive == nil {
+		sa.alive = new(lifeTimer)
+	}
+	d.armLifeLocked(sa.alive, k, k, func(bool) {
 		d.mu.Lock()
 		if sa.dead {
 			d.mu.Unlock()
 			return
 		}
 		local, remote := sa.local, sa.remote
-		sa.alive = d.clk.AfterFunc(d.cfg.Keepalive, tick)
+		d.lives.add(sa.alive, d.lives.since()+k)
 		d.mu.Unlock()
 		_ = ks.SendKeepalive(local, remote)
+	})
+}
+
+// lifeEvent returns the SA's lifetime events: soft, a rekey; hard, the
+// end.
+func (sa *ikeSA) lifeEvent(d *Daemon) func(soft bool) {
+	return func(soft bool) {
+		if soft {
+			d.ikeSASoftExpire(sa)
+		} else {
+			d.ikeSAHardExpire(sa)
+		}
 	}
-	sa.alive = d.clk.AfterFunc(d.cfg.Keepalive, tick)
 }
 
 // ikeSASoftExpire renegotiates phase 1 if tunnels still use the SA.
@@ -322,9 +337,9 @@ func (d *Daemon) removeIKESA(sa *ikeSA) {
 	if k := (respKey{sa.icookie, sa.remote.Addr()}); d.inits[k] == sa {
 		delete(d.inits, k)
 	}
-	sa.life.stop()
+	d.stopLifeLocked(&sa.life)
 	if sa.alive != nil {
-		sa.alive.Stop()
+		d.stopLifeLocked(sa.alive)
 	}
 	exs := make([]*exchange, 0, len(sa.exchanges))
 	for _, ex := range sa.exchanges {
@@ -339,7 +354,7 @@ func (d *Daemon) removeIKESA(sa *ikeSA) {
 	clear(sa.skeyidD)
 	clear(sa.skeyidA)
 	clear(sa.ekey)
-	sa.block = nil
+	sa.ekey = nil
 	sa.pending = nil
 	d.mu.Unlock()
 	for _, ex := range exs {

@@ -158,7 +158,7 @@ func (q *quickMode) child() *childSA {
 	local, remote := q.sa.local.Addr(), q.sa.remote.Addr()
 	d.mu.Unlock()
 	p := q.tr.Protocol
-	return &childSA{tu: q.tu, ikesa: q.sa, transform: q.tr, pfs: q.attrs.Group, lifetime: q.lifetime,
+	return &childSA{tu: q.tu, ikesa: q.sa, transform: q.tr, pfs: uint16(q.attrs.Group), lifetime: q.lifetime,
 		encap: q.attrs.udp(), initiator: q.initiator, local: q.localSel, remote: q.peerSel,
 		in:  ipsec.SAID{Dst: local, SPI: q.ourSPI, Protocol: p},
 		out: ipsec.SAID{Dst: remote, SPI: q.peerSPI, Protocol: p}}

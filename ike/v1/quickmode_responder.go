@@ -119,10 +119,11 @@ var errIKESAGone = errors.New("v1: the IKE SA was deleted")
 // initIV sets the exchange's first IV from the phase 1 IV and its message
 // ID. Daemon.mu must be held.
 func initIV(ex *exchange) error {
-	if ex.sa.dead || ex.sa.block == nil {
+	block := ex.sa.blockLocked()
+	if ex.sa.dead || block == nil {
 		return errIKESAGone
 	}
-	ex.iv = ExchangeIV(ex.sa.hash, ex.sa.p1IV, ex.msgID, ex.sa.block.BlockSize())
+	ex.iv = ExchangeIV(ex.sa.hash, ex.sa.p1IV, ex.msgID, block.BlockSize())
 	return nil
 }
 

@@ -28,10 +28,11 @@ func (s tunnelState) String() string {
 type tunnel struct {
 	// cfg is the tunnel's entry in the configuration the daemon was given
 	// (config.Tunnels), shared, never changed.
-	cfg   *ike.Tunnel
-	state tunnelState
-	peer  netip.AddrPort // where its SAs go: learned for FQDN destinations
-	sa    *ikeSA         // the IKE SA its SAs were last negotiated on
+	cfg      *ike.Tunnel
+	state    tunnelState
+	onBackup bool           // the backup destination is in use (beside state: no padding)
+	peer     netip.AddrPort // where its SAs go: learned for FQDN destinations
+	sa       *ikeSA         // the IKE SA its SAs were last negotiated on
 	// children are its live child SAs, oldest first, each with its own
 	// selectors inside the tunnel's.
 	children []*childSA
@@ -48,7 +49,6 @@ type tunnel struct {
 	peerFailure        string // the last failure of a quick mode the peer started, reported
 	lastError          string
 	rekeys             int
-	onBackup           bool           // the backup destination is in use
 	hist               *tunnelHistory // DPD and failover history, nil until needed
 }
 
@@ -114,15 +114,15 @@ type childSA struct {
 	in, out       ipsec.SAID
 	local, remote selector.Selector // IDci and IDcr, this end's first
 	transform     transform.Transform
-	pfs           int
 	lifetime      ipsec.Lifetime
 	encap         bool
 	initiator     bool
+	rekeying      bool // (the bools together: the struct fits 352 bytes)
+	dead          bool
+	pfs           uint16 // the DH group of PFS, 0 for none
 	created       time.Time
 	life          lifeTimer   // rekey, then expiry
 	retry         clock.Timer // a rekey waiting for the back-off after a failed one
-	rekeying      bool
-	dead          bool
 	// successor is the rekey that replaces this pair, waiting to take
 	// over (switchLater).
 	successor *successor
@@ -131,7 +131,7 @@ type childSA struct {
 // status describes the child SA.
 func (c *childSA) status(now time.Time) ike.ChildStatus {
 	st := ike.ChildStatus{Local: selector.Of(c.local), Remote: selector.Of(c.remote), InboundSPI: c.in.SPI, OutboundSPI: c.out.SPI,
-		Transform: c.transform, PFSGroup: c.pfs, UDPEncap: c.encap, Lifetime: c.lifetime, Initiator: c.initiator, Rekeying: c.rekeying}
+		Transform: c.transform, PFSGroup: int(c.pfs), UDPEncap: c.encap, Lifetime: c.lifetime, Initiator: c.initiator, Rekeying: c.rekeying}
 	if c.lifetime.Time > 0 {
 		st.TimeLeft = max(0, c.created.Add(c.lifetime.Time).Sub(now))
 	}
@@ -158,7 +158,7 @@ func (d *Daemon) tunnelStatusLocked(tu *tunnel, now time.Time, newest map[peerKe
 	}
 	if c := tu.cur(); c != nil {
 		cs := c.status(now)
-		st.Transform, st.PFSGroup, st.UDPEncap, st.Lifetime = c.transform, c.pfs, c.encap, c.lifetime
+		st.Transform, st.PFSGroup, st.UDPEncap, st.Lifetime = c.transform, int(c.pfs), c.encap, c.lifetime
 		st.InboundSPI, st.OutboundSPI, st.TimeLeft = c.in.SPI, c.out.SPI, cs.TimeLeft
 	}
 	return st

@@ -68,7 +68,7 @@ func (p *path) addSA(sa *datapath.SA, r *offload.Resume) error {
 	}
 	var s *transport.Socket
 	var err error
-	how := fmt.Sprintf("UDP socket %s, port %d", t.Endpoint.Local(), port)
+	var how string // a UDP socket's is made when shown (path.how)
 	if kind != transport.UDP && sa.Direction == ipsec.Outbound {
 		s, how, err = t.Endpoint.RawSocket(kind, sa.ID.Dst)
 	} else {
@@ -107,7 +107,7 @@ func (p *path) addSA(sa *datapath.SA, r *offload.Resume) error {
 		return err
 	}
 	p.seq++
-	e := saEntry{sa: osa, sock: s, how: how, width: tunnelWidth, seq: p.seq}
+	e := saEntry{sa: osa, sock: s, how: how, port: port, width: tunnelWidth, seq: p.seq}
 	if sa.Narrowed() {
 		e.setSelectors(sa.Local, sa.Remote)
 	}
@@ -115,8 +115,8 @@ func (p *path) addSA(sa *datapath.SA, r *offload.Resume) error {
 		p.in = append(p.in, e)
 	} else {
 		e.held = new(atomic.Bool)
-		p.hold.await(e.held) // before the SA is published
-		p.out = append(p.out, e)
+		p.hold.await(e.held)                  // before the SA is published
+		p.out = append(slices.Clip(p.out), e) // a new array: outTable may share the old one
 	}
 	p.publish()
 	return nil
@@ -139,7 +139,8 @@ func (p *path) DeleteSA(id ipsec.SAID) error {
 		return fmt.Errorf("%w %s", datapath.ErrNoSA, id)
 	}
 	p.in = slices.DeleteFunc(p.in, func(x saEntry) bool { return x.sa == e.sa })
-	p.out = slices.DeleteFunc(p.out, func(x saEntry) bool { return x.sa == e.sa })
+	// Not in place: the published outTable may share p.out's array.
+	p.out = slices.DeleteFunc(slices.Clone(p.out), func(x saEntry) bool { return x.sa == e.sa })
 	replaced := e.sa.Direction() == ipsec.Outbound &&
 		slices.ContainsFunc(p.out, func(x saEntry) bool { return x.sameSelectors(&e) })
 	p.publish()
@@ -165,10 +166,11 @@ func (p *path) Checkpoint() ([]datapath.SAState, error) {
 			continue // deleted meanwhile
 		}
 		c := osa.Config()
+		local, remote := e.selectors()
 		out = append(out, datapath.SAState{
 			SA: datapath.SA{ID: osa.ID(), Direction: c.Direction, Transform: c.Transform, Src: c.Src, UDPEncap: c.UDPEncap,
 				SrcPort: c.SrcPort, DstPort: c.DstPort, CipherKey: ck, AuthKey: ak, ESN: c.ESN, Limits: c.Limits,
-				Local: e.local, Remote: e.remote},
+				Local: local, Remote: remote},
 			Mode: c.Mode, ReplayWindow: c.ReplayWindow, Snapshot: osa.Snapshot()})
 	}
 	return out, nil
@@ -197,6 +199,14 @@ func (p *path) QuerySA(id ipsec.SAID) (datapath.Usage, error) {
 	return datapath.Usage{Bytes: c.Bytes.Load(), Packets: c.Packets.Load(), LastUsed: sa.LastUsed()}, nil
 }
 
+// how says which socket an SA's packets use, for show.
+func (p *path) how(e *saEntry) string {
+	if e.how != "" {
+		return e.how
+	}
+	return fmt.Sprintf("UDP socket %s, port %d", p.t.Endpoint.Local(), e.port)
+}
+
 // Link is the operational VR's TUN device.
 func (p *path) Link() vr.Link { return vr.Link{Index: p.dev.index, Device: p.dev} }
 
@@ -205,7 +215,7 @@ func (p *path) Status() datapath.Status {
 	s := datapath.Status{Datapath: p.d.Name(), Interface: TUNName}
 	if e := p.outs.Load().first(); e != nil {
 		s.Driver, s.DriverReason = e.sa.Driver()
-		s.Transport = e.how
+		s.Transport = p.how(e)
 	}
 	p.mu.Lock()
 	sas := slices.Concat(p.in, p.out)
@@ -213,7 +223,7 @@ func (p *path) Status() datapath.Status {
 	name := "ipsec:" + p.t.Name
 	for _, e := range sas {
 		st := saStatus(name, e.sa)
-		st.Selectors = datapath.SelectorsText(e.local, e.remote)
+		st.Selectors = datapath.SelectorsText(e.selectors())
 		s.SAs = append(s.SAs, st)
 	}
 	return s

@@ -29,13 +29,11 @@ type saEntry struct {
 	// sock is the transport socket the SA's packets leave by (outbound),
 	// and how what show says of it.
 	sock *transport.Socket
-	how  string
-	// local and remote are the SA's own selectors; nil when it has the
-	// tunnel's. local4 and remote4 are the same as IPv4 ranges when every
-	// selector is IPv4 (v4): the packet path compares integers.
-	local, remote   selector.Set
-	local4, remote4 []span4
-	v4              bool
+	how  string // empty for a UDP socket: udpHow says it, made when shown
+	port uint16 // the UDP socket's port
+	// sel are the SA's own selectors; nil when it has the tunnel's (most
+	// SAs: an entry stays small, and a path holds each twice).
+	sel *narrow
 	// width orders outbound SAs, narrowest first: their selectors' host
 	// bits (the tunnel's SAs: the most there are); seq, the newest first
 	// of equal width.
@@ -47,22 +45,35 @@ type saEntry struct {
 	held *atomic.Bool
 }
 
+// narrow holds an SA's own selectors. local4 and remote4 are the same as
+// IPv4 ranges when every selector is IPv4 (v4): the packet path compares
+// integers.
+type narrow struct {
+	local, remote   selector.Set
+	local4, remote4 []span4
+	v4              bool
+}
+
 // span4 is a selector as a range of IPv4 addresses.
 type span4 struct{ from, to uint32 }
 
 // setSelectors gives the SA selectors of its own, and orders it by their
 // width.
 func (e *saEntry) setSelectors(local, remote selector.Set) {
-	e.local, e.remote = local, remote
 	e.width = local.HostBits() + remote.HostBits()
-	e.local4, e.remote4, e.v4 = nil, nil, true
+	if local == nil && remote == nil {
+		e.sel = nil
+		return
+	}
+	n := &narrow{local: local, remote: remote, v4: true}
+	e.sel = n
 	for _, side := range []struct {
 		set selector.Set
 		out *[]span4
-	}{{local, &e.local4}, {remote, &e.remote4}} {
+	}{{local, &n.local4}, {remote, &n.remote4}} {
 		for _, x := range side.set {
 			if !x.From.Is4() || !x.To.Is4() {
-				e.local4, e.remote4, e.v4 = nil, nil, false
+				n.local4, n.remote4, n.v4 = nil, nil, false
 				return
 			}
 			*side.out = append(*side.out, span4{u32(x.From), u32(x.To)})
@@ -85,24 +96,35 @@ func in4(spans []span4, a uint32) bool {
 }
 
 // narrowed reports whether the SA has selectors of its own.
-func (e *saEntry) narrowed() bool { return e.local != nil || e.remote != nil }
+func (e *saEntry) narrowed() bool { return e.sel != nil }
+
+// selectors returns the SA's own selectors; nil when it has the tunnel's.
+func (e *saEntry) selectors() (local, remote selector.Set) {
+	if e.sel == nil {
+		return nil, nil
+	}
+	return e.sel.local, e.sel.remote
+}
 
 // covers reports whether an outbound packet from src to dst fits the SA:
 // the packet is inside the tunnel's selectors already.
 func (e *saEntry) covers(src, dst netip.Addr) bool {
+	n := e.sel
 	switch {
-	case !e.narrowed():
+	case n == nil:
 		return true
-	case e.v4:
-		return src.Is4() && dst.Is4() && in4(e.local4, u32(src)) && in4(e.remote4, u32(dst))
+	case n.v4:
+		return src.Is4() && dst.Is4() && in4(n.local4, u32(src)) && in4(n.remote4, u32(dst))
 	}
-	return e.local.Contains(src) && e.remote.Contains(dst)
+	return n.local.Contains(src) && n.remote.Contains(dst)
 }
 
 // sameSelectors reports whether two SAs carry the same traffic (one
 // replaces the other in a rekey).
 func (e *saEntry) sameSelectors(o *saEntry) bool {
-	return e.local.Equal(o.local) && e.remote.Equal(o.remote)
+	l, r := e.selectors()
+	ol, or := o.selectors()
+	return l.Equal(ol) && r.Equal(or)
 }
 
 // tunnelWidth is the width of an SA with the tunnel's selectors: wider
@@ -134,16 +156,23 @@ func (t *outTable) first() *saEntry {
 }
 
 // newOutTable orders outbound SAs: narrowest first, newest first of equal
-// width.
+// width. It shares outs when they are in that order already (one SA, the
+// usual case), so the caller never changes outs' array in place.
 func newOutTable(outs []saEntry) *outTable {
+	if slices.IsSortedFunc(outs, pickOrder) {
+		return &outTable{sas: outs}
+	}
 	t := &outTable{sas: slices.Clone(outs)}
-	slices.SortStableFunc(t.sas, func(a, b saEntry) int {
-		if c := cmp.Compare(a.width, b.width); c != 0 {
-			return c
-		}
-		return cmp.Compare(b.seq, a.seq)
-	})
+	slices.SortStableFunc(t.sas, pickOrder)
 	return t
+}
+
+// pickOrder orders outbound SAs as packets try them.
+func pickOrder(a, b saEntry) int {
+	if c := cmp.Compare(a.width, b.width); c != 0 {
+		return c
+	}
+	return cmp.Compare(b.seq, a.seq)
 }
 
 // inTable holds a path's inbound SAs with selectors of their own; nil when
