@@ -25,6 +25,17 @@ func (g *Gateway) apply(cfg *config.Config) error {
 	g.look.SetWorkers(cfg.Dataplane.Workers)
 	rawChanged := g.cfg != nil && g.cfg.Dataplane.RawTransport != cfg.Dataplane.RawTransport
 	g.eps.SetRawMode(transport.RawMode(cfg.Dataplane.RawTransport))
+	if g.cfg != nil && g.cfg.Dataplane.UDPSockets != cfg.Dataplane.UDPSockets {
+		// Every tunnel is rebuilt, all torn down before any is set up:
+		// an endpoint's sockets close with its last tunnel and open
+		// anew, the new way, with the next.
+		for name, t := range g.tunnels {
+			g.log.Info("dataplane udp-sockets changed: rebuilding", "tunnel", t.String())
+			g.teardown(t)
+			delete(g.tunnels, name)
+		}
+	}
+	g.eps.SetUDPMode(transport.UDPMode(cfg.Dataplane.UDPSockets))
 	g.syncGroups(cfg)
 	g.publishVIPs()
 	var errs []error

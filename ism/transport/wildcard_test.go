@@ -12,8 +12,8 @@ import (
 
 	"golang.org/x/net/ipv4"
 
-	"github.com/ismgw/ism/ism/vr"
 	"github.com/ismgw/ism/internal/netlab"
+	"github.com/ismgw/ism/ism/vr"
 	"github.com/ismgw/ism/netns"
 	"github.com/ismgw/ism/offload"
 )
