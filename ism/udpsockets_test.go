@@ -6,7 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/ism/operator"
 )
 
@@ -94,4 +96,27 @@ func addrOf(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// TestManualUDPOverIPv6: a manual tunnel with ESP in UDP between IPv6
+// tunnel ends, both gateways on their wildcard sockets ([::]:4500): pings
+// and a transfer go through and every packet sent is received.
+func TestManualUDPOverIPv6(t *testing.T) {
+	t.Parallel()
+	x := newLab(t, manualSpec(t, e2eCase{transform: "esp-aes128-gcm16", mode: ipsec.Tunnel, v6: true, udp: true}))
+	if err := x.ping(t, 5); err != nil {
+		t.Fatal(err)
+	}
+	x.transfer(t, 1<<20)
+	aout, ain := sas(x.ga, "t1")
+	bout, bin := sas(x.gb, "t1")
+	waitFor(3*time.Second, func() bool { return aout.Packets() == bin.Packets() && bout.Packets() == ain.Packets() })
+	if aout.Packets() != bin.Packets() || bout.Packets() != ain.Packets() || ain.Packets() < 5 {
+		t.Errorf("a sent %d, b received %d; b sent %d, a received %d", aout.Packets(), bin.Packets(), bout.Packets(), ain.Packets())
+	}
+	for _, ns := range []string{x.a, x.b} {
+		if out := x.lab.MustRun(ns, "ss", "-Huan", "sport", "= :4500"); !strings.Contains(out, "[::]:4500") {
+			t.Errorf("%s: no wildcard IPv6 socket on port 4500:\n%s", ns, out)
+		}
+	}
 }
