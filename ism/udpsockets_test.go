@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ismgw/ism/ipsec"
+	"github.com/ismgw/ism/ism/config"
 	"github.com/ismgw/ism/ism/operator"
 )
 
@@ -19,7 +20,8 @@ import (
 // and one on 4500, bound to the unspecified address (ss), and still each
 // IKE SA runs between its own pair of addresses and each tunnel carries
 // its hosts' pings; with per-address, each source has a socket of its
-// own on each port.
+// own on each port. A reload to the other setting rebuilds the tunnels on
+// the other kind of sockets, and they carry pings again.
 func TestUDPSockets(t *testing.T) {
 	t.Parallel()
 	for _, mode := range []string{"wildcard", "per-address"} {
@@ -59,7 +61,8 @@ func TestUDPSockets(t *testing.T) {
 			if want := []string{as[0] + "-" + bs[0], as[1] + "-" + bs[1]}; !slices.Equal(pairs, want) {
 				t.Errorf("A's IKE SAs run between %v, want %v", pairs, want)
 			}
-			for _, ns := range []string{x.a, x.b} {
+			sockets := func(ns, mode string) {
+				t.Helper()
 				for _, port := range []string{"500", "4500"} {
 					out := x.lab.MustRun(ns, "ss", "-Huanp", "sport", "= :"+port)
 					var locals []string
@@ -79,9 +82,25 @@ func TestUDPSockets(t *testing.T) {
 						slices.Sort(want)
 					}
 					if !slices.Equal(locals, want) {
-						t.Errorf("%s: UDP sockets on port %s bound to %v, want %v:\n%s", ns, port, locals, want, out)
+						t.Errorf("%s (%s): UDP sockets on port %s bound to %v, want %v:\n%s", ns, mode, port, locals, want, out)
 					}
 				}
+			}
+			sockets(x.a, mode)
+			sockets(x.b, mode)
+			// A reload to the other mode rebuilds A's tunnels on sockets
+			// of the other kind.
+			other := map[string]string{"wildcard": "per-address", "per-address": "wildcard"}[mode]
+			cfg, err := config.Parse("test.conf", strings.NewReader(strings.Replace(x.textA, "udp-sockets "+mode, "udp-sockets "+other, 1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := x.ga.Reload(cfg); err != nil {
+				t.Fatal(err)
+			}
+			sockets(x.a, other)
+			for i := range 2 {
+				x.pingUntil(t, x.a, fmt.Sprintf("198.51.100.%d", i+1), fmt.Sprintf("203.0.113.%d", i+1), 3)
 			}
 		})
 	}
