@@ -116,9 +116,14 @@ func (b *sendBatch) send() int {
 		sent += c
 	}
 	if errors.Is(err, unix.EIO) || errors.Is(err, unix.EINVAL) {
-		// The path cannot segment (no checksum offload): fall back.
-		gso.Store(false)
-		m, _ := b.s.writeBatch(b.msgs[sent:])
+		// The path cannot segment (no checksum offload): fall back,
+		// for good if the datagrams go unsegmented (EINVAL may be a
+		// source address that is not there, a VIP not yet taken over:
+		// that says nothing of GSO, and the retry fails too).
+		m, err := b.s.writeBatch(b.msgs[sent:])
+		if m > 0 || err == nil {
+			gso.Store(false)
+		}
 		return sent + m
 	}
 	return sent

@@ -40,8 +40,9 @@ const (
 
 func (k Kind) String() string { return [...]string{"esp", "ah", "udp"}[k] }
 
-// Socket is one socket of an endpoint. Reads and writes are batched with
-// recvmmsg and sendmmsg. It is safe for concurrent use.
+// Socket is one socket of an endpoint, or an endpoint's view of its VR's
+// wildcard UDP socket (its address's share of it). Reads and writes are
+// batched with recvmmsg and sendmmsg. It is safe for concurrent use.
 type Socket struct {
 	kind  Kind
 	local netip.AddrPort
@@ -83,7 +84,8 @@ func (s *Socket) fd() *Socket {
 // Kind returns what the socket carries.
 func (s *Socket) Kind() Kind { return s.kind }
 
-// Local returns the address (and port) the socket is bound to.
+// Local returns the address (and port) the socket is bound to; a view's
+// are its endpoint's.
 func (s *Socket) Local() netip.AddrPort { return s.local }
 
 // openSocket opens a socket of the given kind bound to local, inside ns.

@@ -141,7 +141,7 @@ func openWildcard(v *vr.VR, k wildKey) (*Socket, error) {
 // view returns an endpoint's view of wildcard socket s: local's socket,
 // sending from local's address.
 func (s *Socket) view(local netip.AddrPort) *Socket {
-	v := &Socket{kind: UDP, local: local, base: s, gro: s.gro}
+	v := &Socket{kind: UDP, local: local, base: s}
 	if a := local.Addr(); a.Is6() {
 		v.src = unix.PktInfo6(&unix.Inet6Pktinfo{Addr: a.As16()})
 	} else {
