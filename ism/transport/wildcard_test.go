@@ -2,15 +2,19 @@ package transport
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
 
 	"github.com/ismgw/ism/internal/netlab"
 	"github.com/ismgw/ism/ism/vr"
@@ -210,4 +214,56 @@ func TestWildcardSocket(t *testing.T) {
 	if len(e.wild) != 0 {
 		t.Errorf("after the last release %d wildcard sockets are open", len(e.wild))
 	}
+}
+
+// groCmsg is the UDP_GRO control message the kernel puts on a coalesced
+// datagram of seg-byte segments.
+func groCmsg(seg uint32) []byte {
+	b := make([]byte, unix.CmsgSpace(4))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	h.Level, h.Type = unix.SOL_UDP, unix.UDP_GRO
+	h.SetLen(unix.CmsgLen(4))
+	binary.NativeEndian.PutUint32(b[unix.CmsgLen(0):], seg)
+	return b
+}
+
+// TestParseOOB: the segment size and the local address come out of the
+// control messages whichever order they are in; without pktinfo the
+// address is invalid.
+func TestParseOOB(t *testing.T) {
+	a4, a6 := netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("2001:db8::7")
+	p4 := unix.PktInfo4(&unix.Inet4Pktinfo{Ifindex: 3, Spec_dst: [4]byte{192, 0, 2, 99}, Addr: a4.As4()})
+	p6 := unix.PktInfo6(&unix.Inet6Pktinfo{Addr: a6.As16(), Ifindex: 3})
+	for _, c := range []struct {
+		name string
+		oob  []byte
+		seg  int
+		dst  netip.Addr
+	}{
+		{"pktinfo4", p4, 0, a4},
+		{"gro-pktinfo4", append(groCmsg(1400), p4...), 1400, a4},
+		{"pktinfo6-gro", append(slices.Clone(p6), groCmsg(1200)...), 1200, a6},
+		{"gro", groCmsg(100), 100, netip.Addr{}},
+		{"none", nil, 0, netip.Addr{}},
+		{"truncated", p4[:len(p4)-8], 0, netip.Addr{}},
+	} {
+		seg, dst := parseOOB(c.oob)
+		if seg != c.seg || dst != c.dst {
+			t.Errorf("%s: segment %d, address %v; want %d, %v", c.name, seg, dst, c.seg, c.dst)
+		}
+	}
+}
+
+// FuzzParseOOB: parseOOB never panics, and a local address it reports is
+// one that a pktinfo control message of the input holds.
+func FuzzParseOOB(f *testing.F) {
+	f.Add(unix.PktInfo4(&unix.Inet4Pktinfo{Addr: [4]byte{192, 0, 2, 1}}))
+	f.Add(append(groCmsg(1400), unix.PktInfo6(&unix.Inet6Pktinfo{Addr: netip.MustParseAddr("2001:db8::1").As16()})...))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, oob []byte) {
+		_, dst := parseOOB(oob)
+		if dst.IsValid() && !bytes.Contains(oob, dst.AsSlice()) {
+			t.Fatalf("%x: address %v is not in the input", oob, dst)
+		}
+	})
 }
