@@ -148,9 +148,15 @@ func TestOuterICMP(t *testing.T) {
 				}
 				// The route into the tunnel carries the new MTU: a's kernel
 				// tells senders, instead of the gateway dropping what no
-				// longer fits.
-				if out, err := x.lab.Run(x.a, "ip", "route", "show", "203.0.113.0/24"); err != nil || !strings.Contains(out, fmt.Sprintf("mtu %d", want)) {
-					t.Errorf("a's route into the tunnel (%v): %s; want mtu %d", err, out, want)
+				// longer fits. The gateway changes the route just after
+				// the tunnel's MTU, which show has given already: wait.
+				var route string
+				if !waitFor(5*time.Second, func() bool {
+					out, err := x.lab.Run(x.a, "ip", "route", "show", "203.0.113.0/24")
+					route = fmt.Sprintf("(%v) %s", err, out)
+					return err == nil && strings.Contains(out, fmt.Sprintf("mtu %d", want))
+				}) {
+					t.Errorf("a's route into the tunnel %s; want mtu %d", route, want)
 				}
 				if err := x.ping(t, 2); err != nil {
 					t.Fatal(err)

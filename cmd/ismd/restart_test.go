@@ -248,6 +248,7 @@ func TestRestartResumesTunnels(t *testing.T) {
 	}
 	if after := charonSA(t, x.env); after != swanBefore {
 		t.Errorf("charon's IKE SA changed: before %s, after %s", swanBefore, after)
+		t.Logf("charon's log:\n%s\nA's show detail:\n%s", x.env.Log(), detail)
 	}
 	if log := x.env.Log(); strings.Contains(log, "sequence number verification failed") {
 		t.Errorf("charon dropped ESP packets as replays")
