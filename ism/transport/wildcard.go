@@ -151,19 +151,19 @@ func (s *Socket) view(local netip.AddrPort) *Socket {
 }
 
 // releaseView gives back the reference a view holds on its wildcard socket,
-// which closes with the last one.
+// which closes with the last one: under e.mu, so that the next endpoint to
+// ask for the port binds once it is closed, not before.
 func (e *Endpoints) releaseView(v *Socket) {
 	w := v.base.wild
 	e.mu.Lock()
-	w.refs--
-	last := w.refs == 0
-	if last && e.wild[w.key] == w {
+	defer e.mu.Unlock()
+	if w.refs--; w.refs > 0 {
+		return
+	}
+	if e.wild[w.key] == w {
 		delete(e.wild, w.key)
 	}
-	e.mu.Unlock()
-	if last {
-		w.s.close()
-	}
+	w.s.close()
 }
 
 // listening reports whether an endpoint of wildcard socket s's VR has a
