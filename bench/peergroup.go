@@ -60,9 +60,8 @@ func (g *peerGroup) reload(h *harness, texts []string) gwStats {
 // stop ends every process (see peerProcess.stop).
 func (g *peerGroup) stop(h *harness) { g.each(func(k int) { g.procs[k].stop(h) }) }
 
-// restart stops every process and starts them again with texts.
-func (g *peerGroup) restart(h *harness, texts []string) {
-	g.stop(h)
+// start starts every process again, stopped, with texts.
+func (g *peerGroup) start(h *harness, texts []string) {
 	g.each(func(k int) { g.procs[k] = startPeer(h, g.pc, texts[k]) })
 }
 

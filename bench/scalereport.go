@@ -40,6 +40,7 @@ func SoakTable(w io.Writer, r SoakResult) error {
 		{"routes", fmt.Sprintf("%d of %d", r.RoutesHave, r.RoutesWant)},
 		{"rules", fmt.Sprintf("%d of %d", r.RulesHave, r.RulesWant)},
 		{"leaked SAs", fmt.Sprint(r.LeakedSAs)},
+		{"tunnels down at the end", fmt.Sprintf("%d on the initiator, %d on the responder", r.TunnelsDownAtEnd, r.PeerTunnelsDownAtEnd)},
 		{"quick modes refused as malformed", fmt.Sprint(r.MalformedQuickModes)},
 		{"failures, retransmits", fmt.Sprintf("%d, %d", r.Failures, r.Retransmits)},
 	} {

@@ -83,22 +83,47 @@ func (s *soak) acquireDown() {
 	}
 }
 
-// waitAllUp waits until every configured tunnel is up on both gateways.
-func (l *scaleLab) waitAllUp(h *harness, s *soak, timeout time.Duration) {
+// waitAllUp routes a packet into every configured tunnel down on the
+// initiator, every second, until every one is up on both gateways, at
+// most timeout, and records those still down in r.
+func (s *soak) waitAllUp(r *SoakResult, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	for {
 		s.acquireDown()
-		as, ps := s.a.stats(false), s.peer.ask(h, "full")
-		down := s.a.downTunnels()
-		if len(down) == 0 && ps.UpNow == len(s.ids) {
+		down, ps := s.a.downTunnels(), s.peer.ask(s.h, "full")
+		r.TunnelsDownAtEnd, r.PeerTunnelsDownAtEnd = len(down), len(s.ids)-ps.UpNow
+		r.DownAtEnd = down[:min(8, len(down))]
+		if r.TunnelsDownAtEnd == 0 && r.PeerTunnelsDownAtEnd == 0 || time.Now().After(deadline) {
 			return
-		}
-		if time.Now().After(deadline) {
-			h.Fatalf("after the soak %d tunnels down on the initiator (%v), %d of %d up on the responder; initiator %+v",
-				len(down), down[:min(5, len(down))], ps.UpNow, len(s.ids), as)
 		}
 		time.Sleep(time.Second)
 	}
+}
+
+// Problems lists what the soak found broken at the end: tunnels not back
+// up, SAs left behind, routes or rules out of step with the
+// configuration, quick modes refused as malformed, file descriptors left
+// over. The figures that depend on the machine's load (probes lost, the
+// heap's slope) are measured, not judged.
+func (r SoakResult) Problems() []string {
+	var out []string
+	if r.TunnelsDownAtEnd+r.PeerTunnelsDownAtEnd > 0 {
+		out = append(out, fmt.Sprintf("tunnels down at the end: %d on the initiator (%v), %d on the responder",
+			r.TunnelsDownAtEnd, r.DownAtEnd, r.PeerTunnelsDownAtEnd))
+	}
+	if r.LeakedSAs != 0 {
+		out = append(out, fmt.Sprintf("%d SAs left behind: %v", r.LeakedSAs, r.LeakedWhere))
+	}
+	if r.RoutesHave != r.RoutesWant || r.RulesHave != r.RulesWant {
+		out = append(out, fmt.Sprintf("%d routes and %d rules, want %d and %d", r.RoutesHave, r.RulesHave, r.RoutesWant, r.RulesWant))
+	}
+	if r.MalformedQuickModes != 0 {
+		out = append(out, fmt.Sprintf("%d quick mode messages refused as malformed between two ISM gateways", r.MalformedQuickModes))
+	}
+	if r.FDsEnd > r.FDsStart {
+		out = append(out, fmt.Sprintf("%d file descriptors at the start, %d at the end", r.FDsStart, r.FDsEnd))
+	}
+	return out
 }
 
 // checkEnd reads what must be back to the configuration at the end: the
@@ -157,22 +182,39 @@ func (p *prober) lostOutside(from, to time.Time, lostAt func(time.Time)) (sent, 
 	return sent, lost, lostIn, longest
 }
 
-// slope is the least-squares slope of ys over xs.
-func slope[T int | uint64](xs []float64, ys []T) float64 {
-	skip := len(xs) / 5 // warm-up
-	xs, ys = xs[skip:], ys[skip:]
-	n := float64(len(xs))
-	if n < 3 {
+// slope is the least-squares slope of ys over xs, after the warm-up (the
+// first fifth of the readings) and leaving out those in [gapFrom, gapTo):
+// the peer's restart until every tunnel was up again. The readings before
+// and after the gap share the slope, each with its own intercept, so that
+// a step across the restart (tables grown while old and new SAs were
+// there together) is not taken for a slope; with no gap (+Inf) it is the
+// plain least-squares slope.
+func slope[T int | uint64](xs []float64, ys []T, gapFrom, gapTo float64) float64 {
+	type sums struct{ n, x, y, xx, xy float64 }
+	var seg [2]sums
+	for i := len(xs) / 5; i < len(xs); i++ {
+		x, y := xs[i], float64(ys[i])
+		if x >= gapFrom && x < gapTo {
+			continue
+		}
+		g := &seg[0]
+		if x >= gapTo {
+			g = &seg[1]
+		}
+		g.n, g.x, g.y, g.xx, g.xy = g.n+1, g.x+x, g.y+y, g.xx+x*x, g.xy+x*y
+	}
+	if seg[0].n+seg[1].n < 3 {
 		return 0
 	}
-	var sx, sy, sxx, sxy float64
-	for i, x := range xs {
-		y := float64(ys[i])
-		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
+	var num, den float64
+	for _, g := range seg {
+		if g.n > 0 {
+			num += g.xy - g.x*g.y/g.n
+			den += g.xx - g.x*g.x/g.n
+		}
 	}
-	d := n*sxx - sx*sx
-	if d == 0 {
+	if den == 0 {
 		return 0
 	}
-	return (n*sxy - sx*sy) / d
+	return num / den
 }

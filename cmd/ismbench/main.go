@@ -7,7 +7,7 @@
 //	ismbench cluster [-runs N] [-nodes 2|3] [-ttl D] [-interval D] [-ismd FILE] [-json]
 //	ismbench restart [-runs N] [-checkpoint D] [-interval D] [-ismd FILE] [-json]
 //	ismbench scale [-tunnels N] [-ike-version 1|2] [-window N] [-samples N] [-plot DIR] [-json]
-//	ismbench soak [-tunnels N] [-duration D] [-lifetime D] [-reload-every D] [-churn N] [-plot DIR] [-json]
+//	ismbench soak [-tunnels N] [-duration D] [-lifetime D] [-reload-every D] [-churn N] [-restart-losing-deletes N] [-plot DIR] [-json]
 //
 // engine measures the ESP/AH engine's encapsulation and decapsulation per
 // transform, size and driver against the plain standard-library cipher and
@@ -68,7 +68,12 @@
 // the responding gateway, while sampled tunnels carry a probe stream. It
 // reports the probes lost (outside the restart, and during it), the slopes
 // of heap and goroutines, file descriptors, whether the routes and rules
-// match the configuration at the end, and the SAs left behind.
+// match the configuration at the end, and the SAs left behind; it fails
+// (exit status 1) when a configured tunnel is not up again at the end, an
+// SA is left behind, routes or rules are out of step, a quick mode was
+// refused as malformed or a file descriptor was left over.
+// -restart-losing-deletes N makes the last N responder processes restart
+// as crashed peers do, their deletes lost.
 package main
 
 import (

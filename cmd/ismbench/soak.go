@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/ismgw/ism/bench"
@@ -19,6 +20,7 @@ func soak(args []string) error {
 	reload := fs.Duration("reload-every", time.Minute, "time between two reloads of both gateways; 0: none")
 	churn := fs.Int("churn", 50, "tunnels each reload removes, and as many it adds")
 	restart := fs.Bool("restart-peer", true, "restart the responding gateway once, half way")
+	losing := fs.Int("restart-losing-deletes", 0, "responder processes (the last ones) whose deletes are lost when they restart, as a crashed peer's")
 	samples := fs.Int("samples", 8, "tunnels carrying a probe stream")
 	every := fs.Duration("sample-every", 5*time.Second, "time between two readings of memory, goroutines and counters")
 	window := fs.Int("window", 250, "most tunnels started and not yet up during the setup")
@@ -36,7 +38,7 @@ func soak(args []string) error {
 		return err
 	}
 	o := bench.SoakOptions{Tunnels: *n, IKEVersion: *version, IKE: proposal(), Transform: t, Duration: *dur, Lifetime: *lifetime,
-		ReloadEvery: *reload, Churn: *churn, RestartPeer: *restart, Samples: *samples, SampleEvery: *every, Window: *window,
+		ReloadEvery: *reload, Churn: *churn, RestartPeer: *restart, RestartLosingDeletes: *losing, Samples: *samples, SampleEvery: *every, Window: *window,
 		Peer: peer, PeerTunnels: perPeer, LogDir: logDir}
 	r, err := bench.MeasureSoak(o)
 	if err != nil {
@@ -49,6 +51,11 @@ func soak(args []string) error {
 	}
 	if err == nil && *plotDir != "" {
 		err = bench.PlotSoak(*plotDir, r)
+	}
+	if err == nil {
+		if ps := r.Problems(); len(ps) > 0 {
+			err = fmt.Errorf("soak failed: %s", strings.Join(ps, "; "))
+		}
 	}
 	return err
 }

@@ -36,6 +36,7 @@ func (d *Daemon) startQuickMode(plan *qmPlan, sa *ikeSA) {
 	remote := sa.remote.Addr()
 	d.mu.Unlock()
 	q := &quickMode{d: d, ex: ex, sa: sa, tu: tu, initiator: true, plan: plan}
+	start := d.now()
 	if ivErr != nil {
 		ex.done(nil)
 		d.negotiationFailed(plan, remote, "quick mode: "+errString(ivErr))
@@ -48,6 +49,9 @@ func (d *Daemon) startQuickMode(plan *qmPlan, sa *ikeSA) {
 		if err != nil {
 			if errors.Is(err, errNoProposal) || isNotify(err, NotifyNoProposalChosen) {
 				d.count(func(c *ike.Counters) { c.NoProposalChosen++ })
+			}
+			if errors.Is(err, errTimeout) {
+				d.dropUnansweredIKESA(sa, start)
 			}
 			d.negotiationFailed(plan, remote, "quick mode: "+errString(err))
 		}

@@ -50,7 +50,7 @@ func (d *Daemon) AcquireFor(name string, src, dst netip.Addr) {
 		d.mu.Unlock()
 		return
 	}
-	local, remote, ok := ike.AcquireSelectors(&tu.cfg, tu.pairs(), src, dst, tu.state == tunnelDown)
+	local, remote, ok := ike.AcquireSelectors(tu.cfg, tu.pairs(), src, dst, tu.state == tunnelDown)
 	if !ok {
 		d.mu.Unlock()
 		return
@@ -79,19 +79,24 @@ func (d *Daemon) AcquireFor(name string, src, dst netip.Addr) {
 	d.negotiate(name, from, to)
 }
 
-// retryFor returns the back-off record of a selector pair, making it.
-// Daemon.mu must be held.
+// retryFor returns the back-off record of a selector pair: the one kept
+// since its last failure, or a new one, which the tunnel keeps only if
+// the pair fails (keepRetry). Daemon.mu must be held.
 func (tu *tunnel) retryFor(local, remote selector.Selector) *ike.Retry {
-	k := [2]selector.Selector{local, remote}
-	r := tu.retries[k]
-	if r == nil {
-		if tu.retries == nil {
-			tu.retries = map[[2]selector.Selector]*ike.Retry{}
-		}
-		r = &ike.Retry{}
-		tu.retries[k] = r
+	if r := tu.retries[[2]selector.Selector{local, remote}]; r != nil {
+		return r
 	}
-	return r
+	return &ike.Retry{}
+}
+
+// keepRetry files the back-off record of a failed acquire's pair. An
+// established tunnel has none: a map costs a kilobyte even when empty.
+// Daemon.mu must be held.
+func (tu *tunnel) keepRetry(a *acquire) {
+	if tu.retries == nil {
+		tu.retries = map[[2]selector.Selector]*ike.Retry{}
+	}
+	tu.retries[[2]selector.Selector{a.local, a.remote}] = a.retry
 }
 
 // proposalFor returns what a new child SA of a tunnel proposes: its
@@ -147,6 +152,7 @@ func (d *Daemon) negotiationFailed(name string, remote netip.Addr, reason string
 		tu.failures++
 		changed = a.retry.Fail(d.clk.Now(), reason, d.cfg.Backoff)
 		next = a.retry.Next
+		tu.keepRetry(a)
 	}
 	if tu.state == tunnelNegotiating {
 		tu.state = tunnelDown
@@ -172,6 +178,9 @@ func (d *Daemon) negotiatedLocked(tu *tunnel) bool {
 	}
 	tu.acq = nil
 	delete(tu.retries, [2]selector.Selector{a.local, a.remote})
+	if len(tu.retries) == 0 {
+		tu.retries = nil
+	}
 	return a.retry.Succeed()
 }
 
@@ -198,9 +207,9 @@ func (d *Daemon) negotiationsLocked(tu *tunnel, now time.Time) []ike.Negotiation
 	for _, c := range tu.children {
 		switch {
 		case c.inRekey:
-			add(c.local, c.remote, true, "negotiating", &c.rekeyRetry)
-		case c.rekeyRetry.Failing():
-			add(c.local, c.remote, true, "backing off", &c.rekeyRetry)
+			add(c.local, c.remote, true, "negotiating", c.rekeys())
+		case c.rekeyRetry != nil && c.rekeyRetry.Failing():
+			add(c.local, c.remote, true, "backing off", c.rekeyRetry)
 		}
 	}
 	ike.SortNegotiations(out)

@@ -102,7 +102,7 @@ func (sa *ikeSA) ownAuth(p authPlan, idBody []byte, authMID uint32) ([]Payload, 
 		a := Auth{Method: AuthSharedKey, Data: pskAuth(sa.suite.prf, p.psk, octets)}
 		return nil, Payload{Type: PayloadAUTH, Body: a.marshal()}, nil
 	}
-	s, err := chooseScheme(p.certs.Key.Public(), sa.peerHashes, p.certs.RSAPSS)
+	s, err := chooseScheme(p.certs.Key.Public(), sa.hs.peerHashes, p.certs.RSAPSS)
 	if err != nil {
 		return nil, Payload{}, err
 	}
@@ -110,9 +110,9 @@ func (sa *ikeSA) ownAuth(p authPlan, idBody []byte, authMID uint32) ([]Payload, 
 	if err != nil {
 		return nil, Payload{}, err
 	}
-	sa.ownScheme = s
+	sa.signed().own = s
 	sa.d.log.Debug("signing AUTH", "scheme", s.String(), "remote", sa.remote)
-	return certPayloads(p.certs.Chain, sa.peerCertReq), Payload{Type: PayloadAUTH, Body: a.marshal()}, nil
+	return certPayloads(p.certs.Chain, sa.hs.peerCertReq), Payload{Type: PayloadAUTH, Body: a.marshal()}, nil
 }
 
 // checkPeerAuth verifies the peer's AUTH a in message m, for its identity
@@ -145,7 +145,7 @@ func (sa *ikeSA) checkPeerAuth(m *Message, a Auth, p authPlan, id ike.Identity, 
 	if err != nil {
 		return fmt.Errorf("certificate %q: %w", leaf.Subject.String(), err)
 	}
-	sa.peerScheme = s
+	sa.signed().peer = s
 	d.log.Debug("peer AUTH verified", "scheme", s.String(), "subject", leaf.Subject.String(), "remote", sa.remote)
 	return nil
 }

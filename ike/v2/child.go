@@ -34,11 +34,11 @@ type childSA struct {
 
 	ni, nr []byte // the nonces of the exchange that made it (§2.8.1)
 
-	soft, hard clock.Timer
+	life       clock.Timer     // to the soft lifetime, then to the hard one (armLifetime)
 	rekeying   bool            // a CREATE_CHILD_SA this end started replaces it
 	collision  *childCollision // the peer rekeyed it too, meanwhile (§2.8.1)
 	retry      clock.Timer     // a rekey waiting after TEMPORARY_FAILURE (§2.25) or a failure (the back-off)
-	rekeyRetry ike.Retry       // this end's rekeys of it (Daemon.mu)
+	rekeyRetry *ike.Retry      // this end's rekeys of it, from the first (Daemon.mu)
 	inRekey    bool            // rekeying, as status reads it (Daemon.mu)
 	replaced   bool            // a newer child replaced it: its Delete is under way
 	dead       bool
@@ -52,6 +52,16 @@ type childSA struct {
 	outWait     clock.Timer
 }
 
+// rekeys returns the back-off record of this end's rekeys of the child,
+// making it: most children are never rekeyed by this end, or once.
+// Daemon.mu must be held.
+func (c *childSA) rekeys() *ike.Retry {
+	if c.rekeyRetry == nil {
+		c.rekeyRetry = &ike.Retry{}
+	}
+	return c.rekeyRetry
+}
+
 // status describes the child SA. Daemon.mu must be held.
 func (c *childSA) status(now time.Time) ike.ChildStatus {
 	st := ike.ChildStatus{Local: c.local, Remote: c.remote, InboundSPI: c.in.SPI, OutboundSPI: c.out.SPI,
@@ -60,6 +70,24 @@ func (c *childSA) status(now time.Time) ike.ChildStatus {
 		st.TimeLeft = max(0, c.created.Add(c.lifetime.Time).Sub(now))
 	}
 	return st
+}
+
+// armLifetime arms a child SA's one lifetime timer (a timer costs about
+// 150 bytes, and 10,000 tunnels have 10,000 children): soft from now it
+// rekeys the child (§2.8), then it waits for the hard lifetime, hard from
+// now, and deletes it. The mutex of the SA that owns c must be held, or c
+// not yet be shared.
+func (d *Daemon) armLifetime(c *childSA, soft, hard time.Duration) {
+	hardAt := d.clk.Now().Add(hard)
+	c.life = d.clk.AfterFunc(soft, func() {
+		owner := d.lockOwner(c)
+		defer owner.unlock()
+		if c.dead {
+			return
+		}
+		c.life = d.clk.AfterFunc(max(0, hardAt.Sub(d.clk.Now())), func() { d.deleteChild(c, "lifetime expired", true) })
+		owner.rekeyChild(c)
+	})
 }
 
 // outboundWait is how long a child this end made answering the peer's
@@ -98,12 +126,7 @@ func (sa *ikeSA) install(c *childSA, k childKeys, replaces *childSA) {
 
 	sa.children = append(sa.children, c)
 	if c.lifetime.Time > 0 {
-		c.soft = d.clk.AfterFunc(d.jitter(c.lifetime.Time), func() {
-			owner := d.lockOwner(c)
-			defer owner.unlock()
-			owner.rekeyChild(c)
-		})
-		c.hard = d.clk.AfterFunc(c.lifetime.Time, func() { d.deleteChild(c, "lifetime expired", true) })
+		d.armLifetime(c, d.jitter(c.lifetime.Time), c.lifetime.Time)
 	}
 	d.mu.Lock()
 	tu := d.tunnels[c.tunnel]

@@ -43,7 +43,7 @@ func (sa *ikeSA) collisionLost(old *childSA, ni, nr []byte, ch childChoice, o ch
 // childRefused handles the refusals of §2.25 of a CREATE_CHILD_SA this end
 // started for tunnel t (rekeying old, when set); it reports whether it
 // did. The SA's mutex must be held.
-func (sa *ikeSA) childRefused(t ike.Tunnel, old *childSA, n NotifyType) bool {
+func (sa *ikeSA) childRefused(t *ike.Tunnel, old *childSA, n NotifyType) bool {
 	d := sa.d
 	switch n {
 	case TemporaryFailure:

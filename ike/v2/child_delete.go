@@ -18,7 +18,7 @@ func deletePayload(c *childSA) Payload {
 }
 
 func (sa *ikeSA) stopTimers(c *childSA) {
-	for _, t := range []clock.Timer{c.soft, c.hard, c.retry, c.outWait} {
+	for _, t := range []clock.Timer{c.life, c.retry, c.outWait} {
 		if t != nil {
 			t.Stop()
 		}

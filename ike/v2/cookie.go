@@ -119,13 +119,13 @@ func (sa *ikeSA) followCookie(m *Message) bool {
 	d := sa.d
 	d.count(func(c *ike.Counters) { c.CookiesReceived++ })
 	sa.cookies++
-	if len(n.Data) == 0 || len(n.Data) > 64 || sa.cookies > maxCookieRetries || sa.kex == nil {
+	if len(n.Data) == 0 || len(n.Data) > 64 || sa.cookies > maxCookieRetries || sa.hs.kex == nil {
 		// §2.6: the cookie is 1 to 64 octets.
 		sa.fail("the responder's COOKIE cannot be followed")
 		return true
 	}
 	d.log.Debug("responder asks for a cookie", "remote", sa.remote, "n", sa.cookies)
-	sa.cookie = append([]byte(nil), n.Data...)
+	sa.hs.cookie = append([]byte(nil), n.Data...)
 	sa.win.nextID = 0 // IKE_SA_INIT again: message 0 (§2.6)
 	sa.requestInit()
 	return true

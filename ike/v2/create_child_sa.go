@@ -23,7 +23,7 @@ import (
 // childExchange is what a child SA negotiation keeps between request
 // and response.
 type childExchange struct {
-	tunnel        ike.Tunnel
+	tunnel        *ike.Tunnel // the configuration's, shared
 	offer         childOffer
 	ni, nr        []byte
 	kex           *ike.KeyExchange
@@ -78,7 +78,7 @@ func (sa *ikeSA) createChildGroup(proposal childExchange, old *childSA, pfs int)
 				return nil, fmt.Errorf("v2: the child SA to rekey is gone or rekeyed by the peer")
 			}
 			var err error
-			if cx.offer, err = sa.offerFor(&t, pfs); err != nil {
+			if cx.offer, err = sa.offerFor(t, pfs); err != nil {
 				fail(sa, err.Error())
 				return nil, err
 			}
@@ -92,7 +92,7 @@ func (sa *ikeSA) createChildGroup(proposal childExchange, old *childSA, pfs int)
 				n := Notify{Protocol: protocolOf(old.transform), SPI: spiBytes(old.in.SPI), Type: RekeySA}
 				ps = append(ps, Payload{Type: PayloadNotify, Body: n.marshal()})
 			}
-			cp := childPayloads(&t, cx.offer, cx.local, cx.remote, cx.src, cx.dst)
+			cp := childPayloads(t, cx.offer, cx.local, cx.remote, cx.src, cx.dst)
 			ps = append(ps, cp[:len(cp)-2]...) // [N(USE_TRANSPORT_MODE),] SA
 			ps = append(ps, Payload{Type: PayloadNonce, Body: cx.ni})
 			if pfs != 0 {
@@ -136,6 +136,7 @@ func (sa *ikeSA) createChildGroup(proposal childExchange, old *childSA, pfs int)
 			fail(sa, "the peer did not answer CREATE_CHILD_SA")
 			sa.peerGone("the peer did not answer CREATE_CHILD_SA")
 		},
+		onDrop: fail,
 	})
 }
 
@@ -190,7 +191,7 @@ func (sa *ikeSA) acceptChild(m *Message, cx *childExchange) error {
 		}
 	}
 	d.mu.Lock()
-	lifetime := d.lifetimeFor(&cx.tunnel)
+	lifetime := d.lifetimeFor(cx.tunnel)
 	d.mu.Unlock()
 	finish := func(sa *ikeSA, extra []byte) {
 		km := childKeymat(sa.suite.prf, sa.keys.d, gir, cx.ni, nr, extra, keymatLen(ch.t))
@@ -253,9 +254,9 @@ func (sa *ikeSA) rekeyChild(c *childSA) {
 	d.mu.Lock()
 	tu := d.tunnels[c.tunnel]
 	stale := tu != nil && tu.newest(c.local, c.remote) != c
-	waits := !c.rekeyRetry.Due(d.clk.Now())
+	waits := !c.rekeys().Due(d.clk.Now())
 	if !stale && !waits {
-		c.rekeyRetry.Start()
+		c.rekeys().Start()
 		c.inRekey = true
 		if tu != nil {
 			tu.attempts++
@@ -279,8 +280,8 @@ func (sa *ikeSA) rekeyFailed(c *childSA, reason string) {
 	now := d.clk.Now()
 	d.mu.Lock()
 	c.inRekey = false
-	changed := c.rekeyRetry.Fail(now, reason, d.cfg.Backoff)
-	next := c.rekeyRetry.Next
+	changed := c.rekeys().Fail(now, reason, d.cfg.Backoff)
+	next := c.rekeys().Next
 	if tu := d.tunnels[c.tunnel]; tu != nil {
 		tu.failures++
 		tu.lastError = reason

@@ -67,7 +67,7 @@ func (sa *ikeSA) createChildResponder(m *Message) {
 	var cands []ike.Tunnel
 	if old != nil {
 		if tu := d.tunnels[old.tunnel]; tu != nil {
-			cands = []ike.Tunnel{tu.cfg}
+			cands = []ike.Tunnel{*tu.cfg}
 		}
 	} else {
 		cands = d.childCandidates(sa.local.Addr(), sa.remote.Addr(), sa.remoteID, m)

@@ -120,6 +120,8 @@ func compile(c ike.Config) (*config, error) {
 
 // New starts an IKEv2 daemon, as v1.New starts the IKEv1 one. It returns
 // an error if the configuration is invalid for IKEv2 (ike.Config.ValidateV2).
+// The daemon keeps cfg.Tunnels, shared: the caller must not change them
+// afterwards (Reconfigure takes a new slice).
 func New(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Listener) (*Daemon, error) {
 	c, err := compile(cfg)
 	if err != nil {
@@ -135,7 +137,8 @@ func New(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Listener)
 	}
 	d := &Daemon{inst: inst, tr: tr, lis: lis, clk: clockOf(cfg), rand: &lockedReader{r: r}, log: lg, cfg: c, inboundGrace: rekeyedInboundGrace,
 		sas: map[uint64]*ikeSA{}, halfOpen: map[respKey]*ikeSA{}, tunnels: map[string]*tunnel{}, children: map[ipsec.SAID]*childSA{}}
-	for _, t := range c.Tunnels {
+	for i := range c.Tunnels {
+		t := &c.Tunnels[i]
 		tu := &tunnel{cfg: t}
 		d.tunnels[t.Name] = tu
 		d.indexTunnelLocked(tu)
@@ -156,11 +159,12 @@ func (d *Daemon) Reconfigure(cfg ike.Config) error {
 	old := d.cfg
 	d.cfg = c
 	keep := map[string]bool{}
-	for _, t := range c.Tunnels {
+	for i := range c.Tunnels {
+		t := &c.Tunnels[i]
 		keep[t.Name] = true
 		tu, ok := d.tunnels[t.Name]
 		if ok {
-			if !sameKeys(&tu.cfg, &t) {
+			if !sameKeys(tu.cfg, t) {
 				d.unindexTunnelLocked(tu) // filed under its old configuration
 			}
 			tu.cfg = t
@@ -198,13 +202,14 @@ func (d *Daemon) Status() ike.Status {
 	}
 	d.mu.Unlock()
 	now := d.clk.Now()
-	var st ike.Status
+	st := ike.Status{IKESAs: make([]ike.IKESAStatus, 0, len(sas))}
 	for _, sa := range sas {
 		sa.mu.Lock()
 		st.IKESAs = append(st.IKESAs, sa.status(now))
 		sa.mu.Unlock()
 	}
 	d.mu.Lock()
+	st.Tunnels = make([]ike.TunnelStatus, 0, len(d.tunnels))
 	for _, tu := range d.tunnels {
 		st.Tunnels = append(st.Tunnels, d.tunnelStatus(tu, now))
 	}

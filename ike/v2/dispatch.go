@@ -130,8 +130,7 @@ func (sa *ikeSA) receive(local, remote netip.AddrPort, m *Message) {
 	sa.heard()
 	sa.resync = 0
 	sa.win.lastIn = sa.in
-	sa.oldKeys.zero() // no retransmission of an earlier request can come now
-	sa.oldKeys = ikeKeys{}
+	sa.dropOldKeys() // no retransmission of an earlier request can come now
 	if local.Port() == 4500 && !sa.natt {
 		// The initiator floated (§2.23); answer on 4500 from now on.
 		sa.natt = true

@@ -41,12 +41,14 @@ var errIntegrity = errors.New("v2: integrity check failed")
 const gcmIVLen = 8
 
 // skCrypto protects the messages of one direction of an IKE SA. It is
-// immutable after newSKCrypto and safe for concurrent use.
+// immutable after newSKCrypto and safe for concurrent use. It keeps the
+// keys, not the cipher: an established IKE SA seldom sends or receives,
+// and an expanded AES key with its GCM tables is most of a kilobyte, so
+// the cipher is made again for each message (issue 13: memory per
+// tunnel). The keys are the IKE SA's (ikeKeys), zeroed with them.
 type skCrypto struct {
 	encr     encrFunc
-	block    cipher.Block // CBC
-	aead     cipher.AEAD  // GCM, with a 16-byte tag (truncated to encr.aeadICV)
-	salt     []byte
+	encKey   []byte // SK_e: the cipher key, and GCM's 4-byte salt after it
 	integ    integFunc
 	integKey []byte
 }
@@ -57,36 +59,66 @@ func newSKCrypto(e encrFunc, ig integFunc, encKey, integKey []byte) (*skCrypto, 
 	if len(encKey) != e.keyLen() || (!e.aead() && len(integKey) != ig.keyLen()) {
 		return nil, fmt.Errorf("v2: SK key lengths %d/%d do not fit the algorithms", len(encKey), len(integKey))
 	}
-	c := &skCrypto{encr: e, integ: ig, integKey: integKey}
+	c := &skCrypto{encr: e, encKey: encKey, integ: ig, integKey: integKey}
 	var err error
-	switch e.id {
-	case encr3DES:
-		c.block, err = des.NewTripleDESCipher(encKey)
-	case encrAESCBC:
-		c.block, err = aes.NewCipher(encKey)
-	case encrAESGCM8, encrAESGCM12, encrAESGCM16:
-		n := e.keyBits / 8
-		var b cipher.Block
-		if b, err = aes.NewCipher(encKey[:n]); err == nil {
-			c.aead, err = cipher.NewGCM(b)
-		}
-		c.salt = encKey[n:]
-	default:
-		err = fmt.Errorf("v2: encryption %d cannot protect an IKE SA", e.id)
+	if c.gcm() {
+		_, _, err = c.aead()
+	} else {
+		_, err = c.block()
 	}
 	return c, err
 }
 
+// gcm reports whether the cipher is AES-GCM (RFC 5282).
+func (c *skCrypto) gcm() bool {
+	switch c.encr.id {
+	case encrAESGCM8, encrAESGCM12, encrAESGCM16:
+		return true
+	}
+	return false
+}
+
+// block returns the CBC cipher.
+func (c *skCrypto) block() (cipher.Block, error) {
+	switch c.encr.id {
+	case encr3DES:
+		return des.NewTripleDESCipher(c.encKey)
+	case encrAESCBC:
+		return aes.NewCipher(c.encKey)
+	}
+	return nil, fmt.Errorf("v2: encryption %d cannot protect an IKE SA", c.encr.id)
+}
+
+// aead returns the GCM cipher, with a 16-byte tag (truncated to
+// encr.aeadICV), and its salt.
+func (c *skCrypto) aead() (cipher.AEAD, []byte, error) {
+	n := c.encr.keyBits / 8
+	b, err := aes.NewCipher(c.encKey[:n])
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := cipher.NewGCM(b)
+	return a, c.encKey[n:], err
+}
+
+// blockSize is the CBC cipher's block size.
+func (c *skCrypto) blockSize() int {
+	if c.encr.id == encr3DES {
+		return des.BlockSize
+	}
+	return aes.BlockSize
+}
+
 // overhead returns the IV and checksum lengths.
 func (c *skCrypto) ivLen() int {
-	if c.aead != nil {
+	if c.gcm() {
 		return gcmIVLen
 	}
-	return c.block.BlockSize()
+	return c.blockSize()
 }
 
 func (c *skCrypto) icvLen() int {
-	if c.aead != nil {
+	if c.gcm() {
 		return c.encr.aeadICV
 	}
 	return c.integ.icv
@@ -111,8 +143,8 @@ func (c *skCrypto) sealPayload(h Header, typ, next PayloadType, fragHdr, plain [
 	// Padding: to the block size for CBC; none for GCM (RFC 5282 §3.2
 	// leaves it optional). Pad Length is always there.
 	pad := 0
-	if c.block != nil {
-		bs := c.block.BlockSize()
+	if !c.gcm() {
+		bs := c.blockSize()
 		pad = (bs - (len(plain)+1)%bs) % bs
 	}
 	padded := make([]byte, len(plain), len(plain)+pad+1)
@@ -136,14 +168,22 @@ func (c *skCrypto) sealPayload(h Header, typ, next PayloadType, fragHdr, plain [
 	b = append(b, fragHdr...)
 	aadEnd := len(b)
 	b = append(b, iv...)
-	if c.aead != nil {
-		nonce := append(append(make([]byte, 0, 12), c.salt...), iv...)
-		b = c.aead.Seal(b, nonce, padded, b[:aadEnd])
+	if c.gcm() {
+		aead, salt, err := c.aead()
+		if err != nil {
+			return nil, err
+		}
+		nonce := append(append(make([]byte, 0, 12), salt...), iv...)
+		b = aead.Seal(b, nonce, padded, b[:aadEnd])
 		return b[:len(b)-16+c.encr.aeadICV], nil // RFC 5282 §3: the tag's first octets
+	}
+	block, err := c.block()
+	if err != nil {
+		return nil, err
 	}
 	ctStart := len(b)
 	b = append(b, padded...)
-	cipher.NewCBCEncrypter(c.block, iv).CryptBlocks(b[ctStart:], b[ctStart:])
+	cipher.NewCBCEncrypter(block, iv).CryptBlocks(b[ctStart:], b[ctStart:])
 	m := c.integ.new(c.integKey)
 	m.Write(b)
 	return append(b, m.Sum(nil)[:c.integ.icv]...), nil
@@ -170,14 +210,17 @@ func (c *skCrypto) decrypt(msg, body []byte) ([]byte, error) {
 		return nil, malformed("encrypted payload too short")
 	}
 	var plain []byte
-	if c.aead != nil {
+	if c.gcm() {
+		aead, salt, err := c.aead()
+		if err != nil {
+			return nil, err
+		}
 		aad := msg[:len(msg)-len(body)]
-		nonce := append(append(make([]byte, 0, 12), c.salt...), body[:iv]...)
+		nonce := append(append(make([]byte, 0, 12), salt...), body[:iv]...)
 		ct := body[iv : len(body)-icv]
 		tag := body[len(body)-icv:]
 		if icv == 16 {
-			var err error
-			if plain, err = c.aead.Open(nil, nonce, append(append([]byte(nil), ct...), tag...), aad); err != nil {
+			if plain, err = aead.Open(nil, nonce, append(append([]byte(nil), ct...), tag...), aad); err != nil {
 				return nil, errIntegrity
 			}
 		} else {
@@ -185,8 +228,8 @@ func (c *skCrypto) decrypt(msg, body []byte) ([]byte, error) {
 			// prefix. The keystream is its own inverse: sealing the
 			// ciphertext gives the plaintext, sealing that gives the
 			// full tag (as fallback's openTruncated does).
-			p := c.aead.Seal(nil, nonce, ct, aad)[:len(ct)]
-			again := c.aead.Seal(nil, nonce, p, aad)
+			p := aead.Seal(nil, nonce, ct, aad)[:len(ct)]
+			again := aead.Seal(nil, nonce, p, aad)
 			if subtle.ConstantTimeCompare(again[len(ct):len(ct)+icv], tag) != 1 {
 				return nil, errIntegrity
 			}
@@ -199,11 +242,15 @@ func (c *skCrypto) decrypt(msg, body []byte) ([]byte, error) {
 			return nil, errIntegrity
 		}
 		ct := body[iv : len(body)-icv]
-		if len(ct) == 0 || len(ct)%c.block.BlockSize() != 0 {
+		if len(ct) == 0 || len(ct)%c.blockSize() != 0 {
 			return nil, malformed("ciphertext not a multiple of the block size")
 		}
+		block, err := c.block()
+		if err != nil {
+			return nil, err
+		}
 		plain = make([]byte, len(ct))
-		cipher.NewCBCDecrypter(c.block, body[:iv]).CryptBlocks(plain, ct)
+		cipher.NewCBCDecrypter(block, body[:iv]).CryptBlocks(plain, ct)
 	}
 	pad := int(plain[len(plain)-1])
 	if pad+1 > len(plain) {

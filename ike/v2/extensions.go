@@ -23,7 +23,7 @@ func (d *Daemon) initExtensions(sa *ikeSA, request bool) []Payload {
 	for _, su := range d.cfg.suites {
 		certs = certs || (su.auth.Certificate() && (request || su.sameTransforms(sa.suite)))
 	}
-	if certs && !d.classicAuth && (request || sa.peerHashes != nil) {
+	if certs && !d.classicAuth && (request || sa.hs.peerHashes != nil) {
 		ps = append(ps, hashAlgorithmsNotify())
 	}
 	if certs && !request && len(d.cfg.certReq) > 0 {
@@ -46,8 +46,8 @@ func (sa *ikeSA) readExtensions(m *Message) {
 	_, frag := m.Notify(IKEv2FragmentationSupported)
 	sa.frag.on, sa.frag.mtu = frag && mtu > 0, mtu
 	if !classic {
-		sa.peerHashes = peerHashes(m)
+		sa.hs.peerHashes = peerHashes(m)
 	}
-	sa.peerCertReq = peerCertReq(m)
+	sa.hs.peerCertReq = peerCertReq(m)
 	_, sa.intermediate = m.Notify(IntermediateExchangeSupported)
 }

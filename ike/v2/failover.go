@@ -73,7 +73,7 @@ func (d *Daemon) failover(name string, from netip.Addr, reason string, lastHeard
 	}
 	now := d.clk.Now()
 	h := tu.history()
-	if until := h.switchedAt.Add(d.cfg.HoldDown(&tu.cfg)); !h.switchedAt.IsZero() && now.Before(until) {
+	if until := h.switchedAt.Add(d.cfg.HoldDown(tu.cfg)); !h.switchedAt.IsZero() && now.Before(until) {
 		h.pendingReason, h.pendingHeard = reason, lastHeard
 		if h.timer == nil {
 			h.timer = d.clk.AfterFunc(until.Sub(now), func() { d.holdDownExpired(tu) })
@@ -172,7 +172,7 @@ func (d *Daemon) failoverStatusLocked(tu *tunnel, now time.Time) ike.TunnelFailo
 	}
 	st.Count, st.LastFrom, st.LastTo, st.LastReason = h.count, h.lastFrom, h.lastTo, h.lastReason
 	st.LastAt, st.LastDuration, st.InProgress = h.switchedAt, h.duration, h.measuring
-	if until := h.switchedAt.Add(d.cfg.HoldDown(&tu.cfg)); !h.switchedAt.IsZero() && until.After(now) {
+	if until := h.switchedAt.Add(d.cfg.HoldDown(tu.cfg)); !h.switchedAt.IsZero() && until.After(now) {
 		st.HoldDownUntil = until
 	}
 	st.Pending = h.timer != nil || h.due

@@ -128,8 +128,8 @@ func (sa *ikeSA) overhead() int {
 // bytes (an IKE message) carries.
 func (c *skCrypto) room(limit int) int {
 	n := limit - HeaderSize - payloadHeaderSize - fragHeaderSize - c.ivLen() - c.icvLen()
-	if c.block != nil {
-		bs := c.block.BlockSize()
+	if !c.gcm() {
+		bs := c.blockSize()
 		n -= n % bs
 	}
 	return n - 1 // the Pad Length octet

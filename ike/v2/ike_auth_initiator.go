@@ -25,7 +25,7 @@ import (
 // authExchange is what the initiator's IKE_AUTH keeps between request and
 // response.
 type authExchange struct {
-	tunnel ike.Tunnel
+	tunnel *ike.Tunnel // the configuration's, shared
 	offer  childOffer
 	idi    []byte // IDi body
 	plan   authPlan
@@ -65,7 +65,7 @@ func (sa *ikeSA) startAuth() {
 	sa.localID, sa.authMethod = ex.tunnel.LocalIdentity(), ex.plan.method
 	sa.request(&request{exchange: IKEAuth,
 		build: func(sa *ikeSA) ([]Payload, error) {
-			offer, err := sa.offerFor(&ex.tunnel, 0)
+			offer, err := sa.offerFor(ex.tunnel, 0)
 			if err != nil {
 				return nil, err
 			}
@@ -90,7 +90,7 @@ func (sa *ikeSA) startAuth() {
 				// whatever it still has from an earlier life of ours.
 				ps = append(ps, notifyPayload(InitialContact, nil))
 			}
-			return append(ps, childPayloads(&ex.tunnel, offer, ex.child.local, ex.child.remote, ex.child.src, ex.child.dst)...), nil
+			return append(ps, childPayloads(ex.tunnel, offer, ex.child.local, ex.child.remote, ex.child.src, ex.child.dst)...), nil
 		},
 		onResponse: func(sa *ikeSA, m *Message) { sa.ikeAuthResponse(m, &ex) },
 		onTimeout: func(sa *ikeSA) {
@@ -218,6 +218,8 @@ func (sa *ikeSA) ikeAuthResponse(m *Message, ex *authExchange) {
 func (sa *ikeSA) establish() {
 	d := sa.d
 	sa.setState(stateEstablished)
+	// Both AUTHs are done: what they sign (§2.15) is not needed again.
+	sa.hs = nil
 	sa.created = d.clk.Now()
 	sa.heard()
 	d.count(func(c *ike.Counters) { c.Phase1Established++ })
@@ -235,11 +237,7 @@ func (sa *ikeSA) establish() {
 // the end of its lifetime, keepalives behind a NAT, and liveness checks.
 // The SA's mutex must be held.
 func (sa *ikeSA) armTimers() {
-	if sa.hard != nil {
-		sa.hard.Stop()
-	}
-	sa.hard = sa.d.clk.AfterFunc(sa.lifetime, func() { sa.expire() })
-	sa.armRekey()
+	sa.armLifetime(sa.d.jitter(sa.lifetime), sa.lifetime)
 	sa.armKeepalive()
 	sa.armLiveness()
 }

@@ -45,7 +45,7 @@ func (sa *ikeSA) ikeAuthResponder(m *Message) {
 		refuse(err.Error())
 		return
 	}
-	sa.peerCertReq = append(sa.peerCertReq, peerCertReq(m)...)
+	sa.hs.peerCertReq = append(sa.hs.peerCertReq, peerCertReq(m)...)
 	d.mu.Lock()
 	cands := d.tunnelsFor(sa.local.Addr(), sa.remote.Addr(), peerID)
 	plan := authPlan{allowed: d.authMethods(sa.suite)}
@@ -95,11 +95,11 @@ func (sa *ikeSA) ikeAuthResponder(m *Message) {
 func (d *Daemon) tunnelsFor(local, remote netip.Addr, id ike.Identity) []ike.Tunnel {
 	var named, byAddr []ike.Tunnel
 	for tu := range d.tunnelsAt(local, remote, id) {
-		switch peerMatch(&tu.cfg, remote, id) {
+		switch peerMatch(tu.cfg, remote, id) {
 		case matchNamed:
-			named = append(named, tu.cfg)
+			named = append(named, *tu.cfg)
 		case matchAddress:
-			byAddr = append(byAddr, tu.cfg)
+			byAddr = append(byAddr, *tu.cfg)
 		}
 	}
 	sortTunnels(named)

@@ -3,22 +3,11 @@ package v2
 import "time"
 
 // How a replaced IKE SA goes (RFC 7296 §2.8): the end of this end's
-// rekey, its Delete, or the wait for the peer's, and the requests it
-// still had out, which its successor sends again.
-
-// handOver gives the successor of a rekeyed SA that goes the request it
-// still had out (a Delete of a child, a liveness check), to send again
-// there. The SA's mutex must be held.
-func (sa *ikeSA) handOver() {
-	n, r := sa.successor, sa.win.out
-	if n == nil || r == nil || r.kind == reqIKERekey || r.kind == reqIKEDelete {
-		return
-	}
-	sa.win.out = nil
-	n.lock()
-	n.request(r.fresh())
-	n.unlockNested(sa)
-}
+// rekey, its Delete, or the wait for the peer's. What it had queued moved
+// to its successor with its child SAs (handTo); what it still has out
+// when it goes is the rekey's Delete, or a liveness check, which the
+// successor's own dead peer detection replaces: a child SA exchange never
+// is, since the peer's rekey is refused while one is out (§2.25.2).
 
 // rekeyedWait is how long a replaced IKE SA waits for the peer's Delete
 // (§2.8: the rekey's initiator deletes it; §2.8.2: a collision's loser is
@@ -30,10 +19,12 @@ const rekeyedWait = 20 * time.Second
 // awaitDelete arms the wait for the peer's Delete of a replaced SA. The
 // SA's mutex must be held.
 func (sa *ikeSA) awaitDelete() {
-	if sa.soft != nil {
-		sa.soft.Stop()
+	// The end of its lifetime may come first (expire deletes it then).
+	if left := sa.created.Add(sa.lifetime).Sub(sa.d.clk.Now()); left < rekeyedWait {
+		sa.armLife(max(0, left), sa.expire)
+		return
 	}
-	sa.soft = sa.d.clk.AfterFunc(rekeyedWait, func() {
+	sa.armLife(rekeyedWait, func() {
 		sa.lock()
 		defer sa.unlock()
 		if sa.state == stateRekeyed {

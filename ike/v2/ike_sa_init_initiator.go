@@ -43,10 +43,10 @@ func (sa *ikeSA) startInit(group int) {
 		sa.fail(err.Error())
 		return
 	}
-	if sa.kex != nil {
-		sa.kex.Zero()
+	if sa.hs.kex != nil {
+		sa.hs.kex.Zero()
 	}
-	sa.kex = kex
+	sa.hs.kex = kex
 	if sa.ni == nil {
 		sa.ni = make([]byte, nonceLen)
 		d.random(sa.ni)
@@ -59,15 +59,15 @@ func (sa *ikeSA) startInit(group int) {
 // §2.6.1).
 func (sa *ikeSA) requestInit() {
 	d := sa.d
-	kex := sa.kex
+	kex := sa.hs.kex
 	sa.request(&request{exchange: IKESAInit, plain: true,
 		build: func(sa *ikeSA) ([]Payload, error) {
 			d.mu.Lock()
 			suites := d.cfg.suites
 			d.mu.Unlock()
 			var ps []Payload
-			if sa.cookie != nil {
-				ps = append(ps, notifyPayload(Cookie, sa.cookie))
+			if sa.hs.cookie != nil {
+				ps = append(ps, notifyPayload(Cookie, sa.hs.cookie))
 			}
 			ps = append(ps,
 				Payload{Type: PayloadSA, Body: ikeProposals(suites).marshal()},
@@ -126,7 +126,7 @@ func (sa *ikeSA) retryGroup(g int) bool {
 		allowed = allowed || s.group == g
 	}
 	d.mu.Unlock()
-	if !allowed || sa.kex == nil || sa.kex.Group().ID == g {
+	if !allowed || sa.hs.kex == nil || sa.hs.kex.Group().ID == g {
 		return false
 	}
 	d.count(func(c *ike.Counters) { c.InvalidKE++ })
@@ -163,19 +163,19 @@ func (sa *ikeSA) processInitResponse(m *Message) error {
 	if err != nil {
 		return err
 	}
-	if su.group != int(ke.Group) || su.group != sa.kex.Group().ID {
+	if su.group != int(ke.Group) || su.group != sa.hs.kex.Group().ID {
 		return fmt.Errorf("v2: the responder chose group %d and sent a key of group %d", su.group, ke.Group)
 	}
 	if _, ok := m.Notify(IntermediateExchangeSupported); len(su.addke) > 0 && !ok {
 		return fmt.Errorf("v2: the responder chose additional key exchanges %v without IKE_INTERMEDIATE (RFC 9370 §2.2.1)", su.addke)
 	}
-	shared, err := sa.kex.Shared(ke.Data)
+	shared, err := sa.hs.kex.Shared(ke.Data)
 	if err != nil {
 		return err
 	}
-	sa.kex.Zero()
-	sa.kex = nil
-	sa.spiR, sa.nr, sa.suite, sa.initResp = m.SPIr, nr, su, m.raw
+	sa.hs.kex.Zero()
+	sa.hs.kex = nil
+	sa.spiR, sa.nr, sa.suite, sa.hs.initResp = m.SPIr, nr, su, m.raw
 	sa.lifetime = su.lifetime
 	if err := sa.deriveKeys(shared); err != nil {
 		return err

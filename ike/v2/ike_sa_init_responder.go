@@ -29,9 +29,9 @@ func (d *Daemon) ikeSAInitResponder(local, remote netip.AddrPort, m *Message) {
 		d.mu.Unlock()
 		sa.lock()
 		defer sa.unlock()
-		if sa.state != stateDead && sa.win.expect == 1 && sa.win.hasResp && sameBytes(sa.initReq, m.raw) {
+		if sa.state != stateDead && sa.hs != nil && sa.win.expect == 1 && sa.win.hasResp && sameBytes(sa.hs.initReq, m.raw) {
 			d.count(func(c *ike.Counters) { c.Duplicates++ })
-			sa.send(sa.initResp)
+			sa.send(sa.hs.initResp)
 			return
 		}
 		d.count(func(c *ike.Counters) { c.Dropped++ })
@@ -105,7 +105,7 @@ func (d *Daemon) ikeSAInitResponder(local, remote netip.AddrPort, m *Message) {
 	if cookie {
 		sa.cookies = 1
 	}
-	sa.suite, sa.lifetime, sa.ni, sa.initReq = su, su.lifetime, ni, m.raw
+	sa.suite, sa.lifetime, sa.ni, sa.hs.initReq = su, su.lifetime, ni, m.raw
 	sa.nr = make([]byte, nonceLen)
 	d.random(sa.nr)
 	if err := sa.deriveKeys(shared); err != nil {
@@ -125,8 +125,8 @@ func (d *Daemon) ikeSAInitResponder(local, remote netip.AddrPort, m *Message) {
 	}
 	ps = append(ps, d.initExtensions(sa, false)...)
 	sa.respond(IKESAInit, ps)
-	sa.initResp = sa.win.lastResp[0]
-	sa.hard = d.clk.AfterFunc(halfOpenTimeout, func() {
+	sa.hs.initResp = sa.win.lastResp[0]
+	sa.armLife(halfOpenTimeout, func() {
 		sa.lock()
 		defer sa.unlock()
 		if sa.state == stateInitDone {

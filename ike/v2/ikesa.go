@@ -38,38 +38,34 @@ type ikeSA struct {
 	d  *Daemon
 	mu sync.Mutex
 
-	initiator  bool   // immutable: this end sent the first IKE_SA_INIT
+	initiator  bool // immutable: this end sent the first IKE_SA_INIT
+	state      saState
 	spiI, spiR uint64 // spiI immutable; spiR set once by IKE_SA_INIT
 	local      netip.AddrPort
 	remote     netip.AddrPort
-	state      saState
 	failure    string
 	// stateShadow copies state for the daemon's look-ups under
 	// Daemon.mu (findIKESA); written with both mutexes held.
 	stateShadow saState
 	// filed: the daemon's indexes hold the SA, under its endpoints
 	// (index.go). Guarded by Daemon.mu.
-	filed bool
+	filed    bool
+	flushing bool // unlock is running fx (beside the other flags: TestStateSizes)
 
 	suite    suite
 	keys     ikeKeys
 	out, in  *skCrypto // this end's messages, the peer's
 	ni, nr   []byte
-	initReq  []byte // the IKE_SA_INIT request and response as sent (§2.15's RealMessage1/2)
-	initResp []byte
-	kex      *ike.KeyExchange // the initiator's, until IKE_SA_INIT completes
+	hs       *handshake // until established; nil after, and on an SA made by a rekey or an import
 	remoteID ike.Identity
 	localID  ike.Identity
 
-	// Authentication (authenticate.go): the hashes of the peer's
-	// SIGNATURE_HASH_ALGORITHMS (nil: it sent none, RFC 7427 §4), the CA
-	// hashes of its CERTREQ, the method this end used, and the signature
-	// schemes of both ends (zero with pre-shared keys).
-	peerHashes            []crypto.Hash
-	peerCertReq           []byte
-	authMethod            ike.AuthMethod
-	ownScheme, peerScheme sigScheme
-	frag                  fragState // RFC 7383 (fragment.go)
+	// Authentication (authenticate.go; the peer's hashes and CERTREQ are
+	// in hs): the method this end used, and the signature schemes of
+	// both ends (nil with pre-shared keys; shared with its successors).
+	authMethod ike.AuthMethod
+	schemes    *authSchemes
+	frag       fragState // RFC 7383 (fragment.go)
 
 	// NAT traversal (§2.23).
 	localNAT, remoteNAT bool // this end, the peer, behind a NAT
@@ -78,13 +74,12 @@ type ikeSA struct {
 
 	// RFC 9370 additional key exchanges in IKE_INTERMEDIATE
 	// (intermediate.go): whether the peer announced IKE_INTERMEDIATE, the
-	// exchanges done, the running IntAuth_i and IntAuth_r of RFC 9242
-	// §3.3.2, the initiator's key while its exchange runs.
-	intermediate       bool
-	intDone            int
-	oldKeys            ikeKeys // responder: the keys before the last IKE_INTERMEDIATE (addKeys)
-	intAuthI, intAuthR []byte
-	intKex             *ike.KeyExchange
+	// exchanges done (IntAuth_i and IntAuth_r are in hs), the initiator's
+	// key while its exchange runs.
+	intermediate bool
+	intDone      int
+	oldKeys      *ikeKeys // responder: the keys before the last IKE_INTERMEDIATE (addKeys); nil when none
+	intKex       *ike.KeyExchange
 	// followups are the peer's unfinished series of IKE_FOLLOWUP_KE
 	// exchanges, by link (followup.go).
 	followups map[string]*followupR
@@ -107,19 +102,46 @@ type ikeSA struct {
 	successor *ikeSA
 	unsettled bool
 	cookies   int      // COOKIE notifies its setup took (§2.6)
-	cookie    []byte   // initiator: the responder's cookie, first in IKE_SA_INIT
 	waiting   []string // tunnels that want a child SA once established
 
 	created   time.Time
 	lastHeard time.Time // the last authenticated message from the peer
 	lifetime  time.Duration
-	soft      clock.Timer // rekey (§2.8)
-	hard      clock.Timer
+	// life is the one lifetime timer: the half-open SA's wait for
+	// IKE_AUTH, the established SA's rekey and then its end
+	// (armLifetime), the replaced SA's wait for the peer's Delete.
+	life      clock.Timer
 	keepalive clock.Timer
 	dpd       *liveness
 
-	fx       []func() // effects queued while mu is held
-	flushing bool
+	fx []func() // effects queued while mu is held (flushing: unlock runs them)
+}
+
+// handshake is what an IKE SA keeps from IKE_SA_INIT (and
+// IKE_INTERMEDIATE) for its IKE_AUTH, and no longer once established.
+type handshake struct {
+	initReq, initResp []byte // the IKE_SA_INIT request and response as sent (§2.15's RealMessage1/2)
+	// The hashes of the peer's SIGNATURE_HASH_ALGORITHMS (nil: it sent
+	// none, RFC 7427 §4) and the CA hashes of its CERTREQ.
+	peerHashes  []crypto.Hash
+	peerCertReq []byte
+	// intAuthI and intAuthR are the running IntAuth_i and IntAuth_r of
+	// RFC 9242 §3.3.2.
+	intAuthI, intAuthR []byte
+	kex                *ike.KeyExchange // the initiator's, until IKE_SA_INIT completes
+	cookie             []byte           // initiator: the responder's cookie, first in IKE_SA_INIT
+}
+
+// authSchemes are the signature schemes an IKE SA's ends authenticated
+// with (RFC 7427).
+type authSchemes struct{ own, peer sigScheme }
+
+// signed returns the SA's schemes, making the record.
+func (sa *ikeSA) signed() *authSchemes {
+	if sa.schemes == nil {
+		sa.schemes = &authSchemes{}
+	}
+	return sa.schemes
 }
 
 // lock takes the SA's mutex.
@@ -169,7 +191,7 @@ func (sa *ikeSA) header(t ExchangeType, msgID uint32, response bool) Header {
 
 // newIKESA makes an IKE SA and indexes it by this end's SPI.
 func (d *Daemon) newIKESA(initiator bool, local, remote netip.AddrPort, peerSPI uint64) *ikeSA {
-	sa := &ikeSA{d: d, initiator: initiator, local: local, remote: remote, created: d.clk.Now()}
+	sa := &ikeSA{d: d, initiator: initiator, local: local, remote: remote, created: d.clk.Now(), hs: &handshake{}}
 	sa.lastHeard = sa.created
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -246,9 +268,16 @@ func (sa *ikeSA) destroy(reason string) {
 	for _, c := range append([]*childSA(nil), sa.children...) {
 		sa.removeChild(c, reason)
 	}
-	sa.win.stop()
-	sa.handOver()
-	for _, t := range []clock.Timer{sa.soft, sa.hard, sa.keepalive, sa.retry} {
+	held := sa.win.stop()
+	// A child SA negotiation that waited its turn, or its answer, fails
+	// with the SA: an acquire left pending held its tunnel negotiating,
+	// refusing every later acquire, after the peer was found gone.
+	for _, r := range held {
+		if r.onDrop != nil {
+			r.onDrop(sa, reason)
+		}
+	}
+	for _, t := range []clock.Timer{sa.life, sa.keepalive, sa.retry} {
 		if t != nil {
 			t.Stop()
 		}
@@ -270,11 +299,11 @@ func (sa *ikeSA) destroy(reason string) {
 	}
 	d.mu.Unlock()
 	sa.keys.zero()
-	sa.oldKeys.zero()
+	sa.dropOldKeys()
 	sa.out, sa.in = nil, nil
-	if sa.kex != nil {
-		sa.kex.Zero()
-		sa.kex = nil
+	if sa.hs != nil && sa.hs.kex != nil {
+		sa.hs.kex.Zero()
+		sa.hs.kex = nil
 	}
 	if sa.intKex != nil {
 		sa.intKex.Zero()

@@ -156,22 +156,12 @@ func (d *Daemon) adopt(im *imported, resync uint32) {
 		if c.lifetime.Time > 0 {
 			hard, _ := ike.Deadline(c.created.Add(c.lifetime.Time), now, 0)
 			soft, _ := ike.Deadline(c.created.Add(d.jitter(c.lifetime.Time)), now, 0)
-			c.soft = d.clk.AfterFunc(soft, func() {
-				owner := d.lockOwner(c)
-				defer owner.unlock()
-				owner.rekeyChild(c)
-			})
-			c.hard = d.clk.AfterFunc(hard, func() { d.deleteChild(c, "lifetime expired", true) })
+			d.armLifetime(c, soft, hard)
 		}
 	}
 	hard, _ := ike.Deadline(sa.created.Add(sa.lifetime), now, 0)
 	soft, _ := ike.Deadline(sa.created.Add(d.jitter(sa.lifetime)), now, 0)
-	sa.hard = d.clk.AfterFunc(hard, func() { sa.expire() })
-	sa.soft = d.clk.AfterFunc(soft, func() {
-		sa.lock()
-		defer sa.unlock()
-		sa.rekeyIKE()
-	})
+	sa.armLifetime(soft, hard)
 	sa.armKeepalive()
 	sa.armLiveness()
 	d.log.Info("IKE SA imported", "sa", sa.String(), "children", len(sa.children))

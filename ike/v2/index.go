@@ -30,10 +30,10 @@ type indexes struct {
 	peers map[netip.Addr]int              // how many of Daemon.sas have each peer address
 	// tunnels files each tunnel under its source and every address it
 	// may use: its destination, its backup destination and the peer it
-	// learned (tunnel.endpoints); ids, under its source and remote identity
-	// when it names one.
+	// learned (tunnel.endpoints); ids, under the hash of its source and
+	// remote identity when it names one (idHash: 8 bytes a key, not 72).
 	tunnels ike.Index[endpointPair, *tunnel]
-	ids     ike.Index[sourceID, *tunnel]
+	ids     ike.Index[uint64, *tunnel]
 	// sels files each tunnel by its selectors and the ways it names its
 	// peer (index_sel.go), under hashes made with seed.
 	sels ike.Index[uint64, *tunnel]
@@ -152,20 +152,26 @@ func (d *Daemon) fileTunnelLocked(tu *tunnel, peer netip.Addr, add bool) {
 		}
 	}
 	if id := tu.cfg.RemoteID; !id.IsZero() {
-		k := sourceID{tu.cfg.Source, id.Folded()}
+		k := d.idHash(tu.cfg.Source, id)
 		if add {
 			d.idx.ids.Add(k, tu)
 		} else {
 			d.idx.ids.Remove(k, tu)
 		}
 	}
-	for _, h := range d.selHashes(&tu.cfg) {
+	for _, h := range d.selHashes(tu.cfg) {
 		if add {
 			d.idx.sels.Add(h, tu)
 		} else {
 			d.idx.sels.Remove(h, tu)
 		}
 	}
+}
+
+// idHash is where the identity index files a tunnel from local naming
+// its peer by id. Daemon.mu must be held.
+func (d *Daemon) idHash(local netip.Addr, id ike.Identity) uint64 {
+	return maphash.Comparable(d.hashSeed(), sourceID{local, id.Folded()})
 }
 
 // tunnelsAt yields, once each, the tunnels from local that may reach
@@ -184,7 +190,11 @@ func (d *Daemon) tunnelsAt(local, remote netip.Addr, id ike.Identity) iter.Seq[*
 		if id.IsZero() {
 			return
 		}
-		for tu := range d.idx.ids.Get(sourceID{local, id.Folded()}) {
+		folded := id.Folded()
+		for tu := range d.idx.ids.Get(d.idHash(local, id)) {
+			if tu.cfg.Source != local || tu.cfg.RemoteID.Folded() != folded {
+				continue // another key with the same hash
+			}
 			if !d.idx.tunnels.Has(pair, tu) && !yield(tu) {
 				return
 			}

@@ -19,11 +19,15 @@ type selKey struct {
 	remoteSel, localSel selector.Selector
 }
 
-func (d *Daemon) selHash(k selKey) uint64 {
+func (d *Daemon) selHash(k selKey) uint64 { return maphash.Comparable(d.hashSeed(), k) }
+
+// hashSeed returns the seed of the indexes' hashes, making it.
+// Daemon.mu must be held.
+func (d *Daemon) hashSeed() maphash.Seed {
 	if d.idx.seed == (maphash.Seed{}) {
 		d.idx.seed = maphash.MakeSeed()
 	}
-	return maphash.Comparable(d.idx.seed, k)
+	return d.idx.seed
 }
 
 // selHashes returns where the selector index files the tunnel.
@@ -80,7 +84,7 @@ func (d *Daemon) exactTunnel(local, remote netip.Addr, id ike.Identity, tsi, tsr
 	consider := func(k selKey) {
 		k.local, k.remoteSel, k.localSel = local, rs, ls
 		for tu := range d.idx.sels.Get(d.selHash(k)) {
-			t := &tu.cfg
+			t := tu.cfg
 			how := peerMatch(t, remote, id)
 			if t.Source != local || how == matchNone {
 				continue

@@ -41,7 +41,7 @@ func checkIndexes(t *testing.T, d *Daemon) {
 		if !tu.filed || tu.filedPeer != tu.peer.Addr() {
 			t.Errorf("tunnel %s: filed %v with peer %v, its peer is %v", name, tu.filed, tu.filedPeer, tu.peer)
 		}
-		hs := d.selHashes(&tu.cfg)
+		hs := d.selHashes(tu.cfg)
 		for _, h := range hs {
 			if !d.idx.sels.Has(h, tu) {
 				t.Errorf("tunnel %s not under its selectors' %x", name, h)
@@ -57,7 +57,7 @@ func checkIndexes(t *testing.T, d *Daemon) {
 		entries += len(ps)
 		if r := tu.cfg.RemoteID; !r.IsZero() {
 			ids++
-			if !d.idx.ids.Has(sourceID{tu.cfg.Source, r.Folded()}, tu) {
+			if !d.idx.ids.Has(d.idHash(tu.cfg.Source, r), tu) {
 				t.Errorf("tunnel %s not under its identity %v", name, r)
 			}
 		}
@@ -114,7 +114,7 @@ func TestIndexesFollowReconfigure(t *testing.T) {
 	}
 	peer := ike.Identity{Kind: ike.IDFQDN, Name: "Peer.Example"}
 	narrower := selector.FromPrefix(netip.MustParsePrefix("203.0.113.0/25"))
-	c.Tunnels = c.Tunnels[:3]
+	c.Tunnels = slices.Clone(c.Tunnels[:3]) // the daemon keeps the old ones
 	c.Tunnels[0].Destination = addrC
 	c.Tunnels[1].BackupDestination, c.Tunnels[1].RemoteID = addrD, peer
 	c.Tunnels[2].RemoteSelector = narrower

@@ -130,6 +130,15 @@ func (sa *ikeSA) intermediateResponder(m *Message) {
 	}
 }
 
+// dropOldKeys zeroes and lets go the responder's keys before the last
+// IKE_INTERMEDIATE.
+func (sa *ikeSA) dropOldKeys() {
+	if sa.oldKeys != nil {
+		sa.oldKeys.zero()
+		sa.oldKeys = nil
+	}
+}
+
 // addKeys derives the keys of the next additional key exchange from its
 // shared secret (RFC 9370 §2.2.2) with the IKE SA's PRF and zeroes the
 // secret and the previous keys: the initiator's at once, the responder's
@@ -143,8 +152,8 @@ func (sa *ikeSA) addKeys(shared []byte) error {
 	if sa.initiator {
 		old.zero()
 	} else {
-		sa.oldKeys.zero()
-		sa.oldKeys = old
+		sa.dropOldKeys()
+		sa.oldKeys = &old
 	}
 	sa.intDone++
 	sa.d.count(func(c *ike.Counters) { c.IntermediateExchanges++ })
@@ -155,8 +164,8 @@ func (sa *ikeSA) addKeys(shared []byte) error {
 // gives them, to IntAuth_i and IntAuth_r with the SK_p keys in force.
 func (sa *ikeSA) foldIntAuth(req, resp []byte) {
 	p := sa.suite.prf
-	sa.intAuthI = p.sum(sa.keys.pi, sa.intAuthI, req)
-	sa.intAuthR = p.sum(sa.keys.pr, sa.intAuthR, resp)
+	sa.hs.intAuthI = p.sum(sa.keys.pi, sa.hs.intAuthI, req)
+	sa.hs.intAuthR = p.sum(sa.keys.pr, sa.hs.intAuthR, resp)
 }
 
 // intAuth returns IntAuth for the AUTH payloads of the IKE_AUTH exchange
@@ -167,7 +176,7 @@ func (sa *ikeSA) intAuth(authMID uint32) []byte {
 	if sa.intDone == 0 {
 		return nil
 	}
-	out := append(append([]byte(nil), sa.intAuthI...), sa.intAuthR...)
+	out := append(append([]byte(nil), sa.hs.intAuthI...), sa.hs.intAuthR...)
 	return binary.BigEndian.AppendUint32(out, authMID)
 }
 

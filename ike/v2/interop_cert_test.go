@@ -108,7 +108,10 @@ func (c certCase) run(t *testing.T, ismInit bool) (*interop, sigScheme, sigSchem
 	if sa.remoteID.String() != c.swan.id.String() || sa.authMethod != cfg.Policies[0].Auth {
 		t.Errorf("ISM's IKE SA: peer %v, method %v", sa.remoteID, sa.authMethod)
 	}
-	return x, sa.ownScheme, sa.peerScheme
+	if sa.schemes == nil {
+		return x, sigScheme{}, sigScheme{}
+	}
+	return x, sa.schemes.own, sa.schemes.peer
 }
 
 var (

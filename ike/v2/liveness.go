@@ -47,7 +47,7 @@ func (l *liveness) tick() time.Duration {
 func (d *Daemon) dpdSettings(sa *ikeSA) (ipsec.DPD, bool) {
 	var out ipsec.DPD
 	for tu := range d.tunnelsAt(sa.local.Addr(), sa.remote.Addr(), sa.remoteID) {
-		t := &tu.cfg
+		t := tu.cfg
 		if tu.remoteAddr() != sa.remote.Addr() && (t.Destination.IsValid() || !t.RemoteID.Equal(sa.remoteID)) {
 			continue
 		}

@@ -81,7 +81,10 @@ func (s *side) schemes(t *testing.T) (own, peer sigScheme) {
 	sa := onlyIKESA(t, s)
 	sa.lock()
 	defer sa.mu.Unlock()
-	return sa.ownScheme, sa.peerScheme
+	if sa.schemes == nil {
+		return sigScheme{}, sigScheme{}
+	}
+	return sa.schemes.own, sa.schemes.peer
 }
 
 // wireLog records every datagram on a pair's wire.

@@ -34,8 +34,9 @@ type request struct {
 	build      func(sa *ikeSA) ([]Payload, error)
 	onResponse func(sa *ikeSA, m *Message)
 	onTimeout  func(sa *ikeSA)
-	schedule   ike.Retransmit // zero: the configured one
-	plain      bool           // IKE_SA_INIT: not encrypted
+	onDrop     func(sa *ikeSA, reason string) // the SA ended first, the request queued or outstanding; may be nil
+	schedule   ike.Retransmit                 // zero: the configured one
+	plain      bool                           // IKE_SA_INIT: not encrypted
 
 	msgID   uint32
 	hdr     Header
@@ -52,6 +53,7 @@ type window struct {
 	out    *request   // outstanding
 	queue  []*request // waiting their turn
 	timer  clock.Timer
+	armed  uint32 // how many times timer was armed: a stale one does nothing
 
 	expect   uint32    // the next request ID expected from the peer
 	lastIn   *skCrypto // what opened request expect-1 (the keys may have changed since)
@@ -59,18 +61,33 @@ type window struct {
 	hasResp  bool
 }
 
-func (w *window) stop() {
-	if w.timer != nil {
-		w.timer.Stop()
+// stop ends the window and returns the requests it held, outstanding
+// and queued.
+func (w *window) stop() []*request {
+	w.stopTimer()
+	held := w.queue
+	if w.out != nil {
+		held = append([]*request{w.out}, held...)
 	}
 	w.out, w.queue, w.lastIn = nil, nil, nil
+	return held
+}
+
+// stopTimer stops the retransmission timer and lets it go: its function
+// holds the request, with its handlers and datagrams, which an answered
+// exchange no longer needs.
+func (w *window) stopTimer() {
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
 }
 
 // fresh returns the request as it was before it was sent, to send on
 // another IKE SA (the successor of a rekeyed one).
 func (r *request) fresh() *request {
 	return &request{exchange: r.exchange, kind: r.kind, build: r.build, onResponse: r.onResponse,
-		onTimeout: r.onTimeout, schedule: r.schedule, plain: r.plain}
+		onTimeout: r.onTimeout, onDrop: r.onDrop, schedule: r.schedule, plain: r.plain}
 }
 
 // outstanding reports whether the request outstanding is of kind k.
@@ -94,7 +111,11 @@ func (sa *ikeSA) sendNext() {
 	w := &sa.win
 	for w.out == nil && len(w.queue) > 0 && sa.state != stateDead {
 		r := w.queue[0]
+		w.queue[0] = nil // the array must not hold it once answered
 		w.queue = w.queue[1:]
+		if len(w.queue) == 0 {
+			w.queue = nil
+		}
 		ps, err := r.build(sa)
 		if err != nil {
 			sa.d.log.Warn("request not sent", "exchange", r.exchange.String(), "err", err)
@@ -113,7 +134,7 @@ func (sa *ikeSA) sendNext() {
 			r.mtu = sa.frag.mtu
 		}
 		if r.exchange == IKESAInit {
-			sa.initReq = r.wire[0]
+			sa.hs.initReq = r.wire[0]
 		}
 		if r.schedule.Timeout == 0 {
 			sa.d.mu.Lock()
@@ -128,13 +149,19 @@ func (sa *ikeSA) sendNext() {
 }
 
 func (sa *ikeSA) armRetransmit(r *request) {
-	if sa.win.timer != nil {
-		sa.win.timer.Stop()
-	}
-	sa.win.timer = sa.d.clk.AfterFunc(r.timeout, func() {
+	w := &sa.win
+	w.stopTimer()
+	// The function names the request by its arming, not by pointer: a
+	// stopped timer may stay in the runtime's heap a while, and must not
+	// keep an answered request's handlers and datagrams alive.
+	w.armed++
+	armed := w.armed
+	w.timer = sa.d.clk.AfterFunc(r.timeout, func() {
 		sa.lock()
 		defer sa.unlock()
-		sa.retransmit(r)
+		if sa.win.armed == armed && sa.win.out != nil {
+			sa.retransmit(sa.win.out)
+		}
 	})
 }
 
@@ -146,7 +173,7 @@ func (sa *ikeSA) retransmit(r *request) {
 		return
 	}
 	if r.tries >= r.schedule.Tries {
-		w.out = nil
+		w.out, w.timer = nil, nil
 		sa.d.log.Warn("peer did not answer", "exchange", r.exchange.String(), "msgid", r.msgID, "remote", sa.remote)
 		if r.onTimeout != nil {
 			r.onTimeout(sa)
@@ -173,7 +200,7 @@ func (sa *ikeSA) response(m *Message) bool {
 		// An imported SA (import.go): the peer answered a request of
 		// this ID that the old daemon sent after the record; it is
 		// again from the next ID.
-		w.timer.Stop()
+		w.stopTimer()
 		w.out, w.nextID = nil, w.nextID+1
 		w.queue = append([]*request{r.fresh()}, w.queue...)
 		sa.sendNext()
@@ -182,9 +209,7 @@ func (sa *ikeSA) response(m *Message) bool {
 	if r == nil || m.MessageID != r.msgID || m.Exchange != r.exchange {
 		return false
 	}
-	if w.timer != nil {
-		w.timer.Stop()
-	}
+	w.stopTimer()
 	w.out = nil
 	w.nextID++
 	sa.resyncOut = false
