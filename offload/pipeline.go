@@ -35,6 +35,15 @@ import (
 //     after it that other lanes left ready; a lane whose burst must wait
 //     for an earlier one leaves it and takes the next intake turn.
 //
+// A lane that delivered its own burst keeps it for its next intake turn
+// instead of freeing it, so that a burst's buffers (its Owner's) stay in
+// one core's caches from one use to the next: handed from core to core
+// through a shared free list, every buffer line written last on the other
+// core must move before Fill and the crypto can write it again. A lane
+// that must wait for the intake gives its kept burst up first, so that the
+// lane in the intake, which may be waiting for a free burst, never waits
+// for it.
+//
 // Locking rule: a Burst belongs to one lane at a time; it is handed to the
 // delivering lane through the order ring under the delivery lock, which
 // orders the first lane's writes before the second's reads. No lock is
@@ -68,7 +77,8 @@ type Pipeline struct {
 	// their crypto while another burst was in it (PipelineStats).
 	inCrypto           atomic.Int32
 	bursts, overlapped atomic.Uint64
-	lanesUsed          atomic.Int32 // lanes that ran a burst
+	kept               atomic.Uint64 // bursts a lane ran again after delivering them
+	lanesUsed          atomic.Int32  // lanes that ran a burst
 
 	lanes   sync.Mutex
 	running atomic.Int32 // lanes started and not yet left
@@ -162,6 +172,9 @@ type PipelineStats struct {
 	// their crypto while another burst was still in its own: the lanes'
 	// work overlapped (on as many cores as the machine gave them).
 	Bursts, Overlapped uint64
+	// Kept is how many bursts a lane ran again straight after it had
+	// delivered them itself (their buffers warm in its core's caches).
+	Kept uint64
 	// Lanes is how many lanes ran a burst, of those started since the
 	// pipeline was made.
 	Lanes int
@@ -169,7 +182,8 @@ type PipelineStats struct {
 
 // Stats returns the pipeline's counters.
 func (pl *Pipeline) Stats() PipelineStats {
-	return PipelineStats{Bursts: pl.bursts.Load(), Overlapped: pl.overlapped.Load(), Lanes: int(pl.lanesUsed.Load())}
+	return PipelineStats{Bursts: pl.bursts.Load(), Overlapped: pl.overlapped.Load(), Kept: pl.kept.Load(),
+		Lanes: int(pl.lanesUsed.Load())}
 }
 
 // Wait returns once the input is closed, every burst taken in has been
@@ -183,10 +197,18 @@ func (pl *Pipeline) lane() {
 		pl.e.retire(p)
 		pl.wg.Done()
 	}()
-	for ran := false; !pl.leave(); ran = true {
-		b := pl.admit(p)
+	var spare *Burst // the burst this lane delivered last, kept for it
+	for ran := false; ; ran = true {
+		if pl.leave() {
+			pl.release(spare)
+			return
+		}
+		b := pl.admit(p, spare)
 		if b == nil {
 			return
+		}
+		if b == spare {
+			pl.kept.Add(1)
 		}
 		if !ran {
 			pl.lanesUsed.Add(1)
@@ -202,7 +224,14 @@ func (pl *Pipeline) lane() {
 			p.endBurst()
 		}
 		pl.inCrypto.Add(-1)
-		pl.complete(p, b)
+		spare = pl.complete(p, b)
+	}
+}
+
+// release frees a burst a lane kept, if any.
+func (pl *Pipeline) release(spare *Burst) {
+	if spare != nil {
+		pl.free <- spare
 	}
 }
 
@@ -220,9 +249,12 @@ func (pl *Pipeline) leave() bool {
 	return true
 }
 
-// take returns a free burst, making one while fewer than the depth exist.
-// pl.intake is held.
-func (pl *Pipeline) take() *Burst {
+// take returns spare if the lane kept one, or a free burst, making one
+// while fewer than the depth exist. pl.intake is held.
+func (pl *Pipeline) take(spare *Burst) *Burst {
+	if spare != nil {
+		return spare
+	}
 	select {
 	case b := <-pl.free:
 		return b
@@ -240,19 +272,25 @@ func (pl *Pipeline) take() *Burst {
 	return <-pl.free
 }
 
-// admit is the intake: a free burst, Fill, then prepare in order. It
-// returns the burst, or nil once the input is closed.
-func (pl *Pipeline) admit(p *Processor) *Burst {
-	pl.lockIntake()
+// admit is the intake: the lane's spare burst or a free one, Fill, then
+// prepare in order. It returns the burst, or nil once the input is closed
+// (spare freed).
+func (pl *Pipeline) admit(p *Processor, spare *Burst) *Burst {
+	if !pl.lockIntake(spare) {
+		spare = nil
+	}
 	var b *Burst
 	if !pl.stopped {
-		b = pl.take()
+		b = pl.take(spare)
 		b.Pkts = b.Pkts[:0]
 		if pl.stopped = !pl.c.Fill(b); pl.stopped {
 			pl.free <- b
 		}
 	}
 	if pl.stopped {
+		if b == nil {
+			pl.release(spare)
+		}
 		pl.intake.Unlock()
 		pl.lanes.Lock()
 		pl.ended = true
@@ -282,24 +320,29 @@ const intakeSpin = 256
 // own crypto, and another core takes it from there only after its thread
 // has been woken too (tens of microseconds on a virtual machine, as much as
 // a burst's crypto). Yielding keeps the waiting lane's thread on its core.
-func (pl *Pipeline) lockIntake() {
+// It reports whether it got the lock without sleeping; before it sleeps it
+// frees spare, which the lane in the intake may be waiting for.
+func (pl *Pipeline) lockIntake(spare *Burst) (keep bool) {
 	for range intakeSpin {
 		if pl.intake.TryLock() {
-			return
+			return true
 		}
 		runtime.Gosched()
 	}
+	pl.release(spare)
 	pl.intake.Lock()
+	return false
 }
 
 // complete is stage 3: b is ready; if it is next, this lane delivers it
-// and every ready burst after it.
-func (pl *Pipeline) complete(p *Processor, b *Burst) {
+// and every ready burst after it. It returns b if this lane delivered it,
+// kept for the lane's next burst, or nil.
+func (pl *Pipeline) complete(p *Processor, b *Burst) (kept *Burst) {
 	pl.mu.Lock()
 	pl.ready[b.ticket%orderRing] = b
 	if pl.delivering {
 		pl.mu.Unlock()
-		return
+		return nil
 	}
 	pl.delivering = true
 	for {
@@ -320,9 +363,14 @@ func (pl *Pipeline) complete(p *Processor, b *Burst) {
 			p.endBurst()
 		}
 		pl.c.Deliver(nb)
-		pl.free <- nb
+		if nb == b {
+			kept = nb
+		} else {
+			pl.free <- nb
+		}
 		pl.mu.Lock()
 	}
 	pl.delivering = false
 	pl.mu.Unlock()
+	return kept
 }

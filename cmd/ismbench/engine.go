@@ -28,7 +28,13 @@ func engine(args []string) error {
 	plotDir := fs.String("plot", "", "write a plot (SVG and PNG) of throughput by packet size and transform into this directory")
 	eal := fs.String("eal", "", "DPDK EAL arguments (driver dpdk)")
 	vdev := fs.String("vdev", "", "DPDK virtual devices, comma-separated (driver dpdk)")
+	prof := fs.String("cpuprofile", "", "write a CPU profile of the measurements to this file")
 	fs.Parse(args)
+	stop, err := cpuProfile(*prof)
+	if err != nil {
+		return err
+	}
+	defer stop()
 
 	var trs []transform.Transform
 	if *tname == "all" {
