@@ -61,7 +61,10 @@ func newScaleLab(h *harness, plan, perPeer int, samples []int) *scaleLab {
 		cmds[ns] = &strings.Builder{}
 		ti, tr := transit(k)
 		l.Link(s.a, fmt.Sprintf("eth%d", k), ti, ns, "eth0", tr)
-		fmt.Fprintf(cmds[ns], "route add %s via %s\n", initiatorNet, ti.Addr())
+		// src: the kernel answers a route lookup (the gateway's path
+		// check of each tunnel) with a source address, chosen among all
+		// of lo's 1 to 65,535 unless the route names one.
+		fmt.Fprintf(cmds[ns], "route add %s via %s src %s\n", initiatorNet, ti.Addr(), tr.Addr())
 	}
 	for ns := range cmds {
 		l.MustRun(ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")

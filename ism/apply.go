@@ -25,9 +25,13 @@ func (g *Gateway) apply(cfg *config.Config) error {
 	g.look.SetWorkers(cfg.Dataplane.Workers)
 	rawChanged := g.cfg != nil && g.cfg.Dataplane.RawTransport != cfg.Dataplane.RawTransport
 	g.eps.SetRawMode(transport.RawMode(cfg.Dataplane.RawTransport))
+	var errs []error
+	if g.cfg != nil && g.cfg.Dataplane.UDPSockets != cfg.Dataplane.UDPSockets {
+		errs = append(errs, g.removeAll())
+	}
+	g.eps.SetUDPMode(transport.UDPMode(cfg.Dataplane.UDPSockets))
 	g.syncGroups(cfg)
 	g.publishVIPs()
-	var errs []error
 	// The endpoints of tunnels removed are released once IKE has heard
 	// of the new configuration: the deletes it sends for a removed
 	// tunnel's SAs leave from the removed tunnel's endpoint.
@@ -341,6 +345,22 @@ func (g *Gateway) checkPath(t *Tunnel) error {
 	}
 	t.routable, t.pathMTU = true, rt.MTU
 	return nil
+}
+
+// removeAll removes every tunnel, as a configuration without them would:
+// IKE deletes their SAs, telling the peers, and the endpoints are released,
+// so that their sockets close and apply sets the tunnels up anew on new
+// ones (`dataplane udp-sockets` changed).
+func (g *Gateway) removeAll() error {
+	none := *g.cfg
+	none.Tunnels = nil
+	err := g.configureIKE(&none)
+	for name, t := range g.tunnels {
+		g.log.Info("dataplane udp-sockets changed: rebuilding", "tunnel", t.String())
+		g.teardown(t)
+		delete(g.tunnels, name)
+	}
+	return err
 }
 
 // teardown deletes the tunnel's path (its SAs, interface and addresses)

@@ -33,6 +33,7 @@ var topCommands = []command{
 	{"dpdk vdev", "DEVICE", 1, 1, false, (*parser).cmdVDev},
 	{"dataplane workers", "auto|N", 1, 1, true, (*parser).cmdDataplaneWorkers},
 	{"dataplane raw-transport", "auto|ring|socket", 1, 1, true, (*parser).cmdDataplaneRaw},
+	{"dataplane udp-sockets", "wildcard|per-address", 1, 1, true, (*parser).cmdDataplaneUDP},
 	{"interface tunnel", "ipsec:NAME", 1, 1, false, (*parser).cmdInterface},
 	{"ip route", "PREFIX MASK|PREFIX/LENGTH ipsec:NAME", 2, 3, false, (*parser).cmdRoute},
 	{"ip policy-route source", "PREFIX MASK|PREFIX/LENGTH ipsec:NAME", 2, 3, false, (*parser).cmdPolicyRoute},

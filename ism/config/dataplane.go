@@ -14,7 +14,21 @@ type Dataplane struct {
 	Workers int
 	// RawTransport is how raw ESP and AH are sent and received.
 	RawTransport RawTransport
+	// UDPSockets is how the UDP sockets of IKE and ESP in UDP are opened.
+	UDPSockets UDPSockets
 }
+
+// UDPSockets is the choice of UDP sockets for the tunnel sources of a VR.
+type UDPSockets string
+
+// UDP socket choices.
+const (
+	// UDPWildcard shares one socket per port and address family in each
+	// transport VR among its tunnel sources.
+	UDPWildcard UDPSockets = "wildcard"
+	// UDPPerAddress binds sockets to each tunnel source.
+	UDPPerAddress UDPSockets = "per-address"
+)
 
 // RawTransport is the choice of transport for raw ESP and AH.
 type RawTransport string
@@ -34,6 +48,7 @@ const (
 type dataplaneDraft struct {
 	workers opt[int]
 	raw     opt[RawTransport]
+	udp     opt[UDPSockets]
 }
 
 func (p *parser) cmdDataplaneWorkers(c *cmdCtx) {
@@ -56,6 +71,12 @@ func (p *parser) cmdDataplaneRaw(c *cmdCtx) {
 	}
 }
 
+func (p *parser) cmdDataplaneUDP(c *cmdCtx) {
+	if k, ok := c.keyword(0, string(UDPWildcard), string(UDPPerAddress)); ok {
+		p.d.g.dataplane.udp.put(UDPSockets(k), c.line)
+	}
+}
+
 func (d dataplaneDraft) resolve() Dataplane {
-	return Dataplane{Workers: d.workers.or(0), RawTransport: d.raw.or(RawSocket)}
+	return Dataplane{Workers: d.workers.or(0), RawTransport: d.raw.or(RawSocket), UDPSockets: d.udp.or(UDPWildcard)}
 }

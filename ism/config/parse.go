@@ -8,8 +8,9 @@ import (
 	"strings"
 )
 
-// MaxFileSize is the largest configuration file Parse reads.
-const MaxFileSize = 16 << 20
+// MaxFileSize is the largest configuration file Parse reads: 50,000
+// tunnels with a key each take some 17 MB.
+const MaxFileSize = 64 << 20
 
 // ParseFile parses and validates the configuration file at path.
 func ParseFile(path string) (*Config, error) {

@@ -41,6 +41,9 @@ type Endpoints struct {
 	// names the address it sends from, not its VR (usually one endpoint).
 	byAddr map[netip.Addr][]*Endpoint
 	closed bool
+	// udp is how UDP sockets open; wild holds the wildcard ones open.
+	udp  UDPMode
+	wild map[wildKey]*wildSocket
 	// raw is how raw ESP and AH travel; rings are the AF_XDP rings open,
 	// noRing why a ring could not open on an interface.
 	raw             RawMode
@@ -57,6 +60,7 @@ type endpointKey struct {
 // NewEndpoints returns an empty set whose sockets hand what they read to h.
 func NewEndpoints(h Handler, log *slog.Logger) *Endpoints {
 	return &Endpoints{h: h, log: log, m: map[endpointKey]*Endpoint{}, byAddr: map[netip.Addr][]*Endpoint{}, raw: RawSockets,
+		udp: UDPWildcard, wild: map[wildKey]*wildSocket{},
 		rings: map[ringKey]*rawRing{}, noRing: map[ringKey]error{}}
 }
 
@@ -171,6 +175,14 @@ func (ep *Endpoint) Socket(kind Kind, port uint16) (*Socket, error) {
 	if s, ok := ep.socks[k]; ok {
 		return s, nil
 	}
+	if kind == UDP {
+		s, err := ep.openUDP(port)
+		if err != nil {
+			return nil, err
+		}
+		ep.socks[k] = s
+		return s, nil
+	}
 	e := ep.set
 	e.mu.Lock()
 	closed := e.closed
@@ -201,9 +213,12 @@ func (ep *Endpoint) close() {
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
 	for k, s := range ep.socks {
-		if s.ring != nil {
+		switch {
+		case s.ring != nil:
 			ep.set.releaseRing(s.ring, ep.key.local)
-		} else {
+		case s.base != nil:
+			ep.set.releaseView(s)
+		default:
 			s.close()
 		}
 		delete(ep.socks, k)

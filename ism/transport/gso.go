@@ -35,10 +35,11 @@ func enableGRO(fd int) bool {
 }
 
 // putGSO writes a UDP_SEGMENT control message for segments of size bytes
-// into oob, which must hold cmsgSpace bytes.
-func putGSO(oob []byte, size uint16) []byte {
-	oob = oob[:cmsgSpace]
-	clear(oob)
+// into oob, which must hold cmsgSpace bytes, followed by src (a source
+// address's control message, or none) if it has room for it.
+func putGSO(oob []byte, size uint16, src []byte) []byte {
+	oob = oob[:cmsgSpace+copy(oob[cmsgSpace:cap(oob)], src)]
+	clear(oob[:cmsgSpace])
 	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
 	h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
 	h.SetLen(unix.CmsgLen(2))
@@ -46,26 +47,11 @@ func putGSO(oob []byte, size uint16) []byte {
 	return oob
 }
 
-// groSize returns the segment size of a coalesced datagram from its
-// control messages, or 0 when it is a single datagram.
-func groSize(oob []byte) int {
-	for len(oob) >= unix.SizeofCmsghdr {
-		h, data, rest, err := unix.ParseOneSocketControlMessage(oob)
-		if err != nil {
-			return 0
-		}
-		if h.Level == unix.SOL_UDP && h.Type == unix.UDP_GRO && len(data) >= 4 {
-			return int(binary.NativeEndian.Uint32(data))
-		}
-		oob = rest
-	}
-	return 0
-}
-
 // gsoBatch turns a batch of single-datagram messages into GSO messages: each
 // run of datagrams to one address, of one size but for a shorter last one,
 // becomes one message with a UDP_SEGMENT control message. counts[i] is how
-// many datagrams out[i] carries.
+// many datagrams out[i] carries. src, a view's source address control
+// message (or nil), goes with each message.
 type gsoBatch struct {
 	out    []ipv4.Message
 	counts []int
@@ -73,7 +59,7 @@ type gsoBatch struct {
 	oobs   [][]byte
 }
 
-func (gb *gsoBatch) coalesce(msgs []ipv4.Message) {
+func (gb *gsoBatch) coalesce(msgs []ipv4.Message, src []byte) {
 	gb.out, gb.counts, gb.bufs = gb.out[:0], gb.counts[:0], gb.bufs[:0]
 	for i := 0; i < len(msgs); {
 		addr := msgs[i].Addr.(*net.UDPAddr)
@@ -95,13 +81,13 @@ func (gb *gsoBatch) coalesce(msgs []ipv4.Message) {
 		for k := i; k < j; k++ {
 			gb.bufs = append(gb.bufs, msgs[k].Buffers[0])
 		}
-		m := ipv4.Message{Buffers: gb.bufs[start:len(gb.bufs):len(gb.bufs)], Addr: addr}
+		m := ipv4.Message{Buffers: gb.bufs[start:len(gb.bufs):len(gb.bufs)], Addr: addr, OOB: src}
 		if j-i > 1 {
 			n := len(gb.out)
 			for len(gb.oobs) <= n {
-				gb.oobs = append(gb.oobs, make([]byte, cmsgSpace))
+				gb.oobs = append(gb.oobs, make([]byte, cmsgSpace, cmsgSpace+unix.CmsgSpace(unix.SizeofInet6Pktinfo)))
 			}
-			m.OOB = putGSO(gb.oobs[n], uint16(size))
+			m.OOB = putGSO(gb.oobs[n], uint16(size), src)
 		}
 		gb.out = append(gb.out, m)
 		gb.counts = append(gb.counts, j-i)

@@ -62,7 +62,13 @@ type sockReader struct {
 }
 
 func (e *Endpoints) newSockReader(s *Socket, n int) *sockReader {
-	return &sockReader{e: e, s: s, msgs: make([]ipv4.Message, n), bufs: make([][1][]byte, n)}
+	r := &sockReader{e: e, s: s, msgs: make([]ipv4.Message, n), bufs: make([][1][]byte, n)}
+	if s.wild != nil {
+		for i := range r.msgs {
+			r.msgs[i].OOB = make([]byte, oobSize)
+		}
+	}
+	return r
 }
 
 func (r *sockReader) BufferSize() int { return offload.BufferSize }
@@ -93,11 +99,11 @@ func (r *sockReader) Read(pkts []*offload.Packet) (int, error) {
 			pk.Reset(r.msgs[i].N)
 			switch from := r.msgs[i].Addr.(type) {
 			case *net.UDPAddr:
-				src := from.AddrPort()
-				if r.e.control(r.s, src, pk.Buf.Bytes()) {
+				src, local := from.AddrPort(), r.s.localOf(r.msgs[i].OOB[:r.msgs[i].NN])
+				if r.e.control(r.s, local, src, pk.Buf.Bytes()) {
 					continue
 				}
-				pk.Outer = offload.Outer{Src: unmap(src), Dst: r.s.local}
+				pk.Outer = offload.Outer{Src: unmap(src), Dst: local}
 			case *net.IPAddr:
 				if a, ok := netip.AddrFromSlice(from.IP); ok && r.s.local.Addr().Is6() && r.s.kind == ESP {
 					// IPv6 raw sockets deliver no IP header.
@@ -189,7 +195,7 @@ func (r *groReader) Read(pkts []*offload.Packet) (int, error) {
 func (r *groReader) grow(n int) {
 	for i := r.active; i < n; i++ {
 		r.data[i] = make([]byte, groBufSize)
-		r.msgs[i].OOB = make([]byte, 2*cmsgSpace)
+		r.msgs[i].OOB = make([]byte, oobSize)
 	}
 	r.active = max(r.active, n)
 }
@@ -203,9 +209,12 @@ func (r *groReader) split(pkts []*offload.Packet) int {
 		if !ok {
 			continue
 		}
-		from := ua.AddrPort()
+		// A coalesced datagram's segments share its addresses: GRO
+		// merges only datagrams of one flow, its addresses and ports
+		// alike (inet_gro_receive, udp_gro_receive_segment).
+		from, local := ua.AddrPort(), r.s.localOf(m.OOB[:m.NN])
 		data := m.Buffers[0][:m.N]
-		seg := groSize(m.OOB[:m.NN])
+		seg, _ := parseOOB(m.OOB[:m.NN])
 		if seg <= 0 {
 			seg = len(data)
 		}
@@ -214,7 +223,7 @@ func (r *groReader) split(pkts []*offload.Packet) int {
 				return got
 			}
 			d := data[r.off:min(r.off+seg, len(data))]
-			if r.e.control(r.s, from, d) {
+			if r.e.control(r.s, local, from, d) {
 				continue
 			}
 			if len(d) > driver.MaxPacket {
@@ -224,7 +233,7 @@ func (r *groReader) split(pkts []*offload.Packet) int {
 			pk := pkts[got]
 			pk.Reset(len(d))
 			copy(pk.Buf.Bytes(), d)
-			pk.Outer = offload.Outer{Src: unmap(from), Dst: r.s.local}
+			pk.Outer = offload.Outer{Src: unmap(from), Dst: local}
 			got++
 		}
 	}
@@ -233,17 +242,29 @@ func (r *groReader) split(pkts []*offload.Packet) int {
 
 // control takes the UDP datagrams that are not ESP — IKE, which goes to
 // the Handler (RFC 3948 §2.2), and NAT keepalives — and reports whether
-// payload was one.
-func (e *Endpoints) control(s *Socket, from netip.AddrPort, payload []byte) bool {
+// payload was one. local is where it arrived on s; on a wildcard socket, IKE
+// for an address no endpoint of the VR listens on is dropped, as is a
+// datagram whose address the kernel did not give.
+func (e *Endpoints) control(s *Socket, local, from netip.AddrPort, payload []byte) bool {
+	if !local.IsValid() {
+		e.h.Drop(offload.DropNoSA)
+		return true
+	}
+	ike := payload
 	switch {
 	case header.IsNATKeepalive(payload):
+		return true
 	case s.local.Port() == IKEPort:
-		e.h.IKE(s.local, unmap(from), payload)
 	case header.IsNonESP(payload):
-		e.h.IKE(s.local, unmap(from), payload[header.NonESPMarkerSize:])
+		ike = payload[header.NonESPMarkerSize:]
 	default:
 		return false
 	}
+	if s.wild != nil && !e.listening(s, local.Addr()) {
+		e.h.Drop(offload.DropNoSA)
+		return true
+	}
+	e.h.IKE(local, unmap(from), ike)
 	return true
 }
 

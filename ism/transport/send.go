@@ -63,7 +63,8 @@ func (tx *Sender) Add(s *Socket, pk *offload.Packet) {
 	if dst.Addr().Is4() {
 		ip = ip[12:]
 	}
-	m := ipv4.Message{Buffers: [][]byte{pk.Buf.Bytes()}}
+	// A view of a wildcard socket names its address as the source.
+	m := ipv4.Message{Buffers: [][]byte{pk.Buf.Bytes()}, OOB: s.src}
 	if s.kind == UDP {
 		u := &b.udps[i]
 		u.IP, u.Port = ip, int(dst.Port())
@@ -103,20 +104,26 @@ func (b *sendBatch) send() int {
 		n, _ := b.s.ring.conn.Send(b.bufs)
 		return n
 	}
-	if b.s.kind != UDP || !b.s.gso.Load() || len(b.msgs) == 1 {
+	gso := &b.s.fd().gso
+	if b.s.kind != UDP || !gso.Load() || len(b.msgs) == 1 {
 		n, _ := b.s.writeBatch(b.msgs)
 		return n
 	}
-	b.gso.coalesce(b.msgs)
+	b.gso.coalesce(b.msgs, b.s.src)
 	n, err := b.s.writeBatch(b.gso.out)
 	sent := 0
 	for _, c := range b.gso.counts[:n] {
 		sent += c
 	}
 	if errors.Is(err, unix.EIO) || errors.Is(err, unix.EINVAL) {
-		// The path cannot segment (no checksum offload): fall back.
-		b.s.gso.Store(false)
-		m, _ := b.s.writeBatch(b.msgs[sent:])
+		// The path cannot segment (no checksum offload): fall back,
+		// for good if the datagrams go unsegmented (EINVAL may be a
+		// source address that is not there, a VIP not yet taken over:
+		// that says nothing of GSO, and the retry fails too).
+		m, err := b.s.writeBatch(b.msgs[sent:])
+		if m > 0 || err == nil {
+			gso.Store(false)
+		}
 		return sent + m
 	}
 	return sent

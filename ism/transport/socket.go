@@ -40,8 +40,9 @@ const (
 
 func (k Kind) String() string { return [...]string{"esp", "ah", "udp"}[k] }
 
-// Socket is one socket of an endpoint. Reads and writes are batched with
-// recvmmsg and sendmmsg. It is safe for concurrent use.
+// Socket is one socket of an endpoint, or an endpoint's view of its VR's
+// wildcard UDP socket (its address's share of it). Reads and writes are
+// batched with recvmmsg and sendmmsg. It is safe for concurrent use.
 type Socket struct {
 	kind  Kind
 	local netip.AddrPort
@@ -61,12 +62,30 @@ type Socket struct {
 	// ring is set on a ring socket: an endpoint's raw ESP or AH sent
 	// through the AF_XDP ring on one interface; it has no conn.
 	ring *rawRing
+	// base is set on an endpoint's view of a VR's wildcard UDP socket
+	// (wildcard.go): the socket that has the file, which the view sends
+	// through with src, the IP_PKTINFO or IPV6_PKTINFO control message
+	// that picks the view's address as the source. A view has no conn.
+	base *Socket
+	src  []byte
+	// wild is set on a wildcard socket: it reads with pktinfo, each
+	// datagram's local address in a control message.
+	wild *wildSocket
+}
+
+// fd returns the socket that has the file: the view's base, or s.
+func (s *Socket) fd() *Socket {
+	if s.base != nil {
+		return s.base
+	}
+	return s
 }
 
 // Kind returns what the socket carries.
 func (s *Socket) Kind() Kind { return s.kind }
 
-// Local returns the address (and port) the socket is bound to.
+// Local returns the address (and port) the socket is bound to; a view's
+// are its endpoint's.
 func (s *Socket) Local() netip.AddrPort { return s.local }
 
 // openSocket opens a socket of the given kind bound to local, inside ns.
@@ -159,6 +178,7 @@ func (s *Socket) readBatch(ms []ipv4.Message) (int, error) { return s.pc.ReadBat
 // writeBatch sends every message (sendmmsg), retrying short writes; it
 // returns how many were sent before an error.
 func (s *Socket) writeBatch(ms []ipv4.Message) (int, error) {
+	s = s.fd()
 	sent := 0
 	for sent < len(ms) {
 		n, err := s.pc.WriteBatch(ms[sent:], 0)
@@ -179,8 +199,13 @@ func (s *Socket) writeBatch(ms []ipv4.Message) (int, error) {
 	return sent, nil
 }
 
-// WriteTo sends one datagram to remote: an IKE message or a keepalive.
+// WriteTo sends one datagram to remote: an IKE message or a keepalive,
+// from the socket's local address.
 func (s *Socket) WriteTo(b []byte, remote netip.AddrPort) error {
+	if s.base != nil {
+		_, _, err := s.base.conn.(*net.UDPConn).WriteMsgUDPAddrPort(b, s.src, remote)
+		return err
+	}
 	_, err := s.conn.WriteTo(b, net.UDPAddrFromAddrPort(remote))
 	return err
 }
