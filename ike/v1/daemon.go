@@ -46,7 +46,12 @@ type Daemon struct {
 	sas      map[saKey]*ikeSA   // by both cookies
 	halfOpen map[Cookie]*ikeSA  // initiators waiting for the responder cookie
 	inits    map[respKey]*ikeSA // responders, by initiator cookie and peer
-	tunnels  map[string]*tunnel
+	// opening counts the responders in inits whose phase 1 is not
+	// complete, which maxOpening bounds (maxHalfOpen; tests lower it):
+	// inits keeps the established ones too, to answer a late copy of
+	// the peer's first message.
+	opening, maxOpening int
+	tunnels             map[string]*tunnel
 	// bySource files the tunnels by their configured source address, in
 	// configuration order: a responder looks only at the tunnels on the
 	// address a message arrived on.
@@ -142,7 +147,7 @@ func New(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Listener)
 	}
 	d := &Daemon{
 		inst: inst, tr: tr, lis: lis, cfg: c,
-		sas: map[saKey]*ikeSA{}, halfOpen: map[Cookie]*ikeSA{}, inits: map[respKey]*ikeSA{},
+		sas: map[saKey]*ikeSA{}, halfOpen: map[Cookie]*ikeSA{}, inits: map[respKey]*ikeSA{}, maxOpening: maxHalfOpen,
 		tunnels: map[string]*tunnel{}, children: map[ipsec.SAID]*childSA{}, pendingIn: map[ipsec.SAID]*childSA{}, dpd: map[peerKey]*dpdPeer{},
 		waiting: map[*exchange]bool{},
 	}

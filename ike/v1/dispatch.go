@@ -14,6 +14,15 @@ const maxPending = 4
 // maxHalfOpen bounds the phase 1 negotiations peers may have open at once.
 const maxHalfOpen = 20000
 
+// stopOpeningLocked takes a responder out of the half-open count once its
+// phase 1 is complete or it goes. Daemon.mu must be held.
+func (d *Daemon) stopOpeningLocked(sa *ikeSA) {
+	if sa.opening {
+		sa.opening = false
+		d.opening--
+	}
+}
+
 // Receive handles one IKE datagram. It parses only the header, finds the
 // IKE SA and exchange the message belongs to and queues it there, or
 // starts a responder exchange. Bad input is counted and dropped.
@@ -137,7 +146,7 @@ func (d *Daemon) receiveNew(h Header, p packet) func() {
 		d.counters.Dropped++
 		return nil
 	}
-	if len(d.inits) >= maxHalfOpen {
+	if d.opening >= d.maxOpening {
 		d.counters.Dropped++
 		return nil
 	}
@@ -149,6 +158,8 @@ func (d *Daemon) receiveNew(h Header, p packet) func() {
 	sa.icookie = h.ICookie()
 	d.putSALocked(sa)
 	d.inits[key] = sa
+	sa.opening = true
+	d.opening++
 	ex := d.newExchangeLocked(sa, 0)
 	ex.lastIn = sha256.Sum256(p.data) // its retransmissions are duplicates
 	run := func() { d.mainModeResponder(ex, p) }
@@ -158,6 +169,7 @@ func (d *Daemon) receiveNew(h Header, p packet) func() {
 	if !d.spawnLocked(run) {
 		d.deleteSALocked(sa)
 		delete(d.inits, key)
+		d.stopOpeningLocked(sa)
 	}
 	return nil
 }

@@ -31,6 +31,7 @@ type ikeSA struct {
 	peerSeqSeen bool // peerSeq holds the peer's last R-U-THERE number
 	established bool
 	dead        bool
+	opening     bool  // a responder counted in Daemon.opening
 	nextEnded   uint8 // in ended
 
 	local, remote netip.AddrPort // current endpoints; ports float to 4500
@@ -223,6 +224,7 @@ func (d *Daemon) establish(sa *ikeSA, lifetime time.Duration) ([]packet, []*qmPl
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.now()
+	d.stopOpeningLocked(sa)
 	sa.established = true
 	sa.state = "established"
 	sa.policy.Lifetime = lifetime
@@ -337,6 +339,7 @@ func (d *Daemon) removeIKESA(sa *ikeSA) {
 	if k := (respKey{sa.icookie, sa.remote.Addr()}); d.inits[k] == sa {
 		delete(d.inits, k)
 	}
+	d.stopOpeningLocked(sa)
 	d.stopLifeLocked(&sa.life)
 	if sa.alive != nil {
 		d.stopLifeLocked(sa.alive)
