@@ -147,6 +147,9 @@ func endpoints(i, pairs int) (netip.Addr, netip.Addr) {
 	return initiatorAddr, netip.AddrFrom16(a)
 }
 
+// innerRemotes holds every tunnel's innerRemote.
+var innerRemotes = netip.MustParsePrefix("2001:db8:200::/48")
+
 // innerRemote is the prefix tunnel i protects on the responder's side,
 // 2001:db8:200:i::/64.
 func innerRemote(i int) netip.Prefix {

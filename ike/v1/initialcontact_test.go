@@ -16,17 +16,7 @@ import (
 // first tunnel stays up when the second comes.
 func TestPairInitialContactPerAddress(t *testing.T) {
 	t.Parallel()
-	net2 := netip.MustParsePrefix("203.0.113.128/25")
-	ca, cb := baseConfig(), baseConfig()
-	ca.PreSharedKeys = append(ca.PreSharedKeys, ike.PreSharedKey{Peer: addrC.String(), Key: ipsec.Key("pair-secret")})
-	ca.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-hmac-sha"),
-		pairTunnel(t, "t2", addrA, addrC, netA, net2, "esp-aes128-hmac-sha")}
-	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha"),
-		pairTunnel(t, "t2", addrC, addrA, net2, netA, "esp-aes128-hmac-sha")}
-	w := newSim(t)
-	a := newSide(t, w, ca, addrA, 0x1000)
-	b := newSide(t, w, cb, addrB, 0x2000)
-	w.Attach(addrC, b.d)
+	ca, a, b, w := hubAndTwoAddresses(t, nil)
 	for _, name := range []string{"t1", "t2"} {
 		a.d.Acquire(name)
 		w.waitEvent(t, b.lis, "up", name, 10*time.Second)
@@ -85,4 +75,25 @@ func checkPairIndex(t *testing.T, d *Daemon) {
 	if n != len(d.children) {
 		t.Errorf("index holds %d child SAIDs, the daemon %d", n, len(d.children))
 	}
+}
+
+// hubAndTwoAddresses starts A (one address) with tunnel t1 to B's addrB
+// and t2 to B's addrC, on a sim; prepare, if not nil, runs on B's daemon
+// before either tunnel starts. It returns A's configuration.
+func hubAndTwoAddresses(t *testing.T, prepare func(b *Daemon)) (ike.Config, *pairSide, *pairSide, *sim) {
+	net2 := netip.MustParsePrefix("203.0.113.128/25")
+	ca, cb := baseConfig(), baseConfig()
+	ca.PreSharedKeys = append(ca.PreSharedKeys, ike.PreSharedKey{Peer: addrC.String(), Key: ipsec.Key("pair-secret")})
+	ca.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-hmac-sha"),
+		pairTunnel(t, "t2", addrA, addrC, netA, net2, "esp-aes128-hmac-sha")}
+	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha"),
+		pairTunnel(t, "t2", addrC, addrA, net2, netA, "esp-aes128-hmac-sha")}
+	w := newSim(t)
+	a := newSide(t, w, ca, addrA, 0x1000)
+	b := newSide(t, w, cb, addrB, 0x2000)
+	if prepare != nil {
+		prepare(b.d)
+	}
+	w.Attach(addrC, b.d)
+	return ca, a, b, w
 }
