@@ -22,7 +22,7 @@ import (
 //     seconds 60`), the shortest the configuration takes; charon never
 //     rekeys. ISM's rekeys start at 80 to 90 % of that.
 //   - b: charon rekeys by time, its child SA every 10 s and its IKE SA
-//     every 20 s.
+//     every 17 s.
 //   - c: ISM rekeys by volume (`tunnel lifetime kilobytes 1024`) during a
 //     4 MiB TCP transfer, which arrives intact.
 //
@@ -48,9 +48,15 @@ func v2RekeyFams() []v2Family {
 		// charon's hard lifetimes are far beyond its rekeys: on a busy
 		// machine a rekey may wait seconds behind another exchange, and an
 		// IKE SA that expires meanwhile takes its rekeyed successor with
-		// it (charon migrates the IKE_DELETE task).
-		{name: "b", addr: "192.0.2.4", k: 1, childTimers: charon.Timers{Rekey: 10 * time.Second, Life: time.Minute, Rand: charon.Never},
-			ikeTimers: charon.Timers{Rekey: 20 * time.Second, Rand: charon.Never}, ikeExtra: []string{"over_time = 60s"}},
+		// it (charon migrates the IKE_DELETE task). A child's rekey that
+		// falls due while its IKE SA is being rekeyed is lost by charon
+		// ("CHILD_SA ... not found for rekey": its job looks on the old
+		// IKE SA) and never tried again: the IKE SA's 17 s keeps its
+		// rekeys apart from the child's every 10 s (with 20 s they fell
+		// together every other time), and the child's hard lifetime is
+		// beyond the test's length.
+		{name: "b", addr: "192.0.2.4", k: 1, childTimers: charon.Timers{Rekey: 10 * time.Second, Life: 10 * time.Minute, Rand: charon.Never},
+			ikeTimers: charon.Timers{Rekey: 17 * time.Second, Rand: charon.Never}, ikeExtra: []string{"over_time = 60s"}},
 		{name: "c", addr: "192.0.2.5", k: 2, ismExtra: "  tunnel lifetime kilobytes 1024\n"},
 	}
 	for i := range fams {
