@@ -91,9 +91,10 @@ func TestPairFailoverDPD(t *testing.T) {
 	}
 	checkIndexes(t, p.a.d) // right after the switch
 	waitEvent(t, c.lis, "up", "t1")
+	// The listener hears of the tunnel up just after its status says so.
 	waitFor(t, "t1 up at C", func() bool {
 		st := p.a.d.Status().Tunnels[0]
-		return st.State == "up" && st.Peer.Addr() == addrC
+		return st.State == "up" && st.Peer.Addr() == addrC && countEvents(p.a.lis, "up", "t1") == 2
 	})
 	checkKeysMatch(t, p.a, c, "t1", "t1")
 	kinds := []string{}
