@@ -91,15 +91,16 @@ type wgPeer struct {
 // ends.
 func startWireGuard(h *harness, l *netlab.Lab, ns string, k wgKeys, p wgPeer, addr netip.Addr) {
 	var dev *device.Device
-	// The TUN device, its netlink socket and the UDP sockets are made on a
-	// thread inside the namespace; the device's goroutines use them from
-	// anywhere.
+	// The TUN device and its netlink socket are made on a thread inside the
+	// namespace; the device's goroutines use them from anywhere. The UDP
+	// sockets are opened by nsBind, inside the namespace too, whichever
+	// goroutine (re)opens them.
 	err := netns.Do(ns, func() error {
 		t, err := tun.CreateTUN("wg0", wgMTU)
 		if err != nil {
 			return err
 		}
-		dev = device.NewDevice(t, conn.NewDefaultBind(), device.NewLogger(device.LogLevelSilent, ""))
+		dev = device.NewDevice(t, nsBind{Bind: conn.NewDefaultBind(), ns: ns}, device.NewLogger(device.LogLevelSilent, ""))
 		cfg := strings.Join([]string{
 			"private_key=" + hex.EncodeToString(k.priv[:]),
 			"listen_port=51820",
@@ -125,4 +126,26 @@ func startWireGuard(h *harness, l *netlab.Lab, ns string, k wgKeys, p wgPeer, ad
 	h.Cleanup(dev.Close)
 	l.MustRun(ns, "ip", "link", "set", "wg0", "up")
 	l.MustRun(ns, "ip", "route", "add", p.allowed.String(), "dev", "wg0", "src", addr.String())
+}
+
+// nsBind opens wireguard-go's UDP sockets inside namespace ns. The device
+// reopens them from its TUN event goroutine, which runs on any thread:
+// wireguard-go's TUN reports "down" once at start (the link is not up
+// yet) and "up" when `ip link set wg0 up` runs, and if the "down" arrives
+// after Device.Up, the "up" reopens the sockets in whatever namespace that
+// goroutine's thread is in, the host's, and the tunnel carries nothing
+// (TestWireGuardTunnel, about one run in six).
+type nsBind struct {
+	conn.Bind
+	ns string
+}
+
+// Open opens the sockets on a thread inside b.ns.
+func (b nsBind) Open(port uint16) (fns []conn.ReceiveFunc, actual uint16, err error) {
+	err = netns.Do(b.ns, func() error {
+		var err error
+		fns, actual, err = b.Bind.Open(port)
+		return err
+	})
+	return fns, actual, err
 }
