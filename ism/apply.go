@@ -266,7 +266,7 @@ func (g *Gateway) openPath(t *Tunnel, from int) error {
 		t.mu.Lock()
 		closed := t.closed
 		if !closed {
-			t.dp, t.path = i, p
+			t.dp, t.path = int32(i), p
 		}
 		t.mu.Unlock()
 		if closed {
@@ -391,7 +391,7 @@ func (g *Gateway) dismantle(t *Tunnel) *transport.Endpoint {
 // expired so that it negotiates new ones, and the routes follow.
 func (g *Gateway) moveDatapath(t *Tunnel, cause error) error {
 	t.mu.Lock()
-	i, p := t.dp, t.path
+	i, p := int(t.dp), t.path
 	last := i == len(g.dps)-1 || t.closed
 	if !last {
 		t.path = nil

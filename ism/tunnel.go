@@ -38,13 +38,15 @@ type Tunnel struct {
 	acquired atomic.Int64
 	since    atomic.Int64 // when the state last changed (unix nano)
 
-	mu     sync.Mutex
+	mu sync.Mutex
+	// The small fields together, so that the struct fits 240 bytes
+	// (TestTunnelSizes): the gateway holds one for every tunnel.
 	closed bool // torn down: no path may be set again
 	// standby: the tunnel's cluster group runs on another node; it has
 	// no path. Fixed at setup.
 	standby  bool
 	routable bool
-	dp       int           // the index of its datapath in Gateway.dps
+	dp       int32         // the index of its datapath in Gateway.dps
 	path     datapath.Path // nil while it has none
 	// sas are the SAs installed on the path.
 	sas    saSet
@@ -57,6 +59,14 @@ type Tunnel struct {
 	// negotiated and pfs are what IKE agreed for the current SAs.
 	negotiated transform.Transform
 	pfs        int
+	// rare is what few tunnels need (a dead peer, a resumption), nil
+	// until then.
+	rare *tunnelRare
+}
+
+// tunnelRare is the state of a tunnel that only some tunnels have; Tunnel.mu
+// guards it.
+type tunnelRare struct {
 	// deadAt is when DPD last declared the peer dead; retried is the last
 	// try at the peer since.
 	deadAt  time.Time
@@ -64,6 +74,15 @@ type Tunnel struct {
 	// resumed says how the tunnel's SAs resumed from a checkpoint, for
 	// show detail.
 	resumed []string
+}
+
+// rareLocked returns the tunnel's rare state, made if need be. Tunnel.mu
+// must be held.
+func (t *Tunnel) rareLocked() *tunnelRare {
+	if t.rare == nil {
+		t.rare = new(tunnelRare)
+	}
+	return t.rare
 }
 
 // signaled reports whether IKE negotiates the tunnel's SAs.
@@ -152,9 +171,10 @@ func (t *Tunnel) pathState() (bool, string) {
 func (t *Tunnel) retryDue(now time.Time, every time.Duration) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	due := !t.deadAt.IsZero() && now.Sub(t.deadAt) > every && now.Sub(t.retried) > every
+	r := t.rare
+	due := r != nil && !r.deadAt.IsZero() && now.Sub(r.deadAt) > every && now.Sub(r.retried) > every
 	if due {
-		t.retried = now
+		r.retried = now
 	}
 	return due
 }
