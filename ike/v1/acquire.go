@@ -130,7 +130,8 @@ func (d *Daemon) negotiate(plan *qmPlan) {
 		d.startQuickMode(plan, sa)
 		return
 	case sa != nil:
-		sa.waiting = append(sa.waiting, plan)
+		q := sa.queue()
+		q.waiting = append(q.waiting, plan)
 		d.mu.Unlock()
 		return
 	}

@@ -18,7 +18,8 @@ import (
 // marked established and only read afterwards.
 type ikeSA struct {
 	icookie, rcookie Cookie
-	// The small fields together, so that the struct fits 640 bytes.
+	// The small fields together, so that the struct fits 568 bytes, the
+	// 576-byte size class with its header (TestSASizes).
 	initiator   bool
 	mode        ike.Phase1Mode
 	natt        bool // using UDP 4500
@@ -33,6 +34,11 @@ type ikeSA struct {
 	dead        bool
 	opening     bool  // a responder counted in Daemon.opening
 	nextEnded   uint8 // in ended
+	nextReply   uint8 // in replies
+	// elen and dlen are the lengths of the message cipher's key and
+	// SKEYID_d at the start of keys.
+	elen, dlen uint8
+	rekeys     int32
 
 	local, remote netip.AddrPort // current endpoints; ports float to 4500
 	lastRecv      time.Time      // any message for the SA arrived
@@ -40,30 +46,99 @@ type ikeSA struct {
 	state         string
 	failure       string
 
-	policy   ike.Policy // negotiated; Lifetime is the one in force
-	hash     crypto.Hash
-	ekey     []byte // the message cipher's key (blockLocked); nil once deleted
-	skeyidD  []byte
-	skeyidA  []byte
+	policy ike.Policy // negotiated; Lifetime is the one in force
+	hash   crypto.Hash
+	// keys are the message cipher's key (blockLocked; none once
+	// deleted), SKEYID_d and SKEYID_a, one after the other in one array
+	// (setKeys, ekey, skeyidD, skeyidA).
+	keys     []byte
 	p1IV     []byte // last CBC block of phase 1, for quick mode IVs
 	remoteID ike.Identity
 
 	exchanges map[uint32]*exchange // nil when none runs (exchange.go)
 	replies   []reply              // recently answered messages, for retransmits (remember)
-	nextReply int
-	ended     [8]uint32 // message IDs of the last quick modes to end
-	pending   []packet  // arrived before phase 1 completed
-	waiting   []*qmPlan // quick modes to start once established
+	ended     [8]uint32            // message IDs of the last quick modes to end
+	// queued holds what waits for phase 1 to complete; nil when nothing
+	// does (queue).
+	queued *phase1Queue
 
 	created, expires time.Time
 	life             lifeTimer  // rekey, then expiry
 	alive            *lifeTimer // NAT-T keepalives, every Config.Keepalive
-	rekeys           int
 
 	// users are the tunnels whose SAs were last negotiated on it
 	// (tunnel.sa), so that its rekey or removal looks at those only; an
 	// entry whose tunnel has moved on since is skipped (usersLocked).
 	users []*tunnel
+}
+
+// phase1Queue is what waits for an IKE SA's phase 1 to complete.
+type phase1Queue struct {
+	pending []packet  // arrived before phase 1 completed
+	waiting []*qmPlan // quick modes to start once established
+}
+
+// queue returns the SA's queue, made if need be. Daemon.mu must be held.
+func (sa *ikeSA) queue() *phase1Queue {
+	if sa.queued == nil {
+		sa.queued = new(phase1Queue)
+	}
+	return sa.queued
+}
+
+// waitingPlans returns the quick modes waiting for phase 1. Daemon.mu
+// must be held.
+func (sa *ikeSA) waitingPlans() []*qmPlan {
+	if sa.queued == nil {
+		return nil
+	}
+	return sa.queued.waiting
+}
+
+// takeQueued empties the queue and returns what it held. Daemon.mu must
+// be held.
+func (sa *ikeSA) takeQueued() (pending []packet, waiting []*qmPlan) {
+	if q := sa.queued; q != nil {
+		pending, waiting = q.pending, q.waiting
+		sa.queued = nil
+	}
+	return pending, waiting
+}
+
+// setKeys keeps the phase 1 keys in one array and zeroes the slices given.
+// Daemon.mu must be held (or sa not shared yet).
+func (sa *ikeSA) setKeys(ekey, skeyidD, skeyidA []byte) {
+	sa.keys = slices.Concat(ekey, skeyidD, skeyidA)
+	sa.elen, sa.dlen = uint8(len(ekey)), uint8(len(skeyidD))
+	clear(ekey)
+	clear(skeyidD)
+	clear(skeyidA)
+}
+
+// ekey returns the message cipher's key; empty before keying and once the
+// SA is deleted.
+func (sa *ikeSA) ekey() []byte {
+	if len(sa.keys) == 0 {
+		return nil
+	}
+	return sa.keys[:sa.elen:sa.elen]
+}
+
+// skeyidD returns SKEYID_d, from which quick modes derive keys.
+func (sa *ikeSA) skeyidD() []byte {
+	if len(sa.keys) == 0 {
+		return nil
+	}
+	e, d := int(sa.elen), int(sa.elen)+int(sa.dlen)
+	return sa.keys[e:d:d]
+}
+
+// skeyidA returns SKEYID_a, the key of the messages' hashes.
+func (sa *ikeSA) skeyidA() []byte {
+	if len(sa.keys) == 0 {
+		return nil
+	}
+	return sa.keys[int(sa.elen)+int(sa.dlen):]
 }
 
 // setSALocked makes sa the IKE SA tu's SAs were last negotiated on.
@@ -163,7 +238,7 @@ func (sa *ikeSA) status(now time.Time) ike.IKESAStatus {
 	st := ike.IKESAStatus{
 		Local: sa.local, Remote: sa.remote, ICookie: sa.icookie.String(), RCookie: sa.rcookie.String(),
 		Initiator: sa.initiator, Mode: sa.mode, State: sa.state, Established: sa.established,
-		Policy: sa.policy, RemoteID: sa.remoteID.String(), NATT: sa.natt, Rekeys: sa.rekeys,
+		Policy: sa.policy, RemoteID: sa.remoteID.String(), NATT: sa.natt, Rekeys: int(sa.rekeys),
 		DPD: sa.localDPD, PeerDPD: sa.peerDPD,
 	}
 	if sa.established && sa.expires.After(now) {
@@ -237,8 +312,7 @@ func (d *Daemon) establish(sa *ikeSA, lifetime time.Duration) ([]packet, []*qmPl
 	if sa.localNAT {
 		d.armKeepalive(sa)
 	}
-	pending, waiting := sa.pending, sa.waiting
-	sa.pending, sa.waiting = nil, nil
+	pending, waiting := sa.takeQueued()
 	return pending, waiting
 }
 
@@ -354,11 +428,11 @@ func (d *Daemon) removeIKESA(sa *ikeSA) {
 		}
 	}
 	sa.users = nil
-	clear(sa.skeyidD)
-	clear(sa.skeyidA)
-	clear(sa.ekey)
-	sa.ekey = nil
-	sa.pending = nil
+	clear(sa.keys)
+	sa.keys, sa.elen = sa.keys[sa.elen:], 0 // no message cipher key
+	if sa.queued != nil {
+		sa.queued.pending = nil
+	}
 	d.mu.Unlock()
 	for _, ex := range exs {
 		ex.cancel()

@@ -17,7 +17,9 @@ func (d *Daemon) startPhase1(mode ike.Phase1Mode, tu *tunnel, local, remote neti
 		return nil
 	}
 	sa := d.newIKESA(true, mode, netip.AddrPortFrom(local, portIKE), netip.AddrPortFrom(remote, portIKE))
-	sa.waiting = waiting
+	if len(waiting) > 0 {
+		sa.queue().waiting = waiting
+	}
 	t := tu.current()
 	p := &phase1{d: d, sa: sa, tunnel: &t, localID: t.LocalIdentity(), remoteID: t.RemoteIdentity(), forceEncap: t.UDPEncap}
 	p.psk = d.pskFor(p.remoteID, remote)
@@ -131,8 +133,10 @@ func (d *Daemon) phase1Failed(p *phase1, err error) {
 	d.log.Warn("phase 1 failed", "local", sa.local, "remote", sa.remote, "err", err)
 	d.mu.Lock()
 	sa.failure = reason
-	waiting := sa.waiting
-	sa.waiting = nil
+	var waiting []*qmPlan
+	if q := sa.queued; q != nil {
+		waiting, q.waiting = q.waiting, nil
+	}
 	var failed, retry []*qmPlan
 	var peerTunnel string
 	if sa.initiator {
