@@ -269,9 +269,9 @@ func (d *Daemon) negotiationsLocked(tu *tunnel, now time.Time) []ike.Negotiation
 	}
 	for _, c := range tu.children {
 		if c.rekeying {
-			r := tu.retry(c.local, c.remote)
+			r := tu.retry(c.local(), c.remote())
 			busy[r] = true
-			add(c.local, c.remote, true, "negotiating", r)
+			add(c.local(), c.remote(), true, "negotiating", r)
 		}
 	}
 	for _, p := range tu.retries {

@@ -55,14 +55,14 @@ func (d *Daemon) installOutbound(c *childSA, out ike.UserSA, plan *qmPlan) error
 	d.mu.Lock()
 	tu := c.tu
 	wasUp := tu.state == stateUp
-	prior := tu.newest(c.local, c.remote) // the child a peer's rekey replaces
+	prior := tu.newest(c.local(), c.remote()) // the child a peer's rekey replaces
 	c.created = d.now()
 	d.putChildLocked(c)
 	tu.children = append(tu.children, c)
 	tu.state = stateUp
 	tu.lastError = ""
 	tu.qm = ""
-	recovered := d.negotiatedLocked(tu, plan, c.local, c.remote)
+	recovered := d.negotiatedLocked(tu, plan, c.local(), c.remote())
 	if replaces != nil || prior != nil {
 		tu.rekeys++
 		d.counters.Rekeys++
@@ -87,9 +87,9 @@ func (d *Daemon) installOutbound(c *childSA, out ike.UserSA, plan *qmPlan) error
 	name := tu.cfg.Name
 	d.mu.Unlock()
 	d.log.Info("SA installed", "tunnel", name, "spi_in", hexSPI(c.in.SPI), "spi_out", hexSPI(c.out.SPI), "transform", c.transform.String(),
-		"local", c.local.String(), "remote", c.remote.String())
+		"local", c.local().String(), "remote", c.remote().String())
 	if recovered {
-		d.log.Info("negotiation succeeded after failures", "tunnel", name, "local", c.local.String(), "remote", c.remote.String())
+		d.log.Info("negotiation succeeded after failures", "tunnel", name, "local", c.local().String(), "remote", c.remote().String())
 	}
 	if foDuration > 0 {
 		d.log.Info("failover complete", "tunnel", name, "to", c.out.Dst, "duration", foDuration)
@@ -208,12 +208,12 @@ func (d *Daemon) peerDeleted(out ipsec.SAID) {
 func (d *Daemon) rekeyChild(c *childSA) {
 	d.mu.Lock()
 	tu := c.tu
-	if c.dead || c.rekeying || c.retry != nil || c != tu.newest(c.local, c.remote) {
+	if c.dead || c.rekeying || c.retry != nil || c != tu.newest(c.local(), c.remote()) {
 		d.mu.Unlock()
 		return
 	}
 	c.rekeying = true
-	plan := &qmPlan{tu: tu, local: c.local, remote: c.remote, replaces: c, retry: tu.retryFor(c.local, c.remote)}
+	plan := &qmPlan{tu: tu, local: c.local(), remote: c.remote(), replaces: c, retry: tu.retryFor(c.local(), c.remote())}
 	d.mu.Unlock()
 	d.negotiate(plan)
 }

@@ -193,6 +193,9 @@ func (d *Daemon) Reconfigure(cfg ike.Config) error {
 		t := &c.Tunnels[i]
 		keep[t.Name] = true
 		if tu, ok := d.tunnels[t.Name]; ok {
+			if tu.cfg.LocalSelector != t.LocalSelector || tu.cfg.RemoteSelector != t.RemoteSelector {
+				keepSelectorsLocked(tu, tu.cfg)
+			}
 			tu.cfg = t
 			if !t.BackupDestination.IsValid() {
 				tu.onBackup = false

@@ -307,8 +307,10 @@ func (d *Daemon) adopt(im *importedSA, o ike.ImportOptions) {
 		}
 		c := ic.c
 		c.tu = tu
-		if !c.local.Valid() || !c.remote.Valid() { // a format 1 record
-			c.local, c.remote = tu.cfg.LocalSelector, tu.cfg.RemoteSelector
+		if !c.local().Valid() || !c.remote().Valid() { // a format 1 record
+			c.own = nil // the tunnel's
+		} else {
+			c.setSelectors(c.local(), c.remote())
 		}
 		d.setSALocked(tu, sa)
 		tu.peer, tu.onBackup = ic.peer, ic.onBackup

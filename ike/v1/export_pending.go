@@ -50,19 +50,19 @@ func writeChild(w *ike.RecordWriter, c *childSA) {
 	w.Bool(c.encap)
 	w.Bool(c.initiator)
 	w.Time(c.created)
-	w.Selector(c.local)
-	w.Selector(c.remote)
+	w.Selector(c.local())
+	w.Selector(c.remote())
 }
 
 // readChild reads a child SA of format; format 1 has no selectors (adopt
 // gives such a child its tunnel's).
 func readChild(r *ike.RecordReader, format int, sa *ikeSA) *childSA {
-	c := &childSA{ikesa: sa}
+	c := &childSA{ikesa: sa, own: new(selectorPair)} // until adopted
 	c.in, c.out, c.transform = r.SAID(), r.SAID(), r.Transform()
 	c.pfs, c.lifetime = r.U16(), r.Lifetime()
 	c.encap, c.initiator, c.created = r.Bool(), r.Bool(), r.Time()
 	if format >= 2 {
-		c.local, c.remote = r.Selector(), r.Selector()
+		c.own.local, c.own.remote = r.Selector(), r.Selector()
 	}
 	return c
 }
@@ -161,7 +161,8 @@ func (d *Daemon) adoptSuccessorsLocked(sa *ikeSA, ss []importedSuccessor, ready 
 		}
 		c := s.c
 		c.tu = old.tu
-		plan := &qmPlan{tu: old.tu, local: c.local, remote: c.remote, replaces: old}
+		plan := &qmPlan{tu: old.tu, local: c.local(), remote: c.remote(), replaces: old}
+		c.setSelectors(c.local(), c.remote())
 		old.successor = &successor{c: c, out: s.out, plan: plan, due: s.due, qm3: s.qm3, resent: s.resent}
 		d.pendingIn[c.in] = old
 		wait := max(0, s.due.Sub(now))

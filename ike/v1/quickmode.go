@@ -158,10 +158,12 @@ func (q *quickMode) child() *childSA {
 	local, remote := q.sa.local.Addr(), q.sa.remote.Addr()
 	d.mu.Unlock()
 	p := q.tr.Protocol
-	return &childSA{tu: q.tu, ikesa: q.sa, transform: q.tr, pfs: uint16(q.attrs.Group), lifetime: q.lifetime,
-		encap: q.attrs.udp(), initiator: q.initiator, local: q.localSel, remote: q.peerSel,
+	c := &childSA{tu: q.tu, ikesa: q.sa, transform: q.tr, pfs: uint16(q.attrs.Group), lifetime: q.lifetime,
+		encap: q.attrs.udp(), initiator: q.initiator,
 		in:  ipsec.SAID{Dst: local, SPI: q.ourSPI, Protocol: p},
 		out: ipsec.SAID{Dst: remote, SPI: q.peerSPI, Protocol: p}}
+	c.setSelectors(q.localSel, q.peerSel)
+	return c
 }
 
 // dhShared computes the PFS shared secret from the peer's KE payload.

@@ -89,7 +89,7 @@ func (tu *tunnel) cur() *childSA {
 // newest returns the newest live child SA with the given selectors.
 func (tu *tunnel) newest(local, remote selector.Selector) *childSA {
 	for i := len(tu.children) - 1; i >= 0; i-- {
-		if c := tu.children[i]; c.local == local && c.remote == remote {
+		if c := tu.children[i]; c.local() == local && c.remote() == remote {
 			return c
 		}
 	}
@@ -100,7 +100,7 @@ func (tu *tunnel) newest(local, remote selector.Selector) *childSA {
 func (tu *tunnel) pairs() []ike.Pair {
 	ps := make([]ike.Pair, len(tu.children))
 	for i, c := range tu.children {
-		ps[i] = ike.Pair{Local: selector.Of(c.local), Remote: selector.Of(c.remote)}
+		ps[i] = ike.Pair{Local: selector.Of(c.local()), Remote: selector.Of(c.remote())}
 	}
 	return ps
 }
@@ -112,7 +112,10 @@ type childSA struct {
 	tu            *tunnel
 	ikesa         *ikeSA
 	in, out       ipsec.SAID
-	local, remote selector.Selector // IDci and IDcr, this end's first
+	// own holds its selectors (IDci and IDcr, this end's first; local and
+	// remote read them) when they are not its tunnel's configured ones;
+	// nil when they are, as for most children: a child stays small.
+	own *selectorPair
 	transform     transform.Transform
 	lifetime      ipsec.Lifetime
 	encap         bool
@@ -128,9 +131,54 @@ type childSA struct {
 	successor *successor
 }
 
+// selectorPair is a child SA's own selectors.
+type selectorPair struct{ local, remote selector.Selector }
+
+// local returns the child's local selector (this end's IDci or IDcr).
+func (c *childSA) local() selector.Selector {
+	if c.own != nil {
+		return c.own.local
+	}
+	return c.tu.cfg.LocalSelector
+}
+
+// remote returns the child's remote selector.
+func (c *childSA) remote() selector.Selector {
+	if c.own != nil {
+		return c.own.remote
+	}
+	return c.tu.cfg.RemoteSelector
+}
+
+// setSelectors sets the child's selectors; c.tu must be set.
+func (c *childSA) setSelectors(local, remote selector.Selector) {
+	if local == c.tu.cfg.LocalSelector && remote == c.tu.cfg.RemoteSelector {
+		c.own = nil
+		return
+	}
+	c.own = &selectorPair{local, remote}
+}
+
+// keepSelectorsLocked gives the children of a tunnel whose configured
+// selectors change from old's their own copy of the ones they were
+// negotiated with. Daemon.mu must be held.
+func keepSelectorsLocked(tu *tunnel, old *ike.Tunnel) {
+	keep := func(c *childSA) {
+		if c.tu == tu && c.own == nil {
+			c.own = &selectorPair{old.LocalSelector, old.RemoteSelector}
+		}
+	}
+	for _, c := range tu.children {
+		keep(c)
+		if c.successor != nil {
+			keep(c.successor.c)
+		}
+	}
+}
+
 // status describes the child SA.
 func (c *childSA) status(now time.Time) ike.ChildStatus {
-	st := ike.ChildStatus{Local: selector.Of(c.local), Remote: selector.Of(c.remote), InboundSPI: c.in.SPI, OutboundSPI: c.out.SPI,
+	st := ike.ChildStatus{Local: selector.Of(c.local()), Remote: selector.Of(c.remote()), InboundSPI: c.in.SPI, OutboundSPI: c.out.SPI,
 		Transform: c.transform, PFSGroup: int(c.pfs), UDPEncap: c.encap, Lifetime: c.lifetime, Initiator: c.initiator, Rekeying: c.rekeying}
 	if c.lifetime.Time > 0 {
 		st.TimeLeft = max(0, c.created.Add(c.lifetime.Time).Sub(now))
