@@ -109,23 +109,23 @@ func (tu *tunnel) pairs() []ike.Pair {
 // quick mode, for the traffic between its selectors. Guarded by
 // Daemon.mu.
 type childSA struct {
-	tu            *tunnel
-	ikesa         *ikeSA
-	in, out       ipsec.SAID
+	tu      *tunnel
+	ikesa   *ikeSA
+	in, out ipsec.SAID
 	// own holds its selectors (IDci and IDcr, this end's first; local and
 	// remote read them) when they are not its tunnel's configured ones;
 	// nil when they are, as for most children: a child stays small.
-	own *selectorPair
-	transform     transform.Transform
-	lifetime      ipsec.Lifetime
-	encap         bool
-	initiator     bool
-	rekeying      bool // (the bools together: the struct fits 352 bytes)
-	dead          bool
-	pfs           uint16 // the DH group of PFS, 0 for none
-	created       time.Time
-	life          lifeTimer   // rekey, then expiry
-	retry         clock.Timer // a rekey waiting for the back-off after a failed one
+	own       *selectorPair
+	transform transform.Transform
+	lifetime  ipsec.Lifetime
+	encap     bool
+	initiator bool
+	rekeying  bool // (the bools together: the struct fits 240 bytes)
+	dead      bool
+	pfs       uint16 // the DH group of PFS, 0 for none
+	created   time.Time
+	life      lifeTimer   // rekey, then expiry
+	retry     clock.Timer // a rekey waiting for the back-off after a failed one
 	// successor is the rekey that replaces this pair, waiting to take
 	// over (switchLater).
 	successor *successor
