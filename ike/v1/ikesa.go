@@ -63,8 +63,8 @@ type ikeSA struct {
 	queued *phase1Queue
 
 	created, expires time.Time
-	life             lifeTimer  // rekey, then expiry
-	alive            *lifeTimer // NAT-T keepalives, every Config.Keepalive
+	life             lifeTimer // rekey, then expiry
+	alive            lifeTimer // NAT-T keepalives, every Config.Keepalive
 
 	// users are the tunnels whose SAs were last negotiated on it
 	// (tunnel.sa), so that its rekey or removal looks at those only; an
@@ -333,17 +333,14 @@ func (d *Daemon) armKeepalive(sa *ikeSA) {
 		return
 	}
 	k := d.cfg.Keepalive
-	if sa.alive == nil {
-		sa.alive = new(lifeTimer)
-	}
-	d.armLifeLocked(sa.alive, k, k, func(bool) {
+	d.armLifeLocked(&sa.alive, k, k, func(bool) {
 		d.mu.Lock()
 		if sa.dead {
 			d.mu.Unlock()
 			return
 		}
 		local, remote := sa.local, sa.remote
-		d.lives.add(sa.alive, d.lives.since()+k)
+		d.lives.add(&sa.alive, d.lives.since()+k)
 		d.mu.Unlock()
 		_ = ks.SendKeepalive(local, remote)
 	})
@@ -415,9 +412,7 @@ func (d *Daemon) removeIKESA(sa *ikeSA) {
 	}
 	d.stopOpeningLocked(sa)
 	d.stopLifeLocked(&sa.life)
-	if sa.alive != nil {
-		d.stopLifeLocked(sa.alive)
-	}
+	d.stopLifeLocked(&sa.alive)
 	exs := make([]*exchange, 0, len(sa.exchanges))
 	for _, ex := range sa.exchanges {
 		exs = append(exs, ex)
