@@ -292,7 +292,7 @@ func (d *Daemon) TunnelStatus(name string) (ike.TunnelStatus, []ike.IKESAStatus,
 	key := tunnelPeerKey(tu)
 	var sas []ike.IKESAStatus
 	newest := map[peerKey]*ikeSA{}
-	for sa := range d.pairs.sas.Get(key) {
+	for sa := range d.pairs.sasOf(key) {
 		sas = append(sas, sa.status(now))
 		if o := newest[key]; sa.established && !sa.dead && (o == nil || sa.created.After(o.created)) {
 			newest[key] = sa

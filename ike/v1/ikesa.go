@@ -284,7 +284,7 @@ func (d *Daemon) findIKESA(local, remote netip.Addr) *ikeSA {
 			best = sa
 		}
 	}
-	for sa := range d.pairs.sas.Get(peerKey{local, remote}) {
+	for sa := range d.pairs.sasOf(peerKey{local, remote}) {
 		consider(sa)
 	}
 	for _, sa := range d.halfOpen {

@@ -219,13 +219,13 @@ func (d *Daemon) handleDelete(sa *ikeSA, del *Delete) {
 func (d *Daemon) initialContact(sa *ikeSA) {
 	d.mu.Lock()
 	var old []*ikeSA
-	for o := range d.pairs.sas.Get(sa.peer()) {
+	for o := range d.pairs.sasOf(sa.peer()) {
 		if o != sa && o.established {
 			old = append(old, o)
 		}
 	}
 	var stale []*childSA
-	for c := range d.pairs.children.Get(sa.peer()) {
+	for c := range d.pairs.childrenOf(sa.peer()) {
 		if c.ikesa != sa && c.ikesa != nil && c.ikesa.peer() == sa.peer() && c.created.Before(sa.created) {
 			stale = append(stale, c)
 		}

@@ -42,7 +42,13 @@ func TestPairInitialContactPerAddress(t *testing.T) {
 	checkPairIndex(t, a.d)
 	checkPairIndex(t, b.d)
 	a.d.mu.Lock()
-	n := a.d.pairs.children.Keys()
+	n := 0
+	for k := range a.d.pairs.m {
+		for range a.d.pairs.childrenOf(k) {
+			n++
+			break
+		}
+	}
 	a.d.mu.Unlock()
 	if n != 1 {
 		t.Errorf("A's index holds child SAs of %d pairs after t2 was removed, want 1", n)
@@ -56,20 +62,24 @@ func checkPairIndex(t *testing.T, d *Daemon) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	n := 0
-	for k, sa := range d.pairs.sas.All() {
-		n++
-		if d.sas[sa.key()] != sa || sa.peer() != k {
-			t.Errorf("index holds IKE SA %v under %v, not in the daemon's SAs", sa.key(), k)
+	for k := range d.pairs.m {
+		for sa := range d.pairs.sasOf(k) {
+			n++
+			if d.sas[sa.key()] != sa || sa.peer() != k {
+				t.Errorf("index holds IKE SA %v under %v, not in the daemon's SAs", sa.key(), k)
+			}
 		}
 	}
 	if n != len(d.sas) {
 		t.Errorf("index holds %d IKE SAs, the daemon %d", n, len(d.sas))
 	}
 	n = 0
-	for k, c := range d.pairs.children.All() {
-		n += 2
-		if d.children[c.in] != c || d.children[c.out] != c || childPair(c) != k {
-			t.Errorf("index holds child SA %v under %v, not in the daemon's children", c.in, k)
+	for k := range d.pairs.m {
+		for c := range d.pairs.childrenOf(k) {
+			n += 2
+			if d.children[c.in] != c || d.children[c.out] != c || childPair(c) != k {
+				t.Errorf("index holds child SA %v under %v, not in the daemon's children", c.in, k)
+			}
 		}
 	}
 	if n != len(d.children) {

@@ -3,11 +3,13 @@ package v1
 import (
 	"net/netip"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 	"unsafe"
 
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/selector"
 )
 
@@ -63,5 +65,63 @@ func TestChildSelectorsAcrossReconfigure(t *testing.T) {
 	}
 	if c := child(); c.own == nil {
 		t.Error("the child kept no copy of its selectors")
+	}
+}
+
+// TestPairIndexSets: a pair's IKE SAs and child SAs share its entry, go to
+// sets from two of a kind on and back to one, and the entry goes with the
+// pair's last SA.
+func TestPairIndexSets(t *testing.T) {
+	d := &Daemon{sas: map[saKey]*ikeSA{}, children: map[ipsec.SAID]*childSA{}}
+	local, remote := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+	k := peerKey{local, remote}
+	ends := func(n int) (netip.AddrPort, netip.AddrPort) {
+		return netip.AddrPortFrom(local, uint16(n)), netip.AddrPortFrom(remote, 500)
+	}
+	var sas []*ikeSA
+	var children []*childSA
+	for i := range 3 {
+		l, r := ends(500 + i)
+		sa := &ikeSA{icookie: Cookie{byte(i + 1)}, local: l, remote: r}
+		c := &childSA{in: ipsec.SAID{Dst: local, SPI: uint32(0x100 + i)}, out: ipsec.SAID{Dst: remote, SPI: uint32(0x200 + i)}}
+		sas, children = append(sas, sa), append(children, c)
+	}
+	want := func(nsa, nchild int) {
+		t.Helper()
+		gotSA, gotChild := slices.Collect(d.pairs.sasOf(k)), slices.Collect(d.pairs.childrenOf(k))
+		if len(gotSA) != nsa || len(gotChild) != nchild {
+			t.Fatalf("pair holds %d IKE SAs and %d children, want %d and %d", len(gotSA), len(gotChild), nsa, nchild)
+		}
+		for _, sa := range gotSA {
+			if !slices.Contains(sas, sa) {
+				t.Fatalf("unknown IKE SA %p", sa)
+			}
+		}
+	}
+	d.putSALocked(sas[0])
+	d.putChildLocked(children[0])
+	d.putChildLocked(children[0]) // again: no change
+	want(1, 1)
+	if e := d.pairs.m[k]; e.more != nil {
+		t.Errorf("one SA of each kind made sets: %+v", e.more)
+	}
+	d.putSALocked(sas[1])
+	d.putSALocked(sas[2])
+	d.putChildLocked(children[1])
+	want(3, 2)
+	d.deleteSALocked(sas[0])
+	d.deleteSALocked(sas[2])
+	want(1, 2)
+	if got := slices.Collect(d.pairs.sasOf(k)); got[0] != sas[1] {
+		t.Errorf("pair's IKE SA %p, want %p", got[0], sas[1])
+	}
+	d.deleteChildLocked(children[0])
+	if e := d.pairs.m[k]; e.more != nil || e.child != children[1] {
+		t.Errorf("one of each left: entry %+v", e)
+	}
+	d.deleteSALocked(sas[1])
+	d.deleteChildLocked(children[1])
+	if len(d.pairs.m) != 0 || len(d.sas) != 0 || len(d.children) != 0 {
+		t.Errorf("left %d pairs, %d IKE SAs, %d child SAIDs", len(d.pairs.m), len(d.sas), len(d.children))
 	}
 }

@@ -65,7 +65,7 @@ func (d *Daemon) phase1Done(p *phase1) {
 	// A renegotiated phase 1 replaces the older SAs with the peer.
 	d.mu.Lock()
 	var older []*ikeSA
-	for o := range d.pairs.sas.Get(sa.peer()) {
+	for o := range d.pairs.sasOf(sa.peer()) {
 		if o != sa && o.established && !o.dead && o.created.Before(sa.created) {
 			older = append(older, o)
 		}
@@ -246,7 +246,7 @@ func (p *phase1) initialContactPayload() []outPayload {
 	d := p.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for o := range d.pairs.sas.Get(p.sa.peer()) {
+	for o := range d.pairs.sasOf(p.sa.peer()) {
 		if o != p.sa && !o.dead && o.established {
 			return nil
 		}

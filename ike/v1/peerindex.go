@@ -1,17 +1,32 @@
 package v1
 
-import "github.com/ismgw/ism/ike"
+import "iter"
 
 // pairIndex holds the IKE SAs of Daemon.sas and the child SAs of
 // Daemon.children by endpoint pair, so that an event of one pair (a phase
 // 1 completing, an INITIAL-CONTACT, an acquire looking for an IKE SA)
 // looks at that pair's SAs only instead of every SA of the daemon: with
 // 10,000 tunnels, each with its own pair, a scan per setup made setup cost
-// grow with the number of tunnels. Daemon.mu guards it; the zero value is
-// empty and ready.
+// grow with the number of tunnels. A pair's IKE SAs and child SAs share
+// one map entry, and a pair with one of each (the common case) needs
+// nothing else. Daemon.mu guards it; the zero value is empty and ready.
 type pairIndex struct {
-	sas      ike.Index[peerKey, *ikeSA]
-	children ike.Index[peerKey, *childSA]
+	m map[peerKey]pairEntry
+}
+
+// pairEntry is a pair's SAs: sa and child when it has at most one of a
+// kind, more's sets from two on.
+type pairEntry struct {
+	sa    *ikeSA
+	child *childSA
+	more  *pairSets
+}
+
+// pairSets are the sets of a pair with two or more SAs of a kind; a set is
+// nil while the pair has fewer.
+type pairSets struct {
+	sas      map[*ikeSA]struct{}
+	children map[*childSA]struct{}
 }
 
 // childPair is a child SA's endpoint pair: its inbound SA's destination is
@@ -22,14 +37,38 @@ func childPair(c *childSA) peerKey { return peerKey{c.in.Dst, c.out.Dst} }
 // held.
 func (d *Daemon) putSALocked(sa *ikeSA) {
 	d.sas[sa.key()] = sa
-	d.pairs.sas.Add(sa.peer(), sa)
+	x := &d.pairs
+	k := sa.peer()
+	e := x.m[k]
+	if e.more == nil && e.sa != nil && e.sa != sa {
+		e.more = new(pairSets)
+	}
+	var none map[*ikeSA]struct{}
+	many := &none
+	if e.more != nil {
+		many = &e.more.sas
+	}
+	put(&e.sa, many, sa)
+	x.store(k, e)
 }
 
 // deleteSALocked takes sa out of Daemon.sas and the index. Daemon.mu must
 // be held.
 func (d *Daemon) deleteSALocked(sa *ikeSA) {
 	delete(d.sas, sa.key())
-	d.pairs.sas.Remove(sa.peer(), sa)
+	x := &d.pairs
+	k := sa.peer()
+	e, ok := x.m[k]
+	if !ok {
+		return
+	}
+	var none map[*ikeSA]struct{}
+	many := &none
+	if e.more != nil {
+		many = &e.more.sas
+	}
+	drop(&e.sa, many, sa)
+	x.store(k, e)
 }
 
 // putChildLocked enters c into Daemon.children (by both SAIDs) and the
@@ -37,7 +76,19 @@ func (d *Daemon) deleteSALocked(sa *ikeSA) {
 func (d *Daemon) putChildLocked(c *childSA) {
 	d.children[c.in] = c
 	d.children[c.out] = c
-	d.pairs.children.Add(childPair(c), c)
+	x := &d.pairs
+	k := childPair(c)
+	e := x.m[k]
+	if e.more == nil && e.child != nil && e.child != c {
+		e.more = new(pairSets)
+	}
+	var none map[*childSA]struct{}
+	many := &none
+	if e.more != nil {
+		many = &e.more.children
+	}
+	put(&e.child, many, c)
+	x.store(k, e)
 }
 
 // deleteChildLocked takes c out of Daemon.children and the index.
@@ -45,5 +96,107 @@ func (d *Daemon) putChildLocked(c *childSA) {
 func (d *Daemon) deleteChildLocked(c *childSA) {
 	delete(d.children, c.in)
 	delete(d.children, c.out)
-	d.pairs.children.Remove(childPair(c), c)
+	x := &d.pairs
+	k := childPair(c)
+	e, ok := x.m[k]
+	if !ok {
+		return
+	}
+	var none map[*childSA]struct{}
+	many := &none
+	if e.more != nil {
+		many = &e.more.children
+	}
+	drop(&e.child, many, c)
+	x.store(k, e)
+}
+
+// store writes a pair's entry back, or takes the pair out when it has no
+// SA left.
+func (x *pairIndex) store(k peerKey, e pairEntry) {
+	if e.more != nil && e.more.sas == nil && e.more.children == nil {
+		e.more = nil
+	}
+	if e == (pairEntry{}) {
+		delete(x.m, k)
+		return
+	}
+	if x.m == nil {
+		x.m = map[peerKey]pairEntry{}
+	}
+	x.m[k] = e
+}
+
+// sasOf yields the IKE SAs of a pair, in no order. The index must not
+// change while it runs.
+func (x *pairIndex) sasOf(k peerKey) iter.Seq[*ikeSA] {
+	e := x.m[k]
+	var many map[*ikeSA]struct{}
+	if e.more != nil {
+		many = e.more.sas
+	}
+	return members(e.sa, many)
+}
+
+// childrenOf yields the child SAs of a pair, in no order. The index must
+// not change while it runs.
+func (x *pairIndex) childrenOf(k peerKey) iter.Seq[*childSA] {
+	e := x.m[k]
+	var many map[*childSA]struct{}
+	if e.more != nil {
+		many = e.more.children
+	}
+	return members(e.child, many)
+}
+
+// put adds v to a set held as one value, or from two values on as a map:
+// the caller passes a map it can keep when one may be needed.
+func put[V comparable](one *V, many *map[V]struct{}, v V) {
+	var zero V
+	switch {
+	case *many != nil:
+		(*many)[v] = struct{}{}
+	case *one == zero:
+		*one = v
+	case *one != v:
+		*many = map[V]struct{}{*one: {}, v: {}}
+		*one = zero
+	}
+}
+
+// drop takes v out of a set that put fills; a map left with one value
+// goes back to one.
+func drop[V comparable](one *V, many *map[V]struct{}, v V) {
+	var zero V
+	if *many == nil {
+		if *one == v {
+			*one = zero
+		}
+		return
+	}
+	delete(*many, v)
+	if len(*many) == 1 {
+		for o := range *many {
+			*one = o
+		}
+		*many = nil
+	}
+}
+
+// members yields the values of a set that put fills.
+func members[V comparable](one V, many map[V]struct{}) iter.Seq[V] {
+	return func(yield func(V) bool) {
+		var zero V
+		if many == nil {
+			if one != zero {
+				yield(one)
+			}
+			return
+		}
+		for v := range many {
+			if !yield(v) {
+				return
+			}
+		}
+	}
 }
