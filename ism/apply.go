@@ -86,7 +86,7 @@ func (g *Gateway) apply(cfg *config.Config) error {
 
 func (g *Gateway) vrUsed(v *vr.VR) bool {
 	for _, t := range g.tunnels {
-		if t.op == v || t.tr == v {
+		if t.op() == v || t.tr() == v {
 			return true
 		}
 	}
@@ -168,7 +168,7 @@ func (g *Gateway) describe(d *datapath.Tunnel, tc *config.Tunnel, cfg *config.Co
 // setup builds a tunnel in its VRs. It never fails: a tunnel that cannot
 // come up is down with the reason.
 func (g *Gateway) setup(tc *config.Tunnel, op, tr *vr.VR, cfg *config.Config) *Tunnel {
-	t := &Tunnel{Name: tc.Name, cfg: tc, d: &datapath.Tunnel{Op: op, Transport: tr}, op: op, tr: tr,
+	t := &Tunnel{Name: tc.Name, cfg: tc, d: &datapath.Tunnel{Op: op, Transport: tr},
 		dest: tc.TunnelDestination.Addr}
 	g.describe(t.d, tc, cfg)
 	t.d.Endpoint = g.eps.Get(tr, tc.TunnelSource)
@@ -193,7 +193,7 @@ var errTransportVR = errors.New("transport mode needs an operational VR other th
 // and for a signaled one the IKE sockets; it returns why the tunnel cannot
 // come up.
 func (g *Gateway) build(t *Tunnel) error {
-	if t.d.Mode == ipsec.Transport && t.op == t.tr {
+	if t.d.Mode == ipsec.Transport && t.op() == t.tr() {
 		return errTransportVR
 	}
 	if err := g.openPath(t, 0); err != nil {
@@ -334,12 +334,12 @@ func (g *Gateway) openIKE(t *Tunnel) error {
 // tunnel's. It returns why the destination is not routable.
 func (g *Gateway) checkPath(t *Tunnel) error {
 	dest := t.destination()
-	rt, err := t.tr.Netlink.Lookup(dest)
+	rt, err := t.tr().Netlink.Lookup(dest)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err != nil {
 		t.routable = false
-		err = fmt.Errorf("destination %s is not routable in transport VR %s: %w", dest, t.tr.Name, err)
+		err = fmt.Errorf("destination %s is not routable in transport VR %s: %w", dest, t.tr().Name, err)
 		t.reason = err.Error()
 		return err
 	}

@@ -25,9 +25,9 @@ import (
 type Tunnel struct {
 	Name string
 	cfg  *config.Tunnel
-	// d is what the datapath knows of the tunnel, and the state it shares.
-	d      *datapath.Tunnel
-	op, tr *vr.VR
+	// d is what the datapath knows of the tunnel, and the state it shares
+	// (its operational and transport VRs too: op, tr).
+	d *datapath.Tunnel
 
 	up atomic.Bool
 	// ready says the tunnel's routes belong in its operational VR: a
@@ -39,7 +39,7 @@ type Tunnel struct {
 	since    atomic.Int64 // when the state last changed (unix nano)
 
 	mu sync.Mutex
-	// The small fields together, so that the struct fits 240 bytes
+	// The small fields together, so that the struct fits 224 bytes
 	// (TestTunnelSizes): the gateway holds one for every tunnel.
 	closed bool // torn down: no path may be set again
 	// standby: the tunnel's cluster group runs on another node; it has
@@ -84,6 +84,12 @@ func (t *Tunnel) rareLocked() *tunnelRare {
 	}
 	return t.rare
 }
+
+// op returns the tunnel's operational VR.
+func (t *Tunnel) op() *vr.VR { return t.d.Op }
+
+// tr returns the tunnel's transport VR.
+func (t *Tunnel) tr() *vr.VR { return t.d.Transport }
 
 // signaled reports whether IKE negotiates the tunnel's SAs.
 func (t *Tunnel) signaled() bool { return t.cfg.Type == config.Signaled }
