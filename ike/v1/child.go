@@ -15,7 +15,7 @@ import (
 // starts a rekey, a hard one deletes the SA pair.
 func (d *Daemon) Expire(id ipsec.SAID, hard bool) {
 	d.mu.Lock()
-	c, old := d.children[id], d.pendingIn[id]
+	c, old := d.childLocked(id), d.pendingIn[id]
 	d.mu.Unlock()
 	if c == nil && old != nil {
 		// The inbound SA of a rekey waiting to take over: the peer
@@ -23,7 +23,7 @@ func (d *Daemon) Expire(id ipsec.SAID, hard bool) {
 		// its crossing is handled as any other's.
 		d.takeOver(old)
 		d.mu.Lock()
-		c = d.children[id]
+		c = d.childLocked(id)
 		d.mu.Unlock()
 	}
 	if c == nil {
@@ -192,7 +192,7 @@ func (d *Daemon) removeChild(c *childSA, reason string) {
 // this end's outbound SA.
 func (d *Daemon) peerDeleted(out ipsec.SAID) {
 	d.mu.Lock()
-	c := d.children[out]
+	c := d.childLocked(out)
 	if c != nil && c.out != out {
 		c = nil // a delete names the peer's inbound SPI only
 	}

@@ -153,7 +153,7 @@ func (d *Daemon) adoptSuccessorsLocked(sa *ikeSA, ss []importedSuccessor, ready 
 	var arm []func()
 	for i := range ss {
 		s := &ss[i]
-		old := d.children[s.replaces]
+		old := d.childLocked(s.replaces)
 		if old == nil || old.in != s.replaces || old.ikesa != sa || !ready[s.c.in] {
 			d.log.Warn("imported rekey waiting to take over left out", "spi_in", hexSPI(s.c.in.SPI))
 			s.zero()

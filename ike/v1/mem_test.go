@@ -1,6 +1,7 @@
 package v1
 
 import (
+	"hash/maphash"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -72,7 +73,7 @@ func TestChildSelectorsAcrossReconfigure(t *testing.T) {
 // sets from two of a kind on and back to one, and the entry goes with the
 // pair's last SA.
 func TestPairIndexSets(t *testing.T) {
-	d := &Daemon{sas: map[saKey]*ikeSA{}, children: map[ipsec.SAID]*childSA{}}
+	d := &Daemon{sas: map[saKey]*ikeSA{}, seed: maphash.MakeSeed()}
 	local, remote := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
 	k := peerKey{local, remote}
 	ends := func(n int) (netip.AddrPort, netip.AddrPort) {
@@ -102,7 +103,7 @@ func TestPairIndexSets(t *testing.T) {
 	d.putChildLocked(children[0])
 	d.putChildLocked(children[0]) // again: no change
 	want(1, 1)
-	if e := d.pairs.m[k]; e.more != nil {
+	if e := d.pairs.m[d.pairs.key(k)]; e.more != nil {
 		t.Errorf("one SA of each kind made sets: %+v", e.more)
 	}
 	d.putSALocked(sas[1])
@@ -116,12 +117,45 @@ func TestPairIndexSets(t *testing.T) {
 		t.Errorf("pair's IKE SA %p, want %p", got[0], sas[1])
 	}
 	d.deleteChildLocked(children[0])
-	if e := d.pairs.m[k]; e.more != nil || e.child != children[1] {
+	if e := d.pairs.m[d.pairs.key(k)]; e.more != nil || e.child != children[1] {
 		t.Errorf("one of each left: entry %+v", e)
 	}
 	d.deleteSALocked(sas[1])
 	d.deleteChildLocked(children[1])
-	if len(d.pairs.m) != 0 || len(d.sas) != 0 || len(d.children) != 0 {
-		t.Errorf("left %d pairs, %d IKE SAs, %d child SAIDs", len(d.pairs.m), len(d.sas), len(d.children))
+	if len(d.pairs.m) != 0 || len(d.sas) != 0 || d.children.Keys() != 0 {
+		t.Errorf("left %d pairs, %d IKE SAs, %d child SAIDs", len(d.pairs.m), len(d.sas), d.children.Keys())
+	}
+}
+
+// all returns every IKE SA and child SA in the index.
+func (x *pairIndex) all() (sas []*ikeSA, children []*childSA) {
+	for _, e := range x.m {
+		var manySAs map[*ikeSA]struct{}
+		var manyChildren map[*childSA]struct{}
+		if e.more != nil {
+			manySAs, manyChildren = e.more.sas, e.more.children
+		}
+		sas = slices.AppendSeq(sas, members(e.sa, manySAs))
+		children = slices.AppendSeq(children, members(e.child, manyChildren))
+	}
+	return sas, children
+}
+
+// TestPairIndexCollision: two pairs under one hash share an entry, and
+// each pair's look-up yields its own SAs only.
+func TestPairIndexCollision(t *testing.T) {
+	d := &Daemon{sas: map[saKey]*ikeSA{}, seed: maphash.MakeSeed()}
+	a, b, c := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.3")
+	sa1 := &ikeSA{icookie: Cookie{1}, local: netip.AddrPortFrom(a, 500), remote: netip.AddrPortFrom(b, 500)}
+	sa2 := &ikeSA{icookie: Cookie{2}, local: netip.AddrPortFrom(a, 500), remote: netip.AddrPortFrom(c, 500)}
+	// Both pairs file under one key, as a collision of their hashes would.
+	k := d.pairs.key(sa1.peer())
+	e := pairEntry{more: &pairSets{sas: map[*ikeSA]struct{}{sa1: {}, sa2: {}}}}
+	d.pairs.store(k, e)
+	d.pairs.m[d.pairs.key(sa2.peer())] = e
+	for _, sa := range []*ikeSA{sa1, sa2} {
+		if got := slices.Collect(d.pairs.sasOf(sa.peer())); len(got) != 1 || got[0] != sa {
+			t.Errorf("pair %v yields %v, want only %p", sa.peer(), got, sa)
+		}
 	}
 }

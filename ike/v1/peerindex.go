@@ -1,6 +1,11 @@
 package v1
 
-import "iter"
+import (
+	"hash/maphash"
+	"iter"
+
+	"github.com/ismgw/ism/ipsec"
+)
 
 // pairIndex holds the IKE SAs of Daemon.sas and the child SAs of
 // Daemon.children by endpoint pair, so that an event of one pair (a phase
@@ -8,10 +13,21 @@ import "iter"
 // looks at that pair's SAs only instead of every SA of the daemon: with
 // 10,000 tunnels, each with its own pair, a scan per setup made setup cost
 // grow with the number of tunnels. A pair's IKE SAs and child SAs share
-// one map entry, and a pair with one of each (the common case) needs
-// nothing else. Daemon.mu guards it; the zero value is empty and ready.
+// one map entry, under the hash of the pair (an 8-byte key where the pair
+// is 48: sasOf and childrenOf filter out another pair with the same
+// hash), and a pair with one of each (the common case) needs nothing
+// else. Daemon.mu guards it; the zero value is empty and ready.
 type pairIndex struct {
-	m map[peerKey]pairEntry
+	m    map[uint64]pairEntry
+	seed maphash.Seed // made at the first use
+}
+
+// key returns the map key of a pair.
+func (x *pairIndex) key(k peerKey) uint64 {
+	if x.seed == (maphash.Seed{}) {
+		x.seed = maphash.MakeSeed()
+	}
+	return maphash.Comparable(x.seed, k)
 }
 
 // pairEntry is a pair's SAs: sa and child when it has at most one of a
@@ -38,7 +54,7 @@ func childPair(c *childSA) peerKey { return peerKey{c.in.Dst, c.out.Dst} }
 func (d *Daemon) putSALocked(sa *ikeSA) {
 	d.sas[sa.key()] = sa
 	x := &d.pairs
-	k := sa.peer()
+	k := x.key(sa.peer())
 	e := x.m[k]
 	if e.more == nil && e.sa != nil && e.sa != sa {
 		e.more = new(pairSets)
@@ -57,7 +73,7 @@ func (d *Daemon) putSALocked(sa *ikeSA) {
 func (d *Daemon) deleteSALocked(sa *ikeSA) {
 	delete(d.sas, sa.key())
 	x := &d.pairs
-	k := sa.peer()
+	k := x.key(sa.peer())
 	e, ok := x.m[k]
 	if !ok {
 		return
@@ -74,10 +90,10 @@ func (d *Daemon) deleteSALocked(sa *ikeSA) {
 // putChildLocked enters c into Daemon.children (by both SAIDs) and the
 // index. Daemon.mu must be held.
 func (d *Daemon) putChildLocked(c *childSA) {
-	d.children[c.in] = c
-	d.children[c.out] = c
+	d.children.Add(d.saidHash(c.in), c)
+	d.children.Add(d.saidHash(c.out), c)
 	x := &d.pairs
-	k := childPair(c)
+	k := x.key(childPair(c))
 	e := x.m[k]
 	if e.more == nil && e.child != nil && e.child != c {
 		e.more = new(pairSets)
@@ -94,10 +110,10 @@ func (d *Daemon) putChildLocked(c *childSA) {
 // deleteChildLocked takes c out of Daemon.children and the index.
 // Daemon.mu must be held.
 func (d *Daemon) deleteChildLocked(c *childSA) {
-	delete(d.children, c.in)
-	delete(d.children, c.out)
+	d.children.Remove(d.saidHash(c.in), c)
+	d.children.Remove(d.saidHash(c.out), c)
 	x := &d.pairs
-	k := childPair(c)
+	k := x.key(childPair(c))
 	e, ok := x.m[k]
 	if !ok {
 		return
@@ -111,9 +127,23 @@ func (d *Daemon) deleteChildLocked(c *childSA) {
 	x.store(k, e)
 }
 
+// saidHash is the key of an SA in Daemon.children.
+func (d *Daemon) saidHash(id ipsec.SAID) uint64 { return maphash.Comparable(d.seed, id) }
+
+// childLocked returns the child SA with an inbound or outbound SA id, or
+// nil. Daemon.mu must be held.
+func (d *Daemon) childLocked(id ipsec.SAID) *childSA {
+	for c := range d.children.Get(d.saidHash(id)) {
+		if c.in == id || c.out == id { // not another SA with the same hash
+			return c
+		}
+	}
+	return nil
+}
+
 // store writes a pair's entry back, or takes the pair out when it has no
 // SA left.
-func (x *pairIndex) store(k peerKey, e pairEntry) {
+func (x *pairIndex) store(k uint64, e pairEntry) {
 	if e.more != nil && e.more.sas == nil && e.more.children == nil {
 		e.more = nil
 	}
@@ -122,7 +152,7 @@ func (x *pairIndex) store(k peerKey, e pairEntry) {
 		return
 	}
 	if x.m == nil {
-		x.m = map[peerKey]pairEntry{}
+		x.m = map[uint64]pairEntry{}
 	}
 	x.m[k] = e
 }
@@ -130,23 +160,35 @@ func (x *pairIndex) store(k peerKey, e pairEntry) {
 // sasOf yields the IKE SAs of a pair, in no order. The index must not
 // change while it runs.
 func (x *pairIndex) sasOf(k peerKey) iter.Seq[*ikeSA] {
-	e := x.m[k]
+	e := x.m[x.key(k)]
 	var many map[*ikeSA]struct{}
 	if e.more != nil {
 		many = e.more.sas
 	}
-	return members(e.sa, many)
+	return func(yield func(*ikeSA) bool) {
+		for sa := range members(e.sa, many) {
+			if sa.peer() == k && !yield(sa) { // not another pair's
+				return
+			}
+		}
+	}
 }
 
 // childrenOf yields the child SAs of a pair, in no order. The index must
 // not change while it runs.
 func (x *pairIndex) childrenOf(k peerKey) iter.Seq[*childSA] {
-	e := x.m[k]
+	e := x.m[x.key(k)]
 	var many map[*childSA]struct{}
 	if e.more != nil {
 		many = e.more.children
 	}
-	return members(e.child, many)
+	return func(yield func(*childSA) bool) {
+		for c := range members(e.child, many) {
+			if childPair(c) == k && !yield(c) { // not another pair's
+				return
+			}
+		}
+	}
 }
 
 // put adds v to a set held as one value, or from two values on as a map:
