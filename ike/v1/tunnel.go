@@ -30,9 +30,12 @@ type tunnel struct {
 	// (config.Tunnels), shared, never changed.
 	cfg      *ike.Tunnel
 	state    tunnelState
-	onBackup bool           // the backup destination is in use (beside state: no padding)
-	peer     netip.AddrPort // where its SAs go: learned for FQDN destinations
-	sa       *ikeSA         // the IKE SA its SAs were last negotiated on
+	onBackup bool // the backup destination is in use (beside state: no padding)
+	// rekeys counts the child SAs rekeyed (beside state too: the struct
+	// fits 176 bytes, TestSASizes).
+	rekeys int32
+	peer   netip.AddrPort // where its SAs go: learned for FQDN destinations
+	sa     *ikeSA         // the IKE SA its SAs were last negotiated on
 	// children are its live child SAs, oldest first, each with its own
 	// selectors inside the tunnel's.
 	children []*childSA
@@ -45,10 +48,9 @@ type tunnel struct {
 	// negotiations failed (acquire.go); an entry goes when its pair
 	// negotiates successfully.
 	retries            []pairRetry
-	attempts, failures int    // negotiations this end started, and failed
+	attempts, failures int32  // negotiations this end started, and failed
 	peerFailure        string // the last failure of a quick mode the peer started, reported
 	lastError          string
-	rekeys             int
 	hist               *tunnelHistory // DPD and failover history, nil until needed
 }
 
@@ -190,7 +192,7 @@ func (c *childSA) status(now time.Time) ike.ChildStatus {
 // established IKE SA of each peer. Daemon.mu must be held.
 func (d *Daemon) tunnelStatusLocked(tu *tunnel, now time.Time, newest map[peerKey]*ikeSA) ike.TunnelStatus {
 	st := ike.TunnelStatus{Name: tu.cfg.Name, State: tu.state.String(), Peer: tu.peer, QuickMode: tu.qm,
-		Rekeys: tu.rekeys, LastError: tu.lastError, Destination: tu.dest(), Attempts: tu.attempts, Failures: tu.failures}
+		Rekeys: int(tu.rekeys), LastError: tu.lastError, Destination: tu.dest(), Attempts: int(tu.attempts), Failures: int(tu.failures)}
 	st.DPD = d.tunnelDPDLocked(tu, newest)
 	st.Failover = d.tunnelFailoverLocked(tu, now)
 	st.IKESA = d.tunnelIKESALocked(tu)
