@@ -13,3 +13,11 @@ func TestTunnelSize(t *testing.T) {
 		t.Errorf("Tunnel is %d bytes, over 400", n)
 	}
 }
+
+// TestPolicySize keeps a policy at 48 bytes: every IKE SA holds the one it
+// negotiated (issue 13).
+func TestPolicySize(t *testing.T) {
+	if n := unsafe.Sizeof(Policy{}); n > 48 {
+		t.Errorf("Policy is %d bytes, over 48", n)
+	}
+}
