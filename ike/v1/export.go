@@ -190,7 +190,7 @@ func (im *importedSA) zero() {
 func readIKESA(data []byte, format int) (*importedSA, error) {
 	r := ike.NewRecordReader(data)
 	im := &importedSA{at: r.Time()}
-	sa := &ikeSA{established: true, state: "established"}
+	sa := &ikeSA{established: true, state: stateEstablished}
 	copy(sa.icookie[:], r.Bytes())
 	copy(sa.rcookie[:], r.Bytes())
 	var aggressive bool
@@ -296,7 +296,7 @@ func (d *Daemon) adopt(im *importedSA, o ike.ImportOptions) {
 	}
 	d.mu.Lock()
 	now := d.now()
-	sa.lastRecv, sa.lastHeard = now, now
+	sa.lastRecv = now
 	d.putSALocked(sa)
 	d.armImportedLocked(sa, now)
 	var up []string

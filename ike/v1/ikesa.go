@@ -18,8 +18,8 @@ import (
 // marked established and only read afterwards.
 type ikeSA struct {
 	icookie, rcookie Cookie
-	// The small fields together, so that the struct fits 568 bytes, the
-	// 576-byte size class with its header (TestSASizes).
+	// The small fields together, so that the struct fits 512 bytes, a
+	// size class without a header (TestSASizes).
 	initiator   bool
 	mode        ike.Phase1Mode
 	natt        bool // using UDP 4500
@@ -39,11 +39,10 @@ type ikeSA struct {
 	// SKEYID_d at the start of keys.
 	elen, dlen uint8
 	rekeys     int32
+	state      saState // where phase 1 stands
 
 	local, remote netip.AddrPort // current endpoints; ports float to 4500
 	lastRecv      time.Time      // any message for the SA arrived
-	lastHeard     time.Time      // an authenticated message arrived
-	state         string
 	failure       string
 
 	policy ike.Policy // negotiated; Lifetime is the one in force
@@ -70,6 +69,30 @@ type ikeSA struct {
 	// (tunnel.sa), so that its rekey or removal looks at those only; an
 	// entry whose tunnel has moved on since is skipped (usersLocked).
 	users []*tunnel
+}
+
+// saState is where an IKE SA's phase 1 stands, as show names it.
+type saState uint8
+
+// IKE SA states.
+const (
+	stateNone saState = iota
+	stateMMSAI
+	stateAMSAI
+	stateMMSAR
+	stateAMSAR
+	stateMMKEI
+	stateMMAuthI
+	stateMMKER
+	stateMMAuthR
+	stateAMAuthR
+	stateEstablished
+	stateDeleted
+)
+
+func (s saState) String() string {
+	return [...]string{"", "MM_SA_I", "AM_SA_I", "MM_SA_R", "AM_SA_R", "MM_KE_I", "MM_AUTH_I", "MM_KE_R", "MM_AUTH_R", "AM_AUTH_R",
+		"established", "deleted"}[s]
 }
 
 // phase1Queue is what waits for an IKE SA's phase 1 to complete.
@@ -237,7 +260,7 @@ func (d *Daemon) isEstablished(sa *ikeSA) bool {
 func (sa *ikeSA) status(now time.Time) ike.IKESAStatus {
 	st := ike.IKESAStatus{
 		Local: sa.local, Remote: sa.remote, ICookie: sa.icookie.String(), RCookie: sa.rcookie.String(),
-		Initiator: sa.initiator, Mode: sa.mode, State: sa.state, Established: sa.established,
+		Initiator: sa.initiator, Mode: sa.mode, State: sa.state.String(), Established: sa.established,
 		Policy: sa.policy, RemoteID: sa.remoteID.String(), NATT: sa.natt, Rekeys: int(sa.rekeys),
 		DPD: sa.localDPD, PeerDPD: sa.peerDPD,
 	}
@@ -256,16 +279,16 @@ func (d *Daemon) newIKESA(initiator bool, mode ike.Phase1Mode, local, remote net
 	sa := &ikeSA{initiator: initiator, mode: mode, local: local, remote: remote, created: d.now()}
 	if initiator {
 		d.random(sa.icookie[:])
-		sa.state = "MM_SA_I"
+		sa.state = stateMMSAI
 		if mode == ike.AggressiveMode {
-			sa.state = "AM_SA_I"
+			sa.state = stateAMSAI
 		}
 		d.halfOpen[sa.icookie] = sa
 	} else {
 		d.random(sa.rcookie[:])
-		sa.state = "MM_SA_R"
+		sa.state = stateMMSAR
 		if mode == ike.AggressiveMode {
-			sa.state = "AM_SA_R"
+			sa.state = stateAMSAR
 		}
 	}
 	return sa
@@ -301,7 +324,7 @@ func (d *Daemon) establish(sa *ikeSA, lifetime time.Duration) ([]packet, []*qmPl
 	now := d.now()
 	d.stopOpeningLocked(sa)
 	sa.established = true
-	sa.state = "established"
+	sa.state = stateEstablished
 	sa.policy.Lifetime = lifetime
 	sa.expires = now.Add(lifetime)
 	d.counters.Phase1Established++
@@ -402,7 +425,7 @@ func (d *Daemon) removeIKESA(sa *ikeSA) {
 		return
 	}
 	sa.dead = true
-	sa.state = "deleted"
+	sa.state = stateDeleted
 	d.deleteSALocked(sa)
 	if d.halfOpen[sa.icookie] == sa {
 		delete(d.halfOpen, sa.icookie)

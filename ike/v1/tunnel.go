@@ -230,8 +230,8 @@ func (d *Daemon) tunnelIKESALocked(tu *tunnel) string {
 		return "none"
 	case sa.established:
 		return "established"
-	case sa.state != "":
-		return sa.state
+	case sa.state != stateNone:
+		return sa.state.String()
 	}
 	return "negotiating"
 }
