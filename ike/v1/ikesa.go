@@ -189,8 +189,18 @@ func (d *Daemon) usersLocked(sa *ikeSA) []*tunnel {
 // that message gets the same answer (RFC 2408 §5: retransmission).
 type reply struct {
 	msgID uint32
-	sum   [32]byte
+	sum   replySum
 	resp  []byte
+}
+
+// replySum identifies a message: the first half of its SHA-256, which
+// keeps a reply at 48 bytes.
+type replySum [sha256.Size / 2]byte
+
+// sumOf returns a message's replySum.
+func sumOf(msg []byte) replySum {
+	s := sha256.Sum256(msg)
+	return replySum(s[:len(replySum{})])
 }
 
 type peerKey struct{ local, remote netip.Addr }
@@ -203,7 +213,7 @@ func (sa *ikeSA) peer() peerKey { return peerKey{sa.local.Addr(), sa.remote.Addr
 // The last rememberedReplies answers are kept, in a slice that grows to
 // that: most IKE SAs answer one or two messages.
 func (sa *ikeSA) remember(msgID uint32, msg, resp []byte) {
-	r := reply{msgID: msgID, sum: sha256.Sum256(msg), resp: resp}
+	r := reply{msgID: msgID, sum: sumOf(msg), resp: resp}
 	if len(sa.replies) < rememberedReplies {
 		sa.replies = append(sa.replies, r)
 		return
@@ -217,7 +227,7 @@ const rememberedReplies = 4
 
 // answer returns the remembered answer to msg. Daemon.mu must be held.
 func (sa *ikeSA) answer(msg []byte) ([]byte, bool) {
-	sum := sha256.Sum256(msg)
+	sum := sumOf(msg)
 	for _, r := range sa.replies {
 		if r.sum == sum && r.resp != nil {
 			return r.resp, true

@@ -29,6 +29,7 @@ func TestSASizes(t *testing.T) {
 		{"ikeSA", unsafe.Sizeof(ikeSA{}), 512},
 		{"childSA", unsafe.Sizeof(childSA{}), 240},
 		{"tunnel", unsafe.Sizeof(tunnel{}), 176},
+		{"reply", unsafe.Sizeof(reply{}), 48},
 	} {
 		if x.size > x.max {
 			t.Errorf("%s is %d bytes, over %d", x.name, x.size, x.max)
