@@ -166,10 +166,10 @@ func (d *Daemon) negotiationFailed(plan *qmPlan, remote netip.Addr, reason strin
 	next := plan.retry.Next
 	if c := plan.replaces; c != nil {
 		c.rekeying = false
-		if !c.dead && c.retry == nil && (c.lifetime.Time == 0 || next.Before(c.created.Add(c.lifetime.Time))) {
-			c.retry = d.clk.AfterFunc(next.Sub(now), func() {
+		if !c.dead && c.retryTimer() == nil && (c.lifetime.Time == 0 || next.Before(c.created.Add(c.lifetime.Time))) {
+			c.pend().retry = d.clk.AfterFunc(next.Sub(now), func() {
 				d.mu.Lock()
-				c.retry = nil
+				c.pend().retry = nil
 				d.mu.Unlock()
 				d.rekeyChild(c)
 			})

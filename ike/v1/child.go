@@ -143,8 +143,8 @@ func (d *Daemon) usableSA(c *childSA) *ikeSA {
 func (d *Daemon) stopChildLocked(c *childSA) {
 	c.dead = true
 	d.stopLifeLocked(&c.life)
-	if c.retry != nil {
-		c.retry.Stop()
+	if r := c.retryTimer(); r != nil {
+		r.Stop()
 	}
 	d.deleteChildLocked(c)
 	tu := c.tu
@@ -208,7 +208,7 @@ func (d *Daemon) peerDeleted(out ipsec.SAID) {
 func (d *Daemon) rekeyChild(c *childSA) {
 	d.mu.Lock()
 	tu := c.tu
-	if c.dead || c.rekeying || c.retry != nil || c != tu.newest(c.local(), c.remote()) {
+	if c.dead || c.rekeying || c.retryTimer() != nil || c != tu.newest(c.local(), c.remote()) {
 		d.mu.Unlock()
 		return
 	}

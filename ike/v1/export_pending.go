@@ -22,13 +22,13 @@ import (
 func writeSuccessors(w *ike.RecordWriter, kids []*childSA) {
 	var waiting []*childSA
 	for _, c := range kids {
-		if s := c.successor; s != nil && !s.done {
+		if s := c.successorOf(); s != nil && !s.done {
 			waiting = append(waiting, c)
 		}
 	}
 	w.U8(uint8(len(waiting)))
 	for _, old := range waiting {
-		s := old.successor
+		s := old.successorOf()
 		w.Block(func(w *ike.RecordWriter) {
 			w.SAID(old.in)
 			writeChild(w, s.c)
@@ -163,7 +163,7 @@ func (d *Daemon) adoptSuccessorsLocked(sa *ikeSA, ss []importedSuccessor, ready 
 		c.tu = old.tu
 		plan := &qmPlan{tu: old.tu, local: c.local(), remote: c.remote(), replaces: old}
 		c.setSelectors(c.local(), c.remote())
-		old.successor = &successor{c: c, out: s.out, plan: plan, due: s.due, qm3: s.qm3, resent: s.resent}
+		old.pend().successor = &successor{c: c, out: s.out, plan: plan, due: s.due, qm3: s.qm3, resent: s.resent}
 		d.pendingIn[c.in] = old
 		wait := max(0, s.due.Sub(now))
 		d.log.Info("imported rekey waiting to take over", "tunnel", old.tu.cfg.Name, "spi_in", hexSPI(c.in.SPI), "in", wait)

@@ -122,15 +122,49 @@ type childSA struct {
 	lifetime  ipsec.Lifetime
 	encap     bool
 	initiator bool
-	rekeying  bool // (the bools together: the struct fits 240 bytes)
+	rekeying  bool // (the bools together: the struct fits 224 bytes)
 	dead      bool
 	pfs       uint16 // the DH group of PFS, 0 for none
 	created   time.Time
-	life      lifeTimer   // rekey, then expiry
-	retry     clock.Timer // a rekey waiting for the back-off after a failed one
+	life      lifeTimer // rekey, then expiry
+	// pending is what only a child being rekeyed has; nil until then
+	// (pend, retryTimer, successorOf).
+	pending *childPending
+}
+
+// childPending is what a child SA has while a rekey of it waits.
+type childPending struct {
+	retry clock.Timer // a rekey waiting for the back-off after a failed one
 	// successor is the rekey that replaces this pair, waiting to take
 	// over (switchLater).
 	successor *successor
+}
+
+// pend returns the child's pending record, made if need be. Daemon.mu
+// must be held.
+func (c *childSA) pend() *childPending {
+	if c.pending == nil {
+		c.pending = new(childPending)
+	}
+	return c.pending
+}
+
+// retryTimer returns the timer of a rekey waiting for its back-off, or
+// nil.
+func (c *childSA) retryTimer() clock.Timer {
+	if c.pending == nil {
+		return nil
+	}
+	return c.pending.retry
+}
+
+// successorOf returns the rekey waiting to take over from the child, or
+// nil.
+func (c *childSA) successorOf() *successor {
+	if c.pending == nil {
+		return nil
+	}
+	return c.pending.successor
 }
 
 // selectorPair is a child SA's own selectors.
@@ -172,8 +206,8 @@ func keepSelectorsLocked(tu *tunnel, old *ike.Tunnel) {
 	}
 	for _, c := range tu.children {
 		keep(c)
-		if c.successor != nil {
-			keep(c.successor.c)
+		if s := c.successorOf(); s != nil {
+			keep(s.c)
 		}
 	}
 }
