@@ -109,15 +109,6 @@ func (sa *ikeSA) queue() *phase1Queue {
 	return sa.queued
 }
 
-// waitingPlans returns the quick modes waiting for phase 1. Daemon.mu
-// must be held.
-func (sa *ikeSA) waitingPlans() []*qmPlan {
-	if sa.queued == nil {
-		return nil
-	}
-	return sa.queued.waiting
-}
-
 // takeQueued empties the queue and returns what it held. Daemon.mu must
 // be held.
 func (sa *ikeSA) takeQueued() (pending []packet, waiting []*qmPlan) {
