@@ -53,38 +53,14 @@ func childPair(c *childSA) peerKey { return peerKey{c.in.Dst, c.out.Dst} }
 // held.
 func (d *Daemon) putSALocked(sa *ikeSA) {
 	d.sas[sa.key()] = sa
-	x := &d.pairs
-	k := x.key(sa.peer())
-	e := x.m[k]
-	if e.more == nil && e.sa != nil && e.sa != sa {
-		e.more = new(pairSets)
-	}
-	var none map[*ikeSA]struct{}
-	many := &none
-	if e.more != nil {
-		many = &e.more.sas
-	}
-	put(&e.sa, many, sa)
-	x.store(k, e)
+	file(&d.pairs, sa.peer(), sa, true, entrySA, setSAs)
 }
 
 // deleteSALocked takes sa out of Daemon.sas and the index. Daemon.mu must
 // be held.
 func (d *Daemon) deleteSALocked(sa *ikeSA) {
 	delete(d.sas, sa.key())
-	x := &d.pairs
-	k := x.key(sa.peer())
-	e, ok := x.m[k]
-	if !ok {
-		return
-	}
-	var none map[*ikeSA]struct{}
-	many := &none
-	if e.more != nil {
-		many = &e.more.sas
-	}
-	drop(&e.sa, many, sa)
-	x.store(k, e)
+	file(&d.pairs, sa.peer(), sa, false, entrySA, setSAs)
 }
 
 // putChildLocked enters c into Daemon.children (by both SAIDs) and the
@@ -92,19 +68,7 @@ func (d *Daemon) deleteSALocked(sa *ikeSA) {
 func (d *Daemon) putChildLocked(c *childSA) {
 	d.children.Add(d.saidHash(c.in), c)
 	d.children.Add(d.saidHash(c.out), c)
-	x := &d.pairs
-	k := x.key(childPair(c))
-	e := x.m[k]
-	if e.more == nil && e.child != nil && e.child != c {
-		e.more = new(pairSets)
-	}
-	var none map[*childSA]struct{}
-	many := &none
-	if e.more != nil {
-		many = &e.more.children
-	}
-	put(&e.child, many, c)
-	x.store(k, e)
+	file(&d.pairs, childPair(c), c, true, entryChild, setChildren)
 }
 
 // deleteChildLocked takes c out of Daemon.children and the index.
@@ -112,18 +76,37 @@ func (d *Daemon) putChildLocked(c *childSA) {
 func (d *Daemon) deleteChildLocked(c *childSA) {
 	d.children.Remove(d.saidHash(c.in), c)
 	d.children.Remove(d.saidHash(c.out), c)
-	x := &d.pairs
-	k := x.key(childPair(c))
+	file(&d.pairs, childPair(c), c, false, entryChild, setChildren)
+}
+
+// The fields of an entry and of its sets that hold each kind of SA.
+func entrySA(e *pairEntry) **ikeSA                   { return &e.sa }
+func setSAs(s *pairSets) *map[*ikeSA]struct{}        { return &s.sas }
+func entryChild(e *pairEntry) **childSA              { return &e.child }
+func setChildren(s *pairSets) *map[*childSA]struct{} { return &s.children }
+
+// file adds v to (add) or takes it out of a pair's SAs of its kind, which
+// one and many locate in the pair's entry.
+func file[V comparable](x *pairIndex, pair peerKey, v V, add bool, one func(*pairEntry) *V, many func(*pairSets) *map[V]struct{}) {
+	k := x.key(pair)
 	e, ok := x.m[k]
-	if !ok {
+	if !add && !ok {
 		return
 	}
-	var none map[*childSA]struct{}
-	many := &none
-	if e.more != nil {
-		many = &e.more.children
+	var zero V
+	if o := *one(&e); add && e.more == nil && o != zero && o != v {
+		e.more = new(pairSets)
 	}
-	drop(&e.child, many, c)
+	var none map[V]struct{}
+	set := &none
+	if e.more != nil {
+		set = many(e.more)
+	}
+	if add {
+		put(one(&e), set, v)
+	} else {
+		drop(one(&e), set, v)
+	}
 	x.store(k, e)
 }
 
