@@ -20,7 +20,7 @@ import (
 // the 576-byte class), a child SA within 224, a tunnel within 176. A field
 // that crosses one costs the next class, 32 to 64 bytes a tunnel: move
 // what only a setup or a rare case needs into a record made when needed
-// (phase1Queue, tunnelHistory).
+// (phase1Queue, childPending, tunnelHistory).
 func TestSASizes(t *testing.T) {
 	for _, x := range []struct {
 		name      string
