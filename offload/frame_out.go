@@ -144,9 +144,9 @@ func (p *Processor) espOut(pk *Packet, keep int, nh uint8, left int) DropReason 
 	if !grow(b, keep, insert, tail) {
 		return DropTooBig
 	}
-	seq, r := p.takeSeq(sa, left)
-	if r != NotDropped {
-		return r
+	seq := p.takeSeq(sa, left)
+	if seq == 0 {
+		return DropSeqOverflow
 	}
 	pk.seq = seq
 	pkt := b.Mem[b.Off:]
@@ -240,21 +240,18 @@ func (sa *SA) writeOuter(pkt, inner []byte, seq uint64) {
 		tos = header.IPv6(inner).TrafficClass()
 	}
 	n := sa.outer
-	if n == header.IPv4MinimumSize {
-		// The identification need only be unique while fragments may be
-		// in flight: the sequence number's low bits are.
-		h := (*[header.IPv4MinimumSize]byte)(pkt)
-		*h = [header.IPv4MinimumSize]byte(sa.tmpl[:])
-		header.IPv4(h[:]).SetVariable(tos, uint16(len(pkt)), uint16(seq), flags, sa.tmplSum)
-		return
-	}
-	copy(pkt, sa.tmpl[:n])
 	if sa.ipv6 {
+		copy(pkt, sa.tmpl[:n])
 		ip := header.IPv6(pkt)
 		ip.SetTrafficClass(tos)
 		ip.SetPayloadLength(uint16(len(pkt) - header.IPv6MinimumSize))
 	} else {
-		header.IPv4(pkt).SetVariable(tos, uint16(len(pkt)), uint16(seq), flags, sa.tmplSum)
+		// The identification need only be unique while fragments may be
+		// in flight: the sequence number's low bits are.
+		header.IPv4(pkt).EncodeFrom((*[header.IPv4MinimumSize]byte)(sa.tmpl[:]), sa.tmplSum, tos, uint16(len(pkt)), uint16(seq), flags)
+		if sa.udpLen > 0 {
+			*(*[header.UDPMinimumSize]byte)(pkt[header.IPv4MinimumSize:]) = *(*[header.UDPMinimumSize]byte)(sa.tmpl[header.IPv4MinimumSize:])
+		}
 	}
 	if sa.udpLen > 0 {
 		header.UDP(pkt[n-header.UDPMinimumSize:]).SetLength(uint16(len(pkt) - n + header.UDPMinimumSize))
@@ -282,9 +279,9 @@ func (p *Processor) ahOut(pk *Packet, keep int, nh uint8, left int) DropReason {
 	if !grow(b, keep, insert, icv+4+p.e.disp.tailroom) {
 		return DropTooBig
 	}
-	seq, r := p.takeSeq(sa, left)
-	if r != NotDropped {
-		return r
+	seq := p.takeSeq(sa, left)
+	if seq == 0 {
+		return DropSeqOverflow
 	}
 	pk.seq = seq
 	pkt := b.Mem[b.Off:]

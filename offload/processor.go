@@ -283,23 +283,32 @@ func (p *Processor) account() {
 
 // takeSeq returns a packet's sequence number from a reservation made for
 // the rest of its run (left packets, this one included), so that an SA's
-// counter is touched once a run. prepareRun starts each run with none.
-func (p *Processor) takeSeq(sa *SA, left int) (uint64, DropReason) {
-	if p.seqLeft == 0 {
-		var granted int
-		p.seqNext, granted = sa.reserveSeq(left)
-		p.seqLeft = granted
-		if granted == 0 {
-			p.seqLeft = -1 // refused: keep refusing this run
-		}
-	}
-	if p.seqLeft < 0 {
-		return 0, DropSeqOverflow
+// counter is touched once a run; 0, never a sequence number (RFC 4303
+// §3.3.3), when the SA has run out. prepareRun starts each run with none.
+func (p *Processor) takeSeq(sa *SA, left int) uint64 {
+	if p.seqLeft <= 0 {
+		return p.reserveSeq(sa, left)
 	}
 	p.seqLeft--
-	s := p.seqNext
 	p.seqNext++
-	return s, NotDropped
+	return p.seqNext - 1
+}
+
+// reserveSeq is takeSeq with no numbers left: it reserves the rest of the
+// run's unless the SA has refused already.
+func (p *Processor) reserveSeq(sa *SA, left int) uint64 {
+	if p.seqLeft < 0 {
+		return 0
+	}
+	var granted int
+	p.seqNext, granted = sa.reserveSeq(left)
+	if granted == 0 {
+		p.seqLeft = -1 // refused: keep refusing this run
+		return 0
+	}
+	p.seqLeft = granted - 1
+	p.seqNext++
+	return p.seqNext - 1
 }
 
 // status maps the op's outcome to a drop reason; a driver fault moves the
