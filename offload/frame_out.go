@@ -140,7 +140,7 @@ func (p *Processor) espOut(pk *Packet, keep int, nh uint8, left int) DropReason 
 	}
 	udp := sa.udpLen
 	insert := f.ipLen - keep + udp + header.ESPHeaderSize + ivLen
-	tail := padLen + header.ESPTrailerSize + icv + 4 + p.e.disp.tailroom
+	tail := padLen + header.ESPTrailerSize + icv + 4 + p.tailroom
 	if !grow(b, keep, insert, tail) {
 		return DropTooBig
 	}
@@ -231,13 +231,14 @@ func (p *Processor) writeIP(pk *Packet, keep int, proto uint8, inner []byte) {
 // copied from the inner header, DF from an IPv4 inner header). pkt is the
 // whole packet.
 func (sa *SA) writeOuter(pkt, inner []byte, seq uint64) {
+	in := (*[8]byte)(inner) // prepare checked the inner header: one bounds check for all
 	var tos uint8
 	var flags uint16
-	if inner[0]>>4 == 4 {
-		ih := header.IPv4(inner)
+	if in[0]>>4 == 4 {
+		ih := header.IPv4(in[:])
 		tos, flags = ih.TOS(), ih.FlagsFragment()&header.IPv4FlagDF
 	} else {
-		tos = header.IPv6(inner).TrafficClass()
+		tos = header.IPv6(in[:]).TrafficClass()
 	}
 	n := sa.outer
 	if sa.ipv6 {
@@ -276,7 +277,7 @@ func (p *Processor) ahOut(pk *Packet, keep int, nh uint8, left int) DropReason {
 	}
 	f.inner = b.Len - keep
 	insert := f.ipLen - keep + ahLen
-	if !grow(b, keep, insert, icv+4+p.e.disp.tailroom) {
+	if !grow(b, keep, insert, icv+4+p.tailroom) {
 		return DropTooBig
 	}
 	seq := p.takeSeq(sa, left)

@@ -90,6 +90,8 @@ type Processor struct {
 	// counter is touched once a run. seqLeft < 0: the SA refused.
 	seqNext uint64
 	seqLeft int
+	// tailroom is what the engine's drivers need after a packet.
+	tailroom int
 	// last is the inbound SA the previous lookup found.
 	last *SA
 	// locked is the SA whose replay window the finish stage holds, so that
@@ -104,7 +106,7 @@ type Processor struct {
 
 // newProcessor returns a Processor with its own queue pairs.
 func newProcessor(e *Engine) *Processor {
-	p := &Processor{e: e, ivPos: BurstSize * 16}
+	p := &Processor{e: e, ivPos: BurstSize * 16, tailroom: e.disp.tailroom}
 	p.own.init(len(e.disp.all))
 	p.cur = &p.own
 	p.cr.init(e)
