@@ -70,7 +70,8 @@ func NewPacket() *Packet {
 // Reset makes the packet ready for a new payload of n bytes at Headroom.
 func (p *Packet) Reset(n int) {
 	p.Buf.Off, p.Buf.Len = Headroom, n
-	p.SA, p.Drop, p.NextHeader, p.bnd, p.Outer = nil, NotDropped, 0, nil, Outer{}
+	p.SA, p.Drop, p.NextHeader, p.bnd = nil, NotDropped, 0, nil
+	p.Outer = Outer{} // on its own: zeroed in place, not through a copy
 }
 
 // Processor runs bursts of packets through the engine. It is owned by one
