@@ -181,6 +181,7 @@ func runScale(h *harness, o ScaleOptions) ScaleResult {
 	// what the VR's data path and the endpoint hold whatever the number of
 	// tunnels (TUN device, sockets, receive buffers) is in it.
 	a := startScaleGateway(h, sc.initiatorConfig(lab.a, n, []int{n}), o.LogDir)
+	a.log.reserve(n + 1) // the harness's, not the gateway's
 	m0, buf0 := a.memory()
 	rss0 := selfRSS()
 	cfg, err := config.Parse("initiator.conf", strings.NewReader(sc.initiatorConfig(lab.a, n, append(ids, n))))

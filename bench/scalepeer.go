@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"runtime"
@@ -127,6 +128,16 @@ func (l *upLog) WithAttrs([]slog.Attr) slog.Handler { return l }
 func (l *upLog) WithGroup(string) slog.Handler      { return l }
 
 // times returns when each tunnel first came up, unordered.
+// reserve makes room for n tunnels' up times, so that the log's own
+// growth during a run is not counted in the gateway's heap per tunnel.
+func (l *upLog) reserve(n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	upAt := make(map[int]time.Time, n)
+	maps.Copy(upAt, l.upAt)
+	l.upAt = upAt
+}
+
 func (l *upLog) times() []time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()

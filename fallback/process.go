@@ -38,7 +38,7 @@ func (w *worker) runAEAD(s *session, op *driver.Op) driver.Status {
 	if op.IVLen != 8 || op.AADLen > 12 || op.CipherLen < 0 || op.DigestOff != op.CipherOff+op.CipherLen {
 		return driver.InvalidArgs
 	}
-	region, ok := op.Region(op.CipherOff, op.CipherLen+s.tagLen)
+	region, ok := op.Region(op.CipherOff, op.CipherLen+int(s.tagLen))
 	if !ok {
 		return driver.InvalidArgs
 	}

@@ -25,19 +25,20 @@ import (
 // concurrent use; the stateful CBC modes and HMACs come from per-session
 // pools so that queue pairs never share one.
 type session struct {
-	t      transform.Transform
-	dir    ipsec.Direction
-	salt   [4]byte
+	t         transform.Transform
+	dir       ipsec.Direction
+	truncated bool // AES-GCM with an 8-byte ICV: aead makes 16-byte tags
+	salt      [4]byte
+	// The small fields together: a session fits 96 bytes, a size class
+	// (TestSessionSize), and every SA has one.
+	closed atomic.Bool
+	tagLen int32 // the AEAD's tag, written after the ciphertext
 	icvLen int
-	tagLen int // the AEAD's tag, written after the ciphertext
 
-	aead      cipher.AEAD // AES-GCM or ChaCha20-Poly1305
-	truncated bool        // AES-GCM with an 8-byte ICV: aead makes 16-byte tags
+	aead cipher.AEAD // AES-GCM or ChaCha20-Poly1305
 
 	block  cipher.Block // CBC ciphers
 	*pools              // nil for an AEAD: a session per SA stays small
-
-	closed atomic.Bool
 }
 
 // pools are the per-session state of CBC ciphers and HMACs.
@@ -89,7 +90,7 @@ func newSession(c driver.SessionConfig) (*session, error) {
 		return nil, fmt.Errorf("fallback: %s: %w", t, err)
 	}
 	if s.aead != nil {
-		s.tagLen = s.aead.Overhead()
+		s.tagLen = int32(s.aead.Overhead())
 	}
 	if (s.block != nil && !s.truncated) || t.Integrity != transform.IntegrityNone {
 		s.pools = new(pools)

@@ -172,7 +172,19 @@ type Tunnel struct {
 	// LocalID and RemoteID are the phase 1 identities; zero means the
 	// Source and Destination addresses.
 	LocalID, RemoteID Identity
-	Mode              Phase1Mode
+	// Mode is the phase 1 exchange (IKEv1). The small fields sit
+	// together: a daemon holds a Tunnel for every tunnel, thousands of
+	// them (TestTunnelSize).
+	Mode Phase1Mode
+	// UDPEncap forces ESP-in-UDP (RFC 3948) even without a NAT, as
+	// strongSwan's encap option does.
+	UDPEncap bool
+	// SAMode is the IPsec mode of the tunnel's SAs: tunnel (the zero
+	// value) or transport (IKEv2's USE_TRANSPORT_MODE, RFC 7296 §1.3.1).
+	SAMode ipsec.Mode
+	// ESN proposes 64-bit extended sequence numbers first (RFC 4303
+	// §2.2.1); IKEv2 only.
+	ESN bool
 	// TransformSet is proposed in order as initiator and matched in order
 	// as responder.
 	TransformSet []transform.Transform
@@ -183,15 +195,6 @@ type Tunnel struct {
 	// LocalSelector and RemoteSelector are the traffic selectors (IDci and
 	// IDcr when ISM initiates).
 	LocalSelector, RemoteSelector selector.Selector
-	// UDPEncap forces ESP-in-UDP (RFC 3948) even without a NAT, as
-	// strongSwan's encap option does.
-	UDPEncap bool
-	// SAMode is the IPsec mode of the tunnel's SAs: tunnel (the zero
-	// value) or transport (IKEv2's USE_TRANSPORT_MODE, RFC 7296 §1.3.1).
-	SAMode ipsec.Mode
-	// ESN proposes 64-bit extended sequence numbers first (RFC 4303
-	// §2.2.1); IKEv2 only.
-	ESN bool
 	// BackupDestination is the failover destination; invalid when none.
 	// When DPD declares the destination in use dead, or phase 1 with it
 	// fails, the tunnel switches to the other one and negotiates there

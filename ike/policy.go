@@ -106,13 +106,20 @@ type Policy struct {
 	Encryption Encryption
 	// Hash is the IKEv1 hash; for IKEv2 the integrity algorithm (ignored
 	// with an AEAD Encryption) and the PRF when PRF is zero.
-	Hash     Hash
-	Auth     AuthMethod
-	Group    int           // DH group
-	Lifetime time.Duration // zero: DefaultIKELifetime
+	Hash Hash
+	Auth AuthMethod
 	// PRF is the IKEv2 pseudorandom function, HMAC with this hash; zero
-	// means Hash's. IKEv1 refuses a policy that sets it.
+	// means Hash's. IKEv1 refuses a policy that sets it. (The small fields
+	// together: every IKE SA holds a Policy, TestPolicySize.)
 	PRF Hash
+	// AdditionalKEOptional also proposes NONE for each additional key
+	// exchange (RFC 9370 §2.2.1), so that a peer without them (one that
+	// does not know RFC 9370, or whose policy has none) gets an IKE SA of
+	// Group alone, with no error. False: they are required, and such a
+	// peer gets NO_PROPOSAL_CHOSEN.
+	AdditionalKEOptional bool
+	Group                int           // DH group
+	Lifetime             time.Duration // zero: DefaultIKELifetime
 	// AdditionalKE are the IKEv2 additional key exchanges of RFC 9370, in
 	// order: key exchange method numbers (LookupMethod; MLKEM768 for a
 	// post-quantum hybrid with Group), at most MaxAdditionalKE, each
@@ -121,12 +128,6 @@ type Policy struct {
 	// IKE_FOLLOWUP_KE exchanges after a rekey's CREATE_CHILD_SA. IKEv1
 	// refuses a policy that sets it.
 	AdditionalKE []int
-	// AdditionalKEOptional also proposes NONE for each additional key
-	// exchange (RFC 9370 §2.2.1), so that a peer without them (one that
-	// does not know RFC 9370, or whose policy has none) gets an IKE SA of
-	// Group alone, with no error. False: they are required, and such a
-	// peer gets NO_PROPOSAL_CHOSEN.
-	AdditionalKEOptional bool
 }
 
 // MaxAdditionalKE is the number of Additional Key Exchange transform

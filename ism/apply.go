@@ -86,7 +86,7 @@ func (g *Gateway) apply(cfg *config.Config) error {
 
 func (g *Gateway) vrUsed(v *vr.VR) bool {
 	for _, t := range g.tunnels {
-		if t.op == v || t.tr == v {
+		if t.op() == v || t.tr() == v {
 			return true
 		}
 	}
@@ -168,7 +168,7 @@ func (g *Gateway) describe(d *datapath.Tunnel, tc *config.Tunnel, cfg *config.Co
 // setup builds a tunnel in its VRs. It never fails: a tunnel that cannot
 // come up is down with the reason.
 func (g *Gateway) setup(tc *config.Tunnel, op, tr *vr.VR, cfg *config.Config) *Tunnel {
-	t := &Tunnel{Name: tc.Name, d: &datapath.Tunnel{Op: op, Transport: tr}, op: op, tr: tr,
+	t := &Tunnel{Name: tc.Name, d: &datapath.Tunnel{Op: op, Transport: tr},
 		dest: tc.TunnelDestination.Addr}
 	t.cfg.Store(tc)
 	g.describe(t.d, tc, cfg)
@@ -194,7 +194,7 @@ var errTransportVR = errors.New("transport mode needs an operational VR other th
 // and for a signaled one the IKE sockets; it returns why the tunnel cannot
 // come up.
 func (g *Gateway) build(t *Tunnel) error {
-	if t.d.Mode == ipsec.Transport && t.op == t.tr {
+	if t.d.Mode == ipsec.Transport && t.op() == t.tr() {
 		return errTransportVR
 	}
 	if err := g.openPath(t, 0); err != nil {
@@ -267,7 +267,7 @@ func (g *Gateway) openPath(t *Tunnel, from int) error {
 		t.mu.Lock()
 		closed := t.closed
 		if !closed {
-			t.dp, t.path = i, p
+			t.dp, t.path = int32(i), p
 		}
 		t.mu.Unlock()
 		if closed {
@@ -335,12 +335,12 @@ func (g *Gateway) openIKE(t *Tunnel) error {
 // tunnel's. It returns why the destination is not routable.
 func (g *Gateway) checkPath(t *Tunnel) error {
 	dest := t.destination()
-	rt, err := t.tr.Netlink.Lookup(dest)
+	rt, err := t.tr().Netlink.Lookup(dest)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err != nil {
 		t.routable = false
-		err = fmt.Errorf("destination %s is not routable in transport VR %s: %w", dest, t.tr.Name, err)
+		err = fmt.Errorf("destination %s is not routable in transport VR %s: %w", dest, t.tr().Name, err)
 		t.reason = err.Error()
 		return err
 	}
@@ -392,7 +392,7 @@ func (g *Gateway) dismantle(t *Tunnel) *transport.Endpoint {
 // expired so that it negotiates new ones, and the routes follow.
 func (g *Gateway) moveDatapath(t *Tunnel, cause error) error {
 	t.mu.Lock()
-	i, p := t.dp, t.path
+	i, p := int(t.dp), t.path
 	last := i == len(g.dps)-1 || t.closed
 	if !last {
 		t.path = nil

@@ -237,7 +237,7 @@ func resumedText(seq uint64, res checkpoint.Resumed) string {
 // noteResume sets what show says of the tunnel's resumption.
 func (t *Tunnel) noteResume(lines ...string) {
 	t.mu.Lock()
-	t.resumed = lines
+	t.rareLocked().resumed = lines
 	t.mu.Unlock()
 }
 
@@ -245,5 +245,5 @@ func (t *Tunnel) noteResume(lines ...string) {
 func (t *Tunnel) dpIndex() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.dp
+	return int(t.dp)
 }

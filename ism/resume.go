@@ -152,5 +152,8 @@ func (g *Gateway) dropResumed(t *Tunnel) {
 func (t *Tunnel) resumedLines() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return slices.Clone(t.resumed)
+	if t.rare == nil {
+		return nil
+	}
+	return slices.Clone(t.rare.resumed)
 }

@@ -20,21 +20,21 @@ func (g *Gateway) syncRoutes() {
 	policy := map[*vr.VR][]vr.Entry{}
 	for _, t := range g.tunnels {
 		for _, p := range t.d.Addresses {
-			byVR[t.op] = append(byVR[t.op], vr.Entry{Prefix: p.Masked(), Tunnel: t.Name})
+			byVR[t.op()] = append(byVR[t.op()], vr.Entry{Prefix: p.Masked(), Tunnel: t.Name})
 		}
 		if d := t.destination(); t.d.Mode == ipsec.Transport && d.IsValid() {
-			byVR[t.op] = append(byVR[t.op], vr.Entry{Prefix: netip.PrefixFrom(d, d.BitLen()), Tunnel: t.Name})
+			byVR[t.op()] = append(byVR[t.op()], vr.Entry{Prefix: netip.PrefixFrom(d, d.BitLen()), Tunnel: t.Name})
 		}
 	}
 	if g.cfg != nil {
 		for _, r := range g.cfg.Routes {
 			if t := g.tunnels[r.Tunnel]; t != nil {
-				byVR[t.op] = append(byVR[t.op], vr.Entry{Prefix: r.Prefix.Masked(), Tunnel: t.Name})
+				byVR[t.op()] = append(byVR[t.op()], vr.Entry{Prefix: r.Prefix.Masked(), Tunnel: t.Name})
 			}
 		}
 		for _, r := range g.cfg.PolicyRoutes {
 			if t := g.tunnels[r.Tunnel]; t != nil {
-				policy[t.op] = append(policy[t.op], vr.Entry{Prefix: r.Source.Masked(), Tunnel: t.Name})
+				policy[t.op()] = append(policy[t.op()], vr.Entry{Prefix: r.Source.Masked(), Tunnel: t.Name})
 			}
 		}
 	}
@@ -62,7 +62,7 @@ func (g *Gateway) syncTunnelRoutes(t *Tunnel) {
 	if g.tunnels[t.Name] != t {
 		return // rebuilt or removed meanwhile
 	}
-	if err := t.op.SyncTunnel(t.Name, g.target); err != nil {
+	if err := t.op().SyncTunnel(t.Name, g.target); err != nil {
 		g.log.Warn("routes", "tunnel", t.String(), "err", err)
 	}
 }

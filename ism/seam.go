@@ -356,7 +356,7 @@ func (s *seam) PeerDead(tunnel string, peer netip.Addr, at time.Time) {
 	g.traps.Load().PeerDead(t.String(), peer, at)
 	g.changeState(t, false, reason)
 	t.mu.Lock()
-	t.deadAt = at
+	t.rareLocked().deadAt = at
 	t.mu.Unlock()
 	if !t.conf().BackupDestination.Addr.IsValid() {
 		t.setReady(false)

@@ -28,9 +28,9 @@ type Tunnel struct {
 	// but the positions in the file swaps it while IKE's goroutines read
 	// it (conf).
 	cfg atomic.Pointer[config.Tunnel]
-	// d is what the datapath knows of the tunnel, and the state it shares.
-	d      *datapath.Tunnel
-	op, tr *vr.VR
+	// d is what the datapath knows of the tunnel, and the state it shares
+	// (its operational and transport VRs too: op, tr).
+	d *datapath.Tunnel
 
 	up atomic.Bool
 	// ready says the tunnel's routes belong in its operational VR: a
@@ -41,13 +41,15 @@ type Tunnel struct {
 	acquired atomic.Int64
 	since    atomic.Int64 // when the state last changed (unix nano)
 
-	mu     sync.Mutex
+	mu sync.Mutex
+	// The small fields together, so that the struct fits 224 bytes
+	// (TestTunnelSizes): the gateway holds one for every tunnel.
 	closed bool // torn down: no path may be set again
 	// standby: the tunnel's cluster group runs on another node; it has
 	// no path. Fixed at setup.
 	standby  bool
 	routable bool
-	dp       int           // the index of its datapath in Gateway.dps
+	dp       int32         // the index of its datapath in Gateway.dps
 	path     datapath.Path // nil while it has none
 	// sas are the SAs installed on the path.
 	sas    saSet
@@ -60,6 +62,14 @@ type Tunnel struct {
 	// negotiated and pfs are what IKE agreed for the current SAs.
 	negotiated transform.Transform
 	pfs        int
+	// rare is what few tunnels need (a dead peer, a resumption), nil
+	// until then.
+	rare *tunnelRare
+}
+
+// tunnelRare is the state of a tunnel that only some tunnels have; Tunnel.mu
+// guards it.
+type tunnelRare struct {
 	// deadAt is when DPD last declared the peer dead; retried is the last
 	// try at the peer since.
 	deadAt  time.Time
@@ -68,6 +78,21 @@ type Tunnel struct {
 	// show detail.
 	resumed []string
 }
+
+// rareLocked returns the tunnel's rare state, made if need be. Tunnel.mu
+// must be held.
+func (t *Tunnel) rareLocked() *tunnelRare {
+	if t.rare == nil {
+		t.rare = new(tunnelRare)
+	}
+	return t.rare
+}
+
+// op returns the tunnel's operational VR.
+func (t *Tunnel) op() *vr.VR { return t.d.Op }
+
+// tr returns the tunnel's transport VR.
+func (t *Tunnel) tr() *vr.VR { return t.d.Transport }
 
 // conf returns the tunnel's configuration.
 func (t *Tunnel) conf() *config.Tunnel { return t.cfg.Load() }
@@ -158,9 +183,10 @@ func (t *Tunnel) pathState() (bool, string) {
 func (t *Tunnel) retryDue(now time.Time, every time.Duration) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	due := !t.deadAt.IsZero() && now.Sub(t.deadAt) > every && now.Sub(t.retried) > every
+	r := t.rare
+	due := r != nil && !r.deadAt.IsZero() && now.Sub(r.deadAt) > every && now.Sub(r.retried) > every
 	if due {
-		t.retried = now
+		r.retried = now
 	}
 	return due
 }

@@ -52,8 +52,8 @@ type Daemon struct {
 	closed bool
 
 	daemons [numberOfSlots]atomic.Pointer[slot]
-	// tunnels maps each tunnel to its version.
-	tunnels atomic.Pointer[map[string]int]
+	// tunnels says each tunnel's version.
+	tunnels atomic.Pointer[versions]
 
 	// malformed counts datagrams too short for an IKE header, and
 	// unowned, per version, those of a version that runs no daemon.
@@ -61,6 +61,47 @@ type Daemon struct {
 	unowned   [numberOfSlots]atomic.Uint64
 	// unknown counts datagrams of a major version neither speaks.
 	unknown atomic.Uint64
+}
+
+// versions says each tunnel's IKE version: byName maps tunnels to their
+// versions when both versions have some, else only is the version of them
+// all (0 when there are none) and byName is nil, which saves a map entry
+// a tunnel (about 50 bytes: issue 13).
+type versions struct {
+	only   int
+	byName map[string]int
+}
+
+// of returns a tunnel's version, or 0 when it is not configured.
+func (vs *versions) of(name string) int {
+	if vs.byName != nil {
+		return vs.byName[name]
+	}
+	return vs.only
+}
+
+// versionsOf says the version of each of the tunnels.
+func versionsOf(tunnels []ike.Tunnel) *versions {
+	vs := &versions{}
+	for i, t := range tunnels {
+		v := version(t)
+		switch {
+		case i == 0:
+			vs.only = v
+		case vs.byName == nil && v != vs.only:
+			vs.byName = make(map[string]int, len(tunnels))
+			for _, u := range tunnels[:i] {
+				vs.byName[u.Name] = vs.only
+			}
+			fallthrough
+		case vs.byName != nil:
+			vs.byName[t.Name] = v
+		}
+	}
+	if vs.byName != nil {
+		vs.only = 0
+	}
+	return vs
 }
 
 // slot holds a daemon for an atomic pointer.
@@ -83,7 +124,7 @@ func NewDaemon(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Lis
 func NewWith(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Listener, newV1, newV2 New) (*Daemon, error) {
 	m := &Daemon{inst: inst, tr: tr, lis: lis}
 	m.make[1], m.make[2] = newV1, newV2
-	m.tunnels.Store(&map[string]int{})
+	m.tunnels.Store(&versions{})
 	if err := m.Reconfigure(cfg); err != nil {
 		m.Close()
 		return nil, err
@@ -125,7 +166,7 @@ func (m *Daemon) Receive(local, remote netip.AddrPort, msg []byte) {
 
 // Acquire starts a negotiation with the tunnel's daemon.
 func (m *Daemon) Acquire(tunnel string) {
-	if d := m.daemon((*m.tunnels.Load())[tunnel]); d != nil {
+	if d := m.daemon(m.tunnels.Load().of(tunnel)); d != nil {
 		d.Acquire(tunnel)
 	}
 }
@@ -133,7 +174,7 @@ func (m *Daemon) Acquire(tunnel string) {
 // AcquireFor starts a negotiation for traffic from src to dst with the
 // tunnel's daemon.
 func (m *Daemon) AcquireFor(tunnel string, src, dst netip.Addr) {
-	if d := m.daemon((*m.tunnels.Load())[tunnel]); d != nil {
+	if d := m.daemon(m.tunnels.Load().of(tunnel)); d != nil {
 		d.AcquireFor(tunnel, src, dst)
 	}
 }
@@ -164,10 +205,7 @@ func (m *Daemon) Reconfigure(cfg ike.Config) error {
 	if m.closed {
 		return errors.New("mux: daemon closed")
 	}
-	byName := map[string]int{}
-	for _, t := range cfg.Tunnels {
-		byName[t.Name] = version(t)
-	}
+	vs := versionsOf(cfg.Tunnels)
 	var errs []error
 	for _, v := range Versions {
 		c, d := parts[v], m.daemon(v)
@@ -189,7 +227,7 @@ func (m *Daemon) Reconfigure(cfg ike.Config) error {
 			m.daemons[v].Store(&slot{d})
 		}
 	}
-	m.tunnels.Store(&byName)
+	m.tunnels.Store(vs)
 	return errors.Join(errs...)
 }
 
@@ -289,7 +327,7 @@ func (m *Daemon) Status() ike.Status {
 // TunnelStatus asks the tunnel's daemon for its status
 // (ike.TunnelStatuser), or takes it from that daemon's whole Status.
 func (m *Daemon) TunnelStatus(name string) (ike.TunnelStatus, []ike.IKESAStatus, bool) {
-	v := (*m.tunnels.Load())[name]
+	v := m.tunnels.Load().of(name)
 	d := m.daemon(v)
 	if d == nil {
 		return ike.TunnelStatus{}, nil, false

@@ -130,7 +130,8 @@ func (d *Daemon) negotiate(plan *qmPlan) {
 		d.startQuickMode(plan, sa)
 		return
 	case sa != nil:
-		sa.waiting = append(sa.waiting, plan)
+		q := sa.queue()
+		q.waiting = append(q.waiting, plan)
 		d.mu.Unlock()
 		return
 	}
@@ -165,10 +166,10 @@ func (d *Daemon) negotiationFailed(plan *qmPlan, remote netip.Addr, reason strin
 	next := plan.retry.Next
 	if c := plan.replaces; c != nil {
 		c.rekeying = false
-		if !c.dead && c.retry == nil && (c.lifetime.Time == 0 || next.Before(c.created.Add(c.lifetime.Time))) {
-			c.retry = d.clk.AfterFunc(next.Sub(now), func() {
+		if !c.dead && c.retryTimer() == nil && (c.lifetime.Time == 0 || next.Before(c.created.Add(c.lifetime.Time))) {
+			c.pend().retry = d.clk.AfterFunc(next.Sub(now), func() {
 				d.mu.Lock()
-				c.retry = nil
+				c.pend().retry = nil
 				d.mu.Unlock()
 				d.rekeyChild(c)
 			})
@@ -268,9 +269,9 @@ func (d *Daemon) negotiationsLocked(tu *tunnel, now time.Time) []ike.Negotiation
 	}
 	for _, c := range tu.children {
 		if c.rekeying {
-			r := tu.retry(c.local, c.remote)
+			r := tu.retry(c.local(), c.remote())
 			busy[r] = true
-			add(c.local, c.remote, true, "negotiating", r)
+			add(c.local(), c.remote(), true, "negotiating", r)
 		}
 	}
 	for _, p := range tu.retries {

@@ -117,6 +117,6 @@ func (p *phase1) sendAggressive2() error {
 	ps = append(ps, p.vendorIDs()...)
 	ps = append(ps, p.natdPayloads()...)
 	p.ex.send(encodeMessage(p.header(), ps))
-	p.setState("AM_AUTH_R")
+	p.setState(stateAMAuthR)
 	return nil
 }

@@ -15,7 +15,7 @@ import (
 // starts a rekey, a hard one deletes the SA pair.
 func (d *Daemon) Expire(id ipsec.SAID, hard bool) {
 	d.mu.Lock()
-	c, old := d.children[id], d.pendingIn[id]
+	c, old := d.childLocked(id), d.pendingIn[id]
 	d.mu.Unlock()
 	if c == nil && old != nil {
 		// The inbound SA of a rekey waiting to take over: the peer
@@ -23,7 +23,7 @@ func (d *Daemon) Expire(id ipsec.SAID, hard bool) {
 		// its crossing is handled as any other's.
 		d.takeOver(old)
 		d.mu.Lock()
-		c = d.children[id]
+		c = d.childLocked(id)
 		d.mu.Unlock()
 	}
 	if c == nil {
@@ -55,14 +55,14 @@ func (d *Daemon) installOutbound(c *childSA, out ike.UserSA, plan *qmPlan) error
 	d.mu.Lock()
 	tu := c.tu
 	wasUp := tu.state == stateUp
-	prior := tu.newest(c.local, c.remote) // the child a peer's rekey replaces
+	prior := tu.newest(c.local(), c.remote()) // the child a peer's rekey replaces
 	c.created = d.now()
 	d.putChildLocked(c)
 	tu.children = append(tu.children, c)
 	tu.state = stateUp
 	tu.lastError = ""
 	tu.qm = ""
-	recovered := d.negotiatedLocked(tu, plan, c.local, c.remote)
+	recovered := d.negotiatedLocked(tu, plan, c.local(), c.remote())
 	if replaces != nil || prior != nil {
 		tu.rekeys++
 		d.counters.Rekeys++
@@ -87,9 +87,9 @@ func (d *Daemon) installOutbound(c *childSA, out ike.UserSA, plan *qmPlan) error
 	name := tu.cfg.Name
 	d.mu.Unlock()
 	d.log.Info("SA installed", "tunnel", name, "spi_in", hexSPI(c.in.SPI), "spi_out", hexSPI(c.out.SPI), "transform", c.transform.String(),
-		"local", c.local.String(), "remote", c.remote.String())
+		"local", c.local().String(), "remote", c.remote().String())
 	if recovered {
-		d.log.Info("negotiation succeeded after failures", "tunnel", name, "local", c.local.String(), "remote", c.remote.String())
+		d.log.Info("negotiation succeeded after failures", "tunnel", name, "local", c.local().String(), "remote", c.remote().String())
 	}
 	if foDuration > 0 {
 		d.log.Info("failover complete", "tunnel", name, "to", c.out.Dst, "duration", foDuration)
@@ -143,8 +143,8 @@ func (d *Daemon) usableSA(c *childSA) *ikeSA {
 func (d *Daemon) stopChildLocked(c *childSA) {
 	c.dead = true
 	d.stopLifeLocked(&c.life)
-	if c.retry != nil {
-		c.retry.Stop()
+	if r := c.retryTimer(); r != nil {
+		r.Stop()
 	}
 	d.deleteChildLocked(c)
 	tu := c.tu
@@ -192,7 +192,7 @@ func (d *Daemon) removeChild(c *childSA, reason string) {
 // this end's outbound SA.
 func (d *Daemon) peerDeleted(out ipsec.SAID) {
 	d.mu.Lock()
-	c := d.children[out]
+	c := d.childLocked(out)
 	if c != nil && c.out != out {
 		c = nil // a delete names the peer's inbound SPI only
 	}
@@ -208,12 +208,12 @@ func (d *Daemon) peerDeleted(out ipsec.SAID) {
 func (d *Daemon) rekeyChild(c *childSA) {
 	d.mu.Lock()
 	tu := c.tu
-	if c.dead || c.rekeying || c.retry != nil || c != tu.newest(c.local, c.remote) {
+	if c.dead || c.rekeying || c.retryTimer() != nil || c != tu.newest(c.local(), c.remote()) {
 		d.mu.Unlock()
 		return
 	}
 	c.rekeying = true
-	plan := &qmPlan{tu: tu, local: c.local, remote: c.remote, replaces: c, retry: tu.retryFor(c.local, c.remote)}
+	plan := &qmPlan{tu: tu, local: c.local(), remote: c.remote(), replaces: c, retry: tu.retryFor(c.local(), c.remote())}
 	d.mu.Unlock()
 	d.negotiate(plan)
 }

@@ -33,10 +33,11 @@ func newBlock(enc ike.Encryption, key []byte) (cipher.Block, error) {
 // kilobyte per tunnel, and an established IKE SA encrypts a few messages
 // a minute at most. Daemon.mu must be held.
 func (sa *ikeSA) blockLocked() cipher.Block {
-	if len(sa.ekey) == 0 {
+	ekey := sa.ekey()
+	if len(ekey) == 0 {
 		return nil
 	}
-	b, err := newBlock(sa.policy.Encryption, sa.ekey)
+	b, err := newBlock(sa.policy.Encryption, ekey)
 	if err != nil { // checked when the key was derived or imported
 		return nil
 	}

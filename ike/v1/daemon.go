@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -56,7 +57,11 @@ type Daemon struct {
 	// configuration order: a responder looks only at the tunnels on the
 	// address a message arrived on.
 	bySource map[netip.Addr][]*tunnel
-	children map[ipsec.SAID]*childSA // by inbound and outbound SAID
+	// children holds the child SAs by the hashes of their inbound and
+	// outbound SAIDs (an 8-byte key where the SAID is 32: childLocked
+	// filters out another SA with the same hash); seed is the hash's.
+	children ike.Index[uint64, *childSA]
+	seed     maphash.Seed
 	// pendingIn maps the inbound SAID of a rekey's pair waiting to take
 	// over (switchLater) to the child it replaces.
 	pendingIn map[ipsec.SAID]*childSA
@@ -148,7 +153,7 @@ func New(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Listener)
 	d := &Daemon{
 		inst: inst, tr: tr, lis: lis, cfg: c,
 		sas: map[saKey]*ikeSA{}, halfOpen: map[Cookie]*ikeSA{}, inits: map[respKey]*ikeSA{}, maxOpening: maxHalfOpen,
-		tunnels: map[string]*tunnel{}, children: map[ipsec.SAID]*childSA{}, pendingIn: map[ipsec.SAID]*childSA{}, dpd: map[peerKey]*dpdPeer{},
+		tunnels: map[string]*tunnel{}, seed: maphash.MakeSeed(), pendingIn: map[ipsec.SAID]*childSA{}, dpd: map[peerKey]*dpdPeer{},
 		waiting: map[*exchange]bool{},
 	}
 	d.rand, d.clk, d.log = &lockedReader{r: c.rand}, c.clk, c.log
@@ -193,6 +198,9 @@ func (d *Daemon) Reconfigure(cfg ike.Config) error {
 		t := &c.Tunnels[i]
 		keep[t.Name] = true
 		if tu, ok := d.tunnels[t.Name]; ok {
+			if tu.cfg.LocalSelector != t.LocalSelector || tu.cfg.RemoteSelector != t.RemoteSelector {
+				keepSelectorsLocked(tu, tu.cfg)
+			}
 			tu.cfg = t
 			if !t.BackupDestination.IsValid() {
 				tu.onBackup = false
@@ -289,7 +297,7 @@ func (d *Daemon) TunnelStatus(name string) (ike.TunnelStatus, []ike.IKESAStatus,
 	key := tunnelPeerKey(tu)
 	var sas []ike.IKESAStatus
 	newest := map[peerKey]*ikeSA{}
-	for sa := range d.pairs.sas.Get(key) {
+	for sa := range d.pairs.sasOf(key) {
 		sas = append(sas, sa.status(now))
 		if o := newest[key]; sa.established && !sa.dead && (o == nil || sa.created.After(o.created)) {
 			newest[key] = sa

@@ -44,10 +44,8 @@ func (d *Daemon) peerDead(key peerKey, last dpdLast, reason string) {
 		}
 	}
 	var cs []*childSA
-	for id, c := range d.children {
-		if id == c.in && c.in.Dst == key.local && c.out.Dst == key.remote {
-			cs = append(cs, c)
-		}
+	for c := range d.pairs.childrenOf(key) {
+		cs = append(cs, c)
 	}
 	var down []string
 	for _, c := range cs {

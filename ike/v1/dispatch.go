@@ -102,8 +102,8 @@ func (d *Daemon) receiveKnown(h Header, p packet) func() {
 		// new one (a fresh IV), it would be refused as malformed.
 		d.counters.Duplicates++
 	case !sa.established:
-		if len(sa.pending) < maxPending {
-			sa.pending = append(sa.pending, p)
+		if q := sa.queue(); len(q.pending) < maxPending {
+			q.pending = append(q.pending, p)
 		} else {
 			d.counters.Dropped++
 		}

@@ -230,7 +230,6 @@ func (d *Daemon) dpdRefreshLocked() {
 // sign of life. Daemon.mu must be held.
 func (d *Daemon) heardLocked(sa *ikeSA) {
 	now := d.now()
-	sa.lastHeard = now
 	if p := d.dpd[sa.peer()]; p != nil {
 		p.lastIKE = now
 	}

@@ -313,7 +313,7 @@ func TestPairDPDTrafficRule(t *testing.T) {
 	a.d.mu.Lock()
 	var keys [][]byte
 	for _, sa := range a.d.sas {
-		keys = append(keys, sa.skeyidD, sa.skeyidA)
+		keys = append(keys, sa.skeyidD(), sa.skeyidA())
 	}
 	a.d.mu.Unlock()
 	blk.set(addrB, true) // B is gone

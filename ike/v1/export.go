@@ -90,9 +90,9 @@ func (d *Daemon) exportLocked(sa *ikeSA, kids []*childSA, now time.Time) (ike.SA
 	w.U8(uint8(p.Auth))
 	w.U16(uint16(p.Group))
 	w.Duration(p.Lifetime)
-	w.Bytes(sa.ekey)
-	w.Bytes(sa.skeyidD)
-	w.Bytes(sa.skeyidA)
+	w.Bytes(sa.ekey())
+	w.Bytes(sa.skeyidD())
+	w.Bytes(sa.skeyidA())
 	w.Bytes(sa.p1IV)
 	w.Identity(sa.remoteID)
 	w.Time(sa.created)
@@ -180,9 +180,7 @@ func (d *Daemon) Import(states []ike.SAState, o ike.ImportOptions) error {
 }
 
 func (im *importedSA) zero() {
-	clear(im.sa.ekey)
-	clear(im.sa.skeyidD)
-	clear(im.sa.skeyidA)
+	clear(im.sa.keys)
 	for i := range im.waiting {
 		im.waiting[i].zero()
 	}
@@ -192,7 +190,7 @@ func (im *importedSA) zero() {
 func readIKESA(data []byte, format int) (*importedSA, error) {
 	r := ike.NewRecordReader(data)
 	im := &importedSA{at: r.Time()}
-	sa := &ikeSA{established: true, state: "established"}
+	sa := &ikeSA{established: true, state: stateEstablished}
 	copy(sa.icookie[:], r.Bytes())
 	copy(sa.rcookie[:], r.Bytes())
 	var aggressive bool
@@ -207,10 +205,12 @@ func readIKESA(data []byte, format int) (*importedSA, error) {
 	sa.peerSeq = r.U32()
 	sa.policy = ike.Policy{Encryption: ike.Encryption(r.U8()), Hash: ike.Hash(r.U8()), Auth: ike.AuthMethod(r.U8()),
 		Group: int(r.U16()), Lifetime: r.Duration()}
-	sa.ekey, sa.skeyidD, sa.skeyidA, sa.p1IV = r.Bytes(), r.Bytes(), r.Bytes(), r.Bytes()
+	ekey, skeyidD, skeyidA := r.Bytes(), r.Bytes(), r.Bytes()
+	sa.setKeys(ekey, skeyidD, skeyidA)
+	sa.p1IV = r.Bytes()
 	sa.remoteID = r.Identity()
 	sa.created, sa.expires = r.Time(), r.Time()
-	sa.rekeys = int(r.U32())
+	sa.rekeys = int32(r.U32())
 	im.dpdSeq = r.U32()
 	n := r.U8()
 	for range n {
@@ -250,12 +250,12 @@ func checkImported(sa *ikeSA) error {
 		return fmt.Errorf("%w: zero cookie", ike.ErrImport)
 	case !sa.local.IsValid() || !sa.remote.IsValid():
 		return fmt.Errorf("%w: %s: endpoints", ike.ErrImport, sa)
-	case h == 0 || !h.Available() || len(sa.skeyidD) == 0 || len(sa.skeyidA) == 0:
+	case h == 0 || !h.Available() || len(sa.skeyidD()) == 0 || len(sa.skeyidA()) == 0:
 		return fmt.Errorf("%w: %s: hash or keys", ike.ErrImport, sa)
 	case sa.expires.IsZero():
 		return fmt.Errorf("%w: %s: no lifetime", ike.ErrImport, sa)
 	}
-	block, err := newBlock(sa.policy.Encryption, sa.ekey)
+	block, err := newBlock(sa.policy.Encryption, sa.ekey())
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ike.ErrImport, sa, err)
 	}
@@ -296,7 +296,7 @@ func (d *Daemon) adopt(im *importedSA, o ike.ImportOptions) {
 	}
 	d.mu.Lock()
 	now := d.now()
-	sa.lastRecv, sa.lastHeard = now, now
+	sa.lastRecv = now
 	d.putSALocked(sa)
 	d.armImportedLocked(sa, now)
 	var up []string
@@ -307,8 +307,10 @@ func (d *Daemon) adopt(im *importedSA, o ike.ImportOptions) {
 		}
 		c := ic.c
 		c.tu = tu
-		if !c.local.Valid() || !c.remote.Valid() { // a format 1 record
-			c.local, c.remote = tu.cfg.LocalSelector, tu.cfg.RemoteSelector
+		if !c.local().Valid() || !c.remote().Valid() { // a format 1 record
+			c.own = nil // the tunnel's
+		} else {
+			c.setSelectors(c.local(), c.remote())
 		}
 		d.setSALocked(tu, sa)
 		tu.peer, tu.onBackup = ic.peer, ic.onBackup

@@ -11,7 +11,7 @@ func (d *Daemon) Forget(match func(tunnel string) bool) {
 			if c.ikesa != nil {
 				drop[c.ikesa] = true
 			}
-			if s := c.successor; s != nil && !s.done { // its switch does nothing now
+			if s := c.successorOf(); s != nil && !s.done { // its switch does nothing now
 				s.done = true
 				delete(d.pendingIn, s.c.in)
 			}

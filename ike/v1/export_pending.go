@@ -22,13 +22,13 @@ import (
 func writeSuccessors(w *ike.RecordWriter, kids []*childSA) {
 	var waiting []*childSA
 	for _, c := range kids {
-		if s := c.successor; s != nil && !s.done {
+		if s := c.successorOf(); s != nil && !s.done {
 			waiting = append(waiting, c)
 		}
 	}
 	w.U8(uint8(len(waiting)))
 	for _, old := range waiting {
-		s := old.successor
+		s := old.successorOf()
 		w.Block(func(w *ike.RecordWriter) {
 			w.SAID(old.in)
 			writeChild(w, s.c)
@@ -50,19 +50,19 @@ func writeChild(w *ike.RecordWriter, c *childSA) {
 	w.Bool(c.encap)
 	w.Bool(c.initiator)
 	w.Time(c.created)
-	w.Selector(c.local)
-	w.Selector(c.remote)
+	w.Selector(c.local())
+	w.Selector(c.remote())
 }
 
 // readChild reads a child SA of format; format 1 has no selectors (adopt
 // gives such a child its tunnel's).
 func readChild(r *ike.RecordReader, format int, sa *ikeSA) *childSA {
-	c := &childSA{ikesa: sa}
+	c := &childSA{ikesa: sa, own: new(selectorPair)} // until adopted
 	c.in, c.out, c.transform = r.SAID(), r.SAID(), r.Transform()
 	c.pfs, c.lifetime = r.U16(), r.Lifetime()
 	c.encap, c.initiator, c.created = r.Bool(), r.Bool(), r.Time()
 	if format >= 2 {
-		c.local, c.remote = r.Selector(), r.Selector()
+		c.own.local, c.own.remote = r.Selector(), r.Selector()
 	}
 	return c
 }
@@ -153,7 +153,7 @@ func (d *Daemon) adoptSuccessorsLocked(sa *ikeSA, ss []importedSuccessor, ready 
 	var arm []func()
 	for i := range ss {
 		s := &ss[i]
-		old := d.children[s.replaces]
+		old := d.childLocked(s.replaces)
 		if old == nil || old.in != s.replaces || old.ikesa != sa || !ready[s.c.in] {
 			d.log.Warn("imported rekey waiting to take over left out", "spi_in", hexSPI(s.c.in.SPI))
 			s.zero()
@@ -161,8 +161,9 @@ func (d *Daemon) adoptSuccessorsLocked(sa *ikeSA, ss []importedSuccessor, ready 
 		}
 		c := s.c
 		c.tu = old.tu
-		plan := &qmPlan{tu: old.tu, local: c.local, remote: c.remote, replaces: old}
-		old.successor = &successor{c: c, out: s.out, plan: plan, due: s.due, qm3: s.qm3, resent: s.resent}
+		plan := &qmPlan{tu: old.tu, local: c.local(), remote: c.remote(), replaces: old}
+		c.setSelectors(c.local(), c.remote())
+		old.pend().successor = &successor{c: c, out: s.out, plan: plan, due: s.due, qm3: s.qm3, resent: s.resent}
 		d.pendingIn[c.in] = old
 		wait := max(0, s.due.Sub(now))
 		d.log.Info("imported rekey waiting to take over", "tunnel", old.tu.cfg.Name, "spi_in", hexSPI(c.in.SPI), "in", wait)

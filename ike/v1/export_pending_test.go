@@ -44,7 +44,7 @@ func TestExportImportWaitingRekey(t *testing.T) {
 		a.d.mu.Lock()
 		defer a.d.mu.Unlock()
 		for in, old := range a.d.pendingIn {
-			newIn, newOut, oldOut = in, old.successor.c.out, old.out
+			newIn, newOut, oldOut = in, old.successorOf().c.out, old.out
 			return true
 		}
 		return false

@@ -146,10 +146,14 @@ func (d *Daemon) switchLocked(tu *tunnel, reason string, lastHeard, now time.Tim
 	name := tu.cfg.Name
 	tu.peer, tu.sa = netip.AddrPort{}, nil
 	for _, sa := range d.halfOpen {
-		sa.waiting = slices.DeleteFunc(sa.waiting, func(p *qmPlan) bool { return p.tu == tu })
+		if q := sa.queued; q != nil {
+			q.waiting = slices.DeleteFunc(q.waiting, func(p *qmPlan) bool { return p.tu == tu })
+		}
 	}
 	for _, sa := range d.sas {
-		sa.waiting = slices.DeleteFunc(sa.waiting, func(p *qmPlan) bool { return p.tu == tu })
+		if q := sa.queued; q != nil {
+			q.waiting = slices.DeleteFunc(q.waiting, func(p *qmPlan) bool { return p.tu == tu })
+		}
 	}
 	tu.acq, tu.qm = nil, ""
 	tu.retries = nil // the new destination starts afresh

@@ -18,7 +18,8 @@ import (
 // marked established and only read afterwards.
 type ikeSA struct {
 	icookie, rcookie Cookie
-	// The small fields together, so that the struct fits 640 bytes.
+	// The small fields together, so that the struct fits 512 bytes, a
+	// size class without a header (TestSASizes).
 	initiator   bool
 	mode        ike.Phase1Mode
 	natt        bool // using UDP 4500
@@ -33,37 +34,125 @@ type ikeSA struct {
 	dead        bool
 	opening     bool  // a responder counted in Daemon.opening
 	nextEnded   uint8 // in ended
+	nextReply   uint8 // in replies
+	// elen and dlen are the lengths of the message cipher's key and
+	// SKEYID_d at the start of keys.
+	elen, dlen uint8
+	rekeys     int32
+	state      saState // where phase 1 stands
 
 	local, remote netip.AddrPort // current endpoints; ports float to 4500
 	lastRecv      time.Time      // any message for the SA arrived
-	lastHeard     time.Time      // an authenticated message arrived
-	state         string
 	failure       string
 
-	policy   ike.Policy // negotiated; Lifetime is the one in force
-	hash     crypto.Hash
-	ekey     []byte // the message cipher's key (blockLocked); nil once deleted
-	skeyidD  []byte
-	skeyidA  []byte
+	policy ike.Policy // negotiated; Lifetime is the one in force
+	hash   crypto.Hash
+	// keys are the message cipher's key (blockLocked; none once
+	// deleted), SKEYID_d and SKEYID_a, one after the other in one array
+	// (setKeys, ekey, skeyidD, skeyidA).
+	keys     []byte
 	p1IV     []byte // last CBC block of phase 1, for quick mode IVs
 	remoteID ike.Identity
 
 	exchanges map[uint32]*exchange // nil when none runs (exchange.go)
 	replies   []reply              // recently answered messages, for retransmits (remember)
-	nextReply int
-	ended     [8]uint32 // message IDs of the last quick modes to end
-	pending   []packet  // arrived before phase 1 completed
-	waiting   []*qmPlan // quick modes to start once established
+	ended     [8]uint32            // message IDs of the last quick modes to end
+	// queued holds what waits for phase 1 to complete; nil when nothing
+	// does (queue).
+	queued *phase1Queue
 
 	created, expires time.Time
-	life             lifeTimer  // rekey, then expiry
-	alive            *lifeTimer // NAT-T keepalives, every Config.Keepalive
-	rekeys           int
+	life             lifeTimer // rekey, then expiry
+	alive            lifeTimer // NAT-T keepalives, every Config.Keepalive
 
 	// users are the tunnels whose SAs were last negotiated on it
 	// (tunnel.sa), so that its rekey or removal looks at those only; an
 	// entry whose tunnel has moved on since is skipped (usersLocked).
 	users []*tunnel
+}
+
+// saState is where an IKE SA's phase 1 stands, as show names it.
+type saState uint8
+
+// IKE SA states.
+const (
+	stateNone saState = iota
+	stateMMSAI
+	stateAMSAI
+	stateMMSAR
+	stateAMSAR
+	stateMMKEI
+	stateMMAuthI
+	stateMMKER
+	stateMMAuthR
+	stateAMAuthR
+	stateEstablished
+	stateDeleted
+)
+
+func (s saState) String() string {
+	return [...]string{"", "MM_SA_I", "AM_SA_I", "MM_SA_R", "AM_SA_R", "MM_KE_I", "MM_AUTH_I", "MM_KE_R", "MM_AUTH_R", "AM_AUTH_R",
+		"established", "deleted"}[s]
+}
+
+// phase1Queue is what waits for an IKE SA's phase 1 to complete.
+type phase1Queue struct {
+	pending []packet  // arrived before phase 1 completed
+	waiting []*qmPlan // quick modes to start once established
+}
+
+// queue returns the SA's queue, made if need be. Daemon.mu must be held.
+func (sa *ikeSA) queue() *phase1Queue {
+	if sa.queued == nil {
+		sa.queued = new(phase1Queue)
+	}
+	return sa.queued
+}
+
+// takeQueued empties the queue and returns what it held. Daemon.mu must
+// be held.
+func (sa *ikeSA) takeQueued() (pending []packet, waiting []*qmPlan) {
+	if q := sa.queued; q != nil {
+		pending, waiting = q.pending, q.waiting
+		sa.queued = nil
+	}
+	return pending, waiting
+}
+
+// setKeys keeps the phase 1 keys in one array and zeroes the slices given.
+// Daemon.mu must be held (or sa not shared yet).
+func (sa *ikeSA) setKeys(ekey, skeyidD, skeyidA []byte) {
+	sa.keys = slices.Concat(ekey, skeyidD, skeyidA)
+	sa.elen, sa.dlen = uint8(len(ekey)), uint8(len(skeyidD))
+	clear(ekey)
+	clear(skeyidD)
+	clear(skeyidA)
+}
+
+// ekey returns the message cipher's key; empty before keying and once the
+// SA is deleted.
+func (sa *ikeSA) ekey() []byte {
+	if len(sa.keys) == 0 {
+		return nil
+	}
+	return sa.keys[:sa.elen:sa.elen]
+}
+
+// skeyidD returns SKEYID_d, from which quick modes derive keys.
+func (sa *ikeSA) skeyidD() []byte {
+	if len(sa.keys) == 0 {
+		return nil
+	}
+	e, d := int(sa.elen), int(sa.elen)+int(sa.dlen)
+	return sa.keys[e:d:d]
+}
+
+// skeyidA returns SKEYID_a, the key of the messages' hashes.
+func (sa *ikeSA) skeyidA() []byte {
+	if len(sa.keys) == 0 {
+		return nil
+	}
+	return sa.keys[int(sa.elen)+int(sa.dlen):]
 }
 
 // setSALocked makes sa the IKE SA tu's SAs were last negotiated on.
@@ -91,8 +180,18 @@ func (d *Daemon) usersLocked(sa *ikeSA) []*tunnel {
 // that message gets the same answer (RFC 2408 §5: retransmission).
 type reply struct {
 	msgID uint32
-	sum   [32]byte
+	sum   replySum
 	resp  []byte
+}
+
+// replySum identifies a message: the first half of its SHA-256, which
+// keeps a reply at 48 bytes.
+type replySum [sha256.Size / 2]byte
+
+// sumOf returns a message's replySum.
+func sumOf(msg []byte) replySum {
+	s := sha256.Sum256(msg)
+	return replySum(s[:len(replySum{})])
 }
 
 type peerKey struct{ local, remote netip.Addr }
@@ -105,7 +204,7 @@ func (sa *ikeSA) peer() peerKey { return peerKey{sa.local.Addr(), sa.remote.Addr
 // The last rememberedReplies answers are kept, in a slice that grows to
 // that: most IKE SAs answer one or two messages.
 func (sa *ikeSA) remember(msgID uint32, msg, resp []byte) {
-	r := reply{msgID: msgID, sum: sha256.Sum256(msg), resp: resp}
+	r := reply{msgID: msgID, sum: sumOf(msg), resp: resp}
 	if len(sa.replies) < rememberedReplies {
 		sa.replies = append(sa.replies, r)
 		return
@@ -119,7 +218,7 @@ const rememberedReplies = 4
 
 // answer returns the remembered answer to msg. Daemon.mu must be held.
 func (sa *ikeSA) answer(msg []byte) ([]byte, bool) {
-	sum := sha256.Sum256(msg)
+	sum := sumOf(msg)
 	for _, r := range sa.replies {
 		if r.sum == sum && r.resp != nil {
 			return r.resp, true
@@ -162,8 +261,8 @@ func (d *Daemon) isEstablished(sa *ikeSA) bool {
 func (sa *ikeSA) status(now time.Time) ike.IKESAStatus {
 	st := ike.IKESAStatus{
 		Local: sa.local, Remote: sa.remote, ICookie: sa.icookie.String(), RCookie: sa.rcookie.String(),
-		Initiator: sa.initiator, Mode: sa.mode, State: sa.state, Established: sa.established,
-		Policy: sa.policy, RemoteID: sa.remoteID.String(), NATT: sa.natt, Rekeys: sa.rekeys,
+		Initiator: sa.initiator, Mode: sa.mode, State: sa.state.String(), Established: sa.established,
+		Policy: sa.policy, RemoteID: sa.remoteID.String(), NATT: sa.natt, Rekeys: int(sa.rekeys),
 		DPD: sa.localDPD, PeerDPD: sa.peerDPD,
 	}
 	if sa.established && sa.expires.After(now) {
@@ -181,16 +280,16 @@ func (d *Daemon) newIKESA(initiator bool, mode ike.Phase1Mode, local, remote net
 	sa := &ikeSA{initiator: initiator, mode: mode, local: local, remote: remote, created: d.now()}
 	if initiator {
 		d.random(sa.icookie[:])
-		sa.state = "MM_SA_I"
+		sa.state = stateMMSAI
 		if mode == ike.AggressiveMode {
-			sa.state = "AM_SA_I"
+			sa.state = stateAMSAI
 		}
 		d.halfOpen[sa.icookie] = sa
 	} else {
 		d.random(sa.rcookie[:])
-		sa.state = "MM_SA_R"
+		sa.state = stateMMSAR
 		if mode == ike.AggressiveMode {
-			sa.state = "AM_SA_R"
+			sa.state = stateAMSAR
 		}
 	}
 	return sa
@@ -209,7 +308,7 @@ func (d *Daemon) findIKESA(local, remote netip.Addr) *ikeSA {
 			best = sa
 		}
 	}
-	for sa := range d.pairs.sas.Get(peerKey{local, remote}) {
+	for sa := range d.pairs.sasOf(peerKey{local, remote}) {
 		consider(sa)
 	}
 	for _, sa := range d.halfOpen {
@@ -226,7 +325,7 @@ func (d *Daemon) establish(sa *ikeSA, lifetime time.Duration) ([]packet, []*qmPl
 	now := d.now()
 	d.stopOpeningLocked(sa)
 	sa.established = true
-	sa.state = "established"
+	sa.state = stateEstablished
 	sa.policy.Lifetime = lifetime
 	sa.expires = now.Add(lifetime)
 	d.counters.Phase1Established++
@@ -237,8 +336,7 @@ func (d *Daemon) establish(sa *ikeSA, lifetime time.Duration) ([]packet, []*qmPl
 	if sa.localNAT {
 		d.armKeepalive(sa)
 	}
-	pending, waiting := sa.pending, sa.waiting
-	sa.pending, sa.waiting = nil, nil
+	pending, waiting := sa.takeQueued()
 	return pending, waiting
 }
 
@@ -259,17 +357,14 @@ func (d *Daemon) armKeepalive(sa *ikeSA) {
 		return
 	}
 	k := d.cfg.Keepalive
-	if sa.alive == nil {
-		sa.alive = new(lifeTimer)
-	}
-	d.armLifeLocked(sa.alive, k, k, func(bool) {
+	d.armLifeLocked(&sa.alive, k, k, func(bool) {
 		d.mu.Lock()
 		if sa.dead {
 			d.mu.Unlock()
 			return
 		}
 		local, remote := sa.local, sa.remote
-		d.lives.add(sa.alive, d.lives.since()+k)
+		d.lives.add(&sa.alive, d.lives.since()+k)
 		d.mu.Unlock()
 		_ = ks.SendKeepalive(local, remote)
 	})
@@ -331,7 +426,7 @@ func (d *Daemon) removeIKESA(sa *ikeSA) {
 		return
 	}
 	sa.dead = true
-	sa.state = "deleted"
+	sa.state = stateDeleted
 	d.deleteSALocked(sa)
 	if d.halfOpen[sa.icookie] == sa {
 		delete(d.halfOpen, sa.icookie)
@@ -341,9 +436,7 @@ func (d *Daemon) removeIKESA(sa *ikeSA) {
 	}
 	d.stopOpeningLocked(sa)
 	d.stopLifeLocked(&sa.life)
-	if sa.alive != nil {
-		d.stopLifeLocked(sa.alive)
-	}
+	d.stopLifeLocked(&sa.alive)
 	exs := make([]*exchange, 0, len(sa.exchanges))
 	for _, ex := range sa.exchanges {
 		exs = append(exs, ex)
@@ -354,11 +447,11 @@ func (d *Daemon) removeIKESA(sa *ikeSA) {
 		}
 	}
 	sa.users = nil
-	clear(sa.skeyidD)
-	clear(sa.skeyidA)
-	clear(sa.ekey)
-	sa.ekey = nil
-	sa.pending = nil
+	clear(sa.keys)
+	sa.keys, sa.elen = sa.keys[sa.elen:], 0 // no message cipher key
+	if sa.queued != nil {
+		sa.queued.pending = nil
+	}
 	d.mu.Unlock()
 	for _, ex := range exs {
 		ex.cancel()

@@ -22,7 +22,7 @@ import (
 func (d *Daemon) sealInformational(sa *ikeSA, ps []outPayload) []byte {
 	msgID := d.msgID(sa)
 	d.mu.Lock()
-	block, skeyidA, p1IV, h := sa.blockLocked(), sa.skeyidA, sa.p1IV, sa.hash
+	block, skeyidA, p1IV, h := sa.blockLocked(), sa.skeyidA(), sa.p1IV, sa.hash
 	hdr := HeaderFields{ICookie: sa.icookie, RCookie: sa.rcookie, Exchange: ExchangeInformational, MessageID: msgID}
 	d.mu.Unlock()
 	if block == nil || skeyidA == nil {
@@ -70,7 +70,7 @@ func (d *Daemon) openInformational(sa *ikeSA, pk packet) (*Message, error) {
 		return ParseMessage(pk.data)
 	}
 	d.mu.Lock()
-	block, skeyidA, p1IV, hash := sa.blockLocked(), sa.skeyidA, sa.p1IV, sa.hash
+	block, skeyidA, p1IV, hash := sa.blockLocked(), sa.skeyidA(), sa.p1IV, sa.hash
 	d.mu.Unlock()
 	if block == nil {
 		return nil, errors.New("v1: encrypted informational before keys")
@@ -219,13 +219,13 @@ func (d *Daemon) handleDelete(sa *ikeSA, del *Delete) {
 func (d *Daemon) initialContact(sa *ikeSA) {
 	d.mu.Lock()
 	var old []*ikeSA
-	for o := range d.pairs.sas.Get(sa.peer()) {
+	for o := range d.pairs.sasOf(sa.peer()) {
 		if o != sa && o.established {
 			old = append(old, o)
 		}
 	}
 	var stale []*childSA
-	for c := range d.pairs.children.Get(sa.peer()) {
+	for c := range d.pairs.childrenOf(sa.peer()) {
 		if c.ikesa != sa && c.ikesa != nil && c.ikesa.peer() == sa.peer() && c.created.Before(sa.created) {
 			stale = append(stale, c)
 		}

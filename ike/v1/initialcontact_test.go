@@ -2,6 +2,7 @@ package v1
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -42,7 +43,12 @@ func TestPairInitialContactPerAddress(t *testing.T) {
 	checkPairIndex(t, a.d)
 	checkPairIndex(t, b.d)
 	a.d.mu.Lock()
-	n := a.d.pairs.children.Keys()
+	_, children := a.d.pairs.all()
+	pairs := map[peerKey]bool{}
+	for _, c := range children {
+		pairs[childPair(c)] = true
+	}
+	n := len(pairs)
 	a.d.mu.Unlock()
 	if n != 1 {
 		t.Errorf("A's index holds child SAs of %d pairs after t2 was removed, want 1", n)
@@ -55,25 +61,22 @@ func checkPairIndex(t *testing.T, d *Daemon) {
 	t.Helper()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	n := 0
-	for k, sa := range d.pairs.sas.All() {
-		n++
-		if d.sas[sa.key()] != sa || sa.peer() != k {
-			t.Errorf("index holds IKE SA %v under %v, not in the daemon's SAs", sa.key(), k)
+	sas, children := d.pairs.all()
+	for _, sa := range sas {
+		if d.sas[sa.key()] != sa || !slices.Contains(slices.Collect(d.pairs.sasOf(sa.peer())), sa) {
+			t.Errorf("index holds IKE SA %v, not in the daemon's SAs or not found under %v", sa.key(), sa.peer())
 		}
 	}
-	if n != len(d.sas) {
-		t.Errorf("index holds %d IKE SAs, the daemon %d", n, len(d.sas))
+	if len(sas) != len(d.sas) {
+		t.Errorf("index holds %d IKE SAs, the daemon %d", len(sas), len(d.sas))
 	}
-	n = 0
-	for k, c := range d.pairs.children.All() {
-		n += 2
-		if d.children[c.in] != c || d.children[c.out] != c || childPair(c) != k {
-			t.Errorf("index holds child SA %v under %v, not in the daemon's children", c.in, k)
+	for _, c := range children {
+		if d.childLocked(c.in) != c || d.childLocked(c.out) != c || !slices.Contains(slices.Collect(d.pairs.childrenOf(childPair(c))), c) {
+			t.Errorf("index holds child SA %v, not in the daemon's children or not found under %v", c.in, childPair(c))
 		}
 	}
-	if n != len(d.children) {
-		t.Errorf("index holds %d child SAIDs, the daemon %d", n, len(d.children))
+	if n, m := 2*len(children), d.children.Keys(); n != m {
+		t.Errorf("index holds %d child SAIDs, the daemon %d", n, m)
 	}
 }
 

@@ -114,7 +114,7 @@ func TestKeepalivesFromTimerList(t *testing.T) {
 	clk.Advance(20 * time.Second)
 	d.mu.Lock()
 	sa.dead = true
-	d.stopLifeLocked(sa.alive)
+	d.stopLifeLocked(&sa.alive)
 	d.mu.Unlock()
 	clk.Advance(time.Minute)
 	if n, last := tr.count(), tr.sent[len(tr.sent)-1]; n != 4 || last != sa.remote {

@@ -57,7 +57,7 @@ func (p *phase1) readSA() error {
 	}
 	p.policy = pol
 	p.sawVendorIDs(m)
-	p.setState("MM_KE_I")
+	p.setState(stateMMKEI)
 	return nil
 }
 
@@ -85,7 +85,7 @@ func (p *phase1) readKE() error {
 	if err := p.deriveKeys(); err != nil {
 		return err
 	}
-	p.setState("MM_AUTH_I")
+	p.setState(stateMMAuthI)
 	return nil
 }
 
@@ -141,7 +141,7 @@ func (p *phase1) checkIDr(m *Message) error {
 	return nil
 }
 
-func (p *phase1) setState(s string) {
+func (p *phase1) setState(s saState) {
 	p.d.mu.Lock()
 	p.sa.state = s
 	p.d.mu.Unlock()

@@ -105,7 +105,7 @@ func (p *phase1) responderSA() []byte {
 
 func (p *phase1) sendSAr() {
 	p.ex.send(encodeMessage(p.header(), append([]outPayload{{PayloadSA, p.responderSA()}}, p.vendorIDs()...)))
-	p.setState("MM_KE_R")
+	p.setState(stateMMKER)
 }
 
 func (p *phase1) readKEi() error {
@@ -132,7 +132,7 @@ func (p *phase1) sendKEr() error {
 		return err
 	}
 	p.ex.send(encodeMessage(p.header(), ps))
-	p.setState("MM_AUTH_R")
+	p.setState(stateMMAuthR)
 	return nil
 }
 

@@ -17,7 +17,9 @@ func (d *Daemon) startPhase1(mode ike.Phase1Mode, tu *tunnel, local, remote neti
 		return nil
 	}
 	sa := d.newIKESA(true, mode, netip.AddrPortFrom(local, portIKE), netip.AddrPortFrom(remote, portIKE))
-	sa.waiting = waiting
+	if len(waiting) > 0 {
+		sa.queue().waiting = waiting
+	}
 	t := tu.current()
 	p := &phase1{d: d, sa: sa, tunnel: &t, localID: t.LocalIdentity(), remoteID: t.RemoteIdentity(), forceEncap: t.UDPEncap}
 	p.psk = d.pskFor(p.remoteID, remote)
@@ -63,7 +65,7 @@ func (d *Daemon) phase1Done(p *phase1) {
 	// A renegotiated phase 1 replaces the older SAs with the peer.
 	d.mu.Lock()
 	var older []*ikeSA
-	for o := range d.pairs.sas.Get(sa.peer()) {
+	for o := range d.pairs.sasOf(sa.peer()) {
 		if o != sa && o.established && !o.dead && o.created.Before(sa.created) {
 			older = append(older, o)
 		}
@@ -131,8 +133,10 @@ func (d *Daemon) phase1Failed(p *phase1, err error) {
 	d.log.Warn("phase 1 failed", "local", sa.local, "remote", sa.remote, "err", err)
 	d.mu.Lock()
 	sa.failure = reason
-	waiting := sa.waiting
-	sa.waiting = nil
+	var waiting []*qmPlan
+	if q := sa.queued; q != nil {
+		waiting, q.waiting = q.waiting, nil
+	}
 	var failed, retry []*qmPlan
 	var peerTunnel string
 	if sa.initiator {
@@ -242,7 +246,7 @@ func (p *phase1) initialContactPayload() []outPayload {
 	d := p.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for o := range d.pairs.sas.Get(p.sa.peer()) {
+	for o := range d.pairs.sasOf(p.sa.peer()) {
 		if o != p.sa && !o.dead && o.established {
 			return nil
 		}

@@ -244,7 +244,7 @@ func TestPairKeysNeverPrinted(t *testing.T) {
 	for _, s := range a.d.sas {
 		sa = s
 	}
-	skeyidD, skeyidA := sa.skeyidD, sa.skeyidA
+	skeyidD, skeyidA := sa.skeyidD(), sa.skeyidA()
 	a.d.mu.Unlock()
 	var text strings.Builder
 	fmt.Fprintf(&text, "%v %+v", a.d.Status(), a.d.Status())

@@ -226,8 +226,7 @@ func (p *phase1) deriveKeys() error {
 	d.mu.Lock()
 	p.sa.policy = p.policy
 	p.sa.hash = h
-	p.sa.ekey = ekey
-	p.sa.skeyidD, p.sa.skeyidA = keys.D, keys.A
+	p.sa.setKeys(ekey, keys.D, keys.A)
 	p.sa.p1IV = Phase1IV(h, p.gxi, p.gxr, block.BlockSize())
 	d.mu.Unlock()
 	return nil

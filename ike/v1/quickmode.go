@@ -56,17 +56,17 @@ func (q *quickMode) msgIDBytes() []byte {
 
 // hash1 is HASH(1) = prf(SKEYID_a, M-ID | SA | Ni [ | KE ] [ | IDci | IDcr ]).
 func (q *quickMode) hash1(rest []byte) []byte {
-	return prf(q.sa.hash, q.sa.skeyidA, q.msgIDBytes(), rest)
+	return prf(q.sa.hash, q.sa.skeyidA(), q.msgIDBytes(), rest)
 }
 
 // hash2 is HASH(2) = prf(SKEYID_a, M-ID | Ni_b | SA | Nr [ | KE ] [ | IDci | IDcr ]).
 func (q *quickMode) hash2(rest []byte) []byte {
-	return prf(q.sa.hash, q.sa.skeyidA, q.msgIDBytes(), q.ni, rest)
+	return prf(q.sa.hash, q.sa.skeyidA(), q.msgIDBytes(), q.ni, rest)
 }
 
 // hash3 is HASH(3) = prf(SKEYID_a, 0 | M-ID | Ni_b | Nr_b).
 func (q *quickMode) hash3() []byte {
-	return prf(q.sa.hash, q.sa.skeyidA, []byte{0}, q.msgIDBytes(), q.ni, q.nr)
+	return prf(q.sa.hash, q.sa.skeyidA(), []byte{0}, q.msgIDBytes(), q.ni, q.nr)
 }
 
 // seal builds and encrypts a quick mode message whose HASH covers the
@@ -104,7 +104,7 @@ func (q *quickMode) keys() (in, out [2]ipsec.Key) {
 	proto := protocolID(q.tr)
 	d := q.d
 	d.mu.Lock()
-	h, skeyidD := q.sa.hash, q.sa.skeyidD
+	h, skeyidD := q.sa.hash, q.sa.skeyidD()
 	d.mu.Unlock()
 	split := func(spi uint32) [2]ipsec.Key {
 		km := KeyMat(h, skeyidD, q.gxy, proto, spi, q.ni, q.nr, n)
@@ -158,10 +158,12 @@ func (q *quickMode) child() *childSA {
 	local, remote := q.sa.local.Addr(), q.sa.remote.Addr()
 	d.mu.Unlock()
 	p := q.tr.Protocol
-	return &childSA{tu: q.tu, ikesa: q.sa, transform: q.tr, pfs: uint16(q.attrs.Group), lifetime: q.lifetime,
-		encap: q.attrs.udp(), initiator: q.initiator, local: q.localSel, remote: q.peerSel,
+	c := &childSA{tu: q.tu, ikesa: q.sa, transform: q.tr, pfs: uint16(q.attrs.Group), lifetime: q.lifetime,
+		encap: q.attrs.udp(), initiator: q.initiator,
 		in:  ipsec.SAID{Dst: local, SPI: q.ourSPI, Protocol: p},
 		out: ipsec.SAID{Dst: remote, SPI: q.peerSPI, Protocol: p}}
+	c.setSelectors(q.localSel, q.peerSel)
+	return c
 }
 
 // dhShared computes the PFS shared secret from the peer's KE payload.

@@ -132,7 +132,7 @@ const rekeySwitchDelay = 500 * time.Millisecond
 func (d *Daemon) switchLater(c *childSA, out ike.UserSA, plan *qmPlan, sa *ikeSA, qm3 []byte) {
 	old := plan.replaces
 	d.mu.Lock()
-	old.successor = &successor{c: c, out: out, plan: plan, due: d.now().Add(rekeySwitchDelay), qm3: qm3}
+	old.pend().successor = &successor{c: c, out: out, plan: plan, due: d.now().Add(rekeySwitchDelay), qm3: qm3}
 	d.pendingIn[c.in] = old
 	d.mu.Unlock()
 	d.armSwitch(old, sa, rekeySwitchDelay)
@@ -145,7 +145,7 @@ func (d *Daemon) switchLater(c *childSA, out ike.UserSA, plan *qmPlan, sa *ikeSA
 func (d *Daemon) armSwitch(old *childSA, sa *ikeSA, wait time.Duration) {
 	d.clk.AfterFunc(wait, func() {
 		d.mu.Lock()
-		s := old.successor
+		s := old.successorOf()
 		d.mu.Unlock()
 		if s == nil {
 			return
@@ -188,7 +188,7 @@ type successor struct {
 // closed meanwhile gets the successor's inbound SA deleted instead.
 func (d *Daemon) takeOver(old *childSA) bool {
 	d.mu.Lock()
-	s := old.successor
+	s := old.successorOf()
 	if s == nil || s.done {
 		d.mu.Unlock()
 		return false
@@ -213,7 +213,7 @@ func (d *Daemon) takeOver(old *childSA) bool {
 // over from c, when c's tunnel goes down.
 func (d *Daemon) dropSuccessor(c *childSA) {
 	d.mu.Lock()
-	s := c.successor
+	s := c.successorOf()
 	if s == nil || s.done {
 		d.mu.Unlock()
 		return

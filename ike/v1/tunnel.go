@@ -30,9 +30,12 @@ type tunnel struct {
 	// (config.Tunnels), shared, never changed.
 	cfg      *ike.Tunnel
 	state    tunnelState
-	onBackup bool           // the backup destination is in use (beside state: no padding)
-	peer     netip.AddrPort // where its SAs go: learned for FQDN destinations
-	sa       *ikeSA         // the IKE SA its SAs were last negotiated on
+	onBackup bool // the backup destination is in use (beside state: no padding)
+	// rekeys counts the child SAs rekeyed (beside state too: the struct
+	// fits 176 bytes, TestSASizes).
+	rekeys int32
+	peer   netip.AddrPort // where its SAs go: learned for FQDN destinations
+	sa     *ikeSA         // the IKE SA its SAs were last negotiated on
 	// children are its live child SAs, oldest first, each with its own
 	// selectors inside the tunnel's.
 	children []*childSA
@@ -45,10 +48,9 @@ type tunnel struct {
 	// negotiations failed (acquire.go); an entry goes when its pair
 	// negotiates successfully.
 	retries            []pairRetry
-	attempts, failures int    // negotiations this end started, and failed
+	attempts, failures int32  // negotiations this end started, and failed
 	peerFailure        string // the last failure of a quick mode the peer started, reported
 	lastError          string
-	rekeys             int
 	hist               *tunnelHistory // DPD and failover history, nil until needed
 }
 
@@ -89,7 +91,7 @@ func (tu *tunnel) cur() *childSA {
 // newest returns the newest live child SA with the given selectors.
 func (tu *tunnel) newest(local, remote selector.Selector) *childSA {
 	for i := len(tu.children) - 1; i >= 0; i-- {
-		if c := tu.children[i]; c.local == local && c.remote == remote {
+		if c := tu.children[i]; c.local() == local && c.remote() == remote {
 			return c
 		}
 	}
@@ -100,7 +102,7 @@ func (tu *tunnel) newest(local, remote selector.Selector) *childSA {
 func (tu *tunnel) pairs() []ike.Pair {
 	ps := make([]ike.Pair, len(tu.children))
 	for i, c := range tu.children {
-		ps[i] = ike.Pair{Local: selector.Of(c.local), Remote: selector.Of(c.remote)}
+		ps[i] = ike.Pair{Local: selector.Of(c.local()), Remote: selector.Of(c.remote())}
 	}
 	return ps
 }
@@ -109,28 +111,110 @@ func (tu *tunnel) pairs() []ike.Pair {
 // quick mode, for the traffic between its selectors. Guarded by
 // Daemon.mu.
 type childSA struct {
-	tu            *tunnel
-	ikesa         *ikeSA
-	in, out       ipsec.SAID
-	local, remote selector.Selector // IDci and IDcr, this end's first
-	transform     transform.Transform
-	lifetime      ipsec.Lifetime
-	encap         bool
-	initiator     bool
-	rekeying      bool // (the bools together: the struct fits 352 bytes)
-	dead          bool
-	pfs           uint16 // the DH group of PFS, 0 for none
-	created       time.Time
-	life          lifeTimer   // rekey, then expiry
-	retry         clock.Timer // a rekey waiting for the back-off after a failed one
+	tu      *tunnel
+	ikesa   *ikeSA
+	in, out ipsec.SAID
+	// own holds its selectors (IDci and IDcr, this end's first; local and
+	// remote read them) when they are not its tunnel's configured ones;
+	// nil when they are, as for most children: a child stays small.
+	own       *selectorPair
+	transform transform.Transform
+	lifetime  ipsec.Lifetime
+	encap     bool
+	initiator bool
+	rekeying  bool // (the bools together: the struct fits 224 bytes)
+	dead      bool
+	pfs       uint16 // the DH group of PFS, 0 for none
+	created   time.Time
+	life      lifeTimer // rekey, then expiry
+	// pending is what only a child being rekeyed has; nil until then
+	// (pend, retryTimer, successorOf).
+	pending *childPending
+}
+
+// childPending is what a child SA has while a rekey of it waits.
+type childPending struct {
+	retry clock.Timer // a rekey waiting for the back-off after a failed one
 	// successor is the rekey that replaces this pair, waiting to take
 	// over (switchLater).
 	successor *successor
 }
 
+// pend returns the child's pending record, made if need be. Daemon.mu
+// must be held.
+func (c *childSA) pend() *childPending {
+	if c.pending == nil {
+		c.pending = new(childPending)
+	}
+	return c.pending
+}
+
+// retryTimer returns the timer of a rekey waiting for its back-off, or
+// nil.
+func (c *childSA) retryTimer() clock.Timer {
+	if c.pending == nil {
+		return nil
+	}
+	return c.pending.retry
+}
+
+// successorOf returns the rekey waiting to take over from the child, or
+// nil.
+func (c *childSA) successorOf() *successor {
+	if c.pending == nil {
+		return nil
+	}
+	return c.pending.successor
+}
+
+// selectorPair is a child SA's own selectors.
+type selectorPair struct{ local, remote selector.Selector }
+
+// local returns the child's local selector (this end's IDci or IDcr).
+func (c *childSA) local() selector.Selector {
+	if c.own != nil {
+		return c.own.local
+	}
+	return c.tu.cfg.LocalSelector
+}
+
+// remote returns the child's remote selector.
+func (c *childSA) remote() selector.Selector {
+	if c.own != nil {
+		return c.own.remote
+	}
+	return c.tu.cfg.RemoteSelector
+}
+
+// setSelectors sets the child's selectors; c.tu must be set.
+func (c *childSA) setSelectors(local, remote selector.Selector) {
+	if local == c.tu.cfg.LocalSelector && remote == c.tu.cfg.RemoteSelector {
+		c.own = nil
+		return
+	}
+	c.own = &selectorPair{local, remote}
+}
+
+// keepSelectorsLocked gives the children of a tunnel whose configured
+// selectors change from old's their own copy of the ones they were
+// negotiated with. Daemon.mu must be held.
+func keepSelectorsLocked(tu *tunnel, old *ike.Tunnel) {
+	keep := func(c *childSA) {
+		if c.tu == tu && c.own == nil {
+			c.own = &selectorPair{old.LocalSelector, old.RemoteSelector}
+		}
+	}
+	for _, c := range tu.children {
+		keep(c)
+		if s := c.successorOf(); s != nil {
+			keep(s.c)
+		}
+	}
+}
+
 // status describes the child SA.
 func (c *childSA) status(now time.Time) ike.ChildStatus {
-	st := ike.ChildStatus{Local: selector.Of(c.local), Remote: selector.Of(c.remote), InboundSPI: c.in.SPI, OutboundSPI: c.out.SPI,
+	st := ike.ChildStatus{Local: selector.Of(c.local()), Remote: selector.Of(c.remote()), InboundSPI: c.in.SPI, OutboundSPI: c.out.SPI,
 		Transform: c.transform, PFSGroup: int(c.pfs), UDPEncap: c.encap, Lifetime: c.lifetime, Initiator: c.initiator, Rekeying: c.rekeying}
 	if c.lifetime.Time > 0 {
 		st.TimeLeft = max(0, c.created.Add(c.lifetime.Time).Sub(now))
@@ -142,7 +226,7 @@ func (c *childSA) status(now time.Time) ike.ChildStatus {
 // established IKE SA of each peer. Daemon.mu must be held.
 func (d *Daemon) tunnelStatusLocked(tu *tunnel, now time.Time, newest map[peerKey]*ikeSA) ike.TunnelStatus {
 	st := ike.TunnelStatus{Name: tu.cfg.Name, State: tu.state.String(), Peer: tu.peer, QuickMode: tu.qm,
-		Rekeys: tu.rekeys, LastError: tu.lastError, Destination: tu.dest(), Attempts: tu.attempts, Failures: tu.failures}
+		Rekeys: int(tu.rekeys), LastError: tu.lastError, Destination: tu.dest(), Attempts: int(tu.attempts), Failures: int(tu.failures)}
 	st.DPD = d.tunnelDPDLocked(tu, newest)
 	st.Failover = d.tunnelFailoverLocked(tu, now)
 	st.IKESA = d.tunnelIKESALocked(tu)
@@ -180,8 +264,8 @@ func (d *Daemon) tunnelIKESALocked(tu *tunnel) string {
 		return "none"
 	case sa.established:
 		return "established"
-	case sa.state != "":
-		return sa.state
+	case sa.state != stateNone:
+		return sa.state.String()
 	}
 	return "negotiating"
 }

@@ -33,7 +33,7 @@ func (c *Config) CheckHost(h Host) error {
 			r.addrs, r.err = h.Addresses(vr.Netns)
 			byNetns[vr.Netns] = r
 		}
-		line := t.sourceLine
+		line := int(t.sourceLine)
 		if line == 0 {
 			line = t.Pos.Line
 		}

@@ -87,10 +87,10 @@ func TestManualPair(t *testing.T) {
 		{"dpd", tn.DPD, ipsec.DPD{}},
 		{"replay", tn.ReplayWindow, DefaultReplayWindow},
 		{"driver", tn.Driver, DriverAuto},
-		{"inbound", *tn.Inbound, SA{Direction: ipsec.Inbound, Protocol: transform.ESP, SPI: 0x1001, Transform: esp3des, Destination: a("192.0.2.1"),
-			CipherKey: unhex(t, "6aeb4f25aa973b14fe0e8d466562cc73dadf788764a65a66"), AuthKey: unhex(t, "778551c3dba82195e30b004a31d6de5e1ff9ed35")}},
-		{"outbound", *tn.Outbound, SA{Direction: ipsec.Outbound, Protocol: transform.ESP, SPI: 0x2001, Transform: esp3des, Destination: a("192.0.2.2"),
-			CipherKey: unhex(t, "181445f5a971ebc0d8c46f7b93fc12a9a303f7f754c82100"), AuthKey: unhex(t, "bd5d4772445dc12bd4fd9b9161a801c10f3343e6")}},
+		{"inbound", *tn.Inbound, digested(SA{Direction: ipsec.Inbound, Protocol: transform.ESP, SPI: 0x1001, Transform: esp3des, Destination: a("192.0.2.1"),
+			CipherKey: unhex(t, "6aeb4f25aa973b14fe0e8d466562cc73dadf788764a65a66"), AuthKey: unhex(t, "778551c3dba82195e30b004a31d6de5e1ff9ed35")})},
+		{"outbound", *tn.Outbound, digested(SA{Direction: ipsec.Outbound, Protocol: transform.ESP, SPI: 0x2001, Transform: esp3des, Destination: a("192.0.2.2"),
+			CipherKey: unhex(t, "181445f5a971ebc0d8c46f7b93fc12a9a303f7f754c82100"), AuthKey: unhex(t, "bd5d4772445dc12bd4fd9b9161a801c10f3343e6")})},
 		{"routes", gw1.Routes, []Route{{Prefix: netip.MustParsePrefix("203.0.113.0/24"), Tunnel: "branch1", VR: "default"}}},
 		{"vrs", gw1.VRs, []VR{{Name: "default"}, {Name: "transit", Netns: "transit0"}}},
 	}
@@ -166,7 +166,7 @@ func TestSignaled(t *testing.T) {
 		{"v6 selectors", v6.LocalSelector, selector.AnyOf(a("::"))},
 		{"v6 address", v6.Address6, netip.MustParsePrefix("2001:db8:100::1/64")},
 		{"v6 ike", v6.IKEVersion, 1},
-		{"v6 mtu", v6.MTU, 1400},
+		{"v6 mtu", v6.MTU, int32(1400)},
 		{"v6 driver", v6.Driver, DriverSoftware},
 		{"routes", c.Routes, []Route{
 			{Prefix: netip.MustParsePrefix("203.0.113.0/24"), Tunnel: "branch1", VR: "customer"},

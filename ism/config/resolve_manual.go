@@ -37,7 +37,6 @@ func (k *tunnelCheck) manual(spis map[spiKey]spiUse) {
 			t.Outbound = sa
 		}
 	}
-	t.keyDigest = digestKeys(t.Inbound, t.Outbound)
 }
 
 // manualSA checks a "tunnel sa" line against the transform set and the
@@ -69,6 +68,7 @@ func (k *tunnelCheck) manualSA(dir ipsec.Direction, spis map[spiKey]spiUse) *SA 
 			spis[key] = spiUse{tunnel: k.d.name, dir: dir, line: o.line}
 		}
 	}
+	sa.keyDigest = digestKeys(sa)
 	return sa
 }
 

@@ -39,14 +39,14 @@ func (p *parser) resolveTunnel(d *ifaceDraft, c *Config, spis map[spiKey]spiUse)
 		Description:  d.description.v,
 		Address:      d.addr.v,
 		Address6:     d.addr6.v,
-		MTU:          d.mtu.v,
+		MTU:          int32(d.mtu.v),
 		Mode:         d.mode.or(ipsec.Tunnel),
 		TunnelSource: d.source.v,
 		Driver:       d.driver.or(c.Driver),
 		ReplayWindow: d.replay.or(c.ReplayWindow),
 		ESN:          d.esn.or(false),
 		UDPEncapPort: d.udpEncapPort.v,
-		sourceLine:   d.source.line,
+		sourceLine:   int32(d.source.line),
 	}}
 	k.vrs()
 	k.interfaceAddresses()

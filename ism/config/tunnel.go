@@ -32,11 +32,21 @@ type Tunnel struct {
 	// with their prefix lengths; invalid when not configured.
 	Address  netip.Prefix
 	Address6 netip.Prefix
-	// MTU is the interface MTU; 0 lets the daemon choose.
-	MTU int
 
-	Type TunnelType
-	Mode ipsec.Mode
+	// The small fields together, so that the struct fits 704 bytes
+	// (TestTunnelSize): a signaled tunnel's configuration is held for
+	// every tunnel, thousands of them.
+	Type    TunnelType
+	Mode    ipsec.Mode
+	IKEMode IKEMode
+	ESN     bool
+	// PFSGroup is the PFS Diffie-Hellman group; 0 is no PFS.
+	PFSGroup DHGroup
+	// UDPEncapPort is the port of ESP in UDP (RFC 3948); 0 is plain ESP.
+	UDPEncapPort uint16
+	sourceLine   int32 // line of "tunnel source", for CheckHost
+	// MTU is the interface MTU, 68 to 65535; 0 lets the daemon choose.
+	MTU int32
 
 	TunnelSource      netip.Addr
 	TunnelDestination Endpoint
@@ -53,14 +63,11 @@ type Tunnel struct {
 
 	// Lifetime is the user SA lifetime; zero on manual tunnels.
 	Lifetime ipsec.Lifetime
-	// PFSGroup is the PFS Diffie-Hellman group; 0 is no PFS.
-	PFSGroup DHGroup
 	// LocalIdentity and RemoteIdentity are the IKE identities; by default
 	// the tunnel source address and the tunnel destination. Zero on manual
 	// tunnels.
 	LocalIdentity  Identity
 	RemoteIdentity Identity
-	IKEMode        IKEMode
 	IKEVersion     int // 1 or 2; 0 on manual tunnels
 	// DPD is off on manual tunnels.
 	DPD              ipsec.DPD
@@ -68,12 +75,6 @@ type Tunnel struct {
 
 	Driver       Driver
 	ReplayWindow int
-	ESN          bool
-	// UDPEncapPort is the port of ESP in UDP (RFC 3948); 0 is plain ESP.
-	UDPEncapPort uint16
-
-	sourceLine int      // line of "tunnel source", for CheckHost
-	keyDigest  [32]byte // digest of the manual SA keys, for Equal
 }
 
 // TunnelType says how a tunnel gets its SAs.
@@ -168,6 +169,8 @@ type SA struct {
 	Destination netip.Addr
 	CipherKey   ipsec.Key // nil when the transform has no cipher key
 	AuthKey     ipsec.Key // nil when the transform has no integrity key
+
+	keyDigest [32]byte // digest of the keys, for Tunnel.Equal
 }
 
 // TransformSet is a named list of transforms in priority order.
@@ -208,8 +211,8 @@ func (t *Tunnel) Zero() {
 }
 
 // Equal reports whether t and u configure the same tunnel: every setting
-// equal, where it was declared aside. Keys compare by the digest Parse took,
-// so Equal works after Zero.
+// equal, where it was declared aside. Keys compare by the digest Parse took
+// of each manual SA's, so Equal works after Zero.
 func (t *Tunnel) Equal(u *Tunnel) bool {
 	if t == nil || u == nil {
 		return t == u
@@ -238,18 +241,13 @@ var digestSalt = func() []byte {
 	return b
 }()
 
-// digestKeys returns a salted SHA-256 of the tunnel's SA keys.
-func digestKeys(sas ...*SA) [32]byte {
+// digestKeys returns a salted SHA-256 of an SA's keys.
+func digestKeys(sa *SA) [32]byte {
 	h := sha256.New()
 	h.Write(digestSalt)
-	for _, sa := range sas {
-		if sa == nil {
-			continue
-		}
-		for _, k := range []ipsec.Key{sa.CipherKey, sa.AuthKey} {
-			h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(k))))
-			h.Write(k)
-		}
+	for _, k := range []ipsec.Key{sa.CipherKey, sa.AuthKey} {
+		h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(k))))
+		h.Write(k)
 	}
 	var d [32]byte
 	h.Sum(d[:0])

@@ -38,7 +38,7 @@ type path struct {
 	mu     sync.Mutex
 	in     []saEntry // inbound SAs (two during a rekey)
 	out    []saEntry // outbound SAs still installed
-	seq    uint64    // SAs installed so far
+	seq    uint32    // SAs installed so far (beside closed: the struct fits 176 bytes, TestEntrySize)
 	closed bool
 }
 
@@ -107,7 +107,7 @@ func (p *path) addSA(sa *datapath.SA, r *offload.Resume) error {
 		return err
 	}
 	p.seq++
-	e := saEntry{sa: osa, sock: s, how: how, port: port, width: tunnelWidth, seq: p.seq}
+	e := saEntry{sa: osa, sock: s, how: how, port: port, width: tunnelWidth, seq: uint64(p.seq)}
 	if sa.Narrowed() {
 		e.setSelectors(sa.Local, sa.Remote)
 	}

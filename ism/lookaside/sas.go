@@ -31,14 +31,15 @@ type saEntry struct {
 	sock *transport.Socket
 	how  string // empty for a UDP socket: udpHow says it, made when shown
 	port uint16 // the UDP socket's port
+	// width orders outbound SAs, narrowest first: their selectors' host
+	// bits (the tunnel's SAs: the most there are); seq, the newest first
+	// of equal width. (Beside port: an entry fits 64 bytes,
+	// TestEntrySize.)
+	width int32
+	seq   uint64
 	// sel are the SA's own selectors; nil when it has the tunnel's (most
 	// SAs: an entry stays small, and a path holds each twice).
 	sel *narrow
-	// width orders outbound SAs, narrowest first: their selectors' host
-	// bits (the tunnel's SAs: the most there are); seq, the newest first
-	// of equal width.
-	width int
-	seq   uint64
 	// held is set, on an outbound SA, while packets held before it came
 	// wait for their release (hold.go): the packets it takes queue
 	// behind them.
@@ -60,7 +61,7 @@ type span4 struct{ from, to uint32 }
 // setSelectors gives the SA selectors of its own, and orders it by their
 // width.
 func (e *saEntry) setSelectors(local, remote selector.Set) {
-	e.width = local.HostBits() + remote.HostBits()
+	e.width = int32(local.HostBits() + remote.HostBits())
 	if local == nil && remote == nil {
 		e.sel = nil
 		return

@@ -60,7 +60,7 @@ func testPath(tb testing.TB) (*path, *offload.Engine) {
 // (nil: the tunnel's).
 func (p *path) add(sa *offload.SA, local, remote selector.Set) {
 	p.seq++
-	e := saEntry{sa: sa, width: tunnelWidth, seq: p.seq, held: new(atomic.Bool)}
+	e := saEntry{sa: sa, width: tunnelWidth, seq: uint64(p.seq), held: new(atomic.Bool)}
 	if local != nil {
 		e.setSelectors(local, remote)
 	}
