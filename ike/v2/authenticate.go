@@ -154,7 +154,7 @@ func (sa *ikeSA) checkPeerAuth(m *Message, a Auth, p authPlan, id ike.Identity, 
 // not wait for, that its authentication failed (§2.21.2: the initiator
 // cannot answer the responder's IKE_AUTH). The SA's mutex must be held.
 func (sa *ikeSA) sendAuthFailed() {
-	if sa.out == nil {
+	if !sa.keyed() {
 		return
 	}
 	h := sa.header(Informational, sa.win.nextID, false)

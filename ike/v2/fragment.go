@@ -139,7 +139,8 @@ func (c *skCrypto) room(limit int) int {
 // fragments for datagrams of mtu bytes (0: the SA's fragment size) when
 // fragmentation is on and the message does not fit one.
 func (sa *ikeSA) sealOut(h Header, ps []Payload, mtu int) ([][]byte, error) {
-	msg, err := sa.out.seal(h, ps, sa.d.rand)
+	sk := sa.sealer()
+	msg, err := sk.seal(h, ps, sa.d.rand)
 	if err != nil || !sa.frag.on {
 		return [][]byte{msg}, err
 	}
@@ -150,7 +151,7 @@ func (sa *ikeSA) sealOut(h Header, ps []Payload, mtu int) ([][]byte, error) {
 	if len(msg) <= limit {
 		return [][]byte{msg}, nil
 	}
-	room := sa.out.room(limit)
+	room := sk.room(limit)
 	if room < 1 {
 		return nil, fmt.Errorf("v2: a fragment MTU of %d bytes leaves no room for content", mtu)
 	}
@@ -169,7 +170,7 @@ func (sa *ikeSA) sealOut(h Header, ps []Payload, mtu int) ([][]byte, error) {
 		var fh [fragHeaderSize]byte
 		binary.BigEndian.PutUint16(fh[:2], uint16(n))
 		binary.BigEndian.PutUint16(fh[2:], uint16(total))
-		f, err := sa.out.sealPayload(h, PayloadSKF, next, fh[:], chunk, sa.d.rand)
+		f, err := sk.sealPayload(h, PayloadSKF, next, fh[:], chunk, sa.d.rand)
 		if err != nil {
 			return nil, err
 		}
@@ -247,10 +248,7 @@ func (sa *ikeSA) receiveFragment(m *Message) (*Message, bool) {
 	if err != nil {
 		return drop(func(c *ike.Counters) { c.Malformed++ }, "malformed", err)
 	}
-	in := sa.in
-	if retransmit && w.lastIn != nil {
-		in = w.lastIn // the keys it came under (dispatch.go)
-	}
+	in := sa.opener(retransmit) // the keys it came under (dispatch.go)
 	content, err := in.decrypt(m.raw, skf.Body[fragHeaderSize:])
 	if err != nil {
 		return drop(nothing, "does not open", err)

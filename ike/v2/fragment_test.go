@@ -47,7 +47,8 @@ func newFragBench(t testing.TB, aead bool) *fragBench {
 		t.Fatal(err)
 	}
 	sa := d.newIKESA(false, netip.AddrPortFrom(addrB, 500), netip.AddrPortFrom(addrA, 500), 0x1111)
-	sa.in, sa.out, sa.win.expect = c, c, 1
+	sa.suite.encr, sa.suite.integ, sa.win.expect = encr, integ, 1
+	sa.keys = ikeKeys{d: []byte{0}, ei: ek, er: ek, ai: ak, ar: ak}
 	sa.frag = fragState{on: true, mtu: defaultMTU4}
 	b.d, b.sa, b.c = d, sa, c
 	return b

@@ -198,7 +198,7 @@ func (sa *ikeSA) deriveKeys(shared []byte) error {
 }
 
 // keysFromSeed computes the SA's keys from SKEYSEED (§2.14), zeroes it,
-// and makes the SK protections of both directions.
+// and checks that the SK protections of both directions can be made.
 func (sa *ikeSA) keysFromSeed(seed []byte) error {
 	su := sa.suite
 	sa.keys = deriveIKEKeys(su, seed, sa.ni, sa.nr, sa.spiI, sa.spiR)
@@ -211,19 +211,7 @@ func (sa *ikeSA) keysFromSeed(seed []byte) error {
 		keys := ike.IKESAKeys{SPIi: sa.spiI, SPIr: sa.spiR, Policy: su.policy(), EI: c(k.ei), ER: c(k.er), AI: c(k.ai), AR: c(k.ar)}
 		sa.after(func() { log(keys) })
 	}
-	ie, err := newSKCrypto(su.encr, su.integ, sa.keys.ei, sa.keys.ai)
-	if err != nil {
-		return err
-	}
-	re, err := newSKCrypto(su.encr, su.integ, sa.keys.er, sa.keys.ar)
-	if err != nil {
-		return err
-	}
-	sa.out, sa.in = ie, re
-	if !sa.initiator {
-		sa.out, sa.in = re, ie
-	}
-	return nil
+	return sa.checkKeys()
 }
 
 // fail ends an IKE SA that could not be set up: its tunnels waiting for

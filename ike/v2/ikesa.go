@@ -54,7 +54,6 @@ type ikeSA struct {
 
 	suite    suite
 	keys     ikeKeys
-	out, in  *skCrypto // this end's messages, the peer's
 	ni, nr   []byte
 	hs       *handshake // until established; nil after, and on an SA made by a rekey or an import
 	remoteID ike.Identity
@@ -299,8 +298,8 @@ func (sa *ikeSA) destroy(reason string) {
 	}
 	d.mu.Unlock()
 	sa.keys.zero()
+	sa.keys = ikeKeys{}
 	sa.dropOldKeys()
-	sa.out, sa.in = nil, nil
 	if sa.hs != nil && sa.hs.kex != nil {
 		sa.hs.kex.Zero()
 		sa.hs.kex = nil

@@ -12,7 +12,7 @@ import (
 // adopted with their child SAs and timers, and Forget.
 
 // readRecord decodes a record into an IKE SA of this daemon, not yet
-// published, with its SK protections made.
+// published, its keys checked.
 func (d *Daemon) readRecord(data []byte) (*imported, error) {
 	r := ike.NewRecordReader(data)
 	im := &imported{at: r.Time()}
@@ -67,7 +67,7 @@ func (d *Daemon) readRecord(data []byte) (*imported, error) {
 }
 
 // checkRecord completes the suite of a record's SA from its transform IDs
-// and makes its SK protections, refusing what the daemon could not run.
+// and checks its keys, refusing what the daemon could not run.
 func checkRecord(sa *ikeSA, prfID, integID uint16) error {
 	su := &sa.suite
 	var ok bool
@@ -92,17 +92,8 @@ func checkRecord(sa *ikeSA, prfID, integID uint16) error {
 	if _, ok := ike.LookupGroup(su.group); !ok {
 		return fmt.Errorf("%w: %s: DH group %d", ike.ErrImport, sa, su.group)
 	}
-	ie, err := newSKCrypto(su.encr, su.integ, sa.keys.ei, sa.keys.ai)
-	if err != nil {
+	if err := sa.checkKeys(); err != nil {
 		return fmt.Errorf("%w: %s: %w", ike.ErrImport, sa, err)
-	}
-	re, err := newSKCrypto(su.encr, su.integ, sa.keys.er, sa.keys.ar)
-	if err != nil {
-		return fmt.Errorf("%w: %s: %w", ike.ErrImport, sa, err)
-	}
-	sa.out, sa.in = ie, re
-	if !sa.initiator {
-		sa.out, sa.in = re, ie
 	}
 	return nil
 }

@@ -56,7 +56,6 @@ type window struct {
 	armed  uint32 // how many times timer was armed: a stale one does nothing
 
 	expect   uint32    // the next request ID expected from the peer
-	lastIn   *skCrypto // what opened request expect-1 (the keys may have changed since)
 	lastResp [][]byte  // the response to request expect-1, as sent
 	hasResp  bool
 }
@@ -69,7 +68,7 @@ func (w *window) stop() []*request {
 	if w.out != nil {
 		held = append([]*request{w.out}, held...)
 	}
-	w.out, w.queue, w.lastIn = nil, nil, nil
+	w.out, w.queue = nil, nil
 	return held
 }
 
