@@ -55,8 +55,8 @@ type window struct {
 	timer  clock.Timer
 	armed  uint32 // how many times timer was armed: a stale one does nothing
 
-	expect   uint32    // the next request ID expected from the peer
-	lastResp [][]byte  // the response to request expect-1, as sent
+	expect   uint32   // the next request ID expected from the peer
+	lastResp [][]byte // the response to request expect-1, as sent
 	hasResp  bool
 }
 
