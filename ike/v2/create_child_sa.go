@@ -25,7 +25,7 @@ import (
 type childExchange struct {
 	tunnel        *ike.Tunnel // the configuration's, shared
 	offer         childOffer
-	ni, nr        []byte
+	ni, nr        []byte // this end's nonce; in IKE_AUTH, both of IKE_SA_INIT
 	kex           *ike.KeyExchange
 	replaces      *childSA
 	local, remote selector.Set // proposed
@@ -170,7 +170,7 @@ func (sa *ikeSA) acceptChild(m *Message, cx *childExchange) error {
 		sa.sendDeleteSPI(ch, cx.offer)
 		return fmt.Errorf("v2: the responder did not agree to %v mode", cx.tunnel.SAMode)
 	}
-	nr := sa.nr
+	nr := cx.nr // IKE_AUTH's
 	if m.Exchange == CreateChildSA {
 		np, ok := m.Get(PayloadNonce)
 		if !ok {

@@ -134,9 +134,9 @@ func (sa *ikeSA) receive(local, remote netip.AddrPort, m *Message) {
 	}
 	sa.follow(remote)
 	switch {
-	case m.Exchange == IKEIntermediate && sa.state == stateInitDone && !sa.initiator && sa.intDone < len(sa.suite.addke):
+	case m.Exchange == IKEIntermediate && sa.state == stateInitDone && !sa.initiator && sa.intDone() < len(sa.suite.addke):
 		sa.intermediateResponder(m)
-	case m.Exchange == IKEAuth && sa.state == stateInitDone && !sa.initiator && sa.intDone == len(sa.suite.addke):
+	case m.Exchange == IKEAuth && sa.state == stateInitDone && !sa.initiator && sa.intDone() == len(sa.suite.addke):
 		// RFC 9242 §3.2: every IKE_INTERMEDIATE exchange comes first.
 		sa.ikeAuthResponder(m)
 	case m.Exchange == CreateChildSA && sa.state == stateEstablished:

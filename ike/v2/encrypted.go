@@ -90,8 +90,8 @@ func (sa *ikeSA) sealer() skCrypto { return sa.skWith(&sa.keys, true) }
 // last IKE_INTERMEDIATE while it keeps them (addKeys). The SA's mutex
 // must be held, and the SA keyed.
 func (sa *ikeSA) opener(retransmit bool) skCrypto {
-	if retransmit && sa.oldKeys != nil {
-		return sa.skWith(sa.oldKeys, false)
+	if retransmit && sa.hs != nil && sa.hs.oldKeys != nil {
+		return sa.skWith(sa.hs.oldKeys, false)
 	}
 	return sa.skWith(&sa.keys, false)
 }

@@ -99,7 +99,9 @@ func (d *Daemon) exportSA(sa *ikeSA, names, sources map[string]bool) (ike.SAStat
 	w.U8(uint8(sa.authMethod))
 	w.Duration(sa.lifetime)
 	k := &sa.keys
-	for _, b := range [][]byte{k.d, k.ai, k.ar, k.ei, k.er, k.pi, k.pr, sa.ni, sa.nr} {
+	// The nonces of IKE_SA_INIT, which an established SA no longer keeps:
+	// two empty fields.
+	for _, b := range [][]byte{k.d, k.ai, k.ar, k.ei, k.er, k.pi, k.pr, nil, nil} {
 		w.Bytes(b)
 	}
 	w.Identity(sa.remoteID)

@@ -195,6 +195,7 @@ func (sa *ikeSA) ikeAuthResponse(m *Message, ex *authExchange) {
 		return
 	}
 	sa.remoteID = peerID
+	ni, nr := sa.hs.ni, sa.hs.nr
 	sa.establish()
 	if e := peerError(m); e != nil {
 		d.count(func(c *ike.Counters) {
@@ -203,7 +204,7 @@ func (sa *ikeSA) ikeAuthResponse(m *Message, ex *authExchange) {
 			}
 		})
 		sa.after(func() { d.negotiationFailed(name, sa.remote.Addr(), "child SA refused: "+e.Type.String()) })
-	} else if err := sa.acceptChild(m, &childExchange{tunnel: ex.tunnel, offer: ex.offer, ni: sa.ni, nr: sa.nr,
+	} else if err := sa.acceptChild(m, &childExchange{tunnel: ex.tunnel, offer: ex.offer, ni: ni, nr: nr,
 		local: ex.child.local, remote: ex.child.remote}); err != nil {
 		sa.after(func() { d.negotiationFailed(name, sa.remote.Addr(), err.Error()) })
 	}
@@ -219,7 +220,9 @@ func (sa *ikeSA) establish() {
 	d := sa.d
 	sa.setState(stateEstablished)
 	// Both AUTHs are done: what they sign (§2.15) is not needed again.
+	hs := sa.hs
 	sa.hs = nil
+	hs.zero()
 	sa.created = d.clk.Now()
 	sa.heard()
 	d.count(func(c *ike.Counters) { c.Phase1Established++ })

@@ -79,6 +79,7 @@ func (sa *ikeSA) ikeAuthResponder(m *Message) {
 		return
 	}
 	ps := append(append([]Payload{{Type: PayloadIDr, Body: idrBody}}, certs...), ours)
+	ni, nr := sa.hs.ni, sa.hs.nr
 	sa.establish()
 	if _, ok := m.Notify(InitialContact); ok {
 		// §2.4: the peer has no other IKE SA with this end; whatever
@@ -86,7 +87,7 @@ func (sa *ikeSA) ikeAuthResponder(m *Message) {
 		local, remote, id := sa.local.Addr(), sa.remote.Addr(), peerID
 		sa.after(func() { d.initialContact(sa, local, remote, id) })
 	}
-	child, _, _ := sa.respondChild(m, cands, false, sa.ni, sa.nr, nil)
+	child, _, _ := sa.respondChild(m, cands, false, ni, nr, nil)
 	sa.respond(IKEAuth, append(ps, child...))
 }
 

@@ -41,10 +41,14 @@ type ikeRekey struct {
 	group int
 	spi   uint64 // this end's SPI of the new SA
 	ni    []byte
+	nr    []byte // the peer's, from its response
 	kex   *ike.KeyExchange
 	// peer is the new IKE SA of the peer's rekey of the same SA, answered
-	// while this end's request was out: a collision (§2.8.2).
-	peer *ikeSA
+	// while this end's request was out: a collision (§2.8.2); peerNi and
+	// peerNr are the nonces of that exchange, which decide it. (An IKE SA
+	// keeps no nonces.)
+	peer           *ikeSA
+	peerNi, peerNr []byte
 }
 
 func (rk *ikeRekey) zero() {
@@ -207,6 +211,7 @@ func (sa *ikeSA) ikeRekeyResponse(m *Message, rk *ikeRekey) {
 		sa.rekeyCompleted(nil, err, rk)
 		return
 	}
+	rk.nr = nr
 	if len(su.addke) == 0 {
 		n, err := sa.newSuccessor(true, false, rk.spi, spiR, su, rk.ni, nr, shared, nil)
 		sa.rekeyCompleted(n, err, rk)
@@ -291,7 +296,7 @@ func (sa *ikeSA) rekeyResponse(m *Message, rk *ikeRekey) (su suite, spiR uint64,
 func (sa *ikeSA) newSuccessor(initiator, unsettled bool, spiI, spiR uint64, su suite, ni, nr, shared, extra []byte) (*ikeSA, error) {
 	d := sa.d
 	n := &ikeSA{d: d, initiator: initiator, unsettled: unsettled, spiI: spiI, spiR: spiR, local: sa.local, remote: sa.remote,
-		suite: su, lifetime: su.lifetime, ni: ni, nr: nr, remoteID: sa.remoteID, localID: sa.localID,
+		suite: su, lifetime: su.lifetime, remoteID: sa.remoteID, localID: sa.localID,
 		localNAT: sa.localNAT, remoteNAT: sa.remoteNAT, natt: sa.natt, forceEncap: sa.forceEncap,
 		created: d.clk.Now(), lastHeard: sa.lastHeard, rekeys: sa.rekeys + 1,
 		// How the ends authenticated, and fragmentation (as charon's
@@ -301,7 +306,7 @@ func (sa *ikeSA) newSuccessor(initiator, unsettled bool, spiI, spiR uint64, su s
 	// §2.18: the old SA's PRF makes SKEYSEED.
 	seed := sa.suite.prf.sum(sa.keys.d, shared, ni, nr, extra)
 	clear(shared)
-	if err := n.keysFromSeed(seed); err != nil {
+	if err := n.keysFromSeed(seed, ni, nr); err != nil {
 		return nil, err
 	}
 	n.state, n.stateShadow = stateEstablished, stateEstablished

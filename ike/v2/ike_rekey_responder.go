@@ -109,7 +109,7 @@ func (sa *ikeSA) rekeyedByPeer(spiI, spiR uint64, su suite, ni, nr, shared, extr
 		// end's answer comes.
 		d.log.Info("IKE SA rekey collision", "sa", sa.String(), "peer's", n.String())
 		d.count(func(c *ike.Counters) { c.RekeyCollisions++ })
-		sa.rk.peer = n
+		sa.rk.peer, sa.rk.peerNi, sa.rk.peerNr = n, ni, nr
 		return
 	}
 	sa.handTo(n)

@@ -47,9 +47,9 @@ func (sa *ikeSA) startInit(group int) {
 		sa.hs.kex.Zero()
 	}
 	sa.hs.kex = kex
-	if sa.ni == nil {
-		sa.ni = make([]byte, nonceLen)
-		d.random(sa.ni)
+	if sa.hs.ni == nil {
+		sa.hs.ni = make([]byte, nonceLen)
+		d.random(sa.hs.ni)
 	}
 	sa.requestInit()
 }
@@ -72,7 +72,7 @@ func (sa *ikeSA) requestInit() {
 			ps = append(ps,
 				Payload{Type: PayloadSA, Body: ikeProposals(suites).marshal()},
 				Payload{Type: PayloadKE, Body: (&KE{Group: uint16(kex.Group().ID), Data: kex.Public}).marshal()},
-				Payload{Type: PayloadNonce, Body: sa.ni},
+				Payload{Type: PayloadNonce, Body: sa.hs.ni},
 			)
 			// The RFC 9370 key exchanges go with the NAT notifies.
 			ps = append(ps, natNotifies(sa.spiI, 0, sa.local, sa.remote, sa.forceEncap)...)
@@ -175,7 +175,7 @@ func (sa *ikeSA) processInitResponse(m *Message) error {
 	}
 	sa.hs.kex.Zero()
 	sa.hs.kex = nil
-	sa.spiR, sa.nr, sa.suite, sa.hs.initResp = m.SPIr, nr, su, m.raw
+	sa.spiR, sa.hs.nr, sa.suite, sa.hs.initResp = m.SPIr, nr, su, m.raw
 	sa.lifetime = su.lifetime
 	if err := sa.deriveKeys(shared); err != nil {
 		return err
@@ -192,16 +192,16 @@ func (sa *ikeSA) processInitResponse(m *Message) error {
 // deriveKeys computes SKEYSEED and the SA's keys from g^ir (§2.14) and
 // makes the SK protections of both directions.
 func (sa *ikeSA) deriveKeys(shared []byte) error {
-	seed := sa.suite.prf.skeyseed(sa.ni, sa.nr, shared)
+	seed := sa.suite.prf.skeyseed(sa.hs.ni, sa.hs.nr, shared)
 	clear(shared)
-	return sa.keysFromSeed(seed)
+	return sa.keysFromSeed(seed, sa.hs.ni, sa.hs.nr)
 }
 
 // keysFromSeed computes the SA's keys from SKEYSEED (§2.14), zeroes it,
 // and checks that the SK protections of both directions can be made.
-func (sa *ikeSA) keysFromSeed(seed []byte) error {
+func (sa *ikeSA) keysFromSeed(seed, ni, nr []byte) error {
 	su := sa.suite
-	sa.keys = deriveIKEKeys(su, seed, sa.ni, sa.nr, sa.spiI, sa.spiR)
+	sa.keys = deriveIKEKeys(su, seed, ni, nr, sa.spiI, sa.spiR)
 	clear(seed)
 	sa.d.mu.Lock()
 	log := sa.d.cfg.KeyLog

@@ -54,7 +54,6 @@ type ikeSA struct {
 
 	suite    suite
 	keys     ikeKeys
-	ni, nr   []byte
 	hs       *handshake // until established; nil after, and on an SA made by a rekey or an import
 	remoteID ike.Identity
 	localID  ike.Identity
@@ -71,14 +70,9 @@ type ikeSA struct {
 	natt                bool // floated to port 4500
 	forceEncap          bool // a tunnel asks for ESP-in-UDP without a NAT
 
-	// RFC 9370 additional key exchanges in IKE_INTERMEDIATE
-	// (intermediate.go): whether the peer announced IKE_INTERMEDIATE, the
-	// exchanges done (IntAuth_i and IntAuth_r are in hs), the initiator's
-	// key while its exchange runs.
+	// intermediate: the peer announced IKE_INTERMEDIATE (RFC 9242; the
+	// exchanges' state is in hs).
 	intermediate bool
-	intDone      int
-	oldKeys      *ikeKeys // responder: the keys before the last IKE_INTERMEDIATE (addKeys); nil when none
-	intKex       *ike.KeyExchange
 	// followups are the peer's unfinished series of IKE_FOLLOWUP_KE
 	// exchanges, by link (followup.go).
 	followups map[string]*followupR
@@ -120,6 +114,7 @@ type ikeSA struct {
 // IKE_INTERMEDIATE) for its IKE_AUTH, and no longer once established.
 type handshake struct {
 	initReq, initResp []byte // the IKE_SA_INIT request and response as sent (§2.15's RealMessage1/2)
+	ni, nr            []byte // the nonces of IKE_SA_INIT (§2.14, §2.15)
 	// The hashes of the peer's SIGNATURE_HASH_ALGORITHMS (nil: it sent
 	// none, RFC 7427 §4) and the CA hashes of its CERTREQ.
 	peerHashes  []crypto.Hash
@@ -129,6 +124,39 @@ type handshake struct {
 	intAuthI, intAuthR []byte
 	kex                *ike.KeyExchange // the initiator's, until IKE_SA_INIT completes
 	cookie             []byte           // initiator: the responder's cookie, first in IKE_SA_INIT
+	// RFC 9370 additional key exchanges in IKE_INTERMEDIATE
+	// (intermediate.go): the exchanges done, the initiator's key while
+	// its exchange runs, the responder's keys before the last one
+	// (addKeys; nil when none).
+	intDone int
+	intKex  *ike.KeyExchange
+	oldKeys *ikeKeys
+}
+
+// zero zeroes and lets go the handshake's secrets. hs may be nil.
+func (hs *handshake) zero() {
+	if hs == nil {
+		return
+	}
+	for _, k := range []*ike.KeyExchange{hs.kex, hs.intKex} {
+		if k != nil {
+			k.Zero()
+		}
+	}
+	hs.kex, hs.intKex = nil, nil
+	if hs.oldKeys != nil {
+		hs.oldKeys.zero()
+		hs.oldKeys = nil
+	}
+}
+
+// intDone returns the IKE_INTERMEDIATE exchanges done (none once
+// established).
+func (sa *ikeSA) intDone() int {
+	if sa.hs == nil {
+		return 0
+	}
+	return sa.hs.intDone
 }
 
 // authSchemes are the signature schemes an IKE SA's ends authenticated
@@ -299,15 +327,7 @@ func (sa *ikeSA) destroy(reason string) {
 	d.mu.Unlock()
 	sa.keys.zero()
 	sa.keys = ikeKeys{}
-	sa.dropOldKeys()
-	if sa.hs != nil && sa.hs.kex != nil {
-		sa.hs.kex.Zero()
-		sa.hs.kex = nil
-	}
-	if sa.intKex != nil {
-		sa.intKex.Zero()
-		sa.intKex = nil
-	}
+	sa.hs.zero()
 	for _, f := range sa.followups {
 		f.zero()
 	}

@@ -34,7 +34,8 @@ func (d *Daemon) readRecord(data []byte) (*imported, error) {
 	sa.lifetime = r.Duration()
 	su.lifetime, su.auth = sa.lifetime, sa.authMethod
 	k := &sa.keys
-	for _, b := range []*[]byte{&k.d, &k.ai, &k.ar, &k.ei, &k.er, &k.pi, &k.pr, &sa.ni, &sa.nr} {
+	var nonces [2][]byte // not kept (export.go)
+	for _, b := range []*[]byte{&k.d, &k.ai, &k.ar, &k.ei, &k.er, &k.pi, &k.pr, &nonces[0], &nonces[1]} {
 		*b = r.Bytes()
 	}
 	sa.remoteID, sa.localID = r.Identity(), r.Identity()
