@@ -32,8 +32,6 @@ type childSA struct {
 	lifetime  ipsec.Lifetime
 	created   time.Time
 
-	ni, nr []byte // the nonces of the exchange that made it (§2.8.1)
-
 	life       clock.Timer     // to the soft lifetime, then to the hard one (armLifetime)
 	rekeying   bool            // a CREATE_CHILD_SA this end started replaces it
 	collision  *childCollision // the peer rekeyed it too, meanwhile (§2.8.1)

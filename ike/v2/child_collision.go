@@ -19,7 +19,8 @@ import (
 
 // childCollision is the peer's rekey of a child this end was rekeying.
 type childCollision struct {
-	peer *childSA // the new child of the peer's rekey, which this end answered
+	peer   *childSA // the new child of the peer's rekey, which this end answered
+	ni, nr []byte   // the nonces of the peer's exchange (a child keeps none)
 }
 
 // collisionLost decides a collision once this end's rekey of old is
@@ -30,7 +31,7 @@ func (sa *ikeSA) collisionLost(old *childSA, ni, nr []byte, ch childChoice, o ch
 	d := sa.d
 	col := old.collision
 	old.rekeying = false
-	if !lowestIn(ni, nr, col.peer.ni, col.peer.nr) {
+	if !lowestIn(ni, nr, col.ni, col.nr) {
 		d.log.Info("child SA rekey collision: this end's new child SA stands", "tunnel", old.tunnel)
 		return false
 	}

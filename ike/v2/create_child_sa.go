@@ -203,7 +203,7 @@ func (sa *ikeSA) acceptChild(m *Message, cx *childExchange) error {
 		keys := splitKeymat(km, ch.t, true)
 		clear(km)
 		c := &childSA{sa: sa, tunnel: cx.tunnel.Name, transform: ch.t, mode: cx.tunnel.SAMode, esn: ch.esn,
-			encap: sa.encap(), local: local, remote: remote, initiator: true, pfs: ch.pfs, lifetime: lifetime, ni: cx.ni, nr: nr,
+			encap: sa.encap(), local: local, remote: remote, initiator: true, pfs: ch.pfs, lifetime: lifetime,
 			in:  ipsec.SAID{Dst: sa.local.Addr(), SPI: cx.offer.spis[ch.t.Protocol], Protocol: ch.t.Protocol},
 			out: ipsec.SAID{Dst: sa.remote.Addr(), SPI: ch.peerSPI, Protocol: ch.t.Protocol}}
 		sa.install(c, keys, cx.replaces)

@@ -81,7 +81,7 @@ func (sa *ikeSA) createChildResponder(m *Message) {
 			// Both ends rekey the child at once (§2.8.1): the nonces
 			// decide when this end's answer comes (acceptChild).
 			d.log.Info("child SA rekey collision", "tunnel", old.tunnel, "spi", hexSPI(old.in.SPI))
-			old.collision = &childCollision{peer: c}
+			old.collision = &childCollision{peer: c, ni: ni, nr: nr}
 			d.count(func(c *ike.Counters) { c.RekeyCollisions++ })
 		}
 	}
@@ -178,7 +178,7 @@ func (sa *ikeSA) respondChild(m *Message, cands []ike.Tunnel, withKE bool, ni, n
 		keys := splitKeymat(km, ch.t, false)
 		clear(km)
 		c := &childSA{sa: sa, tunnel: tun.Name, transform: ch.t, mode: mode, esn: ch.esn, encap: sa.encap(),
-			local: ls, remote: rs, pfs: ch.pfs, lifetime: lifetime, ni: ni, nr: nr,
+			local: ls, remote: rs, pfs: ch.pfs, lifetime: lifetime,
 			in:  ipsec.SAID{Dst: sa.local.Addr(), SPI: spi, Protocol: ch.t.Protocol},
 			out: ipsec.SAID{Dst: sa.remote.Addr(), SPI: ch.peerSPI, Protocol: ch.t.Protocol}}
 		if old != nil && !old.rekeying {
