@@ -194,7 +194,7 @@ func (sa *ikeSA) acceptChild(m *Message, cx *childExchange) error {
 	lifetime := d.lifetimeFor(cx.tunnel)
 	d.mu.Unlock()
 	finish := func(sa *ikeSA, extra []byte) {
-		km := childKeymat(sa.suite.prf, sa.keys.d, gir, cx.ni, nr, extra, keymatLen(ch.t))
+		km := childKeymat(sa.suite.prf, sa.keys.d(), gir, cx.ni, nr, extra, keymatLen(ch.t))
 		clear(gir)
 		if old := cx.replaces; old != nil && old.collision != nil && sa.collisionLost(old, cx.ni, nr, ch, cx.offer) {
 			clear(km)

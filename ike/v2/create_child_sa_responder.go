@@ -173,7 +173,7 @@ func (sa *ikeSA) respondChild(m *Message, cands []ike.Tunnel, withKE bool, ni, n
 		payloads = append([]Payload{notifyPayload(UseTransportMode, nil)}, payloads...)
 	}
 	mk := func(sa *ikeSA, extra []byte) *childSA {
-		km := childKeymat(sa.suite.prf, sa.keys.d, gir, ni, nr, extra, keymatLen(ch.t))
+		km := childKeymat(sa.suite.prf, sa.keys.d(), gir, ni, nr, extra, keymatLen(ch.t))
 		clear(gir)
 		keys := splitKeymat(km, ch.t, false)
 		clear(km)

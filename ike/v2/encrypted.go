@@ -74,9 +74,9 @@ func newSKCrypto(e encrFunc, ig integFunc, encKey, integKey []byte) (*skCrypto, 
 // skWith returns the SK protection of one direction of the SA with keys
 // k: this end's messages (out) or the peer's.
 func (sa *ikeSA) skWith(k *ikeKeys, out bool) skCrypto {
-	e, a := k.ei, k.ai // the initiator's messages
+	e, a := k.ei(), k.ai() // the initiator's messages
 	if out != sa.initiator {
-		e, a = k.er, k.ar
+		e, a = k.er(), k.ar()
 	}
 	return skCrypto{encr: sa.suite.encr, encKey: e, integ: sa.suite.integ, integKey: a}
 }
@@ -98,7 +98,7 @@ func (sa *ikeSA) opener(retransmit bool) skCrypto {
 
 // keyed reports whether the SA has its keys: from IKE_SA_INIT's
 // completion until it is removed.
-func (sa *ikeSA) keyed() bool { return sa.keys.d != nil }
+func (sa *ikeSA) keyed() bool { return sa.keys.km != nil }
 
 // checkKeys reports whether the SK protections of both directions can be
 // made with the SA's suite and keys.

@@ -101,7 +101,8 @@ func (d *Daemon) exportSA(sa *ikeSA, names, sources map[string]bool) (ike.SAStat
 	k := &sa.keys
 	// The nonces of IKE_SA_INIT, which an established SA no longer keeps:
 	// two empty fields.
-	for _, b := range [][]byte{k.d, k.ai, k.ar, k.ei, k.er, k.pi, k.pr, nil, nil} {
+	keys := k.all()
+	for _, b := range append(keys[:], nil, nil) {
 		w.Bytes(b)
 	}
 	w.Identity(sa.remoteID)

@@ -48,7 +48,9 @@ func newFragBench(t testing.TB, aead bool) *fragBench {
 	}
 	sa := d.newIKESA(false, netip.AddrPortFrom(addrB, 500), netip.AddrPortFrom(addrA, 500), 0x1111)
 	sa.suite.encr, sa.suite.integ, sa.win.expect = encr, integ, 1
-	sa.keys = ikeKeys{d: []byte{0}, ei: ek, er: ek, ai: ak, ar: ak}
+	if sa.keys, err = packKeys([7][]byte{{0}, ak, ak, ek, ek, {0}, {0}}); err != nil {
+		t.Fatal(err)
+	}
 	sa.frag = fragState{on: true, mtu: defaultMTU4}
 	b.d, b.sa, b.c = d, sa, c
 	return b

@@ -304,7 +304,7 @@ func (sa *ikeSA) newSuccessor(initiator, unsettled bool, spiI, spiR uint64, su s
 		authMethod: sa.authMethod, schemes: sa.schemes,
 		frag: fragState{on: sa.frag.on, mtu: sa.frag.mtu}}
 	// §2.18: the old SA's PRF makes SKEYSEED.
-	seed := sa.suite.prf.sum(sa.keys.d, shared, ni, nr, extra)
+	seed := sa.suite.prf.sum(sa.keys.d(), shared, ni, nr, extra)
 	clear(shared)
 	if err := n.keysFromSeed(seed, ni, nr); err != nil {
 		return nil, err

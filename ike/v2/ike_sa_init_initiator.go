@@ -208,7 +208,7 @@ func (sa *ikeSA) keysFromSeed(seed, ni, nr []byte) error {
 	sa.d.mu.Unlock()
 	if log != nil { // tests only: an effect, run once sa.mu is released
 		k, c := sa.keys, bytes.Clone
-		keys := ike.IKESAKeys{SPIi: sa.spiI, SPIr: sa.spiR, Policy: su.policy(), EI: c(k.ei), ER: c(k.er), AI: c(k.ai), AR: c(k.ar)}
+		keys := ike.IKESAKeys{SPIi: sa.spiI, SPIr: sa.spiR, Policy: su.policy(), EI: c(k.ei()), ER: c(k.er()), AI: c(k.ai()), AR: c(k.ar())}
 		sa.after(func() { log(keys) })
 	}
 	return sa.checkKeys()

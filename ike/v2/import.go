@@ -33,11 +33,16 @@ func (d *Daemon) readRecord(data []byte) (*imported, error) {
 	sa.authMethod = ike.AuthMethod(r.U8())
 	sa.lifetime = r.Duration()
 	su.lifetime, su.auth = sa.lifetime, sa.authMethod
-	k := &sa.keys
-	var nonces [2][]byte // not kept (export.go)
-	for _, b := range []*[]byte{&k.d, &k.ai, &k.ar, &k.ei, &k.er, &k.pi, &k.pr, &nonces[0], &nonces[1]} {
-		*b = r.Bytes()
+	var keys [7][]byte
+	for i := range keys {
+		keys[i] = r.Bytes()
 	}
+	_, _ = r.Bytes(), r.Bytes() // the nonces, not kept (export.go)
+	defer func() {
+		for _, b := range keys {
+			clear(b)
+		}
+	}()
 	sa.remoteID, sa.localID = r.Identity(), r.Identity()
 	sa.win.nextID, sa.win.expect = r.U32(), r.U32()
 	sa.created = r.Time()
@@ -57,8 +62,11 @@ func (d *Daemon) readRecord(data []byte) (*imported, error) {
 	}
 	im.sa = sa
 	if err := r.Err(true); err != nil {
-		sa.keys.zero()
 		return nil, err
+	}
+	var err error
+	if sa.keys, err = packKeys(keys); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ike.ErrImport, sa, err)
 	}
 	if err := checkRecord(sa, prfID, integID); err != nil {
 		sa.keys.zero()
@@ -87,7 +95,7 @@ func checkRecord(sa *ikeSA, prfID, integID uint16) error {
 		return fmt.Errorf("%w: %s: endpoints", ike.ErrImport, sa)
 	case sa.lifetime <= 0 || sa.created.IsZero():
 		return fmt.Errorf("%w: %s: no lifetime", ike.ErrImport, sa)
-	case len(sa.keys.d) != su.prf.size() || len(sa.keys.pi) != su.prf.size() || len(sa.keys.pr) != su.prf.size():
+	case len(sa.keys.d()) != su.prf.size() || len(sa.keys.pi()) != su.prf.size() || len(sa.keys.pr()) != su.prf.size():
 		return fmt.Errorf("%w: %s: SK_d or SK_p of the wrong length", ike.ErrImport, sa)
 	}
 	if _, ok := ike.LookupGroup(su.group); !ok {

@@ -146,7 +146,7 @@ func (sa *ikeSA) dropOldKeys() {
 // request just answered opens with them, dispatch.go).
 func (sa *ikeSA) addKeys(shared []byte) error {
 	old := sa.keys
-	seed := sa.suite.prf.sum(old.d, shared, sa.hs.ni, sa.hs.nr)
+	seed := sa.suite.prf.sum(old.d(), shared, sa.hs.ni, sa.hs.nr)
 	clear(shared)
 	err := sa.keysFromSeed(seed, sa.hs.ni, sa.hs.nr)
 	if sa.initiator {
@@ -164,8 +164,8 @@ func (sa *ikeSA) addKeys(shared []byte) error {
 // gives them, to IntAuth_i and IntAuth_r with the SK_p keys in force.
 func (sa *ikeSA) foldIntAuth(req, resp []byte) {
 	p := sa.suite.prf
-	sa.hs.intAuthI = p.sum(sa.keys.pi, sa.hs.intAuthI, req)
-	sa.hs.intAuthR = p.sum(sa.keys.pr, sa.hs.intAuthR, resp)
+	sa.hs.intAuthI = p.sum(sa.keys.pi(), sa.hs.intAuthI, req)
+	sa.hs.intAuthR = p.sum(sa.keys.pr(), sa.hs.intAuthR, resp)
 }
 
 // intAuth returns IntAuth for the AUTH payloads of the IKE_AUTH exchange

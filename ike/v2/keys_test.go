@@ -42,7 +42,7 @@ func TestIKEv2KDF(t *testing.T) {
 	ig, _ := lookupInteg(integHMACSHA196)
 	k := deriveIKEKeys(suite{encr: encrFunc{id: encrAESCBC, keyBits: 128}, prf: p, integ: ig}, seed, ni, nr, spii, spir)
 	off := 0
-	for _, part := range [][]byte{k.d, k.ai, k.ar, k.ei, k.er, k.pi, k.pr} {
+	for _, part := range k.all() {
 		if !bytes.Equal(part, want[off:off+len(part)]) {
 			t.Fatalf("key at %d differs from the DKM", off)
 		}
