@@ -53,7 +53,7 @@ func (d *Daemon) authMethods(su suite) []ike.AuthMethod {
 // method is zero, the first allowed method it has a credential for. peer
 // and remote find the pre-shared key. Daemon.mu must be held.
 func (d *Daemon) planAuth(sa *ikeSA, method ike.AuthMethod, peer ike.Identity, remote netip.Addr) (authPlan, error) {
-	p := authPlan{allowed: d.authMethods(sa.suite)}
+	p := authPlan{allowed: d.authMethods(*sa.suite)}
 	for _, m := range p.allowed {
 		if method != 0 && m != method {
 			continue

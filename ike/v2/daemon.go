@@ -47,6 +47,7 @@ type Daemon struct {
 	counters ike.Counters
 	cookies  cookieJar
 	spiLimit rateLimit // INVALID_IKE_SPI notifies
+	suites   suiteTable
 	closed   bool
 
 	// classicAuth (tests) makes the daemon a peer without RFC 7427: it

@@ -21,7 +21,7 @@ func (d *Daemon) initExtensions(sa *ikeSA, request bool) []Payload {
 	}
 	certs := false
 	for _, su := range d.cfg.suites {
-		certs = certs || (su.auth.Certificate() && (request || su.sameTransforms(sa.suite)))
+		certs = certs || (su.auth.Certificate() && (request || su.sameTransforms(*sa.suite)))
 	}
 	if certs && !d.classicAuth && (request || sa.hs.peerHashes != nil) {
 		ps = append(ps, hashAlgorithmsNotify())

@@ -47,7 +47,7 @@ func newFragBench(t testing.TB, aead bool) *fragBench {
 		t.Fatal(err)
 	}
 	sa := d.newIKESA(false, netip.AddrPortFrom(addrB, 500), netip.AddrPortFrom(addrA, 500), 0x1111)
-	sa.suite.encr, sa.suite.integ, sa.win.expect = encr, integ, 1
+	sa.suite, sa.win.expect = &suite{encr: encr, integ: integ}, 1
 	if sa.keys, err = packKeys([7][]byte{{0}, ak, ak, ek, ek, {0}, {0}}); err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func (sa *ikeSA) ikeAuthResponder(m *Message) {
 	sa.hs.peerCertReq = append(sa.hs.peerCertReq, peerCertReq(m)...)
 	d.mu.Lock()
 	cands := d.tunnelsFor(sa.local.Addr(), sa.remote.Addr(), peerID)
-	plan := authPlan{allowed: d.authMethods(sa.suite)}
+	plan := authPlan{allowed: d.authMethods(*sa.suite)}
 	method := plan.methodClass(auth.Method)
 	if method != 0 && len(cands) > 0 {
 		plan, err = d.planAuth(sa, method, peerID, sa.remote.Addr())

@@ -132,7 +132,7 @@ func (sa *ikeSA) requestIKERekey(rk *ikeRekey) {
 			d.random(rk.ni)
 			d.mu.Lock()
 			rk.spi = d.freeSPILocked()
-			suites := rekeySuites(sa.suite, d.cfg.suites)
+			suites := rekeySuites(*sa.suite, d.cfg.suites)
 			d.mu.Unlock()
 			prop := ikeProposals(suites)
 			for i := range prop.Proposals {
@@ -266,7 +266,7 @@ func (sa *ikeSA) rekeyResponse(m *Message, rk *ikeRekey) (su suite, spiR uint64,
 		return su, 0, nil, nil, err
 	}
 	d.mu.Lock()
-	suites := rekeySuites(sa.suite, d.cfg.suites)
+	suites := rekeySuites(*sa.suite, d.cfg.suites)
 	d.mu.Unlock()
 	if su, err = acceptedIKE(suites, &saP); err != nil {
 		return su, 0, nil, nil, err
@@ -296,7 +296,7 @@ func (sa *ikeSA) rekeyResponse(m *Message, rk *ikeRekey) (su suite, spiR uint64,
 func (sa *ikeSA) newSuccessor(initiator, unsettled bool, spiI, spiR uint64, su suite, ni, nr, shared, extra []byte) (*ikeSA, error) {
 	d := sa.d
 	n := &ikeSA{d: d, initiator: initiator, unsettled: unsettled, spiI: spiI, spiR: spiR, local: sa.local, remote: sa.remote,
-		suite: su, lifetime: su.lifetime, remoteID: sa.remoteID, localID: sa.localID,
+		suite: d.suites.get(su), lifetime: su.lifetime, remoteID: sa.remoteID, localID: sa.localID,
 		localNAT: sa.localNAT, remoteNAT: sa.remoteNAT, natt: sa.natt, forceEncap: sa.forceEncap,
 		created: d.clk.Now(), lastHeard: sa.lastHeard, rekeys: sa.rekeys + 1,
 		// How the ends authenticated, and fragmentation (as charon's

@@ -41,7 +41,7 @@ func (sa *ikeSA) rekeyIKEResponder(m *Message, saP *SA) {
 		return
 	}
 	d.mu.Lock()
-	suites := rekeySuites(sa.suite, d.cfg.suites)
+	suites := rekeySuites(*sa.suite, d.cfg.suites)
 	d.mu.Unlock()
 	su, prop, addke, ok := chooseIKE(suites, saP, 8, true)
 	if !ok {

@@ -175,7 +175,7 @@ func (sa *ikeSA) processInitResponse(m *Message) error {
 	}
 	sa.hs.kex.Zero()
 	sa.hs.kex = nil
-	sa.spiR, sa.hs.nr, sa.suite, sa.hs.initResp = m.SPIr, nr, su, m.raw
+	sa.spiR, sa.hs.nr, sa.suite, sa.hs.initResp = m.SPIr, nr, d.suites.get(su), m.raw
 	sa.lifetime = su.lifetime
 	if err := sa.deriveKeys(shared); err != nil {
 		return err
@@ -201,7 +201,7 @@ func (sa *ikeSA) deriveKeys(shared []byte) error {
 // and checks that the SK protections of both directions can be made.
 func (sa *ikeSA) keysFromSeed(seed, ni, nr []byte) error {
 	su := sa.suite
-	sa.keys = deriveIKEKeys(su, seed, ni, nr, sa.spiI, sa.spiR)
+	sa.keys = deriveIKEKeys(*su, seed, ni, nr, sa.spiI, sa.spiR)
 	clear(seed)
 	sa.d.mu.Lock()
 	log := sa.d.cfg.KeyLog

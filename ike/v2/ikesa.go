@@ -52,7 +52,7 @@ type ikeSA struct {
 	filed    bool
 	flushing bool // unlock is running fx (beside the other flags: TestStateSizes)
 
-	suite    suite
+	suite    *suite // shared (suiteTable): never changed
 	keys     ikeKeys
 	hs       *handshake // until established; nil after, and on an SA made by a rekey or an import
 	remoteID ike.Identity
@@ -218,7 +218,7 @@ func (sa *ikeSA) header(t ExchangeType, msgID uint32, response bool) Header {
 
 // newIKESA makes an IKE SA and indexes it by this end's SPI.
 func (d *Daemon) newIKESA(initiator bool, local, remote netip.AddrPort, peerSPI uint64) *ikeSA {
-	sa := &ikeSA{d: d, initiator: initiator, local: local, remote: remote, created: d.clk.Now(), hs: &handshake{}}
+	sa := &ikeSA{d: d, initiator: initiator, local: local, remote: remote, created: d.clk.Now(), hs: &handshake{}, suite: noSuite}
 	sa.lastHeard = sa.created
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -16,14 +16,14 @@ import (
 func (d *Daemon) readRecord(data []byte) (*imported, error) {
 	r := ike.NewRecordReader(data)
 	im := &imported{at: r.Time()}
-	sa := &ikeSA{d: d, state: stateEstablished, stateShadow: stateEstablished}
+	sa := &ikeSA{d: d, state: stateEstablished, stateShadow: stateEstablished, suite: &suite{}}
 	sa.spiI, sa.spiR = r.U64(), r.U64()
 	for _, b := range []*bool{&sa.initiator, &sa.natt, &sa.localNAT, &sa.remoteNAT, &sa.forceEncap, &sa.frag.on} {
 		*b = r.Bool()
 	}
 	sa.frag.mtu = int(r.U32())
 	sa.local, sa.remote = r.AddrPort(), r.AddrPort()
-	su := &sa.suite
+	su := sa.suite // the record's own until checked, then interned
 	su.encr = encrFunc{id: r.U16(), keyBits: int(r.U16()), aeadICV: int(r.U8())}
 	prfID, integID := r.U16(), r.U16()
 	su.group = int(r.U16())
@@ -72,13 +72,14 @@ func (d *Daemon) readRecord(data []byte) (*imported, error) {
 		sa.keys.zero()
 		return nil, err
 	}
+	sa.suite = d.suites.get(*sa.suite)
 	return im, nil
 }
 
 // checkRecord completes the suite of a record's SA from its transform IDs
 // and checks its keys, refusing what the daemon could not run.
 func checkRecord(sa *ikeSA, prfID, integID uint16) error {
-	su := &sa.suite
+	su := sa.suite
 	var ok bool
 	if su.prf, ok = lookupPRF(prfID); !ok {
 		return fmt.Errorf("%w: %s: PRF %d", ike.ErrImport, sa, prfID)
