@@ -110,7 +110,7 @@ func (d *Daemon) exportSA(sa *ikeSA, names, sources map[string]bool) (ike.SAStat
 	w.U32(sa.win.nextID)
 	w.U32(sa.win.expect)
 	w.Time(sa.created)
-	w.U32(uint32(sa.rekeys))
+	w.U32(sa.rekeys)
 	w.U8(uint8(len(kids)))
 	var tunnels []string
 	d.mu.Lock()

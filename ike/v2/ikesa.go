@@ -38,19 +38,30 @@ type ikeSA struct {
 	d  *Daemon
 	mu sync.Mutex
 
-	initiator  bool // immutable: this end sent the first IKE_SA_INIT
-	state      saState
-	spiI, spiR uint64 // spiI immutable; spiR set once by IKE_SA_INIT
-	local      netip.AddrPort
-	remote     netip.AddrPort
-	failure    string
+	// The one-byte fields come together, here and below, so that the
+	// struct stays within its size class (TestStateSizes).
+	initiator bool // immutable: this end sent the first IKE_SA_INIT
+	state     saState
 	// stateShadow copies state for the daemon's look-ups under
 	// Daemon.mu (findIKESA); written with both mutexes held.
 	stateShadow saState
 	// filed: the daemon's indexes hold the SA, under its endpoints
 	// (index.go). Guarded by Daemon.mu.
 	filed    bool
-	flushing bool // unlock is running fx (beside the other flags: TestStateSizes)
+	flushing bool // unlock is running fx
+	// unsettled marks a new IKE SA whose rekey collided with this end's
+	// until the nonces decide (§2.8.2). Written with Daemon.mu held too.
+	unsettled bool
+	// authMethod is the AUTH method this end used (authenticate.go).
+	authMethod ike.AuthMethod
+	// intermediate: the peer announced IKE_INTERMEDIATE (RFC 9242; the
+	// exchanges' state is in hs).
+	intermediate bool
+
+	spiI, spiR uint64 // spiI immutable; spiR set once by IKE_SA_INIT
+	local      netip.AddrPort
+	remote     netip.AddrPort
+	failure    string
 
 	suite    *suite // shared (suiteTable): never changed
 	keys     ikeKeys
@@ -59,42 +70,34 @@ type ikeSA struct {
 	localID  ike.Identity
 
 	// Authentication (authenticate.go; the peer's hashes and CERTREQ are
-	// in hs): the method this end used, and the signature schemes of
-	// both ends (nil with pre-shared keys; shared with its successors).
-	authMethod ike.AuthMethod
-	schemes    *authSchemes
-	frag       fragState // RFC 7383 (fragment.go)
+	// in hs): the signature schemes of both ends (nil with pre-shared
+	// keys; shared with its successors).
+	schemes *authSchemes
+	frag    fragState // RFC 7383 (fragment.go)
 
 	// NAT traversal (§2.23).
 	localNAT, remoteNAT bool // this end, the peer, behind a NAT
 	natt                bool // floated to port 4500
 	forceEncap          bool // a tunnel asks for ESP-in-UDP without a NAT
-
-	// intermediate: the peer announced IKE_INTERMEDIATE (RFC 9242; the
-	// exchanges' state is in hs).
-	intermediate bool
-	// followups are the peer's unfinished series of IKE_FOLLOWUP_KE
-	// exchanges, by link (followup.go).
-	followups map[string]*followupR
-
-	win window
 	// resync, on an imported SA (import.go), is how far past
 	// win.expect the peer's first request may be: its requests may have
 	// moved on since the record. Zero once one is taken. resyncOut: the
 	// peer has answered none of its requests yet.
 	resync    uint32
+	rekeys    uint32 // IKE SA rekeys that led to this one
+	cookies   uint16 // COOKIE notifies its setup took (§2.6)
 	resyncOut bool
-	children  []*childSA
-	rekeys    int         // IKE SA rekeys that led to this one
-	rk        *ikeRekey   // this end's rekey of the SA, while it runs
-	retry     clock.Timer // a rekey waiting after TEMPORARY_FAILURE (§2.25)
-	// successor is the IKE SA that took over the child SAs (§2.8);
-	// unsettled marks a new IKE SA whose rekey collided with this end's
-	// until the nonces decide (§2.8.2). unsettled is written with
-	// Daemon.mu held too.
+
+	// followups are the peer's unfinished series of IKE_FOLLOWUP_KE
+	// exchanges, by link (followup.go).
+	followups map[string]*followupR
+
+	win      window
+	children []*childSA
+	rk       *ikeRekey   // this end's rekey of the SA, while it runs
+	retry    clock.Timer // a rekey waiting after TEMPORARY_FAILURE (§2.25)
+	// successor is the IKE SA that took over the child SAs (§2.8).
 	successor *ikeSA
-	unsettled bool
-	cookies   int      // COOKIE notifies its setup took (§2.6)
 	waiting   []string // tunnels that want a child SA once established
 
 	created   time.Time
@@ -357,7 +360,7 @@ func (sa *ikeSA) status(now time.Time) ike.IKESAStatus {
 		Initiator: sa.initiator, State: sa.state.String(), Established: sa.state == stateEstablished,
 		NATT: sa.natt, LocalNAT: sa.localNAT, RemoteNAT: sa.remoteNAT, LastHeard: sa.lastHeard,
 	}
-	st.Rekeys, st.Cookies = sa.rekeys, sa.cookies
+	st.Rekeys, st.Cookies = int(sa.rekeys), int(sa.cookies)
 	if sa.state == stateEstablished || sa.state == stateDeleting || sa.state == stateRekeyed {
 		st.Policy = sa.suite.policy()
 		st.Policy.Auth = sa.authMethod

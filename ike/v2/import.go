@@ -46,7 +46,7 @@ func (d *Daemon) readRecord(data []byte) (*imported, error) {
 	sa.remoteID, sa.localID = r.Identity(), r.Identity()
 	sa.win.nextID, sa.win.expect = r.U32(), r.U32()
 	sa.created = r.Time()
-	sa.rekeys = int(r.U32())
+	sa.rekeys = r.U32()
 	for n := r.U8(); n > 0; n-- {
 		c := &childSA{sa: sa}
 		var ic importedChild

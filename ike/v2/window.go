@@ -49,15 +49,15 @@ type request struct {
 
 // window is an IKE SA's message ID state. Guarded by the SA's mutex.
 type window struct {
-	nextID uint32     // the next request ID this end sends
-	out    *request   // outstanding
-	queue  []*request // waiting their turn
-	timer  clock.Timer
+	nextID uint32 // the next request ID this end sends
 	armed  uint32 // how many times timer was armed: a stale one does nothing
-
-	expect   uint32   // the next request ID expected from the peer
-	lastResp [][]byte // the response to request expect-1, as sent
+	expect uint32 // the next request ID expected from the peer
+	// hasResp: lastResp is the response to request expect-1, as sent.
 	hasResp  bool
+	out      *request   // outstanding
+	queue    []*request // waiting their turn
+	timer    clock.Timer
+	lastResp [][]byte
 }
 
 // stop ends the window and returns the requests it held, outstanding
