@@ -223,6 +223,7 @@ func (sa *ikeSA) establish() {
 	hs := sa.hs
 	sa.hs = nil
 	hs.zero()
+	sa.keys.dropAuth()
 	sa.created = d.clk.Now()
 	sa.heard()
 	d.count(func(c *ike.Counters) { c.Phase1Established++ })

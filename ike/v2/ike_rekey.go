@@ -309,6 +309,7 @@ func (sa *ikeSA) newSuccessor(initiator, unsettled bool, spiI, spiR uint64, su s
 	if err := n.keysFromSeed(seed, ni, nr); err != nil {
 		return nil, err
 	}
+	n.keys.dropAuth() // it never authenticates (§2.18)
 	n.state, n.stateShadow = stateEstablished, stateEstablished
 	d.mu.Lock()
 	if d.sas[n.localSPI()] != nil {

@@ -68,6 +68,7 @@ func (d *Daemon) readRecord(data []byte) (*imported, error) {
 	if sa.keys, err = packKeys(keys); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ike.ErrImport, sa, err)
 	}
+	sa.keys.dropAuth() // a record of an older daemon has them
 	if err := checkRecord(sa, prfID, integID); err != nil {
 		sa.keys.zero()
 		return nil, err
@@ -96,8 +97,8 @@ func checkRecord(sa *ikeSA, prfID, integID uint16) error {
 		return fmt.Errorf("%w: %s: endpoints", ike.ErrImport, sa)
 	case sa.lifetime <= 0 || sa.created.IsZero():
 		return fmt.Errorf("%w: %s: no lifetime", ike.ErrImport, sa)
-	case len(sa.keys.d()) != su.prf.size() || len(sa.keys.pi()) != su.prf.size() || len(sa.keys.pr()) != su.prf.size():
-		return fmt.Errorf("%w: %s: SK_d or SK_p of the wrong length", ike.ErrImport, sa)
+	case len(sa.keys.d()) != su.prf.size():
+		return fmt.Errorf("%w: %s: SK_d of the wrong length", ike.ErrImport, sa)
 	}
 	if _, ok := ike.LookupGroup(su.group); !ok {
 		return fmt.Errorf("%w: %s: DH group %d", ike.ErrImport, sa, su.group)

@@ -56,14 +56,32 @@ type ikeKeys struct {
 // maxKeyLen is the longest key an ikeKeys holds.
 const maxKeyLen = 255
 
-// key returns the i-th key (0 is SK_d, 6 SK_pr).
+// key returns the i-th key (0 is SK_d, 6 SK_pr); nil for SK_pi and SK_pr
+// once dropped (dropAuth).
 func (k *ikeKeys) key(i int) []byte {
 	lens := [7]int{int(k.ps), int(k.is), int(k.is), int(k.es), int(k.es), int(k.ps), int(k.ps)}
 	off := 0
 	for _, n := range lens[:i] {
 		off += n
 	}
+	if off+lens[i] > len(k.km) {
+		return nil
+	}
 	return k.km[off : off+lens[i] : off+lens[i]]
+}
+
+// dropAuth zeroes and lets go SK_pi and SK_pr, which only the AUTH
+// payloads of IKE_AUTH and IKE_INTERMEDIATE's IntAuth use (§2.15, RFC
+// 9242 §3.3.2): an established IKE SA keeps the other five, in a buffer
+// of their size (issue 13).
+func (k *ikeKeys) dropAuth() {
+	n := len(k.km) - 2*int(k.ps)
+	if k.km == nil || n < 0 || len(k.pi()) == 0 {
+		return
+	}
+	km := append(make([]byte, 0, n), k.km[:n]...)
+	k.zero()
+	k.km = km
 }
 
 func (k *ikeKeys) d() []byte  { return k.key(0) }
@@ -84,11 +102,13 @@ func (k *ikeKeys) all() [7][]byte {
 }
 
 // packKeys makes the keys of an IKE SA from the seven keys in order,
-// copied: SK_d, SK_pi and SK_pr of one length, SK_ai and SK_ar of
-// another, SK_ei and SK_er of a third.
+// copied: SK_d, SK_pi and SK_pr of one length (SK_pi and SK_pr may be
+// empty: dropped), SK_ai and SK_ar of another, SK_ei and SK_er of a
+// third.
 func packKeys(parts [7][]byte) (ikeKeys, error) {
 	ps, is, es := len(parts[0]), len(parts[1]), len(parts[3])
-	if ps == 0 || es == 0 || max(ps, is, es) > maxKeyLen || len(parts[5]) != ps || len(parts[6]) != ps ||
+	pp := len(parts[5])
+	if ps == 0 || es == 0 || max(ps, is, es) > maxKeyLen || (pp != ps && pp != 0) || len(parts[6]) != pp ||
 		len(parts[2]) != is || len(parts[4]) != es {
 		return ikeKeys{}, errKeyLengths
 	}

@@ -71,9 +71,9 @@ func (*nopInstaller) QuerySA(ipsec.SAID) (ike.SAUsage, error) { return ike.SAUsa
 // TestPairEstablishedKeepsLittle: once a tunnel is up, neither end keeps
 // what only its setup needed (issue 13: memory per tunnel): no answered
 // request (through the window's queue array or the retransmission
-// timer), no IKE_SA_INIT messages or other handshake state, no back-off
-// record of a pair that never failed, no rekey record of a child never
-// rekeyed.
+// timer), no IKE_SA_INIT messages, nonces or other handshake state, no
+// SK_pi and SK_pr, no back-off record of a pair that never failed, no
+// rekey record of a child never rekeyed.
 func TestPairEstablishedKeepsLittle(t *testing.T) {
 	clk := clocktest.New(t0)
 	ca, cb := pairConfig(clk), pairConfig(clk)
@@ -106,6 +106,9 @@ func TestPairEstablishedKeepsLittle(t *testing.T) {
 		if sa.hs != nil || sa.win.timer != nil || sa.win.queue != nil || sa.win.out != nil {
 			t.Errorf("initiator %v: handshake %v, retransmission timer %v, queue %v, outstanding %v",
 				sa.initiator, sa.hs, sa.win.timer, sa.win.queue, sa.win.out)
+		}
+		if sa.keys.pi() != nil || len(sa.keys.km) != cap(sa.keys.km) {
+			t.Errorf("initiator %v keeps SK_p, or room in its key buffer (%d of %d bytes)", sa.initiator, len(sa.keys.km), cap(sa.keys.km))
 		}
 		sa.unlock()
 	}
