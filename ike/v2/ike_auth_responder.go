@@ -132,7 +132,7 @@ func peerMatch(t *ike.Tunnel, remote netip.Addr, id ike.Identity) int {
 func (d *Daemon) initialContact(keep *ikeSA, local, remote netip.Addr, id ike.Identity) {
 	d.mu.Lock()
 	var others []*ikeSA
-	for sa := range d.idx.sas.Get(endpointPair{local, remote}) {
+	for sa := range d.sasAt(endpointPair{local, remote}) {
 		if sa != keep {
 			others = append(others, sa)
 		}

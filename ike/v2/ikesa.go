@@ -253,7 +253,7 @@ func (d *Daemon) freeSPILocked() uint64 {
 func (d *Daemon) findIKESA(local, remote netip.Addr) *ikeSA {
 	var best *ikeSA
 	var bestEst bool
-	for sa := range d.idx.sas.Get(endpointPair{local, remote}) {
+	for sa := range d.sasAt(endpointPair{local, remote}) {
 		if !sa.usableLocked() {
 			continue
 		}

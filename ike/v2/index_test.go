@@ -22,7 +22,7 @@ func checkIndexes(t *testing.T, d *Daemon) {
 	defer d.mu.Unlock()
 	peers, indexed := map[netip.Addr]int{}, 0
 	for _, sa := range d.sas {
-		if !d.idx.sas.Has(sa.pair(), sa) || !sa.filed {
+		if !d.idx.sas.Has(d.pairHash(sa.pair()), sa) || !sa.filed {
 			t.Errorf("IKE SA %v (%v to %v) not filed under its endpoints", sa.localSPI(), sa.local, sa.remote)
 		}
 		if sa.stateShadow == stateDead {
@@ -50,7 +50,7 @@ func checkIndexes(t *testing.T, d *Daemon) {
 		sels += len(hs)
 		ps := tu.endpoints(tu.peer.Addr())
 		for _, p := range ps {
-			if !d.idx.tunnels.Has(p, tu) {
+			if !d.idx.tunnels.Has(d.pairHash(p), tu) {
 				t.Errorf("tunnel %s not under %v", name, p)
 			}
 		}

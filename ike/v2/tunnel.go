@@ -130,7 +130,7 @@ func (d *Daemon) TunnelStatus(name string) (ike.TunnelStatus, []ike.IKESAStatus,
 	}
 	var sas []*ikeSA
 	for _, p := range tu.endpoints(tu.peer.Addr()) {
-		for sa := range d.idx.sas.Get(p) {
+		for sa := range d.sasAt(p) {
 			sas = append(sas, sa)
 		}
 	}
