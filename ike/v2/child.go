@@ -147,7 +147,7 @@ func (sa *ikeSA) install(c *childSA, k childKeys, replaces *childSA) {
 			replaces.inRekey = false
 		}
 	}
-	d.children[c.in], d.children[c.out] = c, c
+	d.fileChildLocked(c, true)
 	d.counters.QuickModesCompleted++
 	d.mu.Unlock()
 	if recovered {

@@ -55,12 +55,7 @@ func (sa *ikeSA) forgetChild(c *childSA) (down bool) {
 	d := sa.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.children[c.in] == c {
-		delete(d.children, c.in)
-	}
-	if d.children[c.out] == c {
-		delete(d.children, c.out)
-	}
+	d.fileChildLocked(c, false)
 	tu := d.tunnels[c.tunnel]
 	if tu == nil {
 		return false

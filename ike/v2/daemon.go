@@ -42,8 +42,8 @@ type Daemon struct {
 	sas      map[uint64]*ikeSA // by this end's SPI
 	halfOpen map[respKey]*ikeSA
 	tunnels  map[string]*tunnel
-	children map[ipsec.SAID]*childSA // by inbound and outbound SAID
-	idx      indexes                 // sas and tunnels by peer (index.go)
+	children ike.Index[uint64, *childSA] // by inbound and outbound SAID (fileChildLocked)
+	idx      indexes                     // sas and tunnels by peer (index.go)
 	counters ike.Counters
 	cookies  cookieJar
 	spiLimit rateLimit // INVALID_IKE_SPI notifies
@@ -137,7 +137,7 @@ func New(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Listener)
 		lg = slog.New(slog.DiscardHandler)
 	}
 	d := &Daemon{inst: inst, tr: tr, lis: lis, clk: clockOf(cfg), rand: &lockedReader{r: r}, log: lg, cfg: c, inboundGrace: rekeyedInboundGrace,
-		sas: map[uint64]*ikeSA{}, halfOpen: map[respKey]*ikeSA{}, tunnels: map[string]*tunnel{}, children: map[ipsec.SAID]*childSA{}}
+		sas: map[uint64]*ikeSA{}, halfOpen: map[respKey]*ikeSA{}, tunnels: map[string]*tunnel{}}
 	for i := range c.Tunnels {
 		t := &c.Tunnels[i]
 		tu := &tunnel{cfg: t}

@@ -143,7 +143,7 @@ func (d *Daemon) adopt(im *imported, resync uint32) {
 			continue
 		}
 		sa.children = append(sa.children, c)
-		d.children[c.in], d.children[c.out] = c, c
+		d.fileChildLocked(c, true)
 		tu.children = append(tu.children, c)
 		slices.SortFunc(tu.children, func(a, b *childSA) int { return a.created.Compare(b.created) })
 		tu.peer, tu.onBackup, tu.acq, tu.lastError = sa.remote, ic.onBackup, nil, ""

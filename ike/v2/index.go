@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // endpointPair is what the daemon's indexes file IKE SAs and tunnels
@@ -219,4 +220,29 @@ func (d *Daemon) tunnelsAt(local, remote netip.Addr, id ike.Identity) iter.Seq[*
 			}
 		}
 	}
+}
+
+// fileChildLocked adds a child SA to, or removes it from, Daemon.children
+// under the hashes of its inbound and outbound SAIDs (8 bytes a key, not
+// 32: issue 13). Daemon.mu must be held.
+func (d *Daemon) fileChildLocked(c *childSA, add bool) {
+	for _, id := range [...]ipsec.SAID{c.in, c.out} {
+		h := maphash.Comparable(d.hashSeed(), id)
+		if add {
+			d.children.Add(h, c)
+		} else {
+			d.children.Remove(h, c)
+		}
+	}
+}
+
+// childLocked returns the child SA with an inbound or outbound SA id, or
+// nil. Daemon.mu must be held.
+func (d *Daemon) childLocked(id ipsec.SAID) *childSA {
+	for c := range d.children.Get(maphash.Comparable(d.hashSeed(), id)) {
+		if c.in == id || c.out == id { // not another SA with the same hash
+			return c
+		}
+	}
+	return nil
 }

@@ -41,6 +41,11 @@ func checkIndexes(t *testing.T, d *Daemon) {
 		if !tu.filed || tu.filedPeer != tu.peer.Addr() {
 			t.Errorf("tunnel %s: filed %v with peer %v, its peer is %v", name, tu.filed, tu.filedPeer, tu.peer)
 		}
+		for _, c := range tu.children {
+			if d.childLocked(c.in) != c || d.childLocked(c.out) != c {
+				t.Errorf("tunnel %s: child SA %v/%v not found by its SAIDs", name, c.in, c.out)
+			}
+		}
 		hs := d.selHashes(tu.cfg)
 		for _, h := range hs {
 			if !d.idx.sels.Has(h, tu) {

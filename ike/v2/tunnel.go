@@ -155,7 +155,7 @@ func (d *Daemon) TunnelStatus(name string) (ike.TunnelStatus, []ike.IKESAStatus,
 // rekeys the child SA, a hard one deletes it.
 func (d *Daemon) Expire(id ipsec.SAID, hard bool) {
 	d.mu.Lock()
-	c := d.children[id]
+	c := d.childLocked(id)
 	d.mu.Unlock()
 	if c == nil {
 		return
