@@ -80,21 +80,21 @@ func (sa *ikeSA) armLife(t time.Duration, f func()) {
 }
 
 // armLifetime arms the established SA's lifetime timer: soft from now it
-// rekeys the SA (§2.8), then it waits for the end of its lifetime, hard
-// from now (expire). One timer, not two: a timer costs about 150 bytes,
-// and 10,000 tunnels have 10,000 IKE SAs. The SA's mutex must be held.
-func (sa *ikeSA) armLifetime(soft, hard time.Duration) {
-	d := sa.d
-	hardAt := d.clk.Now().Add(hard)
-	sa.armLife(soft, func() {
-		sa.lock()
-		defer sa.unlock()
-		if sa.state == stateDead {
-			return
-		}
-		sa.armLife(max(0, hardAt.Sub(d.clk.Now())), sa.expire)
-		sa.rekeyIKE()
-	})
+// rekeys the SA (§2.8), then it waits for the end of its lifetime,
+// created+lifetime (expire). One timer, not two: a timer costs about 150
+// bytes, and 10,000 tunnels have 10,000 IKE SAs; its function holds the
+// SA alone (16 bytes, issue 13). The SA's mutex must be held.
+func (sa *ikeSA) armLifetime(soft time.Duration) { sa.armLife(soft, sa.softLifetime) }
+
+// softLifetime rekeys the SA at its soft lifetime and waits for the end.
+func (sa *ikeSA) softLifetime() {
+	sa.lock()
+	defer sa.unlock()
+	if sa.state == stateDead {
+		return
+	}
+	sa.armLife(max(0, sa.created.Add(sa.lifetime).Sub(sa.d.clk.Now())), sa.expire)
+	sa.rekeyIKE()
 }
 
 // rekeyIKE starts rekeying the IKE SA unless a rekey of it is under way.

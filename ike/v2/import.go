@@ -156,14 +156,12 @@ func (d *Daemon) adopt(im *imported, resync uint32) {
 	d.mu.Unlock()
 	for _, c := range sa.children {
 		if c.lifetime.Time > 0 {
-			hard, _ := ike.Deadline(c.created.Add(c.lifetime.Time), now, 0)
 			soft, _ := ike.Deadline(c.created.Add(d.jitter(c.lifetime.Time)), now, 0)
-			d.armLifetime(c, soft, hard)
+			d.armLifetime(c, soft)
 		}
 	}
-	hard, _ := ike.Deadline(sa.created.Add(sa.lifetime), now, 0)
 	soft, _ := ike.Deadline(sa.created.Add(d.jitter(sa.lifetime)), now, 0)
-	sa.armLifetime(soft, hard)
+	sa.armLifetime(soft)
 	sa.armKeepalive()
 	sa.armLiveness()
 	d.log.Info("IKE SA imported", "sa", sa.String(), "children", len(sa.children))
