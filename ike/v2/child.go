@@ -32,7 +32,7 @@ type childSA struct {
 	lifetime  ipsec.Lifetime
 	created   time.Time
 
-	life       clock.Timer     // to the soft lifetime, then to the hard one (armLifetime)
+	life       lazyTimer       // to the soft lifetime, then to the hard one (armLifetime; Daemon.sched)
 	rekeying   bool            // a CREATE_CHILD_SA this end started replaces it
 	collision  *childCollision // the peer rekeyed it too, meanwhile (§2.8.1)
 	retry      clock.Timer     // a rekey waiting after TEMPORARY_FAILURE (§2.25) or a failure (the back-off)
@@ -76,14 +76,14 @@ func (c *childSA) status(now time.Time) ike.ChildStatus {
 // then it waits for the hard lifetime, created+lifetime, and deletes it.
 // The mutex of the SA that owns c must be held, or c not yet be shared.
 func (d *Daemon) armLifetime(c *childSA, soft time.Duration) {
-	c.life = d.clk.AfterFunc(soft, func() {
+	d.sched.arm(&c.life, soft, func() {
 		owner := d.lockOwner(c)
 		defer owner.unlock()
 		if c.dead {
 			return
 		}
 		hard := max(0, c.created.Add(c.lifetime.Time).Sub(d.clk.Now()))
-		c.life = d.clk.AfterFunc(hard, func() { d.deleteChild(c, "lifetime expired", true) })
+		d.sched.arm(&c.life, hard, func() { d.deleteChild(c, "lifetime expired", true) })
 		owner.rekeyChild(c)
 	})
 }

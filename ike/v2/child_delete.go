@@ -18,7 +18,8 @@ func deletePayload(c *childSA) Payload {
 }
 
 func (sa *ikeSA) stopTimers(c *childSA) {
-	for _, t := range []clock.Timer{c.life, c.retry, c.outWait} {
+	sa.d.sched.stop(&c.life)
+	for _, t := range []clock.Timer{c.retry, c.outWait} {
 		if t != nil {
 			t.Stop()
 		}

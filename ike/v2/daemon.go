@@ -48,6 +48,7 @@ type Daemon struct {
 	cookies  cookieJar
 	spiLimit rateLimit // INVALID_IKE_SPI notifies
 	suites   suiteTable
+	sched    *schedule // the lifetime timers
 	closed   bool
 
 	// classicAuth (tests) makes the daemon a peer without RFC 7427: it
@@ -136,7 +137,8 @@ func New(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Listener)
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	d := &Daemon{inst: inst, tr: tr, lis: lis, clk: clockOf(cfg), rand: &lockedReader{r: r}, log: lg, cfg: c, inboundGrace: rekeyedInboundGrace,
+	clk := clockOf(cfg)
+	d := &Daemon{inst: inst, tr: tr, lis: lis, clk: clk, sched: newSchedule(clk), rand: &lockedReader{r: r}, log: lg, cfg: c, inboundGrace: rekeyedInboundGrace,
 		sas: map[uint64]*ikeSA{}, halfOpen: map[respKey]*ikeSA{}, tunnels: map[string]*tunnel{}}
 	for i := range c.Tunnels {
 		t := &c.Tunnels[i]
@@ -243,6 +245,7 @@ func (d *Daemon) Close() error {
 		sa.destroy(closedReason)
 		sa.unlock()
 	}
+	d.sched.close()
 	d.cfg.psk.Zero()
 	return nil
 }

@@ -72,12 +72,7 @@ func (d *Daemon) retryDelay() time.Duration {
 
 // armLife replaces the SA's lifetime timer with one running f after t.
 // The SA's mutex must be held.
-func (sa *ikeSA) armLife(t time.Duration, f func()) {
-	if sa.life != nil {
-		sa.life.Stop()
-	}
-	sa.life = sa.d.clk.AfterFunc(t, f)
-}
+func (sa *ikeSA) armLife(t time.Duration, f func()) { sa.d.sched.arm(&sa.life, t, f) }
 
 // armLifetime arms the established SA's lifetime timer: soft from now it
 // rekeys the SA (§2.8), then it waits for the end of its lifetime,

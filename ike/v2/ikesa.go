@@ -103,10 +103,10 @@ type ikeSA struct {
 	created   time.Time
 	lastHeard time.Time // the last authenticated message from the peer
 	lifetime  time.Duration
-	// life is the one lifetime timer: the half-open SA's wait for
-	// IKE_AUTH, the established SA's rekey and then its end
+	// life is the one lifetime timer (Daemon.sched): the half-open SA's
+	// wait for IKE_AUTH, the established SA's rekey and then its end
 	// (armLifetime), the replaced SA's wait for the peer's Delete.
-	life      clock.Timer
+	life      lazyTimer
 	keepalive clock.Timer
 	dpd       *liveness
 
@@ -307,7 +307,8 @@ func (sa *ikeSA) destroy(reason string) {
 			r.onDrop(sa, reason)
 		}
 	}
-	for _, t := range []clock.Timer{sa.life, sa.keepalive, sa.retry} {
+	sa.d.sched.stop(&sa.life)
+	for _, t := range []clock.Timer{sa.keepalive, sa.retry} {
 		if t != nil {
 			t.Stop()
 		}
