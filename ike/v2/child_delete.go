@@ -51,6 +51,7 @@ func (sa *ikeSA) forgetChild(c *childSA) (down bool) {
 	for _, x := range sa.children {
 		if x.successorOf == c {
 			sa.installOutbound(x)
+			x.successorOf = nil // or each rekey would keep every child before it
 		}
 	}
 	d := sa.d
