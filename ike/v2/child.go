@@ -25,21 +25,23 @@ type childSA struct {
 	mode      ipsec.Mode
 	esn       bool
 	encap     bool
-	local     selector.Set // TSi or TSr: this end's
-	remote    selector.Set
 	initiator bool // this end started the exchange that made it
-	pfs       int
-	lifetime  ipsec.Lifetime
-	created   time.Time
+	// The other one-byte fields are here too, so that the struct stays
+	// within its size class (TestStateSizes).
+	rekeying bool // a CREATE_CHILD_SA this end started replaces it
+	inRekey  bool // rekeying, as status reads it (Daemon.mu)
+	replaced bool // a newer child replaced it: its Delete is under way
+	dead     bool
+	local    selector.Set // TSi or TSr: this end's
+	remote   selector.Set
+	pfs      int
+	lifetime ipsec.Lifetime
+	created  time.Time
 
 	life       lazyTimer       // to the soft lifetime, then to the hard one (armLifetime; Daemon.sched)
-	rekeying   bool            // a CREATE_CHILD_SA this end started replaces it
 	collision  *childCollision // the peer rekeyed it too, meanwhile (§2.8.1)
 	retry      clock.Timer     // a rekey waiting after TEMPORARY_FAILURE (§2.25) or a failure (the back-off)
 	rekeyRetry *ike.Retry      // this end's rekeys of it, from the first (Daemon.mu)
-	inRekey    bool            // rekeying, as status reads it (Daemon.mu)
-	replaced   bool            // a newer child replaced it: its Delete is under way
-	dead       bool
 
 	// successorOf is the child the peer's rekey made this one to replace
 	// (this end answered it): its outbound SA waits in pendingOut until
