@@ -44,7 +44,7 @@ func (sa *ikeSA) readExtensions(m *Message) {
 	classic := d.classicAuth
 	d.mu.Unlock()
 	_, frag := m.Notify(IKEv2FragmentationSupported)
-	sa.frag.on, sa.frag.mtu = frag && mtu > 0, mtu
+	sa.frag.on, sa.frag.mtu = frag && mtu > 0, int32(mtu)
 	if !classic {
 		sa.hs.peerHashes = peerHashes(m)
 	}

@@ -208,7 +208,7 @@ func TestFragmentRules(t *testing.T) {
 			}
 			b.feed(t, b.frag(t, 1, n, maxFragments, next, chunk))
 			b.sa.lock()
-			if r := b.sa.frag.in[0]; r != nil {
+			if r := b.sa.frag.held(0); r != nil {
 				taken = r.size
 			} else if n > 1 {
 				b.sa.unlock()
@@ -220,7 +220,7 @@ func TestFragmentRules(t *testing.T) {
 			t.Errorf("reassembly held %d bytes before giving up", taken)
 		}
 		b.sa.lock()
-		left := b.sa.frag.in[0]
+		left := b.sa.frag.held(0)
 		b.sa.unlock()
 		if left != nil {
 			t.Errorf("the over-long message stays in reassembly with %d bytes", left.size)

@@ -35,12 +35,12 @@ type authExchange struct {
 // startAuth sends IKE_AUTH for the first waiting tunnel.
 func (sa *ikeSA) startAuth() {
 	d := sa.d
-	if len(sa.waiting) == 0 {
+	if len(sa.hs.waiting) == 0 {
 		sa.fail("no tunnel wants the IKE SA any more")
 		return
 	}
-	name := sa.waiting[0]
-	sa.waiting = sa.waiting[1:]
+	name := sa.hs.waiting[0]
+	sa.hs.waiting = sa.hs.waiting[1:]
 	d.mu.Lock()
 	tu := d.tunnels[name]
 	var ex authExchange
@@ -195,7 +195,7 @@ func (sa *ikeSA) ikeAuthResponse(m *Message, ex *authExchange) {
 		return
 	}
 	sa.remoteID = peerID
-	ni, nr := sa.hs.ni, sa.hs.nr
+	ni, nr, waiting := sa.hs.ni, sa.hs.nr, sa.hs.waiting
 	sa.establish()
 	if e := peerError(m); e != nil {
 		d.count(func(c *ike.Counters) {
@@ -208,10 +208,9 @@ func (sa *ikeSA) ikeAuthResponse(m *Message, ex *authExchange) {
 		local: ex.child.local, remote: ex.child.remote}); err != nil {
 		sa.after(func() { d.negotiationFailed(name, sa.remote.Addr(), err.Error()) })
 	}
-	for _, w := range sa.waiting {
+	for _, w := range waiting {
 		sa.createChild(w, nil)
 	}
-	sa.waiting = nil
 }
 
 // establish marks the IKE SA authenticated both ways and arms its

@@ -340,8 +340,6 @@ func (sa *ikeSA) handTo(n *ikeSA) {
 	d.mu.Unlock()
 	n.children = append(n.children, sa.children...)
 	sa.children = nil
-	n.waiting = append(n.waiting, sa.waiting...)
-	sa.waiting = nil
 	for _, r := range sa.win.queue {
 		if r.kind != reqIKERekey && r.kind != reqIKEDelete {
 			n.win.queue = append(n.win.queue, r.fresh())

@@ -27,7 +27,7 @@ func (d *Daemon) initiate(local, remote netip.Addr, name string) {
 	sa.lock()
 	defer sa.unlock()
 	d.mu.Lock()
-	sa.waiting = []string{name}
+	sa.hs.waiting = []string{name}
 	sa.forceEncap = d.wantsEncap(local, remote)
 	group := d.cfg.suites[0].group
 	d.mu.Unlock()

@@ -61,7 +61,6 @@ type ikeSA struct {
 	spiI, spiR uint64 // spiI immutable; spiR set once by IKE_SA_INIT
 	local      netip.AddrPort
 	remote     netip.AddrPort
-	failure    string
 
 	suite    *suite // shared (suiteTable): never changed
 	keys     ikeKeys
@@ -98,7 +97,6 @@ type ikeSA struct {
 	retry    clock.Timer // a rekey waiting after TEMPORARY_FAILURE (§2.25)
 	// successor is the IKE SA that took over the child SAs (§2.8).
 	successor *ikeSA
-	waiting   []string // tunnels that want a child SA once established
 
 	created   time.Time
 	lastHeard time.Time // the last authenticated message from the peer
@@ -127,6 +125,7 @@ type handshake struct {
 	intAuthI, intAuthR []byte
 	kex                *ike.KeyExchange // the initiator's, until IKE_SA_INIT completes
 	cookie             []byte           // initiator: the responder's cookie, first in IKE_SA_INIT
+	waiting            []string         // tunnels that want a child SA once established
 	// RFC 9370 additional key exchanges in IKE_INTERMEDIATE
 	// (intermediate.go): the exchanges done, the initiator's key while
 	// its exchange runs, the responder's keys before the last one
@@ -292,9 +291,6 @@ func (sa *ikeSA) destroy(reason string) {
 	if sa.state == stateDead {
 		return
 	}
-	if sa.failure == "" {
-		sa.failure = reason
-	}
 	for _, c := range append([]*childSA(nil), sa.children...) {
 		sa.removeChild(c, reason)
 	}
@@ -316,8 +312,10 @@ func (sa *ikeSA) destroy(reason string) {
 	if sa.dpd != nil {
 		sa.dpd.stop()
 	}
-	waiting := sa.waiting
-	sa.waiting = nil
+	var waiting []string
+	if sa.hs != nil {
+		waiting, sa.hs.waiting = sa.hs.waiting, nil
+	}
 	d := sa.d
 	// Dead and out of the maps in one step: an SA the indexes hold is
 	// never dead (onlySA counts them).

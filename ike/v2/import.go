@@ -2,6 +2,7 @@ package v2
 
 import (
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/ismgw/ism/ike"
@@ -21,7 +22,7 @@ func (d *Daemon) readRecord(data []byte) (*imported, error) {
 	for _, b := range []*bool{&sa.initiator, &sa.natt, &sa.localNAT, &sa.remoteNAT, &sa.forceEncap, &sa.frag.on} {
 		*b = r.Bool()
 	}
-	sa.frag.mtu = int(r.U32())
+	sa.frag.mtu = int32(min(r.U32(), math.MaxInt32))
 	sa.local, sa.remote = r.AddrPort(), r.AddrPort()
 	su := sa.suite // the record's own until checked, then interned
 	su.encr = encrFunc{id: r.U16(), keyBits: int(r.U16()), aeadICV: int(r.U8())}
@@ -203,7 +204,7 @@ func (d *Daemon) Forget(match func(tunnel string) bool) {
 		for _, c := range slices.Clone(sa.children) {
 			sa.forgetChild(c)
 		}
-		sa.waiting, sa.successor = nil, nil
+		sa.successor = nil
 		sa.destroy("handed to another node")
 		sa.fx = nil // nothing of the SA's reaches the Installer, the peer or the Listener
 		sa.unlock()

@@ -130,7 +130,7 @@ func (sa *ikeSA) sendNext() {
 			continue
 		}
 		if len(r.wire) > 1 {
-			r.mtu = sa.frag.mtu
+			r.mtu = int(sa.frag.mtu)
 		}
 		if r.exchange == IKESAInit {
 			sa.hs.initReq = r.wire[0]
@@ -251,5 +251,5 @@ func (sa *ikeSA) refragment(r *request) {
 	}
 	sa.d.log.Info("no answer to a fragmented request: smaller fragments", "exchange", r.exchange.String(),
 		"from", r.mtu, "to", smaller, "remote", sa.remote)
-	r.wire, r.mtu, sa.frag.mtu = wire, smaller, smaller
+	r.wire, r.mtu, sa.frag.mtu = wire, smaller, int32(smaller)
 }
