@@ -101,7 +101,7 @@ func (d *Daemon) exportSA(sa *ikeSA, names, sources map[string]bool) (ike.SAStat
 		w.U16(uint16(g))
 	}
 	w.U8(uint8(sa.authMethod))
-	w.Duration(sa.lifetime)
+	w.Duration(sa.lifetime())
 	k := &sa.keys
 	// The nonces of IKE_SA_INIT, which an established SA no longer keeps:
 	// two empty fields.

@@ -240,7 +240,7 @@ func (sa *ikeSA) establish() {
 // the end of its lifetime, keepalives behind a NAT, and liveness checks.
 // The SA's mutex must be held.
 func (sa *ikeSA) armTimers() {
-	sa.armLifetime(sa.d.jitter(sa.lifetime))
+	sa.armLifetime(sa.d.jitter(sa.lifetime()))
 	sa.armKeepalive()
 	sa.armLiveness()
 }

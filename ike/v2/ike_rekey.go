@@ -88,7 +88,7 @@ func (sa *ikeSA) softLifetime() {
 	if sa.state == stateDead {
 		return
 	}
-	sa.armLife(max(0, sa.created.Add(sa.lifetime).Sub(sa.d.clk.Now())), sa.expire)
+	sa.armLife(max(0, sa.created.Add(sa.lifetime()).Sub(sa.d.clk.Now())), sa.expire)
 	sa.rekeyIKE()
 }
 
@@ -291,7 +291,7 @@ func (sa *ikeSA) rekeyResponse(m *Message, rk *ikeRekey) (su suite, spiR uint64,
 func (sa *ikeSA) newSuccessor(initiator, unsettled bool, spiI, spiR uint64, su suite, ni, nr, shared, extra []byte) (*ikeSA, error) {
 	d := sa.d
 	n := &ikeSA{d: d, initiator: initiator, unsettled: unsettled, spiI: spiI, spiR: spiR, local: sa.local, remote: sa.remote,
-		suite: d.suites.get(su), lifetime: su.lifetime, remoteID: sa.remoteID, localID: sa.localID,
+		suite: d.suites.get(su), remoteID: sa.remoteID, localID: sa.localID,
 		localNAT: sa.localNAT, remoteNAT: sa.remoteNAT, natt: sa.natt, forceEncap: sa.forceEncap,
 		created: d.clk.Now(), lastHeard: sa.lastHeard, rekeys: sa.rekeys + 1,
 		// How the ends authenticated, and fragmentation (as charon's

@@ -176,7 +176,6 @@ func (sa *ikeSA) processInitResponse(m *Message) error {
 	sa.hs.kex.Zero()
 	sa.hs.kex = nil
 	sa.spiR, sa.hs.nr, sa.suite, sa.hs.initResp = m.SPIr, nr, d.suites.get(su), m.raw
-	sa.lifetime = su.lifetime
 	if err := sa.deriveKeys(shared); err != nil {
 		return err
 	}

@@ -105,7 +105,7 @@ func (d *Daemon) ikeSAInitResponder(local, remote netip.AddrPort, m *Message) {
 	if cookie {
 		sa.cookies = 1
 	}
-	sa.suite, sa.lifetime, sa.hs.ni, sa.hs.initReq = d.suites.get(su), su.lifetime, ni, m.raw
+	sa.suite, sa.hs.ni, sa.hs.initReq = d.suites.get(su), ni, m.raw
 	sa.hs.nr = make([]byte, nonceLen)
 	d.random(sa.hs.nr)
 	if err := sa.deriveKeys(shared); err != nil {

@@ -100,7 +100,6 @@ type ikeSA struct {
 
 	created   time.Time
 	lastHeard time.Time // the last authenticated message from the peer
-	lifetime  time.Duration
 	// life is the one lifetime timer (Daemon.sched): the half-open SA's
 	// wait for IKE_AUTH, the established SA's rekey and then its end
 	// (armLifetime), the replaced SA's wait for the peer's Delete.
@@ -172,6 +171,9 @@ func (sa *ikeSA) signed() *authSchemes {
 	}
 	return sa.schemes
 }
+
+// lifetime is the IKE SA's lifetime, its policy's (§2.8: not negotiated).
+func (sa *ikeSA) lifetime() time.Duration { return sa.suite.lifetime }
 
 // lock takes the SA's mutex.
 func (sa *ikeSA) lock() { sa.mu.Lock() }
@@ -364,8 +366,8 @@ func (sa *ikeSA) status(now time.Time) ike.IKESAStatus {
 		st.Policy = sa.suite.policy()
 		st.Policy.Auth = sa.authMethod
 		st.AdditionalKE = append([]int(nil), sa.suite.addke...)
-		st.Policy.Lifetime = sa.lifetime
-		if left := sa.created.Add(sa.lifetime).Sub(now); left > 0 {
+		st.Policy.Lifetime = sa.lifetime()
+		if left := sa.created.Add(sa.lifetime()).Sub(now); left > 0 {
 			st.LifetimeLeft = left
 		}
 	}

@@ -32,8 +32,7 @@ func (d *Daemon) readRecord(data []byte) (*imported, error) {
 		su.addke = append(su.addke, int(r.U16()))
 	}
 	sa.authMethod = ike.AuthMethod(r.U8())
-	sa.lifetime = r.Duration()
-	su.lifetime, su.auth = sa.lifetime, sa.authMethod
+	su.lifetime, su.auth = r.Duration(), sa.authMethod
 	var keys [7][]byte
 	for i := range keys {
 		keys[i] = r.Bytes()
@@ -96,7 +95,7 @@ func checkRecord(sa *ikeSA, prfID, integID uint16) error {
 		return fmt.Errorf("%w: zero SPI", ike.ErrImport)
 	case !sa.local.IsValid() || !sa.remote.IsValid():
 		return fmt.Errorf("%w: %s: endpoints", ike.ErrImport, sa)
-	case sa.lifetime <= 0 || sa.created.IsZero():
+	case sa.lifetime() <= 0 || sa.created.IsZero():
 		return fmt.Errorf("%w: %s: no lifetime", ike.ErrImport, sa)
 	case len(sa.keys.d()) != su.prf.size():
 		return fmt.Errorf("%w: %s: SK_d of the wrong length", ike.ErrImport, sa)
@@ -161,7 +160,7 @@ func (d *Daemon) adopt(im *imported, resync uint32) {
 			d.armLifetime(c, soft)
 		}
 	}
-	soft, _ := ike.Deadline(sa.created.Add(d.jitter(sa.lifetime)), now, 0)
+	soft, _ := ike.Deadline(sa.created.Add(d.jitter(sa.lifetime())), now, 0)
 	sa.armLifetime(soft)
 	sa.armKeepalive()
 	sa.armLiveness()
