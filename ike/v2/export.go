@@ -113,7 +113,7 @@ func (d *Daemon) exportSA(sa *ikeSA, names, sources map[string]bool) (ike.SAStat
 	w.Identity(sa.localID)
 	w.U32(sa.win.nextID)
 	w.U32(sa.win.expect)
-	w.Time(sa.created)
+	w.Time(sa.createdAt())
 	w.U32(sa.rekeys)
 	w.U8(uint8(len(kids)))
 	var tunnels []string

@@ -184,7 +184,7 @@ func (d *Daemon) failoverStatusLocked(tu *tunnel, now time.Time) ike.TunnelFailo
 // effects, after the tunnels went down.
 func (sa *ikeSA) deadPeerFailover(reason string) {
 	d := sa.d
-	local, remote, heard := sa.local.Addr(), sa.remote.Addr(), sa.lastHeard
+	local, remote, heard := sa.local.Addr(), sa.remote.Addr(), sa.heardAt()
 	d.mu.Lock()
 	var names []string
 	for tu := range d.tunnelsAt(local, remote, ike.Identity{}) {

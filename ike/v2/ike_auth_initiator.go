@@ -57,7 +57,7 @@ func (sa *ikeSA) startAuth() {
 	certReq := d.cfg.certReq
 	d.mu.Unlock()
 	if tu == nil {
-		remote, heard := sa.remote.Addr(), sa.lastHeard
+		remote, heard := sa.remote.Addr(), sa.heardAt()
 		sa.after(func() { d.setupFailed(name, remote, reason, heard) })
 		sa.fail(reason)
 		return
@@ -94,7 +94,7 @@ func (sa *ikeSA) startAuth() {
 		},
 		onResponse: func(sa *ikeSA, m *Message) { sa.ikeAuthResponse(m, &ex) },
 		onTimeout: func(sa *ikeSA) {
-			remote, heard := sa.remote.Addr(), sa.lastHeard
+			remote, heard := sa.remote.Addr(), sa.heardAt()
 			sa.after(func() { d.setupFailed(name, remote, "the peer did not answer IKE_AUTH", heard) })
 			sa.fail("the peer did not answer IKE_AUTH")
 		},
@@ -146,7 +146,7 @@ func (sa *ikeSA) ikeAuthResponse(m *Message, ex *authExchange) {
 	d := sa.d
 	name := ex.tunnel.Name
 	failed := func(reason string) {
-		remote, heard := sa.remote.Addr(), sa.lastHeard
+		remote, heard := sa.remote.Addr(), sa.heardAt()
 		sa.after(func() { d.setupFailed(name, remote, reason, heard) })
 		sa.fail(reason)
 	}
@@ -223,7 +223,7 @@ func (sa *ikeSA) establish() {
 	sa.hs = nil
 	hs.zero()
 	sa.keys.dropAuth()
-	sa.created = d.clk.Now()
+	sa.created = d.sched.nowStamp()
 	sa.heard()
 	d.count(func(c *ike.Counters) { c.Phase1Established++ })
 	d.mu.Lock()

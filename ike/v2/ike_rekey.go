@@ -88,7 +88,7 @@ func (sa *ikeSA) softLifetime() {
 	if sa.state == stateDead {
 		return
 	}
-	sa.armLife(max(0, sa.created.Add(sa.lifetime()).Sub(sa.d.clk.Now())), sa.expire)
+	sa.armLife(max(0, sa.createdAt().Add(sa.lifetime()).Sub(sa.d.clk.Now())), sa.expire)
 	sa.rekeyIKE()
 }
 
@@ -189,11 +189,12 @@ func (sa *ikeSA) ikeRekeyResponse(m *Message, rk *ikeRekey) {
 			return
 		case e.Type == TemporaryFailure:
 			d.count(func(c *ike.Counters) { c.TemporaryFailures++ })
-			sa.retry = d.clk.AfterFunc(d.retryDelay(), func() {
+			t := d.clk.AfterFunc(d.retryDelay(), func() {
 				sa.lock()
 				defer sa.unlock()
 				sa.rekeyIKE()
 			})
+			sa.retry = &t
 			return
 		}
 		// NO_PROPOSAL_CHOSEN and the like: the SA lives to its hard
@@ -293,7 +294,7 @@ func (sa *ikeSA) newSuccessor(initiator, unsettled bool, spiI, spiR uint64, su s
 	n := &ikeSA{d: d, initiator: initiator, unsettled: unsettled, spiI: spiI, spiR: spiR, local: sa.local, remote: sa.remote,
 		suite: d.suites.get(su), remoteID: sa.remoteID, localID: sa.localID,
 		localNAT: sa.localNAT, remoteNAT: sa.remoteNAT, natt: sa.natt, forceEncap: sa.forceEncap,
-		created: d.clk.Now(), lastHeard: sa.lastHeard, rekeys: sa.rekeys + 1,
+		created: d.sched.nowStamp(), lastHeard: sa.lastHeard, rekeys: sa.rekeys + 1,
 		// How the ends authenticated, and fragmentation (as charon's
 		// inherit_pre does: RFC 7383 support is the peer's, not the SA's).
 		authMethod: sa.authMethod, schemes: sa.schemes,
@@ -353,11 +354,7 @@ func (sa *ikeSA) handTo(n *ikeSA) {
 		sa.setState(stateRekeyed)
 		sa.awaitDelete()
 	}
-	for _, t := range []interface{ Stop() bool }{sa.keepalive, sa.retry} {
-		if t != nil {
-			t.Stop()
-		}
-	}
+	stopTimers(sa.keepalive, sa.retry)
 	if sa.dpd != nil {
 		sa.dpd.stop()
 	}

@@ -20,7 +20,7 @@ const rekeyedWait = 20 * time.Second
 // SA's mutex must be held.
 func (sa *ikeSA) awaitDelete() {
 	// The end of its lifetime may come first (expire deletes it then).
-	if left := sa.created.Add(sa.lifetime()).Sub(sa.d.clk.Now()); left < rekeyedWait {
+	if left := sa.createdAt().Add(sa.lifetime()).Sub(sa.d.clk.Now()); left < rekeyedWait {
 		sa.armLife(max(0, left), sa.expire)
 		return
 	}

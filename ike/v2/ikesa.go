@@ -93,18 +93,21 @@ type ikeSA struct {
 
 	win      window
 	children []*childSA
-	rk       *ikeRekey   // this end's rekey of the SA, while it runs
-	retry    clock.Timer // a rekey waiting after TEMPORARY_FAILURE (§2.25)
+	rk       *ikeRekey    // this end's rekey of the SA, while it runs
+	retry    *clock.Timer // a rekey waiting after TEMPORARY_FAILURE (§2.25; rare: 8 bytes, not 16)
 	// successor is the IKE SA that took over the child SAs (§2.8).
 	successor *ikeSA
 
-	created   time.Time
-	lastHeard time.Time // the last authenticated message from the peer
+	// created is when the SA was established (made, until then);
+	// lastHeard, the last authenticated message from the peer. Stamps of
+	// Daemon.sched: createdAt and heardAt give their times.
+	created   stamp
+	lastHeard stamp
 	// life is the one lifetime timer (Daemon.sched): the half-open SA's
 	// wait for IKE_AUTH, the established SA's rekey and then its end
 	// (armLifetime), the replaced SA's wait for the peer's Delete.
 	life      lazyTimer
-	keepalive clock.Timer
+	keepalive *clock.Timer // behind a NAT only (natt.go; 8 bytes, not 16)
 	dpd       *liveness
 
 	fx []func() // effects queued while mu is held (flushing: unlock runs them)
@@ -172,6 +175,15 @@ func (sa *ikeSA) signed() *authSchemes {
 	return sa.schemes
 }
 
+// stopTimers stops the timers that are armed; a nil one is not.
+func stopTimers(ts ...*clock.Timer) {
+	for _, t := range ts {
+		if t != nil && *t != nil {
+			(*t).Stop()
+		}
+	}
+}
+
 // lifetime is the IKE SA's lifetime, its policy's (§2.8: not negotiated).
 func (sa *ikeSA) lifetime() time.Duration { return sa.suite.lifetime }
 
@@ -222,7 +234,7 @@ func (sa *ikeSA) header(t ExchangeType, msgID uint32, response bool) Header {
 
 // newIKESA makes an IKE SA and indexes it by this end's SPI.
 func (d *Daemon) newIKESA(initiator bool, local, remote netip.AddrPort, peerSPI uint64) *ikeSA {
-	sa := &ikeSA{d: d, initiator: initiator, local: local, remote: remote, created: d.clk.Now(), hs: &handshake{}, suite: noSuite}
+	sa := &ikeSA{d: d, initiator: initiator, local: local, remote: remote, created: d.sched.nowStamp(), hs: &handshake{}, suite: noSuite}
 	sa.lastHeard = sa.created
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -259,7 +271,7 @@ func (d *Daemon) findIKESA(local, remote netip.Addr) *ikeSA {
 			continue
 		}
 		est := sa.establishedLocked()
-		if best == nil || (est && !bestEst) || (est == bestEst && sa.created.After(best.created)) {
+		if best == nil || (est && !bestEst) || (est == bestEst && sa.created > best.created) {
 			best, bestEst = sa, est
 		}
 	}
@@ -306,11 +318,7 @@ func (sa *ikeSA) destroy(reason string) {
 		}
 	}
 	sa.d.sched.stop(&sa.life)
-	for _, t := range []clock.Timer{sa.keepalive, sa.retry} {
-		if t != nil {
-			t.Stop()
-		}
-	}
+	stopTimers(sa.keepalive, sa.retry)
 	if sa.dpd != nil {
 		sa.dpd.stop()
 	}
@@ -340,7 +348,7 @@ func (sa *ikeSA) destroy(reason string) {
 		sa.rk.zero()
 		sa.rk = nil
 	}
-	remote, heard := sa.remote.Addr(), sa.lastHeard
+	remote, heard := sa.remote.Addr(), sa.heardAt()
 	setup := sa.initiator && reason != closedReason
 	for _, name := range waiting {
 		if setup {
@@ -359,7 +367,7 @@ func (sa *ikeSA) status(now time.Time) ike.IKESAStatus {
 		Version: 2, Local: sa.local, Remote: sa.remote,
 		ICookie: fmt.Sprintf("%016x", sa.spiI), RCookie: fmt.Sprintf("%016x", sa.spiR),
 		Initiator: sa.initiator, State: sa.state.String(), Established: sa.state == stateEstablished,
-		NATT: sa.natt, LocalNAT: sa.localNAT, RemoteNAT: sa.remoteNAT, LastHeard: sa.lastHeard,
+		NATT: sa.natt, LocalNAT: sa.localNAT, RemoteNAT: sa.remoteNAT, LastHeard: sa.heardAt(),
 	}
 	st.Rekeys, st.Cookies = int(sa.rekeys), int(sa.cookies)
 	if sa.state == stateEstablished || sa.state == stateDeleting || sa.state == stateRekeyed {
@@ -367,7 +375,7 @@ func (sa *ikeSA) status(now time.Time) ike.IKESAStatus {
 		st.Policy.Auth = sa.authMethod
 		st.AdditionalKE = append([]int(nil), sa.suite.addke...)
 		st.Policy.Lifetime = sa.lifetime()
-		if left := sa.created.Add(sa.lifetime()).Sub(now); left > 0 {
+		if left := sa.createdAt().Add(sa.lifetime()).Sub(now); left > 0 {
 			st.LifetimeLeft = left
 		}
 	}
@@ -391,7 +399,13 @@ func (sa *ikeSA) send(msg []byte) {
 }
 
 // heard records an authenticated message from the peer.
-func (sa *ikeSA) heard() { sa.lastHeard = sa.d.clk.Now() }
+func (sa *ikeSA) heard() { sa.lastHeard = sa.d.sched.nowStamp() }
+
+// heardAt is when the last authenticated message from the peer came.
+func (sa *ikeSA) heardAt() time.Time { return sa.d.sched.time(sa.lastHeard) }
+
+// createdAt is when the SA was established (made, until then).
+func (sa *ikeSA) createdAt() time.Time { return sa.d.sched.time(sa.created) }
 
 func (sa *ikeSA) String() string {
 	return fmt.Sprintf("%016x/%016x %s->%s", sa.spiI, sa.spiR, sa.local, sa.remote)

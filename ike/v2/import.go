@@ -45,7 +45,8 @@ func (d *Daemon) readRecord(data []byte) (*imported, error) {
 	}()
 	sa.remoteID, sa.localID = r.Identity(), r.Identity()
 	sa.win.nextID, sa.win.expect = r.U32(), r.U32()
-	sa.created = r.Time()
+	created := r.Time()
+	sa.created = d.sched.stamp(created)
 	sa.rekeys = r.U32()
 	for n := r.U8(); n > 0; n-- {
 		c := &childSA{sa: sa}
@@ -63,6 +64,9 @@ func (d *Daemon) readRecord(data []byte) (*imported, error) {
 	im.sa = sa
 	if err := r.Err(true); err != nil {
 		return nil, err
+	}
+	if created.IsZero() {
+		return nil, fmt.Errorf("%w: %s: no creation time", ike.ErrImport, sa)
 	}
 	var err error
 	if sa.keys, err = packKeys(keys); err != nil {
@@ -95,7 +99,7 @@ func checkRecord(sa *ikeSA, prfID, integID uint16) error {
 		return fmt.Errorf("%w: zero SPI", ike.ErrImport)
 	case !sa.local.IsValid() || !sa.remote.IsValid():
 		return fmt.Errorf("%w: %s: endpoints", ike.ErrImport, sa)
-	case sa.lifetime() <= 0 || sa.created.IsZero():
+	case sa.lifetime() <= 0:
 		return fmt.Errorf("%w: %s: no lifetime", ike.ErrImport, sa)
 	case len(sa.keys.d()) != su.prf.size():
 		return fmt.Errorf("%w: %s: SK_d of the wrong length", ike.ErrImport, sa)
@@ -133,7 +137,7 @@ func (d *Daemon) adopt(im *imported, resync uint32) {
 		return
 	}
 	now := d.clk.Now()
-	sa.lastHeard, sa.resync, sa.resyncOut = now, resync, true
+	sa.lastHeard, sa.resync, sa.resyncOut = d.sched.stamp(now), resync, true
 	d.putSALocked(sa)
 	var up []string
 	for _, ic := range kids {
@@ -160,7 +164,7 @@ func (d *Daemon) adopt(im *imported, resync uint32) {
 			d.armLifetime(c, soft)
 		}
 	}
-	soft, _ := ike.Deadline(sa.created.Add(d.jitter(sa.lifetime())), now, 0)
+	soft, _ := ike.Deadline(sa.createdAt().Add(d.jitter(sa.lifetime())), now, 0)
 	sa.armLifetime(soft)
 	sa.armKeepalive()
 	sa.armLiveness()
