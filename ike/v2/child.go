@@ -36,12 +36,21 @@ type childSA struct {
 	remote   selector.Set
 	pfs      int
 	lifetime ipsec.Lifetime
-	created  time.Time
+	created  stamp // of Daemon.sched: when installed
 
-	life       lazyTimer       // to the soft lifetime, then to the hard one (armLifetime; Daemon.sched)
-	collision  *childCollision // the peer rekeyed it too, meanwhile (§2.8.1)
-	retry      clock.Timer     // a rekey waiting after TEMPORARY_FAILURE (§2.25) or a failure (the back-off)
-	rekeyRetry *ike.Retry      // this end's rekeys of it, from the first (Daemon.mu)
+	life       lazyTimer  // to the soft lifetime, then to the hard one (armLifetime; Daemon.sched)
+	rekeyRetry *ike.Retry // this end's rekeys of it, from the first (Daemon.mu)
+	// rk is what the child keeps while a rekey of it is settled (nil
+	// otherwise, as with most children most of the time: issue 13).
+	rk *childRekey
+}
+
+// childRekey is what a child SA keeps while a rekey of it, or the one
+// that made it, is settled. Guarded by its IKE SA's mutex; made by
+// rekeyState, let go by tidy.
+type childRekey struct {
+	collision *childCollision // the peer rekeyed it too, meanwhile (§2.8.1)
+	retry     clock.Timer     // a rekey waiting after TEMPORARY_FAILURE (§2.25) or a failure (the back-off)
 
 	// successorOf is the child the peer's rekey made this one to replace
 	// (this end answered it): its outbound SA waits in pendingOut until
@@ -51,6 +60,43 @@ type childSA struct {
 	pendingOut  *ike.UserSA
 	outWait     clock.Timer
 }
+
+// rekeyState returns the child's rekey record, making it. The SA's mutex
+// must be held.
+func (c *childSA) rekeyState() *childRekey {
+	if c.rk == nil {
+		c.rk = &childRekey{}
+	}
+	return c.rk
+}
+
+// tidy lets the rekey record go once it holds nothing. The SA's mutex must
+// be held.
+func (c *childSA) tidy() {
+	if c.rk != nil && *c.rk == (childRekey{}) {
+		c.rk = nil
+	}
+}
+
+// collision returns the peer's colliding rekey of the child, or nil.
+func (c *childSA) collision() *childCollision {
+	if c.rk == nil {
+		return nil
+	}
+	return c.rk.collision
+}
+
+// successorOf returns the child this one replaces, answering the peer's
+// rekey, while that one lives; or nil.
+func (c *childSA) successorOf() *childSA {
+	if c.rk == nil {
+		return nil
+	}
+	return c.rk.successorOf
+}
+
+// retrying reports whether a rekey of the child waits to be tried again.
+func (c *childSA) retrying() bool { return c.rk != nil && c.rk.retry != nil }
 
 // rekeys returns the back-off record of this end's rekeys of the child,
 // making it: most children are never rekeyed by this end, or once.
@@ -63,11 +109,11 @@ func (c *childSA) rekeys() *ike.Retry {
 }
 
 // status describes the child SA. Daemon.mu must be held.
-func (c *childSA) status(now time.Time) ike.ChildStatus {
+func (c *childSA) status(s *schedule, now time.Time) ike.ChildStatus {
 	st := ike.ChildStatus{Local: c.local, Remote: c.remote, InboundSPI: c.in.SPI, OutboundSPI: c.out.SPI,
 		Transform: c.transform, PFSGroup: c.pfs, UDPEncap: c.encap, Lifetime: c.lifetime, Initiator: c.initiator, Rekeying: c.inRekey}
-	if c.lifetime.Time > 0 && !c.created.IsZero() {
-		st.TimeLeft = max(0, c.created.Add(c.lifetime.Time).Sub(now))
+	if c.lifetime.Time > 0 {
+		st.TimeLeft = max(0, s.time(c.created).Add(c.lifetime.Time).Sub(now))
 	}
 	return st
 }
@@ -84,7 +130,7 @@ func (d *Daemon) armLifetime(c *childSA, soft time.Duration) {
 		if c.dead {
 			return
 		}
-		hard := max(0, c.created.Add(c.lifetime.Time).Sub(d.clk.Now()))
+		hard := max(0, d.sched.time(c.created).Add(c.lifetime.Time).Sub(d.clk.Now()))
 		d.sched.arm(&c.life, hard, func() { d.deleteChild(c, "lifetime expired", true) })
 		owner.rekeyChild(c)
 	})
@@ -103,7 +149,7 @@ const outboundWait = 3 * time.Second
 func (sa *ikeSA) install(c *childSA, k childKeys, replaces *childSA) {
 	d := sa.d
 	now := d.clk.Now()
-	c.created = now
+	c.created = d.sched.stamp(now)
 	hard := c.lifetime
 	soft := ipsec.Lifetime{}
 	if hard.Bytes > 0 {
@@ -160,9 +206,10 @@ func (sa *ikeSA) install(c *childSA, k childKeys, replaces *childSA) {
 	// it, which it shows by deleting the old child (§2.8; strongSwan's
 	// responder does the same), so that no packet meets a peer that has
 	// no SA for it yet.
-	if old := c.successorOf; old != nil && !old.dead && wasUp {
-		c.pendingOut = &out
-		c.outWait = d.clk.AfterFunc(outboundWait, func() {
+	if old := c.successorOf(); old != nil && !old.dead && wasUp {
+		rk := c.rekeyState()
+		rk.pendingOut = &out
+		rk.outWait = d.clk.AfterFunc(outboundWait, func() {
 			owner := d.lockOwner(c)
 			defer owner.unlock()
 			owner.installOutbound(c)
@@ -203,14 +250,16 @@ func (sa *ikeSA) install(c *childSA, k childKeys, replaces *childSA) {
 // installOutbound installs the outbound SA a child answering the peer's
 // rekey kept back (install), at once. The SA's mutex must be held.
 func (sa *ikeSA) installOutbound(c *childSA) {
-	out := c.pendingOut
-	if out == nil || c.dead {
+	if c.rk == nil || c.rk.pendingOut == nil || c.dead {
 		return
 	}
-	c.pendingOut = nil
-	if c.outWait != nil {
-		c.outWait.Stop()
+	out := c.rk.pendingOut
+	c.rk.pendingOut = nil
+	if c.rk.outWait != nil {
+		c.rk.outWait.Stop()
+		c.rk.outWait = nil
 	}
+	c.tidy()
 	d, name := sa.d, c.tunnel
 	sa.after(func() {
 		defer out.CipherKey.Zero()

@@ -73,7 +73,7 @@ func (sa *ikeSA) createChildGroup(proposal childExchange, old *childSA, pfs int)
 	cx.fail = fail
 	sa.request(&request{exchange: CreateChildSA, kind: reqChild,
 		build: func(sa *ikeSA) ([]Payload, error) {
-			if old != nil && (old.dead || old.replaced || old.collision != nil) {
+			if old != nil && (old.dead || old.replaced || old.collision() != nil) {
 				old.rekeying = false
 				return nil, fmt.Errorf("v2: the child SA to rekey is gone or rekeyed by the peer")
 			}
@@ -196,7 +196,7 @@ func (sa *ikeSA) acceptChild(m *Message, cx *childExchange) error {
 	finish := func(sa *ikeSA, extra []byte) {
 		km := childKeymat(sa.suite.prf, sa.keys.d(), gir, cx.ni, nr, extra, keymatLen(ch.t))
 		clear(gir)
-		if old := cx.replaces; old != nil && old.collision != nil && sa.collisionLost(old, cx.ni, nr, ch, cx.offer) {
+		if old := cx.replaces; old != nil && old.collision() != nil && sa.collisionLost(old, cx.ni, nr, ch, cx.offer) {
 			clear(km)
 			return
 		}
@@ -247,7 +247,7 @@ func (sa *ikeSA) sendDeleteSPI(ch childChoice, o childOffer) {
 // is under way, one waits for its back-off, or it is no longer the newest
 // of its selectors (the peer rekeyed it). The SA's mutex must be held.
 func (sa *ikeSA) rekeyChild(c *childSA) {
-	if c.dead || c.rekeying || c.replaced || c.collision != nil || sa.state != stateEstablished {
+	if c.dead || c.rekeying || c.replaced || c.collision() != nil || sa.state != stateEstablished {
 		return
 	}
 	d := sa.d
@@ -287,11 +287,14 @@ func (sa *ikeSA) rekeyFailed(c *childSA, reason string) {
 		tu.lastError = reason
 	}
 	d.mu.Unlock()
-	if !c.dead && c.retry == nil && (c.lifetime.Time == 0 || next.Before(c.created.Add(c.lifetime.Time))) {
-		c.retry = d.clk.AfterFunc(next.Sub(now), func() {
+	if !c.dead && !c.retrying() && (c.lifetime.Time == 0 || next.Before(d.sched.time(c.created).Add(c.lifetime.Time))) {
+		c.rekeyState().retry = d.clk.AfterFunc(next.Sub(now), func() {
 			owner := d.lockOwner(c)
 			defer owner.unlock()
-			c.retry = nil
+			if c.rk != nil {
+				c.rk.retry = nil
+				c.tidy()
+			}
 			owner.rekeyChild(c)
 		})
 	}

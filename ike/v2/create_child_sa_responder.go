@@ -81,7 +81,7 @@ func (sa *ikeSA) createChildResponder(m *Message) {
 			// Both ends rekey the child at once (§2.8.1): the nonces
 			// decide when this end's answer comes (acceptChild).
 			d.log.Info("child SA rekey collision", "tunnel", old.tunnel, "spi", hexSPI(old.in.SPI))
-			old.collision = &childCollision{peer: c, ni: ni, nr: nr}
+			old.rekeyState().collision = &childCollision{peer: c, ni: ni, nr: nr}
 			d.count(func(c *ike.Counters) { c.RekeyCollisions++ })
 		}
 	}
@@ -182,7 +182,7 @@ func (sa *ikeSA) respondChild(m *Message, cands []ike.Tunnel, withKE bool, ni, n
 			in:  ipsec.SAID{Dst: sa.local.Addr(), SPI: spi, Protocol: ch.t.Protocol},
 			out: ipsec.SAID{Dst: sa.remote.Addr(), SPI: ch.peerSPI, Protocol: ch.t.Protocol}}
 		if old != nil && !old.rekeying {
-			c.successorOf = old // the peer's rekey, no collision
+			c.rekeyState().successorOf = old // the peer's rekey, no collision
 		}
 		sa.install(c, keys, nil)
 		return c

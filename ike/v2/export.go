@@ -139,7 +139,7 @@ func (d *Daemon) exportSA(sa *ikeSA, names, sources map[string]bool) (ike.SAStat
 			w.SelectorSet(c.remote)
 			w.U16(uint16(c.pfs))
 			w.Lifetime(c.lifetime)
-			w.Time(c.created)
+			w.Time(d.sched.time(c.created))
 		})
 	}
 	d.mu.Unlock()

@@ -157,7 +157,7 @@ func (d *Daemon) afterSwitch(sw switched) {
 func (d *Daemon) failoverDoneLocked(tu *tunnel, c *childSA) {
 	if h := tu.hist; h != nil && h.measuring && c.out.Dst == tu.dest() {
 		h.measuring = false
-		h.duration = max(c.created.Sub(h.start), time.Nanosecond)
+		h.duration = max(d.sched.time(c.created).Sub(h.start), time.Nanosecond)
 		d.log.Info("failover complete", "tunnel", tu.cfg.Name, "to", tu.dest(), "duration", h.duration)
 	}
 }

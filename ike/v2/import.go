@@ -1,6 +1,7 @@
 package v2
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -56,7 +57,7 @@ func (d *Daemon) readRecord(data []byte) (*imported, error) {
 			c.in, c.out, c.transform = r.SAID(), r.SAID(), r.Transform()
 			c.mode, c.esn, c.encap = ipsec.Mode(r.U8()), r.Bool(), r.Bool()
 			c.local, c.remote = r.SelectorSet(), r.SelectorSet()
-			c.pfs, c.lifetime, c.created = int(r.U16()), r.Lifetime(), r.Time()
+			c.pfs, c.lifetime, c.created = int(r.U16()), r.Lifetime(), d.sched.stamp(r.Time())
 		})
 		ic.c = c
 		im.children = append(im.children, ic)
@@ -149,7 +150,7 @@ func (d *Daemon) adopt(im *imported, resync uint32) {
 		sa.children = append(sa.children, c)
 		d.fileChildLocked(c, true)
 		tu.children = append(tu.children, c)
-		slices.SortFunc(tu.children, func(a, b *childSA) int { return a.created.Compare(b.created) })
+		slices.SortFunc(tu.children, func(a, b *childSA) int { return cmp.Compare(a.created, b.created) })
 		tu.peer, tu.onBackup, tu.acq, tu.lastError = sa.remote, ic.onBackup, nil, ""
 		d.indexTunnelLocked(tu)
 		if tu.state != tunnelUp {
@@ -160,7 +161,7 @@ func (d *Daemon) adopt(im *imported, resync uint32) {
 	d.mu.Unlock()
 	for _, c := range sa.children {
 		if c.lifetime.Time > 0 {
-			soft, _ := ike.Deadline(c.created.Add(d.jitter(c.lifetime.Time)), now, 0)
+			soft, _ := ike.Deadline(d.sched.time(c.created).Add(d.jitter(c.lifetime.Time)), now, 0)
 			d.armLifetime(c, soft)
 		}
 	}

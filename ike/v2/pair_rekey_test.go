@@ -100,8 +100,8 @@ func checkMakeBeforeBreak(t *testing.T, p *pair, trigger func()) {
 	for _, s := range []*side{p.a, p.b} {
 		s.d.mu.Lock()
 		for _, c := range s.d.tunnels["t1"].children {
-			if c.successorOf != nil {
-				t.Errorf("child %v still holds the child it replaced", c.in)
+			if c.rk != nil {
+				t.Errorf("child %v still holds a rekey record %+v", c.in, *c.rk)
 			}
 		}
 		s.d.mu.Unlock()

@@ -98,7 +98,7 @@ func (d *Daemon) tunnelStatus(tu *tunnel, now time.Time) ike.TunnelStatus {
 		}
 	}
 	for _, c := range tu.children {
-		st.Children = append(st.Children, c.status(now))
+		st.Children = append(st.Children, c.status(d.sched, now))
 	}
 	st.Negotiations = d.negotiationsLocked(tu, now)
 	if len(tu.children) == 0 && tu.acq == nil {
@@ -108,7 +108,7 @@ func (d *Daemon) tunnelStatus(tu *tunnel, now time.Time) ike.TunnelStatus {
 		}
 	}
 	if c := tu.cur(); c != nil {
-		cs := c.status(now)
+		cs := c.status(d.sched, now)
 		st.Transform, st.PFSGroup, st.UDPEncap, st.Lifetime = c.transform, c.pfs, c.encap, c.lifetime
 		st.InboundSPI, st.OutboundSPI, st.TimeLeft = c.in.SPI, c.out.SPI, cs.TimeLeft
 	}
