@@ -124,7 +124,7 @@ func (d *Daemon) negotiate(name string, local, remote netip.Addr) {
 		case stateEstablished:
 			sa.createChild(name, nil)
 		case stateInitSent, stateIntSent, stateAuthSent, stateInitDone:
-			sa.waiting = append(sa.waiting, name)
+			sa.hs.waiting = append(sa.hs.waiting, name)
 		default: // it died meanwhile: look again
 			sa.unlock()
 			continue

@@ -65,16 +65,16 @@ func signedOctets(p prfFunc, realMessage, peerNonce, skp, idBody, intAuth []byte
 // peer's AUTH in the IKE_AUTH exchange with message ID authMID.
 func (sa *ikeSA) ownOctets(idBody []byte, authMID uint32) []byte {
 	if sa.initiator {
-		return signedOctets(sa.suite.prf, sa.hs.initReq, sa.nr, sa.keys.pi, idBody, sa.intAuth(authMID))
+		return signedOctets(sa.suite.prf, sa.hs.initReq, sa.hs.nr, sa.keys.pi(), idBody, sa.intAuth(authMID))
 	}
-	return signedOctets(sa.suite.prf, sa.hs.initResp, sa.ni, sa.keys.pr, idBody, sa.intAuth(authMID))
+	return signedOctets(sa.suite.prf, sa.hs.initResp, sa.hs.ni, sa.keys.pr(), idBody, sa.intAuth(authMID))
 }
 
 func (sa *ikeSA) peerOctets(idBody []byte, authMID uint32) []byte {
 	if sa.initiator {
-		return signedOctets(sa.suite.prf, sa.hs.initResp, sa.ni, sa.keys.pr, idBody, sa.intAuth(authMID))
+		return signedOctets(sa.suite.prf, sa.hs.initResp, sa.hs.ni, sa.keys.pr(), idBody, sa.intAuth(authMID))
 	}
-	return signedOctets(sa.suite.prf, sa.hs.initReq, sa.nr, sa.keys.pi, idBody, sa.intAuth(authMID))
+	return signedOctets(sa.suite.prf, sa.hs.initReq, sa.hs.nr, sa.keys.pi(), idBody, sa.intAuth(authMID))
 }
 
 // pskAuth computes the AUTH data of signed octets with a pre-shared key

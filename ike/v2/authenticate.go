@@ -53,7 +53,7 @@ func (d *Daemon) authMethods(su suite) []ike.AuthMethod {
 // method is zero, the first allowed method it has a credential for. peer
 // and remote find the pre-shared key. Daemon.mu must be held.
 func (d *Daemon) planAuth(sa *ikeSA, method ike.AuthMethod, peer ike.Identity, remote netip.Addr) (authPlan, error) {
-	p := authPlan{allowed: d.authMethods(sa.suite)}
+	p := authPlan{allowed: d.authMethods(*sa.suite)}
 	for _, m := range p.allowed {
 		if method != 0 && m != method {
 			continue
@@ -154,7 +154,7 @@ func (sa *ikeSA) checkPeerAuth(m *Message, a Auth, p authPlan, id ike.Identity, 
 // not wait for, that its authentication failed (§2.21.2: the initiator
 // cannot answer the responder's IKE_AUTH). The SA's mutex must be held.
 func (sa *ikeSA) sendAuthFailed() {
-	if sa.out == nil {
+	if !sa.keyed() {
 		return
 	}
 	h := sa.header(Informational, sa.win.nextID, false)

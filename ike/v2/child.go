@@ -25,23 +25,32 @@ type childSA struct {
 	mode      ipsec.Mode
 	esn       bool
 	encap     bool
-	local     selector.Set // TSi or TSr: this end's
-	remote    selector.Set
 	initiator bool // this end started the exchange that made it
-	pfs       int
-	lifetime  ipsec.Lifetime
-	created   time.Time
+	// The other one-byte fields are here too, so that the struct stays
+	// within its size class (TestStateSizes).
+	rekeying bool // a CREATE_CHILD_SA this end started replaces it
+	inRekey  bool // rekeying, as status reads it (Daemon.mu)
+	replaced bool // a newer child replaced it: its Delete is under way
+	dead     bool
+	local    selector.Set // TSi or TSr: this end's
+	remote   selector.Set
+	pfs      int
+	lifetime ipsec.Lifetime
+	created  stamp // of Daemon.sched: when installed
 
-	ni, nr []byte // the nonces of the exchange that made it (§2.8.1)
+	life       lazyTimer  // to the soft lifetime, then to the hard one (armLifetime; Daemon.sched)
+	rekeyRetry *ike.Retry // this end's rekeys of it, from the first (Daemon.mu)
+	// rk is what the child keeps while a rekey of it is settled (nil
+	// otherwise, as with most children most of the time: issue 13).
+	rk *childRekey
+}
 
-	life       clock.Timer     // to the soft lifetime, then to the hard one (armLifetime)
-	rekeying   bool            // a CREATE_CHILD_SA this end started replaces it
-	collision  *childCollision // the peer rekeyed it too, meanwhile (§2.8.1)
-	retry      clock.Timer     // a rekey waiting after TEMPORARY_FAILURE (§2.25) or a failure (the back-off)
-	rekeyRetry *ike.Retry      // this end's rekeys of it, from the first (Daemon.mu)
-	inRekey    bool            // rekeying, as status reads it (Daemon.mu)
-	replaced   bool            // a newer child replaced it: its Delete is under way
-	dead       bool
+// childRekey is what a child SA keeps while a rekey of it, or the one
+// that made it, is settled. Guarded by its IKE SA's mutex; made by
+// rekeyState, let go by tidy.
+type childRekey struct {
+	collision *childCollision // the peer rekeyed it too, meanwhile (§2.8.1)
+	retry     clock.Timer     // a rekey waiting after TEMPORARY_FAILURE (§2.25) or a failure (the back-off)
 
 	// successorOf is the child the peer's rekey made this one to replace
 	// (this end answered it): its outbound SA waits in pendingOut until
@@ -51,6 +60,43 @@ type childSA struct {
 	pendingOut  *ike.UserSA
 	outWait     clock.Timer
 }
+
+// rekeyState returns the child's rekey record, making it. The SA's mutex
+// must be held.
+func (c *childSA) rekeyState() *childRekey {
+	if c.rk == nil {
+		c.rk = &childRekey{}
+	}
+	return c.rk
+}
+
+// tidy lets the rekey record go once it holds nothing. The SA's mutex must
+// be held.
+func (c *childSA) tidy() {
+	if c.rk != nil && *c.rk == (childRekey{}) {
+		c.rk = nil
+	}
+}
+
+// collision returns the peer's colliding rekey of the child, or nil.
+func (c *childSA) collision() *childCollision {
+	if c.rk == nil {
+		return nil
+	}
+	return c.rk.collision
+}
+
+// successorOf returns the child this one replaces, answering the peer's
+// rekey, while that one lives; or nil.
+func (c *childSA) successorOf() *childSA {
+	if c.rk == nil {
+		return nil
+	}
+	return c.rk.successorOf
+}
+
+// retrying reports whether a rekey of the child waits to be tried again.
+func (c *childSA) retrying() bool { return c.rk != nil && c.rk.retry != nil }
 
 // rekeys returns the back-off record of this end's rekeys of the child,
 // making it: most children are never rekeyed by this end, or once.
@@ -63,29 +109,29 @@ func (c *childSA) rekeys() *ike.Retry {
 }
 
 // status describes the child SA. Daemon.mu must be held.
-func (c *childSA) status(now time.Time) ike.ChildStatus {
+func (c *childSA) status(s *schedule, now time.Time) ike.ChildStatus {
 	st := ike.ChildStatus{Local: c.local, Remote: c.remote, InboundSPI: c.in.SPI, OutboundSPI: c.out.SPI,
 		Transform: c.transform, PFSGroup: c.pfs, UDPEncap: c.encap, Lifetime: c.lifetime, Initiator: c.initiator, Rekeying: c.inRekey}
-	if c.lifetime.Time > 0 && !c.created.IsZero() {
-		st.TimeLeft = max(0, c.created.Add(c.lifetime.Time).Sub(now))
+	if c.lifetime.Time > 0 {
+		st.TimeLeft = max(0, s.time(c.created).Add(c.lifetime.Time).Sub(now))
 	}
 	return st
 }
 
 // armLifetime arms a child SA's one lifetime timer (a timer costs about
-// 150 bytes, and 10,000 tunnels have 10,000 children): soft from now it
-// rekeys the child (§2.8), then it waits for the hard lifetime, hard from
-// now, and deletes it. The mutex of the SA that owns c must be held, or c
-// not yet be shared.
-func (d *Daemon) armLifetime(c *childSA, soft, hard time.Duration) {
-	hardAt := d.clk.Now().Add(hard)
-	c.life = d.clk.AfterFunc(soft, func() {
+// 150 bytes, and 10,000 tunnels have 10,000 children; its function holds
+// d and c alone, 24 bytes): soft from now it rekeys the child (§2.8),
+// then it waits for the hard lifetime, created+lifetime, and deletes it.
+// The mutex of the SA that owns c must be held, or c not yet be shared.
+func (d *Daemon) armLifetime(c *childSA, soft time.Duration) {
+	d.sched.arm(&c.life, soft, func() {
 		owner := d.lockOwner(c)
 		defer owner.unlock()
 		if c.dead {
 			return
 		}
-		c.life = d.clk.AfterFunc(max(0, hardAt.Sub(d.clk.Now())), func() { d.deleteChild(c, "lifetime expired", true) })
+		hard := max(0, d.sched.time(c.created).Add(c.lifetime.Time).Sub(d.clk.Now()))
+		d.sched.arm(&c.life, hard, func() { d.deleteChild(c, "lifetime expired", true) })
 		owner.rekeyChild(c)
 	})
 }
@@ -103,7 +149,7 @@ const outboundWait = 3 * time.Second
 func (sa *ikeSA) install(c *childSA, k childKeys, replaces *childSA) {
 	d := sa.d
 	now := d.clk.Now()
-	c.created = now
+	c.created = d.sched.stamp(now)
 	hard := c.lifetime
 	soft := ipsec.Lifetime{}
 	if hard.Bytes > 0 {
@@ -126,7 +172,7 @@ func (sa *ikeSA) install(c *childSA, k childKeys, replaces *childSA) {
 
 	sa.children = append(sa.children, c)
 	if c.lifetime.Time > 0 {
-		d.armLifetime(c, d.jitter(c.lifetime.Time), c.lifetime.Time)
+		d.armLifetime(c, d.jitter(c.lifetime.Time))
 	}
 	d.mu.Lock()
 	tu := d.tunnels[c.tunnel]
@@ -149,7 +195,7 @@ func (sa *ikeSA) install(c *childSA, k childKeys, replaces *childSA) {
 			replaces.inRekey = false
 		}
 	}
-	d.children[c.in], d.children[c.out] = c, c
+	d.fileChildLocked(c, true)
 	d.counters.QuickModesCompleted++
 	d.mu.Unlock()
 	if recovered {
@@ -160,9 +206,10 @@ func (sa *ikeSA) install(c *childSA, k childKeys, replaces *childSA) {
 	// it, which it shows by deleting the old child (§2.8; strongSwan's
 	// responder does the same), so that no packet meets a peer that has
 	// no SA for it yet.
-	if old := c.successorOf; old != nil && !old.dead && wasUp {
-		c.pendingOut = &out
-		c.outWait = d.clk.AfterFunc(outboundWait, func() {
+	if old := c.successorOf(); old != nil && !old.dead && wasUp {
+		rk := c.rekeyState()
+		rk.pendingOut = &out
+		rk.outWait = d.clk.AfterFunc(outboundWait, func() {
 			owner := d.lockOwner(c)
 			defer owner.unlock()
 			owner.installOutbound(c)
@@ -203,14 +250,16 @@ func (sa *ikeSA) install(c *childSA, k childKeys, replaces *childSA) {
 // installOutbound installs the outbound SA a child answering the peer's
 // rekey kept back (install), at once. The SA's mutex must be held.
 func (sa *ikeSA) installOutbound(c *childSA) {
-	out := c.pendingOut
-	if out == nil || c.dead {
+	if c.rk == nil || c.rk.pendingOut == nil || c.dead {
 		return
 	}
-	c.pendingOut = nil
-	if c.outWait != nil {
-		c.outWait.Stop()
+	out := c.rk.pendingOut
+	c.rk.pendingOut = nil
+	if c.rk.outWait != nil {
+		c.rk.outWait.Stop()
+		c.rk.outWait = nil
 	}
+	c.tidy()
 	d, name := sa.d, c.tunnel
 	sa.after(func() {
 		defer out.CipherKey.Zero()

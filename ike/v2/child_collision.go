@@ -19,7 +19,8 @@ import (
 
 // childCollision is the peer's rekey of a child this end was rekeying.
 type childCollision struct {
-	peer *childSA // the new child of the peer's rekey, which this end answered
+	peer   *childSA // the new child of the peer's rekey, which this end answered
+	ni, nr []byte   // the nonces of the peer's exchange (a child keeps none)
 }
 
 // collisionLost decides a collision once this end's rekey of old is
@@ -28,9 +29,9 @@ type childCollision struct {
 // held.
 func (sa *ikeSA) collisionLost(old *childSA, ni, nr []byte, ch childChoice, o childOffer) bool {
 	d := sa.d
-	col := old.collision
+	col := old.collision()
 	old.rekeying = false
-	if !lowestIn(ni, nr, col.peer.ni, col.peer.nr) {
+	if !lowestIn(ni, nr, col.ni, col.nr) {
 		d.log.Info("child SA rekey collision: this end's new child SA stands", "tunnel", old.tunnel)
 		return false
 	}
@@ -55,16 +56,19 @@ func (sa *ikeSA) childRefused(t *ike.Tunnel, old *childSA, n NotifyType) bool {
 			return true
 		}
 		old.rekeying = false
-		if old.dead || old.collision != nil {
+		if old.dead || old.collision() != nil {
 			return true // the peer's rekey of it stands
 		}
 		d.mu.Lock()
 		old.inRekey = false
 		d.mu.Unlock()
-		old.retry = d.clk.AfterFunc(d.retryDelay(), func() {
+		old.rekeyState().retry = d.clk.AfterFunc(d.retryDelay(), func() {
 			owner := d.lockOwner(old)
 			defer owner.unlock()
-			old.retry = nil
+			if old.rk != nil {
+				old.rk.retry = nil
+				old.tidy()
+			}
 			owner.rekeyChild(old)
 		})
 		return true

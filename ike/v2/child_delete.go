@@ -3,7 +3,6 @@ package v2
 import (
 	"time"
 
-	"github.com/ismgw/ism/clock"
 	"github.com/ismgw/ism/transform"
 )
 
@@ -18,10 +17,9 @@ func deletePayload(c *childSA) Payload {
 }
 
 func (sa *ikeSA) stopTimers(c *childSA) {
-	for _, t := range []clock.Timer{c.life, c.retry, c.outWait} {
-		if t != nil {
-			t.Stop()
-		}
+	sa.d.sched.stop(&c.life)
+	if c.rk != nil {
+		stopTimers(&c.rk.retry, &c.rk.outWait)
 	}
 }
 
@@ -34,10 +32,10 @@ func (sa *ikeSA) forgetChild(c *childSA) (down bool) {
 	}
 	c.dead = true
 	sa.stopTimers(c)
-	if c.pendingOut != nil {
-		c.pendingOut.CipherKey.Zero()
-		c.pendingOut.AuthKey.Zero()
-		c.pendingOut = nil
+	if c.rk != nil && c.rk.pendingOut != nil {
+		c.rk.pendingOut.CipherKey.Zero()
+		c.rk.pendingOut.AuthKey.Zero()
+		c.rk.pendingOut = nil
 	}
 	for i, x := range sa.children {
 		if x == c {
@@ -48,19 +46,16 @@ func (sa *ikeSA) forgetChild(c *childSA) (down bool) {
 	// The child that replaces it sends from now on, before this one's
 	// outbound SA goes (the after functions run in order).
 	for _, x := range sa.children {
-		if x.successorOf == c {
+		if x.successorOf() == c {
 			sa.installOutbound(x)
+			x.rk.successorOf = nil // or each rekey would keep every child before it
+			x.tidy()
 		}
 	}
 	d := sa.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.children[c.in] == c {
-		delete(d.children, c.in)
-	}
-	if d.children[c.out] == c {
-		delete(d.children, c.out)
-	}
+	d.fileChildLocked(c, false)
 	tu := d.tunnels[c.tunnel]
 	if tu == nil {
 		return false
@@ -88,7 +83,7 @@ func (sa *ikeSA) removeChild(c *childSA, reason string) {
 	replaced := c.replaced
 	rekeyed := replaced
 	for _, x := range sa.children {
-		rekeyed = rekeyed || x.successorOf == c
+		rekeyed = rekeyed || x.successorOf() == c
 	}
 	down := sa.forgetChild(c)
 	d := sa.d

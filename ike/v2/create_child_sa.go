@@ -25,7 +25,7 @@ import (
 type childExchange struct {
 	tunnel        *ike.Tunnel // the configuration's, shared
 	offer         childOffer
-	ni, nr        []byte
+	ni, nr        []byte // this end's nonce; in IKE_AUTH, both of IKE_SA_INIT
 	kex           *ike.KeyExchange
 	replaces      *childSA
 	local, remote selector.Set // proposed
@@ -73,7 +73,7 @@ func (sa *ikeSA) createChildGroup(proposal childExchange, old *childSA, pfs int)
 	cx.fail = fail
 	sa.request(&request{exchange: CreateChildSA, kind: reqChild,
 		build: func(sa *ikeSA) ([]Payload, error) {
-			if old != nil && (old.dead || old.replaced || old.collision != nil) {
+			if old != nil && (old.dead || old.replaced || old.collision() != nil) {
 				old.rekeying = false
 				return nil, fmt.Errorf("v2: the child SA to rekey is gone or rekeyed by the peer")
 			}
@@ -170,7 +170,7 @@ func (sa *ikeSA) acceptChild(m *Message, cx *childExchange) error {
 		sa.sendDeleteSPI(ch, cx.offer)
 		return fmt.Errorf("v2: the responder did not agree to %v mode", cx.tunnel.SAMode)
 	}
-	nr := sa.nr
+	nr := cx.nr // IKE_AUTH's
 	if m.Exchange == CreateChildSA {
 		np, ok := m.Get(PayloadNonce)
 		if !ok {
@@ -194,16 +194,16 @@ func (sa *ikeSA) acceptChild(m *Message, cx *childExchange) error {
 	lifetime := d.lifetimeFor(cx.tunnel)
 	d.mu.Unlock()
 	finish := func(sa *ikeSA, extra []byte) {
-		km := childKeymat(sa.suite.prf, sa.keys.d, gir, cx.ni, nr, extra, keymatLen(ch.t))
+		km := childKeymat(sa.suite.prf, sa.keys.d(), gir, cx.ni, nr, extra, keymatLen(ch.t))
 		clear(gir)
-		if old := cx.replaces; old != nil && old.collision != nil && sa.collisionLost(old, cx.ni, nr, ch, cx.offer) {
+		if old := cx.replaces; old != nil && old.collision() != nil && sa.collisionLost(old, cx.ni, nr, ch, cx.offer) {
 			clear(km)
 			return
 		}
 		keys := splitKeymat(km, ch.t, true)
 		clear(km)
 		c := &childSA{sa: sa, tunnel: cx.tunnel.Name, transform: ch.t, mode: cx.tunnel.SAMode, esn: ch.esn,
-			encap: sa.encap(), local: local, remote: remote, initiator: true, pfs: ch.pfs, lifetime: lifetime, ni: cx.ni, nr: nr,
+			encap: sa.encap(), local: local, remote: remote, initiator: true, pfs: ch.pfs, lifetime: lifetime,
 			in:  ipsec.SAID{Dst: sa.local.Addr(), SPI: cx.offer.spis[ch.t.Protocol], Protocol: ch.t.Protocol},
 			out: ipsec.SAID{Dst: sa.remote.Addr(), SPI: ch.peerSPI, Protocol: ch.t.Protocol}}
 		sa.install(c, keys, cx.replaces)
@@ -247,7 +247,7 @@ func (sa *ikeSA) sendDeleteSPI(ch childChoice, o childOffer) {
 // is under way, one waits for its back-off, or it is no longer the newest
 // of its selectors (the peer rekeyed it). The SA's mutex must be held.
 func (sa *ikeSA) rekeyChild(c *childSA) {
-	if c.dead || c.rekeying || c.replaced || c.collision != nil || sa.state != stateEstablished {
+	if c.dead || c.rekeying || c.replaced || c.collision() != nil || sa.state != stateEstablished {
 		return
 	}
 	d := sa.d
@@ -287,11 +287,14 @@ func (sa *ikeSA) rekeyFailed(c *childSA, reason string) {
 		tu.lastError = reason
 	}
 	d.mu.Unlock()
-	if !c.dead && c.retry == nil && (c.lifetime.Time == 0 || next.Before(c.created.Add(c.lifetime.Time))) {
-		c.retry = d.clk.AfterFunc(next.Sub(now), func() {
+	if !c.dead && !c.retrying() && (c.lifetime.Time == 0 || next.Before(d.sched.time(c.created).Add(c.lifetime.Time))) {
+		c.rekeyState().retry = d.clk.AfterFunc(next.Sub(now), func() {
 			owner := d.lockOwner(c)
 			defer owner.unlock()
-			c.retry = nil
+			if c.rk != nil {
+				c.rk.retry = nil
+				c.tidy()
+			}
 			owner.rekeyChild(c)
 		})
 	}

@@ -81,7 +81,7 @@ func (sa *ikeSA) createChildResponder(m *Message) {
 			// Both ends rekey the child at once (§2.8.1): the nonces
 			// decide when this end's answer comes (acceptChild).
 			d.log.Info("child SA rekey collision", "tunnel", old.tunnel, "spi", hexSPI(old.in.SPI))
-			old.collision = &childCollision{peer: c}
+			old.rekeyState().collision = &childCollision{peer: c, ni: ni, nr: nr}
 			d.count(func(c *ike.Counters) { c.RekeyCollisions++ })
 		}
 	}
@@ -173,16 +173,16 @@ func (sa *ikeSA) respondChild(m *Message, cands []ike.Tunnel, withKE bool, ni, n
 		payloads = append([]Payload{notifyPayload(UseTransportMode, nil)}, payloads...)
 	}
 	mk := func(sa *ikeSA, extra []byte) *childSA {
-		km := childKeymat(sa.suite.prf, sa.keys.d, gir, ni, nr, extra, keymatLen(ch.t))
+		km := childKeymat(sa.suite.prf, sa.keys.d(), gir, ni, nr, extra, keymatLen(ch.t))
 		clear(gir)
 		keys := splitKeymat(km, ch.t, false)
 		clear(km)
 		c := &childSA{sa: sa, tunnel: tun.Name, transform: ch.t, mode: mode, esn: ch.esn, encap: sa.encap(),
-			local: ls, remote: rs, pfs: ch.pfs, lifetime: lifetime, ni: ni, nr: nr,
+			local: ls, remote: rs, pfs: ch.pfs, lifetime: lifetime,
 			in:  ipsec.SAID{Dst: sa.local.Addr(), SPI: spi, Protocol: ch.t.Protocol},
 			out: ipsec.SAID{Dst: sa.remote.Addr(), SPI: ch.peerSPI, Protocol: ch.t.Protocol}}
 		if old != nil && !old.rekeying {
-			c.successorOf = old // the peer's rekey, no collision
+			c.rekeyState().successorOf = old // the peer's rekey, no collision
 		}
 		sa.install(c, keys, nil)
 		return c

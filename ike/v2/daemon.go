@@ -42,11 +42,13 @@ type Daemon struct {
 	sas      map[uint64]*ikeSA // by this end's SPI
 	halfOpen map[respKey]*ikeSA
 	tunnels  map[string]*tunnel
-	children map[ipsec.SAID]*childSA // by inbound and outbound SAID
-	idx      indexes                 // sas and tunnels by peer (index.go)
+	children ike.Index[uint64, *childSA] // by inbound and outbound SAID (fileChildLocked)
+	idx      indexes                     // sas and tunnels by peer (index.go)
 	counters ike.Counters
 	cookies  cookieJar
 	spiLimit rateLimit // INVALID_IKE_SPI notifies
+	suites   suiteTable
+	sched    *schedule // the lifetime timers
 	closed   bool
 
 	// classicAuth (tests) makes the daemon a peer without RFC 7427: it
@@ -135,8 +137,9 @@ func New(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Listener)
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	d := &Daemon{inst: inst, tr: tr, lis: lis, clk: clockOf(cfg), rand: &lockedReader{r: r}, log: lg, cfg: c, inboundGrace: rekeyedInboundGrace,
-		sas: map[uint64]*ikeSA{}, halfOpen: map[respKey]*ikeSA{}, tunnels: map[string]*tunnel{}, children: map[ipsec.SAID]*childSA{}}
+	clk := clockOf(cfg)
+	d := &Daemon{inst: inst, tr: tr, lis: lis, clk: clk, sched: newSchedule(clk), rand: &lockedReader{r: r}, log: lg, cfg: c, inboundGrace: rekeyedInboundGrace,
+		sas: map[uint64]*ikeSA{}, halfOpen: map[respKey]*ikeSA{}, tunnels: map[string]*tunnel{}}
 	for i := range c.Tunnels {
 		t := &c.Tunnels[i]
 		tu := &tunnel{cfg: t}
@@ -242,6 +245,7 @@ func (d *Daemon) Close() error {
 		sa.destroy(closedReason)
 		sa.unlock()
 	}
+	d.sched.close()
 	d.cfg.psk.Zero()
 	return nil
 }

@@ -76,17 +76,14 @@ func (sa *ikeSA) receive(local, remote netip.AddrPort, m *Message) {
 		}
 		return
 	}
-	if sa.in == nil {
+	if !sa.keyed() {
 		drop(func(c *ike.Counters) { c.Dropped++ })
 		return
 	}
-	in := sa.in
-	if !m.IsResponse() && sa.win.hasResp && m.MessageID+1 == sa.win.expect && sa.win.lastIn != nil {
-		// The request answered last, again: it opens with the keys it
-		// came under, which IKE_INTERMEDIATE changes (RFC 9370 §2.2.2),
-		// and the response cache answers it below.
-		in = sa.win.lastIn
-	}
+	// The request answered last, again, opens with the keys it came
+	// under, which IKE_INTERMEDIATE changes (RFC 9370 §2.2.2), and the
+	// response cache answers it below.
+	in := sa.opener(!m.IsResponse() && sa.win.hasResp && m.MessageID+1 == sa.win.expect)
 	if isFragment(m) {
 		var ok bool
 		if m, ok = sa.receiveFragment(m); !ok {
@@ -129,7 +126,6 @@ func (sa *ikeSA) receive(local, remote netip.AddrPort, m *Message) {
 	}
 	sa.heard()
 	sa.resync = 0
-	sa.win.lastIn = sa.in
 	sa.dropOldKeys() // no retransmission of an earlier request can come now
 	if local.Port() == 4500 && !sa.natt {
 		// The initiator floated (§2.23); answer on 4500 from now on.
@@ -138,9 +134,9 @@ func (sa *ikeSA) receive(local, remote netip.AddrPort, m *Message) {
 	}
 	sa.follow(remote)
 	switch {
-	case m.Exchange == IKEIntermediate && sa.state == stateInitDone && !sa.initiator && sa.intDone < len(sa.suite.addke):
+	case m.Exchange == IKEIntermediate && sa.state == stateInitDone && !sa.initiator && sa.intDone() < len(sa.suite.addke):
 		sa.intermediateResponder(m)
-	case m.Exchange == IKEAuth && sa.state == stateInitDone && !sa.initiator && sa.intDone == len(sa.suite.addke):
+	case m.Exchange == IKEAuth && sa.state == stateInitDone && !sa.initiator && sa.intDone() == len(sa.suite.addke):
 		// RFC 9242 §3.2: every IKE_INTERMEDIATE exchange comes first.
 		sa.ikeAuthResponder(m)
 	case m.Exchange == CreateChildSA && sa.state == stateEstablished:

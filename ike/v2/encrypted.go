@@ -45,7 +45,9 @@ const gcmIVLen = 8
 // keys, not the cipher: an established IKE SA seldom sends or receives,
 // and an expanded AES key with its GCM tables is most of a kilobyte, so
 // the cipher is made again for each message (issue 13: memory per
-// tunnel). The keys are the IKE SA's (ikeKeys), zeroed with them.
+// tunnel). The keys are the IKE SA's (ikeKeys), zeroed with them. An IKE
+// SA keeps none: it makes one for each message (sealer, opener), on the
+// stack.
 type skCrypto struct {
 	encr     encrFunc
 	encKey   []byte // SK_e: the cipher key, and GCM's 4-byte salt after it
@@ -67,6 +69,47 @@ func newSKCrypto(e encrFunc, ig integFunc, encKey, integKey []byte) (*skCrypto, 
 		_, err = c.block()
 	}
 	return c, err
+}
+
+// skWith returns the SK protection of one direction of the SA with keys
+// k: this end's messages (out) or the peer's.
+func (sa *ikeSA) skWith(k *ikeKeys, out bool) skCrypto {
+	e, a := k.ei(), k.ai() // the initiator's messages
+	if out != sa.initiator {
+		e, a = k.er(), k.ar()
+	}
+	return skCrypto{encr: sa.suite.encr, encKey: e, integ: sa.suite.integ, integKey: a}
+}
+
+// sealer returns the protection of this end's messages. The SA's mutex
+// must be held, and the SA keyed.
+func (sa *ikeSA) sealer() skCrypto { return sa.skWith(&sa.keys, true) }
+
+// opener returns the protection of the peer's messages. A retransmitted
+// request opens with the keys it came under: the responder's before its
+// last IKE_INTERMEDIATE while it keeps them (addKeys). The SA's mutex
+// must be held, and the SA keyed.
+func (sa *ikeSA) opener(retransmit bool) skCrypto {
+	if retransmit && sa.hs != nil && sa.hs.oldKeys != nil {
+		return sa.skWith(sa.hs.oldKeys, false)
+	}
+	return sa.skWith(&sa.keys, false)
+}
+
+// keyed reports whether the SA has its keys: from IKE_SA_INIT's
+// completion until it is removed.
+func (sa *ikeSA) keyed() bool { return sa.keys.km != nil }
+
+// checkKeys reports whether the SK protections of both directions can be
+// made with the SA's suite and keys.
+func (sa *ikeSA) checkKeys() error {
+	for _, out := range []bool{true, false} {
+		c := sa.skWith(&sa.keys, out)
+		if _, err := newSKCrypto(c.encr, c.integ, c.encKey, c.integKey); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // gcm reports whether the cipher is AES-GCM (RFC 5282).

@@ -10,7 +10,7 @@ import (
 
 // Export and import of IKE SAs (ike.Exporter): what another daemon needs
 // to carry on with the same IKE SA and the child SAs negotiated on it: its
-// SPIs, suite and keys (SK_d, SK_a, SK_e and SK_p of both directions, §2.14),
+// SPIs, suite and keys (SK_d, SK_a and SK_e of both directions, §2.14),
 // identities, NAT and fragmentation state, message IDs, lifetimes, and
 // each child SA's parameters (never its keys: the line card resumes the
 // IPsec SAs).
@@ -25,8 +25,12 @@ import (
 
 var _ ike.Exporter = (*Daemon)(nil)
 
-// exportFormat is the record format this daemon writes and reads.
-const exportFormat = 1
+// exportFormat is the record format this daemon writes. It reads format 1
+// too: the same fields, where format 2 leaves SK_pi, SK_pr and the nonces
+// of IKE_SA_INIT empty, as an established IKE SA no longer keeps them
+// (issue 13); a daemon that reads format 1 only refuses format 2 records
+// (CanImport) rather than failing on them.
+const exportFormat = 2
 
 // Export returns the established IKE SAs of the tunnels match accepts, and
 // those their sources use.
@@ -97,17 +101,20 @@ func (d *Daemon) exportSA(sa *ikeSA, names, sources map[string]bool) (ike.SAStat
 		w.U16(uint16(g))
 	}
 	w.U8(uint8(sa.authMethod))
-	w.Duration(sa.lifetime)
+	w.Duration(sa.lifetime())
 	k := &sa.keys
-	for _, b := range [][]byte{k.d, k.ai, k.ar, k.ei, k.er, k.pi, k.pr, sa.ni, sa.nr} {
+	// The nonces of IKE_SA_INIT, which an established SA no longer keeps:
+	// two empty fields.
+	keys := k.all()
+	for _, b := range append(keys[:], nil, nil) {
 		w.Bytes(b)
 	}
 	w.Identity(sa.remoteID)
 	w.Identity(sa.localID)
 	w.U32(sa.win.nextID)
 	w.U32(sa.win.expect)
-	w.Time(sa.created)
-	w.U32(uint32(sa.rekeys))
+	w.Time(sa.createdAt())
+	w.U32(sa.rekeys)
 	w.U8(uint8(len(kids)))
 	var tunnels []string
 	d.mu.Lock()
@@ -132,7 +139,7 @@ func (d *Daemon) exportSA(sa *ikeSA, names, sources map[string]bool) (ike.SAStat
 			w.SelectorSet(c.remote)
 			w.U16(uint16(c.pfs))
 			w.Lifetime(c.lifetime)
-			w.Time(c.created)
+			w.Time(d.sched.time(c.created))
 		})
 	}
 	d.mu.Unlock()
@@ -143,8 +150,11 @@ func (d *Daemon) exportSA(sa *ikeSA, names, sources map[string]bool) (ike.SAStat
 	return ike.SAState{Version: 2, Format: exportFormat, Tunnels: tunnels, Data: data}, true, nil
 }
 
-// CanImport reports whether s is an IKEv2 record of this format.
-func (d *Daemon) CanImport(s ike.SAState) bool { return s.Version == 2 && s.Format == exportFormat }
+// CanImport reports whether s is an IKEv2 record of a format this daemon
+// reads (exportFormat).
+func (d *Daemon) CanImport(s ike.SAState) bool {
+	return s.Version == 2 && (s.Format == 1 || s.Format == exportFormat)
+}
 
 // imported is a record read back.
 type imported struct {

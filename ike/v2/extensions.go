@@ -21,7 +21,7 @@ func (d *Daemon) initExtensions(sa *ikeSA, request bool) []Payload {
 	}
 	certs := false
 	for _, su := range d.cfg.suites {
-		certs = certs || (su.auth.Certificate() && (request || su.sameTransforms(sa.suite)))
+		certs = certs || (su.auth.Certificate() && (request || su.sameTransforms(*sa.suite)))
 	}
 	if certs && !d.classicAuth && (request || sa.hs.peerHashes != nil) {
 		ps = append(ps, hashAlgorithmsNotify())
@@ -44,7 +44,7 @@ func (sa *ikeSA) readExtensions(m *Message) {
 	classic := d.classicAuth
 	d.mu.Unlock()
 	_, frag := m.Notify(IKEv2FragmentationSupported)
-	sa.frag.on, sa.frag.mtu = frag && mtu > 0, mtu
+	sa.frag.on, sa.frag.mtu = frag && mtu > 0, int32(mtu)
 	if !classic {
 		sa.hs.peerHashes = peerHashes(m)
 	}

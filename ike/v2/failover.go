@@ -157,7 +157,7 @@ func (d *Daemon) afterSwitch(sw switched) {
 func (d *Daemon) failoverDoneLocked(tu *tunnel, c *childSA) {
 	if h := tu.hist; h != nil && h.measuring && c.out.Dst == tu.dest() {
 		h.measuring = false
-		h.duration = max(c.created.Sub(h.start), time.Nanosecond)
+		h.duration = max(d.sched.time(c.created).Sub(h.start), time.Nanosecond)
 		d.log.Info("failover complete", "tunnel", tu.cfg.Name, "to", tu.dest(), "duration", h.duration)
 	}
 }
@@ -184,7 +184,7 @@ func (d *Daemon) failoverStatusLocked(tu *tunnel, now time.Time) ike.TunnelFailo
 // effects, after the tunnels went down.
 func (sa *ikeSA) deadPeerFailover(reason string) {
 	d := sa.d
-	local, remote, heard := sa.local.Addr(), sa.remote.Addr(), sa.lastHeard
+	local, remote, heard := sa.local.Addr(), sa.remote.Addr(), sa.heardAt()
 	d.mu.Lock()
 	var names []string
 	for tu := range d.tunnelsAt(local, remote, ike.Identity{}) {

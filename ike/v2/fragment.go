@@ -52,10 +52,34 @@ const (
 
 // fragState is an IKE SA's fragmentation. Guarded by the SA's mutex.
 type fragState struct {
-	on  bool // both ends announced IKEV2_FRAGMENTATION_SUPPORTED
-	mtu int  // the datagram size this end's fragments fill
-	// in are the peer's request [0] and response [1] being reassembled.
-	in [2]*reassembly
+	mtu int32 // the datagram size this end's fragments fill
+	on  bool  // both ends announced IKEV2_FRAGMENTATION_SUPPORTED
+	// in are the peer's request [0] and response [1] being reassembled;
+	// nil when neither is (issue 13: an SA seldom reassembles).
+	in *[2]*reassembly
+}
+
+// held returns the message in reassembly in a slot, or nil.
+func (f *fragState) held(slot int) *reassembly {
+	if f.in == nil {
+		return nil
+	}
+	return f.in[slot]
+}
+
+// put puts a message in reassembly in a slot, or takes it out (nil),
+// letting the slots go when both are empty.
+func (f *fragState) put(slot int, r *reassembly) {
+	if f.in == nil {
+		if r == nil {
+			return
+		}
+		f.in = new([2]*reassembly)
+	}
+	f.in[slot] = r
+	if f.in[0] == nil && f.in[1] == nil {
+		f.in = nil
+	}
 }
 
 // reassembly is one fragmented message being put together.
@@ -139,18 +163,19 @@ func (c *skCrypto) room(limit int) int {
 // fragments for datagrams of mtu bytes (0: the SA's fragment size) when
 // fragmentation is on and the message does not fit one.
 func (sa *ikeSA) sealOut(h Header, ps []Payload, mtu int) ([][]byte, error) {
-	msg, err := sa.out.seal(h, ps, sa.d.rand)
+	sk := sa.sealer()
+	msg, err := sk.seal(h, ps, sa.d.rand)
 	if err != nil || !sa.frag.on {
 		return [][]byte{msg}, err
 	}
 	if mtu == 0 {
-		mtu = sa.frag.mtu
+		mtu = int(sa.frag.mtu)
 	}
 	limit := mtu - sa.overhead()
 	if len(msg) <= limit {
 		return [][]byte{msg}, nil
 	}
-	room := sa.out.room(limit)
+	room := sk.room(limit)
 	if room < 1 {
 		return nil, fmt.Errorf("v2: a fragment MTU of %d bytes leaves no room for content", mtu)
 	}
@@ -169,7 +194,7 @@ func (sa *ikeSA) sealOut(h Header, ps []Payload, mtu int) ([][]byte, error) {
 		var fh [fragHeaderSize]byte
 		binary.BigEndian.PutUint16(fh[:2], uint16(n))
 		binary.BigEndian.PutUint16(fh[2:], uint16(total))
-		f, err := sa.out.sealPayload(h, PayloadSKF, next, fh[:], chunk, sa.d.rand)
+		f, err := sk.sealPayload(h, PayloadSKF, next, fh[:], chunk, sa.d.rand)
 		if err != nil {
 			return nil, err
 		}
@@ -247,10 +272,7 @@ func (sa *ikeSA) receiveFragment(m *Message) (*Message, bool) {
 	if err != nil {
 		return drop(func(c *ike.Counters) { c.Malformed++ }, "malformed", err)
 	}
-	in := sa.in
-	if retransmit && w.lastIn != nil {
-		in = w.lastIn // the keys it came under (dispatch.go)
-	}
+	in := sa.opener(retransmit) // the keys it came under (dispatch.go)
 	content, err := in.decrypt(m.raw, skf.Body[fragHeaderSize:])
 	if err != nil {
 		return drop(nothing, "does not open", err)
@@ -262,18 +284,18 @@ func (sa *ikeSA) receiveFragment(m *Message) (*Message, bool) {
 		}
 		return nil, false
 	}
-	r := sa.frag.in[slot]
+	r := sa.frag.held(slot)
 	switch {
 	case r == nil || r.hdr.MessageID != m.MessageID || total > r.total:
 		r = &reassembly{hdr: m.Header, total: total, parts: make([][]byte, total)}
-		sa.frag.in[slot] = r
+		sa.frag.put(slot, r)
 	case total < r.total:
 		return drop(nothing, "fewer fragments than the message in reassembly", nil)
 	case r.parts[num-1] != nil:
 		return drop(func(c *ike.Counters) { c.Duplicates++ }, "duplicate", nil)
 	}
 	if r.size+len(content) > maxReassembled {
-		sa.frag.in[slot] = nil
+		sa.frag.put(slot, nil)
 		return drop(nothing, "reassembled message too long", nil)
 	}
 	r.parts[num-1] = content
@@ -286,7 +308,7 @@ func (sa *ikeSA) receiveFragment(m *Message) (*Message, bool) {
 	if r.got < r.total {
 		return nil, false
 	}
-	sa.frag.in[slot] = nil
+	sa.frag.put(slot, nil)
 	plain := make([]byte, 0, r.size)
 	for _, p := range r.parts {
 		plain = append(plain, p...)
@@ -295,10 +317,10 @@ func (sa *ikeSA) receiveFragment(m *Message) (*Message, bool) {
 	if err != nil {
 		return drop(func(c *ike.Counters) { c.Malformed++ }, "reassembled message malformed", err)
 	}
-	if size := r.large + sa.overhead(); size < sa.frag.mtu {
+	if size := r.large + sa.overhead(); size < int(sa.frag.mtu) {
 		// The peer found a smaller path than this end's setting: its
 		// answers go in fragments no larger than the peer's.
-		sa.frag.mtu = max(size, sa.floorMTU())
+		sa.frag.mtu = int32(max(size, sa.floorMTU()))
 	}
 	h := r.hdr
 	h.Next = PayloadSKF

@@ -47,7 +47,10 @@ func newFragBench(t testing.TB, aead bool) *fragBench {
 		t.Fatal(err)
 	}
 	sa := d.newIKESA(false, netip.AddrPortFrom(addrB, 500), netip.AddrPortFrom(addrA, 500), 0x1111)
-	sa.in, sa.out, sa.win.expect = c, c, 1
+	sa.suite, sa.win.expect = &suite{encr: encr, integ: integ}, 1
+	if sa.keys, err = packKeys([7][]byte{{0}, ak, ak, ek, ek, {0}, {0}}); err != nil {
+		t.Fatal(err)
+	}
 	sa.frag = fragState{on: true, mtu: defaultMTU4}
 	b.d, b.sa, b.c = d, sa, c
 	return b
@@ -205,7 +208,7 @@ func TestFragmentRules(t *testing.T) {
 			}
 			b.feed(t, b.frag(t, 1, n, maxFragments, next, chunk))
 			b.sa.lock()
-			if r := b.sa.frag.in[0]; r != nil {
+			if r := b.sa.frag.held(0); r != nil {
 				taken = r.size
 			} else if n > 1 {
 				b.sa.unlock()
@@ -217,7 +220,7 @@ func TestFragmentRules(t *testing.T) {
 			t.Errorf("reassembly held %d bytes before giving up", taken)
 		}
 		b.sa.lock()
-		left := b.sa.frag.in[0]
+		left := b.sa.frag.held(0)
 		b.sa.unlock()
 		if left != nil {
 			t.Errorf("the over-long message stays in reassembly with %d bytes", left.size)

@@ -74,7 +74,7 @@ func FuzzFragments(f *testing.F) {
 			}
 			b.sa.lock()
 			whole, ok := b.sa.receiveFragment(m)
-			for _, r := range b.sa.frag.in {
+			for _, r := range [...]*reassembly{b.sa.frag.held(0), b.sa.frag.held(1)} {
 				if r != nil && (r.size > maxReassembled || r.got > r.total || len(r.parts) != r.total || r.total > maxFragments) {
 					t.Fatalf("reassembly out of its limits: %d bytes, %d of %d", r.size, r.got, r.total)
 				}

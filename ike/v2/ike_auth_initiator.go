@@ -35,12 +35,12 @@ type authExchange struct {
 // startAuth sends IKE_AUTH for the first waiting tunnel.
 func (sa *ikeSA) startAuth() {
 	d := sa.d
-	if len(sa.waiting) == 0 {
+	if len(sa.hs.waiting) == 0 {
 		sa.fail("no tunnel wants the IKE SA any more")
 		return
 	}
-	name := sa.waiting[0]
-	sa.waiting = sa.waiting[1:]
+	name := sa.hs.waiting[0]
+	sa.hs.waiting = sa.hs.waiting[1:]
 	d.mu.Lock()
 	tu := d.tunnels[name]
 	var ex authExchange
@@ -57,7 +57,7 @@ func (sa *ikeSA) startAuth() {
 	certReq := d.cfg.certReq
 	d.mu.Unlock()
 	if tu == nil {
-		remote, heard := sa.remote.Addr(), sa.lastHeard
+		remote, heard := sa.remote.Addr(), sa.heardAt()
 		sa.after(func() { d.setupFailed(name, remote, reason, heard) })
 		sa.fail(reason)
 		return
@@ -94,7 +94,7 @@ func (sa *ikeSA) startAuth() {
 		},
 		onResponse: func(sa *ikeSA, m *Message) { sa.ikeAuthResponse(m, &ex) },
 		onTimeout: func(sa *ikeSA) {
-			remote, heard := sa.remote.Addr(), sa.lastHeard
+			remote, heard := sa.remote.Addr(), sa.heardAt()
 			sa.after(func() { d.setupFailed(name, remote, "the peer did not answer IKE_AUTH", heard) })
 			sa.fail("the peer did not answer IKE_AUTH")
 		},
@@ -147,7 +147,7 @@ func (sa *ikeSA) ikeAuthResponse(m *Message, ex *authExchange) {
 	defer ex.plan.psk.Zero() // the exchange is over, whatever its end
 	name := ex.tunnel.Name
 	failed := func(reason string) {
-		remote, heard := sa.remote.Addr(), sa.lastHeard
+		remote, heard := sa.remote.Addr(), sa.heardAt()
 		sa.after(func() { d.setupFailed(name, remote, reason, heard) })
 		sa.fail(reason)
 	}
@@ -197,6 +197,7 @@ func (sa *ikeSA) ikeAuthResponse(m *Message, ex *authExchange) {
 		return
 	}
 	sa.remoteID = peerID
+	ni, nr, waiting := sa.hs.ni, sa.hs.nr, sa.hs.waiting
 	sa.establish()
 	if e := peerError(m); e != nil {
 		d.count(func(c *ike.Counters) {
@@ -205,14 +206,13 @@ func (sa *ikeSA) ikeAuthResponse(m *Message, ex *authExchange) {
 			}
 		})
 		sa.after(func() { d.negotiationFailed(name, sa.remote.Addr(), "child SA refused: "+e.Type.String()) })
-	} else if err := sa.acceptChild(m, &childExchange{tunnel: ex.tunnel, offer: ex.offer, ni: sa.ni, nr: sa.nr,
+	} else if err := sa.acceptChild(m, &childExchange{tunnel: ex.tunnel, offer: ex.offer, ni: ni, nr: nr,
 		local: ex.child.local, remote: ex.child.remote}); err != nil {
 		sa.after(func() { d.negotiationFailed(name, sa.remote.Addr(), err.Error()) })
 	}
-	for _, w := range sa.waiting {
+	for _, w := range waiting {
 		sa.createChild(w, nil)
 	}
-	sa.waiting = nil
 }
 
 // establish marks the IKE SA authenticated both ways and arms its
@@ -221,8 +221,11 @@ func (sa *ikeSA) establish() {
 	d := sa.d
 	sa.setState(stateEstablished)
 	// Both AUTHs are done: what they sign (§2.15) is not needed again.
+	hs := sa.hs
 	sa.hs = nil
-	sa.created = d.clk.Now()
+	hs.zero()
+	sa.keys.dropAuth()
+	sa.created = d.sched.nowStamp()
 	sa.heard()
 	d.count(func(c *ike.Counters) { c.Phase1Established++ })
 	d.mu.Lock()
@@ -239,7 +242,7 @@ func (sa *ikeSA) establish() {
 // the end of its lifetime, keepalives behind a NAT, and liveness checks.
 // The SA's mutex must be held.
 func (sa *ikeSA) armTimers() {
-	sa.armLifetime(sa.d.jitter(sa.lifetime), sa.lifetime)
+	sa.armLifetime(sa.d.jitter(sa.lifetime()))
 	sa.armKeepalive()
 	sa.armLiveness()
 }

@@ -48,7 +48,7 @@ func (sa *ikeSA) ikeAuthResponder(m *Message) {
 	sa.hs.peerCertReq = append(sa.hs.peerCertReq, peerCertReq(m)...)
 	d.mu.Lock()
 	cands := d.tunnelsFor(sa.local.Addr(), sa.remote.Addr(), peerID)
-	plan := authPlan{allowed: d.authMethods(sa.suite)}
+	plan := authPlan{allowed: d.authMethods(*sa.suite)}
 	method := plan.methodClass(auth.Method)
 	if method != 0 && len(cands) > 0 {
 		plan, err = d.planAuth(sa, method, peerID, sa.remote.Addr())
@@ -80,6 +80,7 @@ func (sa *ikeSA) ikeAuthResponder(m *Message) {
 		return
 	}
 	ps := append(append([]Payload{{Type: PayloadIDr, Body: idrBody}}, certs...), ours)
+	ni, nr := sa.hs.ni, sa.hs.nr
 	sa.establish()
 	if _, ok := m.Notify(InitialContact); ok {
 		// §2.4: the peer has no other IKE SA with this end; whatever
@@ -87,7 +88,7 @@ func (sa *ikeSA) ikeAuthResponder(m *Message) {
 		local, remote, id := sa.local.Addr(), sa.remote.Addr(), peerID
 		sa.after(func() { d.initialContact(sa, local, remote, id) })
 	}
-	child, _, _ := sa.respondChild(m, cands, false, sa.ni, sa.nr, nil)
+	child, _, _ := sa.respondChild(m, cands, false, ni, nr, nil)
 	sa.respond(IKEAuth, append(ps, child...))
 }
 
@@ -132,7 +133,7 @@ func peerMatch(t *ike.Tunnel, remote netip.Addr, id ike.Identity) int {
 func (d *Daemon) initialContact(keep *ikeSA, local, remote netip.Addr, id ike.Identity) {
 	d.mu.Lock()
 	var others []*ikeSA
-	for sa := range d.idx.sas.Get(endpointPair{local, remote}) {
+	for sa := range d.sasAt(endpointPair{local, remote}) {
 		if sa != keep {
 			others = append(others, sa)
 		}

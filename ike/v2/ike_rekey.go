@@ -41,10 +41,14 @@ type ikeRekey struct {
 	group int
 	spi   uint64 // this end's SPI of the new SA
 	ni    []byte
+	nr    []byte // the peer's, from its response
 	kex   *ike.KeyExchange
 	// peer is the new IKE SA of the peer's rekey of the same SA, answered
-	// while this end's request was out: a collision (§2.8.2).
-	peer *ikeSA
+	// while this end's request was out: a collision (§2.8.2); peerNi and
+	// peerNr are the nonces of that exchange, which decide it. (An IKE SA
+	// keeps no nonces.)
+	peer           *ikeSA
+	peerNi, peerNr []byte
 }
 
 func (rk *ikeRekey) zero() {
@@ -68,29 +72,24 @@ func (d *Daemon) retryDelay() time.Duration {
 
 // armLife replaces the SA's lifetime timer with one running f after t.
 // The SA's mutex must be held.
-func (sa *ikeSA) armLife(t time.Duration, f func()) {
-	if sa.life != nil {
-		sa.life.Stop()
-	}
-	sa.life = sa.d.clk.AfterFunc(t, f)
-}
+func (sa *ikeSA) armLife(t time.Duration, f func()) { sa.d.sched.arm(&sa.life, t, f) }
 
 // armLifetime arms the established SA's lifetime timer: soft from now it
-// rekeys the SA (§2.8), then it waits for the end of its lifetime, hard
-// from now (expire). One timer, not two: a timer costs about 150 bytes,
-// and 10,000 tunnels have 10,000 IKE SAs. The SA's mutex must be held.
-func (sa *ikeSA) armLifetime(soft, hard time.Duration) {
-	d := sa.d
-	hardAt := d.clk.Now().Add(hard)
-	sa.armLife(soft, func() {
-		sa.lock()
-		defer sa.unlock()
-		if sa.state == stateDead {
-			return
-		}
-		sa.armLife(max(0, hardAt.Sub(d.clk.Now())), sa.expire)
-		sa.rekeyIKE()
-	})
+// rekeys the SA (§2.8), then it waits for the end of its lifetime,
+// created+lifetime (expire). One timer, not two: a timer costs about 150
+// bytes, and 10,000 tunnels have 10,000 IKE SAs; its function holds the
+// SA alone (16 bytes, issue 13). The SA's mutex must be held.
+func (sa *ikeSA) armLifetime(soft time.Duration) { sa.armLife(soft, sa.softLifetime) }
+
+// softLifetime rekeys the SA at its soft lifetime and waits for the end.
+func (sa *ikeSA) softLifetime() {
+	sa.lock()
+	defer sa.unlock()
+	if sa.state == stateDead {
+		return
+	}
+	sa.armLife(max(0, sa.createdAt().Add(sa.lifetime()).Sub(sa.d.clk.Now())), sa.expire)
+	sa.rekeyIKE()
 }
 
 // rekeyIKE starts rekeying the IKE SA unless a rekey of it is under way.
@@ -128,7 +127,7 @@ func (sa *ikeSA) requestIKERekey(rk *ikeRekey) {
 			d.random(rk.ni)
 			d.mu.Lock()
 			rk.spi = d.freeSPILocked()
-			suites := rekeySuites(sa.suite, d.cfg.suites)
+			suites := rekeySuites(*sa.suite, d.cfg.suites)
 			d.mu.Unlock()
 			prop := ikeProposals(suites)
 			for i := range prop.Proposals {
@@ -190,11 +189,12 @@ func (sa *ikeSA) ikeRekeyResponse(m *Message, rk *ikeRekey) {
 			return
 		case e.Type == TemporaryFailure:
 			d.count(func(c *ike.Counters) { c.TemporaryFailures++ })
-			sa.retry = d.clk.AfterFunc(d.retryDelay(), func() {
+			t := d.clk.AfterFunc(d.retryDelay(), func() {
 				sa.lock()
 				defer sa.unlock()
 				sa.rekeyIKE()
 			})
+			sa.retry = &t
 			return
 		}
 		// NO_PROPOSAL_CHOSEN and the like: the SA lives to its hard
@@ -207,6 +207,7 @@ func (sa *ikeSA) ikeRekeyResponse(m *Message, rk *ikeRekey) {
 		sa.rekeyCompleted(nil, err, rk)
 		return
 	}
+	rk.nr = nr
 	if len(su.addke) == 0 {
 		n, err := sa.newSuccessor(true, false, rk.spi, spiR, su, rk.ni, nr, shared, nil)
 		sa.rekeyCompleted(n, err, rk)
@@ -261,7 +262,7 @@ func (sa *ikeSA) rekeyResponse(m *Message, rk *ikeRekey) (su suite, spiR uint64,
 		return su, 0, nil, nil, err
 	}
 	d.mu.Lock()
-	suites := rekeySuites(sa.suite, d.cfg.suites)
+	suites := rekeySuites(*sa.suite, d.cfg.suites)
 	d.mu.Unlock()
 	if su, err = acceptedIKE(suites, &saP); err != nil {
 		return su, 0, nil, nil, err
@@ -291,19 +292,20 @@ func (sa *ikeSA) rekeyResponse(m *Message, rk *ikeRekey) (su suite, spiR uint64,
 func (sa *ikeSA) newSuccessor(initiator, unsettled bool, spiI, spiR uint64, su suite, ni, nr, shared, extra []byte) (*ikeSA, error) {
 	d := sa.d
 	n := &ikeSA{d: d, initiator: initiator, unsettled: unsettled, spiI: spiI, spiR: spiR, local: sa.local, remote: sa.remote,
-		suite: su, lifetime: su.lifetime, ni: ni, nr: nr, remoteID: sa.remoteID, localID: sa.localID,
+		suite: d.suites.get(su), remoteID: sa.remoteID, localID: sa.localID,
 		localNAT: sa.localNAT, remoteNAT: sa.remoteNAT, natt: sa.natt, forceEncap: sa.forceEncap,
-		created: d.clk.Now(), lastHeard: sa.lastHeard, rekeys: sa.rekeys + 1,
+		created: d.sched.nowStamp(), lastHeard: sa.lastHeard, rekeys: sa.rekeys + 1,
 		// How the ends authenticated, and fragmentation (as charon's
 		// inherit_pre does: RFC 7383 support is the peer's, not the SA's).
 		authMethod: sa.authMethod, schemes: sa.schemes,
 		frag: fragState{on: sa.frag.on, mtu: sa.frag.mtu}}
 	// §2.18: the old SA's PRF makes SKEYSEED.
-	seed := sa.suite.prf.sum(sa.keys.d, shared, ni, nr, extra)
+	seed := sa.suite.prf.sum(sa.keys.d(), shared, ni, nr, extra)
 	clear(shared)
-	if err := n.keysFromSeed(seed); err != nil {
+	if err := n.keysFromSeed(seed, ni, nr); err != nil {
 		return nil, err
 	}
+	n.keys.dropAuth() // it never authenticates (§2.18)
 	n.state, n.stateShadow = stateEstablished, stateEstablished
 	d.mu.Lock()
 	if d.sas[n.localSPI()] != nil {
@@ -339,8 +341,6 @@ func (sa *ikeSA) handTo(n *ikeSA) {
 	d.mu.Unlock()
 	n.children = append(n.children, sa.children...)
 	sa.children = nil
-	n.waiting = append(n.waiting, sa.waiting...)
-	sa.waiting = nil
 	for _, r := range sa.win.queue {
 		if r.kind != reqIKERekey && r.kind != reqIKEDelete {
 			n.win.queue = append(n.win.queue, r.fresh())
@@ -354,11 +354,7 @@ func (sa *ikeSA) handTo(n *ikeSA) {
 		sa.setState(stateRekeyed)
 		sa.awaitDelete()
 	}
-	for _, t := range []interface{ Stop() bool }{sa.keepalive, sa.retry} {
-		if t != nil {
-			t.Stop()
-		}
-	}
+	stopTimers(sa.keepalive, sa.retry)
 	if sa.dpd != nil {
 		sa.dpd.stop()
 	}

@@ -20,7 +20,7 @@ const rekeyedWait = 20 * time.Second
 // SA's mutex must be held.
 func (sa *ikeSA) awaitDelete() {
 	// The end of its lifetime may come first (expire deletes it then).
-	if left := sa.created.Add(sa.lifetime).Sub(sa.d.clk.Now()); left < rekeyedWait {
+	if left := sa.createdAt().Add(sa.lifetime()).Sub(sa.d.clk.Now()); left < rekeyedWait {
 		sa.armLife(max(0, left), sa.expire)
 		return
 	}
@@ -61,10 +61,7 @@ func (sa *ikeSA) rekeyCompleted(n *ikeSA, err error, rk *ikeRekey) {
 		return
 	}
 	if p := rk.peer; p != nil {
-		p.lock()
-		pni, pnr := p.ni, p.nr
-		p.unlockNested(sa)
-		if lowestIn(n.ni, n.nr, pni, pnr) {
+		if lowestIn(rk.ni, rk.nr, rk.peerNi, rk.peerNr) {
 			// This end's new SA lost: it deletes it, its creator; the
 			// peer deletes the old one.
 			d.log.Info("IKE SA rekey collision: this end's new SA has the lowest nonce", "new", n.String(), "kept", p.String())

@@ -41,7 +41,7 @@ func (sa *ikeSA) rekeyIKEResponder(m *Message, saP *SA) {
 		return
 	}
 	d.mu.Lock()
-	suites := rekeySuites(sa.suite, d.cfg.suites)
+	suites := rekeySuites(*sa.suite, d.cfg.suites)
 	d.mu.Unlock()
 	su, prop, addke, ok := chooseIKE(suites, saP, 8, true)
 	if !ok {
@@ -109,7 +109,7 @@ func (sa *ikeSA) rekeyedByPeer(spiI, spiR uint64, su suite, ni, nr, shared, extr
 		// end's answer comes.
 		d.log.Info("IKE SA rekey collision", "sa", sa.String(), "peer's", n.String())
 		d.count(func(c *ike.Counters) { c.RekeyCollisions++ })
-		sa.rk.peer = n
+		sa.rk.peer, sa.rk.peerNi, sa.rk.peerNr = n, ni, nr
 		return
 	}
 	sa.handTo(n)

@@ -27,7 +27,7 @@ func (d *Daemon) initiate(local, remote netip.Addr, name string) {
 	sa.lock()
 	defer sa.unlock()
 	d.mu.Lock()
-	sa.waiting = []string{name}
+	sa.hs.waiting = []string{name}
 	sa.forceEncap = d.wantsEncap(local, remote)
 	group := d.cfg.suites[0].group
 	d.mu.Unlock()
@@ -47,9 +47,9 @@ func (sa *ikeSA) startInit(group int) {
 		sa.hs.kex.Zero()
 	}
 	sa.hs.kex = kex
-	if sa.ni == nil {
-		sa.ni = make([]byte, nonceLen)
-		d.random(sa.ni)
+	if sa.hs.ni == nil {
+		sa.hs.ni = make([]byte, nonceLen)
+		d.random(sa.hs.ni)
 	}
 	sa.requestInit()
 }
@@ -72,7 +72,7 @@ func (sa *ikeSA) requestInit() {
 			ps = append(ps,
 				Payload{Type: PayloadSA, Body: ikeProposals(suites).marshal()},
 				Payload{Type: PayloadKE, Body: (&KE{Group: uint16(kex.Group().ID), Data: kex.Public}).marshal()},
-				Payload{Type: PayloadNonce, Body: sa.ni},
+				Payload{Type: PayloadNonce, Body: sa.hs.ni},
 			)
 			// The RFC 9370 key exchanges go with the NAT notifies.
 			ps = append(ps, natNotifies(sa.spiI, 0, sa.local, sa.remote, sa.forceEncap)...)
@@ -175,8 +175,7 @@ func (sa *ikeSA) processInitResponse(m *Message) error {
 	}
 	sa.hs.kex.Zero()
 	sa.hs.kex = nil
-	sa.spiR, sa.nr, sa.suite, sa.hs.initResp = m.SPIr, nr, su, m.raw
-	sa.lifetime = su.lifetime
+	sa.spiR, sa.hs.nr, sa.suite, sa.hs.initResp = m.SPIr, nr, d.suites.get(su), m.raw
 	if err := sa.deriveKeys(shared); err != nil {
 		return err
 	}
@@ -192,38 +191,26 @@ func (sa *ikeSA) processInitResponse(m *Message) error {
 // deriveKeys computes SKEYSEED and the SA's keys from g^ir (§2.14) and
 // makes the SK protections of both directions.
 func (sa *ikeSA) deriveKeys(shared []byte) error {
-	seed := sa.suite.prf.skeyseed(sa.ni, sa.nr, shared)
+	seed := sa.suite.prf.skeyseed(sa.hs.ni, sa.hs.nr, shared)
 	clear(shared)
-	return sa.keysFromSeed(seed)
+	return sa.keysFromSeed(seed, sa.hs.ni, sa.hs.nr)
 }
 
 // keysFromSeed computes the SA's keys from SKEYSEED (§2.14), zeroes it,
-// and makes the SK protections of both directions.
-func (sa *ikeSA) keysFromSeed(seed []byte) error {
+// and checks that the SK protections of both directions can be made.
+func (sa *ikeSA) keysFromSeed(seed, ni, nr []byte) error {
 	su := sa.suite
-	sa.keys = deriveIKEKeys(su, seed, sa.ni, sa.nr, sa.spiI, sa.spiR)
+	sa.keys = deriveIKEKeys(*su, seed, ni, nr, sa.spiI, sa.spiR)
 	clear(seed)
 	sa.d.mu.Lock()
 	log := sa.d.cfg.KeyLog
 	sa.d.mu.Unlock()
 	if log != nil { // tests only: an effect, run once sa.mu is released
 		k, c := sa.keys, bytes.Clone
-		keys := ike.IKESAKeys{SPIi: sa.spiI, SPIr: sa.spiR, Policy: su.policy(), EI: c(k.ei), ER: c(k.er), AI: c(k.ai), AR: c(k.ar)}
+		keys := ike.IKESAKeys{SPIi: sa.spiI, SPIr: sa.spiR, Policy: su.policy(), EI: c(k.ei()), ER: c(k.er()), AI: c(k.ai()), AR: c(k.ar())}
 		sa.after(func() { log(keys) })
 	}
-	ie, err := newSKCrypto(su.encr, su.integ, sa.keys.ei, sa.keys.ai)
-	if err != nil {
-		return err
-	}
-	re, err := newSKCrypto(su.encr, su.integ, sa.keys.er, sa.keys.ar)
-	if err != nil {
-		return err
-	}
-	sa.out, sa.in = ie, re
-	if !sa.initiator {
-		sa.out, sa.in = re, ie
-	}
-	return nil
+	return sa.checkKeys()
 }
 
 // fail ends an IKE SA that could not be set up: its tunnels waiting for

@@ -105,9 +105,9 @@ func (d *Daemon) ikeSAInitResponder(local, remote netip.AddrPort, m *Message) {
 	if cookie {
 		sa.cookies = 1
 	}
-	sa.suite, sa.lifetime, sa.ni, sa.hs.initReq = su, su.lifetime, ni, m.raw
-	sa.nr = make([]byte, nonceLen)
-	d.random(sa.nr)
+	sa.suite, sa.hs.ni, sa.hs.initReq = d.suites.get(su), ni, m.raw
+	sa.hs.nr = make([]byte, nonceLen)
+	d.random(sa.hs.nr)
 	if err := sa.deriveKeys(shared); err != nil {
 		sa.fail(err.Error())
 		return
@@ -118,7 +118,7 @@ func (d *Daemon) ikeSAInitResponder(local, remote netip.AddrPort, m *Message) {
 	ps := []Payload{
 		{Type: PayloadSA, Body: chosenIKE(su, prop.Number, addke).marshal()},
 		{Type: PayloadKE, Body: (&KE{Group: uint16(su.group), Data: kex.Public}).marshal()},
-		{Type: PayloadNonce, Body: sa.nr},
+		{Type: PayloadNonce, Body: sa.hs.nr},
 	}
 	if found {
 		ps = append(ps, natNotifies(sa.spiI, sa.spiR, local, remote, forceEncap)...)

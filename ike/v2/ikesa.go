@@ -1,7 +1,6 @@
 package v2
 
 import (
-	"crypto"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -38,98 +37,79 @@ type ikeSA struct {
 	d  *Daemon
 	mu sync.Mutex
 
-	initiator  bool // immutable: this end sent the first IKE_SA_INIT
-	state      saState
-	spiI, spiR uint64 // spiI immutable; spiR set once by IKE_SA_INIT
-	local      netip.AddrPort
-	remote     netip.AddrPort
-	failure    string
+	// The one-byte fields come together, here and below, so that the
+	// struct stays within its size class (TestStateSizes).
+	initiator bool // immutable: this end sent the first IKE_SA_INIT
+	state     saState
 	// stateShadow copies state for the daemon's look-ups under
 	// Daemon.mu (findIKESA); written with both mutexes held.
 	stateShadow saState
 	// filed: the daemon's indexes hold the SA, under its endpoints
 	// (index.go). Guarded by Daemon.mu.
 	filed    bool
-	flushing bool // unlock is running fx (beside the other flags: TestStateSizes)
+	flushing bool // unlock is running fx
+	// unsettled marks a new IKE SA whose rekey collided with this end's
+	// until the nonces decide (§2.8.2). Written with Daemon.mu held too.
+	unsettled bool
+	// authMethod is the AUTH method this end used (authenticate.go).
+	authMethod ike.AuthMethod
+	// intermediate: the peer announced IKE_INTERMEDIATE (RFC 9242; the
+	// exchanges' state is in hs).
+	intermediate bool
 
-	suite    suite
+	spiI, spiR uint64 // spiI immutable; spiR set once by IKE_SA_INIT
+	local      netip.AddrPort
+	remote     netip.AddrPort
+
+	suite    *suite // shared (suiteTable): never changed
 	keys     ikeKeys
-	out, in  *skCrypto // this end's messages, the peer's
-	ni, nr   []byte
 	hs       *handshake // until established; nil after, and on an SA made by a rekey or an import
 	remoteID ike.Identity
 	localID  ike.Identity
 
 	// Authentication (authenticate.go; the peer's hashes and CERTREQ are
-	// in hs): the method this end used, and the signature schemes of
-	// both ends (nil with pre-shared keys; shared with its successors).
-	authMethod ike.AuthMethod
-	schemes    *authSchemes
-	frag       fragState // RFC 7383 (fragment.go)
+	// in hs): the signature schemes of both ends (nil with pre-shared
+	// keys; shared with its successors).
+	schemes *authSchemes
+	frag    fragState // RFC 7383 (fragment.go)
 
 	// NAT traversal (§2.23).
 	localNAT, remoteNAT bool // this end, the peer, behind a NAT
 	natt                bool // floated to port 4500
 	forceEncap          bool // a tunnel asks for ESP-in-UDP without a NAT
-
-	// RFC 9370 additional key exchanges in IKE_INTERMEDIATE
-	// (intermediate.go): whether the peer announced IKE_INTERMEDIATE, the
-	// exchanges done (IntAuth_i and IntAuth_r are in hs), the initiator's
-	// key while its exchange runs.
-	intermediate bool
-	intDone      int
-	oldKeys      *ikeKeys // responder: the keys before the last IKE_INTERMEDIATE (addKeys); nil when none
-	intKex       *ike.KeyExchange
-	// followups are the peer's unfinished series of IKE_FOLLOWUP_KE
-	// exchanges, by link (followup.go).
-	followups map[string]*followupR
-
-	win window
 	// resync, on an imported SA (import.go), is how far past
 	// win.expect the peer's first request may be: its requests may have
 	// moved on since the record. Zero once one is taken. resyncOut: the
 	// peer has answered none of its requests yet.
 	resync    uint32
+	rekeys    uint32 // IKE SA rekeys that led to this one
+	cookies   uint16 // COOKIE notifies its setup took (§2.6)
 	resyncOut bool
-	children  []*childSA
-	rekeys    int         // IKE SA rekeys that led to this one
-	rk        *ikeRekey   // this end's rekey of the SA, while it runs
-	retry     clock.Timer // a rekey waiting after TEMPORARY_FAILURE (§2.25)
-	// successor is the IKE SA that took over the child SAs (§2.8);
-	// unsettled marks a new IKE SA whose rekey collided with this end's
-	// until the nonces decide (§2.8.2). unsettled is written with
-	// Daemon.mu held too.
-	successor *ikeSA
-	unsettled bool
-	cookies   int      // COOKIE notifies its setup took (§2.6)
-	waiting   []string // tunnels that want a child SA once established
 
-	created   time.Time
-	lastHeard time.Time // the last authenticated message from the peer
-	lifetime  time.Duration
-	// life is the one lifetime timer: the half-open SA's wait for
-	// IKE_AUTH, the established SA's rekey and then its end
+	// followups are the peer's unfinished series of IKE_FOLLOWUP_KE
+	// exchanges, by link (followup.go).
+	followups map[string]*followupR
+
+	win      window
+	children []*childSA
+	rk       *ikeRekey    // this end's rekey of the SA, while it runs
+	retry    *clock.Timer // a rekey waiting after TEMPORARY_FAILURE (§2.25; rare: 8 bytes, not 16)
+	// successor is the IKE SA that took over the child SAs (§2.8).
+	successor *ikeSA
+
+	// created is when the SA was established (made, until then);
+	// lastHeard, the last authenticated message from the peer. Stamps of
+	// Daemon.sched: createdAt and heardAt give their times.
+	created   stamp
+	lastHeard stamp
+	// life is the one lifetime timer (Daemon.sched): the half-open SA's
+	// wait for IKE_AUTH, the established SA's rekey and then its end
 	// (armLifetime), the replaced SA's wait for the peer's Delete.
-	life      clock.Timer
-	keepalive clock.Timer
+	life      lazyTimer
+	keepalive *clock.Timer // behind a NAT only (natt.go; 8 bytes, not 16)
 	dpd       *liveness
 
 	fx []func() // effects queued while mu is held (flushing: unlock runs them)
-}
-
-// handshake is what an IKE SA keeps from IKE_SA_INIT (and
-// IKE_INTERMEDIATE) for its IKE_AUTH, and no longer once established.
-type handshake struct {
-	initReq, initResp []byte // the IKE_SA_INIT request and response as sent (§2.15's RealMessage1/2)
-	// The hashes of the peer's SIGNATURE_HASH_ALGORITHMS (nil: it sent
-	// none, RFC 7427 §4) and the CA hashes of its CERTREQ.
-	peerHashes  []crypto.Hash
-	peerCertReq []byte
-	// intAuthI and intAuthR are the running IntAuth_i and IntAuth_r of
-	// RFC 9242 §3.3.2.
-	intAuthI, intAuthR []byte
-	kex                *ike.KeyExchange // the initiator's, until IKE_SA_INIT completes
-	cookie             []byte           // initiator: the responder's cookie, first in IKE_SA_INIT
 }
 
 // authSchemes are the signature schemes an IKE SA's ends authenticated
@@ -143,6 +123,18 @@ func (sa *ikeSA) signed() *authSchemes {
 	}
 	return sa.schemes
 }
+
+// stopTimers stops the timers that are armed; a nil one is not.
+func stopTimers(ts ...*clock.Timer) {
+	for _, t := range ts {
+		if t != nil && *t != nil {
+			(*t).Stop()
+		}
+	}
+}
+
+// lifetime is the IKE SA's lifetime, its policy's (§2.8: not negotiated).
+func (sa *ikeSA) lifetime() time.Duration { return sa.suite.lifetime }
 
 // lock takes the SA's mutex.
 func (sa *ikeSA) lock() { sa.mu.Lock() }
@@ -191,7 +183,7 @@ func (sa *ikeSA) header(t ExchangeType, msgID uint32, response bool) Header {
 
 // newIKESA makes an IKE SA and indexes it by this end's SPI.
 func (d *Daemon) newIKESA(initiator bool, local, remote netip.AddrPort, peerSPI uint64) *ikeSA {
-	sa := &ikeSA{d: d, initiator: initiator, local: local, remote: remote, created: d.clk.Now(), hs: &handshake{}}
+	sa := &ikeSA{d: d, initiator: initiator, local: local, remote: remote, created: d.sched.nowStamp(), hs: &handshake{}, suite: noSuite}
 	sa.lastHeard = sa.created
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -223,12 +215,12 @@ func (d *Daemon) freeSPILocked() uint64 {
 func (d *Daemon) findIKESA(local, remote netip.Addr) *ikeSA {
 	var best *ikeSA
 	var bestEst bool
-	for sa := range d.idx.sas.Get(endpointPair{local, remote}) {
+	for sa := range d.sasAt(endpointPair{local, remote}) {
 		if !sa.usableLocked() {
 			continue
 		}
 		est := sa.establishedLocked()
-		if best == nil || (est && !bestEst) || (est == bestEst && sa.created.After(best.created)) {
+		if best == nil || (est && !bestEst) || (est == bestEst && sa.created > best.created) {
 			best, bestEst = sa, est
 		}
 	}
@@ -262,9 +254,6 @@ func (sa *ikeSA) destroy(reason string) {
 	if sa.state == stateDead {
 		return
 	}
-	if sa.failure == "" {
-		sa.failure = reason
-	}
 	for _, c := range append([]*childSA(nil), sa.children...) {
 		sa.removeChild(c, reason)
 	}
@@ -277,16 +266,15 @@ func (sa *ikeSA) destroy(reason string) {
 			r.onDrop(sa, reason)
 		}
 	}
-	for _, t := range []clock.Timer{sa.life, sa.keepalive, sa.retry} {
-		if t != nil {
-			t.Stop()
-		}
-	}
+	sa.d.sched.stop(&sa.life)
+	stopTimers(sa.keepalive, sa.retry)
 	if sa.dpd != nil {
 		sa.dpd.stop()
 	}
-	waiting := sa.waiting
-	sa.waiting = nil
+	var waiting []string
+	if sa.hs != nil {
+		waiting, sa.hs.waiting = sa.hs.waiting, nil
+	}
 	d := sa.d
 	// Dead and out of the maps in one step: an SA the indexes hold is
 	// never dead (onlySA counts them).
@@ -299,16 +287,8 @@ func (sa *ikeSA) destroy(reason string) {
 	}
 	d.mu.Unlock()
 	sa.keys.zero()
-	sa.dropOldKeys()
-	sa.out, sa.in = nil, nil
-	if sa.hs != nil && sa.hs.kex != nil {
-		sa.hs.kex.Zero()
-		sa.hs.kex = nil
-	}
-	if sa.intKex != nil {
-		sa.intKex.Zero()
-		sa.intKex = nil
-	}
+	sa.keys = ikeKeys{}
+	sa.hs.zero()
 	for _, f := range sa.followups {
 		f.zero()
 	}
@@ -317,7 +297,7 @@ func (sa *ikeSA) destroy(reason string) {
 		sa.rk.zero()
 		sa.rk = nil
 	}
-	remote, heard := sa.remote.Addr(), sa.lastHeard
+	remote, heard := sa.remote.Addr(), sa.heardAt()
 	setup := sa.initiator && reason != closedReason
 	for _, name := range waiting {
 		if setup {
@@ -336,15 +316,15 @@ func (sa *ikeSA) status(now time.Time) ike.IKESAStatus {
 		Version: 2, Local: sa.local, Remote: sa.remote,
 		ICookie: fmt.Sprintf("%016x", sa.spiI), RCookie: fmt.Sprintf("%016x", sa.spiR),
 		Initiator: sa.initiator, State: sa.state.String(), Established: sa.state == stateEstablished,
-		NATT: sa.natt, LocalNAT: sa.localNAT, RemoteNAT: sa.remoteNAT, LastHeard: sa.lastHeard,
+		NATT: sa.natt, LocalNAT: sa.localNAT, RemoteNAT: sa.remoteNAT, LastHeard: sa.heardAt(),
 	}
-	st.Rekeys, st.Cookies = sa.rekeys, sa.cookies
+	st.Rekeys, st.Cookies = int(sa.rekeys), int(sa.cookies)
 	if sa.state == stateEstablished || sa.state == stateDeleting || sa.state == stateRekeyed {
 		st.Policy = sa.suite.policy()
 		st.Policy.Auth = sa.authMethod
 		st.AdditionalKE = append([]int(nil), sa.suite.addke...)
-		st.Policy.Lifetime = sa.lifetime
-		if left := sa.created.Add(sa.lifetime).Sub(now); left > 0 {
+		st.Policy.Lifetime = sa.lifetime()
+		if left := sa.createdAt().Add(sa.lifetime()).Sub(now); left > 0 {
 			st.LifetimeLeft = left
 		}
 	}
@@ -368,7 +348,13 @@ func (sa *ikeSA) send(msg []byte) {
 }
 
 // heard records an authenticated message from the peer.
-func (sa *ikeSA) heard() { sa.lastHeard = sa.d.clk.Now() }
+func (sa *ikeSA) heard() { sa.lastHeard = sa.d.sched.nowStamp() }
+
+// heardAt is when the last authenticated message from the peer came.
+func (sa *ikeSA) heardAt() time.Time { return sa.d.sched.time(sa.lastHeard) }
+
+// createdAt is when the SA was established (made, until then).
+func (sa *ikeSA) createdAt() time.Time { return sa.d.sched.time(sa.created) }
 
 func (sa *ikeSA) String() string {
 	return fmt.Sprintf("%016x/%016x %s->%s", sa.spiI, sa.spiR, sa.local, sa.remote)

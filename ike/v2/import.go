@@ -1,7 +1,9 @@
 package v2
 
 import (
+	"cmp"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/ismgw/ism/ike"
@@ -12,18 +14,18 @@ import (
 // adopted with their child SAs and timers, and Forget.
 
 // readRecord decodes a record into an IKE SA of this daemon, not yet
-// published, with its SK protections made.
+// published, its keys checked.
 func (d *Daemon) readRecord(data []byte) (*imported, error) {
 	r := ike.NewRecordReader(data)
 	im := &imported{at: r.Time()}
-	sa := &ikeSA{d: d, state: stateEstablished, stateShadow: stateEstablished}
+	sa := &ikeSA{d: d, state: stateEstablished, stateShadow: stateEstablished, suite: &suite{}}
 	sa.spiI, sa.spiR = r.U64(), r.U64()
 	for _, b := range []*bool{&sa.initiator, &sa.natt, &sa.localNAT, &sa.remoteNAT, &sa.forceEncap, &sa.frag.on} {
 		*b = r.Bool()
 	}
-	sa.frag.mtu = int(r.U32())
+	sa.frag.mtu = int32(min(r.U32(), math.MaxInt32))
 	sa.local, sa.remote = r.AddrPort(), r.AddrPort()
-	su := &sa.suite
+	su := sa.suite // the record's own until checked, then interned
 	su.encr = encrFunc{id: r.U16(), keyBits: int(r.U16()), aeadICV: int(r.U8())}
 	prfID, integID := r.U16(), r.U16()
 	su.group = int(r.U16())
@@ -31,16 +33,22 @@ func (d *Daemon) readRecord(data []byte) (*imported, error) {
 		su.addke = append(su.addke, int(r.U16()))
 	}
 	sa.authMethod = ike.AuthMethod(r.U8())
-	sa.lifetime = r.Duration()
-	su.lifetime, su.auth = sa.lifetime, sa.authMethod
-	k := &sa.keys
-	for _, b := range []*[]byte{&k.d, &k.ai, &k.ar, &k.ei, &k.er, &k.pi, &k.pr, &sa.ni, &sa.nr} {
-		*b = r.Bytes()
+	su.lifetime, su.auth = r.Duration(), sa.authMethod
+	var keys [7][]byte
+	for i := range keys {
+		keys[i] = r.Bytes()
 	}
+	_, _ = r.Bytes(), r.Bytes() // the nonces, not kept (export.go)
+	defer func() {
+		for _, b := range keys {
+			clear(b)
+		}
+	}()
 	sa.remoteID, sa.localID = r.Identity(), r.Identity()
 	sa.win.nextID, sa.win.expect = r.U32(), r.U32()
-	sa.created = r.Time()
-	sa.rekeys = int(r.U32())
+	created := r.Time()
+	sa.created = d.sched.stamp(created)
+	sa.rekeys = r.U32()
 	for n := r.U8(); n > 0; n-- {
 		c := &childSA{sa: sa}
 		var ic importedChild
@@ -49,27 +57,35 @@ func (d *Daemon) readRecord(data []byte) (*imported, error) {
 			c.in, c.out, c.transform = r.SAID(), r.SAID(), r.Transform()
 			c.mode, c.esn, c.encap = ipsec.Mode(r.U8()), r.Bool(), r.Bool()
 			c.local, c.remote = r.SelectorSet(), r.SelectorSet()
-			c.pfs, c.lifetime, c.created = int(r.U16()), r.Lifetime(), r.Time()
+			c.pfs, c.lifetime, c.created = int(r.U16()), r.Lifetime(), d.sched.stamp(r.Time())
 		})
 		ic.c = c
 		im.children = append(im.children, ic)
 	}
 	im.sa = sa
 	if err := r.Err(true); err != nil {
-		sa.keys.zero()
 		return nil, err
 	}
+	if created.IsZero() {
+		return nil, fmt.Errorf("%w: %s: no creation time", ike.ErrImport, sa)
+	}
+	var err error
+	if sa.keys, err = packKeys(keys); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ike.ErrImport, sa, err)
+	}
+	sa.keys.dropAuth() // a record of an older daemon has them
 	if err := checkRecord(sa, prfID, integID); err != nil {
 		sa.keys.zero()
 		return nil, err
 	}
+	sa.suite = d.suites.get(*sa.suite)
 	return im, nil
 }
 
 // checkRecord completes the suite of a record's SA from its transform IDs
-// and makes its SK protections, refusing what the daemon could not run.
+// and checks its keys, refusing what the daemon could not run.
 func checkRecord(sa *ikeSA, prfID, integID uint16) error {
-	su := &sa.suite
+	su := sa.suite
 	var ok bool
 	if su.prf, ok = lookupPRF(prfID); !ok {
 		return fmt.Errorf("%w: %s: PRF %d", ike.ErrImport, sa, prfID)
@@ -84,25 +100,16 @@ func checkRecord(sa *ikeSA, prfID, integID uint16) error {
 		return fmt.Errorf("%w: zero SPI", ike.ErrImport)
 	case !sa.local.IsValid() || !sa.remote.IsValid():
 		return fmt.Errorf("%w: %s: endpoints", ike.ErrImport, sa)
-	case sa.lifetime <= 0 || sa.created.IsZero():
+	case sa.lifetime() <= 0:
 		return fmt.Errorf("%w: %s: no lifetime", ike.ErrImport, sa)
-	case len(sa.keys.d) != su.prf.size() || len(sa.keys.pi) != su.prf.size() || len(sa.keys.pr) != su.prf.size():
-		return fmt.Errorf("%w: %s: SK_d or SK_p of the wrong length", ike.ErrImport, sa)
+	case len(sa.keys.d()) != su.prf.size():
+		return fmt.Errorf("%w: %s: SK_d of the wrong length", ike.ErrImport, sa)
 	}
 	if _, ok := ike.LookupGroup(su.group); !ok {
 		return fmt.Errorf("%w: %s: DH group %d", ike.ErrImport, sa, su.group)
 	}
-	ie, err := newSKCrypto(su.encr, su.integ, sa.keys.ei, sa.keys.ai)
-	if err != nil {
+	if err := sa.checkKeys(); err != nil {
 		return fmt.Errorf("%w: %s: %w", ike.ErrImport, sa, err)
-	}
-	re, err := newSKCrypto(su.encr, su.integ, sa.keys.er, sa.keys.ar)
-	if err != nil {
-		return fmt.Errorf("%w: %s: %w", ike.ErrImport, sa, err)
-	}
-	sa.out, sa.in = ie, re
-	if !sa.initiator {
-		sa.out, sa.in = re, ie
 	}
 	return nil
 }
@@ -131,7 +138,7 @@ func (d *Daemon) adopt(im *imported, resync uint32) {
 		return
 	}
 	now := d.clk.Now()
-	sa.lastHeard, sa.resync, sa.resyncOut = now, resync, true
+	sa.lastHeard, sa.resync, sa.resyncOut = d.sched.stamp(now), resync, true
 	d.putSALocked(sa)
 	var up []string
 	for _, ic := range kids {
@@ -141,9 +148,9 @@ func (d *Daemon) adopt(im *imported, resync uint32) {
 			continue
 		}
 		sa.children = append(sa.children, c)
-		d.children[c.in], d.children[c.out] = c, c
+		d.fileChildLocked(c, true)
 		tu.children = append(tu.children, c)
-		slices.SortFunc(tu.children, func(a, b *childSA) int { return a.created.Compare(b.created) })
+		slices.SortFunc(tu.children, func(a, b *childSA) int { return cmp.Compare(a.created, b.created) })
 		tu.peer, tu.onBackup, tu.acq, tu.lastError = sa.remote, ic.onBackup, nil, ""
 		d.indexTunnelLocked(tu)
 		if tu.state != tunnelUp {
@@ -154,14 +161,12 @@ func (d *Daemon) adopt(im *imported, resync uint32) {
 	d.mu.Unlock()
 	for _, c := range sa.children {
 		if c.lifetime.Time > 0 {
-			hard, _ := ike.Deadline(c.created.Add(c.lifetime.Time), now, 0)
-			soft, _ := ike.Deadline(c.created.Add(d.jitter(c.lifetime.Time)), now, 0)
-			d.armLifetime(c, soft, hard)
+			soft, _ := ike.Deadline(d.sched.time(c.created).Add(d.jitter(c.lifetime.Time)), now, 0)
+			d.armLifetime(c, soft)
 		}
 	}
-	hard, _ := ike.Deadline(sa.created.Add(sa.lifetime), now, 0)
-	soft, _ := ike.Deadline(sa.created.Add(d.jitter(sa.lifetime)), now, 0)
-	sa.armLifetime(soft, hard)
+	soft, _ := ike.Deadline(sa.createdAt().Add(d.jitter(sa.lifetime())), now, 0)
+	sa.armLifetime(soft)
 	sa.armKeepalive()
 	sa.armLiveness()
 	d.log.Info("IKE SA imported", "sa", sa.String(), "children", len(sa.children))
@@ -203,7 +208,7 @@ func (d *Daemon) Forget(match func(tunnel string) bool) {
 		for _, c := range slices.Clone(sa.children) {
 			sa.forgetChild(c)
 		}
-		sa.waiting, sa.successor = nil, nil
+		sa.successor = nil
 		sa.destroy("handed to another node")
 		sa.fx = nil // nothing of the SA's reaches the Installer, the peer or the Listener
 		sa.unlock()

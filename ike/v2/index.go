@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
 )
 
 // endpointPair is what the daemon's indexes file IKE SAs and tunnels
@@ -26,13 +27,16 @@ type sourceID struct {
 // pair, a walk per setup made its cost grow with the number of tunnels).
 // Daemon.mu guards them; the zero value is empty and ready.
 type indexes struct {
-	sas   ike.Index[endpointPair, *ikeSA] // Daemon.sas by endpoint pair
-	peers map[netip.Addr]int              // how many of Daemon.sas have each peer address
+	// sas files Daemon.sas by endpoint pair, under its hash (pairHash: 8
+	// bytes a key, not 48; sasAt filters).
+	sas   ike.Index[uint64, *ikeSA]
+	peers map[netip.Addr]int // how many of Daemon.sas have each peer address
 	// tunnels files each tunnel under its source and every address it
 	// may use: its destination, its backup destination and the peer it
-	// learned (tunnel.endpoints); ids, under the hash of its source and
-	// remote identity when it names one (idHash: 8 bytes a key, not 72).
-	tunnels ike.Index[endpointPair, *tunnel]
+	// learned (tunnel.endpoints), by the pair's hash; ids, under the hash
+	// of its source and remote identity when it names one (idHash: 8
+	// bytes a key, not 72).
+	tunnels ike.Index[uint64, *tunnel]
 	ids     ike.Index[uint64, *tunnel]
 	// sels files each tunnel by its selectors and the ways it names its
 	// peer (index_sel.go), under hashes made with seed.
@@ -41,6 +45,22 @@ type indexes struct {
 }
 
 func (sa *ikeSA) pair() endpointPair { return endpointPair{sa.local.Addr(), sa.remote.Addr()} }
+
+// pairHash is where the indexes file an endpoint pair. Daemon.mu must be
+// held.
+func (d *Daemon) pairHash(p endpointPair) uint64 { return maphash.Comparable(d.hashSeed(), p) }
+
+// sasAt yields the IKE SAs between two endpoints, in no order. Daemon.mu
+// must be held while it runs.
+func (d *Daemon) sasAt(p endpointPair) iter.Seq[*ikeSA] {
+	return func(yield func(*ikeSA) bool) {
+		for sa := range d.idx.sas.Get(d.pairHash(p)) {
+			if sa.pair() == p && !yield(sa) { // not another pair with the same hash
+				return
+			}
+		}
+	}
+}
 
 // putSALocked enters sa into Daemon.sas, by this end's SPI, and the
 // indexes. Daemon.mu must be held.
@@ -66,7 +86,7 @@ func (d *Daemon) indexSALocked(sa *ikeSA) {
 	}
 	sa.filed = true
 	k := sa.pair()
-	d.idx.sas.Add(k, sa)
+	d.idx.sas.Add(d.pairHash(k), sa)
 	if d.idx.peers == nil {
 		d.idx.peers = map[netip.Addr]int{}
 	}
@@ -79,7 +99,7 @@ func (d *Daemon) unindexSALocked(sa *ikeSA) {
 	}
 	sa.filed = false
 	k := sa.pair()
-	d.idx.sas.Remove(k, sa)
+	d.idx.sas.Remove(d.pairHash(k), sa)
 	if d.idx.peers[k.remote]--; d.idx.peers[k.remote] <= 0 {
 		delete(d.idx.peers, k.remote)
 	}
@@ -146,9 +166,9 @@ func sameKeys(a, b *ike.Tunnel) bool {
 func (d *Daemon) fileTunnelLocked(tu *tunnel, peer netip.Addr, add bool) {
 	for _, p := range tu.endpoints(peer) {
 		if add {
-			d.idx.tunnels.Add(p, tu)
+			d.idx.tunnels.Add(d.pairHash(p), tu)
 		} else {
-			d.idx.tunnels.Remove(p, tu)
+			d.idx.tunnels.Remove(d.pairHash(p), tu)
 		}
 	}
 	if id := tu.cfg.RemoteID; !id.IsZero() {
@@ -181,7 +201,7 @@ func (d *Daemon) idHash(local netip.Addr, id ike.Identity) uint64 {
 // would the whole list. Daemon.mu must be held while it runs.
 func (d *Daemon) tunnelsAt(local, remote netip.Addr, id ike.Identity) iter.Seq[*tunnel] {
 	return func(yield func(*tunnel) bool) {
-		pair := endpointPair{local, remote}
+		pair := d.pairHash(endpointPair{local, remote}) // a superset still
 		for tu := range d.idx.tunnels.Get(pair) {
 			if !yield(tu) {
 				return
@@ -200,4 +220,29 @@ func (d *Daemon) tunnelsAt(local, remote netip.Addr, id ike.Identity) iter.Seq[*
 			}
 		}
 	}
+}
+
+// fileChildLocked adds a child SA to, or removes it from, Daemon.children
+// under the hashes of its inbound and outbound SAIDs (8 bytes a key, not
+// 32: issue 13). Daemon.mu must be held.
+func (d *Daemon) fileChildLocked(c *childSA, add bool) {
+	for _, id := range [...]ipsec.SAID{c.in, c.out} {
+		h := maphash.Comparable(d.hashSeed(), id)
+		if add {
+			d.children.Add(h, c)
+		} else {
+			d.children.Remove(h, c)
+		}
+	}
+}
+
+// childLocked returns the child SA with an inbound or outbound SA id, or
+// nil. Daemon.mu must be held.
+func (d *Daemon) childLocked(id ipsec.SAID) *childSA {
+	for c := range d.children.Get(maphash.Comparable(d.hashSeed(), id)) {
+		if c.in == id || c.out == id { // not another SA with the same hash
+			return c
+		}
+	}
+	return nil
 }

@@ -22,7 +22,7 @@ func checkIndexes(t *testing.T, d *Daemon) {
 	defer d.mu.Unlock()
 	peers, indexed := map[netip.Addr]int{}, 0
 	for _, sa := range d.sas {
-		if !d.idx.sas.Has(sa.pair(), sa) || !sa.filed {
+		if !d.idx.sas.Has(d.pairHash(sa.pair()), sa) || !sa.filed {
 			t.Errorf("IKE SA %v (%v to %v) not filed under its endpoints", sa.localSPI(), sa.local, sa.remote)
 		}
 		if sa.stateShadow == stateDead {
@@ -41,6 +41,11 @@ func checkIndexes(t *testing.T, d *Daemon) {
 		if !tu.filed || tu.filedPeer != tu.peer.Addr() {
 			t.Errorf("tunnel %s: filed %v with peer %v, its peer is %v", name, tu.filed, tu.filedPeer, tu.peer)
 		}
+		for _, c := range tu.children {
+			if d.childLocked(c.in) != c || d.childLocked(c.out) != c {
+				t.Errorf("tunnel %s: child SA %v/%v not found by its SAIDs", name, c.in, c.out)
+			}
+		}
 		hs := d.selHashes(tu.cfg)
 		for _, h := range hs {
 			if !d.idx.sels.Has(h, tu) {
@@ -50,7 +55,7 @@ func checkIndexes(t *testing.T, d *Daemon) {
 		sels += len(hs)
 		ps := tu.endpoints(tu.peer.Addr())
 		for _, p := range ps {
-			if !d.idx.tunnels.Has(p, tu) {
+			if !d.idx.tunnels.Has(d.pairHash(p), tu) {
 				t.Errorf("tunnel %s not under %v", name, p)
 			}
 		}

@@ -78,12 +78,13 @@ func (sa *ikeSA) informationalResponder(m *Message) {
 // answer (the daemon closes, or the IKE SA expires and goes at once). The
 // SA's mutex must be held.
 func (sa *ikeSA) sendDeleteIKE() {
-	if sa.out == nil {
+	if !sa.keyed() {
 		return
 	}
 	h := sa.header(Informational, sa.win.nextID, false)
 	sa.win.nextID++
-	b, err := sa.out.seal(h, []Payload{{Type: PayloadDelete, Body: (&Delete{Protocol: ProtoIKE}).marshal()}}, sa.d.rand)
+	out := sa.sealer()
+	b, err := out.seal(h, []Payload{{Type: PayloadDelete, Body: (&Delete{Protocol: ProtoIKE}).marshal()}}, sa.d.rand)
 	if err == nil {
 		sa.send(b)
 	}

@@ -40,7 +40,7 @@ import (
 // mutex must be held.
 func (sa *ikeSA) startIntermediate() {
 	d := sa.d
-	method := sa.suite.addke[sa.intDone]
+	method := sa.suite.addke[sa.hs.intDone]
 	var sent []Payload
 	r := &request{exchange: IKEIntermediate}
 	r.build = func(sa *ikeSA) ([]Payload, error) {
@@ -49,10 +49,10 @@ func (sa *ikeSA) startIntermediate() {
 		if err != nil {
 			return nil, err
 		}
-		if sa.intKex != nil {
-			sa.intKex.Zero()
+		if sa.hs.intKex != nil {
+			sa.hs.intKex.Zero()
 		}
-		sa.intKex = k
+		sa.hs.intKex = k
 		sent = []Payload{{Type: PayloadKE, Body: (&KE{Group: uint16(method), Data: k.Public}).marshal()}}
 		return sent, nil
 	}
@@ -68,8 +68,8 @@ func (sa *ikeSA) startIntermediate() {
 // intermediateResponse completes the initiator's exchange n: the shared
 // secret, IntAuth, the new keys; then the next exchange or IKE_AUTH.
 func (sa *ikeSA) intermediateResponse(m *Message, sentHdr Header, sent []Payload, method int) error {
-	k := sa.intKex
-	sa.intKex = nil
+	k := sa.hs.intKex
+	sa.hs.intKex = nil
 	if k == nil {
 		return fmt.Errorf("v2: IKE_INTERMEDIATE response without a key exchange of this end")
 	}
@@ -89,7 +89,7 @@ func (sa *ikeSA) intermediateResponse(m *Message, sentHdr Header, sent []Payload
 	if err := sa.addKeys(shared); err != nil {
 		return err
 	}
-	if sa.intDone < len(sa.suite.addke) {
+	if sa.hs.intDone < len(sa.suite.addke) {
 		sa.startIntermediate()
 		return nil
 	}
@@ -102,7 +102,7 @@ func (sa *ikeSA) intermediateResponse(m *Message, sentHdr Header, sent []Payload
 // SA's mutex must be held.
 func (sa *ikeSA) intermediateResponder(m *Message) {
 	d := sa.d
-	method := sa.suite.addke[sa.intDone]
+	method := sa.suite.addke[sa.hs.intDone]
 	refuse := func(reason string) {
 		d.count(func(c *ike.Counters) { c.Malformed++ })
 		sa.respond(IKEIntermediate, []Payload{notifyPayload(InvalidSyntax, nil)})
@@ -133,9 +133,9 @@ func (sa *ikeSA) intermediateResponder(m *Message) {
 // dropOldKeys zeroes and lets go the responder's keys before the last
 // IKE_INTERMEDIATE.
 func (sa *ikeSA) dropOldKeys() {
-	if sa.oldKeys != nil {
-		sa.oldKeys.zero()
-		sa.oldKeys = nil
+	if sa.hs != nil && sa.hs.oldKeys != nil {
+		sa.hs.oldKeys.zero()
+		sa.hs.oldKeys = nil
 	}
 }
 
@@ -146,16 +146,16 @@ func (sa *ikeSA) dropOldKeys() {
 // request just answered opens with them, dispatch.go).
 func (sa *ikeSA) addKeys(shared []byte) error {
 	old := sa.keys
-	seed := sa.suite.prf.sum(old.d, shared, sa.ni, sa.nr)
+	seed := sa.suite.prf.sum(old.d(), shared, sa.hs.ni, sa.hs.nr)
 	clear(shared)
-	err := sa.keysFromSeed(seed)
+	err := sa.keysFromSeed(seed, sa.hs.ni, sa.hs.nr)
 	if sa.initiator {
 		old.zero()
 	} else {
 		sa.dropOldKeys()
-		sa.oldKeys = &old
+		sa.hs.oldKeys = &old
 	}
-	sa.intDone++
+	sa.hs.intDone++
 	sa.d.count(func(c *ike.Counters) { c.IntermediateExchanges++ })
 	return err
 }
@@ -164,8 +164,8 @@ func (sa *ikeSA) addKeys(shared []byte) error {
 // gives them, to IntAuth_i and IntAuth_r with the SK_p keys in force.
 func (sa *ikeSA) foldIntAuth(req, resp []byte) {
 	p := sa.suite.prf
-	sa.hs.intAuthI = p.sum(sa.keys.pi, sa.hs.intAuthI, req)
-	sa.hs.intAuthR = p.sum(sa.keys.pr, sa.hs.intAuthR, resp)
+	sa.hs.intAuthI = p.sum(sa.keys.pi(), sa.hs.intAuthI, req)
+	sa.hs.intAuthR = p.sum(sa.keys.pr(), sa.hs.intAuthR, resp)
 }
 
 // intAuth returns IntAuth for the AUTH payloads of the IKE_AUTH exchange
@@ -173,7 +173,7 @@ func (sa *ikeSA) foldIntAuth(req, resp []byte) {
 // 9242 §3.3.2, the Message ID as four octets in network order); nil
 // without IKE_INTERMEDIATE exchanges.
 func (sa *ikeSA) intAuth(authMID uint32) []byte {
-	if sa.intDone == 0 {
+	if sa.intDone() == 0 {
 		return nil
 	}
 	out := append(append([]byte(nil), sa.hs.intAuthI...), sa.hs.intAuthR...)

@@ -223,7 +223,7 @@ func TestInteropTsharkDecrypt(t *testing.T) {
 	sa.lock()
 	k := sa.keys
 	table := fmt.Sprintf(`uat:ikev2_decryption_table:%016x,%016x,%x,%x,"AES-CBC-128 [RFC3602]",%x,%x,"HMAC_SHA2_256_128 [RFC4868]"`,
-		sa.spiI, sa.spiR, k.ei, k.er, k.ai, k.ar)
+		sa.spiI, sa.spiR, k.ei(), k.er(), k.ai(), k.ar())
 	sa.unlock()
 	out, err := exec.Command("tshark", "-r", pcap, "-o", table, "-V").CombinedOutput()
 	if err != nil {

@@ -2,6 +2,7 @@ package v2
 
 import (
 	"encoding/binary"
+	"errors"
 
 	"github.com/ismgw/ism/transform"
 )
@@ -42,11 +43,84 @@ func (p prfFunc) skeyseed(ni, nr, gir []byte) []byte {
 	return p.sum(append(append([]byte(nil), ni...), nr...), gir)
 }
 
-// ikeKeys are the seven keys of an IKE SA (§2.14). They are never
-// printed and are zeroed with the SA.
+// ikeKeys are the seven keys of an IKE SA (§2.14), in one buffer in the
+// order prf+ makes them: SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi |
+// SK_pr (a slice each would cost 168 bytes an IKE SA, issue 13). They
+// are never printed and are zeroed with the SA. The zero value holds no
+// keys.
 type ikeKeys struct {
-	d, ai, ar, ei, er, pi, pr []byte
+	km         []byte
+	ps, is, es uint8 // the lengths of SK_d and SK_p, SK_a, SK_e
 }
+
+// maxKeyLen is the longest key an ikeKeys holds.
+const maxKeyLen = 255
+
+// key returns the i-th key (0 is SK_d, 6 SK_pr); nil for SK_pi and SK_pr
+// once dropped (dropAuth).
+func (k *ikeKeys) key(i int) []byte {
+	lens := [7]int{int(k.ps), int(k.is), int(k.is), int(k.es), int(k.es), int(k.ps), int(k.ps)}
+	off := 0
+	for _, n := range lens[:i] {
+		off += n
+	}
+	if off+lens[i] > len(k.km) {
+		return nil
+	}
+	return k.km[off : off+lens[i] : off+lens[i]]
+}
+
+// dropAuth zeroes and lets go SK_pi and SK_pr, which only the AUTH
+// payloads of IKE_AUTH and IKE_INTERMEDIATE's IntAuth use (§2.15, RFC
+// 9242 §3.3.2): an established IKE SA keeps the other five, in a buffer
+// of their size (issue 13).
+func (k *ikeKeys) dropAuth() {
+	n := len(k.km) - 2*int(k.ps)
+	if k.km == nil || n < 0 || len(k.pi()) == 0 {
+		return
+	}
+	km := append(make([]byte, 0, n), k.km[:n]...)
+	k.zero()
+	k.km = km
+}
+
+func (k *ikeKeys) d() []byte  { return k.key(0) }
+func (k *ikeKeys) ai() []byte { return k.key(1) }
+func (k *ikeKeys) ar() []byte { return k.key(2) }
+func (k *ikeKeys) ei() []byte { return k.key(3) }
+func (k *ikeKeys) er() []byte { return k.key(4) }
+func (k *ikeKeys) pi() []byte { return k.key(5) }
+func (k *ikeKeys) pr() []byte { return k.key(6) }
+
+// all returns the seven keys in order.
+func (k *ikeKeys) all() [7][]byte {
+	var out [7][]byte
+	for i := range out {
+		out[i] = k.key(i)
+	}
+	return out
+}
+
+// packKeys makes the keys of an IKE SA from the seven keys in order,
+// copied: SK_d, SK_pi and SK_pr of one length (SK_pi and SK_pr may be
+// empty: dropped), SK_ai and SK_ar of another, SK_ei and SK_er of a
+// third.
+func packKeys(parts [7][]byte) (ikeKeys, error) {
+	ps, is, es := len(parts[0]), len(parts[1]), len(parts[3])
+	pp := len(parts[5])
+	if ps == 0 || es == 0 || max(ps, is, es) > maxKeyLen || (pp != ps && pp != 0) || len(parts[6]) != pp ||
+		len(parts[2]) != is || len(parts[4]) != es {
+		return ikeKeys{}, errKeyLengths
+	}
+	var km []byte
+	for _, b := range parts {
+		km = append(km, b...)
+	}
+	return ikeKeys{km: km, ps: uint8(ps), is: uint8(is), es: uint8(es)}, nil
+}
+
+// errKeyLengths refuses keys of lengths that do not go together.
+var errKeyLengths = errors.New("v2: IKE SA keys of inconsistent lengths")
 
 // deriveIKEKeys computes the keys of an IKE SA from SKEYSEED.
 func deriveIKEKeys(s suite, skeyseed, ni, nr []byte, spii, spir uint64) ikeKeys {
@@ -58,19 +132,11 @@ func deriveIKEKeys(s suite, skeyseed, ni, nr []byte, spii, spir uint64) ikeKeys 
 	seed = binary.BigEndian.AppendUint64(seed, spii)
 	seed = binary.BigEndian.AppendUint64(seed, spir)
 	km := s.prf.plus(skeyseed, seed, 3*ps+2*is+2*es)
-	take := func(n int) []byte {
-		k := km[:n:n]
-		km = km[n:]
-		return k
-	}
-	return ikeKeys{d: take(ps), ai: take(is), ar: take(is), ei: take(es), er: take(es), pi: take(ps), pr: take(ps)}
+	return ikeKeys{km: km, ps: uint8(ps), is: uint8(is), es: uint8(es)}
 }
 
-func (k *ikeKeys) zero() {
-	for _, b := range [][]byte{k.d, k.ai, k.ar, k.ei, k.er, k.pi, k.pr} {
-		clear(b)
-	}
-}
+// zero zeroes the keys; they stay, zero, until the value is let go.
+func (k *ikeKeys) zero() { clear(k.km[:cap(k.km)]) }
 
 // childKeymat returns n bytes of KEYMAT for a child SA (§2.17); gir is
 // nil without PFS, extra the secrets of additional key exchanges in

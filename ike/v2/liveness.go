@@ -110,8 +110,8 @@ func (sa *ikeSA) livenessCheck() {
 	if sa.state != stateEstablished || l == nil {
 		return
 	}
-	if sa.lastHeard.After(lastIn) {
-		lastIn = sa.lastHeard
+	if heard := sa.heardAt(); heard.After(lastIn) {
+		lastIn = heard
 	}
 	now := d.clk.Now()
 	last := lastIn

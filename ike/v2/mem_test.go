@@ -71,9 +71,9 @@ func (*nopInstaller) QuerySA(ipsec.SAID) (ike.SAUsage, error) { return ike.SAUsa
 // TestPairEstablishedKeepsLittle: once a tunnel is up, neither end keeps
 // what only its setup needed (issue 13: memory per tunnel): no answered
 // request (through the window's queue array or the retransmission
-// timer), no IKE_SA_INIT messages or other handshake state, no back-off
-// record of a pair that never failed, no rekey record of a child never
-// rekeyed.
+// timer), no IKE_SA_INIT messages, nonces or other handshake state, no
+// SK_pi and SK_pr, no back-off record of a pair that never failed, no
+// rekey record of a child never rekeyed.
 func TestPairEstablishedKeepsLittle(t *testing.T) {
 	clk := clocktest.New(t0)
 	ca, cb := pairConfig(clk), pairConfig(clk)
@@ -93,7 +93,7 @@ func TestPairEstablishedKeepsLittle(t *testing.T) {
 			t.Errorf("tunnel keeps back-off records %v or its acquire %v", tu.retries, tu.acq)
 		}
 		for _, c := range tu.children {
-			if c.rekeyRetry != nil {
+			if c.rekeyRetry != nil || c.rk != nil {
 				t.Errorf("child %v has a rekey record", c.in)
 			}
 		}
@@ -107,24 +107,33 @@ func TestPairEstablishedKeepsLittle(t *testing.T) {
 			t.Errorf("initiator %v: handshake %v, retransmission timer %v, queue %v, outstanding %v",
 				sa.initiator, sa.hs, sa.win.timer, sa.win.queue, sa.win.out)
 		}
+		if sa.frag.in != nil {
+			t.Errorf("initiator %v keeps reassembly slots", sa.initiator)
+		}
+		if sa.keys.pi() != nil || len(sa.keys.km) != cap(sa.keys.km) {
+			t.Errorf("initiator %v keeps SK_p, or room in its key buffer (%d of %d bytes)", sa.initiator, len(sa.keys.km), cap(sa.keys.km))
+		}
 		sa.unlock()
 	}
 }
 
 // TestStateSizes keeps the per-tunnel structures within their allocation
-// size classes (issue 13: memory per tunnel): an IKE SA within 1 KiB
-// (1,016 bytes, as an object over 512 bytes with pointers carries an
-// 8-byte header), a child SA within 384 bytes, a tunnel within 176. A
-// field that crosses one costs the next class, 128 or more bytes a
-// tunnel: move what only a setup or a rare case needs into a record made
-// when needed (handshake, authSchemes, rekeyRetry).
+// size classes (issue 13: memory per tunnel): an IKE SA within 512 bytes
+// (an object over 512 bytes with pointers also carries an 8-byte header:
+// one byte more costs 64), a child SA within 256 bytes, a tunnel within
+// 176. A field
+// that crosses one costs the next class, 32 or more bytes a tunnel: move
+// what only a setup or a rare case needs into a record made when needed
+// (handshake, authSchemes, rekeyRetry, ikeRekey, childRekey), share what
+// SAs have in common (suiteTable), keep instants as stamps and the
+// one-byte fields together.
 func TestStateSizes(t *testing.T) {
 	for _, x := range []struct {
 		name      string
 		size, max uintptr
 	}{
-		{"ikeSA", unsafe.Sizeof(ikeSA{}), 1016},
-		{"childSA", unsafe.Sizeof(childSA{}), 384},
+		{"ikeSA", unsafe.Sizeof(ikeSA{}), 512},
+		{"childSA", unsafe.Sizeof(childSA{}), 256},
 		{"tunnel", unsafe.Sizeof(tunnel{}), 176},
 	} {
 		if x.size > x.max {

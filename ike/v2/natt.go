@@ -115,10 +115,11 @@ func (sa *ikeSA) armKeepalive() {
 			return
 		}
 		local, remote := sa.local, sa.remote
-		sa.keepalive = sa.d.clk.AfterFunc(every, tick)
+		*sa.keepalive = sa.d.clk.AfterFunc(every, tick)
 		sa.after(func() { _ = ks.SendKeepalive(local, remote) })
 	}
-	sa.keepalive = sa.d.clk.AfterFunc(every, tick)
+	t := sa.d.clk.AfterFunc(every, tick)
+	sa.keepalive = &t
 }
 
 // follow moves the SA, and its child SAs if the Installer can, to the

@@ -135,6 +135,17 @@ func (l *wireLog) sent(from netip.Addr) [][]byte {
 
 // decode decrypts the encrypted messages from an address with the
 // receiving side's keys, fragments put together by message ID (the first
+// peerSK returns the protection of the messages s's only IKE SA
+// receives, to decode its peer's messages with.
+func peerSK(t *testing.T, s *side) *skCrypto {
+	t.Helper()
+	sa := onlyIKESA(t, s)
+	sa.lock()
+	defer sa.unlock()
+	c := sa.opener(false)
+	return &c
+}
+
 // complete set of each), in message ID order.
 func (l *wireLog) decode(t *testing.T, from netip.Addr, c *skCrypto) []*Message {
 	t.Helper()

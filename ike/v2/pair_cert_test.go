@@ -94,7 +94,7 @@ func TestPairCertificates(t *testing.T) {
 				}
 				// On the wire: A's IKE_AUTH message carries its chain
 				// and, as initiator, a CERTREQ naming the root.
-				m := exchange(t, l.decode(t, addrA, onlyIKESA(t, p.b).in), IKEAuth)
+				m := exchange(t, l.decode(t, addrA, peerSK(t, p.b)), IKEAuth)
 				if got, want := len(m.All(PayloadCERT)), len(certsA.Chain); got != want {
 					t.Errorf("A sent %d CERT payloads, its chain has %d", got, want)
 				}
@@ -125,8 +125,8 @@ func TestPairCertReqHonoured(t *testing.T) {
 	if err != nil || m.Exchange != IKESAInit || string(peerCertReq(m)) != string(caHashes([]*x509.Certificate{inter.Cert})) {
 		t.Fatalf("B's IKE_SA_INIT response does not name the intermediate: %v %x", err, peerCertReq(m))
 	}
-	fromA := exchange(t, l.decode(t, addrA, onlyIKESA(t, p.b).in), IKEAuth)
-	fromB := exchange(t, l.decode(t, addrB, onlyIKESA(t, p.a).in), IKEAuth)
+	fromA := exchange(t, l.decode(t, addrA, peerSK(t, p.b)), IKEAuth)
+	fromB := exchange(t, l.decode(t, addrB, peerSK(t, p.a)), IKEAuth)
 	if n := len(fromA.All(PayloadCERT)); n != 1 {
 		t.Errorf("A sent %d certificates to a peer that has the intermediate", n)
 	}

@@ -82,7 +82,7 @@ func TestPairFragmentation(t *testing.T) {
 			t.Errorf("counters %+v", c)
 		}
 	}
-	m := exchange(t, l.decode(t, addrA, onlyIKESA(t, p.b).in), IKEAuth)
+	m := exchange(t, l.decode(t, addrA, peerSK(t, p.b)), IKEAuth)
 	if n := len(m.All(PayloadCERT)); n != 3 {
 		t.Errorf("A sent %d certificates", n)
 	}

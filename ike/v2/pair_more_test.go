@@ -329,7 +329,8 @@ func TestPairOutOfWindow(t *testing.T) {
 	}
 	p.a.d.mu.Unlock()
 	sa.lock()
-	b, err := sa.out.seal(sa.header(Informational, 7, false), nil, p.a.d.rand)
+	out := sa.sealer()
+	b, err := out.seal(sa.header(Informational, 7, false), nil, p.a.d.rand)
 	local, remote := sa.local, sa.remote
 	sa.unlock()
 	if err != nil {

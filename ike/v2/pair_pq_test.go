@@ -220,9 +220,9 @@ func reseal(t *testing.T, from *side, response bool, edit func(ke *KE)) func(loc
 			s := onlyIKESA(t, from)
 			s.lock()
 			// A copy: the SA zeroes its keys when they change.
-			e, a := s.keys.ei, s.keys.ai
+			e, a := s.keys.ei(), s.keys.ai()
 			if !s.initiator {
-				e, a = s.keys.er, s.keys.ar
+				e, a = s.keys.er(), s.keys.ar()
 			}
 			keys, _ = newSKCrypto(s.suite.encr, s.suite.integ, slices.Clone(e), slices.Clone(a))
 			s.mu.Unlock()

@@ -94,6 +94,18 @@ func checkMakeBeforeBreak(t *testing.T, p *pair, trigger func()) {
 	if countEvents(p.a.lis, "down", "t1")+countEvents(p.b.lis, "down", "t1") != 0 {
 		t.Fatal("the tunnel went down")
 	}
+	// The child that answered the rekey lets the one it replaced go, or
+	// each rekey would keep every child before it.
+	waitFor(t, "both ends idle", func() bool { return p.a.idle() && p.b.idle() })
+	for _, s := range []*side{p.a, p.b} {
+		s.d.mu.Lock()
+		for _, c := range s.d.tunnels["t1"].children {
+			if c.rk != nil {
+				t.Errorf("child %v still holds a rekey record %+v", c.in, *c.rk)
+			}
+		}
+		s.d.mu.Unlock()
+	}
 	if st := p.a.d.Status(); st.Tunnels[0].Rekeys != 1 || st.Counters.Rekeys != 1 {
 		t.Fatalf("rekeys %d/%d", st.Tunnels[0].Rekeys, st.Counters.Rekeys)
 	}

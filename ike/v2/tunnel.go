@@ -98,7 +98,7 @@ func (d *Daemon) tunnelStatus(tu *tunnel, now time.Time) ike.TunnelStatus {
 		}
 	}
 	for _, c := range tu.children {
-		st.Children = append(st.Children, c.status(now))
+		st.Children = append(st.Children, c.status(d.sched, now))
 	}
 	st.Negotiations = d.negotiationsLocked(tu, now)
 	if len(tu.children) == 0 && tu.acq == nil {
@@ -108,7 +108,7 @@ func (d *Daemon) tunnelStatus(tu *tunnel, now time.Time) ike.TunnelStatus {
 		}
 	}
 	if c := tu.cur(); c != nil {
-		cs := c.status(now)
+		cs := c.status(d.sched, now)
 		st.Transform, st.PFSGroup, st.UDPEncap, st.Lifetime = c.transform, c.pfs, c.encap, c.lifetime
 		st.InboundSPI, st.OutboundSPI, st.TimeLeft = c.in.SPI, c.out.SPI, cs.TimeLeft
 	}
@@ -130,7 +130,7 @@ func (d *Daemon) TunnelStatus(name string) (ike.TunnelStatus, []ike.IKESAStatus,
 	}
 	var sas []*ikeSA
 	for _, p := range tu.endpoints(tu.peer.Addr()) {
-		for sa := range d.idx.sas.Get(p) {
+		for sa := range d.sasAt(p) {
 			sas = append(sas, sa)
 		}
 	}
@@ -155,7 +155,7 @@ func (d *Daemon) TunnelStatus(name string) (ike.TunnelStatus, []ike.IKESAStatus,
 // rekeys the child SA, a hard one deletes it.
 func (d *Daemon) Expire(id ipsec.SAID, hard bool) {
 	d.mu.Lock()
-	c := d.children[id]
+	c := d.childLocked(id)
 	d.mu.Unlock()
 	if c == nil {
 		return

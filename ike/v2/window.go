@@ -49,16 +49,15 @@ type request struct {
 
 // window is an IKE SA's message ID state. Guarded by the SA's mutex.
 type window struct {
-	nextID uint32     // the next request ID this end sends
-	out    *request   // outstanding
-	queue  []*request // waiting their turn
-	timer  clock.Timer
+	nextID uint32 // the next request ID this end sends
 	armed  uint32 // how many times timer was armed: a stale one does nothing
-
-	expect   uint32    // the next request ID expected from the peer
-	lastIn   *skCrypto // what opened request expect-1 (the keys may have changed since)
-	lastResp [][]byte  // the response to request expect-1, as sent
+	expect uint32 // the next request ID expected from the peer
+	// hasResp: lastResp is the response to request expect-1, as sent.
 	hasResp  bool
+	out      *request   // outstanding
+	queue    []*request // waiting their turn
+	timer    clock.Timer
+	lastResp [][]byte
 }
 
 // stop ends the window and returns the requests it held, outstanding
@@ -69,7 +68,7 @@ func (w *window) stop() []*request {
 	if w.out != nil {
 		held = append([]*request{w.out}, held...)
 	}
-	w.out, w.queue, w.lastIn = nil, nil, nil
+	w.out, w.queue = nil, nil
 	return held
 }
 
@@ -131,7 +130,7 @@ func (sa *ikeSA) sendNext() {
 			continue
 		}
 		if len(r.wire) > 1 {
-			r.mtu = sa.frag.mtu
+			r.mtu = int(sa.frag.mtu)
 		}
 		if r.exchange == IKESAInit {
 			sa.hs.initReq = r.wire[0]
@@ -252,5 +251,5 @@ func (sa *ikeSA) refragment(r *request) {
 	}
 	sa.d.log.Info("no answer to a fragmented request: smaller fragments", "exchange", r.exchange.String(),
 		"from", r.mtu, "to", smaller, "remote", sa.remote)
-	r.wire, r.mtu, sa.frag.mtu = wire, smaller, smaller
+	r.wire, r.mtu, sa.frag.mtu = wire, smaller, int32(smaller)
 }
