@@ -30,8 +30,10 @@ type scaleLab struct {
 }
 
 // DefaultPeerTunnels is the most tunnels one responding process serves
-// by default: two sockets per address fit 20,000 open files, the hard
-// limit of some containers.
+// by default. It dates from a socket pair per local address, when 5,000
+// addresses' sockets had to fit 20,000 open files (the hard limit of some
+// containers); with wildcard sockets (`dataplane udp-sockets wildcard`,
+// the default) one process has held 50,000 tunnels (`-peer-tunnels`).
 const DefaultPeerTunnels = 5000
 
 // peerOf is the index of tunnel i's responder.

@@ -38,8 +38,8 @@ func (g *Gateway) apply(cfg *config.Config) error {
 	var release []*transport.Endpoint
 	for _, tc := range cfg.Tunnels {
 		old := g.tunnels[tc.Name]
-		if old != nil && old.cfg.Equal(tc) && !g.leavesDatapath(old, cfg) && !(rawChanged && tc.UDPEncapPort == 0) {
-			old.cfg = tc
+		if old != nil && old.conf().Equal(tc) && !g.leavesDatapath(old, cfg) && !(rawChanged && tc.UDPEncapPort == 0) {
+			old.cfg.Store(tc) // the same settings, the new file's positions
 			continue
 		}
 		op, err := g.vr(tc.OperationalVR)
@@ -127,7 +127,7 @@ func (g *Gateway) leavesDatapath(t *Tunnel, cfg *config.Config) bool {
 	dp := g.dps[t.dp]
 	t.mu.Unlock()
 	spec := datapath.Tunnel{}
-	g.describe(&spec, t.cfg, cfg)
+	g.describe(&spec, t.conf(), cfg)
 	return dp.Supports(&spec) != nil
 }
 
@@ -168,8 +168,9 @@ func (g *Gateway) describe(d *datapath.Tunnel, tc *config.Tunnel, cfg *config.Co
 // setup builds a tunnel in its VRs. It never fails: a tunnel that cannot
 // come up is down with the reason.
 func (g *Gateway) setup(tc *config.Tunnel, op, tr *vr.VR, cfg *config.Config) *Tunnel {
-	t := &Tunnel{Name: tc.Name, cfg: tc, d: &datapath.Tunnel{Op: op, Transport: tr}, op: op, tr: tr,
+	t := &Tunnel{Name: tc.Name, d: &datapath.Tunnel{Op: op, Transport: tr}, op: op, tr: tr,
 		dest: tc.TunnelDestination.Addr}
+	t.cfg.Store(tc)
 	g.describe(t.d, tc, cfg)
 	t.d.Endpoint = g.eps.Get(tr, tc.TunnelSource)
 	if grp := g.groupOf(tc.Name); grp != nil && !grp.active {
@@ -298,7 +299,7 @@ func (g *Gateway) addManual(t *Tunnel, p datapath.Path) error {
 			return err
 		}
 	}
-	tc := t.cfg
+	tc := t.conf()
 	for _, c := range []*config.SA{tc.Inbound, tc.Outbound} {
 		sa := &datapath.SA{ID: ipsec.SAID{Dst: t.dest, SPI: c.SPI, Protocol: c.Transform.Protocol}, Direction: c.Direction,
 			Transform: c.Transform, Src: tc.TunnelSource, UDPEncap: tc.UDPEncapPort != 0, SrcPort: tc.UDPEncapPort, DstPort: tc.UDPEncapPort,
@@ -317,7 +318,7 @@ func (g *Gateway) addManual(t *Tunnel, p datapath.Path) error {
 // openIKE opens the IKE sockets of a signaled tunnel's endpoint: UDP 500
 // and the NAT-T port.
 func (g *Gateway) openIKE(t *Tunnel) error {
-	natt := t.cfg.UDPEncapPort
+	natt := t.conf().UDPEncapPort
 	if natt == 0 {
 		natt = header.NATTPort
 	}

@@ -183,11 +183,11 @@ func (g *Gateway) matchManual(t *Tunnel, rec *checkpoint.Tunnel) string {
 	}
 	for i := range rec.SAs {
 		r := &rec.SAs[i]
-		c := t.cfg.Outbound
+		c := t.conf().Outbound
 		if r.Direction == ipsec.Inbound {
-			c = t.cfg.Inbound
+			c = t.conf().Inbound
 		}
-		if c == nil || r.ID.SPI != c.SPI || r.Transform != c.Transform || r.ESN != t.cfg.ESN ||
+		if c == nil || r.ID.SPI != c.SPI || r.Transform != c.Transform || r.ESN != t.conf().ESN ||
 			subtle.ConstantTimeCompare(r.CipherKey, c.CipherKey) != 1 || subtle.ConstantTimeCompare(r.AuthKey, c.AuthKey) != 1 {
 			return fmt.Sprintf("%s SA 0x%08x changed", r.Direction, r.ID.SPI)
 		}

@@ -109,7 +109,7 @@ func (g *Gateway) recheckPaths() {
 			}
 			continue
 		}
-		if t.cfg.Type != config.Manual || !t.d.Destination.IsValid() {
+		if t.conf().Type != config.Manual || !t.d.Destination.IsValid() {
 			continue
 		}
 		g.checkPath(t)

@@ -196,7 +196,7 @@ func (g *Gateway) rebuildGroup(grp *group) {
 			continue
 		}
 		g.teardown(t)
-		g.tunnels[name] = g.setup(t.cfg, t.op, t.tr, g.cfg)
+		g.tunnels[name] = g.setup(t.conf(), t.op, t.tr, g.cfg)
 	}
 	g.publish()
 	g.syncRoutes()

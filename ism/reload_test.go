@@ -150,3 +150,48 @@ func TestRemovedTunnelTellsPeer(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestReloadWhileIKEReports: a reload that changes nothing but the
+// tunnels' positions in the file swaps their configuration while IKE's
+// goroutines report tunnel state, which reads it (the race detector found
+// this in the soak's reloads: run with -race).
+func TestReloadWhileIKEReports(t *testing.T) {
+	t.Parallel()
+	x := newLab(t, labSpec{})
+	c := ismConf{vrs: [][2]string{{"tr", x.a}}, transforms: []string{"esp-aes128-gcm16"},
+		tunnels: []ismTunnel{{name: "t0", vr: "tr", address: "198.51.100.1 255.255.255.252",
+			in:  "esp spi 0x1000 cipher-key " + keyHex(t, 20),
+			out: "esp spi 0x2000 cipher-key " + keyHex(t, 20)}}}
+	g, _ := startGateway(t, c.String(), gwOpts{})
+	t0 := g.tunnels["t0"]
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				g.seam.TunnelDown("t0", "test")
+			}
+		}
+	}()
+	var last string
+	for i := range 20 {
+		last = strings.Repeat("!\n", i+1) + c.String()
+		reloadText(t, g, last)
+	}
+	close(stop)
+	<-done
+	if g.tunnels["t0"] != t0 {
+		t.Fatal("a reload that moved the tunnel in the file rebuilt it")
+	}
+	want, err := config.Parse("test.conf", strings.NewReader(last))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := g.tunnels["t0"].conf().Pos; got != want.Tunnels[0].Pos {
+		t.Fatalf("the tunnel's configuration is at %v, the file's at %v", got, want.Tunnels[0].Pos)
+	}
+}

@@ -117,7 +117,7 @@ func (g *Gateway) resumeSignaledSAs(t *Tunnel, rec *checkpoint.Tunnel, written t
 // it does): its SAs must run between the tunnel's source and one of its
 // destinations.
 func matchSignaled(t *Tunnel, rec *checkpoint.Tunnel) string {
-	c := t.cfg
+	c := t.conf()
 	dests := []netip.Addr{c.TunnelDestination.Addr, c.BackupDestination.Addr}
 	for _, sa := range rec.SAs {
 		local, remote := sa.Src, sa.Dst

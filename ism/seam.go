@@ -171,7 +171,7 @@ func (s *seam) AddSA(id ipsec.SAID, u ike.UserSA) error {
 		t.setReady(true)
 		if g.changeState(t, true, "") {
 			g.log.Info("tunnel up", "tunnel", t.String(), "peer", u.Dst.String(), "transform", u.Transform.Name())
-			// Under g.mu: a reload (apply) replaces t.cfg, which computeMTU reads.
+			// Under g.mu, which syncTunnelRoutes needs: a reload changes the routes.
 			g.post(func() { g.mu.Lock(); t.computeMTU(); g.syncTunnelRoutes(t); g.mu.Unlock() })
 		}
 	}
@@ -188,7 +188,7 @@ const ikev1ReleaseDelay = time.Second
 
 // releaseDelay is an SA's datapath.SA.ReleaseDelay.
 func releaseDelay(t *Tunnel, u ike.UserSA) time.Duration {
-	if u.Inbound || t.cfg.IKEVersion != 1 {
+	if u.Inbound || t.conf().IKEVersion != 1 {
 		return 0
 	}
 	return ikev1ReleaseDelay
@@ -358,7 +358,7 @@ func (s *seam) PeerDead(tunnel string, peer netip.Addr, at time.Time) {
 	t.mu.Lock()
 	t.deadAt = at
 	t.mu.Unlock()
-	if !t.cfg.BackupDestination.Addr.IsValid() {
+	if !t.conf().BackupDestination.Addr.IsValid() {
 		t.setReady(false)
 		g.post(func() { g.mu.Lock(); g.syncTunnelRoutes(t); g.mu.Unlock() })
 	}

@@ -125,7 +125,7 @@ func (g *Gateway) SnapshotTunnels(names []string) (operator.Snapshot, error) {
 
 // tunnelStatus is what show says of a tunnel.
 func (g *Gateway) tunnelStatus(t *Tunnel) operator.TunnelStatus {
-	c := t.cfg
+	c := t.conf()
 	s := operator.TunnelStatus{
 		Name: t.String(), Type: c.Type.String(), Mode: c.Mode.String(), State: "down", Reason: t.Reason(),
 		Since: time.Unix(0, t.since.Load()), OperationalVR: operator.VRText(c.OperationalVR.Name, c.OperationalVR.Netns),

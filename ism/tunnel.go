@@ -24,7 +24,10 @@ import (
 // plane; fields that change after creation are atomic or guarded by mu.
 type Tunnel struct {
 	Name string
-	cfg  *config.Tunnel
+	// cfg is the tunnel's configuration: a reload that changes nothing
+	// but the positions in the file swaps it while IKE's goroutines read
+	// it (conf).
+	cfg atomic.Pointer[config.Tunnel]
 	// d is what the datapath knows of the tunnel, and the state it shares.
 	d      *datapath.Tunnel
 	op, tr *vr.VR
@@ -66,8 +69,11 @@ type Tunnel struct {
 	resumed []string
 }
 
+// conf returns the tunnel's configuration.
+func (t *Tunnel) conf() *config.Tunnel { return t.cfg.Load() }
+
 // signaled reports whether IKE negotiates the tunnel's SAs.
-func (t *Tunnel) signaled() bool { return t.cfg.Type == config.Signaled }
+func (t *Tunnel) signaled() bool { return t.conf().Type == config.Signaled }
 
 // routed reports whether the tunnel's routes should be installed.
 func (t *Tunnel) routed() bool {
@@ -181,17 +187,17 @@ func (t *Tunnel) transform() transform.Transform {
 	case out && t.signaled():
 		return t.negotiated
 	case out:
-		return t.cfg.Outbound.Transform
-	case len(t.cfg.TransformSet.Transforms) > 0:
-		return t.cfg.TransformSet.Transforms[0]
+		return t.conf().Outbound.Transform
+	case len(t.conf().TransformSet.Transforms) > 0:
+		return t.conf().TransformSet.Transforms[0]
 	}
 	return transform.Transform{}
 }
 
 // computeMTU sets the inner MTU from the path MTU to the destination.
 func (t *Tunnel) computeMTU() {
-	if t.cfg.MTU > 0 {
-		t.d.MTU.Store(int32(t.cfg.MTU))
+	if t.conf().MTU > 0 {
+		t.d.MTU.Store(int32(t.conf().MTU))
 		return
 	}
 	t.mu.Lock()

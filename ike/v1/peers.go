@@ -59,16 +59,19 @@ func (d *Daemon) wantsEncap(local, remote netip.Addr) bool {
 }
 
 // pskFor finds the pre-shared key for a peer: by its identity (whole, then
-// with user@ stripped), then by its address. Daemon.mu must be held.
+// with user@ stripped), then by its address. Daemon.mu must be held. It
+// returns a copy, which the negotiation zeroes when it is done with it:
+// Reconfigure and Close zero the table's keys while negotiations that
+// looked theirs up may still be computing with them.
 func (d *Daemon) pskFor(id ike.Identity, remote netip.Addr) ipsec.Key {
 	if !id.IsZero() {
 		if k, ok := d.cfg.psk.ForIdentity(id); ok {
-			return k
+			return k.Clone()
 		}
 	}
 	if remote.IsValid() {
 		if k, ok := d.cfg.psk.ForAddress(remote); ok {
-			return k
+			return k.Clone()
 		}
 	}
 	return nil

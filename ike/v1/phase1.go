@@ -40,6 +40,7 @@ func (p *phase1) zero() {
 		p.dh.Zero()
 	}
 	clear(p.skeyid)
+	p.psk.Zero() // pskFor's copy
 	p.psk = nil
 }
 

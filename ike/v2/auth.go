@@ -85,15 +85,18 @@ func pskAuth(p prfFunc, psk ipsec.Key, octets []byte) []byte {
 
 // pskFor finds the pre-shared key for a peer: by its identity (whole,
 // then a user@fqdn's FQDN: the seed's strip-and-retry), then by its
-// address. Daemon.mu must be held.
+// address. Daemon.mu must be held. It returns a copy, which the exchange
+// zeroes when it is done with it: Reconfigure and Close zero the table's
+// keys while exchanges that looked theirs up may still be computing with
+// them.
 func (d *Daemon) pskFor(id ike.Identity, remote netip.Addr) ipsec.Key {
 	if !id.IsZero() {
 		if k, ok := d.cfg.psk.ForIdentity(id); ok {
-			return k
+			return k.Clone()
 		}
 	}
 	if k, ok := d.cfg.psk.ForAddress(remote); ok {
-		return k
+		return k.Clone()
 	}
 	return nil
 }

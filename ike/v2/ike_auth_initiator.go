@@ -144,6 +144,7 @@ func childPayloads(t *ike.Tunnel, o childOffer, local, remote selector.Set, src,
 // ikeAuthResponse processes the responder's IKE_AUTH.
 func (sa *ikeSA) ikeAuthResponse(m *Message, ex *authExchange) {
 	d := sa.d
+	defer ex.plan.psk.Zero() // the exchange is over, whatever its end
 	name := ex.tunnel.Name
 	failed := func(reason string) {
 		remote, heard := sa.remote.Addr(), sa.lastHeard
@@ -181,6 +182,7 @@ func (sa *ikeSA) ikeAuthResponse(m *Message, ex *authExchange) {
 		d.mu.Lock()
 		plan.psk = d.pskFor(peerID, sa.remote.Addr())
 		d.mu.Unlock()
+		defer plan.psk.Zero()
 	}
 	if plan.method == ike.AuthPSK && plan.psk == nil {
 		err = errNoCredential

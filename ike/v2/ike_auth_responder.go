@@ -54,6 +54,7 @@ func (sa *ikeSA) ikeAuthResponder(m *Message) {
 		plan, err = d.planAuth(sa, method, peerID, sa.remote.Addr())
 	}
 	d.mu.Unlock()
+	defer plan.psk.Zero()
 	switch {
 	case len(cands) == 0:
 		refuse("no tunnel for peer " + peerID.String())
