@@ -16,8 +16,8 @@ import (
 )
 
 // TestSenderAllocatesNothing: once its batches have grown, a Sender queues
-// and sends ESP in UDP with no allocation per packet (its message buffers
-// are kept from burst to burst), and what it sends arrives.
+// and sends ESP in UDP with no allocation (its message buffers are kept
+// from burst to burst), and what it sends arrives.
 func TestSenderAllocatesNothing(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: sockets are opened through a network namespace handle (setns)")
@@ -68,7 +68,10 @@ func TestSenderAllocatesNothing(t *testing.T) {
 		tx.Flush(func(*offload.Packet) { refused++ })
 	}
 	send() // the batch grows to its size
-	if a := testing.AllocsPerRun(20, send); a != 0 {
+	// The race detector changes what allocates (x/net's sendmmsg scratch
+	// comes from a sync.Pool, which it empties at random): the count is
+	// checked without it (go test without -race), the sending with it too.
+	if a := testing.AllocsPerRun(20, send); a != 0 && !raceEnabled {
 		t.Errorf("a burst of %d packets allocates %.1f times, want 0", len(pkts), a)
 	}
 	if refused != 0 {
