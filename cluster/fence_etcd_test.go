@@ -76,3 +76,28 @@ func TestFencingPartition(t *testing.T) {
 	st.WriteTo(&sb)
 	t.Logf("a after the partition:\n%s", sb.String())
 }
+
+// TestSessionUpAfterFenceRanOut: a session whose fence ran out before
+// Run's goroutine took it up (a slow join under load: the fence fired
+// and found no session to end) is given up for a new lease with a live
+// fence, not kept as a held lease the node never renews or acts on
+// (TestFencingPartition's rejoin, seen under load).
+func TestSessionUpAfterFenceRanOut(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	a := startNode(t, c, "a", nil, nodeOpts{key: testClusterKey(t)})
+	eventually(t, 10*time.Second, "a joins", func() bool { return a.Status().Lease.State == "held" })
+	old := a.Status().Lease.ID
+	done := make(chan struct{})
+	a.post(func() {
+		s := a.sess
+		a.sess, a.joining = nil, true // establish has returned s ...
+		a.fence.stop()                // ... and its fence ran out meanwhile
+		a.sessionUp(s)
+		close(done)
+	})
+	<-done
+	eventually(t, 10*time.Second, "a joins again with a new lease and a live fence", func() bool {
+		st := a.Status()
+		return st.Lease.State == "held" && st.Lease.ID != old && !st.Lease.Deadline.IsZero()
+	})
+}

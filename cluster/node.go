@@ -163,11 +163,23 @@ func (n *Node) join() {
 	}()
 }
 
-// sessionUp starts using a new session; mu is held.
+// sessionUp starts using a new session; mu is held. A session whose
+// fence ran out between establish and now (a slow join: establish's
+// requests, then this call waiting its turn) is given up for a new one:
+// the fence's firing found no session to end, and the session's
+// keepalive would stop at its first renewal (too late), leaving a lease
+// held that this node never acts on.
 func (n *Node) sessionUp(s *session) {
 	n.joining, n.joinErr = false, ""
 	if n.ctx.Err() != nil {
 		n.release(s)
+		return
+	}
+	if !n.fence.valid() {
+		n.log.Warn("the new lease's fence ran out while joining: joining again", "lease", fmt.Sprintf("%x", int64(s.lease)))
+		n.fence.stop()
+		n.release(s)
+		n.join()
 		return
 	}
 	n.sess = s

@@ -84,3 +84,34 @@ func TestJoinRebalances(t *testing.T) {
 		t.Fatalf("metrics: %v", got)
 	}
 }
+
+// TestStaleViewKeepsOwner: a view read after this node's election key was
+// created but before the keys ahead of it went (the campaign had not won
+// yet), taken up once the group is owned, still shows the old owner
+// first. It must not depose the new owner: only its key's absence does
+// (TestJoinRebalances saw b stop a group just handed over, and take it
+// again as a failover).
+func TestStaleViewKeepsOwner(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	groups := testGroups("g0")
+	a := startNode(t, c, "a", groups, nodeOpts{key: testClusterKey(t)})
+	eventually(t, 10*time.Second, "a owns g0", func() bool { return settled(t, groups, a) && a.gw.owns()["g0"] })
+	done := make(chan groupState)
+	a.post(func() {
+		g := a.groups["g0"]
+		v := a.view
+		v.queue = map[string][]candidate{"g0": append([]candidate{{node: "b", lease: 1, rev: g.rev - 1}}, v.queue["g0"]...)}
+		v.rev = g.rev
+		a.view = v
+		a.reconcile()
+		done <- g.state
+	})
+	if st := <-done; st != owner {
+		t.Fatalf("a stale view left g0 %v on a, want owner", st)
+	}
+	for _, e := range a.gw.log() {
+		if e.Kind == "stop" {
+			t.Fatalf("a stopped g0 on a stale view: %+v", e)
+		}
+	}
+}

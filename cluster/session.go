@@ -20,6 +20,9 @@ import (
 var (
 	ErrNameInUse  = errors.New("cluster: node name in use by another lease")
 	ErrClusterKey = errors.New("cluster: the cluster's records are sealed with another key")
+	// errSlowJoin: the lease's fence had run out by the time it was
+	// registered; join tries again.
+	errSlowJoin = errors.New("cluster: slow join")
 )
 
 // session is one lease of this node and what hangs off it: the
@@ -65,6 +68,10 @@ func (n *Node) establish(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	n.checkMembers(gctx)
+	if late := n.cfg.Clock.Now().Sub(sent); late >= s.ttl-n.cfg.FenceMargin {
+		n.release(s)
+		return nil, fmt.Errorf("%w: joining took %v, past the fence (TTL %v less the margin)", errSlowJoin, late.Round(time.Millisecond), s.ttl)
+	}
 	n.fence.start(sent, s.ttl)
 	return s, nil
 }

@@ -160,7 +160,6 @@ func (n *Node) reconcile() {
 	want := assign(n.weights, eligible, owners)
 	for name, g := range n.groups {
 		d := want[name]
-		own, owned := n.view.owner(name)
 		switch g.state {
 		case idle:
 			switch {
@@ -174,8 +173,13 @@ func (n *Node) reconcile() {
 				g.cancel()
 			}
 		case owner:
+			// g.rev is when this node's key was created, not when the
+			// keys before it went and the campaign won: a view read
+			// between the two, taken up after the win, still has the
+			// old owner first. Only the key's absence deposes (no key
+			// created later can come before it).
 			switch {
-			case n.view.rev >= g.rev && (!owned || own.lease != s.lease):
+			case n.view.rev >= g.rev && !n.ownKey(name, s):
 				n.deposed(g, g.gen.Load(), "election key gone")
 			case d != "" && d != n.cfg.Node && n.view.queued(name, d):
 				g.state = handingOver

@@ -373,7 +373,9 @@ func (x *lab) dumpKernel(t *testing.T) {
 			continue
 		}
 		out, err := x.lab.Run(ns, "nstat", "-asz", "UdpInDatagrams", "UdpNoPorts", "UdpInErrors", "UdpRcvbufErrors",
-			"IpInDiscards", "IpInAddrErrors", "IpOutNoRoutes", "IpExtInNoRoutes", "IcmpInDestUnreachs", "IcmpOutDestUnreachs")
+			"IpInDiscards", "IpInAddrErrors", "IpOutNoRoutes", "IpExtInNoRoutes", "IcmpInDestUnreachs", "IcmpOutDestUnreachs",
+			"IpInHdrErrors", "IpExtInCsumErrors", "TcpInCsumErrors", "TcpInErrs", "TcpRetransSegs", "TcpExtTCPTimeouts",
+			"TcpExtTCPRcvQDrop", "TcpExtTCPOFOQueue", "TcpExtTCPOFODrop", "TcpExtTCPZeroWindowDrop", "TcpExtTCPBacklogDrop")
 		t.Logf("kernel counters in %s (%v):\n%s", ns, err, out)
 	}
 }

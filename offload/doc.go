@@ -9,6 +9,8 @@
 //  1. prepare: look up or take the SA, check its state and lifetime, assign
 //     the sequence number (outbound) or pre-check the replay window
 //     (inbound), frame the packet in place and fill the packet's driver.Op;
+//     outbound packets go in runs with one SA, whose binding, sequence
+//     numbers and lifetime account are taken once a run;
 //  2. crypto: ops go to the SA's bound driver, inline (driver.Synchronous)
 //     or enqueued on the Processor's queue pair and polled back; a queue that
 //     stays full or a driver fault moves the work to the fallback engine;

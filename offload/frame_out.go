@@ -9,22 +9,71 @@ import (
 	"github.com/ismgw/ism/transform"
 )
 
-// prepareOutbound frames an inner packet around its payload in place and
-// fills the op (RFC 4303 §3.3, RFC 4302 §3.3).
-func (p *Processor) prepareOutbound(pk *Packet, i int) DropReason {
-	sa := pk.SA
-	if sa == nil || sa.cfg.Direction != ipsec.Outbound {
-		return DropNoSA
-	}
-	if r := sa.admit(p.now); r != NotDropped {
-		return r
-	}
-	if sa.hasLimits() {
-		if over, cause := sa.overLimit(p.pending(sa)); over {
-			sa.expire(true, cause)
-			return DropLifetime
+// prepareOut is prepare for outbound packets. They come in runs with one
+// SA, as a caller hands them over (a tunnel's packets together), and a run
+// takes the SA's binding, sequence numbers and lifetime account once.
+func (p *Processor) prepareOut(pkts []*Packet) {
+	for i := 0; i < len(pkts); {
+		sa, n := pkts[i].SA, 1
+		for i+n < len(pkts) && pkts[i+n].SA == sa {
+			n++
 		}
+		p.prepareRun(pkts[i:i+n], i, sa)
+		i += n
 	}
+}
+
+// prepareRun frames a run of packets for sa and queues their ops; first
+// is the index of the run's first packet in the burst. The lifetime checks
+// stay per packet: the SA may expire, or run out of sequence numbers, in
+// the middle of a run.
+func (p *Processor) prepareRun(run []*Packet, first int, sa *SA) {
+	if sa == nil || sa.cfg.Direction != ipsec.Outbound {
+		for _, pk := range run {
+			p.drop(pk, DropNoSA)
+		}
+		return
+	}
+	p.seqLeft = 0
+	limits := sa.hasLimits()
+	var bnd *binding
+	var pkts, bytes int64 // the run's traffic so far, charged at its end
+	for j, pk := range run {
+		r := sa.admit(p.now)
+		if r == NotDropped && limits {
+			pp, pb := p.pending(sa)
+			if over, cause := sa.overLimit(pp+uint64(pkts), pb+uint64(bytes)); over {
+				sa.expire(true, cause)
+				r = DropLifetime
+			}
+		}
+		if r == NotDropped {
+			r = p.prepareOutbound(pk, len(run)-j)
+		}
+		if r == NotDropped && bnd == nil {
+			if bnd = p.hold(sa); bnd == nil {
+				r = DropNoSA // deleted meanwhile
+			}
+		}
+		if r != NotDropped {
+			p.drop(pk, r)
+			continue
+		}
+		pkts++
+		bytes += int64(pk.f.inner)
+		pk.bnd = bnd
+		p.queue(pk, first+j)
+	}
+	if pkts > 0 {
+		p.charge(sa, pkts, bytes)
+	}
+}
+
+// prepareOutbound frames an inner packet of an admitted SA around its
+// payload in place and fills the op (RFC 4303 §3.3, RFC 4302 §3.3). left
+// is how many packets of the run are left, this one included.
+func (p *Processor) prepareOutbound(pk *Packet, left int) DropReason {
+	sa := pk.SA
 	b := pk.Buf
 	if b == nil || b.Len <= 0 || b.Off < 0 || b.Off+b.Len > len(b.Mem) {
 		return DropMalformed
@@ -71,19 +120,13 @@ func (p *Processor) prepareOutbound(pk *Packet, i int) DropReason {
 		// The UDP socket writes its own IP header: the original goes.
 		b.Off, b.Len, keep = b.Off+keep, b.Len-keep, 0
 	}
-	var r DropReason
 	if sa.cfg.Transform.Protocol == transform.AH {
-		r = p.ahOut(pk, keep, nh, i)
-	} else {
-		r = p.espOut(pk, keep, nh, i)
+		return p.ahOut(pk, keep, nh, left)
 	}
-	if r == NotDropped {
-		p.charge(sa, 1, int64(pk.f.inner))
-	}
-	return r
+	return p.espOut(pk, keep, nh, left)
 }
 
-func (p *Processor) espOut(pk *Packet, keep int, nh uint8, i int) DropReason {
+func (p *Processor) espOut(pk *Packet, keep int, nh uint8, left int) DropReason {
 	sa, b, f, op := pk.SA, pk.Buf, &pk.f, &pk.op
 	ivLen, icv, bs := sa.ivLen, sa.icvLen, sa.blockSize
 	plain := b.Len - keep
@@ -97,13 +140,13 @@ func (p *Processor) espOut(pk *Packet, keep int, nh uint8, i int) DropReason {
 	}
 	udp := sa.udpLen
 	insert := f.ipLen - keep + udp + header.ESPHeaderSize + ivLen
-	tail := padLen + header.ESPTrailerSize + icv + 4 + p.e.disp.tailroom
+	tail := padLen + header.ESPTrailerSize + icv + 4 + p.tailroom
 	if !grow(b, keep, insert, tail) {
 		return DropTooBig
 	}
-	seq, r := p.takeSeq(sa, i)
-	if r != NotDropped {
-		return r
+	seq := p.takeSeq(sa, left)
+	if seq == 0 {
+		return DropSeqOverflow
 	}
 	pk.seq = seq
 	pkt := b.Mem[b.Off:]
@@ -188,37 +231,35 @@ func (p *Processor) writeIP(pk *Packet, keep int, proto uint8, inner []byte) {
 // copied from the inner header, DF from an IPv4 inner header). pkt is the
 // whole packet.
 func (sa *SA) writeOuter(pkt, inner []byte, seq uint64) {
+	in := (*[8]byte)(inner) // prepare checked the inner header: one bounds check for all
 	var tos uint8
 	var flags uint16
-	if inner[0]>>4 == 4 {
-		ih := header.IPv4(inner)
+	if in[0]>>4 == 4 {
+		ih := header.IPv4(in[:])
 		tos, flags = ih.TOS(), ih.FlagsFragment()&header.IPv4FlagDF
 	} else {
-		tos = header.IPv6(inner).TrafficClass()
+		tos = header.IPv6(in[:]).TrafficClass()
 	}
 	n := sa.outer
-	if n == header.IPv4MinimumSize {
-		// The identification need only be unique while fragments may be
-		// in flight: the sequence number's low bits are.
-		h := (*[header.IPv4MinimumSize]byte)(pkt)
-		*h = [header.IPv4MinimumSize]byte(sa.tmpl[:])
-		header.IPv4(h[:]).SetVariable(tos, uint16(len(pkt)), uint16(seq), flags, sa.tmplSum)
-		return
-	}
-	copy(pkt, sa.tmpl[:n])
 	if sa.ipv6 {
+		copy(pkt, sa.tmpl[:n])
 		ip := header.IPv6(pkt)
 		ip.SetTrafficClass(tos)
 		ip.SetPayloadLength(uint16(len(pkt) - header.IPv6MinimumSize))
 	} else {
-		header.IPv4(pkt).SetVariable(tos, uint16(len(pkt)), uint16(seq), flags, sa.tmplSum)
+		// The identification need only be unique while fragments may be
+		// in flight: the sequence number's low bits are.
+		header.IPv4(pkt).EncodeFrom((*[header.IPv4MinimumSize]byte)(sa.tmpl[:]), sa.tmplSum, tos, uint16(len(pkt)), uint16(seq), flags)
+		if sa.udpLen > 0 {
+			*(*[header.UDPMinimumSize]byte)(pkt[header.IPv4MinimumSize:]) = *(*[header.UDPMinimumSize]byte)(sa.tmpl[header.IPv4MinimumSize:])
+		}
 	}
 	if sa.udpLen > 0 {
 		header.UDP(pkt[n-header.UDPMinimumSize:]).SetLength(uint16(len(pkt) - n + header.UDPMinimumSize))
 	}
 }
 
-func (p *Processor) ahOut(pk *Packet, keep int, nh uint8, i int) DropReason {
+func (p *Processor) ahOut(pk *Packet, keep int, nh uint8, left int) DropReason {
 	sa, b, f, op := pk.SA, pk.Buf, &pk.f, &pk.op
 	icv := sa.cfg.Transform.ICVLen()
 	ahLen := header.AHLength(icv, sa.ipv6)
@@ -236,12 +277,12 @@ func (p *Processor) ahOut(pk *Packet, keep int, nh uint8, i int) DropReason {
 	}
 	f.inner = b.Len - keep
 	insert := f.ipLen - keep + ahLen
-	if !grow(b, keep, insert, icv+4+p.e.disp.tailroom) {
+	if !grow(b, keep, insert, icv+4+p.tailroom) {
 		return DropTooBig
 	}
-	seq, r := p.takeSeq(sa, i)
-	if r != NotDropped {
-		return r
+	seq := p.takeSeq(sa, left)
+	if seq == 0 {
+		return DropSeqOverflow
 	}
 	pk.seq = seq
 	pkt := b.Mem[b.Off:]

@@ -70,7 +70,8 @@ func NewPacket() *Packet {
 // Reset makes the packet ready for a new payload of n bytes at Headroom.
 func (p *Packet) Reset(n int) {
 	p.Buf.Off, p.Buf.Len = Headroom, n
-	p.SA, p.Drop, p.NextHeader, p.bnd, p.Outer = nil, NotDropped, 0, nil, Outer{}
+	p.SA, p.Drop, p.NextHeader, p.bnd = nil, NotDropped, 0, nil
+	p.Outer = Outer{} // on its own: zeroed in place, not through a copy
 }
 
 // Processor runs bursts of packets through the engine. It is owned by one
@@ -85,12 +86,13 @@ type Processor struct {
 	cr    cryptoRunner
 	stats Counters
 	now   int64
-	// runEnd[i] is the end of the run of packets with packet i's SA:
-	// sequence numbers are reserved for the rest of a run at once.
-	runEnd  [BurstSize]int
-	seqSA   *SA    // the SA of the current reservation
-	seqNext uint64 // its next reserved sequence number
-	seqLeft int    // reserved numbers left
+	// seqNext and seqLeft are the sequence numbers reserved for the rest
+	// of a run of outbound packets with one SA (prepareOut): the SA's
+	// counter is touched once a run. seqLeft < 0: the SA refused.
+	seqNext uint64
+	seqLeft int
+	// tailroom is what the engine's drivers need after a packet.
+	tailroom int
 	// last is the inbound SA the previous lookup found.
 	last *SA
 	// locked is the SA whose replay window the finish stage holds, so that
@@ -105,7 +107,7 @@ type Processor struct {
 
 // newProcessor returns a Processor with its own queue pairs.
 func newProcessor(e *Engine) *Processor {
-	p := &Processor{e: e, ivPos: BurstSize * 16}
+	p := &Processor{e: e, ivPos: BurstSize * 16, tailroom: e.disp.tailroom}
 	p.own.init(len(e.disp.all))
 	p.cur = &p.own
 	p.cr.init(e)
@@ -160,17 +162,12 @@ func (p *Processor) run(pkts []*Packet, dir ipsec.Direction) {
 // burst's per-driver lists.
 func (p *Processor) prepare(pkts []*Packet, dir ipsec.Direction) {
 	if dir == ipsec.Outbound {
-		p.findRuns(pkts)
+		p.prepareOut(pkts)
+		return
 	}
 	s := p.cur
 	for i, pk := range pkts {
-		var r DropReason
-		if dir == ipsec.Outbound {
-			r = p.prepareOutbound(pk, i)
-		} else {
-			r = p.prepareInbound(pk)
-		}
-		if r != NotDropped {
+		if r := p.prepareInbound(pk); r != NotDropped {
 			p.drop(pk, r)
 			continue
 		}
@@ -181,12 +178,18 @@ func (p *Processor) prepare(pkts []*Packet, dir ipsec.Direction) {
 			p.drop(pk, DropNoSA) // deleted meanwhile
 			continue
 		}
-		pk.op.Session = pk.bnd.sess
-		pk.op.Buf = pk.Buf
-		pk.op.Status = driver.NotProcessed
-		pk.op.Tag = uint64(i)
-		s.byDrv[pk.bnd.idx] = append(s.byDrv[pk.bnd.idx], &pk.op)
+		p.queue(pk, i)
 	}
+}
+
+// queue puts packet i's op on its driver's list for the crypto stage.
+func (p *Processor) queue(pk *Packet, i int) {
+	s := p.cur
+	pk.op.Session = pk.bnd.sess
+	pk.op.Buf = pk.Buf
+	pk.op.Status = driver.NotProcessed
+	pk.op.Tag = uint64(i)
+	s.byDrv[pk.bnd.idx] = append(s.byDrv[pk.bnd.idx], &pk.op)
 }
 
 // finish is stage 3: each op's outcome, the replay window (inbound) and
@@ -281,38 +284,34 @@ func (p *Processor) account() {
 	s.acc = s.acc[:0]
 }
 
-// findRuns records the runs of consecutive packets with one SA.
-func (p *Processor) findRuns(pkts []*Packet) {
-	start := 0
-	for i := 1; i <= len(pkts); i++ {
-		if i == len(pkts) || pkts[i].SA != pkts[start].SA {
-			for j := start; j < i; j++ {
-				p.runEnd[j] = i
-			}
-			start = i
-		}
-	}
-	p.seqSA, p.seqLeft = nil, 0
-}
-
-// takeSeq returns packet i's sequence number from a reservation made for
-// the rest of its run, so that an SA's counter is touched once a run.
-func (p *Processor) takeSeq(sa *SA, i int) (uint64, DropReason) {
-	if sa != p.seqSA || p.seqLeft == 0 {
-		var granted int
-		p.seqNext, granted = sa.reserveSeq(p.runEnd[i] - i)
-		p.seqSA, p.seqLeft = sa, granted
-		if granted == 0 {
-			p.seqLeft = -1 // refused: keep refusing this run
-		}
-	}
-	if p.seqLeft < 0 {
-		return 0, DropSeqOverflow
+// takeSeq returns a packet's sequence number from a reservation made for
+// the rest of its run (left packets, this one included), so that an SA's
+// counter is touched once a run; 0, never a sequence number (RFC 4303
+// §3.3.3), when the SA has run out. prepareRun starts each run with none.
+func (p *Processor) takeSeq(sa *SA, left int) uint64 {
+	if p.seqLeft <= 0 {
+		return p.reserveSeq(sa, left)
 	}
 	p.seqLeft--
-	s := p.seqNext
 	p.seqNext++
-	return s, NotDropped
+	return p.seqNext - 1
+}
+
+// reserveSeq is takeSeq with no numbers left: it reserves the rest of the
+// run's unless the SA has refused already.
+func (p *Processor) reserveSeq(sa *SA, left int) uint64 {
+	if p.seqLeft < 0 {
+		return 0
+	}
+	var granted int
+	p.seqNext, granted = sa.reserveSeq(left)
+	if granted == 0 {
+		p.seqLeft = -1 // refused: keep refusing this run
+		return 0
+	}
+	p.seqLeft = granted - 1
+	p.seqNext++
+	return p.seqNext - 1
 }
 
 // status maps the op's outcome to a drop reason; a driver fault moves the

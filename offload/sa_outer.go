@@ -23,6 +23,7 @@ func (sa *SA) buildTemplate() {
 	} else {
 		ip := header.IPv4(sa.tmpl[:])
 		ip.Encode(&header.IPv4Fields{TTL: header.DefaultTTL, Protocol: proto, Src: c.Src, Dst: c.Dst})
+		binary.BigEndian.PutUint16(sa.tmpl[10:], 0) // the checksum comes per packet (EncodeFrom)
 		// The words that never change: version/IHL, TTL/protocol, addresses.
 		var sum uint32
 		for _, o := range []int{0, 8, 12, 14, 16, 18} {

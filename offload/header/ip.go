@@ -137,18 +137,18 @@ func (b IPv4) Encode(f *IPv4Fields) {
 	b.UpdateChecksum()
 }
 
-// SetVariable writes the fields of a 20-byte header that change from packet
-// to packet — TOS, total length, identification, flags — and the checksum,
-// given partial, the one's complement sum of the header's other words.
-func (b IPv4) SetVariable(tos uint8, totalLen, id, flags uint16, partial uint32) {
-	b[v4TOS] = tos
-	binary.BigEndian.PutUint16(b[v4TotalLen:], totalLen)
-	binary.BigEndian.PutUint16(b[v4ID:], id)
-	binary.BigEndian.PutUint16(b[v4FlagsFrag:], flags)
+// EncodeFrom writes to b a 20-byte header made of tmpl's constant fields —
+// version and IHL, TTL, protocol, addresses — and the fields that change
+// from packet to packet: TOS, total length, identification, flags and the
+// checksum, which must be zero in tmpl. partial is the one's complement
+// sum of tmpl's words. It writes whole words, the header being on the
+// per-packet path of tunnel mode.
+func (b IPv4) EncodeFrom(tmpl *[IPv4MinimumSize]byte, partial uint32, tos uint8, totalLen, id, flags uint16) {
 	sum := partial + uint32(tos) + uint32(totalLen) + uint32(id) + uint32(flags)
 	sum = sum>>16 + sum&0xffff
-	sum += sum >> 16
-	binary.BigEndian.PutUint16(b[v4Checksum:], ^uint16(sum))
+	binary.BigEndian.PutUint64(b, binary.BigEndian.Uint64(tmpl[0:])|uint64(tos)<<48|uint64(totalLen)<<32|uint64(id)<<16|uint64(flags))
+	binary.BigEndian.PutUint64(b[8:], binary.BigEndian.Uint64(tmpl[8:])|uint64(^uint16(sum+sum>>16))<<32)
+	copy(b[16:IPv4MinimumSize], tmpl[16:])
 }
 
 // UpdateChecksum recomputes the header checksum.
