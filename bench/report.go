@@ -99,27 +99,27 @@ func IKETable(w io.Writer, r IKEResult) error {
 // when measured, and raw ESP against ESP in UDP per transform.
 func TunnelTable(w io.Writer, rows []TunnelResult, cmps []EncapComparison, wg *WireGuardResult) error {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
-	head := "tunnel\ttransform\tencap\tseconds\tGbps\tbare Gbps\tratio\t"
+	head := "tunnel\ttransform\tencap\tseconds\tGbps\tbare Gbps\tratio\tCPU ns/pkt\t"
 	if wg != nil {
 		head += "vs wireguard-go\t"
 	}
 	fmt.Fprintln(tw, head)
 	for _, r := range rows {
-		fmt.Fprintf(tw, "ISM\t%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t", r.Transform, r.Encap, r.Seconds, r.Gbps, r.BareGbps, r.Ratio)
+		fmt.Fprintf(tw, "ISM\t%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t%.0f\t", r.Transform, r.Encap, r.Seconds, r.Gbps, r.BareGbps, r.Ratio, r.CPUNsPerPacket)
 		if wg != nil {
 			fmt.Fprintf(tw, "%.2f\t", r.VsWireGuard)
 		}
 		fmt.Fprintln(tw)
 	}
 	if wg != nil {
-		fmt.Fprintf(tw, "%s\tchacha20-poly1305\tudp\t%d\t%.3f\t%.3f\t%.3f\t1.00\t\n", wg.Peer, wg.Seconds, wg.Gbps, wg.BareGbps, wg.Ratio)
+		fmt.Fprintf(tw, "%s\tchacha20-poly1305\tudp\t%d\t%.3f\t%.3f\t%.3f\t%.0f\t1.00\t\n", wg.Peer, wg.Seconds, wg.Gbps, wg.BareGbps, wg.Ratio, wg.CPUNsPerPacket)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	for _, c := range cmps {
 		if c.RawVsUDP > 0 {
-			fmt.Fprintf(w, "%s: raw ESP %.2f of ESP in UDP\n", c.Transform, c.RawVsUDP)
+			fmt.Fprintf(w, "%s: raw ESP %.2f of ESP in UDP, at %.2f its CPU per packet\n", c.Transform, c.RawVsUDP, c.RawVsUDPCPU)
 		}
 		if c.RingVsSocket > 0 {
 			fmt.Fprintf(w, "%s: raw ESP through the gateway's transport %.2f of raw sockets\n", c.Transform, c.RingVsSocket)

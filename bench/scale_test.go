@@ -51,6 +51,9 @@ func TestResultKeys(t *testing.T) {
 	}{
 		{ScaleResult{SetupsPerSAt1000: 1}, []string{"tunnels", "setups_per_s", "live_bytes_per_tunnel", "setups_per_s_at_1000"}},
 		{SoakResult{}, []string{"lost_pings", "heap_slope_bytes_per_min", "rekeys", "leaked_sas"}},
+		{TunnelResult{}, []string{"gbps", "ratio", "cpu_ns_per_packet"}},
+		{EncapComparison{RawVsUDP: 1, RawVsUDPCPU: 1}, []string{"raw_vs_udp", "raw_vs_udp_cpu"}},
+		{WireGuardResult{}, []string{"gbps", "cpu_ns_per_packet"}},
 	} {
 		b, err := json.Marshal(c.v)
 		if err != nil {

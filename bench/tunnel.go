@@ -37,6 +37,11 @@ type TunnelResult struct {
 	// (MeasureWireGuard) and Gbps over it.
 	WireGuardGbps float64 `json:"wireguard_gbps,omitempty"`
 	VsWireGuard   float64 `json:"vs_wireguard,omitempty"`
+	// CPUNsPerPacket is the two gateways' CPU time (user and system,
+	// the kernel's work in their system calls included) while iperf3
+	// ran through the tunnel, over the packets gateway a sent into it:
+	// what load does not bend as it bends Gbit/s.
+	CPUNsPerPacket float64 `json:"cpu_ns_per_packet"`
 }
 
 // EncapComparison is the row of `ismbench tunnel -encap esp,udp` that sets
@@ -45,6 +50,8 @@ type TunnelResult struct {
 type EncapComparison struct {
 	Transform string  `json:"transform"`
 	RawVsUDP  float64 `json:"raw_vs_udp,omitempty"`
+	// RawVsUDPCPU is raw ESP's CPU per packet over ESP in UDP's.
+	RawVsUDPCPU float64 `json:"raw_vs_udp_cpu,omitempty"`
 	// RingVsSocket is raw ESP through the gateway's default transport
 	// (the AF_XDP ring where it runs) over raw ESP on raw sockets.
 	RingVsSocket float64 `json:"ring_vs_socket,omitempty"`
@@ -103,7 +110,17 @@ func MeasureTunnel(t transform.Transform, s TunnelSetup, d time.Duration) (Tunne
 			h.Fatalf("no traffic through the tunnel: %v\n%s", err, out)
 		}
 		r.BareGbps = iperf(&h, l, a, b, "192.0.2.1", "192.0.2.2", d)
+		sent := func() uint64 {
+			if ts := ga.Snapshot().Tunnels; len(ts) == 1 {
+				return ts[0].Outbound.Packets
+			}
+			return 0
+		}
+		p0, cpu0 := sent(), selfCPU()
 		r.Gbps = iperf(&h, l, a, b, "198.51.100.1", "203.0.113.1", d)
+		if n := sent() - p0; n > 0 {
+			r.CPUNsPerPacket = float64(selfCPU()-cpu0) / float64(n)
+		}
 		if ts := ga.Snapshot().Tunnels; len(ts) == 1 {
 			r.Transport = ts[0].Transport
 		}

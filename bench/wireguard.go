@@ -28,10 +28,19 @@ type WireGuardResult struct {
 	Gbps     float64 `json:"gbps"`
 	BareGbps float64 `json:"bare_gbps"`
 	Ratio    float64 `json:"ratio"`
+	// CPUNsPerPacket is the two devices' CPU time while iperf3 ran
+	// through the tunnel over the packets it carried, counted as the
+	// goodput over a full segment's TCP payload at wireguard-go's MTU
+	// (wgSegment): comparable with TunnelResult's.
+	CPUNsPerPacket float64 `json:"cpu_ns_per_packet"`
 }
 
 // wgMTU is wireguard-go's default tunnel MTU.
 const wgMTU = 1420
+
+// wgSegment is the TCP payload of a full segment through wireguard-go's
+// tunnel: the MTU less the IPv4 header and a TCP header with timestamps.
+const wgSegment = wgMTU - 20 - 32
 
 // MeasureWireGuard sets up namespaces a and b joined by a veth pair, as
 // MeasureTunnel does, with a wireguard-go device (golang.zx2c4.com/
@@ -52,7 +61,11 @@ func MeasureWireGuard(d time.Duration) (WireGuardResult, error) {
 		startWireGuard(&h, l, b, kb, wgPeer{pub: ka.pub, endpoint: netip.AddrPortFrom(peerA, 51820), allowed: subnetA}, innerB)
 		waitTraffic(&h, l, a, func() string { return "wireguard-go" })
 		r.BareGbps = iperf(&h, l, a, b, peerA.String(), peerB.String(), d)
+		cpu0 := selfCPU()
 		r.Gbps = iperf(&h, l, a, b, innerA.String(), innerB.String(), d)
+		if pkts := r.Gbps * 1e9 / 8 * d.Seconds() / wgSegment; pkts > 0 {
+			r.CPUNsPerPacket = float64(selfCPU()-cpu0) / pkts
+		}
 		if r.BareGbps > 0 {
 			r.Ratio = r.Gbps / r.BareGbps
 		}

@@ -16,7 +16,7 @@ func TestWireGuardTunnel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Gbps <= 0 || r.BareGbps <= 0 || r.Ratio <= 0 || r.Peer != "wireguard-go" {
+	if r.Gbps <= 0 || r.BareGbps <= 0 || r.Ratio <= 0 || r.CPUNsPerPacket <= 0 || r.Peer != "wireguard-go" {
 		t.Fatalf("%+v", r)
 	}
 }

@@ -66,7 +66,7 @@ func tunnel(args []string) error {
 	var rows []bench.TunnelResult
 	var cmps []bench.EncapComparison
 	for _, t := range trs {
-		by := map[string]float64{}
+		by, cpu := map[string]float64{}, map[string]float64{}
 		for _, e := range encaps {
 			setup := bench.TunnelSetup{UDP: e == "udp", Workers: *workers, Driver: *drv}
 			switch e {
@@ -83,7 +83,7 @@ func tunnel(args []string) error {
 			if wg != nil && wg.Gbps > 0 {
 				r.WireGuardGbps, r.VsWireGuard = wg.Gbps, r.Gbps/wg.Gbps
 			}
-			by[e] = r.Gbps
+			by[e], cpu[e] = r.Gbps, r.CPUNsPerPacket
 			if *asJSON {
 				bench.PrintJSON(os.Stdout, r)
 			}
@@ -93,6 +93,9 @@ func tunnel(args []string) error {
 			c := bench.EncapComparison{Transform: t.Name()}
 			if by["udp"] > 0 {
 				c.RawVsUDP = by["esp"] / by["udp"]
+			}
+			if cpu["udp"] > 0 {
+				c.RawVsUDPCPU = cpu["esp"] / cpu["udp"]
 			}
 			if by["esp-socket"] > 0 {
 				c.RingVsSocket = by["esp"] / by["esp-socket"]

@@ -27,7 +27,8 @@ type sendBatch struct {
 	ips   []net.IPAddr
 	udps  []net.UDPAddr
 	bytes [][16]byte
-	bufs  [][]byte // a ring socket's packets
+	iovs  [][1][]byte // msgs[i].Buffers, kept so that Add allocates nothing
+	bufs  [][]byte    // a ring socket's packets
 }
 
 // Add queues an encapsulated packet on s: a whole IP packet for a raw
@@ -55,6 +56,7 @@ func (tx *Sender) Add(s *Socket, pk *offload.Packet) {
 		b.ips = append(b.ips, net.IPAddr{})
 		b.udps = append(b.udps, net.UDPAddr{})
 		b.bytes = append(b.bytes, [16]byte{})
+		b.iovs = append(b.iovs, [1][]byte{})
 	}
 	dst := pk.SA.Outer().Dst
 	a := dst.Addr().As16()
@@ -64,7 +66,8 @@ func (tx *Sender) Add(s *Socket, pk *offload.Packet) {
 		ip = ip[12:]
 	}
 	// A view of a wildcard socket names its address as the source.
-	m := ipv4.Message{Buffers: [][]byte{pk.Buf.Bytes()}, OOB: s.src}
+	b.iovs[i][0] = pk.Buf.Bytes()
+	m := ipv4.Message{Buffers: b.iovs[i][:], OOB: s.src}
 	if s.kind == UDP {
 		u := &b.udps[i]
 		u.IP, u.Port = ip, int(dst.Port())
@@ -89,6 +92,7 @@ func (tx *Sender) Flush(refused func(*offload.Packet)) {
 		for _, pk := range b.pkts[sent:] {
 			refused(pk)
 		}
+		clear(b.iovs[:len(b.msgs)])
 		clear(b.msgs)
 		clear(b.pkts)
 		clear(b.bufs)

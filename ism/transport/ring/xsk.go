@@ -198,9 +198,17 @@ func (x *xsk) reclaim() {
 
 // kick asks the kernel to send what the tx ring holds. It returns once the
 // kernel has taken every descriptor, or with the error that stopped it.
+//
+// The sendto is a raw system call, which keeps the goroutine's P: it never
+// blocks (MSG_DONTWAIT), but in copy mode it runs the whole batch through
+// the driver, and on a veth the peer's receive too, tens of microseconds of
+// this core's work. Through the runtime's system call path the scheduler
+// would count that as a blocked thread, hand the P to another thread after
+// 20 µs (sysmon) and make this one wait for a P when it returns: two
+// context switches a batch, for a core that was never free.
 func (x *xsk) kick() error {
 	for tries := 0; atomic.LoadUint32(x.tx.cons) != x.tx.cachedProd; tries++ {
-		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(x.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+		_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(x.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 		switch e {
 		case 0, unix.EAGAIN, unix.EBUSY, unix.EINTR:
 			// EAGAIN: the budget ran out or the device is busy; go on.

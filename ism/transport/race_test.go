@@ -1,0 +1,6 @@
+//go:build race
+
+package transport
+
+// raceEnabled says the race detector is on: it changes what allocates.
+const raceEnabled = true
