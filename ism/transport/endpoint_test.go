@@ -10,10 +10,10 @@ import (
 	"github.com/ismgw/ism/netns"
 )
 
-// TestUDPFindsEndpoint: IKE's lookup of the socket to send from, by local
-// address alone, finds an endpoint in whichever VR holds it, follows the
-// endpoints as they come and go, and tells ports apart.
-func TestUDPFindsEndpoint(t *testing.T) {
+// ownNamespace returns a handle on the test's own network namespace,
+// closed when the test ends; it skips the test when not root.
+func ownNamespace(t *testing.T) *netns.NS {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: sockets are opened through a network namespace handle (setns)")
 	}
@@ -21,7 +21,15 @@ func TestUDPFindsEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ns.Close()
+	t.Cleanup(func() { ns.Close() })
+	return ns
+}
+
+// TestUDPFindsEndpoint: IKE's lookup of the socket to send from, by local
+// address alone, finds an endpoint in whichever VR holds it, follows the
+// endpoints as they come and go, and tells ports apart.
+func TestUDPFindsEndpoint(t *testing.T) {
+	ns := ownNamespace(t)
 	free := func(addr string) uint16 {
 		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(addr+":0")))
 		if err != nil {

@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"testing"
 
-	"github.com/ismgw/ism/netns"
 	"github.com/ismgw/ism/offload"
 )
 
@@ -33,14 +31,7 @@ func (h *ikeRecorder) Drop(offload.DropReason) {}
 // batch's buffer order after moving the packets around handed the IKE
 // daemon the previous message's bytes cut to the new one's length.
 func TestReadAfterControlBatch(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the socket is opened through a network namespace handle (setns)")
-	}
-	ns, err := netns.Open("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	ns := ownNamespace(t)
 	s, err := openSocket(ns, UDP, netip.MustParseAddrPort("127.0.0.1:0"))
 	if err != nil {
 		t.Fatal(err)

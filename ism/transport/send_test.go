@@ -3,14 +3,12 @@ package transport
 import (
 	"net"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/ismgw/ism/fallback"
 	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/ism/vr"
-	"github.com/ismgw/ism/netns"
 	"github.com/ismgw/ism/offload"
 	"github.com/ismgw/ism/transform"
 )
@@ -19,14 +17,7 @@ import (
 // and sends ESP in UDP with no allocation (its message buffers are kept
 // from burst to burst), and what it sends arrives.
 func TestSenderAllocatesNothing(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: sockets are opened through a network namespace handle (setns)")
-	}
-	ns, err := netns.Open("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	ns := ownNamespace(t)
 	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)

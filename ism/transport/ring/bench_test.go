@@ -215,6 +215,24 @@ func (p *packetTX) send(pkts [][]byte) (int, error) {
 	return len(pkts), nil
 }
 
+// ringPair opens a Conn in each namespace of a pair lab and returns them
+// with a batch of 128 1420-byte ESP packets from a to b, the receiver's
+// ReceiveFunc and 128 buffers (and sizes) to read into.
+func ringPair(b *testing.B) (tx, rx *Conn, pkts [][]byte, recv ReceiveFunc, bufs [][]byte, sizes []int) {
+	l := newPairLab(b)
+	tx, rx = openConn(b, l.a), openConn(b, l.b)
+	pkts = make([][]byte, 128)
+	for i := range pkts {
+		pkts[i] = espPacket(a4, b4, 1420, uint32(i+1))
+	}
+	recv = rx.ReceiveFuncs()[0]
+	bufs = make([][]byte, 128)
+	for i := range bufs {
+		bufs[i] = make([]byte, 2048)
+	}
+	return tx, rx, pkts, recv, bufs, make([]int, len(bufs))
+}
+
 // BenchmarkRingToRing sends 1420-byte ESP packets from a Conn in a to a
 // Conn in b, batches of 128, as two gateways on raw ESP do: b's XDP
 // program steers them to its ring, a goroutine reads them. cpu-ns/pkt is
@@ -222,18 +240,7 @@ func (p *packetTX) send(pkts [][]byte) (int, error) {
 // calls included) per packet received; drops are what b's ring had no
 // room for.
 func BenchmarkRingToRing(b *testing.B) {
-	l := newPairLab(b)
-	tx, rx := openConn(b, l.a), openConn(b, l.b)
-	pkts := make([][]byte, 128)
-	for i := range pkts {
-		pkts[i] = espPacket(a4, b4, 1420, uint32(i+1))
-	}
-	recv := rx.ReceiveFuncs()[0]
-	bufs := make([][]byte, 128)
-	for i := range bufs {
-		bufs[i] = make([]byte, 2048)
-	}
-	sizes := make([]int, len(bufs))
+	tx, rx, pkts, recv, bufs, sizes := ringPair(b)
 	var stop atomic.Bool
 	var sent, got atomic.Int64
 	done := make(chan struct{})
@@ -276,18 +283,7 @@ func BenchmarkRingToRing(b *testing.B) {
 // a batch sent, then read until it has all arrived, so that the reader
 // never waits: the transport's own cost per packet, without wakeups.
 func BenchmarkRingToRingLockstep(b *testing.B) {
-	l := newPairLab(b)
-	tx, rx := openConn(b, l.a), openConn(b, l.b)
-	pkts := make([][]byte, 128)
-	for i := range pkts {
-		pkts[i] = espPacket(a4, b4, 1420, uint32(i+1))
-	}
-	recv := rx.ReceiveFuncs()[0]
-	bufs := make([][]byte, 128)
-	for i := range bufs {
-		bufs[i] = make([]byte, 2048)
-	}
-	sizes := make([]int, len(bufs))
+	tx, _, pkts, recv, bufs, sizes := ringPair(b)
 	b.SetBytes(1420)
 	cpu0, t0 := cpuTime(), time.Now()
 	got := 0
