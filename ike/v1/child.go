@@ -177,9 +177,18 @@ func (d *Daemon) removeChild(c *childSA, reason string) {
 	}
 	sa := d.usableSA(c)
 	name := tu.cfg.Name
+	// A pair the peer deletes once a newer one replaced it (the peer
+	// rekeyed it, and switched) may still have the peer's last packets
+	// on their way, behind its delete: the inbound SA takes them for
+	// retireGrace, as retire's does.
+	replaced := reason == "deleted by the peer" && tu.newest(c.local(), c.remote()) != nil
 	d.mu.Unlock()
 	_ = d.inst.DeleteSA(c.out)
-	_ = d.inst.DeleteSA(c.in)
+	if replaced {
+		d.clk.AfterFunc(retireGrace, func() { _ = d.inst.DeleteSA(c.in) })
+	} else {
+		_ = d.inst.DeleteSA(c.in)
+	}
 	if sa != nil && reason != "deleted by the peer" {
 		d.sendDeleteChild(sa, c.in)
 	}

@@ -1,0 +1,51 @@
+package v1
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
+)
+
+// TestPeerDeleteKeepsReplacedInbound: when the initiator of a rekey
+// switches to the new pair and deletes the old one, the responder keeps
+// the old inbound SA for retireGrace, for the packets the initiator sent
+// on it just before the switch, which can arrive after the delete; then
+// it goes. Deleting it at once lost a probe in the 10,000-tunnel soak
+// (the switch, and the delete processed, 1 ms apart).
+func TestPeerDeleteKeepsReplacedInbound(t *testing.T) {
+	t.Parallel()
+	ca, cb := baseConfig(), baseConfig()
+	ta := pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-gcm16")
+	tb := pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-gcm16")
+	ta.Lifetime = ipsec.Lifetime{Time: 10 * time.Minute}
+	tb.Lifetime = ta.Lifetime
+	ca.Tunnels, cb.Tunnels = []ike.Tunnel{ta}, []ike.Tunnel{tb}
+	a, b, w := newPair(t, ca, cb)
+	a.d.Acquire("t1")
+	w.waitEvent(t, a.lis, "up", "t1", 10*time.Second)
+	w.waitEvent(t, b.lis, "up", "t1", 10*time.Second)
+	var old ipsec.SAID // A's outbound SA, B's inbound one
+	n := 0
+	for id, sa := range a.inst.SAs() {
+		if sa.Tunnel == "t1" && !sa.Inbound {
+			old, n = id, n+1
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d outbound SAs before the rekey", n)
+	}
+	a.d.Expire(old, false) // rekey now
+	w.waitUntil(t, 10*time.Second, "B took A's delete of the old pair", func() bool {
+		st := tunnelStatus(t, b.d, "t1")
+		return len(st.Children) == 1 && st.Children[0].InboundSPI != old.SPI
+	})
+	if _, err := b.inst.QuerySA(old); err != nil {
+		t.Fatalf("B deleted its old inbound SA %s with A's delete: what A sent on it just before, still on its way, is lost", old)
+	}
+	w.sleep(t, retireGrace+time.Second)
+	if _, err := b.inst.QuerySA(old); err == nil {
+		t.Fatalf("B's old inbound SA %s still installed %v after A's delete", old, retireGrace+time.Second)
+	}
+}
