@@ -129,9 +129,16 @@ func TestManualUDPOverIPv6(t *testing.T) {
 	x.transfer(t, 1<<20)
 	aout, ain := sas(x.ga, "t1")
 	bout, bin := sas(x.gb, "t1")
-	waitFor(3*time.Second, func() bool { return aout.Packets() == bin.Packets() && bout.Packets() == ain.Packets() })
-	if aout.Packets() != bin.Packets() || bout.Packets() != ain.Packets() || ain.Packets() < 5 {
-		t.Errorf("a sent %d, b received %d; b sent %d, a received %d", aout.Packets(), bin.Packets(), bout.Packets(), ain.Packets())
+	// The transfer's last segments and ACKs may still be on their way:
+	// judge one reading in which every packet sent has arrived (a
+	// reading of each counter again could catch one more in flight).
+	var ao, bi, bo, ai uint64
+	same := waitFor(5*time.Second, func() bool {
+		ao, bi, bo, ai = aout.Packets(), bin.Packets(), bout.Packets(), ain.Packets()
+		return ao == bi && bo == ai
+	})
+	if !same || ai < 5 {
+		t.Errorf("a sent %d, b received %d; b sent %d, a received %d", ao, bi, bo, ai)
 	}
 	for _, ns := range []string{x.a, x.b} {
 		if out := x.lab.MustRun(ns, "ss", "-Huan", "sport", "= :4500"); !strings.Contains(out, "[::]:4500") {
