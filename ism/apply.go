@@ -204,15 +204,22 @@ func (g *Gateway) build(t *Tunnel) error {
 		if err := g.openIKE(t); err != nil {
 			return err
 		}
-		if p := g.pending; p != nil && p.tunnels[t.Name] != nil {
-			p.signaled = append(p.signaled, t)
+		resuming := g.pending != nil && g.pending.tunnels[t.Name] != nil
+		if resuming {
+			g.pending.signaled = append(g.pending.signaled, t)
 		}
 		if t.d.Destination.IsValid() {
 			if err := g.checkPath(t); err != nil {
 				return err
 			}
 		}
-		t.setReady(true)
+		// A tunnel resuming from a checkpoint gets its routes once
+		// resumeSignaled has installed its SAs and IKE imported its IKE
+		// SA (or chose to renegotiate): a packet routed in before would
+		// start a new IKE SA beside the one being imported.
+		if !resuming {
+			t.setReady(true)
+		}
 		if t.d.Destination.IsValid() {
 			t.setState(g.clock, false, "no SAs yet: negotiated on the first packet")
 		} else {

@@ -67,6 +67,12 @@ func (g *Gateway) resumeSignaled(r *resumeSet) {
 		}
 		g.post(func() { t.computeMTU(); g.mu.Lock(); g.syncTunnelRoutes(t); g.mu.Unlock() })
 	}
+	for _, t := range r.signaled {
+		if !t.ready.Load() { // not resumed: its routes go in now (build left them out)
+			t.setReady(true)
+			g.post(func() { g.mu.Lock(); g.syncTunnelRoutes(t); g.mu.Unlock() })
+		}
+	}
 	for _, t := range renegotiate {
 		if d != nil {
 			d.Acquire(t.Name)
