@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/ipsec"
 	"github.com/ismgw/ism/selector"
 )
@@ -23,13 +22,8 @@ import (
 // the importer did not know.
 func TestExportImportWaitingRekey(t *testing.T) {
 	t.Parallel()
-	ca, cb := baseConfig(), baseConfig()
-	ta := pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-hmac-sha")
-	tb := pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha")
-	ta.Lifetime = ipsec.Lifetime{Time: 10 * time.Minute}
-	tb.Lifetime = ta.Lifetime
-	ca.Tunnels, cb.Tunnels = []ike.Tunnel{ta}, []ike.Tunnel{tb}
-	a, b, w := newPair(t, ca, cb)
+	a, b, w, ca := tenMinutePair(t, "esp-aes128-hmac-sha")
+	ta := ca.Tunnels[0]
 	a.d.Acquire("t1")
 	w.waitEvent(t, a.lis, "up", "t1", 10*time.Second)
 	w.waitEvent(t, b.lis, "up", "t1", 10*time.Second)
@@ -119,13 +113,8 @@ func TestWaitingPairSeed(t *testing.T) {
 // same IKE SA and both ends agree on the new keys.
 func TestImportedChildRekeys(t *testing.T) {
 	t.Parallel()
-	ca, cb := baseConfig(), baseConfig()
-	ta := pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-hmac-sha")
-	tb := pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-hmac-sha")
-	ta.Lifetime = ipsec.Lifetime{Time: 10 * time.Minute}
-	tb.Lifetime = ta.Lifetime
-	ca.Tunnels, cb.Tunnels = []ike.Tunnel{ta}, []ike.Tunnel{tb}
-	a, b, w := newPair(t, ca, cb)
+	a, b, w, ca := tenMinutePair(t, "esp-aes128-hmac-sha")
+	ta := ca.Tunnels[0]
 	b.d.Acquire("t1") // B initiated: A, the importer, answered the quick mode
 	w.waitEvent(t, a.lis, "up", "t1", 10*time.Second)
 	w.waitEvent(t, b.lis, "up", "t1", 10*time.Second)

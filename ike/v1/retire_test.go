@@ -8,6 +8,20 @@ import (
 	"github.com/ismgw/ism/ipsec"
 )
 
+// tenMinutePair starts a pair with tunnel t1 between them, its child SAs
+// living 10 minutes (rekeyed when a test says), with transform tr; it
+// returns A's configuration too.
+func tenMinutePair(t *testing.T, tr string) (a, b *pairSide, w *sim, ca ike.Config) {
+	ca, cb := baseConfig(), baseConfig()
+	ta := pairTunnel(t, "t1", addrA, addrB, netA, netB, tr)
+	tb := pairTunnel(t, "t1", addrB, addrA, netB, netA, tr)
+	ta.Lifetime = ipsec.Lifetime{Time: 10 * time.Minute}
+	tb.Lifetime = ta.Lifetime
+	ca.Tunnels, cb.Tunnels = []ike.Tunnel{ta}, []ike.Tunnel{tb}
+	a, b, w = newPair(t, ca, cb)
+	return a, b, w, ca
+}
+
 // TestPeerDeleteKeepsReplacedInbound: when the initiator of a rekey
 // switches to the new pair and deletes the old one, the responder keeps
 // the old inbound SA for retireGrace, for the packets the initiator sent
@@ -16,13 +30,7 @@ import (
 // (the switch, and the delete processed, 1 ms apart).
 func TestPeerDeleteKeepsReplacedInbound(t *testing.T) {
 	t.Parallel()
-	ca, cb := baseConfig(), baseConfig()
-	ta := pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-gcm16")
-	tb := pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-gcm16")
-	ta.Lifetime = ipsec.Lifetime{Time: 10 * time.Minute}
-	tb.Lifetime = ta.Lifetime
-	ca.Tunnels, cb.Tunnels = []ike.Tunnel{ta}, []ike.Tunnel{tb}
-	a, b, w := newPair(t, ca, cb)
+	a, b, w, _ := tenMinutePair(t, "esp-aes128-gcm16")
 	a.d.Acquire("t1")
 	w.waitEvent(t, a.lis, "up", "t1", 10*time.Second)
 	w.waitEvent(t, b.lis, "up", "t1", 10*time.Second)
