@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"os"
 	"testing"
 	"time"
 
@@ -12,9 +11,7 @@ import (
 // root; as root, a missing strongSwan fails it (CI installs it).
 func needSwan(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces, charon (CI runs as root)")
-	}
+	needRoot(t)
 	if why := swanAvailable(); why != "" {
 		t.Fatal(why)
 	}

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,9 +12,7 @@ import (
 // rings carries iperf3's traffic, and the row says so, with the gateways'
 // CPU per packet.
 func TestMeasureTunnelRing(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces, veth pairs and XDP programs")
-	}
+	needRoot(t)
 	tr, _ := transform.Lookup("esp-chacha20-poly1305")
 	r, err := MeasureTunnel(tr, TunnelSetup{RawTransport: "auto"}, time.Second)
 	if err != nil {

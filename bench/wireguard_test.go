@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"os"
 	"testing"
 	"time"
 )
@@ -9,9 +8,7 @@ import (
 // TestWireGuardTunnel: the wireguard-go anchor carries iperf3 traffic
 // between two namespaces (root: namespaces; iperf3 must be installed).
 func TestWireGuardTunnel(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces and veth pairs")
-	}
+	needRoot(t)
 	r, err := MeasureWireGuard(time.Second)
 	if err != nil {
 		t.Fatal(err)
