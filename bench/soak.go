@@ -145,6 +145,16 @@ func (o SoakOptions) Validate() error {
 	return nil
 }
 
+// plan is the number of endpoint pairs the soak's tunnels use: the first
+// ones and those the reloads add.
+func (o SoakOptions) plan() int {
+	reloads := 0
+	if o.ReloadEvery > 0 {
+		reloads = int(o.Duration / o.ReloadEvery)
+	}
+	return o.Tunnels + reloads*o.Churn
+}
+
 // MeasureSoak brings o.Tunnels up between two ISM gateways (as
 // MeasureScale does), then runs them for o.Duration with short SA
 // lifetimes, the reloads and the peer's restart, probing the sampled
@@ -185,12 +195,7 @@ type soak struct {
 }
 
 func runSoak(h *harness, o SoakOptions) SoakResult {
-	s := &soak{o: o, h: h}
-	reloads := 0
-	if o.ReloadEvery > 0 {
-		reloads = int(o.Duration / o.ReloadEvery)
-	}
-	s.plan = o.Tunnels + reloads*o.Churn
+	s := &soak{o: o, h: h, plan: o.plan()}
 	s.samples = sampleTunnels(o.Tunnels, o.Samples)
 	s.lab = newScaleLab(h, s.plan, o.PeerTunnels, s.samples)
 	// A negotiation cut by the peer's restart (its messages reached the

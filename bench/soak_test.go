@@ -3,6 +3,10 @@ package bench
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,7 +73,7 @@ func soakShort(t *testing.T, version int) {
 	o := SoakOptions{Tunnels: 24, IKEVersion: version, IKE: IKE{Encryption: "aes128", Hash: "sha256", Group: 19}, Transform: tr,
 		Duration: 50 * time.Second, Lifetime: 30 * time.Second, ReloadEvery: 15 * time.Second, Churn: 2,
 		RestartPeer: true, RestartLosingDeletes: 1,
-		Samples: 4, SampleEvery: 2 * time.Second, Peer: testPeer(t), PeerTunnels: 20}
+		Samples: 4, SampleEvery: 2 * time.Second, Peer: testPeer(t), PeerTunnels: 20, LogDir: t.TempDir()}
 	r, err := MeasureSoak(o)
 	if err != nil {
 		t.Fatal(err)
@@ -91,5 +95,50 @@ func soakShort(t *testing.T, version int) {
 	}
 	if r.Rekeys < uint64(o.Tunnels) || r.Reloads < 3 || r.PeerRestarts != 1 {
 		t.Errorf("%d rekeys, %d reloads, %d restarts: want every tunnel rekeyed, 3 reloads and a restart", r.Rekeys, r.Reloads, r.PeerRestarts)
+	}
+	if t.Failed() {
+		for name := range r.LostByTunnel {
+			i, _ := strconv.Atoi(strings.TrimPrefix(name, "ipsec:t"))
+			_, peer := endpoints(i, o.plan())
+			logTunnel(t, o.LogDir, []string{name, peer.String()}, 150)
+		}
+	}
+}
+
+// logTunnel logs the last n lines of each gateway's log in dir that name
+// one of a tunnel's words (its name, its peer's address): what to read
+// when a tunnel lost its probes.
+func logTunnel(t *testing.T, dir string, words []string, n int) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Log(err)
+			continue
+		}
+		var lines []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if slices.ContainsFunc(words, func(w string) bool { return hasWord(l, w) }) {
+				lines = append(lines, l)
+			}
+		}
+		t.Logf("%s: %d lines about %s, the last %d:\n%s", filepath.Base(f), len(lines), words, min(n, len(lines)),
+			strings.Join(lines[max(0, len(lines)-n):], "\n"))
+	}
+}
+
+// hasWord says whether w is in l, not followed by what would make it a
+// longer name or address ("ipsec:t7" in "ipsec:t70", "::5" in "::5a").
+func hasWord(l, w string) bool {
+	for {
+		k := strings.Index(l, w)
+		if k < 0 {
+			return false
+		}
+		l = l[k+len(w):]
+		if l == "" || !strings.ContainsRune("0123456789abcdef:", rune(l[0])) {
+			return true
+		}
 	}
 }

@@ -199,7 +199,7 @@ func (d *Daemon) takeOver(old *childSA) bool {
 	gone := d.closed || d.tunnels[name] != s.c.tu
 	d.mu.Unlock()
 	if gone {
-		_ = d.inst.DeleteSA(s.c.in)
+		d.abandon(s)
 		return false
 	}
 	if err := d.installOutbound(s.c, s.out, s.plan); err != nil {
@@ -209,8 +209,8 @@ func (d *Daemon) takeOver(old *childSA) bool {
 	return true
 }
 
-// dropSuccessor deletes the inbound SA of a rekey still waiting to take
-// over from c, when c's tunnel goes down.
+// dropSuccessor deletes the rekey still waiting to take over from c, when
+// c's tunnel goes down.
 func (d *Daemon) dropSuccessor(c *childSA) {
 	d.mu.Lock()
 	s := c.successorOf()
@@ -221,7 +221,23 @@ func (d *Daemon) dropSuccessor(c *childSA) {
 	s.done = true
 	delete(d.pendingIn, s.c.in)
 	d.mu.Unlock()
+	d.abandon(s)
+}
+
+// abandon deletes the inbound SA of a rekey that will not take over, and
+// tells the peer: it has the pair since QM3 and sends on it. Without the
+// delete, a peer whose rekey went through just before this end stopped (a
+// restart, a reload that removed the tunnel) went on sending into an SA
+// nobody had until its soft lifetime (the one-minute soak: 21 s of probes
+// lost).
+func (d *Daemon) abandon(s *successor) {
+	d.mu.Lock()
+	sa := d.usableSA(s.c)
+	d.mu.Unlock()
 	_ = d.inst.DeleteSA(s.c.in)
+	if sa != nil {
+		d.sendDeleteChild(sa, s.c.in)
+	}
 }
 
 // proposals builds one proposal per transform of the set, numbered in

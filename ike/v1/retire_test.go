@@ -57,3 +57,53 @@ func TestPeerDeleteKeepsReplacedInbound(t *testing.T) {
 		t.Fatalf("B's old inbound SA %s still installed %v after A's delete", old, retireGrace+time.Second)
 	}
 }
+
+// TestStopDeletesWaitingRekey: A's rekey has ended (B installed the new
+// pair at QM3 and sends on it) but waits to take over when A's tunnel goes
+// away, with the daemon (a restart) or by a reload. A must delete the new
+// pair at B too, not only the old one: B was left sending into an SA A no
+// longer had, until its soft lifetime (the one-minute soak's sampled
+// tunnel, 21 s without an answer after the responder's restart).
+func TestStopDeletesWaitingRekey(t *testing.T) {
+	t.Parallel()
+	for _, how := range []string{"close", "reload"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			a, b, w, ca := tenMinutePair(t, "esp-aes128-gcm16")
+			a.d.Acquire("t1")
+			w.waitEvent(t, a.lis, "up", "t1", 10*time.Second)
+			w.waitEvent(t, b.lis, "up", "t1", 10*time.Second)
+			_, _, ids := a.inst.Tunnel("t1")
+			a.d.Expire(ids[0], false) // rekey now
+			var newIn ipsec.SAID      // A's new inbound SA, B's new outbound one
+			w.waitUntil(t, 5*time.Second, "A's rekey waiting to take over, its pair at B", func() bool {
+				a.d.mu.Lock()
+				defer a.d.mu.Unlock()
+				for in := range a.d.pendingIn {
+					newIn = in
+				}
+				if newIn.SPI == 0 {
+					return false
+				}
+				_, err := b.inst.QuerySA(newIn)
+				return err == nil
+			})
+			switch how {
+			case "close":
+				a.d.Close()
+			case "reload":
+				ca.Tunnels = nil
+				if err := a.d.Reconfigure(ca); err != nil {
+					t.Fatal(err)
+				}
+			}
+			w.waitUntil(t, 5*time.Second, "B deleted every SA of t1", func() bool {
+				_, out, _ := b.inst.Tunnel("t1")
+				return len(out) == 0
+			})
+			if _, err := b.inst.QuerySA(newIn); err == nil {
+				t.Errorf("B still sends on %s, the rekey A dropped", newIn)
+			}
+		})
+	}
+}
