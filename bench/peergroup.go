@@ -103,6 +103,12 @@ func sumStats(sts []gwStats) gwStats {
 		t.LeakedSAs += s.LeakedSAs
 		t.LeakedWhere = append(t.LeakedWhere, s.LeakedWhere...)
 		t.Malformed += s.Malformed
+		for k, n := range s.Drops {
+			if t.Drops == nil {
+				t.Drops = map[string]uint64{}
+			}
+			t.Drops[k] += n
+		}
 		if s.LastDown != "" {
 			t.LastDown = s.LastDown
 		}

@@ -47,7 +47,11 @@ type gwStats struct {
 	LeakedSAs   int      `json:"leaked_sas"`             // "full SECONDS": SAs older, or beyond three pairs a tunnel
 	LeakedWhere []string `json:"leaked_where,omitempty"` // the tunnels with LeakedSAs
 	Malformed   int      `json:"malformed"`              // quick modes refused as malformed: messages it could not decrypt or parse
-	Error       string   `json:"error,omitempty"`
+	// Drops are the data path's dropped packets by where and reason
+	// ("inbound replay", "gateway no-sa"), of the tunnels configured now
+	// and the gateway's own (full readings).
+	Drops map[string]uint64 `json:"drops,omitempty"`
+	Error string            `json:"error,omitempty"`
 }
 
 // upLog is a gateway's logger during a scale or soak run: it records when
@@ -204,6 +208,12 @@ func (s *scaleGateway) stats(full bool) gwStats {
 	gs := s.g.Statistics()
 	st.UpNow, st.Tunnels, st.SAs = gs.TunnelsUp, gs.Tunnels, gs.SAs
 	st.BufferBytes = gs.Pipelines.BufferBytes
+	st.Drops = map[string]uint64{}
+	for where, m := range map[string]map[string]uint64{"gateway": gs.Gateway, "inbound": gs.Inbound.Drops, "outbound": gs.Outbound.Drops} {
+		for reason, n := range m {
+			st.Drops[where+" "+reason] += n
+		}
+	}
 	if gs.IKE != nil {
 		st.Retransmits = gs.IKE.Retransmits
 	}

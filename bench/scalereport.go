@@ -3,6 +3,9 @@ package bench
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strings"
 	"text/tabwriter"
 )
 
@@ -43,8 +46,21 @@ func SoakTable(w io.Writer, r SoakResult) error {
 		{"tunnels down at the end", fmt.Sprintf("%d on the initiator, %d on the responder", r.TunnelsDownAtEnd, r.PeerTunnelsDownAtEnd)},
 		{"quick modes refused as malformed", fmt.Sprint(r.MalformedQuickModes)},
 		{"failures, retransmits", fmt.Sprintf("%d, %d", r.Failures, r.Retransmits)},
+		{"data path drops", fmt.Sprintf("initiator %s; responder %s", dropList(r.Drops), dropList(r.PeerDrops))},
 	} {
 		fmt.Fprintf(tw, "%s\t%s\n", row[0], row[1])
 	}
 	return tw.Flush()
+}
+
+// dropList is "reason N, reason N" in the reasons' order, or "none".
+func dropList(m map[string]uint64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(out, ", ")
 }

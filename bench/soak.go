@@ -111,6 +111,12 @@ type SoakResult struct {
 	MalformedQuickModes int    `json:"malformed_quick_modes"`
 	Failures            int    `json:"failures"`
 	Retransmits         uint64 `json:"retransmits"`
+	// Drops are the packets the initiator's data path dropped during the
+	// soak, by where and reason (of the tunnels configured at the end),
+	// and PeerDrops the responder's since its restart (or the start):
+	// where a lost probe went.
+	Drops     map[string]uint64 `json:"drops,omitempty"`
+	PeerDrops map[string]uint64 `json:"peer_drops,omitempty"`
 
 	Series SoakSeries `json:"series"`
 }
@@ -221,6 +227,7 @@ func runSoak(h *harness, o SoakOptions) SoakResult {
 	}
 	qm0 := s.a.ikeCounters().QuickModesCompleted
 	ups0 := s.a.stats(false).Up
+	drops0 := s.a.stats(true).Drops
 	start := time.Now()
 	r.FDsStart = s.a.stats(false).FDs
 	nextReload, restartAt := start.Add(o.ReloadEvery), start.Add(o.Duration/2)
@@ -298,7 +305,7 @@ func runSoak(h *harness, o SoakOptions) SoakResult {
 	setups := s.a.stats(false).Up - ups0
 	r.Rekeys = ac.QuickModesCompleted - qm0 - uint64(max(0, setups))
 	r.RekeysPerS = float64(r.Rekeys) / r.DurationS
-	s.checkEnd(&r)
+	s.checkEnd(&r, drops0)
 	gapFrom, gapTo := math.Inf(1), math.Inf(1)
 	if r.PeerRestarts > 0 {
 		gapFrom = r.Series.PeerRestartAt

@@ -128,10 +128,19 @@ func (r SoakResult) Problems() []string {
 
 // checkEnd reads what must be back to the configuration at the end: the
 // routes and rules, the SAs, the file descriptors.
-func (s *soak) checkEnd(r *SoakResult) {
+func (s *soak) checkEnd(r *SoakResult, drops0 map[string]uint64) {
 	maxAge := s.o.Lifetime + 15*time.Second
 	ps := s.peer.ask(s.h, "full "+strconv.Itoa(int(maxAge.Seconds())))
 	as := s.a.stats(true)
+	for k, n := range as.Drops {
+		if n > drops0[k] {
+			if r.Drops == nil {
+				r.Drops = map[string]uint64{}
+			}
+			r.Drops[k] = n - drops0[k]
+		}
+	}
+	r.PeerDrops = ps.Drops
 	n, where := s.a.leakedSAs(maxAge)
 	r.LeakedSAs = n + ps.LeakedSAs
 	r.LeakedWhere = append(where, ps.LeakedWhere...)

@@ -198,17 +198,40 @@ func (d *Daemon) removeChild(c *childSA, reason string) {
 }
 
 // peerDeleted handles the peer's delete of the SA it receives on, which is
-// this end's outbound SA.
+// this end's outbound SA: a child's, or a rekey's still waiting to take
+// over (the peer gave up its quick mode after QM2).
 func (d *Daemon) peerDeleted(out ipsec.SAID) {
 	d.mu.Lock()
 	c := d.childLocked(out)
 	if c != nil && c.out != out {
 		c = nil // a delete names the peer's inbound SPI only
 	}
+	var s *successor
+	if c == nil {
+		s = d.successorByOutLocked(out)
+	}
 	d.mu.Unlock()
+	if s != nil {
+		_ = d.inst.DeleteSA(s.c.in)
+		d.negotiationFailed(s.plan, out.Dst, "quick mode: the peer deleted the new pair")
+		return
+	}
 	if c != nil && !d.takeOver(c) {
 		d.removeChild(c, "deleted by the peer")
 	}
+}
+
+// successorByOutLocked finds the rekey waiting to take over whose
+// outbound SA would be out, and ends its wait. Daemon.mu must be held.
+func (d *Daemon) successorByOutLocked(out ipsec.SAID) *successor {
+	for in, old := range d.pendingIn {
+		if s := old.successorOf(); s != nil && !s.done && s.c.out == out {
+			s.done = true
+			delete(d.pendingIn, in)
+			return s
+		}
+	}
+	return nil
 }
 
 // rekeyChild starts a quick mode to replace c, for its selectors, before

@@ -27,7 +27,13 @@ func (d *Daemon) quickModeResponder(ex *exchange, first packet) {
 			d.log.Warn("quick mode refused", "peer", first.remote, "err", err)
 		}
 		if c != nil {
+			// QM2 went out: the peer may have installed the pair (ISM's
+			// initiator does, and a rekey's switches to it when the
+			// old pair goes), so it hears that this end has not.
 			_ = d.inst.DeleteSA(c.in)
+			if d.isEstablished(q.sa) {
+				d.sendDeleteChild(q.sa, c.in)
+			}
 		}
 		return
 	}

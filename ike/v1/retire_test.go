@@ -1,6 +1,8 @@
 package v1
 
 import (
+	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,6 +105,49 @@ func TestStopDeletesWaitingRekey(t *testing.T) {
 			})
 			if _, err := b.inst.QuerySA(newIn); err == nil {
 				t.Errorf("B still sends on %s, the rekey A dropped", newIn)
+			}
+		})
+	}
+}
+
+// TestResponderGivingUpDeletesPair: B answers A's rekey (QM2 out, its new
+// inbound SA in) but never gets QM3, and gives up: when it stops (the
+// daemon closes) or when its retransmissions run out. A has the pair
+// since QM2 and switches to it when the old one goes (takeOver) or when
+// its wait is over, so B must delete it at A. It did not, and A sent into
+// an SA B no longer had until its soft lifetime (the one-minute soak's
+// sampled tunnel, 21 s without an answer).
+func TestResponderGivingUpDeletesPair(t *testing.T) {
+	t.Parallel()
+	for _, how := range []string{"close", "QM3 lost"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			a, b, w, _ := tenMinutePair(t, "esp-aes128-gcm16")
+			a.d.Acquire("t1")
+			w.waitEvent(t, a.lis, "up", "t1", 10*time.Second)
+			w.waitEvent(t, b.lis, "up", "t1", 10*time.Second)
+			_, _, ids := a.inst.Tunnel("t1")
+			var quick atomic.Int32
+			w.SetFilter(func(local, remote netip.AddrPort, msg []byte) []byte {
+				if local.Addr() == addrA && len(msg) >= HeaderSize && Header(msg).Exchange() == ExchangeQuick && quick.Add(1) > 1 {
+					return nil // QM3 and its resends; QM1 goes
+				}
+				return msg
+			})
+			a.d.Expire(ids[0], false) // rekey now
+			w.waitUntil(t, 5*time.Second, "A's rekey waiting to take over", func() bool {
+				a.d.mu.Lock()
+				defer a.d.mu.Unlock()
+				return len(a.d.pendingIn) > 0
+			})
+			if how == "close" {
+				b.d.Close()
+			}
+			w.sleep(t, 10*time.Second) // B's retransmissions of QM2 run out; A's wait too
+			for id, sa := range a.inst.SAs() {
+				if _, err := b.inst.QuerySA(id); sa.Tunnel == "t1" && !sa.Inbound && err != nil {
+					t.Errorf("A sends on %s, which B does not have", id)
+				}
 			}
 		})
 	}
