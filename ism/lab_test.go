@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ismgw/ism/ike"
 	"github.com/ismgw/ism/internal/netlab"
 	"github.com/ismgw/ism/internal/swantest"
 	"github.com/ismgw/ism/ipsec"
@@ -154,6 +155,8 @@ type gwOpts struct {
 	// measure the same on a host whose kernel has ESP.
 	xfrm bool
 	json bool // log in JSON
+	// ike, if set, makes the gateway's IKE daemon (Options.IKE).
+	ike func(ike.Config, ike.Installer, ike.Transport, ike.Listener) (ike.Daemon, error)
 }
 
 // startGateway starts a gateway from configuration text, with the test
@@ -170,7 +173,7 @@ func startGateway(t *testing.T, text string, o gwOpts) (*Gateway, *syncBuffer) {
 	if o.json {
 		h = slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})
 	}
-	opts := Options{Logger: slog.New(h), NoXFRM: !o.xfrm, Timers: testTimers}
+	opts := Options{Logger: slog.New(h), NoXFRM: !o.xfrm, Timers: testTimers, IKE: o.ike}
 	var g *Gateway
 	start := func() (err error) { g, err = New(cfg, opts); return err }
 	if o.ns != "" {
