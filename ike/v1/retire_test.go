@@ -24,6 +24,17 @@ func tenMinutePair(t *testing.T, tr string) (a, b *pairSide, w *sim, ca ike.Conf
 	return a, b, w, ca
 }
 
+// upTenMinutePair is tenMinutePair with AES-GCM and t1 up on both
+// sides; it returns one of A's SAs of t1 too.
+func upTenMinutePair(t *testing.T) (a, b *pairSide, w *sim, ca ike.Config, sa ipsec.SAID) {
+	a, b, w, ca = tenMinutePair(t, "esp-aes128-gcm16")
+	a.d.Acquire("t1")
+	w.waitEvent(t, a.lis, "up", "t1", 10*time.Second)
+	w.waitEvent(t, b.lis, "up", "t1", 10*time.Second)
+	_, _, ids := a.inst.Tunnel("t1")
+	return a, b, w, ca, ids[0]
+}
+
 // TestPeerDeleteKeepsReplacedInbound: when the initiator of a rekey
 // switches to the new pair and deletes the old one, the responder keeps
 // the old inbound SA for retireGrace, for the packets the initiator sent
@@ -71,12 +82,8 @@ func TestStopDeletesWaitingRekey(t *testing.T) {
 	for _, how := range []string{"close", "reload"} {
 		t.Run(how, func(t *testing.T) {
 			t.Parallel()
-			a, b, w, ca := tenMinutePair(t, "esp-aes128-gcm16")
-			a.d.Acquire("t1")
-			w.waitEvent(t, a.lis, "up", "t1", 10*time.Second)
-			w.waitEvent(t, b.lis, "up", "t1", 10*time.Second)
-			_, _, ids := a.inst.Tunnel("t1")
-			a.d.Expire(ids[0], false) // rekey now
+			a, b, w, ca, sa := upTenMinutePair(t)
+			a.d.Expire(sa, false) // rekey now
 			var newIn ipsec.SAID      // A's new inbound SA, B's new outbound one
 			w.waitUntil(t, 5*time.Second, "A's rekey waiting to take over, its pair at B", func() bool {
 				a.d.mu.Lock()
@@ -122,11 +129,7 @@ func TestResponderGivingUpDeletesPair(t *testing.T) {
 	for _, how := range []string{"close", "QM3 lost"} {
 		t.Run(how, func(t *testing.T) {
 			t.Parallel()
-			a, b, w, _ := tenMinutePair(t, "esp-aes128-gcm16")
-			a.d.Acquire("t1")
-			w.waitEvent(t, a.lis, "up", "t1", 10*time.Second)
-			w.waitEvent(t, b.lis, "up", "t1", 10*time.Second)
-			_, _, ids := a.inst.Tunnel("t1")
+			a, b, w, _, sa := upTenMinutePair(t)
 			var quick atomic.Int32
 			w.SetFilter(func(local, remote netip.AddrPort, msg []byte) []byte {
 				if local.Addr() == addrA && len(msg) >= HeaderSize && Header(msg).Exchange() == ExchangeQuick && quick.Add(1) > 1 {
@@ -134,7 +137,7 @@ func TestResponderGivingUpDeletesPair(t *testing.T) {
 				}
 				return msg
 			})
-			a.d.Expire(ids[0], false) // rekey now
+			a.d.Expire(sa, false) // rekey now
 			w.waitUntil(t, 5*time.Second, "A's rekey waiting to take over", func() bool {
 				a.d.mu.Lock()
 				defer a.d.mu.Unlock()
