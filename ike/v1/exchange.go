@@ -59,6 +59,9 @@ func (d *Daemon) newExchange(sa *ikeSA, msgID uint32) *exchange {
 func (d *Daemon) newExchangeLocked(sa *ikeSA, msgID uint32) *exchange {
 	ctx, cancel := context.WithCancel(d.ctx)
 	ex := &exchange{d: d, sa: sa, msgID: msgID, wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
+	if sa.dead {
+		cancel() // removeIKESA canceled the SA's exchanges; this one came after
+	}
 	if sa.exchanges == nil {
 		sa.exchanges = map[uint32]*exchange{}
 	}
@@ -94,8 +97,13 @@ func (ex *exchange) send(msg []byte) {
 	ex.d.sendTo(ex.sa, msg)
 }
 
-// sendTo sends a message on the SA's current endpoints.
+// sendTo sends a message on the SA's current endpoints; an empty one (a
+// message sealed for an SA removed meanwhile, whose keys are gone) is not
+// sent.
 func (d *Daemon) sendTo(sa *ikeSA, msg []byte) {
+	if len(msg) == 0 {
+		return
+	}
 	d.mu.Lock()
 	local, remote := sa.local, sa.remote
 	d.mu.Unlock()
@@ -218,17 +226,23 @@ func (ex *exchange) header(t ExchangeType) HeaderFields {
 
 // sealed builds, encrypts and returns a message of the exchange, advancing
 // the exchange's CBC state. For phase 1 messages the state is the SA's.
+// It returns nil when the SA was removed meanwhile (removeIKESA zeroes its
+// keys and cancels the exchange).
 func (ex *exchange) sealed(t ExchangeType, ps []outPayload) []byte {
 	plain := encodeMessage(ex.header(t), ps)
 	d := ex.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	b := ex.sa.blockLocked()
+	if b == nil {
+		return nil
+	}
 	if ex.msgID == 0 {
-		out, next := encryptMessage(ex.sa.blockLocked(), ex.sa.p1IV, plain)
+		out, next := encryptMessage(b, ex.sa.p1IV, plain)
 		ex.sa.p1IV = next
 		return out
 	}
-	out, next := encryptMessage(ex.sa.blockLocked(), ex.iv, plain)
+	out, next := encryptMessage(b, ex.iv, plain)
 	ex.iv = next
 	return out
 }

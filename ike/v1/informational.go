@@ -18,13 +18,18 @@ import (
 // path: an R-U-THERE notify answered by an R-U-THERE-ACK (dpd.go).
 
 // sealInformational returns an encrypted informational message with
-// payloads ps, or a plaintext one when the SA has no keys yet.
+// payloads ps, or a plaintext one when the SA has no keys yet, or nil
+// when it was removed (sendTo sends nothing).
 func (d *Daemon) sealInformational(sa *ikeSA, ps []outPayload) []byte {
 	msgID := d.msgID(sa)
 	d.mu.Lock()
 	block, skeyidA, p1IV, h := sa.blockLocked(), sa.skeyidA(), sa.p1IV, sa.hash
 	hdr := HeaderFields{ICookie: sa.icookie, RCookie: sa.rcookie, Exchange: ExchangeInformational, MessageID: msgID}
+	dead := sa.dead
 	d.mu.Unlock()
+	if dead {
+		return nil
+	}
 	if block == nil || skeyidA == nil {
 		return encodeMessage(hdr, ps)
 	}

@@ -84,7 +84,7 @@ func TestStopDeletesWaitingRekey(t *testing.T) {
 			t.Parallel()
 			a, b, w, ca, sa := upTenMinutePair(t)
 			a.d.Expire(sa, false) // rekey now
-			var newIn ipsec.SAID      // A's new inbound SA, B's new outbound one
+			var newIn ipsec.SAID  // A's new inbound SA, B's new outbound one
 			w.waitUntil(t, 5*time.Second, "A's rekey waiting to take over, its pair at B", func() bool {
 				a.d.mu.Lock()
 				defer a.d.mu.Unlock()
@@ -153,5 +153,37 @@ func TestResponderGivingUpDeletesPair(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRemovedIKESASealsNothing: a quick mode that started on an IKE SA
+// removed before its first message (a peer's delete, a restart's
+// INITIAL-CONTACT) seals nothing and sends nothing, and an exchange made
+// on the SA afterwards is canceled at once. Sealing with the zeroed keys
+// panicked (the one-minute soak, once in 24 runs: a rekey's quick mode
+// retried while the responder restarted).
+func TestRemovedIKESASealsNothing(t *testing.T) {
+	t.Parallel()
+	a, _, w, _, _ := upTenMinutePair(t)
+	a.d.mu.Lock()
+	var sa *ikeSA
+	for _, s := range a.d.sas {
+		sa = s
+	}
+	a.d.mu.Unlock()
+	ex := a.d.newExchange(sa, 7)
+	a.d.removeIKESA(sa)
+	sent := w.Received()
+	if msg := ex.sealed(ExchangeQuick, []outPayload{{PayloadNonce, []byte("nonce")}}); msg != nil {
+		t.Errorf("sealed %d bytes with the keys of a removed IKE SA", len(msg))
+	}
+	ex.send(nil)
+	a.d.sendDeleteChild(sa, ipsec.SAID{SPI: 1})
+	w.settle(t)
+	if n := w.Received() - sent; n != 0 {
+		t.Errorf("%d messages sent on a removed IKE SA", n)
+	}
+	if ex2 := a.d.newExchange(sa, 8); ex2.ctx.Err() == nil {
+		t.Error("an exchange made on a removed IKE SA is not canceled")
 	}
 }
