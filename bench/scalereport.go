@@ -47,6 +47,7 @@ func SoakTable(w io.Writer, r SoakResult) error {
 		{"quick modes refused as malformed", fmt.Sprint(r.MalformedQuickModes)},
 		{"failures, retransmits", fmt.Sprintf("%d, %d", r.Failures, r.Retransmits)},
 		{"data path drops", fmt.Sprintf("initiator %s; responder %s", dropList(r.Drops), dropList(r.PeerDrops))},
+		{"kernel drops", dropList(r.KernelDrops)},
 	} {
 		fmt.Fprintf(tw, "%s\t%s\n", row[0], row[1])
 	}

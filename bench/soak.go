@@ -117,6 +117,10 @@ type SoakResult struct {
 	// where a lost probe went.
 	Drops     map[string]uint64 `json:"drops,omitempty"`
 	PeerDrops map[string]uint64 `json:"peer_drops,omitempty"`
+	// KernelDrops are what the gateways' namespaces' kernels dropped
+	// during the soak (scaleLab.kernelDrops): a secure interface's queue
+	// overflowing, a socket's buffer.
+	KernelDrops map[string]uint64 `json:"kernel_drops,omitempty"`
 
 	Series SoakSeries `json:"series"`
 }
@@ -150,6 +154,9 @@ func (o SoakOptions) Validate() error {
 	}
 	return nil
 }
+
+// namespaces are the initiator's namespace and the responders'.
+func (s *soak) namespaces() []string { return append([]string{s.lab.a}, s.lab.peers...) }
 
 // plan is the number of endpoint pairs the soak's tunnels use: the first
 // ones and those the reloads add.
@@ -227,7 +234,7 @@ func runSoak(h *harness, o SoakOptions) SoakResult {
 	}
 	qm0 := s.a.ikeCounters().QuickModesCompleted
 	ups0 := s.a.stats(false).Up
-	drops0 := s.a.stats(true).Drops
+	drops0, kernel0 := s.a.stats(true).Drops, s.lab.kernelDrops(s.namespaces()...)
 	start := time.Now()
 	r.FDsStart = s.a.stats(false).FDs
 	nextReload, restartAt := start.Add(o.ReloadEvery), start.Add(o.Duration/2)
@@ -305,7 +312,7 @@ func runSoak(h *harness, o SoakOptions) SoakResult {
 	setups := s.a.stats(false).Up - ups0
 	r.Rekeys = ac.QuickModesCompleted - qm0 - uint64(max(0, setups))
 	r.RekeysPerS = float64(r.Rekeys) / r.DurationS
-	s.checkEnd(&r, drops0)
+	s.checkEnd(&r, drops0, kernel0)
 	gapFrom, gapTo := math.Inf(1), math.Inf(1)
 	if r.PeerRestarts > 0 {
 		gapFrom = r.Series.PeerRestartAt

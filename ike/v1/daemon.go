@@ -52,7 +52,12 @@ type Daemon struct {
 	// inits keeps the established ones too, to answer a late copy of
 	// the peer's first message.
 	opening, maxOpening int
-	tunnels             map[string]*tunnel
+	// initiating counts the phase 1 negotiations this end started and
+	// not yet finished, which maxInitiating bounds (maxInitiations;
+	// tests lower it); the plans beyond it wait in initQueue, in order.
+	initiating, maxInitiating int
+	initQueue                 []*qmPlan
+	tunnels                   map[string]*tunnel
 	// bySource files the tunnels by their configured source address, in
 	// configuration order: a responder looks only at the tunnels on the
 	// address a message arrived on.
@@ -152,7 +157,7 @@ func New(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Listener)
 	}
 	d := &Daemon{
 		inst: inst, tr: tr, lis: lis, cfg: c,
-		sas: map[saKey]*ikeSA{}, halfOpen: map[Cookie]*ikeSA{}, inits: map[respKey]*ikeSA{}, maxOpening: maxHalfOpen,
+		sas: map[saKey]*ikeSA{}, halfOpen: map[Cookie]*ikeSA{}, inits: map[respKey]*ikeSA{}, maxOpening: maxHalfOpen, maxInitiating: maxInitiations,
 		tunnels: map[string]*tunnel{}, seed: maphash.MakeSeed(), pendingIn: map[ipsec.SAID]*childSA{}, dpd: map[peerKey]*dpdPeer{},
 		waiting: map[*exchange]bool{},
 	}

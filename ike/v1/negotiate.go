@@ -30,6 +30,7 @@ func (d *Daemon) startPhase1(mode ike.Phase1Mode, tu *tunnel, local, remote neti
 		run = d.aggressiveInitiator
 	}
 	ok := d.spawnLocked(func() {
+		defer d.initiationEnded()
 		err := run(p)
 		p.zero()
 		if err != nil {
@@ -43,6 +44,7 @@ func (d *Daemon) startPhase1(mode ike.Phase1Mode, tu *tunnel, local, remote neti
 		d.mu.Unlock()
 		return nil
 	}
+	d.initiating++ // the goroutine's initiationEnded waits for d.mu
 	d.mu.Unlock()
 	return sa
 }

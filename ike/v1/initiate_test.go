@@ -1,0 +1,64 @@
+package v1
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ipsec"
+)
+
+// TestInitiationsTakeTurns: traffic into more tunnels at once than the
+// phase 1 negotiations A runs at a time (maxInitiating, 2 here; each
+// tunnel from its own address, so each needs its own IKE SA) starts that
+// many, and the others wait their turn, in order, and come up as places
+// free. Started all at once (10,000 tunnels after their peer's restart),
+// their Diffie-Hellman exchanges overflowed the sockets and timed out.
+func TestInitiationsTakeTurns(t *testing.T) {
+	t.Parallel()
+	const n = 5
+	ca, cb := baseConfig(), baseConfig()
+	var locals []netip.Addr
+	for i := range n {
+		local := netip.AddrFrom4([4]byte{192, 0, 2, byte(11 + i)})
+		locals = append(locals, local)
+		name := fmt.Sprintf("t%d", i)
+		na := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(16 * i)}), 28)
+		ca.Tunnels = append(ca.Tunnels, pairTunnel(t, name, local, addrB, na, netB, "esp-aes128-gcm16"))
+		cb.Tunnels = append(cb.Tunnels, pairTunnel(t, name, addrB, local, netB, na, "esp-aes128-gcm16"))
+		cb.PreSharedKeys = append(cb.PreSharedKeys, ike.PreSharedKey{Peer: local.String(), Key: ipsec.Key("pair-secret")})
+	}
+	w := newSim(t)
+	a, b := newSide(t, w, ca, locals[0], 0x1000), newSide(t, w, cb, addrB, 0x2000)
+	for _, l := range locals[1:] {
+		w.Attach(l, a.d)
+	}
+	a.d.mu.Lock()
+	a.d.maxInitiating = 2
+	a.d.mu.Unlock()
+	for i := range n {
+		a.d.Acquire(fmt.Sprintf("t%d", i))
+	}
+	a.d.mu.Lock()
+	running, queued := a.d.initiating, len(a.d.initQueue)
+	a.d.mu.Unlock()
+	if running != 2 || queued != n-2 {
+		t.Errorf("%d phase 1s running and %d waiting, want 2 and %d", running, queued, n-2)
+	}
+	for i := range n {
+		w.waitEvent(t, a.lis, "up", fmt.Sprintf("t%d", i), 10*time.Second)
+		w.waitEvent(t, b.lis, "up", fmt.Sprintf("t%d", i), 10*time.Second)
+	}
+	w.settle(t)
+	a.d.mu.Lock()
+	running, queued = a.d.initiating, len(a.d.initQueue)
+	a.d.mu.Unlock()
+	if running != 0 || queued != 0 {
+		t.Errorf("with every tunnel up: %d phase 1s running, %d waiting", running, queued)
+	}
+	if c := a.d.Status().Counters; c.Phase1Established != n || c.Retransmits != 0 {
+		t.Errorf("%d phase 1s established, %d retransmissions: want %d and 0", c.Phase1Established, c.Retransmits, n)
+	}
+}
