@@ -91,8 +91,10 @@ func (g *Group) Prime() *big.Int {
 // 32 bytes for Curve25519 (RFC 8031 §2).
 func (g *Group) PublicSize() int { return g.size }
 
-// GenerateKey makes an ephemeral key from rand.
+// GenerateKey makes an ephemeral key from rand (in publicKeyWork's turn).
 func (g *Group) GenerateKey(rand io.Reader) (*KeyExchange, error) {
+	publicKeyWork.take()
+	defer publicKeyWork.leave()
 	if g.kem {
 		return g.generateKEM(rand)
 	}
@@ -148,8 +150,10 @@ func (k *KeyExchange) Group() *Group { return k.g }
 // the 32-byte X25519 output for Curve25519 (RFC 8031 §2.2).
 // A public value of the wrong size, out of range or off the curve is an
 // error. For a KEM, peer is the responder's ciphertext and the secret is
-// its decapsulation (kem.go).
+// its decapsulation (kem.go). It runs in publicKeyWork's turn.
 func (k *KeyExchange) Shared(peer []byte) ([]byte, error) {
+	publicKeyWork.take()
+	defer publicKeyWork.leave()
 	g := k.g
 	if g.kem {
 		return k.decapsulate(peer)
