@@ -50,7 +50,7 @@ func TestAcquireDoesNotWaitForIKE(t *testing.T) {
 		side.vrs = [][2]string{{"v", x.a}}
 		return side.String()
 	}})
-	t.Cleanup(open) // before the gateway closes: its control goroutine may wait in AcquireFor
+	t.Cleanup(open) // before the gateway closes: its acquirer goroutine may wait in AcquireFor
 
 	var c *net.UDPConn
 	inNS(t, x.a, func() (err error) {

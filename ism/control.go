@@ -21,8 +21,11 @@ type jobs struct {
 func (j *jobs) init() { j.signal = make(chan struct{}, 1) }
 
 // post queues f for the control goroutine; after Close it is discarded.
-func (g *Gateway) post(f func()) {
-	j := &g.jobs
+func (g *Gateway) post(f func()) { g.jobs.post(f) }
+
+// post queues f for the goroutine that runs j; after Close it is
+// discarded.
+func (j *jobs) post(f func()) {
 	j.mu.Lock()
 	if !j.closed {
 		j.q = append(j.q, f)
@@ -44,14 +47,23 @@ func (j *jobs) take() []func() {
 
 // control is the gateway's control goroutine: it runs the posted work in
 // order.
-func (g *Gateway) control() {
+func (g *Gateway) control() { g.run(&g.jobs) }
+
+// acquirer hands the data path's acquires to IKE in order, apart from the
+// control goroutine: an IKEv2 acquire makes its Diffie-Hellman key in the
+// caller, and a storm of them would hold the routes and SA expiries
+// queued behind.
+func (g *Gateway) acquirer() { g.run(&g.acquires) }
+
+// run runs what is posted to j, in order, until the gateway closes.
+func (g *Gateway) run(j *jobs) {
 	defer g.wg.Done()
 	for {
 		select {
 		case <-g.ctx.Done():
 			return
-		case <-g.jobs.signal:
-			for _, f := range g.jobs.take() {
+		case <-j.signal:
+			for _, f := range j.take() {
 				f()
 			}
 		}
@@ -69,6 +81,10 @@ func (g *Gateway) stopControl() {
 		g.wg.Done()
 	}
 	j.mu.Unlock()
+	a := &g.acquires
+	a.mu.Lock()
+	a.closed, a.q = true, nil
+	a.mu.Unlock()
 	g.cancel()
 	g.wg.Wait()
 }

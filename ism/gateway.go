@@ -113,12 +113,14 @@ type Gateway struct {
 	traps atomic.Pointer[trap.Sender]
 	snmp  config.SNMP
 
-	jobs    jobs
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup // the control goroutine and the path timer
-	paths   clock.Timer    // the path check; guarded by jobs.mu
-	closing atomic.Bool
+	jobs jobs
+	// acquires is the acquirer goroutine's queue (seam.Acquire).
+	acquires jobs
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // the control and acquirer goroutines and the path timer
+	paths    clock.Timer    // the path check; guarded by jobs.mu
+	closing  atomic.Bool
 }
 
 // daemon holds the IKE daemon for an atomic pointer.
@@ -164,6 +166,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	g.eps = transport.NewEndpoints(endpointHandler{g.look, g}, log)
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.jobs.init()
+	g.acquires.init()
 	g.mu.Lock()
 	if r := o.Resume; r != nil && r.State != nil {
 		written := r.State.Written
@@ -180,8 +183,9 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	}
 	g.resumeSignaled(pend)
 	pend.zero()
-	g.wg.Add(1)
+	g.wg.Add(2)
 	go g.control()
+	go g.acquirer()
 	g.armPathCheck()
 	return g, nil
 }

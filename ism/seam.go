@@ -299,8 +299,8 @@ func (g *Gateway) saExpired(id ipsec.SAID, hard bool, cause string) {
 // Acquire asks IKE for an SA for traffic of a signaled tunnel from src to
 // dst that found none, at most every acquireEvery for the tunnel; IKE's
 // own back-off puts off the negotiations that keep failing. The request
-// goes through the control goroutine, as the kernel's acquires go to
-// charon over netlink: the data path never waits for IKE. Called in the
+// goes through the gateway's acquirer goroutine, as the kernel's acquires
+// go to charon over netlink: the data path never waits for IKE. Called in the
 // secure interface's read loop, a storm of acquires (thousands of tunnels
 // down after a peer's restart, each starting a phase 1 under IKE's lock)
 // held the loop long enough for the device's queue to overflow with the
@@ -315,7 +315,7 @@ func (s *seam) Acquire(dt *datapath.Tunnel, src, dst netip.Addr) {
 	if now-last < int64(acquireEvery) || !t.acquired.CompareAndSwap(last, now) {
 		return
 	}
-	s.g.post(func() {
+	s.g.acquires.post(func() {
 		if d := s.g.daemon(); d != nil {
 			d.AcquireFor(t.Name, src, dst)
 		}
