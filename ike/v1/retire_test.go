@@ -160,7 +160,7 @@ func TestResponderGivingUpDeletesPair(t *testing.T) {
 // removed before its first message (a peer's delete, a restart's
 // INITIAL-CONTACT) seals nothing and sends nothing, and an exchange made
 // on the SA afterwards is canceled at once. Sealing with the zeroed keys
-// panicked (the one-minute soak, once in 24 runs: a rekey's quick mode
+// panicked (the one-minute soak, once in 17 runs: a rekey's quick mode
 // retried while the responder restarted).
 func TestRemovedIKESASealsNothing(t *testing.T) {
 	t.Parallel()
