@@ -121,9 +121,15 @@ func (d *Daemon) negotiate(plan *qmPlan) {
 			tu.state = stateNegotiating
 		}
 	}
+	sa := d.findIKESA(local, remote)
+	if sa == nil && d.initiating >= d.maxInitiating {
+		// Counted as an attempt when its turn comes (initiationEnded).
+		d.initQueue = append(d.initQueue, plan)
+		d.mu.Unlock()
+		return
+	}
 	plan.retry.Start()
 	tu.attempts++
-	sa := d.findIKESA(local, remote)
 	switch {
 	case sa != nil && sa.established:
 		d.mu.Unlock()
@@ -132,11 +138,6 @@ func (d *Daemon) negotiate(plan *qmPlan) {
 	case sa != nil:
 		q := sa.queue()
 		q.waiting = append(q.waiting, plan)
-		d.mu.Unlock()
-		return
-	}
-	if d.initiating >= d.maxInitiating {
-		d.initQueue = append(d.initQueue, plan)
 		d.mu.Unlock()
 		return
 	}

@@ -58,6 +58,11 @@ func TestInitiationsTakeTurns(t *testing.T) {
 	if running != 0 || queued != 0 {
 		t.Errorf("with every tunnel up: %d phase 1s running, %d waiting", running, queued)
 	}
+	for i := range n {
+		if st := tunnelStatus(t, a.d, fmt.Sprintf("t%d", i)); st.Attempts != 1 {
+			t.Errorf("t%d: %d attempts counted, want 1 (a turn waited for is not an attempt)", i, st.Attempts)
+		}
+	}
 	if c := a.d.Status().Counters; c.Phase1Established != n || c.Retransmits != 0 {
 		t.Errorf("%d phase 1s established, %d retransmissions: want %d and 0", c.Phase1Established, c.Retransmits, n)
 	}
