@@ -109,16 +109,33 @@ func (tu *tunnel) proposalFor() (local, remote selector.Set, src, dst netip.Addr
 }
 
 // negotiate gets a child SA for the tunnel on the IKE SA between local and
-// remote, making one if needed.
+// remote, making one if needed: at once if fewer than maxInitiating IKE
+// SAs this end initiated are still being set up, else when its turn comes
+// (initiationEnded).
 func (d *Daemon) negotiate(name string, local, remote netip.Addr) {
 	for {
 		d.mu.Lock()
 		sa := d.findIKESA(local, remote)
-		d.mu.Unlock()
 		if sa == nil {
+			if d.closed {
+				d.mu.Unlock()
+				return
+			}
+			if d.initiating >= d.maxInitiating {
+				w := initTurn{name: name, local: local, remote: remote}
+				if tu := d.tunnels[name]; tu != nil {
+					w.acq = tu.acq
+				}
+				d.initQueue = append(d.initQueue, w)
+				d.mu.Unlock()
+				return
+			}
+			d.initiating++ // given back by the SA's endTurn
+			d.mu.Unlock()
 			d.initiate(local, remote, name)
 			return
 		}
+		d.mu.Unlock()
 		sa.lock()
 		switch sa.state {
 		case stateEstablished:
@@ -131,6 +148,46 @@ func (d *Daemon) negotiate(name string, local, remote netip.Addr) {
 		}
 		sa.unlock()
 		return
+	}
+}
+
+// maxInitiations bounds the IKE SAs this end initiates and has not yet
+// established; more acquires wait their turn. A peer's restart with
+// thousands of tunnels to it had each tunnel's next packet start an
+// IKE_SA_INIT at once: 27,685 retransmissions while 10,000 tunnels came
+// back in a soak, as ike/v1 had before its bound (maxInitiations there).
+const maxInitiations = 250
+
+// initTurn is an acquire waiting for its turn to initiate an IKE SA.
+type initTurn struct {
+	name          string
+	acq           *acquire // the tunnel's when it queued
+	local, remote netip.Addr
+}
+
+// initiationEnded gives back an IKE SA's place (endTurn) and lets the
+// first acquire waiting for one negotiate again from the start: an IKE SA
+// with its peer may be there by now. An acquire its tunnel no longer has
+// (the tunnel removed, or failed over to its other destination) is passed
+// over.
+func (d *Daemon) initiationEnded() {
+	d.mu.Lock()
+	d.initiating--
+	var next initTurn
+	for next.name == "" && len(d.initQueue) > 0 && !d.closed {
+		w := d.initQueue[0]
+		d.initQueue[0] = initTurn{}
+		d.initQueue = d.initQueue[1:]
+		if tu := d.tunnels[w.name]; tu != nil && tu.acq == w.acq {
+			next = w
+		}
+	}
+	if len(d.initQueue) == 0 {
+		d.initQueue = nil
+	}
+	d.mu.Unlock()
+	if next.name != "" {
+		d.negotiate(next.name, next.local, next.remote)
 	}
 }
 

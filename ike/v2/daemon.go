@@ -51,6 +51,13 @@ type Daemon struct {
 	sched    *schedule // the lifetime timers
 	closed   bool
 
+	// initiating counts the IKE SAs this end initiated that are neither
+	// established nor gone, which maxInitiating bounds (maxInitiations;
+	// tests lower it); the acquires beyond it wait in initQueue, in
+	// order (acquire.go).
+	initiating, maxInitiating int
+	initQueue                 []initTurn
+
 	// classicAuth (tests) makes the daemon a peer without RFC 7427: it
 	// neither announces SIGNATURE_HASH_ALGORITHMS nor reads the peer's.
 	classicAuth bool
@@ -139,7 +146,7 @@ func New(cfg ike.Config, inst ike.Installer, tr ike.Transport, lis ike.Listener)
 	}
 	clk := clockOf(cfg)
 	d := &Daemon{inst: inst, tr: tr, lis: lis, clk: clk, sched: newSchedule(clk), rand: &lockedReader{r: r}, log: lg, cfg: c, inboundGrace: rekeyedInboundGrace,
-		sas: map[uint64]*ikeSA{}, halfOpen: map[respKey]*ikeSA{}, tunnels: map[string]*tunnel{}}
+		sas: map[uint64]*ikeSA{}, halfOpen: map[respKey]*ikeSA{}, tunnels: map[string]*tunnel{}, maxInitiating: maxInitiations}
 	for i := range c.Tunnels {
 		t := &c.Tunnels[i]
 		tu := &tunnel{cfg: t}
@@ -232,6 +239,7 @@ func (d *Daemon) Close() error {
 		return errors.New("v2: daemon already closed")
 	}
 	d.closed = true
+	d.initQueue = nil
 	sas := make([]*ikeSA, 0, len(d.sas))
 	for _, sa := range d.sas {
 		sas = append(sas, sa)

@@ -21,6 +21,9 @@ type handshake struct {
 	kex                *ike.KeyExchange // the initiator's, until IKE_SA_INIT completes
 	cookie             []byte           // initiator: the responder's cookie, first in IKE_SA_INIT
 	waiting            []string         // tunnels that want a child SA once established
+	// turn: the SA holds one of the daemon's places for IKE SAs this end
+	// initiates (initiate), until it is established or gone (endTurn).
+	turn bool
 	// RFC 9370 additional key exchanges in IKE_INTERMEDIATE
 	// (intermediate.go): the exchanges done, the initiator's key while
 	// its exchange runs, the responder's keys before the last one

@@ -220,6 +220,7 @@ func (sa *ikeSA) ikeAuthResponse(m *Message, ex *authExchange) {
 func (sa *ikeSA) establish() {
 	d := sa.d
 	sa.setState(stateEstablished)
+	sa.endTurn()
 	// Both AUTHs are done: what they sign (§2.15) is not needed again.
 	hs := sa.hs
 	sa.hs = nil

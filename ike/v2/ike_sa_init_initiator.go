@@ -26,6 +26,7 @@ func (d *Daemon) initiate(local, remote netip.Addr, name string) {
 	sa := d.newIKESA(true, netip.AddrPortFrom(local, 500), netip.AddrPortFrom(remote, 500), 0)
 	sa.lock()
 	defer sa.unlock()
+	sa.hs.turn = true // negotiate took the place
 	d.mu.Lock()
 	sa.hs.waiting = []string{name}
 	sa.forceEncap = d.wantsEncap(local, remote)

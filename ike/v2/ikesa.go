@@ -161,6 +161,16 @@ func (sa *ikeSA) unlock() {
 // after queues an effect: a call to the Installer, Transport or Listener.
 func (sa *ikeSA) after(f func()) { sa.fx = append(sa.fx, f) }
 
+// endTurn gives back the daemon's initiation place the SA's handshake
+// holds, once it is established or gone; the next acquire waiting for one
+// starts when the SA's mutex is released. The SA's mutex must be held.
+func (sa *ikeSA) endTurn() {
+	if sa.hs != nil && sa.hs.turn {
+		sa.hs.turn = false
+		sa.after(sa.d.initiationEnded)
+	}
+}
+
 // localSPI is this end's SPI, by which the daemon finds the SA.
 func (sa *ikeSA) localSPI() uint64 {
 	if sa.initiator {
@@ -271,6 +281,7 @@ func (sa *ikeSA) destroy(reason string) {
 	if sa.dpd != nil {
 		sa.dpd.stop()
 	}
+	sa.endTurn()
 	var waiting []string
 	if sa.hs != nil {
 		waiting, sa.hs.waiting = sa.hs.waiting, nil
