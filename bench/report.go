@@ -99,20 +99,20 @@ func IKETable(w io.Writer, r IKEResult) error {
 // when measured, and raw ESP against ESP in UDP per transform.
 func TunnelTable(w io.Writer, rows []TunnelResult, cmps []EncapComparison, wg *WireGuardResult) error {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
-	head := "tunnel\ttransform\tencap\tseconds\tGbps\tbare Gbps\tratio\tCPU ns/pkt\t"
+	head := "tunnel\ttransform\tencap\tseconds\tGbps\tbare Gbps\tratio\tCPU ns/pkt\tCPUs busy\tbare\t"
 	if wg != nil {
 		head += "vs wireguard-go\t"
 	}
 	fmt.Fprintln(tw, head)
 	for _, r := range rows {
-		fmt.Fprintf(tw, "ISM\t%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t%.0f\t", r.Transform, r.Encap, r.Seconds, r.Gbps, r.BareGbps, r.Ratio, r.CPUNsPerPacket)
+		fmt.Fprintf(tw, "ISM\t%s\t%s\t%d\t%.3f\t%.3f\t%.3f\t%.0f\t%.2f\t%.2f\t", r.Transform, r.Encap, r.Seconds, r.Gbps, r.BareGbps, r.Ratio, r.CPUNsPerPacket, r.CPUs, r.BareCPUs)
 		if wg != nil {
 			fmt.Fprintf(tw, "%.2f\t", r.VsWireGuard)
 		}
 		fmt.Fprintln(tw)
 	}
 	if wg != nil {
-		fmt.Fprintf(tw, "%s\tchacha20-poly1305\tudp\t%d\t%.3f\t%.3f\t%.3f\t%.0f\t1.00\t\n", wg.Peer, wg.Seconds, wg.Gbps, wg.BareGbps, wg.Ratio, wg.CPUNsPerPacket)
+		fmt.Fprintf(tw, "%s\tchacha20-poly1305\tudp\t%d\t%.3f\t%.3f\t%.3f\t%.0f\t%.2f\t%.2f\t1.00\t\n", wg.Peer, wg.Seconds, wg.Gbps, wg.BareGbps, wg.Ratio, wg.CPUNsPerPacket, wg.CPUs, wg.BareCPUs)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

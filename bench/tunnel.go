@@ -42,6 +42,12 @@ type TunnelResult struct {
 	// ran through the tunnel, over the packets gateway a sent into it:
 	// what load does not bend as it bends Gbit/s.
 	CPUNsPerPacket float64 `json:"cpu_ns_per_packet"`
+	// CPUs and BareCPUs are how many of the machine's CPUs were busy
+	// (/proc/stat: every process, the kernel's softirqs included) while
+	// iperf3 ran through the tunnel and over the bare veth: the machine's
+	// whole budget is its CPU count, which a tunnel bound by CPU fills.
+	CPUs     float64 `json:"cpus"`
+	BareCPUs float64 `json:"bare_cpus"`
 }
 
 // EncapComparison is the row of `ismbench tunnel -encap esp,udp` that sets
@@ -109,7 +115,7 @@ func MeasureTunnel(t transform.Transform, s TunnelSetup, d time.Duration) (Tunne
 		if out, err := l.Run(a, "ping", "-c", "2", "-i", "0.2", "-W", "2", "-I", "198.51.100.1", "203.0.113.1"); err != nil {
 			h.Fatalf("no traffic through the tunnel: %v\n%s", err, out)
 		}
-		r.BareGbps = iperf(&h, l, a, b, "192.0.2.1", "192.0.2.2", d)
+		r.BareCPUs = busyCPUs(func() { r.BareGbps = iperf(&h, l, a, b, "192.0.2.1", "192.0.2.2", d) })
 		sent := func() uint64 {
 			if ts := ga.Snapshot().Tunnels; len(ts) == 1 {
 				return ts[0].Outbound.Packets
@@ -117,7 +123,7 @@ func MeasureTunnel(t transform.Transform, s TunnelSetup, d time.Duration) (Tunne
 			return 0
 		}
 		p0, cpu0 := sent(), selfCPU()
-		r.Gbps = iperf(&h, l, a, b, "198.51.100.1", "203.0.113.1", d)
+		r.CPUs = busyCPUs(func() { r.Gbps = iperf(&h, l, a, b, "198.51.100.1", "203.0.113.1", d) })
 		if n := sent() - p0; n > 0 {
 			r.CPUNsPerPacket = float64(selfCPU()-cpu0) / float64(n)
 		}

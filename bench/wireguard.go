@@ -33,6 +33,9 @@ type WireGuardResult struct {
 	// goodput over a full segment's TCP payload at wireguard-go's MTU
 	// (wgSegment): comparable with TunnelResult's.
 	CPUNsPerPacket float64 `json:"cpu_ns_per_packet"`
+	// CPUs and BareCPUs are the machine's busy CPUs, as TunnelResult's.
+	CPUs     float64 `json:"cpus"`
+	BareCPUs float64 `json:"bare_cpus"`
 }
 
 // wgMTU is wireguard-go's default tunnel MTU.
@@ -60,9 +63,9 @@ func MeasureWireGuard(d time.Duration) (WireGuardResult, error) {
 		startWireGuard(&h, l, a, ka, wgPeer{pub: kb.pub, endpoint: netip.AddrPortFrom(peerB, 51820), allowed: subnetB}, innerA)
 		startWireGuard(&h, l, b, kb, wgPeer{pub: ka.pub, endpoint: netip.AddrPortFrom(peerA, 51820), allowed: subnetA}, innerB)
 		waitTraffic(&h, l, a, func() string { return "wireguard-go" })
-		r.BareGbps = iperf(&h, l, a, b, peerA.String(), peerB.String(), d)
+		r.BareCPUs = busyCPUs(func() { r.BareGbps = iperf(&h, l, a, b, peerA.String(), peerB.String(), d) })
 		cpu0 := selfCPU()
-		r.Gbps = iperf(&h, l, a, b, innerA.String(), innerB.String(), d)
+		r.CPUs = busyCPUs(func() { r.Gbps = iperf(&h, l, a, b, innerA.String(), innerB.String(), d) })
 		if pkts := r.Gbps * 1e9 / 8 * d.Seconds() / wgSegment; pkts > 0 {
 			r.CPUNsPerPacket = float64(selfCPU()-cpu0) / pkts
 		}
