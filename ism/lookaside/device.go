@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
+	"time"
 
+	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/ismgw/ism/ism/vr"
@@ -46,7 +48,7 @@ func (d *Datapath) device(v *vr.VR) (*device, error) {
 	dev.fib.Store(&fib{})
 	err := v.NS.Do(func() error {
 		var err error
-		dev.dev, err = tun.CreateTUN(TUNName, tunMTU)
+		dev.dev, err = createTUN()
 		return err
 	})
 	if err != nil {
@@ -66,6 +68,27 @@ func (d *Datapath) device(v *vr.VR) (*device, error) {
 	d.wg.Add(1)
 	go d.outbound(dev)
 	return dev, nil
+}
+
+// tunBusyWait is how long createTUN tries again while the kernel still
+// has the previous device of the name.
+const tunBusyWait = 2 * time.Second
+
+// createTUN creates the VR's device in the calling thread's namespace. A
+// device of the same name that the datapath has just closed (a reload
+// that rebuilt every tunnel of the VR) stays while any process still
+// holds its descriptor: a child forked meanwhile by this process has a
+// copy until it execs. The kernel refuses the name (EBUSY) until then,
+// so that is tried again for a moment.
+func createTUN() (tun.Device, error) {
+	deadline := time.Now().Add(tunBusyWait)
+	for {
+		dev, err := tun.CreateTUN(TUNName, tunMTU)
+		if err == nil || !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+			return dev, err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // release drops a reference to dev; the last one closes the device, which
