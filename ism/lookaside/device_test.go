@@ -21,17 +21,11 @@ func TestCreateTUNWhileOldHeld(t *testing.T) {
 	l := netlab.New(t) // skips unless root
 	ns := l.NS("v")
 	err := netns.Do(ns, func() error {
-		old, err := createTUN()
+		held, err := closedButHeld()
 		if err != nil {
 			return err
 		}
-		copyFD, err := unix.Dup(int(old.File().Fd()))
-		if err != nil {
-			return err
-		}
-		old.Close()
-		fd := copyFD
-		released := time.AfterFunc(100*time.Millisecond, func() { unix.Close(fd) })
+		released := time.AfterFunc(100*time.Millisecond, func() { unix.Close(held) })
 		defer released.Stop()
 		start := time.Now()
 		dev, err := createTUN()
@@ -49,16 +43,11 @@ func TestCreateTUNWhileOldHeld(t *testing.T) {
 	}
 	// Without the wait, the kernel's answer: the name is busy.
 	err = netns.Do(ns, func() error {
-		old, err := createTUN()
+		held, err := closedButHeld()
 		if err != nil {
 			return err
 		}
-		copyFD, err := unix.Dup(int(old.File().Fd()))
-		if err != nil {
-			return err
-		}
-		defer unix.Close(copyFD)
-		old.Close()
+		defer unix.Close(held)
 		dev, err := tun.CreateTUN(TUNName, tunMTU)
 		if err == nil {
 			dev.Close()
@@ -68,4 +57,15 @@ func TestCreateTUNWhileOldHeld(t *testing.T) {
 	if !errors.Is(err, unix.EBUSY) {
 		t.Errorf("creating the device while the old one is held: %v, want EBUSY", err)
 	}
+}
+
+// closedButHeld creates the device, copies its descriptor and closes it:
+// the copy, which it returns, keeps the device as a forked child would.
+func closedButHeld() (int, error) {
+	old, err := createTUN()
+	if err != nil {
+		return -1, err
+	}
+	defer old.Close()
+	return unix.Dup(int(old.File().Fd()))
 }
