@@ -29,6 +29,14 @@ type acquire struct {
 	retry         *ike.Retry        // the pair's record
 }
 
+// wanted reports whether the acquire still asks for a child SA of tunnel
+// tu: none of its child SAs covers the packet (or, without one, the
+// tunnel is not up). Daemon.mu must be held.
+func (a *acquire) wanted(tu *tunnel) bool {
+	_, _, ok := ike.AcquireSelectors(tu.cfg, tu.pairs(), a.src, a.dst, tu.state != tunnelUp)
+	return ok
+}
+
 // proposal returns the traffic selectors the acquire proposes: TSi's and
 // TSr's, and the addresses to put first.
 func (a *acquire) proposal() (local, remote selector.Set, src, dst netip.Addr) {
@@ -169,7 +177,8 @@ type initTurn struct {
 // first acquire waiting for one negotiate again from the start: an IKE SA
 // with its peer may be there by now. An acquire its tunnel no longer has
 // (the tunnel removed, or failed over to its other destination) is passed
-// over.
+// over, and so is one that a child SA the peer started meanwhile
+// answered: it is done.
 func (d *Daemon) initiationEnded() {
 	d.mu.Lock()
 	d.initiating--
@@ -178,7 +187,12 @@ func (d *Daemon) initiationEnded() {
 		w := d.initQueue[0]
 		d.initQueue[0] = initTurn{}
 		d.initQueue = d.initQueue[1:]
-		if tu := d.tunnels[w.name]; tu != nil && tu.acq == w.acq {
+		tu := d.tunnels[w.name]
+		switch {
+		case tu == nil || tu.acq != w.acq: // passed over
+		case w.acq != nil && !w.acq.wanted(tu):
+			d.negotiatedLocked(tu)
+		default:
 			next = w
 		}
 	}

@@ -128,3 +128,38 @@ func TestInitiationTurnPassedOver(t *testing.T) {
 		t.Errorf("%d IKE SAs established, want 1 (t1's; gone's acquire passed over)", n)
 	}
 }
+
+// TestInitiationTurnSettledByPeer: while A's acquire for t1 waits for its
+// turn, B brings t1 up; when the turn comes, the acquire is done and A
+// starts no second child SA.
+func TestInitiationTurnSettledByPeer(t *testing.T) {
+	t.Parallel()
+	clk := clocktest.New(t0)
+	ca, cb := pairConfig(clk), pairConfig(clk)
+	ca.Tunnels = []ike.Tunnel{
+		pairTunnel(t, "dead", addrA, netip.MustParseAddr("192.0.2.3"), netip.MustParsePrefix("198.51.100.0/28"), netB, "esp-aes128-gcm16"),
+		pairTunnel(t, "t1", addrA, addrB, netip.MustParsePrefix("198.51.100.128/25"), netB, "esp-aes128-gcm16"),
+	}
+	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netip.MustParsePrefix("198.51.100.128/25"), "esp-aes128-gcm16")}
+	p := newPair(t, clk, ca, cb)
+	p.a.d.mu.Lock()
+	p.a.d.maxInitiating = 1
+	p.a.d.mu.Unlock()
+	p.a.d.Acquire("dead")
+	p.a.d.Acquire("t1")
+	p.b.d.Acquire("t1")
+	waitEvent(t, p.a.lis, "up", "t1")
+	p.advance(t, 16*time.Second) // the dead peer's IKE SA fails: t1's turn
+	waitFor(t, "the turn taken", func() bool {
+		p.a.d.mu.Lock()
+		defer p.a.d.mu.Unlock()
+		return p.a.d.initiating == 0 && len(p.a.d.initQueue) == 0
+	})
+	p.advance(t, time.Second)
+	if _, out, _ := p.a.inst.Tunnel("t1"); len(out) != 1 {
+		t.Errorf("A has %d outbound SAs for t1, want 1 (B's child answered the acquire)", len(out))
+	}
+	if st := tunnelStatus(t, p.a.d, "t1"); st.State != "up" {
+		t.Errorf("t1 is %s", st.State)
+	}
+}
