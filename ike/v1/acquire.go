@@ -159,7 +159,9 @@ const maxInitiations = 250
 
 // initiationEnded frees the place of a phase 1 this end started (done or
 // failed) for the next plan waiting, which negotiates
-// again from the start: an IKE SA with its peer may be up by now.
+// again from the start: an IKE SA with its peer may be up by now. A plan
+// whose tunnel went, whose SA to rekey went, or that a child SA the peer
+// started has answered is passed over.
 func (d *Daemon) initiationEnded() {
 	d.mu.Lock()
 	d.initiating--
@@ -175,6 +177,9 @@ func (d *Daemon) initiationEnded() {
 			}
 		case p.replaces != nil && p.replaces.dead:
 			p.replaces.rekeying = false
+		case p.replaces == nil && p.answeredLocked():
+			// A quick mode the peer started meanwhile made it.
+			d.negotiatedLocked(p.tu, p, p.local, p.remote)
 		default:
 			next = p
 		}
@@ -186,6 +191,18 @@ func (d *Daemon) initiationEnded() {
 	if next != nil {
 		d.negotiate(next)
 	}
+}
+
+// answeredLocked reports whether an acquire's tunnel now has a child SA
+// where the plan's selectors are: the plan was made where none was, so
+// the peer has started one since. Daemon.mu must be held.
+func (p *qmPlan) answeredLocked() bool {
+	for _, c := range p.tu.children {
+		if c.local().Overlaps(p.local) && c.remote().Overlaps(p.remote) {
+			return true
+		}
+	}
+	return false
 }
 
 // negotiationFailed records a failed negotiation with remote and puts the

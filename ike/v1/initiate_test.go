@@ -67,3 +67,46 @@ func TestInitiationsTakeTurns(t *testing.T) {
 		t.Errorf("%d phase 1s established, %d retransmissions: want %d and 0", c.Phase1Established, c.Retransmits, n)
 	}
 }
+
+// TestInitiationTurnSettledByPeer: while A's acquire for t1 waits for its
+// turn (the one place is held by a phase 1 to a peer that never answers),
+// B brings t1 up; when the turn comes, the acquire is done and A starts
+// no second quick mode.
+func TestInitiationTurnSettledByPeer(t *testing.T) {
+	t.Parallel()
+	ca, cb := baseConfig(), baseConfig()
+	dead := netip.MustParseAddr("192.0.2.3")
+	ca.Tunnels = []ike.Tunnel{
+		pairTunnel(t, "dead", addrA, dead, netip.MustParsePrefix("198.51.100.0/28"), netB, "esp-aes128-gcm16"),
+		pairTunnel(t, "t1", addrA, addrB, netip.MustParsePrefix("198.51.100.128/25"), netB, "esp-aes128-gcm16"),
+	}
+	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netip.MustParsePrefix("198.51.100.128/25"), "esp-aes128-gcm16")}
+	ca.PreSharedKeys = append(ca.PreSharedKeys, ike.PreSharedKey{Peer: dead.String(), Key: ipsec.Key("pair-secret")})
+	w := newSim(t)
+	a, b := newSide(t, w, ca, addrA, 0x1000), newSide(t, w, cb, addrB, 0x2000)
+	a.d.mu.Lock()
+	a.d.maxInitiating = 1
+	a.d.mu.Unlock()
+	a.d.Acquire("dead")
+	a.d.Acquire("t1")
+	a.d.mu.Lock()
+	queued := len(a.d.initQueue)
+	a.d.mu.Unlock()
+	if queued != 1 {
+		t.Fatalf("%d plans waiting, want 1", queued)
+	}
+	b.d.Acquire("t1")
+	w.waitEvent(t, a.lis, "up", "t1", 10*time.Second)
+	w.waitUntil(t, time.Minute, "the dead peer's phase 1 given up and t1's turn taken", func() bool {
+		a.d.mu.Lock()
+		defer a.d.mu.Unlock()
+		return a.d.initiating == 0 && len(a.d.initQueue) == 0
+	})
+	w.sleep(t, 5*time.Second)
+	if _, out, _ := a.inst.Tunnel("t1"); len(out) != 1 {
+		t.Errorf("A has %d outbound SAs for t1, want 1 (B's quick mode answered the acquire)", len(out))
+	}
+	if st := tunnelStatus(t, a.d, "t1"); st.State != "up" || st.Attempts != 0 {
+		t.Errorf("t1: %s, %d attempts of its own, want up and 0", st.State, st.Attempts)
+	}
+}
