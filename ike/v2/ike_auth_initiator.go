@@ -63,10 +63,20 @@ func (sa *ikeSA) startAuth() {
 		return
 	}
 	sa.localID, sa.authMethod = ex.tunnel.LocalIdentity(), ex.plan.method
+	// setupFailed ends the IKE SA and fails the tunnel's negotiation.
+	setupFailed := func(sa *ikeSA, reason string) {
+		remote, heard := sa.remote.Addr(), sa.heardAt()
+		sa.after(func() { d.setupFailed(name, remote, reason, heard) })
+		sa.fail(reason)
+	}
 	sa.request(&request{exchange: IKEAuth,
 		build: func(sa *ikeSA) ([]Payload, error) {
+			// A request that cannot be built is not sent and has no
+			// timeout: the SA ends here, or it would wait for ever,
+			// holding its initiation place (negotiate).
 			offer, err := sa.offerFor(ex.tunnel, 0)
 			if err != nil {
+				setupFailed(sa, "IKE_AUTH not sent: "+err.Error())
 				return nil, err
 			}
 			ex.offer = offer
@@ -74,6 +84,7 @@ func (sa *ikeSA) startAuth() {
 			ex.idi = id.marshal()
 			certs, auth, err := sa.ownAuth(ex.plan, ex.idi, sa.win.nextID) // build runs just before the request gets nextID
 			if err != nil {
+				setupFailed(sa, "IKE_AUTH not sent: "+err.Error())
 				return nil, err
 			}
 			ps := append([]Payload{{Type: PayloadIDi, Body: ex.idi}}, certs...)
@@ -93,11 +104,7 @@ func (sa *ikeSA) startAuth() {
 			return append(ps, childPayloads(ex.tunnel, offer, ex.child.local, ex.child.remote, ex.child.src, ex.child.dst)...), nil
 		},
 		onResponse: func(sa *ikeSA, m *Message) { sa.ikeAuthResponse(m, &ex) },
-		onTimeout: func(sa *ikeSA) {
-			remote, heard := sa.remote.Addr(), sa.heardAt()
-			sa.after(func() { d.setupFailed(name, remote, "the peer did not answer IKE_AUTH", heard) })
-			sa.fail("the peer did not answer IKE_AUTH")
-		},
+		onTimeout:  func(sa *ikeSA) { setupFailed(sa, "the peer did not answer IKE_AUTH") },
 	})
 }
 

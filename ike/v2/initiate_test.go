@@ -1,14 +1,18 @@
 package v2
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ismgw/ism/clock/clocktest"
 	"github.com/ismgw/ism/ike"
+	"github.com/ismgw/ism/ike/internal/iketest"
 	"github.com/ismgw/ism/ipsec"
+	"github.com/ismgw/ism/transform"
 )
 
 // TestInitiationsTakeTurns: with room for two IKE SAs being set up at
@@ -162,4 +166,41 @@ func TestInitiationTurnSettledByPeer(t *testing.T) {
 	if st := tunnelStatus(t, p.a.d, "t1"); st.State != "up" {
 		t.Errorf("t1 is %s", st.State)
 	}
+}
+
+// spiless is an Installer that has no SPI to give.
+type spiless struct{ *iketest.Installer }
+
+func (spiless) AllocateSPI(string, transform.Protocol, netip.Addr) (uint32, error) {
+	return 0, errors.New("no SPI left")
+}
+
+// TestAuthNotBuiltFails: an IKE_AUTH that cannot be built (here, no SPI
+// for its child SA) is never sent and has no timeout: the IKE SA fails at
+// once, the tunnel's negotiation with it, and its initiation place is
+// given back. Before, the SA waited for ever, holding the place.
+func TestAuthNotBuiltFails(t *testing.T) {
+	t.Parallel()
+	clk := clocktest.New(t0)
+	ca, cb := pairConfig(clk), pairConfig(clk)
+	ca.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrA, addrB, netA, netB, "esp-aes128-gcm16")}
+	cb.Tunnels = []ike.Tunnel{pairTunnel(t, "t1", addrB, addrA, netB, netA, "esp-aes128-gcm16")}
+	p := newPair(t, clk, ca, cb)
+	lis := iketest.NewListener()
+	d, err := New(ca, spiless{iketest.NewInstaller(0x3000)}, p.w, lis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	p.w.Attach(addrA, d) // in A's place
+	d.Acquire("t1")
+	e := waitEvent(t, lis, "failed", "t1")
+	if !strings.Contains(e.Reason, "no SPI left") {
+		t.Errorf("t1 failed: %q, want the reason IKE_AUTH was not sent", e.Reason)
+	}
+	waitFor(t, "the IKE SA gone and its place given back", func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return len(d.sas) == 0 && d.initiating == 0
+	})
 }
