@@ -52,45 +52,43 @@ func parseStatCPU(stat string) (time.Duration, error) {
 }
 
 // machineBusy returns the time all CPUs of the machine have spent busy
-// (every state of /proc/stat's "cpu" line but idle and iowait; proc(5)),
-// and the wall time since boot they add up to over all CPUs.
-func machineBusy() (busy, total time.Duration, err error) {
+// since boot: every state of /proc/stat's "cpu" line but idle and iowait
+// (proc(5)).
+func machineBusy() (time.Duration, error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	return parseMachineBusy(string(b))
 }
 
-func parseMachineBusy(stat string) (busy, total time.Duration, err error) {
+func parseMachineBusy(stat string) (time.Duration, error) {
 	line, _, _ := strings.Cut(stat, "\n")
 	f := strings.Fields(line)
 	if len(f) < 9 || f[0] != "cpu" {
-		return 0, 0, fmt.Errorf("bench: /proc/stat starts %q", line)
+		return 0, fmt.Errorf("bench: /proc/stat starts %q", line)
 	}
 	// user nice system idle iowait irq softirq steal
-	var ticks [8]uint64
-	for i := range ticks {
-		if ticks[i], err = strconv.ParseUint(f[i+1], 10, 64); err != nil {
-			return 0, 0, fmt.Errorf("bench: /proc/stat cpu field %d %q", i+1, f[i+1])
+	var busy uint64
+	for i := range 8 {
+		t, err := strconv.ParseUint(f[i+1], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("bench: /proc/stat cpu field %d %q", i+1, f[i+1])
+		}
+		if i != 3 && i != 4 { // idle, iowait
+			busy += t
 		}
 	}
-	var all uint64
-	for _, t := range ticks {
-		all += t
-	}
-	idle := ticks[3] + ticks[4]
-	tick := func(n uint64) time.Duration { return time.Duration(n) * time.Second / userHZ }
-	return tick(all - idle), tick(all), nil
+	return time.Duration(busy) * time.Second / userHZ, nil
 }
 
 // busyCPUs measures how many of the machine's CPUs f kept busy on
 // average, from /proc/stat; 0 if it cannot be read.
 func busyCPUs(f func()) float64 {
-	b0, _, err0 := machineBusy()
+	b0, err0 := machineBusy()
 	t0 := time.Now()
 	f()
-	b1, _, err1 := machineBusy()
+	b1, err1 := machineBusy()
 	el := time.Since(t0)
 	if err0 != nil || err1 != nil || el <= 0 {
 		return 0
